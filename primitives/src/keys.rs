@@ -70,18 +70,7 @@ pub struct Signature(pub [u8; 64]);
 
 /// An account: the tagged hash of the ed25519 public key that controls it.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 #[serde(transparent)]
 pub struct AccountId(pub Hash32);
@@ -90,6 +79,12 @@ impl PublicKey {
     /// The account this key controls.
     pub fn account_id(&self) -> AccountId {
         AccountId(tagged_hash("sidechain/account", &[&self.0]))
+    }
+
+    /// Checks that the 32 bytes decode to an ed25519 point, so that a set of keys can be validated once
+    /// (e.g. a validator set at genesis) instead of failing later at every verification.
+    pub fn check(&self) -> Result<(), SignatureError> {
+        self.verifying_key().map(|_| ())
     }
 
     fn verifying_key(&self) -> Result<VerifyingKey, SignatureError> {
@@ -120,12 +115,9 @@ pub fn verify_batch(items: &[(PublicKey, Vec<u8>, Signature)]) -> Result<(), Sig
         keys.push(k.verifying_key()?);
     }
     let msgs: Vec<&[u8]> = items.iter().map(|(_, m, _)| m.as_slice()).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = items
-        .iter()
-        .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
-        .collect();
-    ed25519_dalek::verify_batch(&msgs, &sigs, &keys)
-        .map_err(|_| SignatureError::BatchInvalid(items.len()))
+    let sigs: Vec<ed25519_dalek::Signature> =
+        items.iter().map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0)).collect();
+    ed25519_dalek::verify_batch(&msgs, &sigs, &keys).map_err(|_| SignatureError::BatchInvalid(items.len()))
 }
 
 /// A secret ed25519 key with its public half.
@@ -156,11 +148,7 @@ impl Keypair {
 
     /// Signs `signing_bytes(domain, genesis, body)`.
     pub fn sign(&self, domain: SignDomain, genesis: &Hash32, body: &[u8]) -> Signature {
-        Signature(
-            self.0
-                .sign(&signing_bytes(domain, genesis, body))
-                .to_bytes(),
-        )
+        Signature(self.0.sign(&signing_bytes(domain, genesis, body)).to_bytes())
     }
 }
 
@@ -240,22 +228,10 @@ mod tests {
         let k = Keypair::from_secret([7; 32]);
         let g = Hash32([1; 32]);
         let sig = k.sign(SignDomain::Vote, &g, b"body");
-        assert_eq!(
-            k.public().verify(SignDomain::Vote, &g, b"body", &sig),
-            Ok(())
-        );
-        assert!(k
-            .public()
-            .verify(SignDomain::UserTx, &g, b"body", &sig)
-            .is_err());
-        assert!(k
-            .public()
-            .verify(SignDomain::Vote, &Hash32([2; 32]), b"body", &sig)
-            .is_err());
-        assert!(k
-            .public()
-            .verify(SignDomain::Vote, &g, b"bodx", &sig)
-            .is_err());
+        assert_eq!(k.public().verify(SignDomain::Vote, &g, b"body", &sig), Ok(()));
+        assert!(k.public().verify(SignDomain::UserTx, &g, b"body", &sig).is_err());
+        assert!(k.public().verify(SignDomain::Vote, &Hash32([2; 32]), b"body", &sig).is_err());
+        assert!(k.public().verify(SignDomain::Vote, &g, b"bodx", &sig).is_err());
     }
 
     #[test]
@@ -281,9 +257,6 @@ mod tests {
         bad[0] = 2;
         let pk = PublicKey(bad);
         let r = pk.verify(SignDomain::Vote, &Hash32::ZERO, b"", &Signature([0; 64]));
-        assert!(matches!(
-            r,
-            Err(SignatureError::MalformedKey(_)) | Err(SignatureError::Invalid(_))
-        ));
+        assert!(matches!(r, Err(SignatureError::MalformedKey(_)) | Err(SignatureError::Invalid(_))));
     }
 }
