@@ -8,9 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A SHA-256 output: block hashes, transaction ids, state roots, account ids.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Hash32(pub [u8; 32]);
 
 impl Hash32 {
@@ -65,8 +63,7 @@ impl FromStr for Hash32 {
         if s.len() != 64 {
             return Err(ParseHashError(s.chars().take(80).collect()));
         }
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| ParseHashError(s.chars().take(80).collect()))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| ParseHashError(s.chars().take(80).collect()))?;
         Ok(Hash32(out))
     }
 }

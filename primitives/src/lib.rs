@@ -12,10 +12,7 @@ mod keys;
 mod newtypes;
 
 pub use hash::{tagged_hash, Hash32};
-pub use keys::{
-    signing_bytes, verify_batch, AccountId, Keypair, PublicKey, SignDomain, Signature,
-    SignatureError,
-};
+pub use keys::{signing_bytes, verify_batch, AccountId, Keypair, PublicKey, SignDomain, Signature, SignatureError};
 pub use newtypes::{BtcHeight, Height, Round, ValidatorIndex};
 
 /// The canonical bytes of a value: what is signed and hashed everywhere.

@@ -1,2 +1,13 @@
 //! The local federation: real bitcoind processes on regtest, real `sidechaind` processes, and the e2e
 //! fault scenarios that run against them.
+//!
+//! Nothing here is a stand-in: bitcoind is the real Bitcoin Core built by `scripts/setup`, and every wait
+//! is a bounded poll ([`wait::wait_until`]).
+
+pub mod bitcoind;
+pub mod btc_wallet;
+pub mod wait;
+
+pub use bitcoind::{Bitcoind, BitcoindError, BitcoindOptions};
+pub use btc_wallet::{BtcWallet, Utxo, WalletError};
+pub use wait::{wait_until, WaitError};

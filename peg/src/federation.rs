@@ -1,0 +1,119 @@
+//! The federation wallet: a miniscript descriptor over the validators' secp256k1 peg keys.
+//!
+//! The descriptor is the single source of truth for what the federation can spend and with how many
+//! signatures: `wsh(sortedmulti(k, K1..Kn))`. `sortedmulti` makes the script independent of the order in
+//! which keys are listed, so every validator derives the same address from the same key set.
+
+use bitcoin::{Address, Network, PublicKey, ScriptBuf};
+use miniscript::descriptor::{Descriptor, Wsh};
+
+/// Why a federation cannot be built from the given keys and threshold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FederationError {
+    /// The threshold is zero or larger than the number of keys.
+    #[error("threshold {threshold} is not between 1 and the number of keys ({keys})")]
+    BadThreshold { threshold: usize, keys: usize },
+    /// The same key appears twice: one validator would count twice toward the threshold.
+    #[error("peg key {0} appears more than once")]
+    DuplicateKey(PublicKey),
+    /// An uncompressed key is not allowed in segwit scripts.
+    #[error("peg key {0} is uncompressed; segwit requires compressed keys")]
+    UncompressedKey(PublicKey),
+    /// Miniscript refused the descriptor (e.g. more than 20 keys for `multi`).
+    #[error("miniscript rejected the federation descriptor: {0}")]
+    Miniscript(String),
+}
+
+/// A k-of-n federation over compressed secp256k1 keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Federation {
+    threshold: usize,
+    keys: Vec<PublicKey>,
+    descriptor: Descriptor<PublicKey>,
+}
+
+impl Federation {
+    /// Builds `wsh(sortedmulti(threshold, keys...))` after checking the threshold and the keys.
+    pub fn new(threshold: usize, keys: Vec<PublicKey>) -> Result<Self, FederationError> {
+        if threshold == 0 || threshold > keys.len() {
+            return Err(FederationError::BadThreshold { threshold, keys: keys.len() });
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if !k.compressed {
+                return Err(FederationError::UncompressedKey(*k));
+            }
+            if keys[..i].contains(k) {
+                return Err(FederationError::DuplicateKey(*k));
+            }
+        }
+        let wsh =
+            Wsh::new_sortedmulti(threshold, keys.clone()).map_err(|e| FederationError::Miniscript(e.to_string()))?;
+        Ok(Federation { threshold, keys, descriptor: Descriptor::Wsh(wsh) })
+    }
+
+    /// The threshold k: how many signatures spend a federation output.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The peg keys in the order they were given (the script itself sorts them).
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// The miniscript descriptor.
+    pub fn descriptor(&self) -> &Descriptor<PublicKey> {
+        &self.descriptor
+    }
+
+    /// The output script that locks coins to the federation.
+    pub fn script_pubkey(&self) -> ScriptBuf {
+        self.descriptor.script_pubkey()
+    }
+
+    /// The witness script a spend reveals.
+    pub fn witness_script(&self) -> ScriptBuf {
+        self.descriptor.explicit_script().expect("a wsh descriptor always has an explicit script")
+    }
+
+    /// The P2WSH address on `network`.
+    pub fn address(&self, network: Network) -> Address {
+        self.descriptor.address(network).expect("a wsh descriptor always has an address")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    fn keys(n: u8) -> Vec<PublicKey> {
+        let secp = Secp256k1::new();
+        (1..=n)
+            .map(|i| PublicKey::new(SecretKey::from_slice(&[i; 32]).expect("valid scalar").public_key(&secp)))
+            .collect()
+    }
+
+    #[test]
+    fn address_does_not_depend_on_key_order() {
+        let mut k = keys(4);
+        let a = Federation::new(3, k.clone()).expect("valid");
+        k.reverse();
+        let b = Federation::new(3, k).expect("valid");
+        assert_eq!(a.address(Network::Regtest), b.address(Network::Regtest));
+        assert!(a.descriptor().to_string().starts_with("wsh(sortedmulti(3,"));
+    }
+
+    #[test]
+    fn rejects_bad_thresholds_and_duplicates() {
+        let k = keys(4);
+        assert_eq!(Federation::new(0, k.clone()), Err(FederationError::BadThreshold { threshold: 0, keys: 4 }));
+        assert_eq!(Federation::new(5, k.clone()), Err(FederationError::BadThreshold { threshold: 5, keys: 4 }));
+        let mut dup = k.clone();
+        dup[3] = dup[0];
+        assert_eq!(Federation::new(3, dup), Err(FederationError::DuplicateKey(k[0])));
+        let mut unc = k.clone();
+        unc[1].compressed = false;
+        assert!(matches!(Federation::new(3, unc), Err(FederationError::UncompressedKey(_))));
+    }
+}
