@@ -3,4 +3,36 @@
 //! Execution is pure and deterministic: the new state is a function of the previous state and the block
 //! alone. It never calls bitcoind or reads the clock, so every full node re-runs it and must reach the
 //! state root in the header.
+//!
+//! The node's entry points:
+//! - [`Chain::new`] from the [`Genesis`] file, then [`Chain::genesis_state`] once on an empty store;
+//! - [`check_tx`] for mempool admission, [`select_txs`] and [`build_block`] to propose,
+//!   [`execute_block`] before prevoting and when applying a committed block;
+//! - persist [`ExecutionOutcome::write_set`] atomically with the block; reads go through
+//!   `jmt::storage::TreeReader` implemented over the node's database ([`MemStore`] in memory).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod block;
+pub mod codec;
+pub mod execute;
+pub mod genesis;
+pub mod select;
+pub mod state;
+pub mod testkit;
+pub mod tx;
+
+pub use block::{Block, BlockHeader, BtcAnchor};
+pub use execute::{
+    build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
+    ExecutionOutcome, Overlay, Receipt, TxError,
+};
+pub use genesis::{Chain, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
+pub use select::{select_txs, Selection};
+pub use state::{
+    fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
+    WriteSet,
+};
+pub use tx::{tx_root, SignedUserTx, Tx, UserTx, UserTxKind};
+
+/// The state tree crate, re-exported so the node implements the same `TreeReader` version.
+pub use jmt;

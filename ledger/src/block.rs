@@ -1,0 +1,75 @@
+//! Blocks: the header every validator signs a commit for, and the ordered transactions.
+//!
+//! Invariant owned here: the block hash is `tagged_hash("sidechain/block", borsh(header))` and the header
+//! commits to the body through `tx_root` and to the resulting state through `state_root`. The commit
+//! certificate is attached by the node (consensus crate); the ledger does not depend on consensus.
+
+use crate::tx::{tx_root, Tx};
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{canonical_bytes, tagged_hash, BtcHeight, Hash32, Height, ValidatorIndex};
+use serde::{Deserialize, Serialize};
+
+/// Tag of the block hash.
+pub const BLOCK_TAG: &str = "sidechain/block";
+
+/// A Bitcoin block the sidechain has agreed on: peg facts are taken up to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BtcAnchor {
+    /// Its height in the Bitcoin chain.
+    pub height: BtcHeight,
+    /// Its hash, in internal byte order (as in the block header, not the reversed RPC display).
+    pub hash: Hash32,
+}
+
+/// The header. Field order is the signed and hashed order (see `docs/PROTOCOL.md`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// Hash of the genesis (binds the block to one chain).
+    pub genesis_hash: Hash32,
+    /// 1 for the first block after genesis.
+    pub height: Height,
+    /// Hash of the previous header; [`Hash32::ZERO`] at height 1.
+    pub prev_hash: Hash32,
+    /// Proposer's time, milliseconds since the Unix epoch; strictly increasing.
+    pub time_ms: u64,
+    /// Index of the proposer in the validator set.
+    pub proposer: ValidatorIndex,
+    /// Bitcoin anchor after this block.
+    pub btc_anchor: BtcAnchor,
+    /// [`tx_root`] of the transactions.
+    pub tx_root: Hash32,
+    /// State root after executing this block.
+    pub state_root: Hash32,
+    /// Hash of the commit certificate of the previous block (computed by the consensus crate);
+    /// [`Hash32::ZERO`] at height 1.
+    pub last_commit_hash: Hash32,
+}
+
+impl BlockHeader {
+    /// `tagged_hash("sidechain/block", canonical_bytes(header))`.
+    pub fn hash(&self) -> Hash32 {
+        tagged_hash(BLOCK_TAG, &[&canonical_bytes(self)])
+    }
+}
+
+/// A header and its transactions.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// Transactions, applied in order.
+    pub txs: Vec<Tx>,
+}
+
+impl Block {
+    /// The block hash (the header's hash).
+    pub fn hash(&self) -> Hash32 {
+        self.header.hash()
+    }
+
+    /// The transaction root computed from the body (compare with `header.tx_root`).
+    pub fn compute_tx_root(&self) -> Hash32 {
+        let ids: Vec<Hash32> = self.txs.iter().map(Tx::txid).collect();
+        tx_root(&ids)
+    }
+}

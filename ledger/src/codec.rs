@@ -1,0 +1,66 @@
+//! Borsh codecs for foreign types that appear in signed or hashed structures.
+//!
+//! Why: `bitcoin::Amount` and `bitcoin::PublicKey` do not implement borsh, yet the house rule is that money
+//! is a `bitcoin::Amount` in every public signature. These functions pin their canonical encoding:
+//! an amount is its value in satoshis as a little-endian `u64`; a peg key is its 33-byte compressed
+//! SEC1 encoding. Use them with `#[borsh(serialize_with = "...", deserialize_with = "...")]`.
+
+use bitcoin::Amount;
+use borsh::io::{Error, ErrorKind, Read, Write};
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// `Amount` as `u64` satoshis, little-endian.
+pub mod amount {
+    use super::*;
+
+    /// Writes the amount as 8 bytes (little-endian satoshis).
+    pub fn serialize<W: Write>(value: &Amount, writer: &mut W) -> Result<(), Error> {
+        value.to_sat().serialize(writer)
+    }
+
+    /// Reads 8 bytes of little-endian satoshis.
+    pub fn deserialize<R: Read>(reader: &mut R) -> Result<Amount, Error> {
+        u64::deserialize_reader(reader).map(Amount::from_sat)
+    }
+}
+
+/// `bitcoin::PublicKey` as its 33-byte compressed encoding; uncompressed keys are not accepted.
+pub mod peg_key {
+    use super::*;
+
+    /// Writes the 33-byte compressed encoding.
+    pub fn serialize<W: Write>(value: &bitcoin::PublicKey, writer: &mut W) -> Result<(), Error> {
+        writer.write_all(&value.inner.serialize())
+    }
+
+    /// Reads 33 bytes and parses them as a compressed secp256k1 point.
+    pub fn deserialize<R: Read>(reader: &mut R) -> Result<bitcoin::PublicKey, Error> {
+        let mut buf = [0u8; 33];
+        reader.read_exact(&mut buf)?;
+        bitcoin::PublicKey::from_slice(&buf)
+            .map_err(|e| Error::new(ErrorKind::InvalidData, format!("bad peg key: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(BorshSerialize, BorshDeserialize, PartialEq, Debug)]
+    struct Wrap(#[borsh(serialize_with = "amount::serialize", deserialize_with = "amount::deserialize")] Amount);
+
+    #[test]
+    fn amount_is_eight_bytes_le_sats() {
+        let bytes = borsh::to_vec(&Wrap(Amount::from_sat(0x0102))).unwrap();
+        assert_eq!(bytes, vec![2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(borsh::from_slice::<Wrap>(&bytes).unwrap(), Wrap(Amount::from_sat(0x0102)));
+    }
+
+    #[test]
+    fn peg_key_rejects_garbage() {
+        let mut bytes = vec![0x02];
+        bytes.extend([0xff; 32]);
+        let r = peg_key::deserialize(&mut bytes.as_slice());
+        assert!(r.is_err());
+    }
+}

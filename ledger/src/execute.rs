@@ -1,0 +1,513 @@
+//! Transaction checks and block execution: the state transition function every node re-runs.
+//!
+//! Invariants owned here:
+//! - execution reads only the previous state version and the block (no clock, no bitcoind, no IO);
+//! - a block is all or nothing: one invalid transaction makes the whole block invalid (validators
+//!   prevote nil), never a partial application;
+//! - value is conserved: every debit has an equal credit (the recipient, or the fee pool for fees), and
+//!   arithmetic is checked, so an overflow makes a transaction invalid instead of panicking.
+
+use crate::block::{Block, BlockHeader, BtcAnchor};
+use crate::genesis::Chain;
+use crate::state::{
+    build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
+};
+use crate::tx::{tx_root, SignedUserTx, Tx, UserTxKind};
+use bitcoin::Amount;
+use jmt::storage::TreeReader;
+use primitives::{
+    canonical_bytes, verify_batch, AccountId, BtcHeight, Hash32, Height, PublicKey, Signature, SignatureError,
+    ValidatorIndex,
+};
+use std::collections::BTreeMap;
+
+/// Why a user transaction is not valid against a state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The signature does not verify (wrong key, wrong chain, altered transaction).
+    #[error("bad signature: {0}")]
+    BadSignature(#[from] SignatureError),
+    /// A transfer of nothing.
+    #[error("transfer amount must be positive")]
+    ZeroAmount,
+    /// Fee under the chain's minimum.
+    #[error("fee {fee} is below the minimum {min}")]
+    FeeTooLow {
+        /// Offered fee.
+        fee: Amount,
+        /// `Params::min_fee`.
+        min: Amount,
+    },
+    /// Nonce is not the account's next nonce (too low: replay; too high: gap).
+    #[error("account {account}: expected nonce {expected}, got {got}")]
+    BadNonce {
+        /// Sender.
+        account: AccountId,
+        /// The account's nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// `amount + fee` does not fit in an amount.
+    #[error("amount {amount} plus fee {fee} overflows")]
+    AmountOverflow {
+        /// Transfer amount.
+        amount: Amount,
+        /// Fee.
+        fee: Amount,
+    },
+    /// The sender cannot pay `amount + fee`.
+    #[error("account {account}: balance {balance} is less than the {needed} needed")]
+    InsufficientBalance {
+        /// Sender.
+        account: AccountId,
+        /// Its balance.
+        balance: Amount,
+        /// `amount + fee`.
+        needed: Amount,
+    },
+    /// A credit would take a balance above 21 million BTC.
+    #[error("account {account}: crediting {amount} would exceed 21 million btc")]
+    BalanceOverflow {
+        /// Account credited.
+        account: AccountId,
+        /// Credit.
+        amount: Amount,
+    },
+    /// The sender's nonce is at `u64::MAX`.
+    #[error("account {0}: nonce exhausted")]
+    NonceExhausted(AccountId),
+    /// The state could not be read (not a verdict on the transaction).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Why a block is not valid on top of the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The block belongs to another chain.
+    #[error("block is for genesis {got}, this chain is {expected}")]
+    WrongGenesis {
+        /// Our genesis hash.
+        expected: Hash32,
+        /// The header's.
+        got: Hash32,
+    },
+    /// Not the next height.
+    #[error("expected height {expected}, got {got}")]
+    WrongHeight {
+        /// Next height.
+        expected: Height,
+        /// The header's.
+        got: Height,
+    },
+    /// Time did not move forward.
+    #[error("block time {got_ms} ms is not after the previous {prev_ms} ms")]
+    TimeNotIncreasing {
+        /// Previous block's time.
+        prev_ms: u64,
+        /// This block's.
+        got_ms: u64,
+    },
+    /// Proposer index outside the validator set.
+    #[error("proposer {proposer} is not among the {validators} validators")]
+    UnknownProposer {
+        /// The header's proposer.
+        proposer: ValidatorIndex,
+        /// Size of the set.
+        validators: usize,
+    },
+    /// Anchor height went down.
+    #[error("btc anchor height {got} is below the previous anchor {prev}")]
+    AnchorBackwards {
+        /// Previous anchor height.
+        prev: BtcHeight,
+        /// This block's.
+        got: BtcHeight,
+    },
+    /// Anchor moved too far at once.
+    #[error("btc anchor moved from {prev} to {got}, more than {max} blocks")]
+    AnchorStepTooLarge {
+        /// Previous anchor height.
+        prev: BtcHeight,
+        /// This block's.
+        got: BtcHeight,
+        /// `Params::max_anchor_step`.
+        max: u32,
+    },
+    /// Same anchor height, different hash.
+    #[error("btc anchor at height {height} changed hash from {prev} to {got}")]
+    AnchorHashChanged {
+        /// The height.
+        height: BtcHeight,
+        /// Previous hash.
+        prev: Hash32,
+        /// This block's.
+        got: Hash32,
+    },
+    /// More transactions than allowed.
+    #[error("{count} transactions, at most {max}")]
+    TooManyTxs {
+        /// How many.
+        count: usize,
+        /// `Params::block_max_txs`.
+        max: u32,
+    },
+    /// Transactions too large in total.
+    #[error("transactions take {bytes} bytes, at most {max}")]
+    TooLarge {
+        /// Encoded size of the transaction list.
+        bytes: usize,
+        /// `Params::block_max_bytes`.
+        max: u32,
+    },
+    /// `tx_root` does not match the body.
+    #[error("header tx root {header} does not match the transactions' {computed}")]
+    TxRootMismatch {
+        /// In the header.
+        header: Hash32,
+        /// From the body.
+        computed: Hash32,
+    },
+    /// `state_root` does not match the execution.
+    #[error("header state root {header} does not match the executed {computed}")]
+    StateRootMismatch {
+        /// In the header.
+        header: Hash32,
+        /// After execution.
+        computed: Hash32,
+    },
+    /// A transaction whose signature does not verify.
+    #[error("tx {index} ({txid}): {source}")]
+    BadSignature {
+        /// Position in the block.
+        index: usize,
+        /// Its id.
+        txid: Hash32,
+        /// Why.
+        source: SignatureError,
+    },
+    /// A transaction that does not apply.
+    #[error("tx {index} ({txid}): {source}")]
+    InvalidTx {
+        /// Position in the block.
+        index: usize,
+        /// Its id.
+        txid: Hash32,
+        /// Why.
+        source: TxError,
+    },
+    /// The state could not be read or written (not a verdict on the block).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl BlockError {
+    /// `true` when the block itself is invalid (prevote nil); `false` when the local state failed.
+    pub fn is_invalid_block(&self) -> bool {
+        match self {
+            BlockError::State(_) => false,
+            BlockError::InvalidTx { source, .. } => !matches!(source, TxError::State(_)),
+            _ => true,
+        }
+    }
+}
+
+/// The result of one applied transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The transaction.
+    pub txid: Hash32,
+    /// Who paid.
+    pub sender: AccountId,
+    /// Fee credited to the fee pool.
+    pub fee: Amount,
+}
+
+/// What executing a block produced. Persist `write_set` atomically with the block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionOutcome {
+    /// Root after the block (equals `write_set.root`).
+    pub state_root: Hash32,
+    /// The writes, at version = block height.
+    pub write_set: WriteSet,
+    /// One receipt per transaction, in block order.
+    pub receipts: Vec<Receipt>,
+    /// The chain meta written by this block.
+    pub meta: ChainMeta,
+}
+
+/// A state with uncommitted changes on top (a block being executed, or a mempool's pending view).
+pub struct Overlay<'a, S> {
+    base: &'a S,
+    accounts: BTreeMap<AccountId, Account>,
+}
+
+impl<'a, S: StateReader> Overlay<'a, S> {
+    /// No changes yet.
+    pub fn new(base: &'a S) -> Self {
+        Overlay { base, accounts: BTreeMap::new() }
+    }
+
+    /// Current view of an account (a missing account is empty).
+    pub fn account(&self, id: &AccountId) -> Result<Account, StateError> {
+        match self.accounts.get(id) {
+            Some(a) => Ok(*a),
+            None => Ok(self.base.get_account(id)?.unwrap_or_default()),
+        }
+    }
+
+    /// Applies a user transaction whose signature was already checked. All or nothing: on error the
+    /// overlay is unchanged.
+    pub fn apply_user_tx(&mut self, chain: &Chain, signed: &SignedUserTx) -> Result<Receipt, TxError> {
+        let tx = &signed.tx;
+        let UserTxKind::Transfer { to, amount } = tx.kind;
+        if amount == Amount::ZERO {
+            return Err(TxError::ZeroAmount);
+        }
+        let min = chain.params().min_fee;
+        if tx.fee < min {
+            return Err(TxError::FeeTooLow { fee: tx.fee, min });
+        }
+        let from = tx.sender();
+        let mut sender = self.account(&from)?;
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
+        }
+        let needed = amount.checked_add(tx.fee).ok_or(TxError::AmountOverflow { amount, fee: tx.fee })?;
+        sender.balance = sender.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance {
+            account: from,
+            balance: sender.balance,
+            needed,
+        })?;
+        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        // Credits read through the debits above, so a self-transfer only costs the fee.
+        let mut recipient = if to == from { sender } else { self.account(&to)? };
+        recipient.balance = credit(to, recipient.balance, amount)?;
+        let pool_id = fee_pool_id();
+        let mut pool = if pool_id == to { recipient } else { self.account(&pool_id)? };
+        pool.balance = credit(pool_id, pool.balance, tx.fee)?;
+        // Everything checked: now write, sender first so a self-transfer keeps the credited value.
+        self.accounts.insert(from, sender);
+        self.accounts.insert(to, recipient);
+        self.accounts.insert(pool_id, pool);
+        Ok(Receipt { txid: signed.txid(), sender: from, fee: tx.fee })
+    }
+
+    /// The changed accounts as state writes, sorted by key.
+    pub fn into_changes(self) -> Vec<(StateKey, Option<Vec<u8>>)> {
+        self.accounts.into_iter().map(|(id, a)| (StateKey::Account(id), Some(canonical_bytes(&a)))).collect()
+    }
+}
+
+impl<S: StateReader> StateReader for Overlay<'_, S> {
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match key {
+            StateKey::Account(id) => match self.accounts.get(id) {
+                Some(a) => Ok(Some(canonical_bytes(a))),
+                None => self.base.get_raw(key),
+            },
+            StateKey::ChainMeta => self.base.get_raw(key),
+        }
+    }
+}
+
+fn credit(account: AccountId, balance: Amount, amount: Amount) -> Result<Amount, TxError> {
+    balance.checked_add(amount).filter(|b| *b <= Amount::MAX_MONEY).ok_or(TxError::BalanceOverflow { account, amount })
+}
+
+/// Mempool admission: is `tx` valid as the next transaction of its sender on top of `state`?
+/// Checks the signature, amount, fee, nonce and balance; changes nothing.
+pub fn check_tx<S: StateReader>(chain: &Chain, state: &S, tx: &SignedUserTx) -> Result<(), TxError> {
+    tx.verify_signature(chain.genesis_hash())?;
+    Overlay::new(state).apply_user_tx(chain, tx).map(|_| ())
+}
+
+/// Verifies every signature of `txs`: one batch, then one by one only to name the first bad one.
+pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError> {
+    if txs.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<(PublicKey, Vec<u8>, Signature)> = txs
+        .iter()
+        .map(|t| match t {
+            Tx::User(s) => (s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature),
+        })
+        .collect();
+    if verify_batch(&items).is_ok() {
+        return Ok(());
+    }
+    for (index, t) in txs.iter().enumerate() {
+        let Tx::User(s) = t;
+        if let Err(source) = s.verify_signature(chain.genesis_hash()) {
+            return Err(BlockError::BadSignature { index, txid: t.txid(), source });
+        }
+    }
+    // Batch and single verification disagree only for crafted small-order keys or signatures (see
+    // docs/PROTOCOL.md); the batch verdict decides, deterministically on every node.
+    Err(BlockError::BadSignature { index: 0, txid: txs[0].txid(), source: SignatureError::BatchInvalid(txs.len()) })
+}
+
+/// The header fields a proposer chooses; `tx_root` and `state_root` are computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockTemplate {
+    /// Height of the new block.
+    pub height: Height,
+    /// Hash of the previous header.
+    pub prev_hash: Hash32,
+    /// Proposer's time.
+    pub time_ms: u64,
+    /// Proposer's index.
+    pub proposer: ValidatorIndex,
+    /// Anchor after this block.
+    pub btc_anchor: BtcAnchor,
+    /// Hash of the previous block's commit certificate.
+    pub last_commit_hash: Hash32,
+}
+
+/// Checks the header against the previous state's chain meta and the parameters; returns the new meta.
+fn check_header(
+    chain: &Chain,
+    prev: &ChainMeta,
+    genesis_hash: &Hash32,
+    height: Height,
+    time_ms: u64,
+    proposer: ValidatorIndex,
+    anchor: &BtcAnchor,
+) -> Result<ChainMeta, BlockError> {
+    if genesis_hash != chain.genesis_hash() {
+        return Err(BlockError::WrongGenesis { expected: *chain.genesis_hash(), got: *genesis_hash });
+    }
+    let expected = prev.height.next();
+    if height != expected {
+        return Err(BlockError::WrongHeight { expected, got: height });
+    }
+    if time_ms <= prev.time_ms {
+        return Err(BlockError::TimeNotIncreasing { prev_ms: prev.time_ms, got_ms: time_ms });
+    }
+    let validators = chain.genesis().validators.len();
+    if proposer.as_usize() >= validators {
+        return Err(BlockError::UnknownProposer { proposer, validators });
+    }
+    let (p, g) = (prev.btc_anchor.height, anchor.height);
+    if g < p {
+        return Err(BlockError::AnchorBackwards { prev: p, got: g });
+    }
+    let max = chain.params().max_anchor_step;
+    if g.get() - p.get() > max {
+        return Err(BlockError::AnchorStepTooLarge { prev: p, got: g, max });
+    }
+    if g == p && anchor.hash != prev.btc_anchor.hash {
+        return Err(BlockError::AnchorHashChanged { height: g, prev: prev.btc_anchor.hash, got: anchor.hash });
+    }
+    Ok(ChainMeta { height, time_ms, btc_anchor: *anchor })
+}
+
+fn previous_meta<R: TreeReader>(store: &R, height: Height) -> Result<ChainMeta, BlockError> {
+    let Some(prev_height) = height.prev() else {
+        return Err(BlockError::WrongHeight { expected: Height(1), got: height });
+    };
+    Snapshot::new(store, prev_height.get()).chain_meta()?.ok_or_else(|| {
+        BlockError::State(StateError::MissingVersion {
+            version: prev_height.get(),
+            reason: "no chain meta: genesis state not written".into(),
+        })
+    })
+}
+
+/// Limits, signatures, then every transaction in order; returns the outcome at version `meta.height`.
+fn run_txs<R: TreeReader>(
+    chain: &Chain,
+    store: &R,
+    meta: ChainMeta,
+    txs: &[Tx],
+) -> Result<ExecutionOutcome, BlockError> {
+    let params = chain.params();
+    if txs.len() > params.block_max_txs as usize {
+        return Err(BlockError::TooManyTxs { count: txs.len(), max: params.block_max_txs });
+    }
+    let bytes = txs_encoded_len(txs);
+    if bytes > params.block_max_bytes as usize {
+        return Err(BlockError::TooLarge { bytes, max: params.block_max_bytes });
+    }
+    verify_tx_signatures(chain, txs)?;
+    let version = meta.height.get();
+    let prev = Snapshot::new(store, version.saturating_sub(1));
+    let mut overlay = Overlay::new(&prev);
+    let mut receipts = Vec::with_capacity(txs.len());
+    for (index, t) in txs.iter().enumerate() {
+        let Tx::User(s) = t;
+        let receipt = overlay.apply_user_tx(chain, s).map_err(|source| BlockError::InvalidTx {
+            index,
+            txid: t.txid(),
+            source,
+        })?;
+        receipts.push(receipt);
+    }
+    let mut changes = overlay.into_changes();
+    changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
+    let write_set = build_write_set(store, version, changes)?;
+    Ok(ExecutionOutcome { state_root: write_set.root, write_set, receipts, meta })
+}
+
+/// Encoded size of the transaction list as in a block (4-byte length, then each transaction).
+pub fn txs_encoded_len(txs: &[Tx]) -> usize {
+    4 + txs.iter().map(Tx::encoded_len).sum::<usize>()
+}
+
+/// Validates and executes `block` on top of the state at version `height - 1` in `store`.
+///
+/// Checks, in order: genesis hash, height, time, proposer, anchor rules, tx count and size, tx root,
+/// signatures (batched), each transaction, and finally the header's state root against the result.
+/// On success the caller persists `outcome.write_set` atomically with the block.
+pub fn execute_block<R: TreeReader>(chain: &Chain, store: &R, block: &Block) -> Result<ExecutionOutcome, BlockError> {
+    let h = &block.header;
+    let prev = previous_meta(store, h.height)?;
+    let meta = check_header(chain, &prev, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
+    let computed = block.compute_tx_root();
+    if computed != h.tx_root {
+        return Err(BlockError::TxRootMismatch { header: h.tx_root, computed });
+    }
+    let outcome = run_txs(chain, store, meta, &block.txs)?;
+    if outcome.state_root != h.state_root {
+        return Err(BlockError::StateRootMismatch { header: h.state_root, computed: outcome.state_root });
+    }
+    Ok(outcome)
+}
+
+/// Builds the proposer's block from chosen transactions (e.g. from [`crate::select_txs`]): executes
+/// them and fills in `tx_root` and `state_root`.
+pub fn build_block<R: TreeReader>(
+    chain: &Chain,
+    store: &R,
+    template: BlockTemplate,
+    txs: Vec<Tx>,
+) -> Result<(Block, ExecutionOutcome), BlockError> {
+    let prev = previous_meta(store, template.height)?;
+    let meta = check_header(
+        chain,
+        &prev,
+        chain.genesis_hash(),
+        template.height,
+        template.time_ms,
+        template.proposer,
+        &template.btc_anchor,
+    )?;
+    let outcome = run_txs(chain, store, meta, &txs)?;
+    let ids: Vec<Hash32> = txs.iter().map(Tx::txid).collect();
+    let header = BlockHeader {
+        genesis_hash: *chain.genesis_hash(),
+        height: template.height,
+        prev_hash: template.prev_hash,
+        time_ms: template.time_ms,
+        proposer: template.proposer,
+        btc_anchor: template.btc_anchor,
+        tx_root: tx_root(&ids),
+        state_root: outcome.state_root,
+        last_commit_hash: template.last_commit_hash,
+    };
+    Ok((Block { header, txs }, outcome))
+}
+
+#[cfg(test)]
+mod tests;

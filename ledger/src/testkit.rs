@@ -1,0 +1,79 @@
+//! Deterministic test networks: a valid genesis with seeded keys and funded accounts.
+//!
+//! Why in the library: the node's and the testnet's unit tests need the same fixtures as ours. Keys are
+//! derived from fixed seeds, so they are public: never use them on a real chain.
+
+use crate::block::BtcAnchor;
+use crate::genesis::{Chain, Genesis, GenesisValidator, InitialAccount, Params};
+use crate::state::MemStore;
+use crate::tx::{SignedUserTx, UserTx, UserTxKind};
+use bitcoin::Amount;
+use primitives::{AccountId, Keypair, PublicKey};
+
+/// The ed25519 key of test user `i` (seed: `[i + 1; 32]` with the top byte set to `0xA0`).
+pub fn user_key(i: u32) -> Keypair {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 0xA0;
+    Keypair::from_secret(seed)
+}
+
+/// The consensus key of test validator `i`.
+pub fn validator_key(i: u32) -> Keypair {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 0xB0;
+    Keypair::from_secret(seed)
+}
+
+/// The peg key of test validator `i`.
+pub fn validator_peg_key(i: u32) -> bitcoin::PublicKey {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 0xC0;
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+    let sk = bitcoin::secp256k1::SecretKey::from_slice(&seed)
+        .expect("a seed with one high byte and a small counter is below the curve order");
+    bitcoin::PublicKey::new(sk.public_key(&secp))
+}
+
+/// A genesis with `validators` validators of power 1 and `users` users holding `balance` each.
+pub fn genesis(validators: u32, users: u32, balance: Amount) -> Genesis {
+    Genesis {
+        chain_id: "fedpeg-test".into(),
+        genesis_time_ms: 1_700_000_000_000,
+        btc_anchor: BtcAnchor::default(),
+        validators: (0..validators)
+            .map(|i| GenesisValidator {
+                consensus_key: validator_key(i).public(),
+                peg_key: validator_peg_key(i),
+                p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
+                power: 1,
+            })
+            .collect(),
+        params: Params::default(),
+        initial_accounts: (0..users)
+            .map(|i| InitialAccount { account: user_key(i).public().account_id(), balance })
+            .collect(),
+    }
+}
+
+/// A chain from [`genesis`] and a store holding its genesis state.
+pub fn chain_and_store(validators: u32, users: u32, balance: Amount) -> (Chain, MemStore) {
+    let chain = Chain::new(genesis(validators, users, balance)).expect("test genesis is valid");
+    let mut store = MemStore::new();
+    let ws = chain.genesis_state(&store).expect("an empty in-memory store cannot fail");
+    store.apply(&ws);
+    (chain, store)
+}
+
+/// A signed transfer.
+pub fn transfer(chain: &Chain, from: &Keypair, nonce: u64, to: AccountId, amount: Amount, fee: Amount) -> SignedUserTx {
+    UserTx { signer: from.public(), nonce, fee, kind: UserTxKind::Transfer { to, amount } }
+        .sign(from, chain.genesis_hash())
+}
+
+/// Shorthand for the account of a key.
+pub fn account_of(k: &PublicKey) -> AccountId {
+    k.account_id()
+}

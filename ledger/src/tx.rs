@@ -1,0 +1,196 @@
+//! User transactions, their signatures, ids and the transaction root of a block.
+//!
+//! Invariant owned here: the bytes a user signs and the bytes a txid hashes are a fixed function of the
+//! transaction (borsh, see `docs/PROTOCOL.md`), and enum tags are stable forever. New kinds of
+//! transactions are appended as new variants; existing tags are never renumbered or reused.
+
+use crate::codec;
+use bitcoin::Amount;
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{
+    canonical_bytes, signing_bytes, tagged_hash, AccountId, Hash32, Keypair, PublicKey, SignDomain, Signature,
+    SignatureError,
+};
+use serde::{Deserialize, Serialize};
+
+/// Tag of [`txid`](SignedUserTx::txid).
+pub const TXID_TAG: &str = "sidechain/txid";
+/// Tag of an inner node of the transaction merkle tree.
+pub const TX_NODE_TAG: &str = "sidechain/tx-node";
+/// Tag of the transaction root of a block without transactions.
+pub const TX_ROOT_EMPTY_TAG: &str = "sidechain/tx-root-empty";
+
+/// A transaction signed by the owner of an account.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct UserTx {
+    /// The key that signs; the sender is `signer.account_id()`.
+    pub signer: PublicKey,
+    /// Must equal the sender's account nonce; incremented by one when the transaction is applied.
+    pub nonce: u64,
+    /// Paid to the fee pool; at least `Params::min_fee`.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub fee: Amount,
+    /// What the transaction does.
+    pub kind: UserTxKind,
+}
+
+/// The kinds of user transaction. The borsh tag is the position below and is part of every signature.
+///
+/// Reserved tags (not implemented yet, see DESIGN.md "Ledger"):
+/// - `1`: `RegisterDeposit { .. }`: signed by the recipient of a peg-in.
+/// - `2`: `PegOut { btc_script_pubkey, amount }`: burns `amount + fee`, queues a Bitcoin payment.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub enum UserTxKind {
+    /// Tag 0: move `amount` from the signer's account to `to`.
+    Transfer {
+        /// Recipient; created on first credit.
+        to: AccountId,
+        /// Strictly positive.
+        #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+        amount: Amount,
+    },
+}
+
+/// A user transaction with the signer's ed25519 signature over
+/// `signing_bytes(SignDomain::UserTx, genesis_hash, canonical_bytes(tx))`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedUserTx {
+    /// The signed transaction.
+    pub tx: UserTx,
+    /// Signature by `tx.signer`.
+    pub signature: Signature,
+}
+
+/// A transaction as it appears in a block. The borsh tag is the position below.
+///
+/// Reserved tags (not implemented yet):
+/// - `1`: `Validator(SignedValidatorTx)`: fee-rate votes, peg-out signature shares, `ResumePeg`
+///   (signed in `SignDomain::ValidatorTx`, ids under their own tag `sidechain/validator-txid`).
+/// - `2`: `Evidence(..)`: equivocation evidence.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub enum Tx {
+    /// Tag 0: a user transaction.
+    User(SignedUserTx),
+}
+
+impl UserTx {
+    /// The account that pays: the hash of the signer's key.
+    pub fn sender(&self) -> AccountId {
+        self.signer.account_id()
+    }
+
+    /// The exact bytes the signature covers.
+    pub fn signing_bytes(&self, genesis_hash: &Hash32) -> Vec<u8> {
+        signing_bytes(SignDomain::UserTx, genesis_hash, &canonical_bytes(self))
+    }
+
+    /// Signs with `key`. The caller makes sure `key.public() == self.signer`.
+    pub fn sign(self, key: &Keypair, genesis_hash: &Hash32) -> SignedUserTx {
+        let signature = key.sign(SignDomain::UserTx, genesis_hash, &canonical_bytes(&self));
+        SignedUserTx { tx: self, signature }
+    }
+}
+
+impl SignedUserTx {
+    /// `tagged_hash("sidechain/txid", canonical_bytes(signed_tx))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    }
+
+    /// Checks the signature alone (strict ed25519), nothing about state.
+    pub fn verify_signature(&self, genesis_hash: &Hash32) -> Result<(), SignatureError> {
+        self.tx.signer.verify(SignDomain::UserTx, genesis_hash, &canonical_bytes(&self.tx), &self.signature)
+    }
+}
+
+impl Tx {
+    /// The transaction id (for a user transaction, the id of the signed transaction).
+    pub fn txid(&self) -> Hash32 {
+        match self {
+            Tx::User(t) => t.txid(),
+        }
+    }
+
+    /// The number of bytes this transaction takes in a block.
+    pub fn encoded_len(&self) -> usize {
+        canonical_bytes(self).len()
+    }
+}
+
+impl From<SignedUserTx> for Tx {
+    fn from(t: SignedUserTx) -> Self {
+        Tx::User(t)
+    }
+}
+
+/// Merkle root over the txids of a block, in block order.
+///
+/// Leaves are the txids themselves. Each level pairs neighbours: `tagged_hash("sidechain/tx-node",
+/// left || right)`; an odd last node is promoted to the next level unchanged (never duplicated, so two
+/// different lists cannot share a root as in CVE-2012-2459). One transaction: the root is its txid. No
+/// transactions: `tagged_hash("sidechain/tx-root-empty", [])`.
+pub fn tx_root(txids: &[Hash32]) -> Hash32 {
+    if txids.is_empty() {
+        return tagged_hash(TX_ROOT_EMPTY_TAG, &[]);
+    }
+    let mut level: Vec<Hash32> = txids.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
+                [single] => *single,
+                _ => unreachable!("chunks(2) yields one or two items"),
+            })
+            .collect();
+    }
+    level[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(nonce: u64) -> SignedUserTx {
+        let k = Keypair::from_secret([9; 32]);
+        UserTx {
+            signer: k.public(),
+            nonce,
+            fee: Amount::from_sat(10),
+            kind: UserTxKind::Transfer { to: AccountId(Hash32([1; 32])), amount: Amount::from_sat(5) },
+        }
+        .sign(&k, &Hash32::ZERO)
+    }
+
+    #[test]
+    fn enum_tags_are_stable() {
+        let s = sample(0);
+        let tx_bytes = canonical_bytes(&s.tx);
+        // signer(32) nonce(8) fee(8) then the kind tag.
+        assert_eq!(tx_bytes[48], 0, "Transfer is tag 0");
+        assert_eq!(tx_bytes.len(), 32 + 8 + 8 + 1 + 32 + 8);
+        assert_eq!(canonical_bytes(&Tx::User(s.clone()))[0], 0, "User is tag 0");
+        assert_eq!(borsh::from_slice::<SignedUserTx>(&canonical_bytes(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn signature_binds_the_chain() {
+        let s = sample(0);
+        assert_eq!(s.verify_signature(&Hash32::ZERO), Ok(()));
+        assert!(s.verify_signature(&Hash32([1; 32])).is_err());
+    }
+
+    #[test]
+    fn tx_root_rules() {
+        let ids: Vec<Hash32> = (0..3).map(|n| sample(n).txid()).collect();
+        assert_eq!(tx_root(&[]), tagged_hash(TX_ROOT_EMPTY_TAG, &[]));
+        assert_eq!(tx_root(&ids[..1]), ids[0]);
+        let ab = tagged_hash(TX_NODE_TAG, &[ids[0].as_bytes(), ids[1].as_bytes()]);
+        assert_eq!(tx_root(&ids[..2]), ab);
+        // Odd leaf promoted, not duplicated.
+        let abc = tagged_hash(TX_NODE_TAG, &[ab.as_bytes(), ids[2].as_bytes()]);
+        assert_eq!(tx_root(&ids), abc);
+        let dup = vec![ids[0], ids[1], ids[2], ids[2]];
+        assert_ne!(tx_root(&dup), tx_root(&ids));
+    }
+}
