@@ -73,3 +73,30 @@ impl Block {
         tx_root(&ids)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_encoding_is_214_bytes_in_documented_order() {
+        let h = BlockHeader {
+            genesis_hash: Hash32([1; 32]),
+            height: Height(2),
+            prev_hash: Hash32([3; 32]),
+            time_ms: 4,
+            proposer: ValidatorIndex(5),
+            btc_anchor: BtcAnchor { height: BtcHeight(6), hash: Hash32([7; 32]) },
+            tx_root: Hash32([8; 32]),
+            state_root: Hash32([9; 32]),
+            last_commit_hash: Hash32([10; 32]),
+        };
+        let b = canonical_bytes(&h);
+        assert_eq!(b.len(), 214);
+        assert_eq!(&b[32..40], &2u64.to_le_bytes());
+        assert_eq!(&b[80..82], &5u16.to_le_bytes());
+        assert_eq!(&b[82..86], &6u32.to_le_bytes());
+        assert_eq!(b[213], 10);
+        assert_eq!(h.hash(), tagged_hash(BLOCK_TAG, &[&b]));
+    }
+}
