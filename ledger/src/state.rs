@@ -160,13 +160,20 @@ impl<'a, R: TreeReader> Snapshot<'a, R> {
             .map_err(|e| StateError::MissingVersion { version: self.version, reason: format!("{e:#}") })
     }
 
-    /// An account with a proof against [`root`](Self::root) (an exclusion proof if it does not exist).
-    pub fn prove_account(&self, id: &AccountId) -> Result<(Option<Account>, StateProof), StateError> {
-        let key = StateKey::Account(*id);
+    /// The raw value under `key` with a proof against [`root`](Self::root) (an exclusion proof if
+    /// there is none). For peg state and reserve proofs as well as accounts.
+    pub fn prove(&self, key: &StateKey) -> Result<(Option<Vec<u8>>, StateProof), StateError> {
         let (value, proof) = Jmt::new(self.reader)
             .get_with_proof(key.key_hash(), self.version)
             .map_err(|e| StateError::MissingVersion { version: self.version, reason: format!("{e:#}") })?;
-        Ok((decode(key, value)?, StateProof(proof)))
+        Ok((value, StateProof(proof)))
+    }
+
+    /// An account with a proof against [`root`](Self::root) (an exclusion proof if it does not exist).
+    pub fn prove_account(&self, id: &AccountId) -> Result<(Option<Account>, StateProof), StateError> {
+        let key = StateKey::Account(*id);
+        let (value, proof) = self.prove(&key)?;
+        Ok((decode(key, value)?, proof))
     }
 }
 
@@ -194,14 +201,19 @@ pub struct ProofError {
 }
 
 impl StateProof {
-    /// Checks that account `id` holds exactly `account` (`None`: does not exist) under `root`.
-    pub fn verify_account(&self, root: Hash32, id: &AccountId, account: Option<&Account>) -> Result<(), ProofError> {
-        let key = StateKey::Account(*id);
-        self.0.verify(RootHash(root.0), key.key_hash(), account.map(canonical_bytes)).map_err(|e| ProofError {
-            key,
+    /// Checks that `key` holds exactly `value` (`None`: no entry) under `root`.
+    pub fn verify(&self, root: Hash32, key: &StateKey, value: Option<&[u8]>) -> Result<(), ProofError> {
+        self.0.verify(RootHash(root.0), key.key_hash(), value).map_err(|e| ProofError {
+            key: *key,
             root,
             reason: format!("{e:#}"),
         })
+    }
+
+    /// Checks that account `id` holds exactly `account` (`None`: does not exist) under `root`.
+    pub fn verify_account(&self, root: Hash32, id: &AccountId, account: Option<&Account>) -> Result<(), ProofError> {
+        let bytes = account.map(canonical_bytes);
+        self.verify(root, &StateKey::Account(*id), bytes.as_deref())
     }
 }
 
@@ -362,6 +374,11 @@ mod tests {
         assert_eq!(none, None);
         assert_eq!(proof.verify_account(ws1.root, &acct(3), None), Ok(()));
         assert_eq!(s.snapshot(1).root().unwrap(), ws1.root);
+        // Raw proofs work for any table.
+        let (raw, proof) = s.snapshot(1).prove(&StateKey::Account(acct(1))).unwrap();
+        let key = StateKey::Account(acct(1));
+        assert_eq!(proof.verify(ws1.root, &key, raw.as_deref()), Ok(()));
+        assert!(proof.verify(ws1.root, &key, None).is_err());
         assert!(matches!(s.snapshot(7).root(), Err(StateError::MissingVersion { version: 7, .. })));
     }
 

@@ -139,8 +139,8 @@ pub fn tx_root(txids: &[Hash32]) -> Hash32 {
             .chunks(2)
             .map(|pair| match pair {
                 [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
-                [single] => *single,
-                _ => unreachable!("chunks(2) yields one or two items"),
+                // The odd last node (chunks(2) never yields an empty chunk).
+                promoted => promoted[0],
             })
             .collect();
     }
