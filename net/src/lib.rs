@@ -1,2 +1,79 @@
-//! The p2p transport of `sidechaind`.
+//! The p2p transport of `sidechaind`: gossip and request-response over libp2p (TCP + noise + yamux).
+//!
+//! This crate knows topics and bytes, not blocks. The node starts it with [`Network::start`], receives
+//! [`NetEvent`]s, decodes and validates them itself, and tells the transport the verdict
+//! ([`NetHandle::report_validation`]); nothing received by gossip is forwarded before an
+//! [`Verdict::Accept`]. The invariants owned here: every inbound message is size-capped before it is
+//! buffered, misbehaving peers are scored down and banned past a threshold, and bootstrap peers are
+//! re-dialed until they are back.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod behaviour;
+pub mod codec;
+pub mod config;
+mod driver;
+pub mod error;
+mod handle;
+mod redial;
+mod score;
+
+pub use behaviour::content_id;
+pub use config::{Backoff, NetConfig, ScoreConfig, MIB};
+pub use error::NetError;
+pub use handle::{NetEvent, NetHandle, PeerInfo, Responder, Verdict};
+pub use libp2p::{gossipsub::MessageId, identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
+
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use tokio::sync::mpsc;
+
+/// What [`Network::start`] hands back to the node.
+#[derive(Debug)]
+pub struct Started {
+    /// Commands to the network task.
+    pub handle: NetHandle,
+    /// Events from the network task.
+    pub events: mpsc::Receiver<NetEvent>,
+    /// This node's peer id (from the configured keypair).
+    pub local_peer_id: PeerId,
+    /// The addresses actually listened on (port 0 resolved).
+    pub listen_addrs: Vec<Multiaddr>,
+}
+
+/// Entry point: starts the transport as a tokio task.
+#[derive(Debug)]
+pub struct Network;
+
+impl Network {
+    /// Builds the swarm, listens on `config.listen` (waiting until the listener reports its address), and
+    /// spawns the network task, which dials the bootstrap peers right away. Must be called inside a tokio
+    /// runtime.
+    pub async fn start(config: NetConfig) -> Result<Started, NetError> {
+        let mut swarm = behaviour::build_swarm(&config)?;
+        let local_peer_id = *swarm.local_peer_id();
+        let listen = config.listen.clone();
+        let listen_err = |reason: String| NetError::Listen { addr: listen.clone(), reason };
+        swarm.listen_on(listen.clone()).map_err(|e| listen_err(e.to_string()))?;
+        // The first event of a fresh swarm with one listener is its address (or the listener's failure).
+        let mut listen_addrs = Vec::new();
+        while listen_addrs.is_empty() {
+            match swarm.next().await {
+                Some(SwarmEvent::NewListenAddr { address, .. }) => listen_addrs.push(address),
+                Some(SwarmEvent::ListenerClosed { reason, .. }) => {
+                    return Err(listen_err(format!("listener closed: {reason:?}")));
+                }
+                Some(SwarmEvent::ListenerError { error, .. }) => return Err(listen_err(error.to_string())),
+                Some(_) => {}
+                None => return Err(listen_err("swarm ended".into())),
+            }
+        }
+        tracing::info!(peer_id = %local_peer_id, addrs = ?listen_addrs, "network started");
+
+        let (events_tx, events) = mpsc::channel(config.event_buffer.max(1));
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let handle = NetHandle { commands: commands_tx.clone(), request_timeout: config.request_timeout };
+        let driver = driver::Driver::new(swarm, config, events_tx, commands_tx.downgrade());
+        tokio::spawn(driver.run(commands_rx));
+        Ok(Started { handle, events, local_peer_id, listen_addrs })
+    }
+}

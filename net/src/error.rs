@@ -1,0 +1,36 @@
+//! The one error type of the net crate.
+//!
+//! Every failure the node can see from the transport (start-up, a request that did not get an answer, a
+//! message over a size cap, the network task having stopped) is a variant here, with the context that
+//! identifies it (peer, sizes, address).
+
+use libp2p::{Multiaddr, PeerId};
+
+/// Errors returned by [`crate::Network`] and [`crate::NetHandle`].
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The gossipsub configuration was rejected by libp2p.
+    #[error("invalid gossipsub config: {0}")]
+    GossipConfig(String),
+    /// Building the transport (TCP + noise + yamux) failed.
+    #[error("cannot build transport: {0}")]
+    Transport(String),
+    /// Listening on the configured address failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    /// Subscribing to a configured topic failed.
+    #[error("cannot subscribe to topic {topic}: {reason}")]
+    Subscribe { topic: String, reason: String },
+    /// A payload is over the configured cap; nothing was sent.
+    #[error("{what} of {len} bytes exceeds the cap of {max} bytes")]
+    TooLarge { what: &'static str, len: usize, max: usize },
+    /// Gossipsub refused to publish (no subscribed peers yet, duplicate content, queues full).
+    #[error("cannot publish on topic {topic}: {reason}")]
+    Publish { topic: String, reason: String },
+    /// A request to a peer failed (dial failure, timeout, connection closed, oversized or garbled response).
+    #[error("request to peer {peer} failed: {reason}")]
+    Request { peer: PeerId, reason: String },
+    /// The network task is gone (shut down or crashed); the handle is useless from now on.
+    #[error("network task has stopped")]
+    Stopped,
+}
