@@ -22,6 +22,9 @@ pub mod types;
 pub mod validators;
 mod votes;
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 pub use cert::{CertificateError, CommitCertificate};
 pub use config::Config;
 pub use driver::Consensus;

@@ -48,7 +48,8 @@ pub struct RoundState {
     pub locked: Option<RoundValue>,
     /// `validValue` and `validRound`.
     pub valid: Option<RoundValue>,
-    /// Test-only fault: behave as if never locked (breaks safety on purpose, for the simulation).
+    /// Test-only fault: behave as if never locked and with no valid value to re-propose (breaks safety on
+    /// purpose, to show the simulation catches it).
     #[cfg(feature = "fault-injection")]
     pub ignore_locks: bool,
 }
@@ -65,6 +66,14 @@ impl RoundState {
             #[cfg(feature = "fault-injection")]
             ignore_locks: false,
         }
+    }
+
+    fn valid(&self) -> Option<RoundValue> {
+        #[cfg(feature = "fault-injection")]
+        if self.ignore_locks {
+            return None;
+        }
+        self.valid
     }
 
     fn locked(&self) -> Option<RoundValue> {
@@ -188,7 +197,7 @@ pub fn apply(mut s: RoundState, event: Event) -> Transition {
         (_, E::NewRound { round, proposer: true }) if live && starts(&s, round) => {
             s.round = round;
             s.step = S::Propose;
-            let actions = match s.valid {
+            let actions = match s.valid() {
                 Some(v) => vec![Action::Propose { value: v.value, pol_round: Some(v.round) }],
                 // L18 getValue(): asked of the host; timeoutPropose covers a host that never answers.
                 None => vec![Action::RequestValue, Action::ScheduleTimeout(TimeoutStep::Propose)],

@@ -1,9 +1,14 @@
 //! The vote keeper of one height: every validator's first prevote and precommit per round, weighted
 //! tallies, and which validators were heard from in each round.
 //!
-//! Invariants owned here: a validator's power counts at most once per `(round, kind)` (its first vote; a
-//! different second vote is returned as a conflict for evidence, never counted), and thresholds are
-//! computed from voting power, not from numbers of messages.
+//! Invariants owned here: thresholds are computed from voting power, not from numbers of messages; a
+//! validator's power counts at most once per `(round, kind, value)` and at most once in the "any" totals.
+//! An equivocator's second vote is returned as a conflict (for evidence) *and* counted for its own value,
+//! as the paper counts messages: otherwise two honest nodes that saw an equivocator's votes in different
+//! orders would see different polkas forever, and a locked node could never be shown the polka it needs
+//! (a liveness bug the simulation found). Safety is unaffected: quorum intersection already allows the f
+//! faulty validators to be counted on both sides. At most `MAX_VALUES_PER_SLOT` values per validator are
+//! kept, so an equivocator cannot grow memory without bound.
 
 use crate::types::{SignedVote, Value, VoteKind};
 use crate::validators::ValidatorSet;
@@ -21,9 +26,12 @@ pub(crate) enum Added {
     Conflict(SignedVote),
 }
 
+/// Distinct votes kept per validator, round and kind (an honest validator has one).
+const MAX_VALUES_PER_SLOT: usize = 3;
+
 #[derive(Default)]
 struct Tally {
-    votes: BTreeMap<ValidatorIndex, SignedVote>,
+    votes: BTreeMap<ValidatorIndex, Vec<SignedVote>>,
     power: BTreeMap<Option<Value>, u64>,
     total: u64,
 }
@@ -76,14 +84,21 @@ impl VoteKeeper {
             VoteKind::Prevote => &mut r.prevotes,
             VoteKind::Precommit => &mut r.precommits,
         };
-        if let Some(first) = tally.votes.get(&v.validator) {
-            return if first.vote == v { Added::Duplicate } else { Added::Conflict(*first) };
+        let list = tally.votes.entry(v.validator).or_default();
+        if list.iter().any(|x| x.vote == v) {
+            return Added::Duplicate;
         }
-        tally.votes.insert(v.validator, sv);
+        let first = list.first().copied();
+        if list.len() >= MAX_VALUES_PER_SLOT {
+            return first.map_or(Added::Duplicate, Added::Conflict);
+        }
+        if list.is_empty() {
+            tally.total = tally.total.saturating_add(power);
+        }
+        list.push(sv);
         let p = tally.power.entry(v.value).or_default();
         *p = p.saturating_add(power);
-        tally.total = tally.total.saturating_add(power);
-        Added::New
+        first.map_or(Added::New, Added::Conflict)
     }
 
     fn tally(&self, round: Round, kind: VoteKind) -> Option<&Tally> {
@@ -126,8 +141,9 @@ impl VoteKeeper {
             .map(|t| {
                 t.votes
                     .iter()
-                    .filter(|(_, sv)| sv.vote.value == Some(value))
-                    .map(|(i, sv)| (*i, sv.signature))
+                    .filter_map(|(i, list)| {
+                        list.iter().find(|sv| sv.vote.value == Some(value)).map(|sv| (*i, sv.signature))
+                    })
                     .collect()
             })
             .unwrap_or_default()
