@@ -6,6 +6,34 @@
 //! [`Verdict::Accept`]. The invariants owned here: every inbound message is size-capped before it is
 //! buffered, misbehaving peers are scored down and banned past a threshold, and bootstrap peers are
 //! re-dialed until they are back.
+//!
+//! # Usage from the node
+//!
+//! ```no_run
+//! use sidechain_net::{Keypair, NetConfig, NetEvent, Network, Verdict};
+//!
+//! # async fn run(keypair: Keypair) -> Result<(), sidechain_net::NetError> {
+//! let mut cfg = NetConfig::new(keypair, "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"));
+//! cfg.topics = vec!["votes".into(), "txs".into(), "headers".into()];
+//! let mut net = Network::start(cfg).await?;
+//! while let Some(event) = net.events.recv().await {
+//!     match event {
+//!         NetEvent::Gossip { topic, msg_id, source, data } => {
+//!             // Decode and check signatures first; only Accept forwards the message to other peers.
+//!             let verdict = if !data.is_empty() && topic == "votes" { Verdict::Accept } else { Verdict::Reject };
+//!             net.handle.report_validation(msg_id, source, verdict)?;
+//!         }
+//!         NetEvent::Request { peer, data, respond } => {
+//!             let _ = (peer, data);
+//!             respond.send(b"blocks...".to_vec())?;
+//!         }
+//!         NetEvent::PeerConnected(peer, addr) => tracing::info!(%peer, %addr, "up"),
+//!         NetEvent::PeerDisconnected(peer) => tracing::info!(%peer, "down"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod behaviour;
