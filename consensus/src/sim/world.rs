@@ -292,14 +292,14 @@ impl World {
                         self.feed(node, input);
                     }
                 }
-                Ev::Crash { node } => {
-                    self.check_evidence(node);
-                    let x = &mut self.nodes[node];
-                    x.core = None;
-                    x.epoch += 1;
-                    x.received.clear();
+                Ev::Crash { node } => self.crash(node),
+                Ev::Restart { node } => {
+                    // Overlapping crash windows of one node: a restart of a running node crashes it first.
+                    if self.nodes[node].core.is_some() {
+                        self.crash(node);
+                    }
+                    self.start_node(node, true)
                 }
-                Ev::Restart { node } => self.start_node(node, true),
                 Ev::Gst => {
                     // Partitions heal; every node announces its height so peers resend what was lost.
                     for i in 0..self.nodes.len() {
@@ -308,6 +308,14 @@ impl World {
                 }
             }
         }
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.check_evidence(node);
+        let x = &mut self.nodes[node];
+        x.core = None;
+        x.epoch += 1;
+        x.received.clear();
     }
 
     fn start_node(&mut self, i: usize, restore: bool) {
