@@ -265,3 +265,31 @@ fn validity_minority_follows_the_certificate() {
     }
     assert_eq!(decided, Some(v));
 }
+
+#[test]
+fn equivocating_proposer_is_reported_once_and_non_proposers_are_ignored() {
+    let ks = keys(4);
+    let vs = set(&ks);
+    let mut node = Consensus::new(Config::default(), G, Some(ks[0].clone()));
+    let _ = start(&mut node, &vs);
+    let prop = |value, signer: usize| {
+        Input::Proposal(
+            sidechain_consensus::Proposal {
+                height: Height(1),
+                round: Round(0),
+                value,
+                pol_round: None,
+                proposer: ValidatorIndex(signer as u16),
+            }
+            .sign(&ks[signer], &G),
+        )
+    };
+    // Validator 2 is not the proposer of round 0: ignored entirely.
+    assert!(node.handle(prop(block(2, 2), 2)).is_empty());
+    let a = node.handle(prop(block(1, 0), 1));
+    assert!(a.iter().all(|o| !matches!(o, Output::Evidence(_))));
+    let evidence =
+        |out: &[Output]| out.iter().filter(|o| matches!(o, Output::Evidence(Equivocation::Proposals(..)))).count();
+    assert_eq!(evidence(&node.handle(prop(block(1, 1), 1))), 1);
+    assert_eq!(evidence(&node.handle(prop(block(1, 2), 1))), 0, "once per validator and round");
+}
