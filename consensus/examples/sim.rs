@@ -37,15 +37,21 @@ fn main() {
     let t0 = Instant::now();
     let events = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for job in 0..jobs {
-            let (events, failed, opts) = (&events, &failed, &opts);
+            let (events, failed, opts, done) = (&events, &failed, &opts, &done);
             scope.spawn(move || {
                 let mut seed = start + job;
                 while seed < start + count && !failed.load(Ordering::Relaxed) {
                     let (scenario, n) = pick(seed);
                     let o = run(seed, scenario, n, opts);
                     events.fetch_add(o.events, Ordering::Relaxed);
+                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if d % 10_000 == 0 {
+                        let secs = t0.elapsed().as_secs_f64();
+                        eprintln!("{d} seeds passed so far, {secs:.0} s, {:.0} seeds/s", d as f64 / secs);
+                    }
                     if count == 1 {
                         println!(
                             "seed {seed} {} n={n}: trace {:016x}, {} events, {} ms simulated, {} evidence\n  {}",
