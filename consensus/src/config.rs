@@ -27,10 +27,6 @@ pub struct Config {
     pub max_round_lookahead: u32,
     /// At most this many messages for the next height are buffered.
     pub max_buffered_next_height: usize,
-    /// Test-only fault: ignore locks (see `RoundState::ignore_locks`).
-    #[cfg(feature = "fault-injection")]
-    #[serde(default)]
-    pub ignore_locks: bool,
 }
 
 impl Default for Config {
@@ -44,8 +40,6 @@ impl Default for Config {
             precommit_delta_ms: 500,
             max_round_lookahead: 1024,
             max_buffered_next_height: 4096,
-            #[cfg(feature = "fault-injection")]
-            ignore_locks: false,
         }
     }
 }

@@ -51,13 +51,34 @@ pub struct Consensus {
     state: RoundState,
     height: Option<HeightState>,
     next_height: Vec<Message>,
+    #[cfg(feature = "fault-injection")]
+    ignore_locks: bool,
 }
 
 impl Consensus {
     /// A core for the chain `genesis`; `key` is the validator's consensus key (`None` for a full node).
     /// Nothing happens until `Input::NewHeight` or `Input::Restore`.
     pub fn new(config: Config, genesis: Hash32, key: Option<Keypair>) -> Self {
-        Consensus { config, genesis, key, state: RoundState::new(Height(0)), height: None, next_height: Vec::new() }
+        Consensus {
+            config,
+            genesis,
+            key,
+            state: RoundState::new(Height(0)),
+            height: None,
+            next_height: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            ignore_locks: false,
+        }
+    }
+
+    /// Test-only fault (feature `fault-injection`): ignore locks and valid values from the next height on,
+    /// which breaks safety on purpose so the simulation can show it catches it. A method rather than a
+    /// config field so that enabling the feature never changes the shape of a public type.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_ignore_locks(&mut self, on: bool) {
+        self.ignore_locks = on;
+        self.state.ignore_locks = on;
     }
 
     /// The height being decided.
@@ -118,7 +139,7 @@ impl Consensus {
     fn reset(&mut self, height: Height, set: ValidatorSet) {
         let me = self.key.as_ref().and_then(|k| set.index_of(&k.public()));
         #[cfg(feature = "fault-injection")]
-        let ignore_locks = self.config.ignore_locks;
+        let ignore_locks = self.ignore_locks;
         self.state = RoundState::new(height);
         #[cfg(feature = "fault-injection")]
         {

@@ -193,7 +193,7 @@ impl World {
             let side = (0..n).map(|_| rng.chance(500)).collect();
             (rng.range(0, gst), side)
         });
-        let mut config = Config {
+        let config = Config {
             propose_ms: 300,
             propose_delta_ms: 100,
             prevote_ms: 150,
@@ -202,10 +202,10 @@ impl World {
             precommit_delta_ms: 100,
             ..Config::default()
         };
-        #[cfg(feature = "fault-injection")]
-        {
-            config.ignore_locks = opts.ignore_locks;
-        }
+        assert!(
+            cfg!(feature = "fault-injection") || !opts.ignore_locks,
+            "ignore_locks needs the fault-injection feature"
+        );
         let nodes = keys
             .into_iter()
             .zip(roles)
@@ -323,7 +323,11 @@ impl World {
             return;
         }
         let key = self.nodes[i].key.clone();
-        self.nodes[i].core = Some(Consensus::new(self.config.clone(), GENESIS, Some(key)));
+        #[allow(unused_mut)] // mutated only with the fault-injection feature
+        let mut core = Consensus::new(self.config.clone(), GENESIS, Some(key));
+        #[cfg(feature = "fault-injection")]
+        core.inject_ignore_locks(self.opts.ignore_locks);
+        self.nodes[i].core = Some(core);
         let height = self.nodes[i].height();
         let validators = self.set.clone();
         let input = if restore {
