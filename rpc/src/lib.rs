@@ -1,3 +1,28 @@
 //! The JSON-RPC API that explorers, wallets and operators use: one trait from which both the server and
 //! a typed client are generated, and the types they exchange.
+//!
+//! - [`api`]: the `#[rpc]` trait (method names, parameters, results) and [`api::BlockRef`];
+//! - [`types`]: the JSON results and the views the node's backend produces;
+//! - [`backend`]: [`RpcBackend`], the narrow interface the node implements over its store and services;
+//! - [`server`]: [`start_server`] (HTTP + WebSocket on one port, cookie and rpcauth, Host/Origin checks,
+//!   size and batch limits); [`handlers`] is the trait implementation it serves;
+//! - [`errors`]: every error code, in one place; [`openrpc`]: the `rpc.discover` document;
+//! - [`client`]: typed clients with credentials; [`wallet`]: the key file and amounts of `sidechain-cli`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod api;
+pub mod auth;
+pub mod backend;
+pub mod client;
+pub mod errors;
+mod fsutil;
+pub mod handlers;
+pub mod openrpc;
+pub mod server;
+pub mod types;
+pub mod wallet;
+
+pub use api::{BlockRef, SidechainApiClient, SidechainApiServer};
+pub use backend::{BackendError, RpcBackend, SubmitError};
+pub use client::{connect, connect_ws, ClientAuth};
+pub use server::{rpc_module, start_server, RpcError, RpcServerConfig, RpcServerHandle};

@@ -1,0 +1,146 @@
+//! The API as one `#[rpc]` trait: jsonrpsee generates the server trait (`SidechainApiServer`,
+//! implemented in [`crate::handlers`]) and the typed client (`SidechainApiClient`, implemented for
+//! every jsonrpsee client) from it, so the two can never disagree on a name, a parameter or a result.
+//!
+//! Method names are Bitcoin Core style (lowercase, no namespace) so operators' habits carry over.
+//! Parameters are positional, as in Core. Every method is read-only except `sendrawtransaction`.
+
+use crate::types::{
+    AccountInfo, BlockSummary, ChainInfo, CommitInfo, EvidenceInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo,
+    TransactionInfo, ValidatorInfo,
+};
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use primitives::{AccountId, Hash32, Height};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A block named by height (a JSON number) or by hash (a 64-hex-digit JSON string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockRef {
+    /// By height.
+    Height(Height),
+    /// By hash.
+    Hash(Hash32),
+}
+
+impl fmt::Display for BlockRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockRef::Height(h) => write!(f, "height {h}"),
+            BlockRef::Hash(h) => write!(f, "hash {h}"),
+        }
+    }
+}
+
+impl std::str::FromStr for BlockRef {
+    type Err = String;
+    /// A decimal height or a 64-hex-digit hash (what the CLI accepts).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(h) = s.parse::<u64>() {
+            return Ok(BlockRef::Height(Height(h)));
+        }
+        s.parse::<Hash32>()
+            .map(BlockRef::Hash)
+            .map_err(|_| format!("expected a block height (a number) or a block hash (64 hex digits), got {s:?}"))
+    }
+}
+
+impl Serialize for BlockRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BlockRef::Height(h) => s.serialize_u64(h.get()),
+            BlockRef::Hash(h) => h.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Height(u64),
+            Text(String),
+        }
+        let expected = "a block height (a non-negative integer) or a block hash (64 hex digits)";
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(format!("expected {expected}")))? {
+            Raw::Height(h) => Ok(BlockRef::Height(Height(h))),
+            Raw::Text(t) => t
+                .parse::<Hash32>()
+                .map(BlockRef::Hash)
+                .map_err(|_| serde::de::Error::custom(format!("expected {expected}, got {t:?}"))),
+        }
+    }
+}
+
+/// The sidechain JSON-RPC API.
+///
+/// Peg methods (`getfederationinfo`, `getpeginaddress`, `claimpegin`, `getpegstatus`, `listpegouts`,
+/// `getreserveproof`) are added here, with their backend calls and OpenRPC entries, when the peg lands.
+#[rpc(server, client)]
+pub trait SidechainApi {
+    /// Chain id, genesis hash, tip (height, hash, time, state root), BTC anchor, peg status, minimum
+    /// fee, and whether this node validates and is syncing.
+    #[method(name = "getblockchaininfo")]
+    async fn get_blockchain_info(&self) -> RpcResult<ChainInfo>;
+
+    /// Height of the newest committed block (0 when only the genesis exists).
+    #[method(name = "getblockcount")]
+    async fn get_block_count(&self) -> RpcResult<Height>;
+
+    /// Hash of the committed block at `height` (1..=tip). -8 out of range.
+    #[method(name = "getblockhash")]
+    async fn get_block_hash(&self, height: Height) -> RpcResult<Hash32>;
+
+    /// A block by height or hash with its commit certificate. `verbosity` 0: hex of the canonical
+    /// borsh block; 1 (default): JSON with txids; 2: JSON with full transactions.
+    /// -5 unknown hash, -8 height out of range or bad verbosity.
+    #[method(name = "getblock")]
+    async fn get_block(&self, block: BlockRef, verbosity: Option<u8>) -> RpcResult<GetBlockResult>;
+
+    /// The commit certificate of the block at `height`. -8 out of range.
+    #[method(name = "getcommit")]
+    async fn get_commit(&self, height: Height) -> RpcResult<CommitInfo>;
+
+    /// A transaction from the mempool or a committed block, with where it is. -5 unknown.
+    #[method(name = "gettransaction")]
+    async fn get_transaction(&self, txid: Hash32) -> RpcResult<TransactionInfo>;
+
+    /// Balance and nonce of an account at the tip; an unknown account has balance 0 and nonce 0.
+    #[method(name = "getaccount")]
+    async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo>;
+
+    /// Submits a signed transaction (hex of its canonical borsh bytes); returns its txid.
+    /// -22 if it does not decode, -26 if the mempool rejects it (the reason is in the message).
+    #[method(name = "sendrawtransaction")]
+    async fn send_raw_transaction(&self, hex: String) -> RpcResult<Hash32>;
+
+    /// Mempool size in transactions and bytes.
+    #[method(name = "getmempoolinfo")]
+    async fn get_mempool_info(&self) -> RpcResult<MempoolInfo>;
+
+    /// Txids in the mempool.
+    #[method(name = "getrawmempool")]
+    async fn get_raw_mempool(&self) -> RpcResult<Vec<Hash32>>;
+
+    /// Connected peers.
+    #[method(name = "getpeerinfo")]
+    async fn get_peer_info(&self) -> RpcResult<Vec<PeerInfo>>;
+
+    /// Our peer id, listen addresses and number of connections.
+    #[method(name = "getnetworkinfo")]
+    async fn get_network_info(&self) -> RpcResult<NetworkInfo>;
+
+    /// The validator set: index, consensus key, peg key, power.
+    #[method(name = "getvalidators")]
+    async fn get_validators(&self) -> RpcResult<Vec<ValidatorInfo>>;
+
+    /// Equivocation evidence: who signed two conflicting messages, where.
+    #[method(name = "getevidence")]
+    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
+
+    /// WebSocket only: a [`BlockSummary`] for every block committed after subscribing.
+    #[subscription(name = "subscribenewblocks", unsubscribe = "unsubscribenewblocks", item = BlockSummary)]
+    async fn subscribe_new_blocks(&self) -> SubscriptionResult;
+}

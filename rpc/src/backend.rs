@@ -1,0 +1,100 @@
+//! The narrow interface between the RPC server and the node: every piece of data the API serves.
+//!
+//! Why a trait: the server (parameter checks, error codes, JSON shapes, auth) is tested here against an
+//! in-memory backend, while `node` implements it over RocksDB and its service handles. The server never
+//! sees storage or consensus internals, and the node never sees JSON.
+//!
+//! Reads return `Result<Option<T>, BackendError>` as in reth: `Ok(None)` is "not there" (the server turns
+//! it into a -5 or -8 a person understands), `Err` is "the node could not read" (-32603).
+//! Futures are `Send` so the jsonrpsee server can run them on any worker.
+
+use crate::types::{ChainInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, StoredBlock, TxLookup, ValidatorInfo};
+use consensus::CommitCertificate;
+use ledger::{Account, SignedUserTx};
+use primitives::{AccountId, Hash32, Height};
+use std::future::Future;
+use tokio::sync::broadcast;
+
+use crate::types::BlockSummary;
+
+/// The node could not answer (not a verdict on the request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// Reading storage failed.
+    #[error("node storage read failed: {0}")]
+    Storage(String),
+    /// The node is stopping and no longer serves this.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why `sendrawtransaction` did not admit a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The mempool refused it; the reason is shown to the user as is (e.g. `account 3fa4..: expected
+    /// nonce 3, got 5`, `fee 10 sat is below the minimum 100 sat`, `mempool full`).
+    #[error("{0}")]
+    Rejected(String),
+    /// The node could not check it.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Everything the RPC server reads from, or hands to, the node.
+///
+/// Heights are sidechain heights: 0 is the genesis (not a block), blocks are `1..=chain_info().height`.
+pub trait RpcBackend: Send + Sync + 'static {
+    /// The chain tip and node status (`getblockchaininfo`, and the tip for range checks).
+    fn chain_info(&self) -> impl Future<Output = Result<ChainInfo, BackendError>> + Send;
+
+    /// The committed block at `height` with its certificate; `None` above the tip or at 0.
+    fn block_by_height(&self, height: Height)
+        -> impl Future<Output = Result<Option<StoredBlock>, BackendError>> + Send;
+
+    /// The height of the committed block with this hash; `None` if unknown.
+    fn block_height_by_hash(&self, hash: Hash32) -> impl Future<Output = Result<Option<Height>, BackendError>> + Send;
+
+    /// The hash of the committed block at `height`. The default loads the whole block; a store with a
+    /// height index should override it.
+    fn block_hash(&self, height: Height) -> impl Future<Output = Result<Option<Hash32>, BackendError>> + Send {
+        async move { Ok(self.block_by_height(height).await?.map(|b| b.block.hash())) }
+    }
+
+    /// The commit certificate of the block at `height`. The default loads the whole block.
+    fn commit(&self, height: Height) -> impl Future<Output = Result<Option<CommitCertificate>, BackendError>> + Send {
+        async move { Ok(self.block_by_height(height).await?.map(|b| b.commit)) }
+    }
+
+    /// A transaction by id, from the mempool or a committed block.
+    fn transaction(&self, txid: Hash32) -> impl Future<Output = Result<Option<TxLookup>, BackendError>> + Send;
+
+    /// An account in the state at the tip; `None` if it never received anything.
+    fn account(&self, id: AccountId) -> impl Future<Output = Result<Option<Account>, BackendError>> + Send;
+
+    /// Admits a transaction to the mempool (signature, nonce, fee and balance checked against the tip
+    /// and pending transactions) and relays it; returns its txid.
+    fn submit_tx(&self, tx: SignedUserTx) -> impl Future<Output = Result<Hash32, SubmitError>> + Send;
+
+    /// Mempool size.
+    fn mempool_info(&self) -> impl Future<Output = Result<MempoolInfo, BackendError>> + Send;
+
+    /// Txids in the mempool, in the order the node would include them.
+    fn mempool_txids(&self) -> impl Future<Output = Result<Vec<Hash32>, BackendError>> + Send;
+
+    /// Connected peers.
+    fn peers(&self) -> impl Future<Output = Result<Vec<PeerInfo>, BackendError>> + Send;
+
+    /// Our p2p identity and listeners.
+    fn network(&self) -> impl Future<Output = Result<NetworkInfo, BackendError>> + Send;
+
+    /// The validator set at the tip ([`ValidatorInfo::from_genesis`] while the set is fixed).
+    fn validators(&self) -> impl Future<Output = Result<Vec<ValidatorInfo>, BackendError>> + Send;
+
+    /// Equivocation evidence the node knows of (committed to state or seen), oldest first.
+    fn evidence(&self) -> impl Future<Output = Result<Vec<EvidenceInfo>, BackendError>> + Send;
+
+    /// A receiver of every block committed from now on. The node sends a [`BlockSummary`] after the
+    /// block is durable; a subscriber that lags behind the channel capacity misses blocks (it is told
+    /// so and the subscription ends, so it can resync with `getblock`).
+    fn subscribe_blocks(&self) -> broadcast::Receiver<BlockSummary>;
+}

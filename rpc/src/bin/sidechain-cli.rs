@@ -1,0 +1,288 @@
+//! `sidechain-cli`: a wallet (one ed25519 key in a 0600 file) and a client of sidechaind's JSON-RPC in
+//! one binary. Human output by default, `--json` for scripts. Amounts always carry a unit (`1.5btc`,
+//! `150000sat`).
+
+use anyhow::{bail, Context, Result};
+use bitcoin::Amount;
+use clap::{Parser, Subcommand};
+use jsonrpsee::core::ClientError;
+use jsonrpsee::http_client::HttpClient;
+use primitives::{AccountId, Hash32};
+use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxKindInfo};
+use rpc::wallet::{parse_amount, Wallet};
+use rpc::{BlockRef, ClientAuth, SidechainApiClient};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "sidechain-cli", version, about = "Wallet and JSON-RPC client for sidechaind")]
+struct Cli {
+    /// URL of sidechaind's JSON-RPC server.
+    #[arg(long, global = true, env = "SIDECHAIN_RPC_URL", default_value = "http://127.0.0.1:18443")]
+    rpc_url: String,
+    /// Cookie file of the node (`<datadir>/.cookie`).
+    #[arg(long, global = true, env = "SIDECHAIN_RPC_COOKIE", conflicts_with = "rpc_user")]
+    rpc_cookie: Option<PathBuf>,
+    /// rpcauth user name (with --rpc-password).
+    #[arg(long, global = true, env = "SIDECHAIN_RPC_USER", requires = "rpc_password")]
+    rpc_user: Option<String>,
+    /// rpcauth password (prefer the SIDECHAIN_RPC_PASSWORD environment variable: the command line is
+    /// visible to other users).
+    #[arg(long, global = true, env = "SIDECHAIN_RPC_PASSWORD", hide_env_values = true, requires = "rpc_user")]
+    rpc_password: Option<String>,
+    /// Wallet key file (for createwallet, getaddress, getbalance, send).
+    #[arg(long, global = true, env = "SIDECHAIN_WALLET")]
+    wallet: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new wallet key file (mode 0600); never overwrites an existing file.
+    Createwallet,
+    /// Print the wallet's account id (where others send to).
+    Getaddress,
+    /// Print the wallet's balance and nonce.
+    Getbalance,
+    /// Send an amount to an account: builds, signs and submits a transfer.
+    Send {
+        /// Recipient account id (64 hex digits).
+        #[arg(value_parser = parse_account)]
+        to: AccountId,
+        /// Amount with a unit: `1.5btc` or `150000sat`.
+        amount: String,
+        /// Fee with a unit (default: the chain's minimum fee).
+        #[arg(long)]
+        fee: Option<String>,
+        /// Nonce to use (default: the account's committed nonce; set it to send again before the
+        /// previous transaction is in a block).
+        #[arg(long)]
+        nonce: Option<u64>,
+    },
+    /// Show a block by height or hash.
+    Getblock {
+        /// Block height or block hash.
+        block: BlockRef,
+        /// 0: hex; 1: JSON with txids; 2: JSON with full transactions.
+        #[arg(long, default_value_t = 1)]
+        verbosity: u8,
+    },
+    /// Show the chain tip, anchor and node status.
+    Getblockchaininfo,
+    /// Show any account's balance and nonce.
+    Getaccount {
+        /// Account id (64 hex digits).
+        #[arg(value_parser = parse_account)]
+        account: AccountId,
+    },
+    /// Show a transaction from the mempool or the chain.
+    Gettransaction {
+        /// Transaction id.
+        txid: Hash32,
+    },
+    /// Show the mempool's size.
+    Getmempoolinfo,
+}
+
+fn parse_account(s: &str) -> Result<AccountId, String> {
+    s.parse::<Hash32>().map(AccountId).map_err(|_| format!("expected an account id of 64 hex digits, got {s:?}"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Shows an RPC error as `message (code N)` rather than jsonrpsee's debug form.
+fn rpc_err(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Call(obj) => anyhow::anyhow!("{} (rpc error {})", obj.message(), obj.code()),
+        other => anyhow::anyhow!("rpc request failed: {other}"),
+    }
+}
+
+impl Cli {
+    fn client(&self) -> Result<HttpClient> {
+        let auth = match (&self.rpc_cookie, &self.rpc_user, &self.rpc_password) {
+            (Some(path), _, _) => ClientAuth::Cookie(path.clone()),
+            (None, Some(user), Some(password)) => {
+                ClientAuth::UserPass { user: user.clone(), password: password.clone() }
+            }
+            _ => bail!("no rpc credentials: pass --rpc-cookie <datadir>/.cookie or --rpc-user and --rpc-password"),
+        };
+        Ok(rpc::connect(&self.rpc_url, &auth)?)
+    }
+
+    fn wallet_path(&self) -> Result<&PathBuf> {
+        self.wallet.as_ref().context("no wallet: pass --wallet FILE (or set SIDECHAIN_WALLET)")
+    }
+
+    fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", human());
+        }
+        Ok(())
+    }
+}
+
+fn human_account(a: &AccountInfo) -> String {
+    format!("account {}\nbalance {} BTC ({} sat)\nnonce   {}", a.account, a.balance_btc, a.balance.to_sat(), a.nonce)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Createwallet => {
+            let path = cli.wallet_path()?;
+            let w = Wallet::create(path)?;
+            let out = serde_json::json!({ "wallet": path, "account": w.account(), "public_key": w.public_key() });
+            cli.print(&out, || format!("created wallet {}\naccount {}", path.display(), w.account()))
+        }
+        Command::Getaddress => {
+            let w = Wallet::load(cli.wallet_path()?)?;
+            cli.print(&serde_json::json!({ "account": w.account() }), || w.account().to_string())
+        }
+        Command::Getbalance => {
+            let w = Wallet::load(cli.wallet_path()?)?;
+            let a = cli.client()?.get_account(w.account()).await.map_err(rpc_err)?;
+            cli.print(&a, || human_account(&a))
+        }
+        Command::Getaccount { account } => {
+            let a = cli.client()?.get_account(*account).await.map_err(rpc_err)?;
+            cli.print(&a, || human_account(&a))
+        }
+        Command::Send { to, amount, fee, nonce } => send(&cli, *to, amount, fee.as_deref(), *nonce).await,
+        Command::Getblock { block, verbosity } => {
+            let b = cli.client()?.get_block(*block, Some(*verbosity)).await.map_err(rpc_err)?;
+            cli.print(&b, || match &b {
+                GetBlockResult::Hex(h) => h.clone(),
+                GetBlockResult::Json(b) => {
+                    let mut s = format!(
+                        "block {} at height {} ({} confirmations)\ntime_ms {}\nproposer {}\nstate_root {}\n\
+                         btc anchor {} {}\ncommit: round {}, {} signatures\n{} transactions",
+                        b.hash,
+                        b.height,
+                        b.confirmations,
+                        b.time_ms,
+                        b.proposer,
+                        b.state_root,
+                        b.btc_anchor.height,
+                        b.btc_anchor.hash,
+                        b.commit.round,
+                        b.commit.signatures.len(),
+                        b.tx_count
+                    );
+                    match &b.tx {
+                        BlockTxs::Ids(ids) => ids.iter().for_each(|id| s.push_str(&format!("\n  {id}"))),
+                        BlockTxs::Full(txs) => txs.iter().for_each(|t| {
+                            let TxKindInfo::Transfer { to, amount } = &t.kind;
+                            s.push_str(&format!(
+                                "\n  {}: {} -> {} {} BTC (fee {} sat)",
+                                t.txid,
+                                t.from,
+                                to,
+                                btc_string(*amount),
+                                t.fee.to_sat()
+                            ));
+                        }),
+                    }
+                    s
+                }
+            })
+        }
+        Command::Getblockchaininfo => {
+            let i = cli.client()?.get_blockchain_info().await.map_err(rpc_err)?;
+            cli.print(&i, || {
+                format!(
+                    "chain       {}\ngenesis     {}\nheight      {}\nbest block  {}\nstate root  {}\n\
+                     btc anchor  {} {}\npeg         {:?}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}",
+                    i.chain_id,
+                    i.genesis_hash,
+                    i.height,
+                    i.best_block_hash,
+                    i.state_root,
+                    i.btc_anchor.height,
+                    i.btc_anchor.hash,
+                    i.peg_status,
+                    i.min_fee.to_sat(),
+                    i.validator,
+                    i.syncing
+                )
+            })
+        }
+        Command::Gettransaction { txid } => {
+            let t = cli.client()?.get_transaction(*txid).await.map_err(rpc_err)?;
+            cli.print(&t, || {
+                let TxKindInfo::Transfer { to, amount } = &t.tx.kind;
+                let place = match (t.height, t.block_hash) {
+                    (Some(h), Some(b)) => format!("in block {b} at height {h} ({} confirmations)", t.confirmations),
+                    _ => "in the mempool".to_string(),
+                };
+                format!(
+                    "transaction {}\n{place}\ntransfer {} BTC from {} to {}\nfee {} sat, nonce {}",
+                    t.tx.txid,
+                    btc_string(*amount),
+                    t.tx.from,
+                    to,
+                    t.tx.fee.to_sat(),
+                    t.tx.nonce
+                )
+            })
+        }
+        Command::Getmempoolinfo => {
+            let m = cli.client()?.get_mempool_info().await.map_err(rpc_err)?;
+            cli.print(&m, || format!("{} transactions, {} bytes (limit {} bytes)", m.size, m.bytes, m.max_bytes))
+        }
+    }
+}
+
+async fn send(cli: &Cli, to: AccountId, amount: &str, fee: Option<&str>, nonce: Option<u64>) -> Result<()> {
+    let amount = parse_amount(amount)?;
+    if amount == Amount::ZERO {
+        bail!("amount must be positive");
+    }
+    let wallet = Wallet::load(cli.wallet_path()?)?;
+    let client = cli.client()?;
+    let info = client.get_blockchain_info().await.map_err(rpc_err)?;
+    let fee = match fee {
+        Some(f) => parse_amount(f)?,
+        None => info.min_fee,
+    };
+    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
+    let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
+    if account.balance < needed {
+        bail!(
+            "insufficient balance: {} BTC available, {} BTC needed (amount {} + fee {})",
+            account.balance_btc,
+            btc_string(needed),
+            btc_string(amount),
+            btc_string(fee)
+        );
+    }
+    let nonce = nonce.unwrap_or(account.nonce);
+    let tx = wallet.transfer(&info.genesis_hash, nonce, to, amount, fee);
+    let raw = hex::encode(borsh::to_vec(&tx).context("encoding the transaction")?);
+    let txid = client.send_raw_transaction(raw).await.map_err(rpc_err)?;
+    let out = serde_json::json!({
+        "txid": txid, "to": to, "amount_sat": amount.to_sat(), "fee_sat": fee.to_sat(), "nonce": nonce,
+    });
+    cli.print(&out, || format!("sent {} BTC to {to}, fee {} sat\ntxid {txid}", btc_string(amount), fee.to_sat()))
+}

@@ -1,0 +1,197 @@
+//! The server side of [`SidechainApi`](crate::api::SidechainApi) over any [`RpcBackend`]: parameter
+//! checks, range checks against the tip, and the mapping of "not there" and backend failures to the
+//! error codes of [`crate::errors`]. No storage and no JSON formatting decisions live here beyond that.
+
+use crate::api::{BlockRef, SidechainApiServer};
+use crate::backend::{BackendError, RpcBackend, SubmitError};
+use crate::errors;
+use crate::types::{
+    AccountInfo, BlockInfo, ChainInfo, CommitInfo, EvidenceInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo,
+    StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+};
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::PendingSubscriptionSink;
+use ledger::SignedUserTx;
+use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The API implementation; `into_rpc()` (from the generated server trait) turns it into a module.
+pub struct RpcImpl<B> {
+    backend: Arc<B>,
+}
+
+impl<B> RpcImpl<B> {
+    /// Serves `backend`.
+    pub fn new(backend: Arc<B>) -> Self {
+        RpcImpl { backend }
+    }
+}
+
+fn internal(e: BackendError) -> ErrorObjectOwned {
+    errors::internal(e.to_string())
+}
+
+impl<B: RpcBackend> RpcImpl<B> {
+    async fn tip(&self) -> RpcResult<Height> {
+        Ok(self.backend.chain_info().await.map_err(internal)?.height)
+    }
+
+    /// `height` must name a block (1..=tip).
+    async fn check_height(&self, height: Height) -> RpcResult<Height> {
+        let tip = self.tip().await?;
+        if height.get() == 0 || height > tip {
+            return Err(errors::height_out_of_range(height, tip));
+        }
+        Ok(tip)
+    }
+
+    async fn stored_block(&self, block: BlockRef) -> RpcResult<(StoredBlock, Height)> {
+        let (height, tip) = match block {
+            BlockRef::Height(h) => (h, self.check_height(h).await?),
+            BlockRef::Hash(hash) => {
+                let h = self
+                    .backend
+                    .block_height_by_hash(hash)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| errors::block_not_found(&hash))?;
+                (h, self.tip().await?)
+            }
+        };
+        let stored = self.backend.block_by_height(height).await.map_err(internal)?.ok_or_else(|| {
+            // Indexed but not loadable: report it as missing rather than guess.
+            errors::internal(format!("block at height {height} is indexed but could not be loaded"))
+        })?;
+        Ok((stored, tip))
+    }
+}
+
+#[async_trait]
+impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
+    async fn get_blockchain_info(&self) -> RpcResult<ChainInfo> {
+        self.backend.chain_info().await.map_err(internal)
+    }
+
+    async fn get_block_count(&self) -> RpcResult<Height> {
+        self.tip().await
+    }
+
+    async fn get_block_hash(&self, height: Height) -> RpcResult<Hash32> {
+        let tip = self.check_height(height).await?;
+        self.backend.block_hash(height).await.map_err(internal)?.ok_or_else(|| errors::height_out_of_range(height, tip))
+    }
+
+    async fn get_block(&self, block: BlockRef, verbosity: Option<u8>) -> RpcResult<GetBlockResult> {
+        let verbosity = verbosity.unwrap_or(1);
+        if verbosity > 2 {
+            return Err(errors::invalid_parameter(format!("verbosity must be 0, 1 or 2, got {verbosity}")));
+        }
+        let (stored, tip) = self.stored_block(block).await?;
+        Ok(match verbosity {
+            0 => GetBlockResult::Hex(hex::encode(canonical_bytes(&stored.block))),
+            v => GetBlockResult::Json(Box::new(BlockInfo::new(&stored, v == 2, tip))),
+        })
+    }
+
+    async fn get_commit(&self, height: Height) -> RpcResult<CommitInfo> {
+        let tip = self.check_height(height).await?;
+        let cert = self.backend.commit(height).await.map_err(internal)?;
+        cert.map(|c| CommitInfo::from(&c)).ok_or_else(|| errors::height_out_of_range(height, tip))
+    }
+
+    async fn get_transaction(&self, txid: Hash32) -> RpcResult<TransactionInfo> {
+        let found =
+            self.backend.transaction(txid).await.map_err(internal)?.ok_or_else(|| errors::tx_not_found(&txid))?;
+        let tx = TxInfo::from(&found.tx);
+        Ok(match found.location {
+            TxLocation::Mempool => TransactionInfo {
+                status: TxStatus::Mempool,
+                height: None,
+                block_hash: None,
+                index: None,
+                confirmations: 0,
+                tx,
+            },
+            TxLocation::Block { height, block_hash, index } => {
+                let tip = self.tip().await?;
+                TransactionInfo {
+                    status: TxStatus::Committed,
+                    height: Some(height),
+                    block_hash: Some(block_hash),
+                    index: Some(index),
+                    confirmations: tip.get().saturating_sub(height.get()).saturating_add(1),
+                    tx,
+                }
+            }
+        })
+    }
+
+    async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo> {
+        let state = self.backend.account(account).await.map_err(internal)?;
+        Ok(AccountInfo::new(account, state))
+    }
+
+    async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<Hash32> {
+        let bytes =
+            hex::decode(tx_hex.trim()).map_err(|e| errors::bad_tx_encoding(format!("parameter is not hex: {e}")))?;
+        let tx: SignedUserTx = borsh::from_slice(&bytes)
+            .map_err(|e| errors::bad_tx_encoding(format!("{} bytes are not a borsh SignedUserTx: {e}", bytes.len())))?;
+        match self.backend.submit_tx(tx).await {
+            Ok(txid) => Ok(txid),
+            Err(SubmitError::Rejected(reason)) => Err(errors::tx_rejected(&reason)),
+            Err(SubmitError::Backend(e)) => Err(internal(e)),
+        }
+    }
+
+    async fn get_mempool_info(&self) -> RpcResult<MempoolInfo> {
+        self.backend.mempool_info().await.map_err(internal)
+    }
+
+    async fn get_raw_mempool(&self) -> RpcResult<Vec<Hash32>> {
+        self.backend.mempool_txids().await.map_err(internal)
+    }
+
+    async fn get_peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
+        self.backend.peers().await.map_err(internal)
+    }
+
+    async fn get_network_info(&self) -> RpcResult<NetworkInfo> {
+        self.backend.network().await.map_err(internal)
+    }
+
+    async fn get_validators(&self) -> RpcResult<Vec<ValidatorInfo>> {
+        self.backend.validators().await.map_err(internal)
+    }
+
+    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
+        self.backend.evidence().await.map_err(internal)
+    }
+
+    async fn subscribe_new_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // Subscribe before accepting so no block committed in between is missed.
+        let mut blocks = self.backend.subscribe_blocks();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                next = blocks.recv() => match next {
+                    Ok(summary) => {
+                        let msg = serde_json::value::to_raw_value(&summary)?;
+                        if sink.send(msg).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        return Err(format!(
+                            "subscriber too slow: missed {missed} blocks; resubscribe and fill the gap with getblock"
+                        )
+                        .into());
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The OpenRPC document served by `rpc.discover` (<https://spec.open-rpc.org>): every method with its
+//! parameters, result schema and error codes, so explorers and other-language clients need not read Rust.
+//!
+//! Hand-built rather than derived, to keep the wire names and units explicit; drift is caught by
+//! tests that compare the method list with what the server registers and every result schema's
+//! properties with the JSON the server actually returns.
+
+use crate::errors;
+use serde_json::{json, Value};
+
+/// The name of the discovery method.
+pub const DISCOVER: &str = "rpc.discover";
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn hex(len: usize) -> Value {
+    json!({ "type": "string", "pattern": format!("^[0-9a-f]{{{len}}}$") })
+}
+
+fn nullable(v: Value) -> Value {
+    json!({ "oneOf": [v, { "type": "null" }] })
+}
+
+/// An object schema whose every property is required.
+fn obj(props: &[(&str, Value)]) -> Value {
+    let required: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+    let properties: serde_json::Map<String, Value> = props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+}
+
+fn param(name: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "required": required, "schema": schema, "description": description })
+}
+
+fn error(code: i32, message: &str) -> Value {
+    json!({ "code": code, "message": message })
+}
+
+fn method(name: &str, summary: &str, params: Vec<Value>, result_name: &str, result: Value, errs: Vec<Value>) -> Value {
+    json!({
+        "name": name,
+        "summary": summary,
+        "paramStructure": "by-position",
+        "params": params,
+        "result": { "name": result_name, "schema": result },
+        "errors": errs,
+    })
+}
+
+fn schemas() -> Value {
+    let int = json!({ "type": "integer", "minimum": 0 });
+    let string = json!({ "type": "string" });
+    let boolean = json!({ "type": "boolean" });
+    let tx_kind = json!({ "oneOf": [obj(&[
+        ("type", json!({ "const": "transfer" })),
+        ("to", r("AccountId")),
+        ("amount_sat", r("Sat")),
+    ])] });
+    json!({
+        "Hash32": hex(64),
+        "AccountId": hex(64),
+        "PublicKey": hex(64),
+        "Signature": hex(128),
+        "Height": int,
+        "Sat": { "type": "integer", "minimum": 0, "description": "an amount in satoshis" },
+        "BtcAnchor": obj(&[("height", int.clone()), ("hash", hex(64))]),
+        "ChainInfo": obj(&[
+            ("chain_id", string.clone()),
+            ("genesis_hash", r("Hash32")),
+            ("height", r("Height")),
+            ("best_block_hash", r("Hash32")),
+            ("time_ms", int.clone()),
+            ("state_root", r("Hash32")),
+            ("btc_anchor", r("BtcAnchor")),
+            ("peg_status", json!({ "enum": ["active"] })),
+            ("min_fee_sat", r("Sat")),
+            ("validator", boolean.clone()),
+            ("syncing", boolean.clone()),
+        ]),
+        "CommitInfo": obj(&[
+            ("height", r("Height")),
+            ("round", int.clone()),
+            ("block_hash", r("Hash32")),
+            ("signatures", json!({ "type": "array", "items":
+                obj(&[("validator", int.clone()), ("signature", r("Signature"))]) })),
+            ("hex", json!({ "type": "string", "pattern": "^([0-9a-f]{2})*$" })),
+        ]),
+        "TxInfo": obj(&[
+            ("txid", r("Hash32")),
+            ("hex", string.clone()),
+            ("signer", r("PublicKey")),
+            ("from", r("AccountId")),
+            ("nonce", int.clone()),
+            ("fee_sat", r("Sat")),
+            ("kind", tx_kind),
+            ("signature", r("Signature")),
+        ]),
+        "BlockInfo": obj(&[
+            ("hash", r("Hash32")),
+            ("height", r("Height")),
+            ("confirmations", int.clone()),
+            ("genesis_hash", r("Hash32")),
+            ("prev_hash", r("Hash32")),
+            ("time_ms", int.clone()),
+            ("proposer", int.clone()),
+            ("btc_anchor", r("BtcAnchor")),
+            ("tx_root", r("Hash32")),
+            ("state_root", r("Hash32")),
+            ("last_commit_hash", r("Hash32")),
+            ("size", int.clone()),
+            ("tx_count", int.clone()),
+            ("tx", json!({ "oneOf": [
+                { "type": "array", "items": r("Hash32"), "description": "verbosity 1" },
+                { "type": "array", "items": r("TxInfo"), "description": "verbosity 2" },
+            ] })),
+            ("commit", r("CommitInfo")),
+        ]),
+        "TransactionInfo": obj(&[
+            ("status", json!({ "enum": ["mempool", "committed"] })),
+            ("height", nullable(r("Height"))),
+            ("block_hash", nullable(r("Hash32"))),
+            ("index", nullable(int.clone())),
+            ("confirmations", int.clone()),
+            ("tx", r("TxInfo")),
+        ]),
+        "AccountInfo": obj(&[
+            ("account", r("AccountId")),
+            ("balance_sat", r("Sat")),
+            ("balance_btc", json!({ "type": "string", "pattern": "^[0-9]+\\.[0-9]{8}$" })),
+            ("nonce", int.clone()),
+        ]),
+        "MempoolInfo": obj(&[("size", int.clone()), ("bytes", int.clone()), ("max_bytes", int.clone())]),
+        "PeerInfo": obj(&[
+            ("peer_id", string.clone()),
+            ("addr", string.clone()),
+            ("inbound", boolean.clone()),
+            ("validator_index", nullable(int.clone())),
+            ("height", nullable(r("Height"))),
+            ("connected_secs", int.clone()),
+        ]),
+        "NetworkInfo": obj(&[
+            ("version", string.clone()),
+            ("peer_id", string.clone()),
+            ("listen_addrs", json!({ "type": "array", "items": string })),
+            ("connections", int.clone()),
+        ]),
+        "ValidatorInfo": obj(&[
+            ("index", int.clone()),
+            ("consensus_key", r("PublicKey")),
+            ("peg_key", hex(66)),
+            ("power", int.clone()),
+            ("p2p_addr", json!({ "type": "string" })),
+        ]),
+        "EvidenceInfo": obj(&[
+            ("offender", int.clone()),
+            ("height", r("Height")),
+            ("round", int.clone()),
+            ("kind", json!({ "enum": ["votes", "proposals"] })),
+            ("hex", json!({ "type": "string" })),
+        ]),
+        "BlockSummary": obj(&[
+            ("hash", r("Hash32")),
+            ("height", r("Height")),
+            ("txs", int.clone()),
+            ("time_ms", int),
+        ]),
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let out_of_range = || error(errors::INVALID_PARAMETER, "block height out of range");
+    let bad_param = || error(errors::INVALID_PARAMS, "parameter of the wrong type or format");
+    let internal = || error(errors::INTERNAL_ERROR, "node storage read failed");
+    let height = || param("height", true, r("Height"), "block height, 1..=tip");
+    let array = |item: &str| json!({ "type": "array", "items": r(item) });
+    let methods = vec![
+        method(
+            "getblockchaininfo",
+            "chain id, genesis, tip, anchor, peg status, minimum fee, node status",
+            vec![],
+            "info",
+            r("ChainInfo"),
+            vec![internal()],
+        ),
+        method(
+            "getblockcount",
+            "height of the newest committed block (0: only the genesis)",
+            vec![],
+            "height",
+            r("Height"),
+            vec![internal()],
+        ),
+        method(
+            "getblockhash",
+            "hash of the block at a height",
+            vec![height()],
+            "hash",
+            r("Hash32"),
+            vec![out_of_range(), bad_param(), internal()],
+        ),
+        method(
+            "getblock",
+            "a block by height or hash, with its commit certificate",
+            vec![
+                param("block", true, json!({ "oneOf": [r("Height"), r("Hash32")] }), "height or block hash"),
+                param(
+                    "verbosity",
+                    false,
+                    json!({ "enum": [0, 1, 2] }),
+                    "0: hex of the canonical borsh block; 1 (default): JSON with txids; 2: JSON with full txs",
+                ),
+            ],
+            "block",
+            json!({ "oneOf": [{ "type": "string", "description": "verbosity 0" }, r("BlockInfo")] }),
+            vec![error(errors::NOT_FOUND, "block not found"), out_of_range(), bad_param(), internal()],
+        ),
+        method(
+            "getcommit",
+            "the commit certificate of the block at a height",
+            vec![height()],
+            "commit",
+            r("CommitInfo"),
+            vec![out_of_range(), bad_param(), internal()],
+        ),
+        method(
+            "gettransaction",
+            "a transaction from the mempool or a block, with where it is",
+            vec![param("txid", true, r("Hash32"), "transaction id")],
+            "transaction",
+            r("TransactionInfo"),
+            vec![error(errors::NOT_FOUND, "transaction not found"), bad_param(), internal()],
+        ),
+        method(
+            "getaccount",
+            "balance and nonce at the tip; unknown accounts are zero with nonce 0",
+            vec![param("account", true, r("AccountId"), "account id (hash of the owner's ed25519 key)")],
+            "account",
+            r("AccountInfo"),
+            vec![bad_param(), internal()],
+        ),
+        method(
+            "sendrawtransaction",
+            "submit a signed transaction; returns its txid",
+            vec![param("hex", true, json!({ "type": "string" }), "hex of the canonical borsh SignedUserTx")],
+            "txid",
+            r("Hash32"),
+            vec![
+                error(errors::DESERIALIZATION_ERROR, "tx decode failed"),
+                error(errors::VERIFY_REJECTED, "transaction rejected: <mempool reason>"),
+                internal(),
+            ],
+        ),
+        method("getmempoolinfo", "mempool size", vec![], "info", r("MempoolInfo"), vec![internal()]),
+        method("getrawmempool", "txids in the mempool", vec![], "txids", array("Hash32"), vec![internal()]),
+        method("getpeerinfo", "connected peers", vec![], "peers", array("PeerInfo"), vec![internal()]),
+        method(
+            "getnetworkinfo",
+            "our peer id, listen addresses, connections",
+            vec![],
+            "info",
+            r("NetworkInfo"),
+            vec![internal()],
+        ),
+        method("getvalidators", "the validator set", vec![], "validators", array("ValidatorInfo"), vec![internal()]),
+        method("getevidence", "equivocation evidence", vec![], "evidence", array("EvidenceInfo"), vec![internal()]),
+        json!({
+            "name": "subscribenewblocks",
+            "summary": "WebSocket only: notifications `subscribenewblocks` with a BlockSummary per committed block",
+            "paramStructure": "by-position",
+            "params": [],
+            "result": { "name": "subscription", "schema": { "type": "string" } },
+            "x-notification": { "method": "subscribenewblocks", "schema": r("BlockSummary") },
+        }),
+        method(
+            "unsubscribenewblocks",
+            "end a subscribenewblocks subscription",
+            vec![param("subscription", true, json!({ "type": "string" }), "id returned by subscribenewblocks")],
+            "unsubscribed",
+            json!({ "type": "boolean" }),
+            vec![],
+        ),
+        method(DISCOVER, "this document", vec![], "openrpc", json!({ "type": "object" }), vec![]),
+    ];
+    json!({
+        "openrpc": "1.2.6",
+        "info": {
+            "title": "sidechaind JSON-RPC",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Federated two-way-peg sidechain node. HTTP and WebSocket on one port; HTTP basic \
+                auth with the cookie (<datadir>/.cookie) or an rpcauth user. Peg methods come with the peg.",
+        },
+        "methods": methods,
+        "components": { "schemas": schemas() },
+    })
+}
+
+/// The method names the document lists.
+pub fn method_names(doc: &Value) -> Vec<String> {
+    doc["methods"]
+        .as_array()
+        .map(|ms| ms.iter().filter_map(|m| m["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,507 @@
+//! The values the API exchanges: what the node's backend hands the server, and the JSON results.
+//!
+//! Why separate from the ledger types: JSON is read by people and by scripts in other languages, so it
+//! uses explicit field names and units (`balance_sat`, plus `balance_btc` as a string where a person reads
+//! it; times in `_ms`), while Rust code keeps `bitcoin::Amount` and the protocol newtypes. Raw protocol
+//! bytes are always available too (`hex`: canonical borsh, see `docs/PROTOCOL.md`), so a client can check
+//! signatures and hashes itself rather than trust this JSON.
+//!
+//! Bitcoin block hashes (the BTC anchor) are shown in Bitcoin's RPC display order (byte-reversed), as
+//! `bitcoin-cli` shows them; sidechain hashes are shown in their natural byte order.
+
+use bitcoin::amount::serde::as_sat;
+use bitcoin::Amount;
+use consensus::{CommitCertificate, Equivocation};
+use ledger::{Block, Genesis, Tx, UserTxKind};
+use primitives::{canonical_bytes, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
+use serde::{Deserialize, Serialize};
+
+/// Satoshis per bitcoin.
+const SAT_PER_BTC: u64 = 100_000_000;
+
+/// An amount as a BTC decimal string with all 8 decimals, e.g. `"1.50000000"`: exact, never a float.
+pub fn btc_string(amount: Amount) -> String {
+    let sat = amount.to_sat();
+    format!("{}.{:08}", sat / SAT_PER_BTC, sat % SAT_PER_BTC)
+}
+
+/// Whether the peg accepts peg-ins and peg-outs. Only `active` exists until the peg is implemented;
+/// `halted` (bitcoind trouble, reserve deficit) comes with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PegStatus {
+    /// Peg operations proceed.
+    Active,
+}
+
+/// The Bitcoin block the sidechain has agreed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtcAnchorInfo {
+    /// Bitcoin height.
+    pub height: BtcHeight,
+    /// Bitcoin block hash in RPC display order (as `bitcoin-cli getblockhash` prints it).
+    pub hash: bitcoin::BlockHash,
+}
+
+impl From<ledger::BtcAnchor> for BtcAnchorInfo {
+    fn from(a: ledger::BtcAnchor) -> Self {
+        use bitcoin::hashes::Hash;
+        BtcAnchorInfo { height: a.height, hash: bitcoin::BlockHash::from_byte_array(a.hash.0) }
+    }
+}
+
+/// Result of `getblockchaininfo`; the backend produces it whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// The genesis chain id, e.g. `fedpeg-regtest-1`.
+    pub chain_id: String,
+    /// Hash of the genesis (every user signature covers it).
+    pub genesis_hash: Hash32,
+    /// Height of the newest committed block (0: only the genesis).
+    pub height: Height,
+    /// Hash of that block; the genesis hash at height 0.
+    pub best_block_hash: Hash32,
+    /// Its time, milliseconds since the Unix epoch (the genesis time at height 0).
+    pub time_ms: u64,
+    /// State root after that block.
+    pub state_root: Hash32,
+    /// The Bitcoin anchor after that block.
+    pub btc_anchor: BtcAnchorInfo,
+    /// Peg status.
+    pub peg_status: PegStatus,
+    /// The smallest fee a user transaction may pay (the genesis `min_fee`).
+    #[serde(rename = "min_fee_sat", with = "as_sat")]
+    pub min_fee: Amount,
+    /// Whether this node is a validator.
+    pub validator: bool,
+    /// Whether the node is catching up with its peers (its height is behind theirs).
+    pub syncing: bool,
+}
+
+/// A committed block with the certificate that made it final (what the backend stores per height).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The block.
+    pub block: Block,
+    /// 2f+1 precommits for its hash.
+    pub commit: CommitCertificate,
+}
+
+/// One precommit signature of a commit certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitSignature {
+    /// Index of the signer in the validator set.
+    pub validator: ValidatorIndex,
+    /// Its ed25519 signature over the precommit.
+    pub signature: Signature,
+}
+
+/// Result of `getcommit`, and the `commit` of `getblock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// Height of the decided block.
+    pub height: Height,
+    /// Round it was decided in.
+    pub round: Round,
+    /// Hash of the decided block.
+    pub block_hash: Hash32,
+    /// The precommit signatures.
+    pub signatures: Vec<CommitSignature>,
+    /// Canonical borsh bytes of the certificate, for verification without this JSON.
+    pub hex: String,
+}
+
+impl From<&CommitCertificate> for CommitInfo {
+    fn from(c: &CommitCertificate) -> Self {
+        CommitInfo {
+            height: c.height,
+            round: c.round,
+            block_hash: c.value,
+            signatures: c
+                .signatures
+                .iter()
+                .map(|(validator, signature)| CommitSignature { validator: *validator, signature: *signature })
+                .collect(),
+            hex: hex::encode(canonical_bytes(c)),
+        }
+    }
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TxKindInfo {
+    /// A transfer between accounts.
+    Transfer {
+        /// Recipient.
+        to: AccountId,
+        /// Amount moved.
+        #[serde(rename = "amount_sat", with = "as_sat")]
+        amount: Amount,
+    },
+}
+
+/// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxInfo {
+    /// Transaction id.
+    pub txid: Hash32,
+    /// Canonical borsh bytes of the signed transaction (what `sendrawtransaction` takes).
+    pub hex: String,
+    /// The signing key.
+    pub signer: PublicKey,
+    /// The paying account (hash of the signer).
+    pub from: AccountId,
+    /// The sender's nonce it uses.
+    pub nonce: u64,
+    /// The fee paid to the fee pool.
+    #[serde(rename = "fee_sat", with = "as_sat")]
+    pub fee: Amount,
+    /// What it does.
+    pub kind: TxKindInfo,
+    /// The ed25519 signature.
+    pub signature: Signature,
+}
+
+impl From<&Tx> for TxInfo {
+    fn from(t: &Tx) -> Self {
+        let Tx::User(s) = t;
+        let kind = match &s.tx.kind {
+            UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
+        };
+        TxInfo {
+            txid: s.txid(),
+            hex: hex::encode(canonical_bytes(s)),
+            signer: s.tx.signer,
+            from: s.tx.sender(),
+            nonce: s.tx.nonce,
+            fee: s.tx.fee,
+            kind,
+            signature: s.signature,
+        }
+    }
+}
+
+/// The transactions of a block: ids (verbosity 1) or full (verbosity 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BlockTxs {
+    /// Transaction ids in block order.
+    Ids(Vec<Hash32>),
+    /// Full transactions in block order.
+    Full(Vec<TxInfo>),
+}
+
+/// A block in JSON (`getblock` verbosity 1 and 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// Block hash.
+    pub hash: Hash32,
+    /// Height.
+    pub height: Height,
+    /// Blocks on top of it, itself included (1 for the tip), as in Bitcoin Core.
+    pub confirmations: u64,
+    /// Genesis hash of its chain.
+    pub genesis_hash: Hash32,
+    /// Previous block hash (all zeros at height 1).
+    pub prev_hash: Hash32,
+    /// Proposer's time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Index of the proposer.
+    pub proposer: ValidatorIndex,
+    /// Bitcoin anchor after this block.
+    pub btc_anchor: BtcAnchorInfo,
+    /// Merkle root of the txids.
+    pub tx_root: Hash32,
+    /// State root after this block.
+    pub state_root: Hash32,
+    /// Hash of the previous block's commit certificate.
+    pub last_commit_hash: Hash32,
+    /// Encoded size of the block in bytes.
+    pub size: usize,
+    /// Number of transactions.
+    pub tx_count: usize,
+    /// The transactions.
+    pub tx: BlockTxs,
+    /// The certificate that made this block final.
+    pub commit: CommitInfo,
+}
+
+impl BlockInfo {
+    /// The JSON view of a stored block; `full` selects verbosity 2; `tip` is the current height.
+    pub fn new(stored: &StoredBlock, full: bool, tip: Height) -> Self {
+        let b = &stored.block;
+        let h = &b.header;
+        let tx = if full {
+            BlockTxs::Full(b.txs.iter().map(TxInfo::from).collect())
+        } else {
+            BlockTxs::Ids(b.txs.iter().map(Tx::txid).collect())
+        };
+        BlockInfo {
+            hash: b.hash(),
+            height: h.height,
+            confirmations: tip.get().saturating_sub(h.height.get()).saturating_add(1),
+            genesis_hash: h.genesis_hash,
+            prev_hash: h.prev_hash,
+            time_ms: h.time_ms,
+            proposer: h.proposer,
+            btc_anchor: h.btc_anchor.into(),
+            tx_root: h.tx_root,
+            state_root: h.state_root,
+            last_commit_hash: h.last_commit_hash,
+            size: canonical_bytes(b).len(),
+            tx_count: b.txs.len(),
+            tx,
+            commit: CommitInfo::from(&stored.commit),
+        }
+    }
+}
+
+/// Result of `getblock`: hex at verbosity 0, JSON at 1 and 2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GetBlockResult {
+    /// Canonical borsh bytes of the block (verbosity 0).
+    Hex(String),
+    /// The block as JSON (verbosity 1 and 2).
+    Json(Box<BlockInfo>),
+}
+
+/// Where a transaction is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxLocation {
+    /// Waiting in this node's mempool.
+    Mempool,
+    /// In a committed block.
+    Block {
+        /// Height of the block.
+        height: Height,
+        /// Its hash.
+        block_hash: Hash32,
+        /// Position in the block.
+        index: u32,
+    },
+}
+
+/// A transaction the backend found, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxLookup {
+    /// The transaction.
+    pub tx: Tx,
+    /// Where it is.
+    pub location: TxLocation,
+}
+
+/// Whether a transaction is final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxStatus {
+    /// In the mempool, not yet in a block.
+    Mempool,
+    /// In a committed (final) block.
+    Committed,
+}
+
+/// Result of `gettransaction`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionInfo {
+    /// Mempool or committed.
+    pub status: TxStatus,
+    /// Height of its block (committed only).
+    pub height: Option<Height>,
+    /// Hash of its block (committed only).
+    pub block_hash: Option<Hash32>,
+    /// Position in its block (committed only).
+    pub index: Option<u32>,
+    /// Blocks on top of its block, its own included; 0 in the mempool.
+    pub confirmations: u64,
+    /// The transaction.
+    pub tx: TxInfo,
+}
+
+/// Result of `getaccount`. An account that never received anything has balance 0 and nonce 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The account id.
+    pub account: AccountId,
+    /// Spendable balance.
+    #[serde(rename = "balance_sat", with = "as_sat")]
+    pub balance: Amount,
+    /// The same balance in BTC, for people (e.g. `"1.50000000"`).
+    pub balance_btc: String,
+    /// The nonce its next transaction must carry (committed state; pending mempool transactions are
+    /// not counted).
+    pub nonce: u64,
+}
+
+impl AccountInfo {
+    /// The view of an account; `None` (never seen) is zero balance, nonce 0.
+    pub fn new(account: AccountId, state: Option<ledger::Account>) -> Self {
+        let a = state.unwrap_or_default();
+        AccountInfo { account, balance: a.balance, balance_btc: btc_string(a.balance), nonce: a.nonce }
+    }
+}
+
+/// Result of `getmempoolinfo`; the backend produces it whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolInfo {
+    /// Number of transactions.
+    pub size: usize,
+    /// Their encoded size in bytes.
+    pub bytes: u64,
+    /// The mempool's byte limit.
+    pub max_bytes: u64,
+}
+
+/// One connected peer (`getpeerinfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote multiaddr.
+    pub addr: String,
+    /// Whether the peer dialed us.
+    pub inbound: bool,
+    /// Its validator index, if it identified as a validator.
+    pub validator_index: Option<ValidatorIndex>,
+    /// The height it last reported.
+    pub height: Option<Height>,
+    /// Seconds since the connection opened.
+    pub connected_secs: u64,
+}
+
+/// Result of `getnetworkinfo`; the backend produces it whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// Software version, e.g. `sidechaind/0.1.0`.
+    pub version: String,
+    /// Our libp2p peer id.
+    pub peer_id: String,
+    /// Multiaddrs we listen on.
+    pub listen_addrs: Vec<String>,
+    /// Number of connected peers.
+    pub connections: usize,
+}
+
+/// One validator (`getvalidators`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// Its index (position in the genesis list).
+    pub index: ValidatorIndex,
+    /// ed25519 consensus key.
+    pub consensus_key: PublicKey,
+    /// Compressed secp256k1 key in the federation multisig.
+    pub peg_key: bitcoin::PublicKey,
+    /// Voting power.
+    pub power: u64,
+    /// Where peers reach it.
+    pub p2p_addr: String,
+}
+
+impl ValidatorInfo {
+    /// The validators of a genesis (the set is fixed until validator-set changes exist).
+    pub fn from_genesis(genesis: &Genesis) -> Vec<ValidatorInfo> {
+        genesis
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ValidatorInfo {
+                index: ValidatorIndex(u16::try_from(i).unwrap_or(u16::MAX)),
+                consensus_key: v.consensus_key,
+                peg_key: v.peg_key,
+                power: v.power,
+                p2p_addr: v.p2p_addr.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Which messages were doubled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EquivocationKind {
+    /// Two votes of one kind in one round.
+    Votes,
+    /// Two proposals in one round.
+    Proposals,
+}
+
+/// Equivocation evidence (`getevidence`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceInfo {
+    /// The validator that signed twice.
+    pub offender: ValidatorIndex,
+    /// Height of the two messages.
+    pub height: Height,
+    /// Round of the two messages.
+    pub round: Round,
+    /// Votes or proposals.
+    pub kind: EquivocationKind,
+    /// Canonical borsh bytes of the evidence, verifiable alone against the validator set.
+    pub hex: String,
+}
+
+impl From<&Equivocation> for EvidenceInfo {
+    fn from(e: &Equivocation) -> Self {
+        let kind = match e {
+            Equivocation::Votes(..) => EquivocationKind::Votes,
+            Equivocation::Proposals(..) => EquivocationKind::Proposals,
+        };
+        EvidenceInfo {
+            offender: e.offender(),
+            height: e.height(),
+            round: e.round(),
+            kind,
+            hex: hex::encode(canonical_bytes(e)),
+        }
+    }
+}
+
+/// What `subscribenewblocks` pushes for each committed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSummary {
+    /// Height.
+    pub height: Height,
+    /// Block hash.
+    pub hash: Hash32,
+    /// Number of transactions.
+    pub txs: usize,
+    /// Block time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+impl From<&Block> for BlockSummary {
+    fn from(b: &Block) -> Self {
+        BlockSummary { height: b.header.height, hash: b.hash(), txs: b.txs.len(), time_ms: b.header.time_ms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn btc_string_is_exact() {
+        assert_eq!(btc_string(Amount::from_sat(150_000_000)), "1.50000000");
+        assert_eq!(btc_string(Amount::from_sat(1)), "0.00000001");
+        assert_eq!(btc_string(Amount::ZERO), "0.00000000");
+    }
+
+    #[test]
+    fn amounts_are_sats_with_explicit_names() {
+        let a = AccountInfo::new(AccountId(Hash32([1; 32])), None);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["balance_sat"], 0);
+        assert_eq!(v["balance_btc"], "0.00000000");
+        assert_eq!(v["nonce"], 0);
+    }
+
+    #[test]
+    fn anchor_hash_is_in_bitcoin_display_order() {
+        let mut raw = [0u8; 32];
+        raw[0] = 0xab;
+        let a = BtcAnchorInfo::from(ledger::BtcAnchor { height: BtcHeight(7), hash: Hash32(raw) });
+        let s = serde_json::to_value(a).unwrap()["hash"].as_str().unwrap().to_string();
+        assert!(s.ends_with("ab"), "{s}");
+    }
+}

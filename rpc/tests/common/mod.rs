@@ -1,0 +1,372 @@
+//! Test fixture for the server layer: an in-memory [`RpcBackend`] built from `ledger::testkit` (real
+//! genesis, real blocks from `ledger::build_block`, real signed commit certificates), a running server on
+//! 127.0.0.1:0, and a raw HTTP/1.1 client for requests a typed client cannot make (bad auth, bad
+//! Host, oversized bodies). End-to-end tests against real `sidechaind` processes live in `testnet/`.
+#![allow(dead_code)]
+
+use bitcoin::Amount;
+use consensus::{CommitCertificate, Vote, VoteKind};
+use ledger::testkit::{self, transfer, user_key, validator_key};
+use ledger::{build_block, check_tx, Block, BlockTemplate, Chain, MemStore, SignedUserTx, StateReader, Tx};
+use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
+use rpc::backend::{BackendError, RpcBackend, SubmitError};
+use rpc::types::*;
+use rpc::{start_server, RpcServerConfig, RpcServerHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+pub const VALIDATORS: u32 = 4;
+pub const FEE: Amount = Amount::from_sat(100);
+
+pub fn acct(i: u32) -> AccountId {
+    user_key(i).public().account_id()
+}
+
+struct Inner {
+    store: MemStore,
+    blocks: Vec<StoredBlock>,
+    mempool: Vec<SignedUserTx>,
+}
+
+/// The in-memory node.
+pub struct MemBackend {
+    pub chain: Chain,
+    inner: Mutex<Inner>,
+    blocks_tx: broadcast::Sender<BlockSummary>,
+    /// When set, every call fails as if storage broke.
+    pub fail: AtomicBool,
+}
+
+fn storage_err<E: std::fmt::Display>(e: E) -> BackendError {
+    BackendError::Storage(e.to_string())
+}
+
+impl MemBackend {
+    /// A chain with 4 validators and 3 users of 10 BTC; block 1 (user 0 -> user 1) and block 2
+    /// (user 1 -> user 2) are committed.
+    pub fn new() -> Arc<Self> {
+        let (chain, store) = testkit::chain_and_store(VALIDATORS, 3, Amount::from_sat(1_000_000_000));
+        let (blocks_tx, _) = broadcast::channel(16);
+        let b = Arc::new(MemBackend {
+            chain,
+            inner: Mutex::new(Inner { store, blocks: Vec::new(), mempool: Vec::new() }),
+            blocks_tx,
+            fail: AtomicBool::new(false),
+        });
+        let t1 = transfer(&b.chain, &user_key(0), 0, acct(1), Amount::from_sat(5_000), FEE);
+        b.commit_block(vec![t1]);
+        let t2 = transfer(&b.chain, &user_key(1), 0, acct(2), Amount::from_sat(7_000), FEE);
+        b.commit_block(vec![t2]);
+        b
+    }
+
+    fn check(&self) -> Result<(), BackendError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(BackendError::Storage("disk on fire (test fault)".into()));
+        }
+        Ok(())
+    }
+
+    /// Builds, certifies and stores the next block with `txs`, then announces it.
+    pub fn commit_block(&self, txs: Vec<SignedUserTx>) -> Block {
+        let mut inner = self.inner.lock().unwrap();
+        let height = Height(inner.blocks.len() as u64 + 1);
+        let (prev_hash, last_commit_hash) = match inner.blocks.last() {
+            Some(p) => (p.block.hash(), tagged_hash("test/commit", &[&canonical_bytes(&p.commit)])),
+            None => (Hash32::ZERO, Hash32::ZERO),
+        };
+        let template = BlockTemplate {
+            height,
+            prev_hash,
+            time_ms: self.chain.genesis().genesis_time_ms + height.get() * 1000,
+            proposer: ValidatorIndex(0),
+            btc_anchor: self.chain.genesis().btc_anchor,
+            last_commit_hash,
+        };
+        let txs: Vec<Tx> = txs.into_iter().map(Tx::from).collect();
+        let (block, outcome) = build_block(&self.chain, &inner.store, template, txs).unwrap();
+        inner.store.apply(&outcome.write_set);
+        let hash = block.hash();
+        let signatures = (0..VALIDATORS)
+            .map(|i| {
+                let idx = ValidatorIndex(i as u16);
+                let vote =
+                    Vote { kind: VoteKind::Precommit, height, round: Round(0), value: Some(hash), validator: idx };
+                (idx, vote.sign(&validator_key(i), self.chain.genesis_hash()).signature)
+            })
+            .collect();
+        let commit = CommitCertificate { height, round: Round(0), value: hash, signatures };
+        let ids: Vec<Hash32> = block.txs.iter().map(Tx::txid).collect();
+        inner.mempool.retain(|t| !ids.contains(&t.txid()));
+        inner.blocks.push(StoredBlock { block: block.clone(), commit });
+        drop(inner);
+        let _ = self.blocks_tx.send(BlockSummary::from(&block));
+        block
+    }
+
+    pub fn tip_block(&self) -> StoredBlock {
+        self.inner.lock().unwrap().blocks.last().unwrap().clone()
+    }
+}
+
+impl RpcBackend for MemBackend {
+    async fn chain_info(&self) -> Result<ChainInfo, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let version = inner.store.latest_version().unwrap_or(0);
+        let snap = inner.store.snapshot(version);
+        let meta = snap.chain_meta().map_err(storage_err)?.ok_or_else(|| storage_err("no genesis"))?;
+        Ok(ChainInfo {
+            chain_id: self.chain.genesis().chain_id.clone(),
+            genesis_hash: *self.chain.genesis_hash(),
+            height: meta.height,
+            best_block_hash: inner.blocks.last().map_or(*self.chain.genesis_hash(), |b| b.block.hash()),
+            time_ms: meta.time_ms,
+            state_root: snap.root().map_err(storage_err)?,
+            btc_anchor: meta.btc_anchor.into(),
+            peg_status: PegStatus::Active,
+            min_fee: self.chain.params().min_fee,
+            validator: false,
+            syncing: false,
+        })
+    }
+
+    async fn block_by_height(&self, height: Height) -> Result<Option<StoredBlock>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let i = height.get().checked_sub(1).map(|i| i as usize);
+        Ok(i.and_then(|i| inner.blocks.get(i).cloned()))
+    }
+
+    async fn block_height_by_hash(&self, hash: Hash32) -> Result<Option<Height>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        Ok(inner.blocks.iter().find(|b| b.block.hash() == hash).map(|b| b.block.header.height))
+    }
+
+    async fn transaction(&self, txid: Hash32) -> Result<Option<TxLookup>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        if let Some(t) = inner.mempool.iter().find(|t| t.txid() == txid) {
+            return Ok(Some(TxLookup { tx: Tx::from(t.clone()), location: TxLocation::Mempool }));
+        }
+        for b in &inner.blocks {
+            if let Some(i) = b.block.txs.iter().position(|t| t.txid() == txid) {
+                return Ok(Some(TxLookup {
+                    tx: b.block.txs[i].clone(),
+                    location: TxLocation::Block {
+                        height: b.block.header.height,
+                        block_hash: b.block.hash(),
+                        index: i as u32,
+                    },
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<ledger::Account>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+        snap.get_account(&id).map_err(storage_err)
+    }
+
+    async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, SubmitError> {
+        self.check()?;
+        let mut inner = self.inner.lock().unwrap();
+        let txid = tx.txid();
+        if inner.mempool.iter().any(|t| t.txid() == txid) {
+            return Err(SubmitError::Rejected(format!("transaction {txid} is already in the mempool")));
+        }
+        let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+        check_tx(&self.chain, &snap, &tx).map_err(|e| SubmitError::Rejected(e.to_string()))?;
+        inner.mempool.push(tx);
+        Ok(txid)
+    }
+
+    async fn mempool_info(&self) -> Result<MempoolInfo, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let bytes = inner.mempool.iter().map(|t| canonical_bytes(t).len() as u64).sum();
+        Ok(MempoolInfo { size: inner.mempool.len(), bytes, max_bytes: 64 << 20 })
+    }
+
+    async fn mempool_txids(&self) -> Result<Vec<Hash32>, BackendError> {
+        self.check()?;
+        Ok(self.inner.lock().unwrap().mempool.iter().map(SignedUserTx::txid).collect())
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerInfo>, BackendError> {
+        self.check()?;
+        Ok(vec![PeerInfo {
+            peer_id: "12D3KooWtest".into(),
+            addr: "/ip4/127.0.0.1/tcp/26657".into(),
+            inbound: true,
+            validator_index: Some(ValidatorIndex(1)),
+            height: Some(Height(2)),
+            connected_secs: 5,
+        }])
+    }
+
+    async fn network(&self) -> Result<NetworkInfo, BackendError> {
+        self.check()?;
+        Ok(NetworkInfo {
+            version: "sidechaind/test".into(),
+            peer_id: "12D3KooWself".into(),
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/26656".into()],
+            connections: 1,
+        })
+    }
+
+    async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
+        self.check()?;
+        Ok(ValidatorInfo::from_genesis(self.chain.genesis()))
+    }
+
+    async fn evidence(&self) -> Result<Vec<EvidenceInfo>, BackendError> {
+        self.check()?;
+        let g = self.chain.genesis_hash();
+        let vote = |v: Option<Hash32>| {
+            Vote { kind: VoteKind::Prevote, height: Height(1), round: Round(0), value: v, validator: ValidatorIndex(3) }
+                .sign(&validator_key(3), g)
+        };
+        let e = consensus::Equivocation::Votes(vote(Some(Hash32([1; 32]))), vote(Some(Hash32([2; 32]))));
+        Ok(vec![EvidenceInfo::from(&e)])
+    }
+
+    fn subscribe_blocks(&self) -> broadcast::Receiver<BlockSummary> {
+        self.blocks_tx.subscribe()
+    }
+}
+
+/// A server over a fresh [`MemBackend`].
+pub struct Fixture {
+    pub backend: Arc<MemBackend>,
+    pub server: RpcServerHandle,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn start() -> Fixture {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut RpcServerConfig)) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = RpcServerConfig::new(dir.path());
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut config);
+        let backend = MemBackend::new();
+        let server = start_server(config, backend.clone()).await.unwrap();
+        Fixture { backend, server, dir }
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.server.local_addr())
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.server.local_addr())
+    }
+
+    pub fn cookie_auth(&self) -> rpc::ClientAuth {
+        rpc::ClientAuth::Cookie(self.server.cookie_path().to_path_buf())
+    }
+
+    pub fn client(&self) -> jsonrpsee::http_client::HttpClient {
+        rpc::connect(&self.http_url(), &self.cookie_auth()).unwrap()
+    }
+
+    /// The `Authorization` header value of the cookie.
+    pub fn cookie_header(&self) -> String {
+        let (u, p) = rpc::auth::Cookie::read(self.server.cookie_path()).unwrap();
+        rpc::auth::basic_auth_header(&u, &p)
+    }
+
+    /// POSTs `body` with the cookie and a loopback Host; returns (status, headers, body).
+    pub async fn post(&self, body: &str) -> HttpReply {
+        let auth = self.cookie_header();
+        raw_post(self.server.local_addr(), body, &[("Host", "127.0.0.1"), ("Authorization", &auth)]).await
+    }
+
+    /// A JSON-RPC call with positional params; returns the whole response object.
+    pub async fn call(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let reply = self.post(&body.to_string()).await;
+        assert_eq!(reply.status, 200, "{method}: {}", reply.body);
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
+    /// The error code of a call that must fail (panics on success).
+    pub async fn error_code(&self, method: &str, params: serde_json::Value) -> (i64, String) {
+        let v = self.call(method, params.clone()).await;
+        let e = v.get("error").unwrap_or_else(|| panic!("{method} {params} succeeded: {v}"));
+        (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+    }
+}
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 POST over a fresh connection (`Connection: close`), bounded by a timeout.
+pub async fn raw_post(addr: std::net::SocketAddr, body: &str, headers: &[(&str, &str)]) -> HttpReply {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        // The server may answer (413) and close before reading a large body: ignore write errors.
+        let _ = s.write_all(body.as_bytes()).await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        parse_reply(&out)
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("http request timed out")
+}
+
+fn parse_reply(raw: &[u8]) -> HttpReply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let chunked =
+        headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    HttpReply { status, headers, body }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
