@@ -26,6 +26,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// How long a request with wrong or missing credentials waits for its 401 (Bitcoin Core: 250 ms).
+pub const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The user name of cookie authentication (as Bitcoin Core).
 pub const COOKIE_USER: &str = "__cookie__";
 
@@ -316,7 +319,14 @@ where
             Err(refusal) => {
                 tracing::debug!(reason = %refusal, "rpc request refused");
                 let resp = refusal_response(&refusal);
-                Box::pin(async move { Ok(resp) })
+                // As Bitcoin Core: slow down password guessing (each connection waits its turn).
+                let delay = matches!(refusal, Refusal::Unauthorized).then_some(AUTH_FAILURE_DELAY);
+                Box::pin(async move {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    Ok(resp)
+                })
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::auth::{AuthError, Cookie, Guard, GuardLayer, RpcAuth};
 use crate::backend::RpcBackend;
 use crate::handlers::RpcImpl;
 use crate::openrpc;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, ServerBuilder, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -154,6 +155,8 @@ pub async fn start_server<B: RpcBackend>(
     let guard = Arc::new(Guard::new(&cookie, config.users.clone(), &hosts));
     let server = builder
         .set_http_middleware(tower::ServiceBuilder::new().layer(GuardLayer(guard)))
+        // Every call logged (target `jsonrpsee-server`, method and params cut to 256 bytes).
+        .set_rpc_middleware(RpcServiceBuilder::new().rpc_logger(256))
         .build_from_tcp(listener)
         .map_err(|source| RpcError::Bind { addr: config.bind, source })?;
     let handle = server.start(module);

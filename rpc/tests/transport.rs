@@ -18,8 +18,10 @@ const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"getblockcount","params":
 async fn requests_without_valid_credentials_get_401() {
     let f = Fixture::start_with(|c| c.users = vec![RpcAuth::generate("alice", "s3cret")]).await;
     let addr = f.server.local_addr();
+    let started = std::time::Instant::now();
     let r = raw_post(addr, CALL, &[("Host", "127.0.0.1")]).await;
     assert_eq!(r.status, 401, "{}", r.body);
+    assert!(started.elapsed() >= rpc::auth::AUTH_FAILURE_DELAY, "failed auth is slowed down");
     assert!(r.body.contains("authorization required"), "{}", r.body);
     assert!(r.header("www-authenticate").is_some());
     let wrong = basic_auth_header("__cookie__", "00");
