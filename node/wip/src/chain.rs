@@ -1,0 +1,262 @@
+//! The committed chain: the store, the genesis, the tip, and the two ways a height becomes final here —
+//! deciding it in consensus, or receiving it (with its certificate) through sync.
+//!
+//! Invariant owned here: a height is written only after its commit certificate verifies against the
+//! validator set and its block re-executes to the state root in its header. Full nodes and validators go
+//! through the same [`ChainState::commit`]; nothing else writes blocks.
+
+use crate::storage::{CommitBatch, Store, StoreError};
+use borsh::{BorshDeserialize, BorshSerialize};
+use consensus::{CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError};
+use ledger::{BlockError, Chain, Snapshot, StateError};
+use primitives::{canonical_bytes, tagged_hash, Hash32, Height};
+use std::sync::Arc;
+
+/// A block as it travels and is stored: the ledger block plus the certificate of the height before it,
+/// whose hash the header commits to (`last_commit_hash`). Carrying the previous certificate in the block
+/// makes the chain self-certifying: block `h` proves `h - 1` final.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FullBlock {
+    /// The block.
+    pub block: ledger::Block,
+    /// 2f+1 precommits for height `h - 1` (none for height 1).
+    pub last_commit: Option<CommitCertificate>,
+}
+
+impl FullBlock {
+    /// The block hash (the consensus value).
+    pub fn hash(&self) -> Hash32 {
+        self.block.hash()
+    }
+
+    /// The height.
+    pub fn height(&self) -> Height {
+        self.block.header.height
+    }
+}
+
+/// The hash a header stores for the previous height's certificate (zero when there is none).
+pub fn commit_hash(cert: Option<&CommitCertificate>) -> Hash32 {
+    cert.map_or(Hash32::ZERO, |c| tagged_hash("sidechain/commit", &[&canonical_bytes(c)]))
+}
+
+/// Why a block cannot be appended to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// Storage failed (not a verdict on the block).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state could not be read (not a verdict on the block).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The genesis validator set is unusable.
+    #[error("genesis validator set: {0}")]
+    Validators(#[from] ValidatorSetError),
+    /// The block's height is not the next one.
+    #[error("block at height {got} does not follow tip {tip}")]
+    NotNext { tip: Height, got: Height },
+    /// The block does not build on our tip.
+    #[error("block {height} builds on {got}, our tip is {tip}")]
+    WrongParent { height: Height, tip: Hash32, got: Hash32 },
+    /// The certificate does not decide this block.
+    #[error("certificate at height {height} is for {cert}, block is {block}")]
+    CertForOtherBlock { height: Height, cert: Hash32, block: Hash32 },
+    /// The certificate does not verify.
+    #[error("certificate for height {height}: {source}")]
+    BadCertificate {
+        height: Height,
+        #[source]
+        source: Box<CertificateError>,
+    },
+    /// The block's own copy of the previous certificate is missing or wrong.
+    #[error("block {height}: last commit {reason}")]
+    BadLastCommit { height: Height, reason: String },
+    /// Execution rejected the block.
+    #[error("block {height} is invalid: {source}")]
+    Invalid {
+        height: Height,
+        #[source]
+        source: Box<BlockError>,
+    },
+    /// A stored value does not decode.
+    #[error("stored {what} at height {height} does not decode: {reason}")]
+    Corrupt { what: &'static str, height: Height, reason: String },
+}
+
+/// The committed chain as this node holds it.
+pub struct ChainState {
+    chain: Chain,
+    store: Arc<Store>,
+    validators: ValidatorSet,
+    tip: Height,
+    tip_hash: Hash32,
+    tip_cert: Option<CommitCertificate>,
+}
+
+impl ChainState {
+    /// Opens the chain on `store`: writes the genesis state on first start, else resumes at the stored tip.
+    pub fn open(chain: Chain, store: Arc<Store>) -> Result<ChainState, ChainError> {
+        store.check_genesis(chain.genesis_hash())?;
+        let validators =
+            ValidatorSet::new(chain.genesis().validators.iter().map(|v| (v.consensus_key, v.power)).collect())?;
+        if store.tip()?.is_none() {
+            let ws = chain.genesis_state(&store)?;
+            store.commit(&CommitBatch {
+                height: Height(0),
+                hash: *chain.genesis_hash(),
+                block: &[],
+                cert: &[],
+                state: &ws,
+                txids: &[],
+            })?;
+        }
+        let tip = store.tip()?.unwrap_or(Height(0));
+        let (tip_hash, tip_cert) = if tip == Height(0) {
+            (*chain.genesis_hash(), None)
+        } else {
+            let fb = Self::read_block(&store, tip)?.ok_or(ChainError::Corrupt {
+                what: "block",
+                height: tip,
+                reason: "missing at tip".into(),
+            })?;
+            (fb.hash(), Self::read_cert(&store, tip)?)
+        };
+        Ok(ChainState { chain, store, validators, tip, tip_hash, tip_cert })
+    }
+
+    fn read_block(store: &Store, h: Height) -> Result<Option<FullBlock>, ChainError> {
+        store
+            .block(h)?
+            .map(|b| {
+                borsh::from_slice(&b).map_err(|e| ChainError::Corrupt {
+                    what: "block",
+                    height: h,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    fn read_cert(store: &Store, h: Height) -> Result<Option<CommitCertificate>, ChainError> {
+        store
+            .cert(h)?
+            .map(|b| {
+                borsh::from_slice(&b).map_err(|e| ChainError::Corrupt {
+                    what: "certificate",
+                    height: h,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The chain definition.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The store (shared with read-only readers such as RPC).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The validator set (fixed at genesis for now).
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// The committed tip height.
+    pub fn tip(&self) -> Height {
+        self.tip
+    }
+
+    /// The hash of the tip block (the genesis hash at height 0).
+    pub fn tip_hash(&self) -> Hash32 {
+        self.tip_hash
+    }
+
+    /// The certificate of the tip (none at genesis).
+    pub fn tip_cert(&self) -> Option<&CommitCertificate> {
+        self.tip_cert.as_ref()
+    }
+
+    /// The state after the tip.
+    pub fn state(&self) -> Snapshot<'_, Store> {
+        Snapshot::new(&*self.store, self.tip.get())
+    }
+
+    /// A committed block.
+    pub fn block(&self, h: Height) -> Result<Option<FullBlock>, ChainError> {
+        if h == Height(0) || h > self.tip {
+            return Ok(None);
+        }
+        Self::read_block(&self.store, h)
+    }
+
+    /// A committed block's certificate.
+    pub fn cert(&self, h: Height) -> Result<Option<CommitCertificate>, ChainError> {
+        if h == Height(0) || h > self.tip {
+            return Ok(None);
+        }
+        Self::read_cert(&self.store, h)
+    }
+
+    /// Checks everything about `fb` as the next block except its certificate: parent, the embedded
+    /// previous certificate, and execution (state root). Returns the execution outcome to commit.
+    pub fn validate_next(&self, fb: &FullBlock) -> Result<ledger::ExecutionOutcome, ChainError> {
+        let h = fb.height();
+        if h != self.tip.next() {
+            return Err(ChainError::NotNext { tip: self.tip, got: h });
+        }
+        let header = &fb.block.header;
+        if header.prev_hash != self.tip_hash {
+            return Err(ChainError::WrongParent { height: h, tip: self.tip_hash, got: header.prev_hash });
+        }
+        match (&fb.last_commit, self.tip) {
+            (None, Height(0)) => {}
+            (None, _) => return Err(ChainError::BadLastCommit { height: h, reason: "is missing".into() }),
+            (Some(_), Height(0)) => {
+                return Err(ChainError::BadLastCommit { height: h, reason: "present at height 1".into() })
+            }
+            (Some(c), tip) => {
+                if c.value != self.tip_hash {
+                    return Err(ChainError::BadLastCommit { height: h, reason: format!("is for block {}", c.value) });
+                }
+                c.verify(&self.validators, self.chain.genesis_hash(), tip)
+                    .map_err(|e| ChainError::BadLastCommit { height: h, reason: e.to_string() })?;
+            }
+        }
+        if header.last_commit_hash != commit_hash(fb.last_commit.as_ref()) {
+            return Err(ChainError::BadLastCommit { height: h, reason: "hash does not match the header".into() });
+        }
+        ledger::execute_block(&self.chain, &*self.store, &fb.block)
+            .map_err(|e| ChainError::Invalid { height: h, source: Box::new(e) })
+    }
+
+    /// Appends `fb` with the certificate that decided it: verifies the certificate, re-executes the block,
+    /// and writes block, certificate and state in one atomic batch.
+    pub fn commit(&mut self, fb: &FullBlock, cert: &CommitCertificate) -> Result<ledger::ExecutionOutcome, ChainError> {
+        let h = fb.height();
+        if cert.value != fb.hash() {
+            return Err(ChainError::CertForOtherBlock { height: h, cert: cert.value, block: fb.hash() });
+        }
+        cert.verify(&self.validators, self.chain.genesis_hash(), h)
+            .map_err(|e| ChainError::BadCertificate { height: h, source: Box::new(e) })?;
+        let outcome = self.validate_next(fb)?;
+        let block_bytes = canonical_bytes(fb);
+        let cert_bytes = canonical_bytes(cert);
+        let txids: Vec<Hash32> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
+        self.store.commit(&CommitBatch {
+            height: h,
+            hash: fb.hash(),
+            block: &block_bytes,
+            cert: &cert_bytes,
+            state: &outcome.write_set,
+            txids: &txids,
+        })?;
+        self.tip = h;
+        self.tip_hash = fb.hash();
+        self.tip_cert = Some(cert.clone());
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,17 @@
+//! `sidechaind` as a library: the pieces the daemon wires together, each testable alone.
+//!
+//! - [`storage`]: RocksDB, with atomic per-height commits and the consensus WAL.
+//! - [`chain`]: the committed chain; the only writer of blocks (after certificate and re-execution).
+//! - [`mempool`]: pending user transactions, bounded, nonce-contiguous per sender.
+//! - [`keys`]: the node's key file.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod chain;
+pub mod config;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod rpc_backend;
+pub mod service;
+pub mod storage;
+pub mod wire;

@@ -1,0 +1,196 @@
+//! Prometheus metrics at `GET /metrics`, in the OpenMetrics text format (crate `prometheus-client`).
+//!
+//! The metrics are derived from the service's [`NodeStatus`] by a task of their own, so the consensus
+//! loop never waits on a scrape. The HTTP side is a deliberately tiny hand-written HTTP/1.1 responder
+//! (one route, bounded request size, no keep-alive): it saves pulling a web framework into the daemon
+//! for one read-only page.
+
+use crate::service::NodeStatus;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    height: Gauge,
+    round: Gauge,
+    mempool_txs: Gauge,
+    peers: Gauge,
+    evidence: Gauge,
+    blocks_synced: Counter,
+    blocks_committed: Counter,
+    rounds_per_height: Histogram,
+    finality_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `sidechain` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sidechain");
+        let m = Metrics {
+            height: Gauge::default(),
+            round: Gauge::default(),
+            mempool_txs: Gauge::default(),
+            peers: Gauge::default(),
+            evidence: Gauge::default(),
+            blocks_synced: Counter::default(),
+            blocks_committed: Counter::default(),
+            rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0].into_iter()),
+            finality_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0].into_iter()),
+            registry: Registry::default(),
+        };
+        registry.register("height", "Committed tip height", m.height.clone());
+        registry.register("round", "Round of the height being decided", m.round.clone());
+        registry.register("mempool_transactions", "Transactions in the mempool", m.mempool_txs.clone());
+        registry.register("peers", "Connected p2p peers", m.peers.clone());
+        registry.register("evidence", "Equivocations seen", m.evidence.clone());
+        registry.register("blocks_synced", "Blocks committed through sync", m.blocks_synced.clone());
+        registry.register("blocks_committed", "Blocks committed", m.blocks_committed.clone());
+        registry.register("rounds_per_height", "Rounds needed to decide a height", m.rounds_per_height.clone());
+        registry.register(
+            "finality_seconds",
+            "From the block's proposal time to its commit here",
+            m.finality_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Applies a status change (and the commits it implies).
+    pub fn observe(&self, old: &NodeStatus, new: &NodeStatus) {
+        self.height.set(new.height.get() as i64);
+        self.round.set(i64::from(new.round));
+        self.mempool_txs.set(new.mempool_txs as i64);
+        self.peers.set(new.peers as i64);
+        self.evidence.set(new.evidence as i64);
+        if new.height > old.height {
+            self.blocks_committed.inc_by(new.height.get() - old.height.get());
+            self.blocks_synced.inc_by(new.synced_blocks.saturating_sub(old.synced_blocks));
+            if new.synced_blocks == old.synced_blocks {
+                self.rounds_per_height.observe(f64::from(new.last_commit_round) + 1.0);
+                let ms = new.tip_committed_ms.saturating_sub(new.tip_time_ms);
+                self.finality_seconds.observe(ms as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Keeps `metrics` in step with the status channel until it closes.
+pub async fn follow(metrics: Arc<Metrics>, mut status: watch::Receiver<NodeStatus>) {
+    let mut last = status.borrow_and_update().clone();
+    metrics.observe(&NodeStatus::default(), &last);
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().clone();
+        metrics.observe(&last, &now);
+        last = now;
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut sock, peer)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut used = 0;
+            // Read the request head (bounded in size and time); anything else gets a 400.
+            let head = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while used < buf.len() {
+                    match sock.read(&mut buf[used..]).await {
+                        Ok(0) | Err(_) => return None,
+                        Ok(n) => used += n,
+                    }
+                    if buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
+                        return Some(String::from_utf8_lossy(&buf[..used]).to_string());
+                    }
+                }
+                None
+            })
+            .await
+            .ok()
+            .flatten();
+            let (status, body) = match head.as_deref().and_then(|h| h.lines().next()) {
+                Some(line) if line.starts_with("GET /metrics ") => ("200 OK", metrics.render()),
+                Some(line) if line.starts_with("GET ") => ("404 Not Found", "only /metrics is served here\n".into()),
+                _ => {
+                    tracing::debug!(%peer, "malformed metrics request");
+                    ("400 Bad Request", "malformed request\n".into())
+                }
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
+
+/// Binds the metrics listener (a clear error for a used port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::Height;
+
+    #[tokio::test]
+    async fn renders_and_serves_metrics_and_refuses_garbage() {
+        let m = Arc::new(Metrics::new());
+        let old = NodeStatus::default();
+        let new = NodeStatus {
+            height: Height(3),
+            mempool_txs: 2,
+            tip_committed_ms: 2_000,
+            tip_time_ms: 1_500,
+            ..old.clone()
+        };
+        m.observe(&old, &new);
+        let text = m.render();
+        assert!(text.contains("sidechain_height 3"), "{text}");
+        assert!(text.contains("sidechain_mempool_transactions 2"), "{text}");
+        assert!(text.contains("sidechain_finality_seconds_count 1"), "{text}");
+
+        let listener = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(listener, m));
+        let get = |req: &'static [u8]| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(req).await.expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("read");
+            out
+        };
+        assert!(get(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.contains("sidechain_height 3"));
+        assert!(get(b"GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
+        assert!(get(b"\x00\x01garbage\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+        // Still serving after garbage.
+        assert!(get(b"GET /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 200"));
+        server.abort();
+    }
+}

@@ -1,0 +1,167 @@
+//! The JSON-RPC backend of `sidechaind`: answers the `rpc` crate's [`RpcBackend`] from the RocksDB store
+//! (read-only, never blocking the consensus loop) and from the event loop for what only it knows
+//! (mempool, evidence).
+
+use crate::chain::FullBlock;
+use crate::service::{Command, ServiceHandle};
+use consensus::CommitCertificate;
+use ledger::{Account, SignedUserTx, Snapshot, StateReader, Tx};
+use primitives::{AccountId, Hash32, Height};
+use rpc::backend::{BackendError, RpcBackend, SubmitError};
+use rpc::types::{
+    BlockSummary, ChainInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, PegStatus, StoredBlock, TxLocation,
+    TxLookup, ValidatorInfo,
+};
+use tokio::sync::broadcast;
+
+/// The backend over a running service.
+pub struct NodeRpc {
+    handle: ServiceHandle,
+    summaries: broadcast::Sender<BlockSummary>,
+    mempool_max_bytes: u64,
+}
+
+impl NodeRpc {
+    /// Wraps the service handle; block summaries are forwarded from the service's block stream.
+    pub fn new(handle: ServiceHandle, mempool_max_bytes: u64) -> Self {
+        let (summaries, _) = broadcast::channel(256);
+        let tx = summaries.clone();
+        let mut blocks = handle.subscribe_blocks();
+        tokio::spawn(async move {
+            loop {
+                match blocks.recv().await {
+                    Ok(b) => {
+                        let _ = tx.send(BlockSummary::from(&b));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        NodeRpc { handle, summaries, mempool_max_bytes }
+    }
+
+    fn storage<E: std::fmt::Display>(e: E) -> BackendError {
+        BackendError::Storage(e.to_string())
+    }
+
+    fn full_block(&self, h: Height) -> Result<Option<FullBlock>, BackendError> {
+        let tip = self.handle.status().height;
+        if h == Height(0) || h > tip {
+            return Ok(None);
+        }
+        match self.handle.store().block(h).map_err(Self::storage)? {
+            None => Ok(None),
+            Some(bytes) => borsh::from_slice(&bytes).map(Some).map_err(Self::storage),
+        }
+    }
+
+    fn cert(&self, h: Height) -> Result<Option<CommitCertificate>, BackendError> {
+        match self.handle.store().cert(h).map_err(Self::storage)? {
+            None => Ok(None),
+            Some(bytes) => borsh::from_slice(&bytes).map(Some).map_err(Self::storage),
+        }
+    }
+}
+
+impl RpcBackend for NodeRpc {
+    async fn chain_info(&self) -> Result<ChainInfo, BackendError> {
+        let s = self.handle.status();
+        let chain = self.handle.chain();
+        let meta = Snapshot::new(&**self.handle.store(), s.height.get()).chain_meta().map_err(Self::storage)?;
+        Ok(ChainInfo {
+            chain_id: chain.genesis().chain_id.clone(),
+            genesis_hash: *chain.genesis_hash(),
+            height: s.height,
+            best_block_hash: s.tip_hash,
+            time_ms: s.tip_time_ms,
+            state_root: s.state_root,
+            btc_anchor: meta.map(|m| m.btc_anchor).unwrap_or(chain.genesis().btc_anchor).into(),
+            peg_status: PegStatus::Active,
+            min_fee: chain.params().min_fee,
+            validator: s.validator_index.is_some(),
+            syncing: s.best_peer_height > s.height.next(),
+        })
+    }
+
+    async fn block_by_height(&self, height: Height) -> Result<Option<StoredBlock>, BackendError> {
+        let Some(fb) = self.full_block(height)? else { return Ok(None) };
+        let Some(commit) = self.cert(height)? else { return Ok(None) };
+        Ok(Some(StoredBlock { block: fb.block, commit }))
+    }
+
+    async fn block_height_by_hash(&self, hash: Hash32) -> Result<Option<Height>, BackendError> {
+        Ok(self.handle.store().height_of(&hash).map_err(Self::storage)?.filter(|h| *h > Height(0)))
+    }
+
+    async fn transaction(&self, txid: Hash32) -> Result<Option<TxLookup>, BackendError> {
+        if let Some((h, index)) = self.handle.store().tx_location(&txid).map_err(Self::storage)? {
+            if let Some(fb) = self.full_block(h)? {
+                if let Some(tx) = fb.block.txs.get(index as usize) {
+                    return Ok(Some(TxLookup {
+                        tx: tx.clone(),
+                        location: TxLocation::Block { height: h, block_hash: fb.hash(), index },
+                    }));
+                }
+            }
+        }
+        let pending = self.handle.ask(|d| Command::MempoolTx(txid, d)).await.ok_or(BackendError::ShuttingDown)?;
+        Ok(pending.map(|tx| TxLookup { tx: Tx::User(tx), location: TxLocation::Mempool }))
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, BackendError> {
+        let tip = self.handle.status().height;
+        Snapshot::new(&**self.handle.store(), tip.get()).get_account(&id).map_err(Self::storage)
+    }
+
+    async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, SubmitError> {
+        self.handle.submit_tx(tx).await.map_err(SubmitError::Rejected)
+    }
+
+    async fn mempool_info(&self) -> Result<MempoolInfo, BackendError> {
+        let (size, bytes) = self.handle.ask(Command::MempoolInfo).await.ok_or(BackendError::ShuttingDown)?;
+        Ok(MempoolInfo { size, bytes: bytes as u64, max_bytes: self.mempool_max_bytes })
+    }
+
+    async fn mempool_txids(&self) -> Result<Vec<Hash32>, BackendError> {
+        self.handle.ask(Command::MempoolTxids).await.ok_or(BackendError::ShuttingDown)
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerInfo>, BackendError> {
+        let peers = self.handle.net().peers().await.map_err(|_| BackendError::ShuttingDown)?;
+        Ok(peers
+            .into_iter()
+            .map(|p| PeerInfo {
+                peer_id: p.peer_id.to_string(),
+                addr: p.addr.to_string(),
+                inbound: false,
+                validator_index: None,
+                height: None,
+                connected_secs: 0,
+            })
+            .collect())
+    }
+
+    async fn network(&self) -> Result<NetworkInfo, BackendError> {
+        let s = self.handle.status();
+        Ok(NetworkInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            peer_id: s.peer_id,
+            listen_addrs: s.listen_addrs,
+            connections: s.peers,
+        })
+    }
+
+    async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
+        Ok(ValidatorInfo::from_genesis(self.handle.chain().genesis()))
+    }
+
+    async fn evidence(&self) -> Result<Vec<EvidenceInfo>, BackendError> {
+        let ev = self.handle.ask(Command::Evidence).await.ok_or(BackendError::ShuttingDown)?;
+        Ok(ev.iter().map(EvidenceInfo::from).collect())
+    }
+
+    fn subscribe_blocks(&self) -> broadcast::Receiver<BlockSummary> {
+        self.summaries.subscribe()
+    }
+}

@@ -1,0 +1,868 @@
+//! The node's event loop: it hosts the consensus core, carries out its outputs, and keeps the committed
+//! chain, the mempool and the network in step.
+//!
+//! Invariants owned here:
+//! - outputs of the core are carried out **in order**, and a `Persist` is durable (fsynced) before any
+//!   later output, so a kill -9 can never make this validator sign two different messages for one
+//!   (height, round, step);
+//! - nothing from the network reaches the core or the mempool before its signature is checked; gossip is
+//!   forwarded only after it was found valid;
+//! - the only way the tip moves is [`ChainState::commit`] (certificate + re-execution), whether the block
+//!   was decided here or fetched by sync.
+
+use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
+use crate::keys::NodeKeys;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::storage::{Store, StoreError};
+use crate::wire::{
+    self, Frame, Gossip, Request, Response, MAX_BLOCKS_PER_RESPONSE, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS,
+};
+use consensus::{CommitCertificate, Consensus, Equivocation, Input, Message, Output, Timeout, WalEntry};
+use ledger::{BlockTemplate, Chain, SignedUserTx, StateReader};
+use net::{MessageId, Multiaddr, NetConfig, NetEvent, NetHandle, Network, PeerId, Verdict};
+use primitives::{Hash32, Height, ValidatorIndex};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Everything the service needs to start.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Where the database lives.
+    pub datadir: PathBuf,
+    /// The chain.
+    pub genesis: ledger::Genesis,
+    /// This node's keys (validator or not depends on whether its key is in the genesis set).
+    pub keys: NodeKeys,
+    /// P2P listen address.
+    pub p2p_listen: Multiaddr,
+    /// Peers to keep connected to.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Consensus timeouts.
+    pub consensus: consensus::Config,
+    /// Mempool bounds.
+    pub mempool: MempoolLimits,
+    /// How often the tip is announced.
+    pub status_interval: Duration,
+    /// Largest clock skew tolerated in a proposed block's time (validators only).
+    pub max_future_block_ms: u64,
+}
+
+/// Why the service stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The genesis is invalid.
+    #[error("genesis: {0}")]
+    Genesis(#[from] ledger::GenesisError),
+    /// Storage failed; the node stops rather than risk its safety.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain could not be opened or extended.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The network could not start.
+    #[error("p2p: {0}")]
+    Net(#[from] net::NetError),
+    /// A WAL entry on disk does not decode.
+    #[error("consensus WAL entry does not decode: {0}")]
+    CorruptWal(String),
+}
+
+/// What the node reports about itself (RPC and metrics read this).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Committed tip.
+    pub height: Height,
+    /// Hash of the tip block.
+    pub tip_hash: Hash32,
+    /// State root after the tip.
+    pub state_root: Hash32,
+    /// Round of the height being decided.
+    pub round: u32,
+    /// Pending transactions.
+    pub mempool_txs: usize,
+    /// Connected peers.
+    pub peers: usize,
+    /// Our peer id.
+    pub peer_id: String,
+    /// Where we listen for p2p.
+    pub listen_addrs: Vec<String>,
+    /// Our validator index, if we are one.
+    pub validator_index: Option<u16>,
+    /// Equivocations seen.
+    pub evidence: usize,
+    /// Heights committed through sync (not decided here).
+    pub synced_blocks: u64,
+    /// Millisecond time the tip was committed here.
+    pub tip_committed_ms: u64,
+    /// The tip block's own (proposer) time.
+    pub tip_time_ms: u64,
+    /// The round in which the tip was decided.
+    pub last_commit_round: u32,
+    /// The highest tip a peer announced.
+    pub best_peer_height: Height,
+}
+
+/// Requests from RPC to the service (answered from the event loop, which owns the mempool).
+pub enum Command {
+    /// Submit a transaction to the mempool (and gossip it).
+    SubmitTx(SignedUserTx, oneshot::Sender<Result<Hash32, String>>),
+    /// Mempool size and bytes.
+    MempoolInfo(oneshot::Sender<(usize, usize)>),
+    /// Ids of pending transactions.
+    MempoolTxids(oneshot::Sender<Vec<Hash32>>),
+    /// A pending transaction.
+    MempoolTx(Hash32, oneshot::Sender<Option<SignedUserTx>>),
+    /// Equivocations seen.
+    Evidence(oneshot::Sender<Vec<Equivocation>>),
+}
+
+/// The running node: send commands, watch status.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<NodeStatus>,
+    store: std::sync::Arc<Store>,
+    chain: Chain,
+    net: NetHandle,
+    blocks: tokio::sync::broadcast::Sender<ledger::Block>,
+}
+
+impl ServiceHandle {
+    /// Submits a transaction; `Ok(txid)` when the mempool took it.
+    pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, String> {
+        let (done, rx) = oneshot::channel();
+        self.commands.send(Command::SubmitTx(tx, done)).await.map_err(|_| "node is shutting down".to_string())?;
+        rx.await.map_err(|_| "node is shutting down".to_string())?
+    }
+
+    /// Asks the event loop something; `None` when it is shutting down.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (done, rx) = oneshot::channel();
+        self.commands.send(make(done)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The p2p handle (peer list).
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+
+    /// Every block committed from now on, once it is durable.
+    pub fn subscribe_blocks(&self) -> tokio::sync::broadcast::Receiver<ledger::Block> {
+        self.blocks.subscribe()
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// The database, for read-only queries (blocks, certificates, state at a committed height).
+    pub fn store(&self) -> &std::sync::Arc<Store> {
+        &self.store
+    }
+
+    /// The chain definition (genesis, parameters).
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// An account as of the committed tip (zero if it never received anything).
+    pub fn account(&self, id: &primitives::AccountId) -> Result<ledger::Account, ledger::StateError> {
+        let tip = self.status.borrow().height;
+        Ok(ledger::Snapshot::new(&**self.store, tip.get()).get_account(id)?.unwrap_or_default())
+    }
+
+    /// A receiver that changes whenever the status does.
+    pub fn watch(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+}
+
+/// Opens the chain, starts the network and returns the service (not yet running) with its handle.
+pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), ServiceError> {
+    let chain = Chain::new(cfg.genesis.clone())?;
+    std::fs::create_dir_all(&cfg.datadir)
+        .map_err(|e| ServiceError::Store(StoreError::Open { path: cfg.datadir.clone(), reason: e.to_string() }))?;
+    let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
+    let chain = ChainState::open(chain, store)?;
+    let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
+    let key = validator_index.map(|_| cfg.keys.consensus.clone());
+    let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), key);
+
+    let libp2p_key = net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes())
+        .map_err(|e| net::NetError::Config(format!("node key as libp2p identity: {e}")))?;
+    let mut net_cfg = NetConfig::new(libp2p_key, cfg.p2p_listen.clone());
+    net_cfg.bootstrap = cfg.bootstrap.clone();
+    net_cfg.topics = vec![TOPIC_CONSENSUS.into(), TOPIC_TXS.into(), TOPIC_STATUS.into()];
+    // A proposal carries its block: gossip must fit the largest block (see the note in wire.rs).
+    let block_max = chain.chain().params().block_max_bytes as usize;
+    net_cfg.max_gossip_bytes = block_max + 64 * 1024;
+    net_cfg.max_response_bytes = (block_max + 64 * 1024).max(16 * net::MIB);
+    let started = Network::start(net_cfg).await?;
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
+    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    let mut service = Service {
+        mempool: Mempool::new(cfg.mempool),
+        cfg,
+        chain,
+        core,
+        net: started.handle.clone(),
+        blocks: blocks_tx.clone(),
+        best_peer_height: Height(0),
+        net_events: Some(started.events),
+        commands: Some(cmd_rx),
+        status: status_tx,
+        peer_id: started.local_peer_id,
+        listen_addrs: started.listen_addrs,
+        validator_index,
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        timer_payloads: HashMap::new(),
+        proposals: HashMap::new(),
+        peers: HashSet::new(),
+        pending_decision: None,
+        sync_in_flight: false,
+        sync_results: mpsc::channel(16),
+        evidence: Vec::new(),
+        synced_blocks: 0,
+        tip_committed_ms: now_ms(),
+        own_messages: Vec::new(),
+        resends: 0,
+    };
+    service.publish_status();
+    let handle = ServiceHandle {
+        commands: cmd_tx,
+        status: status_rx,
+        store: service.chain.store().clone(),
+        chain: service.chain.chain().clone(),
+        net: started.handle,
+        blocks: blocks_tx,
+    };
+    Ok((service, handle))
+}
+
+type SyncResult = (PeerId, Result<Response, String>);
+
+/// The event loop's state.
+pub struct Service {
+    cfg: ServiceConfig,
+    chain: ChainState,
+    core: Consensus,
+    mempool: Mempool,
+    net: NetHandle,
+    blocks: tokio::sync::broadcast::Sender<ledger::Block>,
+    best_peer_height: Height,
+    net_events: Option<mpsc::Receiver<NetEvent>>,
+    commands: Option<mpsc::Receiver<Command>>,
+    status: watch::Sender<NodeStatus>,
+    peer_id: PeerId,
+    listen_addrs: Vec<Multiaddr>,
+    validator_index: Option<ValidatorIndex>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_seq: u64,
+    timer_payloads: HashMap<u64, Timeout>,
+    /// Blocks proposed for the height being decided (and the next), by hash.
+    proposals: HashMap<Hash32, FullBlock>,
+    peers: HashSet<PeerId>,
+    /// Decided but the block body is not here yet.
+    pending_decision: Option<(Hash32, CommitCertificate)>,
+    sync_in_flight: bool,
+    sync_results: (mpsc::Sender<SyncResult>, mpsc::Receiver<SyncResult>),
+    evidence: Vec<Equivocation>,
+    synced_blocks: u64,
+    tip_committed_ms: u64,
+    /// Our own proposals and votes of the height being decided, re-sent until it is decided.
+    own_messages: Vec<Gossip>,
+    resends: u32,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Most proposals kept for the current height (a Byzantine proposer may send many).
+const MAX_PROPOSALS: usize = 64;
+
+impl Service {
+    /// Runs until `shutdown` resolves or storage fails.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
+        self.start_consensus()?;
+        let mut net_events = self.net_events.take().expect("run is called once");
+        let mut commands = self.commands.take().expect("run is called once");
+        let mut status_tick = tokio::time::interval(self.cfg.status_interval);
+        tokio::pin!(shutdown);
+        let result = loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let timer = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let step = tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                ev = net_events.recv() => match ev {
+                    Some(ev) => self.on_net_event(ev).await,
+                    None => break Ok(()),
+                },
+                Some(cmd) = commands.recv() => self.on_command(cmd).await,
+                _ = timer => self.on_timers().await,
+                Some((peer, res)) = self.sync_results.1.recv() => self.on_sync_result(peer, res).await,
+                _ = status_tick.tick() => {
+                    self.announce_tip().await;
+                    self.resend_own_messages();
+                    Ok(())
+                }
+            };
+            if let Err(e) = step {
+                break Err(e);
+            }
+            self.publish_status();
+        };
+        self.net.shutdown().await;
+        result
+    }
+
+    fn publish_status(&self) {
+        let state_root = self.chain.state().root().unwrap_or_default();
+        let s = NodeStatus {
+            height: self.chain.tip(),
+            tip_hash: self.chain.tip_hash(),
+            state_root,
+            round: self.core.round().get(),
+            mempool_txs: self.mempool.len(),
+            peers: self.peers.len(),
+            peer_id: self.peer_id.to_string(),
+            listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            validator_index: self.validator_index.map(|i| i.get()),
+            evidence: self.evidence.len(),
+            synced_blocks: self.synced_blocks,
+            tip_committed_ms: self.tip_committed_ms,
+            tip_time_ms: self.chain.state().chain_meta().ok().flatten().map_or(0, |m| m.time_ms),
+            last_commit_round: self.chain.tip_cert().map_or(0, |c| c.round.get()),
+            best_peer_height: self.best_peer_height,
+        };
+        self.status.send_if_modified(|old| {
+            let changed = *old != s;
+            *old = s;
+            changed
+        });
+    }
+
+    /// Starts consensus at the height after the tip, restoring what the WAL holds for it.
+    fn start_consensus(&mut self) -> Result<(), ServiceError> {
+        let height = self.chain.tip().next();
+        let validators = self.chain.validators().clone();
+        let mut wal = Vec::new();
+        for bytes in self.chain.store().wal_entries()? {
+            let e: WalEntry = borsh::from_slice(&bytes).map_err(|e| ServiceError::CorruptWal(e.to_string()))?;
+            if e.height() == height {
+                wal.push(e);
+            }
+        }
+        let input = if wal.is_empty() {
+            Input::NewHeight { height, validators }
+        } else {
+            info!(%height, entries = wal.len(), "restoring consensus from the WAL");
+            Input::Restore { height, validators, wal }
+        };
+        let outputs = self.core.handle(input);
+        self.pending_outputs(outputs)
+    }
+
+    /// Carries out outputs in order; outputs that produce inputs feed them back until none is left.
+    fn pending_outputs(&mut self, outputs: Vec<Output>) -> Result<(), ServiceError> {
+        let mut queue: std::collections::VecDeque<Output> = outputs.into();
+        while let Some(out) = queue.pop_front() {
+            let height = self.core.height();
+            let round = self.core.round();
+            let _span = info_span!("consensus", height = %height, round = %round).entered();
+            match out {
+                Output::Persist(entry) => {
+                    // Durable before anything after it: the safety of a restart depends on it.
+                    self.chain.store().wal_append(&wire::encode(&entry))?;
+                }
+                Output::Broadcast(msg) => self.broadcast(msg),
+                Output::ScheduleTimeout { timeout, duration_ms } => {
+                    let seq = self.timer_seq;
+                    self.timer_seq += 1;
+                    self.timer_payloads.insert(seq, timeout);
+                    self.timers.push(Reverse((Instant::now() + Duration::from_millis(duration_ms), seq)));
+                }
+                Output::RequestValue { height, round } => {
+                    if let Some(value) = self.build_proposal(height)? {
+                        queue.extend(self.core.handle(Input::ProposeValue { height, round, value }));
+                    }
+                }
+                Output::RequestValidity { height, value } => {
+                    if let Some(valid) = self.check_validity(height, &value) {
+                        queue.extend(self.core.handle(Input::ProposalValidity { height, value, valid }));
+                    }
+                }
+                Output::Decide { height, value, certificate } => {
+                    info!(%height, block = %value, round = %certificate.round, "decided");
+                    queue.clear();
+                    if self.proposals.contains_key(&value) {
+                        self.commit_decided(value, certificate)?;
+                    } else {
+                        warn!(%height, block = %value, "decided a block we do not have; fetching it");
+                        self.pending_decision = Some((value, certificate));
+                        self.fetch_block(value);
+                    }
+                    break;
+                }
+                Output::Evidence(e) => {
+                    warn!(offender = %e.offender(), height = %e.height(), round = %e.round(), "equivocation");
+                    self.evidence.push(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, msg: Message) {
+        let gossip = match msg {
+            Message::Proposal(p) => match self.proposals.get(&p.proposal.value) {
+                Some(block) => Gossip::Proposal { proposal: p, block: Box::new(block.clone()) },
+                None => {
+                    warn!(block = %p.proposal.value, "own proposal without its block; not sent");
+                    return;
+                }
+            },
+            Message::Vote(v) => Gossip::Vote(v),
+        };
+        if matches!(gossip, Gossip::Proposal { .. } | Gossip::Vote(_)) {
+            self.own_messages.push(gossip.clone());
+        }
+        self.spawn_publish(TOPIC_CONSENSUS, gossip);
+    }
+
+    fn spawn_publish(&self, topic: &'static str, body: Gossip) {
+        self.spawn_publish_frame(topic, Frame { resend: 0, body });
+    }
+
+    fn spawn_publish_frame(&self, topic: &'static str, frame: Frame) {
+        let data = wire::encode(&frame);
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            // With no peer subscribed yet publishing fails; consensus re-sends on later rounds.
+            if let Err(e) = net.publish(topic, data).await {
+                debug!(topic, error = %e, "publish failed");
+            }
+        });
+    }
+
+    /// Builds our block for `height` from the mempool; returns its hash.
+    fn build_proposal(&mut self, height: Height) -> Result<Option<Hash32>, ServiceError> {
+        if height != self.chain.tip().next() {
+            return Ok(None);
+        }
+        let Some(proposer) = self.validator_index else { return Ok(None) };
+        let state = self.chain.state();
+        let meta = state.chain_meta().map_err(ChainError::from)?.ok_or(ChainError::Corrupt {
+            what: "chain meta",
+            height: self.chain.tip(),
+            reason: "missing".into(),
+        })?;
+        let chain = self.chain.chain();
+        let candidates = self.mempool.candidates(chain.params().block_max_txs as usize * 2);
+        let selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
+        let template = BlockTemplate {
+            height,
+            prev_hash: self.chain.tip_hash(),
+            time_ms: now_ms().max(meta.time_ms + 1),
+            proposer,
+            btc_anchor: meta.btc_anchor,
+            last_commit_hash: commit_hash(self.chain.tip_cert()),
+        };
+        match ledger::build_block(chain, &**self.chain.store(), template, selection.txs) {
+            Ok((block, _)) => {
+                let fb = FullBlock { block, last_commit: self.chain.tip_cert().cloned() };
+                let hash = fb.hash();
+                info!(%height, block = %hash, txs = fb.block.txs.len(), "proposing");
+                self.proposals.insert(hash, fb);
+                Ok(Some(hash))
+            }
+            Err(e) => {
+                warn!(%height, error = %e, "could not build a block; proposing nothing this round");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Our verdict on a proposed block: re-execution and (validators) its time. `None`: block unknown.
+    fn check_validity(&self, height: Height, value: &Hash32) -> Option<bool> {
+        let fb = self.proposals.get(value)?;
+        if height != self.chain.tip().next() {
+            return Some(false);
+        }
+        if fb.block.header.time_ms > now_ms() + self.cfg.max_future_block_ms {
+            warn!(%height, block = %value, "proposed block's time is too far in the future");
+            return Some(false);
+        }
+        match self.chain.validate_next(fb) {
+            Ok(_) => Some(true),
+            Err(e) => {
+                warn!(%height, block = %value, error = %e, "proposed block is invalid");
+                Some(false)
+            }
+        }
+    }
+
+    fn commit_decided(&mut self, value: Hash32, cert: CommitCertificate) -> Result<(), ServiceError> {
+        let Some(fb) = self.proposals.get(&value).cloned() else { return Ok(()) };
+        self.commit_block(&fb, &cert)?;
+        self.after_tip_moved()
+    }
+
+    /// Commits one block; the caller restarts consensus afterwards.
+    fn commit_block(&mut self, fb: &FullBlock, cert: &CommitCertificate) -> Result<(), ServiceError> {
+        match self.chain.commit(fb, cert) {
+            Ok(outcome) => {
+                let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
+                self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
+                self.tip_committed_ms = now_ms();
+                // Nobody listening is fine.
+                let _ = self.blocks.send(fb.block.clone());
+                info!(height = %fb.height(), block = %fb.hash(), txs = included.len(), "committed");
+                Ok(())
+            }
+            // Storage failures stop the node; a block that does not verify is the sender's problem.
+            Err(ChainError::Store(e)) => Err(e.into()),
+            Err(ChainError::State(e)) => Err(ChainError::State(e).into()),
+            Err(e) => {
+                warn!(height = %fb.height(), error = %e, "refusing block");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
+        self.chain.store().wal_clear()?;
+        self.own_messages.clear();
+        self.proposals.retain(|_, fb| fb.height() > self.chain.tip());
+        self.pending_decision = None;
+        self.timers.clear();
+        self.timer_payloads.clear();
+        let outputs = self
+            .core
+            .handle(Input::NewHeight { height: self.chain.tip().next(), validators: self.chain.validators().clone() });
+        self.pending_outputs(outputs)?;
+        self.spawn_publish(TOPIC_STATUS, Gossip::Status { height: self.chain.tip() });
+        Ok(())
+    }
+
+    async fn on_timers(&mut self) -> Result<(), ServiceError> {
+        let now = Instant::now();
+        while let Some(Reverse((at, seq))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(t) = self.timer_payloads.remove(&seq) {
+                let outputs = self.core.handle(Input::TimeoutElapsed(t));
+                self.pending_outputs(outputs)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), ServiceError> {
+        match cmd {
+            Command::SubmitTx(tx, done) => {
+                let res = self.admit_tx(tx.clone());
+                if res.is_ok() {
+                    self.spawn_publish(TOPIC_TXS, Gossip::Tx(tx));
+                }
+                let _ = done.send(res.map_err(|e| e.to_string()));
+            }
+            Command::MempoolInfo(done) => {
+                let _ = done.send((self.mempool.len(), self.mempool.bytes()));
+            }
+            Command::MempoolTxids(done) => {
+                let _ = done.send(self.mempool.candidates(usize::MAX).iter().map(SignedUserTx::txid).collect());
+            }
+            Command::MempoolTx(id, done) => {
+                let _ = done.send(self.mempool.get(&id).cloned());
+            }
+            Command::Evidence(done) => {
+                let _ = done.send(self.evidence.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
+        let state = self.chain.state();
+        self.mempool.add(self.chain.chain(), &state, tx)
+    }
+
+    fn verdict(&self, msg_id: MessageId, source: PeerId, verdict: Verdict) {
+        if let Err(e) = self.net.report_validation(msg_id, source, verdict) {
+            debug!(error = %e, "validation report not delivered");
+        }
+    }
+
+    async fn on_net_event(&mut self, ev: NetEvent) -> Result<(), ServiceError> {
+        match ev {
+            NetEvent::PeerConnected(peer, _) => {
+                self.peers.insert(peer);
+                self.announce_tip().await;
+                Ok(())
+            }
+            NetEvent::PeerDisconnected(peer) => {
+                self.peers.remove(&peer);
+                Ok(())
+            }
+            NetEvent::Request { peer, data, respond } => {
+                let answer = match wire::decode::<Request>(&data) {
+                    Ok(req) => self.answer(req)?,
+                    Err(e) => {
+                        let _ = self.net.penalize(peer, &format!("undecodable request: {e}"));
+                        return Ok(());
+                    }
+                };
+                let _ = respond.send(wire::encode(&answer));
+                Ok(())
+            }
+            NetEvent::Gossip { msg_id, source, data, .. } => match wire::decode::<Frame>(&data).map(|f| f.body) {
+                Err(e) => {
+                    debug!(%source, error = %e, "undecodable gossip");
+                    self.verdict(msg_id, source, Verdict::Reject);
+                    Ok(())
+                }
+                Ok(g) => self.on_gossip(msg_id, source, g),
+            },
+        }
+    }
+
+    fn on_gossip(&mut self, msg_id: MessageId, source: PeerId, g: Gossip) -> Result<(), ServiceError> {
+        let genesis = *self.chain.chain().genesis_hash();
+        let current = self.chain.tip().next();
+        match g {
+            Gossip::Status { height } => {
+                // Never forwarded: only direct neighbours learn each other's tips.
+                self.verdict(msg_id, source, Verdict::Ignore);
+                self.best_peer_height = self.best_peer_height.max(height);
+                if height > self.chain.tip() {
+                    self.start_sync(source);
+                }
+                Ok(())
+            }
+            Gossip::Tx(tx) => {
+                let verdict = match self.admit_tx(tx) {
+                    Ok(_) => Verdict::Accept,
+                    Err(MempoolError::Invalid(ledger::TxError::BadSignature(_))) => Verdict::Reject,
+                    Err(_) => Verdict::Ignore,
+                };
+                self.verdict(msg_id, source, verdict);
+                Ok(())
+            }
+            Gossip::Vote(v) => {
+                let h = v.vote.height;
+                if h > current.next() {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    self.start_sync(source);
+                    return Ok(());
+                }
+                if h < current {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    return Ok(());
+                }
+                if let Err(e) = v.verify(self.chain.validators(), &genesis) {
+                    debug!(%source, error = %e, "vote rejected");
+                    self.verdict(msg_id, source, Verdict::Reject);
+                    return Ok(());
+                }
+                self.verdict(msg_id, source, Verdict::Accept);
+                let outputs = self.core.handle(Input::Vote(v));
+                self.pending_outputs(outputs)
+            }
+            Gossip::Proposal { proposal, block } => {
+                let h = proposal.proposal.height;
+                if h > current.next() {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    self.start_sync(source);
+                    return Ok(());
+                }
+                if h < current {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    return Ok(());
+                }
+                if let Err(e) = proposal.verify(self.chain.validators(), &genesis) {
+                    debug!(%source, error = %e, "proposal rejected");
+                    self.verdict(msg_id, source, Verdict::Reject);
+                    return Ok(());
+                }
+                let expected = self.chain.validators().proposer(h, proposal.proposal.round);
+                if proposal.proposal.proposer != expected {
+                    debug!(%source, "proposal from a validator that is not the round's proposer");
+                    self.verdict(msg_id, source, Verdict::Reject);
+                    return Ok(());
+                }
+                if block.hash() != proposal.proposal.value || block.height() != h {
+                    debug!(%source, "proposal's block does not match its value");
+                    self.verdict(msg_id, source, Verdict::Reject);
+                    return Ok(());
+                }
+                self.verdict(msg_id, source, Verdict::Accept);
+                if self.proposals.len() < MAX_PROPOSALS {
+                    self.proposals.insert(proposal.proposal.value, *block);
+                }
+                if let Some((value, cert)) = self.pending_decision.clone() {
+                    if self.proposals.contains_key(&value) {
+                        return self.commit_decided(value, cert);
+                    }
+                }
+                let outputs = self.core.handle(Input::Proposal(proposal));
+                self.pending_outputs(outputs)
+            }
+        }
+    }
+
+    fn answer(&self, req: Request) -> Result<Response, ServiceError> {
+        Ok(match req {
+            Request::GetBlocks { from, max } => {
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                let budget = 8 * net::MIB;
+                let mut h = from.max(Height(1));
+                while h <= self.chain.tip() && (out.len() as u32) < max.min(MAX_BLOCKS_PER_RESPONSE) {
+                    let (Some(fb), Some(cert)) = (self.chain.block(h)?, self.chain.cert(h)?) else { break };
+                    bytes += wire::encode(&fb).len();
+                    if bytes > budget && !out.is_empty() {
+                        break;
+                    }
+                    out.push((fb, cert));
+                    h = h.next();
+                }
+                Response::Blocks(out)
+            }
+            Request::GetBlock { hash } => {
+                let found = match self.proposals.get(&hash) {
+                    Some(fb) => Some(fb.clone()),
+                    None => match self.chain.store().height_of(&hash)? {
+                        Some(h) => self.chain.block(h)?,
+                        None => None,
+                    },
+                };
+                Response::Block(found.map(Box::new))
+            }
+        })
+    }
+
+    /// Gossip delivers once, to whoever is connected then; a vote a peer missed (it was restarting, or
+    /// partitioned) would be lost for good. Re-sending our own messages of the undecided height keeps
+    /// the "eventual delivery" that Tendermint's liveness assumes.
+    fn resend_own_messages(&mut self) {
+        if self.own_messages.is_empty() {
+            return;
+        }
+        self.resends = self.resends.wrapping_add(1);
+        // The latest few are what matters: the current round's proposal and votes.
+        let start = self.own_messages.len().saturating_sub(4);
+        for body in self.own_messages[start..].to_vec() {
+            self.spawn_publish_frame(TOPIC_CONSENSUS, Frame { resend: self.resends, body });
+        }
+    }
+
+    async fn announce_tip(&mut self) {
+        self.spawn_publish(TOPIC_STATUS, Gossip::Status { height: self.chain.tip() });
+    }
+
+    fn start_sync(&mut self, peer: PeerId) {
+        if self.sync_in_flight {
+            return;
+        }
+        self.sync_in_flight = true;
+        let net = self.net.clone();
+        let tx = self.sync_results.0.clone();
+        let req = wire::encode(&Request::GetBlocks { from: self.chain.tip().next(), max: MAX_BLOCKS_PER_RESPONSE });
+        tokio::spawn(
+            async move {
+                let res = match net.request(peer, req).await {
+                    Ok(bytes) => wire::decode::<Response>(&bytes).map_err(|e| format!("undecodable response: {e}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send((peer, res)).await;
+            }
+            .instrument(info_span!("sync", %peer)),
+        );
+    }
+
+    fn fetch_block(&mut self, hash: Hash32) {
+        let net = self.net.clone();
+        let tx = self.sync_results.0.clone();
+        let peers: Vec<PeerId> = self.peers.iter().copied().collect();
+        tokio::spawn(async move {
+            for peer in peers {
+                if let Ok(bytes) = net.request(peer, wire::encode(&Request::GetBlock { hash })).await {
+                    if let Ok(Response::Block(Some(b))) = wire::decode::<Response>(&bytes) {
+                        let _ = tx.send((peer, Ok(Response::Block(Some(b))))).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn on_sync_result(&mut self, peer: PeerId, res: Result<Response, String>) -> Result<(), ServiceError> {
+        match res {
+            Err(e) => {
+                self.sync_in_flight = false;
+                debug!(%peer, error = %e, "sync request failed");
+                Ok(())
+            }
+            Ok(Response::Block(Some(fb))) => {
+                if let Some((value, cert)) = self.pending_decision.clone() {
+                    if fb.hash() == value {
+                        self.proposals.insert(value, *fb);
+                        return self.commit_decided(value, cert);
+                    }
+                }
+                Ok(())
+            }
+            Ok(Response::Block(None)) => Ok(()),
+            Ok(Response::Blocks(blocks)) => {
+                self.sync_in_flight = false;
+                let full = blocks.len() as u32 == MAX_BLOCKS_PER_RESPONSE;
+                let mut committed = 0u64;
+                let mut by_height: BTreeMap<Height, (FullBlock, CommitCertificate)> = BTreeMap::new();
+                for (fb, cert) in blocks {
+                    by_height.insert(fb.height(), (fb, cert));
+                }
+                for (h, (fb, cert)) in by_height {
+                    if h != self.chain.tip().next() {
+                        continue;
+                    }
+                    match self.commit_block(&fb, &cert) {
+                        Ok(()) => committed += 1,
+                        Err(ServiceError::Chain(e)) => {
+                            warn!(%peer, error = %e, "peer served an invalid block");
+                            let _ = self.net.penalize(peer, "invalid block in sync response");
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if committed > 0 {
+                    self.synced_blocks += committed;
+                    info!(%peer, blocks = committed, tip = %self.chain.tip(), "synced");
+                    self.after_tip_moved()?;
+                    if full {
+                        self.start_sync(peer);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! RocksDB storage: blocks, commit certificates, the state tree and the consensus WAL, on disk.
+//!
+//! Invariants owned here:
+//! - A committed block, its certificate, the state tree nodes and values it wrote, and the new tip go in
+//!   **one** synced `WriteBatch`: after a crash at any instant the store holds either all of height `h`
+//!   or none of it, so a restarted node resumes exactly at its tip.
+//! - The consensus WAL is appended with `sync = true` before the caller sends anything, and is only
+//!   trimmed for heights that are committed.
+//!
+//! Key layout (all integers big-endian so that byte order is numeric order):
+//! `blocks`: height -> block bytes · `hashes`: block hash -> height · `certs`: height -> certificate bytes ·
+//! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> borsh(Option<value>) ·
+//! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block.
+
+use ledger::jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use ledger::jmt::{KeyHash, OwnedValue, Version};
+use ledger::WriteSet;
+use primitives::{Hash32, Height};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::path::{Path, PathBuf};
+
+const CF_BLOCKS: &str = "blocks";
+const CF_HASHES: &str = "hashes";
+const CF_CERTS: &str = "certs";
+const CF_JMT_NODES: &str = "jmt_nodes";
+const CF_JMT_VALUES: &str = "jmt_values";
+const CF_META: &str = "meta";
+const CF_WAL: &str = "wal";
+const CF_TXS: &str = "txs";
+const ALL_CFS: [&str; 8] = [CF_BLOCKS, CF_HASHES, CF_CERTS, CF_JMT_NODES, CF_JMT_VALUES, CF_META, CF_WAL, CF_TXS];
+
+const META_TIP: &[u8] = b"tip";
+const META_GENESIS: &[u8] = b"genesis_hash";
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process (or this one) holds the datadir.
+    #[error("datadir {0} is in use by another sidechaind (RocksDB lock held); stop it or use another --datadir")]
+    Locked(PathBuf),
+    /// RocksDB could not open the database.
+    #[error("cannot open database at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// A read or write failed.
+    #[error("database {op} failed: {source}")]
+    Db {
+        op: &'static str,
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// A stored value does not decode: the store was written by something else or is damaged.
+    #[error("corrupt {what} in database: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+    /// The database belongs to another chain.
+    #[error("database was created for genesis {found}, but this node runs genesis {expected}; use another --datadir")]
+    WrongGenesis { expected: Hash32, found: Hash32 },
+    /// A commit that does not extend the tip by one.
+    #[error("commit of height {got} does not extend tip {tip:?}")]
+    NotNextHeight { tip: Option<Height>, got: Height },
+}
+
+fn db_err(op: &'static str) -> impl FnOnce(rocksdb::Error) -> StoreError {
+    move |source| StoreError::Db { op, source }
+}
+
+/// One committed height, ready to be written atomically.
+pub struct CommitBatch<'a> {
+    /// Its height.
+    pub height: Height,
+    /// Its block hash.
+    pub hash: Hash32,
+    /// The encoded block.
+    pub block: &'a [u8],
+    /// The encoded commit certificate (empty for genesis).
+    pub cert: &'a [u8],
+    /// The state changes its execution produced (tree version = height).
+    pub state: &'a WriteSet,
+    /// Ids of the block's transactions, in block order (for the transaction index).
+    pub txids: &'a [Hash32],
+}
+
+/// The node's database.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(512);
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
+                StoreError::Locked(path.to_path_buf())
+            } else {
+                StoreError::Open { path: path.to_path_buf(), reason: msg }
+            }
+        })?;
+        Ok(Store { db, path: path.to_path_buf() })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created in Store::open")
+    }
+
+    fn synced() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+
+    /// Binds the database to a genesis on first use; refuses a database of another chain afterwards.
+    pub fn check_genesis(&self, genesis: &Hash32) -> Result<(), StoreError> {
+        match self.db.get_cf(self.cf(CF_META), META_GENESIS).map_err(db_err("read genesis"))? {
+            None => self
+                .db
+                .put_cf_opt(self.cf(CF_META), META_GENESIS, genesis.as_bytes(), &Self::synced())
+                .map_err(db_err("write genesis")),
+            Some(found) => {
+                let found = Hash32(found.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    what: "genesis hash",
+                    reason: format!("{} bytes", found.len()),
+                })?);
+                if &found == genesis {
+                    Ok(())
+                } else {
+                    Err(StoreError::WrongGenesis { expected: *genesis, found })
+                }
+            }
+        }
+    }
+
+    /// The highest committed height (`Some(0)` once genesis state is written).
+    pub fn tip(&self) -> Result<Option<Height>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_META), META_TIP)
+            .map_err(db_err("read tip"))?
+            .map(|b| decode_u64(&b, "tip").map(Height))
+            .transpose()
+    }
+
+    /// Writes height `batch.height` (block, certificate, state, tip) in one synced batch.
+    pub fn commit(&self, batch: &CommitBatch<'_>) -> Result<(), StoreError> {
+        let tip = self.tip()?;
+        let expected = tip.map(Height::next).unwrap_or(Height(0));
+        if batch.height != expected {
+            return Err(StoreError::NotNextHeight { tip, got: batch.height });
+        }
+        let mut wb = WriteBatch::default();
+        let h = batch.height.get().to_be_bytes();
+        wb.put_cf(self.cf(CF_BLOCKS), h, batch.block);
+        wb.put_cf(self.cf(CF_HASHES), batch.hash.as_bytes(), h);
+        wb.put_cf(self.cf(CF_CERTS), h, batch.cert);
+        for (i, id) in batch.txids.iter().enumerate() {
+            let mut loc = [0u8; 12];
+            loc[..8].copy_from_slice(&h);
+            loc[8..].copy_from_slice(&(i as u32).to_be_bytes());
+            wb.put_cf(self.cf(CF_TXS), id.as_bytes(), loc);
+        }
+        self.put_state(&mut wb, batch.state);
+        wb.put_cf(self.cf(CF_META), META_TIP, h);
+        self.db.write_opt(wb, &Self::synced()).map_err(db_err("commit block"))
+    }
+
+    fn put_state(&self, wb: &mut WriteBatch, ws: &WriteSet) {
+        for (key, node) in ws.tree.node_batch.nodes() {
+            wb.put_cf(self.cf(CF_JMT_NODES), borsh_bytes(key), borsh_bytes(node));
+        }
+        for ((version, key_hash), value) in ws.tree.node_batch.values() {
+            wb.put_cf(self.cf(CF_JMT_VALUES), value_key(key_hash, *version), borsh_bytes(value));
+        }
+    }
+
+    /// The encoded block at `height`.
+    pub fn block(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(CF_BLOCKS), height.get().to_be_bytes()).map_err(db_err("read block"))
+    }
+
+    /// The encoded commit certificate of `height`.
+    pub fn cert(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(CF_CERTS), height.get().to_be_bytes()).map_err(db_err("read certificate"))
+    }
+
+    /// The height of the block with hash `hash`.
+    pub fn height_of(&self, hash: &Hash32) -> Result<Option<Height>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_HASHES), hash.as_bytes())
+            .map_err(db_err("read block index"))?
+            .map(|b| decode_u64(&b, "block index").map(Height))
+            .transpose()
+    }
+
+    /// Where a committed transaction is: its block height and its index in the block.
+    pub fn tx_location(&self, txid: &Hash32) -> Result<Option<(Height, u32)>, StoreError> {
+        match self.db.get_cf(self.cf(CF_TXS), txid.as_bytes()).map_err(db_err("read tx index"))? {
+            None => Ok(None),
+            Some(b) if b.len() == 12 => {
+                let h = decode_u64(&b[..8], "tx index height")?;
+                let i = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+                Ok(Some((Height(h), i)))
+            }
+            Some(b) => Err(StoreError::Corrupt { what: "tx index", reason: format!("{} bytes, want 12", b.len()) }),
+        }
+    }
+
+    /// Appends a consensus WAL entry and syncs it to disk before returning.
+    pub fn wal_append(&self, entry: &[u8]) -> Result<u64, StoreError> {
+        let next = self.wal_last_seq()?.map_or(0, |s| s + 1);
+        self.db
+            .put_cf_opt(self.cf(CF_WAL), next.to_be_bytes(), entry, &Self::synced())
+            .map_err(db_err("wal append"))?;
+        Ok(next)
+    }
+
+    fn wal_last_seq(&self) -> Result<Option<u64>, StoreError> {
+        match self.db.iterator_cf(self.cf(CF_WAL), IteratorMode::End).next() {
+            None => Ok(None),
+            Some(Ok((k, _))) => decode_u64(&k, "wal sequence").map(Some),
+            Some(Err(e)) => Err(StoreError::Db { op: "wal scan", source: e }),
+        }
+    }
+
+    /// Every WAL entry in append order.
+    pub fn wal_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_WAL), IteratorMode::Start)
+            .map(|r| r.map(|(_, v)| v.to_vec()).map_err(db_err("wal read")))
+            .collect()
+    }
+
+    /// Deletes every WAL entry (after the height they belong to is committed).
+    pub fn wal_clear(&self) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for r in self.db.iterator_cf(self.cf(CF_WAL), IteratorMode::Start) {
+            let (k, _) = r.map_err(db_err("wal scan"))?;
+            wb.delete_cf(self.cf(CF_WAL), k);
+        }
+        self.db.write_opt(wb, &Self::synced()).map_err(db_err("wal clear"))
+    }
+}
+
+fn borsh_bytes<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
+    borsh::to_vec(v).expect("borsh serialization into a Vec cannot fail")
+}
+
+fn decode_u64(b: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] =
+        b.try_into().map_err(|_| StoreError::Corrupt { what, reason: format!("{} bytes, want 8", b.len()) })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&key_hash.0);
+    k[32..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+impl TreeReader for Store {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.db.get_cf(self.cf(CF_JMT_NODES), borsh_bytes(node_key))? {
+            None => Ok(None),
+            Some(b) => Ok(Some(borsh::from_slice(&b)?)),
+        }
+    }
+
+    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        let seek = value_key(&key_hash, max_version);
+        let mut it = self.db.iterator_cf(self.cf(CF_JMT_VALUES), IteratorMode::From(&seek, Direction::Reverse));
+        match it.next() {
+            Some(Ok((k, v))) if k.len() == 40 && k[..32] == key_hash.0 => Ok(borsh::from_slice(&v)?),
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only jmt's restore and migration paths call this; the node uses neither.
+        anyhow::bail!("get_rightmost_leaf is not supported by the node store (no jmt restore/migration)")
+    }
+}

@@ -1,0 +1,225 @@
+//! The RocksDB store: atomic per-height commits, state readable through the ledger's trait, the WAL,
+//! clear errors for a locked or foreign datadir, and consistency after a kill -9 in the middle of writes.
+
+use bitcoin::Amount;
+use ledger::testkit::{chain_and_store, transfer, user_key};
+use ledger::{build_block, BlockTemplate, Chain, Snapshot, StateReader, Tx};
+use node::storage::{CommitBatch, Store, StoreError};
+use primitives::{canonical_bytes, Hash32, Height, ValidatorIndex};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn open_with_genesis(dir: &Path) -> (Chain, Store) {
+    let (chain, _) = chain_and_store(4, 8, Amount::from_sat(1_000_000));
+    let store = Store::open(dir).expect("open");
+    store.check_genesis(chain.genesis_hash()).expect("genesis");
+    if store.tip().expect("tip").is_none() {
+        let ws = chain.genesis_state(&store).expect("genesis state");
+        store
+            .commit(&CommitBatch {
+                height: Height(0),
+                hash: *chain.genesis_hash(),
+                block: &[],
+                cert: &[],
+                state: &ws,
+                txids: &[],
+            })
+            .expect("commit genesis");
+    }
+    (chain, store)
+}
+
+/// Builds and commits the next block with one transfer from user `i % 8`; returns its state root.
+fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
+    let tip = store.tip().expect("tip").expect("genesis committed");
+    let height = tip.next();
+    let sender = user_key((height.get() % 8) as u32);
+    let nonce = height.get().saturating_sub(1) / 8;
+    let to = user_key(((height.get() + 1) % 8) as u32).public().account_id();
+    let tx = transfer(chain, &sender, nonce, to, Amount::from_sat(10), Amount::from_sat(1));
+    let template = BlockTemplate {
+        height,
+        prev_hash: Hash32::ZERO,
+        time_ms: chain.genesis().genesis_time_ms + height.get(),
+        proposer: ValidatorIndex(0),
+        btc_anchor: chain.genesis().btc_anchor,
+        last_commit_hash: Hash32::ZERO,
+    };
+    let (block, outcome) = build_block(chain, store, template, vec![Tx::User(tx)]).expect("valid block");
+    let bytes = canonical_bytes(&block);
+    let txids: Vec<Hash32> = block.txs.iter().map(Tx::txid).collect();
+    store
+        .commit(&CommitBatch {
+            height,
+            hash: block.hash(),
+            block: &bytes,
+            cert: b"certificate",
+            state: &outcome.write_set,
+            txids: &txids,
+        })
+        .expect("commit");
+    assert_eq!(store.tx_location(&txids[0]).expect("index"), Some((height, 0)));
+    outcome.state_root
+}
+
+#[test]
+fn commits_are_readable_and_state_matches_the_roots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (chain, store) = open_with_genesis(dir.path());
+    let mut roots = vec![];
+    for _ in 0..20 {
+        roots.push(commit_next(&chain, &store));
+    }
+    assert_eq!(store.tip().expect("tip"), Some(Height(20)));
+    for (i, root) in roots.iter().enumerate() {
+        let h = i as u64 + 1;
+        assert_eq!(&Snapshot::new(&store, h).root().expect("root"), root);
+        let block = store.block(Height(h)).expect("read").expect("present");
+        let decoded: ledger::Block = borsh::from_slice(&block).expect("decodes");
+        assert_eq!(store.height_of(&decoded.hash()).expect("index"), Some(Height(h)));
+        assert_eq!(store.cert(Height(h)).expect("cert").as_deref(), Some(&b"certificate"[..]));
+    }
+    // Balances through the ledger's reader: total supply is conserved across 20 blocks of transfers.
+    let snap = Snapshot::new(&store, 20);
+    let total: u64 = (0..8)
+        .map(|i| snap.get_account(&user_key(i).public().account_id()).expect("read").map_or(0, |a| a.balance.to_sat()))
+        .sum::<u64>()
+        + snap.get_account(&ledger::fee_pool_id()).expect("read").map_or(0, |a| a.balance.to_sat());
+    assert_eq!(total, 8 * 1_000_000);
+}
+
+#[test]
+fn a_commit_that_skips_a_height_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (chain, store) = open_with_genesis(dir.path());
+    commit_next(&chain, &store);
+    let ws = chain.genesis_state(&store).expect("a write set");
+    let err = store
+        .commit(&CommitBatch {
+            height: Height(5),
+            hash: Hash32([9; 32]),
+            block: b"x",
+            cert: b"y",
+            state: &ws,
+            txids: &[Hash32([8; 32])],
+        })
+        .expect_err("height 5 does not extend tip 1");
+    assert!(matches!(err, StoreError::NotNextHeight { got: Height(5), .. }), "{err}");
+    assert_eq!(store.tip().expect("tip"), Some(Height(1)));
+    assert_eq!(store.block(Height(5)).expect("read"), None);
+    assert_eq!(store.tx_location(&Hash32([8; 32])).expect("read"), None);
+}
+
+#[test]
+fn reopening_keeps_everything_and_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = {
+        let (chain, store) = open_with_genesis(dir.path());
+        store.wal_append(b"vote-1").expect("wal");
+        store.wal_append(b"vote-2").expect("wal");
+        commit_next(&chain, &store)
+    };
+    let (_, store) = open_with_genesis(dir.path());
+    assert_eq!(store.tip().expect("tip"), Some(Height(1)));
+    assert_eq!(Snapshot::new(&store, 1).root().expect("root"), root);
+    assert_eq!(store.wal_entries().expect("wal"), vec![b"vote-1".to_vec(), b"vote-2".to_vec()]);
+    store.wal_clear().expect("clear");
+    assert!(store.wal_entries().expect("wal").is_empty());
+    assert_eq!(store.wal_append(b"again").expect("wal"), 0);
+}
+
+#[test]
+fn a_locked_datadir_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = Store::open(dir.path()).expect("first open");
+    match Store::open(dir.path()) {
+        Err(e @ StoreError::Locked(_)) => assert!(e.to_string().contains("in use"), "{e}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a locked datadir twice"),
+    }
+}
+
+#[test]
+fn a_datadir_of_another_chain_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.check_genesis(&Hash32([1; 32])).expect("first genesis binds");
+    assert!(matches!(store.check_genesis(&Hash32([2; 32])), Err(StoreError::WrongGenesis { .. })));
+}
+
+const CHILD_ENV: &str = "SIDECHAIN_STORAGE_CRASH_CHILD_DB";
+
+/// Not a test on its own: the child process of the crash test. It commits blocks as fast as it can and
+/// prints each height after its commit returned, until it is killed.
+#[test]
+fn crash_child_writer() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let (chain, store) = open_with_genesis(Path::new(&path));
+    loop {
+        let root = commit_next(&chain, &store);
+        let tip = store.tip().expect("tip").expect("some");
+        println!("committed {} {}", tip.get(), root);
+    }
+}
+
+#[test]
+fn kill_minus_9_during_writes_leaves_a_consistent_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary");
+    for round in 0..3u64 {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        // Wait (bounded) until it has acknowledged a few more commits, then kill it at whatever instant
+        // it is in: most likely in the middle of the next write batch.
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, Hash32)>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("committed ") {
+                    let mut it = rest.split(' ');
+                    let h: u64 = it.next().and_then(|s| s.parse().ok()).expect("height");
+                    let root: Hash32 = it.next().and_then(|s| s.parse().ok()).expect("root");
+                    if tx.send((h, root)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut acked = vec![];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.len() < 5 + round as usize * 3 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(a) => acked.push(a),
+                Err(e) => panic!("child stopped acknowledging commits: {e} (after {} acks)", acked.len()),
+            }
+        }
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        reader.join().expect("reader");
+        acked.extend(rx.try_iter());
+
+        // Reopen: every acknowledged commit is there with its exact state root, and the tip is whole.
+        let (chain, store) = open_with_genesis(dir.path());
+        let tip = store.tip().expect("tip").expect("genesis at least");
+        for (h, root) in &acked {
+            assert!(*h <= tip.get(), "acknowledged height {h} lost (tip {tip})");
+            assert_eq!(&Snapshot::new(&store, *h).root().expect("root"), root);
+        }
+        for h in 1..=tip.get() {
+            assert!(store.block(Height(h)).expect("read").is_some(), "block {h} missing below tip {tip}");
+            assert!(store.cert(Height(h)).expect("read").is_some(), "cert {h} missing below tip {tip}");
+        }
+        assert_eq!(store.block(tip.next()).expect("read"), None, "nothing above the tip");
+        // And it keeps working from there.
+        commit_next(&chain, &store);
+        assert_eq!(store.tip().expect("tip"), Some(tip.next()));
+    }
+}

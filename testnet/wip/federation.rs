@@ -1,0 +1,318 @@
+//! A local federation of real `sidechaind` processes on loopback: validators and full nodes, each in its
+//! own datadir with its own ports, made with the daemon's own `init` and `genesis` commands, driven over
+//! its JSON-RPC, and killed, restarted or frozen by the fault scenarios.
+//!
+//! The whole directory is kept when the owning test panics (the logs are under `node*/sidechaind.log`).
+
+use crate::bitcoind::free_port;
+use crate::process::ManagedProcess;
+use crate::wait::WaitError;
+use rpc::client::{connect, ClientAuth, SidechainApiClient};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Errors of the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// The daemon binary is not where we looked.
+    #[error("sidechaind not found at {0} (build it with `cargo build -p sidechain-node`, or set SIDECHAIND)")]
+    NoBinary(PathBuf),
+    /// A setup command failed.
+    #[error("`sidechaind {cmd}` failed: {output}")]
+    Command { cmd: String, output: String },
+    /// IO failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An RPC call failed.
+    #[error("rpc to {node}: {reason}")]
+    Rpc { node: String, reason: String },
+    /// A bounded wait ran out.
+    #[error(transparent)]
+    Timeout(#[from] WaitError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FederationError {
+    let context = context.into();
+    move |source| FederationError::Io { context, source }
+}
+
+/// Where the `sidechaind` binary is: `$SIDECHAIND`, else next to the running test binary's target dir.
+pub fn sidechaind_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SIDECHAIND") {
+        return PathBuf::from(p);
+    }
+    // Test binaries live in target/<profile>/deps/; the daemon in target/<profile>/.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    profile_dir.join("sidechaind")
+}
+
+/// How to set the federation up.
+#[derive(Clone, Debug)]
+pub struct FederationConfig {
+    /// Number of validators (3f+1).
+    pub validators: usize,
+    /// Number of full nodes started with it.
+    pub full_nodes: usize,
+    /// Test-network balances in genesis: (account id hex, sats).
+    pub initial_accounts: Vec<(String, u64)>,
+    /// Consensus timeouts in the nodes' config (TOML table body).
+    pub consensus_toml: String,
+    /// Extra environment for every node (e.g. RUST_LOG).
+    pub env: Vec<(String, String)>,
+    /// The daemon binary (default [`sidechaind_path`]).
+    pub binary: Option<PathBuf>,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            validators: 4,
+            full_nodes: 1,
+            initial_accounts: Vec::new(),
+            consensus_toml: "propose_ms = 1000\npropose_delta_ms = 300\nprevote_ms = 500\nprevote_delta_ms = 300\n\
+                             precommit_ms = 500\nprecommit_delta_ms = 300\nmax_round_lookahead = 1024\n\
+                             max_buffered_next_height = 4096\n"
+                .into(),
+            env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
+            binary: None,
+        }
+    }
+}
+
+/// One node of the federation.
+pub struct SidechainNode {
+    /// `validator0`, `full0`, ...
+    pub name: String,
+    /// Its datadir.
+    pub datadir: PathBuf,
+    /// Its JSON-RPC address.
+    pub rpc_addr: SocketAddr,
+    /// Its metrics address.
+    pub metrics_addr: SocketAddr,
+    /// Its p2p port.
+    pub p2p_port: u16,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Its ed25519 consensus public key (hex).
+    pub consensus_key: String,
+    /// The process.
+    pub process: ManagedProcess,
+}
+
+impl SidechainNode {
+    /// The node's RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.rpc_addr)
+    }
+
+    /// A typed RPC client authenticated with the node's cookie.
+    pub fn client(&self) -> Result<jsonrpsee::http_client::HttpClient, FederationError> {
+        connect(&self.rpc_url(), &ClientAuth::Cookie(self.datadir.join(".cookie")))
+            .map_err(|e| FederationError::Rpc { node: self.name.clone(), reason: e.to_string() })
+    }
+
+    /// The committed height, if the node answers.
+    pub async fn height(&self) -> Result<u64, FederationError> {
+        let c = self.client()?;
+        c.get_block_count()
+            .await
+            .map(|h| h.get())
+            .map_err(|e| FederationError::Rpc { node: self.name.clone(), reason: e.to_string() })
+    }
+}
+
+/// A running federation.
+pub struct Federation {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    /// Validators first, then full nodes.
+    pub nodes: Vec<SidechainNode>,
+    /// Path of the genesis file.
+    pub genesis_path: PathBuf,
+    binary: PathBuf,
+    config: FederationConfig,
+}
+
+fn run_cmd(binary: &Path, args: &[String]) -> Result<String, FederationError> {
+    let out = Command::new(binary).args(args).output().map_err(io(format!("running {}", binary.display())))?;
+    if !out.status.success() {
+        return Err(FederationError::Command {
+            cmd: args.join(" "),
+            output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+impl Federation {
+    /// Creates keys, a genesis and configs, then starts every node.
+    pub fn start(config: FederationConfig) -> Result<Federation, FederationError> {
+        let binary = config.binary.clone().unwrap_or_else(sidechaind_path);
+        if !binary.is_file() {
+            return Err(FederationError::NoBinary(binary));
+        }
+        let dir = tempfile::Builder::new().prefix("sidechain-federation-").tempdir().map_err(io("tempdir"))?;
+        let path = dir.path().to_path_buf();
+        let total = config.validators + config.full_nodes;
+        struct Prepared {
+            name: String,
+            datadir: PathBuf,
+            p2p: u16,
+            rpc: u16,
+            metrics: u16,
+            info: serde_json::Value,
+        }
+        let mut prepared = Vec::new();
+        for i in 0..total {
+            let name =
+                if i < config.validators { format!("validator{i}") } else { format!("full{}", i - config.validators) };
+            let datadir = path.join(&name);
+            let out = run_cmd(
+                &binary,
+                &[
+                    "init".into(),
+                    "--datadir".into(),
+                    datadir.display().to_string(),
+                    "--insecure-seed".into(),
+                    name.clone(),
+                ],
+            )?;
+            let info: serde_json::Value = serde_json::from_str(&out)
+                .map_err(|e| FederationError::Command { cmd: "init".into(), output: format!("{e}: {out}") })?;
+            let port = || {
+                free_port()
+                    .map_err(|e| FederationError::Io { context: e.to_string(), source: std::io::Error::other("port") })
+            };
+            prepared.push(Prepared { name, datadir, p2p: port()?, rpc: port()?, metrics: port()?, info });
+        }
+        let genesis_path = path.join("genesis.json");
+        let mut args: Vec<String> = vec![
+            "genesis".into(),
+            "--chain-id".into(),
+            "sidechain-local".into(),
+            "--out".into(),
+            genesis_path.display().to_string(),
+        ];
+        for p in prepared.iter().take(config.validators) {
+            let s = |k: &str| p.info[k].as_str().unwrap_or_default().to_string();
+            args.push("--validator".into());
+            args.push(format!("{}:{}:/ip4/127.0.0.1/tcp/{}", s("consensus_key"), s("peg_key"), p.p2p));
+        }
+        for (id, sats) in &config.initial_accounts {
+            args.push("--initial-account".into());
+            args.push(format!("{id}:{sats}"));
+        }
+        run_cmd(&binary, &args)?;
+        let mut fed = Federation { dir: Some(dir), path, nodes: Vec::new(), genesis_path, binary, config };
+        let addrs: Vec<String> = prepared
+            .iter()
+            .map(|p| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p.p2p, p.info["peer_id"].as_str().unwrap_or_default()))
+            .collect();
+        for (i, p) in prepared.into_iter().enumerate() {
+            let toml = format!("[consensus]\n{}", fed.config.consensus_toml);
+            std::fs::write(p.datadir.join("sidechaind.toml"), toml).map_err(io("writing sidechaind.toml"))?;
+            let bootstrap: Vec<String> =
+                addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
+            let run_args = vec![
+                "run".into(),
+                "--datadir".into(),
+                p.datadir.display().to_string(),
+                "--genesis".into(),
+                fed.genesis_path.display().to_string(),
+                "--p2p-listen".into(),
+                format!("/ip4/127.0.0.1/tcp/{}", p.p2p),
+                "--bootstrap".into(),
+                bootstrap.join(","),
+                "--rpc-bind".into(),
+                format!("127.0.0.1:{}", p.rpc),
+                "--metrics-bind".into(),
+                format!("127.0.0.1:{}", p.metrics),
+            ];
+            let process = ManagedProcess::spawn(
+                &p.name,
+                &fed.binary,
+                run_args,
+                fed.config.env.clone(),
+                p.datadir.join("sidechaind.log"),
+            )
+            .map_err(io(format!("starting {}", p.name)))?;
+            fed.nodes.push(SidechainNode {
+                name: p.name,
+                datadir: p.datadir,
+                rpc_addr: ([127, 0, 0, 1], p.rpc).into(),
+                metrics_addr: ([127, 0, 0, 1], p.metrics).into(),
+                p2p_port: p.p2p,
+                peer_id: p.info["peer_id"].as_str().unwrap_or_default().to_string(),
+                consensus_key: p.info["consensus_key"].as_str().unwrap_or_default().to_string(),
+                process,
+            });
+        }
+        Ok(fed)
+    }
+
+    /// The federation's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits until every node in `which` that is running has committed at least `height`.
+    pub async fn wait_height(&self, which: &[usize], height: u64, bound: Duration) -> Result<(), FederationError> {
+        let deadline = Instant::now() + bound;
+        let mut last = String::new();
+        loop {
+            let mut all = true;
+            for &i in which {
+                match self.nodes[i].height().await {
+                    Ok(h) if h >= height => {}
+                    Ok(h) => {
+                        all = false;
+                        last = format!("{} at {h}", self.nodes[i].name);
+                    }
+                    Err(e) => {
+                        all = false;
+                        last = e.to_string();
+                    }
+                }
+            }
+            if all {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(WaitError {
+                    what: format!("height {height} on nodes {which:?}"),
+                    after: bound,
+                    last_error: Some(last),
+                }
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Keeps the directory after drop and returns it.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(d) = self.dir.take() {
+            let _ = d.keep();
+        }
+        self.path.clone()
+    }
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.process.terminate(Duration::from_secs(10));
+        }
+        if std::thread::panicking() {
+            let p = self.keep();
+            eprintln!("federation directory kept for inspection: {} (logs: */sidechaind.log)", p.display());
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A child process owned by a test or the local testnet: its output goes to a log file, it can be
+//! signalled (SIGTERM, SIGKILL, SIGSTOP/SIGCONT for partitions) and restarted with the same arguments,
+//! and it is always reaped: dropping the handle stops it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A managed child process.
+pub struct ManagedProcess {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ManagedProcess {
+    /// Starts `program args` with stdout and stderr appended to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> std::io::Result<Self> {
+        let mut p =
+            ManagedProcess { name: name.to_string(), program: program.to_path_buf(), args, envs, log, child: None };
+        p.start()?;
+        Ok(p)
+    }
+
+    fn start(&mut self) -> std::io::Result<()> {
+        let out = File::options().create(true).append(true).open(&self.log)?;
+        let err = out.try_clone()?;
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The name given at spawn.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where its output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Its pid while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether it is running (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Its exit status if it exited on its own.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on a pid we spawned and have not reaped yet.
+            unsafe {
+                libc::kill(pid as i32, sig);
+            }
+        }
+    }
+
+    /// kill -9, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait up to `bound` for a clean exit; SIGKILL after that. Returns whether it exited
+    /// by itself.
+    pub fn terminate(&mut self, bound: Duration) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGCONT);
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Freezes it (SIGSTOP): its sockets stay open but it answers nothing, like a partitioned host.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Starts it again with the same arguments (after a kill or an exit).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        if self.is_running() {
+            self.kill9();
+        }
+        self.start()
+    }
+
+    /// The last `n` lines of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(10));
+    }
+}
