@@ -646,7 +646,6 @@ impl Service {
 
     fn on_gossip(&mut self, msg_id: MessageId, source: PeerId, g: Gossip) -> Result<(), ServiceError> {
         let genesis = *self.chain.chain().genesis_hash();
-        let current = self.chain.tip().next();
         match g {
             Gossip::Status { height } => {
                 // Never forwarded: only direct neighbours learn each other's tips.
@@ -667,14 +666,7 @@ impl Service {
                 Ok(())
             }
             Gossip::Vote(v) => {
-                let h = v.vote.height;
-                if h > current.next() {
-                    self.verdict(msg_id, source, Verdict::Ignore);
-                    self.start_sync(source);
-                    return Ok(());
-                }
-                if h < current {
-                    self.verdict(msg_id, source, Verdict::Ignore);
+                if self.outside_height_window(v.vote.height, &msg_id, source) {
                     return Ok(());
                 }
                 if let Err(e) = v.verify(self.chain.validators(), &genesis) {
@@ -688,13 +680,7 @@ impl Service {
             }
             Gossip::Proposal { proposal, block } => {
                 let h = proposal.proposal.height;
-                if h > current.next() {
-                    self.verdict(msg_id, source, Verdict::Ignore);
-                    self.start_sync(source);
-                    return Ok(());
-                }
-                if h < current {
-                    self.verdict(msg_id, source, Verdict::Ignore);
+                if self.outside_height_window(h, &msg_id, source) {
                     return Ok(());
                 }
                 if let Err(e) = proposal.verify(self.chain.validators(), &genesis) {
@@ -726,6 +712,20 @@ impl Service {
                 self.pending_outputs(outputs)
             }
         }
+    }
+
+    /// Only heights h and h+1 are handed to the core. Older messages are ignored; newer ones are ignored
+    /// too but tell us we are behind, so we sync from the sender. Returns whether the message was dropped.
+    fn outside_height_window(&mut self, h: Height, msg_id: &MessageId, source: PeerId) -> bool {
+        let current = self.chain.tip().next();
+        if h >= current && h <= current.next() {
+            return false;
+        }
+        self.verdict(msg_id.clone(), source, Verdict::Ignore);
+        if h > current.next() {
+            self.start_sync(source);
+        }
+        true
     }
 
     fn answer(&self, req: Request) -> Result<Response, ServiceError> {
