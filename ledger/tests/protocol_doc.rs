@@ -7,8 +7,10 @@ use sidechain_ledger::{fee_pool_id, tx_root, StateKey, Tx, UserTx, UserTxKind};
 use std::collections::BTreeMap;
 
 fn doc_values() -> BTreeMap<String, String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
-    let text = std::fs::read_to_string(path).expect("docs/PROTOCOL.md exists");
+    // The runtime value first: a test binary reused from a clone at another path must read this tree.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{dir}/../docs/PROTOCOL.md");
+    let text = std::fs::read_to_string(&path).expect("docs/PROTOCOL.md exists");
     let example = text.split("## Worked example").nth(1).expect("PROTOCOL.md has a '## Worked example' section");
     example
         .lines()

@@ -49,6 +49,12 @@ pub use behaviour::content_id;
 pub use config::{Backoff, NetConfig, ScoreConfig, MIB};
 pub use error::NetError;
 pub use handle::{NetEvent, NetHandle, PeerInfo, Responder, Verdict};
+/// The peer id of the node whose libp2p identity is this ed25519 public key (`None` if it is not one).
+pub fn peer_id_from_ed25519(public: &[u8; 32]) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(public).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 pub use libp2p::{gossipsub::MessageId, identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId};
 
 use futures::StreamExt;

@@ -1,16 +1,258 @@
-//! `sidechaind`: the daemon that validators and full nodes run. It drives the consensus core from an event
-//! loop, executes blocks, owns storage, mempool and p2p, and (validators only) talks to its own bitcoind.
+//! `sidechaind`: the daemon that validators and full nodes run.
+//!
+//! `init` makes keys, `genesis` makes a genesis for a set of validators, `run` runs the node. A node whose
+//! consensus key is in the genesis validator set is a validator; any other node is a full node that
+//! verifies every certificate and re-executes every block.
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use node::config::{load_genesis, parse_multiaddr, FileConfig};
+use node::keys::NodeKeys;
+use node::service::{self, ServiceConfig};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// A full node (and, with a validator key, a validator) of the federated two-way-peg sidechain.
+/// A full node (and, with a validator key in the genesis, a validator) of the federated two-way-peg sidechain.
 #[derive(Parser, Debug)]
-#[command(name = "sidechaind", version, about)]
-struct Cli {}
+#[command(name = "sidechaind", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a datadir with a new key file (mode 0600) and print the public keys.
+    Init {
+        /// Where the node keeps its keys, config and database.
+        #[arg(long, env = "SIDECHAIND_DATADIR")]
+        datadir: PathBuf,
+        /// Derive the keys from this seed instead of randomness (local test networks only).
+        #[arg(long)]
+        insecure_seed: Option<String>,
+    },
+    /// Write a genesis file for a set of validators.
+    Genesis {
+        /// Chain id (at most 64 characters).
+        #[arg(long)]
+        chain_id: String,
+        /// A validator as `<consensus key hex>:<peg key hex>:<p2p multiaddr>`; repeat for each validator.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<String>,
+        /// A test-network balance as `<account id hex>:<sats>`; repeat as needed.
+        #[arg(long = "initial-account")]
+        initial_accounts: Vec<String>,
+        /// Genesis time in milliseconds since the epoch (default: now).
+        #[arg(long)]
+        time_ms: Option<u64>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the node until SIGTERM or Ctrl-C.
+    Run {
+        /// Where the node keeps its keys, config and database.
+        #[arg(long, env = "SIDECHAIND_DATADIR")]
+        datadir: PathBuf,
+        /// Config file (default `<datadir>/sidechaind.toml`, optional).
+        #[arg(long, env = "SIDECHAIND_CONFIG")]
+        config: Option<PathBuf>,
+        /// Genesis file (default from the config, else `<datadir>/genesis.json`).
+        #[arg(long, env = "SIDECHAIND_GENESIS")]
+        genesis: Option<PathBuf>,
+        /// P2P listen multiaddr.
+        #[arg(long, env = "SIDECHAIND_P2P_LISTEN")]
+        p2p_listen: Option<String>,
+        /// A peer to stay connected to (multiaddr); repeat as needed.
+        #[arg(long = "bootstrap", env = "SIDECHAIND_BOOTSTRAP", value_delimiter = ',')]
+        bootstrap: Vec<String>,
+        /// JSON-RPC listen address (loopback by default).
+        #[arg(long, env = "SIDECHAIND_RPC_BIND")]
+        rpc_bind: Option<String>,
+        /// Prometheus metrics listen address (`GET /metrics`); off unless set here or in the config.
+        #[arg(long, env = "SIDECHAIND_METRICS_BIND")]
+        metrics_bind: Option<String>,
+    },
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    tracing::info!("sidechaind: nothing to run yet");
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn")),
+        )
+        // Colours only on a terminal: log files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    match cli.command {
+        Cmd::Init { datadir, insecure_seed } => init(datadir, insecure_seed),
+        Cmd::Genesis { chain_id, validators, initial_accounts, time_ms, out } => {
+            genesis(chain_id, validators, initial_accounts, time_ms, out)
+        }
+        Cmd::Run { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(run(RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind }))
+        }
+    }
+}
+
+fn init(datadir: PathBuf, seed: Option<String>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    let keys = match seed {
+        Some(s) => NodeKeys::from_seed(s.as_bytes()),
+        None => NodeKeys::generate(),
+    };
+    let key_file = datadir.join("node_key.json");
+    keys.save_new(&key_file)?;
+    let peer_id = net::Keypair::ed25519_from_bytes(keys.consensus.secret_bytes())
+        .map(|k| k.public().to_peer_id().to_string())
+        .context("deriving the peer id")?;
+    let out = serde_json::json!({
+        "key_file": key_file,
+        "consensus_key": keys.consensus_public().to_string(),
+        "peg_key": keys.peg_public().to_string(),
+        "peer_id": peer_id,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+fn genesis(
+    chain_id: String,
+    validators: Vec<String>,
+    initial_accounts: Vec<String>,
+    time_ms: Option<u64>,
+    out: PathBuf,
+) -> anyhow::Result<()> {
+    let mut vs = Vec::new();
+    for v in &validators {
+        let mut parts = v.splitn(3, ':');
+        let (Some(c), Some(p), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+            anyhow::bail!("--validator {v:?}: expected <consensus key hex>:<peg key hex>:<p2p multiaddr>");
+        };
+        let consensus_key: primitives::PublicKey = serde_json::from_value(serde_json::Value::String(c.into()))
+            .with_context(|| format!("--validator {v:?}: consensus key is not 64 hex digits"))?;
+        let peg_key: bitcoin::PublicKey =
+            p.parse().with_context(|| format!("--validator {v:?}: peg key is not a compressed secp256k1 key"))?;
+        vs.push(ledger::GenesisValidator { consensus_key, peg_key, p2p_addr: addr.to_string(), power: 1 });
+    }
+    let mut accounts = Vec::new();
+    for a in &initial_accounts {
+        let (id, sats) = a.split_once(':').with_context(|| format!("--initial-account {a:?}: expected <id>:<sats>"))?;
+        let account = primitives::AccountId(id.parse().with_context(|| format!("--initial-account {a:?}: bad id"))?);
+        let sats: u64 = sats.parse().with_context(|| format!("--initial-account {a:?}: bad amount"))?;
+        accounts.push(ledger::InitialAccount { account, balance: bitcoin::Amount::from_sat(sats) });
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let g = ledger::Genesis {
+        chain_id,
+        genesis_time_ms: time_ms.unwrap_or(now),
+        btc_anchor: ledger::BtcAnchor::default(),
+        validators: vs,
+        params: ledger::Params::default(),
+        initial_accounts: accounts,
+    };
+    g.validate().context("the genesis is invalid")?;
+    std::fs::write(&out, serde_json::to_string_pretty(&g)?).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", g.hash());
+    Ok(())
+}
+
+struct RunArgs {
+    datadir: PathBuf,
+    config: Option<PathBuf>,
+    genesis: Option<PathBuf>,
+    p2p_listen: Option<String>,
+    bootstrap: Vec<String>,
+    rpc_bind: Option<String>,
+    metrics_bind: Option<String>,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind } = args;
+    let config_path = config.clone().unwrap_or_else(|| datadir.join("sidechaind.toml"));
+    let file = FileConfig::load(&config_path, config.is_some())?;
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { datadir.join(p) };
+    let genesis_path = genesis.or(file.genesis.clone().map(resolve)).unwrap_or_else(|| datadir.join("genesis.json"));
+    let genesis = load_genesis(&genesis_path)?;
+    let key_file = file.key_file.clone().map(resolve).unwrap_or_else(|| datadir.join("node_key.json"));
+    let keys = NodeKeys::load(&key_file)?;
+    let listen = p2p_listen.or(file.p2p.listen.clone()).unwrap_or_else(|| "/ip4/127.0.0.1/tcp/0".into());
+    let listen = parse_multiaddr("p2p listen", &listen)?;
+    let bootstrap = if bootstrap.is_empty() { file.p2p.bootstrap.clone() } else { bootstrap };
+    let bootstrap = bootstrap
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_multiaddr("bootstrap", s))
+        .collect::<Result<_, _>>()?;
+    if file.fault != Default::default() {
+        anyhow::ensure!(
+            std::env::var("SIDECHAIND_ALLOW_FAULTS").as_deref() == Ok("1"),
+            "config {} asks for deliberate faults ({:?}); they exist for test networks only and need \
+             SIDECHAIND_ALLOW_FAULTS=1 in the environment",
+            config_path.display(),
+            file.fault
+        );
+        tracing::warn!(faults = ?file.fault, "THIS NODE MISBEHAVES ON PURPOSE (test fault switches on)");
+    }
+    let cfg = ServiceConfig {
+        datadir: datadir.clone(),
+        genesis,
+        keys,
+        p2p_listen: listen,
+        bootstrap,
+        consensus: file.consensus.clone().unwrap_or_default(),
+        mempool: Default::default(),
+        status_interval: Duration::from_secs(2),
+        max_future_block_ms: 30_000,
+        faults: file.fault.clone(),
+    };
+    let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
+    let metrics_listener = match &metrics_bind {
+        Some(a) => {
+            let addr: std::net::SocketAddr =
+                a.parse().with_context(|| format!("--metrics-bind {a:?} is not an ip:port address"))?;
+            Some(node::metrics::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?)
+        }
+        None => None,
+    };
+    let mempool_max_bytes = cfg.mempool.max_bytes as u64;
+    let mut rpc_cfg = rpc::RpcServerConfig::new(&datadir);
+    if let Some(b) = rpc_bind.or(file.rpc.bind.clone()) {
+        rpc_cfg.bind = b.parse().with_context(|| format!("--rpc-bind {b:?} is not an ip:port address"))?;
+    }
+    let (service, handle) = service::start(cfg).await?;
+    let backend = std::sync::Arc::new(node::rpc_backend::NodeRpc::new(handle.clone(), mempool_max_bytes));
+    let rpc_server = rpc::start_server(rpc_cfg, backend).await.context("starting the JSON-RPC server")?;
+    tracing::info!(addr = %rpc_server.local_addr(), cookie = %rpc_server.cookie_path().display(), "JSON-RPC listening");
+    if let Some(listener) = metrics_listener {
+        let m = std::sync::Arc::new(node::metrics::Metrics::new());
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics");
+        tokio::spawn(node::metrics::follow(m.clone(), handle.watch()));
+        tokio::spawn(node::metrics::serve(listener, m));
+    }
+    let status = handle.status();
+    tracing::info!(height = %status.height, peer_id = %status.peer_id, addrs = ?status.listen_addrs,
+        validator = ?status.validator_index, "sidechaind started");
+    let result = service.run(shutdown_signal()).await;
+    rpc_server.stop().await;
+    result?;
+    tracing::info!("sidechaind stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+    }
 }

@@ -6,8 +6,8 @@
 //! Parameters are positional, as in Core. Every method is read-only except `sendrawtransaction`.
 
 use crate::types::{
-    AccountInfo, BlockSummary, ChainInfo, CommitInfo, EvidenceInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo,
-    TransactionInfo, ValidatorInfo,
+    AccountInfo, BlockSummary, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, GetBlockResult, MempoolInfo,
+    NetworkInfo, PeerInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -139,6 +139,11 @@ pub trait SidechainApi {
     /// Equivocation evidence: who signed two conflicting messages, where.
     #[method(name = "getevidence")]
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
+
+    /// Where consensus is at the height being decided: round, step, and the block this validator is
+    /// locked on.
+    #[method(name = "getconsensusstate")]
+    async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo>;
 
     /// WebSocket only: a [`BlockSummary`] for every block committed after subscribing.
     #[subscription(name = "subscribenewblocks", unsubscribe = "unsubscribenewblocks", item = BlockSummary)]

@@ -8,7 +8,10 @@
 //! it into a -5 or -8 a person understands), `Err` is "the node could not read" (-32603).
 //! Futures are `Send` so the jsonrpsee server can run them on any worker.
 
-use crate::types::{ChainInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, StoredBlock, TxLookup, ValidatorInfo};
+use crate::types::{
+    ChainInfo, ConsensusStateInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, StoredBlock, TxLookup,
+    ValidatorInfo,
+};
 use consensus::CommitCertificate;
 use ledger::{Account, SignedUserTx};
 use primitives::{AccountId, Hash32, Height};
@@ -92,6 +95,9 @@ pub trait RpcBackend: Send + Sync + 'static {
 
     /// Equivocation evidence the node knows of (committed to state or seen), oldest first.
     fn evidence(&self) -> impl Future<Output = Result<Vec<EvidenceInfo>, BackendError>> + Send;
+
+    /// The consensus state of the height being decided.
+    fn consensus_state(&self) -> impl Future<Output = Result<ConsensusStateInfo, BackendError>> + Send;
 
     /// A receiver of every block committed from now on. The node sends a [`BlockSummary`] after the
     /// block is durable; a subscriber that lags behind the channel capacity misses blocks (it is told

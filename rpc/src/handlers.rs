@@ -6,8 +6,8 @@ use crate::api::{BlockRef, SidechainApiServer};
 use crate::backend::{BackendError, RpcBackend, SubmitError};
 use crate::errors;
 use crate::types::{
-    AccountInfo, BlockInfo, ChainInfo, CommitInfo, EvidenceInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo,
-    StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    AccountInfo, BlockInfo, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, GetBlockResult, MempoolInfo,
+    NetworkInfo, PeerInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -167,6 +167,10 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
         self.backend.evidence().await.map_err(internal)
+    }
+
+    async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo> {
+        self.backend.consensus_state().await.map_err(internal)
     }
 
     async fn subscribe_new_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

@@ -135,10 +135,9 @@ fn schemas() -> Value {
         "PeerInfo": obj(&[
             ("peer_id", string.clone()),
             ("addr", string.clone()),
-            ("inbound", boolean.clone()),
             ("validator_index", nullable(int.clone())),
             ("height", nullable(r("Height"))),
-            ("connected_secs", int.clone()),
+            ("score", json!({ "type": "integer" })),
         ]),
         "NetworkInfo": obj(&[
             ("version", string.clone()),
@@ -159,6 +158,14 @@ fn schemas() -> Value {
             ("round", int.clone()),
             ("kind", json!({ "enum": ["votes", "proposals"] })),
             ("hex", json!({ "type": "string" })),
+        ]),
+        "ConsensusStateInfo": obj(&[
+            ("height", r("Height")),
+            ("round", int.clone()),
+            ("step", json!({ "enum": ["unstarted", "propose", "prevote", "precommit", "commit"] })),
+            ("locked_round", nullable(int.clone())),
+            ("locked_block", nullable(r("Hash32"))),
+            ("validator_index", nullable(int.clone())),
         ]),
         "BlockSummary": obj(&[
             ("hash", r("Hash32")),
@@ -266,6 +273,14 @@ pub fn document() -> Value {
         ),
         method("getvalidators", "the validator set", vec![], "validators", array("ValidatorInfo"), vec![internal()]),
         method("getevidence", "equivocation evidence", vec![], "evidence", array("EvidenceInfo"), vec![internal()]),
+        method(
+            "getconsensusstate",
+            "round, step and lock of the height being decided",
+            vec![],
+            "state",
+            r("ConsensusStateInfo"),
+            vec![internal()],
+        ),
         json!({
             "name": "subscribenewblocks",
             "summary": "WebSocket only: notifications `subscribenewblocks` with a BlockSummary per committed block",

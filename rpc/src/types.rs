@@ -78,6 +78,24 @@ pub struct ChainInfo {
     pub syncing: bool,
 }
 
+/// Where this node's consensus is at the height being decided (`getconsensusstate`): what an operator
+/// looks at when a height takes long, and what the crash tests read to see a validator kept its lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusStateInfo {
+    /// The height being decided (tip + 1).
+    pub height: Height,
+    /// Its current round.
+    pub round: u32,
+    /// `unstarted`, `propose`, `prevote`, `precommit` or `commit`.
+    pub step: String,
+    /// The round of the polka this validator is locked on (null: not locked).
+    pub locked_round: Option<u32>,
+    /// The block it is locked on (null: not locked).
+    pub locked_block: Option<Hash32>,
+    /// This node's validator index (null: a full node).
+    pub validator_index: Option<u16>,
+}
+
 /// A committed block with the certificate that made it final (what the backend stores per height).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
@@ -360,14 +378,12 @@ pub struct PeerInfo {
     pub peer_id: String,
     /// Remote multiaddr.
     pub addr: String,
-    /// Whether the peer dialed us.
-    pub inbound: bool,
     /// Its validator index, if it identified as a validator.
     pub validator_index: Option<ValidatorIndex>,
     /// The height it last reported.
     pub height: Option<Height>,
-    /// Seconds since the connection opened.
-    pub connected_secs: u64,
+    /// The node's score of the peer: 0 is clean, negative after misbehaviour (banned far enough down).
+    pub score: i64,
 }
 
 /// Result of `getnetworkinfo`; the backend produces it whole.

@@ -175,6 +175,7 @@ async fn backend_failure_is_an_internal_error_for_every_method() {
         ("getnetworkinfo", json!([])),
         ("getvalidators", json!([])),
         ("getevidence", json!([])),
+        ("getconsensusstate", json!([])),
     ];
     for (method, params) in calls {
         let (code, msg) = f.error_code(method, params).await;

@@ -108,9 +108,22 @@ fn resolve_binary(p: &Path) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(p)).find(|c| c.is_file()))
 }
 
-/// A free loopback port, found by binding port 0. Another process may take it before bitcoind binds it;
-/// start-up then fails clearly and the caller may retry.
+/// A free loopback port: a random one below Linux's ephemeral range (32768+), checked by binding it.
+///
+/// Not port 0's answer: tests run in parallel processes, and the kernel hands out ephemeral ports in
+/// sequence, so a port released here is soon given to another test's `bind(0)` or outgoing connection
+/// before our child process binds it. Random ports in 10000..32000 make such collisions rare; a child
+/// that still loses the race fails to start with a clear "address in use" and the test says so.
 pub fn free_port() -> Result<u16, BitcoindError> {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = 10_000 + (h.finish() % 22_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").map_err(io_err("binding a free loopback port"))?;
     Ok(l.local_addr().map_err(io_err("reading a bound port"))?.port())
 }

@@ -6,6 +6,8 @@
 
 pub mod bitcoind;
 pub mod btc_wallet;
+pub mod federation;
+pub mod process;
 pub mod wait;
 
 pub use bitcoind::{Bitcoind, BitcoindError, BitcoindOptions};

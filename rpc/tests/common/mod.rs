@@ -205,10 +205,9 @@ impl RpcBackend for MemBackend {
         Ok(vec![PeerInfo {
             peer_id: "12D3KooWtest".into(),
             addr: "/ip4/127.0.0.1/tcp/26657".into(),
-            inbound: true,
             validator_index: Some(ValidatorIndex(1)),
             height: Some(Height(2)),
-            connected_secs: 5,
+            score: -3,
         }])
     }
 
@@ -225,6 +224,18 @@ impl RpcBackend for MemBackend {
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
         self.check()?;
         Ok(ValidatorInfo::from_genesis(self.chain.genesis()))
+    }
+
+    async fn consensus_state(&self) -> Result<ConsensusStateInfo, BackendError> {
+        self.check()?;
+        Ok(ConsensusStateInfo {
+            height: Height(3),
+            round: 1,
+            step: "precommit".into(),
+            locked_round: Some(0),
+            locked_block: Some(Hash32([9; 32])),
+            validator_index: None,
+        })
     }
 
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, BackendError> {

@@ -100,7 +100,7 @@ impl ChainState {
         let validators =
             ValidatorSet::new(chain.genesis().validators.iter().map(|v| (v.consensus_key, v.power)).collect())?;
         if store.tip()?.is_none() {
-            let ws = chain.genesis_state(&store)?;
+            let ws = chain.genesis_state(&*store)?;
             store.commit(&CommitBatch {
                 height: Height(0),
                 hash: *chain.genesis_hash(),

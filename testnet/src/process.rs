@@ -26,10 +26,14 @@ impl ManagedProcess {
         envs: Vec<(String, String)>,
         log: PathBuf,
     ) -> std::io::Result<Self> {
-        let mut p =
-            ManagedProcess { name: name.to_string(), program: program.to_path_buf(), args, envs, log, child: None };
+        let mut p = Self::prepare(name, program, args, envs, log);
         p.start()?;
         Ok(p)
+    }
+
+    /// Like [`ManagedProcess::spawn`] but not started yet: [`ManagedProcess::restart`] starts it.
+    pub fn prepare(name: &str, program: &Path, args: Vec<String>, envs: Vec<(String, String)>, log: PathBuf) -> Self {
+        ManagedProcess { name: name.to_string(), program: program.to_path_buf(), args, envs, log, child: None }
     }
 
     fn start(&mut self) -> std::io::Result<()> {

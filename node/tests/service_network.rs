@@ -36,7 +36,7 @@ fn genesis(keys: &[NodeKeys]) -> Genesis {
             .map(|k| GenesisValidator {
                 consensus_key: k.consensus_public(),
                 peg_key: k.peg_public(),
-                p2p_addr: String::new(),
+                p2p_addr: "/ip4/127.0.0.1/tcp/0".into(),
                 power: 1,
             })
             .collect(),
@@ -67,6 +67,7 @@ async fn start_node(keys: NodeKeys, g: &Genesis, bootstrap: Vec<net::Multiaddr>)
         mempool: Default::default(),
         status_interval: Duration::from_millis(500),
         max_future_block_ms: 30_000,
+        faults: Default::default(),
     };
     let (svc, handle) = service::start(cfg).await.expect("service starts");
     let (stop, rx) = oneshot::channel::<()>();

@@ -9,8 +9,8 @@ use ledger::{Account, SignedUserTx, Snapshot, StateReader, Tx};
 use primitives::{AccountId, Hash32, Height};
 use rpc::backend::{BackendError, RpcBackend, SubmitError};
 use rpc::types::{
-    BlockSummary, ChainInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, PegStatus, StoredBlock, TxLocation,
-    TxLookup, ValidatorInfo,
+    BlockSummary, ChainInfo, ConsensusStateInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, PegStatus,
+    StoredBlock, TxLocation, TxLookup, ValidatorInfo,
 };
 use tokio::sync::broadcast;
 
@@ -129,15 +129,27 @@ impl RpcBackend for NodeRpc {
 
     async fn peers(&self) -> Result<Vec<PeerInfo>, BackendError> {
         let peers = self.handle.net().peers().await.map_err(|_| BackendError::ShuttingDown)?;
+        let status = self.handle.status();
+        // A validator's libp2p identity is its consensus key, so its peer id names it.
+        let validators: Vec<Option<net::PeerId>> = self
+            .handle
+            .chain()
+            .genesis()
+            .validators
+            .iter()
+            .map(|v| net::peer_id_from_ed25519(&v.consensus_key.0))
+            .collect();
         Ok(peers
             .into_iter()
             .map(|p| PeerInfo {
                 peer_id: p.peer_id.to_string(),
                 addr: p.addr.to_string(),
-                inbound: false,
-                validator_index: None,
-                height: None,
-                connected_secs: 0,
+                validator_index: validators
+                    .iter()
+                    .position(|v| *v == Some(p.peer_id))
+                    .map(|i| primitives::ValidatorIndex(i as u16)),
+                height: status.peer_heights.get(&p.peer_id.to_string()).copied(),
+                score: p.score,
             })
             .collect())
     }
@@ -154,6 +166,18 @@ impl RpcBackend for NodeRpc {
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
         Ok(ValidatorInfo::from_genesis(self.handle.chain().genesis()))
+    }
+
+    async fn consensus_state(&self) -> Result<ConsensusStateInfo, BackendError> {
+        let s = self.handle.status();
+        Ok(ConsensusStateInfo {
+            height: s.height.next(),
+            round: s.round,
+            step: s.step,
+            locked_round: s.locked.map(|(r, _)| r),
+            locked_block: s.locked.map(|(_, b)| b),
+            validator_index: s.validator_index,
+        })
     }
 
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, BackendError> {

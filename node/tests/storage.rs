@@ -37,7 +37,7 @@ fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
     let sender = user_key((height.get() % 8) as u32);
     let nonce = height.get().saturating_sub(1) / 8;
     let to = user_key(((height.get() + 1) % 8) as u32).public().account_id();
-    let tx = transfer(chain, &sender, nonce, to, Amount::from_sat(10), Amount::from_sat(1));
+    let tx = transfer(chain, &sender, nonce, to, Amount::from_sat(10), chain.params().min_fee);
     let template = BlockTemplate {
         height,
         prev_hash: Hash32::ZERO,

@@ -120,3 +120,102 @@ async fn two_of_four_down_halts_without_forking_and_progress_resumes() {
         }
     }
 }
+
+/// Polls `getconsensusstate` on node `i` until `pick` returns something, within `bound`.
+async fn wait_consensus<T>(
+    fed: &Federation,
+    i: usize,
+    bound: Duration,
+    pick: impl Fn(&rpc::types::ConsensusStateInfo) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + bound;
+    loop {
+        let last;
+        let state = match fed.nodes[i].client() {
+            Ok(c) => c.get_consensus_state().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match state {
+            Ok(s) => match pick(&s) {
+                Some(v) => return v,
+                None => last = format!("{s:?}"),
+            },
+            Err(e) => last = e,
+        }
+        assert!(Instant::now() < deadline, "{}: condition not met within {bound:?}; last: {last}", fed.nodes[i].name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_killed_after_precommitting_is_still_locked_on_that_block() {
+    // Validators 0 and 1 send nil precommits and count no one's: everyone prevotes the proposal,
+    // validators 2 and 3 lock on it and precommit it, but the height cannot complete.
+    let blackhole = "[fault]\nprecommit_nil = true".to_string();
+    let mut fed = Federation::start(FederationConfig {
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators: 4,
+        full_nodes: 0,
+        node_toml: vec![(0, blackhole.clone()), (1, blackhole)],
+        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
+        ..Default::default()
+    })
+    .expect("federation starts");
+    let locked = wait_consensus(&fed, 3, Duration::from_secs(60), |s| s.locked_block.zip(s.locked_round)).await;
+    fed.nodes[3].process.kill9();
+    assert_eq!(heights(&fed, &[0, 1, 2]).await, vec![0, 0, 0], "no height completes without precommits");
+
+    // Restarted from its WAL, it is locked on the same block (the lock's round can only be a later polka
+    // for the same block, since no other block can gather 2f+1 prevotes against three locks).
+    fed.nodes[3].process.restart().expect("restart");
+    let after = wait_consensus(&fed, 3, Duration::from_secs(30), |s| s.locked_block.zip(s.locked_round)).await;
+    assert_eq!(after.0, locked.0, "validator3 locked on {} before the kill, {} after", locked.0, after.0);
+    assert!(after.1 >= locked.1, "lock round went back from {} to {}", locked.1, after.1);
+
+    // Lift the faults: the height completes, and with the block everyone was locked on.
+    for i in [0, 1] {
+        fed.nodes[i].process.terminate(Duration::from_secs(10));
+        fed.write_config(&fed.nodes[i].datadir.clone(), "").expect("config");
+        fed.nodes[i].process.restart().expect("restart");
+    }
+    fed.wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(90)).await.expect("height 1 completes");
+    assert_eq!(block_hash_at(&fed, 2, 1).await, locked.0, "the decided block is the one validator3 was locked on");
+    // Validators 0 and 1 did sign two precommits per round (the nil they sent, the one their WAL keeps):
+    // evidence against them is expected. Against the honest ones, and the killed one, there is none.
+    for i in 0..4 {
+        let ev = fed.nodes[i].client().expect("client").get_evidence().await.expect("evidence");
+        assert!(
+            ev.iter().all(|e| e.offender.get() < 2),
+            "{} recorded equivocation by 2 or 3: {ev:?}",
+            fed.nodes[i].name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
+    let mut fed = Federation::start(FederationConfig {
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators: 4,
+        full_nodes: 1,
+        deferred: vec![4],
+        ..Default::default()
+    })
+    .expect("federation starts");
+    fed.wait_height(&[0, 1, 2, 3], 200, Duration::from_secs(300)).await.expect("200 blocks");
+    fed.nodes[4].process.restart().expect("start the full node");
+    let tip = heights(&fed, &[0]).await[0];
+    fed.wait_height(&[4], tip, Duration::from_secs(120)).await.expect("full node syncs to the tip it saw at start");
+    // ... and then follows: a few more blocks arrive by consensus gossip or sync.
+    let tip = heights(&fed, &[0]).await[0];
+    fed.wait_height(&[4], tip + 3, Duration::from_secs(60)).await.expect("full node follows the tip");
+    let info = fed.nodes[4].client().expect("client").get_blockchain_info().await.expect("info");
+    assert!(!info.validator, "the full node is not a validator");
+    for h in [1, 100, 200, tip] {
+        assert_eq!(block_hash_at(&fed, 4, h).await, block_hash_at(&fed, 0, h).await, "same block at {h}");
+    }
+    // It keeps the certificates it verified: a quorum of precommits for the same block.
+    let commit = fed.nodes[4].client().expect("client").get_commit(primitives::Height(200)).await.expect("commit");
+    assert_eq!(commit.block_hash, block_hash_at(&fed, 0, 200).await);
+    assert!(commit.signatures.len() >= 3, "a quorum of 4 is 3 precommits: {commit:?}");
+}

@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     /// Consensus timeouts.
     pub consensus: Option<consensus::Config>,
+    /// Deliberate faults for test networks (refused unless `SIDECHAIND_ALLOW_FAULTS=1`).
+    #[serde(default)]
+    pub fault: crate::service::Faults,
 }
 
 /// `[metrics]`

@@ -68,6 +68,10 @@ pub struct FederationConfig {
     pub env: Vec<(String, String)>,
     /// The daemon binary (default [`sidechaind_path`]).
     pub binary: Option<PathBuf>,
+    /// Extra TOML appended to one node's config, by node index (e.g. a `[fault]` table).
+    pub node_toml: Vec<(usize, String)>,
+    /// Nodes (by index) that are set up but not started; `process.restart()` starts them later.
+    pub deferred: Vec<usize>,
 }
 
 impl Default for FederationConfig {
@@ -82,6 +86,8 @@ impl Default for FederationConfig {
                 .into(),
             env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
             binary: None,
+            node_toml: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 }
@@ -216,8 +222,9 @@ impl Federation {
             .map(|p| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p.p2p, p.info["peer_id"].as_str().unwrap_or_default()))
             .collect();
         for (i, p) in prepared.into_iter().enumerate() {
-            let toml = format!("[consensus]\n{}", fed.config.consensus_toml);
-            std::fs::write(p.datadir.join("sidechaind.toml"), toml).map_err(io("writing sidechaind.toml"))?;
+            let extra: String =
+                fed.config.node_toml.iter().filter(|(j, _)| *j == i).map(|(_, t)| format!("{t}\n")).collect();
+            fed.write_config(&p.datadir, &extra)?;
             let bootstrap: Vec<String> =
                 addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
             let run_args = vec![
@@ -235,14 +242,13 @@ impl Federation {
                 "--metrics-bind".into(),
                 format!("127.0.0.1:{}", p.metrics),
             ];
-            let process = ManagedProcess::spawn(
-                &p.name,
-                &fed.binary,
-                run_args,
-                fed.config.env.clone(),
-                p.datadir.join("sidechaind.log"),
-            )
-            .map_err(io(format!("starting {}", p.name)))?;
+            let log = p.datadir.join("sidechaind.log");
+            let process = if fed.config.deferred.contains(&i) {
+                ManagedProcess::prepare(&p.name, &fed.binary, run_args, fed.config.env.clone(), log)
+            } else {
+                ManagedProcess::spawn(&p.name, &fed.binary, run_args, fed.config.env.clone(), log)
+                    .map_err(io(format!("starting {}", p.name)))?
+            };
             fed.nodes.push(SidechainNode {
                 name: p.name,
                 datadir: p.datadir,
@@ -255,6 +261,13 @@ impl Federation {
             });
         }
         Ok(fed)
+    }
+
+    /// Writes a node's `sidechaind.toml`: the federation's consensus timeouts plus `extra` (read at the
+    /// node's next start, so a restart changes e.g. its fault switches).
+    pub fn write_config(&self, datadir: &Path, extra: &str) -> Result<(), FederationError> {
+        let toml = format!("[consensus]\n{}\n{extra}", self.config.consensus_toml);
+        std::fs::write(datadir.join("sidechaind.toml"), toml).map_err(io("writing sidechaind.toml"))
     }
 
     /// The federation's directory.

@@ -50,6 +50,20 @@ pub struct ServiceConfig {
     pub status_interval: Duration,
     /// Largest clock skew tolerated in a proposed block's time (validators only).
     pub max_future_block_ms: u64,
+    /// Deliberate misbehaviour for fault tests (all off in production; see [`Faults`]).
+    pub faults: Faults,
+}
+
+/// Test-only misbehaviour, switched on per node by the fault scenarios (`[fault]` in the config, honoured
+/// only with `SIDECHAIND_ALLOW_FAULTS=1`). Each switch makes this node an honest-but-faulty or Byzantine
+/// participant so tests can build situations the network would otherwise rarely produce.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Send a nil precommit in place of each of ours and ignore everyone else's precommits: with two
+    /// such validators of four, the others lock on a block and rounds go on, but no height completes.
+    #[serde(default)]
+    pub precommit_nil: bool,
 }
 
 /// Why the service stopped or could not start.
@@ -105,6 +119,12 @@ pub struct NodeStatus {
     pub last_commit_round: u32,
     /// The highest tip a peer announced.
     pub best_peer_height: Height,
+    /// The consensus step of the height being decided (`propose`, `prevote`, `precommit`, `commit`).
+    pub step: String,
+    /// The round and block this validator is locked on at the height being decided, if any.
+    pub locked: Option<(u32, Hash32)>,
+    /// The tip each connected peer last announced, by peer id.
+    pub peer_heights: BTreeMap<String, Height>,
 }
 
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).
@@ -175,7 +195,7 @@ impl ServiceHandle {
     /// An account as of the committed tip (zero if it never received anything).
     pub fn account(&self, id: &primitives::AccountId) -> Result<ledger::Account, ledger::StateError> {
         let tip = self.status.borrow().height;
-        Ok(ledger::Snapshot::new(&**self.store, tip.get()).get_account(id)?.unwrap_or_default())
+        Ok(ledger::Snapshot::new(&*self.store, tip.get()).get_account(id)?.unwrap_or_default())
     }
 
     /// A receiver that changes whenever the status does.
@@ -196,7 +216,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), key);
 
     let libp2p_key = net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes())
-        .map_err(|e| net::NetError::Config(format!("node key as libp2p identity: {e}")))?;
+        .map_err(|e| net::NetError::Transport(format!("node key as libp2p identity: {e}")))?;
     let mut net_cfg = NetConfig::new(libp2p_key, cfg.p2p_listen.clone());
     net_cfg.bootstrap = cfg.bootstrap.clone();
     net_cfg.topics = vec![TOPIC_CONSENSUS.into(), TOPIC_TXS.into(), TOPIC_STATUS.into()];
@@ -209,7 +229,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
-    let mut service = Service {
+    let service = Service {
         mempool: Mempool::new(cfg.mempool),
         cfg,
         chain,
@@ -217,6 +237,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         net: started.handle.clone(),
         blocks: blocks_tx.clone(),
         best_peer_height: Height(0),
+        peer_heights: HashMap::new(),
         net_events: Some(started.events),
         commands: Some(cmd_rx),
         status: status_tx,
@@ -260,6 +281,7 @@ pub struct Service {
     net: NetHandle,
     blocks: tokio::sync::broadcast::Sender<ledger::Block>,
     best_peer_height: Height,
+    peer_heights: HashMap<PeerId, Height>,
     net_events: Option<mpsc::Receiver<NetEvent>>,
     commands: Option<mpsc::Receiver<Command>>,
     status: watch::Sender<NodeStatus>,
@@ -349,6 +371,9 @@ impl Service {
             tip_time_ms: self.chain.state().chain_meta().ok().flatten().map_or(0, |m| m.time_ms),
             last_commit_round: self.chain.tip_cert().map_or(0, |c| c.round.get()),
             best_peer_height: self.best_peer_height,
+            step: format!("{:?}", self.core.step()).to_lowercase(),
+            locked: self.core.locked().map(|rv| (rv.round.get(), rv.value)),
+            peer_heights: self.peer_heights.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
         };
         self.status.send_if_modified(|old| {
             let changed = *old != s;
@@ -437,7 +462,14 @@ impl Service {
                     return;
                 }
             },
-            Message::Vote(v) => Gossip::Vote(v),
+            Message::Vote(v) => {
+                if self.cfg.faults.precommit_nil && v.vote.kind == consensus::VoteKind::Precommit {
+                    let genesis = *self.chain.chain().genesis_hash();
+                    Gossip::Vote(consensus::Vote { value: None, ..v.vote }.sign(&self.cfg.keys.consensus, &genesis))
+                } else {
+                    Gossip::Vote(v)
+                }
+            }
         };
         if matches!(gossip, Gossip::Proposal { .. } | Gossip::Vote(_)) {
             self.own_messages.push(gossip.clone());
@@ -620,6 +652,7 @@ impl Service {
             }
             NetEvent::PeerDisconnected(peer) => {
                 self.peers.remove(&peer);
+                self.peer_heights.remove(&peer);
                 Ok(())
             }
             NetEvent::Request { peer, data, respond } => {
@@ -651,6 +684,9 @@ impl Service {
                 // Never forwarded: only direct neighbours learn each other's tips.
                 self.verdict(msg_id, source, Verdict::Ignore);
                 self.best_peer_height = self.best_peer_height.max(height);
+                if self.peers.contains(&source) {
+                    self.peer_heights.insert(source, height);
+                }
                 if height > self.chain.tip() {
                     self.start_sync(source);
                 }
@@ -667,6 +703,10 @@ impl Service {
             }
             Gossip::Vote(v) => {
                 if self.outside_height_window(v.vote.height, &msg_id, source) {
+                    return Ok(());
+                }
+                if self.cfg.faults.precommit_nil && v.vote.kind == consensus::VoteKind::Precommit {
+                    self.verdict(msg_id, source, Verdict::Ignore);
                     return Ok(());
                 }
                 if let Err(e) = v.verify(self.chain.validators(), &genesis) {
@@ -769,7 +809,7 @@ impl Service {
         self.resends = self.resends.wrapping_add(1);
         // The latest few are what matters: the current round's proposal and votes.
         let start = self.own_messages.len().saturating_sub(4);
-        for body in self.own_messages[start..].to_vec() {
+        for body in self.own_messages[start..].iter().cloned() {
             self.spawn_publish_frame(TOPIC_CONSENSUS, Frame { resend: self.resends, body });
         }
     }

@@ -49,8 +49,8 @@ impl Metrics {
             evidence: Gauge::default(),
             blocks_synced: Counter::default(),
             blocks_committed: Counter::default(),
-            rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0].into_iter()),
-            finality_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0].into_iter()),
+            rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0]),
+            finality_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
             registry: Registry::default(),
         };
         registry.register("height", "Committed tip height", m.height.clone());
