@@ -6,6 +6,7 @@
 
 pub mod bitcoind;
 pub mod btc_wallet;
+pub mod demo;
 pub mod federation;
 pub mod process;
 pub mod wait;
