@@ -3,10 +3,23 @@
 //! The pure half (federation descriptor, deposit tweaks, batch building, signature-share checks) is
 //! deterministic and re-run by every node; the IO half (the bitcoind client and watcher) sits behind a
 //! small trait so that the pure half can be tested without a bitcoind and the IO half with a real one.
+//!
+//! Peg-in building blocks, all pure: [`deposit`] (recipient-bound addresses), [`watcher`] (which outputs of a
+//! BTC block are deposits), [`anchor`] (when a validator accepts a new BTC anchor) and [`fee`] (the peg-in fee).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod anchor;
+pub mod deposit;
+pub mod error;
 pub mod federation;
+pub mod fee;
 pub mod signing;
+pub mod watcher;
 
+pub use anchor::{check_anchor_move, check_in_best_chain, choose_anchor, AnchorRejection, BitcoinView};
+pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
+pub use error::PegError;
 pub use federation::{Federation, FederationError};
+pub use fee::{input_vbytes, input_weight, pegin_fee};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
+pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};

@@ -1,0 +1,84 @@
+//! The peg-in fee: what it will cost the federation to spend a deposit input later.
+//!
+//! Why charge it at mint time: every deposit becomes one more input of some future peg-out batch, and the
+//! BTC fee for that input is paid from the fee pool. Charging the depositor exactly that cost (at the agreed
+//! fee rate) keeps the fee pool from being drained by many small deposits and keeps the reserve promise
+//! (`supply <= BTC held`) independent of how the federation's UTXOs are later spent.
+//!
+//! The size is an upper bound from miniscript (`max_weight_to_satisfy`: 73-byte signatures with sighash flag
+//! and push), plus the non-witness part of an input (outpoint 36 + empty scriptSig length 1 + sequence 4 = 41
+//! bytes, 4 weight units each) and the 1-byte witness item count, rounded up to whole virtual bytes. Every
+//! node computes the same number from the descriptor alone, so the fee is part of pure execution.
+
+use crate::error::PegError;
+use bitcoin::{Amount, FeeRate, PublicKey, Weight};
+use miniscript::Descriptor;
+
+/// Outpoint (36) + scriptSig length (1, always empty for P2WSH) + sequence (4).
+pub const NON_WITNESS_INPUT_BYTES: u64 = 41;
+
+/// The weight of one input spending `descriptor` with its largest satisfaction.
+pub fn input_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
+    let witness = descriptor.max_weight_to_satisfy()?;
+    // `max_weight_to_satisfy` counts the witness item count varint only beyond the empty witness's `00`.
+    let empty_witness = Weight::from_witness_data_size(1);
+    Ok(Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES) + empty_witness + witness)
+}
+
+/// The virtual size of one such input, rounded up.
+pub fn input_vbytes(descriptor: &Descriptor<PublicKey>) -> Result<u64, PegError> {
+    Ok(input_weight(descriptor)?.to_vbytes_ceil())
+}
+
+/// The peg-in fee: `input_vbytes * rate`.
+pub fn pegin_fee(descriptor: &Descriptor<PublicKey>, rate: FeeRate) -> Result<Amount, PegError> {
+    let vbytes = input_vbytes(descriptor)?;
+    rate.fee_vb(vbytes).ok_or(PegError::FeeOverflow { vbytes, rate })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::Federation;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    fn federation(k: usize, n: u8) -> Federation {
+        let secp = Secp256k1::new();
+        let keys =
+            (1..=n).map(|i| PublicKey::new(SecretKey::from_slice(&[i; 32]).expect("key").public_key(&secp))).collect();
+        Federation::new(k, keys).expect("valid")
+    }
+
+    #[test]
+    fn three_of_four() {
+        // Witness script: OP_3 + 4 * (push 33) + OP_4 + OP_CHECKMULTISIG = 1 + 4*34 + 1 + 1 = 139 bytes.
+        // Witness: count 1 + empty item 1 + 3 * 73 (len + 71-byte sig + flag) + len 1 + 139 = 361.
+        // Input: 41 * 4 + 361 = 525 WU = 131.25 -> 132 vB.
+        let fed = federation(3, 4);
+        let d = fed.deposit_descriptor([0; 32], [1; 32]).expect("descriptor");
+        assert_eq!(input_weight(&d).expect("weight"), Weight::from_wu(525));
+        assert_eq!(input_vbytes(&d).expect("vb"), 132);
+        assert_eq!(input_vbytes(fed.descriptor()).expect("vb"), 132);
+        let rate = FeeRate::from_sat_per_vb(10).expect("rate");
+        assert_eq!(pegin_fee(&d, rate).expect("fee"), Amount::from_sat(1320));
+    }
+
+    #[test]
+    fn five_of_seven() {
+        // Script 1 + 7*34 + 1 + 1 = 241; witness 1 + 1 + 5*73 + 1 + 241 = 609; 164 + 609 = 773 WU -> 194 vB.
+        let fed = federation(5, 7);
+        let d = fed.deposit_descriptor([0; 32], [1; 32]).expect("descriptor");
+        assert_eq!(input_weight(&d).expect("weight"), Weight::from_wu(773));
+        assert_eq!(input_vbytes(&d).expect("vb"), 194);
+        let rate = FeeRate::from_sat_per_vb(3).expect("rate");
+        assert_eq!(pegin_fee(&d, rate).expect("fee"), Amount::from_sat(582));
+        assert_eq!(pegin_fee(&d, FeeRate::ZERO).expect("fee"), Amount::ZERO);
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_panic() {
+        let fed = federation(3, 4);
+        let d = fed.descriptor();
+        assert!(matches!(pegin_fee(d, FeeRate::MAX), Err(PegError::FeeOverflow { vbytes: 132, .. })));
+    }
+}
