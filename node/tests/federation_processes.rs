@@ -214,6 +214,17 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
     for h in [1, 100, 200, tip] {
         assert_eq!(block_hash_at(&fed, 4, h).await, block_hash_at(&fed, 0, h).await, "same block at {h}");
     }
+    // Its metrics say how it got there.
+    let synced = fed.nodes[4].metric("sidechain_blocks_synced_total").expect("metrics").unwrap_or(0.0);
+    assert!(synced >= 190.0, "the full node synced its blocks: sidechain_blocks_synced_total = {synced}");
+    let height = fed.nodes[4].metric("sidechain_height").expect("metrics").unwrap_or(0.0);
+    assert!(height >= tip as f64, "sidechain_height {height} >= {tip}");
+    let text = fed.nodes[0].metrics().expect("validator metrics");
+    for name in
+        ["sidechain_round", "sidechain_rounds_per_height_count", "sidechain_finality_seconds_count", "sidechain_peers"]
+    {
+        assert!(text.contains(name), "validator metrics have {name}");
+    }
     // It keeps the certificates it verified: a quorum of precommits for the same block.
     let commit = fed.nodes[4].client().expect("client").get_commit(primitives::Height(200)).await.expect("commit");
     assert_eq!(commit.block_hash, block_hash_at(&fed, 0, 200).await);

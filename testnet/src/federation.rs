@@ -124,6 +124,23 @@ impl SidechainNode {
             .map_err(|e| FederationError::Rpc { node: self.name.clone(), reason: e.to_string() })
     }
 
+    /// The node's Prometheus text (`GET /metrics`).
+    pub fn metrics(&self) -> Result<String, FederationError> {
+        use std::io::{Read, Write};
+        let err = |e: std::io::Error| FederationError::Rpc { node: self.name.clone(), reason: format!("metrics: {e}") };
+        let mut s = std::net::TcpStream::connect_timeout(&self.metrics_addr, Duration::from_secs(5)).map_err(err)?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).map_err(err)?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").map_err(err)?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).map_err(err)?;
+        Ok(body)
+    }
+
+    /// One sample of the node's metrics (`name value` line), if present.
+    pub fn metric(&self, name: &str) -> Result<Option<f64>, FederationError> {
+        Ok(self.metrics()?.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()))
+    }
+
     /// The committed height, if the node answers.
     pub async fn height(&self) -> Result<u64, FederationError> {
         let c = self.client()?;
