@@ -43,9 +43,9 @@ fn fixture(n: u32) -> Fixture {
     let items = block
         .txs
         .iter()
-        .map(|t| {
-            let Tx::User(s) = t;
-            (s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)
+        .filter_map(|t| match t {
+            Tx::User(s) => Some((s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)),
+            Tx::Evidence(_) => None,
         })
         .collect();
     Fixture { chain, store, block, items }

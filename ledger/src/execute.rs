@@ -12,11 +12,11 @@ use crate::genesis::Chain;
 use crate::state::{
     build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
 };
-use crate::tx::{tx_root, SignedUserTx, Tx, UserTxKind};
+use crate::tx::{tx_root, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKind};
 use bitcoin::Amount;
 use jmt::storage::TreeReader;
 use primitives::{
-    canonical_bytes, verify_batch, AccountId, BtcHeight, Hash32, Height, PublicKey, Signature, SignatureError,
+    canonical_bytes, verify_batch, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, SignatureError,
     ValidatorIndex,
 };
 use std::collections::BTreeMap;
@@ -77,6 +77,24 @@ pub enum TxError {
     /// The sender's nonce is at `u64::MAX`.
     #[error("account {0}: nonce exhausted")]
     NonceExhausted(AccountId),
+    /// Evidence against an index outside the validator set.
+    #[error("evidence names validator {offender}, but there are {validators} validators")]
+    UnknownOffender {
+        /// The named offender.
+        offender: ValidatorIndex,
+        /// Size of the set.
+        validators: usize,
+    },
+    /// The same equivocation is already recorded.
+    #[error("evidence against validator {offender} at height {height} round {round} is already recorded")]
+    EvidenceAlreadyRecorded {
+        /// The offender.
+        offender: ValidatorIndex,
+        /// Height.
+        height: Height,
+        /// Round.
+        round: Round,
+    },
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
@@ -218,8 +236,8 @@ impl BlockError {
 pub struct Receipt {
     /// The transaction.
     pub txid: Hash32,
-    /// Who paid.
-    pub sender: AccountId,
+    /// Who paid (`None` for evidence, which nobody pays for).
+    pub sender: Option<AccountId>,
     /// Fee credited to the fee pool.
     pub fee: Amount,
 }
@@ -241,12 +259,13 @@ pub struct ExecutionOutcome {
 pub struct Overlay<'a, S> {
     base: &'a S,
     accounts: BTreeMap<AccountId, Account>,
+    evidence: BTreeMap<StateKey, Vec<u8>>,
 }
 
 impl<'a, S: StateReader> Overlay<'a, S> {
     /// No changes yet.
     pub fn new(base: &'a S) -> Self {
-        Overlay { base, accounts: BTreeMap::new() }
+        Overlay { base, accounts: BTreeMap::new(), evidence: BTreeMap::new() }
     }
 
     /// Current view of an account (a missing account is empty).
@@ -291,12 +310,30 @@ impl<'a, S: StateReader> Overlay<'a, S> {
         self.accounts.insert(from, sender);
         self.accounts.insert(to, recipient);
         self.accounts.insert(pool_id, pool);
-        Ok(Receipt { txid: signed.txid(), sender: from, fee: tx.fee })
+        Ok(Receipt { txid: signed.txid(), sender: Some(from), fee: tx.fee })
     }
 
-    /// The changed accounts as state writes, sorted by key.
+    /// Records equivocation evidence (its proof already verified by the node). Refused when the offender
+    /// is not a validator or the same (offender, height, round) is already recorded.
+    pub fn apply_evidence(&mut self, chain: &Chain, ev: &EvidenceTx, included_at: Height) -> Result<Receipt, TxError> {
+        let validators = chain.genesis().validators.len();
+        if ev.offender.as_usize() >= validators {
+            return Err(TxError::UnknownOffender { offender: ev.offender, validators });
+        }
+        let key = StateKey::Evidence { offender: ev.offender, height: ev.height, round: ev.round };
+        if self.evidence.contains_key(&key) || self.base.get_raw(&key)?.is_some() {
+            return Err(TxError::EvidenceAlreadyRecorded { offender: ev.offender, height: ev.height, round: ev.round });
+        }
+        let txid = ev.txid();
+        let record = EvidenceRecord { offender: ev.offender, height: ev.height, round: ev.round, included_at, txid };
+        self.evidence.insert(key, canonical_bytes(&record));
+        Ok(Receipt { txid, sender: None, fee: Amount::ZERO })
+    }
+
+    /// The changed accounts and recorded evidence as state writes, sorted by key.
     pub fn into_changes(self) -> Vec<(StateKey, Option<Vec<u8>>)> {
-        self.accounts.into_iter().map(|(id, a)| (StateKey::Account(id), Some(canonical_bytes(&a)))).collect()
+        let accounts = self.accounts.into_iter().map(|(id, a)| (StateKey::Account(id), Some(canonical_bytes(&a))));
+        accounts.chain(self.evidence.into_iter().map(|(k, v)| (k, Some(v)))).collect()
     }
 }
 
@@ -308,6 +345,10 @@ impl<S: StateReader> StateReader for Overlay<'_, S> {
                 None => self.base.get_raw(key),
             },
             StateKey::ChainMeta => self.base.get_raw(key),
+            StateKey::Evidence { .. } => match self.evidence.get(key) {
+                Some(v) => Ok(Some(v.clone())),
+                None => self.base.get_raw(key),
+            },
         }
     }
 }
@@ -330,15 +371,17 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
     }
     let items: Vec<(PublicKey, Vec<u8>, Signature)> = txs
         .iter()
-        .map(|t| match t {
-            Tx::User(s) => (s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature),
+        .filter_map(|t| match t {
+            Tx::User(s) => Some((s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)),
+            // Its signatures are consensus signatures, checked by the node (see `EvidenceTx`).
+            Tx::Evidence(_) => None,
         })
         .collect();
     if verify_batch(&items).is_ok() {
         return Ok(());
     }
     for (index, t) in txs.iter().enumerate() {
-        let Tx::User(s) = t;
+        let Tx::User(s) = t else { continue };
         if let Err(source) = s.verify_signature(chain.genesis_hash()) {
             return Err(BlockError::BadSignature { index, txid: t.txid(), source });
         }
@@ -436,12 +479,11 @@ fn run_txs<R: TreeReader>(
     let mut overlay = Overlay::new(&prev);
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, t) in txs.iter().enumerate() {
-        let Tx::User(s) = t;
-        let receipt = overlay.apply_user_tx(chain, s).map_err(|source| BlockError::InvalidTx {
-            index,
-            txid: t.txid(),
-            source,
-        })?;
+        let applied = match t {
+            Tx::User(s) => overlay.apply_user_tx(chain, s),
+            Tx::Evidence(e) => overlay.apply_evidence(chain, e, meta.height),
+        };
+        let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
     }
     let mut changes = overlay.into_changes();

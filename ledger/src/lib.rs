@@ -32,7 +32,7 @@ pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
     WriteSet,
 };
-pub use tx::{tx_root, SignedUserTx, Tx, UserTx, UserTxKind};
+pub use tx::{tx_root, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTx, UserTxKind};
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.
 pub use jmt;

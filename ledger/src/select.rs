@@ -74,22 +74,21 @@ pub fn select_txs<S: StateReader>(
     while queues.iter().any(|q| !q.is_empty()) {
         for q in queues.iter_mut() {
             let Some(s) = q.pop_front() else { continue };
-            let tx = Tx::User(s);
-            let len = tx.encoded_len();
+            // As in a block: the one-byte `Tx` tag, then the signed transaction.
+            let len = 1 + primitives::canonical_bytes(&s).len();
             if full || out.txs.len() >= max_txs || bytes + len > max_bytes {
                 full = true;
                 out.left_out += 1 + q.len();
                 q.clear();
                 continue;
             }
-            let Tx::User(s) = &tx;
-            match overlay.apply_user_tx(chain, s) {
+            match overlay.apply_user_tx(chain, &s) {
                 Ok(_) => {
                     bytes += len;
-                    out.txs.push(tx);
+                    out.txs.push(Tx::User(s));
                 }
                 Err(TxError::State(e)) => return Err(e),
-                Err(e) => out.rejected.push((tx.txid(), e)),
+                Err(e) => out.rejected.push((s.txid(), e)),
             }
         }
     }

@@ -19,7 +19,7 @@ use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, RootHash, Version};
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height};
+use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -61,14 +61,23 @@ pub struct ChainMeta {
 
 /// A key in the state tree: the enum tag is the table.
 ///
-/// Tags: `0` accounts, `1` chain meta. Reserved for later: deposit registrations, minted outpoints,
-/// federation UTXOs, burns and batches, fee-rate votes, peg halt reports, evidence.
+/// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence. Later tags: deposit
+/// registrations, minted outpoints, federation UTXOs, burns and batches, fee-rate votes, peg halt reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
     Account(AccountId),
     /// Tag 1: the single [`ChainMeta`] value.
     ChainMeta,
+    /// Tag 2: an [`EvidenceRecord`](crate::EvidenceRecord) for (offender, height, round).
+    Evidence {
+        /// The validator that signed twice.
+        offender: ValidatorIndex,
+        /// Height of the two messages.
+        height: Height,
+        /// Round of the two messages.
+        round: Round,
+    },
 }
 
 impl StateKey {
@@ -126,6 +135,17 @@ pub trait StateReader {
     /// The chain meta, `None` only before genesis.
     fn chain_meta(&self) -> Result<Option<ChainMeta>, StateError> {
         decode(StateKey::ChainMeta, self.get_raw(&StateKey::ChainMeta)?)
+    }
+
+    /// Recorded evidence against `offender` at (`height`, `round`), if any.
+    fn get_evidence(
+        &self,
+        offender: ValidatorIndex,
+        height: Height,
+        round: Round,
+    ) -> Result<Option<crate::EvidenceRecord>, StateError> {
+        let key = StateKey::Evidence { offender, height, round };
+        decode(key, self.get_raw(&key)?)
     }
 }
 

@@ -8,8 +8,8 @@ use crate::codec;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{
-    canonical_bytes, signing_bytes, tagged_hash, AccountId, Hash32, Keypair, PublicKey, SignDomain, Signature,
-    SignatureError,
+    canonical_bytes, signing_bytes, tagged_hash, AccountId, Hash32, Height, Keypair, PublicKey, Round, SignDomain,
+    Signature, SignatureError, ValidatorIndex,
 };
 use serde::{Deserialize, Serialize};
 
@@ -66,11 +66,55 @@ pub struct SignedUserTx {
 /// Reserved tags (not implemented yet):
 /// - `1`: `Validator(SignedValidatorTx)`: fee-rate votes, peg-out signature shares, `ResumePeg`
 ///   (signed in `SignDomain::ValidatorTx`, ids under their own tag `sidechain/validator-txid`).
-/// - `2`: `Evidence(..)`: equivocation evidence.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
 pub enum Tx {
     /// Tag 0: a user transaction.
-    User(SignedUserTx),
+    User(SignedUserTx) = 0,
+    /// Tag 2: proof that a validator signed two conflicting consensus messages, recorded in state once.
+    Evidence(EvidenceTx) = 2,
+}
+
+/// Equivocation evidence as a block carries it.
+///
+/// The ledger does not depend on the consensus crate, so `proof` (the borsh bytes of
+/// `consensus::Equivocation`: two signed votes or proposals) is opaque here: the node verifies it against
+/// the validator set, and that it names this offender, height and round, before executing the block
+/// (every node, validator or not, runs that check). Execution records it under
+/// `StateKey::Evidence { offender, height, round }`, at most once.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EvidenceTx {
+    /// The validator that signed twice.
+    pub offender: ValidatorIndex,
+    /// Height of the two messages.
+    pub height: Height,
+    /// Round of the two messages.
+    pub round: Round,
+    /// borsh(`consensus::Equivocation`).
+    pub proof: Vec<u8>,
+}
+
+/// What state keeps of recorded evidence.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// The validator that signed twice.
+    pub offender: ValidatorIndex,
+    /// Height of the two messages.
+    pub height: Height,
+    /// Round of the two messages.
+    pub round: Round,
+    /// The block that recorded it.
+    pub included_at: Height,
+    /// `tagged_hash("sidechain/txid", borsh(EvidenceTx))`: the evidence transaction, kept in that block.
+    pub txid: Hash32,
+}
+
+impl EvidenceTx {
+    /// `tagged_hash("sidechain/txid", borsh(evidence))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    }
 }
 
 impl UserTx {
@@ -108,6 +152,7 @@ impl Tx {
     pub fn txid(&self) -> Hash32 {
         match self {
             Tx::User(t) => t.txid(),
+            Tx::Evidence(e) => e.txid(),
         }
     }
 

@@ -81,6 +81,33 @@ pub enum ChainError {
     /// A stored value does not decode.
     #[error("stored {what} at height {height} does not decode: {reason}")]
     Corrupt { what: &'static str, height: Height, reason: String },
+    /// An evidence transaction whose proof does not show the equivocation it names.
+    #[error("block {height}: evidence tx {index}: {reason}")]
+    BadEvidence { height: Height, index: usize, reason: String },
+}
+
+/// Checks an evidence transaction's proof: two conflicting messages, both validly signed by the named
+/// validator of this chain's set, at the named height and round. The ledger records evidence without
+/// looking inside (it does not know consensus types); this is where every node checks it.
+pub fn verify_evidence(
+    ev: &ledger::EvidenceTx,
+    validators: &ValidatorSet,
+    genesis: &Hash32,
+) -> Result<consensus::Equivocation, String> {
+    let e: consensus::Equivocation = borsh::from_slice(&ev.proof).map_err(|e| format!("proof does not decode: {e}"))?;
+    e.verify(validators, genesis).map_err(|e| e.to_string())?;
+    if (e.offender(), e.height(), e.round()) != (ev.offender, ev.height, ev.round) {
+        return Err(format!(
+            "proof is against validator {} at {}/{}, the transaction names {} at {}/{}",
+            e.offender(),
+            e.height(),
+            e.round(),
+            ev.offender,
+            ev.height,
+            ev.round
+        ));
+    }
+    Ok(e)
 }
 
 /// The committed chain as this node holds it.
@@ -228,6 +255,12 @@ impl ChainState {
         }
         if header.last_commit_hash != commit_hash(fb.last_commit.as_ref()) {
             return Err(ChainError::BadLastCommit { height: h, reason: "hash does not match the header".into() });
+        }
+        for (index, tx) in fb.block.txs.iter().enumerate() {
+            if let ledger::Tx::Evidence(ev) = tx {
+                verify_evidence(ev, &self.validators, self.chain.genesis_hash())
+                    .map_err(|reason| ChainError::BadEvidence { height: h, index, reason })?;
+            }
         }
         ledger::execute_block(&self.chain, &*self.store, &fb.block)
             .map_err(|e| ChainError::Invalid { height: h, source: Box::new(e) })

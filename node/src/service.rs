@@ -64,6 +64,10 @@ pub struct Faults {
     /// such validators of four, the others lock on a block and rounds go on, but no height completes.
     #[serde(default)]
     pub precommit_nil: bool,
+    /// With every prevote for a block, also send a nil prevote for the same round: a Byzantine
+    /// validator the others must record evidence against while the chain stays single.
+    #[serde(default)]
+    pub equivocate: bool,
 }
 
 /// Why the service stopped or could not start.
@@ -463,6 +467,11 @@ impl Service {
                 }
             },
             Message::Vote(v) => {
+                if self.cfg.faults.equivocate && v.vote.kind == consensus::VoteKind::Prevote && v.vote.value.is_some() {
+                    let genesis = *self.chain.chain().genesis_hash();
+                    let twin = consensus::Vote { value: None, ..v.vote }.sign(&self.cfg.keys.consensus, &genesis);
+                    self.spawn_publish(TOPIC_CONSENSUS, Gossip::Vote(twin));
+                }
                 if self.cfg.faults.precommit_nil && v.vote.kind == consensus::VoteKind::Precommit {
                     let genesis = *self.chain.chain().genesis_hash();
                     Gossip::Vote(consensus::Vote { value: None, ..v.vote }.sign(&self.cfg.keys.consensus, &genesis))
@@ -506,7 +515,12 @@ impl Service {
         })?;
         let chain = self.chain.chain();
         let candidates = self.mempool.candidates(chain.params().block_max_txs as usize * 2);
-        let selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
+        let mut selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
+        // Equivocations seen and not yet recorded in state go in first (few, small, and they must not
+        // wait behind a full mempool); user transactions fill the rest.
+        let evidence = self.evidence_to_include(&state)?;
+        let room = (chain.params().block_max_txs as usize).saturating_sub(evidence.len());
+        selection.txs.truncate(room);
         let template = BlockTemplate {
             height,
             prev_hash: self.chain.tip_hash(),
@@ -515,7 +529,9 @@ impl Service {
             btc_anchor: meta.btc_anchor,
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
-        match ledger::build_block(chain, &**self.chain.store(), template, selection.txs) {
+        let mut txs = evidence;
+        txs.extend(selection.txs);
+        match ledger::build_block(chain, &**self.chain.store(), template, txs) {
             Ok((block, _)) => {
                 let fb = FullBlock { block, last_commit: self.chain.tip_cert().cloned() };
                 let hash = fb.hash();
@@ -528,6 +544,29 @@ impl Service {
                 Ok(None)
             }
         }
+    }
+
+    /// Evidence this node saw that the state does not hold yet, as transactions (at most 8 per block).
+    fn evidence_to_include<S: StateReader>(&self, state: &S) -> Result<Vec<ledger::Tx>, ServiceError> {
+        let mut out = Vec::new();
+        let mut keys = HashSet::new();
+        for e in &self.evidence {
+            if out.len() == 8 {
+                break;
+            }
+            // One record per (offender, height, round), however many message pairs show it.
+            if keys.insert((e.offender(), e.height(), e.round()))
+                && state.get_evidence(e.offender(), e.height(), e.round()).map_err(ChainError::from)?.is_none()
+            {
+                out.push(ledger::Tx::Evidence(ledger::EvidenceTx {
+                    offender: e.offender(),
+                    height: e.height(),
+                    round: e.round(),
+                    proof: wire::encode(e),
+                }));
+            }
+        }
+        Ok(out)
     }
 
     /// Our verdict on a proposed block: re-execution and (validators) its time. `None`: block unknown.

@@ -230,3 +230,62 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
     assert_eq!(commit.block_hash, block_hash_at(&fed, 0, 200).await);
     assert!(commit.signatures.len() >= 3, "a quorum of 4 is 3 precommits: {commit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_validator_is_recorded_in_blocks_once_and_the_chain_stays_single() {
+    let mut fed = Federation::start(FederationConfig {
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators: 4,
+        full_nodes: 1,
+        deferred: vec![4],
+        node_toml: vec![(3, "[fault]\nequivocate = true".into())],
+        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
+        ..Default::default()
+    })
+    .expect("federation starts");
+    fed.wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60)).await.expect("blocks");
+    // Blocks carry evidence against validator 3; scan them until some is found.
+    let c0 = fed.nodes[0].client().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut recorded: Vec<(u64, u64, u32)> = Vec::new();
+    let mut scanned = 0;
+    while recorded.len() < 2 {
+        assert!(Instant::now() < deadline, "no evidence committed within 90 s (scanned {scanned} blocks)");
+        let tip = fed.nodes[0].height().await.unwrap_or(0);
+        while scanned < tip {
+            scanned += 1;
+            let block = c0.get_block(rpc::BlockRef::Height(primitives::Height(scanned)), Some(2)).await.expect("block");
+            let rpc::types::GetBlockResult::Json(b) = block else { panic!("verbosity 2 is JSON") };
+            // An empty list reads back as `Ids` (the type is untagged): no transactions either way.
+            let txs = match b.tx {
+                rpc::types::BlockTxs::Full(txs) => txs,
+                rpc::types::BlockTxs::Ids(ids) if ids.is_empty() => Vec::new(),
+                rpc::types::BlockTxs::Ids(_) => panic!("verbosity 2 has full transactions"),
+            };
+            for t in txs {
+                if let rpc::types::TxKindInfo::Evidence { offender, height, round } = t.kind {
+                    assert_eq!(offender.get(), 3, "only validator 3 equivocates");
+                    assert_eq!(t.from, None);
+                    recorded.push((scanned, height.get(), round.get()));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each equivocation is recorded once, forever.
+    let mut keys: Vec<(u64, u32)> = recorded.iter().map(|(_, h, r)| (*h, *r)).collect();
+    keys.sort();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "an equivocation recorded twice: {recorded:?}");
+    // A full node syncing from genesis re-verifies every evidence proof and agrees on every block.
+    fed.nodes[4].process.restart().expect("start the full node");
+    let top = scanned;
+    fed.wait_height(&[0, 1, 2, 3, 4], top, Duration::from_secs(60)).await.expect("everyone reaches the evidence");
+    for h in 1..=top {
+        let reference = block_hash_at(&fed, 0, h).await;
+        for i in 1..5 {
+            assert_eq!(block_hash_at(&fed, i, h).await, reference, "{} at height {h}", fed.nodes[i].name);
+        }
+    }
+}

@@ -53,11 +53,15 @@ fn schemas() -> Value {
     let int = json!({ "type": "integer", "minimum": 0 });
     let string = json!({ "type": "string" });
     let boolean = json!({ "type": "boolean" });
-    let tx_kind = json!({ "oneOf": [obj(&[
-        ("type", json!({ "const": "transfer" })),
-        ("to", r("AccountId")),
-        ("amount_sat", r("Sat")),
-    ])] });
+    let tx_kind = json!({ "oneOf": [
+        obj(&[("type", json!({ "const": "transfer" })), ("to", r("AccountId")), ("amount_sat", r("Sat"))]),
+        obj(&[
+            ("type", json!({ "const": "evidence" })),
+            ("offender", int.clone()),
+            ("height", r("Height")),
+            ("round", int.clone()),
+        ]),
+    ] });
     json!({
         "Hash32": hex(64),
         "AccountId": hex(64),
@@ -90,12 +94,12 @@ fn schemas() -> Value {
         "TxInfo": obj(&[
             ("txid", r("Hash32")),
             ("hex", string.clone()),
-            ("signer", r("PublicKey")),
-            ("from", r("AccountId")),
-            ("nonce", int.clone()),
+            ("signer", nullable(r("PublicKey"))),
+            ("from", nullable(r("AccountId"))),
+            ("nonce", nullable(int.clone())),
             ("fee_sat", r("Sat")),
             ("kind", tx_kind),
-            ("signature", r("Signature")),
+            ("signature", nullable(r("Signature"))),
         ]),
         "BlockInfo": obj(&[
             ("hash", r("Hash32")),

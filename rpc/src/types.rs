@@ -157,6 +157,15 @@ pub enum TxKindInfo {
         #[serde(rename = "amount_sat", with = "as_sat")]
         amount: Amount,
     },
+    /// Equivocation evidence recorded in state (no signer, no fee).
+    Evidence {
+        /// The validator that signed twice.
+        offender: ValidatorIndex,
+        /// Height of its two messages.
+        height: Height,
+        /// Round of its two messages.
+        round: Round,
+    },
 }
 
 /// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
@@ -166,36 +175,49 @@ pub struct TxInfo {
     pub txid: Hash32,
     /// Canonical borsh bytes of the signed transaction (what `sendrawtransaction` takes).
     pub hex: String,
-    /// The signing key.
-    pub signer: PublicKey,
-    /// The paying account (hash of the signer).
-    pub from: AccountId,
-    /// The sender's nonce it uses.
-    pub nonce: u64,
-    /// The fee paid to the fee pool.
+    /// The signing key (null for evidence).
+    pub signer: Option<PublicKey>,
+    /// The paying account, the hash of the signer (null for evidence).
+    pub from: Option<AccountId>,
+    /// The sender's nonce it uses (null for evidence).
+    pub nonce: Option<u64>,
+    /// The fee paid to the fee pool (0 for evidence).
     #[serde(rename = "fee_sat", with = "as_sat")]
     pub fee: Amount,
     /// What it does.
     pub kind: TxKindInfo,
-    /// The ed25519 signature.
-    pub signature: Signature,
+    /// The ed25519 signature (null for evidence).
+    pub signature: Option<Signature>,
 }
 
 impl From<&Tx> for TxInfo {
     fn from(t: &Tx) -> Self {
-        let Tx::User(s) = t;
-        let kind = match &s.tx.kind {
-            UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
-        };
-        TxInfo {
-            txid: s.txid(),
-            hex: hex::encode(canonical_bytes(s)),
-            signer: s.tx.signer,
-            from: s.tx.sender(),
-            nonce: s.tx.nonce,
-            fee: s.tx.fee,
-            kind,
-            signature: s.signature,
+        match t {
+            Tx::User(s) => {
+                let kind = match &s.tx.kind {
+                    UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
+                };
+                TxInfo {
+                    txid: s.txid(),
+                    hex: hex::encode(canonical_bytes(s)),
+                    signer: Some(s.tx.signer),
+                    from: Some(s.tx.sender()),
+                    nonce: Some(s.tx.nonce),
+                    fee: s.tx.fee,
+                    kind,
+                    signature: Some(s.signature),
+                }
+            }
+            Tx::Evidence(e) => TxInfo {
+                txid: e.txid(),
+                hex: hex::encode(canonical_bytes(t)),
+                signer: None,
+                from: None,
+                nonce: None,
+                fee: Amount::ZERO,
+                kind: TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
+                signature: None,
+            },
         }
     }
 }

@@ -56,7 +56,7 @@ impl StateReader for MapState {
         }
         Ok(match key {
             StateKey::Account(id) => self.0.get(id).map(canonical_bytes),
-            StateKey::ChainMeta => None,
+            StateKey::ChainMeta | StateKey::Evidence { .. } => None,
         })
     }
 }
@@ -325,7 +325,7 @@ fn block_error_bad_signature_names_the_tx() {
     let (chain, store) = setup();
     let mut b =
         built(&chain, &store, 1, vec![pay(&chain, 0, 0, 1, 1), pay(&chain, 1, 0, 2, 1), pay(&chain, 2, 0, 0, 1)]);
-    let Tx::User(s) = &mut b.txs[1];
+    let Tx::User(s) = &mut b.txs[1] else { panic!("a user transaction") };
     s.tx.nonce = 5;
     let b = reroot(b);
     let txid = b.txs[1].txid();
@@ -388,7 +388,7 @@ fn select_txs_orders_nonces_round_robin_and_caps() {
         .txs
         .iter()
         .map(|t| {
-            let Tx::User(s) = t;
+            let Tx::User(s) = t else { panic!("only user transactions here") };
             (s.tx.sender(), s.tx.nonce)
         })
         .collect();
@@ -398,4 +398,47 @@ fn select_txs_orders_nonces_round_robin_and_caps() {
     assert_eq!(sel.left_out, 2);
     // What was selected builds.
     assert!(build_block(&chain, &store, template(&chain, 1), sel.txs).is_ok());
+}
+
+fn evidence(offender: u16, height: u64, round: u32) -> Tx {
+    Tx::Evidence(EvidenceTx {
+        offender: ValidatorIndex(offender),
+        height: Height(height),
+        round: Round(round),
+        proof: vec![1, 2, 3],
+    })
+}
+
+#[test]
+fn evidence_is_recorded_in_state_once_and_costs_nobody_anything() {
+    let (chain, mut store) = setup();
+    let ev = evidence(2, 1, 0);
+    let (block, outcome) = build_block(&chain, &store, template(&chain, 1), vec![ev.clone()]).unwrap();
+    assert_eq!(execute_block(&chain, &store, &block), Ok(outcome.clone()));
+    assert_eq!(outcome.receipts[0].sender, None);
+    assert_eq!(outcome.receipts[0].fee, Amount::ZERO);
+    store.apply(&outcome.write_set);
+    let record = store.snapshot(1).get_evidence(ValidatorIndex(2), Height(1), Round(0)).unwrap().unwrap();
+    assert_eq!((record.included_at, record.txid), (Height(1), ev.txid()));
+    assert_eq!(store.snapshot(0).get_evidence(ValidatorIndex(2), Height(1), Round(0)).unwrap(), None);
+    // The fee pool and accounts are untouched: evidence moves no money.
+    assert_eq!(
+        store.snapshot(1).get_account(&fee_pool_id()).unwrap(),
+        store.snapshot(0).get_account(&fee_pool_id()).unwrap()
+    );
+
+    // Again in a later block, or twice in one block: the block is invalid.
+    let err = build_block(&chain, &store, template(&chain, 2), vec![ev.clone()]).unwrap_err();
+    assert!(matches!(err, BlockError::InvalidTx { source: TxError::EvidenceAlreadyRecorded { .. }, .. }), "{err}");
+    let (chain2, store2) = setup();
+    let err = build_block(&chain2, &store2, template(&chain2, 1), vec![ev.clone(), ev]).unwrap_err();
+    assert!(matches!(err, BlockError::InvalidTx { index: 1, .. }), "{err}");
+}
+
+#[test]
+fn evidence_against_a_non_validator_is_invalid() {
+    let (chain, store) = setup();
+    let err = build_block(&chain, &store, template(&chain, 1), vec![evidence(4, 1, 0)]).unwrap_err();
+    assert!(matches!(err, BlockError::InvalidTx { source: TxError::UnknownOffender { validators: 4, .. }, .. }));
+    assert!(err.to_string().contains("there are 4 validators"), "{err}");
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 use primitives::{AccountId, Hash32};
-use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxKindInfo};
+use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxInfo, TxKindInfo};
 use rpc::wallet::{parse_amount, Wallet};
 use rpc::{BlockRef, ClientAuth, SidechainApiClient};
 use serde::Serialize;
@@ -110,6 +110,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// One line for a transaction: what it does, who paid, the fee.
+fn describe_tx(t: &TxInfo) -> String {
+    let from = t.from.map_or_else(|| "-".to_string(), |f| f.to_string());
+    match &t.kind {
+        TxKindInfo::Transfer { to, amount } => format!(
+            "transfer {} BTC from {from} to {to} (fee {} sat, nonce {})",
+            btc_string(*amount),
+            t.fee.to_sat(),
+            t.nonce.unwrap_or_default()
+        ),
+        TxKindInfo::Evidence { offender, height, round } => {
+            format!("evidence: validator {offender} signed twice at height {height} round {round}")
+        }
+    }
+}
+
 /// Shows an RPC error as `message (code N)` rather than jsonrpsee's debug form.
 fn rpc_err(e: ClientError) -> anyhow::Error {
     match e {
@@ -192,17 +208,9 @@ async fn run(cli: Cli) -> Result<()> {
                     );
                     match &b.tx {
                         BlockTxs::Ids(ids) => ids.iter().for_each(|id| s.push_str(&format!("\n  {id}"))),
-                        BlockTxs::Full(txs) => txs.iter().for_each(|t| {
-                            let TxKindInfo::Transfer { to, amount } = &t.kind;
-                            s.push_str(&format!(
-                                "\n  {}: {} -> {} {} BTC (fee {} sat)",
-                                t.txid,
-                                t.from,
-                                to,
-                                btc_string(*amount),
-                                t.fee.to_sat()
-                            ));
-                        }),
+                        BlockTxs::Full(txs) => {
+                            txs.iter().for_each(|t| s.push_str(&format!("\n  {}: {}", t.txid, describe_tx(t))))
+                        }
                     }
                     s
                 }
@@ -231,20 +239,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gettransaction { txid } => {
             let t = cli.client()?.get_transaction(*txid).await.map_err(rpc_err)?;
             cli.print(&t, || {
-                let TxKindInfo::Transfer { to, amount } = &t.tx.kind;
                 let place = match (t.height, t.block_hash) {
                     (Some(h), Some(b)) => format!("in block {b} at height {h} ({} confirmations)", t.confirmations),
                     _ => "in the mempool".to_string(),
                 };
-                format!(
-                    "transaction {}\n{place}\ntransfer {} BTC from {} to {}\nfee {} sat, nonce {}",
-                    t.tx.txid,
-                    btc_string(*amount),
-                    t.tx.from,
-                    to,
-                    t.tx.fee.to_sat(),
-                    t.tx.nonce
-                )
+                format!("transaction {}\n{place}\n{}", t.tx.txid, describe_tx(&t.tx))
             })
         }
         Command::Getmempoolinfo => {
