@@ -23,14 +23,13 @@ struct Prepared {
 }
 
 /// Executes `blocks` blocks of `txs` transfers each on an in-memory state, keeping each write set.
-fn prepare(blocks: u64, txs: u32) -> (Chain, WriteSet, Vec<Prepared>) {
+fn prepare(blocks: u64, txs: u32) -> (Chain, Vec<Prepared>) {
     let mut g = testkit::genesis(4, txs, Amount::from_sat(1_000_000_000));
     g.params.block_max_txs = txs;
     g.params.block_max_bytes = 300 * txs.max(10);
     let chain = Chain::new(g).expect("bench genesis");
     let mut mem = MemStore::new();
-    let genesis_ws = chain.genesis_state(&mem).expect("genesis state");
-    mem.apply(&genesis_ws);
+    mem.apply(&chain.genesis_state(&mem).expect("genesis state"));
     let mut out = Vec::new();
     for h in 1..=blocks {
         let list: Vec<Tx> = (0..txs)
@@ -57,28 +56,19 @@ fn prepare(blocks: u64, txs: u32) -> (Chain, WriteSet, Vec<Prepared>) {
             state: outcome.write_set,
         });
     }
-    (chain, genesis_ws, out)
+    (chain, out)
 }
 
-fn fresh_store(chain: &Chain, genesis_ws: &WriteSet) -> (tempfile::TempDir, Store) {
+fn fresh_store(chain: &Chain) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
-    store.check_genesis(chain.genesis_hash()).expect("genesis");
-    let batch = CommitBatch {
-        height: Height(0),
-        hash: *chain.genesis_hash(),
-        block: &[],
-        cert: &[],
-        state: genesis_ws,
-        txids: &[],
-    };
-    store.commit(&batch).expect("genesis");
+    node::chain::write_genesis(chain, &store).expect("genesis");
     (dir, store)
 }
 
 /// Commits every prepared block to a fresh store; returns the time of the commits alone.
-fn commit_all(chain: &Chain, genesis_ws: &WriteSet, blocks: &[Prepared]) -> Duration {
-    let (_dir, store) = fresh_store(chain, genesis_ws);
+fn commit_all(chain: &Chain, blocks: &[Prepared]) -> Duration {
+    let (_dir, store) = fresh_store(chain);
     let cert = vec![7u8; 400];
     let start = Instant::now();
     for p in blocks {
@@ -122,10 +112,10 @@ fn raw_all(blocks: &[Prepared]) -> Duration {
 fn main() {
     let txs: u32 = std::env::var("NODE_BENCH_TXS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let blocks = 50u64;
-    let (chain, genesis_ws, prepared) = prepare(blocks, txs);
+    let (chain, prepared) = prepare(blocks, txs);
     let mut c = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5)).configure_from_args();
     c.bench_function(&format!("store_commit_{blocks}_blocks_of_{txs}_transfers"), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| commit_all(&chain, &genesis_ws, &prepared)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| commit_all(&chain, &prepared)).sum())
     });
     c.bench_function(&format!("raw_rocksdb_synced_batch_{blocks}_blocks"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| raw_all(&prepared)).sum())
@@ -133,7 +123,7 @@ fn main() {
     c.final_summary();
 
     let runs = 5;
-    let mut ours: Vec<Duration> = (0..runs).map(|_| commit_all(&chain, &genesis_ws, &prepared)).collect();
+    let mut ours: Vec<Duration> = (0..runs).map(|_| commit_all(&chain, &prepared)).collect();
     let mut raw: Vec<Duration> = (0..runs).map(|_| raw_all(&prepared)).collect();
     ours.sort();
     raw.sort();

@@ -86,6 +86,24 @@ pub enum ChainError {
     BadEvidence { height: Height, index: usize, reason: String },
 }
 
+/// Writes the genesis state as height 0 into an empty store (nothing when a tip exists).
+pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
+    store.check_genesis(chain.genesis_hash())?;
+    if store.tip()?.is_none() {
+        let ws = chain.genesis_state(store)?;
+        let batch = CommitBatch {
+            height: Height(0),
+            hash: *chain.genesis_hash(),
+            block: &[],
+            cert: &[],
+            state: &ws,
+            txids: &[],
+        };
+        store.commit(&batch)?;
+    }
+    Ok(())
+}
+
 /// Checks an evidence transaction's proof: two conflicting messages, both validly signed by the named
 /// validator of this chain's set, at the named height and round. The ledger records evidence without
 /// looking inside (it does not know consensus types); this is where every node checks it.
@@ -123,20 +141,9 @@ pub struct ChainState {
 impl ChainState {
     /// Opens the chain on `store`: writes the genesis state on first start, else resumes at the stored tip.
     pub fn open(chain: Chain, store: Arc<Store>) -> Result<ChainState, ChainError> {
-        store.check_genesis(chain.genesis_hash())?;
         let validators =
             ValidatorSet::new(chain.genesis().validators.iter().map(|v| (v.consensus_key, v.power)).collect())?;
-        if store.tip()?.is_none() {
-            let ws = chain.genesis_state(&*store)?;
-            store.commit(&CommitBatch {
-                height: Height(0),
-                hash: *chain.genesis_hash(),
-                block: &[],
-                cert: &[],
-                state: &ws,
-                txids: &[],
-            })?;
-        }
+        write_genesis(&chain, &store)?;
         let tip = store.tip()?.unwrap_or(Height(0));
         let (tip_hash, tip_cert) = if tip == Height(0) {
             (*chain.genesis_hash(), None)

@@ -13,20 +13,7 @@ use std::time::{Duration, Instant};
 fn open_with_genesis(dir: &Path) -> (Chain, Store) {
     let (chain, _) = chain_and_store(4, 8, Amount::from_sat(1_000_000));
     let store = Store::open(dir).expect("open");
-    store.check_genesis(chain.genesis_hash()).expect("genesis");
-    if store.tip().expect("tip").is_none() {
-        let ws = chain.genesis_state(&store).expect("genesis state");
-        store
-            .commit(&CommitBatch {
-                height: Height(0),
-                hash: *chain.genesis_hash(),
-                block: &[],
-                cert: &[],
-                state: &ws,
-                txids: &[],
-            })
-            .expect("commit genesis");
-    }
+    node::chain::write_genesis(&chain, &store).expect("genesis");
     (chain, store)
 }
 

@@ -231,7 +231,7 @@ async fn run(args: Args) -> Result<()> {
             format!("{:.3}", (total as f64 / sync_wall.as_secs_f64()) / verify_rate),
         ),
     ];
-    println!("\n{:<24} {:<52} {:<34} {}", "measure", "figure", "bound (same run)", "ratio");
+    println!("\n{:<24} {:<52} {:<34} ratio", "measure", "figure", "bound (same run)");
     for (m, f, b, r) in &rows {
         println!("{m:<24} {f:<52} {b:<34} {r}");
     }
