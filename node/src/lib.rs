@@ -4,13 +4,16 @@
 //! - [`chain`]: the committed chain; the only writer of blocks (after certificate and re-execution).
 //! - [`mempool`]: pending user transactions, bounded, nonce-contiguous per sender.
 //! - [`keys`]: the node's key file.
+//! - [`bitcoin`]: the validator's own bitcoind (the peg's `BitcoinView`) and the deposit index over it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bitcoin;
 pub mod chain;
 pub mod config;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
+pub mod pegin;
 pub mod rpc_backend;
 pub mod service;
 pub mod storage;

@@ -72,6 +72,9 @@ enum Cmd {
         /// Prometheus metrics listen address (`GET /metrics`); off unless set here or in the config.
         #[arg(long, env = "SIDECHAIND_METRICS_BIND")]
         metrics_bind: Option<String>,
+        /// Bitcoin network for the addresses the node shows: bitcoin, testnet, signet or regtest.
+        #[arg(long, env = "SIDECHAIND_BTC_NETWORK", default_value = "regtest", value_parser = parse_network)]
+        btc_network: bitcoin::Network,
     },
 }
 
@@ -90,9 +93,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Genesis { chain_id, validators, initial_accounts, time_ms, out } => {
             genesis(chain_id, validators, initial_accounts, time_ms, out)
         }
-        Cmd::Run { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind } => {
+        Cmd::Run { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network } => {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(run(RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind }))
+            let args = RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network };
+            rt.block_on(run(args))
         }
     }
 }
@@ -167,10 +171,15 @@ struct RunArgs {
     bootstrap: Vec<String>,
     rpc_bind: Option<String>,
     metrics_bind: Option<String>,
+    btc_network: bitcoin::Network,
+}
+
+fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
+    s.parse::<bitcoin::Network>().map_err(|_| format!("{s:?} is not one of bitcoin, testnet, signet, regtest"))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind } = args;
+    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network } = args;
     let config_path = config.clone().unwrap_or_else(|| datadir.join("sidechaind.toml"));
     let file = FileConfig::load(&config_path, config.is_some())?;
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { datadir.join(p) };
@@ -223,7 +232,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rpc_cfg.bind = b.parse().with_context(|| format!("--rpc-bind {b:?} is not an ip:port address"))?;
     }
     let (service, handle) = service::start(cfg).await?;
-    let backend = std::sync::Arc::new(node::rpc_backend::NodeRpc::new(handle.clone(), mempool_max_bytes));
+    let backend = std::sync::Arc::new(node::rpc_backend::NodeRpc::new(handle.clone(), mempool_max_bytes, btc_network));
     let rpc_server = rpc::start_server(rpc_cfg, backend).await.context("starting the JSON-RPC server")?;
     tracing::info!(addr = %rpc_server.local_addr(), cookie = %rpc_server.cookie_path().display(), "JSON-RPC listening");
     if let Some(listener) = metrics_listener {

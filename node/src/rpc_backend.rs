@@ -9,8 +9,8 @@ use ledger::{Account, SignedUserTx, Snapshot, StateReader, Tx};
 use primitives::{AccountId, Hash32, Height};
 use rpc::backend::{BackendError, RpcBackend, SubmitError};
 use rpc::types::{
-    BlockSummary, ChainInfo, ConsensusStateInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, PegStatus,
-    StoredBlock, TxLocation, TxLookup, ValidatorInfo,
+    BlockSummary, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo,
+    PegInAddressInfo, PegStatus, StoredBlock, TxLocation, TxLookup, ValidatorInfo,
 };
 use tokio::sync::broadcast;
 
@@ -19,11 +19,12 @@ pub struct NodeRpc {
     handle: ServiceHandle,
     summaries: broadcast::Sender<BlockSummary>,
     mempool_max_bytes: u64,
+    network: bitcoin::Network,
 }
 
 impl NodeRpc {
     /// Wraps the service handle; block summaries are forwarded from the service's block stream.
-    pub fn new(handle: ServiceHandle, mempool_max_bytes: u64) -> Self {
+    pub fn new(handle: ServiceHandle, mempool_max_bytes: u64, network: bitcoin::Network) -> Self {
         let (summaries, _) = broadcast::channel(256);
         let tx = summaries.clone();
         let mut blocks = handle.subscribe_blocks();
@@ -38,7 +39,7 @@ impl NodeRpc {
                 }
             }
         });
-        NodeRpc { handle, summaries, mempool_max_bytes }
+        NodeRpc { handle, summaries, mempool_max_bytes, network }
     }
 
     fn storage<E: std::fmt::Display>(e: E) -> BackendError {
@@ -46,8 +47,9 @@ impl NodeRpc {
     }
 
     fn full_block(&self, h: Height) -> Result<Option<FullBlock>, BackendError> {
-        let tip = self.handle.status().height;
-        if h == Height(0) || h > tip {
+        // No check against the published tip: a block in the store is committed (its write is atomic), and
+        // the status may lag the store by one event-loop step (a tx just left the mempool must be found).
+        if h == Height(0) {
             return Ok(None);
         }
         match self.handle.store().block(h).map_err(Self::storage)? {
@@ -166,6 +168,36 @@ impl RpcBackend for NodeRpc {
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
         Ok(ValidatorInfo::from_genesis(self.handle.chain().genesis()))
+    }
+
+    async fn federation(&self) -> Result<FederationInfo, BackendError> {
+        let chain = self.handle.chain();
+        let fed = crate::pegin::federation(chain).map_err(Self::storage)?;
+        Ok(FederationInfo {
+            descriptor: fed.descriptor().to_string(),
+            threshold: fed.threshold() as u32,
+            keys: fed.keys().len() as u32,
+            script_pubkey: hex::encode(fed.script_pubkey().as_bytes()),
+            address: fed.address(self.network).to_string(),
+            network: self.network.to_string(),
+            pegin_confirmations: chain.params().pegin_confirmations,
+            pegin_min_amount: chain.params().pegin_min_amount,
+        })
+    }
+
+    async fn pegin_address(&self, recipient: AccountId) -> Result<PegInAddressInfo, BackendError> {
+        let chain = self.handle.chain();
+        let d = crate::pegin::deposit_descriptor(chain, &recipient).map_err(Self::storage)?;
+        let address = d.address(self.network).map_err(Self::storage)?;
+        Ok(PegInAddressInfo {
+            recipient,
+            address: address.to_string(),
+            script_pubkey: hex::encode(d.script_pubkey().as_bytes()),
+            descriptor: d.to_string(),
+            network: self.network.to_string(),
+            confirmations_required: chain.params().pegin_confirmations,
+            min_amount: chain.params().pegin_min_amount,
+        })
     }
 
     async fn consensus_state(&self) -> Result<ConsensusStateInfo, BackendError> {

@@ -590,17 +590,25 @@ impl Service {
 
     fn commit_decided(&mut self, value: Hash32, cert: CommitCertificate) -> Result<(), ServiceError> {
         let Some(fb) = self.proposals.get(&value).cloned() else { return Ok(()) };
-        self.commit_block(&fb, &cert)?;
+        self.commit_block(&fb, &cert, false)?;
         self.after_tip_moved()
     }
 
     /// Commits one block; the caller restarts consensus afterwards.
-    fn commit_block(&mut self, fb: &FullBlock, cert: &CommitCertificate) -> Result<(), ServiceError> {
+    /// `synced`: the block came by sync rather than being decided here (counted apart in the status, so
+    /// metrics never take a synced block's age for a finality time).
+    fn commit_block(&mut self, fb: &FullBlock, cert: &CommitCertificate, synced: bool) -> Result<(), ServiceError> {
         match self.chain.commit(fb, cert) {
             Ok(outcome) => {
                 let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
                 self.tip_committed_ms = now_ms();
+                if synced {
+                    self.synced_blocks += 1;
+                }
+                // RPC reads the tip from the status: publish it before anyone hears of the block, so a
+                // subscriber (or a client that saw the tx leave the mempool) can read the block at once.
+                self.publish_status();
                 // Nobody listening is fine.
                 let _ = self.blocks.send(fb.block.clone());
                 info!(height = %fb.height(), block = %fb.hash(), txs = included.len(), "committed");
@@ -922,7 +930,7 @@ impl Service {
                     if h != self.chain.tip().next() {
                         continue;
                     }
-                    match self.commit_block(&fb, &cert) {
+                    match self.commit_block(&fb, &cert, true) {
                         Ok(()) => committed += 1,
                         Err(ServiceError::Chain(e)) => {
                             warn!(%peer, error = %e, "peer served an invalid block");
@@ -933,7 +941,6 @@ impl Service {
                     }
                 }
                 if committed > 0 {
-                    self.synced_blocks += committed;
                     info!(%peer, blocks = committed, tip = %self.chain.tip(), "synced");
                     self.after_tip_moved()?;
                     if full {

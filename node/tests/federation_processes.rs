@@ -215,8 +215,16 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
         assert_eq!(block_hash_at(&fed, 4, h).await, block_hash_at(&fed, 0, h).await, "same block at {h}");
     }
     // Its metrics say how it got there.
-    let synced = fed.nodes[4].metric("sidechain_blocks_synced_total").expect("metrics").unwrap_or(0.0);
-    assert!(synced >= 190.0, "the full node synced its blocks: sidechain_blocks_synced_total = {synced}");
+    // (Metrics follow the node's status asynchronously: poll, bounded.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let synced = fed.nodes[4].metric("sidechain_blocks_synced_total").expect("metrics").unwrap_or(0.0);
+        if synced >= 190.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the full node synced its blocks: sidechain_blocks_synced_total = {synced}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let height = fed.nodes[4].metric("sidechain_height").expect("metrics").unwrap_or(0.0);
     assert!(height >= tip as f64, "sidechain_height {height} >= {tip}");
     let text = fed.nodes[0].metrics().expect("validator metrics");

@@ -16,6 +16,9 @@ pub mod fee;
 pub mod signing;
 pub mod watcher;
 
+/// The descriptor type of federation and deposit wallets.
+pub type Descriptor = miniscript::Descriptor<bitcoin::PublicKey>;
+
 pub use anchor::{check_anchor_move, check_in_best_chain, choose_anchor, AnchorRejection, BitcoinView};
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;

@@ -6,8 +6,8 @@
 //! Parameters are positional, as in Core. Every method is read-only except `sendrawtransaction`.
 
 use crate::types::{
-    AccountInfo, BlockSummary, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, GetBlockResult, MempoolInfo,
-    NetworkInfo, PeerInfo, TransactionInfo, ValidatorInfo,
+    AccountInfo, BlockSummary, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, GetBlockResult,
+    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -139,6 +139,14 @@ pub trait SidechainApi {
     /// Equivocation evidence: who signed two conflicting messages, where.
     #[method(name = "getevidence")]
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
+
+    /// The federation's Bitcoin wallet: descriptor, threshold, keys, script and address, peg-in rules.
+    #[method(name = "getfederationinfo")]
+    async fn get_federation_info(&self) -> RpcResult<FederationInfo>;
+
+    /// The Bitcoin address whose deposits are minted to `account` (bound to it and to this chain).
+    #[method(name = "getpeginaddress")]
+    async fn get_pegin_address(&self, account: AccountId) -> RpcResult<PegInAddressInfo>;
 
     /// Where consensus is at the height being decided: round, step, and the block this validator is
     /// locked on.

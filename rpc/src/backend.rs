@@ -9,8 +9,8 @@
 //! Futures are `Send` so the jsonrpsee server can run them on any worker.
 
 use crate::types::{
-    ChainInfo, ConsensusStateInfo, EvidenceInfo, MempoolInfo, NetworkInfo, PeerInfo, StoredBlock, TxLookup,
-    ValidatorInfo,
+    ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
+    StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, SignedUserTx};
@@ -95,6 +95,15 @@ pub trait RpcBackend: Send + Sync + 'static {
 
     /// Equivocation evidence the node knows of (committed to state or seen), oldest first.
     fn evidence(&self) -> impl Future<Output = Result<Vec<EvidenceInfo>, BackendError>> + Send;
+
+    /// The federation wallet as the genesis defines it.
+    fn federation(&self) -> impl Future<Output = Result<FederationInfo, BackendError>> + Send;
+
+    /// The deposit address bound to `recipient`.
+    fn pegin_address(
+        &self,
+        recipient: AccountId,
+    ) -> impl Future<Output = Result<PegInAddressInfo, BackendError>> + Send;
 
     /// The consensus state of the height being decided.
     fn consensus_state(&self) -> impl Future<Output = Result<ConsensusStateInfo, BackendError>> + Send;

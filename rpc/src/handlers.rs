@@ -6,8 +6,9 @@ use crate::api::{BlockRef, SidechainApiServer};
 use crate::backend::{BackendError, RpcBackend, SubmitError};
 use crate::errors;
 use crate::types::{
-    AccountInfo, BlockInfo, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, GetBlockResult, MempoolInfo,
-    NetworkInfo, PeerInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    AccountInfo, BlockInfo, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, GetBlockResult,
+    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
+    ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -167,6 +168,14 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
         self.backend.evidence().await.map_err(internal)
+    }
+
+    async fn get_federation_info(&self) -> RpcResult<FederationInfo> {
+        self.backend.federation().await.map_err(internal)
+    }
+
+    async fn get_pegin_address(&self, account: AccountId) -> RpcResult<PegInAddressInfo> {
+        self.backend.pegin_address(account).await.map_err(internal)
     }
 
     async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo> {

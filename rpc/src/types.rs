@@ -421,6 +421,48 @@ pub struct NetworkInfo {
     pub connections: usize,
 }
 
+/// The federation's Bitcoin wallet (`getfederationinfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationInfo {
+    /// The plain federation descriptor, `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys.
+    pub descriptor: String,
+    /// Signatures needed to spend (2f+1).
+    pub threshold: u32,
+    /// Peg keys in the multisig.
+    pub keys: u32,
+    /// Its output script (hex). Deposits go to recipient-bound addresses instead (`getpeginaddress`).
+    pub script_pubkey: String,
+    /// Its address on `network`.
+    pub address: String,
+    /// The Bitcoin network this node shows addresses for.
+    pub network: String,
+    /// Confirmations a deposit needs before it is minted.
+    pub pegin_confirmations: u32,
+    /// Smallest deposit that is minted (smaller ones are recorded, not minted).
+    #[serde(rename = "pegin_min_amount_sat", with = "as_sat")]
+    pub pegin_min_amount: Amount,
+}
+
+/// A deposit address bound to one recipient (`getpeginaddress`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegInAddressInfo {
+    /// The sidechain account the deposit is minted to.
+    pub recipient: AccountId,
+    /// Where to send BTC: every federation key tweaked by `tagged_hash(genesis, key, recipient)`.
+    pub address: String,
+    /// Its output script (hex).
+    pub script_pubkey: String,
+    /// Its descriptor (tweaked keys), so a wallet can check the address itself.
+    pub descriptor: String,
+    /// The Bitcoin network of `address`.
+    pub network: String,
+    /// Confirmations needed before the mint.
+    pub confirmations_required: u32,
+    /// Smallest deposit that is minted.
+    #[serde(rename = "min_amount_sat", with = "as_sat")]
+    pub min_amount: Amount,
+}
+
 /// One validator (`getvalidators`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidatorInfo {

@@ -176,6 +176,8 @@ async fn backend_failure_is_an_internal_error_for_every_method() {
         ("getvalidators", json!([])),
         ("getevidence", json!([])),
         ("getconsensusstate", json!([])),
+        ("getfederationinfo", json!([])),
+        ("getpeginaddress", json!([hash])),
     ];
     for (method, params) in calls {
         let (code, msg) = f.error_code(method, params).await;

@@ -169,6 +169,8 @@ async fn discover_lists_exactly_the_registered_methods_and_real_result_shapes() 
     check("NetworkInfo", &f.call("getnetworkinfo", json!([])).await["result"]);
     check("ValidatorInfo", &f.call("getvalidators", json!([])).await["result"][0]);
     check("EvidenceInfo", &f.call("getevidence", json!([])).await["result"][0]);
+    check("FederationInfo", &f.call("getfederationinfo", json!([])).await["result"]);
+    check("PegInAddressInfo", &f.call("getpeginaddress", json!([hash])).await["result"]);
     check("ConsensusStateInfo", &f.call("getconsensusstate", json!([])).await["result"]);
     check("BlockSummary", &serde_json::to_value(BlockSummary::from(&f.backend.tip_block().block)).unwrap());
     // Every method's result schema and params resolve.

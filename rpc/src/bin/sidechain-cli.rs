@@ -46,6 +46,15 @@ enum Command {
     Createwallet,
     /// Print the wallet's account id (where others send to).
     Getaddress,
+    /// Print the Bitcoin deposit address bound to the wallet's account (or to --account): BTC sent there
+    /// is minted to that account after the required confirmations.
+    Getpeginaddress {
+        /// Another recipient account id (64 hex digits) instead of the wallet's.
+        #[arg(long, value_parser = parse_account)]
+        account: Option<AccountId>,
+    },
+    /// Show the federation's Bitcoin wallet: descriptor, threshold, address, peg-in rules.
+    Getfederationinfo,
     /// Print the wallet's balance and nonce.
     Getbalance,
     /// Send an amount to an account: builds, signs and submits a transfer.
@@ -171,6 +180,40 @@ async fn run(cli: Cli) -> Result<()> {
             let w = Wallet::create(path)?;
             let out = serde_json::json!({ "wallet": path, "account": w.account(), "public_key": w.public_key() });
             cli.print(&out, || format!("created wallet {}\naccount {}", path.display(), w.account()))
+        }
+        Command::Getpeginaddress { account } => {
+            let recipient = match account {
+                Some(a) => *a,
+                None => Wallet::load(cli.wallet_path()?)?.account(),
+            };
+            let a = cli.client()?.get_pegin_address(recipient).await.map_err(rpc_err)?;
+            cli.print(&a, || {
+                format!(
+                    "{}\nsend BTC ({} network) to this address; it is minted to {} after {} confirmations \
+                     (deposits below {} sat are recorded, not minted)",
+                    a.address,
+                    a.network,
+                    a.recipient,
+                    a.confirmations_required,
+                    a.min_amount.to_sat()
+                )
+            })
+        }
+        Command::Getfederationinfo => {
+            let f = cli.client()?.get_federation_info().await.map_err(rpc_err)?;
+            cli.print(&f, || {
+                format!(
+                    "descriptor  {}\nthreshold   {} of {}\naddress     {} ({})\npeg-in      {} confirmations, \
+                     minimum {} sat",
+                    f.descriptor,
+                    f.threshold,
+                    f.keys,
+                    f.address,
+                    f.network,
+                    f.pegin_confirmations,
+                    f.pegin_min_amount.to_sat()
+                )
+            })
         }
         Command::Getaddress => {
             let w = Wallet::load(cli.wallet_path()?)?;

@@ -226,6 +226,33 @@ impl RpcBackend for MemBackend {
         Ok(ValidatorInfo::from_genesis(self.chain.genesis()))
     }
 
+    async fn federation(&self) -> Result<FederationInfo, BackendError> {
+        self.check()?;
+        Ok(FederationInfo {
+            descriptor: "wsh(sortedmulti(3,...))".into(),
+            threshold: 3,
+            keys: 4,
+            script_pubkey: "0020".to_string() + &"ab".repeat(32),
+            address: "bcrt1qtest".into(),
+            network: "regtest".into(),
+            pegin_confirmations: 6,
+            pegin_min_amount: Amount::from_sat(10_000),
+        })
+    }
+
+    async fn pegin_address(&self, recipient: AccountId) -> Result<PegInAddressInfo, BackendError> {
+        self.check()?;
+        Ok(PegInAddressInfo {
+            recipient,
+            address: "bcrt1qdeposit".into(),
+            script_pubkey: "0020".to_string() + &"cd".repeat(32),
+            descriptor: "wsh(sortedmulti(3,...))".into(),
+            network: "regtest".into(),
+            confirmations_required: 6,
+            min_amount: Amount::from_sat(10_000),
+        })
+    }
+
     async fn consensus_state(&self) -> Result<ConsensusStateInfo, BackendError> {
         self.check()?;
         Ok(ConsensusStateInfo {

@@ -1,0 +1,409 @@
+//! The validator's own bitcoind: the peg's [`BitcoinView`] over JSON-RPC, and the deposit index built on it.
+//!
+//! Why here and not in `peg`: the rules (anchor acceptance, which outputs are deposits) are pure and live in
+//! `peg`; this module is only the IO half that answers their questions from a real bitcoind. It is used by
+//! validators alone, for external validity (DESIGN.md, "Two kinds of checks"): block execution never calls it.
+//!
+//! Failure policy: bitcoind is another process that can be down, slow, restarting or reorganising. Nothing
+//! here panics on what it answers. Every RPC is bounded by the HTTP transport's timeout
+//! ([`BitcoindClient::DEFAULT_TIMEOUT`], configurable): the transport applies it to the TCP connect and to each
+//! socket read and write, and retries a broken connection once, so a call that gets no answer fails within
+//! about twice the timeout (a stopped bitcoind on loopback refuses the connection and fails at once). Through
+//! [`BitcoinView`] every failure becomes `None` and is logged, so an unreachable bitcoind makes a validator
+//! vote nil on anchor moves, never crash.
+//!
+//! The [`DepositIndex`] keeps, per BTC height, the block hash and its [`BlockScan`]: what a block advancing
+//! the anchor from `a` to `b` must mint is [`DepositIndex::deposits_between`]`(a, b)`. It follows reorgs
+//! (every indexed block links to the one below it, so checking the tip against bitcoind's best chain checks
+//! them all) and does bounded work per [`DepositIndex::sync`]. Scans depend on the registrations at scan
+//! time: when a deposit script is registered, the caller calls [`DepositIndex::rescan_from`] with the first
+//! height not yet covered by the anchor, and the next sync rescans those blocks with the new registrations.
+
+use ::bitcoin::{Block, BlockHash, Script};
+use bitcoincore_rpc::jsonrpc;
+use bitcoincore_rpc::RpcApi;
+use peg::{scan_block, BitcoinView, BlockScan, Deposit, DepositLookup};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What went wrong talking to bitcoind or reading the index.
+#[derive(Debug, thiserror::Error)]
+pub enum BitcoinError {
+    /// The RPC URL cannot be used.
+    #[error("bad bitcoind RPC URL {url}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The cookie file could not be read (bitcoind not started yet, or a wrong datadir).
+    #[error("cannot read bitcoind cookie file {path}: {reason}")]
+    Cookie {
+        /// The cookie file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The call failed: bitcoind unreachable, timed out, refused our credentials, or answered an error.
+    #[error("bitcoind {method} failed: {source}")]
+    Rpc {
+        /// The RPC method.
+        method: &'static str,
+        /// What the client reported.
+        #[source]
+        source: bitcoincore_rpc::Error,
+    },
+    /// bitcoind's best chain has no block at this height.
+    #[error("bitcoind has no block at height {height} in its best chain")]
+    NoBlockAtHeight {
+        /// The height asked for.
+        height: u32,
+    },
+    /// bitcoind answered something we cannot read.
+    #[error("unexpected answer from bitcoind {method}: {detail}")]
+    BadAnswer {
+        /// The RPC method.
+        method: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The deposit index does not cover a height that was asked about (not synced that far, rewound by a
+    /// reorg, or below the index's start): its deposit list would be incomplete, so none is given.
+    #[error("the deposit index does not cover BTC height {height} (it covers {covered})")]
+    NotIndexed {
+        /// The first missing height.
+        height: u32,
+        /// The covered range, for the log.
+        covered: String,
+    },
+}
+
+/// How to authenticate to bitcoind's RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitcoindAuth {
+    /// `rpcuser` / `rpcpassword`.
+    UserPass {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// bitcoind's `.cookie` file; re-read after every failed call, because bitcoind rewrites it on restart.
+    CookieFile(PathBuf),
+}
+
+/// A bitcoind JSON-RPC client with bounded calls.
+pub struct BitcoindClient {
+    url: String,
+    auth: BitcoindAuth,
+    timeout: Duration,
+    /// Built lazily and dropped after a failure, so a new cookie or a restarted bitcoind is picked up.
+    rpc: Mutex<Option<Arc<bitcoincore_rpc::Client>>>,
+}
+
+impl std::fmt::Debug for BitcoindClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BitcoindClient").field("url", &self.url).field("timeout", &self.timeout).finish()
+    }
+}
+
+impl BitcoindClient {
+    /// The default per-socket-operation timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A client for `url` (e.g. `http://127.0.0.1:18443`) with [`Self::DEFAULT_TIMEOUT`]. Checks the URL now;
+    /// connects only when asked something.
+    pub fn new(url: impl Into<String>, auth: BitcoindAuth) -> Result<Self, BitcoinError> {
+        Self::with_timeout(url, auth, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// As [`Self::new`] with another timeout.
+    pub fn with_timeout(url: impl Into<String>, auth: BitcoindAuth, timeout: Duration) -> Result<Self, BitcoinError> {
+        let url = url.into();
+        jsonrpc::simple_http::Builder::new()
+            .url(&url)
+            .map_err(|e| BitcoinError::BadUrl { url: url.clone(), reason: e.to_string() })?;
+        Ok(BitcoindClient { url, auth, timeout, rpc: Mutex::new(None) })
+    }
+
+    /// The RPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn build(&self) -> Result<bitcoincore_rpc::Client, BitcoinError> {
+        let bad_url =
+            |e: jsonrpc::simple_http::Error| BitcoinError::BadUrl { url: self.url.clone(), reason: e.to_string() };
+        let builder = jsonrpc::simple_http::Builder::new().url(&self.url).map_err(bad_url)?.timeout(self.timeout);
+        let builder = match &self.auth {
+            BitcoindAuth::UserPass { user, password } => builder.auth(user.as_str(), Some(password.as_str())),
+            BitcoindAuth::CookieFile(path) => {
+                let cookie = std::fs::read_to_string(path)
+                    .map_err(|e| BitcoinError::Cookie { path: path.clone(), reason: e.to_string() })?;
+                let cookie = cookie.trim();
+                if !cookie.contains(':') {
+                    let reason = "expected `user:password`".to_string();
+                    return Err(BitcoinError::Cookie { path: path.clone(), reason });
+                }
+                builder.cookie_auth(cookie)
+            }
+        };
+        let client = jsonrpc::Client::with_transport(builder.build());
+        Ok(bitcoincore_rpc::Client::from_jsonrpc(client))
+    }
+
+    /// A raw RPC call: `method` with `params`, bounded by the timeout.
+    pub fn call(&self, method: &'static str, params: &[Value]) -> Result<Value, BitcoinError> {
+        let rpc = {
+            let mut slot = self.rpc.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match slot.as_ref() {
+                Some(rpc) => Arc::clone(rpc),
+                None => {
+                    let rpc = Arc::new(self.build()?);
+                    *slot = Some(Arc::clone(&rpc));
+                    rpc
+                }
+            }
+        };
+        rpc.call::<Value>(method, params).map_err(|source| {
+            // An error answer from bitcoind is not a transport problem: keep the connection.
+            if !matches!(source, bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(_))) {
+                *self.rpc.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            }
+            BitcoinError::Rpc { method, source }
+        })
+    }
+
+    /// The height of bitcoind's best chain tip.
+    pub fn best_height(&self) -> Result<u32, BitcoinError> {
+        let v = self.call("getblockcount", &[])?;
+        v.as_u64().and_then(|h| u32::try_from(h).ok()).ok_or_else(|| bad("getblockcount", &v))
+    }
+
+    /// The hash of the best-chain block at `height`.
+    pub fn block_hash(&self, height: u32) -> Result<BlockHash, BitcoinError> {
+        match self.call("getblockhash", &[json!(height)]) {
+            Ok(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("getblockhash", &v)),
+            // RPC_INVALID_PARAMETER: "Block height out of range".
+            Err(BitcoinError::Rpc { source: bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(e)), .. })
+                if e.code == -8 =>
+            {
+                Err(BitcoinError::NoBlockAtHeight { height })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The block `hash` (from any branch bitcoind has), checked to hash to `hash`.
+    pub fn block(&self, hash: &BlockHash) -> Result<Block, BitcoinError> {
+        let v = self.call("getblock", &[json!(hash.to_string()), json!(0)])?;
+        let hex = v.as_str().ok_or_else(|| bad("getblock", &v))?;
+        let block: Block = ::bitcoin::consensus::encode::deserialize_hex(hex)
+            .map_err(|e| BitcoinError::BadAnswer { method: "getblock", detail: e.to_string() })?;
+        if block.block_hash() != *hash {
+            let detail = format!("asked for block {hash}, got {}", block.block_hash());
+            return Err(BitcoinError::BadAnswer { method: "getblock", detail });
+        }
+        Ok(block)
+    }
+}
+
+fn bad(method: &'static str, v: &Value) -> BitcoinError {
+    let mut detail = v.to_string();
+    detail.truncate(200);
+    BitcoinError::BadAnswer { method, detail }
+}
+
+impl BitcoinView for BitcoindClient {
+    fn best_height(&self) -> Option<u32> {
+        BitcoindClient::best_height(self)
+            .map_err(|e| tracing::warn!(url = %self.url, error = %e, "bitcoind best height unavailable"))
+            .ok()
+    }
+
+    fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        match self.block_hash(height) {
+            Ok(hash) => Some(hash),
+            Err(e @ BitcoinError::NoBlockAtHeight { .. }) => {
+                tracing::debug!(url = %self.url, error = %e, "no best-chain block at that height");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.url, height, error = %e, "bitcoind block hash unavailable");
+                None
+            }
+        }
+    }
+}
+
+/// One indexed BTC block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedBlock {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// What it pays the federation, per the registrations when it was scanned.
+    pub scan: BlockScan,
+}
+
+/// What one [`DepositIndex::sync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Blocks fetched and scanned.
+    pub scanned: u32,
+    /// Indexed blocks dropped because they left bitcoind's best chain.
+    pub rewound: u32,
+    /// The highest indexed block afterwards.
+    pub tip: Option<(u32, BlockHash)>,
+}
+
+/// An in-memory index of scanned BTC blocks from a start height up: height -> (hash, scan), always one chain.
+#[derive(Debug, Clone)]
+pub struct DepositIndex {
+    start: u32,
+    max_blocks_per_sync: u32,
+    blocks: BTreeMap<u32, IndexedBlock>,
+}
+
+impl DepositIndex {
+    /// The default bound on blocks fetched by one [`Self::sync`].
+    pub const DEFAULT_MAX_BLOCKS_PER_SYNC: u32 = 500;
+
+    /// An empty index that will cover heights from `start` (e.g. the genesis anchor's height) up.
+    pub fn new(start: u32) -> Self {
+        DepositIndex { start, max_blocks_per_sync: Self::DEFAULT_MAX_BLOCKS_PER_SYNC, blocks: BTreeMap::new() }
+    }
+
+    /// Sets the bound on blocks fetched per sync (at least 1).
+    pub fn with_max_blocks_per_sync(mut self, n: u32) -> Self {
+        self.max_blocks_per_sync = n.max(1);
+        self
+    }
+
+    /// The highest indexed block.
+    pub fn tip(&self) -> Option<(u32, BlockHash)> {
+        self.blocks.last_key_value().map(|(h, b)| (*h, b.hash))
+    }
+
+    /// The indexed block at `height`.
+    pub fn get(&self, height: u32) -> Option<&IndexedBlock> {
+        self.blocks.get(&height)
+    }
+
+    /// Brings the index to bitcoind's best chain up to `up_to_height` (or bitcoind's tip, if lower): first
+    /// rewinds indexed blocks that left the best chain, then fetches and scans at most the configured number
+    /// of blocks. Call again until `tip` reaches the wanted height.
+    pub fn sync(
+        &mut self,
+        client: &BitcoindClient,
+        registered: &impl DepositLookup,
+        federation_script: &Script,
+        up_to_height: u32,
+    ) -> Result<SyncReport, BitcoinError> {
+        let mut report = SyncReport { scanned: 0, rewound: self.rewind_to_best_chain(client)?, tip: self.tip() };
+        let target = up_to_height.min(client.best_height()?);
+        // Bounds the fetches, not the inserts, so a chain that keeps flipping under us cannot spin here.
+        let mut fetched = 0;
+        while fetched < self.max_blocks_per_sync {
+            fetched += 1;
+            let height = match self.tip() {
+                None => self.start,
+                Some((h, _)) if h < target => h + 1,
+                Some(_) => break,
+            };
+            if height > target {
+                break;
+            }
+            let hash = match client.block_hash(height) {
+                Ok(hash) => hash,
+                // bitcoind's chain got shorter since we asked: a reorg, handled on the next sync.
+                Err(BitcoinError::NoBlockAtHeight { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let block = client.block(&hash)?;
+            if let Some((_, below)) = self.tip() {
+                if block.header.prev_blockhash != below {
+                    // A reorg under us while syncing: rewind now and carry on from the fork point.
+                    tracing::info!(height, %hash, "BTC reorg detected while syncing the deposit index");
+                    report.rewound += self.rewind_to_best_chain(client)?;
+                    continue;
+                }
+            }
+            let scan = scan_block(&block, height, registered, federation_script);
+            if !scan.deposits.is_empty() {
+                tracing::debug!(height, %hash, deposits = scan.deposits.len(), "deposits found");
+            }
+            self.blocks.insert(height, IndexedBlock { hash, scan });
+            report.scanned += 1;
+        }
+        report.tip = self.tip();
+        Ok(report)
+    }
+
+    /// Drops indexed blocks no longer in bitcoind's best chain; returns how many.
+    fn rewind_to_best_chain(&mut self, client: &BitcoindClient) -> Result<u32, BitcoinError> {
+        let mut rewound = 0;
+        while let Some((height, hash)) = self.tip() {
+            match client.block_hash(height) {
+                Ok(ours) if ours == hash => break,
+                Ok(_) | Err(BitcoinError::NoBlockAtHeight { .. }) => {
+                    self.blocks.remove(&height);
+                    rewound += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if rewound > 0 {
+            tracing::info!(rewound, tip = ?self.tip(), "BTC reorg: deposit index rewound to the fork point");
+        }
+        Ok(rewound)
+    }
+
+    /// Forgets every indexed block at `height` and above, so the next [`Self::sync`] rescans them with the
+    /// registrations then current. Call it when a deposit script is registered, with the first height above
+    /// the current anchor: deposits in blocks the anchor has not yet covered are then minted as usual (older
+    /// ones are claimed with `claimpegin`). Returns how many blocks were forgotten.
+    pub fn rescan_from(&mut self, height: u32) -> u32 {
+        let forgotten = self.blocks.split_off(&height);
+        u32::try_from(forgotten.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Drops indexed blocks below `height` (those the anchor has long passed), to bound memory.
+    pub fn prune_below(&mut self, height: u32) {
+        self.blocks = self.blocks.split_off(&height);
+        self.start = self.start.max(height);
+    }
+
+    /// The registered deposits a block moving the anchor from height `from_exclusive` to `to_inclusive` must
+    /// mint, in chain order. Fails unless every height in between is indexed: a partial list would let a
+    /// proposer leave mints out. The caller checks that the index's hash at `to_inclusive` is the anchor's.
+    pub fn deposits_between(&self, from_exclusive: u32, to_inclusive: u32) -> Result<Vec<Deposit>, BitcoinError> {
+        if to_inclusive <= from_exclusive {
+            return Ok(Vec::new());
+        }
+        let first = from_exclusive + 1; // < to_inclusive <= u32::MAX
+        let mut out = Vec::new();
+        let mut expected = first;
+        for (height, block) in self.blocks.range(first..=to_inclusive) {
+            if *height != expected {
+                break;
+            }
+            out.extend(block.scan.deposits.iter().cloned());
+            match expected.checked_add(1) {
+                Some(next) => expected = next,
+                None => return Ok(out), // covered up to u32::MAX == to_inclusive
+            }
+        }
+        if expected <= to_inclusive {
+            let covered = match (self.blocks.first_key_value(), self.tip()) {
+                (Some((lo, _)), Some((hi, _))) => format!("heights {lo}..={hi}"),
+                _ => "nothing yet".to_string(),
+            };
+            return Err(BitcoinError::NotIndexed { height: expected, covered });
+        }
+        Ok(out)
+    }
+}
