@@ -42,6 +42,10 @@ enum Cmd {
         /// A test-network balance as `<account id hex>:<sats>`; repeat as needed.
         #[arg(long = "initial-account")]
         initial_accounts: Vec<String>,
+        /// The Bitcoin block the chain starts anchored to, as `<height>:<block hash as bitcoind shows it>`
+        /// (without it the anchor is unset and never moves: no peg).
+        #[arg(long)]
+        btc_anchor: Option<String>,
         /// Genesis time in milliseconds since the epoch (default: now).
         #[arg(long)]
         time_ms: Option<u64>,
@@ -72,6 +76,18 @@ enum Cmd {
         /// Prometheus metrics listen address (`GET /metrics`); off unless set here or in the config.
         #[arg(long, env = "SIDECHAIND_METRICS_BIND")]
         metrics_bind: Option<String>,
+        /// This validator's own bitcoind JSON-RPC URL (the anchor rule; full nodes need none).
+        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_URL")]
+        bitcoind_rpc_url: Option<String>,
+        /// bitcoind RPC user (with --bitcoind-rpc-password; or use --bitcoind-rpc-cookie).
+        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_USER", requires = "bitcoind_rpc_password")]
+        bitcoind_rpc_user: Option<String>,
+        /// bitcoind RPC password (prefer the environment variable: the command line is visible to others).
+        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
+        bitcoind_rpc_password: Option<String>,
+        /// bitcoind's `.cookie` file.
+        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_COOKIE", conflicts_with = "bitcoind_rpc_user")]
+        bitcoind_rpc_cookie: Option<PathBuf>,
         /// Bitcoin network for the addresses the node shows: bitcoin, testnet, signet or regtest.
         #[arg(long, env = "SIDECHAIND_BTC_NETWORK", default_value = "regtest", value_parser = parse_network)]
         btc_network: bitcoin::Network,
@@ -90,12 +106,37 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Cmd::Init { datadir, insecure_seed } => init(datadir, insecure_seed),
-        Cmd::Genesis { chain_id, validators, initial_accounts, time_ms, out } => {
-            genesis(chain_id, validators, initial_accounts, time_ms, out)
+        Cmd::Genesis { chain_id, validators, initial_accounts, btc_anchor, time_ms, out } => {
+            genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, out)
         }
-        Cmd::Run { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network } => {
+        Cmd::Run {
+            datadir,
+            config,
+            genesis,
+            p2p_listen,
+            bootstrap,
+            rpc_bind,
+            metrics_bind,
+            bitcoind_rpc_url,
+            bitcoind_rpc_user,
+            bitcoind_rpc_password,
+            bitcoind_rpc_cookie,
+            btc_network,
+        } => {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let args = RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network };
+            let bitcoind =
+                bitcoind_client(bitcoind_rpc_url, bitcoind_rpc_user, bitcoind_rpc_password, bitcoind_rpc_cookie)?;
+            let args = RunArgs {
+                datadir,
+                config,
+                genesis,
+                p2p_listen,
+                bootstrap,
+                rpc_bind,
+                metrics_bind,
+                btc_network,
+                bitcoind,
+            };
             rt.block_on(run(args))
         }
     }
@@ -126,9 +167,21 @@ fn genesis(
     chain_id: String,
     validators: Vec<String>,
     initial_accounts: Vec<String>,
+    btc_anchor: Option<String>,
     time_ms: Option<u64>,
     out: PathBuf,
 ) -> anyhow::Result<()> {
+    let btc_anchor = match btc_anchor {
+        None => ledger::BtcAnchor::default(),
+        Some(a) => {
+            let (h, hash) =
+                a.split_once(':').with_context(|| format!("--btc-anchor {a:?}: expected <height>:<hash>"))?;
+            let height: u32 = h.parse().with_context(|| format!("--btc-anchor {a:?}: bad height"))?;
+            let hash: bitcoin::BlockHash =
+                hash.parse().with_context(|| format!("--btc-anchor {a:?}: bad block hash"))?;
+            node::btc_follow::from_peg((height, hash))
+        }
+    };
     let mut vs = Vec::new();
     for v in &validators {
         let mut parts = v.splitn(3, ':');
@@ -152,7 +205,7 @@ fn genesis(
     let g = ledger::Genesis {
         chain_id,
         genesis_time_ms: time_ms.unwrap_or(now),
-        btc_anchor: ledger::BtcAnchor::default(),
+        btc_anchor,
         validators: vs,
         params: ledger::Params::default(),
         initial_accounts: accounts,
@@ -172,6 +225,28 @@ struct RunArgs {
     rpc_bind: Option<String>,
     metrics_bind: Option<String>,
     btc_network: bitcoin::Network,
+    bitcoind: Option<std::sync::Arc<node::bitcoin::BitcoindClient>>,
+}
+
+fn bitcoind_client(
+    url: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    cookie: Option<PathBuf>,
+) -> anyhow::Result<Option<std::sync::Arc<node::bitcoin::BitcoindClient>>> {
+    use node::bitcoin::{BitcoindAuth, BitcoindClient};
+    let Some(url) = url else {
+        anyhow::ensure!(user.is_none() && cookie.is_none(), "bitcoind credentials given without --bitcoind-rpc-url");
+        return Ok(None);
+    };
+    let auth = match (user, password, cookie) {
+        (Some(user), Some(password), None) => BitcoindAuth::UserPass { user, password },
+        (None, _, Some(path)) => BitcoindAuth::CookieFile(path),
+        _ => anyhow::bail!(
+            "--bitcoind-rpc-url needs --bitcoind-rpc-user and --bitcoind-rpc-password, or --bitcoind-rpc-cookie"
+        ),
+    };
+    Ok(Some(std::sync::Arc::new(BitcoindClient::new(url, auth).context("bitcoind RPC settings")?)))
 }
 
 fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
@@ -179,7 +254,8 @@ fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network } = args;
+    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network, bitcoind } =
+        args;
     let config_path = config.clone().unwrap_or_else(|| datadir.join("sidechaind.toml"));
     let file = FileConfig::load(&config_path, config.is_some())?;
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { datadir.join(p) };
@@ -216,6 +292,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         status_interval: Duration::from_secs(2),
         max_future_block_ms: 30_000,
         faults: file.fault.clone(),
+        bitcoind,
     };
     let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
     let metrics_listener = match &metrics_bind {

@@ -10,6 +10,7 @@
 //! - the only way the tip moves is [`ChainState::commit`] (certificate + re-execution), whether the block
 //!   was decided here or fetched by sync.
 
+use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
 use crate::keys::NodeKeys;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
@@ -52,6 +53,8 @@ pub struct ServiceConfig {
     pub max_future_block_ms: u64,
     /// Deliberate misbehaviour for fault tests (all off in production; see [`Faults`]).
     pub faults: Faults,
+    /// This validator's own bitcoind (the anchor rule); `None`: never moves the anchor, votes nil on moves.
+    pub bitcoind: Option<std::sync::Arc<crate::bitcoin::BitcoindClient>>,
 }
 
 /// Test-only misbehaviour, switched on per node by the fault scenarios (`[fault]` in the config, honoured
@@ -230,6 +233,15 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     net_cfg.max_response_bytes = (block_max + 64 * 1024).max(16 * net::MIB);
     let started = Network::start(net_cfg).await?;
 
+    let tip_anchor = chain.state().chain_meta().map_err(ChainError::from)?.map(|m| m.btc_anchor).unwrap_or_default();
+    let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
+    let btc = match (&cfg.bitcoind, validator_index) {
+        (Some(client), Some(_)) => {
+            let max_step = chain.chain().params().max_anchor_step;
+            Some(crate::btc_follow::follow(client.clone(), anchor_rx, max_step, Duration::from_millis(500)))
+        }
+        _ => None,
+    };
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
@@ -261,6 +273,8 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         tip_committed_ms: now_ms(),
         own_messages: Vec::new(),
         resends: 0,
+        btc,
+        anchor_height,
     };
     service.publish_status();
     let handle = ServiceHandle {
@@ -308,6 +322,10 @@ pub struct Service {
     /// Our own proposals and votes of the height being decided, re-sent until it is decided.
     own_messages: Vec<Gossip>,
     resends: u32,
+    /// Our bitcoind as last polled (validators with a bitcoind only).
+    btc: Option<watch::Receiver<BtcSnapshot>>,
+    /// The anchor height of the tip, for the follower to know which hashes matter.
+    anchor_height: watch::Sender<u32>,
 }
 
 fn now_ms() -> u64 {
@@ -427,7 +445,7 @@ impl Service {
                     self.timers.push(Reverse((Instant::now() + Duration::from_millis(duration_ms), seq)));
                 }
                 Output::RequestValue { height, round } => {
-                    if let Some(value) = self.build_proposal(height)? {
+                    if let Some(value) = self.build_proposal(height, round)? {
                         queue.extend(self.core.handle(Input::ProposeValue { height, round, value }));
                     }
                 }
@@ -502,7 +520,7 @@ impl Service {
     }
 
     /// Builds our block for `height` from the mempool; returns its hash.
-    fn build_proposal(&mut self, height: Height) -> Result<Option<Hash32>, ServiceError> {
+    fn build_proposal(&mut self, height: Height, round: primitives::Round) -> Result<Option<Hash32>, ServiceError> {
         if height != self.chain.tip().next() {
             return Ok(None);
         }
@@ -526,7 +544,7 @@ impl Service {
             prev_hash: self.chain.tip_hash(),
             time_ms: now_ms().max(meta.time_ms + 1),
             proposer,
-            btc_anchor: meta.btc_anchor,
+            btc_anchor: self.next_anchor(&meta.btc_anchor, round),
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
         let mut txs = evidence;
@@ -569,10 +587,44 @@ impl Service {
         Ok(out)
     }
 
+    /// The anchor to propose: in round 0 the highest block our bitcoind shows with enough confirmations
+    /// (within `max_anchor_step`); from round 1 on, the previous anchor, so a lagging minority of bitcoinds
+    /// cannot stall the chain.
+    fn next_anchor(&self, prev: &ledger::BtcAnchor, round: primitives::Round) -> ledger::BtcAnchor {
+        let Some(btc) = &self.btc else { return *prev };
+        if round.get() > 0 {
+            return *prev;
+        }
+        let p = self.chain.chain().params();
+        let snap = btc.borrow().clone();
+        peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step).map_or(*prev, from_peg)
+    }
+
+    /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
+    fn anchor_objection(&self, prev: &ledger::BtcAnchor, proposed: &ledger::BtcAnchor) -> Option<String> {
+        if proposed == prev || self.validator_index.is_none() {
+            return None;
+        }
+        let Some(btc) = &self.btc else {
+            return Some("no bitcoind configured, so this validator cannot check anchor moves".into());
+        };
+        let p = self.chain.chain().params();
+        let snap = btc.borrow().clone();
+        peg::check_anchor_move(&snap, to_peg(prev), to_peg(proposed), p.pegin_confirmations, p.max_anchor_step)
+            .err()
+            .map(|r| r.to_string())
+    }
+
     /// Our verdict on a proposed block: re-execution and (validators) its time. `None`: block unknown.
     fn check_validity(&self, height: Height, value: &Hash32) -> Option<bool> {
         let fb = self.proposals.get(value)?;
         if height != self.chain.tip().next() {
+            return Some(false);
+        }
+        let prev_anchor = self.chain.state().chain_meta().ok().flatten().map(|m| m.btc_anchor).unwrap_or_default();
+        if let Some(why) = self.anchor_objection(&prev_anchor, &fb.block.header.btc_anchor) {
+            warn!(%height, block = %value, anchor = fb.block.header.btc_anchor.height.get(), reason = %why,
+                "voting nil: cannot confirm the proposed BTC anchor");
             return Some(false);
         }
         if fb.block.header.time_ms > now_ms() + self.cfg.max_future_block_ms {
@@ -625,6 +677,9 @@ impl Service {
     }
 
     fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
+        if let Ok(Some(meta)) = self.chain.state().chain_meta() {
+            self.anchor_height.send_if_modified(|h| std::mem::replace(h, meta.btc_anchor.height.get()) != *h);
+        }
         self.chain.store().wal_clear()?;
         self.own_messages.clear();
         self.proposals.retain(|_, fb| fb.height() > self.chain.tip());

@@ -68,6 +68,7 @@ async fn start_node(keys: NodeKeys, g: &Genesis, bootstrap: Vec<net::Multiaddr>)
         status_interval: Duration::from_millis(500),
         max_future_block_ms: 30_000,
         faults: Default::default(),
+        bitcoind: None,
     };
     let (svc, handle) = service::start(cfg).await.expect("service starts");
     let (stop, rx) = oneshot::channel::<()>();

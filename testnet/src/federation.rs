@@ -72,6 +72,9 @@ pub struct FederationConfig {
     pub node_toml: Vec<(usize, String)>,
     /// Nodes (by index) that are set up but not started; `process.restart()` starts them later.
     pub deferred: Vec<usize>,
+    /// Give every validator its own regtest bitcoind (connected to the others) and anchor the genesis at
+    /// the regtest genesis block.
+    pub bitcoind: bool,
 }
 
 impl Default for FederationConfig {
@@ -88,6 +91,7 @@ impl Default for FederationConfig {
             binary: None,
             node_toml: Vec::new(),
             deferred: Vec::new(),
+            bitcoind: false,
         }
     }
 }
@@ -153,6 +157,8 @@ impl SidechainNode {
 
 /// A running federation.
 pub struct Federation {
+    /// Validator `i`'s own bitcoind (when asked for), in validator order.
+    pub bitcoinds: Vec<crate::Bitcoind>,
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
     /// Validators first, then full nodes.
@@ -215,6 +221,20 @@ impl Federation {
             };
             prepared.push(Prepared { name, datadir, p2p: port()?, rpc: port()?, metrics: port()?, info });
         }
+        let mut bitcoinds = Vec::new();
+        if config.bitcoind {
+            for _ in 0..config.validators {
+                let b = crate::Bitcoind::start()
+                    .map_err(|e| FederationError::Command { cmd: "start bitcoind".into(), output: e.to_string() })?;
+                for other in &bitcoinds {
+                    b.connect(other).map_err(|e| FederationError::Command {
+                        cmd: "connect bitcoinds".into(),
+                        output: e.to_string(),
+                    })?;
+                }
+                bitcoinds.push(b);
+            }
+        }
         let genesis_path = path.join("genesis.json");
         let mut args: Vec<String> = vec![
             "genesis".into(),
@@ -228,12 +248,19 @@ impl Federation {
             args.push("--validator".into());
             args.push(format!("{}:{}:/ip4/127.0.0.1/tcp/{}", s("consensus_key"), s("peg_key"), p.p2p));
         }
+        if let Some(b) = bitcoinds.first() {
+            let hash: String = b
+                .call("getblockhash", &[serde_json::json!(0)])
+                .map_err(|e| FederationError::Command { cmd: "getblockhash 0".into(), output: e.to_string() })?;
+            args.push("--btc-anchor".into());
+            args.push(format!("0:{hash}"));
+        }
         for (id, sats) in &config.initial_accounts {
             args.push("--initial-account".into());
             args.push(format!("{id}:{sats}"));
         }
         run_cmd(&binary, &args)?;
-        let mut fed = Federation { dir: Some(dir), path, nodes: Vec::new(), genesis_path, binary, config };
+        let mut fed = Federation { bitcoinds, dir: Some(dir), path, nodes: Vec::new(), genesis_path, binary, config };
         let addrs: Vec<String> = prepared
             .iter()
             .map(|p| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", p.p2p, p.info["peer_id"].as_str().unwrap_or_default()))
@@ -244,7 +271,7 @@ impl Federation {
             fed.write_config(&p.datadir, &extra)?;
             let bootstrap: Vec<String> =
                 addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
-            let run_args = vec![
+            let mut run_args: Vec<String> = vec![
                 "run".into(),
                 "--datadir".into(),
                 p.datadir.display().to_string(),
@@ -259,6 +286,17 @@ impl Federation {
                 "--metrics-bind".into(),
                 format!("127.0.0.1:{}", p.metrics),
             ];
+            if let Some(b) = fed.bitcoinds.get(i) {
+                let (url, user, password) = b.rpc_credentials();
+                run_args.extend([
+                    "--bitcoind-rpc-url".into(),
+                    url,
+                    "--bitcoind-rpc-user".into(),
+                    user,
+                    "--bitcoind-rpc-password".into(),
+                    password,
+                ]);
+            }
             let log = p.datadir.join("sidechaind.log");
             let process = if fed.config.deferred.contains(&i) {
                 ManagedProcess::prepare(&p.name, &fed.binary, run_args, fed.config.env.clone(), log)
