@@ -256,6 +256,7 @@ fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network, bitcoind } =
         args;
+    let shutdown = shutdown_signal();
     let config_path = config.clone().unwrap_or_else(|| datadir.join("sidechaind.toml"));
     let file = FileConfig::load(&config_path, config.is_some())?;
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { datadir.join(p) };
@@ -321,24 +322,27 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let status = handle.status();
     tracing::info!(height = %status.height, peer_id = %status.peer_id, addrs = ?status.listen_addrs,
         validator = ?status.validator_index, "sidechaind started");
-    let result = service.run(shutdown_signal()).await;
+    let result = service.run(shutdown).await;
     rpc_server.stop().await;
     result?;
     tracing::info!("sidechaind stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Registers the SIGTERM handler now (so a SIGTERM during start-up is a clean shutdown, not a kill) and
+/// returns the future that resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        match term {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
     }
 }

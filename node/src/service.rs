@@ -273,6 +273,8 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         tip_committed_ms: now_ms(),
         own_messages: Vec::new(),
         resends: 0,
+        deferred: Default::default(),
+        draining: false,
         btc,
         anchor_height,
     };
@@ -322,6 +324,10 @@ pub struct Service {
     /// Our own proposals and votes of the height being decided, re-sent until it is decided.
     own_messages: Vec<Gossip>,
     resends: u32,
+    /// Core outputs not carried out yet, in order (see [`Service::pending_outputs`]).
+    deferred: std::collections::VecDeque<Output>,
+    /// Whether `deferred` is being drained (calls meanwhile only append).
+    draining: bool,
     /// Our bitcoind as last polled (validators with a bitcoind only).
     btc: Option<watch::Receiver<BtcSnapshot>>,
     /// The anchor height of the tip, for the follower to know which hashes matter.
@@ -360,6 +366,8 @@ impl Service {
                 Some(cmd) = commands.recv() => self.on_command(cmd).await,
                 _ = timer => self.on_timers().await,
                 Some((peer, res)) = self.sync_results.1.recv() => self.on_sync_result(peer, res).await,
+                // Outputs left after a decision (the next height's first steps).
+                _ = std::future::ready(()), if !self.deferred.is_empty() => self.pending_outputs(Vec::new()),
                 _ = status_tick.tick() => {
                     self.announce_tip().await;
                     self.resend_own_messages();
@@ -426,9 +434,24 @@ impl Service {
     }
 
     /// Carries out outputs in order; outputs that produce inputs feed them back until none is left.
+    ///
+    /// One queue for all outputs, so they run in the order the core produced them even when carrying one
+    /// out produces more (a decision starts the next height). A call made while the queue is being drained
+    /// only appends, so nothing recurses; draining stops after each decision and the run loop resumes it,
+    /// so a chain that decides instantly (one validator) still serves RPC, the network and SIGTERM.
     fn pending_outputs(&mut self, outputs: Vec<Output>) -> Result<(), ServiceError> {
-        let mut queue: std::collections::VecDeque<Output> = outputs.into();
-        while let Some(out) = queue.pop_front() {
+        self.deferred.extend(outputs);
+        if self.draining {
+            return Ok(());
+        }
+        self.draining = true;
+        let result = self.drain_outputs();
+        self.draining = false;
+        result
+    }
+
+    fn drain_outputs(&mut self) -> Result<(), ServiceError> {
+        while let Some(out) = self.deferred.pop_front() {
             let height = self.core.height();
             let round = self.core.round();
             let _span = info_span!("consensus", height = %height, round = %round).entered();
@@ -446,17 +469,20 @@ impl Service {
                 }
                 Output::RequestValue { height, round } => {
                     if let Some(value) = self.build_proposal(height, round)? {
-                        queue.extend(self.core.handle(Input::ProposeValue { height, round, value }));
+                        let outputs = self.core.handle(Input::ProposeValue { height, round, value });
+                        self.deferred.extend(outputs);
                     }
                 }
                 Output::RequestValidity { height, value } => {
                     if let Some(valid) = self.check_validity(height, &value) {
-                        queue.extend(self.core.handle(Input::ProposalValidity { height, value, valid }));
+                        let outputs = self.core.handle(Input::ProposalValidity { height, value, valid });
+                        self.deferred.extend(outputs);
                     }
                 }
                 Output::Decide { height, value, certificate } => {
                     info!(%height, block = %value, round = %certificate.round, "decided");
-                    queue.clear();
+                    // What the old height still had queued is moot once it is decided.
+                    self.deferred.clear();
                     if self.proposals.contains_key(&value) {
                         self.commit_decided(value, certificate)?;
                     } else {

@@ -134,3 +134,42 @@ fn a_datadir_in_use_is_a_clear_error() {
     let _ = first.wait();
     assert_fails_with(&out, "is in use by another sidechaind");
 }
+
+#[test]
+fn sigterm_stops_the_node_cleanly_and_it_restarts_where_it_was() {
+    let (_dir, datadir) = prepared();
+    let start = || {
+        let rpc = format!("127.0.0.1:{}", free_port().expect("port"));
+        sidechaind()
+            .args(["run", "--datadir"])
+            .arg(&datadir)
+            .args(["--rpc-bind", &rpc])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("node")
+    };
+    let node = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !datadir.join(".cookie").exists() {
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill").args(["-TERM", &node.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let out = node.wait_with_output().expect("exit");
+    let log = text(&out);
+    assert!(out.status.success(), "SIGTERM should end with status 0: {log}");
+    assert!(log.contains("SIGTERM: shutting down") && log.contains("sidechaind stopped"), "{log}");
+    // It starts again on the same datadir (lock released, database consistent).
+    let _ = std::fs::remove_file(datadir.join(".cookie"));
+    let mut again = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !datadir.join(".cookie").exists() {
+        assert!(again.try_wait().expect("wait").is_none(), "restart failed");
+        assert!(Instant::now() < deadline, "node did not restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = again.kill();
+    let _ = again.wait();
+}
