@@ -54,44 +54,48 @@ enum Cmd {
         out: PathBuf,
     },
     /// Run the node until SIGTERM or Ctrl-C.
-    Run {
-        /// Where the node keeps its keys, config and database.
-        #[arg(long, env = "SIDECHAIND_DATADIR")]
-        datadir: PathBuf,
-        /// Config file (default `<datadir>/sidechaind.toml`, optional).
-        #[arg(long, env = "SIDECHAIND_CONFIG")]
-        config: Option<PathBuf>,
-        /// Genesis file (default from the config, else `<datadir>/genesis.json`).
-        #[arg(long, env = "SIDECHAIND_GENESIS")]
-        genesis: Option<PathBuf>,
-        /// P2P listen multiaddr.
-        #[arg(long, env = "SIDECHAIND_P2P_LISTEN")]
-        p2p_listen: Option<String>,
-        /// A peer to stay connected to (multiaddr); repeat as needed.
-        #[arg(long = "bootstrap", env = "SIDECHAIND_BOOTSTRAP", value_delimiter = ',')]
-        bootstrap: Vec<String>,
-        /// JSON-RPC listen address (loopback by default).
-        #[arg(long, env = "SIDECHAIND_RPC_BIND")]
-        rpc_bind: Option<String>,
-        /// Prometheus metrics listen address (`GET /metrics`); off unless set here or in the config.
-        #[arg(long, env = "SIDECHAIND_METRICS_BIND")]
-        metrics_bind: Option<String>,
-        /// This validator's own bitcoind JSON-RPC URL (the anchor rule; full nodes need none).
-        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_URL")]
-        bitcoind_rpc_url: Option<String>,
-        /// bitcoind RPC user (with --bitcoind-rpc-password; or use --bitcoind-rpc-cookie).
-        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_USER", requires = "bitcoind_rpc_password")]
-        bitcoind_rpc_user: Option<String>,
-        /// bitcoind RPC password (prefer the environment variable: the command line is visible to others).
-        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
-        bitcoind_rpc_password: Option<String>,
-        /// bitcoind's `.cookie` file.
-        #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_COOKIE", conflicts_with = "bitcoind_rpc_user")]
-        bitcoind_rpc_cookie: Option<PathBuf>,
-        /// Bitcoin network for the addresses the node shows: bitcoin, testnet, signet or regtest.
-        #[arg(long, env = "SIDECHAIND_BTC_NETWORK", default_value = "regtest", value_parser = parse_network)]
-        btc_network: bitcoin::Network,
-    },
+    Run(RunOpts),
+}
+
+/// `sidechaind run` flags.
+#[derive(clap::Args, Debug)]
+struct RunOpts {
+    /// Where the node keeps its keys, config and database.
+    #[arg(long, env = "SIDECHAIND_DATADIR")]
+    datadir: PathBuf,
+    /// Config file (default `<datadir>/sidechaind.toml`, optional).
+    #[arg(long, env = "SIDECHAIND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Genesis file (default from the config, else `<datadir>/genesis.json`).
+    #[arg(long, env = "SIDECHAIND_GENESIS")]
+    genesis: Option<PathBuf>,
+    /// P2P listen multiaddr.
+    #[arg(long, env = "SIDECHAIND_P2P_LISTEN")]
+    p2p_listen: Option<String>,
+    /// A peer to stay connected to (multiaddr); repeat as needed.
+    #[arg(long = "bootstrap", env = "SIDECHAIND_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<String>,
+    /// JSON-RPC listen address (loopback by default).
+    #[arg(long, env = "SIDECHAIND_RPC_BIND")]
+    rpc_bind: Option<String>,
+    /// Prometheus metrics listen address (`GET /metrics`); off unless set here or in the config.
+    #[arg(long, env = "SIDECHAIND_METRICS_BIND")]
+    metrics_bind: Option<String>,
+    /// This validator's own bitcoind JSON-RPC URL (the anchor rule; full nodes need none).
+    #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_URL")]
+    bitcoind_rpc_url: Option<String>,
+    /// bitcoind RPC user (with --bitcoind-rpc-password; or use --bitcoind-rpc-cookie).
+    #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_USER", requires = "bitcoind_rpc_password")]
+    bitcoind_rpc_user: Option<String>,
+    /// bitcoind RPC password (prefer the environment variable: the command line is visible to others).
+    #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
+    bitcoind_rpc_password: Option<String>,
+    /// bitcoind's `.cookie` file.
+    #[arg(long, env = "SIDECHAIND_BITCOIND_RPC_COOKIE", conflicts_with = "bitcoind_rpc_user")]
+    bitcoind_rpc_cookie: Option<PathBuf>,
+    /// Bitcoin network for the addresses the node shows: bitcoin, testnet, signet or regtest.
+    #[arg(long, env = "SIDECHAIND_BTC_NETWORK", default_value = "regtest", value_parser = parse_network)]
+    btc_network: bitcoin::Network,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,35 +113,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Genesis { chain_id, validators, initial_accounts, btc_anchor, time_ms, out } => {
             genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, out)
         }
-        Cmd::Run {
-            datadir,
-            config,
-            genesis,
-            p2p_listen,
-            bootstrap,
-            rpc_bind,
-            metrics_bind,
-            bitcoind_rpc_url,
-            bitcoind_rpc_user,
-            bitcoind_rpc_password,
-            bitcoind_rpc_cookie,
-            btc_network,
-        } => {
+        Cmd::Run(opts) => {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let bitcoind =
-                bitcoind_client(bitcoind_rpc_url, bitcoind_rpc_user, bitcoind_rpc_password, bitcoind_rpc_cookie)?;
-            let args = RunArgs {
-                datadir,
-                config,
-                genesis,
-                p2p_listen,
-                bootstrap,
-                rpc_bind,
-                metrics_bind,
-                btc_network,
-                bitcoind,
-            };
-            rt.block_on(run(args))
+            rt.block_on(run(opts))
         }
     }
 }
@@ -216,18 +194,6 @@ fn genesis(
     Ok(())
 }
 
-struct RunArgs {
-    datadir: PathBuf,
-    config: Option<PathBuf>,
-    genesis: Option<PathBuf>,
-    p2p_listen: Option<String>,
-    bootstrap: Vec<String>,
-    rpc_bind: Option<String>,
-    metrics_bind: Option<String>,
-    btc_network: bitcoin::Network,
-    bitcoind: Option<std::sync::Arc<node::bitcoin::BitcoindClient>>,
-}
-
 fn bitcoind_client(
     url: Option<String>,
     user: Option<String>,
@@ -253,9 +219,22 @@ fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
     s.parse::<bitcoin::Network>().map_err(|_| format!("{s:?} is not one of bitcoin, testnet, signet, regtest"))
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let RunArgs { datadir, config, genesis, p2p_listen, bootstrap, rpc_bind, metrics_bind, btc_network, bitcoind } =
-        args;
+async fn run(opts: RunOpts) -> anyhow::Result<()> {
+    let RunOpts {
+        datadir,
+        config,
+        genesis,
+        p2p_listen,
+        bootstrap,
+        rpc_bind,
+        metrics_bind,
+        bitcoind_rpc_url,
+        bitcoind_rpc_user,
+        bitcoind_rpc_password,
+        bitcoind_rpc_cookie,
+        btc_network,
+    } = opts;
+    let bitcoind = bitcoind_client(bitcoind_rpc_url, bitcoind_rpc_user, bitcoind_rpc_password, bitcoind_rpc_cookie)?;
     let shutdown = shutdown_signal();
     let config_path = config.clone().unwrap_or_else(|| datadir.join("sidechaind.toml"));
     let file = FileConfig::load(&config_path, config.is_some())?;
