@@ -12,7 +12,7 @@ use crate::genesis::Chain;
 use crate::state::{
     build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
 };
-use crate::tx::{tx_root, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKind};
+use crate::tx::{tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKind};
 use bitcoin::Amount;
 use jmt::storage::TreeReader;
 use primitives::{
@@ -95,6 +95,54 @@ pub enum TxError {
         /// Round.
         round: Round,
     },
+    /// A deposit registration refreshed while more than half its life is left.
+    #[error(
+        "account {account}: its deposit address is registered until height {expires_at}; refresh it after half of that"
+    )]
+    RegistrationStillLive {
+        /// The account.
+        account: AccountId,
+        /// Last live height.
+        expires_at: Height,
+    },
+    /// A mint of a deposit at or below the genesis anchor (before the federation watched).
+    #[error("deposit in BTC block {btc_height} is at or below the genesis anchor {genesis}")]
+    MintBeforeGenesisAnchor {
+        /// The deposit's BTC height.
+        btc_height: BtcHeight,
+        /// The genesis anchor's height.
+        genesis: BtcHeight,
+    },
+    /// A mint of a deposit the anchor does not cover yet.
+    #[error("deposit in BTC block {btc_height} is above the anchor {anchor}")]
+    MintAboveAnchor {
+        /// The deposit's BTC height.
+        btc_height: BtcHeight,
+        /// The anchor's height.
+        anchor: BtcHeight,
+    },
+    /// A mint naming a block at the anchor's height that is not the anchored block.
+    #[error("deposit block {btc_block} is not the anchored block {anchor}")]
+    MintNotInAnchoredChain {
+        /// The block named.
+        btc_block: Hash32,
+        /// The anchor.
+        anchor: Hash32,
+    },
+    /// A mint of zero or more than 21 million BTC.
+    #[error("deposit amount {0} is not a valid bitcoin amount")]
+    BadMintAmount(Amount),
+    /// The outpoint was minted (or recorded) before: exactly once.
+    #[error("deposit {}:{} was already recorded at height {at}", outpoint.txid, outpoint.vout)]
+    AlreadyMinted {
+        /// The deposit.
+        outpoint: BtcOutPoint,
+        /// Where it was recorded.
+        at: Height,
+    },
+    /// A peg total would exceed 21 million BTC.
+    #[error("peg totals would exceed 21 million btc")]
+    PegTotalOverflow,
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
@@ -259,13 +307,14 @@ pub struct ExecutionOutcome {
 pub struct Overlay<'a, S> {
     base: &'a S,
     accounts: BTreeMap<AccountId, Account>,
-    evidence: BTreeMap<StateKey, Vec<u8>>,
+    /// Every other changed key (evidence, peg state), as borsh bytes.
+    pub(crate) writes: BTreeMap<StateKey, Vec<u8>>,
 }
 
 impl<'a, S: StateReader> Overlay<'a, S> {
     /// No changes yet.
     pub fn new(base: &'a S) -> Self {
-        Overlay { base, accounts: BTreeMap::new(), evidence: BTreeMap::new() }
+        Overlay { base, accounts: BTreeMap::new(), writes: BTreeMap::new() }
     }
 
     /// Current view of an account (a missing account is empty).
@@ -276,11 +325,27 @@ impl<'a, S: StateReader> Overlay<'a, S> {
         }
     }
 
+    pub(crate) fn put_account(&mut self, id: AccountId, account: Account) {
+        self.accounts.insert(id, account);
+    }
+
     /// Applies a user transaction whose signature was already checked. All or nothing: on error the
     /// overlay is unchanged.
     pub fn apply_user_tx(&mut self, chain: &Chain, signed: &SignedUserTx) -> Result<Receipt, TxError> {
+        match signed.tx.kind {
+            UserTxKind::Transfer { to, amount } => self.apply_transfer(chain, signed, to, amount),
+            UserTxKind::RegisterDeposit => self.apply_register(chain, signed),
+        }
+    }
+
+    fn apply_transfer(
+        &mut self,
+        chain: &Chain,
+        signed: &SignedUserTx,
+        to: AccountId,
+        amount: Amount,
+    ) -> Result<Receipt, TxError> {
         let tx = &signed.tx;
-        let UserTxKind::Transfer { to, amount } = tx.kind;
         if amount == Amount::ZERO {
             return Err(TxError::ZeroAmount);
         }
@@ -321,19 +386,19 @@ impl<'a, S: StateReader> Overlay<'a, S> {
             return Err(TxError::UnknownOffender { offender: ev.offender, validators });
         }
         let key = StateKey::Evidence { offender: ev.offender, height: ev.height, round: ev.round };
-        if self.evidence.contains_key(&key) || self.base.get_raw(&key)?.is_some() {
+        if self.writes.contains_key(&key) || self.base.get_raw(&key)?.is_some() {
             return Err(TxError::EvidenceAlreadyRecorded { offender: ev.offender, height: ev.height, round: ev.round });
         }
         let txid = ev.txid();
         let record = EvidenceRecord { offender: ev.offender, height: ev.height, round: ev.round, included_at, txid };
-        self.evidence.insert(key, canonical_bytes(&record));
+        self.writes.insert(key, canonical_bytes(&record));
         Ok(Receipt { txid, sender: None, fee: Amount::ZERO })
     }
 
-    /// The changed accounts and recorded evidence as state writes, sorted by key.
+    /// The changed accounts and other keys as state writes (accounts first, then by key).
     pub fn into_changes(self) -> Vec<(StateKey, Option<Vec<u8>>)> {
         let accounts = self.accounts.into_iter().map(|(id, a)| (StateKey::Account(id), Some(canonical_bytes(&a))));
-        accounts.chain(self.evidence.into_iter().map(|(k, v)| (k, Some(v)))).collect()
+        accounts.chain(self.writes.into_iter().map(|(k, v)| (k, Some(v)))).collect()
     }
 }
 
@@ -345,7 +410,7 @@ impl<S: StateReader> StateReader for Overlay<'_, S> {
                 None => self.base.get_raw(key),
             },
             StateKey::ChainMeta => self.base.get_raw(key),
-            StateKey::Evidence { .. } => match self.evidence.get(key) {
+            _ => match self.writes.get(key) {
                 Some(v) => Ok(Some(v.clone())),
                 None => self.base.get_raw(key),
             },
@@ -353,7 +418,7 @@ impl<S: StateReader> StateReader for Overlay<'_, S> {
     }
 }
 
-fn credit(account: AccountId, balance: Amount, amount: Amount) -> Result<Amount, TxError> {
+pub(crate) fn credit(account: AccountId, balance: Amount, amount: Amount) -> Result<Amount, TxError> {
     balance.checked_add(amount).filter(|b| *b <= Amount::MAX_MONEY).ok_or(TxError::BalanceOverflow { account, amount })
 }
 
@@ -375,6 +440,8 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
             Tx::User(s) => Some((s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)),
             // Its signatures are consensus signatures, checked by the node (see `EvidenceTx`).
             Tx::Evidence(_) => None,
+            // Unsigned: a BTC fact the proposer asserts and validators check against bitcoind.
+            Tx::Mint(_) => None,
         })
         .collect();
     if verify_batch(&items).is_ok() {
@@ -482,6 +549,7 @@ fn run_txs<R: TreeReader>(
         let applied = match t {
             Tx::User(s) => overlay.apply_user_tx(chain, s),
             Tx::Evidence(e) => overlay.apply_evidence(chain, e, meta.height),
+            Tx::Mint(m) => overlay.apply_mint(chain, m, &meta),
         };
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);

@@ -90,6 +90,11 @@ pub struct Params {
     /// Smallest peg-out.
     #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
     pub pegout_min_amount: Amount,
+    /// Blocks a deposit registration stays live (renewed by every mint to it).
+    pub registration_ttl: u64,
+    /// BTC fee rate (sat/vB) the peg-in fee is charged at: the fee is the cost of spending one deposit
+    /// input at this rate. The floor of the agreed peg-out rate once validators vote on it.
+    pub pegin_fee_rate_sat_vb: u64,
 }
 
 impl Default for Params {
@@ -104,6 +109,8 @@ impl Default for Params {
             pegout_bump_after: 3,
             pegin_min_amount: Amount::from_sat(10_000),
             pegout_min_amount: Amount::from_sat(10_000),
+            registration_ttl: 10_000,
+            pegin_fee_rate_sat_vb: 2,
         }
     }
 }
@@ -196,6 +203,15 @@ pub enum GenesisError {
     /// Initial supply above 21 million BTC.
     #[error("initial supply exceeds 21 million btc")]
     SupplyTooLarge,
+    /// The peg keys do not make a federation wallet.
+    #[error("the validators' peg keys do not make a federation wallet: {0}")]
+    BadFederation(String),
+}
+
+/// The federation's signing threshold for `n` peg keys: the consensus quorum `n - f` with
+/// `f = (n - 1) / 3` (2f+1 when n = 3f+1): f lost keys cannot freeze the wallet, f bad ones cannot spend.
+pub fn federation_threshold(n: usize) -> usize {
+    n - n.saturating_sub(1) / 3
 }
 
 impl Genesis {
@@ -301,6 +317,12 @@ impl Params {
         if self.pegout_bump_after == 0 {
             return Err(bad("pegout_bump_after", 0, "at least 1"));
         }
+        if self.registration_ttl < 2 {
+            return Err(bad("registration_ttl", self.registration_ttl, "at least 2"));
+        }
+        if self.pegin_fee_rate_sat_vb > 10_000 {
+            return Err(bad("pegin_fee_rate_sat_vb", self.pegin_fee_rate_sat_vb, "at most 10000"));
+        }
         Ok(())
     }
 }
@@ -310,6 +332,8 @@ impl Params {
 pub struct Chain {
     genesis: Genesis,
     genesis_hash: Hash32,
+    federation: peg::Federation,
+    pegin_fee: Amount,
 }
 
 impl Chain {
@@ -317,7 +341,29 @@ impl Chain {
     pub fn new(genesis: Genesis) -> Result<Self, GenesisError> {
         genesis.validate()?;
         let genesis_hash = genesis.hash();
-        Ok(Chain { genesis, genesis_hash })
+        let keys: Vec<bitcoin::PublicKey> = genesis.validators.iter().map(|v| v.peg_key).collect();
+        let federation = peg::Federation::new(federation_threshold(keys.len()), keys)
+            .map_err(|e| GenesisError::BadFederation(e.to_string()))?;
+        let rate = bitcoin::FeeRate::from_sat_per_vb(genesis.params.pegin_fee_rate_sat_vb).ok_or_else(|| {
+            GenesisError::BadParam {
+                name: "pegin_fee_rate_sat_vb",
+                value: genesis.params.pegin_fee_rate_sat_vb.to_string(),
+                why: "overflows",
+            }
+        })?;
+        let pegin_fee =
+            peg::pegin_fee(federation.descriptor(), rate).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
+        Ok(Chain { genesis, genesis_hash, federation, pegin_fee })
+    }
+
+    /// The federation wallet: `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys, k = n - f.
+    pub fn federation(&self) -> &peg::Federation {
+        &self.federation
+    }
+
+    /// The peg-in fee charged on every minted deposit: one deposit input's size at the peg-in fee rate.
+    pub fn pegin_fee(&self) -> Amount {
+        self.pegin_fee
     }
 
     /// The genesis document.
@@ -350,6 +396,7 @@ impl Chain {
             })
             .collect();
         changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
+        changes.push((StateKey::PegTotals, Some(canonical_bytes(&crate::pegin::genesis_totals(self)))));
         changes.sort_by_key(|c| c.0);
         build_write_set(empty, 0, changes)
     }

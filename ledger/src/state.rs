@@ -15,6 +15,7 @@
 
 use crate::block::BtcAnchor;
 use crate::codec;
+use crate::tx::BtcOutPoint;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
@@ -61,8 +62,9 @@ pub struct ChainMeta {
 
 /// A key in the state tree: the enum tag is the table.
 ///
-/// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence. Later tags: deposit
-/// registrations, minted outpoints, federation UTXOs, burns and batches, fee-rate votes, peg halt reports.
+/// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
+/// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
+/// `6` peg totals. Later tags: burns and batches, fee-rate votes, peg halt reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -78,6 +80,14 @@ pub enum StateKey {
         /// Round of the two messages.
         round: Round,
     },
+    /// Tag 3: the [`Registration`](crate::pegin::Registration) of an account's deposit address.
+    Registration(AccountId),
+    /// Tag 4: the [`PegInRecord`](crate::pegin::PegInRecord) of a deposit outpoint.
+    PegIn(BtcOutPoint),
+    /// Tag 5: a [`FederationUtxo`](crate::pegin::FederationUtxo) the federation holds.
+    FederationUtxo(BtcOutPoint),
+    /// Tag 6: the single [`PegTotals`](crate::pegin::PegTotals) value.
+    PegTotals,
 }
 
 impl StateKey {
@@ -146,6 +156,29 @@ pub trait StateReader {
     ) -> Result<Option<crate::EvidenceRecord>, StateError> {
         let key = StateKey::Evidence { offender, height, round };
         decode(key, self.get_raw(&key)?)
+    }
+
+    /// The deposit registration of `account`, live or expired.
+    fn get_registration(&self, account: &AccountId) -> Result<Option<crate::pegin::Registration>, StateError> {
+        let key = StateKey::Registration(*account);
+        decode(key, self.get_raw(&key)?)
+    }
+
+    /// What happened to a deposit outpoint, if it was ever minted or recorded.
+    fn get_pegin(&self, outpoint: &BtcOutPoint) -> Result<Option<crate::pegin::PegInRecord>, StateError> {
+        let key = StateKey::PegIn(*outpoint);
+        decode(key, self.get_raw(&key)?)
+    }
+
+    /// A federation UTXO.
+    fn get_federation_utxo(&self, outpoint: &BtcOutPoint) -> Result<Option<crate::pegin::FederationUtxo>, StateError> {
+        let key = StateKey::FederationUtxo(*outpoint);
+        decode(key, self.get_raw(&key)?)
+    }
+
+    /// The peg totals (all zero before the first peg-in on a chain whose genesis predates them).
+    fn peg_totals(&self) -> Result<crate::pegin::PegTotals, StateError> {
+        Ok(decode(StateKey::PegTotals, self.get_raw(&StateKey::PegTotals)?)?.unwrap_or_default())
     }
 }
 

@@ -37,7 +37,6 @@ pub struct UserTx {
 /// The kinds of user transaction. The borsh tag is the position below and is part of every signature.
 ///
 /// Reserved tags (not implemented yet, see DESIGN.md "Ledger"):
-/// - `1`: `RegisterDeposit { .. }`: signed by the recipient of a peg-in.
 /// - `2`: `PegOut { btc_script_pubkey, amount }`: burns `amount + fee`, queues a Bitcoin payment.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub enum UserTxKind {
@@ -49,6 +48,11 @@ pub enum UserTxKind {
         #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
         amount: Amount,
     },
+    /// Tag 1: asks every validator to watch the signer's deposit address (the federation keys tweaked by
+    /// the genesis hash and the signer's account, see `peg::deposit`), so BTC paid there is minted to the
+    /// signer when the anchor covers it. Free (the fee may be zero); live for `Params::registration_ttl`
+    /// blocks, renewed by every mint to it. One address per account, so one registration per account.
+    RegisterDeposit,
 }
 
 /// A user transaction with the signer's ed25519 signature over
@@ -74,6 +78,48 @@ pub enum Tx {
     User(SignedUserTx) = 0,
     /// Tag 2: proof that a validator signed two conflicting consensus messages, recorded in state once.
     Evidence(EvidenceTx) = 2,
+    /// Tag 3: a BTC deposit to the federation, minted to its recipient (a proposer-asserted BTC fact).
+    Mint(MintTx) = 3,
+}
+
+/// A Bitcoin outpoint as the ledger keeps it: txid in internal byte order (as in transactions, not the
+/// reversed RPC display) and output index.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct BtcOutPoint {
+    /// The transaction id, internal byte order.
+    pub txid: Hash32,
+    /// The output index.
+    pub vout: u32,
+}
+
+/// A deposit to the federation, asserted by the proposer and checked by every validator against its own
+/// bitcoind before it prevotes (external validity: the output exists in `btc_block`, pays the deposit
+/// script of `recipient`, holds `amount`, and `btc_block` is in the anchored chain). Execution checks what
+/// needs no bitcoind: the outpoint was never minted, and `btc_block` is at or below the new anchor.
+///
+/// A block that advances the anchor must carry one for every deposit to a live registration in the BTC
+/// blocks it covers; deposits outside that rule (missed or expired registrations) come in through
+/// `claimpegin` and are checked the same way.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct MintTx {
+    /// The deposit output.
+    pub outpoint: BtcOutPoint,
+    /// The account its script is bound to.
+    pub recipient: AccountId,
+    /// The output's value.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub amount: Amount,
+    /// The BTC block holding it.
+    pub btc_block: crate::block::BtcAnchor,
+}
+
+impl MintTx {
+    /// `tagged_hash("sidechain/txid", borsh(mint))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    }
 }
 
 /// Equivocation evidence as a block carries it.
@@ -153,6 +199,7 @@ impl Tx {
         match self {
             Tx::User(t) => t.txid(),
             Tx::Evidence(e) => e.txid(),
+            Tx::Mint(m) => m.txid(),
         }
     }
 

@@ -166,6 +166,34 @@ pub enum TxKindInfo {
         /// Round of its two messages.
         round: Round,
     },
+    /// Registers the signer's deposit address, so deposits to it are minted to the signer.
+    Registerdeposit,
+    /// A BTC deposit minted to its recipient (no signer: validators checked it against bitcoind).
+    Mint {
+        /// The deposit output, `txid:vout` as Bitcoin Core shows it.
+        btc_outpoint: bitcoin::OutPoint,
+        /// The recipient.
+        recipient: AccountId,
+        /// The deposit's value.
+        #[serde(rename = "amount_sat", with = "as_sat")]
+        amount: Amount,
+        /// The BTC block holding it.
+        btc_block_hash: bitcoin::BlockHash,
+        /// Its height.
+        btc_height: u32,
+    },
+}
+
+/// A ledger outpoint (internal byte order) as Bitcoin's type.
+pub fn btc_outpoint(o: &ledger::BtcOutPoint) -> bitcoin::OutPoint {
+    use bitcoin::hashes::Hash;
+    bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(o.txid.0), vout: o.vout }
+}
+
+/// A ledger block hash (internal byte order) as Bitcoin's type.
+pub fn btc_block_hash(h: &Hash32) -> bitcoin::BlockHash {
+    use bitcoin::hashes::Hash;
+    bitcoin::BlockHash::from_byte_array(h.0)
 }
 
 /// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
@@ -196,6 +224,7 @@ impl From<&Tx> for TxInfo {
             Tx::User(s) => {
                 let kind = match &s.tx.kind {
                     UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
+                    UserTxKind::RegisterDeposit => TxKindInfo::Registerdeposit,
                 };
                 TxInfo {
                     txid: s.txid(),
@@ -216,6 +245,22 @@ impl From<&Tx> for TxInfo {
                 nonce: None,
                 fee: Amount::ZERO,
                 kind: TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
+                signature: None,
+            },
+            Tx::Mint(m) => TxInfo {
+                txid: m.txid(),
+                hex: hex::encode(canonical_bytes(t)),
+                signer: None,
+                from: None,
+                nonce: None,
+                fee: Amount::ZERO,
+                kind: TxKindInfo::Mint {
+                    btc_outpoint: btc_outpoint(&m.outpoint),
+                    recipient: m.recipient,
+                    amount: m.amount,
+                    btc_block_hash: btc_block_hash(&m.btc_block.hash),
+                    btc_height: m.btc_block.height.get(),
+                },
                 signature: None,
             },
         }

@@ -56,7 +56,7 @@ impl StateReader for MapState {
         }
         Ok(match key {
             StateKey::Account(id) => self.0.get(id).map(canonical_bytes),
-            StateKey::ChainMeta | StateKey::Evidence { .. } => None,
+            _ => None,
         })
     }
 }

@@ -132,6 +132,13 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Evidence { offender, height, round } => {
             format!("evidence: validator {offender} signed twice at height {height} round {round}")
         }
+        TxKindInfo::Registerdeposit => format!("register deposit address of {from} (fee {} sat)", t.fee.to_sat()),
+        TxKindInfo::Mint { btc_outpoint, recipient, amount, btc_height, .. } => {
+            format!(
+                "mint {} BTC to {recipient} for deposit {btc_outpoint} (BTC block {btc_height})",
+                btc_string(*amount)
+            )
+        }
     }
 }
 

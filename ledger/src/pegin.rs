@@ -1,0 +1,243 @@
+//! The peg-in side of execution: deposit registrations, mints, the federation's UTXO set and the totals
+//! behind the reserve promise.
+//!
+//! Why in the ledger: whether a deposit is minted, to whom, once, and for how much is part of the state
+//! every full node recomputes; only the BTC facts a mint asserts (the output exists, pays that script, sits
+//! in the anchored chain) need a bitcoind, and validators check those before they prevote.
+//!
+//! Invariants owned here:
+//! - **exactly once**: a deposit outpoint gets a [`PegInRecord`] at most once and keeps it forever;
+//! - **conservation**: a mint of a deposit worth `v` adds `v` to [`PegTotals::btc_held`] and either adds
+//!   exactly `v` to balances (recipient `v - fee`, fee pool `fee`) and to [`PegTotals::supply`], or, below
+//!   the minimum, nothing (the BTC is held and counted in [`PegTotals::below_minimum`]), so
+//!   `supply - genesis supply <= btc_held` holds after every block;
+//! - registrations are live for `Params::registration_ttl` blocks and renewed by every mint to them; a
+//!   live registration cannot be refreshed until half its life is gone (it is free, so it must not be a
+//!   way to fill blocks).
+
+use crate::block::BtcAnchor;
+use crate::codec;
+use crate::execute::{Overlay, Receipt, TxError};
+use crate::genesis::Chain;
+use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
+use crate::tx::{BtcOutPoint, MintTx, SignedUserTx};
+use bitcoin::Amount;
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use serde::{Deserialize, Serialize};
+
+/// An account's deposit address is watched until `expires_at` (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Registration {
+    /// The block that registered (or last refreshed) it.
+    pub registered_at: Height,
+    /// The last height at which it is live.
+    pub expires_at: Height,
+}
+
+impl Registration {
+    /// Whether deposits to it must be minted by a block at `height`.
+    pub fn is_live_at(&self, height: Height) -> bool {
+        height <= self.expires_at
+    }
+}
+
+/// What became of one deposit outpoint. Kept forever: it is what makes a mint happen only once.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PegInRecord {
+    /// The account the deposit script is bound to.
+    pub recipient: AccountId,
+    /// The deposit's value on Bitcoin.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub amount: Amount,
+    /// What the recipient received: `amount - fee`, or zero below the minimum.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub credited: Amount,
+    /// The peg-in fee paid to the fee pool (zero below the minimum).
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub fee: Amount,
+    /// The BTC block holding the deposit.
+    pub btc_block: BtcAnchor,
+    /// The sidechain block that recorded it.
+    pub minted_at: Height,
+    /// The mint transaction's id.
+    pub mint_txid: Hash32,
+}
+
+impl PegInRecord {
+    /// Recorded but not minted: the deposit was below `Params::pegin_min_amount` (or did not cover its fee).
+    pub fn below_minimum(&self) -> bool {
+        self.credited == Amount::ZERO
+    }
+}
+
+/// A Bitcoin output the federation holds, with what it needs to spend it later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct FederationUtxo {
+    /// Its value.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub amount: Amount,
+    /// The recipient whose tweak the spending keys need (`peg::deposit`).
+    pub tweak_recipient: AccountId,
+    /// The BTC block holding it.
+    pub btc_block: BtcAnchor,
+}
+
+/// Running totals of the peg, updated by every mint (and later every burn and payout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PegTotals {
+    /// Sum of every balance, fee pool included (genesis balances, plus minted deposits).
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub supply: Amount,
+    /// Value of the federation's UTXOs as of the anchor.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub btc_held: Amount,
+    /// Credited to recipients by mints.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub minted: Amount,
+    /// Peg-in fees credited to the fee pool.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub pegin_fees: Amount,
+    /// Held deposits that were below the minimum and were not minted.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub below_minimum: Amount,
+    /// Deposit outpoints recorded (minted or below the minimum).
+    pub deposits: u64,
+}
+
+fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {
+    a.checked_add(b).filter(|s| *s <= Amount::MAX_MONEY).ok_or(TxError::PegTotalOverflow)
+}
+
+impl<S: StateReader> Overlay<'_, S> {
+    /// The height of the block being executed (or, for mempool checks, the next block).
+    fn next_height(&self) -> Result<Height, StateError> {
+        Ok(self.chain_meta()?.map(|m| m.height.next()).unwrap_or(Height(1)))
+    }
+
+    /// `RegisterDeposit`: pays the (possibly zero) fee and makes the signer's deposit address live.
+    pub(crate) fn apply_register(&mut self, chain: &Chain, signed: &SignedUserTx) -> Result<Receipt, TxError> {
+        let tx = &signed.tx;
+        let from = tx.sender();
+        let mut sender = self.account(&from)?;
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
+        }
+        sender.balance = sender.balance.checked_sub(tx.fee).ok_or(TxError::InsufficientBalance {
+            account: from,
+            balance: sender.balance,
+            needed: tx.fee,
+        })?;
+        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        let height = self.next_height()?;
+        let ttl = chain.params().registration_ttl;
+        if let Some(r) = self.get_registration(&from)? {
+            if r.is_live_at(height) && r.expires_at.get() - height.get() > ttl / 2 {
+                return Err(TxError::RegistrationStillLive { account: from, expires_at: r.expires_at });
+            }
+        }
+        let expires_at = Height(height.get().saturating_add(ttl));
+        self.put_account(from, sender);
+        if tx.fee > Amount::ZERO {
+            let pool_id = fee_pool_id();
+            let mut pool = self.account(&pool_id)?;
+            pool.balance = crate::execute::credit(pool_id, pool.balance, tx.fee)?;
+            self.put_account(pool_id, pool);
+        }
+        self.put(StateKey::Registration(from), &Registration { registered_at: height, expires_at });
+        Ok(Receipt { txid: signed.txid(), sender: Some(from), fee: tx.fee })
+    }
+
+    /// `Mint`: records the deposit once, credits its recipient (minus the peg-in fee, which goes to the
+    /// fee pool) unless it is below the minimum, adds the output to the federation's UTXOs, renews the
+    /// recipient's registration. `meta` is the chain meta of the block being executed (its anchor).
+    pub(crate) fn apply_mint(&mut self, chain: &Chain, mint: &MintTx, meta: &ChainMeta) -> Result<Receipt, TxError> {
+        let anchor = meta.btc_anchor;
+        let genesis_anchor = chain.genesis().btc_anchor;
+        if mint.btc_block.height <= genesis_anchor.height {
+            return Err(TxError::MintBeforeGenesisAnchor {
+                btc_height: mint.btc_block.height,
+                genesis: genesis_anchor.height,
+            });
+        }
+        if mint.btc_block.height > anchor.height {
+            return Err(TxError::MintAboveAnchor { btc_height: mint.btc_block.height, anchor: anchor.height });
+        }
+        if mint.btc_block.height == anchor.height && mint.btc_block.hash != anchor.hash {
+            return Err(TxError::MintNotInAnchoredChain { btc_block: mint.btc_block.hash, anchor: anchor.hash });
+        }
+        if mint.amount == Amount::ZERO || mint.amount > Amount::MAX_MONEY {
+            return Err(TxError::BadMintAmount(mint.amount));
+        }
+        if let Some(done) = self.get_pegin(&mint.outpoint)? {
+            return Err(TxError::AlreadyMinted { outpoint: mint.outpoint, at: done.minted_at });
+        }
+        let fee = chain.pegin_fee();
+        let mintable = mint.amount >= chain.params().pegin_min_amount && mint.amount > fee;
+        let (credited, fee) = if mintable { (mint.amount - fee, fee) } else { (Amount::ZERO, Amount::ZERO) };
+
+        let mut totals = self.peg_totals()?;
+        totals.btc_held = add(totals.btc_held, mint.amount)?;
+        totals.deposits = totals.deposits.saturating_add(1);
+        if mintable {
+            totals.supply = add(totals.supply, mint.amount)?;
+            totals.minted = add(totals.minted, credited)?;
+            totals.pegin_fees = add(totals.pegin_fees, fee)?;
+            let mut recipient = self.account(&mint.recipient)?;
+            recipient.balance = crate::execute::credit(mint.recipient, recipient.balance, credited)?;
+            self.put_account(mint.recipient, recipient);
+            let pool_id = fee_pool_id();
+            let mut pool = self.account(&pool_id)?;
+            pool.balance = crate::execute::credit(pool_id, pool.balance, fee)?;
+            self.put_account(pool_id, pool);
+        } else {
+            totals.below_minimum = add(totals.below_minimum, mint.amount)?;
+        }
+        let txid = mint.txid();
+        let record = PegInRecord {
+            recipient: mint.recipient,
+            amount: mint.amount,
+            credited,
+            fee,
+            btc_block: mint.btc_block,
+            minted_at: meta.height,
+            mint_txid: txid,
+        };
+        self.put(StateKey::PegIn(mint.outpoint), &record);
+        let utxo = FederationUtxo { amount: mint.amount, tweak_recipient: mint.recipient, btc_block: mint.btc_block };
+        self.put(StateKey::FederationUtxo(mint.outpoint), &utxo);
+        self.put(StateKey::PegTotals, &totals);
+        if let Some(mut r) = self.get_registration(&mint.recipient)? {
+            let renewed = Height(meta.height.get().saturating_add(chain.params().registration_ttl));
+            if renewed > r.expires_at {
+                r.expires_at = renewed;
+                self.put(StateKey::Registration(mint.recipient), &r);
+            }
+        }
+        Ok(Receipt { txid, sender: None, fee })
+    }
+
+    fn put<T: BorshSerialize>(&mut self, key: StateKey, value: &T) {
+        self.writes.insert(key, canonical_bytes(value));
+    }
+}
+
+/// The peg totals of a genesis: its initial balances are the whole supply; nothing is held yet.
+pub(crate) fn genesis_totals(chain: &Chain) -> PegTotals {
+    let supply = chain.genesis().initial_accounts.iter().map(|a| a.balance).sum();
+    PegTotals { supply, ..PegTotals::default() }
+}
+
+/// Whether a block at `height` must mint deposits to `account`'s address (its registration is live).
+pub fn registration_is_live<S: StateReader>(
+    state: &S,
+    account: &AccountId,
+    height: Height,
+) -> Result<bool, StateError> {
+    Ok(state.get_registration(account)?.is_some_and(|r| r.is_live_at(height)))
+}
+
+/// Key of a deposit outpoint, for callers outside the ledger that only hold Bitcoin types.
+pub fn outpoint(txid: [u8; 32], vout: u32) -> BtcOutPoint {
+    BtcOutPoint { txid: Hash32(txid), vout }
+}

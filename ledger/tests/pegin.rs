@@ -1,0 +1,150 @@
+//! Peg-in execution: registrations, mints exactly once, the fee split, below-minimum deposits, anchor bounds
+//! and conservation (`supply - genesis supply == minted + fees`, `btc_held == minted + fees + below minimum`).
+
+use bitcoin::Amount;
+use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
+use sidechain_ledger::testkit::{self, user_key};
+use sidechain_ledger::{
+    build_block, execute_block, fee_pool_id, BlockError, BlockTemplate, BtcAnchor, BtcOutPoint, Chain, MemStore,
+    MintTx, StateReader, Tx, TxError, UserTx, UserTxKind,
+};
+
+const BAL: u64 = 50_000;
+
+fn anchor(h: u32) -> BtcAnchor {
+    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+}
+
+fn template(chain: &Chain, h: u64, btc: u32) -> BlockTemplate {
+    BlockTemplate {
+        height: Height(h),
+        prev_hash: Hash32([h as u8; 32]),
+        time_ms: chain.genesis().genesis_time_ms + h * 1000,
+        proposer: ValidatorIndex(0),
+        btc_anchor: anchor(btc),
+        last_commit_hash: Hash32::ZERO,
+    }
+}
+
+fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32) -> MintTx {
+    MintTx {
+        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: u32::from(n) },
+        recipient,
+        amount: Amount::from_sat(sats),
+        btc_block: anchor(btc),
+    }
+}
+
+fn register(chain: &Chain, user: u32, nonce: u64) -> Tx {
+    let k = user_key(user);
+    UserTx { signer: k.public(), nonce, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
+        .sign(&k, chain.genesis_hash())
+        .into()
+}
+
+/// Builds block `h` (anchor `btc`) from `txs`, has a second store execute it as a validator would, applies it.
+fn commit(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) -> Result<(), BlockError> {
+    let (block, outcome) = build_block(chain, store, template(chain, h, btc), txs)?;
+    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
+    store.apply(&outcome.write_set);
+    Ok(())
+}
+
+fn balance(store: &MemStore, v: u64, id: &AccountId) -> Amount {
+    store.snapshot(v).get_account(id).unwrap().unwrap_or_default().balance
+}
+
+#[test]
+fn mint_credits_recipient_minus_fee_exactly_once() {
+    let (chain, mut store) = testkit::chain_and_store(4, 2, Amount::from_sat(BAL));
+    let fee = chain.pegin_fee();
+    // 3-of-4 input is 132 vB; at the default 2 sat/vB the fee is 264 sat.
+    assert_eq!(fee, Amount::from_sat(264));
+    let r = user_key(9).public().account_id();
+    commit(&chain, &mut store, 1, 0, vec![register(&chain, 9, 0)]).unwrap();
+    let reg = store.snapshot(1).get_registration(&r).unwrap().expect("registered");
+    assert_eq!(reg.expires_at, Height(1 + chain.params().registration_ttl));
+    commit(&chain, &mut store, 2, 3, vec![Tx::Mint(mint(1, r, 100_000, 2))]).unwrap();
+    assert_eq!(balance(&store, 2, &r), Amount::from_sat(100_000) - fee);
+    assert_eq!(balance(&store, 2, &fee_pool_id()), fee);
+    let snap = store.snapshot(2);
+    let rec = snap.get_pegin(&mint(1, r, 0, 0).outpoint).unwrap().expect("recorded");
+    assert_eq!((rec.credited, rec.fee, rec.minted_at), (Amount::from_sat(100_000) - fee, fee, Height(2)));
+    let utxo = snap.get_federation_utxo(&rec_outpoint(1)).unwrap().expect("federation utxo");
+    assert_eq!((utxo.amount, utxo.tweak_recipient), (Amount::from_sat(100_000), r));
+    // The same outpoint again, in a later block or twice in one: refused.
+    let again = commit(&chain, &mut store, 3, 3, vec![Tx::Mint(mint(1, r, 100_000, 2))]);
+    assert!(matches!(again, Err(BlockError::InvalidTx { source: TxError::AlreadyMinted { .. }, .. })), "{again:?}");
+    let twice =
+        commit(&chain, &mut store, 3, 3, vec![Tx::Mint(mint(2, r, 50_000, 3)), Tx::Mint(mint(2, r, 50_000, 3))]);
+    assert!(matches!(twice, Err(BlockError::InvalidTx { index: 1, source: TxError::AlreadyMinted { .. }, .. })));
+}
+
+fn rec_outpoint(n: u8) -> BtcOutPoint {
+    BtcOutPoint { txid: Hash32([n; 32]), vout: u32::from(n) }
+}
+
+#[test]
+fn below_minimum_is_held_not_minted_and_totals_conserve() {
+    let (chain, mut store) = testkit::chain_and_store(4, 2, Amount::from_sat(BAL));
+    let fee = chain.pegin_fee();
+    let r = user_key(7).public().account_id();
+    let genesis_supply = store.snapshot(0).peg_totals().unwrap().supply;
+    assert_eq!(genesis_supply, Amount::from_sat(2 * BAL));
+    let min = chain.params().pegin_min_amount.to_sat();
+    let mints = vec![Tx::Mint(mint(1, r, min - 1, 1)), Tx::Mint(mint(2, r, min, 1)), Tx::Mint(mint(3, r, 7 * min, 2))];
+    commit(&chain, &mut store, 1, 2, mints).unwrap();
+    let snap = store.snapshot(1);
+    let t = snap.peg_totals().unwrap();
+    assert!(snap.get_pegin(&rec_outpoint(1)).unwrap().unwrap().below_minimum());
+    assert_eq!(t.below_minimum, Amount::from_sat(min - 1));
+    assert_eq!(t.btc_held, Amount::from_sat(min - 1 + min + 7 * min));
+    assert_eq!(t.minted, Amount::from_sat(8 * min) - fee - fee);
+    assert_eq!(t.pegin_fees, fee + fee);
+    assert_eq!(t.deposits, 3);
+    assert_eq!(balance(&store, 1, &r), t.minted);
+    assert_eq!(t.supply, genesis_supply + t.minted + t.pegin_fees);
+    assert_eq!(t.btc_held, t.minted + t.pegin_fees + t.below_minimum);
+    let users: Amount = (0..2).map(|i| balance(&store, 1, &user_key(i).public().account_id())).sum();
+    assert_eq!(users + balance(&store, 1, &r) + balance(&store, 1, &fee_pool_id()), t.supply);
+}
+
+#[test]
+fn mint_must_be_covered_by_the_anchor() {
+    let (chain, mut store) = testkit::chain_and_store(4, 1, Amount::from_sat(BAL));
+    let r = user_key(5).public().account_id();
+    let above = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(mint(1, r, 50_000, 3))]);
+    assert!(matches!(above, Err(BlockError::InvalidTx { source: TxError::MintAboveAnchor { .. }, .. })), "{above:?}");
+    let mut other_branch = mint(1, r, 50_000, 2);
+    other_branch.btc_block.hash = Hash32([0xee; 32]);
+    let fork = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(other_branch)]);
+    assert!(matches!(fork, Err(BlockError::InvalidTx { source: TxError::MintNotInAnchoredChain { .. }, .. })));
+    let at_genesis = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(mint(1, r, 50_000, 0))]);
+    assert!(matches!(at_genesis, Err(BlockError::InvalidTx { source: TxError::MintBeforeGenesisAnchor { .. }, .. })));
+    let zero = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(mint(1, r, 0, 1))]);
+    assert!(matches!(zero, Err(BlockError::InvalidTx { source: TxError::BadMintAmount(_), .. })));
+    // Nothing of the refused blocks was written.
+    assert!(store.latest_version() == Some(0));
+}
+
+#[test]
+fn registration_is_free_bounded_and_renewed_by_mints() {
+    let (chain, mut store) = testkit::chain_and_store(4, 1, Amount::from_sat(BAL));
+    let ttl = chain.params().registration_ttl;
+    let r = user_key(3).public().account_id();
+    commit(&chain, &mut store, 1, 0, vec![register(&chain, 3, 0)]).unwrap();
+    // Refreshing while more than half the life is left is refused (free transactions cannot fill blocks).
+    let early = commit(&chain, &mut store, 2, 0, vec![register(&chain, 3, 1)]);
+    assert!(matches!(early, Err(BlockError::InvalidTx { source: TxError::RegistrationStillLive { .. }, .. })));
+    commit(&chain, &mut store, 2, 1, vec![Tx::Mint(mint(4, r, 20_000, 1))]).unwrap();
+    let reg = store.snapshot(2).get_registration(&r).unwrap().unwrap();
+    assert_eq!(reg.expires_at, Height(2 + ttl), "a mint renews the registration");
+    assert!(reg.is_live_at(Height(2 + ttl)) && !reg.is_live_at(Height(3 + ttl)));
+    // A zero-fee registration from an account that holds nothing works; a fee it cannot pay does not.
+    let k = user_key(11);
+    let broke = UserTx { signer: k.public(), nonce: 0, fee: Amount::from_sat(1), kind: UserTxKind::RegisterDeposit }
+        .sign(&k, chain.genesis_hash());
+    let res = commit(&chain, &mut store, 3, 1, vec![broke.into()]);
+    assert!(matches!(res, Err(BlockError::InvalidTx { source: TxError::InsufficientBalance { .. }, .. })));
+    commit(&chain, &mut store, 3, 1, vec![register(&chain, 11, 0)]).unwrap();
+}
