@@ -6,6 +6,8 @@
 //!
 //! Peg-in building blocks, all pure: [`deposit`] (recipient-bound addresses), [`watcher`] (which outputs of a
 //! BTC block are deposits), [`anchor`] (when a validator accepts a new BTC anchor) and [`fee`] (the peg-in fee).
+//!
+//! [`funding`] is the single-key P2WPKH wallet core that pays BTC on regtest (test funding, `pegin --fund`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod anchor;
@@ -13,6 +15,7 @@ pub mod deposit;
 pub mod error;
 pub mod federation;
 pub mod fee;
+pub mod funding;
 pub mod signing;
 pub mod watcher;
 
@@ -24,5 +27,6 @@ pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;
 pub use federation::{Federation, FederationError};
 pub use fee::{input_vbytes, input_weight, pegin_fee};
+pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
 pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod backend;
+pub mod btc_funding;
 pub mod client;
 pub mod errors;
 mod fsutil;

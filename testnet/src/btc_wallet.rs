@@ -1,27 +1,16 @@
-//! A minimal single-key Bitcoin wallet in Rust (P2WPKH), because the bitcoind we build has no wallet.
+//! A minimal single-key Bitcoin wallet for tests (P2WPKH), because the bitcoind we build has no wallet.
 //!
-//! It mines coinbase outputs to its own key, finds them with `getblock`, and builds and signs spends with
-//! rust-bitcoin. It is for regtest funding only; the federation's wallet lives in the `peg` crate.
+//! It mines coinbase outputs to its own key and finds them in the raw block from `getblock`; building and
+//! signing spends is [`peg::funding`]'s job, the one signing implementation shared with `sidechain-cli`.
+//! This module is only the synchronous IO around it for the [`Bitcoind`] harness. It is for regtest funding
+//! only; the federation's wallet lives in the `peg` crate.
 
 use crate::bitcoind::{Bitcoind, BitcoindError};
-use bitcoin::absolute::LockTime;
-use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Address, Amount, BlockHash, CompressedPublicKey, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
-    Txid, Witness,
-};
+use bitcoin::{Address, Amount, Block, BlockHash, Network, ScriptBuf, Transaction, Txid};
+use peg::funding::{Fee, FundingError, FundingKey};
 use serde_json::{json, Value};
 
-/// An unspent output we can spend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Utxo {
-    /// Where it is.
-    pub outpoint: OutPoint,
-    /// What it holds.
-    pub txout: TxOut,
-}
+pub use peg::funding::Utxo;
 
 /// Why the wallet could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +21,9 @@ pub enum WalletError {
     /// The block's coinbase does not pay us.
     #[error("coinbase of block {0} does not pay this wallet")]
     NotOurCoinbase(BlockHash),
-    /// The utxo cannot cover the payment and the fee.
-    #[error("utxo of {have} cannot pay {want} plus fee {fee}")]
-    InsufficientFunds { have: Amount, want: Amount, fee: Amount },
+    /// The payment could not be built (not enough funds, dust, ...).
+    #[error(transparent)]
+    Funding(#[from] FundingError),
     /// bitcoind answered something we could not read.
     #[error("unexpected bitcoind answer for {0}")]
     BadAnswer(String),
@@ -42,30 +31,31 @@ pub enum WalletError {
 
 /// A P2WPKH key on regtest.
 pub struct BtcWallet {
-    secp: Secp256k1<All>,
-    secret: SecretKey,
-    public: CompressedPublicKey,
+    key: FundingKey,
 }
 
 impl BtcWallet {
     /// A wallet whose key is derived from `seed` (deterministic tests).
     pub fn from_seed(seed: u8) -> Self {
-        let secp = Secp256k1::new();
         let mut bytes = [seed; 32];
         bytes[0] = 0x42; // keep the scalar far from zero and from the group order
-        let secret = SecretKey::from_slice(&bytes).expect("0x42.. is a valid secp256k1 scalar");
-        let public = CompressedPublicKey(secret.public_key(&secp));
-        BtcWallet { secp, secret, public }
+        let key = FundingKey::from_secret_bytes(bytes).expect("0x42.. is a valid secp256k1 scalar");
+        BtcWallet { key }
+    }
+
+    /// The key, for code that uses [`peg::funding`] directly.
+    pub fn key(&self) -> &FundingKey {
+        &self.key
     }
 
     /// Our receiving address.
     pub fn address(&self) -> Address {
-        Address::p2wpkh(&self.public, Network::Regtest)
+        self.key.address(Network::Regtest)
     }
 
     /// Our output script.
     pub fn script_pubkey(&self) -> ScriptBuf {
-        self.address().script_pubkey()
+        self.key.script_pubkey()
     }
 
     /// Mines `n` blocks to us and returns the coinbase utxos of those blocks (mature after 100 more).
@@ -76,59 +66,18 @@ impl BtcWallet {
 
     /// The output of block `hash`'s coinbase that pays us.
     pub fn coinbase_utxo(&self, btc: &Bitcoind, hash: &BlockHash) -> Result<Utxo, WalletError> {
-        let block: Value = btc.call("getblock", &[json!(hash.to_string()), json!(2)])?;
-        let cb = &block["tx"][0];
-        let txid: Txid = cb["txid"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| WalletError::BadAnswer("getblock tx[0].txid".into()))?;
-        let ours = self.script_pubkey().to_hex_string();
-        let outs = cb["vout"].as_array().ok_or_else(|| WalletError::BadAnswer("getblock vout".into()))?;
-        for o in outs {
-            if o["scriptPubKey"]["hex"].as_str() == Some(ours.as_str()) {
-                let vout = o["n"].as_u64().ok_or_else(|| WalletError::BadAnswer("vout n".into()))? as u32;
-                let value = o["value"].as_f64().ok_or_else(|| WalletError::BadAnswer("vout value".into()))?;
-                let value = Amount::from_btc(value).map_err(|_| WalletError::BadAnswer("vout value".into()))?;
-                return Ok(Utxo {
-                    outpoint: OutPoint { txid, vout },
-                    txout: TxOut { value, script_pubkey: self.script_pubkey() },
-                });
-            }
-        }
-        Err(WalletError::NotOurCoinbase(*hash))
+        // The raw block, not the JSON one: exact amounts in satoshis, and the same parsing as rust-bitcoin's.
+        let hex: String = btc.call("getblock", &[json!(hash.to_string()), json!(0)])?;
+        let block: Block = bitcoin::consensus::encode::deserialize_hex(&hex)
+            .map_err(|e| WalletError::BadAnswer(format!("getblock {hash}: {e}")))?;
+        let coinbase = block.txdata.first().ok_or_else(|| WalletError::BadAnswer(format!("block {hash} has no tx")))?;
+        self.key.owned_outputs(coinbase).into_iter().next().ok_or(WalletError::NotOurCoinbase(*hash))
     }
 
-    /// Builds and signs a transaction spending `utxo`: `amount` to `to`, the rest minus `fee` back to us.
-    /// Returns the transaction (not broadcast).
+    /// Builds and signs a transaction spending `utxo`: `amount` to `to` (output 0), the rest minus `fee` back
+    /// to us (output 1; left to the fee when it would be dust). Returns the transaction (not broadcast).
     pub fn pay(&self, utxo: &Utxo, to: ScriptBuf, amount: Amount, fee: Amount) -> Result<Transaction, WalletError> {
-        let change = utxo
-            .txout
-            .value
-            .checked_sub(amount)
-            .and_then(|v| v.checked_sub(fee))
-            .ok_or(WalletError::InsufficientFunds { have: utxo.txout.value, want: amount, fee })?;
-        let mut outputs = vec![TxOut { value: amount, script_pubkey: to }];
-        if change > Amount::ZERO {
-            outputs.push(TxOut { value: change, script_pubkey: self.script_pubkey() });
-        }
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: utxo.outpoint,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: outputs,
-        };
-        let sighash = SighashCache::new(&tx)
-            .p2wpkh_signature_hash(0, &utxo.txout.script_pubkey, utxo.txout.value, EcdsaSighashType::All)
-            .map_err(|e| WalletError::BadAnswer(format!("sighash: {e}")))?;
-        let sig = self.secp.sign_ecdsa(&Message::from(sighash), &self.secret);
-        let sig = bitcoin::ecdsa::Signature { signature: sig, sighash_type: EcdsaSighashType::All };
-        tx.input[0].witness = Witness::p2wpkh(&sig, &self.public.0);
-        Ok(tx)
+        Ok(self.key.pay(std::slice::from_ref(utxo), to, amount, Fee::Absolute(fee))?)
     }
 }
 
