@@ -79,6 +79,7 @@ fn commit_all(chain: &Chain, blocks: &[Prepared]) -> Duration {
             cert: &cert,
             state: &p.state,
             txids: &p.txids,
+            registrations: &[],
         };
         store.commit(&batch).expect("commit");
     }

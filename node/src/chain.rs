@@ -98,6 +98,7 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
             cert: &[],
             state: &ws,
             txids: &[],
+            registrations: &[],
         };
         store.commit(&batch)?;
     }
@@ -286,6 +287,7 @@ impl ChainState {
         let block_bytes = canonical_bytes(fb);
         let cert_bytes = canonical_bytes(cert);
         let txids: Vec<Hash32> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
+        let registrations = crate::pegin::registrations_in(&fb.block);
         self.store.commit(&CommitBatch {
             height: h,
             hash: fb.hash(),
@@ -293,6 +295,7 @@ impl ChainState {
             cert: &cert_bytes,
             state: &outcome.write_set,
             txids: &txids,
+            registrations: &registrations,
         })?;
         self.tip = h;
         self.tip_hash = fb.hash();

@@ -273,6 +273,7 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         max_future_block_ms: 30_000,
         faults: file.fault.clone(),
         bitcoind,
+        btc_poll_interval: Duration::from_millis(200),
     };
     let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
     let metrics_listener = match &metrics_bind {

@@ -1,35 +1,211 @@
-//! The node's view of the peg-in side that follows from the genesis alone: the federation wallet (one
-//! secp256k1 peg key per validator, threshold 2f+1) and the deposit address bound to a recipient.
+//! Peg-in on the node: which deposits a block must mint, and a validator's check that a proposal mints
+//! exactly those (plus verified claims) before it prevotes.
 //!
-//! Why here and not in `peg`: `peg` knows descriptors and keys but not genesis files; the ledger knows
-//! the genesis but not miniscript. This module joins them for RPC now and for the watcher later.
+//! Why here: execution (ledger) decides *how* a mint changes state and that it happens once; whether the
+//! BTC facts a mint asserts are true needs a bitcoind, so it is external validity, checked by validators
+//! only (DESIGN.md, "Two kinds of checks"). The facts come from the follower's [`BtcSnapshot`]: a deposit
+//! index built by scanning every BTC block above the anchor for outputs to registered deposit scripts.
+//!
+//! The rule that stops a proposer from censoring a deposit: a block that moves the anchor from `a` to `b`
+//! must carry a `Mint` for every deposit to a *live* registration in BTC blocks `(a, b]` not minted before.
+//! Proposer and validators compute that list from the same previous state (liveness, minted outpoints) and
+//! each from its own bitcoind; a validator whose index disagrees or is not ready votes nil on the move, and
+//! from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
+//!
+//! The index's scans depend on which scripts were registered when it scanned. [`Registry::version`] counts
+//! registered scripts; a snapshot built with an older version may miss a deposit to a newer script, so it
+//! is not used to move the anchor (the follower rescans as soon as it sees the new version).
 
-use ledger::Chain;
-use primitives::AccountId;
-
-/// The federation's signing threshold for `n` peg keys: the consensus quorum `n - f` with
-/// `f = (n - 1) / 3` (2f+1 when n = 3f+1): f lost keys cannot freeze the wallet, f bad ones cannot spend.
-pub fn threshold(n: usize) -> usize {
-    n - n.saturating_sub(1) / 3
-}
-
-/// The federation wallet of `chain`'s genesis: `wsh(sortedmulti(k, K_1..K_n))`.
-pub fn federation(chain: &Chain) -> Result<peg::Federation, peg::FederationError> {
-    let keys: Vec<bitcoin::PublicKey> = chain.genesis().validators.iter().map(|v| v.peg_key).collect();
-    peg::Federation::new(threshold(keys.len()), keys)
-}
+use crate::btc_follow::{from_peg, BtcSnapshot};
+use bitcoin::hashes::Hash;
+use bitcoin::ScriptBuf;
+use ledger::{Block, BtcAnchor, BtcOutPoint, Chain, MintTx, StateReader, Tx, UserTxKind};
+use primitives::{AccountId, Hash32, Height};
+use std::collections::HashMap;
 
 /// The deposit descriptor bound to `recipient` on this chain (its script, address and text follow).
 pub fn deposit_descriptor(chain: &Chain, recipient: &AccountId) -> Result<peg::Descriptor, peg::PegError> {
-    federation(chain)?.deposit_descriptor(chain.genesis_hash().0, recipient.0 .0)
+    chain.federation().deposit_descriptor(chain.genesis_hash().0, recipient.0 .0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Accounts whose deposit address `block` registers, in block order.
+pub fn registrations_in(block: &Block) -> Vec<AccountId> {
+    block
+        .txs
+        .iter()
+        .filter_map(|t| match t {
+            Tx::User(s) if s.tx.kind == UserTxKind::RegisterDeposit => Some(s.tx.sender()),
+            _ => None,
+        })
+        .collect()
+}
 
-    #[test]
-    fn threshold_is_two_f_plus_one() {
-        assert_eq!([1, 4, 5, 7, 10].map(threshold), [1, 3, 4, 5, 7]);
+/// Every deposit script ever registered, with its recipient: what the watcher looks for.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    /// Number of distinct scripts added so far: a scan made with an older version may have missed deposits.
+    pub version: u64,
+    /// Deposit script -> recipient.
+    pub scripts: HashMap<ScriptBuf, [u8; 32]>,
+}
+
+impl Registry {
+    /// Adds the deposit script of each account not yet known; returns how many were new.
+    pub fn add(&mut self, chain: &Chain, accounts: &[AccountId]) -> usize {
+        let mut added = 0;
+        for account in accounts {
+            match deposit_descriptor(chain, account) {
+                Ok(d) => {
+                    if self.scripts.insert(d.script_pubkey(), account.0 .0).is_none() {
+                        added += 1;
+                    }
+                }
+                // Cannot happen for a genesis that passed validation; never worth stopping the node.
+                Err(e) => tracing::error!(%account, error = %e, "cannot derive a deposit script"),
+            }
+        }
+        self.version += added as u64;
+        added
     }
+}
+
+impl peg::DepositLookup for Registry {
+    fn recipient_of(&self, script_pubkey: &bitcoin::Script) -> Option<[u8; 32]> {
+        self.scripts.get(script_pubkey).copied()
+    }
+}
+
+fn outpoint_of(d: &peg::Deposit) -> BtcOutPoint {
+    BtcOutPoint { txid: Hash32(d.outpoint.txid.to_byte_array()), vout: d.outpoint.vout }
+}
+
+/// The mint a block carries for deposit `d`.
+pub fn mint_for(d: &peg::Deposit) -> MintTx {
+    MintTx {
+        outpoint: outpoint_of(d),
+        recipient: AccountId(Hash32(d.recipient)),
+        amount: d.amount,
+        btc_block: from_peg((d.btc_height, d.btc_block_hash)),
+    }
+}
+
+/// The mints a block at `height` moving the anchor from `prev` to `new` must carry: every indexed deposit in
+/// BTC blocks `(prev, new]` whose recipient's registration is live at `height` and that `state` (the
+/// previous block's) has not recorded. `Err` says why this snapshot cannot tell (then the anchor must not
+/// move on its word).
+pub fn required_mints<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    registry_version: u64,
+    prev: &BtcAnchor,
+    new: &BtcAnchor,
+    height: Height,
+) -> Result<Vec<MintTx>, String> {
+    if new.height <= prev.height {
+        return Ok(Vec::new());
+    }
+    if snap.registry_version < registry_version {
+        return Err(format!(
+            "the deposit index was built with {} registered scripts, {} are registered now",
+            snap.registry_version, registry_version
+        ));
+    }
+    let mut out = Vec::new();
+    for h in prev.height.get() + 1..=new.height.get() {
+        let Some(block) = snap.deposits.get(&h) else {
+            return Err(format!("the deposit index does not cover BTC height {h} yet"));
+        };
+        if h == new.height.get() && from_peg((h, block.hash)).hash != new.hash {
+            return Err(format!("the deposit index has another block at BTC height {h} than the proposed anchor"));
+        }
+        for d in &block.scan.deposits {
+            let recipient = AccountId(Hash32(d.recipient));
+            let live = ledger::pegin::registration_is_live(state, &recipient, height).map_err(|e| e.to_string())?;
+            if live && state.get_pegin(&outpoint_of(d)).map_err(|e| e.to_string())?.is_none() {
+                out.push(mint_for(d));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the BTC facts `m` asserts are what our bitcoind shows: the deposit is in our index (or a claim
+/// we verified) with that block, output, amount and recipient.
+fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
+    let indexed = snap.deposits.get(&m.btc_block.height.get()).is_some_and(|b| {
+        from_peg((m.btc_block.height.get(), b.hash)).hash == m.btc_block.hash
+            && b.scan.deposits.iter().any(|d| mint_for(d) == *m)
+    });
+    indexed || snap.claims.iter().any(|d| mint_for(d) == *m)
+}
+
+/// A validator's external check of the mints in `block` (built on `state`, whose anchor is `prev`).
+/// `Ok` when the block neither moves the anchor nor mints (no bitcoind needed).
+pub fn check_block_mints<S: StateReader>(
+    state: &S,
+    snap: Option<&BtcSnapshot>,
+    registry_version: u64,
+    prev: &BtcAnchor,
+    block: &Block,
+) -> Result<(), String> {
+    let mints: Vec<&MintTx> = block
+        .txs
+        .iter()
+        .filter_map(|t| match t {
+            Tx::Mint(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let new = &block.header.btc_anchor;
+    if mints.is_empty() && new == prev {
+        return Ok(());
+    }
+    let Some(snap) = snap else {
+        return Err("no bitcoind configured, so this validator cannot check peg-in facts".into());
+    };
+    let required = required_mints(state, snap, registry_version, prev, new, block.header.height)?;
+    if let Some(missing) = required.iter().find(|m| !mints.contains(m)) {
+        return Err(format!(
+            "leaves out the deposit {}:{} of {} sat to {} in BTC block {}",
+            crate::btc_follow::display_txid(&missing.outpoint.txid),
+            missing.outpoint.vout,
+            missing.amount.to_sat(),
+            missing.recipient,
+            missing.btc_block.height
+        ));
+    }
+    if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
+        return Err(format!(
+            "mints {}:{} ({} sat to {} in BTC block {} {}), which our bitcoind does not show",
+            crate::btc_follow::display_txid(&bad.outpoint.txid),
+            bad.outpoint.vout,
+            bad.amount.to_sat(),
+            bad.recipient,
+            bad.btc_block.height,
+            crate::btc_follow::display_block_hash(&bad.btc_block.hash),
+        ));
+    }
+    Ok(())
+}
+
+/// The highest anchor at or below `wanted` (and above `prev`) whose mints this snapshot can list, with
+/// those mints; `None` when no move is possible.
+pub fn anchor_with_mints<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    registry_version: u64,
+    prev: &BtcAnchor,
+    wanted: &BtcAnchor,
+    height: Height,
+) -> Option<(BtcAnchor, Vec<MintTx>)> {
+    let mut h = wanted.height.get();
+    while h > prev.height.get() {
+        let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
+        match required_mints(state, snap, registry_version, prev, &candidate, height) {
+            Ok(mints) => return Some((candidate, mints)),
+            Err(why) => tracing::debug!(btc_height = h, reason = %why, "not moving the anchor this far"),
+        }
+        h -= 1;
+    }
+    None
 }

@@ -172,7 +172,7 @@ impl RpcBackend for NodeRpc {
 
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         let chain = self.handle.chain();
-        let fed = crate::pegin::federation(chain).map_err(Self::storage)?;
+        let fed = chain.federation();
         Ok(FederationInfo {
             descriptor: fed.descriptor().to_string(),
             threshold: fed.threshold() as u32,

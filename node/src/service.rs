@@ -55,6 +55,8 @@ pub struct ServiceConfig {
     pub faults: Faults,
     /// This validator's own bitcoind (the anchor rule); `None`: never moves the anchor, votes nil on moves.
     pub bitcoind: Option<std::sync::Arc<crate::bitcoin::BitcoindClient>>,
+    /// How often the follower polls bitcoind (it also polls at once when the anchor or registrations change).
+    pub btc_poll_interval: Duration,
 }
 
 /// Test-only misbehaviour, switched on per node by the fault scenarios (`[fault]` in the config, honoured
@@ -71,6 +73,10 @@ pub struct Faults {
     /// validator the others must record evidence against while the chain stays single.
     #[serde(default)]
     pub equivocate: bool,
+    /// As proposer, advance the anchor but leave out the mints it requires: the others must vote the
+    /// block down, and the next proposer mints the deposits.
+    #[serde(default)]
+    pub omit_mints: bool,
 }
 
 /// Why the service stopped or could not start.
@@ -235,10 +241,19 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
 
     let tip_anchor = chain.state().chain_meta().map_err(ChainError::from)?.map(|m| m.btc_anchor).unwrap_or_default();
     let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
+    let mut registry = crate::pegin::Registry::default();
+    registry.add(chain.chain(), &chain.store().registered_accounts()?);
+    let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
     let btc = match (&cfg.bitcoind, validator_index) {
         (Some(client), Some(_)) => {
-            let max_step = chain.chain().params().max_anchor_step;
-            Some(crate::btc_follow::follow(client.clone(), anchor_rx, max_step, Duration::from_millis(500)))
+            let follow = crate::btc_follow::FollowConfig {
+                anchor: anchor_rx,
+                registry: registry_rx,
+                max_step: chain.chain().params().max_anchor_step,
+                federation_script: chain.chain().federation().script_pubkey(),
+                interval: cfg.btc_poll_interval,
+            };
+            Some(crate::btc_follow::follow(client.clone(), follow))
         }
         _ => None,
     };
@@ -277,6 +292,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         draining: false,
         btc,
         anchor_height,
+        registry,
     };
     service.publish_status();
     let handle = ServiceHandle {
@@ -332,6 +348,8 @@ pub struct Service {
     btc: Option<watch::Receiver<BtcSnapshot>>,
     /// The anchor height of the tip, for the follower to know which hashes matter.
     anchor_height: watch::Sender<u32>,
+    /// Every registered deposit script, for the follower's deposit index.
+    registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
 }
 
 fn now_ms() -> u64 {
@@ -565,15 +583,23 @@ impl Service {
         let evidence = self.evidence_to_include(&state)?;
         let room = (chain.params().block_max_txs as usize).saturating_sub(evidence.len());
         selection.txs.truncate(room);
+        let (btc_anchor, mut mints) = self.next_anchor(&state, &meta.btc_anchor, round, height);
+        if self.cfg.faults.omit_mints && !mints.is_empty() {
+            warn!(%height, left_out = mints.len(), "FAULT: proposing an anchor move without its mints");
+            mints.clear();
+        }
+        let room = room.saturating_sub(mints.len());
+        selection.txs.truncate(room);
         let template = BlockTemplate {
             height,
             prev_hash: self.chain.tip_hash(),
             time_ms: now_ms().max(meta.time_ms + 1),
             proposer,
-            btc_anchor: self.next_anchor(&meta.btc_anchor, round),
+            btc_anchor,
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
-        let mut txs = evidence;
+        let mut txs: Vec<ledger::Tx> = mints.into_iter().map(ledger::Tx::Mint).collect();
+        txs.extend(evidence);
         txs.extend(selection.txs);
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {
             Ok((block, _)) => {
@@ -613,17 +639,28 @@ impl Service {
         Ok(out)
     }
 
-    /// The anchor to propose: in round 0 the highest block our bitcoind shows with enough confirmations
-    /// (within `max_anchor_step`); from round 1 on, the previous anchor, so a lagging minority of bitcoinds
-    /// cannot stall the chain.
-    fn next_anchor(&self, prev: &ledger::BtcAnchor, round: primitives::Round) -> ledger::BtcAnchor {
-        let Some(btc) = &self.btc else { return *prev };
+    /// The anchor to propose and the mints it requires: in round 0 the highest block our bitcoind shows with
+    /// enough confirmations (within `max_anchor_step`) whose deposits our index can list; from round 1 on,
+    /// the previous anchor and no mints, so a lagging minority of bitcoinds cannot stall the chain.
+    fn next_anchor<S: StateReader>(
+        &self,
+        state: &S,
+        prev: &ledger::BtcAnchor,
+        round: primitives::Round,
+        height: Height,
+    ) -> (ledger::BtcAnchor, Vec<ledger::MintTx>) {
+        let Some(btc) = &self.btc else { return (*prev, Vec::new()) };
         if round.get() > 0 {
-            return *prev;
+            return (*prev, Vec::new());
         }
         let p = self.chain.chain().params();
         let snap = btc.borrow().clone();
-        peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step).map_or(*prev, from_peg)
+        let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
+            return (*prev, Vec::new());
+        };
+        let version = self.registry.borrow().version;
+        crate::pegin::anchor_with_mints(state, &snap, version, prev, &from_peg(wanted), height)
+            .unwrap_or((*prev, Vec::new()))
     }
 
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
@@ -653,6 +690,15 @@ impl Service {
                 "voting nil: cannot confirm the proposed BTC anchor");
             return Some(false);
         }
+        if self.validator_index.is_some() {
+            let snap = self.btc.as_ref().map(|b| b.borrow().clone());
+            let version = self.registry.borrow().version;
+            let state = self.chain.state();
+            if let Err(why) = crate::pegin::check_block_mints(&state, snap.as_ref(), version, &prev_anchor, &fb.block) {
+                warn!(%height, block = %value, reason = %why, "voting nil: the block's peg-in mints do not match our bitcoind");
+                return Some(false);
+            }
+        }
         if fb.block.header.time_ms > now_ms() + self.cfg.max_future_block_ms {
             warn!(%height, block = %value, "proposed block's time is too far in the future");
             return Some(false);
@@ -680,6 +726,13 @@ impl Service {
             Ok(outcome) => {
                 let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
+                let registered = crate::pegin::registrations_in(&fb.block);
+                if !registered.is_empty() {
+                    let chain = self.chain.chain().clone();
+                    self.registry.send_modify(|r| {
+                        std::sync::Arc::make_mut(r).add(&chain, &registered);
+                    });
+                }
                 self.tip_committed_ms = now_ms();
                 if synced {
                     self.synced_blocks += 1;

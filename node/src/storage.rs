@@ -10,12 +10,14 @@
 //! Key layout (all integers big-endian so that byte order is numeric order):
 //! `blocks`: height -> block bytes · `hashes`: block hash -> height · `certs`: height -> certificate bytes ·
 //! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> borsh(Option<value>) ·
-//! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block.
+//! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block ·
+//! `registrations`: account -> height of its first `RegisterDeposit` (the watcher's script list: the state
+//! tree cannot be iterated, so this side index is written in the same batch as the block that registers).
 
 use ledger::jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use ledger::jmt::{KeyHash, OwnedValue, Version};
 use ledger::WriteSet;
-use primitives::{Hash32, Height};
+use primitives::{AccountId, Hash32, Height};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,9 @@ const CF_JMT_VALUES: &str = "jmt_values";
 const CF_META: &str = "meta";
 const CF_WAL: &str = "wal";
 const CF_TXS: &str = "txs";
-const ALL_CFS: [&str; 8] = [CF_BLOCKS, CF_HASHES, CF_CERTS, CF_JMT_NODES, CF_JMT_VALUES, CF_META, CF_WAL, CF_TXS];
+const CF_REGISTRATIONS: &str = "registrations";
+const ALL_CFS: [&str; 9] =
+    [CF_BLOCKS, CF_HASHES, CF_CERTS, CF_JMT_NODES, CF_JMT_VALUES, CF_META, CF_WAL, CF_TXS, CF_REGISTRATIONS];
 
 const META_TIP: &[u8] = b"tip";
 const META_GENESIS: &[u8] = b"genesis_hash";
@@ -77,6 +81,8 @@ pub struct CommitBatch<'a> {
     pub state: &'a WriteSet,
     /// Ids of the block's transactions, in block order (for the transaction index).
     pub txids: &'a [Hash32],
+    /// Accounts whose deposit address the block registers (for the watcher's script list).
+    pub registrations: &'a [AccountId],
 }
 
 /// The node's database.
@@ -167,6 +173,9 @@ impl Store {
             loc[8..].copy_from_slice(&(i as u32).to_be_bytes());
             wb.put_cf(self.cf(CF_TXS), id.as_bytes(), loc);
         }
+        for account in batch.registrations {
+            wb.put_cf(self.cf(CF_REGISTRATIONS), account.0.as_bytes(), h);
+        }
         self.put_state(&mut wb, batch.state);
         wb.put_cf(self.cf(CF_META), META_TIP, h);
         self.db.write_opt(wb, &Self::synced()).map_err(db_err("commit block"))
@@ -179,6 +188,20 @@ impl Store {
         for ((version, key_hash), value) in ws.tree.node_batch.values() {
             wb.put_cf(self.cf(CF_JMT_VALUES), value_key(key_hash, *version), borsh_bytes(value));
         }
+    }
+
+    /// Every account that ever registered a deposit address (live or expired), in key order.
+    pub fn registered_accounts(&self) -> Result<Vec<AccountId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_REGISTRATIONS), IteratorMode::Start) {
+            let (k, _) = item.map_err(db_err("read registrations"))?;
+            let bytes: [u8; 32] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { what: "registration key", reason: format!("{} bytes", k.len()) })?;
+            out.push(AccountId(Hash32(bytes)));
+        }
+        Ok(out)
     }
 
     /// The encoded block at `height`.

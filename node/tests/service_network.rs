@@ -69,6 +69,7 @@ async fn start_node(keys: NodeKeys, g: &Genesis, bootstrap: Vec<net::Multiaddr>)
         max_future_block_ms: 30_000,
         faults: Default::default(),
         bitcoind: None,
+        btc_poll_interval: std::time::Duration::from_millis(200),
     };
     let (svc, handle) = service::start(cfg).await.expect("service starts");
     let (stop, rx) = oneshot::channel::<()>();

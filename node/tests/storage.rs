@@ -44,6 +44,7 @@ fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
             cert: b"certificate",
             state: &outcome.write_set,
             txids: &txids,
+            registrations: &[],
         })
         .expect("commit");
     assert_eq!(store.tx_location(&txids[0]).expect("index"), Some((height, 0)));
@@ -90,6 +91,7 @@ fn a_commit_that_skips_a_height_is_refused_and_changes_nothing() {
             cert: b"y",
             state: &ws,
             txids: &[Hash32([8; 32])],
+            registrations: &[],
         })
         .expect_err("height 5 does not extend tip 1");
     assert!(matches!(err, StoreError::NotNextHeight { got: Height(5), .. }), "{err}");

