@@ -9,9 +9,9 @@
 //! "bitcoind unavailable", so the validator votes nil on anchor moves and says why, and never crashes.
 
 use crate::bitcoin::{BitcoindClient, DepositIndex, IndexedBlock};
-use crate::pegin::Registry;
+use crate::pegin::{PegClaim, Registry};
 use bitcoin::{BlockHash, ScriptBuf};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,6 +31,8 @@ pub struct BtcSnapshot {
     pub registry_version: u64,
     /// Claimed deposits (`claimpegin`) this bitcoind confirmed: in its best chain at or below its tip.
     pub claims: Vec<peg::Deposit>,
+    /// Claims this bitcoind contradicts, with the reason.
+    pub rejected_claims: Vec<(ledger::BtcOutPoint, String)>,
 }
 
 impl peg::BitcoinView for BtcSnapshot {
@@ -50,10 +52,12 @@ pub struct FollowConfig {
     pub anchor: watch::Receiver<u32>,
     /// Registered deposit scripts (from the chain).
     pub registry: watch::Receiver<Arc<Registry>>,
+    /// Pending peg-in claims to verify.
+    pub claims: watch::Receiver<Vec<PegClaim>>,
     /// `Params::max_anchor_step`.
     pub max_step: u32,
-    /// The plain federation script (its outputs are held, not minted).
-    pub federation_script: ScriptBuf,
+    /// The chain (federation wallet, deposit scripts).
+    pub chain: ledger::Chain,
     /// Time between polls.
     pub interval: Duration,
 }
@@ -62,15 +66,18 @@ pub struct FollowConfig {
 /// a snapshot: best height, the hashes the anchor rule needs, and the deposit index above the anchor.
 pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver<BtcSnapshot> {
     let (tx, rx) = watch::channel(BtcSnapshot::default());
-    let FollowConfig { mut anchor, mut registry, max_step, federation_script, interval } = cfg;
+    let FollowConfig { mut anchor, mut registry, mut claims, max_step, chain, interval } = cfg;
+    let federation_script = chain.federation().script_pubkey();
     tokio::spawn(async move {
         let mut was_up = None;
         let start = *anchor.borrow() + 1;
         let mut index = Some(DepositIndex::new(start));
         let mut indexed_version = 0;
+        let mut checked: HashMap<ledger::BtcOutPoint, ClaimCheck> = HashMap::new();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
+            let pending = claims.borrow().clone();
             let c = client.clone();
             let Some(mut idx) = index.take() else { return };
             if reg.version != indexed_version {
@@ -80,18 +87,33 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 indexed_version = reg.version;
             }
             let script = federation_script.clone();
+            let ch = chain.clone();
+            let mut chk = std::mem::take(&mut checked);
             let polled = tokio::task::spawn_blocking(move || {
-                let r = poll(&c, &mut idx, &reg, &script, from, max_step);
-                (idx, r)
+                let r = poll(&c, &mut idx, &reg, &script, from, max_step).and_then(|mut snap| {
+                    check_claims(&c, &ch, &pending, &mut chk)?;
+                    for check in chk.values() {
+                        match check {
+                            ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
+                            ClaimCheck::Rejected(o, why) => snap.rejected_claims.push((*o, why.clone())),
+                        }
+                    }
+                    snap.claims.sort_by_key(|d| d.outpoint);
+                    snap.rejected_claims.sort();
+                    Ok(snap)
+                });
+                (idx, chk, r)
             })
             .await;
             let snap = match polled {
-                Ok((idx, Ok(s))) => {
+                Ok((idx, chk, Ok(s))) => {
                     index = Some(idx);
+                    checked = chk;
                     s
                 }
-                Ok((idx, Err(e))) => {
+                Ok((idx, chk, Err(e))) => {
                     index = Some(idx);
+                    checked = chk;
                     if was_up != Some(false) {
                         warn!(url = client.url(), error = %e, "bitcoind unavailable: voting nil on anchor moves");
                     }
@@ -121,6 +143,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 _ = tokio::time::sleep(interval) => {}
                 _ = anchor.changed() => {}
                 _ = registry.changed() => {}
+                _ = claims.changed() => {}
             }
         }
     });
@@ -163,7 +186,114 @@ fn poll(
         }
     }
     // The best height itself can be far above the window; the rule only needs its number.
-    Ok(BtcSnapshot { best: Some(best), hashes, deposits, registry_version: registry.version, claims: Vec::new() })
+    Ok(BtcSnapshot {
+        best: Some(best),
+        hashes,
+        deposits,
+        registry_version: registry.version,
+        claims: Vec::new(),
+        rejected_claims: Vec::new(),
+    })
+}
+
+/// What our bitcoind says about one claim.
+#[derive(Clone, Debug)]
+enum ClaimCheck {
+    /// The deposit is as claimed, in a best-chain block.
+    Confirmed(peg::Deposit),
+    /// Our bitcoind contradicts it.
+    Rejected(ledger::BtcOutPoint, String),
+}
+
+/// Checks new claims (at most a few per poll), re-checks confirmed ones are still in the best chain, and
+/// forgets claims no longer pending. A transport failure is returned (retried next poll), never a verdict.
+fn check_claims(
+    client: &BitcoindClient,
+    chain: &ledger::Chain,
+    pending: &[PegClaim],
+    checked: &mut HashMap<ledger::BtcOutPoint, ClaimCheck>,
+) -> Result<(), crate::bitcoin::BitcoinError> {
+    checked.retain(|o, _| pending.iter().any(|c| c.outpoint == *o));
+    // A reorg can take a confirmed claim's block out of the best chain: check again.
+    let mut stale = Vec::new();
+    for (o, check) in checked.iter() {
+        if let ClaimCheck::Confirmed(d) = check {
+            match client.block_hash(d.btc_height) {
+                Ok(h) if h == d.btc_block_hash => {}
+                Ok(_) | Err(crate::bitcoin::BitcoinError::NoBlockAtHeight { .. }) => stale.push(*o),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for o in stale {
+        checked.remove(&o);
+    }
+    const NEW_PER_POLL: usize = 16;
+    let new: Vec<&PegClaim> =
+        pending.iter().filter(|c| !checked.contains_key(&c.outpoint)).take(NEW_PER_POLL).collect();
+    for claim in new {
+        let verdict = match check_claim(client, chain, claim)? {
+            Ok(d) => ClaimCheck::Confirmed(d),
+            Err(why) => {
+                info!(outpoint = %format!("{}:{}", display_txid(&claim.outpoint.txid), claim.outpoint.vout),
+                    reason = %why, "peg-in claim rejected by our bitcoind");
+                ClaimCheck::Rejected(claim.outpoint, why)
+            }
+        };
+        checked.insert(claim.outpoint, verdict);
+    }
+    Ok(())
+}
+
+/// One claim against our bitcoind: `Ok(Err(why))` is a verdict, `Err` a failure to ask.
+fn check_claim(
+    client: &BitcoindClient,
+    chain: &ledger::Chain,
+    claim: &PegClaim,
+) -> Result<Result<peg::Deposit, String>, crate::bitcoin::BitcoinError> {
+    use crate::bitcoin::BitcoinError;
+    let hash = display_block_hash(&claim.btc_block);
+    let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
+        Ok(v) => v,
+        Err(BitcoinError::Rpc {
+            source: bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(e)),
+            ..
+        }) if e.code == -5 => return Ok(Err(format!("BTC block {hash} is unknown to our bitcoind"))),
+        Err(e) => return Err(e),
+    };
+    let confirmations = header["confirmations"].as_i64().unwrap_or(-1);
+    let Some(height) = header["height"].as_u64().and_then(|h| u32::try_from(h).ok()) else {
+        return Err(BitcoinError::BadAnswer { method: "getblockheader", detail: "no height".into() });
+    };
+    if confirmations < 1 {
+        return Ok(Err(format!("BTC block {hash} is not in our bitcoind's best chain")));
+    }
+    let block = client.block(&hash)?;
+    let txid = display_txid(&claim.outpoint.txid);
+    let Some((index, tx)) = block.txdata.iter().enumerate().find(|(_, t)| t.compute_txid() == txid) else {
+        return Ok(Err(format!("BTC block {hash} has no transaction {txid}")));
+    };
+    let Some(out) = tx.output.get(claim.outpoint.vout as usize) else {
+        return Ok(Err(format!("transaction {txid} has no output {}", claim.outpoint.vout)));
+    };
+    let Some(expected) = crate::pegin::deposit_script(chain, &claim.recipient) else {
+        return Ok(Err("cannot derive the recipient's deposit script".into()));
+    };
+    if out.script_pubkey != expected {
+        return Ok(Err(format!(
+            "output {txid}:{} does not pay the deposit address of {}",
+            claim.outpoint.vout, claim.recipient
+        )));
+    }
+    Ok(Ok(peg::Deposit {
+        outpoint: bitcoin::OutPoint { txid, vout: claim.outpoint.vout },
+        amount: out.value,
+        script_pubkey: expected,
+        recipient: claim.recipient.0 .0,
+        btc_block_hash: hash,
+        btc_height: height,
+        coinbase: index == 0,
+    }))
 }
 
 /// A txid in internal byte order as Bitcoin Core displays it.

@@ -40,6 +40,27 @@ pub fn registrations_in(block: &Block) -> Vec<AccountId> {
         .collect()
 }
 
+/// Most claims a node keeps pending at once.
+pub const MAX_PENDING_CLAIMS: usize = 1024;
+
+/// `claimpegin`: mint the deposit at `outpoint` in BTC block `btc_block` to `recipient`, for deposits whose
+/// registration was missed or had expired. Anyone may claim (the mint can only go to the recipient the
+/// script is bound to); validators check it against their own bitcoind exactly as a registered deposit.
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct PegClaim {
+    /// The deposit output.
+    pub outpoint: BtcOutPoint,
+    /// The account the deposit address was derived for.
+    pub recipient: AccountId,
+    /// The BTC block holding the deposit (internal byte order).
+    pub btc_block: Hash32,
+}
+
+/// The deposit script bound to `recipient`, or `None` if it cannot be derived (never for a valid genesis).
+pub fn deposit_script(chain: &Chain, recipient: &AccountId) -> Option<ScriptBuf> {
+    deposit_descriptor(chain, recipient).ok().map(|d| d.script_pubkey())
+}
+
 /// Every deposit script ever registered, with its recipient: what the watcher looks for.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
@@ -127,6 +148,28 @@ pub fn required_mints<S: StateReader>(
         }
     }
     Ok(out)
+}
+
+/// Verified claims a block with anchor `anchor` may mint: covered by it, not recorded in `state`, not
+/// already in `mints`.
+pub fn claims_to_mint<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    anchor: &BtcAnchor,
+    mints: &[MintTx],
+) -> Vec<MintTx> {
+    let mut out: Vec<MintTx> = Vec::new();
+    for d in &snap.claims {
+        let m = mint_for(d);
+        let covered = m.btc_block.height < anchor.height
+            || (m.btc_block.height == anchor.height && m.btc_block.hash == anchor.hash);
+        let recorded = state.get_pegin(&m.outpoint).map(|r| r.is_some()).unwrap_or(true);
+        let listed = mints.iter().chain(out.iter()).any(|x| x.outpoint == m.outpoint);
+        if covered && !recorded && !listed {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// Whether the BTC facts `m` asserts are what our bitcoind shows: the deposit is in our index (or a claim

@@ -152,6 +152,8 @@ pub enum Command {
     MempoolTx(Hash32, oneshot::Sender<Option<SignedUserTx>>),
     /// Equivocations seen.
     Evidence(oneshot::Sender<Vec<Equivocation>>),
+    /// Claim a deposit whose registration was missed or expired (and gossip the claim).
+    ClaimPegin(crate::pegin::PegClaim, oneshot::Sender<Result<(), String>>),
 }
 
 /// The running node: send commands, watch status.
@@ -163,9 +165,23 @@ pub struct ServiceHandle {
     chain: Chain,
     net: NetHandle,
     blocks: tokio::sync::broadcast::Sender<ledger::Block>,
+    btc: Option<watch::Receiver<BtcSnapshot>>,
 }
 
 impl ServiceHandle {
+    /// What this validator's bitcoind showed at its last poll (`None` without a bitcoind).
+    pub fn btc_snapshot(&self) -> Option<BtcSnapshot> {
+        self.btc.as_ref().map(|b| b.borrow().clone())
+    }
+
+    /// Submits a peg-in claim: checked against state now (`Err` if the outpoint was already minted), then
+    /// gossiped; validators check it against their bitcoind and a proposer mints it once 2f+1 agree.
+    pub async fn claim_pegin(&self, claim: crate::pegin::PegClaim) -> Result<(), String> {
+        let (done, rx) = oneshot::channel();
+        self.commands.send(Command::ClaimPegin(claim, done)).await.map_err(|_| "node is shutting down".to_string())?;
+        rx.await.map_err(|_| "node is shutting down".to_string())?
+    }
+
     /// Submits a transaction; `Ok(txid)` when the mempool took it.
     pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, String> {
         let (done, rx) = oneshot::channel();
@@ -244,13 +260,15 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let mut registry = crate::pegin::Registry::default();
     registry.add(chain.chain(), &chain.store().registered_accounts()?);
     let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
+    let (claims, claims_rx) = watch::channel(Vec::new());
     let btc = match (&cfg.bitcoind, validator_index) {
         (Some(client), Some(_)) => {
             let follow = crate::btc_follow::FollowConfig {
                 anchor: anchor_rx,
                 registry: registry_rx,
+                claims: claims_rx,
                 max_step: chain.chain().params().max_anchor_step,
-                federation_script: chain.chain().federation().script_pubkey(),
+                chain: chain.chain().clone(),
                 interval: cfg.btc_poll_interval,
             };
             Some(crate::btc_follow::follow(client.clone(), follow))
@@ -293,6 +311,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         btc,
         anchor_height,
         registry,
+        claims,
     };
     service.publish_status();
     let handle = ServiceHandle {
@@ -302,6 +321,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         chain: service.chain.chain().clone(),
         net: started.handle,
         blocks: blocks_tx,
+        btc: service.btc.clone(),
     };
     Ok((service, handle))
 }
@@ -350,6 +370,8 @@ pub struct Service {
     anchor_height: watch::Sender<u32>,
     /// Every registered deposit script, for the follower's deposit index.
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
+    /// Pending peg-in claims (not minted yet), for the follower to verify.
+    claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
 }
 
 fn now_ms() -> u64 {
@@ -656,11 +678,15 @@ impl Service {
         let p = self.chain.chain().params();
         let snap = btc.borrow().clone();
         let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
-            return (*prev, Vec::new());
+            return (*prev, crate::pegin::claims_to_mint(state, &snap, prev, &[]));
         };
         let version = self.registry.borrow().version;
-        crate::pegin::anchor_with_mints(state, &snap, version, prev, &from_peg(wanted), height)
-            .unwrap_or((*prev, Vec::new()))
+        let (anchor, mut mints) =
+            crate::pegin::anchor_with_mints(state, &snap, version, prev, &from_peg(wanted), height)
+                .unwrap_or((*prev, Vec::new()));
+        let claims = crate::pegin::claims_to_mint(state, &snap, &anchor, &mints);
+        mints.extend(claims);
+        (anchor, mints)
     }
 
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
@@ -726,6 +752,12 @@ impl Service {
             Ok(outcome) => {
                 let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
+                let state = self.chain.state();
+                self.claims.send_if_modified(|claims| {
+                    let before = claims.len();
+                    claims.retain(|c| matches!(state.get_pegin(&c.outpoint), Ok(None)));
+                    claims.len() != before
+                });
                 let registered = crate::pegin::registrations_in(&fb.block);
                 if !registered.is_empty() {
                     let chain = self.chain.chain().clone();
@@ -809,8 +841,42 @@ impl Service {
             Command::Evidence(done) => {
                 let _ = done.send(self.evidence.clone());
             }
+            Command::ClaimPegin(claim, done) => {
+                let res = self.add_claim(claim.clone());
+                if res.is_ok() {
+                    self.spawn_publish(TOPIC_TXS, Gossip::Claim(claim));
+                }
+                let _ = done.send(res);
+            }
         }
         Ok(())
+    }
+
+    /// Keeps a claim for the follower to verify and proposers to mint; refused when already minted, already
+    /// pending, or when too many are pending.
+    fn add_claim(&mut self, claim: crate::pegin::PegClaim) -> Result<(), String> {
+        if let Some(rec) = self.chain.state().get_pegin(&claim.outpoint).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "deposit {}:{} was already minted at height {}",
+                crate::btc_follow::display_txid(&claim.outpoint.txid),
+                claim.outpoint.vout,
+                rec.minted_at
+            ));
+        }
+        let mut added = Ok(());
+        self.claims.send_if_modified(|claims| {
+            if claims.iter().any(|c| c.outpoint == claim.outpoint) {
+                added = Err("a claim for this deposit is already pending".to_string());
+                false
+            } else if claims.len() >= crate::pegin::MAX_PENDING_CLAIMS {
+                added = Err(format!("{} claims pending; try again later", claims.len()));
+                false
+            } else {
+                claims.push(claim);
+                true
+            }
+        });
+        added
     }
 
     fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
@@ -871,6 +937,11 @@ impl Service {
                 if height > self.chain.tip() {
                     self.start_sync(source);
                 }
+                Ok(())
+            }
+            Gossip::Claim(claim) => {
+                let verdict = if self.add_claim(claim).is_ok() { Verdict::Accept } else { Verdict::Ignore };
+                self.verdict(msg_id, source, verdict);
                 Ok(())
             }
             Gossip::Tx(tx) => {

@@ -50,6 +50,8 @@ pub enum Gossip {
         /// The sender's tip.
         height: Height,
     },
+    /// A peg-in claim (`claimpegin`): validators check it against their bitcoind.
+    Claim(crate::pegin::PegClaim),
 }
 
 /// A request to one peer.
