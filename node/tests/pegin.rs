@@ -1,12 +1,14 @@
 //! Peg-in end to end with real bitcoinds (one per validator, connected as a regtest network) and real
 //! sidechaind processes: a user registers a deposit address, pays it from a Rust-built BTC transaction,
 //! and is minted exactly `deposit - peg-in fee` once the deposit has N confirmations, on every node; with
-//! N-1 nothing is minted; a proposer that leaves the mint out is voted down and the next proposer mints it.
+//! N-1 nothing is minted; a proposer that leaves the mint out is voted down and the next proposer mints it;
+//! a reorg below N drops the deposit and its re-mining mints it once, also across kill -9 of every validator.
 
 use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
 use primitives::{AccountId, Keypair};
 use rpc::client::SidechainApiClient;
+use rpc::types::{BlockTxs, GetBlockResult, TxKindInfo};
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::{broadcast, BtcWallet};
 use testnet::federation::{Federation, FederationConfig};
@@ -124,4 +126,154 @@ async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }
+}
+
+/// Pays `amount` from `utxo` to `recipient`'s deposit address (not mined); returns the transaction.
+async fn pay_deposit(
+    fed: &Federation,
+    wallet: &BtcWallet,
+    utxo: &testnet::btc_wallet::Utxo,
+    recipient: AccountId,
+    amount: Amount,
+) -> bitcoin::Transaction {
+    let c = fed.nodes[0].client().expect("client");
+    let addr = c.get_pegin_address(recipient).await.expect("address");
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = addr.address.parse().expect("address");
+    let tx = wallet.pay(utxo, address.assume_checked().script_pubkey(), amount, Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &tx).expect("broadcast");
+    tx
+}
+
+/// Waits until `who` holds exactly `want` on node 0 (bounded), then checks it stays so on every node.
+async fn wait_balance(fed: &Federation, who: AccountId, want: Amount, bound: Duration) -> u64 {
+    let deadline = Instant::now() + bound;
+    loop {
+        let b = balance(fed, 0, who).await;
+        if b == want {
+            break;
+        }
+        assert!(b < want, "balance {b} above the expected {want}: minted twice?");
+        assert!(Instant::now() < deadline, "balance {b}, want {want}: {}", fed.nodes[0].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fed.nodes[0].height().await.expect("height")
+}
+
+/// Every mint in blocks `from..=to` of node 0: (height, proposer, outpoint).
+async fn mints_between(fed: &Federation, from: u64, to: u64) -> Vec<(u64, u16, bitcoin::OutPoint)> {
+    let c = fed.nodes[0].client().expect("client");
+    let mut out = Vec::new();
+    for h in from..=to {
+        let block = c.get_block(rpc::api::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
+        let GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
+        if let BlockTxs::Full(txs) = &b.tx {
+            for t in txs {
+                if let TxKindInfo::Mint { btc_outpoint, .. } = &t.kind {
+                    out.push((h, b.proposer.0, *btc_outpoint));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposer_that_leaves_a_mint_out_is_voted_down_and_an_honest_one_mints() {
+    // Validators 0, 1 and 2 advance the anchor without its mints; only validator 3 proposes honestly.
+    let omit = "[fault]\nomit_mints = true\n".to_string();
+    let mut fed = start(vec![(0, omit.clone()), (1, omit.clone()), (2, omit)]);
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let (wallet, utxo) = funded_wallet(&fed, 4).await;
+    let user = Keypair::from_secret([8; 32]);
+    let recipient = user.public().account_id();
+    register(&fed, &user).await;
+    let from = fed.nodes[0].height().await.expect("height");
+    let deposit = Amount::from_sat(500_000);
+    let tx = pay_deposit(&fed, &wallet, &utxo, recipient, deposit).await;
+    mine(&fed, N);
+    let minted_at = wait_balance(&fed, recipient, deposit - Amount::from_sat(264), Duration::from_secs(120)).await;
+    let mints = mints_between(&fed, from, minted_at).await;
+    assert_eq!(mints.len(), 1, "exactly one mint: {mints:?}");
+    assert_eq!(mints[0].2, bitcoin::OutPoint { txid: tx.compute_txid(), vout: 0 });
+    assert_eq!(mints[0].1, 3, "only the honest proposer's anchor move can carry the mint");
+    let rejected = (0..4).any(|i| fed.nodes[i].process.log_tail(2000).contains("leaves out the deposit"));
+    println!("a validator logged the rejection of a block without its mint: {rejected}");
+    for n in &mut fed.nodes {
+        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_below_n_drops_the_deposit_and_remining_mints_it_once_across_restarts() {
+    let mut fed = start(Vec::new());
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let (wallet, utxo) = funded_wallet(&fed, 5).await;
+    let user = Keypair::from_secret([9; 32]);
+    let recipient = user.public().account_id();
+    register(&fed, &user).await;
+    let deposit = Amount::from_sat(700_000);
+    let tx = pay_deposit(&fed, &wallet, &utxo, recipient, deposit).await;
+    let d = mine(&fed, 1);
+    let tip = mine(&fed, N - 3); // N-2 confirmations
+    let btc0 = &fed.bitcoinds[0];
+    let d_hash: String = btc0.call("getblockhash", &[serde_json::json!(d)]).expect("hash");
+
+    // Reorg the deposit out: a longer branch of empty blocks from d-1 (the tx stays in mempools only).
+    btc0.call::<serde_json::Value>("invalidateblock", &[serde_json::json!(d_hash)]).expect("invalidate");
+    let burn = BtcWallet::from_seed(99).address().to_string();
+    for _ in 0..(tip - d + 3) {
+        btc0.call::<serde_json::Value>("generateblock", &[serde_json::json!(burn), serde_json::json!([])])
+            .expect("empty block");
+    }
+    let new_tip = btc0.height().expect("height");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(new_tip, Duration::from_secs(30)).expect("all follow the longer branch");
+    }
+    // Well past N on the new branch: the anchor covers height d, and nothing was minted.
+    mine_empty(&fed, N);
+    let t = btc0.height().expect("height");
+    wait_anchor(&fed, t - (N - 1), Duration::from_secs(60)).await;
+    assert_eq!(balance(&fed, 0, recipient).await, Amount::ZERO, "a reorged-out deposit was minted");
+
+    // kill -9 every validator and restart them: registrations come back from disk.
+    for i in 0..4 {
+        fed.nodes[i].process.kill9();
+    }
+    for i in 0..4 {
+        fed.nodes[i].process.restart().expect("restart");
+    }
+    let h = fed.nodes[4].height().await.expect("height");
+    fed.wait_height(&[0, 1, 2, 3], h + 2, Duration::from_secs(90)).await.expect("blocks after restart");
+
+    // The same deposit re-mined in the new chain: minted once.
+    let raw = bitcoin::consensus::encode::serialize_hex(&tx);
+    btc0.call::<serde_json::Value>("generateblock", &[serde_json::json!(burn), serde_json::json!([raw])])
+        .expect("re-mine the deposit");
+    mine_empty(&fed, N - 1);
+    let from = fed.nodes[0].height().await.expect("height");
+    let minted_at = wait_balance(&fed, recipient, deposit - Amount::from_sat(264), Duration::from_secs(120)).await;
+    let tip = mine(&fed, 12);
+    wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
+    let later = fed.nodes[0].height().await.expect("height");
+    assert_eq!(balance(&fed, 0, recipient).await, deposit - Amount::from_sat(264), "minted twice");
+    assert_eq!(mints_between(&fed, from, later).await.len(), 1);
+    assert!(minted_at <= later);
+    for n in &mut fed.nodes {
+        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
+
+/// Mines `n` empty blocks on bitcoind 0 (mempool transactions stay unconfirmed) and waits for all bitcoinds.
+fn mine_empty(fed: &Federation, n: u64) -> u64 {
+    let burn = BtcWallet::from_seed(99).address().to_string();
+    for _ in 0..n {
+        fed.bitcoinds[0]
+            .call::<serde_json::Value>("generateblock", &[serde_json::json!(burn), serde_json::json!([])])
+            .expect("empty block");
+    }
+    let h = fed.bitcoinds[0].height().expect("height");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
+    }
+    h
 }
