@@ -29,6 +29,23 @@ pub struct Metrics {
     blocks_committed: Counter,
     rounds_per_height: Histogram,
     finality_seconds: Histogram,
+    peg: PegGauges,
+}
+
+/// Peg gauges, in satoshis where they are amounts.
+#[derive(Default)]
+struct PegGauges {
+    btc_held: Gauge,
+    supply: Gauge,
+    minted: Gauge,
+    pegin_fees: Gauge,
+    below_minimum: Gauge,
+    deposits: Gauge,
+    deposits_seen: Gauge,
+    claims_pending: Gauge,
+    anchor_height: Gauge,
+    bitcoind_best: Gauge,
+    bitcoind_lag: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,8 +68,25 @@ impl Metrics {
             blocks_committed: Counter::default(),
             rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0]),
             finality_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            peg: PegGauges::default(),
             registry: Registry::default(),
         };
+        let p = &m.peg;
+        for (name, help, g) in [
+            ("peg_btc_held_sats", "Value of the federation's BTC outputs as of the anchor", &p.btc_held),
+            ("peg_supply_sats", "Sum of all sidechain balances, fee pool included", &p.supply),
+            ("peg_minted_sats", "Credited to recipients by peg-in mints", &p.minted),
+            ("peg_pegin_fees_sats", "Peg-in fees credited to the fee pool", &p.pegin_fees),
+            ("peg_below_minimum_sats", "Deposits held but not minted (below the minimum)", &p.below_minimum),
+            ("pegin_deposits", "Deposit outpoints recorded in state (minted or below the minimum)", &p.deposits),
+            ("pegin_seen", "Deposits our bitcoind shows above the anchor, not minted yet", &p.deposits_seen),
+            ("pegin_claims_pending", "Peg-in claims waiting to be minted", &p.claims_pending),
+            ("btc_anchor_height", "BTC anchor height at the tip", &p.anchor_height),
+            ("bitcoind_best_height", "Our bitcoind's best height (0 when unreachable or none)", &p.bitcoind_best),
+            ("bitcoind_lag_blocks", "Our bitcoind's best height minus the anchor", &p.bitcoind_lag),
+        ] {
+            registry.register(name, help, g.clone());
+        }
         registry.register("height", "Committed tip height", m.height.clone());
         registry.register("round", "Round of the height being decided", m.round.clone());
         registry.register("mempool_transactions", "Transactions in the mempool", m.mempool_txs.clone());
@@ -76,6 +110,19 @@ impl Metrics {
         self.mempool_txs.set(new.mempool_txs as i64);
         self.peers.set(new.peers as i64);
         self.evidence.set(new.evidence as i64);
+        let (p, t) = (&self.peg, &new.peg.totals);
+        let sats = |a: bitcoin::Amount| i64::try_from(a.to_sat()).unwrap_or(i64::MAX);
+        p.btc_held.set(sats(t.btc_held));
+        p.supply.set(sats(t.supply));
+        p.minted.set(sats(t.minted));
+        p.pegin_fees.set(sats(t.pegin_fees));
+        p.below_minimum.set(sats(t.below_minimum));
+        p.deposits.set(i64::try_from(t.deposits).unwrap_or(i64::MAX));
+        p.deposits_seen.set(new.peg.deposits_seen as i64);
+        p.claims_pending.set(new.peg.claims_pending as i64);
+        p.anchor_height.set(i64::from(new.peg.anchor_height));
+        p.bitcoind_best.set(new.peg.bitcoind_best.map_or(0, i64::from));
+        p.bitcoind_lag.set(new.peg.bitcoind_best.map_or(0, |b| i64::from(b) - i64::from(new.peg.anchor_height)));
         if new.height > old.height {
             self.blocks_committed.inc_by(new.height.get() - old.height.get());
             self.blocks_synced.inc_by(new.synced_blocks.saturating_sub(old.synced_blocks));

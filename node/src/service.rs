@@ -138,6 +138,23 @@ pub struct NodeStatus {
     pub locked: Option<(u32, Hash32)>,
     /// The tip each connected peer last announced, by peer id.
     pub peer_heights: BTreeMap<String, Height>,
+    /// The peg at the tip, and what our bitcoind shows.
+    pub peg: PegSummary,
+}
+
+/// The peg at a glance (metrics, RPC, dashboard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PegSummary {
+    /// Totals in state at the tip.
+    pub totals: ledger::PegTotals,
+    /// The tip's BTC anchor height.
+    pub anchor_height: u32,
+    /// Our bitcoind's best height (validators with a reachable bitcoind).
+    pub bitcoind_best: Option<u32>,
+    /// Deposits our bitcoind shows above the anchor, not minted yet.
+    pub deposits_seen: usize,
+    /// Claims pending here.
+    pub claims_pending: usize,
 }
 
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).
@@ -444,12 +461,31 @@ impl Service {
             step: format!("{:?}", self.core.step()).to_lowercase(),
             locked: self.core.locked().map(|rv| (rv.round.get(), rv.value)),
             peer_heights: self.peer_heights.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
+            peg: self.peg_summary(),
         };
         self.status.send_if_modified(|old| {
             let changed = *old != s;
             *old = s;
             changed
         });
+    }
+
+    fn peg_summary(&self) -> PegSummary {
+        let state = self.chain.state();
+        let snap = self.btc.as_ref().map(|b| b.borrow().clone());
+        PegSummary {
+            totals: state.peg_totals().unwrap_or_default(),
+            anchor_height: state.chain_meta().ok().flatten().map_or(0, |m| m.btc_anchor.height.get()),
+            bitcoind_best: snap.as_ref().and_then(|s| s.best),
+            deposits_seen: snap.as_ref().map_or(0, |s| {
+                s.deposits
+                    .values()
+                    .flat_map(|b| b.scan.deposits.iter())
+                    .filter(|d| matches!(state.get_pegin(&crate::pegin::mint_for(d).outpoint), Ok(None)))
+                    .count()
+            }),
+            claims_pending: self.claims.borrow().len(),
+        }
     }
 
     /// Starts consensus at the height after the tip, restoring what the WAL holds for it.

@@ -119,12 +119,38 @@ async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
         fed.wait_height(&[node], minted_at, Duration::from_secs(60)).await.expect("all nodes reach it");
         assert_eq!(balance(&fed, node, recipient).await, deposit - fee, "node {node}");
     }
+    // Conservation, as the full node's metrics show it and as bitcoind's UTXO set shows it: BTC held is
+    // the deposit; supply (no genesis balances here) is minted + fee, which is the deposit.
+    let held = wait_metric(&fed, 4, "sidechain_peg_btc_held_sats", deposit.to_sat() as f64).await;
+    assert_eq!(held, deposit.to_sat() as f64);
+    assert_eq!(fed.nodes[4].metric("sidechain_peg_supply_sats").unwrap(), Some(deposit.to_sat() as f64));
+    assert_eq!(fed.nodes[4].metric("sidechain_peg_minted_sats").unwrap(), Some((deposit - fee).to_sat() as f64));
+    assert_eq!(fed.nodes[4].metric("sidechain_peg_pegin_fees_sats").unwrap(), Some(fee.to_sat() as f64));
+    assert_eq!(fed.nodes[4].metric("sidechain_pegin_deposits").unwrap(), Some(1.0));
+    let desc = format!("raw({})", addr.script_pubkey);
+    let scan: serde_json::Value = fed.bitcoinds[1]
+        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
+        .expect("scantxoutset");
+    let on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
+    assert_eq!(on_chain, deposit, "federation UTXOs in state match bitcoind's UTXO set");
     // Later anchor moves never mint it again.
     let tip = mine(&fed, 8);
     wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
     assert_eq!(balance(&fed, 4, recipient).await, deposit - fee);
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
+
+/// Waits (bounded) until node `i`'s metric `name` equals `want`; returns the last value read.
+async fn wait_metric(fed: &Federation, i: usize, name: &str, want: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = fed.nodes[i].metric(name).expect("metrics").unwrap_or(f64::NAN);
+        if v == want || Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
