@@ -27,6 +27,16 @@ pub struct Config {
     pub max_round_lookahead: u32,
     /// At most this many messages for the next height are buffered.
     pub max_buffered_next_height: usize,
+    /// Read by the host, not the core: in round 0 a proposer with nothing to put in a block (no
+    /// transactions, no peg work) waits up to this long after the last commit before proposing an empty
+    /// block (Tendermint's `create_empty_blocks_interval`), so an idle chain does not write empty blocks
+    /// as fast as it can. Must stay well under `propose_ms`, or the others time out waiting.
+    #[serde(default = "default_empty_block_interval_ms")]
+    pub empty_block_interval_ms: u64,
+}
+
+fn default_empty_block_interval_ms() -> u64 {
+    1000
 }
 
 impl Default for Config {
@@ -40,6 +50,7 @@ impl Default for Config {
             precommit_delta_ms: 500,
             max_round_lookahead: 1024,
             max_buffered_next_height: 4096,
+            empty_block_interval_ms: default_empty_block_interval_ms(),
         }
     }
 }

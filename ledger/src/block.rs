@@ -13,7 +13,21 @@ use serde::{Deserialize, Serialize};
 pub const BLOCK_TAG: &str = "sidechain/block";
 
 /// A Bitcoin block the sidechain has agreed on: peg facts are taken up to it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
 pub struct BtcAnchor {
     /// Its height in the Bitcoin chain.
     pub height: BtcHeight,

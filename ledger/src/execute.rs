@@ -9,6 +9,7 @@
 
 use crate::block::{Block, BlockHeader, BtcAnchor};
 use crate::genesis::Chain;
+use crate::halt::{peg_halt, PegHalt};
 use crate::state::{
     build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
 };
@@ -143,6 +144,42 @@ pub enum TxError {
     /// A peg total would exceed 21 million BTC.
     #[error("peg totals would exceed 21 million btc")]
     PegTotalOverflow,
+    /// A mint while peg operations are halted.
+    #[error("peg operations are halted (a Bitcoin reorg removed the anchor); nothing is minted until ResumePeg")]
+    PegHalted,
+    /// A validator transaction from outside the validator set.
+    #[error("validator {validator} does not exist ({validators} validators)")]
+    UnknownValidator {
+        /// The named signer.
+        validator: ValidatorIndex,
+        /// Size of the set.
+        validators: usize,
+    },
+    /// A validator transaction made for another height.
+    #[error("validator transaction for height {tx_height} in block {block}")]
+    ValidatorTxWrongHeight {
+        /// Its height.
+        tx_height: Height,
+        /// The block's.
+        block: Height,
+    },
+    /// A reorg report about another anchor than the one in force.
+    #[error("reorg report about anchor {} but the anchor in force is {}", reported.height, in_force.height)]
+    ReportNotForAnchorInForce {
+        /// What it reports.
+        reported: BtcAnchor,
+        /// The anchor in force.
+        in_force: BtcAnchor,
+    },
+    /// The validator already reported (or voted to resume).
+    #[error("validator {validator} already said so")]
+    AlreadyVoted {
+        /// The validator.
+        validator: ValidatorIndex,
+    },
+    /// A resume vote while the peg runs.
+    #[error("the peg is not halted")]
+    PegNotHalted,
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
@@ -266,6 +303,22 @@ pub enum BlockError {
     /// The state could not be read or written (not a verdict on the block).
     #[error(transparent)]
     State(#[from] StateError),
+    /// The anchor moved while peg operations are halted.
+    #[error("peg operations are halted: the anchor must stay at {} (got {})", kept.height, got.height)]
+    AnchorWhileHalted {
+        /// The anchor in force.
+        kept: BtcAnchor,
+        /// The header's.
+        got: BtcAnchor,
+    },
+    /// The block after a resume does not take the agreed anchor.
+    #[error("the peg resumes from anchor {} but the header says {}", agreed.height, got.height)]
+    ResumeAnchorMismatch {
+        /// What 2f+1 validators agreed.
+        agreed: BtcAnchor,
+        /// The header's.
+        got: BtcAnchor,
+    },
 }
 
 impl BlockError {
@@ -442,14 +495,32 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
             Tx::Evidence(_) => None,
             // Unsigned: a BTC fact the proposer asserts and validators check against bitcoind.
             Tx::Mint(_) => None,
+            // An unknown signer is refused by execution (`UnknownValidator`).
+            Tx::Validator(v) => chain
+                .genesis()
+                .validators
+                .get(v.tx.validator.as_usize())
+                .map(|g| (g.consensus_key, v.tx.signing_bytes(chain.genesis_hash()), v.signature)),
         })
         .collect();
     if verify_batch(&items).is_ok() {
         return Ok(());
     }
     for (index, t) in txs.iter().enumerate() {
-        let Tx::User(s) = t else { continue };
-        if let Err(source) = s.verify_signature(chain.genesis_hash()) {
+        let checked = match t {
+            Tx::User(s) => s.verify_signature(chain.genesis_hash()),
+            Tx::Validator(v) => match chain.genesis().validators.get(v.tx.validator.as_usize()) {
+                Some(g) => g.consensus_key.verify(
+                    primitives::SignDomain::ValidatorTx,
+                    chain.genesis_hash(),
+                    &canonical_bytes(&v.tx),
+                    &v.signature,
+                ),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        if let Err(source) = checked {
             return Err(BlockError::BadSignature { index, txid: t.txid(), source });
         }
     }
@@ -475,10 +546,13 @@ pub struct BlockTemplate {
     pub last_commit_hash: Hash32,
 }
 
-/// Checks the header against the previous state's chain meta and the parameters; returns the new meta.
+/// Checks the header against the previous state's chain meta, peg halt and the parameters; returns the new
+/// meta.
+#[allow(clippy::too_many_arguments)]
 fn check_header(
     chain: &Chain,
     prev: &ChainMeta,
+    halt: &PegHalt,
     genesis_hash: &Hash32,
     height: Height,
     time_ms: u64,
@@ -499,6 +573,15 @@ fn check_header(
     if proposer.as_usize() >= validators {
         return Err(BlockError::UnknownProposer { proposer, validators });
     }
+    if let Some(agreed) = halt.resume_to {
+        if *anchor != agreed {
+            return Err(BlockError::ResumeAnchorMismatch { agreed, got: *anchor });
+        }
+        return Ok(ChainMeta { height, time_ms, btc_anchor: *anchor });
+    }
+    if halt.is_halted() && *anchor != prev.btc_anchor {
+        return Err(BlockError::AnchorWhileHalted { kept: prev.btc_anchor, got: *anchor });
+    }
     let (p, g) = (prev.btc_anchor.height, anchor.height);
     if g < p {
         return Err(BlockError::AnchorBackwards { prev: p, got: g });
@@ -513,22 +596,25 @@ fn check_header(
     Ok(ChainMeta { height, time_ms, btc_anchor: *anchor })
 }
 
-fn previous_meta<R: TreeReader>(store: &R, height: Height) -> Result<ChainMeta, BlockError> {
+fn previous_meta<R: TreeReader>(store: &R, height: Height) -> Result<(ChainMeta, PegHalt), BlockError> {
     let Some(prev_height) = height.prev() else {
         return Err(BlockError::WrongHeight { expected: Height(1), got: height });
     };
-    Snapshot::new(store, prev_height.get()).chain_meta()?.ok_or_else(|| {
+    let snap = Snapshot::new(store, prev_height.get());
+    let meta = snap.chain_meta()?.ok_or_else(|| {
         BlockError::State(StateError::MissingVersion {
             version: prev_height.get(),
             reason: "no chain meta: genesis state not written".into(),
         })
-    })
+    })?;
+    Ok((meta, peg_halt(&snap)?))
 }
 
 /// Limits, signatures, then every transaction in order; returns the outcome at version `meta.height`.
 fn run_txs<R: TreeReader>(
     chain: &Chain,
     store: &R,
+    prev_anchor: &BtcAnchor,
     meta: ChainMeta,
     txs: &[Tx],
 ) -> Result<ExecutionOutcome, BlockError> {
@@ -544,12 +630,18 @@ fn run_txs<R: TreeReader>(
     let version = meta.height.get();
     let prev = Snapshot::new(store, version.saturating_sub(1));
     let mut overlay = Overlay::new(&prev);
+    let halt = peg_halt(&prev)?;
+    if halt.resume_to.is_some() {
+        // This block took the agreed anchor: the resume is complete.
+        overlay.writes.insert(StateKey::PegHalt, canonical_bytes(&PegHalt { resume_to: None, ..halt }));
+    }
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, t) in txs.iter().enumerate() {
         let applied = match t {
             Tx::User(s) => overlay.apply_user_tx(chain, s),
             Tx::Evidence(e) => overlay.apply_evidence(chain, e, meta.height),
             Tx::Mint(m) => overlay.apply_mint(chain, m, &meta),
+            Tx::Validator(v) => overlay.apply_validator_tx(chain, v, &meta, prev_anchor),
         };
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
@@ -572,13 +664,13 @@ pub fn txs_encoded_len(txs: &[Tx]) -> usize {
 /// On success the caller persists `outcome.write_set` atomically with the block.
 pub fn execute_block<R: TreeReader>(chain: &Chain, store: &R, block: &Block) -> Result<ExecutionOutcome, BlockError> {
     let h = &block.header;
-    let prev = previous_meta(store, h.height)?;
-    let meta = check_header(chain, &prev, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
+    let (prev, halt) = previous_meta(store, h.height)?;
+    let meta = check_header(chain, &prev, &halt, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
     let computed = block.compute_tx_root();
     if computed != h.tx_root {
         return Err(BlockError::TxRootMismatch { header: h.tx_root, computed });
     }
-    let outcome = run_txs(chain, store, meta, &block.txs)?;
+    let outcome = run_txs(chain, store, &prev.btc_anchor, meta, &block.txs)?;
     if outcome.state_root != h.state_root {
         return Err(BlockError::StateRootMismatch { header: h.state_root, computed: outcome.state_root });
     }
@@ -593,17 +685,18 @@ pub fn build_block<R: TreeReader>(
     template: BlockTemplate,
     txs: Vec<Tx>,
 ) -> Result<(Block, ExecutionOutcome), BlockError> {
-    let prev = previous_meta(store, template.height)?;
+    let (prev, halt) = previous_meta(store, template.height)?;
     let meta = check_header(
         chain,
         &prev,
+        &halt,
         chain.genesis_hash(),
         template.height,
         template.time_ms,
         template.proposer,
         &template.btc_anchor,
     )?;
-    let outcome = run_txs(chain, store, meta, &txs)?;
+    let outcome = run_txs(chain, store, &prev.btc_anchor, meta, &txs)?;
     let ids: Vec<Hash32> = txs.iter().map(Tx::txid).collect();
     let header = BlockHeader {
         genesis_hash: *chain.genesis_hash(),

@@ -16,6 +16,7 @@ pub mod block;
 pub mod codec;
 pub mod execute;
 pub mod genesis;
+pub mod halt;
 pub mod pegin;
 pub mod select;
 pub mod state;
@@ -28,13 +29,17 @@ pub use execute::{
     ExecutionOutcome, Overlay, Receipt, TxError,
 };
 pub use genesis::{Chain, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
+pub use halt::{peg_halt, PegHalt};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use select::{select_txs, Selection};
 pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
     WriteSet,
 };
-pub use tx::{tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, SignedUserTx, Tx, UserTx, UserTxKind};
+pub use tx::{
+    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, SignedUserTx, SignedValidatorTx, Tx, UserTx, UserTxKind,
+    ValidatorTx, ValidatorTxKind,
+};
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.
 pub use jmt;

@@ -152,6 +152,9 @@ impl<S: StateReader> Overlay<'_, S> {
     /// fee pool) unless it is below the minimum, adds the output to the federation's UTXOs, renews the
     /// recipient's registration. `meta` is the chain meta of the block being executed (its anchor).
     pub(crate) fn apply_mint(&mut self, chain: &Chain, mint: &MintTx, meta: &ChainMeta) -> Result<Receipt, TxError> {
+        if crate::halt::peg_halt(self)?.is_halted() {
+            return Err(TxError::PegHalted);
+        }
         let anchor = meta.btc_anchor;
         let genesis_anchor = chain.genesis().btc_anchor;
         if mint.btc_block.height <= genesis_anchor.height {

@@ -64,7 +64,7 @@ pub struct ChainMeta {
 ///
 /// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
-/// `6` peg totals. Later tags: burns and batches, fee-rate votes, peg halt reports.
+/// `6` peg totals, `7` the peg halt. Later tags: burns and batches, fee-rate votes, peg halt reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -88,6 +88,8 @@ pub enum StateKey {
     FederationUtxo(BtcOutPoint),
     /// Tag 6: the single [`PegTotals`](crate::pegin::PegTotals) value.
     PegTotals,
+    /// Tag 7: the single [`PegHalt`](crate::halt::PegHalt) value.
+    PegHalt,
 }
 
 impl StateKey {

@@ -66,20 +66,81 @@ pub struct SignedUserTx {
 }
 
 /// A transaction as it appears in a block. The borsh tag is the position below.
-///
-/// Reserved tags (not implemented yet):
-/// - `1`: `Validator(SignedValidatorTx)`: fee-rate votes, peg-out signature shares, `ResumePeg`
-///   (signed in `SignDomain::ValidatorTx`, ids under their own tag `sidechain/validator-txid`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[borsh(use_discriminant = true)]
 #[repr(u8)]
 pub enum Tx {
     /// Tag 0: a user transaction.
     User(SignedUserTx) = 0,
+    /// Tag 1: a transaction signed by one validator's consensus key.
+    Validator(SignedValidatorTx) = 1,
     /// Tag 2: proof that a validator signed two conflicting consensus messages, recorded in state once.
     Evidence(EvidenceTx) = 2,
     /// Tag 3: a BTC deposit to the federation, minted to its recipient (a proposer-asserted BTC fact).
     Mint(MintTx) = 3,
+}
+
+/// Tag of a validator transaction's id.
+pub const VALIDATOR_TXID_TAG: &str = "sidechain/validator-txid";
+
+/// A transaction by one validator, signed with its consensus key in `SignDomain::ValidatorTx`. It is valid
+/// only in the block at `height`, so it can never be replayed: a validator puts its own into the blocks it
+/// proposes.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ValidatorTx {
+    /// The signer.
+    pub validator: ValidatorIndex,
+    /// The only block height it may appear at.
+    pub height: Height,
+    /// What it says.
+    pub kind: ValidatorTxKind,
+}
+
+/// What a validator says. The borsh tag is the position below; future kinds (fee-rate votes, peg-out
+/// signature shares) are appended.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub enum ValidatorTxKind {
+    /// Tag 0: "my bitcoind no longer has `anchor` (the anchor in force) in its best chain": a reorg deeper
+    /// than N. With f+1 reports for the anchor in force, peg operations halt.
+    ReportReorg {
+        /// The anchor in force when reporting.
+        anchor: crate::block::BtcAnchor,
+    },
+    /// Tag 1: "resume the peg from `anchor`". With 2f+1 of them for one anchor while halted, the peg resumes
+    /// and the next block's anchor is `anchor` (which may be on another branch than the old one).
+    ResumePeg {
+        /// The anchor to resume from.
+        anchor: crate::block::BtcAnchor,
+    },
+}
+
+/// A validator transaction with its signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedValidatorTx {
+    /// The transaction.
+    pub tx: ValidatorTx,
+    /// By the consensus key of `tx.validator`.
+    pub signature: Signature,
+}
+
+impl ValidatorTx {
+    /// The exact bytes the signature covers.
+    pub fn signing_bytes(&self, genesis_hash: &Hash32) -> Vec<u8> {
+        signing_bytes(SignDomain::ValidatorTx, genesis_hash, &canonical_bytes(self))
+    }
+
+    /// Signs with `key` (the caller makes sure it is `validator`'s consensus key).
+    pub fn sign(self, key: &Keypair, genesis_hash: &Hash32) -> SignedValidatorTx {
+        let signature = key.sign(SignDomain::ValidatorTx, genesis_hash, &canonical_bytes(&self));
+        SignedValidatorTx { tx: self, signature }
+    }
+}
+
+impl SignedValidatorTx {
+    /// `tagged_hash("sidechain/validator-txid", borsh(signed))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(VALIDATOR_TXID_TAG, &[&canonical_bytes(self)])
+    }
 }
 
 /// A Bitcoin outpoint as the ledger keeps it: txid in internal byte order (as in transactions, not the
@@ -200,12 +261,19 @@ impl Tx {
             Tx::User(t) => t.txid(),
             Tx::Evidence(e) => e.txid(),
             Tx::Mint(m) => m.txid(),
+            Tx::Validator(v) => v.txid(),
         }
     }
 
     /// The number of bytes this transaction takes in a block.
     pub fn encoded_len(&self) -> usize {
         canonical_bytes(self).len()
+    }
+}
+
+impl From<SignedValidatorTx> for Tx {
+    fn from(t: SignedValidatorTx) -> Self {
+        Tx::Validator(t)
     }
 }
 

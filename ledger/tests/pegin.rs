@@ -148,3 +148,72 @@ fn registration_is_free_bounded_and_renewed_by_mints() {
     assert!(matches!(res, Err(BlockError::InvalidTx { source: TxError::InsufficientBalance { .. }, .. })));
     commit(&chain, &mut store, 3, 1, vec![register(&chain, 11, 0)]).unwrap();
 }
+
+fn vtx(chain: &Chain, validator: u32, height: u64, kind: sidechain_ledger::ValidatorTxKind) -> Tx {
+    sidechain_ledger::ValidatorTx { validator: ValidatorIndex(validator as u16), height: Height(height), kind }
+        .sign(&testkit::validator_key(validator), chain.genesis_hash())
+        .into()
+}
+
+#[test]
+fn f_plus_one_reorg_reports_halt_the_peg_and_two_f_plus_one_resume_it() {
+    use sidechain_ledger::ValidatorTxKind::{ReportReorg, ResumePeg};
+    let (chain, mut store) = testkit::chain_and_store(4, 1, Amount::from_sat(BAL));
+    let r = user_key(5).public().account_id();
+    commit(&chain, &mut store, 1, 3, vec![]).unwrap();
+    // One report (f = 1) does not halt; a second report from the same validator is refused.
+    commit(&chain, &mut store, 2, 3, vec![vtx(&chain, 0, 2, ReportReorg { anchor: anchor(3) })]).unwrap();
+    assert!(!sidechain_ledger::peg_halt(&store.snapshot(2)).unwrap().is_halted());
+    let dup = commit(&chain, &mut store, 3, 3, vec![vtx(&chain, 0, 3, ReportReorg { anchor: anchor(3) })]);
+    assert!(matches!(dup, Err(BlockError::InvalidTx { source: TxError::AlreadyVoted { .. }, .. })), "{dup:?}");
+    // A report about another anchor, for another height, or with a bad signature: refused.
+    let other = commit(&chain, &mut store, 3, 3, vec![vtx(&chain, 1, 3, ReportReorg { anchor: anchor(2) })]);
+    assert!(matches!(other, Err(BlockError::InvalidTx { source: TxError::ReportNotForAnchorInForce { .. }, .. })));
+    let stale = commit(&chain, &mut store, 3, 3, vec![vtx(&chain, 1, 2, ReportReorg { anchor: anchor(3) })]);
+    assert!(matches!(stale, Err(BlockError::InvalidTx { source: TxError::ValidatorTxWrongHeight { .. }, .. })));
+    let mut forged = vtx(&chain, 1, 3, ReportReorg { anchor: anchor(3) });
+    if let Tx::Validator(v) = &mut forged {
+        v.tx.validator = ValidatorIndex(2);
+    }
+    assert!(matches!(commit(&chain, &mut store, 3, 3, vec![forged]), Err(BlockError::BadSignature { .. })));
+    // f + 1 = 2 reports: halted. The anchor may not move and nothing is minted; transfers go on.
+    commit(&chain, &mut store, 3, 3, vec![vtx(&chain, 1, 3, ReportReorg { anchor: anchor(3) })]).unwrap();
+    assert_eq!(sidechain_ledger::peg_halt(&store.snapshot(3)).unwrap().halted_at, Some(Height(3)));
+    let moved = commit(&chain, &mut store, 4, 4, vec![]);
+    assert!(matches!(moved, Err(BlockError::AnchorWhileHalted { .. })), "{moved:?}");
+    let minted = commit(&chain, &mut store, 4, 3, vec![Tx::Mint(mint(1, r, 50_000, 2))]);
+    assert!(matches!(minted, Err(BlockError::InvalidTx { source: TxError::PegHalted, .. })), "{minted:?}");
+    let pay = testkit::transfer(&chain, &user_key(0), 0, r, Amount::from_sat(1_000), Amount::from_sat(100));
+    commit(&chain, &mut store, 4, 3, vec![pay.into()]).unwrap();
+    // Resume: 2f + 1 = 3 votes for one anchor (a lower one, on the new branch); split votes do not count.
+    let new_branch = BtcAnchor { height: BtcHeight(2), hash: Hash32([0xbb; 32]) };
+    let votes = vec![
+        vtx(&chain, 0, 5, ResumePeg { anchor: new_branch }),
+        vtx(&chain, 1, 5, ResumePeg { anchor: anchor(2) }),
+        vtx(&chain, 2, 5, ResumePeg { anchor: new_branch }),
+    ];
+    commit(&chain, &mut store, 5, 3, votes).unwrap();
+    assert!(sidechain_ledger::peg_halt(&store.snapshot(5)).unwrap().is_halted(), "2 of 3 needed for one anchor");
+    commit(&chain, &mut store, 6, 3, vec![vtx(&chain, 3, 6, ResumePeg { anchor: new_branch })]).unwrap();
+    let halt = sidechain_ledger::peg_halt(&store.snapshot(6)).unwrap();
+    assert!(!halt.is_halted() && halt.resume_to == Some(new_branch));
+    // The next block must take exactly the agreed anchor, then the peg runs again from there.
+    let wrong = commit(&chain, &mut store, 7, 3, vec![]);
+    assert!(matches!(wrong, Err(BlockError::ResumeAnchorMismatch { .. })), "{wrong:?}");
+    let (block, outcome) =
+        build_block(&chain, &store, BlockTemplate { btc_anchor: new_branch, ..template(&chain, 7, 0) }, vec![])
+            .unwrap();
+    assert_eq!(execute_block(&chain, &store, &block).unwrap(), outcome);
+    store.apply(&outcome.write_set);
+    assert_eq!(sidechain_ledger::peg_halt(&store.snapshot(7)).unwrap(), sidechain_ledger::PegHalt::default());
+    let mut m = mint(2, r, 50_000, 2);
+    m.btc_block = new_branch;
+    let (block, outcome) = build_block(
+        &chain,
+        &store,
+        BlockTemplate { btc_anchor: new_branch, ..template(&chain, 8, 0) },
+        vec![Tx::Mint(m)],
+    )
+    .unwrap();
+    assert_eq!(execute_block(&chain, &store, &block).unwrap(), outcome);
+}

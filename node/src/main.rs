@@ -273,7 +273,7 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         max_future_block_ms: 30_000,
         faults: file.fault.clone(),
         bitcoind,
-        btc_poll_interval: Duration::from_millis(200),
+        btc_poll_interval: Duration::from_millis(100),
     };
     let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
     let metrics_listener = match &metrics_bind {

@@ -46,6 +46,7 @@ struct PegGauges {
     anchor_height: Gauge,
     bitcoind_best: Gauge,
     bitcoind_lag: Gauge,
+    halted: Gauge,
 }
 
 impl Default for Metrics {
@@ -84,6 +85,7 @@ impl Metrics {
             ("btc_anchor_height", "BTC anchor height at the tip", &p.anchor_height),
             ("bitcoind_best_height", "Our bitcoind's best height (0 when unreachable or none)", &p.bitcoind_best),
             ("bitcoind_lag_blocks", "Our bitcoind's best height minus the anchor", &p.bitcoind_lag),
+            ("peg_halted", "1 while peg operations are halted after a Bitcoin reorg deeper than N", &p.halted),
         ] {
             registry.register(name, help, g.clone());
         }
@@ -121,6 +123,7 @@ impl Metrics {
         p.deposits_seen.set(new.peg.deposits_seen as i64);
         p.claims_pending.set(new.peg.claims_pending as i64);
         p.anchor_height.set(i64::from(new.peg.anchor_height));
+        p.halted.set(i64::from(new.peg.halted));
         p.bitcoind_best.set(new.peg.bitcoind_best.map_or(0, i64::from));
         p.bitcoind_lag.set(new.peg.bitcoind_best.map_or(0, |b| i64::from(b) - i64::from(new.peg.anchor_height)));
         if new.height > old.height {

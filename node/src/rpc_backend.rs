@@ -1,16 +1,18 @@
 //! The JSON-RPC backend of `sidechaind`: answers the `rpc` crate's [`RpcBackend`] from the RocksDB store
 //! (read-only, never blocking the consensus loop) and from the event loop for what only it knows
-//! (mempool, evidence).
+//! (mempool, evidence, pending peg-in claims). What a validator's bitcoind shows about a deposit comes from
+//! the follower's latest snapshot ([`ServiceHandle::btc_snapshot`]), never from a call to bitcoind here.
 
 use crate::chain::FullBlock;
 use crate::service::{Command, ServiceHandle};
 use consensus::CommitCertificate;
-use ledger::{Account, SignedUserTx, Snapshot, StateReader, Tx};
+use ledger::{Account, BtcOutPoint, SignedUserTx, Snapshot, StateReader, Tx};
 use primitives::{AccountId, Hash32, Height};
-use rpc::backend::{BackendError, RpcBackend, SubmitError};
+use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use rpc::types::{
-    BlockSummary, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo,
-    PegInAddressInfo, PegStatus, StoredBlock, TxLocation, TxLookup, ValidatorInfo,
+    genesis_supply, BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
+    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInFacts, PegStatus, StoredBlock, TxLocation, TxLookup,
+    ValidatorInfo,
 };
 use tokio::sync::broadcast;
 
@@ -58,6 +60,23 @@ impl NodeRpc {
         }
     }
 
+    /// A transaction in a committed block, with where it is.
+    fn committed_tx(&self, txid: &Hash32) -> Result<Option<TxLookup>, BackendError> {
+        let Some((h, index)) = self.handle.store().tx_location(txid).map_err(Self::storage)? else {
+            return Ok(None);
+        };
+        let Some(fb) = self.full_block(h)? else { return Ok(None) };
+        Ok(fb.block.txs.get(index as usize).map(|tx| TxLookup {
+            tx: tx.clone(),
+            location: TxLocation::Block { height: h, block_hash: fb.hash(), index },
+        }))
+    }
+
+    /// The state after the committed tip.
+    fn tip_state(&self) -> Snapshot<'_, crate::storage::Store> {
+        Snapshot::new(&**self.handle.store(), self.handle.status().height.get())
+    }
+
     fn cert(&self, h: Height) -> Result<Option<CommitCertificate>, BackendError> {
         match self.handle.store().cert(h).map_err(Self::storage)? {
             None => Ok(None),
@@ -70,7 +89,9 @@ impl RpcBackend for NodeRpc {
     async fn chain_info(&self) -> Result<ChainInfo, BackendError> {
         let s = self.handle.status();
         let chain = self.handle.chain();
-        let meta = Snapshot::new(&**self.handle.store(), s.height.get()).chain_meta().map_err(Self::storage)?;
+        let state = Snapshot::new(&**self.handle.store(), s.height.get());
+        let meta = state.chain_meta().map_err(Self::storage)?;
+        let totals = state.peg_totals().map_err(Self::storage)?;
         Ok(ChainInfo {
             chain_id: chain.genesis().chain_id.clone(),
             genesis_hash: *chain.genesis_hash(),
@@ -79,7 +100,8 @@ impl RpcBackend for NodeRpc {
             time_ms: s.tip_time_ms,
             state_root: s.state_root,
             btc_anchor: meta.map(|m| m.btc_anchor).unwrap_or(chain.genesis().btc_anchor).into(),
-            peg_status: PegStatus::Active,
+            peg_status: if s.peg.halted { PegStatus::Halted } else { PegStatus::Active },
+            peg: ChainPegInfo::new(&totals, genesis_supply(chain.genesis()), s.peg.halted),
             min_fee: chain.params().min_fee,
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),
@@ -97,18 +119,16 @@ impl RpcBackend for NodeRpc {
     }
 
     async fn transaction(&self, txid: Hash32) -> Result<Option<TxLookup>, BackendError> {
-        if let Some((h, index)) = self.handle.store().tx_location(&txid).map_err(Self::storage)? {
-            if let Some(fb) = self.full_block(h)? {
-                if let Some(tx) = fb.block.txs.get(index as usize) {
-                    return Ok(Some(TxLookup {
-                        tx: tx.clone(),
-                        location: TxLocation::Block { height: h, block_hash: fb.hash(), index },
-                    }));
-                }
-            }
+        if let Some(found) = self.committed_tx(&txid)? {
+            return Ok(Some(found));
         }
         let pending = self.handle.ask(|d| Command::MempoolTx(txid, d)).await.ok_or(BackendError::ShuttingDown)?;
-        Ok(pending.map(|tx| TxLookup { tx: Tx::User(tx), location: TxLocation::Mempool }))
+        if let Some(tx) = pending {
+            return Ok(Some(TxLookup { tx: Tx::User(tx), location: TxLocation::Mempool }));
+        }
+        // Its block may have been committed between the two reads: the store is written before the
+        // mempool lets go of the transaction, so a second look finds it (never a -5 for an accepted tx).
+        self.committed_tx(&txid)
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<Account>, BackendError> {
@@ -173,6 +193,7 @@ impl RpcBackend for NodeRpc {
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         let chain = self.handle.chain();
         let fed = chain.federation();
+        let totals = self.tip_state().peg_totals().map_err(Self::storage)?;
         Ok(FederationInfo {
             descriptor: fed.descriptor().to_string(),
             threshold: fed.threshold() as u32,
@@ -182,6 +203,83 @@ impl RpcBackend for NodeRpc {
             network: self.network.to_string(),
             pegin_confirmations: chain.params().pegin_confirmations,
             pegin_min_amount: chain.params().pegin_min_amount,
+            pegin_fee: chain.pegin_fee(),
+            peg_totals: totals.into(),
+        })
+    }
+
+    async fn pegin_facts(&self, outpoint: BtcOutPoint) -> Result<PegInFacts, BackendError> {
+        let tip = self.handle.status().height;
+        let state = Snapshot::new(&**self.handle.store(), tip.get());
+        let record = state.get_pegin(&outpoint).map_err(Self::storage)?;
+        let minted_time_ms = match &record {
+            Some(r) => self.full_block(r.minted_at)?.map(|b| b.block.header.time_ms),
+            None => None,
+        };
+        let snap = self.handle.btc_snapshot();
+        let is_it = |d: &&peg::Deposit| rpc::types::ledger_outpoint(&d.outpoint) == outpoint;
+        let indexed =
+            snap.as_ref().and_then(|s| s.deposits.values().flat_map(|b| b.scan.deposits.iter()).find(is_it).cloned());
+        let claim_confirmed = snap.as_ref().and_then(|s| s.claims.iter().find(is_it).cloned());
+        let claim_rejected = snap
+            .as_ref()
+            .and_then(|s| s.rejected_claims.iter().find(|(o, _)| *o == outpoint).map(|(_, why)| why.clone()));
+        let recipient = record
+            .as_ref()
+            .map(|r| r.recipient)
+            .or_else(|| claim_confirmed.as_ref().or(indexed.as_ref()).map(|d| AccountId(Hash32(d.recipient))));
+        let registration_live = match recipient {
+            Some(r) => Some(ledger::pegin::registration_is_live(&state, &r, tip.next()).map_err(Self::storage)?),
+            None => None,
+        };
+        Ok(PegInFacts {
+            record,
+            minted_time_ms,
+            indexed,
+            claim_confirmed,
+            claim_rejected,
+            btc_best_height: snap.and_then(|s| s.best),
+            registration_live,
+            confirmations_required: self.handle.chain().params().pegin_confirmations,
+        })
+    }
+
+    async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
+        self.handle.resume_peg(anchor).await.map_err(|why| {
+            if why.contains("shutting down") {
+                ClaimError::Backend(BackendError::ShuttingDown)
+            } else {
+                ClaimError::Rejected(why)
+            }
+        })
+    }
+
+    async fn claim_pegin(
+        &self,
+        outpoint: BtcOutPoint,
+        recipient: AccountId,
+        btc_block: Hash32,
+    ) -> Result<(), ClaimError> {
+        let shown = format!("{}:{}", crate::btc_follow::display_txid(&outpoint.txid), outpoint.vout);
+        if let Some(r) = self.tip_state().get_pegin(&outpoint).map_err(Self::storage)? {
+            let what = if r.below_minimum() { "recorded (below the minimum, held)" } else { "minted" };
+            return Err(ClaimError::AlreadyMinted(format!(
+                "deposit {shown} was already {what} at height {} (mint txid {})",
+                r.minted_at, r.mint_txid
+            )));
+        }
+        let claim = crate::pegin::PegClaim { outpoint, recipient, btc_block };
+        // The service answers in words; its three refusals are told apart by them (see `Service::add_claim`).
+        self.handle.claim_pegin(claim).await.map_err(|why| {
+            if why.contains("shutting down") {
+                ClaimError::Backend(BackendError::ShuttingDown)
+            } else if why.contains("already minted") {
+                ClaimError::AlreadyMinted(why)
+            } else if why.contains("already pending") {
+                ClaimError::AlreadyPending(format!("deposit {shown}: {why}"))
+            } else {
+                ClaimError::Rejected(why)
+            }
         })
     }
 

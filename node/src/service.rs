@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 /// Everything the service needs to start.
 #[derive(Clone, Debug)]
@@ -155,6 +155,8 @@ pub struct PegSummary {
     pub deposits_seen: usize,
     /// Claims pending here.
     pub claims_pending: usize,
+    /// Peg operations halted (f+1 validators reported a Bitcoin reorg deeper than N).
+    pub halted: bool,
 }
 
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).
@@ -171,6 +173,8 @@ pub enum Command {
     Evidence(oneshot::Sender<Vec<Equivocation>>),
     /// Claim a deposit whose registration was missed or expired (and gossip the claim).
     ClaimPegin(crate::pegin::PegClaim, oneshot::Sender<Result<(), String>>),
+    /// Operator: vote to resume the halted peg from this anchor (validators only).
+    ResumePeg(ledger::BtcAnchor, oneshot::Sender<Result<(), String>>),
 }
 
 /// The running node: send commands, watch status.
@@ -189,6 +193,14 @@ impl ServiceHandle {
     /// What this validator's bitcoind showed at its last poll (`None` without a bitcoind).
     pub fn btc_snapshot(&self) -> Option<BtcSnapshot> {
         self.btc.as_ref().map(|b| b.borrow().clone())
+    }
+
+    /// Operator: vote to resume the halted peg from `anchor` (this validator signs a `ResumePeg` in the next
+    /// block it proposes; 2f+1 such votes for one anchor resume the peg).
+    pub async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), String> {
+        let (done, rx) = oneshot::channel();
+        self.commands.send(Command::ResumePeg(anchor, done)).await.map_err(|_| "node is shutting down".to_string())?;
+        rx.await.map_err(|_| "node is shutting down".to_string())?
     }
 
     /// Submits a peg-in claim: checked against state now (`Err` if the outpoint was already minted), then
@@ -329,6 +341,9 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         anchor_height,
         registry,
         claims,
+        pending_value: None,
+        tip_committed_at: Instant::now(),
+        resume_request: watch::channel(None).0,
     };
     service.publish_status();
     let handle = ServiceHandle {
@@ -389,6 +404,12 @@ pub struct Service {
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
     /// Pending peg-in claims (not minted yet), for the follower to verify.
     claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
+    /// The anchor an operator asked this validator to vote to resume the halted peg from.
+    resume_request: watch::Sender<Option<ledger::BtcAnchor>>,
+    /// A round-0 proposal waiting for work (or until the instant) on an idle chain.
+    pending_value: Option<(Height, primitives::Round, Instant)>,
+    /// When the tip was committed here (monotonic).
+    tip_committed_at: Instant,
 }
 
 fn now_ms() -> u64 {
@@ -414,6 +435,13 @@ impl Service {
                     None => std::future::pending().await,
                 }
             };
+            let idle_until = self.pending_value.map(|(_, _, at)| at);
+            let idle_over = async {
+                match idle_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let step = tokio::select! {
                 _ = &mut shutdown => break Ok(()),
                 ev = net_events.recv() => match ev {
@@ -422,6 +450,7 @@ impl Service {
                 },
                 Some(cmd) = commands.recv() => self.on_command(cmd).await,
                 _ = timer => self.on_timers().await,
+                _ = idle_over => self.release_pending_value(),
                 Some((peer, res)) = self.sync_results.1.recv() => self.on_sync_result(peer, res).await,
                 // Outputs left after a decision (the next height's first steps).
                 _ = std::future::ready(()), if !self.deferred.is_empty() => self.pending_outputs(Vec::new()),
@@ -433,6 +462,11 @@ impl Service {
             };
             if let Err(e) = step {
                 break Err(e);
+            }
+            if self.pending_value.is_some() && self.has_block_work() {
+                if let Err(e) = self.release_pending_value() {
+                    break Err(e);
+                }
             }
             self.publish_status();
         };
@@ -485,6 +519,7 @@ impl Service {
                     .count()
             }),
             claims_pending: self.claims.borrow().len(),
+            halted: ledger::peg_halt(&state).is_ok_and(|h| h.is_halted()),
         }
     }
 
@@ -544,6 +579,12 @@ impl Service {
                     self.timers.push(Reverse((Instant::now() + Duration::from_millis(duration_ms), seq)));
                 }
                 Output::RequestValue { height, round } => {
+                    let idle_wait = Duration::from_millis(self.cfg.consensus.empty_block_interval_ms);
+                    if round.get() == 0 && !idle_wait.is_zero() && !self.has_block_work() {
+                        // Nothing to put in a block yet: wait for work or the interval (see `Config`).
+                        self.pending_value = Some((height, round, self.tip_committed_at + idle_wait));
+                        continue;
+                    }
                     if let Some(value) = self.build_proposal(height, round)? {
                         let outputs = self.core.handle(Input::ProposeValue { height, round, value });
                         self.deferred.extend(outputs);
@@ -573,6 +614,37 @@ impl Service {
                     self.evidence.push(e);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Whether a block now would carry something: transactions, evidence, peg-in mints or an anchor move.
+    fn has_block_work(&self) -> bool {
+        if !self.mempool.is_empty() {
+            return true;
+        }
+        let state = self.chain.state();
+        if self.evidence_to_include(&state).is_ok_and(|e| !e.is_empty()) {
+            return true;
+        }
+        let Some(btc) = &self.btc else { return false };
+        let Ok(Some(meta)) = state.chain_meta() else { return false };
+        let p = self.chain.chain().params();
+        let snap = btc.borrow();
+        peg::choose_anchor(&*snap, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step).is_some()
+            || !crate::pegin::claims_to_mint(&state, &snap, &meta.btc_anchor, &[]).is_empty()
+    }
+
+    /// Proposes the value a round-0 request was kept waiting for, if that round is still current.
+    fn release_pending_value(&mut self) -> Result<(), ServiceError> {
+        let Some((height, round, _)) = self.pending_value.take() else { return Ok(()) };
+        if self.core.height() != height || self.core.round() != round {
+            return Ok(());
+        }
+        let _span = info_span!("consensus", height = %height, round = %round).entered();
+        if let Some(value) = self.build_proposal(height, round)? {
+            let outputs = self.core.handle(Input::ProposeValue { height, round, value });
+            self.pending_outputs(outputs)?;
         }
         Ok(())
     }
@@ -656,7 +728,8 @@ impl Service {
             btc_anchor,
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
-        let mut txs: Vec<ledger::Tx> = mints.into_iter().map(ledger::Tx::Mint).collect();
+        let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
+        txs.extend(mints.into_iter().map(ledger::Tx::Mint));
         txs.extend(evidence);
         txs.extend(selection.txs);
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {
@@ -707,8 +780,12 @@ impl Service {
         round: primitives::Round,
         height: Height,
     ) -> (ledger::BtcAnchor, Vec<ledger::MintTx>) {
+        let halt = ledger::peg_halt(state).unwrap_or_default();
+        if let Some(agreed) = halt.resume_to {
+            return (agreed, Vec::new());
+        }
         let Some(btc) = &self.btc else { return (*prev, Vec::new()) };
-        if round.get() > 0 {
+        if round.get() > 0 || halt.is_halted() {
             return (*prev, Vec::new());
         }
         let p = self.chain.chain().params();
@@ -725,9 +802,49 @@ impl Service {
         (anchor, mints)
     }
 
+    /// This validator's own transactions for the block it proposes at `height`: a reorg report when its
+    /// bitcoind no longer has the anchor in force, and its resume vote when an operator asked for one.
+    fn own_validator_txs<S: StateReader>(
+        &self,
+        state: &S,
+        anchor: &ledger::BtcAnchor,
+        height: Height,
+        me: ValidatorIndex,
+    ) -> Vec<ledger::Tx> {
+        let halt = ledger::peg_halt(state).unwrap_or_default();
+        let mut kinds = Vec::new();
+        let reported = halt.reported_anchor == Some(*anchor) && halt.reports.contains(&me);
+        if let (Some(btc), false, None) = (&self.btc, reported, halt.resume_to) {
+            let snap = btc.borrow();
+            if let Err(why @ peg::AnchorRejection::PreviousAnchorReorged { .. }) =
+                peg::check_in_best_chain(&*snap, to_peg(anchor))
+            {
+                error!(%height, anchor = anchor.height.get(), reason = %why, "reporting a Bitcoin reorg deeper than N");
+                kinds.push(ledger::ValidatorTxKind::ReportReorg { anchor: *anchor });
+            }
+        }
+        if let Some(resume) = *self.resume_request.borrow() {
+            if halt.is_halted() && !halt.resume_votes.iter().any(|(_, v)| *v == me) {
+                kinds.push(ledger::ValidatorTxKind::ResumePeg { anchor: resume });
+            }
+        }
+        let genesis = *self.chain.chain().genesis_hash();
+        kinds
+            .into_iter()
+            .map(|kind| {
+                let tx = ledger::ValidatorTx { validator: me, height, kind };
+                ledger::Tx::Validator(tx.sign(&self.cfg.keys.consensus, &genesis))
+            })
+            .collect()
+    }
+
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
     fn anchor_objection(&self, prev: &ledger::BtcAnchor, proposed: &ledger::BtcAnchor) -> Option<String> {
         if proposed == prev || self.validator_index.is_none() {
+            return None;
+        }
+        // The anchor 2f+1 validators agreed to resume from (execution holds the block to exactly it).
+        if ledger::peg_halt(&self.chain.state()).is_ok_and(|h| h.resume_to == Some(*proposed)) {
             return None;
         }
         let Some(btc) = &self.btc else {
@@ -789,6 +906,17 @@ impl Service {
                 let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
                 let state = self.chain.state();
+                if let Ok(h) = ledger::peg_halt(&state) {
+                    if h.halted_at == Some(fb.height()) {
+                        error!(height = %fb.height(), reporters = ?h.reports,
+                            "PEG HALTED: f+1 validators report a Bitcoin reorg deeper than N; no mints and no anchor \
+                             moves until 2f+1 validators vote ResumePeg (transfers go on)");
+                    }
+                    if h.resume_to.is_some() {
+                        warn!(height = %fb.height(), anchor = ?h.resume_to, "peg resumes from the agreed anchor");
+                        self.resume_request.send_replace(None);
+                    }
+                }
                 self.claims.send_if_modified(|claims| {
                     let before = claims.len();
                     claims.retain(|c| matches!(state.get_pegin(&c.outpoint), Ok(None)));
@@ -802,6 +930,7 @@ impl Service {
                     });
                 }
                 self.tip_committed_ms = now_ms();
+                self.tip_committed_at = Instant::now();
                 if synced {
                     self.synced_blocks += 1;
                 }
@@ -876,6 +1005,19 @@ impl Service {
             }
             Command::Evidence(done) => {
                 let _ = done.send(self.evidence.clone());
+            }
+            Command::ResumePeg(anchor, done) => {
+                let res = match (self.validator_index, ledger::peg_halt(&self.chain.state())) {
+                    (None, _) => Err("this node is not a validator".to_string()),
+                    (_, Err(e)) => Err(e.to_string()),
+                    (_, Ok(h)) if !h.is_halted() => Err("the peg is not halted".to_string()),
+                    (Some(_), Ok(_)) => {
+                        warn!(anchor = anchor.height.get(), "operator asks to resume the peg; voting when proposing");
+                        self.resume_request.send_replace(Some(anchor));
+                        Ok(())
+                    }
+                };
+                let _ = done.send(res);
             }
             Command::ClaimPegin(claim, done) => {
                 let res = self.add_claim(claim.clone());

@@ -5,12 +5,15 @@
 //! calls (wrong parameter type, unknown hash, height 0 or above the tip, bad verbosity, undecodable or
 //! duplicate transaction, unknown method, missing auth, oversized body, oversized batch) get exactly the
 //! error code of `rpc::errors` (or HTTP 401/413). Afterwards every node is still running and committing.
+//!
+//! The federation runs without bitcoinds, so the peg methods are checked for what a node knows without
+//! one: the totals at genesis, `unknown` for any deposit, and claims kept (`submitted`, then `-27` pending).
 
 use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
 use primitives::{canonical_bytes, AccountId, Hash32, Height, Keypair};
 use rpc::auth::{basic_auth_header, Cookie};
-use rpc::types::{BlockTxs, GetBlockResult, TransactionInfo, TxKindInfo, TxStatus};
+use rpc::types::{BlockTxs, ClaimStatus, GetBlockResult, PegInStage, TransactionInfo, TxKindInfo, TxStatus};
 use rpc::{errors, openrpc, BlockRef, ClientAuth, SidechainApiClient};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -20,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 20] = [
+const METHODS: [&str; 23] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -38,6 +41,9 @@ const METHODS: [&str; 20] = [
     "getconsensusstate",
     "getfederationinfo",
     "getpeginaddress",
+    "getpegstatus",
+    "claimpegin",
+    "resumepeg",
     "subscribenewblocks",
     "unsubscribenewblocks",
     "rpc.discover",
@@ -263,6 +269,33 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     let from_node3 = fed.nodes[3].client().expect("client").get_pegin_address(recipient).await.expect("node 3");
     assert_eq!(from_node3, addr);
 
+    // The peg at genesis: nothing deposited, the genesis balances unbacked, the reserve fine.
+    let totals = fedinfo.peg_totals;
+    assert_eq!((totals.btc_held, totals.minted, totals.deposits), (Amount::ZERO, Amount::ZERO, 0), "{totals:?}");
+    assert!(totals.supply >= Amount::from_sat(10_000_000), "the user's genesis balance is supply: {totals:?}");
+    assert!(fedinfo.pegin_fee > Amount::ZERO && fedinfo.pegin_fee < fedinfo.pegin_min_amount, "{fedinfo:?}");
+    let peg = c.get_blockchain_info().await.expect("getblockchaininfo").peg;
+    assert_eq!((peg.btc_held, peg.supply, peg.genesis_supply), (Amount::ZERO, totals.supply, totals.supply));
+    assert!(peg.reserve_ok, "{peg:?}");
+
+    // getpegstatus: no bitcoind here, so a deposit this node never recorded is unknown.
+    let deposit = format!("{}:0", "5a".repeat(32));
+    let status = c.get_peg_status(deposit.clone()).await.expect("getpegstatus");
+    assert_eq!((status.stage, status.outpoint.to_string()), (PegInStage::Unknown, deposit.clone()));
+    assert_eq!((status.recipient, status.confirmations), (None, None));
+    assert_eq!(status.confirmations_required, fedinfo.pegin_confirmations);
+    // claimpegin: a fresh outpoint is kept and gossiped; the same claim again is already pending (-27).
+    let btc_block = "6b".repeat(32);
+    let claim = c.claim_pegin(deposit.clone(), recipient.to_string(), btc_block.clone()).await.expect("claimpegin");
+    assert_eq!((claim.status, claim.recipient), (ClaimStatus::Submitted, recipient));
+    assert_eq!((claim.outpoint.to_string(), claim.btc_block_hash.to_string()), (deposit.clone(), btc_block.clone()));
+    let msg = raw
+        .expect_error("claimpegin", json!([deposit, recipient.to_string(), btc_block]), errors::ALREADY_IN_CHAIN)
+        .await;
+    assert!(msg.contains("already pending"), "second claim: {msg}");
+    let status = c.get_peg_status(deposit.clone()).await.expect("getpegstatus after the claim");
+    assert_eq!(status.stage, PegInStage::Unknown, "without a bitcoind the claim is never confirmed: {status:?}");
+
     let doc = raw.call("rpc.discover", json!([])).await["result"].clone();
     assert_eq!(doc, openrpc::document());
     let listed: BTreeSet<String> = openrpc::method_names(&doc).into_iter().collect();
@@ -324,11 +357,28 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         ("sendrawtransaction", json!(["00ff"]), d),
         ("sendrawtransaction", json!([5]), p),
         ("sendrawtransaction", json!([tx_hex]), errors::VERIFY_REJECTED),
+        ("getpegstatus", json!(["not-an-outpoint"]), r),
+        ("getpegstatus", json!([unknown]), r),
+        ("getpegstatus", json!([format!("{unknown}:-1")]), r),
+        ("getpegstatus", json!([format!("zz{}:0", &unknown[2..])]), r),
+        ("getpegstatus", json!([7]), p),
+        ("getpegstatus", json!([]), p),
+        ("claimpegin", json!(["x:0", recipient.to_string(), unknown]), r),
+        ("claimpegin", json!([format!("{unknown}:0"), "not-an-account", unknown]), r),
+        ("claimpegin", json!([format!("{unknown}:0"), recipient.to_string(), "abcd"]), r),
+        ("claimpegin", json!([format!("{unknown}:0"), recipient.to_string()]), p),
+        ("claimpegin", json!([]), p),
+        ("resumepeg", json!([5, unknown]), errors::VERIFY_REJECTED),
+        ("resumepeg", json!([5, "abcd"]), r),
+        ("resumepeg", json!(["x", unknown]), p),
+        ("resumepeg", json!([]), p),
         ("nosuchmethod", json!([]), errors::METHOD_NOT_FOUND),
     ];
     for (method, params, code) in cases {
         raw.expect_error(method, params, code).await;
     }
+    let msg = raw.expect_error("getpegstatus", json!(["not-an-outpoint"]), r).await;
+    assert!(msg.contains("txid:vout"), "{msg}");
     let msg = raw.expect_error("getblockhash", json!([tip + 1000]), r).await;
     assert!(msg.contains("out of range"), "{msg}");
     let msg = raw.expect_error("getblock", json!([unknown]), n).await;

@@ -3,11 +3,14 @@
 //! every jsonrpsee client) from it, so the two can never disagree on a name, a parameter or a result.
 //!
 //! Method names are Bitcoin Core style (lowercase, no namespace) so operators' habits carry over.
-//! Parameters are positional, as in Core. Every method is read-only except `sendrawtransaction`.
+//! Parameters are positional, as in Core. Every method is read-only except `sendrawtransaction` and
+//! `claimpegin`. Peg-in methods take Bitcoin values as `bitcoin-cli` shows them (`txid:vout`, block hashes
+//! in display order) and Elements' names where Elements has the method (`claimpegin`, `getpeginaddress`).
 
 use crate::types::{
-    AccountInfo, BlockSummary, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, GetBlockResult,
-    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, TransactionInfo, ValidatorInfo,
+    AccountInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo, EvidenceInfo,
+    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, TransactionInfo,
+    ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -76,12 +79,17 @@ impl<'de> Deserialize<'de> for BlockRef {
 
 /// The sidechain JSON-RPC API.
 ///
-/// Peg methods (`getfederationinfo`, `getpeginaddress`, `claimpegin`, `getpegstatus`, `listpegouts`,
-/// `getreserveproof`) are added here, with their backend calls and OpenRPC entries, when the peg lands.
+/// Peg-in methods: `getfederationinfo`, `getpeginaddress`, `getpegstatus`, `claimpegin`. Peg-out methods
+/// (`listpegouts`, `getreserveproof`) are added here, with their backend calls and OpenRPC entries, when
+/// peg-out lands.
 #[rpc(server, client)]
 pub trait SidechainApi {
-    /// Chain id, genesis hash, tip (height, hash, time, state root), BTC anchor, peg status, minimum
-    /// fee, and whether this node validates and is syncing.
+    /// Chain id, genesis hash, tip (height, hash, time, state root), BTC anchor, peg status, the reserve
+    /// in short (`peg`: BTC held, supply, genesis supply, `reserve_ok`), minimum fee, and whether this node
+    /// validates and is syncing.
+    ///
+    /// `peg.reserve_ok` is `supply - genesis_supply <= btc_held`: the genesis balances are left out because
+    /// on test networks they are created from nothing (a real chain's genesis has none).
     #[method(name = "getblockchaininfo")]
     async fn get_blockchain_info(&self) -> RpcResult<ChainInfo>;
 
@@ -140,13 +148,45 @@ pub trait SidechainApi {
     #[method(name = "getevidence")]
     async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
 
-    /// The federation's Bitcoin wallet: descriptor, threshold, keys, script and address, peg-in rules.
+    /// The federation's Bitcoin wallet: descriptor, threshold, keys, script and address, peg-in rules
+    /// (confirmations, minimum, `pegin_fee_sat`) and the peg totals at the tip (`peg_totals`).
     #[method(name = "getfederationinfo")]
     async fn get_federation_info(&self) -> RpcResult<FederationInfo>;
 
     /// The Bitcoin address whose deposits are minted to `account` (bound to it and to this chain).
     #[method(name = "getpeginaddress")]
     async fn get_pegin_address(&self, account: AccountId) -> RpcResult<PegInAddressInfo>;
+
+    /// Where the deposit `outpoint` (`txid:vout`, as Bitcoin Core shows it) is on its way to the sidechain:
+    /// `unknown`, `seen` (this node's bitcoind shows it above the anchor, with `confirmations` of
+    /// `confirmations_required`), `claim_pending`, `claim_rejected` (with `reason`), `minted` (with the
+    /// block, its time, the mint txid, `credited_sat` and `fee_sat`) or `below_minimum` (held, not minted).
+    /// Only validators have a bitcoind: a full node shows `unknown` until the deposit is recorded.
+    /// -8 when `outpoint` is not `txid:vout`.
+    #[method(name = "getpegstatus")]
+    async fn get_peg_status(&self, outpoint: String) -> RpcResult<PegInStatus>;
+
+    /// Claims the deposit `outpoint` (`txid:vout`) in BTC block `btc_block_hash` (as `bitcoin-cli` shows
+    /// it) for `recipient`, the account its address was derived for: for deposits whose registration was
+    /// missed or had expired. Anyone may claim (the mint can only go to that recipient); validators check the
+    /// claim against their own bitcoinds and mint it once the anchor covers the block. Returns
+    /// `{status: "submitted", ...}`. -8 malformed parameter, -27 already minted or already pending, -26
+    /// refused (too many claims pending).
+    #[method(name = "claimpegin")]
+    async fn claim_pegin(
+        &self,
+        outpoint: String,
+        recipient: String,
+        btc_block_hash: String,
+    ) -> RpcResult<ClaimPegInResult>;
+
+    /// Operator (validators only): vote to resume the halted peg from the BTC block `btc_hash` at
+    /// `btc_height` (as `bitcoin-cli` shows it; pick one with N confirmations on the chain to follow). The
+    /// validator signs a `ResumePeg` in the next block it proposes; 2f+1 votes for one block resume the peg
+    /// and the next block's anchor is that block. -8 malformed hash, -26 refused (not a validator, or the
+    /// peg is not halted).
+    #[method(name = "resumepeg")]
+    async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String>;
 
     /// Where consensus is at the height being decided: round, step, and the block this validator is
     /// locked on.

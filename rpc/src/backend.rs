@@ -10,10 +10,10 @@
 
 use crate::types::{
     ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
-    StoredBlock, TxLookup, ValidatorInfo,
+    PegInFacts, StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
-use ledger::{Account, SignedUserTx};
+use ledger::{Account, BtcOutPoint, SignedUserTx};
 use primitives::{AccountId, Hash32, Height};
 use std::future::Future;
 use tokio::sync::broadcast;
@@ -36,6 +36,23 @@ pub enum BackendError {
 pub enum SubmitError {
     /// The mempool refused it; the reason is shown to the user as is (e.g. `account 3fa4..: expected
     /// nonce 3, got 5`, `fee 10 sat is below the minimum 100 sat`, `mempool full`).
+    #[error("{0}")]
+    Rejected(String),
+    /// The node could not check it.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why the node did not take a peg-in claim (`claimpegin`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// The ledger already recorded the deposit (minted, or held below the minimum); the message says where.
+    #[error("{0}")]
+    AlreadyMinted(String),
+    /// A claim for the same outpoint is already pending.
+    #[error("{0}")]
+    AlreadyPending(String),
+    /// Refused for another reason (too many claims pending); shown to the user as is.
     #[error("{0}")]
     Rejected(String),
     /// The node could not check it.
@@ -104,6 +121,24 @@ pub trait RpcBackend: Send + Sync + 'static {
         &self,
         recipient: AccountId,
     ) -> impl Future<Output = Result<PegInAddressInfo, BackendError>> + Send;
+
+    /// What the node knows about the deposit at `outpoint` (internal byte order): the ledger's record at
+    /// the tip with its block time, what its bitcoind shows (validators only), the recipient's registration.
+    fn pegin_facts(&self, outpoint: BtcOutPoint) -> impl Future<Output = Result<PegInFacts, BackendError>> + Send;
+
+    /// Keeps and gossips a claim that the deposit at `outpoint` in BTC block `btc_block` (both internal
+    /// byte order) is to be minted to `recipient`. Validators check it against their own bitcoinds later;
+    /// here it is refused only when the deposit is already recorded or claimed, or too many claims wait.
+    fn claim_pegin(
+        &self,
+        outpoint: BtcOutPoint,
+        recipient: AccountId,
+        btc_block: Hash32,
+    ) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
+    /// node is not a validator or the peg is not halted.
+    fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), ClaimError>> + Send;
 
     /// The consensus state of the height being decided.
     fn consensus_state(&self) -> impl Future<Output = Result<ConsensusStateInfo, BackendError>> + Send;

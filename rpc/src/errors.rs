@@ -14,9 +14,10 @@
 //! | -32603 | the node failed to read its own storage ([`BackendError`](crate::backend::BackendError)) |
 //! | -32010 | a batch longer than the configured limit (jsonrpsee) |
 //! | -5     | `RPC_INVALID_ADDRESS_OR_KEY`: no block, transaction or commit with that hash/height is known |
-//! | -8     | `RPC_INVALID_PARAMETER`: a well-formed parameter out of range (height above the tip, verbosity 3) |
+//! | -8     | `RPC_INVALID_PARAMETER`: a well-formed parameter out of range (height above the tip, verbosity 3), or a peg parameter that does not parse (an outpoint that is not `txid:vout`) |
 //! | -22    | `RPC_DESERIALIZATION_ERROR`: raw transaction hex that does not decode |
-//! | -26    | `RPC_VERIFY_REJECTED`: the mempool refused the transaction; the message says why |
+//! | -26    | `RPC_VERIFY_REJECTED`: the mempool refused the transaction, or the node refused a peg-in claim; the message says why |
+//! | -27    | `RPC_VERIFY_ALREADY_IN_CHAIN`: a peg-in claim for a deposit already minted, or already claimed and pending |
 
 use jsonrpsee::types::ErrorObjectOwned;
 use primitives::{Hash32, Height};
@@ -29,6 +30,8 @@ pub const INVALID_PARAMETER: i32 = -8;
 pub const DESERIALIZATION_ERROR: i32 = -22;
 /// Bitcoin Core's `RPC_VERIFY_REJECTED`: the mempool refused a transaction.
 pub const VERIFY_REJECTED: i32 = -26;
+/// Bitcoin Core's `RPC_VERIFY_ALREADY_IN_CHAIN`: a peg-in claim for a deposit already minted or pending.
+pub const ALREADY_IN_CHAIN: i32 = -27;
 /// JSON-RPC internal error: the node could not answer (storage failure, shutting down).
 pub const INTERNAL_ERROR: i32 = jsonrpsee::types::error::INTERNAL_ERROR_CODE;
 /// JSON-RPC invalid params (raised by jsonrpsee when a parameter does not deserialize).
@@ -42,7 +45,8 @@ pub const INVALID_REQUEST: i32 = jsonrpsee::types::error::INVALID_REQUEST_CODE;
 /// jsonrpsee's "batch too large".
 pub const BATCH_TOO_LARGE: i32 = jsonrpsee::types::error::TOO_BIG_BATCH_REQUEST_CODE;
 
-fn err(code: i32, message: String) -> ErrorObjectOwned {
+/// An error object with `code` and a message for people.
+pub fn err(code: i32, message: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message, None::<()>)
 }
 
@@ -82,6 +86,16 @@ pub fn bad_tx_encoding(why: String) -> ErrorObjectOwned {
 /// The mempool refused the transaction.
 pub fn tx_rejected(reason: &str) -> ErrorObjectOwned {
     err(VERIFY_REJECTED, format!("transaction rejected: {reason}"))
+}
+
+/// A peg-in claim for a deposit that is already minted or already pending; `reason` says which.
+pub fn claim_already_known(reason: &str) -> ErrorObjectOwned {
+    err(ALREADY_IN_CHAIN, format!("claim not needed: {reason}"))
+}
+
+/// The node refused a peg-in claim (e.g. too many pending).
+pub fn claim_rejected(reason: &str) -> ErrorObjectOwned {
+    err(VERIFY_REJECTED, format!("claim rejected: {reason}"))
 }
 
 /// The node could not answer.

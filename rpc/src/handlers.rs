@@ -3,12 +3,13 @@
 //! error codes of [`crate::errors`]. No storage and no JSON formatting decisions live here beyond that.
 
 use crate::api::{BlockRef, SidechainApiServer};
-use crate::backend::{BackendError, RpcBackend, SubmitError};
+use crate::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use crate::errors;
 use crate::types::{
-    AccountInfo, BlockInfo, ChainInfo, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, GetBlockResult,
-    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
-    ValidatorInfo,
+    ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
+    BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
+    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegParamError, StoredBlock,
+    TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -32,6 +33,10 @@ impl<B> RpcImpl<B> {
 
 fn internal(e: BackendError) -> ErrorObjectOwned {
     errors::internal(e.to_string())
+}
+
+fn bad_peg_param(e: PegParamError) -> ErrorObjectOwned {
+    errors::invalid_parameter(e.to_string())
 }
 
 impl<B: RpcBackend> RpcImpl<B> {
@@ -176,6 +181,42 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn get_pegin_address(&self, account: AccountId) -> RpcResult<PegInAddressInfo> {
         self.backend.pegin_address(account).await.map_err(internal)
+    }
+
+    async fn get_peg_status(&self, outpoint: String) -> RpcResult<PegInStatus> {
+        let outpoint = parse_btc_outpoint(&outpoint).map_err(bad_peg_param)?;
+        let facts = self.backend.pegin_facts(ledger_outpoint(&outpoint)).await.map_err(internal)?;
+        Ok(PegInStatus::new(outpoint, &facts))
+    }
+
+    async fn claim_pegin(
+        &self,
+        outpoint: String,
+        recipient: String,
+        btc_block_hash: String,
+    ) -> RpcResult<ClaimPegInResult> {
+        let outpoint = parse_btc_outpoint(&outpoint).map_err(bad_peg_param)?;
+        let recipient = parse_account(&recipient).map_err(bad_peg_param)?;
+        let btc_block_hash = parse_btc_block_hash(&btc_block_hash).map_err(bad_peg_param)?;
+        match self.backend.claim_pegin(ledger_outpoint(&outpoint), recipient, ledger_block_hash(&btc_block_hash)).await
+        {
+            Ok(()) => Ok(ClaimPegInResult { status: ClaimStatus::Submitted, outpoint, recipient, btc_block_hash }),
+            Err(ClaimError::AlreadyMinted(why) | ClaimError::AlreadyPending(why)) => {
+                Err(errors::claim_already_known(&why))
+            }
+            Err(ClaimError::Rejected(why)) => Err(errors::claim_rejected(&why)),
+            Err(ClaimError::Backend(e)) => Err(internal(e)),
+        }
+    }
+
+    async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String> {
+        let hash = parse_btc_block_hash(&btc_hash).map_err(bad_peg_param)?;
+        let anchor = ledger::BtcAnchor { height: primitives::BtcHeight(btc_height), hash: ledger_block_hash(&hash) };
+        match self.backend.resume_peg(anchor).await {
+            Ok(()) => Ok(format!("voting to resume the peg from BTC block {btc_height} {hash}")),
+            Err(ClaimError::Backend(e)) => Err(internal(e)),
+            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("resumepeg refused: {e}"))),
+        }
     }
 
     async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo> {

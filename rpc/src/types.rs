@@ -8,6 +8,8 @@
 //!
 //! Bitcoin block hashes (the BTC anchor) are shown in Bitcoin's RPC display order (byte-reversed), as
 //! `bitcoin-cli` shows them; sidechain hashes are shown in their natural byte order.
+//!
+//! The peg-in types (deposit status, claims, peg totals) live in `types/pegin.rs` and are re-exported here.
 
 use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
@@ -15,6 +17,9 @@ use consensus::{CommitCertificate, Equivocation};
 use ledger::{Block, Genesis, Tx, UserTxKind};
 use primitives::{canonical_bytes, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
 use serde::{Deserialize, Serialize};
+
+mod pegin;
+pub use self::pegin::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;
@@ -25,13 +30,15 @@ pub fn btc_string(amount: Amount) -> String {
     format!("{}.{:08}", sat / SAT_PER_BTC, sat % SAT_PER_BTC)
 }
 
-/// Whether the peg accepts peg-ins and peg-outs. Only `active` exists until the peg is implemented;
-/// `halted` (bitcoind trouble, reserve deficit) comes with it.
+/// Whether the peg accepts peg-ins and peg-outs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PegStatus {
     /// Peg operations proceed.
     Active,
+    /// f+1 validators reported a Bitcoin reorg deeper than N: no mints, no anchor moves, until 2f+1
+    /// validators vote `resumepeg`. Transfers go on.
+    Halted,
 }
 
 /// The Bitcoin block the sidechain has agreed on.
@@ -69,6 +76,8 @@ pub struct ChainInfo {
     pub btc_anchor: BtcAnchorInfo,
     /// Peg status.
     pub peg_status: PegStatus,
+    /// The reserve at the tip: BTC held, supply, and whether what the peg created is backed.
+    pub peg: ChainPegInfo,
     /// The smallest fee a user transaction may pay (the genesis `min_fee`).
     #[serde(rename = "min_fee_sat", with = "as_sat")]
     pub min_fee: Amount,
@@ -168,6 +177,24 @@ pub enum TxKindInfo {
     },
     /// Registers the signer's deposit address, so deposits to it are minted to the signer.
     Registerdeposit,
+    /// A validator reports that its bitcoind no longer has the anchor in force (a reorg deeper than N).
+    Reportreorg {
+        /// The reporting validator.
+        validator: ValidatorIndex,
+        /// The anchor it no longer sees, height.
+        btc_height: u32,
+        /// And hash.
+        btc_block_hash: bitcoin::BlockHash,
+    },
+    /// A validator votes to resume the halted peg from an anchor.
+    Resumepeg {
+        /// The voting validator.
+        validator: ValidatorIndex,
+        /// The anchor to resume from, height.
+        btc_height: u32,
+        /// And hash.
+        btc_block_hash: bitcoin::BlockHash,
+    },
     /// A BTC deposit minted to its recipient (no signer: validators checked it against bitcoind).
     Mint {
         /// The deposit output, `txid:vout` as Bitcoin Core shows it.
@@ -247,6 +274,30 @@ impl From<&Tx> for TxInfo {
                 kind: TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
                 signature: None,
             },
+            Tx::Validator(v) => {
+                let kind = match &v.tx.kind {
+                    ledger::ValidatorTxKind::ReportReorg { anchor } => TxKindInfo::Reportreorg {
+                        validator: v.tx.validator,
+                        btc_height: anchor.height.get(),
+                        btc_block_hash: btc_block_hash(&anchor.hash),
+                    },
+                    ledger::ValidatorTxKind::ResumePeg { anchor } => TxKindInfo::Resumepeg {
+                        validator: v.tx.validator,
+                        btc_height: anchor.height.get(),
+                        btc_block_hash: btc_block_hash(&anchor.hash),
+                    },
+                };
+                TxInfo {
+                    txid: v.txid(),
+                    hex: hex::encode(canonical_bytes(t)),
+                    signer: None,
+                    from: None,
+                    nonce: None,
+                    fee: Amount::ZERO,
+                    kind,
+                    signature: Some(v.signature),
+                }
+            }
             Tx::Mint(m) => TxInfo {
                 txid: m.txid(),
                 hex: hex::encode(canonical_bytes(t)),
@@ -486,6 +537,12 @@ pub struct FederationInfo {
     /// Smallest deposit that is minted (smaller ones are recorded, not minted).
     #[serde(rename = "pegin_min_amount_sat", with = "as_sat")]
     pub pegin_min_amount: Amount,
+    /// The peg-in fee taken from every minted deposit (to the fee pool): the cost of spending one deposit
+    /// input later, at the genesis peg-in fee rate.
+    #[serde(rename = "pegin_fee_sat", with = "as_sat")]
+    pub pegin_fee: Amount,
+    /// The peg totals at the tip.
+    pub peg_totals: PegTotalsInfo,
 }
 
 /// A deposit address bound to one recipient (`getpeginaddress`).

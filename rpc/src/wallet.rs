@@ -1,5 +1,5 @@
 //! The `sidechain-cli` wallet: one ed25519 key in a private file, amounts with an explicit unit, and
-//! signed transfers. In the library (not the binary) so the e2e tests can drive the same code.
+//! signed transfers and deposit registrations. In the library (not the binary) so the e2e tests can drive the same code.
 //!
 //! Why a unit is mandatory: "send 1" is a 100-million-fold ambiguity between BTC and sats; a typo there
 //! loses money. `1.5btc` and `150000sat` are both unambiguous, a bare number is refused.
@@ -143,6 +143,13 @@ impl Wallet {
         fee: Amount,
     ) -> SignedUserTx {
         UserTx { signer: self.key.public(), nonce, fee, kind: UserTxKind::Transfer { to, amount } }
+            .sign(&self.key, genesis_hash)
+    }
+
+    /// A signed `RegisterDeposit` for the chain with `genesis_hash`: makes this account's deposit address
+    /// (`getpeginaddress`) watched, so deposits to it are minted without a claim. Free (fee 0).
+    pub fn register_deposit(&self, genesis_hash: &Hash32, nonce: u64) -> SignedUserTx {
+        UserTx { signer: self.key.public(), nonce, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
             .sign(&self.key, genesis_hash)
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use bitcoin::Amount;
-use common::{acct, Fixture, FEE};
+use common::{acct, Fixture, CLAIM_AMOUNT, CLAIM_BTC_HEIGHT, FEE, MOCK_BTC_BEST};
 use consensus::{CommitCertificate, ValidatorSet};
 use ledger::testkit::{transfer, user_key};
 use primitives::{Hash32, Height};
@@ -94,6 +94,35 @@ async fn typed_client_round_trips_every_method() {
     assert_eq!(vals[3].index.0, 3);
     let ev = c.get_evidence().await.unwrap();
     assert_eq!((ev[0].offender.0, ev[0].kind), (3, EquivocationKind::Votes));
+
+    // The peg: genesis balances only, none of them backed, and the reserve is fine.
+    let genesis_supply = Amount::from_sat(3 * 1_000_000_000);
+    assert_eq!(
+        (info.peg.supply, info.peg.genesis_supply, info.peg.btc_held),
+        (genesis_supply, genesis_supply, Amount::ZERO)
+    );
+    assert!(info.peg.reserve_ok);
+    let fed = c.get_federation_info().await.unwrap();
+    assert_eq!(fed.pegin_fee, f.backend.chain.pegin_fee());
+    assert_eq!(
+        (fed.peg_totals.supply, fed.peg_totals.deposits, fed.peg_totals.minted),
+        (genesis_supply, 0, Amount::ZERO)
+    );
+
+    // getpegstatus and claimpegin: nothing known, a claim, then the claim pending (the mock's bitcoind
+    // confirms every claim).
+    let outpoint = format!("{}:1", "ab".repeat(32));
+    let block = "cd".repeat(32);
+    let s = c.get_peg_status(outpoint.clone()).await.unwrap();
+    assert_eq!((s.stage, s.recipient, s.confirmations_required), (PegInStage::Unknown, None, 6));
+    assert_eq!(s.outpoint.to_string(), outpoint);
+    let r = c.claim_pegin(outpoint.clone(), acct(1).to_string(), block.clone()).await.unwrap();
+    assert_eq!((r.status, r.recipient), (ClaimStatus::Submitted, acct(1)));
+    assert_eq!((r.outpoint.to_string(), r.btc_block_hash.to_string()), (outpoint.clone(), block.clone()));
+    let s = c.get_peg_status(outpoint.clone()).await.unwrap();
+    assert_eq!((s.stage, s.recipient, s.amount), (PegInStage::ClaimPending, Some(acct(1)), Some(CLAIM_AMOUNT)));
+    assert_eq!((s.btc_height, s.confirmations), (Some(CLAIM_BTC_HEIGHT), Some(MOCK_BTC_BEST - CLAIM_BTC_HEIGHT + 1)));
+    assert_eq!((s.btc_block_hash.map(|h| h.to_string()), s.registration_live), (Some(block), Some(false)));
 }
 
 #[tokio::test]
@@ -121,7 +150,23 @@ async fn bad_calls_have_the_documented_codes() {
         ("sendrawtransaction", json!([5]), errors::INVALID_PARAMS),
         ("nosuchmethod", json!([]), errors::METHOD_NOT_FOUND),
     ];
-    for (method, params, code) in cases {
+    let txid = "ab".repeat(32);
+    let (op, hash, account) = (format!("{txid}:0"), "cd".repeat(32), acct(1).to_string());
+    let peg_cases: Vec<(&str, serde_json::Value, i32)> = vec![
+        ("getpegstatus", json!(["nope"]), errors::INVALID_PARAMETER),
+        ("getpegstatus", json!([txid]), errors::INVALID_PARAMETER),
+        ("getpegstatus", json!([format!("{txid}:x")]), errors::INVALID_PARAMETER),
+        ("getpegstatus", json!([format!("{txid}:4294967296")]), errors::INVALID_PARAMETER),
+        ("getpegstatus", json!([":0"]), errors::INVALID_PARAMETER),
+        ("getpegstatus", json!([5]), errors::INVALID_PARAMS),
+        ("getpegstatus", json!([]), errors::INVALID_PARAMS),
+        ("claimpegin", json!(["nope", account, hash]), errors::INVALID_PARAMETER),
+        ("claimpegin", json!([op, "not-an-account", hash]), errors::INVALID_PARAMETER),
+        ("claimpegin", json!([op, account, "00"]), errors::INVALID_PARAMETER),
+        ("claimpegin", json!([op, account]), errors::INVALID_PARAMS),
+        ("claimpegin", json!([op, account, 7]), errors::INVALID_PARAMS),
+    ];
+    for (method, params, code) in cases.into_iter().chain(peg_cases) {
         let (got, msg) = f.error_code(method, params.clone()).await;
         assert_eq!(got, i64::from(code), "{method} {params}: {msg}");
     }
@@ -129,6 +174,16 @@ async fn bad_calls_have_the_documented_codes() {
     assert!(msg.contains("out of range") && msg.contains("1..=2"), "{msg}");
     let (_, msg) = f.error_code("getblock", json!([unknown])).await;
     assert!(msg.contains("block not found"), "{msg}");
+    let (_, msg) = f.error_code("getpegstatus", json!(["nope"])).await;
+    assert!(msg.contains("txid:vout") && msg.contains("\"nope\""), "{msg}");
+    let (_, msg) = f.error_code("claimpegin", json!([op, account, "00"])).await;
+    assert!(msg.contains("block hash"), "{msg}");
+    // A second claim of the same deposit: -27 with the reason.
+    let first = f.call("claimpegin", json!([op, account, hash])).await;
+    assert_eq!(first["result"]["status"], "submitted", "{first}");
+    let (code, msg) = f.error_code("claimpegin", json!([op, account, hash])).await;
+    assert_eq!(code, i64::from(errors::ALREADY_IN_CHAIN));
+    assert!(msg.contains("already pending"), "{msg}");
 
     // The mempool's reason reaches the user: a nonce gap.
     let tx = transfer(&f.backend.chain, &user_key(0), 5, acct(2), Amount::from_sat(1), FEE);
@@ -178,6 +233,8 @@ async fn backend_failure_is_an_internal_error_for_every_method() {
         ("getconsensusstate", json!([])),
         ("getfederationinfo", json!([])),
         ("getpeginaddress", json!([hash])),
+        ("getpegstatus", json!([format!("{hash}:0")])),
+        ("claimpegin", json!([format!("{hash}:0"), hash, hash])),
     ];
     for (method, params) in calls {
         let (code, msg) = f.error_code(method, params).await;

@@ -169,7 +169,16 @@ async fn discover_lists_exactly_the_registered_methods_and_real_result_shapes() 
     check("NetworkInfo", &f.call("getnetworkinfo", json!([])).await["result"]);
     check("ValidatorInfo", &f.call("getvalidators", json!([])).await["result"][0]);
     check("EvidenceInfo", &f.call("getevidence", json!([])).await["result"][0]);
-    check("FederationInfo", &f.call("getfederationinfo", json!([])).await["result"]);
+    let chain_info = f.call("getblockchaininfo", json!([])).await["result"].clone();
+    check("ChainPegInfo", &chain_info["peg"]);
+    let federation = f.call("getfederationinfo", json!([])).await["result"].clone();
+    check("FederationInfo", &federation);
+    check("PegTotals", &federation["peg_totals"]);
+    let outpoint = format!("{hash}:0");
+    check("PegInStatus", &f.call("getpegstatus", json!([outpoint])).await["result"]);
+    let account = common::acct(1).to_string();
+    check("ClaimPegInResult", &f.call("claimpegin", json!([outpoint, account, hash])).await["result"]);
+    check("PegInStatus", &f.call("getpegstatus", json!([outpoint])).await["result"]);
     check("PegInAddressInfo", &f.call("getpeginaddress", json!([hash])).await["result"]);
     check("ConsensusStateInfo", &f.call("getconsensusstate", json!([])).await["result"]);
     check("BlockSummary", &serde_json::to_value(BlockSummary::from(&f.backend.tip_block().block)).unwrap());
@@ -233,4 +242,54 @@ async fn cli_creates_a_wallet_and_sends() {
     assert!(ok && serde_json::from_str::<Value>(&out).unwrap()["height"] == 3, "{out}{err}");
     let (ok, _, err) = run_cli(&f, &wallet, &["getblock", "99"]).await;
     assert!(!ok && err.contains("out of range"), "{err}");
+}
+
+#[tokio::test]
+async fn cli_registers_a_deposit_address_shows_and_claims_deposits() {
+    let f = Fixture::start().await;
+    let wallet = f.dir.path().join("wallet.json");
+    let (ok, _, err) = run_cli(&f, &wallet, &["createwallet"]).await;
+    assert!(ok, "{err}");
+
+    // pegin: a free RegisterDeposit signed by the wallet, then the address and N.
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegin", "--json"]).await;
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["registration"]["status"], "submitted", "{v}");
+    assert_eq!((v["address"].as_str(), v["confirmations_required"].as_u64()), (Some("bcrt1qdeposit"), Some(6)));
+    assert!(v["funding"].is_null(), "{v}");
+    let txid: primitives::Hash32 = v["registration"]["txid"].as_str().unwrap().parse().unwrap();
+    let t = f.client().get_transaction(txid).await.unwrap();
+    assert_eq!(t.tx.fee, bitcoin::Amount::ZERO, "registration is free");
+    let tx: ledger::SignedUserTx = borsh::from_slice(&hex::decode(&t.tx.hex).unwrap()).unwrap();
+    f.backend.commit_block(vec![tx]);
+    // Again while the registration is live: the node refuses it, and that is fine.
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegin"]).await;
+    assert!(ok && out.contains("already registered") && out.contains("bcrt1qdeposit"), "{out}{err}");
+    // --fund needs a bitcoind, checked before anything is submitted.
+    let (ok, _, err) = run_cli(&f, &wallet, &["pegin", "--fund", "0.1btc"]).await;
+    assert!(!ok && err.contains("--bitcoind-rpc-url"), "{err}");
+    let (ok, _, err) = run_cli(&f, &wallet, &["pegin", "--fund", "0.1"]).await;
+    assert!(!ok && err.contains("no unit"), "{err}");
+
+    // pegstatus and claimpegin.
+    let outpoint = format!("{}:1", "ab".repeat(32));
+    let block = "cd".repeat(32);
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegstatus", &outpoint]).await;
+    assert!(ok && out.contains("unknown to this node"), "{out}{err}");
+    let (ok, _, err) = run_cli(&f, &wallet, &["pegstatus", "nope"]).await;
+    assert!(!ok && err.contains("txid:vout"), "{err}");
+    let (ok, out, err) = run_cli(&f, &wallet, &["claimpegin", &outpoint, &block]).await;
+    assert!(ok && out.contains("submitted"), "{out}{err}");
+    let (ok, _, err) = run_cli(&f, &wallet, &["claimpegin", &outpoint, &block]).await;
+    assert!(!ok && err.contains("already pending") && err.contains("rpc error -27"), "{err}");
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegstatus", &outpoint, "--json"]).await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["stage"], "claim_pending", "{v}");
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegstatus", &outpoint]).await;
+    assert!(ok && out.contains("claim pending") && out.contains("3 of 6 confirmations"), "{out}{err}");
+
+    let (ok, out, err) = run_cli(&f, &wallet, &["help", "pegin"]).await;
+    assert!(ok && out.contains("--fund") && out.contains("--btc-key-file"), "{out}{err}");
 }

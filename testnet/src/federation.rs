@@ -85,7 +85,7 @@ impl Default for FederationConfig {
             initial_accounts: Vec::new(),
             consensus_toml: "propose_ms = 1000\npropose_delta_ms = 300\nprevote_ms = 500\nprevote_delta_ms = 300\n\
                              precommit_ms = 500\nprecommit_delta_ms = 300\nmax_round_lookahead = 1024\n\
-                             max_buffered_next_height = 4096\n"
+                             max_buffered_next_height = 4096\nempty_block_interval_ms = 100\n"
                 .into(),
             env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
             binary: None,

@@ -1,6 +1,11 @@
 //! `sidechain-cli`: a wallet (one ed25519 key in a 0600 file) and a client of sidechaind's JSON-RPC in
 //! one binary. Human output by default, `--json` for scripts. Amounts always carry a unit (`1.5btc`,
 //! `150000sat`).
+//!
+//! The peg-in commands (`pegin`, `pegstatus`, `claimpegin`) are in `sidechain-cli/peg.rs`.
+
+#[path = "sidechain-cli/peg.rs"]
+mod peg;
 
 use anyhow::{bail, Context, Result};
 use bitcoin::Amount;
@@ -30,7 +35,8 @@ struct Cli {
     /// visible to other users).
     #[arg(long, global = true, env = "SIDECHAIN_RPC_PASSWORD", hide_env_values = true, requires = "rpc_user")]
     rpc_password: Option<String>,
-    /// Wallet key file (for createwallet, getaddress, getbalance, send).
+    /// Wallet key file (for createwallet, getaddress, getbalance, send, pegin; the default recipient of
+    /// getpeginaddress and claimpegin).
     #[arg(long, global = true, env = "SIDECHAIN_WALLET")]
     wallet: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
@@ -53,8 +59,33 @@ enum Command {
         #[arg(long, value_parser = parse_account)]
         account: Option<AccountId>,
     },
-    /// Show the federation's Bitcoin wallet: descriptor, threshold, address, peg-in rules.
+    /// Show the federation's Bitcoin wallet: descriptor, threshold, address, peg-in rules, peg totals.
     Getfederationinfo,
+    /// Register the wallet's deposit address (a free RegisterDeposit) and print it with the confirmations
+    /// a deposit needs; with --fund, also pay it on regtest and print the deposit's txid:vout.
+    Pegin {
+        #[command(flatten)]
+        args: peg::FundArgs,
+    },
+    /// Show where a deposit is: unknown, seen, claim pending or rejected, minted, or below the minimum.
+    Pegstatus {
+        /// The deposit output, `txid:vout` as bitcoin-cli shows it.
+        #[arg(value_parser = rpc::types::parse_btc_outpoint)]
+        outpoint: bitcoin::OutPoint,
+    },
+    /// Claim a deposit whose registration was missed or had expired, for the wallet's account (or
+    /// --account): validators check it against their bitcoinds and mint it.
+    Claimpegin {
+        /// The deposit output, `txid:vout` as bitcoin-cli shows it.
+        #[arg(value_parser = rpc::types::parse_btc_outpoint)]
+        outpoint: bitcoin::OutPoint,
+        /// The BTC block holding it, as bitcoin-cli shows it.
+        #[arg(value_parser = rpc::types::parse_btc_block_hash)]
+        block: bitcoin::BlockHash,
+        /// The recipient account id (64 hex digits) instead of the wallet's.
+        #[arg(long, value_parser = parse_account)]
+        account: Option<AccountId>,
+    },
     /// Print the wallet's balance and nonce.
     Getbalance,
     /// Send an amount to an account: builds, signs and submits a transfer.
@@ -133,6 +164,12 @@ fn describe_tx(t: &TxInfo) -> String {
             format!("evidence: validator {offender} signed twice at height {height} round {round}")
         }
         TxKindInfo::Registerdeposit => format!("register deposit address of {from} (fee {} sat)", t.fee.to_sat()),
+        TxKindInfo::Reportreorg { validator, btc_height, .. } => {
+            format!("validator {validator} reports BTC anchor {btc_height} reorganised away")
+        }
+        TxKindInfo::Resumepeg { validator, btc_height, btc_block_hash } => {
+            format!("validator {validator} votes to resume the peg from BTC block {btc_height} {btc_block_hash}")
+        }
         TxKindInfo::Mint { btc_outpoint, recipient, amount, btc_height, .. } => {
             format!(
                 "mint {} BTC to {recipient} for deposit {btc_outpoint} (BTC block {btc_height})",
@@ -211,17 +248,28 @@ async fn run(cli: Cli) -> Result<()> {
             cli.print(&f, || {
                 format!(
                     "descriptor  {}\nthreshold   {} of {}\naddress     {} ({})\npeg-in      {} confirmations, \
-                     minimum {} sat",
+                     minimum {} sat, fee {} sat\nbtc held    {} BTC ({} deposits, {} sat held below the minimum)\n\
+                     supply      {} BTC (minted {} BTC, peg-in fees {} sat)",
                     f.descriptor,
                     f.threshold,
                     f.keys,
                     f.address,
                     f.network,
                     f.pegin_confirmations,
-                    f.pegin_min_amount.to_sat()
+                    f.pegin_min_amount.to_sat(),
+                    f.pegin_fee.to_sat(),
+                    btc_string(f.peg_totals.btc_held),
+                    f.peg_totals.deposits,
+                    f.peg_totals.below_minimum.to_sat(),
+                    btc_string(f.peg_totals.supply),
+                    btc_string(f.peg_totals.minted),
+                    f.peg_totals.pegin_fees.to_sat()
                 )
             })
         }
+        Command::Pegin { args } => peg::pegin(&cli, args).await,
+        Command::Pegstatus { outpoint } => peg::pegstatus(&cli, *outpoint).await,
+        Command::Claimpegin { outpoint, block, account } => peg::claimpegin(&cli, *outpoint, *block, *account).await,
         Command::Getaddress => {
             let w = Wallet::load(cli.wallet_path()?)?;
             cli.print(&serde_json::json!({ "account": w.account() }), || w.account().to_string())
@@ -271,7 +319,8 @@ async fn run(cli: Cli) -> Result<()> {
             cli.print(&i, || {
                 format!(
                     "chain       {}\ngenesis     {}\nheight      {}\nbest block  {}\nstate root  {}\n\
-                     btc anchor  {} {}\npeg         {:?}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}",
+                     btc anchor  {} {}\npeg         {:?}, {} BTC held, supply {} BTC ({} BTC from genesis), \
+                     reserve {}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}",
                     i.chain_id,
                     i.genesis_hash,
                     i.height,
@@ -280,6 +329,10 @@ async fn run(cli: Cli) -> Result<()> {
                     i.btc_anchor.height,
                     i.btc_anchor.hash,
                     i.peg_status,
+                    btc_string(i.peg.btc_held),
+                    btc_string(i.peg.supply),
+                    btc_string(i.peg.genesis_supply),
+                    if i.peg.reserve_ok { "ok" } else { "SHORT" },
                     i.min_fee.to_sat(),
                     i.validator,
                     i.syncing

@@ -9,7 +9,7 @@ use consensus::{CommitCertificate, Vote, VoteKind};
 use ledger::testkit::{self, transfer, user_key, validator_key};
 use ledger::{build_block, check_tx, Block, BlockTemplate, Chain, MemStore, SignedUserTx, StateReader, Tx};
 use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
-use rpc::backend::{BackendError, RpcBackend, SubmitError};
+use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use rpc::types::*;
 use rpc::{start_server, RpcServerConfig, RpcServerHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,14 @@ struct Inner {
     store: MemStore,
     blocks: Vec<StoredBlock>,
     mempool: Vec<SignedUserTx>,
+    /// Pending peg-in claims: (outpoint, recipient, BTC block in internal byte order).
+    claims: Vec<(ledger::BtcOutPoint, AccountId, Hash32)>,
 }
+
+/// The BTC height the mock's "bitcoind" puts every claimed deposit at, its best height, and the amount.
+pub const CLAIM_BTC_HEIGHT: u32 = 101;
+pub const MOCK_BTC_BEST: u32 = 103;
+pub const CLAIM_AMOUNT: Amount = Amount::from_sat(50_000);
 
 /// The in-memory node.
 pub struct MemBackend {
@@ -52,7 +59,7 @@ impl MemBackend {
         let (blocks_tx, _) = broadcast::channel(16);
         let b = Arc::new(MemBackend {
             chain,
-            inner: Mutex::new(Inner { store, blocks: Vec::new(), mempool: Vec::new() }),
+            inner: Mutex::new(Inner { store, blocks: Vec::new(), mempool: Vec::new(), claims: Vec::new() }),
             blocks_tx,
             fail: AtomicBool::new(false),
         });
@@ -119,6 +126,7 @@ impl RpcBackend for MemBackend {
         let version = inner.store.latest_version().unwrap_or(0);
         let snap = inner.store.snapshot(version);
         let meta = snap.chain_meta().map_err(storage_err)?.ok_or_else(|| storage_err("no genesis"))?;
+        let totals = snap.peg_totals().map_err(storage_err)?;
         Ok(ChainInfo {
             chain_id: self.chain.genesis().chain_id.clone(),
             genesis_hash: *self.chain.genesis_hash(),
@@ -128,6 +136,7 @@ impl RpcBackend for MemBackend {
             state_root: snap.root().map_err(storage_err)?,
             btc_anchor: meta.btc_anchor.into(),
             peg_status: PegStatus::Active,
+            peg: ChainPegInfo::new(&totals, genesis_supply(self.chain.genesis()), false),
             min_fee: self.chain.params().min_fee,
             validator: false,
             syncing: false,
@@ -228,6 +237,11 @@ impl RpcBackend for MemBackend {
 
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         self.check()?;
+        let totals = {
+            let inner = self.inner.lock().unwrap();
+            let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+            snap.peg_totals().map_err(storage_err)?
+        };
         Ok(FederationInfo {
             descriptor: "wsh(sortedmulti(3,...))".into(),
             threshold: 3,
@@ -237,7 +251,59 @@ impl RpcBackend for MemBackend {
             network: "regtest".into(),
             pegin_confirmations: 6,
             pegin_min_amount: Amount::from_sat(10_000),
+            pegin_fee: self.chain.pegin_fee(),
+            peg_totals: totals.into(),
         })
+    }
+
+    /// The ledger's record from state; the mock's "bitcoind" confirms every claim submitted to it (at
+    /// [`CLAIM_BTC_HEIGHT`], worth [`CLAIM_AMOUNT`]).
+    async fn pegin_facts(&self, outpoint: ledger::BtcOutPoint) -> Result<PegInFacts, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+        let record = snap.get_pegin(&outpoint).map_err(storage_err)?;
+        let claim_confirmed = inner.claims.iter().find(|c| c.0 == outpoint).map(|(o, r, b)| peg::Deposit {
+            outpoint: btc_outpoint(o),
+            amount: CLAIM_AMOUNT,
+            script_pubkey: bitcoin::ScriptBuf::new(),
+            recipient: r.0 .0,
+            btc_block_hash: btc_block_hash(b),
+            btc_height: CLAIM_BTC_HEIGHT,
+            coinbase: false,
+        });
+        let registration_live = match claim_confirmed.as_ref() {
+            Some(d) => Some(snap.get_registration(&AccountId(Hash32(d.recipient))).map_err(storage_err)?.is_some()),
+            None => None,
+        };
+        Ok(PegInFacts {
+            record,
+            claim_confirmed,
+            btc_best_height: Some(MOCK_BTC_BEST),
+            registration_live,
+            confirmations_required: 6,
+            ..PegInFacts::default()
+        })
+    }
+
+    async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
+        self.check()?;
+        Err(ClaimError::Rejected("this node is not a validator".into()))
+    }
+
+    async fn claim_pegin(
+        &self,
+        outpoint: ledger::BtcOutPoint,
+        recipient: AccountId,
+        btc_block: Hash32,
+    ) -> Result<(), ClaimError> {
+        self.check()?;
+        let mut inner = self.inner.lock().unwrap();
+        if inner.claims.iter().any(|c| c.0 == outpoint) {
+            return Err(ClaimError::AlreadyPending("a claim for this deposit is already pending".into()));
+        }
+        inner.claims.push((outpoint, recipient, btc_block));
+        Ok(())
     }
 
     async fn pegin_address(&self, recipient: AccountId) -> Result<PegInAddressInfo, BackendError> {

@@ -1,0 +1,290 @@
+//! The peg-in commands of `sidechain-cli`: `pegin` (register the wallet's deposit address, and on regtest
+//! optionally pay it from a BTC key the CLI owns), `pegstatus` and `claimpegin`.
+//!
+//! Why `pegin` registers first: deposits are minted without a claim only to a registered (live) deposit
+//! address, and the validators' watchers only scan for registered scripts. With `--fund` it also waits
+//! (bounded) until the registration is in a block before paying, so the payment can never be scanned
+//! before its script is watched.
+
+use super::{rpc_err, Cli};
+use anyhow::{bail, Context, Result};
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Transaction, Txid};
+use clap::Args;
+use jsonrpsee::core::ClientError;
+use jsonrpsee::http_client::HttpClient;
+use primitives::{AccountId, Hash32};
+use rpc::btc_funding::{self, BitcoindAuth, BitcoindClient};
+use rpc::types::{btc_string, PegInStage, PegInStatus, TxStatus};
+use rpc::wallet::{parse_amount, Wallet};
+use rpc::{errors, SidechainApiClient};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long `pegin --fund` waits for its registration to be in a block before paying.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
+
+/// Where `pegin --fund` finds a regtest bitcoind and the key that pays.
+#[derive(Args, Debug)]
+pub struct FundArgs {
+    /// Pay the deposit address this much on regtest (`0.1btc`, `50000sat`) from the BTC funding key
+    /// (coins are mined to it when it has too few). The payment is left unconfirmed: mine the blocks.
+    #[arg(long)]
+    pub fund: Option<String>,
+    /// bitcoind's JSON-RPC URL (needed with --fund), e.g. http://127.0.0.1:18443.
+    #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_URL")]
+    pub bitcoind_rpc_url: Option<String>,
+    /// bitcoind RPC user (with --bitcoind-rpc-password; or use --bitcoind-rpc-cookie).
+    #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_USER", requires = "bitcoind_rpc_password")]
+    pub bitcoind_rpc_user: Option<String>,
+    /// bitcoind RPC password (prefer the environment variable: the command line is visible to others).
+    #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_PASSWORD", hide_env_values = true, requires = "bitcoind_rpc_user")]
+    pub bitcoind_rpc_password: Option<String>,
+    /// bitcoind's `.cookie` file (`<datadir>/regtest/.cookie`).
+    #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_COOKIE", conflicts_with = "bitcoind_rpc_user")]
+    pub bitcoind_rpc_cookie: Option<PathBuf>,
+    /// The BTC funding key file (created, mode 0600, when missing; never overwritten). Default:
+    /// `btc-funding.key` next to the wallet file.
+    #[arg(long, env = "SIDECHAIN_BTC_KEY_FILE")]
+    pub btc_key_file: Option<PathBuf>,
+}
+
+impl FundArgs {
+    fn bitcoind(&self) -> Result<BitcoindClient> {
+        let url = self.bitcoind_rpc_url.as_deref().context("--fund needs --bitcoind-rpc-url")?;
+        let auth = match (&self.bitcoind_rpc_cookie, &self.bitcoind_rpc_user, &self.bitcoind_rpc_password) {
+            (Some(path), _, _) => BitcoindAuth::CookieFile(path.clone()),
+            (None, Some(user), Some(password)) => {
+                BitcoindAuth::UserPass { user: user.clone(), password: password.clone() }
+            }
+            _ => bail!("--fund needs --bitcoind-rpc-user and --bitcoind-rpc-password, or --bitcoind-rpc-cookie"),
+        };
+        Ok(BitcoindClient::new(url, &auth, BitcoindClient::DEFAULT_TIMEOUT)?)
+    }
+}
+
+/// What became of the `RegisterDeposit`.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Registration {
+    /// Accepted by the node's mempool.
+    Submitted { txid: Hash32 },
+    /// The node refused it because the registration is still live (or the same one is already pending).
+    AlreadyRegistered { message: String },
+}
+
+/// The BTC payment `--fund` made.
+#[derive(Serialize)]
+struct Funding {
+    btc_txid: Txid,
+    outpoint: OutPoint,
+    #[serde(rename = "amount_sat", with = "bitcoin::amount::serde::as_sat")]
+    amount: Amount,
+}
+
+/// `pegin`: register the wallet's deposit address, print it, and with `--fund` pay it on regtest.
+pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
+    // Check what --fund needs before anything is submitted.
+    let fund = args.fund.as_deref().map(parse_amount).transpose()?;
+    let bitcoind = if fund.is_some() { Some(args.bitcoind()?) } else { None };
+    let wallet_path = cli.wallet_path()?;
+    let wallet = Wallet::load(wallet_path)?;
+    let account = wallet.account();
+    let client = cli.client()?;
+    let info = client.get_blockchain_info().await.map_err(rpc_err)?;
+    let nonce = client.get_account(account).await.map_err(rpc_err)?.nonce;
+    let tx = wallet.register_deposit(&info.genesis_hash, nonce);
+    let raw = hex::encode(borsh::to_vec(&tx).context("encoding the registration")?);
+    let registration = match client.send_raw_transaction(raw).await {
+        Ok(txid) => Registration::Submitted { txid },
+        // Registering again while the registration is live is refused by design, and the same registration
+        // may already wait in the mempool: either way the address is (or is about to be) watched.
+        Err(ClientError::Call(e))
+            if e.code() == errors::VERIFY_REJECTED
+                && (e.message().contains("is registered until height")
+                    || e.message().contains("already in the mempool")) =>
+        {
+            Registration::AlreadyRegistered { message: e.message().to_string() }
+        }
+        Err(e) => return Err(rpc_err(e)).context("submitting the deposit registration"),
+    };
+    let address = client.get_pegin_address(account).await.map_err(rpc_err)?;
+    let funding = match (fund, bitcoind) {
+        (Some(amount), Some(bitcoind)) => {
+            if let Registration::Submitted { txid } = &registration {
+                wait_committed(&client, *txid).await?;
+            }
+            let key_path = match &args.btc_key_file {
+                Some(p) => p.clone(),
+                None => wallet_path.with_file_name(btc_funding::KEY_FILE_NAME),
+            };
+            let key = btc_funding::load_or_create_key(&key_path)?;
+            let to = address
+                .address
+                .parse::<Address<NetworkUnchecked>>()
+                .with_context(|| format!("the node's deposit address {} does not parse", address.address))?
+                .require_network(Network::Regtest)
+                .with_context(|| {
+                    format!("--fund works on regtest only; the node shows {} addresses", address.network)
+                })?;
+            let btc_txid = btc_funding::fund_regtest(&bitcoind, &key, &to, amount).await?;
+            let vout = payment_vout(&bitcoind, btc_txid, &to.script_pubkey()).await?;
+            Some(Funding { btc_txid, outpoint: OutPoint { txid: btc_txid, vout }, amount })
+        }
+        _ => None,
+    };
+    let out = serde_json::json!({
+        "account": account,
+        "registration": registration,
+        "address": address.address,
+        "network": address.network,
+        "confirmations_required": address.confirmations_required,
+        "min_amount_sat": address.min_amount.to_sat(),
+        "funding": funding,
+    });
+    cli.print(&out, || {
+        let mut s = match &registration {
+            Registration::Submitted { txid } => format!("registered the deposit address of {account} (txid {txid})"),
+            Registration::AlreadyRegistered { message } => {
+                format!("the deposit address of {account} is already registered ({message})")
+            }
+        };
+        s.push_str(&format!(
+            "\ndeposit address {} ({})\nBTC sent there is minted to {account} after {} confirmations \
+             (deposits below {} sat are held, not minted)",
+            address.address,
+            address.network,
+            address.confirmations_required,
+            address.min_amount.to_sat()
+        ));
+        if let Some(f) = &funding {
+            s.push_str(&format!(
+                "\npaid {} BTC in {} (unconfirmed: mine {} blocks on regtest)\nfollow it with: sidechain-cli \
+                 pegstatus {}",
+                btc_string(f.amount),
+                f.btc_txid,
+                address.confirmations_required,
+                f.outpoint
+            ));
+        }
+        s
+    })
+}
+
+/// Waits until `txid` is in a committed block, polling with a bound.
+async fn wait_committed(client: &HttpClient, txid: Hash32) -> Result<()> {
+    let deadline = Instant::now() + REGISTRATION_WAIT;
+    loop {
+        match client.get_transaction(txid).await {
+            Ok(t) if t.status == TxStatus::Committed => return Ok(()),
+            // Not found yet (or in the mempool): it was just accepted, keep waiting.
+            Ok(_) | Err(ClientError::Call(_)) => {}
+            Err(e) => return Err(rpc_err(e)),
+        }
+        if Instant::now() >= deadline {
+            bail!("the registration {txid} is not in a block after {REGISTRATION_WAIT:?}; not paying yet");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The output of the payment `txid` that pays `script`. `fund_regtest` puts the payment at output 0
+/// (`peg::funding`: payment first, change second), but the transaction is what counts: it is read back
+/// from bitcoind's mempool and its outputs matched against the deposit script.
+async fn payment_vout(bitcoind: &BitcoindClient, txid: Txid, script: &ScriptBuf) -> Result<u32> {
+    let hex: String = bitcoind
+        .call("getrawtransaction", vec![serde_json::json!(txid.to_string()), serde_json::json!(false)])
+        .await
+        .with_context(|| format!("reading back the payment {txid}"))?;
+    let tx: Transaction = bitcoin::consensus::encode::deserialize_hex(&hex)
+        .with_context(|| format!("bitcoind returned an unreadable transaction for {txid}"))?;
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == *script)
+        .with_context(|| format!("payment {txid} has no output to the deposit address"))?;
+    u32::try_from(vout).context("output index out of range")
+}
+
+/// `pegstatus <txid:vout>`.
+pub async fn pegstatus(cli: &Cli, outpoint: OutPoint) -> Result<()> {
+    let s = cli.client()?.get_peg_status(outpoint.to_string()).await.map_err(rpc_err)?;
+    cli.print(&s, || describe_status(&s))
+}
+
+/// A person's reading of a [`PegInStatus`].
+fn describe_status(s: &PegInStatus) -> String {
+    let n = s.confirmations_required;
+    let depth = match s.confirmations {
+        Some(k) => format!("{k} of {n} confirmations"),
+        None => format!("{n} confirmations needed"),
+    };
+    let block = match (s.btc_height, s.btc_block_hash) {
+        (Some(h), Some(b)) => format!("BTC block {b} at height {h}"),
+        _ => "an unknown BTC block".to_string(),
+    };
+    let mut out = format!("deposit {}: ", s.outpoint);
+    out.push_str(&match s.stage {
+        PegInStage::Unknown => "unknown to this node (only a validator's node, with its bitcoind, sees deposits \
+                                before they are minted)"
+            .to_string(),
+        PegInStage::Seen => format!("seen in {block}, {depth}; minted when the sidechain anchor covers it"),
+        PegInStage::ClaimPending => {
+            format!("claim pending: this node's bitcoind confirmed it in {block} ({depth}); minted when the anchor covers it")
+        }
+        PegInStage::ClaimRejected => {
+            format!("claim rejected by this node's bitcoind: {}", s.reason.as_deref().unwrap_or("no reason given"))
+        }
+        PegInStage::Minted => format!(
+            "minted at height {} (time_ms {}) in {}: credited {} BTC, peg-in fee {} sat",
+            s.minted_at.map_or_else(|| "?".into(), |h| h.to_string()),
+            s.minted_time_ms.map_or_else(|| "?".into(), |t| t.to_string()),
+            s.mint_txid.map_or_else(|| "?".into(), |t| t.to_string()),
+            s.credited.map_or_else(|| "?".into(), btc_string),
+            s.fee.map_or(0, Amount::to_sat)
+        ),
+        PegInStage::BelowMinimum => format!(
+            "below the minimum: recorded at height {} and held by the federation, nothing credited",
+            s.minted_at.map_or_else(|| "?".into(), |h| h.to_string())
+        ),
+    });
+    if let (Some(r), Some(a)) = (s.recipient, s.amount) {
+        out.push_str(&format!("\n{} BTC to {r}", btc_string(a)));
+        if !matches!(s.stage, PegInStage::Seen | PegInStage::ClaimPending) {
+            out.push_str(&format!(" in {block}"));
+        }
+    }
+    if s.stage == PegInStage::Seen && s.registration_live == Some(false) {
+        let hash = s.btc_block_hash.map_or_else(|| "<btc block hash>".into(), |h| h.to_string());
+        out.push_str(&format!(
+            "\nthe recipient's registration is not live, so it is not minted by itself: sidechain-cli claimpegin {} \
+             {hash}",
+            s.outpoint
+        ));
+    }
+    if let (Some(reason), false) = (&s.reason, s.stage == PegInStage::ClaimRejected) {
+        out.push_str(&format!("\na claim for it was rejected: {reason}"));
+    }
+    out
+}
+
+/// `claimpegin <txid:vout> <block hash> [--account]`.
+pub async fn claimpegin(cli: &Cli, outpoint: OutPoint, block: BlockHash, account: Option<AccountId>) -> Result<()> {
+    let recipient = match account {
+        Some(a) => a,
+        None => Wallet::load(cli.wallet_path()?)?.account(),
+    };
+    let r = cli
+        .client()?
+        .claim_pegin(outpoint.to_string(), recipient.to_string(), block.to_string())
+        .await
+        .map_err(rpc_err)?;
+    cli.print(&r, || {
+        format!(
+            "claim for {} to {} submitted; validators check it against their bitcoinds\nfollow it with: \
+             sidechain-cli pegstatus {}",
+            r.outpoint, r.recipient, r.outpoint
+        )
+    })
+}
