@@ -77,7 +77,8 @@ pub struct FederationUtxo {
     /// Its value.
     #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
     pub amount: Amount,
-    /// The recipient whose tweak the spending keys need (`peg::deposit`).
+    /// The recipient whose tweak the spending keys need (`peg::deposit`); the fee pool's id for an output to
+    /// the plain, untweaked federation script (minted to the fee pool).
     pub tweak_recipient: AccountId,
     /// The BTC block holding it.
     pub btc_block: BtcAnchor,

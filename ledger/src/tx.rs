@@ -161,7 +161,8 @@ pub struct BtcOutPoint {
 /// needs no bitcoind: the outpoint was never minted, and `btc_block` is at or below the new anchor.
 ///
 /// A block that advances the anchor must carry one for every deposit to a live registration in the BTC
-/// blocks it covers; deposits outside that rule (missed or expired registrations) come in through
+/// blocks it covers, and for every output to the plain federation script (recipient: the fee pool, which
+/// marks the output untweaked); deposits outside that rule (missed or expired registrations) come in through
 /// `claimpegin` and are checked the same way.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct MintTx {

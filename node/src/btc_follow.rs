@@ -73,7 +73,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
         let start = *anchor.borrow() + 1;
         let mut index = Some(DepositIndex::new(start));
         let mut indexed_version = 0;
-        let mut checked: HashMap<ledger::BtcOutPoint, ClaimCheck> = HashMap::new();
+        let mut checked: HashMap<PegClaim, ClaimCheck> = HashMap::new();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
@@ -211,16 +211,16 @@ fn check_claims(
     client: &BitcoindClient,
     chain: &ledger::Chain,
     pending: &[PegClaim],
-    checked: &mut HashMap<ledger::BtcOutPoint, ClaimCheck>,
+    checked: &mut HashMap<PegClaim, ClaimCheck>,
 ) -> Result<(), crate::bitcoin::BitcoinError> {
-    checked.retain(|o, _| pending.iter().any(|c| c.outpoint == *o));
+    checked.retain(|c, _| pending.contains(c));
     // A reorg can take a confirmed claim's block out of the best chain: check again.
     let mut stale = Vec::new();
-    for (o, check) in checked.iter() {
+    for (c, check) in checked.iter() {
         if let ClaimCheck::Confirmed(d) = check {
             match client.block_hash(d.btc_height) {
                 Ok(h) if h == d.btc_block_hash => {}
-                Ok(_) | Err(crate::bitcoin::BitcoinError::NoBlockAtHeight { .. }) => stale.push(*o),
+                Ok(_) | Err(crate::bitcoin::BitcoinError::NoBlockAtHeight { .. }) => stale.push(c.clone()),
                 Err(e) => return Err(e),
             }
         }
@@ -229,8 +229,7 @@ fn check_claims(
         checked.remove(&o);
     }
     const NEW_PER_POLL: usize = 16;
-    let new: Vec<&PegClaim> =
-        pending.iter().filter(|c| !checked.contains_key(&c.outpoint)).take(NEW_PER_POLL).collect();
+    let new: Vec<&PegClaim> = pending.iter().filter(|c| !checked.contains_key(*c)).take(NEW_PER_POLL).collect();
     for claim in new {
         let verdict = match check_claim(client, chain, claim)? {
             Ok(d) => ClaimCheck::Confirmed(d),
@@ -240,7 +239,7 @@ fn check_claims(
                 ClaimCheck::Rejected(claim.outpoint, why)
             }
         };
-        checked.insert(claim.outpoint, verdict);
+        checked.insert(claim.clone(), verdict);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Peg-in on the node: which deposits a block must mint, and a validator's check that a proposal mints
-//! exactly those (plus verified claims) before it prevotes.
+//! exactly those (plus verified claims) before it prevotes. Outputs to the plain federation address (bound to
+//! nobody) are minted to the fee pool, so every BTC the federation receives counts in reserves.
 //!
 //! Why here: execution (ledger) decides *how* a mint changes state and that it happens once; whether the
 //! BTC facts a mint asserts are true needs a bitcoind, so it is external validity, checked by validators
@@ -46,7 +47,7 @@ pub const MAX_PENDING_CLAIMS: usize = 1024;
 /// `claimpegin`: mint the deposit at `outpoint` in BTC block `btc_block` to `recipient`, for deposits whose
 /// registration was missed or had expired. Anyone may claim (the mint can only go to the recipient the
 /// script is bound to); validators check it against their own bitcoind exactly as a registered deposit.
-#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct PegClaim {
     /// The deposit output.
     pub outpoint: BtcOutPoint,
@@ -110,6 +111,18 @@ pub fn mint_for(d: &peg::Deposit) -> MintTx {
     }
 }
 
+/// The mint a block carries for an output paying the plain (untweaked) federation script: nobody can be
+/// credited, so it goes to the fee pool (which pays the federation's Bitcoin fees) and the BTC counts in
+/// reserves like any deposit. `recipient = fee pool` marks the UTXO as untweaked.
+pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
+    MintTx {
+        outpoint: BtcOutPoint { txid: Hash32(o.outpoint.txid.to_byte_array()), vout: o.outpoint.vout },
+        recipient: ledger::fee_pool_id(),
+        amount: o.amount,
+        btc_block: from_peg((o.btc_height, o.btc_block_hash)),
+    }
+}
+
 /// The mints a block at `height` moving the anchor from `prev` to `new` must carry: every indexed deposit in
 /// BTC blocks `(prev, new]` whose recipient's registration is live at `height` and that `state` (the
 /// previous block's) has not recorded. `Err` says why this snapshot cannot tell (then the anchor must not
@@ -146,6 +159,12 @@ pub fn required_mints<S: StateReader>(
                 out.push(mint_for(d));
             }
         }
+        for o in &block.scan.plain {
+            let m = mint_for_plain(o);
+            if state.get_pegin(&m.outpoint).map_err(|e| e.to_string())?.is_none() {
+                out.push(m);
+            }
+        }
     }
     Ok(out)
 }
@@ -177,7 +196,8 @@ pub fn claims_to_mint<S: StateReader>(
 fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
     let indexed = snap.deposits.get(&m.btc_block.height.get()).is_some_and(|b| {
         from_peg((m.btc_block.height.get(), b.hash)).hash == m.btc_block.hash
-            && b.scan.deposits.iter().any(|d| mint_for(d) == *m)
+            && (b.scan.deposits.iter().any(|d| mint_for(d) == *m)
+                || b.scan.plain.iter().any(|o| mint_for_plain(o) == *m))
     });
     indexed || snap.claims.iter().any(|d| mint_for(d) == *m)
 }

@@ -1043,7 +1043,9 @@ impl Service {
         }
         let mut added = Ok(());
         self.claims.send_if_modified(|claims| {
-            if claims.iter().any(|c| c.outpoint == claim.outpoint) {
+            // Keyed by the whole claim, not the outpoint: a wrong claim (another recipient, another block)
+            // must not keep the right one out; at most one of them can ever be confirmed.
+            if claims.contains(&claim) {
                 added = Err("a claim for this deposit is already pending".to_string());
                 false
             } else if claims.len() >= crate::pegin::MAX_PENDING_CLAIMS {

@@ -303,3 +303,94 @@ fn mine_empty(fed: &Federation, n: u64) -> u64 {
     }
     h
 }
+
+/// Waits (bounded) until validator `i` reports `stage` for `outpoint`; returns the status.
+async fn wait_stage(
+    fed: &Federation,
+    i: usize,
+    outpoint: &str,
+    stage: rpc::types::PegInStage,
+) -> rpc::types::PegInStatus {
+    let c = fed.nodes[i].client().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = c.get_peg_status(outpoint.to_string()).await.expect("getpegstatus");
+        if s.stage == stage {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{outpoint}: stage {:?}, wanted {stage:?}: {s:?}", s.stage);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_up() {
+    use rpc::types::PegInStage;
+    let mut fed = start(Vec::new());
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let wallet = BtcWallet::from_seed(6);
+    let utxos = wallet.mine_coinbases(&fed.bitcoinds[0], 3).expect("coinbases");
+    let tip = mine(&fed, 100);
+    wait_anchor(&fed, tip - (N - 1), Duration::from_secs(120)).await;
+    let c = fed.nodes[0].client().expect("client");
+    let fee = Amount::from_sat(264);
+
+    // R registers; U never does. Deposits: U's address (unregistered), dust to R, the plain federation
+    // address (bound to nobody).
+    let r_key = Keypair::from_secret([31; 32]);
+    let (r, u) = (r_key.public().account_id(), Keypair::from_secret([32; 32]).public().account_id());
+    register(&fed, &r_key).await;
+    let unregistered = pay_deposit(&fed, &wallet, &utxos[0], u, Amount::from_sat(300_000)).await;
+    let dust = pay_deposit(&fed, &wallet, &utxos[1], r, Amount::from_sat(5_000)).await;
+    let fedinfo = c.get_federation_info().await.expect("getfederationinfo");
+    let plain_addr: bitcoin::Address<bitcoin::address::NetworkUnchecked> = fedinfo.address.parse().expect("address");
+    let plain_tx = wallet
+        .pay(&utxos[2], plain_addr.assume_checked().script_pubkey(), Amount::from_sat(200_000), Amount::from_sat(1_000))
+        .expect("pay");
+    broadcast(&fed.bitcoinds[0], &plain_tx).expect("broadcast");
+    let d = mine(&fed, 1);
+    let d_hash: String = fed.bitcoinds[0].call("getblockhash", &[serde_json::json!(d)]).expect("hash");
+    mine(&fed, N - 1);
+    let op = |tx: &bitcoin::Transaction| format!("{}:0", tx.compute_txid());
+
+    // The dust is recorded, not minted; the plain output goes to the fee pool; U's deposit waits for a claim.
+    let s = wait_stage(&fed, 0, &op(&dust), PegInStage::BelowMinimum).await;
+    assert_eq!((s.recipient, s.credited), (Some(r), Some(Amount::ZERO)));
+    let s = wait_stage(&fed, 0, &op(&plain_tx), PegInStage::Minted).await;
+    assert_eq!(s.recipient, Some(ledger::fee_pool_id()));
+    assert_eq!(balance(&fed, 0, r).await, Amount::ZERO);
+    let h = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[0], h + 3, Duration::from_secs(60)).await.expect("blocks");
+    assert_eq!(balance(&fed, 0, u).await, Amount::ZERO, "an unregistered deposit is only minted by a claim");
+
+    // Bad claims: another recipient, a block bitcoind does not know. Both refused by every bitcoind, with a
+    // reason, and neither keeps the right claim out.
+    c.claim_pegin(op(&unregistered), r.to_string(), d_hash.clone()).await.expect("submitted");
+    let s = wait_stage(&fed, 0, &op(&unregistered), PegInStage::ClaimRejected).await;
+    assert!(s.reason.as_deref().unwrap_or_default().contains("does not pay the deposit address"), "{s:?}");
+    c.claim_pegin(op(&unregistered), u.to_string(), "ab".repeat(32)).await.expect("submitted");
+    // The right claim: minted once, deposit minus fee.
+    c.claim_pegin(op(&unregistered), u.to_string(), d_hash.clone()).await.expect("submitted");
+    wait_balance(&fed, u, Amount::from_sat(300_000) - fee, Duration::from_secs(60)).await;
+    let again = c.claim_pegin(op(&unregistered), u.to_string(), d_hash).await;
+    assert!(again.is_err_and(|e| e.to_string().contains("already minted")), "a second claim is refused");
+
+    // Reserves: BTC held is all three deposits, as bitcoind's UTXO set shows; supply is what was minted.
+    let totals = c.get_federation_info().await.expect("getfederationinfo").peg_totals;
+    assert_eq!(totals.btc_held, Amount::from_sat(300_000 + 5_000 + 200_000));
+    assert_eq!(totals.below_minimum, Amount::from_sat(5_000));
+    assert_eq!(totals.supply, totals.minted + totals.pegin_fees);
+    assert_eq!(totals.btc_held, totals.supply + totals.below_minimum);
+    let mut scripts = vec![format!("raw({})", fedinfo.script_pubkey)];
+    for who in [r, u] {
+        scripts.push(format!("raw({})", c.get_pegin_address(who).await.expect("address").script_pubkey));
+    }
+    let scan: serde_json::Value = fed.bitcoinds[2]
+        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!(scripts)])
+        .expect("scantxoutset");
+    let on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
+    assert_eq!(on_chain, totals.btc_held, "state's BTC held is what bitcoind's UTXO set holds");
+    for n in &mut fed.nodes {
+        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
