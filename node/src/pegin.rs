@@ -278,3 +278,129 @@ pub fn anchor_with_mints<S: StateReader>(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitcoin::IndexedBlock;
+    use ledger::testkit::{self, user_key};
+    use ledger::{BlockHeader, MemStore, UserTx};
+    use primitives::{BtcHeight, ValidatorIndex};
+
+    /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the
+    /// plain federation script.
+    fn setup() -> (Chain, MemStore, BtcSnapshot, peg::Deposit, AccountId) {
+        let (chain, mut store) = testkit::chain_and_store(4, 0, bitcoin::Amount::ZERO);
+        let key = user_key(3);
+        let r = key.public().account_id();
+        let reg =
+            UserTx { signer: key.public(), nonce: 0, fee: bitcoin::Amount::ZERO, kind: UserTxKind::RegisterDeposit }
+                .sign(&key, chain.genesis_hash());
+        let template = ledger::BlockTemplate {
+            height: Height(1),
+            prev_hash: Hash32::ZERO,
+            time_ms: chain.genesis().genesis_time_ms + 1,
+            proposer: ValidatorIndex(0),
+            btc_anchor: BtcAnchor::default(),
+            last_commit_hash: Hash32::ZERO,
+        };
+        let (_, outcome) = ledger::build_block(&chain, &store, template, vec![reg.into()]).expect("block");
+        store.apply(&outcome.write_set);
+        let hash = bitcoin::BlockHash::from_byte_array([3; 32]);
+        let deposit = peg::Deposit {
+            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([7; 32]), vout: 1 },
+            amount: bitcoin::Amount::from_sat(50_000),
+            script_pubkey: deposit_script(&chain, &r).expect("script"),
+            recipient: r.0 .0,
+            btc_block_hash: hash,
+            btc_height: 3,
+            coinbase: false,
+        };
+        let plain = peg::FederationOutput {
+            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([8; 32]), vout: 0 },
+            amount: bitcoin::Amount::from_sat(20_000),
+            btc_block_hash: hash,
+            btc_height: 3,
+            coinbase: false,
+        };
+        let mut snap = BtcSnapshot { best: Some(9), registry_version: 1, ..BtcSnapshot::default() };
+        for h in 1..=3u32 {
+            let scan = if h == 3 {
+                peg::BlockScan { deposits: vec![deposit.clone()], plain: vec![plain.clone()] }
+            } else {
+                peg::BlockScan::default()
+            };
+            let hash = bitcoin::BlockHash::from_byte_array([h as u8; 32]);
+            snap.deposits.insert(h, IndexedBlock { hash, scan });
+            snap.hashes.insert(h, hash);
+        }
+        (chain, store, snap, deposit, r)
+    }
+
+    fn block(anchor_height: u32, txs: Vec<Tx>) -> Block {
+        let header = BlockHeader {
+            genesis_hash: Hash32::ZERO,
+            height: Height(2),
+            prev_hash: Hash32::ZERO,
+            time_ms: 0,
+            proposer: ValidatorIndex(0),
+            btc_anchor: from_peg((anchor_height, bitcoin::BlockHash::from_byte_array([anchor_height as u8; 32]))),
+            tx_root: Hash32::ZERO,
+            state_root: Hash32::ZERO,
+            last_commit_hash: Hash32::ZERO,
+        };
+        Block { header, txs }
+    }
+
+    #[test]
+    fn a_block_must_mint_exactly_what_the_index_shows() {
+        let (_chain, store, snap, deposit, _r) = setup();
+        let state = store.snapshot(1);
+        let prev = BtcAnchor::default();
+        let required = required_mints(&state, &snap, 1, &prev, &block(3, vec![]).header.btc_anchor, Height(2))
+            .expect("index covers 1..=3");
+        assert_eq!(required.len(), 2, "the registered deposit and the plain output: {required:?}");
+        assert_eq!(required[0], mint_for(&deposit));
+        assert_eq!(required[1].recipient, ledger::fee_pool_id());
+        let all: Vec<Tx> = required.iter().cloned().map(Tx::Mint).collect();
+        assert_eq!(check_block_mints(&state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
+
+        // Leaving one out.
+        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
+        assert!(why.contains("leaves out the deposit"), "{why}");
+        // A wrong amount (or any fact bitcoind does not show).
+        let mut wrong = required.clone();
+        wrong[0].amount = bitcoin::Amount::from_sat(50_001);
+        let mut txs: Vec<Tx> = wrong.into_iter().map(Tx::Mint).collect();
+        txs.push(Tx::Mint(required[0].clone()));
+        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
+        assert!(why.contains("does not show"), "{why}");
+        // A mint above what the index covers is "cannot tell", never a shorter list.
+        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
+        assert!(why.contains("does not cover BTC height 4"), "{why}");
+        // An index built before the latest registration is not trusted to move the anchor.
+        let why = check_block_mints(&state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
+        assert!(why.contains("registered scripts"), "{why}");
+    }
+
+    #[test]
+    fn blocks_that_keep_the_anchor_and_mint_nothing_need_no_bitcoind() {
+        let (_chain, store, _snap, _deposit, _r) = setup();
+        let state = store.snapshot(1);
+        assert_eq!(check_block_mints(&state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
+        let moved = check_block_mints(&state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
+        assert!(moved.unwrap_err().contains("no bitcoind"));
+    }
+
+    #[test]
+    fn the_proposer_moves_the_anchor_only_as_far_as_its_index_can_list_mints() {
+        let (_chain, store, mut snap, _deposit, _r) = setup();
+        let state = store.snapshot(1);
+        snap.hashes.insert(4, bitcoin::BlockHash::from_byte_array([4; 32]));
+        let wanted = from_peg((4, bitcoin::BlockHash::from_byte_array([4; 32])));
+        let (anchor, mints) =
+            anchor_with_mints(&state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2)).expect("a move");
+        assert_eq!(anchor.height, BtcHeight(3), "height 4 is not indexed yet");
+        assert_eq!(mints.len(), 2);
+    }
+}
