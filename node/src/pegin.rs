@@ -44,6 +44,9 @@ pub fn registrations_in(block: &Block) -> Vec<AccountId> {
 /// Most claims a node keeps pending at once.
 pub const MAX_PENDING_CLAIMS: usize = 1024;
 
+/// Blocks a claim stays pending without being minted before it is dropped.
+pub const CLAIM_TTL_BLOCKS: u64 = 2000;
+
 /// `claimpegin`: mint the deposit at `outpoint` in BTC block `btc_block` to `recipient`, for deposits whose
 /// registration was missed or had expired. Anyone may claim (the mint can only go to the recipient the
 /// script is bound to); validators check it against their own bitcoind exactly as a registered deposit.

@@ -341,6 +341,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         anchor_height,
         registry,
         claims,
+        claims_added: HashMap::new(),
         pending_value: None,
         tip_committed_at: Instant::now(),
         resume_request: watch::channel(None).0,
@@ -404,6 +405,8 @@ pub struct Service {
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
     /// Pending peg-in claims (not minted yet), for the follower to verify.
     claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
+    /// The tip height when each pending claim was added.
+    claims_added: HashMap<crate::pegin::PegClaim, Height>,
     /// The anchor an operator asked this validator to vote to resume the halted peg from.
     resume_request: watch::Sender<Option<ledger::BtcAnchor>>,
     /// A round-0 proposal waiting for work (or until the instant) on an idle chain.
@@ -917,9 +920,18 @@ impl Service {
                         self.resume_request.send_replace(None);
                     }
                 }
+                let tip = fb.height();
+                let added = &mut self.claims_added;
                 self.claims.send_if_modified(|claims| {
                     let before = claims.len();
-                    claims.retain(|c| matches!(state.get_pegin(&c.outpoint), Ok(None)));
+                    // Minted claims are done; claims nobody could mint for CLAIM_TTL_BLOCKS are dropped, so
+                    // bogus claims cannot fill the list for good (a real one can be submitted again).
+                    claims.retain(|c| {
+                        let fresh =
+                            added.get(c).is_some_and(|at| tip.get() - at.get() <= crate::pegin::CLAIM_TTL_BLOCKS);
+                        fresh && matches!(state.get_pegin(&c.outpoint), Ok(None))
+                    });
+                    added.retain(|c, _| claims.contains(c));
                     claims.len() != before
                 });
                 let registered = crate::pegin::registrations_in(&fb.block);
@@ -1052,6 +1064,7 @@ impl Service {
                 added = Err(format!("{} claims pending; try again later", claims.len()));
                 false
             } else {
+                self.claims_added.insert(claim.clone(), self.chain.tip());
                 claims.push(claim);
                 true
             }
