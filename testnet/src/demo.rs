@@ -1,19 +1,31 @@
-//! The demo `scripts/testnet` runs: a local federation (validators + a full node, real processes), and
-//! the user's path through it with the real `sidechain-cli`: two wallets, a transfer, balances read back
-//! from every node, and a summary table.
+//! The demo `scripts/testnet` runs: a local federation (validators, each with its own regtest bitcoind,
+//! and a full node, all real processes), and the user's path through it with the real `sidechain-cli`:
+//! Alice, who holds only BTC, pegs in; the demo mines the confirmations and follows the deposit to its
+//! mint; Alice pays Bob; balances, state roots and the reserve are read back from every node, and a
+//! summary table is printed.
 //!
 //! Why the CLI and not the typed client: the demo is also the end-to-end check of what a user types, and
 //! its `--json` output is parsed here, so a CLI that prints something else fails the demo.
 //!
-//! Peg-in and peg-out join the demo when they land (issues 7 and 8); until then Alice's coins come from a
-//! test-network genesis allocation, and the summary says so.
+//! The invariant it checks at the end: on every node, Alice holds exactly the deposit minus the peg-in fee,
+//! the transfer and its fee, Bob holds the transfer, and the BTC the federation holds equals the whole
+//! supply (there is no genesis allocation). Peg-out joins the demo when it lands (issue 8), and the summary
+//! says so.
 
-use crate::federation::{sidechaind_path, Federation, FederationConfig};
-use anyhow::{bail, Context, Result};
+use crate::federation::{sidechaind_path, Federation, FederationConfig, SidechainNode};
+use anyhow::{bail, ensure, Context, Result};
+use bitcoin::{Amount, OutPoint, Txid};
 use rpc::client::SidechainApiClient;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How long one `sidechain-cli` call may take (`pegin --fund` waits up to 60 s for its registration).
+const CLI_BOUND: Duration = Duration::from_secs(120);
+/// How long the sidechain anchor may take to catch up with bitcoind before the deposit is confirmed.
+const ANCHOR_BOUND: Duration = Duration::from_secs(60);
+/// How long the deposit may take from its N-th confirmation to its mint.
+const MINT_BOUND: Duration = Duration::from_secs(60);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -24,25 +36,86 @@ pub struct DemoOptions {
     pub sidechaind: PathBuf,
     /// The `sidechain-cli` binary.
     pub cli: PathBuf,
-    /// Satoshis Alice starts with (test-network genesis allocation).
-    pub alice_sats: u64,
-    /// Satoshis Alice sends Bob.
-    pub transfer_sats: u64,
+    /// BTC Alice deposits (`pegin --fund`: paid on regtest from the CLI's own BTC key).
+    pub deposit: Amount,
+    /// What Alice then sends Bob on the sidechain.
+    pub transfer: Amount,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
         let daemon = sidechaind_path();
         let cli = daemon.with_file_name("sidechain-cli");
-        DemoOptions { validators: 4, sidechaind: daemon, cli, alice_sats: 50_000_000, transfer_sats: 12_345_678 }
+        DemoOptions {
+            validators: 4,
+            sidechaind: daemon,
+            cli,
+            deposit: Amount::from_sat(50_000_000),
+            transfer: Amount::from_sat(12_345_678),
+        }
     }
+}
+
+/// What the peg-in looked like.
+#[derive(Clone, Debug)]
+pub struct PegInReport {
+    /// The BTC transaction that paid Alice's deposit address.
+    pub btc_txid: Txid,
+    /// The deposit output.
+    pub outpoint: OutPoint,
+    /// Its value on Bitcoin.
+    pub deposit: Amount,
+    /// Alice's deposit address.
+    pub address: String,
+    /// Confirmations (N) a deposit needs.
+    pub confirmations_required: u64,
+    /// Height of the BTC block holding the deposit.
+    pub btc_height: u64,
+    /// Sidechain height right after the N-th confirmation was mined.
+    pub confirmed_at: u64,
+    /// Sidechain height of the block that minted it.
+    pub minted_at: u64,
+    /// Wall time from mining the N-th confirmation to `pegstatus` showing the mint.
+    pub mint_wall: Duration,
+    /// What Alice was credited.
+    pub credited: Amount,
+    /// The peg-in fee (to the fee pool).
+    pub fee: Amount,
+    /// The stages `pegstatus` showed, in order, as printed.
+    pub stages: Vec<String>,
+}
+
+impl PegInReport {
+    /// Sidechain blocks from the N-th confirmation to the mint.
+    pub fn latency_blocks(&self) -> u64 {
+        self.minted_at.saturating_sub(self.confirmed_at)
+    }
+}
+
+/// `getblockchaininfo.peg`, the same on every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserve {
+    /// BTC the federation holds (as of the anchor).
+    pub btc_held: Amount,
+    /// Every balance on the sidechain, fee pool included.
+    pub supply: Amount,
+    /// Whether what the peg created is backed.
+    pub reserve_ok: bool,
 }
 
 /// What the demo saw, for the summary and for tests.
 #[derive(Clone, Debug)]
 pub struct DemoReport {
+    /// Alice's peg-in.
+    pub pegin: PegInReport,
+    /// The reserve after the transfer.
+    pub reserve: Reserve,
+    /// What Alice sent Bob.
+    pub transfer: Amount,
     /// The transfer's txid.
     pub txid: String,
+    /// Its fee.
+    pub tx_fee: Amount,
     /// The height its block was committed at.
     pub tx_height: u64,
     /// Blocks from submission to the block that holds it (inclusive of that block).
@@ -60,23 +133,41 @@ pub struct DemoReport {
 impl DemoReport {
     /// The last line of `scripts/testnet --exit`.
     pub fn ok_line(&self) -> String {
+        let p = &self.pegin;
         format!(
-            "demo ok: {} nodes agree at height {}, transfer {} committed at height {} ({} blocks, {:.2}s), demo {:.1}s",
+            "demo ok: {} nodes agree at height {}, peg-in {} BTC (btc tx {}) minted at height {}, +{} blocks ({:.2}s) \
+             after its {} confirmations, transfer {} committed at height {} ({} blocks, {:.2}s), reserve {} BTC \
+             held vs {} BTC supply, demo {:.1}s",
             self.nodes.len(),
             self.compared_at,
-            &self.txid[..16.min(self.txid.len())],
+            p.deposit.to_btc(),
+            short(&p.btc_txid.to_string()),
+            p.minted_at,
+            p.latency_blocks(),
+            p.mint_wall.as_secs_f64(),
+            p.confirmations_required,
+            short(&self.txid),
             self.tx_height,
             self.blocks_to_commit,
             self.commit_wall.as_secs_f64(),
+            self.reserve.btc_held.to_btc(),
+            self.reserve.supply.to_btc(),
             self.wall.as_secs_f64()
         )
     }
 }
 
-/// Runs `sidechain-cli <args> --json` and parses its output.
-pub fn cli_json(cli: &Path, args: &[&str]) -> Result<serde_json::Value> {
-    let out =
-        Command::new(cli).args(args).arg("--json").output().with_context(|| format!("running {}", cli.display()))?;
+fn short(s: &str) -> &str {
+    &s[..16.min(s.len())]
+}
+
+/// Runs `sidechain-cli <args> --json` (bounded by [`CLI_BOUND`]) and parses its output.
+pub async fn cli_json(cli: &Path, args: &[&str]) -> Result<Value> {
+    let run = tokio::process::Command::new(cli).args(args).arg("--json").kill_on_drop(true).output();
+    let out = tokio::time::timeout(CLI_BOUND, run)
+        .await
+        .with_context(|| format!("sidechain-cli {} did not finish within {CLI_BOUND:?}", args.join(" ")))?
+        .with_context(|| format!("running {}", cli.display()))?;
     if !out.status.success() {
         bail!("sidechain-cli {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -85,8 +176,34 @@ pub fn cli_json(cli: &Path, args: &[&str]) -> Result<serde_json::Value> {
     })
 }
 
-fn sats(v: &serde_json::Value, what: &str) -> Result<u64> {
-    v["balance_sat"].as_u64().with_context(|| format!("{what}: no balance_sat in {v}"))
+/// `sidechain-cli` pointed at one node (its RPC URL and cookie).
+struct NodeCli<'a> {
+    bin: &'a Path,
+    node: String,
+    rpc: [String; 4],
+}
+
+impl<'a> NodeCli<'a> {
+    fn new(bin: &'a Path, n: &SidechainNode) -> Self {
+        let cookie = n.datadir.join(".cookie").display().to_string();
+        NodeCli { bin, node: n.name.clone(), rpc: ["--rpc-url".into(), n.rpc_url(), "--rpc-cookie".into(), cookie] }
+    }
+
+    /// `sidechain-cli --rpc-url .. --rpc-cookie .. <args> --json`.
+    async fn json(&self, args: &[&str]) -> Result<Value> {
+        let all: Vec<&str> = self.rpc.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        cli_json(self.bin, &all).await.with_context(|| format!("on {}", self.node))
+    }
+
+    /// The wallet's balance in sats (`getbalance`).
+    async fn balance(&self, wallet: &Path) -> Result<u64> {
+        let v = self.json(&["--wallet", &wallet.display().to_string(), "getbalance"]).await?;
+        v["balance_sat"].as_u64().with_context(|| format!("{}: no balance_sat in {v}", self.node))
+    }
+}
+
+fn sat(v: &Value, what: &str) -> Result<Amount> {
+    v.as_u64().map(Amount::from_sat).with_context(|| format!("no {what}"))
 }
 
 /// Prints a step the way the demo shows progress.
@@ -106,8 +223,8 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     let alice_wallet = workdir.join("alice.key");
     let bob_wallet = workdir.join("bob.key");
     let w = |p: &Path| p.display().to_string();
-    let alice = cli_json(&opts.cli, &["--wallet", &w(&alice_wallet), "createwallet"])?;
-    let bob = cli_json(&opts.cli, &["--wallet", &w(&bob_wallet), "createwallet"])?;
+    let alice = cli_json(&opts.cli, &["--wallet", &w(&alice_wallet), "createwallet"]).await?;
+    let bob = cli_json(&opts.cli, &["--wallet", &w(&bob_wallet), "createwallet"]).await?;
     let alice_id = alice["account"].as_str().context("createwallet printed no account")?.to_string();
     let bob_id = bob["account"].as_str().context("createwallet printed no account")?.to_string();
     step(start, format!("wallets: alice {alice_id}, bob {bob_id}"));
@@ -115,51 +232,84 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     let fed = Federation::start(FederationConfig {
         validators: opts.validators,
         full_nodes: 1,
-        initial_accounts: vec![(alice_id.clone(), opts.alice_sats)],
+        bitcoind: true,
+        initial_accounts: vec![],
         binary: Some(opts.sidechaind.clone()),
         ..Default::default()
     })
     .context("starting the federation")?;
-    step(start, format!("federation: {} validators + 1 full node in {}", opts.validators, fed.path().display()));
+    step(
+        start,
+        format!(
+            "federation: {} validators (each with its own regtest bitcoind, connected) + 1 full node in {}",
+            opts.validators,
+            fed.path().display()
+        ),
+    );
     let all: Vec<usize> = (0..fed.nodes.len()).collect();
     fed.wait_height(&all, 2, Duration::from_secs(120)).await.context("waiting for the first blocks")?;
     step(start, format!("blocks are being committed (height {})", fed.nodes[0].height().await?));
 
-    // Alice pays Bob through validator 1's RPC with the CLI.
+    // Alice's wallet talks to validator 1's RPC; the regtest miner is bitcoind 0.
     let node = &fed.nodes[1.min(fed.nodes.len() - 1)];
-    let rpc = ["--rpc-url", &node.rpc_url(), "--rpc-cookie", &w(&node.datadir.join(".cookie"))].map(String::from);
-    let with = |extra: &[&str]| -> Vec<String> {
-        rpc.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect::<Vec<String>>()
-    };
-    let args = with(&["--wallet", &w(&alice_wallet), "send", &bob_id, &format!("{}sat", opts.transfer_sats)]);
-    let h0 = fed.nodes[0].height().await?;
+    let user = NodeCli::new(&opts.cli, node);
+    let info = user.json(&["getfederationinfo"]).await.context("getfederationinfo")?;
+    let pegin_fee = sat(&info["pegin_fee_sat"], "pegin_fee_sat in getfederationinfo")?;
+    step(
+        start,
+        format!(
+            "federation wallet: {} of {} multisig {}; peg-in: {} confirmations, fee {} sat, minimum {} sat",
+            info["threshold"],
+            info["keys"],
+            info["address"].as_str().unwrap_or("?"),
+            info["pegin_confirmations"],
+            pegin_fee.to_sat(),
+            info["pegin_min_amount_sat"]
+        ),
+    );
+    let before = user.balance(&alice_wallet).await?;
+    ensure!(before == 0, "alice should start with nothing on the sidechain, has {before} sat");
+
+    let pegin = pegin(opts, &fed, &user, &alice_wallet, start).await.context("peg-in")?;
+    ensure!(
+        pegin.fee == pegin_fee && pegin.credited == opts.deposit - pegin_fee,
+        "peg-in credited {} with fee {} (expected {} with fee {})",
+        pegin.credited,
+        pegin.fee,
+        opts.deposit - pegin_fee,
+        pegin_fee
+    );
+
+    // Alice pays Bob through the same node with the CLI.
+    let h0 = node.height().await?;
     let sent_at = Instant::now();
-    let sent = cli_json(&opts.cli, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let amount = format!("{}sat", opts.transfer.to_sat());
+    let sent = user.json(&["--wallet", &w(&alice_wallet), "send", &bob_id, &amount]).await.context("send")?;
     let txid = sent["txid"].as_str().context("send printed no txid")?.to_string();
-    let fee = sent["fee_sat"].as_u64().context("send printed no fee")?;
-    step(start, format!("alice sent {} sat to bob (fee {fee} sat): txid {txid}", opts.transfer_sats));
+    let tx_fee = sat(&sent["fee_sat"], "fee_sat in send")?;
+    step(start, format!("alice sent {} sat to bob (fee {} sat): txid {txid}", opts.transfer.to_sat(), tx_fee.to_sat()));
 
     // Every node, the full node included, shows Bob's balance.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let bob_account: primitives::AccountId = serde_json::from_value(serde_json::json!(bob_id))?;
     for n in &fed.nodes {
         loop {
             let client = n.client()?;
-            let id: primitives::AccountId = serde_json::from_value(serde_json::json!(bob_id))?;
-            if client.get_account(id).await.map(|a| a.balance.to_sat()).unwrap_or(0) == opts.transfer_sats {
+            if client.get_account(bob_account).await.map(|a| a.balance).unwrap_or(Amount::ZERO) == opts.transfer {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("{} does not show bob's {} sat after 60 s", n.name, opts.transfer_sats);
+                bail!("{} does not show bob's {} sat after 60 s", n.name, opts.transfer.to_sat());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     let commit_wall = sent_at.elapsed();
-    let tx = cli_json(&opts.cli, &with(&["gettransaction", &txid]).iter().map(String::as_str).collect::<Vec<_>>())?;
+    let tx = user.json(&["gettransaction", &txid]).await?;
     let tx_height = tx["height"].as_u64().context("gettransaction shows no height")?;
     step(start, format!("committed at height {tx_height}; every node shows bob's balance ({commit_wall:.2?})"));
 
-    // Balances read back with the CLI, and state roots compared at one height.
+    // Balances read back with the CLI, state roots compared at one height, the reserve on every node.
     let compared_at = {
         let mut m = u64::MAX;
         for n in &fed.nodes {
@@ -168,19 +318,28 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         m
     };
     let mut nodes = Vec::new();
+    let mut reserves = Vec::new();
     for n in &fed.nodes {
-        let rpc = ["--rpc-url".to_string(), n.rpc_url(), "--rpc-cookie".into(), w(&n.datadir.join(".cookie"))];
-        let get = |wallet: &Path| -> Result<u64> {
-            let mut a: Vec<String> = rpc.to_vec();
-            a.extend(["--wallet".into(), w(wallet), "getbalance".into()]);
-            sats(&cli_json(&opts.cli, &a.iter().map(String::as_str).collect::<Vec<_>>())?, &n.name)
-        };
+        let c = NodeCli::new(&opts.cli, n);
         let block = n.client()?.get_block(rpc::api::BlockRef::Height(primitives::Height(compared_at)), Some(1)).await;
         let root = match block {
             Ok(rpc::types::GetBlockResult::Json(b)) => b.state_root.to_string(),
             other => bail!("{}: getblock {compared_at}: {other:?}", n.name),
         };
-        nodes.push((n.name.clone(), n.height().await?, root, get(&alice_wallet)?, get(&bob_wallet)?));
+        nodes.push((
+            n.name.clone(),
+            n.height().await?,
+            root,
+            c.balance(&alice_wallet).await?,
+            c.balance(&bob_wallet).await?,
+        ));
+        let peg = c.json(&["getblockchaininfo"]).await?["peg"].clone();
+        let reserve = Reserve {
+            btc_held: sat(&peg["btc_held_sat"], "peg.btc_held_sat in getblockchaininfo")?,
+            supply: sat(&peg["supply_sat"], "peg.supply_sat in getblockchaininfo")?,
+            reserve_ok: peg["reserve_ok"].as_bool().context("no peg.reserve_ok in getblockchaininfo")?,
+        };
+        reserves.push((n.name.clone(), reserve));
     }
     let first = &nodes[0];
     for n in &nodes[1..] {
@@ -188,17 +347,44 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             bail!("{} disagrees with {}: {n:?} vs {first:?}", n.0, first.0);
         }
     }
-    if first.3 != opts.alice_sats - opts.transfer_sats - fee || first.4 != opts.transfer_sats {
+    let alice_expected = opts.deposit - pegin.fee - opts.transfer - tx_fee;
+    if first.3 != alice_expected.to_sat() || first.4 != opts.transfer.to_sat() {
         bail!(
-            "balances are wrong: alice {} bob {} (expected {} and {})",
+            "balances are wrong: alice {} bob {} (expected {} = deposit {} - peg-in fee {} - transfer {} - fee {}, \
+             and {})",
             first.3,
             first.4,
-            opts.alice_sats - opts.transfer_sats - fee,
-            opts.transfer_sats
+            alice_expected.to_sat(),
+            opts.deposit.to_sat(),
+            pegin.fee.to_sat(),
+            opts.transfer.to_sat(),
+            tx_fee.to_sat(),
+            opts.transfer.to_sat()
         );
     }
+    // No genesis allocation: the deposit is the whole supply, and the federation holds exactly it.
+    let reserve = reserves[0].1;
+    for (name, r) in &reserves {
+        ensure!(
+            *r == reserve && r.reserve_ok && r.btc_held == opts.deposit && r.supply == opts.deposit,
+            "{name}: reserve {r:?} (expected {} BTC held and supply, reserve ok)",
+            opts.deposit.to_btc()
+        );
+    }
+    step(
+        start,
+        format!(
+            "reserves vs supply on every node: {} BTC held, supply {} BTC, reserve ok",
+            reserve.btc_held.to_btc(),
+            reserve.supply.to_btc()
+        ),
+    );
     let report = DemoReport {
+        pegin,
+        reserve,
+        transfer: opts.transfer,
         txid,
+        tx_fee,
         tx_height,
         blocks_to_commit: tx_height.saturating_sub(h0),
         commit_wall,
@@ -209,15 +395,243 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     Ok((fed, report))
 }
 
+/// Alice pegs in: `pegin --fund` registers her deposit address and pays it from the CLI's BTC key; the demo
+/// (the regtest miner) mines the N confirmations on bitcoind 0 once the sidechain anchor has caught up with
+/// bitcoind, and follows the deposit with `pegstatus` until it is minted.
+async fn pegin(
+    opts: &DemoOptions,
+    fed: &Federation,
+    user: &NodeCli<'_>,
+    wallet: &Path,
+    start: Instant,
+) -> Result<PegInReport> {
+    let miner = fed.bitcoinds.first().context("the federation has no bitcoind")?;
+    let (url, rpc_user, password) = miner.rpc_credentials();
+    let btc_before = miner.height()?;
+    let fund = format!("{}btc", opts.deposit.to_btc());
+    let p = user
+        .json(&[
+            "--wallet",
+            &wallet.display().to_string(),
+            "pegin",
+            "--fund",
+            &fund,
+            "--bitcoind-rpc-url",
+            &url,
+            "--bitcoind-rpc-user",
+            &rpc_user,
+            "--bitcoind-rpc-password",
+            &password,
+        ])
+        .await
+        .context("sidechain-cli pegin --fund")?;
+    let address = p["address"].as_str().context("pegin printed no address")?.to_string();
+    let n = p["confirmations_required"].as_u64().context("pegin printed no confirmations_required")?;
+    let btc_txid: Txid =
+        p["funding"]["btc_txid"].as_str().context("pegin printed no funding.btc_txid")?.parse().context("btc_txid")?;
+    let outpoint: OutPoint =
+        p["funding"]["outpoint"].as_str().context("pegin printed no funding.outpoint")?.parse().context("outpoint")?;
+    ensure!(outpoint.txid == btc_txid, "pegin's outpoint {outpoint} is not in its txid {btc_txid}");
+    step(
+        start,
+        format!(
+            "alice: pegin --fund {fund}: registration {} ({}); deposit address {address}",
+            p["registration"]["status"].as_str().unwrap_or("?"),
+            p["registration"]["txid"].as_str().unwrap_or("-"),
+        ),
+    );
+    let btc_after = miner.height()?;
+    step(
+        start,
+        format!(
+            "alice: paid {} BTC from her BTC key in {btc_txid} (deposit {outpoint}, unconfirmed; bitcoind0 at \
+             height {btc_after}{}); needs {n} confirmations",
+            opts.deposit.to_btc(),
+            match btc_after.saturating_sub(btc_before) {
+                0 => String::new(),
+                k => format!(", {k} blocks mined by the CLI to mature her BTC"),
+            }
+        ),
+    );
+
+    // Let the anchor reach the deepest block it may cover (tip - N + 1), so the latency measured below is
+    // the peg-in's own and not the anchor catching up with the coins just mined.
+    let caught_up = (btc_after + 1).saturating_sub(n);
+    let deadline = Instant::now() + ANCHOR_BOUND;
+    loop {
+        let i = user.json(&["getblockchaininfo"]).await?;
+        let anchor = i["btc_anchor"]["height"].as_u64().context("no btc_anchor.height in getblockchaininfo")?;
+        if anchor >= caught_up {
+            step(
+                start,
+                format!(
+                    "sidechain anchor caught up with bitcoind: BTC height {anchor} (tip {btc_after} - N + 1) at \
+                     sidechain height {}",
+                    i["height"]
+                ),
+            );
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("the sidechain anchor is at BTC height {anchor}, not {caught_up}, after {ANCHOR_BOUND:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut follow = PegStatusFollower { user, outpoint, n, start, last: String::new(), stages: Vec::new() };
+    let s = follow.poll().await?;
+    ensure!(s["stage"] == "unknown", "an unconfirmed deposit should be unknown to every node: {s}");
+
+    // The regtest miner: N-1 confirmations on bitcoind 0 (seen, not minted), then the N-th.
+    if n > 1 {
+        let tip = mine(fed, n - 1)?;
+        step(start, format!("miner: mined {} blocks on bitcoind0 (BTC height {tip}; every bitcoind has them)", n - 1));
+        follow
+            .until(ANCHOR_BOUND, |s| {
+                ensure!(s["stage"] != "minted", "deposit {outpoint} minted before its {n}-th confirmation: {s}");
+                Ok(s["stage"] == "seen" && s["confirmations"].as_u64() == Some(n - 1))
+            })
+            .await?;
+    }
+    let tip = mine(fed, 1)?;
+    let mined_at = Instant::now();
+    let confirmed_at = fed.nodes[1.min(fed.nodes.len() - 1)].height().await?;
+    step(
+        start,
+        format!(
+            "miner: mined the {n}th confirmation on bitcoind0 (BTC height {tip}) at sidechain height {confirmed_at}"
+        ),
+    );
+    let minted = follow.until(MINT_BOUND, |s| Ok(s["stage"] == "minted")).await?;
+    let stages = follow.stages;
+    let mint_wall = mined_at.elapsed();
+    let report = PegInReport {
+        btc_txid,
+        outpoint,
+        deposit: opts.deposit,
+        address,
+        confirmations_required: n,
+        btc_height: minted["btc_height"].as_u64().context("pegstatus shows no btc_height")?,
+        confirmed_at,
+        minted_at: minted["minted_at"].as_u64().context("pegstatus shows no minted_at")?,
+        mint_wall,
+        credited: sat(&minted["credited_sat"], "credited_sat in pegstatus")?,
+        fee: sat(&minted["fee_sat"], "fee_sat in pegstatus")?,
+        stages,
+    };
+    step(
+        start,
+        format!(
+            "peg-in latency: N-th confirmation at sidechain height {}, minted at {} (+{} blocks, {:.2}s)",
+            report.confirmed_at,
+            report.minted_at,
+            report.latency_blocks(),
+            mint_wall.as_secs_f64()
+        ),
+    );
+    Ok(report)
+}
+
+/// Mines `k` blocks on bitcoind 0 and waits until every bitcoind of the federation has them; returns the tip.
+fn mine(fed: &Federation, k: u64) -> Result<u64> {
+    let miner = fed.bitcoinds.first().context("the federation has no bitcoind")?;
+    miner.mine(k)?;
+    let tip = miner.height()?;
+    for b in &fed.bitcoinds {
+        b.wait_for_height(tip, Duration::from_secs(30))?;
+    }
+    Ok(tip)
+}
+
+/// Follows one deposit with `sidechain-cli pegstatus`, printing each new stage (with k/N confirmations).
+struct PegStatusFollower<'a, 'b> {
+    user: &'a NodeCli<'b>,
+    outpoint: OutPoint,
+    n: u64,
+    start: Instant,
+    last: String,
+    stages: Vec<String>,
+}
+
+impl PegStatusFollower<'_, '_> {
+    /// One `pegstatus`; prints it when it differs from the last one.
+    async fn poll(&mut self) -> Result<Value> {
+        let s = self.user.json(&["pegstatus", &self.outpoint.to_string()]).await?;
+        let line = match (s["stage"].as_str().unwrap_or("?"), s["confirmations"].as_u64()) {
+            ("minted", _) => format!(
+                "minted at sidechain height {}: credited {} sat, peg-in fee {} sat",
+                s["minted_at"], s["credited_sat"], s["fee_sat"]
+            ),
+            ("unknown", None) => "unknown (not in a BTC block yet)".to_string(),
+            (stage, Some(k)) => format!("{stage}, {k}/{} confirmations (BTC block {})", self.n, s["btc_height"]),
+            (stage, None) => stage.to_string(),
+        };
+        if line != self.last {
+            step(self.start, format!("pegstatus {}: {line}", self.outpoint));
+            self.stages.push(line.clone());
+            self.last = line;
+        }
+        if let Some(bad @ ("below_minimum" | "claim_rejected")) = s["stage"].as_str() {
+            bail!("deposit {} is {bad}, it will not be minted: {s}", self.outpoint);
+        }
+        Ok(s)
+    }
+
+    /// Polls (bounded) until `done` says so; returns that status.
+    async fn until(&mut self, bound: Duration, done: impl Fn(&Value) -> Result<bool>) -> Result<Value> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let s = self.poll().await?;
+            if done(&s)? {
+                return Ok(s);
+            }
+            if Instant::now() >= deadline {
+                bail!("deposit {}: still {} after {bound:?}", self.outpoint, self.last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// The summary table.
 pub fn print_summary(r: &DemoReport) {
     println!();
     println!("{:<12} {:>8}  {:<18} {:>14} {:>14}", "node", "height", "state root @ h", "alice (sat)", "bob (sat)");
     for (name, h, root, a, b) in &r.nodes {
-        println!("{name:<12} {h:>8}  {:<18} {a:>14} {b:>14}", &root[..16.min(root.len())]);
+        println!("{name:<12} {h:>8}  {:<18} {a:>14} {b:>14}", short(root));
     }
-    println!("state roots compared at height {}; transfer {} in block {}", r.compared_at, r.txid, r.tx_height);
+    let p = &r.pegin;
+    println!("state roots compared at height {}", r.compared_at);
+    println!("{:<14}{} BTC to {}", "btc deposit", p.deposit.to_btc(), p.address);
+    println!("{:<14}{} (deposit output {})", "btc txid", p.btc_txid, p.outpoint.vout);
     println!(
-        "peg-in and peg-out are not in this demo yet (issues 7 and 8): alice's coins are a test genesis allocation"
+        "{:<14}{} (BTC block {}, mined by the demo on bitcoind0)",
+        "confirmations", p.confirmations_required, p.btc_height
     );
+    println!(
+        "{:<14}height {}: credited {} sat, peg-in fee {} sat (N-th confirmation at height {}: +{} blocks, {:.2}s)",
+        "mint",
+        p.minted_at,
+        p.credited.to_sat(),
+        p.fee.to_sat(),
+        p.confirmed_at,
+        p.latency_blocks(),
+        p.mint_wall.as_secs_f64()
+    );
+    println!(
+        "{:<14}{} sat to bob, fee {} sat: txid {} in block {}",
+        "transfer",
+        r.transfer.to_sat(),
+        r.tx_fee.to_sat(),
+        r.txid,
+        r.tx_height
+    );
+    println!(
+        "{:<14}{} BTC held by the federation vs {} BTC supply: {}",
+        "reserves",
+        r.reserve.btc_held.to_btc(),
+        r.reserve.supply.to_btc(),
+        if r.reserve.reserve_ok { "reserve ok" } else { "SHORT" }
+    );
+    println!("peg-out is not in this demo yet (issue 8): bob's coins stay on the sidechain");
 }

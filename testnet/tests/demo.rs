@@ -1,20 +1,26 @@
-//! The demo `scripts/testnet --exit` runs, as a test: a user's transfer through the real CLI reaches every
-//! node of a real federation, balances and state roots agree, and the CLI's JSON output parses.
+//! The demo `scripts/testnet --exit` runs, as a test: a user with only BTC pegs in through the real CLI
+//! (deposit paid on regtest, N confirmations mined, minted exactly once), then pays a second user; every
+//! node of a real federation agrees on balances, state roots and the reserve, and the CLI's JSON parses.
 
 use std::time::Duration;
 use testnet::demo::{self, DemoOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_transfer_reaches_every_node_through_the_cli() {
+async fn demo_pegin_then_transfer_reaches_every_node_through_the_cli() {
     let opts = DemoOptions::default();
     let work = tempfile::tempdir().expect("tempdir");
     let (fed, report) = demo::run(&opts, work.path()).await.expect("demo runs");
     assert_eq!(report.nodes.len(), 5, "4 validators and a full node");
-    for (name, _, _, alice, bob) in &report.nodes {
-        assert_eq!(*bob, opts.transfer_sats, "{name}");
-        assert!(*alice < opts.alice_sats - opts.transfer_sats, "{name}: alice paid amount and fee");
+    let p = &report.pegin;
+    assert_eq!(p.credited + p.fee, opts.deposit, "minted deposit - fee");
+    assert!(p.minted_at >= p.confirmed_at && p.btc_height > 0, "{p:?}");
+    assert_eq!(p.stages.last().map(|s| s.starts_with("minted")), Some(true), "{:?}", p.stages);
+    let alice = opts.deposit - p.fee - opts.transfer - report.tx_fee;
+    for (name, _, _, a, b) in &report.nodes {
+        assert_eq!((*a, *b), (alice.to_sat(), opts.transfer.to_sat()), "{name}");
     }
-    assert!(report.tx_height >= 1 && report.commit_wall < Duration::from_secs(60));
+    assert!(report.reserve.reserve_ok && report.reserve.btc_held == opts.deposit, "{:?}", report.reserve);
+    assert!(report.tx_height > p.minted_at && report.commit_wall < Duration::from_secs(60));
     assert!(report.ok_line().starts_with("demo ok: 5 nodes agree"), "{}", report.ok_line());
     drop(fed);
 }

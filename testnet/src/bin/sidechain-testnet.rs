@@ -1,6 +1,7 @@
-//! `sidechain-testnet`: what `scripts/testnet` runs. Brings up a local federation (validators and a full
-//! node as real `sidechaind` processes on loopback), runs the demo, prints a summary, then keeps the
-//! federation running until Ctrl-C (or, with `--exit`, stops it and prints `demo ok: ...`).
+//! `sidechain-testnet`: what `scripts/testnet` runs. Brings up a local federation (validators, each with
+//! its own regtest bitcoind, and a full node, as real processes on loopback), runs the demo (a peg-in, then
+//! a transfer), prints a summary, then keeps the federation running until Ctrl-C (or, with `--exit`, stops
+//! it and prints `demo ok: ...`).
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -74,6 +75,20 @@ async fn run(args: Args) -> Result<()> {
         n.datadir.join(".cookie").display(),
         wallets.join("alice.key").display()
     );
+    println!(
+        "  {} --rpc-url {} --rpc-cookie {} pegstatus {}",
+        opts.cli.display(),
+        n.rpc_url(),
+        n.datadir.join(".cookie").display(),
+        report.pegin.outpoint
+    );
+    for (i, b) in fed.bitcoinds.iter().enumerate() {
+        let (url, user, password) = b.rpc_credentials();
+        println!(
+            "  bitcoind{i}   rpc {url} (regtest; user {user}, password {password})  datadir {}",
+            b.datadir().display()
+        );
+    }
     println!("Logs and datadirs: {} (kept after exit)", logs.display());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("stopping...");
