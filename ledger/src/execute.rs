@@ -144,6 +144,20 @@ pub enum TxError {
     /// A peg total would exceed 21 million BTC.
     #[error("peg totals would exceed 21 million btc")]
     PegTotalOverflow,
+    /// Peg-outs are not enabled on this chain yet.
+    #[error("peg-outs are not enabled on this chain (params.pegout_enabled is false)")]
+    PegOutDisabled,
+    /// A payout script Bitcoin would not relay, or one the federation does not pay.
+    #[error("unsupported payout script {0}: use a P2PKH, P2SH, P2WPKH, P2WSH or P2TR address")]
+    UnsupportedPayoutScript(String),
+    /// A payout below the minimum or the dust limit.
+    #[error("peg-out of {amount} is below the minimum {min}")]
+    PegOutBelowMinimum {
+        /// Requested.
+        amount: Amount,
+        /// The larger of `pegout_min_amount` and the script's dust limit.
+        min: Amount,
+    },
     /// A mint while peg operations are halted.
     #[error("peg operations are halted (a Bitcoin reorg removed the anchor); nothing is minted until ResumePeg")]
     PegHalted,
@@ -388,6 +402,9 @@ impl<'a, S: StateReader> Overlay<'a, S> {
         match signed.tx.kind {
             UserTxKind::Transfer { to, amount } => self.apply_transfer(chain, signed, to, amount),
             UserTxKind::RegisterDeposit => self.apply_register(chain, signed),
+            UserTxKind::PegOut { ref btc_script_pubkey, amount } => {
+                self.apply_pegout(chain, signed, btc_script_pubkey, amount)
+            }
         }
     }
 

@@ -95,6 +95,9 @@ pub struct Params {
     /// BTC fee rate (sat/vB) the peg-in fee is charged at: the fee is the cost of spending one deposit
     /// input at this rate. The floor of the agreed peg-out rate once validators vote on it.
     pub pegin_fee_rate_sat_vb: u64,
+    /// Whether `PegOut` burns are accepted. False until batches are built, signed and broadcast end to end
+    /// (issue 8): a burn the federation would not pay must not be possible.
+    pub pegout_enabled: bool,
 }
 
 impl Default for Params {
@@ -111,6 +114,7 @@ impl Default for Params {
             pegout_min_amount: Amount::from_sat(10_000),
             registration_ttl: 10_000,
             pegin_fee_rate_sat_vb: 2,
+            pegout_enabled: false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod execute;
 pub mod genesis;
 pub mod halt;
 pub mod pegin;
+pub mod pegout;
 pub mod select;
 pub mod state;
 pub mod testkit;
@@ -31,6 +32,7 @@ pub use execute::{
 pub use genesis::{Chain, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
 pub use halt::{peg_halt, PegHalt};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
+pub use pegout::{BurnRecord, PegOutQueue};
 pub use select::{select_txs, Selection};
 pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,

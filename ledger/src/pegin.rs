@@ -104,6 +104,9 @@ pub struct PegTotals {
     pub below_minimum: Amount,
     /// Deposit outpoints recorded (minted or below the minimum).
     pub deposits: u64,
+    /// Burned and not yet paid on Bitcoin: `supply + unpaid_burns <= btc_held` is the reserve promise.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub unpaid_burns: Amount,
 }
 
 fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {

@@ -64,7 +64,7 @@ pub struct ChainMeta {
 ///
 /// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
-/// `6` peg totals, `7` the peg halt. Later tags: burns and batches, fee-rate votes, peg halt reports.
+/// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue. Later tags: burns and batches, fee-rate votes, peg halt reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -90,6 +90,12 @@ pub enum StateKey {
     PegTotals,
     /// Tag 7: the single [`PegHalt`](crate::halt::PegHalt) value.
     PegHalt,
+    /// Tag 8: a [`BurnRecord`](crate::pegout::BurnRecord) by burn id.
+    Burn(u64),
+    /// Tag 9: the burn id of a burn transaction, by txid.
+    BurnByTx(Hash32),
+    /// Tag 10: the single [`PegOutQueue`](crate::pegout::PegOutQueue) value.
+    PegOutQueue,
 }
 
 impl StateKey {

@@ -36,8 +36,6 @@ pub struct UserTx {
 
 /// The kinds of user transaction. The borsh tag is the position below and is part of every signature.
 ///
-/// Reserved tags (not implemented yet, see DESIGN.md "Ledger"):
-/// - `2`: `PegOut { btc_script_pubkey, amount }`: burns `amount + fee`, queues a Bitcoin payment.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub enum UserTxKind {
     /// Tag 0: move `amount` from the signer's account to `to`.
@@ -53,6 +51,16 @@ pub enum UserTxKind {
     /// signer when the anchor covers it. Free (the fee may be zero); live for `Params::registration_ttl`
     /// blocks, renewed by every mint to it. One address per account, so one registration per account.
     RegisterDeposit,
+    /// Tag 2: burns `amount + fee` and queues a Bitcoin payment of exactly `amount` to `btc_script_pubkey`
+    /// (a standard output script; the fee covers the payout output at twice the agreed rate plus
+    /// `min_fee`). Refused while `Params::pegout_enabled` is false (the payout path is being built).
+    PegOut {
+        /// The output script to pay (from the user's BTC address).
+        btc_script_pubkey: Vec<u8>,
+        /// What the payout pays.
+        #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+        amount: Amount,
+    },
 }
 
 /// A user transaction with the signer's ed25519 signature over

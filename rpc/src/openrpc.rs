@@ -62,6 +62,19 @@ fn schemas() -> Value {
             ("round", int.clone()),
         ]),
         obj(&[("type", json!({ "const": "registerdeposit" }))]),
+        obj(&[("type", json!({ "const": "pegout" })), ("btc_script_pubkey", string.clone()), ("amount_sat", r("Sat"))]),
+        obj(&[
+            ("type", json!({ "const": "reportreorg" })),
+            ("validator", int.clone()),
+            ("btc_height", int.clone()),
+            ("btc_block_hash", hex(64)),
+        ]),
+        obj(&[
+            ("type", json!({ "const": "resumepeg" })),
+            ("validator", int.clone()),
+            ("btc_height", int.clone()),
+            ("btc_block_hash", hex(64)),
+        ]),
         obj(&[
             ("type", json!({ "const": "mint" })),
             ("btc_outpoint", r("BtcOutPoint")),
@@ -98,6 +111,7 @@ fn schemas() -> Value {
             ("pegin_fees_sat", r("Sat")),
             ("below_minimum_sat", r("Sat")),
             ("deposits", int.clone()),
+            ("unpaid_burns_sat", r("Sat")),
         ]),
         "PegInStatus": obj(&[
             ("outpoint", r("BtcOutPoint")),

@@ -177,6 +177,14 @@ pub enum TxKindInfo {
     },
     /// Registers the signer's deposit address, so deposits to it are minted to the signer.
     Registerdeposit,
+    /// Burns coins for a Bitcoin payment of `amount` to `btc_script_pubkey`.
+    Pegout {
+        /// The payout's output script, hex.
+        btc_script_pubkey: String,
+        /// What the payout pays.
+        #[serde(rename = "amount_sat", with = "as_sat")]
+        amount: Amount,
+    },
     /// A validator reports that its bitcoind no longer has the anchor in force (a reorg deeper than N).
     Reportreorg {
         /// The reporting validator.
@@ -252,6 +260,9 @@ impl From<&Tx> for TxInfo {
                 let kind = match &s.tx.kind {
                     UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
                     UserTxKind::RegisterDeposit => TxKindInfo::Registerdeposit,
+                    UserTxKind::PegOut { btc_script_pubkey, amount } => {
+                        TxKindInfo::Pegout { btc_script_pubkey: hex::encode(btc_script_pubkey), amount: *amount }
+                    }
                 };
                 TxInfo {
                     txid: s.txid(),

@@ -163,6 +163,11 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Evidence { offender, height, round } => {
             format!("evidence: validator {offender} signed twice at height {height} round {round}")
         }
+        TxKindInfo::Pegout { btc_script_pubkey, amount } => format!(
+            "peg-out of {} BTC to script {btc_script_pubkey} from {from} (fee {} sat)",
+            btc_string(*amount),
+            t.fee.to_sat()
+        ),
         TxKindInfo::Registerdeposit => format!("register deposit address of {from} (fee {} sat)", t.fee.to_sat()),
         TxKindInfo::Reportreorg { validator, btc_height, .. } => {
             format!("validator {validator} reports BTC anchor {btc_height} reorganised away")

@@ -98,6 +98,9 @@ pub struct PegTotalsInfo {
     pub below_minimum: Amount,
     /// Deposit outpoints recorded (minted or below the minimum).
     pub deposits: u64,
+    /// Burned by peg-outs and not yet paid on Bitcoin.
+    #[serde(rename = "unpaid_burns_sat", with = "as_sat")]
+    pub unpaid_burns: Amount,
 }
 
 impl From<PegTotals> for PegTotalsInfo {
@@ -109,6 +112,7 @@ impl From<PegTotals> for PegTotalsInfo {
             pegin_fees: t.pegin_fees,
             below_minimum: t.below_minimum,
             deposits: t.deposits,
+            unpaid_burns: t.unpaid_burns,
         }
     }
 }
@@ -137,7 +141,9 @@ pub struct ChainPegInfo {
 impl ChainPegInfo {
     /// The reserve view of `totals` on a chain whose genesis created `genesis_supply`.
     pub fn new(totals: &PegTotals, genesis_supply: Amount, halted: bool) -> Self {
-        let pegged = totals.supply.checked_sub(genesis_supply).unwrap_or(Amount::ZERO);
+        // Burns move value from supply to unpaid burns, so the promise reads the same before and after one.
+        let owed = totals.supply.checked_add(totals.unpaid_burns).unwrap_or(Amount::MAX_MONEY);
+        let pegged = owed.checked_sub(genesis_supply).unwrap_or(Amount::ZERO);
         ChainPegInfo {
             btc_held: totals.btc_held,
             supply: totals.supply,

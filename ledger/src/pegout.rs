@@ -1,0 +1,188 @@
+//! The burn side of peg-out: a `PegOut` burns sidechain coins and queues a Bitcoin payment.
+//!
+//! Why here and why first: whether a burn is accepted, what it costs and that it is queued exactly once is
+//! part of the state every node recomputes. Building the Bitcoin batch that pays queued burns, signing it
+//! and fee-bumping it come next (issue 8); until the whole path exists, `Params::pegout_enabled` is false
+//! by default and execution refuses burns, so no one can burn coins the federation would not pay.
+//!
+//! Invariants owned here:
+//! - a burn moves `amount` out of `supply` into `unpaid_burns` (so `supply + unpaid_burns` is unchanged and
+//!   the reserve check `supply + unpaid_burns <= btc_held` is unaffected by burning) and `fee` to the pool;
+//! - every burn gets the next id and joins the queue once, in block order;
+//! - the fee covers the payout output at twice the agreed rate (headroom for one bump) plus `min_fee`, so
+//!   the fee pool, which pays batch fees, is not drained by burns.
+
+use crate::codec;
+use crate::execute::{Overlay, Receipt, TxError};
+use crate::genesis::Chain;
+use crate::state::{fee_pool_id, StateError, StateKey, StateReader};
+use crate::tx::SignedUserTx;
+use bitcoin::{Amount, Script, ScriptBuf};
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use serde::{Deserialize, Serialize};
+
+/// Longest payout script accepted (P2WSH and P2TR are 34 bytes).
+pub const MAX_PAYOUT_SCRIPT_LEN: usize = 34;
+
+/// One accepted burn, kept forever (its batch is filled in when it is batched).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BurnRecord {
+    /// Sequence number, from 0, in block order.
+    pub id: u64,
+    /// Who burned.
+    pub owner: AccountId,
+    /// Where the BTC goes.
+    pub script_pubkey: Vec<u8>,
+    /// What the payout pays, exactly.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub amount: Amount,
+    /// The fee paid to the fee pool.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub fee: Amount,
+    /// The block that accepted it.
+    pub burned_at: Height,
+    /// The burn transaction.
+    pub txid: Hash32,
+    /// The batch paying it, once batched (each burn belongs to exactly one batch, forever).
+    pub batch: Option<u64>,
+}
+
+/// The queue of burns not yet in a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PegOutQueue {
+    /// The id the next burn gets.
+    pub next_burn_id: u64,
+    /// Ids of burns waiting for a batch, oldest first.
+    pub queued: Vec<u64>,
+}
+
+/// Reads the queue (empty when never written).
+pub fn pegout_queue<S: StateReader>(state: &S) -> Result<PegOutQueue, StateError> {
+    read_or_default(state, StateKey::PegOutQueue)
+}
+
+/// Reads a burn.
+pub fn burn<S: StateReader>(state: &S, id: u64) -> Result<Option<BurnRecord>, StateError> {
+    let key = StateKey::Burn(id);
+    state
+        .get_raw(&key)?
+        .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))
+        .transpose()
+}
+
+/// The burn a transaction made, by its txid.
+pub fn burn_of_tx<S: StateReader>(state: &S, txid: &Hash32) -> Result<Option<BurnRecord>, StateError> {
+    let key = StateKey::BurnByTx(*txid);
+    let id: Option<u64> = state
+        .get_raw(&key)?
+        .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))
+        .transpose()?;
+    match id {
+        Some(id) => burn(state, id),
+        None => Ok(None),
+    }
+}
+
+fn read_or_default<S: StateReader, T: BorshDeserialize + Default>(state: &S, key: StateKey) -> Result<T, StateError> {
+    state
+        .get_raw(&key)?
+        .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Whether Bitcoin relays a payment to `script`: the standard output types a federation can pay.
+pub fn is_supported_payout_script(script: &Script) -> bool {
+    script.len() <= MAX_PAYOUT_SCRIPT_LEN
+        && (script.is_p2pkh() || script.is_p2sh() || script.is_p2wpkh() || script.is_p2wsh() || script.is_p2tr())
+}
+
+/// Virtual bytes of one output paying `script` (value 8, script length 1, script).
+pub fn payout_output_vbytes(script: &Script) -> u64 {
+    9 + script.len() as u64
+}
+
+/// The least fee a burn to `script` must pay: `min_fee` plus its output at twice the agreed rate.
+pub fn required_pegout_fee(chain: &Chain, script: &Script) -> Amount {
+    let rate = chain.params().pegin_fee_rate_sat_vb;
+    let output = Amount::from_sat(payout_output_vbytes(script).saturating_mul(rate).saturating_mul(2));
+    chain.params().min_fee.checked_add(output).unwrap_or(Amount::MAX_MONEY)
+}
+
+impl<S: StateReader> Overlay<'_, S> {
+    /// `PegOut`: burns `amount + fee`, queues the payout, pays the fee to the pool.
+    pub(crate) fn apply_pegout(
+        &mut self,
+        chain: &Chain,
+        signed: &SignedUserTx,
+        script: &[u8],
+        amount: Amount,
+    ) -> Result<Receipt, TxError> {
+        let tx = &signed.tx;
+        let params = chain.params();
+        if !params.pegout_enabled {
+            return Err(TxError::PegOutDisabled);
+        }
+        let script = ScriptBuf::from_bytes(script.to_vec());
+        if !is_supported_payout_script(&script) {
+            return Err(TxError::UnsupportedPayoutScript(hex_of(script.as_bytes())));
+        }
+        let dust = script.minimal_non_dust();
+        if amount < params.pegout_min_amount || amount < dust {
+            return Err(TxError::PegOutBelowMinimum { amount, min: params.pegout_min_amount.max(dust) });
+        }
+        let required = required_pegout_fee(chain, &script);
+        if tx.fee < required {
+            return Err(TxError::FeeTooLow { fee: tx.fee, min: required });
+        }
+        if crate::halt::peg_halt(self)?.is_halted() {
+            return Err(TxError::PegHalted);
+        }
+        let from = tx.sender();
+        let mut sender = self.account(&from)?;
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
+        }
+        let needed = amount.checked_add(tx.fee).ok_or(TxError::AmountOverflow { amount, fee: tx.fee })?;
+        sender.balance = sender.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance {
+            account: from,
+            balance: sender.balance,
+            needed,
+        })?;
+        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        let pool_id = fee_pool_id();
+        let mut pool = if pool_id == from { sender } else { self.account(&pool_id)? };
+        pool.balance = crate::execute::credit(pool_id, pool.balance, tx.fee)?;
+        let mut totals = self.peg_totals()?;
+        totals.supply = totals.supply.checked_sub(amount).ok_or(TxError::PegTotalOverflow)?;
+        totals.unpaid_burns = totals.unpaid_burns.checked_add(amount).ok_or(TxError::PegTotalOverflow)?;
+        let mut queue = pegout_queue(self)?;
+        let id = queue.next_burn_id;
+        queue.next_burn_id = id.checked_add(1).ok_or(TxError::PegTotalOverflow)?;
+        queue.queued.push(id);
+        let height = self.chain_meta()?.map(|m| m.height.next()).unwrap_or(Height(1));
+        let txid = signed.txid();
+        let record = BurnRecord {
+            id,
+            owner: from,
+            script_pubkey: script.into_bytes(),
+            amount,
+            fee: tx.fee,
+            burned_at: height,
+            txid,
+            batch: None,
+        };
+        self.put_account(from, sender);
+        self.put_account(pool_id, pool);
+        self.writes.insert(StateKey::Burn(id), canonical_bytes(&record));
+        self.writes.insert(StateKey::BurnByTx(txid), canonical_bytes(&id));
+        self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
+        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        Ok(Receipt { txid, sender: Some(from), fee: tx.fee })
+    }
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

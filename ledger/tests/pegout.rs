@@ -1,0 +1,130 @@
+//! Peg-out burns: accepted only when enabled, with a standard script, above the minimum and dust, with a fee
+//! that covers the payout output at twice the rate; each burn queued once in block order; `supply +
+//! unpaid_burns` unchanged by burning.
+
+use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
+use primitives::{Hash32, Height, ValidatorIndex};
+use sidechain_ledger::pegout::{burn, burn_of_tx, pegout_queue, required_pegout_fee};
+use sidechain_ledger::testkit::{self, user_key};
+use sidechain_ledger::{
+    build_block, execute_block, BlockError, BlockTemplate, BtcAnchor, Chain, MemStore, StateReader, Tx, TxError,
+    UserTx, UserTxKind,
+};
+
+const BAL: u64 = 1_000_000;
+
+fn chain(enabled: bool) -> (Chain, MemStore) {
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_enabled = enabled;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    (chain, store)
+}
+
+fn p2wpkh() -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 20])))
+}
+
+fn pegout(chain: &Chain, user: u32, nonce: u64, script: &ScriptBuf, amount: u64, fee: Amount) -> Tx {
+    let k = user_key(user);
+    UserTx {
+        signer: k.public(),
+        nonce,
+        fee,
+        kind: UserTxKind::PegOut { btc_script_pubkey: script.to_bytes(), amount: Amount::from_sat(amount) },
+    }
+    .sign(&k, chain.genesis_hash())
+    .into()
+}
+
+fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) -> Result<(), BlockError> {
+    let template = BlockTemplate {
+        height: Height(h),
+        prev_hash: Hash32([h as u8; 32]),
+        time_ms: chain.genesis().genesis_time_ms + h * 1000,
+        proposer: ValidatorIndex(0),
+        btc_anchor: BtcAnchor::default(),
+        last_commit_hash: Hash32::ZERO,
+    };
+    let (block, outcome) = build_block(chain, store, template, txs)?;
+    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
+    store.apply(&outcome.write_set);
+    Ok(())
+}
+
+fn tx_error(r: Result<(), BlockError>) -> TxError {
+    match r {
+        Err(BlockError::InvalidTx { source, .. }) => source,
+        other => panic!("expected an invalid transaction, got {other:?}"),
+    }
+}
+
+#[test]
+fn burns_are_refused_until_enabled() {
+    let (chain, mut store) = chain(false);
+    let fee = required_pegout_fee(&chain, &p2wpkh());
+    let r = commit(&chain, &mut store, 1, vec![pegout(&chain, 0, 0, &p2wpkh(), 50_000, fee)]);
+    assert_eq!(tx_error(r), TxError::PegOutDisabled);
+}
+
+#[test]
+fn a_burn_is_queued_once_and_moves_supply_to_unpaid_burns() {
+    let (chain, mut store) = chain(true);
+    let script = p2wpkh();
+    // min_fee 100 + 2 * 31 vB * 2 sat/vB.
+    let fee = required_pegout_fee(&chain, &script);
+    assert_eq!(fee, Amount::from_sat(100 + 2 * 31 * 2));
+    let before = store.snapshot(0).peg_totals().unwrap();
+    let txs = vec![pegout(&chain, 0, 0, &script, 50_000, fee), pegout(&chain, 1, 0, &script, 60_000, fee)];
+    let first_txid = txs[0].txid();
+    commit(&chain, &mut store, 1, txs).unwrap();
+    let snap = store.snapshot(1);
+    let t = snap.peg_totals().unwrap();
+    assert_eq!(t.unpaid_burns, Amount::from_sat(110_000));
+    assert_eq!(t.supply + t.unpaid_burns, before.supply, "burning neither creates nor destroys value");
+    let q = pegout_queue(&snap).unwrap();
+    assert_eq!((q.next_burn_id, q.queued.clone()), (2, vec![0, 1]));
+    let b = burn(&snap, 0).unwrap().expect("burn 0");
+    assert_eq!((b.amount, b.fee, b.burned_at, b.batch), (Amount::from_sat(50_000), fee, Height(1), None));
+    assert_eq!(burn_of_tx(&snap, &first_txid).unwrap(), Some(b));
+    let owner = user_key(0).public().account_id();
+    assert_eq!(
+        snap.get_account(&owner).unwrap().unwrap().balance,
+        Amount::from_sat(BAL - 50_000) - fee,
+        "the burner pays amount + fee"
+    );
+    // Replaying the same signed burn is a stale nonce.
+    let replay = commit(&chain, &mut store, 2, vec![pegout(&chain, 0, 0, &script, 50_000, fee)]);
+    assert!(matches!(tx_error(replay), TxError::BadNonce { .. }));
+}
+
+#[test]
+fn bad_burns_are_refused_with_a_reason() {
+    let (chain, mut store) = chain(true);
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    type IsExpected = fn(&TxError) -> bool;
+    let cases: Vec<(Tx, IsExpected)> = vec![
+        // Not a standard output type.
+        (pegout(&chain, 0, 0, &ScriptBuf::from_bytes(vec![0x51]), 50_000, fee), |e| {
+            matches!(e, TxError::UnsupportedPayoutScript(_))
+        }),
+        // An OP_RETURN is not a payout.
+        (pegout(&chain, 0, 0, &ScriptBuf::new_op_return([1u8; 4]), 50_000, fee), |e| {
+            matches!(e, TxError::UnsupportedPayoutScript(_))
+        }),
+        // Below the chain's minimum.
+        (pegout(&chain, 0, 0, &script, 9_999, fee), |e| matches!(e, TxError::PegOutBelowMinimum { .. })),
+        // A fee without the headroom for one bump.
+        (pegout(&chain, 0, 0, &script, 50_000, fee - Amount::from_sat(1)), |e| matches!(e, TxError::FeeTooLow { .. })),
+        // More than the balance.
+        (pegout(&chain, 0, 0, &script, BAL, fee), |e| matches!(e, TxError::InsufficientBalance { .. })),
+    ];
+    for (tx, is_expected) in cases {
+        let e = tx_error(commit(&chain, &mut store, 1, vec![tx]));
+        assert!(is_expected(&e), "unexpected error {e:?}");
+        assert!(!e.to_string().is_empty());
+    }
+    assert_eq!(store.latest_version(), Some(0), "nothing of the refused blocks was written");
+}
