@@ -7,10 +7,13 @@
 //! Peg-in building blocks, all pure: [`deposit`] (recipient-bound addresses), [`watcher`] (which outputs of a
 //! BTC block are deposits), [`anchor`] (when a validator accepts a new BTC anchor) and [`fee`] (the peg-in fee).
 //!
+//! Peg-out: [`batch`] builds the deterministic peg-out batch and its fee bumps; [`signing`] signs and finalizes it.
+//!
 //! [`funding`] is the single-key P2WPKH wallet core that pays BTC on regtest (test funding, `pegin --fund`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod anchor;
+pub mod batch;
 pub mod deposit;
 pub mod error;
 pub mod federation;
@@ -23,6 +26,7 @@ pub mod watcher;
 pub type Descriptor = miniscript::Descriptor<bitcoin::PublicKey>;
 
 pub use anchor::{check_anchor_move, check_in_best_chain, choose_anchor, AnchorRejection, BitcoinView};
+pub use batch::{bump_batch, output_vbytes, plan_batch, BatchError, BatchInput, BatchLimits, BatchPlan, Payout};
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;
 pub use federation::{Federation, FederationError};
