@@ -24,6 +24,21 @@ pub mod amount {
     }
 }
 
+/// `Option<Amount>` as borsh's option (a 0/1 byte), then the amount as [`amount`] encodes it.
+pub mod option_amount {
+    use super::*;
+
+    /// Writes `0`, or `1` and the amount.
+    pub fn serialize<W: Write>(value: &Option<Amount>, writer: &mut W) -> Result<(), Error> {
+        value.map(|a| a.to_sat()).serialize(writer)
+    }
+
+    /// Reads what [`serialize`] writes.
+    pub fn deserialize<R: Read>(reader: &mut R) -> Result<Option<Amount>, Error> {
+        Option::<u64>::deserialize_reader(reader).map(|o| o.map(Amount::from_sat))
+    }
+}
+
 /// `bitcoin::PublicKey` as its 33-byte compressed encoding; uncompressed keys are not accepted.
 pub mod peg_key {
     use super::*;

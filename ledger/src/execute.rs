@@ -333,6 +333,12 @@ pub enum BlockError {
         /// The header's.
         got: BtcAnchor,
     },
+    /// Building the peg-out batch due at this height failed on state (not on the block's contents).
+    #[error("building the peg-out batch: {source}")]
+    Batch {
+        /// Why.
+        source: TxError,
+    },
 }
 
 impl BlockError {
@@ -341,6 +347,7 @@ impl BlockError {
         match self {
             BlockError::State(_) => false,
             BlockError::InvalidTx { source, .. } => !matches!(source, TxError::State(_)),
+            BlockError::Batch { source } => !matches!(source, TxError::State(_)),
             _ => true,
         }
     }
@@ -663,6 +670,7 @@ fn run_txs<R: TreeReader>(
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
     }
+    overlay.build_batch_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     let mut changes = overlay.into_changes();
     changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
     let write_set = build_write_set(store, version, changes)?;

@@ -12,6 +12,7 @@
 //!   `jmt::storage::TreeReader` implemented over the node's database ([`MemStore`] in memory).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod batching;
 pub mod block;
 pub mod codec;
 pub mod execute;

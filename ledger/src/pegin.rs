@@ -213,6 +213,7 @@ impl<S: StateReader> Overlay<'_, S> {
         self.put(StateKey::PegIn(mint.outpoint), &record);
         let utxo = FederationUtxo { amount: mint.amount, tweak_recipient: mint.recipient, btc_block: mint.btc_block };
         self.put(StateKey::FederationUtxo(mint.outpoint), &utxo);
+        self.add_spendable(mint.outpoint)?;
         self.put(StateKey::PegTotals, &totals);
         if let Some(mut r) = self.get_registration(&mint.recipient)? {
             let renewed = Height(meta.height.get().saturating_add(chain.params().registration_ttl));

@@ -64,7 +64,8 @@ pub struct ChainMeta {
 ///
 /// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
-/// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue. Later tags: burns and batches, fee-rate votes, peg halt reports.
+/// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue, `11` batches, `12`
+/// the batch index, `13` the spendable federation outputs. Later tags: burns and batches, fee-rate votes, peg halt reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -96,6 +97,12 @@ pub enum StateKey {
     BurnByTx(Hash32),
     /// Tag 10: the single [`PegOutQueue`](crate::pegout::PegOutQueue) value.
     PegOutQueue,
+    /// Tag 11: a [`BatchRecord`](crate::batching::BatchRecord) by batch id.
+    Batch(u64),
+    /// Tag 12: the single [`BatchIndex`](crate::batching::BatchIndex) value.
+    BatchIndex,
+    /// Tag 13: the single [`SpendableUtxos`](crate::batching::SpendableUtxos) value.
+    SpendableUtxos,
 }
 
 impl StateKey {

@@ -128,3 +128,84 @@ fn bad_burns_are_refused_with_a_reason() {
     }
     assert_eq!(store.latest_version(), Some(0), "nothing of the refused blocks was written");
 }
+
+fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) {
+    let template = BlockTemplate {
+        height: Height(h),
+        prev_hash: Hash32([h as u8; 32]),
+        time_ms: chain.genesis().genesis_time_ms + h * 1000,
+        proposer: ValidatorIndex(0),
+        btc_anchor: BtcAnchor { height: primitives::BtcHeight(btc), hash: Hash32([btc as u8; 32]) },
+        last_commit_hash: Hash32::ZERO,
+    };
+    let (block, outcome) = build_block(chain, store, template, txs).expect("valid block");
+    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
+    store.apply(&outcome.write_set);
+}
+
+fn deposit(n: u8, sats: u64) -> Tx {
+    Tx::Mint(sidechain_ledger::MintTx {
+        outpoint: sidechain_ledger::BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        recipient: user_key(9).public().account_id(),
+        amount: Amount::from_sat(sats),
+        btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+    })
+}
+
+#[test]
+fn execution_batches_queued_burns_deterministically_at_the_interval() {
+    use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+
+    // Height 1: two deposits arrive, two burns are queued. Not an interval height: nothing is batched.
+    let txs = vec![
+        deposit(1, 400_000),
+        deposit(2, 100_000),
+        pegout(&chain, 0, 0, &script, 50_000, fee),
+        pegout(&chain, 1, 0, &script, 70_000, fee),
+    ];
+    commit_at(&chain, &mut store, 1, 1, txs);
+    let s1 = store.snapshot(1);
+    assert_eq!(spendable_utxos(&s1).unwrap().0.len(), 2);
+    assert_eq!(batch_index(&s1).unwrap().next_id, 0);
+    let before = s1.peg_totals().unwrap();
+    let pool_before = s1.get_account(&sidechain_ledger::fee_pool_id()).unwrap().unwrap().balance;
+
+    // Height 2: the batch pays both burns from the largest coin, change back to the federation.
+    commit_at(&chain, &mut store, 2, 1, vec![]);
+    let s2 = store.snapshot(2);
+    let b = batch(&s2, 0).unwrap().expect("batch 0");
+    assert_eq!(b.burns, vec![0, 1]);
+    assert_eq!(b.inputs.len(), 1, "the 400k coin covers both");
+    assert_eq!(b.inputs[0].amount, Amount::from_sat(400_000));
+    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&b.unsigned_tx).expect("a transaction");
+    assert_eq!(tx.output[0].value, Amount::from_sat(50_000));
+    assert_eq!(tx.output[1].value, Amount::from_sat(70_000));
+    assert_eq!(tx.output[0].script_pubkey, script);
+    assert_eq!(tx.output[2].script_pubkey, chain.federation().script_pubkey(), "change to the federation");
+    assert_eq!(b.change, Some(tx.output[2].value));
+    assert_eq!(Amount::from_sat(400_000) - Amount::from_sat(120_000) - b.change.unwrap(), b.fee);
+    assert!(tx.input.iter().all(|i| i.sequence.is_rbf()));
+    assert_eq!(burn(&s2, 1).unwrap().unwrap().batch, Some(0), "each burn belongs to one batch");
+    assert!(pegout_queue(&s2).unwrap().queued.is_empty());
+    assert_eq!(spendable_utxos(&s2).unwrap().0.len(), 1, "the spent coin is reserved");
+    let after = s2.peg_totals().unwrap();
+    assert_eq!(after.supply + after.unpaid_burns, before.supply + before.unpaid_burns);
+    assert_eq!(after.unpaid_burns, Amount::from_sat(120_000) + b.fee);
+    let pool_after = s2.get_account(&sidechain_ledger::fee_pool_id()).unwrap().unwrap().balance;
+    assert_eq!(pool_before - pool_after, b.fee, "the fee pool pays the Bitcoin fee");
+
+    // Another burn larger than the coins left: it waits, queued, at the next interval.
+    commit_at(&chain, &mut store, 3, 1, vec![pegout(&chain, 0, 1, &script, 200_000, fee)]);
+    commit_at(&chain, &mut store, 4, 1, vec![]);
+    let s4 = store.snapshot(4);
+    assert_eq!(pegout_queue(&s4).unwrap().queued, vec![2]);
+    assert_eq!(batch_index(&s4).unwrap().next_id, 1);
+}

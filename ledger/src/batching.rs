@@ -1,0 +1,224 @@
+//! Peg-out batches built by block execution itself, at every `pegout_interval` height.
+//!
+//! Why in execution and not by a proposer: a batch decides which federation coins pay which burns. If a
+//! proposer chose, a Byzantine one could pay a burn twice (two batches) or starve one. Built from state
+//! alone (the queue, the spendable UTXOs, the agreed rate) with the deterministic builder in
+//! `peg::batch`, every node gets the same unsigned transaction, byte for byte, and each burn lands in
+//! exactly one batch, forever.
+//!
+//! Accounting: the batch's Bitcoin fee is paid by the fee pool (which peg-in and peg-out fees fill), so it
+//! leaves `supply` and joins `unpaid_burns` (BTC the federation owes out of its reserves) until the batch
+//! confirms. `supply + unpaid_burns <= btc_held` is therefore unchanged by batching.
+//!
+//! Signing, broadcasting, bumping and settlement on confirmation build on this record (issue 8).
+
+use crate::execute::{Overlay, TxError};
+use crate::genesis::Chain;
+use crate::pegout::{burn, pegout_queue, BurnRecord};
+use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
+use crate::tx::BtcOutPoint;
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use serde::{Deserialize, Serialize};
+
+/// One input of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BatchInputRecord {
+    /// The federation output spent.
+    pub outpoint: BtcOutPoint,
+    /// Its value.
+    #[borsh(
+        serialize_with = "crate::codec::amount::serialize",
+        deserialize_with = "crate::codec::amount::deserialize"
+    )]
+    pub amount: Amount,
+    /// Whose deposit tweak the keys need (the fee pool's id: untweaked).
+    pub tweak_recipient: AccountId,
+}
+
+/// A batch: which burns it pays and the unsigned transaction that pays them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// Sequence number, from 0.
+    pub id: u64,
+    /// The block that built it.
+    pub created_at: Height,
+    /// The burns it pays, in output order.
+    pub burns: Vec<u64>,
+    /// The inputs, in transaction order.
+    pub inputs: Vec<BatchInputRecord>,
+    /// Change back to the federation (the last output), if any.
+    #[borsh(
+        serialize_with = "crate::codec::option_amount::serialize",
+        deserialize_with = "crate::codec::option_amount::deserialize"
+    )]
+    pub change: Option<Amount>,
+    /// The Bitcoin fee, paid by the fee pool.
+    #[borsh(
+        serialize_with = "crate::codec::amount::serialize",
+        deserialize_with = "crate::codec::amount::deserialize"
+    )]
+    pub fee: Amount,
+    /// Upper bound of the signed size the fee was priced on.
+    pub vbytes: u64,
+    /// The unsigned transaction, consensus-encoded.
+    pub unsigned_tx: Vec<u8>,
+    /// Its txid (internal byte order).
+    pub txid: Hash32,
+}
+
+/// Batches in flight and the next id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BatchIndex {
+    /// The id the next batch gets.
+    pub next_id: u64,
+    /// Batches built and not yet settled, oldest first.
+    pub in_flight: Vec<u64>,
+}
+
+/// Federation outputs no batch has reserved, sorted by outpoint: what the next batch may spend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SpendableUtxos(pub Vec<BtcOutPoint>);
+
+fn read<S: StateReader, T: BorshDeserialize>(state: &S, key: StateKey) -> Result<Option<T>, StateError> {
+    state
+        .get_raw(&key)?
+        .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))
+        .transpose()
+}
+
+/// A batch by id.
+pub fn batch<S: StateReader>(state: &S, id: u64) -> Result<Option<BatchRecord>, StateError> {
+    read(state, StateKey::Batch(id))
+}
+
+/// The batch index (empty when never written).
+pub fn batch_index<S: StateReader>(state: &S) -> Result<BatchIndex, StateError> {
+    Ok(read(state, StateKey::BatchIndex)?.unwrap_or_default())
+}
+
+/// The spendable federation outputs (empty when never written).
+pub fn spendable_utxos<S: StateReader>(state: &S) -> Result<SpendableUtxos, StateError> {
+    Ok(read(state, StateKey::SpendableUtxos)?.unwrap_or_default())
+}
+
+fn to_btc(o: &BtcOutPoint) -> OutPoint {
+    OutPoint { txid: Txid::from_byte_array(o.txid.0), vout: o.vout }
+}
+
+fn from_btc(o: &OutPoint) -> BtcOutPoint {
+    BtcOutPoint { txid: Hash32(o.txid.to_byte_array()), vout: o.vout }
+}
+
+impl<S: StateReader> Overlay<'_, S> {
+    /// Adds a federation output to the spendable set (kept sorted).
+    pub(crate) fn add_spendable(&mut self, outpoint: BtcOutPoint) -> Result<(), StateError> {
+        let mut set = spendable_utxos(self)?;
+        if let Err(at) = set.0.binary_search(&outpoint) {
+            set.0.insert(at, outpoint);
+        }
+        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&set));
+        Ok(())
+    }
+
+    /// At `pegout_interval` heights: pays queued burns with one deterministic batch, if the spendable
+    /// outputs and the fee pool can. Nothing happens otherwise (the burns wait for the next interval).
+    pub(crate) fn build_batch_if_due(&mut self, chain: &Chain, meta: &ChainMeta) -> Result<(), TxError> {
+        let params = chain.params();
+        if !params.pegout_enabled || !meta.height.get().is_multiple_of(params.pegout_interval) {
+            return Ok(());
+        }
+        if crate::halt::peg_halt(self)?.is_halted() {
+            return Ok(());
+        }
+        let mut queue = pegout_queue(self)?;
+        if queue.queued.is_empty() {
+            return Ok(());
+        }
+        let limits = peg::BatchLimits::STANDARD;
+        let mut burns: Vec<BurnRecord> = Vec::new();
+        for id in queue.queued.iter().take(limits.max_outputs) {
+            burns.push(
+                burn(self, *id)?.ok_or(StateError::Corrupt {
+                    key: StateKey::Burn(*id),
+                    reason: "queued burn has no record".into(),
+                })?,
+            );
+        }
+        let payouts: Vec<peg::Payout> = burns
+            .iter()
+            .map(|b| peg::Payout { script_pubkey: ScriptBuf::from_bytes(b.script_pubkey.clone()), amount: b.amount })
+            .collect();
+        let spendable = spendable_utxos(self)?;
+        let mut candidates = Vec::with_capacity(spendable.0.len());
+        for o in &spendable.0 {
+            let u = self.get_federation_utxo(o)?.ok_or(StateError::Corrupt {
+                key: StateKey::FederationUtxo(*o),
+                reason: "spendable output has no record".into(),
+            })?;
+            let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
+            candidates.push(peg::BatchInput { outpoint: to_btc(o), amount: u.amount, tweak });
+        }
+        let rate = bitcoin::FeeRate::from_sat_per_vb(params.pegin_fee_rate_sat_vb).unwrap_or(bitcoin::FeeRate::ZERO);
+        let fed = chain.federation();
+        let plan = match peg::plan_batch(
+            fed,
+            chain.genesis_hash().0,
+            &candidates,
+            &payouts,
+            rate,
+            limits,
+            &fed.script_pubkey(),
+        ) {
+            Ok(plan) => plan,
+            // Not enough coins yet (or nothing valid to pay): the burns wait; deterministic on every node.
+            Err(_) => return Ok(()),
+        };
+        let pool_id = fee_pool_id();
+        let mut pool = self.account(&pool_id)?;
+        let Some(left) = pool.balance.checked_sub(plan.fee) else { return Ok(()) };
+        pool.balance = left;
+        let mut totals = self.peg_totals()?;
+        totals.supply = totals.supply.checked_sub(plan.fee).ok_or(TxError::PegTotalOverflow)?;
+        totals.unpaid_burns = totals.unpaid_burns.checked_add(plan.fee).ok_or(TxError::PegTotalOverflow)?;
+
+        let mut index = batch_index(self)?;
+        let id = index.next_id;
+        index.next_id = id.checked_add(1).ok_or(TxError::PegTotalOverflow)?;
+        index.in_flight.push(id);
+        let paid = burns.len();
+        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        let mut left_spendable = spendable.0;
+        for i in &plan.inputs {
+            let o = from_btc(&i.outpoint);
+            left_spendable.retain(|x| *x != o);
+            let tweak_recipient = i.tweak.map_or(pool_id, |t| AccountId(Hash32(t)));
+            inputs.push(BatchInputRecord { outpoint: o, amount: i.amount, tweak_recipient });
+        }
+        for b in &mut burns {
+            b.batch = Some(id);
+            self.writes.insert(StateKey::Burn(b.id), canonical_bytes(b));
+        }
+        queue.queued.drain(..paid);
+        let record = BatchRecord {
+            id,
+            created_at: meta.height,
+            burns: burns.iter().map(|b| b.id).collect(),
+            inputs,
+            change: plan.change,
+            fee: plan.fee,
+            vbytes: plan.vbytes,
+            unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
+            txid: Hash32(plan.tx.compute_txid().to_byte_array()),
+        };
+        self.put_account(pool_id, pool);
+        self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
+        self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
+        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
+        self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
+        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        Ok(())
+    }
+}
