@@ -34,7 +34,13 @@ struct Args {
     /// Where the JSON summary goes.
     #[arg(long, default_value = "target/bench/summary.json")]
     out: std::path::PathBuf,
+    /// Only print the peg cost figures (pure computation, no federation).
+    #[arg(long)]
+    peg_costs_only: bool,
 }
+
+/// One line of the table: measure, figure, bound, ratio.
+type Row = (&'static str, String, String, String);
 
 fn key(i: u32) -> Keypair {
     let mut s = [0u8; 32];
@@ -80,6 +86,14 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<()> {
+    if args.peg_costs_only {
+        let (rows, json) = peg_costs()?;
+        for (m, f, b, r) in &rows {
+            println!("{m:<24} {f:<52} {b:<34} {r}");
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
     let here = std::env::current_exe()?;
     let dir = here.parent().context("binary dir")?.to_path_buf();
     let keys: Vec<Keypair> = (0..args.accounts).map(key).collect();
@@ -200,7 +214,7 @@ async fn run(args: Args) -> Result<()> {
     fed.wait_height(&[4], tip, Duration::from_secs(600)).await?;
     let sync_wall = sync_start.elapsed();
 
-    let rows: Vec<(&str, String, String, String)> = vec![
+    let mut rows: Vec<Row> = vec![
         ("rpc getblockcount", format!("{trivial:.0} req/s"), "(the trivial method is the bound)".into(), "1.00".into()),
         (
             "rpc getblock v2",
@@ -231,6 +245,8 @@ async fn run(args: Args) -> Result<()> {
             format!("{:.3}", (total as f64 / sync_wall.as_secs_f64()) / verify_rate),
         ),
     ];
+    let (peg_rows, peg_json) = peg_costs()?;
+    rows.extend(peg_rows);
     println!("\n{:<24} {:<52} {:<34} ratio", "measure", "figure", "bound (same run)");
     for (m, f, b, r) in &rows {
         println!("{m:<24} {f:<52} {b:<34} {r}");
@@ -249,6 +265,7 @@ async fn run(args: Args) -> Result<()> {
         "rpc": { "getblockcount_rps": trivial, "getblock_v2_rps": getblock, "getblock_txs": busiest.1, "sendrawtransaction_rps": send_rate },
         "throughput": { "committed_tps": tps, "transfers": total, "wall_s": load_wall.as_secs_f64(), "ed25519_batch_verify_per_s": verify_rate, "ratio_to_bound_per_node": tps / (verify_rate / verifying_nodes) },
         "sync": { "blocks": tip, "wall_s": sync_wall.as_secs_f64(), "blocks_per_s": tip as f64 / sync_wall.as_secs_f64() },
+        "peg": peg_json,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -256,4 +273,69 @@ async fn run(args: Args) -> Result<()> {
     std::fs::write(&args.out, serde_json::to_string_pretty(&summary)?)?;
     println!("summary written to {}", args.out.display());
     Ok(())
+}
+
+/// Peg costs of this federation's shape (3-of-4, the bench's): vbytes of peg-out batches of 1, 10 and 100
+/// P2WPKH payouts from the deterministic builder, the marginal vbytes per payout next to the payout output's
+/// own size, and the peg-in fee next to what spending one deposit input costs at the same rate.
+fn peg_costs() -> Result<(Vec<Row>, serde_json::Value)> {
+    use bitcoin::hashes::Hash as _;
+    let chain = ledger::Chain::new(ledger::testkit::genesis(4, 0, bitcoin::Amount::ZERO))?;
+    let fed = chain.federation();
+    let rate = bitcoin::FeeRate::from_sat_per_vb(chain.params().pegin_fee_rate_sat_vb).context("fee rate")?;
+    let input_vb = peg::input_vbytes(fed.descriptor())?;
+    let payout_script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));
+    let coin = peg::BatchInput {
+        outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 },
+        amount: bitcoin::Amount::from_btc(100.0)?,
+        tweak: Some([9; 32]),
+    };
+    let mut sizes = Vec::new();
+    for n in [1usize, 10, 100] {
+        let payouts =
+            vec![peg::Payout { script_pubkey: payout_script.clone(), amount: bitcoin::Amount::from_sat(50_000) }; n];
+        let plan = peg::plan_batch(
+            fed,
+            chain.genesis_hash().0,
+            &[coin],
+            &payouts,
+            rate,
+            peg::BatchLimits::STANDARD,
+            &fed.script_pubkey(),
+        )?;
+        sizes.push((n, plan.vbytes));
+    }
+    let marginal = (sizes[2].1 - sizes[1].1) as f64 / 90.0;
+    let output_vb = peg::output_vbytes(&payout_script);
+    let fee = chain.pegin_fee().to_sat();
+    let input_cost = rate.fee_vb(input_vb).context("fee")?.to_sat();
+    let rows = vec![
+        (
+            "peg-out batch vbytes",
+            format!("1: {} vB, 10: {} vB, 100: {} vB", sizes[0].1, sizes[1].1, sizes[2].1),
+            "-".to_string(),
+            "-".to_string(),
+        ),
+        (
+            "peg-out marginal payout",
+            format!("{marginal:.1} vB per extra P2WPKH payout"),
+            format!("P2WPKH output {output_vb} vB"),
+            format!("{:.3}", marginal / output_vb as f64),
+        ),
+        (
+            "peg-in fee vs input cost",
+            format!("{fee} sat per deposit"),
+            format!("{input_vb} vB input at {} sat/vB = {input_cost} sat", chain.params().pegin_fee_rate_sat_vb),
+            format!("{:.3}", fee as f64 / input_cost as f64),
+        ),
+    ];
+    let json = serde_json::json!({
+        "batch_vbytes": sizes.iter().map(|(n, v)| serde_json::json!({"payouts": n, "vbytes": v})).collect::<Vec<_>>(),
+        "marginal_vbytes_per_payout": marginal,
+        "payout_output_vbytes": output_vb,
+        "pegin_fee_sat": fee,
+        "deposit_input_vbytes": input_vb,
+        "deposit_input_cost_sat": input_cost,
+    });
+    Ok((rows, json))
 }
