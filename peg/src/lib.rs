@@ -7,7 +7,8 @@
 //! Peg-in building blocks, all pure: [`deposit`] (recipient-bound addresses), [`watcher`] (which outputs of a
 //! BTC block are deposits), [`anchor`] (when a validator accepts a new BTC anchor) and [`fee`] (the peg-in fee).
 //!
-//! Peg-out: [`batch`] builds the deterministic peg-out batch and its fee bumps; [`signing`] signs and finalizes it.
+//! Peg-out: [`batch`] builds the deterministic peg-out batch and its fee bumps; [`signing`] signs and finalizes it;
+//! [`shares`] makes, checks (in block execution) and combines the validators' signature shares of a batch.
 //!
 //! [`funding`] is the single-key P2WPKH wallet core that pays BTC on regtest (test funding, `pegin --fund`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -19,6 +20,7 @@ pub mod error;
 pub mod federation;
 pub mod fee;
 pub mod funding;
+pub mod shares;
 pub mod signing;
 pub mod watcher;
 
@@ -32,5 +34,6 @@ pub use error::PegError;
 pub use federation::{Federation, FederationError};
 pub use fee::{input_vbytes, input_weight, pegin_fee};
 pub use funding::{Fee, FundingError, FundingKey, Utxo};
+pub use shares::{finalize_batch, sign_batch, verify_share, PreparedBatch, Share, ShareError};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
 pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};
