@@ -67,6 +67,33 @@ pub struct BatchRecord {
     pub unsigned_tx: Vec<u8>,
     /// Its txid (internal byte order).
     pub txid: Hash32,
+    /// Verified signature shares for this version, by validator, in the order they were recorded.
+    pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
+}
+
+impl BatchRecord {
+    /// The unsigned transaction.
+    pub fn unsigned(&self) -> Result<bitcoin::Transaction, StateError> {
+        bitcoin::consensus::deserialize(&self.unsigned_tx)
+            .map_err(|e| StateError::Corrupt { key: StateKey::Batch(self.id), reason: e.to_string() })
+    }
+
+    /// The inputs as the peg crate takes them.
+    pub fn peg_inputs(&self) -> Vec<peg::BatchInput> {
+        self.inputs
+            .iter()
+            .map(|i| peg::BatchInput {
+                outpoint: to_btc(&i.outpoint),
+                amount: i.amount,
+                tweak: (i.tweak_recipient != fee_pool_id()).then_some(i.tweak_recipient.0 .0),
+            })
+            .collect()
+    }
+
+    /// Whether `k` validators signed it: it can be finalized and broadcast.
+    pub fn is_signed(&self, k: usize) -> bool {
+        self.shares.len() >= k
+    }
 }
 
 /// Batches in flight and the next id.
@@ -113,6 +140,35 @@ fn from_btc(o: &OutPoint) -> BtcOutPoint {
 }
 
 impl<S: StateReader> Overlay<'_, S> {
+    /// Records validator `signer`'s shares for batch `id` version `txid` after verifying every signature.
+    pub(crate) fn apply_batch_shares(
+        &mut self,
+        chain: &Chain,
+        signer: primitives::ValidatorIndex,
+        id: u64,
+        txid: &Hash32,
+        signatures: &[Vec<u8>],
+    ) -> Result<(), TxError> {
+        let mut record = batch(self, id)?.ok_or(TxError::UnknownBatch(id))?;
+        if record.txid != *txid {
+            return Err(TxError::NotCurrentBatchVersion { batch: id });
+        }
+        if record.shares.iter().any(|(v, _)| *v == signer) {
+            return Err(TxError::AlreadyVoted { validator: signer });
+        }
+        if record.is_signed(chain.federation().threshold()) {
+            return Err(TxError::BatchAlreadySigned(id));
+        }
+        let tx = record.unsigned()?;
+        let share = peg::shares::Share { signer: signer.as_usize(), signatures: signatures.to_vec() };
+        let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+        peg::shares::verify_share(&secp, chain.federation(), chain.genesis_hash().0, &tx, &record.peg_inputs(), &share)
+            .map_err(|e| TxError::BadBatchShare { batch: id, reason: e.to_string() })?;
+        record.shares.push((signer, signatures.to_vec()));
+        self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
+        Ok(())
+    }
+
     /// Adds a federation output to the spendable set (kept sorted).
     pub(crate) fn add_spendable(&mut self, outpoint: BtcOutPoint) -> Result<(), StateError> {
         let mut set = spendable_utxos(self)?;
@@ -212,6 +268,7 @@ impl<S: StateReader> Overlay<'_, S> {
             vbytes: plan.vbytes,
             unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
             txid: Hash32(plan.tx.compute_txid().to_byte_array()),
+            shares: Vec::new(),
         };
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));

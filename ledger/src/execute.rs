@@ -191,6 +191,26 @@ pub enum TxError {
         /// The validator.
         validator: ValidatorIndex,
     },
+    /// Signatures for a batch that does not exist.
+    #[error("no peg-out batch {0}")]
+    UnknownBatch(u64),
+    /// Signatures for a version of a batch that is not its current one.
+    #[error("signatures for another version of peg-out batch {batch} than its current one")]
+    NotCurrentBatchVersion {
+        /// The batch.
+        batch: u64,
+    },
+    /// The batch already has k signatures.
+    #[error("peg-out batch {0} is already signed by a threshold of validators")]
+    BatchAlreadySigned(u64),
+    /// A signature share that does not verify.
+    #[error("bad signature share for peg-out batch {batch}: {reason}")]
+    BadBatchShare {
+        /// The batch.
+        batch: u64,
+        /// What was wrong.
+        reason: String,
+    },
     /// A resume vote while the peg runs.
     #[error("the peg is not halted")]
     PegNotHalted,

@@ -98,6 +98,10 @@ impl<S: StateReader> Overlay<'_, S> {
                     halt.halted_at = Some(meta.height);
                 }
             }
+            ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
+                self.apply_batch_shares(chain, tx.validator, *batch, txid, signatures)?;
+                return Ok(Receipt { txid: signed.txid(), sender: None, fee: Amount::ZERO });
+            }
             ValidatorTxKind::ResumePeg { anchor } => {
                 if !halt.is_halted() {
                     return Err(TxError::PegNotHalted);

@@ -26,15 +26,19 @@ pub fn validator_key(i: u32) -> Keypair {
     Keypair::from_secret(seed)
 }
 
-/// The peg key of test validator `i`.
-pub fn validator_peg_key(i: u32) -> bitcoin::PublicKey {
+/// The secret peg key of test validator `i`.
+pub fn validator_peg_secret(i: u32) -> bitcoin::secp256k1::SecretKey {
     let mut seed = [0u8; 32];
     seed[..4].copy_from_slice(&i.to_le_bytes());
     seed[31] = 0xC0;
+    bitcoin::secp256k1::SecretKey::from_slice(&seed)
+        .expect("a seed with one high byte and a small counter is below the curve order")
+}
+
+/// The peg key of test validator `i`.
+pub fn validator_peg_key(i: u32) -> bitcoin::PublicKey {
     let secp = bitcoin::secp256k1::Secp256k1::signing_only();
-    let sk = bitcoin::secp256k1::SecretKey::from_slice(&seed)
-        .expect("a seed with one high byte and a small counter is below the curve order");
-    bitcoin::PublicKey::new(sk.public_key(&secp))
+    bitcoin::PublicKey::new(validator_peg_secret(i).public_key(&secp))
 }
 
 /// A genesis with `validators` validators of power 1 and `users` users holding `balance` each.

@@ -120,6 +120,17 @@ pub enum ValidatorTxKind {
         /// The anchor to resume from.
         anchor: crate::block::BtcAnchor,
     },
+    /// Tag 2: this validator's signatures for every input of peg-out batch `batch`, version `txid` (its
+    /// unsigned txid), one DER ECDSA signature with the SIGHASH_ALL byte per input, by its peg key (tweaked
+    /// for deposit inputs). Every node verifies each one against that exact version before recording it.
+    PegOutSignatures {
+        /// The batch.
+        batch: u64,
+        /// The version signed (the unsigned transaction's txid, internal byte order).
+        txid: Hash32,
+        /// One per input, in input order.
+        signatures: Vec<Vec<u8>>,
+    },
 }
 
 /// A validator transaction with its signature.

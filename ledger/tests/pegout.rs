@@ -38,13 +38,15 @@ fn pegout(chain: &Chain, user: u32, nonce: u64, script: &ScriptBuf, amount: u64,
     .into()
 }
 
+/// Builds and applies block `h` keeping the previous anchor.
 fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) -> Result<(), BlockError> {
+    let prev_anchor = store.snapshot(h - 1).chain_meta().unwrap().map(|m| m.btc_anchor).unwrap_or_default();
     let template = BlockTemplate {
         height: Height(h),
         prev_hash: Hash32([h as u8; 32]),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
-        btc_anchor: BtcAnchor::default(),
+        btc_anchor: prev_anchor,
         last_commit_hash: Hash32::ZERO,
     };
     let (block, outcome) = build_block(chain, store, template, txs)?;
@@ -208,4 +210,84 @@ fn execution_batches_queued_burns_deterministically_at_the_interval() {
     let s4 = store.snapshot(4);
     assert_eq!(pegout_queue(&s4).unwrap().queued, vec![2]);
     assert_eq!(batch_index(&s4).unwrap().next_id, 1);
+}
+
+#[test]
+fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
+    use sidechain_ledger::batching::batch;
+    use sidechain_ledger::{ValidatorTx, ValidatorTxKind};
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    commit_at(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, &script, 50_000, fee)]);
+    commit_at(&chain, &mut store, 2, 1, vec![]);
+    let b = batch(&store.snapshot(2), 0).unwrap().expect("batch");
+    let tx = b.unsigned().unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let share = |v: u32| {
+        peg::shares::sign_batch(
+            &secp,
+            chain.federation(),
+            chain.genesis_hash().0,
+            &tx,
+            &b.peg_inputs(),
+            v as usize,
+            &testkit::validator_peg_secret(v),
+        )
+        .expect("sign")
+    };
+    let submit = |v: u32, h: u64, txid: Hash32, signatures: Vec<Vec<u8>>| -> Tx {
+        ValidatorTx {
+            validator: ValidatorIndex(v as u16),
+            height: Height(h),
+            kind: ValidatorTxKind::PegOutSignatures { batch: 0, txid, signatures },
+        }
+        .sign(&testkit::validator_key(v), chain.genesis_hash())
+        .into()
+    };
+    // A share signed by another key than the submitting validator's, a share for another version, and a
+    // tampered signature: refused.
+    let wrong_signer = commit(&chain, &mut store, 3, vec![submit(0, 3, b.txid, share(1).signatures)]);
+    assert!(matches!(tx_error(wrong_signer), TxError::BadBatchShare { .. }));
+    let other_version = commit(&chain, &mut store, 3, vec![submit(0, 3, Hash32([9; 32]), share(0).signatures)]);
+    assert!(matches!(tx_error(other_version), TxError::NotCurrentBatchVersion { .. }));
+    let mut bad = share(0).signatures;
+    bad[0][10] ^= 1;
+    assert!(matches!(
+        tx_error(commit(&chain, &mut store, 3, vec![submit(0, 3, b.txid, bad)])),
+        TxError::BadBatchShare { .. }
+    ));
+    // Three valid shares are recorded; a fourth is not needed and refused; the three finalize the batch.
+    commit_at(
+        &chain,
+        &mut store,
+        3,
+        1,
+        vec![submit(0, 3, b.txid, share(0).signatures), submit(2, 3, b.txid, share(2).signatures)],
+    );
+    let dup = commit(&chain, &mut store, 4, vec![submit(2, 4, b.txid, share(2).signatures)]);
+    assert!(matches!(tx_error(dup), TxError::AlreadyVoted { .. }));
+    commit_at(&chain, &mut store, 4, 1, vec![submit(3, 4, b.txid, share(3).signatures)]);
+    let signed = batch(&store.snapshot(4), 0).unwrap().unwrap();
+    assert!(signed.is_signed(chain.federation().threshold()));
+    let more = commit(&chain, &mut store, 5, vec![submit(1, 5, b.txid, share(1).signatures)]);
+    assert!(matches!(tx_error(more), TxError::BatchAlreadySigned(0)));
+    let shares: Vec<peg::shares::Share> =
+        signed.shares.iter().map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() }).collect();
+    let final_tx = peg::shares::finalize_batch(
+        &secp,
+        chain.federation(),
+        chain.genesis_hash().0,
+        &tx,
+        &signed.peg_inputs(),
+        &shares,
+    )
+    .expect("k shares finalize");
+    assert_eq!(final_tx.compute_txid(), tx.compute_txid());
+    assert!(final_tx.input.iter().all(|i| !i.witness.is_empty()));
 }

@@ -194,6 +194,17 @@ pub enum TxKindInfo {
         /// And hash.
         btc_block_hash: bitcoin::BlockHash,
     },
+    /// A validator's signatures for every input of a peg-out batch version.
+    Pegoutsignatures {
+        /// The signing validator.
+        validator: ValidatorIndex,
+        /// The batch.
+        batch: u64,
+        /// The version signed (unsigned txid, as Bitcoin Core shows it).
+        btc_txid: bitcoin::Txid,
+        /// How many inputs it signed.
+        inputs: usize,
+    },
     /// A validator votes to resume the halted peg from an anchor.
     Resumepeg {
         /// The voting validator.
@@ -223,6 +234,12 @@ pub enum TxKindInfo {
 pub fn btc_outpoint(o: &ledger::BtcOutPoint) -> bitcoin::OutPoint {
     use bitcoin::hashes::Hash;
     bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(o.txid.0), vout: o.vout }
+}
+
+/// A ledger txid (internal byte order) as Bitcoin's type.
+pub fn btc_txid(h: &Hash32) -> bitcoin::Txid {
+    use bitcoin::hashes::Hash;
+    bitcoin::Txid::from_byte_array(h.0)
 }
 
 /// A ledger block hash (internal byte order) as Bitcoin's type.
@@ -292,6 +309,14 @@ impl From<&Tx> for TxInfo {
                         btc_height: anchor.height.get(),
                         btc_block_hash: btc_block_hash(&anchor.hash),
                     },
+                    ledger::ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
+                        TxKindInfo::Pegoutsignatures {
+                            validator: v.tx.validator,
+                            batch: *batch,
+                            btc_txid: crate::types::btc_txid(txid),
+                            inputs: signatures.len(),
+                        }
+                    }
                     ledger::ValidatorTxKind::ResumePeg { anchor } => TxKindInfo::Resumepeg {
                         validator: v.tx.validator,
                         btc_height: anchor.height.get(),

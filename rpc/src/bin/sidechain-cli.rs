@@ -172,6 +172,9 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Reportreorg { validator, btc_height, .. } => {
             format!("validator {validator} reports BTC anchor {btc_height} reorganised away")
         }
+        TxKindInfo::Pegoutsignatures { validator, batch, inputs, .. } => {
+            format!("validator {validator} signs the {inputs} inputs of peg-out batch {batch}")
+        }
         TxKindInfo::Resumepeg { validator, btc_height, btc_block_hash } => {
             format!("validator {validator} votes to resume the peg from BTC block {btc_height} {btc_block_hash}")
         }
