@@ -144,6 +144,12 @@ pub enum TxError {
     /// A peg total would exceed 21 million BTC.
     #[error("peg totals would exceed 21 million btc")]
     PegTotalOverflow,
+    /// A mint of an output of the federation's own peg-out batch (its change).
+    #[error("that output belongs to peg-out batch {batch} (its change), not a deposit")]
+    MintOfBatchOutput {
+        /// The batch.
+        batch: u64,
+    },
     /// Peg-outs are not enabled on this chain yet.
     #[error("peg-outs are not enabled on this chain (params.pegout_enabled is false)")]
     PegOutDisabled,

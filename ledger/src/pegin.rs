@@ -176,6 +176,13 @@ impl<S: StateReader> Overlay<'_, S> {
         if mint.amount == Amount::ZERO || mint.amount > Amount::MAX_MONEY {
             return Err(TxError::BadMintAmount(mint.amount));
         }
+        // The change of a peg-out batch pays the plain federation script too; it is the federation's own
+        // coin coming back, never a deposit.
+        for id in crate::batching::batch_index(self)?.in_flight {
+            if crate::batching::batch(self, id)?.is_some_and(|b| b.txid == mint.outpoint.txid) {
+                return Err(TxError::MintOfBatchOutput { batch: id });
+            }
+        }
         if let Some(done) = self.get_pegin(&mint.outpoint)? {
             return Err(TxError::AlreadyMinted { outpoint: mint.outpoint, at: done.minted_at });
         }

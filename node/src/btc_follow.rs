@@ -295,6 +295,36 @@ fn check_claim(
     }))
 }
 
+/// Sends every transaction of `txs` to bitcoind at once when the list changes and again every `every`
+/// until it leaves the list: a signed peg-out batch must reach the Bitcoin network even if this bitcoind
+/// restarts or drops it from its mempool. Errors are logged, never fatal (an already-confirmed batch is
+/// refused by bitcoind, which is fine).
+pub fn rebroadcast(client: Arc<BitcoindClient>, mut txs: watch::Receiver<Vec<bitcoin::Transaction>>, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            let list = txs.borrow_and_update().clone();
+            for tx in list {
+                let c = client.clone();
+                let hex = bitcoin::consensus::encode::serialize_hex(&tx);
+                let txid = tx.compute_txid();
+                let sent =
+                    tokio::task::spawn_blocking(move || c.call("sendrawtransaction", &[serde_json::json!(hex)])).await;
+                match sent {
+                    Ok(Ok(_)) => info!(%txid, "peg-out batch sent to bitcoind"),
+                    Ok(Err(e)) => {
+                        debug!(%txid, error = %e, "bitcoind did not take the peg-out batch (may be known or confirmed)")
+                    }
+                    Err(e) => debug!(error = %e, "rebroadcast task failed"),
+                }
+            }
+            tokio::select! {
+                changed = txs.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+}
+
 /// A txid in internal byte order as Bitcoin Core displays it.
 pub fn display_txid(h: &primitives::Hash32) -> bitcoin::Txid {
     use bitcoin::hashes::Hash;

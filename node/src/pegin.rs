@@ -147,6 +147,7 @@ pub fn required_mints<S: StateReader>(
             snap.registry_version, registry_version
         ));
     }
+    let batch_txids = in_flight_batch_txids(state)?;
     let mut out = Vec::new();
     for h in prev.height.get() + 1..=new.height.get() {
         let Some(block) = snap.deposits.get(&h) else {
@@ -164,7 +165,9 @@ pub fn required_mints<S: StateReader>(
         }
         for o in &block.scan.plain {
             let m = mint_for_plain(o);
-            if state.get_pegin(&m.outpoint).map_err(|e| e.to_string())?.is_none() {
+            if !batch_txids.contains(&m.outpoint.txid)
+                && state.get_pegin(&m.outpoint).map_err(|e| e.to_string())?.is_none()
+            {
                 out.push(m);
             }
         }
@@ -192,6 +195,19 @@ pub fn claims_to_mint<S: StateReader>(
         }
     }
     out
+}
+
+/// Txids of the peg-out batches in flight: their change pays the plain federation script, but it is the
+/// federation's own coin, never a deposit.
+fn in_flight_batch_txids<S: StateReader>(state: &S) -> Result<Vec<Hash32>, String> {
+    let index = ledger::batching::batch_index(state).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for id in index.in_flight {
+        if let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? {
+            out.push(b.txid);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the BTC facts `m` asserts are what our bitcoind shows: the deposit is in our index (or a claim

@@ -304,6 +304,14 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         }
         _ => None,
     };
+    let signed_batches = match (&cfg.bitcoind, validator_index) {
+        (Some(client), Some(_)) => {
+            let (tx, rx) = watch::channel(Vec::new());
+            crate::btc_follow::rebroadcast(client.clone(), rx, Duration::from_secs(5));
+            Some(tx)
+        }
+        _ => None,
+    };
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
@@ -345,6 +353,8 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         pending_value: None,
         tip_committed_at: Instant::now(),
         resume_request: watch::channel(None).0,
+        signed_batches,
+        finalized: HashMap::new(),
     };
     service.publish_status();
     let handle = ServiceHandle {
@@ -413,6 +423,10 @@ pub struct Service {
     pending_value: Option<(Height, primitives::Round, Instant)>,
     /// When the tip was committed here (monotonic).
     tip_committed_at: Instant,
+    /// Fully signed peg-out batches for the broadcaster (validators with a bitcoind).
+    signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
+    /// Finalized batch versions, by (batch id, unsigned txid).
+    finalized: HashMap<(u64, Hash32), bitcoin::Transaction>,
 }
 
 fn now_ms() -> u64 {
@@ -630,6 +644,18 @@ impl Service {
         if self.evidence_to_include(&state).is_ok_and(|e| !e.is_empty()) {
             return true;
         }
+        if let Some(me) = self.validator_index {
+            let k = self.chain.chain().federation().threshold();
+            let unsigned = ledger::batching::batch_index(&state).is_ok_and(|index| {
+                index.in_flight.iter().any(|id| {
+                    matches!(ledger::batching::batch(&state, *id), Ok(Some(b))
+                        if !b.is_signed(k) && !b.shares.iter().any(|(v, _)| *v == me))
+                })
+            });
+            if unsigned {
+                return true;
+            }
+        }
         let Some(btc) = &self.btc else { return false };
         let Ok(Some(meta)) = state.chain_meta() else { return false };
         let p = self.chain.chain().params();
@@ -831,6 +857,7 @@ impl Service {
                 kinds.push(ledger::ValidatorTxKind::ResumePeg { anchor: resume });
             }
         }
+        kinds.extend(self.batch_shares_to_sign(state, me));
         let genesis = *self.chain.chain().genesis_hash();
         kinds
             .into_iter()
@@ -839,6 +866,94 @@ impl Service {
                 ledger::Tx::Validator(tx.sign(&self.cfg.keys.consensus, &genesis))
             })
             .collect()
+    }
+
+    /// Hands every in-flight batch with k shares, finalized, to the broadcaster (validators with a bitcoind).
+    fn publish_signed_batches(&mut self) {
+        let Some(tx) = &self.signed_batches else { return };
+        let state = self.chain.state();
+        let chain = self.chain.chain();
+        let k = chain.federation().threshold();
+        let Ok(index) = ledger::batching::batch_index(&state) else { return };
+        let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+        let mut txs = Vec::new();
+        for id in &index.in_flight {
+            let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
+            if !b.is_signed(k) {
+                continue;
+            }
+            if let Some(done) = self.finalized.get(&(b.id, b.txid)) {
+                txs.push(done.clone());
+                continue;
+            }
+            let shares: Vec<peg::shares::Share> = b
+                .shares
+                .iter()
+                .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
+                .collect();
+            let finalized = b.unsigned().map_err(|e| e.to_string()).and_then(|unsigned| {
+                peg::shares::finalize_batch(
+                    &secp,
+                    chain.federation(),
+                    chain.genesis_hash().0,
+                    &unsigned,
+                    &b.peg_inputs(),
+                    &shares,
+                )
+                .map_err(|e| e.to_string())
+            });
+            match finalized {
+                Ok(signed) => {
+                    info!(batch = id, btc_txid = %signed.compute_txid(), "peg-out batch signed by a threshold: broadcasting");
+                    self.finalized.insert((b.id, b.txid), signed.clone());
+                    txs.push(signed);
+                }
+                Err(e) => error!(batch = id, error = %e, "cannot finalize a peg-out batch with k recorded shares"),
+            }
+        }
+        tx.send_if_modified(|old| {
+            let changed = *old != txs;
+            *old = txs;
+            changed
+        });
+    }
+
+    /// Our signature shares for in-flight peg-out batches that lack them (and lack k). Batches are built by
+    /// execution, each burn in exactly one, so signing what state holds cannot pay a burn twice.
+    fn batch_shares_to_sign<S: StateReader>(&self, state: &S, me: ValidatorIndex) -> Vec<ledger::ValidatorTxKind> {
+        let chain = self.chain.chain();
+        let k = chain.federation().threshold();
+        let Ok(index) = ledger::batching::batch_index(state) else { return Vec::new() };
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut out = Vec::new();
+        for id in index.in_flight.iter().take(4) {
+            let Ok(Some(b)) = ledger::batching::batch(state, *id) else { continue };
+            if b.is_signed(k) || b.shares.iter().any(|(v, _)| *v == me) {
+                continue;
+            }
+            let Ok(tx) = b.unsigned() else { continue };
+            let genesis = chain.genesis_hash().0;
+            match peg::shares::sign_batch(
+                &secp,
+                chain.federation(),
+                genesis,
+                &tx,
+                &b.peg_inputs(),
+                me.as_usize(),
+                &self.cfg.keys.peg,
+            ) {
+                Ok(share) => {
+                    info!(batch = id, btc_txid = %crate::btc_follow::display_txid(&b.txid), "signing peg-out batch");
+                    out.push(ledger::ValidatorTxKind::PegOutSignatures {
+                        batch: *id,
+                        txid: b.txid,
+                        signatures: share.signatures,
+                    });
+                }
+                Err(e) => error!(batch = id, error = %e, "cannot sign peg-out batch"),
+            }
+        }
+        out
     }
 
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
@@ -934,6 +1049,7 @@ impl Service {
                     added.retain(|c, _| claims.contains(c));
                     claims.len() != before
                 });
+                self.publish_signed_batches();
                 let registered = crate::pegin::registrations_in(&fb.block);
                 if !registered.is_empty() {
                     let chain = self.chain.chain().clone();

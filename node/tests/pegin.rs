@@ -57,7 +57,12 @@ async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
 }
 
 fn start(node_toml: Vec<(usize, String)>) -> Federation {
+    start_with(node_toml, None)
+}
+
+fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
     Federation::start(FederationConfig {
+        genesis_params,
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 1,
@@ -390,6 +395,79 @@ async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_
         .expect("scantxoutset");
     let on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
     assert_eq!(on_chain, totals.btc_held, "state's BTC held is what bitcoind's UTXO set holds");
+    for n in &mut fed.nodes {
+        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoin() {
+    let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 });
+    let mut fed = start_with(Vec::new(), Some(params));
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let (wallet, utxo) = funded_wallet(&fed, 7).await;
+    let user = Keypair::from_secret([41; 32]);
+    let who = user.public().account_id();
+    register(&fed, &user).await;
+    let deposit = Amount::from_sat(1_000_000);
+    pay_deposit(&fed, &wallet, &utxo, who, deposit).await;
+    mine(&fed, N);
+    wait_balance(&fed, who, deposit - Amount::from_sat(264), Duration::from_secs(60)).await;
+
+    // Burn 300k to a BTC address: the fee covers the payout output at twice the rate plus min_fee.
+    let payee = BtcWallet::from_seed(50).script_pubkey();
+    let c = fed.nodes[1].client().expect("client");
+    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
+    let amount = Amount::from_sat(300_000);
+    let fee = Amount::from_sat(100 + 2 * 31 * 2);
+    let burn = UserTx {
+        signer: user.public(),
+        nonce: 1,
+        fee,
+        kind: UserTxKind::PegOut { btc_script_pubkey: payee.to_bytes(), amount },
+    }
+    .sign(&user, &genesis);
+    c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&burn))).await.expect("burn accepted");
+    let after_burn = deposit - Amount::from_sat(264) - amount - fee;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&fed, 0, who).await != after_burn {
+        assert!(Instant::now() < deadline, "burn not committed: {}", fed.nodes[0].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Execution batches it at the next interval, validators sign it in the blocks they propose, and each
+    // validator with k shares in state broadcasts the finalized transaction: it reaches bitcoind's mempool.
+    let btc0 = &fed.bitcoinds[0];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let payout_txid = loop {
+        let mempool: Vec<String> = btc0.call("getrawmempool", &[]).expect("mempool");
+        let mut found = None;
+        for txid in mempool {
+            let tx: serde_json::Value =
+                btc0.call("getrawtransaction", &[serde_json::json!(txid), serde_json::json!(true)]).expect("tx");
+            let pays = tx["vout"].as_array().into_iter().flatten().any(|o| {
+                o["scriptPubKey"]["hex"].as_str() == Some(&payee.to_hex_string())
+                    && Amount::from_btc(o["value"].as_f64().unwrap_or(0.0)).ok() == Some(amount)
+            });
+            if pays {
+                found = Some(txid);
+            }
+        }
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no payout in the mempool: {}", fed.nodes[0].process.log_tail(40));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    mine(&fed, 1);
+    let desc = format!("raw({})", payee.to_hex_string());
+    let scan: serde_json::Value = fed.bitcoinds[3]
+        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
+        .expect("scantxoutset");
+    let paid = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
+    assert_eq!(paid, amount, "the payee holds exactly the burned amount on Bitcoin (tx {payout_txid})");
+    let totals = c.get_federation_info().await.expect("info").peg_totals;
+    assert!(totals.unpaid_burns >= amount, "not settled yet: settlement on confirmation comes next");
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }

@@ -75,6 +75,8 @@ pub struct FederationConfig {
     /// Give every validator its own regtest bitcoind (connected to the others) and anchor the genesis at
     /// the regtest genesis block.
     pub bitcoind: bool,
+    /// Genesis parameters to override (a JSON object merged into the genesis file's `params`).
+    pub genesis_params: Option<serde_json::Value>,
 }
 
 impl Default for FederationConfig {
@@ -92,6 +94,7 @@ impl Default for FederationConfig {
             node_toml: Vec::new(),
             deferred: Vec::new(),
             bitcoind: false,
+            genesis_params: None,
         }
     }
 }
@@ -260,6 +263,17 @@ impl Federation {
             args.push(format!("{id}:{sats}"));
         }
         run_cmd(&binary, &args)?;
+        if let Some(serde_json::Value::Object(patch)) = &config.genesis_params {
+            let bad = |e: String| FederationError::Command { cmd: "patch genesis params".into(), output: e };
+            let text = std::fs::read_to_string(&genesis_path).map_err(|e| bad(e.to_string()))?;
+            let mut genesis: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            let params = genesis["params"].as_object_mut().ok_or_else(|| bad("genesis has no params".into()))?;
+            for (k, v) in patch {
+                params.insert(k.clone(), v.clone());
+            }
+            let text = serde_json::to_string_pretty(&genesis).map_err(|e| bad(e.to_string()))?;
+            std::fs::write(&genesis_path, text).map_err(|e| bad(e.to_string()))?;
+        }
         let mut fed = Federation { bitcoinds, dir: Some(dir), path, nodes: Vec::new(), genesis_path, binary, config };
         let addrs: Vec<String> = prepared
             .iter()
