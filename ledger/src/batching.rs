@@ -140,6 +140,57 @@ fn from_btc(o: &OutPoint) -> BtcOutPoint {
 }
 
 impl<S: StateReader> Overlay<'_, S> {
+    /// Settles batch `s.batch` confirmed on Bitcoin: its burns are paid (`unpaid_burns` falls by payouts and
+    /// fee), its inputs leave `btc_held`, its change (if any) joins the federation's outputs and the
+    /// spendable set. Valid once per batch, for its current version, at or below the block's anchor.
+    pub(crate) fn apply_settle(
+        &mut self,
+        s: &crate::tx::SettleTx,
+        meta: &ChainMeta,
+    ) -> Result<crate::execute::Receipt, TxError> {
+        if s.btc_block.height > meta.btc_anchor.height
+            || (s.btc_block.height == meta.btc_anchor.height && s.btc_block.hash != meta.btc_anchor.hash)
+        {
+            return Err(TxError::SettleAboveAnchor { btc_height: s.btc_block.height, anchor: meta.btc_anchor.height });
+        }
+        let mut index = batch_index(self)?;
+        let Some(pos) = index.in_flight.iter().position(|id| *id == s.batch) else {
+            return Err(TxError::NotInFlight { batch: s.batch });
+        };
+        let record = batch(self, s.batch)?.ok_or(TxError::UnknownBatch(s.batch))?;
+        if record.txid != s.txid {
+            return Err(TxError::NotInFlight { batch: s.batch });
+        }
+        index.in_flight.remove(pos);
+        let mut totals = self.peg_totals()?;
+        let mut paid = record.fee;
+        for id in &record.burns {
+            let mut b = burn(self, *id)?
+                .ok_or(StateError::Corrupt { key: StateKey::Burn(*id), reason: "batched burn has no record".into() })?;
+            paid = paid.checked_add(b.amount).ok_or(TxError::PegTotalOverflow)?;
+            b.paid_in = Some(s.btc_block);
+            self.writes.insert(StateKey::Burn(*id), canonical_bytes(&b));
+        }
+        let spent: Amount = record.inputs.iter().map(|i| i.amount).sum();
+        totals.unpaid_burns = totals.unpaid_burns.checked_sub(paid).ok_or(TxError::PegTotalOverflow)?;
+        totals.btc_held = totals.btc_held.checked_sub(spent).ok_or(TxError::PegTotalOverflow)?;
+        if let Some(change) = record.change {
+            let tx = record.unsigned()?;
+            let vout = u32::try_from(tx.output.len().saturating_sub(1)).map_err(|_| TxError::PegTotalOverflow)?;
+            let outpoint = BtcOutPoint { txid: record.txid, vout };
+            totals.btc_held = totals.btc_held.checked_add(change).ok_or(TxError::PegTotalOverflow)?;
+            let utxo =
+                crate::pegin::FederationUtxo { amount: change, tweak_recipient: fee_pool_id(), btc_block: s.btc_block };
+            self.writes.insert(StateKey::FederationUtxo(outpoint), canonical_bytes(&utxo));
+            self.add_spendable(outpoint)?;
+        }
+        // Spent inputs keep their `FederationUtxo` record as history; they left the spendable set when the
+        // batch was built, and `btc_held` no longer counts them.
+        self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
+        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        Ok(crate::execute::Receipt { txid: s.txid(), sender: None, fee: Amount::ZERO })
+    }
+
     /// Records validator `signer`'s shares for batch `id` version `txid` after verifying every signature.
     pub(crate) fn apply_batch_shares(
         &mut self,

@@ -144,6 +144,20 @@ pub enum TxError {
     /// A peg total would exceed 21 million BTC.
     #[error("peg totals would exceed 21 million btc")]
     PegTotalOverflow,
+    /// A settlement of a batch that is not in flight, or of another version than its current one.
+    #[error("peg-out batch {batch} is not in flight with that version")]
+    NotInFlight {
+        /// The batch.
+        batch: u64,
+    },
+    /// A settlement in a BTC block the anchor does not cover.
+    #[error("batch confirmation in BTC block {btc_height} is above the anchor {anchor}")]
+    SettleAboveAnchor {
+        /// Its BTC height.
+        btc_height: BtcHeight,
+        /// The anchor.
+        anchor: BtcHeight,
+    },
     /// A mint of an output of the federation's own peg-out batch (its change).
     #[error("that output belongs to peg-out batch {batch} (its change), not a deposit")]
     MintOfBatchOutput {
@@ -543,8 +557,8 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
             Tx::User(s) => Some((s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)),
             // Its signatures are consensus signatures, checked by the node (see `EvidenceTx`).
             Tx::Evidence(_) => None,
-            // Unsigned: a BTC fact the proposer asserts and validators check against bitcoind.
-            Tx::Mint(_) => None,
+            // Unsigned: BTC facts the proposer asserts and validators check against bitcoind.
+            Tx::Mint(_) | Tx::Settle(_) => None,
             // An unknown signer is refused by execution (`UnknownValidator`).
             Tx::Validator(v) => chain
                 .genesis()
@@ -691,6 +705,7 @@ fn run_txs<R: TreeReader>(
             Tx::User(s) => overlay.apply_user_tx(chain, s),
             Tx::Evidence(e) => overlay.apply_evidence(chain, e, meta.height),
             Tx::Mint(m) => overlay.apply_mint(chain, m, &meta),
+            Tx::Settle(s) => overlay.apply_settle(s, &meta),
             Tx::Validator(v) => overlay.apply_validator_tx(chain, v, &meta, prev_anchor),
         };
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;

@@ -40,8 +40,8 @@ pub use state::{
     WriteSet,
 };
 pub use tx::{
-    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, SignedUserTx, SignedValidatorTx, Tx, UserTx, UserTxKind,
-    ValidatorTx, ValidatorTxKind,
+    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, SettleTx, SignedUserTx, SignedValidatorTx, Tx, UserTx,
+    UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.

@@ -46,6 +46,8 @@ pub struct BurnRecord {
     pub txid: Hash32,
     /// The batch paying it, once batched (each burn belongs to exactly one batch, forever).
     pub batch: Option<u64>,
+    /// Where it was paid: the BTC block of the batch version that confirmed, once settled.
+    pub paid_in: Option<crate::block::BtcAnchor>,
 }
 
 /// The queue of burns not yet in a batch.
@@ -172,6 +174,7 @@ impl<S: StateReader> Overlay<'_, S> {
             burned_at: height,
             txid,
             batch: None,
+            paid_in: None,
         };
         self.put_account(from, sender);
         self.put_account(pool_id, pool);

@@ -86,6 +86,29 @@ pub enum Tx {
     Evidence(EvidenceTx) = 2,
     /// Tag 3: a BTC deposit to the federation, minted to its recipient (a proposer-asserted BTC fact).
     Mint(MintTx) = 3,
+    /// Tag 4: a peg-out batch confirmed on Bitcoin at or below the anchor (a proposer-asserted BTC fact).
+    Settle(SettleTx) = 4,
+}
+
+/// "Batch `batch`, version `txid`, is in BTC block `btc_block`": checked by every validator against its own
+/// bitcoind like a mint. A block that moves the anchor over that BTC block must carry it. Execution then
+/// settles the batch: its burns are paid, its inputs leave the federation's holdings and its change joins
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SettleTx {
+    /// The batch.
+    pub batch: u64,
+    /// The version that confirmed (its txid, internal byte order).
+    pub txid: Hash32,
+    /// The BTC block holding it.
+    pub btc_block: crate::block::BtcAnchor,
+}
+
+impl SettleTx {
+    /// `tagged_hash("sidechain/txid", borsh(settle))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    }
 }
 
 /// Tag of a validator transaction's id.
@@ -282,6 +305,7 @@ impl Tx {
             Tx::Evidence(e) => e.txid(),
             Tx::Mint(m) => m.txid(),
             Tx::Validator(v) => v.txid(),
+            Tx::Settle(s) => s.txid(),
         }
     }
 

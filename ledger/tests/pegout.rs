@@ -291,3 +291,36 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     assert_eq!(final_tx.compute_txid(), tx.compute_txid());
     assert!(final_tx.input.iter().all(|i| !i.witness.is_empty()));
 }
+
+#[test]
+fn a_confirmed_batch_settles_once_and_its_change_joins_the_federation() {
+    use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
+    use sidechain_ledger::SettleTx;
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    commit_at(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, &script, 50_000, fee)]);
+    commit_at(&chain, &mut store, 2, 1, vec![]);
+    let b = batch(&store.snapshot(2), 0).unwrap().unwrap();
+    let at = |h: u32| BtcAnchor { height: primitives::BtcHeight(h), hash: Hash32([h as u8; 32]) };
+    let settle = |txid: Hash32, h: u32| Tx::Settle(SettleTx { batch: 0, txid, btc_block: at(h) });
+    let wrong = commit(&chain, &mut store, 3, vec![settle(Hash32([5; 32]), 1)]);
+    assert!(matches!(tx_error(wrong), TxError::NotInFlight { .. }));
+    let above = commit(&chain, &mut store, 3, vec![settle(b.txid, 2)]);
+    assert!(matches!(tx_error(above), TxError::SettleAboveAnchor { .. }));
+    commit_at(&chain, &mut store, 3, 3, vec![settle(b.txid, 3)]);
+    let s = store.snapshot(3);
+    let t = s.peg_totals().unwrap();
+    assert_eq!(t.unpaid_burns, Amount::ZERO);
+    assert_eq!(Some(t.btc_held), b.change, "held: the change only");
+    assert!(batch_index(&s).unwrap().in_flight.is_empty());
+    assert_eq!(spendable_utxos(&s).unwrap().0.len(), 1, "the change is spendable");
+    assert_eq!(burn(&s, 0).unwrap().unwrap().paid_in, Some(at(3)));
+    let again = commit(&chain, &mut store, 4, vec![settle(b.txid, 3)]);
+    assert!(matches!(tx_error(again), TxError::NotInFlight { .. }), "paid exactly once");
+}

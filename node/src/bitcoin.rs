@@ -247,6 +247,8 @@ pub struct IndexedBlock {
     pub hash: BlockHash,
     /// What it pays the federation, per the registrations when it was scanned.
     pub scan: BlockScan,
+    /// Every transaction id in it (to see the federation's own peg-out batches confirm).
+    pub txids: Vec<::bitcoin::Txid>,
 }
 
 /// What one [`DepositIndex::sync`] did.
@@ -336,7 +338,8 @@ impl DepositIndex {
             if !scan.deposits.is_empty() {
                 tracing::debug!(height, %hash, deposits = scan.deposits.len(), "deposits found");
             }
-            self.blocks.insert(height, IndexedBlock { hash, scan });
+            let txids = block.txdata.iter().map(|t| t.compute_txid()).collect();
+            self.blocks.insert(height, IndexedBlock { hash, scan, txids });
             report.scanned += 1;
         }
         report.tip = self.tip();

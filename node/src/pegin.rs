@@ -210,6 +210,34 @@ fn in_flight_batch_txids<S: StateReader>(state: &S) -> Result<Vec<Hash32>, Strin
     Ok(out)
 }
 
+/// The settlements a block moving the anchor from `prev` to `new` must carry: every in-flight batch whose
+/// current version is in an indexed BTC block of `(prev, new]`. Call after [`required_mints`] succeeded
+/// for the same range (it checks the index covers it).
+pub fn required_settlements<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    prev: &BtcAnchor,
+    new: &BtcAnchor,
+) -> Result<Vec<ledger::SettleTx>, String> {
+    let index = ledger::batching::batch_index(state).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if new.height <= prev.height || index.in_flight.is_empty() {
+        return Ok(out);
+    }
+    for id in index.in_flight {
+        let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? else { continue };
+        let txid = bitcoin::Txid::from_byte_array(b.txid.0);
+        for h in prev.height.get() + 1..=new.height.get() {
+            if let Some(block) = snap.deposits.get(&h) {
+                if block.txids.contains(&txid) {
+                    out.push(ledger::SettleTx { batch: id, txid: b.txid, btc_block: from_peg((h, block.hash)) });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the BTC facts `m` asserts are what our bitcoind shows: the deposit is in our index (or a claim
 /// we verified) with that block, output, amount and recipient.
 fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
@@ -239,7 +267,8 @@ pub fn check_block_mints<S: StateReader>(
         })
         .collect();
     let new = &block.header.btc_anchor;
-    if mints.is_empty() && new == prev {
+    let settles_any = block.txs.iter().any(|t| matches!(t, Tx::Settle(_)));
+    if mints.is_empty() && !settles_any && new == prev {
         return Ok(());
     }
     let Some(snap) = snap else {
@@ -252,6 +281,27 @@ pub fn check_block_mints<S: StateReader>(
     } else {
         required_mints(state, snap, registry_version, prev, new, block.header.height)?
     };
+    let settles: Vec<&ledger::SettleTx> = block
+        .txs
+        .iter()
+        .filter_map(|t| match t {
+            Tx::Settle(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let required_settles = if resuming { Vec::new() } else { required_settlements(state, snap, prev, new)? };
+    if let Some(missing) = required_settles.iter().find(|s| !settles.contains(s)) {
+        return Err(format!(
+            "leaves out the confirmation of peg-out batch {} in BTC block {}",
+            missing.batch, missing.btc_block.height
+        ));
+    }
+    if let Some(extra) = settles.iter().find(|s| !required_settles.contains(s)) {
+        return Err(format!(
+            "settles peg-out batch {} in BTC block {}, which our bitcoind does not show",
+            extra.batch, extra.btc_block.height
+        ));
+    }
     if let Some(missing) = required.iter().find(|m| !mints.contains(m)) {
         return Err(format!(
             "leaves out the deposit {}:{} of {} sat to {} in BTC block {}",
@@ -350,7 +400,7 @@ mod tests {
                 peg::BlockScan::default()
             };
             let hash = bitcoin::BlockHash::from_byte_array([h as u8; 32]);
-            snap.deposits.insert(h, IndexedBlock { hash, scan });
+            snap.deposits.insert(h, IndexedBlock { hash, scan, txids: Vec::new() });
             snap.hashes.insert(h, hash);
         }
         (chain, store, snap, deposit, r)

@@ -759,6 +759,14 @@ impl Service {
         };
         let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
         txs.extend(mints.into_iter().map(ledger::Tx::Mint));
+        if btc_anchor != meta.btc_anchor && !ledger::peg_halt(&state).is_ok_and(|h| h.resume_to.is_some()) {
+            if let Some(snap) = self.btc.as_ref().map(|b| b.borrow().clone()) {
+                match crate::pegin::required_settlements(&state, &snap, &meta.btc_anchor, &btc_anchor) {
+                    Ok(settles) => txs.extend(settles.into_iter().map(ledger::Tx::Settle)),
+                    Err(e) => warn!(%height, error = %e, "cannot list peg-out settlements"),
+                }
+            }
+        }
         txs.extend(evidence);
         txs.extend(selection.txs);
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {

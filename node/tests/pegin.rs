@@ -466,8 +466,42 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
         .expect("scantxoutset");
     let paid = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
     assert_eq!(paid, amount, "the payee holds exactly the burned amount on Bitcoin (tx {payout_txid})");
-    let totals = c.get_federation_info().await.expect("info").peg_totals;
-    assert!(totals.unpaid_burns >= amount, "not settled yet: settlement on confirmation comes next");
+    // N confirmations later the anchor covers the payout: the next block settles the batch. Nothing is
+    // owed any more, and BTC held is the deposit minus what left: the payout and the Bitcoin fee.
+    let held_before = c.get_federation_info().await.expect("info").peg_totals.btc_held;
+    assert_eq!(held_before, deposit);
+    mine(&fed, N);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let totals = loop {
+        let t = fed.nodes[4].client().expect("client").get_federation_info().await.expect("info").peg_totals;
+        if t.unpaid_burns == Amount::ZERO {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "batch not settled: {t:?}: {}", fed.nodes[0].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let payout: serde_json::Value =
+        btc0.call("getrawtransaction", &[serde_json::json!(payout_txid), serde_json::json!(true)]).expect("tx");
+    let outputs: Amount = payout["vout"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| Amount::from_btc(o["value"].as_f64().unwrap_or(0.0)).expect("amount"))
+        .sum();
+    let btc_fee = deposit - outputs;
+    assert_eq!(totals.btc_held, deposit - amount - btc_fee, "held = change of the batch");
+    // Supply was the deposit; the burn took `amount` out and the fee pool paid the Bitcoin fee: exactly
+    // what the federation still holds.
+    assert_eq!(totals.supply, totals.btc_held, "supply equals BTC held once everything is paid");
+    let fedinfo = c.get_federation_info().await.expect("info");
+    let scan: serde_json::Value = fed.bitcoinds[2]
+        .call(
+            "scantxoutset",
+            &[serde_json::json!("start"), serde_json::json!([format!("raw({})", fedinfo.script_pubkey)])],
+        )
+        .expect("scantxoutset");
+    let change_on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
+    assert_eq!(change_on_chain, totals.btc_held, "state's BTC held is the change bitcoind shows");
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }

@@ -70,6 +70,13 @@ fn schemas() -> Value {
             ("btc_block_hash", hex(64)),
         ]),
         obj(&[
+            ("type", json!({ "const": "settle" })),
+            ("batch", int.clone()),
+            ("btc_txid", hex(64)),
+            ("btc_block_hash", hex(64)),
+            ("btc_height", int.clone()),
+        ]),
+        obj(&[
             ("type", json!({ "const": "pegoutsignatures" })),
             ("validator", int.clone()),
             ("batch", int.clone()),

@@ -205,6 +205,17 @@ pub enum TxKindInfo {
         /// How many inputs it signed.
         inputs: usize,
     },
+    /// A peg-out batch confirmed on Bitcoin: its burns are paid.
+    Settle {
+        /// The batch.
+        batch: u64,
+        /// The confirmed transaction, as Bitcoin Core shows it.
+        btc_txid: bitcoin::Txid,
+        /// The BTC block holding it.
+        btc_block_hash: bitcoin::BlockHash,
+        /// Its height.
+        btc_height: u32,
+    },
     /// A validator votes to resume the halted peg from an anchor.
     Resumepeg {
         /// The voting validator.
@@ -334,6 +345,21 @@ impl From<&Tx> for TxInfo {
                     signature: Some(v.signature),
                 }
             }
+            Tx::Settle(st) => TxInfo {
+                txid: st.txid(),
+                hex: hex::encode(canonical_bytes(t)),
+                signer: None,
+                from: None,
+                nonce: None,
+                fee: Amount::ZERO,
+                kind: TxKindInfo::Settle {
+                    batch: st.batch,
+                    btc_txid: btc_txid(&st.txid),
+                    btc_block_hash: btc_block_hash(&st.btc_block.hash),
+                    btc_height: st.btc_block.height.get(),
+                },
+                signature: None,
+            },
             Tx::Mint(m) => TxInfo {
                 txid: m.txid(),
                 hex: hex::encode(canonical_bytes(t)),

@@ -172,6 +172,9 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Reportreorg { validator, btc_height, .. } => {
             format!("validator {validator} reports BTC anchor {btc_height} reorganised away")
         }
+        TxKindInfo::Settle { batch, btc_txid, btc_height, .. } => {
+            format!("peg-out batch {batch} paid on Bitcoin: {btc_txid} in BTC block {btc_height}")
+        }
         TxKindInfo::Pegoutsignatures { validator, batch, inputs, .. } => {
             format!("validator {validator} signs the {inputs} inputs of peg-out batch {batch}")
         }
