@@ -11,8 +11,8 @@ use primitives::{AccountId, Hash32, Height};
 use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use rpc::types::{
     genesis_supply, BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInFacts, PegStatus, StoredBlock, TxLocation, TxLookup,
-    ValidatorInfo,
+    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInFacts, PegOutInfo, PegStatus, StoredBlock, TxLocation,
+    TxLookup, ValidatorInfo,
 };
 use tokio::sync::broadcast;
 
@@ -204,6 +204,7 @@ impl RpcBackend for NodeRpc {
             pegin_confirmations: chain.params().pegin_confirmations,
             pegin_min_amount: chain.params().pegin_min_amount,
             pegin_fee: chain.pegin_fee(),
+            pegout_fee_rate_sat_vb: chain.params().pegin_fee_rate_sat_vb,
             peg_totals: totals.into(),
         })
     }
@@ -242,6 +243,16 @@ impl RpcBackend for NodeRpc {
             registration_live,
             confirmations_required: self.handle.chain().params().pegin_confirmations,
         })
+    }
+
+    async fn pegouts(&self, count: usize, skip: usize) -> Result<Vec<PegOutInfo>, BackendError> {
+        let threshold = self.handle.chain().federation().threshold();
+        rpc::types::read_pegouts(&self.tip_state(), count, skip, threshold, self.network).map_err(Self::storage)
+    }
+
+    async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
+        let threshold = self.handle.chain().federation().threshold();
+        rpc::types::read_pegout_by_txid(&self.tip_state(), &txid, threshold, self.network).map_err(Self::storage)
     }
 
     async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {

@@ -23,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 23] = [
+const METHODS: [&str; 25] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -42,6 +42,8 @@ const METHODS: [&str; 23] = [
     "getfederationinfo",
     "getpeginaddress",
     "getpegstatus",
+    "listpegouts",
+    "getpegoutstatus",
     "claimpegin",
     "resumepeg",
     "subscribenewblocks",
@@ -296,6 +298,14 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     let status = c.get_peg_status(deposit.clone()).await.expect("getpegstatus after the claim");
     assert_eq!(status.stage, PegInStage::Unknown, "without a bitcoind the claim is never confirmed: {status:?}");
 
+    // Peg-out: a fresh node has no burns; an unknown burn txid is -5; the fee rate is shown.
+    assert!(c.list_pegouts(None, None).await.expect("listpegouts").is_empty());
+    assert!(c.list_pegouts(Some(5), Some(2)).await.expect("listpegouts 5 2").is_empty());
+    assert_eq!(raw.call("listpegouts", json!([])).await["result"], json!([]));
+    let msg = raw.expect_error("getpegoutstatus", json!(["5c".repeat(32)]), errors::NOT_FOUND).await;
+    assert!(msg.contains("no burn"), "unknown burn: {msg}");
+    assert!(fedinfo.pegout_fee_rate_sat_vb > 0, "{fedinfo:?}");
+
     let doc = raw.call("rpc.discover", json!([])).await["result"].clone();
     assert_eq!(doc, openrpc::document());
     let listed: BTreeSet<String> = openrpc::method_names(&doc).into_iter().collect();
@@ -363,6 +373,15 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         ("getpegstatus", json!([format!("zz{}:0", &unknown[2..])]), r),
         ("getpegstatus", json!([7]), p),
         ("getpegstatus", json!([]), p),
+        ("listpegouts", json!([1001]), r),
+        ("listpegouts", json!(["x"]), p),
+        ("listpegouts", json!([-1]), p),
+        ("listpegouts", json!([1, "x"]), p),
+        ("getpegoutstatus", json!([format!("{unknown}:0")]), r),
+        ("getpegoutstatus", json!(["abcd"]), r),
+        ("getpegoutstatus", json!([unknown]), n),
+        ("getpegoutstatus", json!([7]), p),
+        ("getpegoutstatus", json!([]), p),
         ("claimpegin", json!(["x:0", recipient.to_string(), unknown]), r),
         ("claimpegin", json!([format!("{unknown}:0"), "not-an-account", unknown]), r),
         ("claimpegin", json!([format!("{unknown}:0"), recipient.to_string(), "abcd"]), r),

@@ -9,8 +9,8 @@
 
 use crate::types::{
     AccountInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo, EvidenceInfo,
-    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, TransactionInfo,
-    ValidatorInfo,
+    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
+    TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -79,9 +79,8 @@ impl<'de> Deserialize<'de> for BlockRef {
 
 /// The sidechain JSON-RPC API.
 ///
-/// Peg-in methods: `getfederationinfo`, `getpeginaddress`, `getpegstatus`, `claimpegin`. Peg-out methods
-/// (`listpegouts`, `getreserveproof`) are added here, with their backend calls and OpenRPC entries, when
-/// peg-out lands.
+/// Peg-in methods: `getfederationinfo`, `getpeginaddress`, `getpegstatus`, `claimpegin`. Peg-out methods:
+/// `listpegouts`, `getpegoutstatus` (`getreserveproof` comes later).
 #[rpc(server, client)]
 pub trait SidechainApi {
     /// Chain id, genesis hash, tip (height, hash, time, state root), BTC anchor, peg status, the reserve
@@ -165,6 +164,21 @@ pub trait SidechainApi {
     /// -8 when `outpoint` is not `txid:vout`.
     #[method(name = "getpegstatus")]
     async fn get_peg_status(&self, outpoint: String) -> RpcResult<PegInStatus>;
+
+    /// Burns (peg-outs) at the tip, newest first: `count` (default 100, at most 1000) after skipping `skip`
+    /// (default 0). Each entry: `burn_id`, `burn_txid`, `owner`, `btc_address` (on this node's Bitcoin
+    /// network; null if the script is not an address), `amount_sat`, `fee_sat`, `burned_at`, `stage`
+    /// (`queued`, `batched`, `signed` or `paid`), `batch` (`{id, btc_txid, signatures: "k/n", fee_sat,
+    /// vbytes}` or null) and `paid_in` (`{btc_height, btc_block_hash}` or null). -8 count above 1000.
+    #[method(name = "listpegouts")]
+    async fn list_pegouts(&self, count: Option<u64>, skip: Option<u64>) -> RpcResult<Vec<PegOutInfo>>;
+
+    /// The status of the burn made by the sidechain transaction `burn_txid` (64 hex digits), in the shape of
+    /// one `listpegouts` entry. (`getpegstatus` takes Bitcoin outpoints, for peg-ins.) -8 when `burn_txid`
+    /// is not 64 hex digits, -5 when no committed burn has that txid (a burn still in the mempool is not
+    /// recorded yet).
+    #[method(name = "getpegoutstatus")]
+    async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo>;
 
     /// Claims the deposit `outpoint` (`txid:vout`) in BTC block `btc_block_hash` (as `bitcoin-cli` shows
     /// it) for `recipient`, the account its address was derived for: for deposits whose registration was

@@ -10,7 +10,7 @@
 
 use crate::types::{
     ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
-    PegInFacts, StoredBlock, TxLookup, ValidatorInfo,
+    PegInFacts, PegOutInfo, StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
@@ -135,6 +135,12 @@ pub trait RpcBackend: Send + Sync + 'static {
         recipient: AccountId,
         btc_block: Hash32,
     ) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// Burns at the tip, newest first (burn ids `next_burn_id - 1 - skip` down), at most `count`.
+    fn pegouts(&self, count: usize, skip: usize) -> impl Future<Output = Result<Vec<PegOutInfo>, BackendError>> + Send;
+
+    /// The burn made by the sidechain transaction `txid`; `None` if it made none.
+    fn pegout_by_txid(&self, txid: Hash32) -> impl Future<Output = Result<Option<PegOutInfo>, BackendError>> + Send;
 
     /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
     /// node is not a validator or the peg is not halted.

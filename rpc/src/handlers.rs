@@ -8,8 +8,8 @@ use crate::errors;
 use crate::types::{
     ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
     BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegParamError, StoredBlock,
-    TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, PegParamError,
+    StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -30,6 +30,9 @@ impl<B> RpcImpl<B> {
         RpcImpl { backend }
     }
 }
+
+/// Most entries `listpegouts` returns at once.
+const MAX_LIST_PEGOUTS: u64 = 1000;
 
 fn internal(e: BackendError) -> ErrorObjectOwned {
     errors::internal(e.to_string())
@@ -187,6 +190,22 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         let outpoint = parse_btc_outpoint(&outpoint).map_err(bad_peg_param)?;
         let facts = self.backend.pegin_facts(ledger_outpoint(&outpoint)).await.map_err(internal)?;
         Ok(PegInStatus::new(outpoint, &facts))
+    }
+
+    async fn list_pegouts(&self, count: Option<u64>, skip: Option<u64>) -> RpcResult<Vec<PegOutInfo>> {
+        let count = count.unwrap_or(100);
+        if count > MAX_LIST_PEGOUTS {
+            return Err(errors::invalid_parameter(format!("count must be at most {MAX_LIST_PEGOUTS}, got {count}")));
+        }
+        let skip = usize::try_from(skip.unwrap_or(0)).unwrap_or(usize::MAX);
+        self.backend.pegouts(count as usize, skip).await.map_err(internal)
+    }
+
+    async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo> {
+        let txid = crate::types::parse_burn_txid(&burn_txid).map_err(errors::invalid_parameter)?;
+        self.backend.pegout_by_txid(txid).await.map_err(internal)?.ok_or_else(|| {
+            errors::err(errors::NOT_FOUND, format!("no burn (peg-out) with sidechain txid {txid} is committed"))
+        })
     }
 
     async fn claim_pegin(

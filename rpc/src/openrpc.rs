@@ -254,7 +254,29 @@ fn schemas() -> Value {
             ("pegin_confirmations", int.clone()),
             ("pegin_min_amount_sat", r("Sat")),
             ("pegin_fee_sat", r("Sat")),
+            ("pegout_fee_rate_sat_vb", int.clone()),
             ("peg_totals", r("PegTotals")),
+        ]),
+        "PegOutInfo": obj(&[
+            ("burn_id", int.clone()),
+            ("burn_txid", r("Hash32")),
+            ("owner", r("AccountId")),
+            ("btc_address", nullable(string.clone())),
+            ("amount_sat", r("Sat")),
+            ("fee_sat", r("Sat")),
+            ("burned_at", r("Height")),
+            ("stage", json!({ "enum": ["queued", "batched", "signed", "paid"] })),
+            (
+                "batch",
+                nullable(obj(&[
+                    ("id", int.clone()),
+                    ("btc_txid", hex(64)),
+                    ("signatures", json!({ "type": "string", "pattern": "^[0-9]+/[0-9]+$" })),
+                    ("fee_sat", r("Sat")),
+                    ("vbytes", int.clone()),
+                ])),
+            ),
+            ("paid_in", nullable(obj(&[("btc_height", int.clone()), ("btc_block_hash", hex(64))]))),
         ]),
         "PegInAddressInfo": obj(&[
             ("recipient", r("AccountId")),
@@ -404,6 +426,30 @@ pub fn document() -> Value {
             vec![error(errors::INVALID_PARAMETER, "expected a Bitcoin outpoint as txid:vout"), bad_param(), internal()],
         ),
         method(
+            "listpegouts",
+            "burns (peg-outs) newest first with their stage: queued, batched, signed or paid",
+            vec![
+                param("count", false, json!({ "type": "integer", "minimum": 0, "maximum": 1000 }), "default 100"),
+                param("skip", false, json!({ "type": "integer", "minimum": 0 }), "newest burns to skip, default 0"),
+            ],
+            "pegouts",
+            array("PegOutInfo"),
+            vec![error(errors::INVALID_PARAMETER, "count above 1000"), bad_param(), internal()],
+        ),
+        method(
+            "getpegoutstatus",
+            "one burn's status by its sidechain txid, as a listpegouts entry (getpegstatus is for BTC outpoints)",
+            vec![param("burn_txid", true, hex(64), "the sidechain txid of the PegOut transaction")],
+            "pegout",
+            r("PegOutInfo"),
+            vec![
+                error(errors::INVALID_PARAMETER, "not a sidechain txid (64 hex digits)"),
+                error(errors::NOT_FOUND, "no committed burn with that txid"),
+                bad_param(),
+                internal(),
+            ],
+        ),
+        method(
             "claimpegin",
             "claim a deposit whose registration was missed or expired; validators check it against their bitcoinds",
             vec![
@@ -470,7 +516,7 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Federated two-way-peg sidechain node. HTTP and WebSocket on one port; HTTP basic \
                 auth with the cookie (<datadir>/.cookie) or an rpcauth user. Bitcoin outpoints and hashes are shown \
-                as bitcoin-cli shows them. Peg-out methods come with peg-out.",
+                as bitcoin-cli shows them. Peg-out: listpegouts, getpegoutstatus.",
         },
         "methods": methods,
         "components": { "schemas": schemas() },

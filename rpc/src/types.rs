@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 mod pegin;
 pub use self::pegin::*;
+mod pegout;
+pub use self::pegout::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;
@@ -603,6 +605,10 @@ pub struct FederationInfo {
     /// input later, at the genesis peg-in fee rate.
     #[serde(rename = "pegin_fee_sat", with = "as_sat")]
     pub pegin_fee: Amount,
+    /// The agreed Bitcoin fee rate (sat/vB) a peg-out's fee is priced on: a burn pays at least `min_fee` plus
+    /// twice its payout output's vbytes at this rate.
+    #[serde(default)]
+    pub pegout_fee_rate_sat_vb: u64,
     /// The peg totals at the tip.
     pub peg_totals: PegTotalsInfo,
 }

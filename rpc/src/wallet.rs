@@ -146,6 +146,20 @@ impl Wallet {
             .sign(&self.key, genesis_hash)
     }
 
+    /// A signed `PegOut` for the chain with `genesis_hash`: burns `amount + fee` and queues a Bitcoin payment
+    /// of exactly `amount` to `btc_script_pubkey`.
+    pub fn pegout(
+        &self,
+        genesis_hash: &Hash32,
+        nonce: u64,
+        btc_script_pubkey: Vec<u8>,
+        amount: Amount,
+        fee: Amount,
+    ) -> SignedUserTx {
+        UserTx { signer: self.key.public(), nonce, fee, kind: UserTxKind::PegOut { btc_script_pubkey, amount } }
+            .sign(&self.key, genesis_hash)
+    }
+
     /// A signed `RegisterDeposit` for the chain with `genesis_hash`: makes this account's deposit address
     /// (`getpeginaddress`) watched, so deposits to it are minted without a claim. Free (fee 0).
     pub fn register_deposit(&self, genesis_hash: &Hash32, nonce: u64) -> SignedUserTx {

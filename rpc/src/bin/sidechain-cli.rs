@@ -2,7 +2,7 @@
 //! one binary. Human output by default, `--json` for scripts. Amounts always carry a unit (`1.5btc`,
 //! `150000sat`).
 //!
-//! The peg-in commands (`pegin`, `pegstatus`, `claimpegin`) are in `sidechain-cli/peg.rs`.
+//! The peg commands (`pegin`, `pegstatus`, `claimpegin`, `pegout`, `pegoutstatus`) are in `sidechain-cli/peg.rs`.
 
 #[path = "sidechain-cli/peg.rs"]
 mod peg;
@@ -85,6 +85,23 @@ enum Command {
         /// The recipient account id (64 hex digits) instead of the wallet's.
         #[arg(long, value_parser = parse_account)]
         account: Option<AccountId>,
+    },
+    /// Peg out: burn an amount (plus the fee) from the wallet's account and have the federation pay it to a
+    /// Bitcoin address on the node's network.
+    Pegout {
+        /// The Bitcoin address to pay (must be on the node's network, see getfederationinfo).
+        address: String,
+        /// Amount with a unit: `0.01btc` or `1000000sat`; the address receives exactly this.
+        amount: String,
+        /// Fee with a unit (default: the least the chain accepts: min_fee + 2 * output vbytes * fee rate).
+        #[arg(long)]
+        fee: Option<String>,
+    },
+    /// Show where a peg-out is: queued, batched, signed or paid.
+    Pegoutstatus {
+        /// The sidechain txid of the burn (what pegout printed).
+        #[arg(value_parser = rpc::types::parse_burn_txid)]
+        txid: Hash32,
     },
     /// Print the wallet's balance and nonce.
     Getbalance,
@@ -281,6 +298,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pegin { args } => peg::pegin(&cli, args).await,
         Command::Pegstatus { outpoint } => peg::pegstatus(&cli, *outpoint).await,
         Command::Claimpegin { outpoint, block, account } => peg::claimpegin(&cli, *outpoint, *block, *account).await,
+        Command::Pegout { address, amount, fee } => peg::pegout(&cli, address, amount, fee.as_deref()).await,
+        Command::Pegoutstatus { txid } => peg::pegoutstatus(&cli, *txid).await,
         Command::Getaddress => {
             let w = Wallet::load(cli.wallet_path()?)?;
             cli.print(&serde_json::json!({ "account": w.account() }), || w.account().to_string())

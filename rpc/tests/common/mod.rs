@@ -252,8 +252,25 @@ impl RpcBackend for MemBackend {
             pegin_confirmations: 6,
             pegin_min_amount: Amount::from_sat(10_000),
             pegin_fee: self.chain.pegin_fee(),
+            pegout_fee_rate_sat_vb: self.chain.params().pegin_fee_rate_sat_vb,
             peg_totals: totals.into(),
         })
+    }
+
+    async fn pegouts(&self, count: usize, skip: usize) -> Result<Vec<PegOutInfo>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+        let k = self.chain.federation().threshold();
+        read_pegouts(&snap, count, skip, k, bitcoin::Network::Regtest).map_err(storage_err)
+    }
+
+    async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
+        let k = self.chain.federation().threshold();
+        read_pegout_by_txid(&snap, &txid, k, bitcoin::Network::Regtest).map_err(storage_err)
     }
 
     /// The ledger's record from state; the mock's "bitcoind" confirms every claim submitted to it (at

@@ -288,3 +288,122 @@ pub async fn claimpegin(cli: &Cli, outpoint: OutPoint, block: BlockHash, account
         )
     })
 }
+
+/// The least fee a burn paying `script` must carry: `min_fee` plus the payout output at twice the rate (the
+/// ledger's `required_pegout_fee`).
+fn required_pegout_fee(min_fee: Amount, rate_sat_vb: u64, script: &bitcoin::Script) -> Amount {
+    let output = ledger::pegout::payout_output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2);
+    min_fee.checked_add(Amount::from_sat(output)).unwrap_or(Amount::MAX_MONEY)
+}
+
+/// `pegout <address> <amount> [--fee]`: checks the address against the node's network, signs and submits a
+/// `PegOut` with the wallet key.
+pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -> Result<()> {
+    let amount = parse_amount(amount)?;
+    if amount == Amount::ZERO {
+        bail!("amount must be positive");
+    }
+    let unchecked = address
+        .trim()
+        .parse::<Address<NetworkUnchecked>>()
+        .with_context(|| format!("{address:?} is not a Bitcoin address"))?;
+    let wallet = Wallet::load(cli.wallet_path()?)?;
+    let client = cli.client()?;
+    let fed = client.get_federation_info().await.map_err(rpc_err)?;
+    let network: Network = fed
+        .network
+        .parse()
+        .with_context(|| format!("the node reports an unknown Bitcoin network {:?}", fed.network))?;
+    if !unchecked.is_valid_for_network(network) {
+        bail!(
+            "{address} is not an address on the node's Bitcoin network ({network}); refusing to peg out to it \
+             (the coins would be burned for an address the federation cannot pay)"
+        );
+    }
+    let btc_address = unchecked.assume_checked();
+    let script = btc_address.script_pubkey();
+    let info = client.get_blockchain_info().await.map_err(rpc_err)?;
+    let required = required_pegout_fee(info.min_fee, fed.pegout_fee_rate_sat_vb, &script);
+    let fee = match fee {
+        Some(f) => {
+            let f = parse_amount(f)?;
+            if f < required {
+                bail!(
+                    "fee {} sat is below the least a peg-out to {btc_address} pays: {} sat",
+                    f.to_sat(),
+                    required.to_sat()
+                );
+            }
+            f
+        }
+        None => required,
+    };
+    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
+    let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
+    if account.balance < needed {
+        bail!(
+            "insufficient balance: {} BTC available, {} BTC needed (amount {} + fee {})",
+            account.balance_btc,
+            btc_string(needed),
+            btc_string(amount),
+            btc_string(fee)
+        );
+    }
+    let tx = wallet.pegout(&info.genesis_hash, account.nonce, script.to_bytes(), amount, fee);
+    let raw = hex::encode(borsh::to_vec(&tx).context("encoding the transaction")?);
+    let txid = client.send_raw_transaction(raw).await.map_err(rpc_err)?;
+    let out = serde_json::json!({
+        "burn_txid": txid,
+        "btc_address": btc_address.to_string(),
+        "network": network.to_string(),
+        "amount_sat": amount.to_sat(),
+        "fee_sat": fee.to_sat(),
+        "nonce": account.nonce,
+    });
+    cli.print(&out, || {
+        format!(
+            "burned {} BTC (fee {} sat) to be paid to {btc_address} ({network})\nburn txid {txid}\n\
+             follow it with: sidechain-cli pegoutstatus {txid}",
+            btc_string(amount),
+            fee.to_sat()
+        )
+    })
+}
+
+/// `pegoutstatus <burn txid>`: the burn's stage.
+pub async fn pegoutstatus(cli: &Cli, txid: Hash32) -> Result<()> {
+    let client = cli.client()?;
+    let s = match client.get_pegout_status(txid.to_string()).await {
+        Ok(s) => s,
+        Err(ClientError::Call(obj)) if obj.code() == errors::NOT_FOUND => {
+            bail!("no committed burn has txid {txid} (a burn still in the mempool is not recorded yet)")
+        }
+        Err(e) => return Err(rpc_err(e)),
+    };
+    cli.print(&s, || {
+        let mut out = format!(
+            "burn {} ({}): {}\n{} BTC to {} (fee {} sat), burned at height {}",
+            s.burn_id,
+            s.burn_txid,
+            s.stage,
+            btc_string(s.amount),
+            s.btc_address.as_deref().unwrap_or("(non-address script)"),
+            s.fee.to_sat(),
+            s.burned_at
+        );
+        if let Some(b) = &s.batch {
+            out.push_str(&format!(
+                "\nbatch {}: btc txid {}, signatures {}, fee {} sat, {} vbytes",
+                b.id,
+                b.btc_txid,
+                b.signatures,
+                b.fee.to_sat(),
+                b.vbytes
+            ));
+        }
+        if let Some(p) = &s.paid_in {
+            out.push_str(&format!("\npaid in BTC block {} {}", p.btc_height, p.btc_block_hash));
+        }
+        out
+    })
+}
