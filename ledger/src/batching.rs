@@ -330,3 +330,37 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(())
     }
 }
+
+/// Every state entry behind the reserve promise, each with a proof against `root`: the peg totals, the fee
+/// pool, the spendable set and each of its outputs, and each batch in flight with the outputs it spends.
+/// Anyone holding a header (whose state root a commit certificate made final) can check the figures alone.
+#[derive(Clone, Debug)]
+pub struct ReserveProof {
+    /// The state root the proofs are against (the tip header's).
+    pub root: Hash32,
+    /// Key, value (borsh; `None` for an absent entry) and proof, for every entry read.
+    pub entries: Vec<(StateKey, Option<Vec<u8>>, crate::state::StateProof)>,
+}
+
+/// Collects [`ReserveProof`] from one state version.
+pub fn reserve_proof<R: jmt::storage::TreeReader>(
+    state: &crate::state::Snapshot<'_, R>,
+) -> Result<ReserveProof, StateError> {
+    let mut keys =
+        vec![StateKey::PegTotals, StateKey::Account(fee_pool_id()), StateKey::SpendableUtxos, StateKey::BatchIndex];
+    for o in spendable_utxos(state)?.0 {
+        keys.push(StateKey::FederationUtxo(o));
+    }
+    for id in batch_index(state)?.in_flight {
+        keys.push(StateKey::Batch(id));
+        if let Some(b) = batch(state, id)? {
+            keys.extend(b.inputs.iter().map(|i| StateKey::FederationUtxo(i.outpoint)));
+        }
+    }
+    let mut entries = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (value, proof) = state.prove(&key)?;
+        entries.push((key, value, proof));
+    }
+    Ok(ReserveProof { root: state.root()?, entries })
+}

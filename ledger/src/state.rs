@@ -269,6 +269,16 @@ pub struct ProofError {
 }
 
 impl StateProof {
+    /// The proof's canonical bytes (borsh of jmt's `SparseMerkleProof`), for RPC.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        borsh::to_vec(&self.0).unwrap_or_default()
+    }
+
+    /// Parses [`Self::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        borsh::from_slice(bytes).map(StateProof).map_err(|e| e.to_string())
+    }
+
     /// Checks that `key` holds exactly `value` (`None`: no entry) under `root`.
     pub fn verify(&self, root: Hash32, key: &StateKey, value: Option<&[u8]>) -> Result<(), ProofError> {
         self.0.verify(RootHash(root.0), key.key_hash(), value).map_err(|e| ProofError {

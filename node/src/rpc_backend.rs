@@ -255,6 +255,13 @@ impl RpcBackend for NodeRpc {
         rpc::types::read_pegout_by_txid(&self.tip_state(), &txid, threshold, self.network).map_err(Self::storage)
     }
 
+    async fn reserve_proof(&self) -> Result<rpc::types::ReserveProofInfo, BackendError> {
+        let tip = self.handle.status().height;
+        let state = Snapshot::new(&**self.handle.store(), tip.get());
+        let proof = ledger::batching::reserve_proof(&state).map_err(Self::storage)?;
+        Ok(rpc::types::ReserveProofInfo::new(tip, &proof, rpc::types::genesis_supply(self.handle.chain().genesis())))
+    }
+
     async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
         self.handle.resume_peg(anchor).await.map_err(|why| {
             if why.contains("shutting down") {

@@ -23,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 25] = [
+const METHODS: [&str; 26] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -45,6 +45,7 @@ const METHODS: [&str; 25] = [
     "listpegouts",
     "getpegoutstatus",
     "claimpegin",
+    "getreserveproof",
     "resumepeg",
     "subscribenewblocks",
     "unsubscribenewblocks",
@@ -305,6 +306,22 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     let msg = raw.expect_error("getpegoutstatus", json!(["5c".repeat(32)]), errors::NOT_FOUND).await;
     assert!(msg.contains("no burn"), "unknown burn: {msg}");
     assert!(fedinfo.pegout_fee_rate_sat_vb > 0, "{fedinfo:?}");
+
+    // getreserveproof: every figure proved against the tip's state root, which the block header carries.
+    let reserves = c.get_reserve_proof().await.expect("getreserveproof");
+    reserves.verify().expect("the proofs verify against the state root");
+    assert!(reserves.reserve_ok);
+    assert_eq!(reserves.supply, totals.supply);
+    let header = c.get_block(BlockRef::Height(reserves.height), Some(1)).await.expect("block");
+    if let GetBlockResult::Json(b) = header {
+        assert_eq!(b.state_root, reserves.state_root, "proofs are against the final header's root");
+    }
+    let mut forged = reserves.clone();
+    forged.supply = Amount::from_sat(1);
+    assert!(forged.verify().is_err(), "a figure the proofs do not back is caught");
+    let mut tampered = reserves.clone();
+    tampered.entries[0].value = Some("00".into());
+    assert!(tampered.verify().is_err(), "a value that is not the proved one is caught");
 
     let doc = raw.call("rpc.discover", json!([])).await["result"].clone();
     assert_eq!(doc, openrpc::document());

@@ -10,7 +10,7 @@
 use crate::types::{
     AccountInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo, EvidenceInfo,
     FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
-    TransactionInfo, ValidatorInfo,
+    ReserveProofInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -80,7 +80,7 @@ impl<'de> Deserialize<'de> for BlockRef {
 /// The sidechain JSON-RPC API.
 ///
 /// Peg-in methods: `getfederationinfo`, `getpeginaddress`, `getpegstatus`, `claimpegin`. Peg-out methods:
-/// `listpegouts`, `getpegoutstatus` (`getreserveproof` comes later).
+/// `listpegouts`, `getpegoutstatus`; `getreserveproof` proves the reserves.
 #[rpc(server, client)]
 pub trait SidechainApi {
     /// Chain id, genesis hash, tip (height, hash, time, state root), BTC anchor, peg status, the reserve
@@ -201,6 +201,12 @@ pub trait SidechainApi {
     /// peg is not halted).
     #[method(name = "resumepeg")]
     async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String>;
+
+    /// The reserves at the tip with proofs: BTC held, supply, unpaid burns, the fee pool and every federation
+    /// output, each a state entry with its Jellyfish Merkle proof against the tip's state root (final by its
+    /// commit certificate). `ReserveProofInfo::verify` checks them without trusting this node.
+    #[method(name = "getreserveproof")]
+    async fn get_reserve_proof(&self) -> RpcResult<ReserveProofInfo>;
 
     /// Where consensus is at the height being decided: round, step, and the block this validator is
     /// locked on.

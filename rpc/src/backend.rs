@@ -10,7 +10,7 @@
 
 use crate::types::{
     ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
-    PegInFacts, PegOutInfo, StoredBlock, TxLookup, ValidatorInfo,
+    PegInFacts, PegOutInfo, ReserveProofInfo, StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
@@ -145,6 +145,9 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
     /// node is not a validator or the peg is not halted.
     fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// The reserves at the tip with their proofs.
+    fn reserve_proof(&self) -> impl Future<Output = Result<ReserveProofInfo, BackendError>> + Send;
 
     /// The consensus state of the height being decided.
     fn consensus_state(&self) -> impl Future<Output = Result<ConsensusStateInfo, BackendError>> + Send;

@@ -9,7 +9,7 @@ use crate::types::{
     ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
     BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
     GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, PegParamError,
-    StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    ReserveProofInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -236,6 +236,10 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
             Err(ClaimError::Backend(e)) => Err(internal(e)),
             Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("resumepeg refused: {e}"))),
         }
+    }
+
+    async fn get_reserve_proof(&self) -> RpcResult<ReserveProofInfo> {
+        self.backend.reserve_proof().await.map_err(internal)
     }
 
     async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo> {

@@ -257,6 +257,28 @@ fn schemas() -> Value {
             ("pegout_fee_rate_sat_vb", int.clone()),
             ("peg_totals", r("PegTotals")),
         ]),
+        "ReserveProofInfo": obj(&[
+            ("height", r("Height")),
+            ("state_root", r("Hash32")),
+            ("btc_held_sat", r("Sat")),
+            ("supply_sat", r("Sat")),
+            ("unpaid_burns_sat", r("Sat")),
+            ("fee_pool_sat", r("Sat")),
+            ("genesis_supply_sat", r("Sat")),
+            ("reserve_ok", json!({ "type": "boolean" })),
+            ("utxos", json!({ "type": "array", "items": obj(&[
+                ("outpoint", r("BtcOutPoint")),
+                ("amount_sat", r("Sat")),
+                ("tweak_recipient", r("AccountId")),
+                ("spendable", json!({ "type": "boolean" })),
+            ]) })),
+            ("batches_in_flight", json!({ "type": "array", "items": { "type": "integer", "minimum": 0 } })),
+            ("entries", json!({ "type": "array", "items": obj(&[
+                ("key", json!({ "type": "string", "description": "borsh(StateKey), hex" })),
+                ("value", json!({ "type": ["string", "null"], "description": "borsh(value), hex; null when absent" })),
+                ("proof", json!({ "type": "string", "description": "borsh(jmt SparseMerkleProof), hex" })),
+            ]) })),
+        ]),
         "PegOutInfo": obj(&[
             ("burn_id", int.clone()),
             ("burn_txid", r("Hash32")),
@@ -424,6 +446,14 @@ pub fn document() -> Value {
             "status",
             r("PegInStatus"),
             vec![error(errors::INVALID_PARAMETER, "expected a Bitcoin outpoint as txid:vout"), bad_param(), internal()],
+        ),
+        method(
+            "getreserveproof",
+            "the reserves at the tip (BTC held, supply, unpaid burns, fee pool, federation outputs) with proofs against the state root",
+            vec![],
+            "reserves",
+            r("ReserveProofInfo"),
+            vec![internal()],
         ),
         method(
             "listpegouts",

@@ -22,6 +22,8 @@ mod pegin;
 pub use self::pegin::*;
 mod pegout;
 pub use self::pegout::*;
+mod reserve;
+pub use self::reserve::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;

@@ -303,6 +303,15 @@ impl RpcBackend for MemBackend {
         })
     }
 
+    async fn reserve_proof(&self) -> Result<rpc::types::ReserveProofInfo, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let v = inner.store.latest_version().unwrap_or(0);
+        let proof = ledger::batching::reserve_proof(&inner.store.snapshot(v))
+            .map_err(|e| BackendError::Storage(e.to_string()))?;
+        Ok(rpc::types::ReserveProofInfo::new(primitives::Height(v), &proof, genesis_supply(self.chain.genesis())))
+    }
+
     async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
         self.check()?;
         Err(ClaimError::Rejected("this node is not a validator".into()))

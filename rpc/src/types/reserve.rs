@@ -1,0 +1,158 @@
+//! `getreserveproof`: the federation's reserves with inclusion proofs against a final state root.
+//!
+//! Why: "supply + unpaid burns <= BTC held" should not be taken on a node's word. Every figure here is a
+//! state entry with a Jellyfish Merkle proof against the state root of the tip header, and that header is
+//! final by its commit certificate, so a user checks the proofs ([`ReserveProofInfo::verify`]), then the
+//! UTXOs against any bitcoind (`gettxout`), without trusting the node that answered.
+
+use bitcoin::amount::serde::as_sat;
+use bitcoin::Amount;
+use ledger::batching::{ReserveProof, SpendableUtxos};
+use ledger::{FederationUtxo, PegTotals, StateKey, StateProof};
+use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use serde::{Deserialize, Serialize};
+
+/// One federation output the reserves count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveUtxo {
+    /// The output, as Bitcoin Core shows it.
+    pub outpoint: bitcoin::OutPoint,
+    /// Its value.
+    #[serde(rename = "amount_sat", with = "as_sat")]
+    pub amount: Amount,
+    /// Whose deposit tweak spends it (the fee pool's id: untweaked).
+    pub tweak_recipient: AccountId,
+    /// Free for the next batch (false: reserved by a batch in flight).
+    pub spendable: bool,
+}
+
+/// One proved state entry: borsh of the key, of the value (null: absent), and of the proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvedEntry {
+    /// borsh(`StateKey`), hex.
+    pub key: String,
+    /// borsh(value), hex; null when the entry does not exist.
+    pub value: Option<String>,
+    /// borsh(jmt `SparseMerkleProof`), hex.
+    pub proof: String,
+}
+
+/// Result of `getreserveproof`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveProofInfo {
+    /// The height whose state this is.
+    pub height: Height,
+    /// That block's state root: every proof is against it.
+    pub state_root: Hash32,
+    /// BTC the federation holds.
+    #[serde(rename = "btc_held_sat", with = "as_sat")]
+    pub btc_held: Amount,
+    /// All sidechain balances.
+    #[serde(rename = "supply_sat", with = "as_sat")]
+    pub supply: Amount,
+    /// Burned and not yet paid on Bitcoin (with the Bitcoin fees of batches in flight).
+    #[serde(rename = "unpaid_burns_sat", with = "as_sat")]
+    pub unpaid_burns: Amount,
+    /// The fee pool's balance (part of supply).
+    #[serde(rename = "fee_pool_sat", with = "as_sat")]
+    pub fee_pool: Amount,
+    /// Genesis balances (test networks only; not backed by BTC).
+    #[serde(rename = "genesis_supply_sat", with = "as_sat")]
+    pub genesis_supply: Amount,
+    /// `supply + unpaid_burns - genesis_supply <= btc_held`.
+    pub reserve_ok: bool,
+    /// The federation's outputs: spendable ones and those batches in flight spend.
+    pub utxos: Vec<ReserveUtxo>,
+    /// Ids of the batches in flight.
+    pub batches_in_flight: Vec<u64>,
+    /// Every entry the figures come from, with its proof.
+    pub entries: Vec<ProvedEntry>,
+}
+
+fn decode<T: borsh::BorshDeserialize>(v: &Option<Vec<u8>>) -> Option<T> {
+    v.as_ref().and_then(|b| borsh::from_slice(b).ok())
+}
+
+impl ReserveProofInfo {
+    /// The JSON view of `proof` at `height`.
+    pub fn new(height: Height, proof: &ReserveProof, genesis_supply: Amount) -> Self {
+        let mut totals = PegTotals::default();
+        let mut fee_pool = Amount::ZERO;
+        let mut spendable = SpendableUtxos::default();
+        let mut in_flight = Vec::new();
+        let mut utxos = Vec::new();
+        for (key, value, _) in &proof.entries {
+            match key {
+                StateKey::PegTotals => totals = decode(value).unwrap_or_default(),
+                StateKey::Account(_) => fee_pool = decode::<ledger::Account>(value).unwrap_or_default().balance,
+                StateKey::SpendableUtxos => spendable = decode(value).unwrap_or_default(),
+                StateKey::BatchIndex => {
+                    in_flight = decode::<ledger::batching::BatchIndex>(value).unwrap_or_default().in_flight
+                }
+                StateKey::FederationUtxo(o) => {
+                    if let Some(u) = decode::<FederationUtxo>(value) {
+                        utxos.push(ReserveUtxo {
+                            outpoint: crate::types::btc_outpoint(o),
+                            amount: u.amount,
+                            tweak_recipient: u.tweak_recipient,
+                            spendable: spendable.0.contains(o),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let owed = totals.supply.checked_add(totals.unpaid_burns).unwrap_or(Amount::MAX_MONEY);
+        let pegged = owed.checked_sub(genesis_supply).unwrap_or(Amount::ZERO);
+        ReserveProofInfo {
+            height,
+            state_root: proof.root,
+            btc_held: totals.btc_held,
+            supply: totals.supply,
+            unpaid_burns: totals.unpaid_burns,
+            fee_pool,
+            genesis_supply,
+            reserve_ok: pegged <= totals.btc_held,
+            utxos,
+            batches_in_flight: in_flight,
+            entries: proof
+                .entries
+                .iter()
+                .map(|(k, v, p)| ProvedEntry {
+                    key: hex::encode(canonical_bytes(k)),
+                    value: v.as_ref().map(hex::encode),
+                    proof: hex::encode(p.to_bytes()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks every entry's proof against `state_root`, and that the figures above are what the proved
+    /// entries say (the totals and each listed output). `Err` names the first entry that fails.
+    pub fn verify(&self) -> Result<(), String> {
+        let mut totals = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            let key_bytes = hex::decode(&e.key).map_err(|x| format!("entry {i}: key: {x}"))?;
+            let key: StateKey = borsh::from_slice(&key_bytes).map_err(|x| format!("entry {i}: key: {x}"))?;
+            let value = e.value.as_ref().map(hex::decode).transpose().map_err(|x| format!("entry {i}: value: {x}"))?;
+            let proof_bytes = hex::decode(&e.proof).map_err(|x| format!("entry {i}: proof: {x}"))?;
+            let proof = StateProof::from_bytes(&proof_bytes).map_err(|x| format!("entry {i}: proof: {x}"))?;
+            proof.verify(self.state_root, &key, value.as_deref()).map_err(|x| format!("entry {i}: {x}"))?;
+            if key == StateKey::PegTotals {
+                totals = decode::<PegTotals>(&value);
+            }
+            if let StateKey::FederationUtxo(o) = key {
+                let u = decode::<FederationUtxo>(&value).ok_or(format!("entry {i}: federation output missing"))?;
+                let listed = self.utxos.iter().find(|x| x.outpoint == crate::types::btc_outpoint(&o));
+                if listed.map(|x| x.amount) != Some(u.amount) {
+                    return Err(format!("entry {i}: output {o:?} is not listed as proved"));
+                }
+            }
+        }
+        let t = totals.ok_or("no proved peg totals")?;
+        if (t.btc_held, t.supply, t.unpaid_burns) != (self.btc_held, self.supply, self.unpaid_burns) {
+            return Err("the figures differ from the proved peg totals".into());
+        }
+        Ok(())
+    }
+}
