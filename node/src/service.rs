@@ -315,7 +315,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
-    let service = Service {
+    let mut service = Service {
         mempool: Mempool::new(cfg.mempool),
         cfg,
         chain,
@@ -355,7 +355,9 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         resume_request: watch::channel(None).0,
         signed_batches,
         finalized: HashMap::new(),
+        peg_summary: PegSummary::default(),
     };
+    service.peg_summary = service.compute_peg_summary();
     service.publish_status();
     let handle = ServiceHandle {
         commands: cmd_tx,
@@ -423,6 +425,8 @@ pub struct Service {
     pending_value: Option<(Height, primitives::Round, Instant)>,
     /// When the tip was committed here (monotonic).
     tip_committed_at: Instant,
+    /// The peg at the tip, for the status (see [`Service::compute_peg_summary`]).
+    peg_summary: PegSummary,
     /// Fully signed peg-out batches for the broadcaster (validators with a bitcoind).
     signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
     /// Finalized batch versions, by (batch id, unsigned txid).
@@ -512,7 +516,7 @@ impl Service {
             step: format!("{:?}", self.core.step()).to_lowercase(),
             locked: self.core.locked().map(|rv| (rv.round.get(), rv.value)),
             peer_heights: self.peer_heights.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
-            peg: self.peg_summary(),
+            peg: PegSummary { claims_pending: self.claims.borrow().len(), ..self.peg_summary.clone() },
         };
         self.status.send_if_modified(|old| {
             let changed = *old != s;
@@ -521,7 +525,8 @@ impl Service {
         });
     }
 
-    fn peg_summary(&self) -> PegSummary {
+    /// Recomputed when the tip moves (it reads state): the status is published after every event.
+    fn compute_peg_summary(&self) -> PegSummary {
         let state = self.chain.state();
         let snap = self.btc.as_ref().map(|b| b.borrow().clone());
         PegSummary {
@@ -1070,6 +1075,7 @@ impl Service {
                 if synced {
                     self.synced_blocks += 1;
                 }
+                self.peg_summary = self.compute_peg_summary();
                 // RPC reads the tip from the status: publish it before anyone hears of the block, so a
                 // subscriber (or a client that saw the tx leave the mempool) can read the block at once.
                 self.publish_status();
