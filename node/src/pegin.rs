@@ -104,6 +104,13 @@ fn outpoint_of(d: &peg::Deposit) -> BtcOutPoint {
     BtcOutPoint { txid: Hash32(d.outpoint.txid.to_byte_array()), vout: d.outpoint.vout }
 }
 
+/// Whether signing a batch version spending `inputs` is safe given the versions already signed: every
+/// earlier version's inputs must be among the new one's, so all versions conflict on Bitcoin and at most one
+/// of them can ever confirm (no burn paid twice). Re-signing the same version is fine.
+pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &Hash32, inputs: &[BtcOutPoint]) -> bool {
+    signed.iter().all(|(t, prev)| t == txid || prev.iter().all(|o| inputs.contains(o)))
+}
+
 /// The mint a block carries for deposit `d`.
 pub fn mint_for(d: &peg::Deposit) -> MintTx {
     MintTx {
@@ -450,6 +457,17 @@ mod tests {
         // An index built before the latest registration is not trusted to move the anchor.
         let why = check_block_mints(&state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
         assert!(why.contains("registered scripts"), "{why}");
+    }
+
+    #[test]
+    fn a_validator_only_signs_versions_that_conflict_with_what_it_signed() {
+        let o = |n: u8| BtcOutPoint { txid: Hash32([n; 32]), vout: 0 };
+        let signed = vec![(Hash32([1; 32]), vec![o(1), o(2)])];
+        assert!(safe_to_sign(&[], &Hash32([1; 32]), &[o(1)]), "nothing signed yet");
+        assert!(safe_to_sign(&signed, &Hash32([1; 32]), &[o(1), o(2)]), "the same version again");
+        assert!(safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(2), o(3)]), "a bump spending a superset");
+        assert!(!safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(3)]), "would not conflict on o(2)");
+        assert!(!safe_to_sign(&signed, &Hash32([3; 32]), &[o(4)]), "disjoint: both could confirm");
     }
 
     #[test]

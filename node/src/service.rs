@@ -945,6 +945,28 @@ impl Service {
                 continue;
             }
             let Ok(tx) = b.unsigned() else { continue };
+            // Persist what we sign before the share leaves, and never sign a version that would not conflict
+            // with one signed before (a restart or a bug must not let two versions both confirm).
+            let inputs: Vec<ledger::BtcOutPoint> = b.inputs.iter().map(|i| i.outpoint).collect();
+            let store = self.chain.store();
+            match store.signed_batch_versions(*id) {
+                Ok(signed) if crate::pegin::safe_to_sign(&signed, &b.txid, &inputs) => {}
+                Ok(_) => {
+                    error!(
+                        batch = id,
+                        "refusing to sign a batch version that does not conflict with one signed before"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    error!(batch = id, error = %e, "cannot read what this validator signed; not signing");
+                    continue;
+                }
+            }
+            if let Err(e) = store.record_signed_batch_version(*id, (b.txid, inputs)) {
+                error!(batch = id, error = %e, "cannot persist the signature record; not signing");
+                continue;
+            }
             let genesis = chain.genesis_hash().0;
             match peg::shares::sign_batch(
                 &secp,

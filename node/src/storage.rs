@@ -261,6 +261,26 @@ impl Store {
             .collect()
     }
 
+    /// The versions of peg-out batch `batch` this validator signed: (unsigned txid, inputs spent).
+    pub fn signed_batch_versions(&self, batch: u64) -> Result<Vec<SignedVersion>, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), signed_key(batch)).map_err(db_err("read signed batches"))? {
+            None => Ok(Vec::new()),
+            Some(b) => borsh::from_slice(&b)
+                .map_err(|e| StoreError::Corrupt { what: "signed batch versions", reason: e.to_string() }),
+        }
+    }
+
+    /// Records, synced, that this validator signs `version` of `batch` (before the share leaves the node).
+    pub fn record_signed_batch_version(&self, batch: u64, version: SignedVersion) -> Result<(), StoreError> {
+        let mut all = self.signed_batch_versions(batch)?;
+        if !all.contains(&version) {
+            all.push(version);
+        }
+        self.db
+            .put_cf_opt(self.cf(CF_META), signed_key(batch), borsh_bytes(&all), &Self::synced())
+            .map_err(db_err("write signed batches"))
+    }
+
     /// Deletes every WAL entry (after the height they belong to is committed).
     pub fn wal_clear(&self) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
@@ -270,6 +290,15 @@ impl Store {
         }
         self.db.write_opt(wb, &Self::synced()).map_err(db_err("wal clear"))
     }
+}
+
+/// One peg-out batch version a validator signed: its unsigned txid and the outputs it spends.
+pub type SignedVersion = (Hash32, Vec<ledger::BtcOutPoint>);
+
+fn signed_key(batch: u64) -> Vec<u8> {
+    let mut k = b"signed-batch/".to_vec();
+    k.extend_from_slice(&batch.to_be_bytes());
+    k
 }
 
 fn borsh_bytes<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {

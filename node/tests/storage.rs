@@ -212,3 +212,20 @@ fn kill_minus_9_during_writes_leaves_a_consistent_store() {
         assert_eq!(store.tip().expect("tip"), Some(tip.next()));
     }
 }
+
+#[test]
+fn signed_batch_versions_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = |n: u8| ledger::BtcOutPoint { txid: Hash32([n; 32]), vout: 1 };
+    {
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        assert!(store.signed_batch_versions(7).expect("read").is_empty());
+        store.record_signed_batch_version(7, (Hash32([1; 32]), vec![o(1)])).expect("record");
+        store.record_signed_batch_version(7, (Hash32([1; 32]), vec![o(1)])).expect("again: no duplicate");
+        store.record_signed_batch_version(7, (Hash32([2; 32]), vec![o(1), o(2)])).expect("record");
+    }
+    let store = Store::open(&dir.path().join("db")).expect("reopen");
+    let signed = store.signed_batch_versions(7).expect("read");
+    assert_eq!(signed, vec![(Hash32([1; 32]), vec![o(1)]), (Hash32([2; 32]), vec![o(1), o(2)])]);
+    assert!(store.signed_batch_versions(8).expect("read").is_empty());
+}
