@@ -18,7 +18,7 @@ use crate::pegout::{burn, pegout_queue, BurnRecord};
 use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
 use crate::tx::BtcOutPoint;
 use bitcoin::hashes::Hash as _;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
+use bitcoin::{Amount, ScriptBuf};
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{canonical_bytes, AccountId, Hash32, Height};
 use serde::{Deserialize, Serialize};
@@ -83,7 +83,7 @@ impl BatchRecord {
         self.inputs
             .iter()
             .map(|i| peg::BatchInput {
-                outpoint: to_btc(&i.outpoint),
+                outpoint: i.outpoint.to_bitcoin(),
                 amount: i.amount,
                 tweak: (i.tweak_recipient != fee_pool_id()).then_some(i.tweak_recipient.0 .0),
             })
@@ -129,14 +129,6 @@ pub fn batch_index<S: StateReader>(state: &S) -> Result<BatchIndex, StateError> 
 /// The spendable federation outputs (empty when never written).
 pub fn spendable_utxos<S: StateReader>(state: &S) -> Result<SpendableUtxos, StateError> {
     Ok(read(state, StateKey::SpendableUtxos)?.unwrap_or_default())
-}
-
-fn to_btc(o: &BtcOutPoint) -> OutPoint {
-    OutPoint { txid: Txid::from_byte_array(o.txid.0), vout: o.vout }
-}
-
-fn from_btc(o: &OutPoint) -> BtcOutPoint {
-    BtcOutPoint { txid: Hash32(o.txid.to_byte_array()), vout: o.vout }
 }
 
 impl<S: StateReader> Overlay<'_, S> {
@@ -266,7 +258,7 @@ impl<S: StateReader> Overlay<'_, S> {
                 reason: "spendable output has no record".into(),
             })?;
             let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
-            candidates.push(peg::BatchInput { outpoint: to_btc(o), amount: u.amount, tweak });
+            candidates.push(peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak });
         }
         let rate = bitcoin::FeeRate::from_sat_per_vb(params.pegin_fee_rate_sat_vb).unwrap_or(bitcoin::FeeRate::ZERO);
         let fed = chain.federation();
@@ -299,7 +291,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let mut inputs = Vec::with_capacity(plan.inputs.len());
         let mut left_spendable = spendable.0;
         for i in &plan.inputs {
-            let o = from_btc(&i.outpoint);
+            let o = BtcOutPoint::from_bitcoin(&i.outpoint);
             left_spendable.retain(|x| *x != o);
             let tweak_recipient = i.tweak.map_or(pool_id, |t| AccountId(Hash32(t)));
             inputs.push(BatchInputRecord { outpoint: o, amount: i.amount, tweak_recipient });

@@ -13,7 +13,7 @@ use crate::halt::{peg_halt, PegHalt};
 use crate::state::{
     build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
 };
-use crate::tx::{tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKind};
+use crate::tx::{tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTx, UserTxKind};
 use bitcoin::Amount;
 use jmt::storage::TreeReader;
 use primitives::{
@@ -439,6 +439,24 @@ impl<'a, S: StateReader> Overlay<'a, S> {
         }
     }
 
+    /// The sender of `tx` after paying `amount + fee` and using its nonce (not written yet): checks the
+    /// nonce, the balance and overflow. Every user transaction starts here.
+    pub(crate) fn debited_sender(&self, tx: &UserTx, amount: Amount) -> Result<(AccountId, Account), TxError> {
+        let from = tx.sender();
+        let mut sender = self.account(&from)?;
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
+        }
+        let needed = amount.checked_add(tx.fee).ok_or(TxError::AmountOverflow { amount, fee: tx.fee })?;
+        sender.balance = sender.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance {
+            account: from,
+            balance: sender.balance,
+            needed,
+        })?;
+        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        Ok((from, sender))
+    }
+
     pub(crate) fn put_account(&mut self, id: AccountId, account: Account) {
         self.accounts.insert(id, account);
     }
@@ -470,18 +488,7 @@ impl<'a, S: StateReader> Overlay<'a, S> {
         if tx.fee < min {
             return Err(TxError::FeeTooLow { fee: tx.fee, min });
         }
-        let from = tx.sender();
-        let mut sender = self.account(&from)?;
-        if tx.nonce != sender.nonce {
-            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
-        }
-        let needed = amount.checked_add(tx.fee).ok_or(TxError::AmountOverflow { amount, fee: tx.fee })?;
-        sender.balance = sender.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance {
-            account: from,
-            balance: sender.balance,
-            needed,
-        })?;
-        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        let (from, sender) = self.debited_sender(tx, amount)?;
         // Credits read through the debits above, so a self-transfer only costs the fee.
         let mut recipient = if to == from { sender } else { self.account(&to)? };
         recipient.balance = credit(to, recipient.balance, amount)?;

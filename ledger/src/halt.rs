@@ -10,11 +10,10 @@
 //! Counting is by validators, not power: f = (n - 1) / 3, reports need f + 1, a resume needs n - f.
 
 use crate::block::BtcAnchor;
-use crate::execute::{Overlay, Receipt, TxError};
+use crate::execute::{Overlay, TxError};
 use crate::genesis::Chain;
-use crate::state::{ChainMeta, StateKey, StateReader};
-use crate::tx::{SignedValidatorTx, ValidatorTxKind};
-use bitcoin::Amount;
+use crate::state::{StateKey, StateReader};
+use crate::tx::ValidatorTxKind;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{canonical_bytes, Height, ValidatorIndex};
 use serde::{Deserialize, Serialize};
@@ -63,22 +62,15 @@ pub fn peg_halt<S: StateReader>(state: &S) -> Result<PegHalt, crate::state::Stat
 }
 
 impl<S: StateReader> Overlay<'_, S> {
-    /// A validator transaction (signature already checked): valid only at its own height, from a validator.
-    pub(crate) fn apply_validator_tx(
+    /// `ReportReorg` or `ResumePeg` from validator `tx.validator` (already checked to exist and to be for
+    /// this height by [`Overlay::apply_validator_tx`]).
+    pub(crate) fn apply_halt_vote(
         &mut self,
         chain: &Chain,
-        signed: &SignedValidatorTx,
-        meta: &ChainMeta,
+        tx: &crate::tx::ValidatorTx,
         prev_anchor: &BtcAnchor,
-    ) -> Result<Receipt, TxError> {
-        let tx = &signed.tx;
+    ) -> Result<(), TxError> {
         let n = chain.genesis().validators.len();
-        if tx.validator.as_usize() >= n {
-            return Err(TxError::UnknownValidator { validator: tx.validator, validators: n });
-        }
-        if tx.height != meta.height {
-            return Err(TxError::ValidatorTxWrongHeight { tx_height: tx.height, block: meta.height });
-        }
         let mut halt = peg_halt(self)?;
         match &tx.kind {
             ValidatorTxKind::ReportReorg { anchor } => {
@@ -95,13 +87,11 @@ impl<S: StateReader> Overlay<'_, S> {
                     return Err(TxError::AlreadyVoted { validator: tx.validator });
                 }
                 if !halt.is_halted() && halt.reports.len() >= reports_needed(n) {
-                    halt.halted_at = Some(meta.height);
+                    halt.halted_at = Some(tx.height);
                 }
             }
-            ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
-                self.apply_batch_shares(chain, tx.validator, *batch, txid, signatures)?;
-                return Ok(Receipt { txid: signed.txid(), sender: None, fee: Amount::ZERO });
-            }
+            // Not a halt vote: dispatched elsewhere by `apply_validator_tx`.
+            ValidatorTxKind::PegOutSignatures { .. } => return Ok(()),
             ValidatorTxKind::ResumePeg { anchor } => {
                 if !halt.is_halted() {
                     return Err(TxError::PegNotHalted);
@@ -119,6 +109,6 @@ impl<S: StateReader> Overlay<'_, S> {
             }
         }
         self.writes.insert(StateKey::PegHalt, canonical_bytes(&halt));
-        Ok(Receipt { txid: signed.txid(), sender: None, fee: Amount::ZERO })
+        Ok(())
     }
 }

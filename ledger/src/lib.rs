@@ -24,6 +24,7 @@ pub mod select;
 pub mod state;
 pub mod testkit;
 pub mod tx;
+pub mod validator_tx;
 
 pub use block::{Block, BlockHeader, BtcAnchor};
 pub use execute::{

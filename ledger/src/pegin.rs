@@ -20,7 +20,7 @@ use crate::codec;
 use crate::execute::{Overlay, Receipt, TxError};
 use crate::genesis::Chain;
 use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
-use crate::tx::{BtcOutPoint, MintTx, SignedUserTx};
+use crate::tx::{MintTx, SignedUserTx};
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{canonical_bytes, AccountId, Hash32, Height};
@@ -122,17 +122,7 @@ impl<S: StateReader> Overlay<'_, S> {
     /// `RegisterDeposit`: pays the (possibly zero) fee and makes the signer's deposit address live.
     pub(crate) fn apply_register(&mut self, chain: &Chain, signed: &SignedUserTx) -> Result<Receipt, TxError> {
         let tx = &signed.tx;
-        let from = tx.sender();
-        let mut sender = self.account(&from)?;
-        if tx.nonce != sender.nonce {
-            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
-        }
-        sender.balance = sender.balance.checked_sub(tx.fee).ok_or(TxError::InsufficientBalance {
-            account: from,
-            balance: sender.balance,
-            needed: tx.fee,
-        })?;
-        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        let (from, sender) = self.debited_sender(tx, Amount::ZERO)?;
         let height = self.next_height()?;
         let ttl = chain.params().registration_ttl;
         if let Some(r) = self.get_registration(&from)? {
@@ -250,9 +240,4 @@ pub fn registration_is_live<S: StateReader>(
     height: Height,
 ) -> Result<bool, StateError> {
     Ok(state.get_registration(account)?.is_some_and(|r| r.is_live_at(height)))
-}
-
-/// Key of a deposit outpoint, for callers outside the ledger that only hold Bitcoin types.
-pub fn outpoint(txid: [u8; 32], vout: u32) -> BtcOutPoint {
-    BtcOutPoint { txid: Hash32(txid), vout }
 }

@@ -100,15 +100,10 @@ pub fn is_supported_payout_script(script: &Script) -> bool {
         && (script.is_p2pkh() || script.is_p2sh() || script.is_p2wpkh() || script.is_p2wsh() || script.is_p2tr())
 }
 
-/// Virtual bytes of one output paying `script` (value 8, script length 1, script).
-pub fn payout_output_vbytes(script: &Script) -> u64 {
-    9 + script.len() as u64
-}
-
 /// The least fee a burn to `script` must pay: `min_fee` plus its output at twice the agreed rate.
 pub fn required_pegout_fee(chain: &Chain, script: &Script) -> Amount {
     let rate = chain.params().pegin_fee_rate_sat_vb;
-    let output = Amount::from_sat(payout_output_vbytes(script).saturating_mul(rate).saturating_mul(2));
+    let output = Amount::from_sat(peg::output_vbytes(script).saturating_mul(rate).saturating_mul(2));
     chain.params().min_fee.checked_add(output).unwrap_or(Amount::MAX_MONEY)
 }
 
@@ -141,18 +136,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if crate::halt::peg_halt(self)?.is_halted() {
             return Err(TxError::PegHalted);
         }
-        let from = tx.sender();
-        let mut sender = self.account(&from)?;
-        if tx.nonce != sender.nonce {
-            return Err(TxError::BadNonce { account: from, expected: sender.nonce, got: tx.nonce });
-        }
-        let needed = amount.checked_add(tx.fee).ok_or(TxError::AmountOverflow { amount, fee: tx.fee })?;
-        sender.balance = sender.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance {
-            account: from,
-            balance: sender.balance,
-            needed,
-        })?;
-        sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::NonceExhausted(from))?;
+        let (from, sender) = self.debited_sender(tx, amount)?;
         let pool_id = fee_pool_id();
         let mut pool = if pool_id == from { sender } else { self.account(&pool_id)? };
         pool.balance = crate::execute::credit(pool_id, pool.balance, tx.fee)?;

@@ -197,6 +197,20 @@ pub struct BtcOutPoint {
     pub vout: u32,
 }
 
+impl BtcOutPoint {
+    /// As rust-bitcoin's outpoint.
+    pub fn to_bitcoin(&self) -> bitcoin::OutPoint {
+        use bitcoin::hashes::Hash;
+        bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(self.txid.0), vout: self.vout }
+    }
+
+    /// From rust-bitcoin's outpoint.
+    pub fn from_bitcoin(o: &bitcoin::OutPoint) -> Self {
+        use bitcoin::hashes::Hash;
+        BtcOutPoint { txid: Hash32(o.txid.to_byte_array()), vout: o.vout }
+    }
+}
+
 /// A deposit to the federation, asserted by the proposer and checked by every validator against its own
 /// bitcoind before it prevotes (external validity: the output exists in `btc_block`, pays the deposit
 /// script of `recipient`, holds `amount`, and `btc_block` is in the anchored chain). Execution checks what

@@ -22,6 +22,17 @@ fn chain(enabled: bool) -> (Chain, MemStore) {
     (chain, store)
 }
 
+/// Peg-out enabled, a batch every 2 blocks.
+fn batching_chain() -> (Chain, MemStore) {
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    (chain, store)
+}
+
 fn p2wpkh() -> ScriptBuf {
     ScriptBuf::new_p2wpkh(&WPubkeyHash::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 20])))
 }
@@ -157,12 +168,7 @@ fn deposit(n: u8, sats: u64) -> Tx {
 #[test]
 fn execution_batches_queued_burns_deterministically_at_the_interval() {
     use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
-    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
-    g.params.pegout_enabled = true;
-    g.params.pegout_interval = 2;
-    let chain = Chain::new(g).unwrap();
-    let mut store = MemStore::new();
-    store.apply(&chain.genesis_state(&store).unwrap());
+    let (chain, mut store) = batching_chain();
     let script = p2wpkh();
     let fee = required_pegout_fee(&chain, &script);
 
@@ -216,12 +222,7 @@ fn execution_batches_queued_burns_deterministically_at_the_interval() {
 fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     use sidechain_ledger::batching::batch;
     use sidechain_ledger::{ValidatorTx, ValidatorTxKind};
-    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
-    g.params.pegout_enabled = true;
-    g.params.pegout_interval = 2;
-    let chain = Chain::new(g).unwrap();
-    let mut store = MemStore::new();
-    store.apply(&chain.genesis_state(&store).unwrap());
+    let (chain, mut store) = batching_chain();
     let script = p2wpkh();
     let fee = required_pegout_fee(&chain, &script);
     commit_at(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, &script, 50_000, fee)]);
@@ -296,12 +297,7 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
 fn a_confirmed_batch_settles_once_and_its_change_joins_the_federation() {
     use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
     use sidechain_ledger::SettleTx;
-    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
-    g.params.pegout_enabled = true;
-    g.params.pegout_interval = 2;
-    let chain = Chain::new(g).unwrap();
-    let mut store = MemStore::new();
-    store.apply(&chain.genesis_state(&store).unwrap());
+    let (chain, mut store) = batching_chain();
     let script = p2wpkh();
     let fee = required_pegout_fee(&chain, &script);
     commit_at(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, &script, 50_000, fee)]);

@@ -82,19 +82,9 @@ pub enum BitcoinError {
     },
 }
 
-/// How to authenticate to bitcoind's RPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BitcoindAuth {
-    /// `rpcuser` / `rpcpassword`.
-    UserPass {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// bitcoind's `.cookie` file; re-read after every failed call, because bitcoind rewrites it on restart.
-    CookieFile(PathBuf),
-}
+/// How to authenticate to bitcoind's RPC (one type for the node and the CLI's funding client). With a cookie
+/// file, this client re-reads it after every failed call, because bitcoind rewrites it on restart.
+pub use rpc::btc_funding::BitcoindAuth;
 
 /// A bitcoind JSON-RPC client with bounded calls.
 pub struct BitcoindClient {

@@ -234,7 +234,7 @@ fn check_claims(
         let verdict = match check_claim(client, chain, claim)? {
             Ok(d) => ClaimCheck::Confirmed(d),
             Err(why) => {
-                info!(outpoint = %format!("{}:{}", display_txid(&claim.outpoint.txid), claim.outpoint.vout),
+                info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
                     reason = %why, "peg-in claim rejected by our bitcoind");
                 ClaimCheck::Rejected(claim.outpoint, why)
             }
@@ -251,7 +251,7 @@ fn check_claim(
     claim: &PegClaim,
 ) -> Result<Result<peg::Deposit, String>, crate::bitcoin::BitcoinError> {
     use crate::bitcoin::BitcoinError;
-    let hash = display_block_hash(&claim.btc_block);
+    let hash = rpc::types::btc_block_hash(&claim.btc_block);
     let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
         Ok(v) => v,
         Err(BitcoinError::Rpc {
@@ -268,7 +268,7 @@ fn check_claim(
         return Ok(Err(format!("BTC block {hash} is not in our bitcoind's best chain")));
     }
     let block = client.block(&hash)?;
-    let txid = display_txid(&claim.outpoint.txid);
+    let txid = rpc::types::btc_txid(&claim.outpoint.txid);
     let Some((index, tx)) = block.txdata.iter().enumerate().find(|(_, t)| t.compute_txid() == txid) else {
         return Ok(Err(format!("BTC block {hash} has no transaction {txid}")));
     };
@@ -323,18 +323,6 @@ pub fn rebroadcast(client: Arc<BitcoindClient>, mut txs: watch::Receiver<Vec<bit
             }
         }
     });
-}
-
-/// A txid in internal byte order as Bitcoin Core displays it.
-pub fn display_txid(h: &primitives::Hash32) -> bitcoin::Txid {
-    use bitcoin::hashes::Hash;
-    bitcoin::Txid::from_byte_array(h.0)
-}
-
-/// A block hash in internal byte order as Bitcoin Core displays it.
-pub fn display_block_hash(h: &primitives::Hash32) -> BlockHash {
-    use bitcoin::hashes::Hash;
-    BlockHash::from_byte_array(h.0)
 }
 
 /// A ledger anchor as the peg crate's `(height, hash)`, and back.

@@ -100,10 +100,6 @@ impl peg::DepositLookup for Registry {
     }
 }
 
-fn outpoint_of(d: &peg::Deposit) -> BtcOutPoint {
-    BtcOutPoint { txid: Hash32(d.outpoint.txid.to_byte_array()), vout: d.outpoint.vout }
-}
-
 /// Whether signing a batch version spending `inputs` is safe given the versions already signed: every
 /// earlier version's inputs must be among the new one's, so all versions conflict on Bitcoin and at most one
 /// of them can ever confirm (no burn paid twice). Re-signing the same version is fine.
@@ -114,7 +110,7 @@ pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &Hash32, inp
 /// The mint a block carries for deposit `d`.
 pub fn mint_for(d: &peg::Deposit) -> MintTx {
     MintTx {
-        outpoint: outpoint_of(d),
+        outpoint: BtcOutPoint::from_bitcoin(&d.outpoint),
         recipient: AccountId(Hash32(d.recipient)),
         amount: d.amount,
         btc_block: from_peg((d.btc_height, d.btc_block_hash)),
@@ -126,7 +122,7 @@ pub fn mint_for(d: &peg::Deposit) -> MintTx {
 /// reserves like any deposit. `recipient = fee pool` marks the UTXO as untweaked.
 pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
     MintTx {
-        outpoint: BtcOutPoint { txid: Hash32(o.outpoint.txid.to_byte_array()), vout: o.outpoint.vout },
+        outpoint: BtcOutPoint::from_bitcoin(&o.outpoint),
         recipient: ledger::fee_pool_id(),
         amount: o.amount,
         btc_block: from_peg((o.btc_height, o.btc_block_hash)),
@@ -166,7 +162,7 @@ pub fn required_mints<S: StateReader>(
         for d in &block.scan.deposits {
             let recipient = AccountId(Hash32(d.recipient));
             let live = ledger::pegin::registration_is_live(state, &recipient, height).map_err(|e| e.to_string())?;
-            if live && state.get_pegin(&outpoint_of(d)).map_err(|e| e.to_string())?.is_none() {
+            if live && state.get_pegin(&BtcOutPoint::from_bitcoin(&d.outpoint)).map_err(|e| e.to_string())?.is_none() {
                 out.push(mint_for(d));
             }
         }
@@ -312,7 +308,7 @@ pub fn check_block_mints<S: StateReader>(
     if let Some(missing) = required.iter().find(|m| !mints.contains(m)) {
         return Err(format!(
             "leaves out the deposit {}:{} of {} sat to {} in BTC block {}",
-            crate::btc_follow::display_txid(&missing.outpoint.txid),
+            rpc::types::btc_txid(&missing.outpoint.txid),
             missing.outpoint.vout,
             missing.amount.to_sat(),
             missing.recipient,
@@ -322,12 +318,12 @@ pub fn check_block_mints<S: StateReader>(
     if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
         return Err(format!(
             "mints {}:{} ({} sat to {} in BTC block {} {}), which our bitcoind does not show",
-            crate::btc_follow::display_txid(&bad.outpoint.txid),
+            rpc::types::btc_txid(&bad.outpoint.txid),
             bad.outpoint.vout,
             bad.amount.to_sat(),
             bad.recipient,
             bad.btc_block.height,
-            crate::btc_follow::display_block_hash(&bad.btc_block.hash),
+            rpc::types::btc_block_hash(&bad.btc_block.hash),
         ));
     }
     Ok(())

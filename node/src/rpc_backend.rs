@@ -278,7 +278,7 @@ impl RpcBackend for NodeRpc {
         recipient: AccountId,
         btc_block: Hash32,
     ) -> Result<(), ClaimError> {
-        let shown = format!("{}:{}", crate::btc_follow::display_txid(&outpoint.txid), outpoint.vout);
+        let shown = format!("{}:{}", rpc::types::btc_txid(&outpoint.txid), outpoint.vout);
         if let Some(r) = self.tip_state().get_pegin(&outpoint).map_err(Self::storage)? {
             let what = if r.below_minimum() { "recorded (below the minimum, held)" } else { "minted" };
             return Err(ClaimError::AlreadyMinted(format!(

@@ -978,7 +978,7 @@ impl Service {
                 &self.cfg.keys.peg,
             ) {
                 Ok(share) => {
-                    info!(batch = id, btc_txid = %crate::btc_follow::display_txid(&b.txid), "signing peg-out batch");
+                    info!(batch = id, btc_txid = %rpc::types::btc_txid(&b.txid), "signing peg-out batch");
                     out.push(ledger::ValidatorTxKind::PegOutSignatures {
                         batch: *id,
                         txid: b.txid,
@@ -1200,7 +1200,7 @@ impl Service {
         if let Some(rec) = self.chain.state().get_pegin(&claim.outpoint).map_err(|e| e.to_string())? {
             return Err(format!(
                 "deposit {}:{} was already minted at height {}",
-                crate::btc_follow::display_txid(&claim.outpoint.txid),
+                rpc::types::btc_txid(&claim.outpoint.txid),
                 claim.outpoint.vout,
                 rec.minted_at
             ));

@@ -37,3 +37,6 @@ pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use shares::{finalize_batch, sign_batch, verify_share, PreparedBatch, Share, ShareError};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
 pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};
+
+#[cfg(test)]
+mod test_fixtures;

@@ -247,8 +247,7 @@ pub enum TxKindInfo {
 
 /// A ledger outpoint (internal byte order) as Bitcoin's type.
 pub fn btc_outpoint(o: &ledger::BtcOutPoint) -> bitcoin::OutPoint {
-    use bitcoin::hashes::Hash;
-    bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(o.txid.0), vout: o.vout }
+    o.to_bitcoin()
 }
 
 /// A ledger txid (internal byte order) as Bitcoin's type.

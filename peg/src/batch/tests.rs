@@ -3,31 +3,13 @@
 use super::*;
 use crate::deposit::tweak_secret;
 use crate::signing::{finalize, sign_input};
+use crate::test_fixtures::{coin, federation, sat, secrets};
 use bitcoin::consensus::encode::serialize;
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{PublicKey, Txid, WPubkeyHash, WScriptHash};
+use bitcoin::secp256k1::Secp256k1;
+use bitcoin::{WPubkeyHash, WScriptHash};
 
 const GENESIS: [u8; 32] = [0x47; 32];
-
-fn secrets(n: u8) -> Vec<SecretKey> {
-    (1..=n).map(|i| SecretKey::from_slice(&[i; 32]).expect("valid scalar")).collect()
-}
-
-fn federation(k: usize, n: u8) -> Federation {
-    let secp = Secp256k1::new();
-    Federation::new(k, secrets(n).iter().map(|s| PublicKey::new(s.public_key(&secp))).collect()).expect("valid")
-}
-
-fn coin(id: u32, amount: u64, tweak: Option<[u8; 32]>) -> BatchInput {
-    let mut txid = [0u8; 32];
-    txid[..4].copy_from_slice(&id.to_be_bytes());
-    BatchInput { outpoint: OutPoint { txid: Txid::from_byte_array(txid), vout: id % 3 }, amount: sat(amount), tweak }
-}
-
-fn sat(s: u64) -> Amount {
-    Amount::from_sat(s)
-}
 
 fn wpkh(i: u32) -> ScriptBuf {
     let mut h = [0u8; 20];

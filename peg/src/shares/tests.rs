@@ -5,9 +5,10 @@ use super::*;
 use crate::batch::{bump_batch, plan_batch, BatchLimits, BatchPlan, Payout};
 use crate::deposit::tweak_secret;
 use crate::signing::sign_input;
+use crate::test_fixtures::{coin, sat};
 use bitcoin::hashes::Hash;
 use bitcoin::sighash::Prevouts;
-use bitcoin::{Amount, FeeRate, OutPoint, Txid, WPubkeyHash, Witness};
+use bitcoin::{FeeRate, WPubkeyHash, Witness};
 use miniscript::interpreter::{Interpreter, SatisfiedConstraint};
 
 const GENESIS: [u8; 32] = [0x47; 32];
@@ -15,23 +16,12 @@ const ALICE: [u8; 32] = [1; 32];
 const BOB: [u8; 32] = [2; 32];
 
 fn secrets() -> Vec<SecretKey> {
-    (1..=4u8).map(|i| SecretKey::from_slice(&[i; 32]).expect("valid scalar")).collect()
+    crate::test_fixtures::secrets(4)
 }
 
 /// 3-of-4, keys listed in genesis order 1..=4 (not the script's sorted order).
 fn federation() -> Federation {
-    let secp = Secp256k1::new();
-    Federation::new(3, secrets().iter().map(|s| PublicKey::new(s.public_key(&secp))).collect()).expect("valid")
-}
-
-fn coin(id: u32, amount: u64, tweak: Option<[u8; 32]>) -> BatchInput {
-    let mut txid = [0u8; 32];
-    txid[..4].copy_from_slice(&id.to_be_bytes());
-    BatchInput { outpoint: OutPoint { txid: Txid::from_byte_array(txid), vout: id % 3 }, amount: sat(amount), tweak }
-}
-
-fn sat(s: u64) -> Amount {
-    Amount::from_sat(s)
+    crate::test_fixtures::federation(3, 4)
 }
 
 fn payout(i: u8, amount: u64) -> Payout {

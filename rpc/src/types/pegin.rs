@@ -65,7 +65,7 @@ pub fn parse_account(s: &str) -> Result<AccountId, PegParamError> {
 
 /// A Bitcoin outpoint as the ledger keys it (txid in internal byte order).
 pub fn ledger_outpoint(o: &OutPoint) -> BtcOutPoint {
-    BtcOutPoint { txid: Hash32(o.txid.to_byte_array()), vout: o.vout }
+    BtcOutPoint::from_bitcoin(o)
 }
 
 /// A Bitcoin block hash in the ledger's internal byte order.

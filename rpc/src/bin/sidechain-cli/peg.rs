@@ -292,7 +292,7 @@ pub async fn claimpegin(cli: &Cli, outpoint: OutPoint, block: BlockHash, account
 /// The least fee a burn paying `script` must carry: `min_fee` plus the payout output at twice the rate (the
 /// ledger's `required_pegout_fee`).
 fn required_pegout_fee(min_fee: Amount, rate_sat_vb: u64, script: &bitcoin::Script) -> Amount {
-    let output = ledger::pegout::payout_output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2);
+    let output = peg::output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2);
     min_fee.checked_add(Amount::from_sat(output)).unwrap_or(Amount::MAX_MONEY)
 }
 
