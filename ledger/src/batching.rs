@@ -10,7 +10,11 @@
 //! leaves `supply` and joins `unpaid_burns` (BTC the federation owes out of its reserves) until the batch
 //! confirms. `supply + unpaid_burns <= btc_held` is therefore unchanged by batching.
 //!
-//! Signing, broadcasting, bumping and settlement on confirmation build on this record (issue 8).
+//! Fee bumps are built the same way (see [`Overlay::bump_stuck_batches`]): when a fully signed version has
+//! not confirmed `pegout_bump_after` BTC blocks (by the anchor) after it got its k-th share, execution builds
+//! the next version at the agreed rate (at least the previous rate plus the relay increment) spending a
+//! superset of its inputs, so every version conflicts with every other and at most one can ever confirm.
+//! Whichever version the anchor shows confirmed settles the batch.
 
 use crate::execute::{Overlay, TxError};
 use crate::genesis::Chain;
@@ -69,9 +73,79 @@ pub struct BatchRecord {
     pub txid: Hash32,
     /// Verified signature shares for this version, by validator, in the order they were recorded.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
+    /// The anchor height of the block that recorded this version's k-th share: the bump clock.
+    pub signed_at_anchor: Option<primitives::BtcHeight>,
+    /// Earlier versions, oldest first. Each spends a subset of the inputs of every later one.
+    pub earlier: Vec<BatchVersion>,
 }
 
+/// An earlier (fee-bumped) version of a batch, kept so it can still settle the batch if it is the one that
+/// confirms, and so validators can keep broadcasting it until its successor is signed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BatchVersion {
+    /// Its inputs, in transaction order.
+    pub inputs: Vec<BatchInputRecord>,
+    /// Its change, if any (the last output).
+    #[borsh(
+        serialize_with = "crate::codec::option_amount::serialize",
+        deserialize_with = "crate::codec::option_amount::deserialize"
+    )]
+    pub change: Option<Amount>,
+    /// Its Bitcoin fee.
+    #[borsh(
+        serialize_with = "crate::codec::amount::serialize",
+        deserialize_with = "crate::codec::amount::deserialize"
+    )]
+    pub fee: Amount,
+    /// Upper bound of its signed size.
+    pub vbytes: u64,
+    /// The unsigned transaction, consensus-encoded.
+    pub unsigned_tx: Vec<u8>,
+    /// Its txid (internal byte order).
+    pub txid: Hash32,
+    /// Its signature shares.
+    pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
+}
+
+/// Most versions a batch may have (the first and its bumps): bounds what one batch keeps in state.
+pub const MAX_BATCH_VERSIONS: usize = 8;
+
+/// The relay increment every bump adds on top of the previous fee, per vbyte (Bitcoin Core's default
+/// `incrementalrelayfee` of 1 sat/vB; later Core versions lowered it, so this satisfies both).
+pub const INCREMENTAL_RELAY_SAT_VB: u64 = 1;
+
 impl BatchRecord {
+    /// The current version as a [`BatchVersion`].
+    pub fn current_version(&self) -> BatchVersion {
+        BatchVersion {
+            inputs: self.inputs.clone(),
+            change: self.change,
+            fee: self.fee,
+            vbytes: self.vbytes,
+            unsigned_tx: self.unsigned_tx.clone(),
+            txid: self.txid,
+            shares: self.shares.clone(),
+        }
+    }
+
+    /// Every version's txid, oldest first (the current one last).
+    pub fn version_txids(&self) -> impl Iterator<Item = Hash32> + '_ {
+        self.earlier.iter().map(|v| v.txid).chain(std::iter::once(self.txid))
+    }
+
+    /// The version with `txid`, if it is one of this batch's.
+    pub fn version(&self, txid: &Hash32) -> Option<BatchVersion> {
+        if *txid == self.txid {
+            return Some(self.current_version());
+        }
+        self.earlier.iter().find(|v| v.txid == *txid).cloned()
+    }
+
+    /// How many times it was fee-bumped.
+    pub fn bumps(&self) -> usize {
+        self.earlier.len()
+    }
+
     /// The unsigned transaction.
     pub fn unsigned(&self) -> Result<bitcoin::Transaction, StateError> {
         bitcoin::consensus::deserialize(&self.unsigned_tx)
@@ -80,20 +154,49 @@ impl BatchRecord {
 
     /// The inputs as the peg crate takes them.
     pub fn peg_inputs(&self) -> Vec<peg::BatchInput> {
-        self.inputs
-            .iter()
-            .map(|i| peg::BatchInput {
-                outpoint: i.outpoint.to_bitcoin(),
-                amount: i.amount,
-                tweak: (i.tweak_recipient != fee_pool_id()).then_some(i.tweak_recipient.0 .0),
-            })
-            .collect()
+        to_peg_inputs(&self.inputs)
     }
 
     /// Whether `k` validators signed it: it can be finalized and broadcast.
     pub fn is_signed(&self, k: usize) -> bool {
         self.shares.len() >= k
     }
+}
+
+impl BatchVersion {
+    /// The unsigned transaction (`batch` names the record for the error).
+    pub fn unsigned(&self, batch: u64) -> Result<bitcoin::Transaction, StateError> {
+        bitcoin::consensus::deserialize(&self.unsigned_tx)
+            .map_err(|e| StateError::Corrupt { key: StateKey::Batch(batch), reason: e.to_string() })
+    }
+
+    /// The inputs as the peg crate takes them.
+    pub fn peg_inputs(&self) -> Vec<peg::BatchInput> {
+        to_peg_inputs(&self.inputs)
+    }
+}
+
+/// A plan's inputs as the ledger records them.
+pub(crate) fn input_records(inputs: &[peg::BatchInput]) -> Vec<BatchInputRecord> {
+    inputs
+        .iter()
+        .map(|i| BatchInputRecord {
+            outpoint: BtcOutPoint::from_bitcoin(&i.outpoint),
+            amount: i.amount,
+            tweak_recipient: i.tweak.map_or_else(fee_pool_id, |t| AccountId(Hash32(t))),
+        })
+        .collect()
+}
+
+fn to_peg_inputs(inputs: &[BatchInputRecord]) -> Vec<peg::BatchInput> {
+    inputs
+        .iter()
+        .map(|i| peg::BatchInput {
+            outpoint: i.outpoint.to_bitcoin(),
+            amount: i.amount,
+            tweak: (i.tweak_recipient != fee_pool_id()).then_some(i.tweak_recipient.0 .0),
+        })
+        .collect()
 }
 
 /// Batches in flight and the next id.
@@ -132,9 +235,11 @@ pub fn spendable_utxos<S: StateReader>(state: &S) -> Result<SpendableUtxos, Stat
 }
 
 impl<S: StateReader> Overlay<'_, S> {
-    /// Settles batch `s.batch` confirmed on Bitcoin: its burns are paid (`unpaid_burns` falls by payouts and
-    /// fee), its inputs leave `btc_held`, its change (if any) joins the federation's outputs and the
-    /// spendable set. Valid once per batch, for its current version, at or below the block's anchor.
+    /// Settles batch `s.batch` confirmed on Bitcoin by version `s.txid` (the current one or an earlier one):
+    /// its burns are paid (`unpaid_burns` falls by the payouts and the whole fee reserved for the batch, the
+    /// part the confirmed version did not spend going back to the fee pool), that version's inputs leave
+    /// `btc_held`, its change (if any) joins the federation's outputs and the spendable set, and inputs of
+    /// later versions it did not spend are spendable again. Valid once per batch, at or below the anchor.
     pub(crate) fn apply_settle(
         &mut self,
         s: &crate::tx::SettleTx,
@@ -150,12 +255,15 @@ impl<S: StateReader> Overlay<'_, S> {
             return Err(TxError::NotInFlight { batch: s.batch });
         };
         let record = batch(self, s.batch)?.ok_or(TxError::UnknownBatch(s.batch))?;
-        if record.txid != s.txid {
+        let Some(confirmed) = record.version(&s.txid) else {
             return Err(TxError::NotInFlight { batch: s.batch });
-        }
+        };
         index.in_flight.remove(pos);
         let mut totals = self.peg_totals()?;
-        let mut paid = record.fee;
+        // The fee pool paid the current (highest) fee into `unpaid_burns`; what the confirmed version did
+        // not spend goes back to it.
+        let refund = record.fee.checked_sub(confirmed.fee).ok_or(TxError::PegTotalOverflow)?;
+        let mut paid = confirmed.fee;
         for id in &record.burns {
             let mut b = burn(self, *id)?
                 .ok_or(StateError::Corrupt { key: StateKey::Burn(*id), reason: "batched burn has no record".into() })?;
@@ -163,18 +271,32 @@ impl<S: StateReader> Overlay<'_, S> {
             b.paid_in = Some(s.btc_block);
             self.writes.insert(StateKey::Burn(*id), canonical_bytes(&b));
         }
-        let spent: Amount = record.inputs.iter().map(|i| i.amount).sum();
-        totals.unpaid_burns = totals.unpaid_burns.checked_sub(paid).ok_or(TxError::PegTotalOverflow)?;
+        if refund > Amount::ZERO {
+            let pool_id = fee_pool_id();
+            let mut pool = self.account(&pool_id)?;
+            pool.balance = crate::execute::credit(pool_id, pool.balance, refund)?;
+            self.put_account(pool_id, pool);
+            totals.supply = totals.supply.checked_add(refund).ok_or(TxError::PegTotalOverflow)?;
+        }
+        let spent: Amount = confirmed.inputs.iter().map(|i| i.amount).sum();
+        let reserved = paid.checked_add(refund).ok_or(TxError::PegTotalOverflow)?;
+        totals.unpaid_burns = totals.unpaid_burns.checked_sub(reserved).ok_or(TxError::PegTotalOverflow)?;
         totals.btc_held = totals.btc_held.checked_sub(spent).ok_or(TxError::PegTotalOverflow)?;
-        if let Some(change) = record.change {
-            let tx = record.unsigned()?;
+        if let Some(change) = confirmed.change {
+            let tx = confirmed.unsigned(record.id)?;
             let vout = u32::try_from(tx.output.len().saturating_sub(1)).map_err(|_| TxError::PegTotalOverflow)?;
-            let outpoint = BtcOutPoint { txid: record.txid, vout };
+            let outpoint = BtcOutPoint { txid: confirmed.txid, vout };
             totals.btc_held = totals.btc_held.checked_add(change).ok_or(TxError::PegTotalOverflow)?;
             let utxo =
                 crate::pegin::FederationUtxo { amount: change, tweak_recipient: fee_pool_id(), btc_block: s.btc_block };
             self.writes.insert(StateKey::FederationUtxo(outpoint), canonical_bytes(&utxo));
             self.add_spendable(outpoint)?;
+        }
+        // Inputs a later version added but the confirmed one did not spend are still the federation's.
+        for i in &record.inputs {
+            if !confirmed.inputs.iter().any(|c| c.outpoint == i.outpoint) {
+                self.add_spendable(i.outpoint)?;
+            }
         }
         // Spent inputs keep their `FederationUtxo` record as history; they left the spendable set when the
         // batch was built, and `btc_held` no longer counts them.
@@ -187,6 +309,7 @@ impl<S: StateReader> Overlay<'_, S> {
     pub(crate) fn apply_batch_shares(
         &mut self,
         chain: &Chain,
+        meta: &ChainMeta,
         signer: primitives::ValidatorIndex,
         id: u64,
         txid: &Hash32,
@@ -208,6 +331,9 @@ impl<S: StateReader> Overlay<'_, S> {
         peg::shares::verify_share(&secp, chain.federation(), chain.genesis_hash().0, &tx, &record.peg_inputs(), &share)
             .map_err(|e| TxError::BadBatchShare { batch: id, reason: e.to_string() })?;
         record.shares.push((signer, signatures.to_vec()));
+        if record.is_signed(chain.federation().threshold()) {
+            record.signed_at_anchor = Some(meta.btc_anchor.height);
+        }
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
         Ok(())
     }
@@ -220,6 +346,21 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&set));
         Ok(())
+    }
+
+    /// The spendable set and each of its outputs as a batch input.
+    pub(crate) fn spendable_candidates(&self) -> Result<(SpendableUtxos, Vec<peg::BatchInput>), StateError> {
+        let spendable = spendable_utxos(self)?;
+        let mut candidates = Vec::with_capacity(spendable.0.len());
+        for o in &spendable.0 {
+            let u = self.get_federation_utxo(o)?.ok_or(StateError::Corrupt {
+                key: StateKey::FederationUtxo(*o),
+                reason: "spendable output has no record".into(),
+            })?;
+            let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
+            candidates.push(peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak });
+        }
+        Ok((spendable, candidates))
     }
 
     /// At `pegout_interval` heights: pays queued burns with one deterministic batch, if the spendable
@@ -250,17 +391,8 @@ impl<S: StateReader> Overlay<'_, S> {
             .iter()
             .map(|b| peg::Payout { script_pubkey: ScriptBuf::from_bytes(b.script_pubkey.clone()), amount: b.amount })
             .collect();
-        let spendable = spendable_utxos(self)?;
-        let mut candidates = Vec::with_capacity(spendable.0.len());
-        for o in &spendable.0 {
-            let u = self.get_federation_utxo(o)?.ok_or(StateError::Corrupt {
-                key: StateKey::FederationUtxo(*o),
-                reason: "spendable output has no record".into(),
-            })?;
-            let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
-            candidates.push(peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak });
-        }
-        let rate = bitcoin::FeeRate::from_sat_per_vb(params.pegin_fee_rate_sat_vb).unwrap_or(bitcoin::FeeRate::ZERO);
+        let (spendable, candidates) = self.spendable_candidates()?;
+        let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
         let fed = chain.federation();
         let plan = match peg::plan_batch(
             fed,
@@ -288,14 +420,9 @@ impl<S: StateReader> Overlay<'_, S> {
         index.next_id = id.checked_add(1).ok_or(TxError::PegTotalOverflow)?;
         index.in_flight.push(id);
         let paid = burns.len();
-        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        let inputs = input_records(&plan.inputs);
         let mut left_spendable = spendable.0;
-        for i in &plan.inputs {
-            let o = BtcOutPoint::from_bitcoin(&i.outpoint);
-            left_spendable.retain(|x| *x != o);
-            let tweak_recipient = i.tweak.map_or(pool_id, |t| AccountId(Hash32(t)));
-            inputs.push(BatchInputRecord { outpoint: o, amount: i.amount, tweak_recipient });
-        }
+        left_spendable.retain(|o| !inputs.iter().any(|i| i.outpoint == *o));
         for b in &mut burns {
             b.batch = Some(id);
             self.writes.insert(StateKey::Burn(b.id), canonical_bytes(b));
@@ -312,6 +439,8 @@ impl<S: StateReader> Overlay<'_, S> {
             unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
             txid: Hash32(plan.tx.compute_txid().to_byte_array()),
             shares: Vec::new(),
+            signed_at_anchor: None,
+            earlier: Vec::new(),
         };
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));

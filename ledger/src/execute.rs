@@ -234,6 +234,20 @@ pub enum TxError {
     /// A resume vote while the peg runs.
     #[error("the peg is not halted")]
     PegNotHalted,
+    /// A mint of an output the federation already holds (a settled batch's change, or a recorded deposit).
+    #[error("output {}:{} is already held by the federation", outpoint.txid, outpoint.vout)]
+    AlreadyHeld {
+        /// The output.
+        outpoint: BtcOutPoint,
+    },
+    /// A fee-rate vote of zero or above the maximum.
+    #[error("fee-rate vote of {sat_per_vb} sat/vB: must be 1 to {max}")]
+    BadFeeRateVote {
+        /// The vote.
+        sat_per_vb: u64,
+        /// `fee_rate::MAX_FEE_RATE`.
+        max: u64,
+    },
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
@@ -378,6 +392,19 @@ pub enum BlockError {
     Batch {
         /// Why.
         source: TxError,
+    },
+    /// The block would leave the federation owing more than it holds: `supply + unpaid_burns` above
+    /// `btc_held` (plus the genesis supply of test networks). No block may break the reserve promise.
+    #[error("reserve broken: supply {supply} + unpaid burns {unpaid_burns} exceeds btc held {btc_held} + genesis supply {genesis_supply}")]
+    ReserveBroken {
+        /// Supply after the block.
+        supply: Amount,
+        /// Unpaid burns after the block.
+        unpaid_burns: Amount,
+        /// BTC held after the block.
+        btc_held: Amount,
+        /// The genesis balances (zero on a real chain).
+        genesis_supply: Amount,
     },
 }
 
@@ -718,11 +745,31 @@ fn run_txs<R: TreeReader>(
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
     }
+    overlay.update_agreed_fee_rate(chain, &meta)?;
+    overlay.bump_stuck_batches(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     overlay.build_batch_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
+    check_reserve(chain, &overlay)?;
     let mut changes = overlay.into_changes();
     changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
     let write_set = build_write_set(store, version, changes)?;
     Ok(ExecutionOutcome { state_root: write_set.root, write_set, receipts, meta })
+}
+
+/// The reserve promise after a block: `supply + unpaid_burns <= btc_held + genesis supply`.
+fn check_reserve<S: StateReader>(chain: &Chain, state: &S) -> Result<(), BlockError> {
+    let t = state.peg_totals()?;
+    let genesis_supply = crate::pegin::genesis_totals(chain).supply;
+    let owed = t.supply.checked_add(t.unpaid_burns);
+    let backed = t.btc_held.checked_add(genesis_supply);
+    match (owed, backed) {
+        (Some(owed), Some(backed)) if owed <= backed => Ok(()),
+        _ => Err(BlockError::ReserveBroken {
+            supply: t.supply,
+            unpaid_burns: t.unpaid_burns,
+            btc_held: t.btc_held,
+            genesis_supply,
+        }),
+    }
 }
 
 /// Encoded size of the transaction list as in a block (4-byte length, then each transaction).

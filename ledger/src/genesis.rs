@@ -95,9 +95,11 @@ pub struct Params {
     /// BTC fee rate (sat/vB) the peg-in fee is charged at: the fee is the cost of spending one deposit
     /// input at this rate. The floor of the agreed peg-out rate once validators vote on it.
     pub pegin_fee_rate_sat_vb: u64,
-    /// Whether `PegOut` burns are accepted. False until batches are built, signed and broadcast end to end
-    /// (issue 8): a burn the federation would not pay must not be possible.
+    /// Whether `PegOut` burns are accepted (on by default; a federation may start a chain with peg-outs
+    /// off, e.g. until its members have funded the fee pool).
     pub pegout_enabled: bool,
+    /// A fee-rate vote counts towards the agreed rate for this many blocks after the block that carried it.
+    pub fee_vote_max_age: u64,
 }
 
 impl Default for Params {
@@ -114,7 +116,8 @@ impl Default for Params {
             pegout_min_amount: Amount::from_sat(10_000),
             registration_ttl: 10_000,
             pegin_fee_rate_sat_vb: 2,
-            pegout_enabled: false,
+            pegout_enabled: true,
+            fee_vote_max_age: 100,
         }
     }
 }
@@ -327,6 +330,9 @@ impl Params {
         if self.pegin_fee_rate_sat_vb > 10_000 {
             return Err(bad("pegin_fee_rate_sat_vb", self.pegin_fee_rate_sat_vb, "at most 10000"));
         }
+        if self.fee_vote_max_age == 0 {
+            return Err(bad("fee_vote_max_age", 0, "at least 1"));
+        }
         Ok(())
     }
 }
@@ -338,6 +344,7 @@ pub struct Chain {
     genesis_hash: Hash32,
     federation: peg::Federation,
     pegin_fee: Amount,
+    deposit_input_vbytes: u64,
 }
 
 impl Chain {
@@ -357,7 +364,9 @@ impl Chain {
         })?;
         let pegin_fee =
             peg::pegin_fee(federation.descriptor(), rate).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
-        Ok(Chain { genesis, genesis_hash, federation, pegin_fee })
+        let deposit_input_vbytes =
+            peg::input_vbytes(federation.descriptor()).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
+        Ok(Chain { genesis, genesis_hash, federation, pegin_fee, deposit_input_vbytes })
     }
 
     /// The federation wallet: `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys, k = n - f.
@@ -365,9 +374,16 @@ impl Chain {
         &self.federation
     }
 
-    /// The peg-in fee charged on every minted deposit: one deposit input's size at the peg-in fee rate.
+    /// The peg-in fee at the chain's floor rate (`pegin_fee_rate_sat_vb`): one deposit input's size at it.
+    /// What a mint charges is [`Chain::pegin_fee_at`] the agreed rate, never less than this.
     pub fn pegin_fee(&self) -> Amount {
         self.pegin_fee
+    }
+
+    /// The peg-in fee at `sat_per_vb`: the cost of spending one deposit input at that rate.
+    pub fn pegin_fee_at(&self, sat_per_vb: u64) -> Amount {
+        let fee = Amount::from_sat(self.deposit_input_vbytes.saturating_mul(sat_per_vb));
+        fee.min(Amount::MAX_MONEY).max(self.pegin_fee)
     }
 
     /// The genesis document.

@@ -91,7 +91,7 @@ impl<S: StateReader> Overlay<'_, S> {
                 }
             }
             // Not a halt vote: dispatched elsewhere by `apply_validator_tx`.
-            ValidatorTxKind::PegOutSignatures { .. } => return Ok(()),
+            ValidatorTxKind::PegOutSignatures { .. } | ValidatorTxKind::FeeRateVote { .. } => return Ok(()),
             ValidatorTxKind::ResumePeg { anchor } => {
                 if !halt.is_halted() {
                     return Err(TxError::PegNotHalted);

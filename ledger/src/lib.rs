@@ -14,8 +14,10 @@
 
 pub mod batching;
 pub mod block;
+pub mod bumping;
 pub mod codec;
 pub mod execute;
+pub mod fee_rate;
 pub mod genesis;
 pub mod halt;
 pub mod pegin;

@@ -169,14 +169,18 @@ impl<S: StateReader> Overlay<'_, S> {
         // The change of a peg-out batch pays the plain federation script too; it is the federation's own
         // coin coming back, never a deposit.
         for id in crate::batching::batch_index(self)?.in_flight {
-            if crate::batching::batch(self, id)?.is_some_and(|b| b.txid == mint.outpoint.txid) {
+            if crate::batching::batch(self, id)?.is_some_and(|b| b.version_txids().any(|t| t == mint.outpoint.txid)) {
                 return Err(TxError::MintOfBatchOutput { batch: id });
             }
         }
         if let Some(done) = self.get_pegin(&mint.outpoint)? {
             return Err(TxError::AlreadyMinted { outpoint: mint.outpoint, at: done.minted_at });
         }
-        let fee = chain.pegin_fee();
+        // Every output the federation already holds (a settled batch's change above all) is its own coin.
+        if self.get_federation_utxo(&mint.outpoint)?.is_some() {
+            return Err(TxError::AlreadyHeld { outpoint: mint.outpoint });
+        }
+        let fee = chain.pegin_fee_at(crate::fee_rate::agreed_fee_rate(chain, self)?);
         let mintable = mint.amount >= chain.params().pegin_min_amount && mint.amount > fee;
         let (credited, fee) = if mintable { (mint.amount - fee, fee) } else { (Amount::ZERO, Amount::ZERO) };
 

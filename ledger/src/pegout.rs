@@ -1,15 +1,14 @@
 //! The burn side of peg-out: a `PegOut` burns sidechain coins and queues a Bitcoin payment.
 //!
-//! Why here and why first: whether a burn is accepted, what it costs and that it is queued exactly once is
-//! part of the state every node recomputes. Building the Bitcoin batch that pays queued burns, signing it
-//! and fee-bumping it come next (issue 8); until the whole path exists, `Params::pegout_enabled` is false
-//! by default and execution refuses burns, so no one can burn coins the federation would not pay.
+//! Why here: whether a burn is accepted, what it costs and that it is queued exactly once is part of the
+//! state every node recomputes. Building the Bitcoin batch that pays queued burns is in
+//! [`crate::batching`], fee bumps in [`crate::bumping`], the agreed rate in [`crate::fee_rate`].
 //!
 //! Invariants owned here:
 //! - a burn moves `amount` out of `supply` into `unpaid_burns` (so `supply + unpaid_burns` is unchanged and
 //!   the reserve check `supply + unpaid_burns <= btc_held` is unaffected by burning) and `fee` to the pool;
 //! - every burn gets the next id and joins the queue once, in block order;
-//! - the fee covers the payout output at twice the agreed rate (headroom for one bump) plus `min_fee`, so
+//! - the fee covers the payout output at twice the agreed fee rate (headroom for one bump) plus `min_fee`, so
 //!   the fee pool, which pays batch fees, is not drained by burns.
 
 use crate::codec;
@@ -100,10 +99,15 @@ pub fn is_supported_payout_script(script: &Script) -> bool {
         && (script.is_p2pkh() || script.is_p2sh() || script.is_p2wpkh() || script.is_p2wsh() || script.is_p2tr())
 }
 
-/// The least fee a burn to `script` must pay: `min_fee` plus its output at twice the agreed rate.
+/// The least fee a burn to `script` must pay at the chain's floor rate (see [`required_pegout_fee_at`]).
 pub fn required_pegout_fee(chain: &Chain, script: &Script) -> Amount {
-    let rate = chain.params().pegin_fee_rate_sat_vb;
-    let output = Amount::from_sat(peg::output_vbytes(script).saturating_mul(rate).saturating_mul(2));
+    required_pegout_fee_at(chain, chain.params().pegin_fee_rate_sat_vb, script)
+}
+
+/// The least fee a burn to `script` must pay when the agreed rate is `rate_sat_vb`: `min_fee` plus its
+/// output at twice that rate (headroom for one bump).
+pub fn required_pegout_fee_at(chain: &Chain, rate_sat_vb: u64, script: &Script) -> Amount {
+    let output = Amount::from_sat(peg::output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2));
     chain.params().min_fee.checked_add(output).unwrap_or(Amount::MAX_MONEY)
 }
 
@@ -129,7 +133,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if amount < params.pegout_min_amount || amount < dust {
             return Err(TxError::PegOutBelowMinimum { amount, min: params.pegout_min_amount.max(dust) });
         }
-        let required = required_pegout_fee(chain, &script);
+        let required = required_pegout_fee_at(chain, crate::fee_rate::agreed_fee_rate(chain, self)?, &script);
         if tx.fee < required {
             return Err(TxError::FeeTooLow { fee: tx.fee, min: required });
         }

@@ -65,7 +65,7 @@ pub struct ChainMeta {
 /// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
 /// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue, `11` batches, `12`
-/// the batch index, `13` the spendable federation outputs. Later tags: burns and batches, fee-rate votes, peg halt reports.
+/// the batch index, `13` the spendable federation outputs, `14` fee-rate votes and the agreed rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -103,6 +103,8 @@ pub enum StateKey {
     BatchIndex,
     /// Tag 13: the single [`SpendableUtxos`](crate::batching::SpendableUtxos) value.
     SpendableUtxos,
+    /// Tag 14: the single [`FeeRates`](crate::fee_rate::FeeRates) value.
+    FeeRates,
 }
 
 impl StateKey {

@@ -53,7 +53,7 @@ pub enum UserTxKind {
     RegisterDeposit,
     /// Tag 2: burns `amount + fee` and queues a Bitcoin payment of exactly `amount` to `btc_script_pubkey`
     /// (a standard output script; the fee covers the payout output at twice the agreed rate plus
-    /// `min_fee`). Refused while `Params::pegout_enabled` is false (the payout path is being built).
+    /// `min_fee`). Refused while `Params::pegout_enabled` is false.
     PegOut {
         /// The output script to pay (from the user's BTC address).
         btc_script_pubkey: Vec<u8>,
@@ -127,8 +127,7 @@ pub struct ValidatorTx {
     pub kind: ValidatorTxKind,
 }
 
-/// What a validator says. The borsh tag is the position below; future kinds (fee-rate votes, peg-out
-/// signature shares) are appended.
+/// What a validator says. The borsh tag is the position below; future kinds are appended.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub enum ValidatorTxKind {
     /// Tag 0: "my bitcoind no longer has `anchor` (the anchor in force) in its best chain": a reorg deeper
@@ -153,6 +152,13 @@ pub enum ValidatorTxKind {
         txid: Hash32,
         /// One per input, in input order.
         signatures: Vec<Vec<u8>>,
+    },
+    /// Tag 3: "my bitcoind says Bitcoin fees are `sat_per_vb` now" (its estimate, or its mempool's floor,
+    /// or the operator's floor, whichever is highest). State keeps each validator's latest vote; the agreed
+    /// rate follows the median of fresh votes (see `fee_rate`).
+    FeeRateVote {
+        /// The rate, in sat/vB (1 to `fee_rate::MAX_FEE_RATE`).
+        sat_per_vb: u64,
     },
 }
 

@@ -1,6 +1,6 @@
 //! Validator transactions: what every kind shares (the signer is a validator, the transaction is for this
 //! height, no fee) and where each kind goes: halt votes to [`crate::halt`], signature shares to
-//! [`crate::batching`].
+//! [`crate::batching`], fee-rate votes to [`crate::fee_rate`].
 
 use crate::block::BtcAnchor;
 use crate::execute::{Overlay, Receipt, TxError};
@@ -31,7 +31,10 @@ impl<S: StateReader> Overlay<'_, S> {
                 self.apply_halt_vote(chain, tx, prev_anchor)?
             }
             ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
-                self.apply_batch_shares(chain, tx.validator, *batch, txid, signatures)?
+                self.apply_batch_shares(chain, meta, tx.validator, *batch, txid, signatures)?
+            }
+            ValidatorTxKind::FeeRateVote { sat_per_vb } => {
+                self.apply_fee_rate_vote(tx.validator, tx.height, *sat_per_vb)?
             }
         }
         Ok(Receipt { txid: signed.txid(), sender: None, fee: Amount::ZERO })

@@ -174,6 +174,17 @@ impl BitcoindClient {
         v.as_u64().and_then(|h| u32::try_from(h).ok()).ok_or_else(|| bad("getblockcount", &v))
     }
 
+    /// What Bitcoin fees are now, as this bitcoind sees them, in sat/vB rounded up: the larger of its
+    /// 2-block `estimatesmartfee` (absent on regtest and on a fresh node) and its mempool's minimum fee
+    /// (`getmempoolinfo.mempoolminfee`: the relay floor, raised when the mempool is full). `None` when
+    /// neither is a sane rate; a garbage answer is never a vote.
+    pub fn fee_rate_sat_vb(&self) -> Result<Option<u64>, BitcoinError> {
+        let estimate = self.call("estimatesmartfee", &[json!(2)])?;
+        let mempool = self.call("getmempoolinfo", &[])?;
+        let rates = [estimate.get("feerate"), mempool.get("mempoolminfee")];
+        Ok(rates.into_iter().flatten().filter_map(Value::as_f64).filter_map(btc_per_kvb_to_sat_vb).max())
+    }
+
     /// The hash of the best-chain block at `height`.
     pub fn block_hash(&self, height: u32) -> Result<BlockHash, BitcoinError> {
         match self.call("getblockhash", &[json!(height)]) {
@@ -200,6 +211,14 @@ impl BitcoindClient {
         }
         Ok(block)
     }
+}
+
+/// A rate in BTC/kvB (as bitcoind answers) in sat/vB rounded up; `None` unless finite, positive and at most
+/// `ledger::fee_rate::MAX_FEE_RATE`.
+pub fn btc_per_kvb_to_sat_vb(rate: f64) -> Option<u64> {
+    let sat_vb = (rate * 100_000.0).ceil();
+    let max = ledger::fee_rate::MAX_FEE_RATE as f64;
+    (sat_vb.is_finite() && (1.0..=max).contains(&sat_vb)).then_some(sat_vb as u64)
 }
 
 fn bad(method: &'static str, v: &Value) -> BitcoinError {
@@ -398,5 +417,20 @@ impl DepositIndex {
             return Err(BitcoinError::NotIndexed { height: expected, covered });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::btc_per_kvb_to_sat_vb;
+
+    #[test]
+    fn bitcoind_fee_rates_become_whole_sat_per_vbyte_and_garbage_is_no_rate() {
+        assert_eq!(btc_per_kvb_to_sat_vb(0.00001), Some(1));
+        assert_eq!(btc_per_kvb_to_sat_vb(0.00001001), Some(2), "rounded up");
+        assert_eq!(btc_per_kvb_to_sat_vb(0.0002), Some(20));
+        for garbage in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
+            assert_eq!(btc_per_kvb_to_sat_vb(garbage), None, "{garbage}");
+        }
     }
 }

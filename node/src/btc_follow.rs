@@ -33,6 +33,8 @@ pub struct BtcSnapshot {
     pub claims: Vec<peg::Deposit>,
     /// Claims this bitcoind contradicts, with the reason.
     pub rejected_claims: Vec<(ledger::BtcOutPoint, String)>,
+    /// Bitcoin's fee rate as this bitcoind sees it (see `BitcoindClient::fee_rate_sat_vb`), in sat/vB.
+    pub fee_rate_sat_vb: Option<u64>,
 }
 
 impl peg::BitcoinView for BtcSnapshot {
@@ -193,6 +195,11 @@ fn poll(
         registry_version: registry.version,
         claims: Vec::new(),
         rejected_claims: Vec::new(),
+        // A bitcoind that cannot estimate fees still serves the anchor: no vote, not an outage.
+        fee_rate_sat_vb: client.fee_rate_sat_vb().unwrap_or_else(|e| {
+            debug!(error = %e, "no fee estimate from bitcoind");
+            None
+        }),
     })
 }
 

@@ -23,9 +23,21 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     /// Consensus timeouts.
     pub consensus: Option<consensus::Config>,
+    /// Peg settings of this validator.
+    #[serde(default)]
+    pub peg: PegSection,
     /// Deliberate faults for test networks (refused unless `SIDECHAIND_ALLOW_FAULTS=1`).
     #[serde(default)]
     pub fault: crate::service::Faults,
+}
+
+/// `[peg]`
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PegSection {
+    /// The least fee rate (sat/vB) this validator votes for, whatever its bitcoind estimates. On regtest,
+    /// where bitcoind has no estimate, this is the vote (default: the chain's floor).
+    pub fee_rate_floor_sat_vb: Option<u64>,
 }
 
 /// `[metrics]`

@@ -274,6 +274,7 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         faults: file.fault.clone(),
         bitcoind,
         btc_poll_interval: Duration::from_millis(100),
+        fee_rate_floor_sat_vb: file.peg.fee_rate_floor_sat_vb.unwrap_or(0),
     };
     let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
     let metrics_listener = match &metrics_bind {

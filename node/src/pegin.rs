@@ -207,14 +207,14 @@ fn in_flight_batch_txids<S: StateReader>(state: &S) -> Result<Vec<Hash32>, Strin
     let mut out = Vec::new();
     for id in index.in_flight {
         if let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? {
-            out.push(b.txid);
+            out.extend(b.version_txids());
         }
     }
     Ok(out)
 }
 
-/// The settlements a block moving the anchor from `prev` to `new` must carry: every in-flight batch whose
-/// current version is in an indexed BTC block of `(prev, new]`. Call after [`required_mints`] succeeded
+/// The settlements a block moving the anchor from `prev` to `new` must carry: every in-flight batch one of
+/// whose versions (they all conflict, so at most one) is in an indexed BTC block of `(prev, new]`. Call after [`required_mints`] succeeded
 /// for the same range (it checks the index covers it).
 pub fn required_settlements<S: StateReader>(
     state: &S,
@@ -229,11 +229,13 @@ pub fn required_settlements<S: StateReader>(
     }
     for id in index.in_flight {
         let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? else { continue };
-        let txid = bitcoin::Txid::from_byte_array(b.txid.0);
-        for h in prev.height.get() + 1..=new.height.get() {
-            if let Some(block) = snap.deposits.get(&h) {
-                if block.txids.contains(&txid) {
-                    out.push(ledger::SettleTx { batch: id, txid: b.txid, btc_block: from_peg((h, block.hash)) });
+        for version in b.version_txids() {
+            let txid = bitcoin::Txid::from_byte_array(version.0);
+            for h in prev.height.get() + 1..=new.height.get() {
+                if let Some(block) = snap.deposits.get(&h) {
+                    if block.txids.contains(&txid) {
+                        out.push(ledger::SettleTx { batch: id, txid: version, btc_block: from_peg((h, block.hash)) });
+                    }
                 }
             }
         }

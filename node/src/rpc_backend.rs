@@ -72,6 +72,29 @@ impl NodeRpc {
         }))
     }
 
+    /// What the peg-out views need besides state: the threshold, the network, and the batch versions our
+    /// bitcoind shows confirmed (validators with a bitcoind only).
+    fn pegout_view<S: StateReader>(&self, state: &S) -> Result<rpc::types::PegOutView, BackendError> {
+        let mut confirmed = std::collections::BTreeMap::new();
+        if let Some(snap) = self.handle.btc_snapshot() {
+            let index = ledger::batching::batch_index(state).map_err(Self::storage)?;
+            for id in index.in_flight {
+                let Some(b) = ledger::batching::batch(state, id).map_err(Self::storage)? else { continue };
+                for version in b.version_txids() {
+                    let txid = rpc::types::btc_txid(&version);
+                    if let Some((h, _)) = snap.deposits.iter().find(|(_, blk)| blk.txids.contains(&txid)) {
+                        confirmed.insert(version, *h);
+                    }
+                }
+            }
+        }
+        Ok(rpc::types::PegOutView {
+            threshold: self.handle.chain().federation().threshold(),
+            network: self.network,
+            confirmed,
+        })
+    }
+
     /// The state after the committed tip.
     fn tip_state(&self) -> Snapshot<'_, crate::storage::Store> {
         Snapshot::new(&**self.handle.store(), self.handle.status().height.get())
@@ -193,7 +216,10 @@ impl RpcBackend for NodeRpc {
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         let chain = self.handle.chain();
         let fed = chain.federation();
-        let totals = self.tip_state().peg_totals().map_err(Self::storage)?;
+        let state = self.tip_state();
+        let totals = state.peg_totals().map_err(Self::storage)?;
+        let rates = ledger::fee_rate::fee_rates(&state).map_err(Self::storage)?;
+        let agreed = ledger::fee_rate::agreed_fee_rate(chain, &state).map_err(Self::storage)?;
         Ok(FederationInfo {
             descriptor: fed.descriptor().to_string(),
             threshold: fed.threshold() as u32,
@@ -203,8 +229,9 @@ impl RpcBackend for NodeRpc {
             network: self.network.to_string(),
             pegin_confirmations: chain.params().pegin_confirmations,
             pegin_min_amount: chain.params().pegin_min_amount,
-            pegin_fee: chain.pegin_fee(),
-            pegout_fee_rate_sat_vb: chain.params().pegin_fee_rate_sat_vb,
+            pegin_fee: chain.pegin_fee_at(agreed),
+            pegout_fee_rate_sat_vb: agreed,
+            fee_rate_votes: rpc::types::FeeRateVoteInfo::from_rates(&rates),
             peg_totals: totals.into(),
         })
     }
@@ -246,13 +273,15 @@ impl RpcBackend for NodeRpc {
     }
 
     async fn pegouts(&self, count: usize, skip: usize) -> Result<Vec<PegOutInfo>, BackendError> {
-        let threshold = self.handle.chain().federation().threshold();
-        rpc::types::read_pegouts(&self.tip_state(), count, skip, threshold, self.network).map_err(Self::storage)
+        let state = self.tip_state();
+        let view = self.pegout_view(&state)?;
+        rpc::types::read_pegouts(&state, count, skip, &view).map_err(Self::storage)
     }
 
     async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
-        let threshold = self.handle.chain().federation().threshold();
-        rpc::types::read_pegout_by_txid(&self.tip_state(), &txid, threshold, self.network).map_err(Self::storage)
+        let state = self.tip_state();
+        let view = self.pegout_view(&state)?;
+        rpc::types::read_pegout_by_txid(&state, &txid, &view).map_err(Self::storage)
     }
 
     async fn reserve_proof(&self) -> Result<rpc::types::ReserveProofInfo, BackendError> {

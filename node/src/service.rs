@@ -57,6 +57,8 @@ pub struct ServiceConfig {
     pub bitcoind: Option<std::sync::Arc<crate::bitcoin::BitcoindClient>>,
     /// How often the follower polls bitcoind (it also polls at once when the anchor or registrations change).
     pub btc_poll_interval: Duration,
+    /// The least fee rate this validator votes for (sat/vB; `[peg] fee_rate_floor_sat_vb`).
+    pub fee_rate_floor_sat_vb: u64,
 }
 
 /// Test-only misbehaviour, switched on per node by the fault scenarios (`[fault]` in the config, honoured
@@ -355,6 +357,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         resume_request: watch::channel(None).0,
         signed_batches,
         finalized: HashMap::new(),
+        bump_warned: HashSet::new(),
         peg_summary: PegSummary::default(),
     };
     service.peg_summary = service.compute_peg_summary();
@@ -431,6 +434,8 @@ pub struct Service {
     signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
     /// Finalized batch versions, by (batch id, unsigned txid).
     finalized: HashMap<(u64, Hash32), bitcoin::Transaction>,
+    /// Batch versions due for a fee bump that execution could not build, already warned about.
+    bump_warned: HashSet<(u64, Hash32)>,
 }
 
 fn now_ms() -> u64 {
@@ -870,6 +875,7 @@ impl Service {
                 kinds.push(ledger::ValidatorTxKind::ResumePeg { anchor: resume });
             }
         }
+        kinds.extend(self.fee_rate_vote(state, height, me));
         kinds.extend(self.batch_shares_to_sign(state, me));
         let genesis = *self.chain.chain().genesis_hash();
         kinds
@@ -881,7 +887,9 @@ impl Service {
             .collect()
     }
 
-    /// Hands every in-flight batch with k shares, finalized, to the broadcaster (validators with a bitcoind).
+    /// Hands every in-flight batch's newest version with k shares, finalized, to the broadcaster (validators
+    /// with a bitcoind). While a fee bump collects its shares, the previous signed version keeps going out:
+    /// all versions conflict, so whichever Bitcoin takes, the batch is paid once.
     fn publish_signed_batches(&mut self) {
         let Some(tx) = &self.signed_batches else { return };
         let state = self.chain.state();
@@ -890,45 +898,84 @@ impl Service {
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
+        let meta = state.chain_meta().ok().flatten();
         for id in &index.in_flight {
             let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
-            if !b.is_signed(k) {
-                continue;
+            // Still due after the block executed: the bump could not be built (the fee pool cannot pay it,
+            // no spendable coins cover it, or the batch has its last version). Operators must hear of it.
+            if meta.is_some_and(|m| ledger::bumping::bump_due(chain, &b, &m)) && self.bump_warned.insert((b.id, b.txid))
+            {
+                let pool = state.get_account(&ledger::fee_pool_id()).ok().flatten().map(|a| a.balance);
+                warn!(batch = id, version = b.bumps() + 1, fee_pool = ?pool,
+                    "peg-out batch is due for a fee bump that cannot be built: fund the fee pool (pay the plain \
+                     federation address) or wait for more federation coins");
             }
-            if let Some(done) = self.finalized.get(&(b.id, b.txid)) {
+            let newest_signed = std::iter::once(b.current_version())
+                .chain(b.earlier.iter().rev().cloned())
+                .find(|v| v.shares.len() >= k);
+            let Some(v) = newest_signed else { continue };
+            if let Some(done) = self.finalized.get(&(b.id, v.txid)) {
                 txs.push(done.clone());
                 continue;
             }
-            let shares: Vec<peg::shares::Share> = b
+            let shares: Vec<peg::shares::Share> = v
                 .shares
                 .iter()
                 .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
                 .collect();
-            let finalized = b.unsigned().map_err(|e| e.to_string()).and_then(|unsigned| {
+            let finalized = v.unsigned(b.id).map_err(|e| e.to_string()).and_then(|unsigned| {
                 peg::shares::finalize_batch(
                     &secp,
                     chain.federation(),
                     chain.genesis_hash().0,
                     &unsigned,
-                    &b.peg_inputs(),
+                    &v.peg_inputs(),
                     &shares,
                 )
                 .map_err(|e| e.to_string())
             });
             match finalized {
                 Ok(signed) => {
-                    info!(batch = id, btc_txid = %signed.compute_txid(), "peg-out batch signed by a threshold: broadcasting");
-                    self.finalized.insert((b.id, b.txid), signed.clone());
+                    info!(batch = id, version = b.bumps() + 1, btc_txid = %signed.compute_txid(),
+                        "peg-out batch signed by a threshold: broadcasting");
+                    self.finalized.insert((b.id, v.txid), signed.clone());
                     txs.push(signed);
                 }
                 Err(e) => error!(batch = id, error = %e, "cannot finalize a peg-out batch with k recorded shares"),
             }
         }
+        self.finalized.retain(|(id, _), _| index.in_flight.contains(id));
         tx.send_if_modified(|old| {
             let changed = *old != txs;
             *old = txs;
             changed
         });
+    }
+
+    /// This validator's fee-rate vote, when it has none in state, its rate changed, or it is half as old as
+    /// votes may be: the highest of its bitcoind's rate, its operator's floor and the chain's floor. None
+    /// while its bitcoind does not answer (its old vote then ages out).
+    fn fee_rate_vote<S: StateReader>(
+        &self,
+        state: &S,
+        height: Height,
+        me: ValidatorIndex,
+    ) -> Option<ledger::ValidatorTxKind> {
+        let snap = self.btc.as_ref()?.borrow().clone();
+        snap.best?;
+        let chain = self.chain.chain();
+        let want = snap
+            .fee_rate_sat_vb
+            .unwrap_or(0)
+            .max(self.cfg.fee_rate_floor_sat_vb)
+            .max(chain.params().pegin_fee_rate_sat_vb)
+            .clamp(1, ledger::fee_rate::MAX_FEE_RATE);
+        let rates = ledger::fee_rate::fee_rates(state).ok()?;
+        let refresh = chain.params().fee_vote_max_age / 2;
+        match rates.votes.iter().find(|(v, _, _)| *v == me) {
+            Some((_, rate, at)) if *rate == want && at.get().saturating_add(refresh) > height.get() => None,
+            _ => Some(ledger::ValidatorTxKind::FeeRateVote { sat_per_vb: want }),
+        }
     }
 
     /// Our signature shares for in-flight peg-out batches that lack them (and lack k). Batches are built by

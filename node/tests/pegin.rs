@@ -5,83 +5,15 @@
 //! a reorg below N drops the deposit and its re-mining mints it once, also across kill -9 of every validator.
 
 use bitcoin::Amount;
-use ledger::{UserTx, UserTxKind};
-use primitives::{AccountId, Keypair};
+use primitives::Keypair;
 use rpc::client::SidechainApiClient;
-use rpc::types::{BlockTxs, GetBlockResult, TxKindInfo};
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::{broadcast, BtcWallet};
-use testnet::federation::{Federation, FederationConfig};
+use testnet::federation::Federation;
 
-const N: u64 = 6; // Params::default().pegin_confirmations
+mod common;
 
-async fn balance(fed: &Federation, node: usize, who: AccountId) -> Amount {
-    fed.nodes[node].client().expect("client").get_account(who).await.expect("getaccount").balance
-}
-
-/// Registers `key`'s deposit address and waits until the registration is in a block.
-async fn register(fed: &Federation, key: &Keypair) {
-    let c = fed.nodes[0].client().expect("client");
-    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
-    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-        .sign(key, &genesis);
-    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "registration {txid} not committed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Mines on bitcoind 0 and waits until every bitcoind has the block.
-fn mine(fed: &Federation, n: u64) -> u64 {
-    fed.bitcoinds[0].mine(n).expect("mine");
-    let h = fed.bitcoinds[0].height().expect("height");
-    for b in &fed.bitcoinds {
-        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
-    }
-    h
-}
-
-async fn anchor_height(fed: &Federation, node: usize) -> u64 {
-    let info = fed.nodes[node].client().expect("client").get_blockchain_info().await.expect("info");
-    u64::from(info.btc_anchor.height.get())
-}
-
-async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
-    let deadline = Instant::now() + bound;
-    while anchor_height(fed, 0).await < at_least {
-        assert!(Instant::now() < deadline, "anchor below {at_least} after {bound:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn start(node_toml: Vec<(usize, String)>) -> Federation {
-    start_with(node_toml, None)
-}
-
-fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
-    Federation::start(FederationConfig {
-        genesis_params,
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
-        validators: 4,
-        full_nodes: 1,
-        bitcoind: true,
-        node_toml,
-        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
-        ..Default::default()
-    })
-    .expect("federation starts")
-}
-
-/// Funds a BTC wallet on bitcoind 0 (one mature coinbase) and lets the anchor catch up.
-async fn funded_wallet(fed: &Federation, seed: u8) -> (BtcWallet, testnet::btc_wallet::Utxo) {
-    let wallet = BtcWallet::from_seed(seed);
-    let utxo = wallet.mine_coinbases(&fed.bitcoinds[0], 1).expect("coinbase").remove(0);
-    let tip = mine(fed, 100);
-    wait_anchor(fed, tip - (N - 1), Duration::from_secs(120)).await;
-    (wallet, utxo)
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
@@ -145,67 +77,6 @@ async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }
-}
-
-/// Waits (bounded) until node `i`'s metric `name` equals `want`; returns the last value read.
-async fn wait_metric(fed: &Federation, i: usize, name: &str, want: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = fed.nodes[i].metric(name).expect("metrics").unwrap_or(f64::NAN);
-        if v == want || Instant::now() > deadline {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Pays `amount` from `utxo` to `recipient`'s deposit address (not mined); returns the transaction.
-async fn pay_deposit(
-    fed: &Federation,
-    wallet: &BtcWallet,
-    utxo: &testnet::btc_wallet::Utxo,
-    recipient: AccountId,
-    amount: Amount,
-) -> bitcoin::Transaction {
-    let c = fed.nodes[0].client().expect("client");
-    let addr = c.get_pegin_address(recipient).await.expect("address");
-    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = addr.address.parse().expect("address");
-    let tx = wallet.pay(utxo, address.assume_checked().script_pubkey(), amount, Amount::from_sat(1_000)).expect("pay");
-    broadcast(&fed.bitcoinds[0], &tx).expect("broadcast");
-    tx
-}
-
-/// Waits until `who` holds exactly `want` on node 0 (bounded), then checks it stays so on every node.
-async fn wait_balance(fed: &Federation, who: AccountId, want: Amount, bound: Duration) -> u64 {
-    let deadline = Instant::now() + bound;
-    loop {
-        let b = balance(fed, 0, who).await;
-        if b == want {
-            break;
-        }
-        assert!(b < want, "balance {b} above the expected {want}: minted twice?");
-        assert!(Instant::now() < deadline, "balance {b}, want {want}: {}", fed.nodes[0].process.log_tail(30));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    fed.nodes[0].height().await.expect("height")
-}
-
-/// Every mint in blocks `from..=to` of node 0: (height, proposer, outpoint).
-async fn mints_between(fed: &Federation, from: u64, to: u64) -> Vec<(u64, u16, bitcoin::OutPoint)> {
-    let c = fed.nodes[0].client().expect("client");
-    let mut out = Vec::new();
-    for h in from..=to {
-        let block = c.get_block(rpc::api::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
-        let GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
-        if let BlockTxs::Full(txs) = &b.tx {
-            for t in txs {
-                if let TxKindInfo::Mint { btc_outpoint, .. } = &t.kind {
-                    out.push((h, b.proposer.0, *btc_outpoint));
-                }
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,21 +165,6 @@ async fn a_reorg_below_n_drops_the_deposit_and_remining_mints_it_once_across_res
     }
 }
 
-/// Mines `n` empty blocks on bitcoind 0 (mempool transactions stay unconfirmed) and waits for all bitcoinds.
-fn mine_empty(fed: &Federation, n: u64) -> u64 {
-    let burn = BtcWallet::from_seed(99).address().to_string();
-    for _ in 0..n {
-        fed.bitcoinds[0]
-            .call::<serde_json::Value>("generateblock", &[serde_json::json!(burn), serde_json::json!([])])
-            .expect("empty block");
-    }
-    let h = fed.bitcoinds[0].height().expect("height");
-    for b in &fed.bitcoinds {
-        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
-    }
-    h
-}
-
 /// Waits (bounded) until validator `i` reports `stage` for `outpoint`; returns the status.
 async fn wait_stage(
     fed: &Federation,
@@ -395,113 +251,6 @@ async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_
         .expect("scantxoutset");
     let on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
     assert_eq!(on_chain, totals.btc_held, "state's BTC held is what bitcoind's UTXO set holds");
-    for n in &mut fed.nodes {
-        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoin() {
-    let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 });
-    let mut fed = start_with(Vec::new(), Some(params));
-    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
-    let (wallet, utxo) = funded_wallet(&fed, 7).await;
-    let user = Keypair::from_secret([41; 32]);
-    let who = user.public().account_id();
-    register(&fed, &user).await;
-    let deposit = Amount::from_sat(1_000_000);
-    pay_deposit(&fed, &wallet, &utxo, who, deposit).await;
-    mine(&fed, N);
-    wait_balance(&fed, who, deposit - Amount::from_sat(264), Duration::from_secs(60)).await;
-
-    // Burn 300k to a BTC address: the fee covers the payout output at twice the rate plus min_fee.
-    let payee = BtcWallet::from_seed(50).script_pubkey();
-    let c = fed.nodes[1].client().expect("client");
-    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
-    let amount = Amount::from_sat(300_000);
-    let fee = Amount::from_sat(100 + 2 * 31 * 2);
-    let burn = UserTx {
-        signer: user.public(),
-        nonce: 1,
-        fee,
-        kind: UserTxKind::PegOut { btc_script_pubkey: payee.to_bytes(), amount },
-    }
-    .sign(&user, &genesis);
-    c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&burn))).await.expect("burn accepted");
-    let after_burn = deposit - Amount::from_sat(264) - amount - fee;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while balance(&fed, 0, who).await != after_burn {
-        assert!(Instant::now() < deadline, "burn not committed: {}", fed.nodes[0].process.log_tail(30));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // Execution batches it at the next interval, validators sign it in the blocks they propose, and each
-    // validator with k shares in state broadcasts the finalized transaction: it reaches bitcoind's mempool.
-    let btc0 = &fed.bitcoinds[0];
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let payout_txid = loop {
-        let mempool: Vec<String> = btc0.call("getrawmempool", &[]).expect("mempool");
-        let mut found = None;
-        for txid in mempool {
-            let tx: serde_json::Value =
-                btc0.call("getrawtransaction", &[serde_json::json!(txid), serde_json::json!(true)]).expect("tx");
-            let pays = tx["vout"].as_array().into_iter().flatten().any(|o| {
-                o["scriptPubKey"]["hex"].as_str() == Some(&payee.to_hex_string())
-                    && Amount::from_btc(o["value"].as_f64().unwrap_or(0.0)).ok() == Some(amount)
-            });
-            if pays {
-                found = Some(txid);
-            }
-        }
-        if let Some(t) = found {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "no payout in the mempool: {}", fed.nodes[0].process.log_tail(40));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    mine(&fed, 1);
-    let desc = format!("raw({})", payee.to_hex_string());
-    let scan: serde_json::Value = fed.bitcoinds[3]
-        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
-        .expect("scantxoutset");
-    let paid = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
-    assert_eq!(paid, amount, "the payee holds exactly the burned amount on Bitcoin (tx {payout_txid})");
-    // N confirmations later the anchor covers the payout: the next block settles the batch. Nothing is
-    // owed any more, and BTC held is the deposit minus what left: the payout and the Bitcoin fee.
-    let held_before = c.get_federation_info().await.expect("info").peg_totals.btc_held;
-    assert_eq!(held_before, deposit);
-    mine(&fed, N);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let totals = loop {
-        let t = fed.nodes[4].client().expect("client").get_federation_info().await.expect("info").peg_totals;
-        if t.unpaid_burns == Amount::ZERO {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "batch not settled: {t:?}: {}", fed.nodes[0].process.log_tail(30));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let payout: serde_json::Value =
-        btc0.call("getrawtransaction", &[serde_json::json!(payout_txid), serde_json::json!(true)]).expect("tx");
-    let outputs: Amount = payout["vout"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| Amount::from_btc(o["value"].as_f64().unwrap_or(0.0)).expect("amount"))
-        .sum();
-    let btc_fee = deposit - outputs;
-    assert_eq!(totals.btc_held, deposit - amount - btc_fee, "held = change of the batch");
-    // Supply was the deposit; the burn took `amount` out and the fee pool paid the Bitcoin fee: exactly
-    // what the federation still holds.
-    assert_eq!(totals.supply, totals.btc_held, "supply equals BTC held once everything is paid");
-    let fedinfo = c.get_federation_info().await.expect("info");
-    let scan: serde_json::Value = fed.bitcoinds[2]
-        .call(
-            "scantxoutset",
-            &[serde_json::json!("start"), serde_json::json!([format!("raw({})", fedinfo.script_pubkey)])],
-        )
-        .expect("scantxoutset");
-    let change_on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
-    assert_eq!(change_on_chain, totals.btc_held, "state's BTC held is the change bitcoind shows");
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }

@@ -84,6 +84,11 @@ fn schemas() -> Value {
             ("inputs", int.clone()),
         ]),
         obj(&[
+            ("type", json!({ "const": "feeratevote" })),
+            ("validator", int.clone()),
+            ("sat_per_vb", int.clone()),
+        ]),
+        obj(&[
             ("type", json!({ "const": "resumepeg" })),
             ("validator", int.clone()),
             ("btc_height", int.clone()),
@@ -112,9 +117,10 @@ fn schemas() -> Value {
         "ChainPegInfo": obj(&[
             ("btc_held_sat", r("Sat")),
             ("supply_sat", r("Sat")),
+            ("unpaid_burns_sat", r("Sat")),
             ("genesis_supply_sat", r("Sat")),
             ("reserve_ok", json!({ "type": "boolean",
-                "description": "supply - genesis_supply <= btc_held (genesis balances of test networks are unbacked)" })),
+                "description": "supply + unpaid_burns - genesis_supply <= btc_held (genesis balances of test networks are unbacked)" })),
             ("halted", json!({ "type": "boolean",
                 "description": "peg halted after a Bitcoin reorg deeper than N, until 2f+1 validators vote resumepeg" })),
         ]),
@@ -255,6 +261,11 @@ fn schemas() -> Value {
             ("pegin_min_amount_sat", r("Sat")),
             ("pegin_fee_sat", r("Sat")),
             ("pegout_fee_rate_sat_vb", int.clone()),
+            ("fee_rate_votes", json!({ "type": "array", "items": obj(&[
+                ("validator", int.clone()),
+                ("sat_per_vb", int.clone()),
+                ("height", r("Height")),
+            ]) })),
             ("peg_totals", r("PegTotals")),
         ]),
         "ReserveProofInfo": obj(&[
@@ -287,7 +298,10 @@ fn schemas() -> Value {
             ("amount_sat", r("Sat")),
             ("fee_sat", r("Sat")),
             ("burned_at", r("Height")),
-            ("stage", json!({ "enum": ["queued", "batched", "signed", "paid"] })),
+            (
+                "stage",
+                json!({ "enum": ["burned", "batched", "signed", "broadcast", "bumped", "confirmed", "final"] }),
+            ),
             (
                 "batch",
                 nullable(obj(&[
@@ -296,9 +310,12 @@ fn schemas() -> Value {
                     ("signatures", json!({ "type": "string", "pattern": "^[0-9]+/[0-9]+$" })),
                     ("fee_sat", r("Sat")),
                     ("vbytes", int.clone()),
+                    ("version", int.clone()),
+                    ("earlier_btc_txids", json!({ "type": "array", "items": hex(64) })),
                 ])),
             ),
             ("paid_in", nullable(obj(&[("btc_height", int.clone()), ("btc_block_hash", hex(64))]))),
+            ("confirmed_btc_height", nullable(int.clone())),
         ]),
         "PegInAddressInfo": obj(&[
             ("recipient", r("AccountId")),

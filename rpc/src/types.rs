@@ -220,6 +220,13 @@ pub enum TxKindInfo {
         /// Its height.
         btc_height: u32,
     },
+    /// A validator's fee-rate vote (from its bitcoind's view of Bitcoin fees).
+    Feeratevote {
+        /// The voting validator.
+        validator: ValidatorIndex,
+        /// Its rate, sat/vB.
+        sat_per_vb: u64,
+    },
     /// A validator votes to resume the halted peg from an anchor.
     Resumepeg {
         /// The voting validator.
@@ -330,6 +337,9 @@ impl From<&Tx> for TxInfo {
                             btc_txid: crate::types::btc_txid(txid),
                             inputs: signatures.len(),
                         }
+                    }
+                    ledger::ValidatorTxKind::FeeRateVote { sat_per_vb } => {
+                        TxKindInfo::Feeratevote { validator: v.tx.validator, sat_per_vb: *sat_per_vb }
                     }
                     ledger::ValidatorTxKind::ResumePeg { anchor } => TxKindInfo::Resumepeg {
                         validator: v.tx.validator,
@@ -602,16 +612,41 @@ pub struct FederationInfo {
     /// Smallest deposit that is minted (smaller ones are recorded, not minted).
     #[serde(rename = "pegin_min_amount_sat", with = "as_sat")]
     pub pegin_min_amount: Amount,
-    /// The peg-in fee taken from every minted deposit (to the fee pool): the cost of spending one deposit
-    /// input later, at the genesis peg-in fee rate.
+    /// The peg-in fee taken from every minted deposit now (to the fee pool): the cost of spending one
+    /// deposit input later, at the agreed fee rate.
     #[serde(rename = "pegin_fee_sat", with = "as_sat")]
     pub pegin_fee: Amount,
-    /// The agreed Bitcoin fee rate (sat/vB) a peg-out's fee is priced on: a burn pays at least `min_fee` plus
-    /// twice its payout output's vbytes at this rate.
+    /// The agreed Bitcoin fee rate (sat/vB): batches and bumps are priced on it, and a burn pays at least
+    /// `min_fee` plus twice its payout output's vbytes at it.
     #[serde(default)]
     pub pegout_fee_rate_sat_vb: u64,
+    /// Each validator's latest fee-rate vote.
+    #[serde(default)]
+    pub fee_rate_votes: Vec<FeeRateVoteInfo>,
     /// The peg totals at the tip.
     pub peg_totals: PegTotalsInfo,
+}
+
+/// One validator's fee-rate vote (`getfederationinfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeRateVoteInfo {
+    /// The validator.
+    pub validator: u16,
+    /// Its rate, sat/vB.
+    pub sat_per_vb: u64,
+    /// The block that carried it.
+    pub height: Height,
+}
+
+impl FeeRateVoteInfo {
+    /// The votes of a fee-rate record.
+    pub fn from_rates(rates: &ledger::fee_rate::FeeRates) -> Vec<Self> {
+        rates
+            .votes
+            .iter()
+            .map(|(v, sat_per_vb, height)| FeeRateVoteInfo { validator: v.0, sat_per_vb: *sat_per_vb, height: *height })
+            .collect()
+    }
 }
 
 /// A deposit address bound to one recipient (`getpeginaddress`).

@@ -134,6 +134,7 @@ fn ensure_port_free(port: u16) -> Result<(), BitcoindError> {
 
 /// A running regtest bitcoind.
 pub struct Bitcoind {
+    binary: PathBuf,
     child: Option<Child>,
     datadir: Option<tempfile::TempDir>,
     datadir_path: PathBuf,
@@ -181,24 +182,24 @@ impl Bitcoind {
              bind=127.0.0.1:{p2p_port}\nrpcbind=127.0.0.1:{rpc_port}\nrpcallowip=127.0.0.1\nrpcport={rpc_port}\nport={p2p_port}\n"
         );
         fs::write(datadir_path.join("bitcoin.conf"), conf).map_err(io_err("writing bitcoin.conf"))?;
-        let stdout = fs::File::create(datadir_path.join("stdout.log")).map_err(io_err("creating stdout.log"))?;
-        let stderr = fs::File::create(datadir_path.join("stderr.log")).map_err(io_err("creating stderr.log"))?;
-        let child = Command::new(&binary)
-            .arg(format!("-datadir={}", datadir_path.display()))
-            .args(&opts.extra_args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(io_err(format!("spawning {}", binary.display())))?;
+        let child = spawn(&binary, &datadir_path, &opts.extra_args)?;
         let rpc_addr: SocketAddr = ([127, 0, 0, 1], rpc_port).into();
         let client =
             Client::new(&format!("http://{rpc_addr}"), Auth::UserPass(RPC_USER.to_string(), RPC_PASSWORD.to_string()))
                 .map_err(|source| BitcoindError::Rpc { method: "connect".into(), source })?;
         let mut node =
-            Bitcoind { child: Some(child), datadir: Some(datadir), datadir_path, rpc_addr, p2p_port, client };
+            Bitcoind { binary, child: Some(child), datadir: Some(datadir), datadir_path, rpc_addr, p2p_port, client };
         node.wait_ready(opts.startup_timeout)?;
         Ok(node)
+    }
+
+    /// Stops it and starts it again on the same datadir and ports with `extra_args` (e.g. a raised
+    /// `-minrelaytxfee`), waiting (bounded) until its RPC answers. Its p2p connections must be made again.
+    pub fn restart_with(&mut self, extra_args: &[String]) -> Result<(), BitcoindError> {
+        self.stop();
+        let child = spawn(&self.binary, &self.datadir_path, extra_args)?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(60))
     }
 
     fn wait_ready(&mut self, bound: Duration) -> Result<(), BitcoindError> {
@@ -363,6 +364,27 @@ impl Bitcoind {
         }
         self.datadir_path.clone()
     }
+}
+
+fn spawn(binary: &Path, datadir: &Path, extra_args: &[String]) -> Result<Child, BitcoindError> {
+    let stdout = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("stdout.log"))
+        .map_err(io_err("opening stdout.log"))?;
+    let stderr = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("stderr.log"))
+        .map_err(io_err("opening stderr.log"))?;
+    Command::new(binary)
+        .arg(format!("-datadir={}", datadir.display()))
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .map_err(io_err(format!("spawning {}", binary.display())))
 }
 
 impl Drop for Bitcoind {

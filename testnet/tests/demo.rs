@@ -1,12 +1,13 @@
 //! The demo `scripts/testnet --exit` runs, as a test: a user with only BTC pegs in through the real CLI
 //! (deposit paid on regtest, N confirmations mined, minted exactly once), then pays a second user; every
-//! node of a real federation agrees on balances, state roots and the reserve, and the CLI's JSON parses.
+//! node of a real federation agrees on balances, state roots and the reserve, and the CLI's JSON parses;
+//! the second user pegs out to a BTC address and is paid exactly, once.
 
 use std::time::Duration;
 use testnet::demo::{self, DemoOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_pegin_then_transfer_reaches_every_node_through_the_cli() {
+async fn demo_pegin_transfer_and_pegout_reach_every_node_through_the_cli() {
     let opts = DemoOptions::default();
     let work = tempfile::tempdir().expect("tempdir");
     let (fed, report) = demo::run(&opts, work.path()).await.expect("demo runs");
@@ -22,5 +23,13 @@ async fn demo_pegin_then_transfer_reaches_every_node_through_the_cli() {
     assert!(report.reserve.reserve_ok && report.reserve.btc_held == opts.deposit, "{:?}", report.reserve);
     assert!(report.tx_height > p.minted_at && report.commit_wall < Duration::from_secs(60));
     assert!(report.ok_line().starts_with("demo ok: 5 nodes agree"), "{}", report.ok_line());
+    // Bob's peg-out: paid exactly on Bitcoin, nothing owed, the federation holds exactly the supply.
+    let o = &report.pegout;
+    assert_eq!(o.received, opts.pegout, "{o:?}");
+    assert_eq!(o.stages.last().map(|s| s.starts_with("final")), Some(true), "{:?}", o.stages);
+    assert!(o.broadcast_at >= o.burned_at && o.btc_height > p.btc_height, "{o:?}");
+    let r = report.reserve_after_pegout;
+    assert!(r.reserve_ok && r.btc_held == r.supply, "{r:?}");
+    assert_eq!(r.btc_held, opts.deposit - opts.pegout - o.btc_fee);
     drop(fed);
 }

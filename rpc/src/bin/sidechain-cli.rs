@@ -195,6 +195,9 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Pegoutsignatures { validator, batch, inputs, .. } => {
             format!("validator {validator} signs the {inputs} inputs of peg-out batch {batch}")
         }
+        TxKindInfo::Feeratevote { validator, sat_per_vb } => {
+            format!("validator {validator} votes a Bitcoin fee rate of {sat_per_vb} sat/vB")
+        }
         TxKindInfo::Resumepeg { validator, btc_height, btc_block_hash } => {
             format!("validator {validator} votes to resume the peg from BTC block {btc_height} {btc_block_hash}")
         }

@@ -126,6 +126,9 @@ pub struct ChainPegInfo {
     /// Every balance on the sidechain, fee pool included.
     #[serde(rename = "supply_sat", with = "as_sat")]
     pub supply: Amount,
+    /// Burned and not yet paid on Bitcoin (payouts and the Bitcoin fees of batches in flight).
+    #[serde(rename = "unpaid_burns_sat", with = "as_sat", default)]
+    pub unpaid_burns: Amount,
     /// The part of `supply` the genesis created. **Test networks only**: genesis balances are not backed
     /// by any BTC (a real chain has none, and all its supply comes from peg-ins).
     #[serde(rename = "genesis_supply_sat", with = "as_sat")]
@@ -147,6 +150,7 @@ impl ChainPegInfo {
         ChainPegInfo {
             btc_held: totals.btc_held,
             supply: totals.supply,
+            unpaid_burns: totals.unpaid_burns,
             genesis_supply,
             reserve_ok: pegged <= totals.btc_held,
             halted,

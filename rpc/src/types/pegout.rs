@@ -11,28 +11,38 @@ use ledger::batching::BatchRecord;
 use ledger::pegout::BurnRecord;
 use primitives::{AccountId, Hash32, Height};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// Where a burn is on its way to Bitcoin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a burn is on its way to Bitcoin, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PegOutStage {
     /// Burned, waiting for a batch.
-    Queued,
-    /// In a batch that does not have enough signatures yet.
+    Burned,
+    /// In a batch no validator signed yet.
     Batched,
-    /// In a batch with at least the federation threshold of signatures (it can be broadcast).
+    /// In a batch some validators signed, fewer than the threshold (`signatures` says how many).
     Signed,
-    /// The batch confirmed on Bitcoin.
-    Paid,
+    /// Its batch has the threshold of signatures: validators broadcast it to Bitcoin.
+    Broadcast,
+    /// Its batch did not confirm in time and was fee-bumped (a new version spending the same coins).
+    Bumped,
+    /// A version of its batch is in a Bitcoin block this node's bitcoind shows, not yet N deep.
+    Confirmed,
+    /// The anchor covers the confirmation (N deep): the burn is paid, for good.
+    Final,
 }
 
 impl std::fmt::Display for PegOutStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            PegOutStage::Queued => "queued",
+            PegOutStage::Burned => "burned",
             PegOutStage::Batched => "batched",
             PegOutStage::Signed => "signed",
-            PegOutStage::Paid => "paid",
+            PegOutStage::Broadcast => "broadcast",
+            PegOutStage::Bumped => "bumped",
+            PegOutStage::Confirmed => "confirmed",
+            PegOutStage::Final => "final",
         })
     }
 }
@@ -51,6 +61,10 @@ pub struct PegOutBatchInfo {
     pub fee: Amount,
     /// Upper bound of the signed size the fee was priced on.
     pub vbytes: u64,
+    /// Which version is current: 1, then one more per fee bump.
+    pub version: usize,
+    /// The txids of earlier (bumped) versions, oldest first (display order). All versions conflict.
+    pub earlier_btc_txids: Vec<String>,
 }
 
 /// The Bitcoin block where a burn was paid.
@@ -81,26 +95,40 @@ pub struct PegOutInfo {
     pub fee: Amount,
     /// The sidechain block that accepted the burn.
     pub burned_at: Height,
-    /// `queued`, `batched`, `signed` or `paid`.
+    /// `burned`, `batched`, `signed`, `broadcast`, `bumped`, `confirmed` or `final`.
     pub stage: PegOutStage,
     /// The batch paying it, once batched (null if its record is gone).
     pub batch: Option<PegOutBatchInfo>,
-    /// Where it was paid, once paid.
+    /// Where it was paid, once final.
     pub paid_in: Option<PegOutPaidIn>,
+    /// The BTC block height this node's bitcoind shows a version of its batch in, before it is final
+    /// (validators only: a node without a bitcoind cannot tell).
+    pub confirmed_btc_height: Option<u32>,
 }
 
 impl PegOutInfo {
-    /// The status of `burn`, with `batch` its batch record (if batched and still stored) and `threshold` the
-    /// signatures a batch needs.
-    pub fn new(burn: &BurnRecord, batch: Option<&BatchRecord>, threshold: usize, network: bitcoin::Network) -> Self {
-        let stage = if burn.paid_in.is_some() {
-            PegOutStage::Paid
-        } else if batch.is_some_and(|b| b.is_signed(threshold)) {
-            PegOutStage::Signed
-        } else if burn.batch.is_some() {
-            PegOutStage::Batched
-        } else {
-            PegOutStage::Queued
+    /// The status of `burn`, with `batch` its batch record (if batched and still stored), `threshold` the
+    /// signatures a batch needs and `confirmed` the batch versions (txid, internal order) this node's bitcoind
+    /// shows in a block, with the block's height.
+    pub fn new(
+        burn: &BurnRecord,
+        batch: Option<&BatchRecord>,
+        threshold: usize,
+        network: bitcoin::Network,
+        confirmed: &BTreeMap<Hash32, u32>,
+    ) -> Self {
+        let confirmed_btc_height = match (burn.paid_in, batch) {
+            (None, Some(b)) => b.version_txids().find_map(|t| confirmed.get(&t).copied()),
+            _ => None,
+        };
+        let stage = match batch {
+            _ if burn.paid_in.is_some() => PegOutStage::Final,
+            _ if confirmed_btc_height.is_some() => PegOutStage::Confirmed,
+            Some(b) if b.bumps() > 0 => PegOutStage::Bumped,
+            Some(b) if b.is_signed(threshold) => PegOutStage::Broadcast,
+            Some(b) if !b.shares.is_empty() => PegOutStage::Signed,
+            _ if burn.batch.is_some() => PegOutStage::Batched,
+            _ => PegOutStage::Burned,
         };
         PegOutInfo {
             burn_id: burn.id,
@@ -117,11 +145,14 @@ impl PegOutInfo {
                 signatures: format!("{}/{}", b.shares.len(), threshold),
                 fee: b.fee,
                 vbytes: b.vbytes,
+                version: b.bumps() + 1,
+                earlier_btc_txids: b.earlier.iter().map(|v| Txid::from_byte_array(v.txid.0).to_string()).collect(),
             }),
             paid_in: burn.paid_in.map(|a| PegOutPaidIn {
                 btc_height: a.height.0,
                 btc_block_hash: BlockHash::from_byte_array(a.hash.0).to_string(),
             }),
+            confirmed_btc_height,
         }
     }
 }
@@ -142,19 +173,29 @@ pub fn parse_burn_txid(s: &str) -> Result<Hash32, String> {
     t.parse::<Hash32>().map_err(|_| format!("expected a sidechain burn txid (64 hex digits), got {s:?}"))
 }
 
+/// What a node knows besides state when it shows burns.
+#[derive(Clone, Debug)]
+pub struct PegOutView {
+    /// Signatures a batch needs.
+    pub threshold: usize,
+    /// The node's Bitcoin network (addresses).
+    pub network: bitcoin::Network,
+    /// Batch versions (txid, internal order) its bitcoind shows in a block, with the block height.
+    pub confirmed: BTreeMap<Hash32, u32>,
+}
+
 /// Reads burns `ids` (newest first) from `state`, each with its batch.
 pub fn read_pegouts<S: ledger::StateReader>(
     state: &S,
     count: usize,
     skip: usize,
-    threshold: usize,
-    network: bitcoin::Network,
+    view: &PegOutView,
 ) -> Result<Vec<PegOutInfo>, ledger::StateError> {
     let next = ledger::pegout::pegout_queue(state)?.next_burn_id;
     let mut out = Vec::new();
     for id in (0..next).rev().skip(skip).take(count) {
         if let Some(b) = ledger::pegout::burn(state, id)? {
-            out.push(pegout_info(state, &b, threshold, network)?);
+            out.push(pegout_info(state, &b, view)?);
         }
     }
     Ok(out)
@@ -164,11 +205,10 @@ pub fn read_pegouts<S: ledger::StateReader>(
 pub fn read_pegout_by_txid<S: ledger::StateReader>(
     state: &S,
     txid: &Hash32,
-    threshold: usize,
-    network: bitcoin::Network,
+    view: &PegOutView,
 ) -> Result<Option<PegOutInfo>, ledger::StateError> {
     match ledger::pegout::burn_of_tx(state, txid)? {
-        Some(b) => Ok(Some(pegout_info(state, &b, threshold, network)?)),
+        Some(b) => Ok(Some(pegout_info(state, &b, view)?)),
         None => Ok(None),
     }
 }
@@ -176,14 +216,13 @@ pub fn read_pegout_by_txid<S: ledger::StateReader>(
 fn pegout_info<S: ledger::StateReader>(
     state: &S,
     b: &BurnRecord,
-    threshold: usize,
-    network: bitcoin::Network,
+    view: &PegOutView,
 ) -> Result<PegOutInfo, ledger::StateError> {
     let batch = match b.batch {
         Some(id) => ledger::batching::batch(state, id)?,
         None => None,
     };
-    Ok(PegOutInfo::new(b, batch.as_ref(), threshold, network))
+    Ok(PegOutInfo::new(b, batch.as_ref(), view.threshold, view.network, &view.confirmed))
 }
 
 #[cfg(test)]
@@ -218,28 +257,45 @@ mod tests {
             unsigned_tx: vec![],
             txid: Hash32([3; 32]),
             shares: (0..shares).map(|i| (primitives::ValidatorIndex(i as u16), vec![])).collect(),
+            signed_at_anchor: None,
+            earlier: vec![],
         }
     }
 
     #[test]
     fn stages_follow_the_records() {
         let net = bitcoin::Network::Regtest;
-        let q = PegOutInfo::new(&burn(), None, 3, net);
-        assert_eq!((q.stage, q.batch.clone(), q.paid_in.clone()), (PegOutStage::Queued, None, None));
+        let none = BTreeMap::new();
+        let q = PegOutInfo::new(&burn(), None, 3, net, &none);
+        assert_eq!((q.stage, q.batch.clone(), q.paid_in.clone()), (PegOutStage::Burned, None, None));
         assert!(q.btc_address.as_deref().is_some_and(|a| a.starts_with("bcrt1q")), "{q:?}");
         let mut b = burn();
         b.batch = Some(1);
-        let batched = PegOutInfo::new(&b, Some(&batch(2)), 3, net);
-        assert_eq!(batched.stage, PegOutStage::Batched);
-        let info = batched.batch.expect("batch shown");
-        assert_eq!((info.signatures.as_str(), info.btc_txid), ("2/3", "03".repeat(32)));
-        assert_eq!(PegOutInfo::new(&b, Some(&batch(3)), 3, net).stage, PegOutStage::Signed);
+        assert_eq!(PegOutInfo::new(&b, Some(&batch(0)), 3, net, &none).stage, PegOutStage::Batched);
+        let signed = PegOutInfo::new(&b, Some(&batch(2)), 3, net, &none);
+        assert_eq!(signed.stage, PegOutStage::Signed);
+        let info = signed.batch.expect("batch shown");
+        assert_eq!((info.signatures.as_str(), info.btc_txid, info.version), ("2/3", "03".repeat(32), 1));
+        assert_eq!(PegOutInfo::new(&b, Some(&batch(3)), 3, net, &none).stage, PegOutStage::Broadcast);
+        // Bumped: the first version is kept as an earlier one and a new version is current.
+        let mut bumped = batch(0);
+        bumped.earlier.push(batch(3).current_version());
+        bumped.txid = Hash32([6; 32]);
+        let info = PegOutInfo::new(&b, Some(&bumped), 3, net, &none);
+        assert_eq!(info.stage, PegOutStage::Bumped);
+        let shown = info.batch.expect("batch");
+        assert_eq!((shown.version, shown.earlier_btc_txids), (2, vec!["03".repeat(32)]));
+        // Our bitcoind shows the first version in block 130: confirmed, whichever version it is.
+        let confirmed = BTreeMap::from([(Hash32([3; 32]), 130)]);
+        let info = PegOutInfo::new(&b, Some(&bumped), 3, net, &confirmed);
+        assert_eq!((info.stage, info.confirmed_btc_height), (PegOutStage::Confirmed, Some(130)));
         b.paid_in = Some(ledger::BtcAnchor { height: primitives::BtcHeight(120), hash: Hash32([5; 32]) });
-        let paid = PegOutInfo::new(&b, Some(&batch(3)), 3, net);
-        assert_eq!(paid.stage, PegOutStage::Paid);
+        let paid = PegOutInfo::new(&b, Some(&batch(3)), 3, net, &confirmed);
+        assert_eq!((paid.stage, paid.confirmed_btc_height), (PegOutStage::Final, None));
         assert_eq!(paid.paid_in.map(|p| p.btc_height), Some(120));
-        let json = serde_json::to_value(PegOutInfo::new(&burn(), None, 3, net)).unwrap();
-        assert_eq!((json["stage"].as_str(), json["amount_sat"].as_u64()), (Some("queued"), Some(50_000)));
+        let json = serde_json::to_value(PegOutInfo::new(&burn(), None, 3, net, &none)).unwrap();
+        assert_eq!((json["stage"].as_str(), json["amount_sat"].as_u64()), (Some("burned"), Some(50_000)));
+        assert!(PegOutStage::Burned < PegOutStage::Broadcast && PegOutStage::Confirmed < PegOutStage::Final);
     }
 
     #[test]

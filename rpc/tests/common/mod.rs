@@ -52,6 +52,14 @@ fn storage_err<E: std::fmt::Display>(e: E) -> BackendError {
 }
 
 impl MemBackend {
+    fn pegout_view(&self) -> rpc::types::PegOutView {
+        rpc::types::PegOutView {
+            threshold: self.chain.federation().threshold(),
+            network: bitcoin::Network::Regtest,
+            confirmed: Default::default(),
+        }
+    }
+
     /// A chain with 4 validators and 3 users of 10 BTC; block 1 (user 0 -> user 1) and block 2
     /// (user 1 -> user 2) are committed.
     pub fn new() -> Arc<Self> {
@@ -253,6 +261,7 @@ impl RpcBackend for MemBackend {
             pegin_min_amount: Amount::from_sat(10_000),
             pegin_fee: self.chain.pegin_fee(),
             pegout_fee_rate_sat_vb: self.chain.params().pegin_fee_rate_sat_vb,
+            fee_rate_votes: Vec::new(),
             peg_totals: totals.into(),
         })
     }
@@ -261,16 +270,14 @@ impl RpcBackend for MemBackend {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
-        let k = self.chain.federation().threshold();
-        read_pegouts(&snap, count, skip, k, bitcoin::Network::Regtest).map_err(storage_err)
+        read_pegouts(&snap, count, skip, &self.pegout_view()).map_err(storage_err)
     }
 
     async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
-        let k = self.chain.federation().threshold();
-        read_pegout_by_txid(&snap, &txid, k, bitcoin::Network::Regtest).map_err(storage_err)
+        read_pegout_by_txid(&snap, &txid, &self.pegout_view()).map_err(storage_err)
     }
 
     /// The ledger's record from state; the mock's "bitcoind" confirms every claim submitted to it (at

@@ -393,13 +393,20 @@ pub async fn pegoutstatus(cli: &Cli, txid: Hash32) -> Result<()> {
         );
         if let Some(b) = &s.batch {
             out.push_str(&format!(
-                "\nbatch {}: btc txid {}, signatures {}, fee {} sat, {} vbytes",
+                "\nbatch {} version {}: btc txid {}, signatures {}, fee {} sat, {} vbytes",
                 b.id,
+                b.version,
                 b.btc_txid,
                 b.signatures,
                 b.fee.to_sat(),
                 b.vbytes
             ));
+            for (i, t) in b.earlier_btc_txids.iter().enumerate() {
+                out.push_str(&format!("\n  replaced version {}: btc txid {t}", i + 1));
+            }
+        }
+        if let Some(h) = s.confirmed_btc_height {
+            out.push_str(&format!("\nconfirmed in BTC block {h} (final once the anchor covers it)"));
         }
         if let Some(p) = &s.paid_in {
             out.push_str(&format!("\npaid in BTC block {} {}", p.btc_height, p.btc_block_hash));

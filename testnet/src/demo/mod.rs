@@ -1,16 +1,21 @@
 //! The demo `scripts/testnet` runs: a local federation (validators, each with its own regtest bitcoind,
 //! and a full node, all real processes), and the user's path through it with the real `sidechain-cli`:
 //! Alice, who holds only BTC, pegs in; the demo mines the confirmations and follows the deposit to its
-//! mint; Alice pays Bob; balances, state roots and the reserve are read back from every node, and a
-//! summary table is printed.
+//! mint; Alice pays Bob; balances, state roots and the reserve are read back from every node; Bob pegs out
+//! part of it to a BTC address and the demo follows the burn until Bitcoin paid it; a summary table is
+//! printed.
 //!
 //! Why the CLI and not the typed client: the demo is also the end-to-end check of what a user types, and
 //! its `--json` output is parsed here, so a CLI that prints something else fails the demo.
 //!
-//! The invariant it checks at the end: on every node, Alice holds exactly the deposit minus the peg-in fee,
-//! the transfer and its fee, Bob holds the transfer, and the BTC the federation holds equals the whole
-//! supply (there is no genesis allocation). Peg-out joins the demo when it lands (issue 8), and the summary
-//! says so.
+//! The invariants it checks: on every node, Alice holds exactly the deposit minus the peg-in fee, the
+//! transfer and its fee, Bob holds the transfer, and the BTC the federation holds equals the whole supply
+//! (there is no genesis allocation); after the peg-out, Bob's BTC address holds exactly what he burned,
+//! nothing is owed, and the federation still holds exactly the supply.
+
+mod pegout;
+
+pub use pegout::PegOutReport;
 
 use crate::federation::{sidechaind_path, Federation, FederationConfig, SidechainNode};
 use anyhow::{bail, ensure, Context, Result};
@@ -40,6 +45,8 @@ pub struct DemoOptions {
     pub deposit: Amount,
     /// What Alice then sends Bob on the sidechain.
     pub transfer: Amount,
+    /// What Bob then pegs out to his BTC address.
+    pub pegout: Amount,
 }
 
 impl Default for DemoOptions {
@@ -52,6 +59,7 @@ impl Default for DemoOptions {
             cli,
             deposit: Amount::from_sat(50_000_000),
             transfer: Amount::from_sat(12_345_678),
+            pegout: Amount::from_sat(5_000_000),
         }
     }
 }
@@ -126,6 +134,10 @@ pub struct DemoReport {
     pub nodes: Vec<(String, u64, String, u64, u64)>,
     /// The common height the state roots were compared at.
     pub compared_at: u64,
+    /// Bob's peg-out.
+    pub pegout: PegOutReport,
+    /// The reserve after the peg-out.
+    pub reserve_after_pegout: Reserve,
     /// Wall time of the whole demo.
     pub wall: Duration,
 }
@@ -136,8 +148,9 @@ impl DemoReport {
         let p = &self.pegin;
         format!(
             "demo ok: {} nodes agree at height {}, peg-in {} BTC (btc tx {}) minted at height {}, +{} blocks ({:.2}s) \
-             after its {} confirmations, transfer {} committed at height {} ({} blocks, {:.2}s), reserve {} BTC \
-             held vs {} BTC supply, demo {:.1}s",
+             after its {} confirmations, transfer {} committed at height {} ({} blocks, {:.2}s), peg-out {} BTC \
+             (btc tx {}) broadcast +{} blocks after its burn, paid in BTC block {}, reserve {} BTC held vs {} BTC \
+             supply, demo {:.1}s",
             self.nodes.len(),
             self.compared_at,
             p.deposit.to_btc(),
@@ -150,8 +163,12 @@ impl DemoReport {
             self.tx_height,
             self.blocks_to_commit,
             self.commit_wall.as_secs_f64(),
-            self.reserve.btc_held.to_btc(),
-            self.reserve.supply.to_btc(),
+            self.pegout.amount.to_btc(),
+            short(&self.pegout.btc_txid),
+            self.pegout.blocks_to_broadcast(),
+            self.pegout.btc_height,
+            self.reserve_after_pegout.btc_held.to_btc(),
+            self.reserve_after_pegout.supply.to_btc(),
             self.wall.as_secs_f64()
         )
     }
@@ -235,6 +252,7 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         bitcoind: true,
         initial_accounts: vec![],
         binary: Some(opts.sidechaind.clone()),
+        genesis_params: Some(serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 })),
         ..Default::default()
     })
     .context("starting the federation")?;
@@ -379,8 +397,46 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             reserve.supply.to_btc()
         ),
     );
+
+    // Bob pegs out part of what Alice sent him, to his own BTC address.
+    let bob_btc = crate::btc_wallet::BtcWallet::from_seed(0xb0).address();
+    let bob_node = NodeCli::new(&opts.cli, node);
+    let pegout = pegout::run(&fed, &bob_node, &bob_wallet, &bob_btc, opts.pegout, start).await.context("peg-out")?;
+    let mut after = Vec::new();
+    for n in &fed.nodes {
+        let peg = NodeCli::new(&opts.cli, n).json(&["getblockchaininfo"]).await?["peg"].clone();
+        let unpaid = sat(&peg["unpaid_burns_sat"], "peg.unpaid_burns_sat in getblockchaininfo")?;
+        let r = Reserve {
+            btc_held: sat(&peg["btc_held_sat"], "peg.btc_held_sat in getblockchaininfo")?,
+            supply: sat(&peg["supply_sat"], "peg.supply_sat in getblockchaininfo")?,
+            reserve_ok: peg["reserve_ok"].as_bool().context("no peg.reserve_ok in getblockchaininfo")?,
+        };
+        ensure!(
+            unpaid == Amount::ZERO && r.reserve_ok && r.btc_held == r.supply,
+            "{}: after the peg-out: {r:?}, unpaid burns {unpaid} (expected nothing owed and BTC held = supply)",
+            n.name
+        );
+        ensure!(
+            r.btc_held == opts.deposit - opts.pegout - pegout.btc_fee,
+            "{}: BTC held {} is not the deposit less the payout and its Bitcoin fee",
+            n.name,
+            r.btc_held
+        );
+        after.push(r);
+    }
+    let reserve_after_pegout = after[0];
+    step(
+        start,
+        format!(
+            "reserves vs supply after the peg-out on every node: {} BTC held, supply {} BTC, nothing owed",
+            reserve_after_pegout.btc_held.to_btc(),
+            reserve_after_pegout.supply.to_btc()
+        ),
+    );
     let report = DemoReport {
         pegin,
+        pegout,
+        reserve_after_pegout,
         reserve,
         transfer: opts.transfer,
         txid,
@@ -633,5 +689,31 @@ pub fn print_summary(r: &DemoReport) {
         r.reserve.supply.to_btc(),
         if r.reserve.reserve_ok { "reserve ok" } else { "SHORT" }
     );
-    println!("peg-out is not in this demo yet (issue 8): bob's coins stay on the sidechain");
+    let o = &r.pegout;
+    println!(
+        "{:<14}{} BTC to {} (fee {} sat): burn {} at height {}",
+        "peg-out",
+        o.amount.to_btc(),
+        o.btc_address,
+        o.fee.to_sat(),
+        short(&o.burn_txid),
+        o.burned_at
+    );
+    println!(
+        "{:<14}{} broadcast at height {} (+{} blocks), BTC fee {} sat, paid in BTC block {}; received {} BTC",
+        "batch",
+        o.btc_txid,
+        o.broadcast_at,
+        o.blocks_to_broadcast(),
+        o.btc_fee.to_sat(),
+        o.btc_height,
+        o.received.to_btc()
+    );
+    println!(
+        "{:<14}{} BTC held vs {} BTC supply after the peg-out: {}",
+        "reserves",
+        r.reserve_after_pegout.btc_held.to_btc(),
+        r.reserve_after_pegout.supply.to_btc(),
+        if r.reserve_after_pegout.reserve_ok { "reserve ok, nothing owed" } else { "SHORT" }
+    );
 }

@@ -1,0 +1,115 @@
+//! Fee bumps of stuck peg-out batches, built by block execution like the batches themselves.
+//!
+//! Why in execution: which coins a bump adds and what it pays decides whether a burn could be paid twice.
+//! Built from state alone, every node gets the same next version, byte for byte, and it spends a superset
+//! of the previous version's inputs (`peg::bump_batch`), so every version of a batch conflicts with every
+//! other: Bitcoin confirms at most one of them, and the one the anchor shows settles the batch.
+//!
+//! When: the current version has k shares (validators broadcast it) and the anchor moved
+//! `Params::pegout_bump_after` BTC blocks past the anchor of the block that recorded its k-th share
+//! without a settlement. At: the agreed fee rate, and at least the previous fee plus the relay increment
+//! (BIP125 rules 3, 4 and 6). Paid: the fee difference comes out of the fee pool into `unpaid_burns`, as
+//! the first fee did; settlement hands back what the confirmed version did not spend.
+
+use crate::batching::{batch, batch_index, input_records, BatchRecord, SpendableUtxos, INCREMENTAL_RELAY_SAT_VB};
+use crate::execute::{Overlay, TxError};
+use crate::genesis::Chain;
+use crate::state::{fee_pool_id, ChainMeta, StateKey, StateReader};
+use bitcoin::hashes::Hash as _;
+use primitives::{canonical_bytes, Hash32};
+
+/// Why a due bump was not built at this height (it is tried again at the next block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BumpSkipped {
+    /// The batch has [`crate::batching::MAX_BATCH_VERSIONS`] versions already.
+    TooManyVersions,
+    /// The builder refused (not enough spendable coins for the higher fee, or a size limit).
+    Builder(String),
+    /// The fee pool cannot pay the difference.
+    FeePoolShort,
+}
+
+/// Whether `record` is due for a bump at `meta`'s anchor.
+pub fn bump_due(chain: &Chain, record: &BatchRecord, meta: &ChainMeta) -> bool {
+    record.signed_at_anchor.is_some_and(|since| {
+        meta.btc_anchor.height.get() >= since.get().saturating_add(chain.params().pegout_bump_after)
+    })
+}
+
+impl<S: StateReader> Overlay<'_, S> {
+    /// End of every block: builds the next version of every in-flight batch that is due for a bump.
+    pub(crate) fn bump_stuck_batches(&mut self, chain: &Chain, meta: &ChainMeta) -> Result<(), TxError> {
+        if !chain.params().pegout_enabled || crate::halt::peg_halt(self)?.is_halted() {
+            return Ok(());
+        }
+        for id in batch_index(self)?.in_flight {
+            let Some(record) = batch(self, id)? else { continue };
+            if bump_due(chain, &record, meta) {
+                // A skipped bump changes nothing: the same check runs at the next block.
+                let _ = self.bump(chain, record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and records the next version of `record`; `Ok(Err(_))` when it cannot be built now.
+    fn bump(&mut self, chain: &Chain, mut record: BatchRecord) -> Result<Result<(), BumpSkipped>, TxError> {
+        if record.earlier.len() + 1 >= crate::batching::MAX_BATCH_VERSIONS {
+            return Ok(Err(BumpSkipped::TooManyVersions));
+        }
+        let fed = chain.federation();
+        let tx = record.unsigned()?;
+        let payouts = record.burns.len();
+        let previous = peg::BatchPlan {
+            tx,
+            inputs: record.peg_inputs(),
+            payouts,
+            change: record.change,
+            fee: record.fee,
+            vbytes: record.vbytes,
+        };
+        let (spendable, candidates) = self.spendable_candidates()?;
+        let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
+        let increment = bitcoin::FeeRate::from_sat_per_vb(INCREMENTAL_RELAY_SAT_VB).unwrap_or(bitcoin::FeeRate::ZERO);
+        let plan = match peg::bump_batch(
+            fed,
+            chain.genesis_hash().0,
+            &previous,
+            &candidates,
+            rate,
+            increment,
+            peg::BatchLimits::STANDARD,
+            &fed.script_pubkey(),
+        ) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+        };
+        let extra = plan.fee.checked_sub(record.fee).ok_or(TxError::PegTotalOverflow)?;
+        let pool_id = fee_pool_id();
+        let mut pool = self.account(&pool_id)?;
+        let Some(left) = pool.balance.checked_sub(extra) else { return Ok(Err(BumpSkipped::FeePoolShort)) };
+        pool.balance = left;
+        let mut totals = self.peg_totals()?;
+        totals.supply = totals.supply.checked_sub(extra).ok_or(TxError::PegTotalOverflow)?;
+        totals.unpaid_burns = totals.unpaid_burns.checked_add(extra).ok_or(TxError::PegTotalOverflow)?;
+
+        let inputs = input_records(&plan.inputs);
+        let mut left_spendable = spendable.0;
+        left_spendable.retain(|o| !inputs.iter().any(|i| i.outpoint == *o));
+        let earlier = record.current_version();
+        record.earlier.push(earlier);
+        record.inputs = inputs;
+        record.change = plan.change;
+        record.fee = plan.fee;
+        record.vbytes = plan.vbytes;
+        record.unsigned_tx = bitcoin::consensus::encode::serialize(&plan.tx);
+        record.txid = Hash32(plan.tx.compute_txid().to_byte_array());
+        record.shares = Vec::new();
+        record.signed_at_anchor = None;
+        self.put_account(pool_id, pool);
+        self.writes.insert(StateKey::Batch(record.id), canonical_bytes(&record));
+        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
+        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        Ok(Ok(()))
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by the peg e2e tests: a federation of 4 validators (each with its own regtest bitcoind)
+//! and a full node, funding BTC wallets, registering and paying deposits, mining, and bounded waits.
+#![allow(dead_code)]
+
+use bitcoin::Amount;
+use ledger::{UserTx, UserTxKind};
+use primitives::{AccountId, Keypair};
+use rpc::client::SidechainApiClient;
+use rpc::types::{BlockTxs, GetBlockResult, TxKindInfo};
+use std::time::{Duration, Instant};
+use testnet::btc_wallet::{broadcast, BtcWallet};
+use testnet::federation::{Federation, FederationConfig};
+
+/// Confirmations a deposit needs (`Params::default().pegin_confirmations`).
+pub const N: u64 = 6;
+
+pub async fn balance(fed: &Federation, node: usize, who: AccountId) -> Amount {
+    fed.nodes[node].client().expect("client").get_account(who).await.expect("getaccount").balance
+}
+
+/// Registers `key`'s deposit address and waits until the registration is in a block.
+pub async fn register(fed: &Federation, key: &Keypair) {
+    let c = fed.nodes[0].client().expect("client");
+    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
+    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
+        .sign(key, &genesis);
+    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "registration {txid} not committed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Mines on bitcoind 0 and waits until every bitcoind has the block.
+pub fn mine(fed: &Federation, n: u64) -> u64 {
+    fed.bitcoinds[0].mine(n).expect("mine");
+    let h = fed.bitcoinds[0].height().expect("height");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
+    }
+    h
+}
+
+pub async fn anchor_height(fed: &Federation, node: usize) -> u64 {
+    let info = fed.nodes[node].client().expect("client").get_blockchain_info().await.expect("info");
+    u64::from(info.btc_anchor.height.get())
+}
+
+pub async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    while anchor_height(fed, 0).await < at_least {
+        assert!(Instant::now() < deadline, "anchor below {at_least} after {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
+    start_with(node_toml, None)
+}
+
+pub fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
+    Federation::start(FederationConfig {
+        genesis_params,
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators: 4,
+        full_nodes: 1,
+        bitcoind: true,
+        node_toml,
+        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
+        ..Default::default()
+    })
+    .expect("federation starts")
+}
+
+/// Funds a BTC wallet on bitcoind 0 (one mature coinbase) and lets the anchor catch up.
+pub async fn funded_wallet(fed: &Federation, seed: u8) -> (BtcWallet, testnet::btc_wallet::Utxo) {
+    let wallet = BtcWallet::from_seed(seed);
+    let utxo = wallet.mine_coinbases(&fed.bitcoinds[0], 1).expect("coinbase").remove(0);
+    let tip = mine(fed, 100);
+    wait_anchor(fed, tip - (N - 1), Duration::from_secs(120)).await;
+    (wallet, utxo)
+}
+
+/// Waits (bounded) until node `i`'s metric `name` equals `want`; returns the last value read.
+pub async fn wait_metric(fed: &Federation, i: usize, name: &str, want: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = fed.nodes[i].metric(name).expect("metrics").unwrap_or(f64::NAN);
+        if v == want || Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pays `amount` from `utxo` to `recipient`'s deposit address (not mined); returns the transaction.
+pub async fn pay_deposit(
+    fed: &Federation,
+    wallet: &BtcWallet,
+    utxo: &testnet::btc_wallet::Utxo,
+    recipient: AccountId,
+    amount: Amount,
+) -> bitcoin::Transaction {
+    let c = fed.nodes[0].client().expect("client");
+    let addr = c.get_pegin_address(recipient).await.expect("address");
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = addr.address.parse().expect("address");
+    let tx = wallet.pay(utxo, address.assume_checked().script_pubkey(), amount, Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &tx).expect("broadcast");
+    tx
+}
+
+/// Waits until `who` holds exactly `want` on node 0 (bounded), then checks it stays so on every node.
+pub async fn wait_balance(fed: &Federation, who: AccountId, want: Amount, bound: Duration) -> u64 {
+    let deadline = Instant::now() + bound;
+    loop {
+        let b = balance(fed, 0, who).await;
+        if b == want {
+            break;
+        }
+        assert!(b < want, "balance {b} above the expected {want}: minted twice?");
+        assert!(Instant::now() < deadline, "balance {b}, want {want}: {}", fed.nodes[0].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fed.nodes[0].height().await.expect("height")
+}
+
+/// Every mint in blocks `from..=to` of node 0: (height, proposer, outpoint).
+pub async fn mints_between(fed: &Federation, from: u64, to: u64) -> Vec<(u64, u16, bitcoin::OutPoint)> {
+    let c = fed.nodes[0].client().expect("client");
+    let mut out = Vec::new();
+    for h in from..=to {
+        let block = c.get_block(rpc::api::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
+        let GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
+        if let BlockTxs::Full(txs) = &b.tx {
+            for t in txs {
+                if let TxKindInfo::Mint { btc_outpoint, .. } = &t.kind {
+                    out.push((h, b.proposer.0, *btc_outpoint));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Mines `n` empty blocks on bitcoind 0 (mempool transactions stay unconfirmed) and waits for all bitcoinds.
+pub fn mine_empty(fed: &Federation, n: u64) -> u64 {
+    let burn = BtcWallet::from_seed(99).address().to_string();
+    for _ in 0..n {
+        fed.bitcoinds[0]
+            .call::<serde_json::Value>("generateblock", &[serde_json::json!(burn), serde_json::json!([])])
+            .expect("empty block");
+    }
+    let h = fed.bitcoinds[0].height().expect("height");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
+    }
+    h
+}
