@@ -58,8 +58,9 @@ async fn a_2_2_partition_commits_nothing_and_forks_nothing_and_heals() {
     fed.wait_height(&[0, 1, 2, 3], 3, Duration::from_secs(60)).await.expect("blocks before the partition");
 
     fed.partition(&[&[0, 1], &[2, 3]]).expect("partition");
-    let cut_at = heights(&fed).await.into_iter().max().unwrap_or(0);
     wait_links(&fed, &[&[0, 1], &[2, 3]], Duration::from_secs(20)).await;
+    // Measured once every link is down (blocks come every ~100 ms until then).
+    let cut_at = heights(&fed).await.into_iter().max().unwrap_or(0);
     let cut_done = Instant::now();
 
     // While cut: a decision already gathered before the cut may still land (at most one height past
