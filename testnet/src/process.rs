@@ -194,3 +194,38 @@ impl Drop for ManagedProcess {
         self.terminate(Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, name: &str, script: &str) -> ManagedProcess {
+        let args = vec!["-c".to_string(), script.to_string()];
+        ManagedProcess::prepare(name, Path::new("/bin/sh"), args, Vec::new(), dir.join(format!("{name}.log")))
+    }
+
+    #[test]
+    fn health_tells_the_owners_kill_from_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut never = sh(dir.path(), "never", "exit 0");
+        assert_eq!(never.health(), Health::Stopped(Stopped::NeverStarted));
+
+        let mut killed = sh(dir.path(), "killed", "sleep 30");
+        killed.restart().expect("start");
+        assert_eq!(killed.health(), Health::Running);
+        killed.kill9();
+        assert_eq!(killed.health(), Health::Stopped(Stopped::ByOwner));
+
+        let mut crashing = sh(dir.path(), "crashing", "exit 3");
+        crashing.restart().expect("start");
+        crate::wait_until("the child exits", Duration::from_secs(10), || Ok(!crashing.is_running())).expect("exits");
+        match crashing.health() {
+            Health::Stopped(Stopped::Exited(status)) => assert_eq!(status.code(), Some(3)),
+            other => panic!("an exit by itself is not {other:?}"),
+        }
+        // The status is kept, and a restart clears it.
+        assert_eq!(crashing.exit_status().and_then(|s| s.code()), Some(3));
+        crashing.restart().expect("start again");
+        assert_ne!(crashing.health(), Health::Stopped(Stopped::ByOwner));
+    }
+}
