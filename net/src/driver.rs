@@ -7,7 +7,7 @@
 //! misbehaviour (garbage frames, rejected gossip, node penalties) only ever changes scores and bans.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io,
     time::{Duration, Instant},
 };
@@ -56,6 +56,9 @@ pub(crate) struct Driver {
     peers: HashMap<PeerId, Peer>,
     pending: HashMap<OutboundRequestId, (PeerId, ResponseTx)>,
     last_recovery: Instant,
+    /// Peers we are cut off from on purpose ([`crate::NetHandle::set_isolated`]): blocked like banned
+    /// peers, but lifted only by the next set, never by a ban expiring.
+    isolated: HashSet<PeerId>,
 }
 
 impl Driver {
@@ -76,6 +79,7 @@ impl Driver {
             peers: HashMap::new(),
             pending: HashMap::new(),
             last_recovery: now,
+            isolated: HashSet::new(),
         }
     }
 
@@ -111,12 +115,18 @@ impl Driver {
             self.last_recovery = now;
             for peer in self.scores.tick(elapsed, now) {
                 info!(%peer, "ban expired");
-                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                if !self.isolated.contains(&peer) {
+                    self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                }
                 self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, 0.0);
             }
         }
         let peers = &self.peers;
         for (idx, addr, peer) in self.redial.due(now, |p| peers.contains_key(p)) {
+            if peer.is_some_and(|p| self.isolated.contains(&p)) {
+                // Stays due: dialed on the first tick after the isolation is lifted.
+                continue;
+            }
             if peer.is_some_and(|p| self.scores.is_banned(&p)) {
                 self.redial.failed(idx, now);
                 continue;
@@ -176,8 +186,26 @@ impl Driver {
                     warn!(%addr, %error, "dial failed");
                 }
             }
+            Command::Isolate { peers } => self.isolate(peers),
             Command::Shutdown { .. } => {} // handled by the loop
         }
+    }
+
+    fn isolate(&mut self, peers: HashSet<PeerId>) {
+        let now = Instant::now();
+        for peer in self.isolated.difference(&peers) {
+            info!(%peer, "isolation lifted: peer allowed again");
+            if !self.scores.is_banned(peer) {
+                self.swarm.behaviour_mut().blocked.unblock_peer(*peer);
+            }
+            self.redial.reset(peer, now);
+        }
+        for peer in peers.difference(&self.isolated) {
+            warn!(%peer, "FAULT: isolated from peer (its links are dropped and refused)");
+            // Closes every connection to the peer and refuses new ones, as a ban does.
+            self.swarm.behaviour_mut().blocked.block_peer(*peer);
+        }
+        self.isolated = peers;
     }
 
     fn publish(&mut self, topic: &str, data: Vec<u8>) -> Result<gossipsub::MessageId, NetError> {
@@ -290,8 +318,9 @@ impl Driver {
                 self.redial.dial_failed(connection_id, Instant::now());
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
-                // Garbage on the listen port ends here: the handshake fails, nothing else is touched.
-                debug!(remote = %send_back_addr, peer = ?peer_id, %error, "incoming connection failed");
+                // Garbage on the listen port ends here: the handshake fails, nothing else is touched. Logged
+                // at info so an operator sees who is knocking (one line per connection, no payload).
+                info!(remote = %send_back_addr, peer = ?peer_id, %error, "incoming connection failed");
             }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
             SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),

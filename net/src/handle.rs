@@ -78,6 +78,7 @@ pub(crate) enum Command {
     Penalize { peer: PeerId, reason: String },
     Peers { done: oneshot::Sender<Vec<PeerInfo>> },
     Dial { addr: Multiaddr },
+    Isolate { peers: std::collections::HashSet<PeerId> },
     Shutdown { done: oneshot::Sender<()> },
 }
 
@@ -149,6 +150,14 @@ impl NetHandle {
     /// Dials `addr` once (no re-dial; put long-lived peers in `bootstrap`). Failures are logged.
     pub fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
         self.send(Command::Dial { addr })
+    }
+
+    /// Cuts this node off from exactly `peers` (replacing the previous set): their connections are closed,
+    /// they are neither dialed nor accepted, until a later call leaves them out; then bootstrap peers among
+    /// them are re-dialed at once. For fault tests (a network partition made of dropped links); an empty
+    /// set heals. Bans are kept apart: healing never lifts a ban.
+    pub fn set_isolated(&self, peers: std::collections::HashSet<PeerId>) -> Result<(), NetError> {
+        self.send(Command::Isolate { peers })
     }
 
     /// Stops the network task; returns once the swarm (listener and connections) has been dropped.

@@ -146,6 +146,17 @@ impl Redialer {
         }
     }
 
+    /// `peer`'s entries that wait to be re-dialed are due now, with the backoff back at its minimum (the
+    /// reason they could not connect is gone, e.g. an isolation was lifted).
+    pub fn reset(&mut self, peer: &PeerId, now: Instant) {
+        let min = self.backoff.min;
+        for e in self.entries.iter_mut().filter(|e| e.peer.as_ref() == Some(peer)) {
+            if let State::Waiting { .. } = e.state {
+                e.state = State::Waiting { at: now, backoff: min };
+            }
+        }
+    }
+
     fn index_of(&self, conn: ConnectionId) -> Option<usize> {
         self.entries.iter().position(|e| matches!(e.state, State::Dialing { conn: c, .. } if c == conn))
     }
@@ -212,6 +223,26 @@ mod tests {
             now += Duration::from_secs(wait);
             assert_eq!(r.due(now, |_| false).len(), 1);
         }
+    }
+
+    #[test]
+    fn reset_makes_a_backed_off_entry_due_at_once() {
+        let t0 = Instant::now();
+        let peer = PeerId::random();
+        let mut r = Redialer::new(&[addr().with(Protocol::P2p(peer))], backoff(), t0);
+        let mut now = t0;
+        for i in 0..3 {
+            while r.due(now, |_| false).is_empty() {
+                now += Duration::from_millis(500);
+            }
+            r.dialing(0, ConnectionId::new_unchecked(i));
+            r.dial_failed(ConnectionId::new_unchecked(i), now);
+        }
+        assert!(r.due(now, |_| false).is_empty(), "backed off");
+        r.reset(&PeerId::random(), now);
+        assert!(r.due(now, |_| false).is_empty(), "another peer's reset changes nothing");
+        r.reset(&peer, now);
+        assert_eq!(r.due(now, |_| false).len(), 1);
     }
 
     #[test]

@@ -95,3 +95,40 @@ async fn start_retrying(cfg: sidechain_net::NetConfig) -> Node {
     };
     tokio::time::timeout(BOUND, fut).await.expect("restart on the same port")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_peer_is_dropped_and_refused_until_the_isolation_is_lifted() {
+    init_tracing();
+    let mut b = node(vec![]).await;
+    let mut c = node(vec![]).await;
+    // A keeps re-dialing both (bootstrap): the isolation must hold against that, and only against B.
+    let a = node(vec![b.addr.clone(), c.addr.clone()]).await;
+    connected_to(&mut b, a.id).await;
+    connected_to(&mut c, a.id).await;
+    until_peers(&a.handle, "a connected to b and c", |p| p.len() == 2).await;
+
+    a.handle.set_isolated([b.id].into_iter().collect()).unwrap();
+    wait_for(&mut b.events, "a's link dropped at b", |ev| match ev {
+        NetEvent::PeerDisconnected(p) if p == a.id => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_quiet(
+        &mut b.events,
+        "isolated peer reconnecting",
+        |ev| matches!(ev, NetEvent::PeerConnected(p, _) if *p == a.id),
+    )
+    .await;
+    // B dialing A is refused by A (the handshake may complete before A drops it): the link does not stay.
+    b.handle.dial(a.addr.clone()).unwrap();
+    tokio::time::sleep(QUIET).await;
+    until_peers(&b.handle, "b not linked to a", |p| p.iter().all(|i| i.peer_id != a.id)).await;
+    let peers: Vec<_> = a.handle.peers().await.unwrap().into_iter().map(|p| p.peer_id).collect();
+    assert_eq!(peers, vec![c.id], "only the link to b is cut");
+    assert_quiet(&mut c.events, "c's link to a", |ev| matches!(ev, NetEvent::PeerDisconnected(p) if *p == a.id)).await;
+
+    // Lifted: A re-dials B right away (no backoff built up while cut off).
+    a.handle.set_isolated(Default::default()).unwrap();
+    connected_to(&mut b, a.id).await;
+    until_peers(&a.handle, "a connected to b and c again", |p| p.len() == 2).await;
+}

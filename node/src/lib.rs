@@ -11,6 +11,7 @@ pub mod bitcoin;
 pub mod btc_follow;
 pub mod chain;
 pub mod config;
+pub mod fault;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;

@@ -185,7 +185,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 Some(line) if line.starts_with("GET /metrics ") => ("200 OK", metrics.render()),
                 Some(line) if line.starts_with("GET ") => ("404 Not Found", "only /metrics is served here\n".into()),
                 _ => {
-                    tracing::debug!(%peer, "malformed metrics request");
+                    tracing::info!(%peer, "malformed metrics request: answered 400");
                     ("400 Bad Request", "malformed request\n".into())
                 }
             };

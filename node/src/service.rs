@@ -79,6 +79,17 @@ pub struct Faults {
     /// block down, and the next proposer mints the deposits.
     #[serde(default)]
     pub omit_mints: bool,
+    /// A file listing peer ids to drop and refuse, polled while running: the partition switch of the
+    /// fault scenarios (see [`crate::fault`]).
+    #[serde(default)]
+    pub partition_file: Option<PathBuf>,
+    /// Abort at this step (see [`crate::fault::CrashPoint`]), the first time it comes at or above
+    /// `crash_height`.
+    #[serde(default)]
+    pub crash_point: Option<crate::fault::CrashPoint>,
+    /// Lowest height at which `crash_point` fires.
+    #[serde(default)]
+    pub crash_height: u64,
 }
 
 /// Why the service stopped or could not start.
@@ -285,6 +296,9 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     net_cfg.max_gossip_bytes = block_max + 64 * 1024;
     net_cfg.max_response_bytes = (block_max + 64 * 1024).max(16 * net::MIB);
     let started = Network::start(net_cfg).await?;
+    if let Some(path) = &cfg.faults.partition_file {
+        crate::fault::follow_partition_file(path.clone(), started.handle.clone());
+    }
 
     let tip_anchor = chain.state().chain_meta().map_err(ChainError::from)?.map(|m| m.btc_anchor).unwrap_or_default();
     let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
@@ -597,6 +611,11 @@ impl Service {
                 Output::Persist(entry) => {
                     // Durable before anything after it: the safety of a restart depends on it.
                     self.chain.store().wal_append(&wire::encode(&entry))?;
+                    if let WalEntry::Vote(v) = &entry {
+                        if v.vote.kind == consensus::VoteKind::Precommit {
+                            self.crash_point(crate::fault::CrashPoint::PrecommitPersisted, v.vote.height);
+                        }
+                    }
                 }
                 Output::Broadcast(msg) => self.broadcast(msg),
                 Output::ScheduleTimeout { timeout, duration_ms } => {
@@ -714,7 +733,19 @@ impl Service {
         if matches!(gossip, Gossip::Proposal { .. } | Gossip::Vote(_)) {
             self.own_messages.push(gossip.clone());
         }
+        let precommit = match &gossip {
+            Gossip::Vote(v) if v.vote.kind == consensus::VoteKind::Precommit => Some(v.vote.height),
+            _ => None,
+        };
         self.spawn_publish(TOPIC_CONSENSUS, gossip);
+        if let Some(height) = precommit {
+            self.crash_point(crate::fault::CrashPoint::PrecommitSent, height);
+        }
+    }
+
+    /// Test-only: dies here if this is the configured crash point (see [`crate::fault::CrashPoint`]).
+    fn crash_point(&self, point: crate::fault::CrashPoint, height: Height) {
+        crate::fault::maybe_crash(self.cfg.faults.crash_point, self.cfg.faults.crash_height, point, height.get());
     }
 
     fn spawn_publish(&self, topic: &'static str, body: Gossip) {
@@ -1101,8 +1132,10 @@ impl Service {
     /// `synced`: the block came by sync rather than being decided here (counted apart in the status, so
     /// metrics never take a synced block's age for a finality time).
     fn commit_block(&mut self, fb: &FullBlock, cert: &CommitCertificate, synced: bool) -> Result<(), ServiceError> {
+        self.crash_point(crate::fault::CrashPoint::BeforeCommitWrite, fb.height());
         match self.chain.commit(fb, cert) {
             Ok(outcome) => {
+                self.crash_point(crate::fault::CrashPoint::AfterCommitWrite, fb.height());
                 let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
                 let state = self.chain.state();

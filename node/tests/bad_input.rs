@@ -12,6 +12,7 @@ use primitives::{canonical_bytes, Hash32, Height, Keypair, Round, ValidatorIndex
 use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::federation::{Federation, FederationConfig};
+use testnet::scenario::{Checks, Scenario};
 
 fn user() -> Keypair {
     Keypair::from_secret([42; 32])
@@ -35,6 +36,7 @@ fn frame(body: Gossip, resend: u32) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
+    let scenario = Scenario::begin("hostile_peer");
     let fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
@@ -175,4 +177,5 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }
     started.handle.shutdown().await;
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }

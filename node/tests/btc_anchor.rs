@@ -5,6 +5,7 @@
 use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::federation::{Federation, FederationConfig};
+use testnet::scenario::{Checks, Scenario};
 
 async fn anchor(fed: &Federation, i: usize) -> (u32, String) {
     let info = fed.nodes[i].client().expect("client").get_blockchain_info().await.expect("info");
@@ -31,6 +32,7 @@ fn shown_hash(fed: &Federation, height: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anchor_follows_bitcoin_and_needs_a_quorum_of_bitcoinds() {
+    let scenario = Scenario::begin("bitcoind_down");
     let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
@@ -77,4 +79,5 @@ async fn the_anchor_follows_bitcoin_and_needs_a_quorum_of_bitcoinds() {
             fed.nodes[i].process.log_tail(20)
         );
     }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }

@@ -61,7 +61,8 @@ async fn wait_stage(fed: &Federation, wallet: &Path, outpoint: &str, stage: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let started = Instant::now();
-    let fed = Federation::start(FederationConfig {
+    let scenario = testnet::scenario::Scenario::begin("cli_pegin");
+    let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
@@ -149,4 +150,7 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let peg = c.get_blockchain_info().await.expect("getblockchaininfo").peg;
     assert!(peg.reserve_ok && peg.btc_held == fund, "{peg:?}");
     eprintln!("cli_pegin: done in {:?}", started.elapsed());
+    // The runner's closing checks see the mint: once, on one chain, covered by the reserve proof.
+    let report = scenario.finish(&mut fed, testnet::scenario::Checks::default()).await.expect("closing checks");
+    assert_eq!(report.mints, 1, "{report}");
 }

@@ -7,6 +7,7 @@ use primitives::{canonical_bytes, Keypair};
 use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::federation::{Federation, FederationConfig};
+use testnet::scenario::{Checks, Scenario};
 
 fn user() -> Keypair {
     Keypair::from_secret([42; 32])
@@ -43,6 +44,7 @@ async fn block_hash_at(fed: &Federation, i: usize, h: u64) -> primitives::Hash32
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_is_committed_everywhere_and_a_killed_validator_catches_up_without_double_signing() {
+    let scenario = Scenario::begin("kill9_catch_up");
     let mut fed = start(4, 1);
     let all = [0, 1, 2, 3, 4];
     fed.wait_height(&all, 2, Duration::from_secs(90)).await.expect("all nodes commit blocks");
@@ -88,10 +90,12 @@ async fn transfer_is_committed_everywhere_and_a_killed_validator_catches_up_with
         let ev = fed.nodes[i].client().expect("client").get_evidence().await.expect("evidence");
         assert!(ev.is_empty(), "{} recorded equivocation: {ev:?}", fed.nodes[i].name);
     }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_of_four_down_halts_without_forking_and_progress_resumes() {
+    let scenario = Scenario::begin("two_of_four_down");
     let mut fed = start(4, 0);
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
     fed.nodes[2].process.kill9();
@@ -119,6 +123,7 @@ async fn two_of_four_down_halts_without_forking_and_progress_resumes() {
             assert_eq!(block_hash_at(&fed, i, h).await, reference, "no fork at height {h}");
         }
     }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 /// Polls `getconsensusstate` on node `i` until `pick` returns something, within `bound`.
@@ -151,6 +156,7 @@ async fn wait_consensus<T>(
 async fn a_validator_killed_after_precommitting_is_still_locked_on_that_block() {
     // Validators 0 and 1 send nil precommits and count no one's: everyone prevotes the proposal,
     // validators 2 and 3 lock on it and precommit it, but the height cannot complete.
+    let scenario = Scenario::begin("lock_kept_after_kill9");
     let blackhole = "[fault]\nprecommit_nil = true".to_string();
     let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
@@ -190,6 +196,8 @@ async fn a_validator_killed_after_precommitting_is_still_locked_on_that_block() 
             fed.nodes[i].name
         );
     }
+    let checks = Checks { honest_validators: Some(vec![2, 3]), ..Default::default() };
+    scenario.finish(&mut fed, checks).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,6 +249,7 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_validator_is_recorded_in_blocks_once_and_the_chain_stays_single() {
+    let scenario = Scenario::begin("equivocation");
     let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
@@ -296,4 +305,9 @@ async fn an_equivocating_validator_is_recorded_in_blocks_once_and_the_chain_stay
             assert_eq!(block_hash_at(&fed, i, h).await, reference, "{} at height {h}", fed.nodes[i].name);
         }
     }
+    // The check that closes every scenario would catch it: validator 3 is not honest.
+    let caught = testnet::scenario::check_evidence(&fed, &[0], &[3]).await;
+    assert!(matches!(caught, Err(testnet::scenario::ScenarioError::DoubleSigned { offender: 3, .. })), "{caught:?}");
+    let checks = Checks { honest_validators: Some(vec![0, 1, 2]), ..Default::default() };
+    scenario.finish(&mut fed, checks).await.expect("closing checks");
 }

@@ -8,6 +8,7 @@ use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::BtcWallet;
 use testnet::federation::{Federation, FederationConfig};
+use testnet::scenario::{Checks, Scenario};
 
 const N: u64 = 6;
 
@@ -43,6 +44,7 @@ fn mine_empty(fed: &Federation, n: u64, seed: u8) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorg_deeper_than_n_halts_the_peg_transfers_go_on_and_resumepeg_resumes() {
+    let scenario = Scenario::begin("deep_reorg_peg_halt");
     let payer = Keypair::from_secret([21; 32]);
     let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
@@ -131,4 +133,5 @@ async fn a_reorg_deeper_than_n_halts_the_peg_transfers_go_on_and_resumepeg_resum
     for n in &mut fed.nodes {
         assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
     }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }

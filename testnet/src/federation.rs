@@ -77,6 +77,9 @@ pub struct FederationConfig {
     pub bitcoind: bool,
     /// Genesis parameters to override (a JSON object merged into the genesis file's `params`).
     pub genesis_params: Option<serde_json::Value>,
+    /// Give every node the partition switch (`[fault] partition_file`, with `SIDECHAIND_ALLOW_FAULTS=1`)
+    /// so [`Federation::partition`] and [`Federation::heal`] can cut and restore p2p links.
+    pub partition_switch: bool,
 }
 
 impl Default for FederationConfig {
@@ -95,6 +98,7 @@ impl Default for FederationConfig {
             deferred: Vec::new(),
             bitcoind: false,
             genesis_params: None,
+            partition_switch: false,
         }
     }
 }
@@ -158,6 +162,13 @@ impl SidechainNode {
     }
 }
 
+/// How often nodes read their partition file (the daemon's `node::fault::PARTITION_POLL`).
+pub const PARTITION_POLL: Duration = Duration::from_millis(100);
+
+fn partition_path(datadir: &Path) -> PathBuf {
+    datadir.join("partition")
+}
+
 /// A running federation.
 pub struct Federation {
     /// Validator `i`'s own bitcoind (when asked for), in validator order.
@@ -187,6 +198,10 @@ impl Federation {
     /// Creates keys, a genesis and configs, then starts every node.
     pub fn start(config: FederationConfig) -> Result<Federation, FederationError> {
         let binary = config.binary.clone().unwrap_or_else(sidechaind_path);
+        let mut config = config;
+        if config.partition_switch && !config.env.iter().any(|(k, _)| k == "SIDECHAIND_ALLOW_FAULTS") {
+            config.env.push(("SIDECHAIND_ALLOW_FAULTS".into(), "1".into()));
+        }
         if !binary.is_file() {
             return Err(FederationError::NoBinary(binary));
         }
@@ -335,8 +350,53 @@ impl Federation {
     /// Writes a node's `sidechaind.toml`: the federation's consensus timeouts plus `extra` (read at the
     /// node's next start, so a restart changes e.g. its fault switches).
     pub fn write_config(&self, datadir: &Path, extra: &str) -> Result<(), FederationError> {
+        let mut extra = extra.to_string();
+        if self.config.partition_switch {
+            let line = format!("partition_file = {:?}\n", partition_path(datadir).display().to_string());
+            extra = match extra.find("[fault]\n") {
+                Some(at) => format!("{}[fault]\n{line}{}", &extra[..at], &extra[at + "[fault]\n".len()..]),
+                None => format!("{extra}\n[fault]\n{line}"),
+            };
+        }
         let toml = format!("[consensus]\n{}\n{extra}", self.config.consensus_toml);
         std::fs::write(datadir.join("sidechaind.toml"), toml).map_err(io("writing sidechaind.toml"))
+    }
+
+    /// Cuts the p2p links between the groups (needs `partition_switch`): every node of a group drops and
+    /// refuses every node of the other groups; links inside a group, and nodes in no group, are untouched.
+    /// The nodes apply it within a poll interval ([`PARTITION_POLL`]).
+    pub fn partition(&self, groups: &[&[usize]]) -> Result<(), FederationError> {
+        for (g, group) in groups.iter().enumerate() {
+            let others: Vec<&str> = groups
+                .iter()
+                .enumerate()
+                .filter(|(h, _)| *h != g)
+                .flat_map(|(_, other)| other.iter().map(|&j| self.nodes[j].peer_id.as_str()))
+                .collect();
+            for &i in *group {
+                let path = partition_path(&self.nodes[i].datadir);
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, others.join("\n")).map_err(io("writing a partition file"))?;
+                std::fs::rename(&tmp, &path).map_err(io("writing a partition file"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores every link cut by [`Federation::partition`].
+    pub fn heal(&self) -> Result<(), FederationError> {
+        for n in &self.nodes {
+            match std::fs::remove_file(partition_path(&n.datadir)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing a partition file")(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// How it was set up.
+    pub fn config(&self) -> &FederationConfig {
+        &self.config
     }
 
     /// The federation's directory.

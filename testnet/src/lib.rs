@@ -2,13 +2,16 @@
 //! fault scenarios that run against them.
 //!
 //! Nothing here is a stand-in: bitcoind is the real Bitcoin Core built by `scripts/setup`, and every wait
-//! is a bounded poll ([`wait::wait_until`]).
+//! is a bounded poll ([`wait::wait_until`]). Every fault scenario ends with [`scenario::Scenario::finish`]:
+//! one chain, every commit certificate verified against the genesis validators, reserves proved and
+//! covering what is owed, no double signing, no crash, and the scenario's wall time.
 
 pub mod bitcoind;
 pub mod btc_wallet;
 pub mod demo;
 pub mod federation;
 pub mod process;
+pub mod scenario;
 pub mod wait;
 
 pub use bitcoind::{Bitcoind, BitcoindError, BitcoindOptions};

@@ -15,6 +15,28 @@ pub struct ManagedProcess {
     envs: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    /// How it last stopped, when it is not running.
+    stopped: Option<Stopped>,
+}
+
+/// Why a managed process is not running (see [`ManagedProcess::health`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Prepared but never started.
+    NeverStarted,
+    /// Killed or terminated by its owner (a fault scenario's kill -9, a clean stop).
+    ByOwner,
+    /// It exited by itself: a crash unless the owner expected it.
+    Exited(std::process::ExitStatus),
+}
+
+/// Whether a managed process is running, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Running.
+    Running,
+    /// Not running.
+    Stopped(Stopped),
 }
 
 impl ManagedProcess {
@@ -33,7 +55,15 @@ impl ManagedProcess {
 
     /// Like [`ManagedProcess::spawn`] but not started yet: [`ManagedProcess::restart`] starts it.
     pub fn prepare(name: &str, program: &Path, args: Vec<String>, envs: Vec<(String, String)>, log: PathBuf) -> Self {
-        ManagedProcess { name: name.to_string(), program: program.to_path_buf(), args, envs, log, child: None }
+        ManagedProcess {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args,
+            envs,
+            log,
+            child: None,
+            stopped: Some(Stopped::NeverStarted),
+        }
     }
 
     fn start(&mut self) -> std::io::Result<()> {
@@ -47,6 +77,7 @@ impl ManagedProcess {
             .stderr(err)
             .spawn()?;
         self.child = Some(child);
+        self.stopped = None;
         Ok(())
     }
 
@@ -67,19 +98,29 @@ impl ManagedProcess {
 
     /// Whether it is running (reaps it if it exited).
     pub fn is_running(&mut self) -> bool {
+        self.health() == Health::Running
+    }
+
+    /// Whether it is running, and if not, whether its owner stopped it or it exited by itself (reaps it if
+    /// it exited, keeping the status).
+    pub fn health(&mut self) -> Health {
         match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.child = None;
-                false
-            }
-            None => false,
+            Some(Ok(None)) => return Health::Running,
+            Some(Ok(Some(status))) => self.stopped = Some(Stopped::Exited(status)),
+            // try_wait failing on our own child: report it as gone, with no status to show.
+            Some(Err(_)) => self.stopped = Some(Stopped::ByOwner),
+            None => {}
         }
+        self.child = None;
+        Health::Stopped(self.stopped.unwrap_or(Stopped::ByOwner))
     }
 
     /// Its exit status if it exited on its own.
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        match self.health() {
+            Health::Stopped(Stopped::Exited(status)) => Some(status),
+            _ => None,
+        }
     }
 
     fn signal(&self, sig: i32) {
@@ -96,6 +137,7 @@ impl ManagedProcess {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.stopped = Some(Stopped::ByOwner);
         }
     }
 
@@ -103,6 +145,7 @@ impl ManagedProcess {
     /// by itself.
     pub fn terminate(&mut self, bound: Duration) -> bool {
         let Some(mut c) = self.child.take() else { return true };
+        self.stopped = Some(Stopped::ByOwner);
         // SAFETY: as above.
         unsafe {
             libc::kill(c.id() as i32, libc::SIGCONT);
@@ -149,5 +192,40 @@ impl ManagedProcess {
 impl Drop for ManagedProcess {
     fn drop(&mut self) {
         self.terminate(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, name: &str, script: &str) -> ManagedProcess {
+        let args = vec!["-c".to_string(), script.to_string()];
+        ManagedProcess::prepare(name, Path::new("/bin/sh"), args, Vec::new(), dir.join(format!("{name}.log")))
+    }
+
+    #[test]
+    fn health_tells_the_owners_kill_from_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut never = sh(dir.path(), "never", "exit 0");
+        assert_eq!(never.health(), Health::Stopped(Stopped::NeverStarted));
+
+        let mut killed = sh(dir.path(), "killed", "sleep 30");
+        killed.restart().expect("start");
+        assert_eq!(killed.health(), Health::Running);
+        killed.kill9();
+        assert_eq!(killed.health(), Health::Stopped(Stopped::ByOwner));
+
+        let mut crashing = sh(dir.path(), "crashing", "exit 3");
+        crashing.restart().expect("start");
+        crate::wait_until("the child exits", Duration::from_secs(10), || Ok(!crashing.is_running())).expect("exits");
+        match crashing.health() {
+            Health::Stopped(Stopped::Exited(status)) => assert_eq!(status.code(), Some(3)),
+            other => panic!("an exit by itself is not {other:?}"),
+        }
+        // The status is kept, and a restart clears it.
+        assert_eq!(crashing.exit_status().and_then(|s| s.code()), Some(3));
+        crashing.restart().expect("start again");
+        assert_ne!(crashing.health(), Health::Stopped(Stopped::ByOwner));
     }
 }
