@@ -5,6 +5,7 @@
 //! is a bounded poll ([`wait::wait_until`]).
 
 pub mod bitcoind;
+pub mod browser;
 pub mod btc_wallet;
 pub mod demo;
 pub mod federation;

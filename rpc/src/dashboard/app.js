@@ -79,6 +79,7 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
     else if (k === "title") e.title = v;
+    else if (k === "height") e.style.height = v; // through CSSOM: the CSP forbids style attributes
     else e.setAttribute(k, v);
   }
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
@@ -180,7 +181,7 @@ function renderChain() {
   const max = Math.max(1, ...bars.map(([, ms]) => ms));
   $("finality-chart").replaceChildren(
     ...bars.map(([h, ms, live]) =>
-      el("div", { class: "bar" + (live ? "" : " history"), style: "height:" + Math.max(2, (100 * ms) / max) + "%", title: "height " + h + ": " + ms + " ms" }),
+      el("div", { class: "bar" + (live ? "" : " history"), height: Math.max(2, (100 * ms) / max) + "%", title: "height " + h + ": " + ms + " ms" }),
     ),
   );
   if (finality.length) {
@@ -195,6 +196,7 @@ function renderValidators() {
   const heights = lastHeights().slice(-10);
   const last = state.blocks.get(state.tip);
   const missing = [];
+  const silent = [];
   const rows = state.validators.map((v) => {
     const dots = heights.map((h) => {
       const b = state.blocks.get(h);
@@ -203,6 +205,8 @@ function renderValidators() {
     });
     const inLast = last && last.signers ? last.signers.includes(v.index) : null;
     if (inLast === false) missing.push(v.index);
+    if (heights.length >= 5 && heights.every((h) => { const b = state.blocks.get(h); return b && b.signers && !b.signers.includes(v.index); }))
+      silent.push(v.index);
     return el(
       "tr",
       { "data-validator": v.index },
@@ -210,18 +214,18 @@ function renderValidators() {
       el("td", { class: "mono", title: v.consensus_key }, short(v.consensus_key)),
       el("td", {}, v.power),
       el("td", {}, ...dots),
-      el("td", { class: inLast === false ? "bad" : "ok" }, inLast === null ? "–" : inLast ? "signed" : "missing"),
+      el("td", { class: silent.includes(v.index) ? "bad" : inLast === false ? "warn" : "ok" }, inLast === null ? "–" : inLast ? "signed" : "missing"),
     );
   });
   fillTable("validators", rows);
   const n = state.validators.length;
   const f = Math.floor((n - 1) / 3);
-  setText(
-    "validators-summary",
-    n + " validators (tolerates " + f + " faulty; " + (n - f) + " signatures make a commit). " +
-      (missing.length ? "Missing from the last commit: " + missing.join(", ") + "." : "Everyone signed the last commit."),
-    missing.length ? "warn" : "ok",
-  );
+  const quorum = n - f;
+  let text = n + " validators (tolerates " + f + " faulty; a commit certificate carries " + quorum + " signatures). ";
+  if (silent.length) text += "In none of the last " + heights.length + " commits: " + silent.join(", ") + " (offline or cut off?).";
+  else if (missing.length) text += "Not in the last certificate: " + missing.join(", ") + " (normal while the others reach " + quorum + " first).";
+  else text += "Everyone signed the last commit.";
+  setText("validators-summary", text, silent.length ? "bad" : "ok");
 }
 
 // ---- refresh --------------------------------------------------------------------------------------------
@@ -360,7 +364,7 @@ function renderBitcoin(info, view, fed) {
 
 function renderReserveProof(proof) {
   const spendable = proof.utxos.filter((u) => u.spendable).length;
-  setText("utxos", proof.utxos.length + " outputs (" + spendable + " spendable, " + (proof.utxos.length - spendable) + " spent by batches in flight)");
+  setText("utxos", proof.utxos.length + (proof.utxos.length === 1 ? " output (" : " outputs (") + spendable + " spendable, " + (proof.utxos.length - spendable) + " spent by batches in flight)");
   setText("fee-pool", btc(proof.fee_pool_sat));
 }
 
