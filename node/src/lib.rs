@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod pegin;
 pub mod rpc_backend;
+mod rpc_dashboard;
 pub mod service;
 pub mod storage;
 pub mod wire;

@@ -362,6 +362,10 @@ impl RpcBackend for NodeRpc {
         Ok(ev.iter().map(EvidenceInfo::from).collect())
     }
 
+    async fn bitcoin_view(&self) -> Result<rpc::types::BitcoinViewInfo, BackendError> {
+        crate::rpc_dashboard::bitcoin_view(&self.handle)
+    }
+
     fn subscribe_blocks(&self) -> broadcast::Receiver<BlockSummary> {
         self.summaries.subscribe()
     }

@@ -23,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 26] = [
+const METHODS: [&str; 27] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -47,6 +47,7 @@ const METHODS: [&str; 26] = [
     "claimpegin",
     "getreserveproof",
     "resumepeg",
+    "getbitcoinview",
     "subscribenewblocks",
     "unsubscribenewblocks",
     "rpc.discover",

@@ -8,9 +8,9 @@
 //! in display order) and Elements' names where Elements has the method (`claimpegin`, `getpeginaddress`).
 
 use crate::types::{
-    AccountInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo, EvidenceInfo,
-    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
-    ReserveProofInfo, TransactionInfo, ValidatorInfo,
+    AccountInfo, BitcoinViewInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo,
+    EvidenceInfo, FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus,
+    PegOutInfo, ReserveProofInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -212,6 +212,12 @@ pub trait SidechainApi {
     /// locked on.
     #[method(name = "getconsensusstate")]
     async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo>;
+
+    /// What this node's own bitcoind shows: `bitcoind` (`none`, `unreachable` or `ok`), its best height, the
+    /// anchor height and the lag between them, and the deposits it sees above the anchor that are not minted
+    /// yet, each with its confirmations of `confirmations_required`. Local to this node (not consensus).
+    #[method(name = "getbitcoinview")]
+    async fn get_bitcoin_view(&self) -> RpcResult<BitcoinViewInfo>;
 
     /// WebSocket only: a [`BlockSummary`] for every block committed after subscribing.
     #[subscription(name = "subscribenewblocks", unsubscribe = "unsubscribenewblocks", item = BlockSummary)]

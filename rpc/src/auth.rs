@@ -13,8 +13,13 @@
 //! - **Origin**: a browser adds it to cross-site requests and WebSocket handshakes; our clients never
 //!   send one, so a foreign origin is refused. The server sends no CORS headers at all.
 //!
+//! The dashboard's page and its read-only endpoint (`/dashboard/...`, see [`crate::dashboard`]) pass the
+//! same Host and Origin checks but need no credentials; its calls are marked [`Access::ReadOnly`] and only
+//! read-only methods answer them. Every other request is marked [`Access::Full`] once authenticated.
+//!
 //! Comparisons of secrets are constant-time (HMAC verification, and a fold over the cookie bytes).
 
+use crate::dashboard::{self, Access, Route};
 use crate::fsutil;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -174,6 +179,7 @@ pub struct Guard {
     cookie_secret: String,
     users: Vec<RpcAuth>,
     allowed_hosts: Vec<String>,
+    dashboard: bool,
 }
 
 /// Why a request was refused (the text is the response body).
@@ -198,7 +204,13 @@ impl Guard {
     pub fn new(cookie: &Cookie, users: Vec<RpcAuth>, extra_hosts: &[String]) -> Guard {
         let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec();
         allowed_hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
-        Guard { cookie_secret: cookie.secret.clone(), users, allowed_hosts }
+        Guard { cookie_secret: cookie.secret.clone(), users, allowed_hosts, dashboard: false }
+    }
+
+    /// Serves the dashboard page and its read-only endpoint (off unless set).
+    pub fn with_dashboard(mut self, on: bool) -> Guard {
+        self.dashboard = on;
+        self
     }
 
     fn host_allowed(&self, authority: &str) -> bool {
@@ -206,8 +218,14 @@ impl Guard {
         self.allowed_hosts.contains(&host)
     }
 
-    /// The verdict on a request's headers.
+    /// The verdict on a request's headers: [`check_site`](Self::check_site), then credentials.
     pub fn check(&self, headers: &http::HeaderMap, uri: &http::Uri) -> Result<(), Refusal> {
+        self.check_site(headers, uri)?;
+        self.check_credentials(headers)
+    }
+
+    /// The Host and Origin checks alone (what the dashboard's requests pass).
+    pub fn check_site(&self, headers: &http::HeaderMap, uri: &http::Uri) -> Result<(), Refusal> {
         let host = headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -224,6 +242,10 @@ impl Guard {
                 return Err(Refusal::Origin(origin));
             }
         }
+        Ok(())
+    }
+
+    fn check_credentials(&self, headers: &http::HeaderMap) -> Result<(), Refusal> {
         let Some((user, password)) = basic_credentials(headers) else {
             return Err(Refusal::Unauthorized);
         };
@@ -313,9 +335,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
-        match self.guard.check(req.headers(), req.uri()) {
-            Ok(()) => Box::pin(self.inner.call(req)),
+    fn call(&mut self, mut req: HttpRequest<B>) -> Self::Future {
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        let route = dashboard::route(req.method(), req.uri().path(), upgrade, self.guard.dashboard);
+        let verdict = match route {
+            Route::Rpc => self.guard.check(req.headers(), req.uri()),
+            _ => self.guard.check_site(req.headers(), req.uri()),
+        };
+        match verdict {
+            Ok(()) => {
+                if let Some(resp) = dashboard::respond(route) {
+                    return Box::pin(async move { Ok(resp) });
+                }
+                let access = if route == Route::Rpc { Access::Full } else { Access::ReadOnly };
+                if access == Access::ReadOnly {
+                    // jsonrpsee serves the JSON-RPC at `/`.
+                    *req.uri_mut() = http::Uri::from_static("/");
+                }
+                req.extensions_mut().insert(access);
+                Box::pin(self.inner.call(req))
+            }
             Err(refusal) => {
                 tracing::debug!(reason = %refusal, "rpc request refused");
                 let resp = refusal_response(&refusal);

@@ -9,8 +9,8 @@
 //! Futures are `Send` so the jsonrpsee server can run them on any worker.
 
 use crate::types::{
-    ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
-    PegInFacts, PegOutInfo, ReserveProofInfo, StoredBlock, TxLookup, ValidatorInfo,
+    BitcoinViewInfo, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo,
+    PegInAddressInfo, PegInFacts, PegOutInfo, ReserveProofInfo, StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
@@ -151,6 +151,16 @@ pub trait RpcBackend: Send + Sync + 'static {
 
     /// The consensus state of the height being decided.
     fn consensus_state(&self) -> impl Future<Output = Result<ConsensusStateInfo, BackendError>> + Send;
+
+    /// What this node's bitcoind shows (`getbitcoinview`). The default is a node without one; a node with
+    /// a bitcoind overrides it.
+    fn bitcoin_view(&self) -> impl Future<Output = Result<BitcoinViewInfo, BackendError>> + Send {
+        async move {
+            let anchor = self.chain_info().await?.btc_anchor.height.get();
+            let required = self.federation().await?.pegin_confirmations;
+            Ok(BitcoinViewInfo::without_bitcoind(anchor, required))
+        }
+    }
 
     /// A receiver of every block committed from now on. The node sends a [`BlockSummary`] after the
     /// block is durable; a subscriber that lags behind the channel capacity misses blocks (it is told

@@ -7,9 +7,9 @@ use crate::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use crate::errors;
 use crate::types::{
     ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
-    BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, PegParamError,
-    ReserveProofInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    BitcoinViewInfo, BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo,
+    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
+    PegParamError, ReserveProofInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -244,6 +244,10 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn get_consensus_state(&self) -> RpcResult<ConsensusStateInfo> {
         self.backend.consensus_state().await.map_err(internal)
+    }
+
+    async fn get_bitcoin_view(&self) -> RpcResult<BitcoinViewInfo> {
+        self.backend.bitcoin_view().await.map_err(internal)
     }
 
     async fn subscribe_new_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

@@ -6,6 +6,7 @@
 //! - [`backend`]: [`RpcBackend`], the narrow interface the node implements over its store and services;
 //! - [`server`]: [`start_server`] (HTTP + WebSocket on one port, cookie and rpcauth, Host/Origin checks,
 //!   size and batch limits); [`handlers`] is the trait implementation it serves;
+//! - [`dashboard`]: the page every node serves at `/dashboard/` and its read-only endpoint;
 //! - [`errors`]: every error code, in one place; [`openrpc`]: the `rpc.discover` document;
 //! - [`client`]: typed clients with credentials; [`wallet`]: the key file and amounts of `sidechain-cli`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod backend;
 pub mod btc_funding;
 pub mod client;
+pub mod dashboard;
 pub mod errors;
 mod fsutil;
 pub mod handlers;

@@ -350,7 +350,7 @@ pub fn document() -> Value {
     let internal = || error(errors::INTERNAL_ERROR, "node storage read failed");
     let height = || param("height", true, r("Height"), "block height, 1..=tip");
     let array = |item: &str| json!({ "type": "array", "items": r(item) });
-    let methods = vec![
+    let mut methods = vec![
         method(
             "getblockchaininfo",
             "chain id, genesis, tip, anchor, peg status and reserve, minimum fee, node status",
@@ -556,6 +556,14 @@ pub fn document() -> Value {
         ),
         method(DISCOVER, "this document", vec![], "openrpc", json!({ "type": "object" }), vec![]),
     ];
+    methods.push(method(
+        "getbitcoinview",
+        "this node's bitcoind: reachable, best height, lag behind the anchor, deposits in flight with confirmations",
+        vec![],
+        "view",
+        crate::dashboard::bitcoin_view_schema(),
+        vec![internal()],
+    ));
     json!({
         "openrpc": "1.2.6",
         "info": {

@@ -2,12 +2,16 @@
 //! request through the [`Guard`](crate::auth::Guard) (Host, Origin, Basic auth), request size and batch
 //! limits, and the cookie file that lives exactly as long as the server.
 //!
+//! With `dashboard` on (the default) it also serves the page at `/dashboard/` and a read-only endpoint for
+//! it ([`crate::dashboard`]).
+//!
 //! The node calls [`start_server`] with its [`RpcBackend`] and keeps the [`RpcServerHandle`] until
 //! shutdown; `handle.stop().await` refuses new requests, waits for the server and removes the cookie.
 
 use crate::api::SidechainApiServer;
 use crate::auth::{AuthError, Cookie, Guard, GuardLayer, RpcAuth};
 use crate::backend::RpcBackend;
+use crate::dashboard::ReadOnlyLayer;
 use crate::handlers::RpcImpl;
 use crate::openrpc;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
@@ -61,6 +65,9 @@ pub struct RpcServerConfig {
     pub max_connections: u32,
     /// Host names (without port) accepted in the `Host` header besides localhost, 127.0.0.1 and [::1].
     pub allowed_hosts: Vec<String>,
+    /// Serve the dashboard page at `/dashboard/` and its read-only endpoint (on by default; see
+    /// [`crate::dashboard`] for why that is safe).
+    pub dashboard: bool,
 }
 
 impl RpcServerConfig {
@@ -75,6 +82,7 @@ impl RpcServerConfig {
             max_batch: 100,
             max_connections: 100,
             allowed_hosts: Vec::new(),
+            dashboard: true,
         }
     }
 }
@@ -152,11 +160,12 @@ pub async fn start_server<B: RpcBackend>(
         .map_err(|source| RpcError::Bind { addr: config.bind, source })?;
     let local_addr = listener.local_addr().map_err(|source| RpcError::Bind { addr: config.bind, source })?;
     let cookie = Cookie::create(&config.cookie_path)?;
-    let guard = Arc::new(Guard::new(&cookie, config.users.clone(), &hosts));
+    let guard = Arc::new(Guard::new(&cookie, config.users.clone(), &hosts).with_dashboard(config.dashboard));
     let server = builder
         .set_http_middleware(tower::ServiceBuilder::new().layer(GuardLayer(guard)))
         // Every call logged (target `jsonrpsee-server`, method and params cut to 256 bytes).
-        .set_rpc_middleware(RpcServiceBuilder::new().rpc_logger(256))
+        // Then the read-only check of the dashboard's calls (crate::dashboard).
+        .set_rpc_middleware(RpcServiceBuilder::new().rpc_logger(256).layer(ReadOnlyLayer))
         .build_from_tcp(listener)
         .map_err(|source| RpcError::Bind { addr: config.bind, source })?;
     let handle = server.start(module);

@@ -24,6 +24,8 @@ mod pegout;
 pub use self::pegout::*;
 mod reserve;
 pub use self::reserve::*;
+mod bitcoin_view;
+pub use self::bitcoin_view::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;

@@ -129,6 +129,11 @@ impl SidechainNode {
         format!("http://{}", self.rpc_addr)
     }
 
+    /// The node's dashboard page (served on its RPC port, read-only, no credentials).
+    pub fn dashboard_url(&self) -> String {
+        format!("http://{}{}", self.rpc_addr, rpc::dashboard::PAGE_PATH)
+    }
+
     /// A typed RPC client authenticated with the node's cookie.
     pub fn client(&self) -> Result<jsonrpsee::http_client::HttpClient, FederationError> {
         connect(&self.rpc_url(), &ClientAuth::Cookie(self.datadir.join(".cookie")))

@@ -7,6 +7,7 @@
 //! covering what is owed, no double signing, no crash, and the scenario's wall time.
 
 pub mod bitcoind;
+pub mod browser;
 pub mod btc_wallet;
 pub mod demo;
 pub mod federation;

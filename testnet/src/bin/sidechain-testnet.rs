@@ -66,6 +66,10 @@ async fn run(args: Args) -> Result<()> {
             n.datadir.join("sidechaind.log").display()
         );
     }
+    println!("Dashboards (open in a browser on this machine; read-only, no credentials):");
+    for n in &fed.nodes {
+        println!("  {:<11} {}", n.name, n.dashboard_url());
+    }
     let n = &fed.nodes[0];
     println!("Try:");
     println!(
