@@ -92,8 +92,15 @@ fn attack_rpc(addr: SocketAddr, auth: &str, seed: u64) {
     let a = exchange(addr, &random(64 * 1024, seed), bound);
     assert!(a.closed && (a.text.is_empty() || (400..500).contains(&status(&a))), "rpc random bytes: {a:?}");
 
-    let a = exchange(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", bound);
-    assert!((400..500).contains(&status(&a)), "rpc without credentials: {a:?}");
+    // A JSON-RPC call without credentials (a plain `GET /` is the dashboard's redirect, not a call).
+    let body = "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"getblockcount\"}";
+    let call = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let a = exchange(addr, call.as_bytes(), bound);
+    assert_eq!(status(&a), 401, "rpc without credentials: {a:?}");
 
     let a = exchange(addr, &post(auth, "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": "), bound);
     assert!(a.text.contains("-32700"), "rpc malformed JSON is a parse error: {a:?}");
