@@ -32,7 +32,7 @@ fn shown_hash(fed: &Federation, height: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anchor_follows_bitcoin_and_needs_a_quorum_of_bitcoinds() {
-    let scenario = Scenario::begin("bitcoind_down");
+    let scenario = Scenario::begin("bitcoind_down_then_back");
     let mut fed = Federation::start(FederationConfig {
         binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
@@ -71,6 +71,21 @@ async fn the_anchor_follows_bitcoin_and_needs_a_quorum_of_bitcoinds() {
     let h0 = fed.nodes[0].height().await.expect("height");
     fed.wait_height(&[0, 1], h0 + 10, Duration::from_secs(120)).await.expect("blocks go on without the anchor");
     assert_eq!(anchor(&fed, 0).await, stuck, "two bitcoinds down: the anchor must not move");
+
+    // Both back (same datadirs and ports): they catch up with Bitcoin, their validators see them again
+    // without a restart of their own, and the anchor moves on to N confirmations of the tip.
+    for i in [2, 3] {
+        fed.bitcoinds[i].restart_with(&[]).expect("bitcoind restarts");
+        fed.bitcoinds[0].connect(&fed.bitcoinds[i]).expect("reconnect");
+        fed.bitcoinds[i].wait_for_height(30, Duration::from_secs(60)).expect("catches up");
+    }
+    let a = wait_anchor(&fed, 30 - (n - 1), Duration::from_secs(60)).await;
+    assert_eq!(a.1, shown_hash(&fed, a.0), "the anchor moves again once a quorum of bitcoinds is back");
+    fed.bitcoinds[0].mine(5).expect("mine");
+    for b in &fed.bitcoinds {
+        b.wait_for_height(35, Duration::from_secs(30)).expect("bitcoinds share blocks");
+    }
+    wait_anchor(&fed, 35 - (n - 1), Duration::from_secs(60)).await;
     for i in 0..4 {
         assert!(
             fed.nodes[i].process.is_running(),

@@ -10,6 +10,7 @@ use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::{broadcast, BtcWallet};
 use testnet::federation::Federation;
+use testnet::scenario::{Checks, Scenario};
 
 mod common;
 
@@ -17,6 +18,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
+    let scenario = Scenario::begin("pegin_minted_once");
     let mut fed = start(Vec::new());
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
     let (wallet, utxo) = funded_wallet(&fed, 3).await;
@@ -74,9 +76,7 @@ async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
     let tip = mine(&fed, 8);
     wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
     assert_eq!(balance(&fed, 4, recipient).await, deposit - fee);
-    for n in &mut fed.nodes {
-        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
-    }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +107,7 @@ async fn a_proposer_that_leaves_a_mint_out_is_voted_down_and_an_honest_one_mints
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorg_below_n_drops_the_deposit_and_remining_mints_it_once_across_restarts() {
+    let scenario = Scenario::begin("reorg_below_n_during_pegin");
     let mut fed = start(Vec::new());
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
     let (wallet, utxo) = funded_wallet(&fed, 5).await;
@@ -160,9 +161,7 @@ async fn a_reorg_below_n_drops_the_deposit_and_remining_mints_it_once_across_res
     assert_eq!(balance(&fed, 0, recipient).await, deposit - Amount::from_sat(264), "minted twice");
     assert_eq!(mints_between(&fed, from, later).await.len(), 1);
     assert!(minted_at <= later);
-    for n in &mut fed.nodes {
-        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
-    }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 /// Waits (bounded) until validator `i` reports `stage` for `outpoint`; returns the status.
@@ -186,6 +185,7 @@ async fn wait_stage(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_up() {
+    let scenario = Scenario::begin("pegin_claims_dust_plain");
     use rpc::types::PegInStage;
     let mut fed = start(Vec::new());
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
@@ -251,7 +251,5 @@ async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_
         .expect("scantxoutset");
     let on_chain = Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount");
     assert_eq!(on_chain, totals.btc_held, "state's BTC held is what bitcoind's UTXO set holds");
-    for n in &mut fed.nodes {
-        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
-    }
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }

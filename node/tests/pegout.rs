@@ -15,6 +15,7 @@ use rpc::types::{PegOutInfo, PegOutStage};
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::BtcWallet;
 use testnet::federation::Federation;
+use testnet::scenario::{Checks, Scenario};
 
 /// A federation with peg-outs on, `user` holding `deposit - peg-in fee` on the sidechain, and the fee
 /// pool (which pays Bitcoin fees of batches and bumps) funded with `fee_pool` by a payment to the plain
@@ -109,27 +110,9 @@ fn held_by(fed: &Federation, b: usize, script: &ScriptBuf) -> Amount {
     Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
 }
 
-/// Every node on one chain with a verified reserve proof, `supply + unpaid_burns <= btc_held` (plus
-/// genesis supply, zero here), and every process alive.
-async fn check_reserves_and_processes(fed: &mut Federation) {
-    let h = fed.nodes[0].height().await.expect("height");
-    fed.wait_height(&[0, 1, 2, 3, 4], h, Duration::from_secs(60)).await.expect("all nodes reach the tip");
-    let hash0 = fed.nodes[0].client().expect("client").get_block_hash(primitives::Height(h)).await.expect("hash");
-    for (i, n) in fed.nodes.iter().enumerate() {
-        let c = n.client().expect("client");
-        assert_eq!(c.get_block_hash(primitives::Height(h)).await.expect("hash"), hash0, "node {i} on another chain");
-        let proof = c.get_reserve_proof().await.expect("getreserveproof");
-        proof.verify().unwrap_or_else(|e| panic!("node {i}: reserve proof does not verify: {e}"));
-        assert!(proof.reserve_ok, "node {i}: {proof:?}");
-        assert!(proof.supply + proof.unpaid_burns <= proof.btc_held, "node {i}: {proof:?}");
-    }
-    for n in &mut fed.nodes {
-        assert!(n.process.is_running(), "{} stopped: {}", n.name, n.process.log_tail(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoin() {
+    let scenario = Scenario::begin("pegout_one_burn");
     let user = Keypair::from_secret([41; 32]);
     let who = user.public().account_id();
     let deposit = Amount::from_sat(1_000_000);
@@ -220,11 +203,12 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(held_by(&fed, 2, &fed_script), totals.btc_held, "state's BTC held is the change bitcoind shows");
     let proof = c.get_reserve_proof().await.expect("getreserveproof");
     assert_eq!(proof.utxos.iter().map(|u| u.amount).sum::<Amount>(), proof.btc_held, "{proof:?}");
-    check_reserves_and_processes(&mut fed).await;
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() {
+    let scenario = Scenario::begin("pegout_hundred_payouts");
     let user = Keypair::from_secret([42; 32]);
     let deposit = Amount::from_sat(5_000_000);
     let interval = 100;
@@ -266,11 +250,12 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
     }
     mine(&fed, N);
     wait_pegout(&fed, 4, txids[99], PegOutStage::Final, Duration::from_secs(60)).await;
-    check_reserves_and_processes(&mut fed).await;
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_killed_while_the_batch_is_signed_does_not_stop_it() {
+    let scenario = Scenario::begin("pegout_validator_killed_while_signing");
     let user = Keypair::from_secret([43; 32]);
     let deposit = Amount::from_sat(1_000_000);
     let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 });
@@ -293,11 +278,14 @@ async fn a_validator_killed_while_the_batch_is_signed_does_not_stop_it() {
     assert_eq!(held_by(&fed, 0, &payee), amount, "paid once, exactly");
     // Back from the dead, validator 3 catches up and agrees.
     fed.nodes[3].process.restart().expect("restart");
-    check_reserves_and_processes(&mut fed).await;
+    let tip = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[3], tip, Duration::from_secs(60)).await.expect("validator 3 catches up");
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fee_spike_strands_the_first_version_and_a_bumped_one_confirms_exactly_once() {
+    let scenario = Scenario::begin("pegout_fee_spike_bump");
     let user = Keypair::from_secret([44; 32]);
     let deposit = Amount::from_sat(2_000_000);
     let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5, "pegout_bump_after": 2 });
@@ -371,5 +359,5 @@ async fn a_fee_spike_strands_the_first_version_and_a_bumped_one_confirms_exactly
     let totals = c.get_federation_info().await.expect("info").peg_totals;
     assert_eq!(totals.unpaid_burns, Amount::ZERO);
     assert_eq!(totals.supply, totals.btc_held, "the unspent part of the bump's fee went back to the pool");
-    check_reserves_and_processes(&mut fed).await;
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
