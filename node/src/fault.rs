@@ -28,6 +28,10 @@ pub enum CrashPoint {
     BeforeCommitWrite,
     /// That write is done; nothing after it (mempool, status, the next height) has run.
     AfterCommitWrite,
+    /// A peg-out batch version this validator is about to sign is recorded (synced) as signed; the share
+    /// itself has not been made or sent. On restart the record must keep it from signing a version that
+    /// would not conflict with this one.
+    BatchSignatureRecorded,
 }
 
 /// Dies like a kill -9 (no destructors, no flush beyond what was already fsynced) if `point` at `height`

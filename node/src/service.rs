@@ -1045,6 +1045,7 @@ impl Service {
                 error!(batch = id, error = %e, "cannot persist the signature record; not signing");
                 continue;
             }
+            self.crash_point(crate::fault::CrashPoint::BatchSignatureRecorded, self.chain.tip().next());
             let genesis = chain.genesis_hash().0;
             match peg::shares::sign_batch(
                 &secp,

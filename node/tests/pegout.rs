@@ -27,7 +27,19 @@ async fn pegged_in(
     fee_pool: Amount,
     seed: u8,
 ) -> Federation {
-    let fed = start_with(Vec::new(), Some(params));
+    pegged_in_with(Vec::new(), params, user, deposit, fee_pool, seed).await
+}
+
+/// [`pegged_in`] with per-node config additions.
+async fn pegged_in_with(
+    node_toml: Vec<(usize, String)>,
+    params: serde_json::Value,
+    user: &Keypair,
+    deposit: Amount,
+    fee_pool: Amount,
+    seed: u8,
+) -> Federation {
+    let fed = start_with(node_toml, Some(params));
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
     let (wallet, utxo) = funded_wallet(&fed, seed).await;
     let who = user.public().account_id();
@@ -254,20 +266,29 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validator_killed_while_the_batch_is_signed_does_not_stop_it() {
-    let scenario = Scenario::begin("pegout_validator_killed_while_signing");
+async fn a_validator_that_dies_mid_signing_does_not_stop_the_batch_and_restarts_safely() {
+    let scenario = Scenario::begin("pegout_validator_dies_mid_signing");
     let user = Keypair::from_secret([43; 32]);
     let deposit = Amount::from_sat(1_000_000);
     let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 });
-    let mut fed = pegged_in(params, &user, deposit, Amount::ZERO, 9).await;
+    // Validator 3 dies (abort, as kill -9) right after it has durably recorded the batch version it is about
+    // to sign and before its share exists or leaves.
+    let crash = "[fault]\ncrash_point = \"batch_signature_recorded\"\n";
+    let mut fed = pegged_in_with(vec![(3, crash.to_string())], params, &user, deposit, Amount::ZERO, 9).await;
+    // Validator 2 is frozen, so validator 3 must be one of the three signers: its signing attempt is certain.
+    fed.nodes[2].process.pause();
     let payee = BtcWallet::from_seed(52).script_pubkey();
     let amount = Amount::from_sat(250_000);
     let txid = send(&fed, 0, burn_tx(&user, 1, &payee, amount, 2), &user).await.expect("burn");
-    // The moment the batch exists, validator 3 dies (kill -9): the other three sign it.
-    wait_pegout(&fed, 0, txid, PegOutStage::Batched, Duration::from_secs(60)).await;
-    fed.nodes[3].process.kill9();
-    let s = wait_pegout(&fed, 0, txid, PegOutStage::Broadcast, Duration::from_secs(90)).await;
-    let batch = s.batch.expect("batch");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while fed.nodes[3].process.is_running() {
+        assert!(Instant::now() < deadline, "validator 3 never tried to sign: {}", fed.nodes[3].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fed.nodes[3].process.log_tail(50).contains("crash point reached"), "{}", fed.nodes[3].process.log_tail(30));
+    // Validator 2 thaws: with validators 0, 1 and 2 the batch gets its threshold and goes out.
+    fed.nodes[2].process.resume();
+    let batch = wait_pegout(&fed, 0, txid, PegOutStage::Broadcast, Duration::from_secs(90)).await.batch.expect("batch");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[]).expect("mempool").contains(&batch.btc_txid) {
         assert!(Instant::now() < deadline, "batch not broadcast: {}", fed.nodes[0].process.log_tail(40));
@@ -276,7 +297,9 @@ async fn a_validator_killed_while_the_batch_is_signed_does_not_stop_it() {
     mine(&fed, 1 + N);
     wait_pegout(&fed, 0, txid, PegOutStage::Final, Duration::from_secs(60)).await;
     assert_eq!(held_by(&fed, 0, &payee), amount, "paid once, exactly");
-    // Back from the dead, validator 3 catches up and agrees.
+    // Validator 3 comes back (fault switched off): it finds its record, catches up, and the chain agrees.
+    let datadir = fed.nodes[3].datadir.clone();
+    fed.write_config(&datadir, "").expect("config");
     fed.nodes[3].process.restart().expect("restart");
     let tip = fed.nodes[0].height().await.expect("height");
     fed.wait_height(&[3], tip, Duration::from_secs(60)).await.expect("validator 3 catches up");
