@@ -17,31 +17,9 @@ use testnet::browser::{chromium_available, Browser};
 use testnet::btc_wallet::{broadcast, BtcWallet};
 use testnet::federation::{Federation, FederationConfig};
 
-const N: u64 = 6; // Params::default().pegin_confirmations
+mod common;
 
-/// Registers `key`'s deposit address and waits until the registration is in a block.
-async fn register(fed: &Federation, key: &Keypair) {
-    let c = fed.nodes[0].client().expect("client");
-    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
-    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-        .sign(key, &genesis);
-    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "registration {txid} not committed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Mines on bitcoind 0 and waits until every bitcoind has the block.
-fn mine(fed: &Federation, n: u64) -> u64 {
-    fed.bitcoinds[0].mine(n).expect("mine");
-    let h = fed.bitcoinds[0].height().expect("height");
-    for b in &fed.bitcoinds {
-        b.wait_for_height(h, Duration::from_secs(30)).expect("bitcoinds share blocks");
-    }
-    h
-}
+use common::{mine, register, N};
 
 async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
     let c = fed.nodes[0].client().expect("client");

@@ -113,6 +113,14 @@ async fn cli(fed: &Federation, wallet: &std::path::Path, args: &[&str]) -> (bool
     (out.status.success(), text)
 }
 
+/// Waits (bounded) until bitcoind 0's mempool holds `txid`: bitcoind took the batch as standard.
+fn wait_in_mempool(fed: &Federation, txid: &str) {
+    testnet::wait::wait_until(&format!("batch {txid} in bitcoind0's mempool"), Duration::from_secs(60), || {
+        Ok(fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[])?.contains(&txid.to_string()))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", fed.nodes[0].process.log_tail(40)));
+}
+
 /// What `script` holds on Bitcoin, per bitcoind `b`'s UTXO set.
 fn held_by(fed: &Federation, b: usize, script: &ScriptBuf) -> Amount {
     let desc = format!("raw({})", script.to_hex_string());
@@ -178,11 +186,7 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     let signed_at = fed.nodes[0].height().await.expect("height");
     println!("burn to broadcast: burned at {burned_at}, threshold-signed by {signed_at} (interval 5)");
     let btc0 = &fed.bitcoinds[0];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !btc0.call::<Vec<String>>("getrawmempool", &[]).expect("mempool").contains(&batch.btc_txid) {
-        assert!(Instant::now() < deadline, "batch not in the mempool: {}", fed.nodes[0].process.log_tail(40));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_in_mempool(&fed, &batch.btc_txid);
     let mined_at = mine(&fed, 1);
     assert_eq!(held_by(&fed, 3, &payee), amount, "the payee holds exactly the burned amount");
     // A validator's bitcoind shows it confirmed before the anchor covers it.
@@ -246,11 +250,7 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
         assert_eq!(s.batch.map(|b| b.id), Some(batch.id), "every burn in the one batch");
     }
     // Bitcoind took it into its mempool: it is standard (policy checked at acceptance).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[]).expect("mempool").contains(&batch.btc_txid) {
-        assert!(Instant::now() < deadline, "batch not accepted: {}", fed.nodes[0].process.log_tail(40));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_in_mempool(&fed, &batch.btc_txid);
     let entry: serde_json::Value =
         fed.bitcoinds[0].call("getmempoolentry", &[serde_json::json!(batch.btc_txid)]).expect("entry");
     let vsize = entry["vsize"].as_u64().expect("vsize");
@@ -289,11 +289,7 @@ async fn a_validator_that_dies_mid_signing_does_not_stop_the_batch_and_restarts_
     // Validator 2 thaws: with validators 0, 1 and 2 the batch gets its threshold and goes out.
     fed.nodes[2].process.resume();
     let batch = wait_pegout(&fed, 0, txid, PegOutStage::Broadcast, Duration::from_secs(90)).await.batch.expect("batch");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[]).expect("mempool").contains(&batch.btc_txid) {
-        assert!(Instant::now() < deadline, "batch not broadcast: {}", fed.nodes[0].process.log_tail(40));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_in_mempool(&fed, &batch.btc_txid);
     mine(&fed, 1 + N);
     wait_pegout(&fed, 0, txid, PegOutStage::Final, Duration::from_secs(60)).await;
     assert_eq!(held_by(&fed, 0, &payee), amount, "paid once, exactly");
