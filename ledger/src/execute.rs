@@ -758,7 +758,7 @@ fn run_txs<R: TreeReader>(
 /// The reserve promise after a block: `supply + unpaid_burns <= btc_held + genesis supply`.
 fn check_reserve<S: StateReader>(chain: &Chain, state: &S) -> Result<(), BlockError> {
     let t = state.peg_totals()?;
-    let genesis_supply = crate::pegin::genesis_totals(chain).supply;
+    let genesis_supply = chain.genesis_supply();
     let owed = t.supply.checked_add(t.unpaid_burns);
     let backed = t.btc_held.checked_add(genesis_supply);
     match (owed, backed) {

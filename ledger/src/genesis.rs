@@ -345,6 +345,7 @@ pub struct Chain {
     federation: peg::Federation,
     pegin_fee: Amount,
     deposit_input_vbytes: u64,
+    genesis_supply: Amount,
 }
 
 impl Chain {
@@ -366,7 +367,9 @@ impl Chain {
             peg::pegin_fee(federation.descriptor(), rate).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
         let deposit_input_vbytes =
             peg::input_vbytes(federation.descriptor()).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
-        Ok(Chain { genesis, genesis_hash, federation, pegin_fee, deposit_input_vbytes })
+        // `validate` checked the sum stays within 21 million BTC.
+        let genesis_supply = genesis.initial_accounts.iter().map(|a| a.balance).sum();
+        Ok(Chain { genesis, genesis_hash, federation, pegin_fee, deposit_input_vbytes, genesis_supply })
     }
 
     /// The federation wallet: `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys, k = n - f.
@@ -384,6 +387,11 @@ impl Chain {
     pub fn pegin_fee_at(&self, sat_per_vb: u64) -> Amount {
         let fee = Amount::from_sat(self.deposit_input_vbytes.saturating_mul(sat_per_vb));
         fee.min(Amount::MAX_MONEY).max(self.pegin_fee)
+    }
+
+    /// The balances the genesis created (test networks only; zero on a real chain): supply no BTC backs.
+    pub fn genesis_supply(&self) -> Amount {
+        self.genesis_supply
     }
 
     /// The genesis document.

@@ -233,8 +233,7 @@ impl<S: StateReader> Overlay<'_, S> {
 
 /// The peg totals of a genesis: its initial balances are the whole supply; nothing is held yet.
 pub(crate) fn genesis_totals(chain: &Chain) -> PegTotals {
-    let supply = chain.genesis().initial_accounts.iter().map(|a| a.balance).sum();
-    PegTotals { supply, ..PegTotals::default() }
+    PegTotals { supply: chain.genesis_supply(), ..PegTotals::default() }
 }
 
 /// Whether a block at `height` must mint deposits to `account`'s address (its registration is live).

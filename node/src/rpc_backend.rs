@@ -10,9 +10,8 @@ use ledger::{Account, BtcOutPoint, SignedUserTx, Snapshot, StateReader, Tx};
 use primitives::{AccountId, Hash32, Height};
 use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
 use rpc::types::{
-    genesis_supply, BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInFacts, PegOutInfo, PegStatus, StoredBlock, TxLocation,
-    TxLookup, ValidatorInfo,
+    BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo,
+    PeerInfo, PegInAddressInfo, PegInFacts, PegOutInfo, PegStatus, StoredBlock, TxLocation, TxLookup, ValidatorInfo,
 };
 use tokio::sync::broadcast;
 
@@ -124,7 +123,7 @@ impl RpcBackend for NodeRpc {
             state_root: s.state_root,
             btc_anchor: meta.map(|m| m.btc_anchor).unwrap_or(chain.genesis().btc_anchor).into(),
             peg_status: if s.peg.halted { PegStatus::Halted } else { PegStatus::Active },
-            peg: ChainPegInfo::new(&totals, genesis_supply(chain.genesis()), s.peg.halted),
+            peg: ChainPegInfo::new(&totals, chain.genesis_supply(), s.peg.halted),
             min_fee: chain.params().min_fee,
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),
@@ -288,7 +287,7 @@ impl RpcBackend for NodeRpc {
         let tip = self.handle.status().height;
         let state = Snapshot::new(&**self.handle.store(), tip.get());
         let proof = ledger::batching::reserve_proof(&state).map_err(Self::storage)?;
-        Ok(rpc::types::ReserveProofInfo::new(tip, &proof, rpc::types::genesis_supply(self.handle.chain().genesis())))
+        Ok(rpc::types::ReserveProofInfo::new(tip, &proof, self.handle.chain().genesis_supply()))
     }
 
     async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {

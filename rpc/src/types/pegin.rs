@@ -13,7 +13,7 @@
 use bitcoin::amount::serde::as_sat;
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, OutPoint};
-use ledger::{BtcOutPoint, Genesis, PegInRecord, PegTotals};
+use ledger::{BtcOutPoint, PegInRecord, PegTotals};
 use primitives::{AccountId, Hash32, Height};
 use serde::{Deserialize, Serialize};
 
@@ -71,11 +71,6 @@ pub fn ledger_outpoint(o: &OutPoint) -> BtcOutPoint {
 /// A Bitcoin block hash in the ledger's internal byte order.
 pub fn ledger_block_hash(h: &BlockHash) -> Hash32 {
     Hash32(h.to_byte_array())
-}
-
-/// The sum of the genesis balances: supply no deposit backs (test networks only; empty on a real chain).
-pub fn genesis_supply(genesis: &Genesis) -> Amount {
-    genesis.initial_accounts.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.balance)).unwrap_or(Amount::MAX)
 }
 
 /// The peg totals at the tip (`getfederationinfo.peg_totals`).

@@ -144,7 +144,7 @@ impl RpcBackend for MemBackend {
             state_root: snap.root().map_err(storage_err)?,
             btc_anchor: meta.btc_anchor.into(),
             peg_status: PegStatus::Active,
-            peg: ChainPegInfo::new(&totals, genesis_supply(self.chain.genesis()), false),
+            peg: ChainPegInfo::new(&totals, self.chain.genesis_supply(), false),
             min_fee: self.chain.params().min_fee,
             validator: false,
             syncing: false,
@@ -316,7 +316,7 @@ impl RpcBackend for MemBackend {
         let v = inner.store.latest_version().unwrap_or(0);
         let proof = ledger::batching::reserve_proof(&inner.store.snapshot(v))
             .map_err(|e| BackendError::Storage(e.to_string()))?;
-        Ok(rpc::types::ReserveProofInfo::new(primitives::Height(v), &proof, genesis_supply(self.chain.genesis())))
+        Ok(rpc::types::ReserveProofInfo::new(primitives::Height(v), &proof, self.chain.genesis_supply()))
     }
 
     async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
