@@ -65,6 +65,8 @@ pub struct P2pSection {
 pub struct RpcSection {
     /// Listen address, e.g. `127.0.0.1:18443`.
     pub bind: Option<String>,
+    /// Serve the dashboard page and its read-only endpoint (default true); `false` answers them 404.
+    pub dashboard: Option<bool>,
 }
 
 /// What went wrong reading the configuration.
@@ -135,6 +137,17 @@ mod tests {
         assert!(matches!(FileConfig::load(&p, true), Err(ConfigError::Parse { .. })));
         assert_eq!(FileConfig::load(&dir.path().join("none.toml"), false).expect("optional"), FileConfig::default());
         assert!(matches!(FileConfig::load(&dir.path().join("none.toml"), true), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn peg_and_dashboard_settings_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[rpc]\ndashboard = false\n[peg]\nfee_rate_floor_sat_vb = 25\n").expect("write");
+        let c = FileConfig::load(&p, true).expect("valid");
+        assert_eq!((c.rpc.dashboard, c.peg.fee_rate_floor_sat_vb), (Some(false), Some(25)));
+        std::fs::write(&p, "[peg]\nfee_rate_floor = 25\n").expect("write");
+        assert!(FileConfig::load(&p, true).expect_err("typo").to_string().contains("fee_rate_floor"));
     }
 
     #[test]

@@ -287,6 +287,7 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
     };
     let mempool_max_bytes = cfg.mempool.max_bytes as u64;
     let mut rpc_cfg = rpc::RpcServerConfig::new(&datadir);
+    rpc_cfg.dashboard = file.rpc.dashboard.unwrap_or(true);
     if let Some(b) = rpc_bind.or(file.rpc.bind.clone()) {
         rpc_cfg.bind = b.parse().with_context(|| format!("--rpc-bind {b:?} is not an ip:port address"))?;
     }
