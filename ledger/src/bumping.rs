@@ -9,7 +9,9 @@
 //! `Params::pegout_bump_after` BTC blocks past the anchor of the block that recorded its k-th share
 //! without a settlement. At: the agreed fee rate, and at least the previous fee plus the relay increment
 //! (BIP125 rules 3, 4 and 6). Paid: the fee difference comes out of the fee pool into `unpaid_burns`, as
-//! the first fee did; settlement hands back what the confirmed version did not spend.
+//! the first fee did; settlement hands back what the confirmed version did not spend. When the pool cannot
+//! pay the agreed rate, the bump goes to the highest whole rate it can pay (at least the least valid
+//! replacement), so a stuck batch still moves; the node warns operators to fund the pool.
 
 use crate::batching::{batch, batch_index, input_records, BatchRecord, SpendableUtxos, INCREMENTAL_RELAY_SAT_VB};
 use crate::execute::{Overlay, TxError};
@@ -69,26 +71,53 @@ impl<S: StateReader> Overlay<'_, S> {
             vbytes: record.vbytes,
         };
         let (spendable, candidates) = self.spendable_candidates()?;
-        let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
+        let agreed = crate::fee_rate::agreed_fee_rate(chain, self)?;
         let increment = bitcoin::FeeRate::from_sat_per_vb(INCREMENTAL_RELAY_SAT_VB).unwrap_or(bitcoin::FeeRate::ZERO);
-        let plan = match peg::bump_batch(
-            fed,
-            chain.genesis_hash().0,
-            &previous,
-            &candidates,
-            rate,
-            increment,
-            peg::BatchLimits::STANDARD,
-            &fed.script_pubkey(),
-        ) {
-            Ok(plan) => plan,
+        let build = |sat_per_vb: u64| {
+            let rate = bitcoin::FeeRate::from_sat_per_vb(sat_per_vb).unwrap_or(bitcoin::FeeRate::ZERO);
+            peg::bump_batch(
+                fed,
+                chain.genesis_hash().0,
+                &previous,
+                &candidates,
+                rate,
+                increment,
+                peg::BatchLimits::STANDARD,
+                &fed.script_pubkey(),
+            )
+        };
+        let pool_id = fee_pool_id();
+        let mut pool = self.account(&pool_id)?;
+        let affordable = |plan: &peg::BatchPlan| plan.fee.checked_sub(record.fee).is_some_and(|x| x <= pool.balance);
+        let plan = match build(agreed) {
+            Ok(plan) if affordable(&plan) => plan,
+            Ok(_) => {
+                // The pool cannot pay the agreed rate: the highest whole rate it can pay, down to the least
+                // valid replacement (rate 0 here: the previous fee plus the relay increment). A stuck batch
+                // moves as far as the pool allows; the next bump goes on from there.
+                let (mut lo, mut hi) = (0, agreed);
+                match build(lo) {
+                    Ok(p) if affordable(&p) => {}
+                    Ok(_) => return Ok(Err(BumpSkipped::FeePoolShort)),
+                    Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+                }
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if build(mid).is_ok_and(|p| affordable(&p)) {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                match build(lo) {
+                    Ok(plan) => plan,
+                    Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+                }
+            }
             Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
         };
         let extra = plan.fee.checked_sub(record.fee).ok_or(TxError::PegTotalOverflow)?;
-        let pool_id = fee_pool_id();
-        let mut pool = self.account(&pool_id)?;
-        let Some(left) = pool.balance.checked_sub(extra) else { return Ok(Err(BumpSkipped::FeePoolShort)) };
-        pool.balance = left;
+        pool.balance = pool.balance.checked_sub(extra).ok_or(TxError::PegTotalOverflow)?;
         let mut totals = self.peg_totals()?;
         totals.supply = totals.supply.checked_sub(extra).ok_or(TxError::PegTotalOverflow)?;
         totals.unpaid_burns = totals.unpaid_burns.checked_add(extra).ok_or(TxError::PegTotalOverflow)?;

@@ -159,15 +159,13 @@ fn the_agreed_rate_follows_a_quorum_median_in_bounded_steps() {
 /// (which pays bumps); height 2 batches the burn; height 3 records three shares at anchor 1. Returns the
 /// first version.
 fn signed_batch(chain: &Chain, store: &mut MemStore) -> BatchRecord {
+    signed_batch_with_tip(chain, store, Amount::from_sat(20_000))
+}
+
+/// [`signed_batch`] with a transfer fee of `tip` into the fee pool.
+fn signed_batch_with_tip(chain: &Chain, store: &mut MemStore, tip: Amount) -> BatchRecord {
     let fee = required_pegout_fee_at(chain, 2, &p2wpkh());
-    let tip = testkit::transfer(
-        chain,
-        &user_key(1),
-        0,
-        user_key(0).public().account_id(),
-        Amount::ONE_SAT,
-        Amount::from_sat(20_000),
-    );
+    let tip = testkit::transfer(chain, &user_key(1), 0, user_key(0).public().account_id(), Amount::ONE_SAT, tip);
     let txs = vec![deposit(1, 400_000), deposit(2, 100_000), pegout(chain, 0, 0, 50_000, fee), tip.into()];
     commit(chain, store, 1, 1, txs);
     commit(chain, store, 2, 1, vec![]);
@@ -249,6 +247,32 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
     let t = store.snapshot(8).peg_totals().unwrap();
     assert_eq!((t.unpaid_burns, pool(&store, 8)), (Amount::ZERO, pool7));
     assert!(batch_index(&store.snapshot(8)).unwrap().in_flight.is_empty());
+}
+
+#[test]
+fn a_fee_pool_short_of_the_agreed_rate_still_bumps_as_high_as_it_can_pay() {
+    let (chain, mut store) = chain();
+    // The pool holds the two peg-in fees and the burn fee less the first version's fee: a few hundred sat.
+    let v1 = signed_batch_with_tip(&chain, &mut store, Amount::from_sat(100));
+    let votes = (0..3).map(|v| vote(&chain, v, 4, 30)).collect();
+    commit(&chain, &mut store, 4, 1, votes);
+    let mut h = 5;
+    while agreed_fee_rate(&chain, &store.snapshot(h - 1)).unwrap() < 30 {
+        commit(&chain, &mut store, h, 1, vec![]);
+        h += 1;
+    }
+    let pool_before = pool(&store, h - 1);
+    assert!(pool_before < Amount::from_sat(30 * v1.vbytes) - v1.fee, "the pool cannot pay 30 sat/vB: {pool_before}");
+    // Due: the bump is built at the highest whole rate the pool pays, still a valid replacement.
+    commit(&chain, &mut store, h, 4, vec![]);
+    let v2 = batch(&store.snapshot(h), 0).unwrap().unwrap();
+    assert_eq!(v2.bumps(), 1, "a short pool still bumps");
+    assert!(v2.fee >= v1.fee + Amount::from_sat(v2.vbytes), "BIP125: at least the relay increment more");
+    assert!(v2.fee < Amount::from_sat(30 * v2.vbytes), "below the agreed rate: {}", v2.fee);
+    let paid = pool_before - pool(&store, h);
+    assert_eq!(paid, v2.fee - v1.fee);
+    // One more sat/vB would have been more than the pool held.
+    assert!(v2.fee + Amount::from_sat(v2.vbytes) - v1.fee > pool_before, "not the highest affordable rate");
 }
 
 #[test]
