@@ -336,7 +336,13 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
             }
             f
         }
-        None => required,
+        // The agreed rate may rise by one step (an eighth, at least 1 sat/vB) before the burn is in a block:
+        // price the default fee at that step so the burn does not turn too cheap on its way.
+        None => {
+            let rate = fed.pegout_fee_rate_sat_vb;
+            let next = ledger::fee_rate::step_towards(rate, u64::MAX);
+            required_pegout_fee(info.min_fee, next, &script)
+        }
     };
     let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
     let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
