@@ -22,6 +22,12 @@ pub enum FederationError {
     /// Miniscript refused the descriptor (e.g. more than 20 keys for `multi`).
     #[error("miniscript rejected the federation descriptor: {0}")]
     Miniscript(String),
+    /// An emergency key is also a validator's peg key: one party would hold both paths.
+    #[error("emergency key {0} is also a federation peg key")]
+    EmergencyKeyIsValidatorKey(PublicKey),
+    /// A recovery delay BIP68 cannot encode in blocks (1 to 65535).
+    #[error("recovery delay of {0} blocks is not between 1 and 65535")]
+    BadRecoveryDelay(u32),
 }
 
 /// A k-of-n federation over compressed secp256k1 keys.
