@@ -27,6 +27,9 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(10);
 /// the load queues here, in the client, and that wait counts in its latency (the load stays open-loop).
 pub const IN_FLIGHT_PER_VALIDATOR: usize = 48;
 
+/// A committed block as the follower saw it: (seen at, round it was decided in, transactions, bytes).
+type SeenBlock = (Instant, u32, usize, usize);
+
 /// The accounts and validators the load uses.
 pub struct LoadGen {
     clients: Vec<HttpClient>,
@@ -39,8 +42,8 @@ pub struct LoadGen {
     fee: Amount,
     /// Transfers in flight or committed-but-unmatched: txid -> (submitted at, step).
     sent: Arc<Mutex<HashMap<Hash32, (Instant, usize)>>>,
-    /// Committed blocks seen so far: (seen at, height, transactions, bytes).
-    blocks: Arc<Mutex<Vec<(Instant, u64, usize, usize)>>>,
+    /// Committed blocks seen so far.
+    blocks: Arc<Mutex<Vec<SeenBlock>>>,
     /// Latencies of committed transfers: (step, latency).
     latencies: Arc<Mutex<Vec<(usize, Duration)>>>,
     next_account: AtomicUsize,
@@ -62,6 +65,8 @@ pub struct StepResult {
     pub committed: f64,
     /// Blocks committed in the window and their mean transactions and bytes.
     pub blocks: usize,
+    /// Blocks of the window decided in a round after 0 (a round failed: a timeout, not a vote, moved on).
+    pub late_round_blocks: usize,
     /// Mean transactions per block in the window.
     pub mean_block_txs: f64,
     /// Mean encoded bytes per block in the window.
@@ -139,7 +144,12 @@ impl LoadGen {
                             }
                         }
                     }
-                    blocks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((seen, h, b.tx_count, b.size));
+                    blocks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((
+                        seen,
+                        b.commit.round.0,
+                        b.tx_count,
+                        b.size,
+                    ));
                 }
                 tokio::time::sleep(FOLLOW_POLL).await;
             }
@@ -209,7 +219,7 @@ impl LoadGen {
             tokio::time::sleep(FOLLOW_POLL).await;
         }
         let uncommitted = self.pending(index)?;
-        let in_window: Vec<(Instant, u64, usize, usize)> = self
+        let in_window: Vec<SeenBlock> = self
             .blocks
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -241,6 +251,7 @@ impl LoadGen {
             first_error,
             committed: txs as f64 / window,
             blocks: in_window.len(),
+            late_round_blocks: in_window.iter().filter(|b| b.1 > 0).count(),
             mean_block_txs: txs as f64 / nblocks as f64,
             mean_block_bytes: bytes as f64 / nblocks as f64,
             p50: percentile(&lat, 0.50),

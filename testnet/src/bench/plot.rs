@@ -87,13 +87,14 @@ pub fn svg(points: &[Point], budget_ms: f64, title: &str) -> String {
         L + 6.0,
         by - 4.0
     );
-    let series: [(&str, &str, Box<dyn Fn(&Point) -> (f64, f64)>); 3] = [
+    type At<'a> = Box<dyn Fn(&Point) -> (f64, f64) + 'a>;
+    let series: [(&str, &str, At); 3] = [
         ("p50 latency", "#1f77b4", Box::new(|p: &Point| (x(p.offered), y(p.p50_ms)))),
         ("p99 latency", "#d62728", Box::new(|p: &Point| (x(p.offered), y(p.p99_ms)))),
         ("committed/s (right axis)", "#2ca02c", Box::new(|p: &Point| (x(p.offered), yc(p.committed)))),
     ];
     for (i, (name, color, at)) in series.iter().enumerate() {
-        let pts: Vec<String> = points.iter().map(|p| at(p)).map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+        let pts: Vec<String> = points.iter().map(at).map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
         let _ = writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
         for p in points {
             let (a, b) = at(p);

@@ -225,7 +225,7 @@ async fn run(args: Args) -> Result<()> {
     for i in 0..args.max_steps {
         let s = gen.step(i, offered, step_d, warm, drain, &pids).await?;
         println!(
-            "[{:>4.0}s] step {i}: offered {:.0}/s sent {:.0}/s committed {:.0}/s, p50 {:.0} ms p99 {:.0} ms, {} blocks of {:.0} txs, {} uncommitted, {} refused{}; cpu {}",
+            "[{:>4.0}s] step {i}: offered {:.0}/s sent {:.0}/s committed {:.0}/s, p50 {:.0} ms p99 {:.0} ms, {} blocks ({} decided after round 0) of {:.0} txs, {} uncommitted, {} refused{}; cpu {}",
             run_start.elapsed().as_secs_f64(),
             s.offered,
             s.sent_rate,
@@ -233,6 +233,7 @@ async fn run(args: Args) -> Result<()> {
             ms(s.p50),
             ms(s.p99),
             s.blocks,
+            s.late_round_blocks,
             s.mean_block_txs,
             s.uncommitted,
             s.rejected,
@@ -443,7 +444,7 @@ async fn run(args: Args) -> Result<()> {
         serde_json::json!({
             "offered_tps": s.offered, "sent_tps": s.sent_rate, "committed_tps": s.committed, "p50_ms": ms(s.p50),
             "p99_ms": ms(s.p99), "blocks": s.blocks, "mean_block_txs": s.mean_block_txs,
-            "mean_block_bytes": s.mean_block_bytes, "uncommitted": s.uncommitted, "refused": s.rejected,
+            "mean_block_bytes": s.mean_block_bytes, "blocks_after_round_0": s.late_round_blocks, "uncommitted": s.uncommitted, "refused": s.rejected,
             "first_refusal": s.first_error, "cpu_cores_by_process": s.cpu.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         })
     };
