@@ -6,6 +6,7 @@
 //! one chain, every commit certificate verified against the genesis validators, reserves proved and
 //! covering what is owed, no double signing, no crash, and the scenario's wall time.
 
+pub mod bench;
 pub mod bitcoind;
 pub mod browser;
 pub mod btc_wallet;
