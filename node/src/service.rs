@@ -992,11 +992,14 @@ impl Service {
         height: Height,
         me: ValidatorIndex,
     ) -> Option<ledger::ValidatorTxKind> {
-        let snap = self.btc.as_ref()?.borrow().clone();
-        snap.best?;
+        // Only two fields: the snapshot also holds the deposit index, too big to clone per proposal.
+        let (best, estimate) = {
+            let snap = self.btc.as_ref()?.borrow();
+            (snap.best, snap.fee_rate_sat_vb)
+        };
+        best?;
         let chain = self.chain.chain();
-        let want = snap
-            .fee_rate_sat_vb
+        let want = estimate
             .unwrap_or(0)
             .max(self.cfg.fee_rate_floor_sat_vb)
             .max(chain.params().pegin_fee_rate_sat_vb)

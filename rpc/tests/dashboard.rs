@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Fixture;
+use common::{dechunk, Fixture};
 use jsonrpsee::core::client::ClientT;
 use rpc::dashboard::{NOT_ALLOWED, READ_ONLY_METHODS, RPC_PATH, WRITE_METHODS};
 use rpc::{ClientAuth, SidechainApiClient};
@@ -74,19 +74,6 @@ async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &
         Reply { status, headers, body }
     };
     tokio::time::timeout(Duration::from_secs(20), fut).await.expect("http request timed out")
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 fn call(method: &str, params: Value) -> String {
