@@ -17,7 +17,7 @@ use crate::error::PegError;
 use crate::federation::Federation;
 use bitcoin::secp256k1::{Scalar, Secp256k1, SecretKey, Signing, Verification};
 use bitcoin::{Address, Network, PublicKey, ScriptBuf};
-use miniscript::descriptor::{Descriptor, Wsh};
+use miniscript::descriptor::Descriptor;
 
 /// Tag of the tagged hash that tweaks each peg key for a deposit.
 pub const DEPOSIT_TWEAK_TAG: &str = "sidechain/pegin-tweak";
@@ -85,14 +85,15 @@ impl Federation {
         self.keys().iter().map(|k| tweak.tweak_key(&secp, k)).collect()
     }
 
-    /// `wsh(sortedmulti(k, K_1'..K_n'))`: the descriptor of deposits to `recipient` on chain `genesis`.
+    /// `wsh(sortedmulti(k, K_1'..K_n'))` (with the emergency branch, emergency keys untweaked, if the
+    /// wallet has one): the descriptor of deposits to `recipient` on chain `genesis`.
     pub fn deposit_descriptor(
         &self,
         genesis: [u8; 32],
         recipient: [u8; 32],
     ) -> Result<Descriptor<PublicKey>, PegError> {
         let keys = self.deposit_keys(genesis, recipient)?;
-        Ok(Descriptor::Wsh(Wsh::new_sortedmulti(self.threshold(), keys)?))
+        Ok(self.descriptor_over(&keys)?)
     }
 
     /// The output script a deposit to `recipient` pays (what the watcher looks for).

@@ -1,9 +1,11 @@
 //! The federation wallet: a miniscript descriptor over the validators' secp256k1 peg keys.
 //!
 //! The descriptor is the single source of truth for what the federation can spend and with how many
-//! signatures: `wsh(sortedmulti(k, K1..Kn))`. `sortedmulti` makes the script independent of the order in
-//! which keys are listed, so every validator derives the same address from the same key set.
+//! signatures: `wsh(sortedmulti(k, K1..Kn))`, or with an emergency path (see [`crate::recovery`])
+//! `wsh(or_d(multi(k, K1..Kn), and_v(v:multi(m, E1..Ej), older(D))))`. Keys are sorted in the script, so
+//! every validator derives the same address from the same key set whatever order they are listed in.
 
+use crate::recovery::Recovery;
 use bitcoin::{Address, Network, PublicKey, ScriptBuf};
 use miniscript::descriptor::{Descriptor, Wsh};
 
@@ -30,17 +32,28 @@ pub enum FederationError {
     BadRecoveryDelay(u32),
 }
 
-/// A k-of-n federation over compressed secp256k1 keys.
+/// A k-of-n federation over compressed secp256k1 keys, with or without an emergency path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Federation {
     threshold: usize,
     keys: Vec<PublicKey>,
+    recovery: Option<Recovery>,
     descriptor: Descriptor<PublicKey>,
 }
 
 impl Federation {
     /// Builds `wsh(sortedmulti(threshold, keys...))` after checking the threshold and the keys.
     pub fn new(threshold: usize, keys: Vec<PublicKey>) -> Result<Self, FederationError> {
+        Self::build(threshold, keys, None)
+    }
+
+    /// Builds `wsh(or_d(multi(threshold, keys..), and_v(v:multi(m, E..), older(D))))` after checking both
+    /// thresholds, the delay and every key (an emergency key may not be a federation key).
+    pub fn with_recovery(threshold: usize, keys: Vec<PublicKey>, recovery: Recovery) -> Result<Self, FederationError> {
+        Self::build(threshold, keys, Some(recovery))
+    }
+
+    fn build(threshold: usize, keys: Vec<PublicKey>, recovery: Option<Recovery>) -> Result<Self, FederationError> {
         if threshold == 0 || threshold > keys.len() {
             return Err(FederationError::BadThreshold { threshold, keys: keys.len() });
         }
@@ -52,9 +65,22 @@ impl Federation {
                 return Err(FederationError::DuplicateKey(*k));
             }
         }
-        let wsh =
-            Wsh::new_sortedmulti(threshold, keys.clone()).map_err(|e| FederationError::Miniscript(e.to_string()))?;
-        Ok(Federation { threshold, keys, descriptor: Descriptor::Wsh(wsh) })
+        if let Some(r) = &recovery {
+            r.check(&keys)?;
+        }
+        let descriptor = descriptor_over(threshold, &keys, recovery.as_ref())?;
+        Ok(Federation { threshold, keys, recovery, descriptor })
+    }
+
+    /// The same wallet shape over other federation keys (the deposit-tweaked ones): the threshold and the
+    /// emergency branch are kept as they are.
+    pub(crate) fn descriptor_over(&self, keys: &[PublicKey]) -> Result<Descriptor<PublicKey>, FederationError> {
+        descriptor_over(self.threshold, keys, self.recovery.as_ref())
+    }
+
+    /// The emergency path, if the wallet has one.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     /// The threshold k: how many signatures spend a federation output.
@@ -85,6 +111,19 @@ impl Federation {
     /// The P2WSH address on `network`.
     pub fn address(&self, network: Network) -> Address {
         self.descriptor.address(network).expect("a wsh descriptor always has an address")
+    }
+}
+
+fn descriptor_over(
+    threshold: usize,
+    keys: &[PublicKey],
+    recovery: Option<&Recovery>,
+) -> Result<Descriptor<PublicKey>, FederationError> {
+    match recovery {
+        Some(r) => r.descriptor(threshold, keys),
+        None => Wsh::new_sortedmulti(threshold, keys.to_vec())
+            .map(Descriptor::Wsh)
+            .map_err(|e| FederationError::Miniscript(e.to_string())),
     }
 }
 

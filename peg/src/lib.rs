@@ -29,13 +29,15 @@ pub mod watcher;
 pub type Descriptor = miniscript::Descriptor<bitcoin::PublicKey>;
 
 pub use anchor::{check_anchor_move, check_in_best_chain, choose_anchor, AnchorRejection, BitcoinView};
-pub use batch::{bump_batch, output_vbytes, plan_batch, BatchError, BatchInput, BatchLimits, BatchPlan, Payout};
+pub use batch::{
+    bump_batch, output_vbytes, plan_batch, plan_sweep, BatchError, BatchInput, BatchLimits, BatchPlan, Payout,
+};
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;
 pub use federation::{Federation, FederationError};
 pub use fee::{input_vbytes, input_weight, pegin_fee};
 pub use funding::{Fee, FundingError, FundingKey, Utxo};
-pub use recovery::{RecoverableFederation, Recovery};
+pub use recovery::{Recovery, MAX_RECOVERY_DELAY};
 pub use shares::{finalize_batch, sign_batch, verify_share, PreparedBatch, Share, ShareError};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
 pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};

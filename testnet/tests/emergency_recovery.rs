@@ -10,7 +10,7 @@ use bitcoin::transaction::Version;
 use bitcoin::{
     absolute::LockTime, Amount, OutPoint, PublicKey, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
 };
-use peg::{RecoverableFederation, Recovery};
+use peg::{Federation, Recovery};
 use testnet::btc_wallet::{broadcast, confirmations};
 use testnet::{Bitcoind, BtcWallet};
 
@@ -20,13 +20,7 @@ fn secrets(from: u8, n: u8) -> Vec<SecretKey> {
     (from..from + n).map(|i| SecretKey::from_slice(&[i; 32]).expect("valid scalar")).collect()
 }
 
-fn spend_psbt(
-    fed: &RecoverableFederation,
-    outpoint: OutPoint,
-    value: Amount,
-    sequence: Sequence,
-    to: ScriptBuf,
-) -> Psbt {
+fn spend_psbt(fed: &Federation, outpoint: OutPoint, value: Amount, sequence: Sequence, to: ScriptBuf) -> Psbt {
     let unsigned = Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
@@ -52,7 +46,7 @@ fn emergency_keys_spend_only_after_the_delay_and_the_federation_spends_at_any_ti
     let emergency_secrets = secrets(0x41, 3);
     let pubkeys = |s: &[SecretKey]| s.iter().map(|k| PublicKey::new(k.public_key(&secp))).collect::<Vec<_>>();
     let recovery = Recovery { threshold: 2, keys: pubkeys(&emergency_secrets), delay: DELAY };
-    let fed = RecoverableFederation::new(3, pubkeys(&fed_secrets), recovery).expect("valid wallet");
+    let fed = Federation::with_recovery(3, pubkeys(&fed_secrets), recovery).expect("valid wallet");
 
     // Two federation outputs, confirmed in one block.
     let wallet = BtcWallet::from_seed(3);
@@ -87,7 +81,8 @@ fn emergency_keys_spend_only_after_the_delay_and_the_federation_spends_at_any_ti
     assert!(peg::finalize(&secp, psbt).is_err(), "no emergency spend without the relative lock");
 
     // With the lock: finalized, but bitcoind refuses it until the output is DELAY blocks deep.
-    let mut psbt = spend_psbt(&fed, out_b, value, fed.emergency_sequence(), dest);
+    let mut psbt =
+        spend_psbt(&fed, out_b, value, fed.recovery().expect("has an emergency path").emergency_sequence(), dest);
     for s in &emergency_secrets[1..] {
         peg::sign_input(&secp, &mut psbt, 0, s).expect("sign");
     }

@@ -240,6 +240,36 @@ pub fn plan_batch(
     build(fed, genesis, &[], &pool, payouts, limits, change_script, |vbytes| fee_at(rate, vbytes))
 }
 
+/// A sweep: spends every one of `inputs` (at most `max_inputs`) into a single output paying `to`, at
+/// `rate`, the fee coming out of the swept value. How the federation refreshes outputs that near the
+/// emergency delay, and moves its coins to a new wallet after a federation change. Fails with
+/// [`BatchError::InsufficientFunds`] when the inputs cannot pay the fee and leave a non-dust output.
+pub fn plan_sweep(
+    fed: &Federation,
+    genesis: [u8; 32],
+    inputs: &[BatchInput],
+    rate: FeeRate,
+    limits: BatchLimits,
+    to: &ScriptBuf,
+) -> Result<BatchPlan, BatchError> {
+    if inputs.is_empty() {
+        return Err(BatchError::NoPayouts);
+    }
+    if inputs.len() > limits.max_inputs {
+        return Err(BatchError::TooManyInputs { count: inputs.len(), max: limits.max_inputs });
+    }
+    let fixed = sorted_candidates(inputs, &[])?;
+    let plan = build(fed, genesis, &fixed, &[], &[], limits, to, |vbytes| fee_at(rate, vbytes))?;
+    if plan.change.is_none() {
+        let have = sum(inputs.iter().map(|i| i.amount), "inputs")?;
+        return Err(BatchError::InsufficientFunds {
+            have,
+            need: have.checked_add(to.minimal_non_dust()).unwrap_or(have),
+        });
+    }
+    Ok(plan)
+}
+
 /// A fee bump: the next version of `previous`, spending a superset of its inputs (in the same order, adding
 /// candidates only if needed), with the same payouts, at `rate` (the caller passes the previous rate plus
 /// the incremental relay fee). Its fee exceeds the previous fee by at least `incremental_relay` on its own
@@ -324,7 +354,8 @@ fn check_plan(plan: &BatchPlan) -> Result<(), BatchError> {
     if plan.vbytes == 0 {
         return Err(BatchError::InconsistentPlan("zero size"));
     }
-    if plan.payouts == 0 || plan.payouts > plan.tx.output.len() {
+    // A sweep pays no one but has its single output.
+    if plan.payouts > plan.tx.output.len() || plan.tx.output.is_empty() {
         return Err(BatchError::InconsistentPlan("payout count does not match the outputs"));
     }
     let have = sum(plan.inputs.iter().map(|i| i.amount), "inputs")?;
@@ -373,7 +404,8 @@ fn build(
     change_script: &ScriptBuf,
     target_fee: impl Fn(u64) -> Result<Amount, BatchError>,
 ) -> Result<BatchPlan, BatchError> {
-    if payouts.is_empty() {
+    // A sweep (or its bump) pays no one: it moves the `fixed` inputs to `change_script`.
+    if payouts.is_empty() && fixed.is_empty() {
         return Err(BatchError::NoPayouts);
     }
     if payouts.len() > limits.max_outputs {

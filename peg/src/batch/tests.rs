@@ -380,3 +380,40 @@ fn bump_after_dust_change_still_pays_more_than_rule_4() {
         Err(BatchError::TooManyInputs { count: 1, max: 0 })
     );
 }
+
+#[test]
+fn a_sweep_spends_every_input_into_one_output_of_the_new_wallet() {
+    let old = federation(3, 4);
+    let new = crate::Federation::new(2, old.keys()[..3].to_vec()).expect("valid");
+    let coins = [coin(1, 40_000, Some([1; 32])), coin(2, 90_000, None), coin(3, 15_000, Some([2; 32]))];
+    let sweep = plan_sweep(&old, GENESIS, &coins, rate(3), BatchLimits::STANDARD, &new.script_pubkey()).expect("sweep");
+    assert_eq!(sweep.inputs.len(), 3, "every input, however small");
+    assert_eq!(sweep.payouts, 0);
+    assert_eq!(sweep.tx.output.len(), 1);
+    assert_eq!(sweep.tx.output[0].script_pubkey, new.script_pubkey());
+    assert_eq!(sweep.change, Some(sweep.tx.output[0].value));
+    assert_eq!(sweep.fee + sweep.tx.output[0].value, sat(145_000));
+    // Signed by the old wallet's keys, within the size it was priced on.
+    let signed = sign(&old, &sweep);
+    assert!(signed.vsize() as u64 <= sweep.vbytes);
+    assert!(sweep.fee >= rate(3).fee_vb(signed.vsize() as u64).expect("fee"));
+    // A bump of a sweep keeps its inputs and pays more.
+    let incr = rate(1);
+    let bump = bump_batch(&old, GENESIS, &sweep, &[], rate(6), incr, BatchLimits::STANDARD, &new.script_pubkey())
+        .expect("bump");
+    assert_eq!(bump.inputs, sweep.inputs);
+    assert!(bump.fee > sweep.fee && bump.change < sweep.change);
+    // Nothing to sweep, too many inputs, or dust left: clear errors.
+    let to = new.script_pubkey();
+    assert_eq!(plan_sweep(&old, GENESIS, &[], rate(3), BatchLimits::STANDARD, &to), Err(BatchError::NoPayouts));
+    let tight = BatchLimits { max_inputs: 2, max_outputs: 10 };
+    assert_eq!(
+        plan_sweep(&old, GENESIS, &coins, rate(3), tight, &to),
+        Err(BatchError::TooManyInputs { count: 3, max: 2 })
+    );
+    let dust = [coin(4, 700, None)];
+    assert!(matches!(
+        plan_sweep(&old, GENESIS, &dust, rate(3), BatchLimits::STANDARD, &to),
+        Err(BatchError::InsufficientFunds { .. })
+    ));
+}

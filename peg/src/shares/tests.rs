@@ -416,3 +416,29 @@ fn inconsistent_batches_are_refused() {
     assert!(matches!(prepare(&empty, &[]), Err(ShareError::InconsistentBatch(_))));
     assert_eq!(prepare(&p.tx, &p.inputs), Ok(()));
 }
+
+#[test]
+fn a_wallet_with_an_emergency_path_is_signed_through_the_federation_branch() {
+    let secp = Secp256k1::new();
+    let emergency: Vec<PublicKey> =
+        crate::test_fixtures::secrets(7)[4..].iter().map(|s| PublicKey::new(s.public_key(&secp))).collect();
+    let recovery = crate::Recovery { threshold: 2, keys: emergency, delay: 144 };
+    let fed = Federation::with_recovery(3, federation().keys().to_vec(), recovery).expect("valid");
+    let coins = [coin(1, 60_000, Some(ALICE)), coin(2, 50_000, None)];
+    let p =
+        plan_batch(&fed, GENESIS, &coins, &[payout(1, 80_000)], rate(5), BatchLimits::STANDARD, &fed.script_pubkey())
+            .expect("plan");
+    let shares: Vec<Share> =
+        (0..3).map(|j| sign_batch(&secp, &fed, GENESIS, &p.tx, &p.inputs, j, &secrets()[j]).expect("sign")).collect();
+    let tx = finalize_batch(&secp, &fed, GENESIS, &p.tx, &p.inputs, &shares).expect("three shares finalize");
+    // The size the fee was priced on bounds the real transaction.
+    assert!(tx.vsize() as u64 <= p.vbytes, "{} > {}", tx.vsize(), p.vbytes);
+    for input in &tx.input {
+        // `or_d` first branch: an empty dummy, three signatures, then the empty-vector-free script.
+        assert_eq!(input.witness.len(), 5);
+    }
+    assert_eq!(
+        finalize_batch(&secp, &fed, GENESIS, &p.tx, &p.inputs, &shares[..2]),
+        Err(ShareError::NotEnoughShares { have: 2, need: 3 })
+    );
+}
