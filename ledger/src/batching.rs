@@ -42,11 +42,31 @@ pub struct BatchInputRecord {
     pub tweak_recipient: AccountId,
 }
 
+/// What a batch is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchKind {
+    /// Pays queued burns.
+    Payout,
+    /// Moves outputs that near the emergency delay back to the federation, restarting their clock.
+    Refresh,
+    /// Moves an earlier epoch's outputs to the wallet in force after a federation change.
+    Sweep,
+}
+
 /// A batch: which burns it pays and the unsigned transaction that pays them.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BatchRecord {
     /// Sequence number, from 0.
     pub id: u64,
+    /// Payout, refresh or sweep.
+    pub kind: BatchKind,
+    /// The federation epoch whose wallet holds every input (whose keys sign).
+    pub epoch: u32,
+    /// Signatures that wallet needs.
+    pub signers_needed: u32,
+    /// The epoch whose wallet the change output pays (the one in force when the batch was built).
+    pub change_epoch: u32,
     /// The block that built it.
     pub created_at: Height,
     /// The burns it pays, in output order.
@@ -71,7 +91,8 @@ pub struct BatchRecord {
     pub unsigned_tx: Vec<u8>,
     /// Its txid (internal byte order).
     pub txid: Hash32,
-    /// Verified signature shares for this version, by validator, in the order they were recorded.
+    /// Verified signature shares for this version, by signer (position in the epoch's validator list), in
+    /// the order they were recorded.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
     /// The anchor height of the block that recorded this version's k-th share: the bump clock.
     pub signed_at_anchor: Option<primitives::BtcHeight>,
@@ -157,9 +178,9 @@ impl BatchRecord {
         to_peg_inputs(&self.inputs)
     }
 
-    /// Whether `k` validators signed it: it can be finalized and broadcast.
-    pub fn is_signed(&self, k: usize) -> bool {
-        self.shares.len() >= k
+    /// Whether enough signers signed the current version: it can be finalized and broadcast.
+    pub fn is_signed(&self) -> bool {
+        self.shares.len() >= self.signers_needed as usize
     }
 }
 
@@ -287,8 +308,12 @@ impl<S: StateReader> Overlay<'_, S> {
             let vout = u32::try_from(tx.output.len().saturating_sub(1)).map_err(|_| TxError::PegTotalOverflow)?;
             let outpoint = BtcOutPoint { txid: confirmed.txid, vout };
             totals.btc_held = totals.btc_held.checked_add(change).ok_or(TxError::PegTotalOverflow)?;
-            let utxo =
-                crate::pegin::FederationUtxo { amount: change, tweak_recipient: fee_pool_id(), btc_block: s.btc_block };
+            let utxo = crate::pegin::FederationUtxo {
+                amount: change,
+                tweak_recipient: fee_pool_id(),
+                btc_block: s.btc_block,
+                epoch: record.change_epoch,
+            };
             self.writes.insert(StateKey::FederationUtxo(outpoint), canonical_bytes(&utxo));
             self.add_spendable(outpoint)?;
         }
@@ -305,37 +330,46 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(crate::execute::Receipt { txid: s.txid(), sender: None, fee: Amount::ZERO })
     }
 
-    /// Records validator `signer`'s shares for batch `id` version `txid` after verifying every signature.
-    pub(crate) fn apply_batch_shares(
+    /// `PegShare`: records a signer's shares for a batch version after verifying every signature against
+    /// the peg key (tweaked where the input needs it) of that signer in the batch's wallet epoch.
+    pub(crate) fn apply_peg_share(
         &mut self,
         chain: &Chain,
         meta: &ChainMeta,
-        signer: primitives::ValidatorIndex,
-        id: u64,
-        txid: &Hash32,
-        signatures: &[Vec<u8>],
-    ) -> Result<(), TxError> {
+        share: &crate::tx::PegShareTx,
+    ) -> Result<crate::execute::Receipt, TxError> {
+        let id = share.batch;
+        if !batch_index(self)?.in_flight.contains(&id) {
+            return Err(TxError::NotInFlight { batch: id });
+        }
         let mut record = batch(self, id)?.ok_or(TxError::UnknownBatch(id))?;
-        if record.txid != *txid {
+        if record.txid != share.txid {
             return Err(TxError::NotCurrentBatchVersion { batch: id });
+        }
+        let federation = crate::federation::federation_state(chain, self)?;
+        let epoch = federation.epoch(record.epoch).ok_or(TxError::UnknownEpoch(record.epoch))?;
+        let signer = share.signer;
+        if signer.as_usize() >= epoch.validators.len() {
+            return Err(TxError::UnknownSigner { batch: id, signer, signers: epoch.validators.len() });
         }
         if record.shares.iter().any(|(v, _)| *v == signer) {
             return Err(TxError::AlreadyVoted { validator: signer });
         }
-        if record.is_signed(chain.federation().threshold()) {
+        if record.is_signed() {
             return Err(TxError::BatchAlreadySigned(id));
         }
+        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
         let tx = record.unsigned()?;
-        let share = peg::shares::Share { signer: signer.as_usize(), signatures: signatures.to_vec() };
+        let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
-        peg::shares::verify_share(&secp, chain.federation(), chain.genesis_hash().0, &tx, &record.peg_inputs(), &share)
+        peg::shares::verify_share(&secp, &wallet, chain.genesis_hash().0, &tx, &record.peg_inputs(), &peg_share)
             .map_err(|e| TxError::BadBatchShare { batch: id, reason: e.to_string() })?;
-        record.shares.push((signer, signatures.to_vec()));
-        if record.is_signed(chain.federation().threshold()) {
+        record.shares.push((signer, share.signatures.clone()));
+        if record.is_signed() {
             record.signed_at_anchor = Some(meta.btc_anchor.height);
         }
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
-        Ok(())
+        Ok(crate::execute::Receipt { txid: share.txid(), sender: None, fee: Amount::ZERO })
     }
 
     /// Adds a federation output to the spendable set (kept sorted).
@@ -348,8 +382,8 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(())
     }
 
-    /// The spendable set and each of its outputs as a batch input.
-    pub(crate) fn spendable_candidates(&self) -> Result<(SpendableUtxos, Vec<peg::BatchInput>), StateError> {
+    /// The spendable set and each of its outputs as a batch candidate.
+    pub(crate) fn spendable_candidates(&self) -> Result<(SpendableUtxos, Vec<Candidate>), StateError> {
         let spendable = spendable_utxos(self)?;
         let mut candidates = Vec::with_capacity(spendable.0.len());
         for o in &spendable.0 {
@@ -358,9 +392,70 @@ impl<S: StateReader> Overlay<'_, S> {
                 reason: "spendable output has no record".into(),
             })?;
             let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
-            candidates.push(peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak });
+            candidates.push(Candidate {
+                input: peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak },
+                epoch: u.epoch,
+                confirmed_at: u.btc_block.height,
+            });
         }
         Ok((spendable, candidates))
+    }
+
+    /// Records a new batch built from `plan`: the fee pool pays its fee (into `unpaid_burns`, as every
+    /// batch fee), its inputs leave the spendable set, its burns are marked batched. `Ok(false)` when the
+    /// pool cannot pay the fee (nothing is written; the batch waits, deterministically on every node).
+    pub(crate) fn record_batch(
+        &mut self,
+        meta: &ChainMeta,
+        plan: &peg::BatchPlan,
+        kind: BatchKind,
+        epoch: &crate::federation::FederationEpoch,
+        change_epoch: u32,
+        burns: &mut [BurnRecord],
+    ) -> Result<bool, TxError> {
+        let pool_id = fee_pool_id();
+        let mut pool = self.account(&pool_id)?;
+        let Some(left) = pool.balance.checked_sub(plan.fee) else { return Ok(false) };
+        pool.balance = left;
+        let mut totals = self.peg_totals()?;
+        totals.supply = totals.supply.checked_sub(plan.fee).ok_or(TxError::PegTotalOverflow)?;
+        totals.unpaid_burns = totals.unpaid_burns.checked_add(plan.fee).ok_or(TxError::PegTotalOverflow)?;
+
+        let mut index = batch_index(self)?;
+        let id = index.next_id;
+        index.next_id = id.checked_add(1).ok_or(TxError::PegTotalOverflow)?;
+        index.in_flight.push(id);
+        let inputs = input_records(&plan.inputs);
+        let mut left_spendable = spendable_utxos(self)?.0;
+        left_spendable.retain(|o| !inputs.iter().any(|i| i.outpoint == *o));
+        for b in burns.iter_mut() {
+            b.batch = Some(id);
+            self.writes.insert(StateKey::Burn(b.id), canonical_bytes(b));
+        }
+        let record = BatchRecord {
+            id,
+            kind,
+            epoch: epoch.epoch,
+            signers_needed: epoch.peg_threshold,
+            change_epoch,
+            created_at: meta.height,
+            burns: burns.iter().map(|b| b.id).collect(),
+            inputs,
+            change: plan.change,
+            fee: plan.fee,
+            vbytes: plan.vbytes,
+            unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
+            txid: Hash32(plan.tx.compute_txid().to_byte_array()),
+            shares: Vec::new(),
+            signed_at_anchor: None,
+            earlier: Vec::new(),
+        };
+        self.put_account(pool_id, pool);
+        self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
+        self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
+        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
+        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        Ok(true)
     }
 
     /// At `pegout_interval` heights: pays queued burns with one deterministic batch, if the spendable
@@ -391,65 +486,45 @@ impl<S: StateReader> Overlay<'_, S> {
             .iter()
             .map(|b| peg::Payout { script_pubkey: ScriptBuf::from_bytes(b.script_pubkey.clone()), amount: b.amount })
             .collect();
-        let (spendable, candidates) = self.spendable_candidates()?;
+        // Payouts spend the wallet in force only: earlier epochs' coins reach it through sweeps, so every
+        // batch is signed by one key set.
+        let federation = crate::federation::federation_state(chain, self)?;
+        let epoch = federation.in_force();
+        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let (_, candidates) = self.spendable_candidates()?;
+        let candidates: Vec<peg::BatchInput> =
+            candidates.into_iter().filter(|c| c.epoch == epoch.epoch).map(|c| c.input).collect();
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
-        let fed = chain.federation();
         let plan = match peg::plan_batch(
-            fed,
+            &wallet,
             chain.genesis_hash().0,
             &candidates,
             &payouts,
             rate,
             limits,
-            &fed.script_pubkey(),
+            &wallet.script_pubkey(),
         ) {
             Ok(plan) => plan,
             // Not enough coins yet (or nothing valid to pay): the burns wait; deterministic on every node.
             Err(_) => return Ok(()),
         };
-        let pool_id = fee_pool_id();
-        let mut pool = self.account(&pool_id)?;
-        let Some(left) = pool.balance.checked_sub(plan.fee) else { return Ok(()) };
-        pool.balance = left;
-        let mut totals = self.peg_totals()?;
-        totals.supply = totals.supply.checked_sub(plan.fee).ok_or(TxError::PegTotalOverflow)?;
-        totals.unpaid_burns = totals.unpaid_burns.checked_add(plan.fee).ok_or(TxError::PegTotalOverflow)?;
-
-        let mut index = batch_index(self)?;
-        let id = index.next_id;
-        index.next_id = id.checked_add(1).ok_or(TxError::PegTotalOverflow)?;
-        index.in_flight.push(id);
-        let paid = burns.len();
-        let inputs = input_records(&plan.inputs);
-        let mut left_spendable = spendable.0;
-        left_spendable.retain(|o| !inputs.iter().any(|i| i.outpoint == *o));
-        for b in &mut burns {
-            b.batch = Some(id);
-            self.writes.insert(StateKey::Burn(b.id), canonical_bytes(b));
+        if self.record_batch(meta, &plan, BatchKind::Payout, epoch, epoch.epoch, &mut burns)? {
+            queue.queued.drain(..burns.len());
+            self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
         }
-        queue.queued.drain(..paid);
-        let record = BatchRecord {
-            id,
-            created_at: meta.height,
-            burns: burns.iter().map(|b| b.id).collect(),
-            inputs,
-            change: plan.change,
-            fee: plan.fee,
-            vbytes: plan.vbytes,
-            unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
-            txid: Hash32(plan.tx.compute_txid().to_byte_array()),
-            shares: Vec::new(),
-            signed_at_anchor: None,
-            earlier: Vec::new(),
-        };
-        self.put_account(pool_id, pool);
-        self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
-        self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
-        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
-        self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
-        self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
         Ok(())
     }
+}
+
+/// A spendable federation output as batch builders see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// As the peg crate takes it.
+    pub input: peg::BatchInput,
+    /// The epoch whose wallet holds it.
+    pub epoch: u32,
+    /// The Bitcoin height it confirmed at (the emergency clock starts there).
+    pub confirmed_at: primitives::BtcHeight,
 }
 
 /// Every state entry behind the reserve promise, each with a proof against `root`: the peg totals, the fee

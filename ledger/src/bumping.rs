@@ -59,7 +59,11 @@ impl<S: StateReader> Overlay<'_, S> {
         if record.earlier.len() + 1 >= crate::batching::MAX_BATCH_VERSIONS {
             return Ok(Err(BumpSkipped::TooManyVersions));
         }
-        let fed = chain.federation();
+        let federation = crate::federation::federation_state(chain, self)?;
+        let epoch = federation.epoch(record.epoch).ok_or(TxError::UnknownEpoch(record.epoch))?;
+        let change_epoch = federation.epoch(record.change_epoch).ok_or(TxError::UnknownEpoch(record.change_epoch))?;
+        let fed = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let change_script = chain.wallet(change_epoch).map_err(|e| TxError::Wallet(e.to_string()))?.script_pubkey();
         let tx = record.unsigned()?;
         let payouts = record.burns.len();
         let previous = peg::BatchPlan {
@@ -71,19 +75,22 @@ impl<S: StateReader> Overlay<'_, S> {
             vbytes: record.vbytes,
         };
         let (spendable, candidates) = self.spendable_candidates()?;
+        // Only coins of the batch's own wallet: one key set signs every input.
+        let candidates: Vec<peg::BatchInput> =
+            candidates.into_iter().filter(|c| c.epoch == record.epoch).map(|c| c.input).collect();
         let agreed = crate::fee_rate::agreed_fee_rate(chain, self)?;
         let increment = bitcoin::FeeRate::from_sat_per_vb(INCREMENTAL_RELAY_SAT_VB).unwrap_or(bitcoin::FeeRate::ZERO);
         let build = |sat_per_vb: u64| {
             let rate = bitcoin::FeeRate::from_sat_per_vb(sat_per_vb).unwrap_or(bitcoin::FeeRate::ZERO);
             peg::bump_batch(
-                fed,
+                &fed,
                 chain.genesis_hash().0,
                 &previous,
                 &candidates,
                 rate,
                 increment,
                 peg::BatchLimits::STANDARD,
-                &fed.script_pubkey(),
+                &change_script,
             )
         };
         let pool_id = fee_pool_id();

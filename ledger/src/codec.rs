@@ -57,6 +57,27 @@ pub mod peg_key {
     }
 }
 
+/// `Vec<bitcoin::PublicKey>` as borsh's `u32` length, then each key as [`peg_key`] encodes it.
+pub mod peg_keys {
+    use super::*;
+
+    /// Writes the count, then each 33-byte key.
+    pub fn serialize<W: Write>(value: &[bitcoin::PublicKey], writer: &mut W) -> Result<(), Error> {
+        let n = u32::try_from(value.len()).map_err(|_| Error::new(ErrorKind::InvalidData, "too many keys"))?;
+        n.serialize(writer)?;
+        value.iter().try_for_each(|k| peg_key::serialize(k, writer))
+    }
+
+    /// Reads what [`serialize`] writes (at most 255 keys: more could never make a wallet).
+    pub fn deserialize<R: Read>(reader: &mut R) -> Result<Vec<bitcoin::PublicKey>, Error> {
+        let n = u32::deserialize_reader(reader)?;
+        if n > 255 {
+            return Err(Error::new(ErrorKind::InvalidData, format!("{n} keys, at most 255")));
+        }
+        (0..n).map(|_| peg_key::deserialize(reader)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //!   arithmetic is checked, so an overflow makes a transaction invalid instead of panicking.
 
 use crate::block::{Block, BlockHeader, BtcAnchor};
-use crate::genesis::Chain;
+use crate::genesis::{Chain, GenesisValidator};
 use crate::halt::{peg_halt, PegHalt};
 use crate::state::{
     build_write_set, fee_pool_id, Account, ChainMeta, Snapshot, StateError, StateKey, StateReader, WriteSet,
@@ -247,6 +247,55 @@ pub enum TxError {
         sat_per_vb: u64,
         /// `fee_rate::MAX_FEE_RATE`.
         max: u64,
+    },
+    /// A federation change while another waits for its height.
+    #[error("a federation change is already pending (takes effect at height {activation_height})")]
+    ChangeAlreadyPending {
+        /// When the pending one takes effect.
+        activation_height: Height,
+    },
+    /// A federation change whose height is too close (or past).
+    #[error("federation change at height {activation_height} is too soon: the earliest is {earliest}")]
+    ActivationTooSoon {
+        /// Proposed.
+        activation_height: Height,
+        /// This block plus `federation_change_min_lead`.
+        earliest: Height,
+    },
+    /// The proposed set is not acceptable.
+    #[error("bad federation proposal: {0}")]
+    BadProposal(String),
+    /// An approval whose signature does not verify.
+    #[error("approval by validator {validator} is invalid: {reason}")]
+    BadApproval {
+        /// Who it names.
+        validator: ValidatorIndex,
+        /// Why.
+        reason: String,
+    },
+    /// Approvals of two thirds of the power or less.
+    #[error("federation change approved by power {power} of {total}: needs more than two thirds (2f+1)")]
+    NotEnoughApprovals {
+        /// Power of the valid approvals.
+        power: u64,
+        /// Total power of the set in force.
+        total: u64,
+    },
+    /// An epoch's wallet does not build (a guard: proposals are checked when accepted).
+    #[error("federation wallet: {0}")]
+    Wallet(String),
+    /// A federation epoch that does not exist.
+    #[error("no federation epoch {0}")]
+    UnknownEpoch(u32),
+    /// A share by someone who is not a signer of the batch's wallet.
+    #[error("signer {signer} is not in the {signers} peg keys of peg-out batch {batch}'s wallet")]
+    UnknownSigner {
+        /// The batch.
+        batch: u64,
+        /// The named signer.
+        signer: ValidatorIndex,
+        /// Keys in that wallet.
+        signers: usize,
     },
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
@@ -532,7 +581,8 @@ impl<'a, S: StateReader> Overlay<'a, S> {
     /// Records equivocation evidence (its proof already verified by the node). Refused when the offender
     /// is not a validator or the same (offender, height, round) is already recorded.
     pub fn apply_evidence(&mut self, chain: &Chain, ev: &EvidenceTx, included_at: Height) -> Result<Receipt, TxError> {
-        let validators = chain.genesis().validators.len();
+        let federation = crate::federation::federation_state(chain, self)?;
+        let validators = federation.at_height(ev.height).validators.len();
         if ev.offender.as_usize() >= validators {
             return Err(TxError::UnknownOffender { offender: ev.offender, validators });
         }
@@ -581,7 +631,9 @@ pub fn check_tx<S: StateReader>(chain: &Chain, state: &S, tx: &SignedUserTx) -> 
 }
 
 /// Verifies every signature of `txs`: one batch, then one by one only to name the first bad one.
-pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError> {
+///
+/// `validators` is the set in force for the block (validator transactions name a position in it).
+pub fn verify_tx_signatures(chain: &Chain, validators: &[GenesisValidator], txs: &[Tx]) -> Result<(), BlockError> {
     if txs.is_empty() {
         return Ok(());
     }
@@ -593,10 +645,10 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
             Tx::Evidence(_) => None,
             // Unsigned: BTC facts the proposer asserts and validators check against bitcoind.
             Tx::Mint(_) | Tx::Settle(_) => None,
+            // Carry their own authority (approvals, ECDSA shares), checked by execution.
+            Tx::Reconfigure(_) | Tx::PegShare(_) => None,
             // An unknown signer is refused by execution (`UnknownValidator`).
-            Tx::Validator(v) => chain
-                .genesis()
-                .validators
+            Tx::Validator(v) => validators
                 .get(v.tx.validator.as_usize())
                 .map(|g| (g.consensus_key, v.tx.signing_bytes(chain.genesis_hash()), v.signature)),
         })
@@ -607,7 +659,7 @@ pub fn verify_tx_signatures(chain: &Chain, txs: &[Tx]) -> Result<(), BlockError>
     for (index, t) in txs.iter().enumerate() {
         let checked = match t {
             Tx::User(s) => s.verify_signature(chain.genesis_hash()),
-            Tx::Validator(v) => match chain.genesis().validators.get(v.tx.validator.as_usize()) {
+            Tx::Validator(v) => match validators.get(v.tx.validator.as_usize()) {
                 Some(g) => g.consensus_key.verify(
                     primitives::SignDomain::ValidatorTx,
                     chain.genesis_hash(),
@@ -649,6 +701,7 @@ pub struct BlockTemplate {
 #[allow(clippy::too_many_arguments)]
 fn check_header(
     chain: &Chain,
+    validators: usize,
     prev: &ChainMeta,
     halt: &PegHalt,
     genesis_hash: &Hash32,
@@ -667,7 +720,6 @@ fn check_header(
     if time_ms <= prev.time_ms {
         return Err(BlockError::TimeNotIncreasing { prev_ms: prev.time_ms, got_ms: time_ms });
     }
-    let validators = chain.genesis().validators.len();
     if proposer.as_usize() >= validators {
         return Err(BlockError::UnknownProposer { proposer, validators });
     }
@@ -694,7 +746,12 @@ fn check_header(
     Ok(ChainMeta { height, time_ms, btc_anchor: *anchor })
 }
 
-fn previous_meta<R: TreeReader>(store: &R, height: Height) -> Result<(ChainMeta, PegHalt), BlockError> {
+/// The chain meta, the peg halt and the number of validators in force after the previous block.
+fn previous_meta<R: TreeReader>(
+    chain: &Chain,
+    store: &R,
+    height: Height,
+) -> Result<(ChainMeta, PegHalt, usize), BlockError> {
     let Some(prev_height) = height.prev() else {
         return Err(BlockError::WrongHeight { expected: Height(1), got: height });
     };
@@ -705,7 +762,8 @@ fn previous_meta<R: TreeReader>(store: &R, height: Height) -> Result<(ChainMeta,
             reason: "no chain meta: genesis state not written".into(),
         })
     })?;
-    Ok((meta, peg_halt(&snap)?))
+    let validators = crate::federation::federation_state(chain, &snap)?.in_force().validators.len();
+    Ok((meta, peg_halt(&snap)?, validators))
 }
 
 /// Limits, signatures, then every transaction in order; returns the outcome at version `meta.height`.
@@ -724,9 +782,10 @@ fn run_txs<R: TreeReader>(
     if bytes > params.block_max_bytes as usize {
         return Err(BlockError::TooLarge { bytes, max: params.block_max_bytes });
     }
-    verify_tx_signatures(chain, txs)?;
     let version = meta.height.get();
     let prev = Snapshot::new(store, version.saturating_sub(1));
+    let federation = crate::federation::federation_state(chain, &prev)?;
+    verify_tx_signatures(chain, &federation.in_force().validators, txs)?;
     let mut overlay = Overlay::new(&prev);
     let halt = peg_halt(&prev)?;
     if halt.resume_to.is_some() {
@@ -741,6 +800,8 @@ fn run_txs<R: TreeReader>(
             Tx::Mint(m) => overlay.apply_mint(chain, m, &meta),
             Tx::Settle(s) => overlay.apply_settle(s, &meta),
             Tx::Validator(v) => overlay.apply_validator_tx(chain, v, &meta, prev_anchor),
+            Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta),
+            Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p),
         };
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
@@ -748,6 +809,8 @@ fn run_txs<R: TreeReader>(
     overlay.update_agreed_fee_rate(chain, &meta)?;
     overlay.bump_stuck_batches(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     overlay.build_batch_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
+    overlay.build_sweeps_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
+    overlay.activate_pending_federation(chain, &meta)?;
     check_reserve(chain, &overlay)?;
     let mut changes = overlay.into_changes();
     changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
@@ -784,8 +847,9 @@ pub fn txs_encoded_len(txs: &[Tx]) -> usize {
 /// On success the caller persists `outcome.write_set` atomically with the block.
 pub fn execute_block<R: TreeReader>(chain: &Chain, store: &R, block: &Block) -> Result<ExecutionOutcome, BlockError> {
     let h = &block.header;
-    let (prev, halt) = previous_meta(store, h.height)?;
-    let meta = check_header(chain, &prev, &halt, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
+    let (prev, halt, validators) = previous_meta(chain, store, h.height)?;
+    let meta =
+        check_header(chain, validators, &prev, &halt, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
     let computed = block.compute_tx_root();
     if computed != h.tx_root {
         return Err(BlockError::TxRootMismatch { header: h.tx_root, computed });
@@ -805,9 +869,10 @@ pub fn build_block<R: TreeReader>(
     template: BlockTemplate,
     txs: Vec<Tx>,
 ) -> Result<(Block, ExecutionOutcome), BlockError> {
-    let (prev, halt) = previous_meta(store, template.height)?;
+    let (prev, halt, validators) = previous_meta(chain, store, template.height)?;
     let meta = check_header(
         chain,
+        validators,
         &prev,
         &halt,
         chain.genesis_hash(),

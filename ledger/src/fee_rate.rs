@@ -109,7 +109,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let params = chain.params();
         let floor = params.pegin_fee_rate_sat_vb;
         let current = rates.agreed_sat_vb.max(floor);
-        let n = chain.genesis().validators.len();
+        let n = crate::federation::federation_state(chain, self)?.in_force().validators.len();
         let Some(median) = fresh_median(&rates, n, meta.height, params.fee_vote_max_age) else {
             return Ok(());
         };

@@ -33,6 +33,10 @@ pub struct Genesis {
     /// Protocol parameters.
     #[serde(default)]
     pub params: Params,
+    /// The emergency keys of the federation wallet (see [`EmergencyKeys`]); `None` makes a plain k-of-n
+    /// wallet, which a real federation should not run: losing n - k + 1 peg keys would freeze every BTC.
+    #[serde(default)]
+    pub emergency: Option<EmergencyKeys>,
     /// Balances at genesis. **Test networks only**: on a real chain the list is empty and all supply
     /// comes from peg-ins; the reserves check counts these balances as supply all the same, so a
     /// non-empty list shows up as a reserve deficit.
@@ -52,6 +56,28 @@ pub struct GenesisValidator {
     pub p2p_addr: String,
     /// Voting power, at least 1.
     pub power: u64,
+}
+
+/// The emergency path of every federation wallet: `threshold` of `keys` may spend a federation output once
+/// it is `delay` Bitcoin blocks deep. The keys are held offline, apart from the validators; the federation
+/// refreshes its outputs `Params::refresh_margin` blocks before they reach the delay, so the path opens only
+/// if the federation stops working. It stays the same across federation changes.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EmergencyKeys {
+    /// Signatures an emergency spend needs.
+    pub threshold: u32,
+    /// The emergency keys (compressed secp256k1).
+    #[borsh(serialize_with = "codec::peg_keys::serialize", deserialize_with = "codec::peg_keys::deserialize")]
+    pub keys: Vec<bitcoin::PublicKey>,
+    /// BIP68 relative lock in Bitcoin blocks (1 to 65535; Liquid uses 4032, four weeks).
+    pub delay: u32,
+}
+
+impl EmergencyKeys {
+    /// As the peg crate takes it.
+    pub fn recovery(&self) -> peg::Recovery {
+        peg::Recovery { threshold: self.threshold as usize, keys: self.keys.clone(), delay: self.delay }
+    }
 }
 
 /// A genesis balance (a table rather than a tuple so TOML can write it as `[[initial_accounts]]`).
@@ -100,6 +126,16 @@ pub struct Params {
     pub pegout_enabled: bool,
     /// A fee-rate vote counts towards the agreed rate for this many blocks after the block that carried it.
     pub fee_vote_max_age: u64,
+    /// With emergency keys: a federation output is refreshed (swept to the federation again) once the
+    /// anchor is this many Bitcoin blocks short of its emergency delay. Must leave time for the sweep to
+    /// be signed, confirmed and anchored.
+    pub refresh_margin: u32,
+    /// Fewest sidechain blocks between the block that accepts a federation change and the height it takes
+    /// effect at: time for the new validators to connect and for operators to see it coming.
+    pub federation_change_min_lead: u64,
+    /// Sidechain blocks after a federation change during which deposits to the previous wallet's addresses
+    /// are still watched and minted by the proposers; after it, they come in through `claimpegin`.
+    pub deposit_window: u64,
 }
 
 impl Default for Params {
@@ -118,6 +154,9 @@ impl Default for Params {
             pegin_fee_rate_sat_vb: 2,
             pegout_enabled: true,
             fee_vote_max_age: 100,
+            refresh_margin: 144,
+            federation_change_min_lead: 5,
+            deposit_window: 1_000,
         }
     }
 }
@@ -235,44 +274,18 @@ impl Genesis {
         if !id_ok {
             return Err(GenesisError::BadChainId(self.chain_id.clone()));
         }
-        self.validate_validators()?;
+        validate_validator_list(&self.validators)?;
         self.params.validate()?;
+        if let Some(e) = &self.emergency {
+            if e.delay <= self.params.refresh_margin || self.params.refresh_margin <= self.params.pegin_confirmations {
+                return Err(GenesisError::BadParam {
+                    name: "refresh_margin",
+                    value: self.params.refresh_margin.to_string(),
+                    why: "above pegin_confirmations and below the emergency delay",
+                });
+            }
+        }
         self.validate_accounts()
-    }
-
-    fn validate_validators(&self) -> Result<(), GenesisError> {
-        if self.validators.is_empty() {
-            return Err(GenesisError::NoValidators);
-        }
-        let max = usize::from(u16::MAX);
-        if self.validators.len() > max {
-            return Err(GenesisError::TooManyValidators { count: self.validators.len(), max });
-        }
-        let mut total: u64 = 0;
-        for (index, v) in self.validators.iter().enumerate() {
-            if ed25519_dalek::VerifyingKey::from_bytes(&v.consensus_key.0).is_err() {
-                return Err(GenesisError::BadConsensusKey { index, key: v.consensus_key });
-            }
-            if !v.peg_key.compressed {
-                return Err(GenesisError::UncompressedPegKey { index });
-            }
-            if v.power == 0 {
-                return Err(GenesisError::ZeroPower { index });
-            }
-            if v.p2p_addr.trim().is_empty() {
-                return Err(GenesisError::EmptyP2pAddr { index });
-            }
-            total = total.checked_add(v.power).ok_or(GenesisError::PowerOverflow)?;
-            for (first, w) in self.validators[..index].iter().enumerate() {
-                if w.consensus_key == v.consensus_key {
-                    return Err(GenesisError::DuplicateConsensusKey { first, second: index, key: v.consensus_key });
-                }
-                if w.peg_key.inner == v.peg_key.inner {
-                    return Err(GenesisError::DuplicatePegKey { first, second: index, key: v.peg_key });
-                }
-            }
-        }
-        Ok(())
     }
 
     fn validate_accounts(&self) -> Result<(), GenesisError> {
@@ -295,6 +308,44 @@ impl Genesis {
         }
         Ok(())
     }
+}
+
+/// Checks a validator list (the genesis set or a proposed federation): not empty, at most `u16::MAX`,
+/// valid and distinct consensus keys, compressed and distinct peg keys, non-zero power that sums within a
+/// u64, a p2p address each.
+pub fn validate_validator_list(validators: &[GenesisValidator]) -> Result<(), GenesisError> {
+    if validators.is_empty() {
+        return Err(GenesisError::NoValidators);
+    }
+    let max = usize::from(u16::MAX);
+    if validators.len() > max {
+        return Err(GenesisError::TooManyValidators { count: validators.len(), max });
+    }
+    let mut total: u64 = 0;
+    for (index, v) in validators.iter().enumerate() {
+        if ed25519_dalek::VerifyingKey::from_bytes(&v.consensus_key.0).is_err() {
+            return Err(GenesisError::BadConsensusKey { index, key: v.consensus_key });
+        }
+        if !v.peg_key.compressed {
+            return Err(GenesisError::UncompressedPegKey { index });
+        }
+        if v.power == 0 {
+            return Err(GenesisError::ZeroPower { index });
+        }
+        if v.p2p_addr.trim().is_empty() {
+            return Err(GenesisError::EmptyP2pAddr { index });
+        }
+        total = total.checked_add(v.power).ok_or(GenesisError::PowerOverflow)?;
+        for (first, w) in validators[..index].iter().enumerate() {
+            if w.consensus_key == v.consensus_key {
+                return Err(GenesisError::DuplicateConsensusKey { first, second: index, key: v.consensus_key });
+            }
+            if w.peg_key.inner == v.peg_key.inner {
+                return Err(GenesisError::DuplicatePegKey { first, second: index, key: v.peg_key });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Params {
@@ -333,6 +384,12 @@ impl Params {
         if self.fee_vote_max_age == 0 {
             return Err(bad("fee_vote_max_age", 0, "at least 1"));
         }
+        if self.refresh_margin == 0 {
+            return Err(bad("refresh_margin", 0, "at least 1"));
+        }
+        if self.federation_change_min_lead < 2 {
+            return Err(bad("federation_change_min_lead", self.federation_change_min_lead, "at least 2"));
+        }
         Ok(())
     }
 }
@@ -354,8 +411,7 @@ impl Chain {
         genesis.validate()?;
         let genesis_hash = genesis.hash();
         let keys: Vec<bitcoin::PublicKey> = genesis.validators.iter().map(|v| v.peg_key).collect();
-        let federation = peg::Federation::new(federation_threshold(keys.len()), keys)
-            .map_err(|e| GenesisError::BadFederation(e.to_string()))?;
+        let federation = wallet_of(&genesis, federation_threshold(keys.len()), keys)?;
         let rate = bitcoin::FeeRate::from_sat_per_vb(genesis.params.pegin_fee_rate_sat_vb).ok_or_else(|| {
             GenesisError::BadParam {
                 name: "pegin_fee_rate_sat_vb",
@@ -372,9 +428,29 @@ impl Chain {
         Ok(Chain { genesis, genesis_hash, federation, pegin_fee, deposit_input_vbytes, genesis_supply })
     }
 
-    /// The federation wallet: `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys, k = n - f.
-    pub fn federation(&self) -> &peg::Federation {
+    /// The genesis federation wallet (epoch 0): `wsh(sortedmulti(k, K_1..K_n))` over the genesis validators'
+    /// peg keys, k = n - f, with the emergency branch if the genesis has emergency keys. The wallet of a
+    /// later epoch is [`Chain::wallet`].
+    pub fn genesis_wallet(&self) -> &peg::Federation {
         &self.federation
+    }
+
+    /// The wallet of federation epoch `epoch`: its validators' peg keys at its threshold, with this chain's
+    /// emergency branch.
+    pub fn wallet(&self, epoch: &crate::federation::FederationEpoch) -> Result<peg::Federation, GenesisError> {
+        if epoch.epoch == 0 {
+            return Ok(self.federation.clone());
+        }
+        let keys = epoch.validators.iter().map(|v| v.peg_key).collect();
+        wallet_of(&self.genesis, epoch.peg_threshold as usize, keys)
+    }
+
+    /// The peg-in fee at `sat_per_vb` for a deposit to `wallet`: the cost of spending one of its deposit
+    /// inputs at that rate, never below the genesis floor ([`Chain::pegin_fee`]).
+    pub fn pegin_fee_in(&self, wallet: &peg::Federation, sat_per_vb: u64) -> Amount {
+        let vbytes = peg::input_vbytes(wallet.descriptor()).unwrap_or(self.deposit_input_vbytes);
+        let fee = Amount::from_sat(vbytes.saturating_mul(sat_per_vb));
+        fee.min(Amount::MAX_MONEY).max(self.pegin_fee)
     }
 
     /// The peg-in fee at the chain's floor rate (`pegin_fee_rate_sat_vb`): one deposit input's size at it.
@@ -425,9 +501,23 @@ impl Chain {
             .collect();
         changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
         changes.push((StateKey::PegTotals, Some(canonical_bytes(&crate::pegin::genesis_totals(self)))));
+        changes.push((StateKey::Federation, Some(canonical_bytes(&crate::federation::FederationState::genesis(self)))));
         changes.sort_by_key(|c| c.0);
         build_write_set(empty, 0, changes)
     }
+}
+
+/// The wallet over `keys` at `threshold`, with the genesis's emergency branch if it has one.
+fn wallet_of(
+    genesis: &Genesis,
+    threshold: usize,
+    keys: Vec<bitcoin::PublicKey>,
+) -> Result<peg::Federation, GenesisError> {
+    let built = match &genesis.emergency {
+        Some(e) => peg::Federation::with_recovery(threshold, keys, e.recovery()),
+        None => peg::Federation::new(threshold, keys),
+    };
+    built.map_err(|e| GenesisError::BadFederation(e.to_string()))
 }
 
 #[cfg(test)]

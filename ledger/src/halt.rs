@@ -70,7 +70,7 @@ impl<S: StateReader> Overlay<'_, S> {
         tx: &crate::tx::ValidatorTx,
         prev_anchor: &BtcAnchor,
     ) -> Result<(), TxError> {
-        let n = chain.genesis().validators.len();
+        let n = crate::federation::federation_state(chain, self)?.in_force().validators.len();
         let mut halt = peg_halt(self)?;
         match &tx.kind {
             ValidatorTxKind::ReportReorg { anchor } => {
@@ -91,7 +91,7 @@ impl<S: StateReader> Overlay<'_, S> {
                 }
             }
             // Not a halt vote: dispatched elsewhere by `apply_validator_tx`.
-            ValidatorTxKind::PegOutSignatures { .. } | ValidatorTxKind::FeeRateVote { .. } => return Ok(()),
+            ValidatorTxKind::FeeRateVote { .. } => return Ok(()),
             ValidatorTxKind::ResumePeg { anchor } => {
                 if !halt.is_halted() {
                     return Err(TxError::PegNotHalted);

@@ -17,6 +17,7 @@ pub mod block;
 pub mod bumping;
 pub mod codec;
 pub mod execute;
+pub mod federation;
 pub mod fee_rate;
 pub mod genesis;
 pub mod halt;
@@ -24,6 +25,7 @@ pub mod pegin;
 pub mod pegout;
 pub mod select;
 pub mod state;
+pub mod sweep;
 pub mod testkit;
 pub mod tx;
 pub mod validator_tx;
@@ -33,7 +35,10 @@ pub use execute::{
     build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
     ExecutionOutcome, Overlay, Receipt, TxError,
 };
-pub use genesis::{Chain, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
+pub use federation::{
+    federation_state, Approval, FederationEpoch, FederationProposal, FederationState, ProposalError, ReconfigureTx,
+};
+pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
 pub use halt::{peg_halt, PegHalt};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use pegout::{BurnRecord, PegOutQueue};
@@ -43,8 +48,8 @@ pub use state::{
     WriteSet,
 };
 pub use tx::{
-    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, SettleTx, SignedUserTx, SignedValidatorTx, Tx, UserTx,
-    UserTxKind, ValidatorTx, ValidatorTxKind,
+    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, PegShareTx, SettleTx, SignedUserTx, SignedValidatorTx,
+    Tx, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.

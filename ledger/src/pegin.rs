@@ -82,6 +82,8 @@ pub struct FederationUtxo {
     pub tweak_recipient: AccountId,
     /// The BTC block holding it.
     pub btc_block: BtcAnchor,
+    /// The federation epoch whose wallet holds it (whose keys sign its spend).
+    pub epoch: u32,
 }
 
 /// Running totals of the peg, updated by every mint (and later every burn and payout).
@@ -180,7 +182,10 @@ impl<S: StateReader> Overlay<'_, S> {
         if self.get_federation_utxo(&mint.outpoint)?.is_some() {
             return Err(TxError::AlreadyHeld { outpoint: mint.outpoint });
         }
-        let fee = chain.pegin_fee_at(crate::fee_rate::agreed_fee_rate(chain, self)?);
+        let federation = crate::federation::federation_state(chain, self)?;
+        let epoch = federation.epoch(mint.epoch).ok_or(TxError::UnknownEpoch(mint.epoch))?;
+        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let fee = chain.pegin_fee_in(&wallet, crate::fee_rate::agreed_fee_rate(chain, self)?);
         let mintable = mint.amount >= chain.params().pegin_min_amount && mint.amount > fee;
         let (credited, fee) = if mintable { (mint.amount - fee, fee) } else { (Amount::ZERO, Amount::ZERO) };
 
@@ -212,7 +217,12 @@ impl<S: StateReader> Overlay<'_, S> {
             mint_txid: txid,
         };
         self.put(StateKey::PegIn(mint.outpoint), &record);
-        let utxo = FederationUtxo { amount: mint.amount, tweak_recipient: mint.recipient, btc_block: mint.btc_block };
+        let utxo = FederationUtxo {
+            amount: mint.amount,
+            tweak_recipient: mint.recipient,
+            btc_block: mint.btc_block,
+            epoch: mint.epoch,
+        };
         self.put(StateKey::FederationUtxo(mint.outpoint), &utxo);
         self.add_spendable(mint.outpoint)?;
         self.put(StateKey::PegTotals, &totals);

@@ -65,7 +65,8 @@ pub struct ChainMeta {
 /// Tags: `0` accounts, `1` chain meta, `2` recorded equivocation evidence, `3` deposit registrations,
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
 /// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue, `11` batches, `12`
-/// the batch index, `13` the spendable federation outputs, `14` fee-rate votes and the agreed rate.
+/// the batch index, `13` the spendable federation outputs, `14` fee-rate votes and the agreed rate, `15` the
+/// federation epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -105,6 +106,8 @@ pub enum StateKey {
     SpendableUtxos,
     /// Tag 14: the single [`FeeRates`](crate::fee_rate::FeeRates) value.
     FeeRates,
+    /// Tag 15: the single [`FederationState`](crate::federation::FederationState) value.
+    Federation,
 }
 
 impl StateKey {

@@ -56,6 +56,7 @@ pub fn genesis(validators: u32, users: u32, balance: Amount) -> Genesis {
             })
             .collect(),
         params: Params::default(),
+        emergency: None,
         initial_accounts: (0..users)
             .map(|i| InitialAccount { account: user_key(i).public().account_id(), balance })
             .collect(),

@@ -88,6 +88,37 @@ pub enum Tx {
     Mint(MintTx) = 3,
     /// Tag 4: a peg-out batch confirmed on Bitcoin at or below the anchor (a proposer-asserted BTC fact).
     Settle(SettleTx) = 4,
+    /// Tag 5: a federation change approved by 2f+1 of the set in force.
+    Reconfigure(crate::federation::ReconfigureTx) = 5,
+    /// Tag 6: one peg key holder's signatures for a batch (its ECDSA signatures are its authority).
+    PegShare(PegShareTx) = 6,
+}
+
+/// Tag of a signature share's id.
+pub const PEG_SHARE_TXID_TAG: &str = "sidechain/peg-share-txid";
+
+/// Signer `signer` of batch `batch`'s wallet epoch signs version `txid`: one DER ECDSA signature with the
+/// SIGHASH_ALL byte per input, by its peg key (tweaked for deposit inputs). Every node verifies each one
+/// against that exact version before recording it, so the transaction needs no other signature: any node
+/// relays it and any proposer includes it. That is what lets validators who left the federation still
+/// sign the sweep of the wallet they hold keys of.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PegShareTx {
+    /// The batch.
+    pub batch: u64,
+    /// The version signed (the unsigned transaction's txid, internal byte order).
+    pub txid: Hash32,
+    /// The signer's position in the validator list of the batch's wallet epoch.
+    pub signer: ValidatorIndex,
+    /// One per input, in input order.
+    pub signatures: Vec<Vec<u8>>,
+}
+
+impl PegShareTx {
+    /// `tagged_hash("sidechain/peg-share-txid", borsh(share))`.
+    pub fn txid(&self) -> Hash32 {
+        tagged_hash(PEG_SHARE_TXID_TAG, &[&canonical_bytes(self)])
+    }
 }
 
 /// "Batch `batch`, version `txid`, is in BTC block `btc_block`": checked by every validator against its own
@@ -142,18 +173,7 @@ pub enum ValidatorTxKind {
         /// The anchor to resume from.
         anchor: crate::block::BtcAnchor,
     },
-    /// Tag 2: this validator's signatures for every input of peg-out batch `batch`, version `txid` (its
-    /// unsigned txid), one DER ECDSA signature with the SIGHASH_ALL byte per input, by its peg key (tweaked
-    /// for deposit inputs). Every node verifies each one against that exact version before recording it.
-    PegOutSignatures {
-        /// The batch.
-        batch: u64,
-        /// The version signed (the unsigned transaction's txid, internal byte order).
-        txid: Hash32,
-        /// One per input, in input order.
-        signatures: Vec<Vec<u8>>,
-    },
-    /// Tag 3: "my bitcoind says Bitcoin fees are `sat_per_vb` now" (its estimate, or its mempool's floor,
+    /// Tag 2: "my bitcoind says Bitcoin fees are `sat_per_vb` now" (its estimate, or its mempool's floor,
     /// or the operator's floor, whichever is highest). State keeps each validator's latest vote; the agreed
     /// rate follows the median of fresh votes (see `fee_rate`).
     FeeRateVote {
@@ -237,6 +257,8 @@ pub struct MintTx {
     pub amount: Amount,
     /// The BTC block holding it.
     pub btc_block: crate::block::BtcAnchor,
+    /// The federation epoch whose wallet the deposit pays (its deposit address for `recipient`).
+    pub epoch: u32,
 }
 
 impl MintTx {
@@ -326,6 +348,8 @@ impl Tx {
             Tx::Mint(m) => m.txid(),
             Tx::Validator(v) => v.txid(),
             Tx::Settle(s) => s.txid(),
+            Tx::Reconfigure(r) => r.txid(),
+            Tx::PegShare(p) => p.txid(),
         }
     }
 

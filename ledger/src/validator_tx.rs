@@ -1,6 +1,6 @@
 //! Validator transactions: what every kind shares (the signer is a validator, the transaction is for this
-//! height, no fee) and where each kind goes: halt votes to [`crate::halt`], signature shares to
-//! [`crate::batching`], fee-rate votes to [`crate::fee_rate`].
+//! height, no fee) and where each kind goes: halt votes to [`crate::halt`], fee-rate votes to
+//! [`crate::fee_rate`]. The signer is a member of the set in force (the state before the block).
 
 use crate::block::BtcAnchor;
 use crate::execute::{Overlay, Receipt, TxError};
@@ -19,7 +19,7 @@ impl<S: StateReader> Overlay<'_, S> {
         prev_anchor: &BtcAnchor,
     ) -> Result<Receipt, TxError> {
         let tx = &signed.tx;
-        let n = chain.genesis().validators.len();
+        let n = crate::federation::federation_state(chain, self)?.in_force().validators.len();
         if tx.validator.as_usize() >= n {
             return Err(TxError::UnknownValidator { validator: tx.validator, validators: n });
         }
@@ -29,9 +29,6 @@ impl<S: StateReader> Overlay<'_, S> {
         match &tx.kind {
             ValidatorTxKind::ReportReorg { .. } | ValidatorTxKind::ResumePeg { .. } => {
                 self.apply_halt_vote(chain, tx, prev_anchor)?
-            }
-            ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
-                self.apply_batch_shares(chain, meta, tx.validator, *batch, txid, signatures)?
             }
             ValidatorTxKind::FeeRateVote { sat_per_vb } => {
                 self.apply_fee_rate_vote(tx.validator, tx.height, *sat_per_vb)?

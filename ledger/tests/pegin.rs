@@ -32,6 +32,7 @@ fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32) -> MintTx {
         recipient,
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),
+        epoch: 0,
     }
 }
 

@@ -162,6 +162,7 @@ fn deposit(n: u8, sats: u64) -> Tx {
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+        epoch: 0,
     })
 }
 
@@ -197,7 +198,7 @@ fn execution_batches_queued_burns_deterministically_at_the_interval() {
     assert_eq!(tx.output[0].value, Amount::from_sat(50_000));
     assert_eq!(tx.output[1].value, Amount::from_sat(70_000));
     assert_eq!(tx.output[0].script_pubkey, script);
-    assert_eq!(tx.output[2].script_pubkey, chain.federation().script_pubkey(), "change to the federation");
+    assert_eq!(tx.output[2].script_pubkey, chain.genesis_wallet().script_pubkey(), "change to the federation");
     assert_eq!(b.change, Some(tx.output[2].value));
     assert_eq!(Amount::from_sat(400_000) - Amount::from_sat(120_000) - b.change.unwrap(), b.fee);
     assert!(tx.input.iter().all(|i| i.sequence.is_rbf()));
@@ -221,7 +222,6 @@ fn execution_batches_queued_burns_deterministically_at_the_interval() {
 #[test]
 fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     use sidechain_ledger::batching::batch;
-    use sidechain_ledger::{ValidatorTx, ValidatorTxKind};
     let (chain, mut store) = batching_chain();
     let script = p2wpkh();
     let fee = required_pegout_fee(&chain, &script);
@@ -233,7 +233,7 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     let share = |v: u32| {
         peg::shares::sign_batch(
             &secp,
-            chain.federation(),
+            chain.genesis_wallet(),
             chain.genesis_hash().0,
             &tx,
             &b.peg_inputs(),
@@ -242,14 +242,8 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
         )
         .expect("sign")
     };
-    let submit = |v: u32, h: u64, txid: Hash32, signatures: Vec<Vec<u8>>| -> Tx {
-        ValidatorTx {
-            validator: ValidatorIndex(v as u16),
-            height: Height(h),
-            kind: ValidatorTxKind::PegOutSignatures { batch: 0, txid, signatures },
-        }
-        .sign(&testkit::validator_key(v), chain.genesis_hash())
-        .into()
+    let submit = |v: u32, _h: u64, txid: Hash32, signatures: Vec<Vec<u8>>| -> Tx {
+        Tx::PegShare(sidechain_ledger::PegShareTx { batch: 0, txid, signer: ValidatorIndex(v as u16), signatures })
     };
     // A share signed by another key than the submitting validator's, a share for another version, and a
     // tampered signature: refused.
@@ -275,14 +269,14 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     assert!(matches!(tx_error(dup), TxError::AlreadyVoted { .. }));
     commit_at(&chain, &mut store, 4, 1, vec![submit(3, 4, b.txid, share(3).signatures)]);
     let signed = batch(&store.snapshot(4), 0).unwrap().unwrap();
-    assert!(signed.is_signed(chain.federation().threshold()));
+    assert!(signed.is_signed());
     let more = commit(&chain, &mut store, 5, vec![submit(1, 5, b.txid, share(1).signatures)]);
     assert!(matches!(tx_error(more), TxError::BatchAlreadySigned(0)));
     let shares: Vec<peg::shares::Share> =
         signed.shares.iter().map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() }).collect();
     let final_tx = peg::shares::finalize_batch(
         &secp,
-        chain.federation(),
+        chain.genesis_wallet(),
         chain.genesis_hash().0,
         &tx,
         &signed.peg_inputs(),

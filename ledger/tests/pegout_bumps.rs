@@ -13,7 +13,7 @@ use sidechain_ledger::pegout::{burn, required_pegout_fee_at};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
     build_block, execute_block, fee_pool_id, BlockError, BlockTemplate, BtcAnchor, BtcOutPoint, Chain, MemStore,
-    MintTx, SettleTx, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    MintTx, PegShareTx, SettleTx, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 const BAL: u64 = 1_000_000;
@@ -72,6 +72,7 @@ fn deposit(n: u8, sats: u64) -> Tx {
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(1),
+        epoch: 0,
     })
 }
 
@@ -102,15 +103,18 @@ fn share(chain: &Chain, b: &BatchRecord, v: u32) -> Vec<Vec<u8>> {
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let tx = b.unsigned().unwrap();
     let peg_key = testkit::validator_peg_secret(v);
-    let fed = chain.federation();
+    let fed = chain.genesis_wallet();
     peg::shares::sign_batch(&secp, fed, chain.genesis_hash().0, &tx, &b.peg_inputs(), v as usize, &peg_key)
         .expect("sign")
         .signatures
 }
 
-fn shares_tx(chain: &Chain, b: &BatchRecord, v: u32, h: u64) -> Tx {
-    let kind = ValidatorTxKind::PegOutSignatures { batch: b.id, txid: b.txid, signatures: share(chain, b, v) };
-    validator_tx(chain, v, h, kind)
+fn share_tx(b: &BatchRecord, txid: Hash32, v: u32, signatures: Vec<Vec<u8>>) -> Tx {
+    Tx::PegShare(PegShareTx { batch: b.id, txid, signer: ValidatorIndex(v as u16), signatures })
+}
+
+fn shares_tx(chain: &Chain, b: &BatchRecord, v: u32, _h: u64) -> Tx {
+    share_tx(b, b.txid, v, share(chain, b, v))
 }
 
 fn pool(store: &MemStore, h: u64) -> Amount {
@@ -210,11 +214,11 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
     assert_eq!(t.unpaid_burns, totals_before.unpaid_burns + (v2.fee - v1.fee));
     assert_eq!(t.supply + t.unpaid_burns, totals_before.supply + totals_before.unpaid_burns);
     // A share for the old version is refused now; shares for v2 are recorded.
-    let stale = ValidatorTxKind::PegOutSignatures { batch: 0, txid: v1.txid, signatures: share(&chain, &v1, 3) };
-    let r = try_commit(&chain, &mut store, 7, 4, vec![validator_tx(&chain, 3, 7, stale)]);
+    let stale = share_tx(&v1, v1.txid, 3, share(&chain, &v1, 3));
+    let r = try_commit(&chain, &mut store, 7, 4, vec![stale]);
     assert!(matches!(tx_error(r), TxError::NotCurrentBatchVersion { .. }));
     commit(&chain, &mut store, 7, 4, (1..4).map(|v| shares_tx(&chain, &v2, v, 7)).collect());
-    assert!(batch(&store.snapshot(7), 0).unwrap().unwrap().is_signed(3));
+    assert!(batch(&store.snapshot(7), 0).unwrap().unwrap().is_signed());
 
     // Either version may be the one Bitcoin confirms. If v1 does: the batch settles with v1's fee, the rest
     // of the bump's fee goes back to the pool, and nothing is owed.
@@ -238,6 +242,7 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
         recipient: fee_pool_id(),
         amount: v1.change.unwrap(),
         btc_block: anchor(5),
+        epoch: 0,
     });
     let r = try_commit(&chain, &mut v1_branch, 9, 5, vec![mint_change]);
     assert!(matches!(tx_error(r), TxError::AlreadyHeld { .. }));
@@ -282,19 +287,14 @@ fn bad_shares_are_refused_non_validator_other_sighash_high_s() {
     commit(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, 50_000, fee)]);
     commit(&chain, &mut store, 2, 1, vec![]);
     let b = batch(&store.snapshot(2), 0).unwrap().unwrap();
-    let submit = |v: u32, signatures: Vec<Vec<u8>>| {
-        validator_tx(&chain, v, 3, ValidatorTxKind::PegOutSignatures { batch: 0, txid: b.txid, signatures })
-    };
-    // From outside the validator set (index 4 of 4; signed by a key no genesis names).
-    let outsider = ValidatorTx {
-        validator: ValidatorIndex(4),
-        height: Height(3),
-        kind: ValidatorTxKind::PegOutSignatures { batch: 0, txid: b.txid, signatures: share(&chain, &b, 0) },
-    }
-    .sign(&testkit::validator_key(4), chain.genesis_hash());
-    let r = try_commit(&chain, &mut store, 3, 1, vec![outsider.into()]);
+    let submit = |v: u32, signatures: Vec<Vec<u8>>| share_tx(&b, b.txid, v, signatures);
+    // From outside the wallet's signers (index 4 of 4).
+    let r = try_commit(&chain, &mut store, 3, 1, vec![submit(4, share(&chain, &b, 0))]);
     let e = tx_error(r);
-    assert!(matches!(e, TxError::UnknownValidator { .. }), "{e:?}");
+    assert!(matches!(e, TxError::UnknownSigner { signers: 4, .. }), "{e:?}");
+    // Signer 1 naming itself with signer 0's signatures.
+    let r = try_commit(&chain, &mut store, 3, 1, vec![submit(1, share(&chain, &b, 0))]);
+    assert!(matches!(tx_error(r), TxError::BadBatchShare { .. }));
     // Over another sighash: validator 0's signature of a different transaction (one more sat of fee).
     let mut other = b.clone();
     let mut tx = b.unsigned().unwrap();

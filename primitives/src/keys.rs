@@ -19,8 +19,10 @@ pub enum SignDomain {
     Vote,
     /// A user transaction (transfer, deposit registration, peg-out).
     UserTx,
-    /// A transaction signed by one validator (fee-rate vote, peg-out signature shares, ...).
+    /// A transaction signed by one validator (fee-rate vote, halt votes, ...).
     ValidatorTx,
+    /// A validator's approval of a federation change.
+    FederationChange,
 }
 
 impl SignDomain {
@@ -31,6 +33,7 @@ impl SignDomain {
             SignDomain::Vote => b"sidechain/v1/vote",
             SignDomain::UserTx => b"sidechain/v1/user-tx",
             SignDomain::ValidatorTx => b"sidechain/v1/validator-tx",
+            SignDomain::FederationChange => b"sidechain/v1/federation-change",
         }
     }
 }
