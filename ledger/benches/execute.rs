@@ -45,7 +45,7 @@ fn fixture(n: u32) -> Fixture {
         .iter()
         .filter_map(|t| match t {
             Tx::User(s) => Some((s.tx.signer, s.tx.signing_bytes(chain.genesis_hash()), s.signature)),
-            Tx::Evidence(_) | Tx::Mint(_) | Tx::Validator(_) | Tx::Settle(_) => None,
+            _ => None,
         })
         .collect();
     Fixture { chain, store, block, items }

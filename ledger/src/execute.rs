@@ -284,6 +284,9 @@ pub enum TxError {
     /// An epoch's wallet does not build (a guard: proposals are checked when accepted).
     #[error("federation wallet: {0}")]
     Wallet(String),
+    /// Only signature shares and federation changes travel through the federation pool.
+    #[error("not a signature share or a federation change")]
+    NotAPoolTx,
     /// A federation epoch that does not exist.
     #[error("no federation epoch {0}")]
     UnknownEpoch(u32),

@@ -288,5 +288,45 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 }
 
+/// Of `txs` (signature shares and federation changes, which any node relays), those that apply in order on
+/// top of `state` in the next block: a share for a batch that is signed already, a second share by one
+/// signer, a change that is pending already or lacks approvals are left out. What a proposer includes.
+pub fn select_pool_txs<S: StateReader>(
+    chain: &Chain,
+    state: &S,
+    txs: &[crate::Tx],
+) -> Result<Vec<crate::Tx>, StateError> {
+    let Some(prev) = state.chain_meta()? else { return Ok(Vec::new()) };
+    let meta = ChainMeta { height: prev.height.next(), ..prev };
+    let mut overlay = Overlay::new(state);
+    let mut out = Vec::new();
+    for tx in txs {
+        let applied = match tx {
+            crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p),
+            crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta),
+            _ => continue,
+        };
+        match applied {
+            Ok(_) => out.push(tx.clone()),
+            Err(TxError::State(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `tx` (a share or a federation change) would apply on top of `state` in the next block; the
+/// error says why not. What a node checks before relaying one or accepting it over RPC.
+pub fn check_pool_tx<S: StateReader>(chain: &Chain, state: &S, tx: &crate::Tx) -> Result<(), TxError> {
+    let prev = state.chain_meta()?.ok_or(StateError::MissingVersion { version: 0, reason: "no chain meta".into() })?;
+    let meta = ChainMeta { height: prev.height.next(), ..prev };
+    let mut overlay = Overlay::new(state);
+    match tx {
+        crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p).map(|_| ()),
+        crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta).map(|_| ()),
+        _ => Err(TxError::NotAPoolTx),
+    }
+}
+
 #[cfg(test)]
 mod tests;

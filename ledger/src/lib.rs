@@ -36,7 +36,8 @@ pub use execute::{
     ExecutionOutcome, Overlay, Receipt, TxError,
 };
 pub use federation::{
-    federation_state, Approval, FederationEpoch, FederationProposal, FederationState, ProposalError, ReconfigureTx,
+    check_pool_tx, federation_state, select_pool_txs, Approval, FederationEpoch, FederationProposal, FederationState,
+    ProposalError, ReconfigureTx,
 };
 pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
 pub use halt::{peg_halt, PegHalt};

@@ -19,7 +19,7 @@
 //! time: when a deposit script is registered, the caller calls [`DepositIndex::rescan_from`] with the first
 //! height not yet covered by the anchor, and the next sync rescans those blocks with the new registrations.
 
-use ::bitcoin::{Block, BlockHash, Script};
+use ::bitcoin::{Block, BlockHash};
 use bitcoincore_rpc::jsonrpc;
 use bitcoincore_rpc::RpcApi;
 use peg::{scan_block, BitcoinView, BlockScan, Deposit, DepositLookup};
@@ -311,7 +311,6 @@ impl DepositIndex {
         &mut self,
         client: &BitcoindClient,
         registered: &impl DepositLookup,
-        federation_script: &Script,
         up_to_height: u32,
     ) -> Result<SyncReport, BitcoinError> {
         let mut report = SyncReport { scanned: 0, rewound: self.rewind_to_best_chain(client)?, tip: self.tip() };
@@ -343,7 +342,7 @@ impl DepositIndex {
                     continue;
                 }
             }
-            let scan = scan_block(&block, height, registered, federation_script);
+            let scan = scan_block(&block, height, registered);
             if !scan.deposits.is_empty() {
                 tracing::debug!(height, %hash, deposits = scan.deposits.len(), "deposits found");
             }

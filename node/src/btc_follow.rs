@@ -10,7 +10,7 @@
 
 use crate::bitcoin::{BitcoindClient, DepositIndex, IndexedBlock};
 use crate::pegin::{PegClaim, Registry};
-use bitcoin::{BlockHash, ScriptBuf};
+use bitcoin::BlockHash;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,6 @@ pub struct FollowConfig {
 pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver<BtcSnapshot> {
     let (tx, rx) = watch::channel(BtcSnapshot::default());
     let FollowConfig { mut anchor, mut registry, mut claims, max_step, chain, interval } = cfg;
-    let federation_script = chain.federation().script_pubkey();
     tokio::spawn(async move {
         let mut was_up = None;
         let start = *anchor.borrow() + 1;
@@ -88,12 +87,11 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 debug!(forgotten, version = reg.version, "registrations changed: rescanning above the anchor");
                 indexed_version = reg.version;
             }
-            let script = federation_script.clone();
             let ch = chain.clone();
             let mut chk = std::mem::take(&mut checked);
             let polled = tokio::task::spawn_blocking(move || {
-                let r = poll(&c, &mut idx, &reg, &script, from, max_step).and_then(|mut snap| {
-                    check_claims(&c, &ch, &pending, &mut chk)?;
+                let r = poll(&c, &mut idx, &reg, from, max_step).and_then(|mut snap| {
+                    check_claims(&c, &ch, &reg, &pending, &mut chk)?;
                     for check in chk.values() {
                         match check {
                             ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
@@ -156,7 +154,6 @@ fn poll(
     client: &BitcoindClient,
     index: &mut DepositIndex,
     registry: &Registry,
-    federation_script: &ScriptBuf,
     from: u32,
     max_step: u32,
 ) -> Result<BtcSnapshot, crate::bitcoin::BitcoinError> {
@@ -171,7 +168,7 @@ fn poll(
     // Blocks at or below the anchor are settled: only claims look there, and they fetch blocks themselves.
     index.prune_below(from + 1);
     loop {
-        let report = index.sync(client, registry, federation_script, to)?;
+        let report = index.sync(client, registry, to)?;
         if report.scanned == 0 || report.tip.is_some_and(|(t, _)| t >= to) {
             break;
         }
@@ -217,6 +214,7 @@ enum ClaimCheck {
 fn check_claims(
     client: &BitcoindClient,
     chain: &ledger::Chain,
+    registry: &Registry,
     pending: &[PegClaim],
     checked: &mut HashMap<PegClaim, ClaimCheck>,
 ) -> Result<(), crate::bitcoin::BitcoinError> {
@@ -238,7 +236,7 @@ fn check_claims(
     const NEW_PER_POLL: usize = 16;
     let new: Vec<&PegClaim> = pending.iter().filter(|c| !checked.contains_key(*c)).take(NEW_PER_POLL).collect();
     for claim in new {
-        let verdict = match check_claim(client, chain, claim)? {
+        let verdict = match check_claim(client, chain, registry, claim)? {
             Ok(d) => ClaimCheck::Confirmed(d),
             Err(why) => {
                 info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
@@ -255,6 +253,7 @@ fn check_claims(
 fn check_claim(
     client: &BitcoindClient,
     chain: &ledger::Chain,
+    registry: &Registry,
     claim: &PegClaim,
 ) -> Result<Result<peg::Deposit, String>, crate::bitcoin::BitcoinError> {
     use crate::bitcoin::BitcoinError;
@@ -282,20 +281,19 @@ fn check_claim(
     let Some(out) = tx.output.get(claim.outpoint.vout as usize) else {
         return Ok(Err(format!("transaction {txid} has no output {}", claim.outpoint.vout)));
     };
-    let Some(expected) = crate::pegin::deposit_script(chain, &claim.recipient) else {
-        return Ok(Err("cannot derive the recipient's deposit script".into()));
-    };
-    if out.script_pubkey != expected {
+    // A deposit to the recipient's address in any epoch's wallet, however old.
+    let Some(epoch) = registry.claim_epoch(chain, &claim.recipient, &out.script_pubkey) else {
         return Ok(Err(format!(
-            "output {txid}:{} does not pay the deposit address of {}",
+            "output {txid}:{} does not pay the deposit address of {} (in any federation epoch)",
             claim.outpoint.vout, claim.recipient
         )));
-    }
+    };
     Ok(Ok(peg::Deposit {
         outpoint: bitcoin::OutPoint { txid, vout: claim.outpoint.vout },
         amount: out.value,
-        script_pubkey: expected,
+        script_pubkey: out.script_pubkey.clone(),
         recipient: claim.recipient.0 .0,
+        epoch,
         btc_block_hash: hash,
         btc_height: height,
         coinbase: index == 0,

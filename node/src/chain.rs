@@ -2,7 +2,8 @@
 //! deciding it in consensus, or receiving it (with its certificate) through sync.
 //!
 //! Invariant owned here: a height is written only after its commit certificate verifies against the
-//! validator set and its block re-executes to the state root in its header. Full nodes and validators go
+//! validator set in force at that height (read from the state before it: federation changes are part of
+//! the chain) and its block re-executes to the state root in its header. Full nodes and validators go
 //! through the same [`ChainState::commit`]; nothing else writes blocks.
 
 use crate::storage::{CommitBatch, Store, StoreError};
@@ -49,8 +50,8 @@ pub enum ChainError {
     /// The state could not be read (not a verdict on the block).
     #[error(transparent)]
     State(#[from] StateError),
-    /// The genesis validator set is unusable.
-    #[error("genesis validator set: {0}")]
+    /// A validator set in state is unusable (never for sets that passed the ledger's checks).
+    #[error("validator set: {0}")]
     Validators(#[from] ValidatorSetError),
     /// The block's height is not the next one.
     #[error("block at height {got} does not follow tip {tip}")]
@@ -105,6 +106,15 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
     Ok(())
 }
 
+/// The consensus set that decides height `h`, from the federation epochs the tip's state records (the
+/// epoch of `h`: heights up to the tip and the next one are always known).
+pub fn set_at(chain: &Chain, store: &Store, h: Height) -> Result<ValidatorSet, ChainError> {
+    let tip = store.tip()?.unwrap_or(Height(0));
+    let fs = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
+    let epoch = fs.at_height(h);
+    Ok(ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?)
+}
+
 /// Checks an evidence transaction's proof: two conflicting messages, both validly signed by the named
 /// validator of this chain's set, at the named height and round. The ledger records evidence without
 /// looking inside (it does not know consensus types); this is where every node checks it.
@@ -133,7 +143,10 @@ pub fn verify_evidence(
 pub struct ChainState {
     chain: Chain,
     store: Arc<Store>,
+    /// The set that decides the height after the tip.
     validators: ValidatorSet,
+    /// The set that decided the tip (its certificate, carried by the next block, verifies against it).
+    tip_validators: ValidatorSet,
     tip: Height,
     tip_hash: Hash32,
     tip_cert: Option<CommitCertificate>,
@@ -142,10 +155,10 @@ pub struct ChainState {
 impl ChainState {
     /// Opens the chain on `store`: writes the genesis state on first start, else resumes at the stored tip.
     pub fn open(chain: Chain, store: Arc<Store>) -> Result<ChainState, ChainError> {
-        let validators =
-            ValidatorSet::new(chain.genesis().validators.iter().map(|v| (v.consensus_key, v.power)).collect())?;
         write_genesis(&chain, &store)?;
         let tip = store.tip()?.unwrap_or(Height(0));
+        let validators = set_at(&chain, &store, tip.next())?;
+        let tip_validators = set_at(&chain, &store, tip)?;
         let (tip_hash, tip_cert) = if tip == Height(0) {
             (*chain.genesis_hash(), None)
         } else {
@@ -156,7 +169,7 @@ impl ChainState {
             })?;
             (fb.hash(), Self::read_cert(&store, tip)?)
         };
-        Ok(ChainState { chain, store, validators, tip, tip_hash, tip_cert })
+        Ok(ChainState { chain, store, validators, tip_validators, tip, tip_hash, tip_cert })
     }
 
     fn read_block(store: &Store, h: Height) -> Result<Option<FullBlock>, ChainError> {
@@ -195,9 +208,14 @@ impl ChainState {
         &self.store
     }
 
-    /// The validator set (fixed at genesis for now).
+    /// The validator set of the height after the tip.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
+    }
+
+    /// The federation history and any pending change, as of the tip.
+    pub fn federation(&self) -> Result<ledger::FederationState, ChainError> {
+        Ok(ledger::federation_state(&self.chain, &self.state())?)
     }
 
     /// The committed tip height.
@@ -257,7 +275,7 @@ impl ChainState {
                 if c.value != self.tip_hash {
                     return Err(ChainError::BadLastCommit { height: h, reason: format!("is for block {}", c.value) });
                 }
-                c.verify(&self.validators, self.chain.genesis_hash(), tip)
+                c.verify(&self.tip_validators, self.chain.genesis_hash(), tip)
                     .map_err(|e| ChainError::BadLastCommit { height: h, reason: e.to_string() })?;
             }
         }
@@ -266,8 +284,17 @@ impl ChainState {
         }
         for (index, tx) in fb.block.txs.iter().enumerate() {
             if let ledger::Tx::Evidence(ev) = tx {
-                verify_evidence(ev, &self.validators, self.chain.genesis_hash())
-                    .map_err(|reason| ChainError::BadEvidence { height: h, index, reason })?;
+                // Against the set that was in force at the offence's height.
+                let set = set_at(&self.chain, &self.store, ev.height).map_err(|e| ChainError::BadEvidence {
+                    height: h,
+                    index,
+                    reason: e.to_string(),
+                })?;
+                verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(|reason| ChainError::BadEvidence {
+                    height: h,
+                    index,
+                    reason,
+                })?;
             }
         }
         ledger::execute_block(&self.chain, &*self.store, &fb.block)
@@ -300,6 +327,7 @@ impl ChainState {
         self.tip = h;
         self.tip_hash = fb.hash();
         self.tip_cert = Some(cert.clone());
+        self.tip_validators = std::mem::replace(&mut self.validators, set_at(&self.chain, &self.store, h.next())?);
         Ok(outcome)
     }
 }

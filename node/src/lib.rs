@@ -12,6 +12,7 @@ pub mod btc_follow;
 pub mod chain;
 pub mod config;
 pub mod fault;
+pub mod fed_pool;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;

@@ -49,6 +49,14 @@ enum Cmd {
         /// Genesis time in milliseconds since the epoch (default: now).
         #[arg(long)]
         time_ms: Option<u64>,
+        /// Emergency keys of the federation wallet as `<threshold>:<delay in BTC blocks>:<key hex>,<key hex>,..`:
+        /// that many of them may spend a federation output once it is that deep (see README, "Emergency
+        /// recovery"). Without it the wallet is a plain k-of-n.
+        #[arg(long)]
+        emergency: Option<String>,
+        /// Outputs are refreshed this many BTC blocks before they reach the emergency delay.
+        #[arg(long)]
+        refresh_margin: Option<u32>,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -110,8 +118,22 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Cmd::Init { datadir, insecure_seed } => init(datadir, insecure_seed),
-        Cmd::Genesis { chain_id, validators, initial_accounts, btc_anchor, time_ms, out } => {
-            genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, out)
+        Cmd::Genesis {
+            chain_id,
+            validators,
+            initial_accounts,
+            btc_anchor,
+            time_ms,
+            emergency,
+            refresh_margin,
+            out,
+        } => {
+            let emergency = emergency.as_deref().map(parse_emergency).transpose()?;
+            let mut params = ledger::Params::default();
+            if let Some(m) = refresh_margin {
+                params.refresh_margin = m;
+            }
+            genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, (emergency, params), out)
         }
         Cmd::Run(opts) => {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -141,12 +163,28 @@ fn init(datadir: PathBuf, seed: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `<threshold>:<delay>:<key>,<key>,..` as emergency keys.
+fn parse_emergency(s: &str) -> anyhow::Result<ledger::EmergencyKeys> {
+    let mut parts = s.splitn(3, ':');
+    let (Some(t), Some(d), Some(keys)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--emergency {s:?}: expected <threshold>:<delay>:<key hex>,<key hex>,..");
+    };
+    let threshold: u32 = t.parse().with_context(|| format!("--emergency {s:?}: bad threshold"))?;
+    let delay: u32 = d.parse().with_context(|| format!("--emergency {s:?}: bad delay"))?;
+    let keys = keys
+        .split(',')
+        .map(|k| k.parse::<bitcoin::PublicKey>().with_context(|| format!("--emergency: {k:?} is not a compressed key")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ledger::EmergencyKeys { threshold, keys, delay })
+}
+
 fn genesis(
     chain_id: String,
     validators: Vec<String>,
     initial_accounts: Vec<String>,
     btc_anchor: Option<String>,
     time_ms: Option<u64>,
+    (emergency, params): (Option<ledger::EmergencyKeys>, ledger::Params),
     out: PathBuf,
 ) -> anyhow::Result<()> {
     let btc_anchor = match btc_anchor {
@@ -185,10 +223,11 @@ fn genesis(
         genesis_time_ms: time_ms.unwrap_or(now),
         btc_anchor,
         validators: vs,
-        params: ledger::Params::default(),
+        params,
+        emergency,
         initial_accounts: accounts,
     };
-    g.validate().context("the genesis is invalid")?;
+    ledger::Chain::new(g.clone()).context("the genesis is invalid")?;
     std::fs::write(&out, serde_json::to_string_pretty(&g)?).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", g.hash());
     Ok(())

@@ -14,19 +14,47 @@
 //! from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
 //!
 //! The index's scans depend on which scripts were registered when it scanned. [`Registry::version`] counts
-//! registered scripts; a snapshot built with an older version may miss a deposit to a newer script, so it
-//! is not used to move the anchor (the follower rescans as soon as it sees the new version).
+//! changes to the watched scripts; a snapshot built with an older version may miss a deposit to a newer
+//! script, so it is not used to move the anchor (the follower rescans as soon as it sees the new version).
+//!
+//! Federation changes: the scripts watched are those of every epoch whose deposits a block must mint at
+//! that height (the one in force, and earlier ones within `Params::deposit_window` of their replacement);
+//! every mint names the epoch whose wallet it pays. Claims may name a deposit to any epoch's address.
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
 use bitcoin::hashes::Hash;
-use bitcoin::ScriptBuf;
 use ledger::{Block, BtcAnchor, BtcOutPoint, Chain, MintTx, StateReader, Tx, UserTxKind};
 use primitives::{AccountId, Hash32, Height};
-use std::collections::HashMap;
 
-/// The deposit descriptor bound to `recipient` on this chain (its script, address and text follow).
-pub fn deposit_descriptor(chain: &Chain, recipient: &AccountId) -> Result<peg::Descriptor, peg::PegError> {
-    chain.federation().deposit_descriptor(chain.genesis_hash().0, recipient.0 .0)
+/// The deposit descriptor bound to `recipient` in `wallet` on this chain (its script, address and text follow).
+pub fn deposit_descriptor(
+    chain: &Chain,
+    wallet: &peg::Federation,
+    recipient: &AccountId,
+) -> Result<peg::Descriptor, peg::PegError> {
+    wallet.deposit_descriptor(chain.genesis_hash().0, recipient.0 .0)
+}
+
+/// The wallet of every epoch, and of those whose deposits are watched at `height`.
+pub fn epoch_wallets(
+    chain: &Chain,
+    fs: &ledger::FederationState,
+    height: Height,
+) -> (Vec<(u32, peg::Federation)>, Vec<u32>) {
+    let all = fs
+        .epochs
+        .iter()
+        .filter_map(|e| match chain.wallet(e) {
+            Ok(w) => Some((e.epoch, w)),
+            Err(err) => {
+                // Cannot happen: a proposal's wallet is built before it is accepted.
+                tracing::error!(epoch = e.epoch, error = %err, "cannot build an epoch's wallet");
+                None
+            }
+        })
+        .collect();
+    let watched = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
+    (all, watched)
 }
 
 /// Accounts whose deposit address `block` registers, in block order.
@@ -60,43 +88,91 @@ pub struct PegClaim {
     pub btc_block: Hash32,
 }
 
-/// The deposit script bound to `recipient`, or `None` if it cannot be derived (never for a valid genesis).
-pub fn deposit_script(chain: &Chain, recipient: &AccountId) -> Option<ScriptBuf> {
-    deposit_descriptor(chain, recipient).ok().map(|d| d.script_pubkey())
-}
-
-/// Every deposit script ever registered, with its recipient: what the watcher looks for.
+/// Which scripts the follower watches: each registered account's deposit script in every watched epoch's
+/// wallet, and those wallets' plain scripts. Keeps every epoch's wallet too, for claims.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    /// Number of distinct scripts added so far: a scan made with an older version may have missed deposits.
+    /// Bumped by every change to the watched scripts: a scan made with an older version may have missed
+    /// deposits.
     pub version: u64,
-    /// Deposit script -> recipient.
-    pub scripts: HashMap<ScriptBuf, [u8; 32]>,
+    /// The watched scripts.
+    pub maps: peg::ScriptMaps,
+    /// Every epoch's wallet (a claim may name a deposit to any of them).
+    pub wallets: Vec<(u32, peg::Federation)>,
+    /// The epochs watched.
+    watched: Vec<u32>,
+    /// Every registered account.
+    accounts: std::collections::BTreeSet<AccountId>,
 }
 
 impl Registry {
-    /// Adds the deposit script of each account not yet known; returns how many were new.
+    /// The registry for the state `fs` at `height`, watching `accounts`.
+    pub fn new(chain: &Chain, fs: &ledger::FederationState, height: Height, accounts: &[AccountId]) -> Self {
+        let mut r = Registry::default();
+        r.set_epochs(chain, fs, height);
+        r.add(chain, accounts);
+        r
+    }
+
+    /// Follows a federation change or the end of a deposit window: `true` when the watched scripts changed.
+    pub fn set_epochs(&mut self, chain: &Chain, fs: &ledger::FederationState, height: Height) -> bool {
+        let (wallets, watched) = epoch_wallets(chain, fs, height);
+        if watched == self.watched && wallets.len() == self.wallets.len() {
+            return false;
+        }
+        self.wallets = wallets;
+        self.watched = watched;
+        self.maps = peg::ScriptMaps::default();
+        for (epoch, w) in self.watched_wallets() {
+            self.maps.plain.insert(w.script_pubkey(), epoch);
+        }
+        let accounts: Vec<AccountId> = std::mem::take(&mut self.accounts).into_iter().collect();
+        self.add(chain, &accounts);
+        self.version += 1;
+        true
+    }
+
+    fn watched_wallets(&self) -> Vec<(u32, peg::Federation)> {
+        self.wallets.iter().filter(|(e, _)| self.watched.contains(e)).cloned().collect()
+    }
+
+    /// Adds the deposit scripts of each account not yet known; returns how many scripts were new.
     pub fn add(&mut self, chain: &Chain, accounts: &[AccountId]) -> usize {
         let mut added = 0;
+        let wallets = self.watched_wallets();
         for account in accounts {
-            match deposit_descriptor(chain, account) {
-                Ok(d) => {
-                    if self.scripts.insert(d.script_pubkey(), account.0 .0).is_none() {
-                        added += 1;
+            self.accounts.insert(*account);
+            for (epoch, w) in &wallets {
+                match deposit_descriptor(chain, w, account) {
+                    Ok(d) => {
+                        if self.maps.deposits.insert(d.script_pubkey(), (account.0 .0, *epoch)).is_none() {
+                            added += 1;
+                        }
                     }
+                    // Cannot happen for a genesis that passed validation; never worth stopping the node.
+                    Err(e) => tracing::error!(%account, error = %e, "cannot derive a deposit script"),
                 }
-                // Cannot happen for a genesis that passed validation; never worth stopping the node.
-                Err(e) => tracing::error!(%account, error = %e, "cannot derive a deposit script"),
             }
         }
         self.version += added as u64;
         added
     }
+
+    /// The epoch whose deposit script for `recipient` is `script`, among every epoch's wallet.
+    pub fn claim_epoch(&self, chain: &Chain, recipient: &AccountId, script: &bitcoin::Script) -> Option<u32> {
+        self.wallets.iter().find_map(|(epoch, w)| {
+            deposit_descriptor(chain, w, recipient).ok().filter(|d| d.script_pubkey() == *script).map(|_| *epoch)
+        })
+    }
 }
 
 impl peg::DepositLookup for Registry {
-    fn recipient_of(&self, script_pubkey: &bitcoin::Script) -> Option<[u8; 32]> {
-        self.scripts.get(script_pubkey).copied()
+    fn deposit_target(&self, script_pubkey: &bitcoin::Script) -> Option<([u8; 32], u32)> {
+        self.maps.deposit_target(script_pubkey)
+    }
+
+    fn federation_epoch(&self, script_pubkey: &bitcoin::Script) -> Option<u32> {
+        self.maps.federation_epoch(script_pubkey)
     }
 }
 
@@ -114,6 +190,7 @@ pub fn mint_for(d: &peg::Deposit) -> MintTx {
         recipient: AccountId(Hash32(d.recipient)),
         amount: d.amount,
         btc_block: from_peg((d.btc_height, d.btc_block_hash)),
+        epoch: d.epoch,
     }
 }
 
@@ -126,6 +203,7 @@ pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
         recipient: ledger::fee_pool_id(),
         amount: o.amount,
         btc_block: from_peg((o.btc_height, o.btc_block_hash)),
+        epoch: o.epoch,
     }
 }
 
@@ -134,6 +212,7 @@ pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
 /// previous block's) has not recorded. `Err` says why this snapshot cannot tell (then the anchor must not
 /// move on its word).
 pub fn required_mints<S: StateReader>(
+    chain: &Chain,
     state: &S,
     snap: &BtcSnapshot,
     registry_version: u64,
@@ -151,6 +230,8 @@ pub fn required_mints<S: StateReader>(
         ));
     }
     let batch_txids = in_flight_batch_txids(state)?;
+    let fs = ledger::federation_state(chain, state).map_err(|e| e.to_string())?;
+    let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
     let mut out = Vec::new();
     for h in prev.height.get() + 1..=new.height.get() {
         let Some(block) = snap.deposits.get(&h) else {
@@ -159,14 +240,14 @@ pub fn required_mints<S: StateReader>(
         if h == new.height.get() && from_peg((h, block.hash)).hash != new.hash {
             return Err(format!("the deposit index has another block at BTC height {h} than the proposed anchor"));
         }
-        for d in &block.scan.deposits {
+        for d in block.scan.deposits.iter().filter(|d| watched.contains(&d.epoch)) {
             let recipient = AccountId(Hash32(d.recipient));
             let live = ledger::pegin::registration_is_live(state, &recipient, height).map_err(|e| e.to_string())?;
             if live && state.get_pegin(&BtcOutPoint::from_bitcoin(&d.outpoint)).map_err(|e| e.to_string())?.is_none() {
                 out.push(mint_for(d));
             }
         }
-        for o in &block.scan.plain {
+        for o in block.scan.plain.iter().filter(|o| watched.contains(&o.epoch)) {
             let m = mint_for_plain(o);
             if !batch_txids.contains(&m.outpoint.txid)
                 && state.get_pegin(&m.outpoint).map_err(|e| e.to_string())?.is_none()
@@ -257,6 +338,7 @@ fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
 /// A validator's external check of the mints in `block` (built on `state`, whose anchor is `prev`).
 /// `Ok` when the block neither moves the anchor nor mints (no bitcoind needed).
 pub fn check_block_mints<S: StateReader>(
+    chain: &Chain,
     state: &S,
     snap: Option<&BtcSnapshot>,
     registry_version: u64,
@@ -284,7 +366,7 @@ pub fn check_block_mints<S: StateReader>(
         // The agreed resume anchor: 2f+1 chose it; deposits up to it are claimed, not required here.
         Vec::new()
     } else {
-        required_mints(state, snap, registry_version, prev, new, block.header.height)?
+        required_mints(chain, state, snap, registry_version, prev, new, block.header.height)?
     };
     let settles: Vec<&ledger::SettleTx> = block
         .txs
@@ -334,6 +416,7 @@ pub fn check_block_mints<S: StateReader>(
 /// The highest anchor at or below `wanted` (and above `prev`) whose mints this snapshot can list, with
 /// those mints; `None` when no move is possible.
 pub fn anchor_with_mints<S: StateReader>(
+    chain: &Chain,
     state: &S,
     snap: &BtcSnapshot,
     registry_version: u64,
@@ -344,7 +427,7 @@ pub fn anchor_with_mints<S: StateReader>(
     let mut h = wanted.height.get();
     while h > prev.height.get() {
         let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
-        match required_mints(state, snap, registry_version, prev, &candidate, height) {
+        match required_mints(chain, state, snap, registry_version, prev, &candidate, height) {
             Ok(mints) => return Some((candidate, mints)),
             Err(why) => tracing::debug!(btc_height = h, reason = %why, "not moving the anchor this far"),
         }
@@ -384,8 +467,9 @@ mod tests {
         let deposit = peg::Deposit {
             outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([7; 32]), vout: 1 },
             amount: bitcoin::Amount::from_sat(50_000),
-            script_pubkey: deposit_script(&chain, &r).expect("script"),
+            script_pubkey: deposit_descriptor(&chain, chain.genesis_wallet(), &r).expect("script").script_pubkey(),
             recipient: r.0 .0,
+            epoch: 0,
             btc_block_hash: hash,
             btc_height: 3,
             coinbase: false,
@@ -393,6 +477,7 @@ mod tests {
         let plain = peg::FederationOutput {
             outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([8; 32]), vout: 0 },
             amount: bitcoin::Amount::from_sat(20_000),
+            epoch: 0,
             btc_block_hash: hash,
             btc_height: 3,
             coinbase: false,
@@ -428,32 +513,32 @@ mod tests {
 
     #[test]
     fn a_block_must_mint_exactly_what_the_index_shows() {
-        let (_chain, store, snap, deposit, _r) = setup();
+        let (chain, store, snap, deposit, _r) = setup();
         let state = store.snapshot(1);
         let prev = BtcAnchor::default();
-        let required = required_mints(&state, &snap, 1, &prev, &block(3, vec![]).header.btc_anchor, Height(2))
+        let required = required_mints(&chain, &state, &snap, 1, &prev, &block(3, vec![]).header.btc_anchor, Height(2))
             .expect("index covers 1..=3");
         assert_eq!(required.len(), 2, "the registered deposit and the plain output: {required:?}");
         assert_eq!(required[0], mint_for(&deposit));
         assert_eq!(required[1].recipient, ledger::fee_pool_id());
         let all: Vec<Tx> = required.iter().cloned().map(Tx::Mint).collect();
-        assert_eq!(check_block_mints(&state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
+        assert_eq!(check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
 
         // Leaving one out.
-        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
+        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
         assert!(why.contains("leaves out the deposit"), "{why}");
         // A wrong amount (or any fact bitcoind does not show).
         let mut wrong = required.clone();
         wrong[0].amount = bitcoin::Amount::from_sat(50_001);
         let mut txs: Vec<Tx> = wrong.into_iter().map(Tx::Mint).collect();
         txs.push(Tx::Mint(required[0].clone()));
-        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
+        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
         assert!(why.contains("does not show"), "{why}");
         // A mint above what the index covers is "cannot tell", never a shorter list.
-        let why = check_block_mints(&state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
+        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
         assert!(why.contains("does not cover BTC height 4"), "{why}");
         // An index built before the latest registration is not trusted to move the anchor.
-        let why = check_block_mints(&state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
+        let why = check_block_mints(&chain, &state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
         assert!(why.contains("registered scripts"), "{why}");
     }
 
@@ -470,21 +555,21 @@ mod tests {
 
     #[test]
     fn blocks_that_keep_the_anchor_and_mint_nothing_need_no_bitcoind() {
-        let (_chain, store, _snap, _deposit, _r) = setup();
+        let (chain, store, _snap, _deposit, _r) = setup();
         let state = store.snapshot(1);
-        assert_eq!(check_block_mints(&state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
-        let moved = check_block_mints(&state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
+        assert_eq!(check_block_mints(&chain, &state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
+        let moved = check_block_mints(&chain, &state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
         assert!(moved.unwrap_err().contains("no bitcoind"));
     }
 
     #[test]
     fn the_proposer_moves_the_anchor_only_as_far_as_its_index_can_list_mints() {
-        let (_chain, store, mut snap, _deposit, _r) = setup();
+        let (chain, store, mut snap, _deposit, _r) = setup();
         let state = store.snapshot(1);
         snap.hashes.insert(4, bitcoin::BlockHash::from_byte_array([4; 32]));
         let wanted = from_peg((4, bitcoin::BlockHash::from_byte_array([4; 32])));
         let (anchor, mints) =
-            anchor_with_mints(&state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2)).expect("a move");
+            anchor_with_mints(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2)).expect("a move");
         assert_eq!(anchor.height, BtcHeight(3), "height 4 is not indexed yet");
         assert_eq!(mints.len(), 2);
     }

@@ -87,11 +87,7 @@ impl NodeRpc {
                 }
             }
         }
-        Ok(rpc::types::PegOutView {
-            threshold: self.handle.chain().federation().threshold(),
-            network: self.network,
-            confirmed,
-        })
+        Ok(rpc::types::PegOutView { network: self.network, confirmed })
     }
 
     /// The state after the committed tip.
@@ -175,14 +171,9 @@ impl RpcBackend for NodeRpc {
         let peers = self.handle.net().peers().await.map_err(|_| BackendError::ShuttingDown)?;
         let status = self.handle.status();
         // A validator's libp2p identity is its consensus key, so its peer id names it.
-        let validators: Vec<Option<net::PeerId>> = self
-            .handle
-            .chain()
-            .genesis()
-            .validators
-            .iter()
-            .map(|v| net::peer_id_from_ed25519(&v.consensus_key.0))
-            .collect();
+        let fs = ledger::federation_state(self.handle.chain(), &self.tip_state()).map_err(Self::storage)?;
+        let validators: Vec<Option<net::PeerId>> =
+            fs.in_force().validators.iter().map(|v| net::peer_id_from_ed25519(&v.consensus_key.0)).collect();
         Ok(peers
             .into_iter()
             .map(|p| PeerInfo {
@@ -209,13 +200,15 @@ impl RpcBackend for NodeRpc {
     }
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, BackendError> {
-        Ok(ValidatorInfo::from_genesis(self.handle.chain().genesis()))
+        let fs = ledger::federation_state(self.handle.chain(), &self.tip_state()).map_err(Self::storage)?;
+        Ok(rpc::types::validator_infos(fs.in_force()))
     }
 
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         let chain = self.handle.chain();
-        let fed = chain.federation();
         let state = self.tip_state();
+        let fs = ledger::federation_state(chain, &state).map_err(Self::storage)?;
+        let fed = chain.wallet(fs.in_force()).map_err(Self::storage)?;
         let totals = state.peg_totals().map_err(Self::storage)?;
         let rates = ledger::fee_rate::fee_rates(&state).map_err(Self::storage)?;
         let agreed = ledger::fee_rate::agreed_fee_rate(chain, &state).map_err(Self::storage)?;
@@ -228,10 +221,11 @@ impl RpcBackend for NodeRpc {
             network: self.network.to_string(),
             pegin_confirmations: chain.params().pegin_confirmations,
             pegin_min_amount: chain.params().pegin_min_amount,
-            pegin_fee: chain.pegin_fee_at(agreed),
+            pegin_fee: chain.pegin_fee_in(&fed, agreed),
             pegout_fee_rate_sat_vb: agreed,
             fee_rate_votes: rpc::types::FeeRateVoteInfo::from_rates(&rates),
             peg_totals: totals.into(),
+            changes: rpc::types::FederationView::read(chain, &state, self.network).map_err(Self::storage)?,
         })
     }
 
@@ -300,6 +294,20 @@ impl RpcBackend for NodeRpc {
         })
     }
 
+    async fn approve_federation(&self, proposal: ledger::FederationProposal) -> Result<ledger::Approval, ClaimError> {
+        match self.handle.ask(|done| Command::ApproveFederation(proposal, done)).await {
+            None => Err(ClaimError::Backend(BackendError::ShuttingDown)),
+            Some(r) => r.map_err(ClaimError::Rejected),
+        }
+    }
+
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, ClaimError> {
+        match self.handle.ask(|done| Command::SubmitFederationChange(change, done)).await {
+            None => Err(ClaimError::Backend(BackendError::ShuttingDown)),
+            Some(r) => r.map_err(ClaimError::Rejected),
+        }
+    }
+
     async fn claim_pegin(
         &self,
         outpoint: BtcOutPoint,
@@ -331,7 +339,11 @@ impl RpcBackend for NodeRpc {
 
     async fn pegin_address(&self, recipient: AccountId) -> Result<PegInAddressInfo, BackendError> {
         let chain = self.handle.chain();
-        let d = crate::pegin::deposit_descriptor(chain, &recipient).map_err(Self::storage)?;
+        // Deposits go to the wallet in force (an earlier wallet's address still works for a while, and is
+        // claimable forever, but new deposits should not go there).
+        let fs = ledger::federation_state(chain, &self.tip_state()).map_err(Self::storage)?;
+        let wallet = chain.wallet(fs.in_force()).map_err(Self::storage)?;
+        let d = crate::pegin::deposit_descriptor(chain, &wallet, &recipient).map_err(Self::storage)?;
         let address = d.address(self.network).map_err(Self::storage)?;
         Ok(PegInAddressInfo {
             recipient,

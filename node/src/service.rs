@@ -188,6 +188,10 @@ pub enum Command {
     ClaimPegin(crate::pegin::PegClaim, oneshot::Sender<Result<(), String>>),
     /// Operator: vote to resume the halted peg from this anchor (validators only).
     ResumePeg(ledger::BtcAnchor, oneshot::Sender<Result<(), String>>),
+    /// Operator: this validator's approval of a federation change (members of the set in force only).
+    ApproveFederation(ledger::FederationProposal, oneshot::Sender<Result<ledger::Approval, String>>),
+    /// A federation change with its approvals, for the federation pool (checked, then gossiped).
+    SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<Hash32, String>>),
 }
 
 /// The running node: send commands, watch status.
@@ -283,8 +287,9 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
     let chain = ChainState::open(chain, store)?;
     let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
-    let key = validator_index.map(|_| cfg.keys.consensus.clone());
-    let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), key);
+    // Always the key: the core signs only at heights whose set holds it, so a node that joins the federation
+    // later (or leaves it) needs no restart.
+    let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), Some(cfg.keys.consensus.clone()));
 
     let libp2p_key = net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes())
         .map_err(|e| net::NetError::Transport(format!("node key as libp2p identity: {e}")))?;
@@ -302,12 +307,17 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
 
     let tip_anchor = chain.state().chain_meta().map_err(ChainError::from)?.map(|m| m.btc_anchor).unwrap_or_default();
     let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
-    let mut registry = crate::pegin::Registry::default();
-    registry.add(chain.chain(), &chain.store().registered_accounts()?);
+    let registry = crate::pegin::Registry::new(
+        chain.chain(),
+        &chain.federation()?,
+        chain.tip().next(),
+        &chain.store().registered_accounts()?,
+    );
     let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
     let (claims, claims_rx) = watch::channel(Vec::new());
-    let btc = match (&cfg.bitcoind, validator_index) {
-        (Some(client), Some(_)) => {
+    // Every node with a bitcoind follows it: a full node may join the federation later.
+    let btc = match &cfg.bitcoind {
+        Some(client) => {
             let follow = crate::btc_follow::FollowConfig {
                 anchor: anchor_rx,
                 registry: registry_rx,
@@ -318,15 +328,15 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
             };
             Some(crate::btc_follow::follow(client.clone(), follow))
         }
-        _ => None,
+        None => None,
     };
-    let signed_batches = match (&cfg.bitcoind, validator_index) {
-        (Some(client), Some(_)) => {
+    let signed_batches = match &cfg.bitcoind {
+        Some(client) => {
             let (tx, rx) = watch::channel(Vec::new());
             crate::btc_follow::rebroadcast(client.clone(), rx, Duration::from_secs(5));
             Some(tx)
         }
-        _ => None,
+        None => None,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
@@ -373,6 +383,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         finalized: HashMap::new(),
         bump_warned: HashSet::new(),
         peg_summary: PegSummary::default(),
+        fed_pool: crate::fed_pool::FedPool::default(),
     };
     service.peg_summary = service.compute_peg_summary();
     service.publish_status();
@@ -450,6 +461,8 @@ pub struct Service {
     finalized: HashMap<(u64, Hash32), bitcoin::Transaction>,
     /// Batch versions due for a fee bump that execution could not build, already warned about.
     bump_warned: HashSet<(u64, Hash32)>,
+    /// Signature shares and federation changes waiting for a block.
+    fed_pool: crate::fed_pool::FedPool,
 }
 
 fn now_ms() -> u64 {
@@ -673,17 +686,8 @@ impl Service {
         if self.evidence_to_include(&state).is_ok_and(|e| !e.is_empty()) {
             return true;
         }
-        if let Some(me) = self.validator_index {
-            let k = self.chain.chain().federation().threshold();
-            let unsigned = ledger::batching::batch_index(&state).is_ok_and(|index| {
-                index.in_flight.iter().any(|id| {
-                    matches!(ledger::batching::batch(&state, *id), Ok(Some(b))
-                        if !b.is_signed(k) && !b.shares.iter().any(|(v, _)| *v == me))
-                })
-            });
-            if unsigned {
-                return true;
-            }
+        if !self.fed_pool.select(self.chain.chain(), &state).is_empty() {
+            return true;
         }
         let Some(btc) = &self.btc else { return false };
         let Ok(Some(meta)) = state.chain_meta() else { return false };
@@ -799,6 +803,7 @@ impl Service {
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
         let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
+        txs.extend(self.fed_pool.select(chain, &state));
         txs.extend(mints.into_iter().map(ledger::Tx::Mint));
         if btc_anchor != meta.btc_anchor && !ledger::peg_halt(&state).is_ok_and(|h| h.resume_to.is_some()) {
             if let Some(snap) = self.btc.as_ref().map(|b| b.borrow().clone()) {
@@ -873,7 +878,7 @@ impl Service {
         };
         let version = self.registry.borrow().version;
         let (anchor, mut mints) =
-            crate::pegin::anchor_with_mints(state, &snap, version, prev, &from_peg(wanted), height)
+            crate::pegin::anchor_with_mints(self.chain.chain(), state, &snap, version, prev, &from_peg(wanted), height)
                 .unwrap_or((*prev, Vec::new()));
         let claims = crate::pegin::claims_to_mint(state, &snap, &anchor, &mints);
         mints.extend(claims);
@@ -907,7 +912,6 @@ impl Service {
             }
         }
         kinds.extend(self.fee_rate_vote(state, height, me));
-        kinds.extend(self.batch_shares_to_sign(state, me));
         let genesis = *self.chain.chain().genesis_hash();
         kinds
             .into_iter()
@@ -925,7 +929,7 @@ impl Service {
         let Some(tx) = &self.signed_batches else { return };
         let state = self.chain.state();
         let chain = self.chain.chain();
-        let k = chain.federation().threshold();
+        let Ok(federation) = ledger::federation_state(chain, &state) else { return };
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
@@ -941,10 +945,12 @@ impl Service {
                     "peg-out batch is due for a fee bump that cannot be built: fund the fee pool (pay the plain \
                      federation address) or wait for more federation coins");
             }
+            let k = b.signers_needed as usize;
             let newest_signed = std::iter::once(b.current_version())
                 .chain(b.earlier.iter().rev().cloned())
                 .find(|v| v.shares.len() >= k);
             let Some(v) = newest_signed else { continue };
+            let Some(wallet) = federation.epoch(b.epoch).and_then(|e| chain.wallet(e).ok()) else { continue };
             if let Some(done) = self.finalized.get(&(b.id, v.txid)) {
                 txs.push(done.clone());
                 continue;
@@ -955,15 +961,8 @@ impl Service {
                 .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
                 .collect();
             let finalized = v.unsigned(b.id).map_err(|e| e.to_string()).and_then(|unsigned| {
-                peg::shares::finalize_batch(
-                    &secp,
-                    chain.federation(),
-                    chain.genesis_hash().0,
-                    &unsigned,
-                    &v.peg_inputs(),
-                    &shares,
-                )
-                .map_err(|e| e.to_string())
+                peg::shares::finalize_batch(&secp, &wallet, chain.genesis_hash().0, &unsigned, &v.peg_inputs(), &shares)
+                    .map_err(|e| e.to_string())
             });
             match finalized {
                 Ok(signed) => {
@@ -1012,19 +1011,26 @@ impl Service {
         }
     }
 
-    /// Our signature shares for in-flight peg-out batches that lack them (and lack k). Batches are built by
-    /// execution, each burn in exactly one, so signing what state holds cannot pay a burn twice.
-    fn batch_shares_to_sign<S: StateReader>(&self, state: &S, me: ValidatorIndex) -> Vec<ledger::ValidatorTxKind> {
+    /// Our signature shares for in-flight batches of every wallet epoch that holds our peg key (in force or
+    /// earlier: a validator that left the federation still signs the sweep of its old wallet), that lack
+    /// ours and lack their threshold. Batches are built by execution, each burn in exactly one, so signing
+    /// what state holds cannot pay a burn twice.
+    fn batch_shares_to_sign<S: StateReader>(&self, state: &S) -> Vec<ledger::PegShareTx> {
         let chain = self.chain.chain();
-        let k = chain.federation().threshold();
         let Ok(index) = ledger::batching::batch_index(state) else { return Vec::new() };
+        let Ok(federation) = ledger::federation_state(chain, state) else { return Vec::new() };
+        let my_peg_key = self.cfg.keys.peg_public();
         let secp = bitcoin::secp256k1::Secp256k1::new();
         let mut out = Vec::new();
-        for id in index.in_flight.iter().take(4) {
+        for id in index.in_flight.iter().take(8) {
             let Ok(Some(b)) = ledger::batching::batch(state, *id) else { continue };
-            if b.is_signed(k) || b.shares.iter().any(|(v, _)| *v == me) {
+            let Some(epoch) = federation.epoch(b.epoch) else { continue };
+            let Some(me) = epoch.peg_signer(&my_peg_key) else { continue };
+            let signer = ValidatorIndex(me as u16);
+            if b.is_signed() || b.shares.iter().any(|(v, _)| *v == signer) {
                 continue;
             }
+            let Ok(wallet) = chain.wallet(epoch) else { continue };
             let Ok(tx) = b.unsigned() else { continue };
             // Persist what we sign before the share leaves, and never sign a version that would not conflict
             // with one signed before (a restart or a bug must not let two versions both confirm).
@@ -1040,7 +1046,7 @@ impl Service {
                     continue;
                 }
                 Err(e) => {
-                    error!(batch = id, error = %e, "cannot read what this validator signed; not signing");
+                    error!(batch = id, error = %e, "cannot read what this node signed; not signing");
                     continue;
                 }
             }
@@ -1050,27 +1056,31 @@ impl Service {
             }
             self.crash_point(crate::fault::CrashPoint::BatchSignatureRecorded, self.chain.tip().next());
             let genesis = chain.genesis_hash().0;
-            match peg::shares::sign_batch(
-                &secp,
-                chain.federation(),
-                genesis,
-                &tx,
-                &b.peg_inputs(),
-                me.as_usize(),
-                &self.cfg.keys.peg,
-            ) {
+            match peg::shares::sign_batch(&secp, &wallet, genesis, &tx, &b.peg_inputs(), me, &self.cfg.keys.peg) {
                 Ok(share) => {
-                    info!(batch = id, btc_txid = %rpc::types::btc_txid(&b.txid), "signing peg-out batch");
-                    out.push(ledger::ValidatorTxKind::PegOutSignatures {
-                        batch: *id,
-                        txid: b.txid,
-                        signatures: share.signatures,
-                    });
+                    info!(batch = id, kind = ?b.kind, epoch = b.epoch, btc_txid = %rpc::types::btc_txid(&b.txid),
+                        "signing batch");
+                    out.push(ledger::PegShareTx { batch: *id, txid: b.txid, signer, signatures: share.signatures });
                 }
-                Err(e) => error!(batch = id, error = %e, "cannot sign peg-out batch"),
+                Err(e) => error!(batch = id, error = %e, "cannot sign batch"),
             }
         }
         out
+    }
+
+    /// Signs what is ours to sign at the tip and hands the shares to the pool and the network; re-sends our
+    /// shares still waiting (a lost gossip message must not leave a batch unsigned).
+    fn sign_and_share(&mut self) {
+        let state = self.chain.state();
+        let chain = self.chain.chain().clone();
+        for share in self.batch_shares_to_sign(&state) {
+            let tx = ledger::Tx::PegShare(share);
+            match self.fed_pool.admit(&chain, &state, tx.clone()) {
+                // Known already: sent again, in case the first gossip was lost.
+                Ok(_) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
+                Err(e) => error!(error = %e, "our own signature share does not apply"),
+            }
+        }
     }
 
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
@@ -1108,7 +1118,14 @@ impl Service {
             let snap = self.btc.as_ref().map(|b| b.borrow().clone());
             let version = self.registry.borrow().version;
             let state = self.chain.state();
-            if let Err(why) = crate::pegin::check_block_mints(&state, snap.as_ref(), version, &prev_anchor, &fb.block) {
+            if let Err(why) = crate::pegin::check_block_mints(
+                self.chain.chain(),
+                &state,
+                snap.as_ref(),
+                version,
+                &prev_anchor,
+                &fb.block,
+            ) {
                 warn!(%height, block = %value, reason = %why, "voting nil: the block's peg-in mints do not match our bitcoind");
                 return Some(false);
             }
@@ -1168,7 +1185,10 @@ impl Service {
                     added.retain(|c, _| claims.contains(c));
                     claims.len() != before
                 });
+                self.fed_pool.prune(self.chain.chain(), &state, &included);
+                self.follow_federation(fb.height());
                 self.publish_signed_batches();
+                self.sign_and_share();
                 let registered = crate::pegin::registrations_in(&fb.block);
                 if !registered.is_empty() {
                     let chain = self.chain.chain().clone();
@@ -1198,6 +1218,28 @@ impl Service {
                 Err(e.into())
             }
         }
+    }
+
+    /// After block `height`: our place in the set of the next height (we may have joined or left the
+    /// federation), and the deposit scripts to watch (a new epoch, or the end of a deposit window).
+    fn follow_federation(&mut self, height: Height) {
+        let next = self.chain.validators().index_of(&self.cfg.keys.consensus_public());
+        if next != self.validator_index {
+            match next {
+                Some(i) => warn!(%height, index = %i, "this node is a validator from the next height on"),
+                None => {
+                    warn!(%height, "this node is no longer a validator (federation change); running as a full node")
+                }
+            }
+            self.validator_index = next;
+        }
+        let Ok(fs) = self.chain.federation() else { return };
+        if let Some(p) = &fs.pending {
+            debug!(%height, epoch = p.epoch, from = %p.from_height, "federation change pending");
+        }
+        let chain = self.chain.chain().clone();
+        let next_height = height.next();
+        self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(&chain, &fs, next_height));
     }
 
     fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
@@ -1265,6 +1307,30 @@ impl Service {
                         Ok(())
                     }
                 };
+                let _ = done.send(res);
+            }
+            Command::ApproveFederation(proposal, done) => {
+                let res = match self.validator_index {
+                    None => Err("this node is not a validator of the set in force".to_string()),
+                    Some(me) => ledger::federation::check_proposal(self.chain.chain(), &proposal)
+                        .map(|()| proposal.approve(me, &self.cfg.keys.consensus, self.chain.chain().genesis_hash()))
+                        .map_err(|e| e.to_string()),
+                };
+                if res.is_ok() {
+                    warn!(validators = proposal.validators.len(), from = %proposal.activation_height,
+                        "operator approves a federation change");
+                }
+                let _ = done.send(res);
+            }
+            Command::SubmitFederationChange(change, done) => {
+                let tx = ledger::Tx::Reconfigure(change);
+                let id = tx.txid();
+                let state = self.chain.state();
+                let res = self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id);
+                if res.is_ok() {
+                    warn!(txid = %id, "federation change accepted into the pool");
+                    self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx));
+                }
                 let _ = done.send(res);
             }
             Command::ClaimPegin(claim, done) => {
@@ -1373,6 +1439,17 @@ impl Service {
                 self.verdict(msg_id, source, verdict);
                 Ok(())
             }
+            Gossip::Fed(tx) => {
+                // A share for a version we have not seen yet (we lag) is not the sender's fault: ignored,
+                // never punished; what applies is kept and forwarded.
+                let state = self.chain.state();
+                let verdict = match self.fed_pool.admit(self.chain.chain(), &state, tx) {
+                    Ok(true) => Verdict::Accept,
+                    Ok(false) | Err(_) => Verdict::Ignore,
+                };
+                self.verdict(msg_id, source, verdict);
+                Ok(())
+            }
             Gossip::Tx(tx) => {
                 let verdict = match self.admit_tx(tx) {
                     Ok(_) => Verdict::Accept,
@@ -1391,8 +1468,11 @@ impl Service {
                     return Ok(());
                 }
                 if let Err(e) = v.verify(self.chain.validators(), &genesis) {
+                    // A vote for the height after next may come from a set that takes over then.
+                    let verdict =
+                        if v.vote.height > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "vote rejected");
-                    self.verdict(msg_id, source, Verdict::Reject);
+                    self.verdict(msg_id, source, verdict);
                     return Ok(());
                 }
                 self.verdict(msg_id, source, Verdict::Accept);
@@ -1405,8 +1485,9 @@ impl Service {
                     return Ok(());
                 }
                 if let Err(e) = proposal.verify(self.chain.validators(), &genesis) {
+                    let verdict = if h > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "proposal rejected");
-                    self.verdict(msg_id, source, Verdict::Reject);
+                    self.verdict(msg_id, source, verdict);
                     return Ok(());
                 }
                 let expected = self.chain.validators().proposer(h, proposal.proposal.round);

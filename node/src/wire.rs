@@ -52,6 +52,8 @@ pub enum Gossip {
     },
     /// A peg-in claim (`claimpegin`): validators check it against their bitcoind.
     Claim(crate::pegin::PegClaim),
+    /// A signature share or a federation change for the federation pool (see `fed_pool`).
+    Fed(ledger::Tx),
 }
 
 /// A request to one peer.

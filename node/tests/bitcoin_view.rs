@@ -3,11 +3,10 @@
 //! outpoint and amount, a reorg that removes a deposit, and the peg's anchor rule over the real client.
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Amount, BlockHash, OutPoint, PublicKey, ScriptBuf};
+use bitcoin::{Amount, BlockHash, OutPoint, PublicKey};
 use node::bitcoin::{BitcoinError, BitcoindAuth, BitcoindClient, DepositIndex};
 use peg::{check_anchor_move, choose_anchor, AnchorRejection, BitcoinView, Federation};
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::broadcast;
 use testnet::{wait_until, Bitcoind, BtcWallet};
@@ -40,13 +39,13 @@ fn funded(btc: &Bitcoind, seed: u8) -> (BtcWallet, testnet::Utxo) {
 fn sync_to_tip(
     index: &mut DepositIndex,
     client: &BitcoindClient,
-    registered: &HashMap<ScriptBuf, [u8; 32]>,
-    fed: &Federation,
+    registered: &peg::ScriptMaps,
+    _fed: &Federation,
 ) -> (u32, u32) {
     let (mut scanned, mut rewound) = (0, 0);
     let best = client.best_height().expect("best height");
     for _ in 0..100 {
-        let r = index.sync(client, registered, &fed.script_pubkey(), u32::MAX).expect("sync");
+        let r = index.sync(client, registered, u32::MAX).expect("sync");
         scanned += r.scanned;
         rewound += r.rewound;
         if r.tip.map(|t| t.0) == Some(best) {
@@ -125,12 +124,13 @@ fn deposits_are_indexed_exactly_and_follow_reorgs() {
     let outpoint = OutPoint { txid, vout: 0 };
 
     // Scanned before the script is registered: not found. Registered and rescanned: found.
-    let mut registered = HashMap::new();
+    let mut registered = peg::ScriptMaps::default();
+    registered.plain.insert(fed.script_pubkey(), 0);
     let mut index = DepositIndex::new(0).with_max_blocks_per_sync(40);
     let (scanned, rewound) = sync_to_tip(&mut index, &client, &registered, &fed);
     assert_eq!((scanned, rewound), (105, 0), "0..=104 in batches of 40");
     assert_eq!(index.deposits_between(0, 104).expect("covered"), vec![]);
-    registered.insert(script.clone(), RECIPIENT);
+    registered.deposits.insert(script.clone(), (RECIPIENT, 0));
     assert_eq!(index.rescan_from(101), 4);
     let (scanned, _) = sync_to_tip(&mut index, &client, &registered, &fed);
     assert_eq!(scanned, 4);
@@ -149,7 +149,7 @@ fn deposits_are_indexed_exactly_and_follow_reorgs() {
     // Reorg: the deposit's block is invalidated; the index rewinds to the fork point.
     let _: serde_json::Value = btc.call("invalidateblock", &[json!(deposit_block.to_string())]).expect("invalidate");
     assert_eq!(btc.height().expect("height"), 101);
-    let r = index.sync(&client, &registered, &fed.script_pubkey(), u32::MAX).expect("sync");
+    let r = index.sync(&client, &registered, u32::MAX).expect("sync");
     assert_eq!((r.scanned, r.rewound, r.tip.map(|t| t.0)), (0, 3, Some(101)));
     assert!(matches!(index.deposits_between(101, 102), Err(BitcoinError::NotIndexed { height: 102, .. })));
 

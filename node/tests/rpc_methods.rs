@@ -23,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 27] = [
+const METHODS: [&str; 29] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -47,6 +47,8 @@ const METHODS: [&str; 27] = [
     "claimpegin",
     "getreserveproof",
     "resumepeg",
+    "approvefederationchange",
+    "submitfederationchange",
     "getbitcoinview",
     "subscribenewblocks",
     "unsubscribenewblocks",
@@ -324,6 +326,31 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     tampered.entries[0].value = Some("00".into());
     assert!(tampered.verify().is_err(), "a value that is not the proved one is caught");
 
+    // A federation change: this validator approves a well-formed one, alone it is not 2f+1, and a set that
+    // breaks the 2f+1 rule is refused before anyone signs.
+    let set = c.get_validators().await.expect("getvalidators");
+    assert!(set.len() >= 4, "{set:?}");
+    let validators: Vec<ledger::GenesisValidator> = set
+        .iter()
+        .map(|v| ledger::GenesisValidator {
+            consensus_key: v.consensus_key,
+            peg_key: v.peg_key,
+            p2p_addr: v.p2p_addr.clone(),
+            power: v.power,
+        })
+        .collect();
+    let proposal =
+        ledger::FederationProposal { validators, peg_threshold: 3, activation_height: Height(tip.get() + 1_000) };
+    let approval = c.approve_federation_change(proposal.clone()).await.expect("approvefederationchange");
+    let me = set.iter().position(|v| v.consensus_key.to_string() == node.consensus_key).expect("in the set");
+    assert_eq!(approval.validator.as_usize(), me);
+    let change = ledger::ReconfigureTx { proposal: proposal.clone(), approvals: vec![approval] };
+    let msg = raw.expect_error("submitfederationchange", json!([change]), errors::VERIFY_REJECTED).await;
+    assert!(msg.contains("2f+1"), "{msg}");
+    let bad = ledger::FederationProposal { peg_threshold: 1, ..proposal };
+    let msg = raw.expect_error("approvefederationchange", json!([bad]), errors::VERIFY_REJECTED).await;
+    assert!(msg.contains("breaks the 2f+1 rule"), "{msg}");
+
     let doc = raw.call("rpc.discover", json!([])).await["result"].clone();
     assert_eq!(doc, openrpc::document());
     let listed: BTreeSet<String> = openrpc::method_names(&doc).into_iter().collect();
@@ -409,6 +436,9 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         ("resumepeg", json!([5, "abcd"]), r),
         ("resumepeg", json!(["x", unknown]), p),
         ("resumepeg", json!([]), p),
+        ("approvefederationchange", json!([]), p),
+        ("approvefederationchange", json!([{"validators": "x"}]), p),
+        ("submitfederationchange", json!([{"proposal": 1}]), p),
         ("nosuchmethod", json!([]), errors::METHOD_NOT_FOUND),
     ];
     for (method, params, code) in cases {

@@ -41,6 +41,7 @@ fn genesis(keys: &[NodeKeys]) -> Genesis {
             })
             .collect(),
         params: Params::default(),
+        emergency: None,
         initial_accounts: vec![InitialAccount {
             account: user().public().account_id(),
             balance: Amount::from_sat(1_000_000),

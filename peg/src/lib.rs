@@ -40,7 +40,7 @@ pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use recovery::{Recovery, MAX_RECOVERY_DELAY};
 pub use shares::{finalize_batch, sign_batch, verify_share, PreparedBatch, Share, ShareError};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
-pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput};
+pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput, ScriptMaps};
 
 #[cfg(test)]
 mod test_fixtures;

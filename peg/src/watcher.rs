@@ -6,32 +6,43 @@
 //! IO half only fetches blocks; the same block and registrations always give the same list, in block order
 //! (transaction order, then output index), so the proposer's list and a validator's can be compared directly.
 //!
-//! Two kinds of federation outputs are reported:
+//! Two kinds of federation outputs are reported, each with the federation epoch whose wallet it pays (the
+//! federation changes over time; deposits to a recent earlier wallet still count):
 //! - [`Deposit`]: pays a registered deposit script, so it is bound to a recipient and is mintable;
-//! - [`FederationOutput`]: pays the plain (untweaked) federation script: nobody can be credited, so it is not
+//! - [`FederationOutput`]: pays a plain (untweaked) federation script: nobody can be credited, so it is not
 //!   minted, but the federation holds it and it counts in reserves.
 //!
 //! Deposits to unregistered deposit scripts are invisible here by design (the script does not reveal the
 //! recipient); they are minted through `claimpegin`, which names the recipient.
 
 use bitcoin::{Amount, Block, BlockHash, OutPoint, Script, ScriptBuf, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-/// Where the watcher learns which deposit scripts are registered and for whom.
+/// Where the watcher learns which scripts pay the federation: registered deposit scripts (for whom, in which
+/// epoch's wallet) and plain federation scripts (which epoch's).
 pub trait DepositLookup {
-    /// The recipient a deposit to `script_pubkey` is bound to, if that script is registered.
-    fn recipient_of(&self, script_pubkey: &Script) -> Option<[u8; 32]>;
+    /// The recipient and wallet epoch a deposit to `script_pubkey` is bound to, if that script is registered.
+    fn deposit_target(&self, script_pubkey: &Script) -> Option<([u8; 32], u32)>;
+    /// The epoch whose plain federation script `script_pubkey` is, if it is one that is watched.
+    fn federation_epoch(&self, script_pubkey: &Script) -> Option<u32>;
 }
 
-impl DepositLookup for HashMap<ScriptBuf, [u8; 32]> {
-    fn recipient_of(&self, script_pubkey: &Script) -> Option<[u8; 32]> {
-        self.get(script_pubkey).copied()
+/// A lookup from two maps: deposit scripts to `(recipient, epoch)`, plain federation scripts to their epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptMaps {
+    /// Registered deposit scripts.
+    pub deposits: HashMap<ScriptBuf, ([u8; 32], u32)>,
+    /// Plain federation scripts.
+    pub plain: HashMap<ScriptBuf, u32>,
+}
+
+impl DepositLookup for ScriptMaps {
+    fn deposit_target(&self, script_pubkey: &Script) -> Option<([u8; 32], u32)> {
+        self.deposits.get(script_pubkey).copied()
     }
-}
 
-impl DepositLookup for BTreeMap<ScriptBuf, [u8; 32]> {
-    fn recipient_of(&self, script_pubkey: &Script) -> Option<[u8; 32]> {
-        self.get(script_pubkey).copied()
+    fn federation_epoch(&self, script_pubkey: &Script) -> Option<u32> {
+        self.plain.get(script_pubkey).copied()
     }
 }
 
@@ -46,6 +57,8 @@ pub struct Deposit {
     pub script_pubkey: ScriptBuf,
     /// The recipient the script is bound to.
     pub recipient: [u8; 32],
+    /// The federation epoch whose wallet the script belongs to.
+    pub epoch: u32,
     /// The BTC block that contains it.
     pub btc_block_hash: BlockHash,
     /// That block's height.
@@ -61,6 +74,8 @@ pub struct FederationOutput {
     pub outpoint: OutPoint,
     /// Its value.
     pub amount: Amount,
+    /// The federation epoch whose wallet it pays.
+    pub epoch: u32,
     /// The BTC block that contains it.
     pub btc_block_hash: BlockHash,
     /// That block's height.
@@ -78,14 +93,9 @@ pub struct BlockScan {
     pub plain: Vec<FederationOutput>,
 }
 
-/// Scans `block` (at `height`) for outputs to registered deposit scripts and to `federation_script`.
-pub fn scan_block(
-    block: &Block,
-    height: u32,
-    registered: &impl DepositLookup,
-    federation_script: &Script,
-) -> BlockScan {
-    scan_transactions(&block.txdata, block.block_hash(), height, registered, federation_script)
+/// Scans `block` (at `height`) for outputs to registered deposit scripts and to plain federation scripts.
+pub fn scan_block(block: &Block, height: u32, registered: &impl DepositLookup) -> BlockScan {
+    scan_transactions(&block.txdata, block.block_hash(), height, registered)
 }
 
 /// As [`scan_block`], over the transactions of the block `block_hash` at `height`, in block order.
@@ -94,7 +104,6 @@ pub fn scan_transactions(
     block_hash: BlockHash,
     height: u32,
     registered: &impl DepositLookup,
-    federation_script: &Script,
 ) -> BlockScan {
     let mut scan = BlockScan::default();
     for tx in txs {
@@ -102,20 +111,22 @@ pub fn scan_transactions(
         let coinbase = tx.is_coinbase();
         for (vout, out) in (0u32..).zip(&tx.output) {
             let outpoint = OutPoint { txid, vout };
-            if let Some(recipient) = registered.recipient_of(&out.script_pubkey) {
+            if let Some((recipient, epoch)) = registered.deposit_target(&out.script_pubkey) {
                 scan.deposits.push(Deposit {
                     outpoint,
                     amount: out.value,
                     script_pubkey: out.script_pubkey.clone(),
                     recipient,
+                    epoch,
                     btc_block_hash: block_hash,
                     btc_height: height,
                     coinbase,
                 });
-            } else if out.script_pubkey.as_script() == federation_script {
+            } else if let Some(epoch) = registered.federation_epoch(&out.script_pubkey) {
                 scan.plain.push(FederationOutput {
                     outpoint,
                     amount: out.value,
+                    epoch,
                     btc_block_hash: block_hash,
                     btc_height: height,
                     coinbase,
@@ -183,7 +194,10 @@ mod tests {
         let sb = fed.deposit_script_pubkey(GENESIS, rb).expect("script");
         let unregistered = fed.deposit_script_pubkey(GENESIS, [0xcc; 32]).expect("script");
         let other = ScriptBuf::new_op_return([1, 2, 3]);
-        let registered: HashMap<ScriptBuf, [u8; 32]> = [(sa.clone(), ra), (sb.clone(), rb)].into_iter().collect();
+        let registered = ScriptMaps {
+            deposits: [(sa.clone(), (ra, 0)), (sb.clone(), (rb, 1))].into_iter().collect(),
+            plain: [(fed.script_pubkey(), 0)].into_iter().collect(),
+        };
 
         let txs = vec![
             tx(0, vec![(sb.clone(), 50), (other.clone(), 0)]),
@@ -192,19 +206,20 @@ mod tests {
             tx(3, vec![(sa.clone(), 5_000), (fed.script_pubkey(), 6)]),
         ];
         let b = block(txs.clone());
-        let scan = scan_block(&b, 120, &registered, &fed.script_pubkey());
+        let scan = scan_block(&b, 120, &registered);
         let got: Vec<_> = scan.deposits.iter().map(|d| (d.outpoint, d.amount.to_sat(), d.recipient)).collect();
         let op = |i: usize, vout| OutPoint { txid: txs[i].compute_txid(), vout };
         assert_eq!(got, vec![(op(0, 0), 50, rb), (op(1, 1), 1_000, ra), (op(1, 3), 3_000, rb), (op(3, 0), 5_000, ra)]);
         assert!(scan.deposits.iter().all(|d| d.btc_block_hash == b.block_hash() && d.btc_height == 120));
         assert!(scan.deposits[0].coinbase && !scan.deposits[1].coinbase);
         assert_eq!(scan.deposits[1].script_pubkey, sa);
+        assert_eq!(scan.deposits.iter().map(|d| d.epoch).collect::<Vec<_>>(), vec![1, 0, 1, 0], "each its epoch");
         let plain: Vec<_> = scan.plain.iter().map(|p| (p.outpoint, p.amount.to_sat())).collect();
         assert_eq!(plain, vec![(op(1, 2), 2_000), (op(3, 1), 6)]);
 
-        // The BTreeMap lookup gives the same answer.
-        let bt: BTreeMap<ScriptBuf, [u8; 32]> = registered.into_iter().collect();
-        assert_eq!(scan_block(&b, 120, &bt, &fed.script_pubkey()), scan);
+        // An unwatched plain script is not reported.
+        let unwatched = ScriptMaps { plain: HashMap::new(), ..registered };
+        assert!(scan_block(&b, 120, &unwatched).plain.is_empty());
     }
 
     #[test]
@@ -212,8 +227,8 @@ mod tests {
         let fed = federation();
         let s = fed.deposit_script_pubkey(GENESIS, [1; 32]).expect("script");
         let b = block(vec![tx(0, vec![(s, 10)])]);
-        let scan = scan_block(&b, 1, &HashMap::new(), &fed.script_pubkey());
+        let scan = scan_block(&b, 1, &ScriptMaps::default());
         assert_eq!(scan, BlockScan::default());
-        assert_eq!(scan_transactions(&[], b.block_hash(), 1, &HashMap::new(), &fed.script_pubkey()), scan);
+        assert_eq!(scan_transactions(&[], b.block_hash(), 1, &ScriptMaps::default()), scan);
     }
 }

@@ -202,6 +202,20 @@ pub trait SidechainApi {
     #[method(name = "resumepeg")]
     async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String>;
 
+    /// Operator (validators of the set in force only): this validator's approval of `proposal` (validators,
+    /// peg threshold, activation height), signed with its consensus key. Collect 2f+1 of them and pass them
+    /// to `submitfederationchange`. -26 refused (not a validator, or a set with duplicate keys, a
+    /// threshold that breaks 2f+1, an emergency key among the peg keys).
+    #[method(name = "approvefederationchange")]
+    async fn approve_federation_change(&self, proposal: ledger::FederationProposal) -> RpcResult<ledger::Approval>;
+
+    /// A federation change with the approvals of 2f+1 (by power) of the set in force: checked against the
+    /// tip and relayed; the next block includes it and the new set takes over at its activation height.
+    /// Returns its txid. -26 refused, with the reason (too few approvals, a change already pending, an
+    /// activation height too soon, a bad set).
+    #[method(name = "submitfederationchange")]
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<Hash32>;
+
     /// The reserves at the tip with proofs: BTC held, supply, unpaid burns, the fee pool and every federation
     /// output, each a state entry with its Jellyfish Merkle proof against the tip's state root (final by its
     /// commit certificate). `ReserveProofInfo::verify` checks them without trusting this node.

@@ -107,13 +107,13 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// Our p2p identity and listeners.
     fn network(&self) -> impl Future<Output = Result<NetworkInfo, BackendError>> + Send;
 
-    /// The validator set at the tip ([`ValidatorInfo::from_genesis`] while the set is fixed).
+    /// The validator set in force at the tip.
     fn validators(&self) -> impl Future<Output = Result<Vec<ValidatorInfo>, BackendError>> + Send;
 
     /// Equivocation evidence the node knows of (committed to state or seen), oldest first.
     fn evidence(&self) -> impl Future<Output = Result<Vec<EvidenceInfo>, BackendError>> + Send;
 
-    /// The federation wallet as the genesis defines it.
+    /// The federation wallet in force, its history and any pending change.
     fn federation(&self) -> impl Future<Output = Result<FederationInfo, BackendError>> + Send;
 
     /// The deposit address bound to `recipient`.
@@ -145,6 +145,24 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
     /// node is not a validator or the peg is not halted.
     fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// Operator: this validator's approval of a federation change. `Err(Rejected)` when this node is not in
+    /// the set in force or the proposal is not acceptable. The default: a node that cannot approve.
+    fn approve_federation(
+        &self,
+        _proposal: ledger::FederationProposal,
+    ) -> impl Future<Output = Result<ledger::Approval, ClaimError>> + Send {
+        async move { Err(ClaimError::Rejected("this node cannot approve federation changes".into())) }
+    }
+
+    /// A federation change with its approvals: checked against the tip, then relayed for the next block.
+    /// `Err(Rejected)` says why it would not apply. The default: a node that cannot relay.
+    fn submit_federation_change(
+        &self,
+        _change: ledger::ReconfigureTx,
+    ) -> impl Future<Output = Result<primitives::Hash32, ClaimError>> + Send {
+        async move { Err(ClaimError::Rejected("this node cannot relay federation changes".into())) }
+    }
 
     /// The reserves at the tip with their proofs.
     fn reserve_proof(&self) -> impl Future<Output = Result<ReserveProofInfo, BackendError>> + Send;

@@ -63,7 +63,8 @@ pub const READ_ONLY_METHODS: &[&str] = &[
 ];
 
 /// Methods that change something; never served without credentials.
-pub const WRITE_METHODS: &[&str] = &["sendrawtransaction", "claimpegin", "resumepeg"];
+pub const WRITE_METHODS: &[&str] =
+    &["sendrawtransaction", "claimpegin", "resumepeg", "approvefederationchange", "submitfederationchange"];
 
 struct Asset {
     path: &'static str,

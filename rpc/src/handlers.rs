@@ -238,6 +238,22 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         }
     }
 
+    async fn approve_federation_change(&self, proposal: ledger::FederationProposal) -> RpcResult<ledger::Approval> {
+        match self.backend.approve_federation(proposal).await {
+            Ok(a) => Ok(a),
+            Err(ClaimError::Backend(e)) => Err(internal(e)),
+            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("approvefederationchange refused: {e}"))),
+        }
+    }
+
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<Hash32> {
+        match self.backend.submit_federation_change(change).await {
+            Ok(id) => Ok(id),
+            Err(ClaimError::Backend(e)) => Err(internal(e)),
+            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("submitfederationchange refused: {e}"))),
+        }
+    }
+
     async fn get_reserve_proof(&self) -> RpcResult<ReserveProofInfo> {
         self.backend.reserve_proof().await.map_err(internal)
     }

@@ -19,6 +19,10 @@ fn hex(len: usize) -> Value {
     json!({ "type": "string", "pattern": format!("^[0-9a-f]{{{len}}}$") })
 }
 
+fn array(item: &str) -> Value {
+    json!({ "type": "array", "items": r(item) })
+}
+
 fn nullable(v: Value) -> Value {
     json!({ "oneOf": [v, { "type": "null" }] })
 }
@@ -82,6 +86,13 @@ fn schemas() -> Value {
             ("batch", int.clone()),
             ("btc_txid", hex(64)),
             ("inputs", int.clone()),
+        ]),
+        obj(&[
+            ("type", json!({ "const": "reconfigure" })),
+            ("activation_height", int.clone()),
+            ("validators", int.clone()),
+            ("peg_threshold", int.clone()),
+            ("approvals", int.clone()),
         ]),
         obj(&[
             ("type", json!({ "const": "feeratevote" })),
@@ -267,6 +278,57 @@ fn schemas() -> Value {
                 ("height", r("Height")),
             ]) })),
             ("peg_totals", r("PegTotals")),
+            ("epoch", int.clone()),
+            ("epoch_from_height", r("Height")),
+            ("validators", array("ValidatorInfo")),
+            ("pending", nullable(obj(&[
+                ("epoch", int.clone()),
+                ("activation_height", r("Height")),
+                ("peg_threshold", int.clone()),
+                ("validators", array("ValidatorInfo")),
+                ("descriptor", string.clone()),
+            ]))),
+            ("wallets", json!({ "type": "array", "items": obj(&[
+                ("epoch", int.clone()),
+                ("in_force", json!({ "type": "boolean" })),
+                ("from_height", r("Height")),
+                ("until_height", nullable(r("Height"))),
+                ("deposit_window_ends", nullable(r("Height"))),
+                ("address", string.clone()),
+                ("utxos", int.clone()),
+                ("amount_sat", r("Sat")),
+                ("refresh_due", int.clone()),
+                ("batches", json!({ "type": "array", "items": obj(&[
+                    ("id", int.clone()),
+                    ("kind", json!({ "enum": ["payout", "refresh", "sweep"] })),
+                    ("btc_txid", hex(64)),
+                    ("inputs", int.clone()),
+                    ("signatures", string.clone()),
+                    ("to_epoch", int.clone()),
+                ]) })),
+            ]) })),
+            ("sweep_complete", json!({ "type": "boolean" })),
+            ("emergency", nullable(obj(&[
+                ("threshold", int.clone()),
+                ("keys", json!({ "type": "array", "items": hex(66) })),
+                ("delay_blocks", int.clone()),
+                ("refresh_margin_blocks", int.clone()),
+            ]))),
+        ]),
+        "FederationProposal": obj(&[
+            ("validators", json!({ "type": "array", "items": obj(&[
+                ("consensus_key", r("PublicKey")),
+                ("peg_key", hex(66)),
+                ("p2p_addr", string.clone()),
+                ("power", int.clone()),
+            ]) })),
+            ("peg_threshold", int.clone()),
+            ("activation_height", r("Height")),
+        ]),
+        "Approval": obj(&[("validator", int.clone()), ("signature", hex(128))]),
+        "ReconfigureTx": obj(&[
+            ("proposal", r("FederationProposal")),
+            ("approvals", array("Approval")),
         ]),
         "ReserveProofInfo": obj(&[
             ("height", r("Height")),
@@ -349,7 +411,6 @@ pub fn document() -> Value {
     let bad_param = || error(errors::INVALID_PARAMS, "parameter of the wrong type or format");
     let internal = || error(errors::INTERNAL_ERROR, "node storage read failed");
     let height = || param("height", true, r("Height"), "block height, 1..=tip");
-    let array = |item: &str| json!({ "type": "array", "items": r(item) });
     let mut methods = vec![
         method(
             "getblockchaininfo",
@@ -510,6 +571,30 @@ pub fn document() -> Value {
                 error(errors::INVALID_PARAMETER, "malformed outpoint, account id or block hash"),
                 error(errors::ALREADY_IN_CHAIN, "claim not needed: already minted, or a claim is already pending"),
                 error(errors::VERIFY_REJECTED, "claim rejected: too many claims pending"),
+                bad_param(),
+                internal(),
+            ],
+        ),
+        method(
+            "approvefederationchange",
+            "operator: this validator's approval of a federation change (validators of the set in force only)",
+            vec![param("proposal", true, r("FederationProposal"), "validators, peg_threshold, activation_height")],
+            "approval",
+            r("Approval"),
+            vec![
+                error(errors::VERIFY_REJECTED, "refused: not a validator, or the proposed set is not acceptable"),
+                bad_param(),
+                internal(),
+            ],
+        ),
+        method(
+            "submitfederationchange",
+            "a federation change with 2f+1 approvals: checked against the tip and relayed for the next block",
+            vec![param("change", true, r("ReconfigureTx"), "{proposal, approvals}")],
+            "txid",
+            hex(64),
+            vec![
+                error(errors::VERIFY_REJECTED, "refused: too few approvals, a change pending, too soon, a bad set"),
                 bad_param(),
                 internal(),
             ],

@@ -26,6 +26,8 @@ mod reserve;
 pub use self::reserve::*;
 mod bitcoin_view;
 pub use self::bitcoin_view::*;
+mod federation;
+pub use self::federation::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;
@@ -200,9 +202,9 @@ pub enum TxKindInfo {
         /// And hash.
         btc_block_hash: bitcoin::BlockHash,
     },
-    /// A validator's signatures for every input of a peg-out batch version.
+    /// A peg key holder's signatures for every input of a batch version.
     Pegoutsignatures {
-        /// The signing validator.
+        /// The signer: its position in the validator list of the batch's wallet epoch.
         validator: ValidatorIndex,
         /// The batch.
         batch: u64,
@@ -210,6 +212,17 @@ pub enum TxKindInfo {
         btc_txid: bitcoin::Txid,
         /// How many inputs it signed.
         inputs: usize,
+    },
+    /// A federation change approved by 2f+1 of the set in force.
+    Reconfigure {
+        /// The first height the new set decides.
+        activation_height: Height,
+        /// Validators in the new set.
+        validators: usize,
+        /// Signatures the new wallet needs.
+        peg_threshold: u32,
+        /// Approvals carried.
+        approvals: usize,
     },
     /// A peg-out batch confirmed on Bitcoin: its burns are paid.
     Settle {
@@ -332,14 +345,6 @@ impl From<&Tx> for TxInfo {
                         btc_height: anchor.height.get(),
                         btc_block_hash: btc_block_hash(&anchor.hash),
                     },
-                    ledger::ValidatorTxKind::PegOutSignatures { batch, txid, signatures } => {
-                        TxKindInfo::Pegoutsignatures {
-                            validator: v.tx.validator,
-                            batch: *batch,
-                            btc_txid: crate::types::btc_txid(txid),
-                            inputs: signatures.len(),
-                        }
-                    }
                     ledger::ValidatorTxKind::FeeRateVote { sat_per_vb } => {
                         TxKindInfo::Feeratevote { validator: v.tx.validator, sat_per_vb: *sat_per_vb }
                     }
@@ -372,6 +377,36 @@ impl From<&Tx> for TxInfo {
                     btc_txid: btc_txid(&st.txid),
                     btc_block_hash: btc_block_hash(&st.btc_block.hash),
                     btc_height: st.btc_block.height.get(),
+                },
+                signature: None,
+            },
+            Tx::PegShare(p) => TxInfo {
+                txid: p.txid(),
+                hex: hex::encode(canonical_bytes(t)),
+                signer: None,
+                from: None,
+                nonce: None,
+                fee: Amount::ZERO,
+                kind: TxKindInfo::Pegoutsignatures {
+                    validator: p.signer,
+                    batch: p.batch,
+                    btc_txid: crate::types::btc_txid(&p.txid),
+                    inputs: p.signatures.len(),
+                },
+                signature: None,
+            },
+            Tx::Reconfigure(r) => TxInfo {
+                txid: r.txid(),
+                hex: hex::encode(canonical_bytes(t)),
+                signer: None,
+                from: None,
+                nonce: None,
+                fee: Amount::ZERO,
+                kind: TxKindInfo::Reconfigure {
+                    activation_height: r.proposal.activation_height,
+                    validators: r.proposal.validators.len(),
+                    peg_threshold: r.proposal.peg_threshold,
+                    approvals: r.approvals.len(),
                 },
                 signature: None,
             },
@@ -597,7 +632,8 @@ pub struct NetworkInfo {
 /// The federation's Bitcoin wallet (`getfederationinfo`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FederationInfo {
-    /// The plain federation descriptor, `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys.
+    /// The descriptor of the wallet in force, `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys
+    /// (`wsh(or_d(multi(..),and_v(v:multi(..),older(D))))` with emergency keys).
     pub descriptor: String,
     /// Signatures needed to spend (2f+1).
     pub threshold: u32,
@@ -627,6 +663,10 @@ pub struct FederationInfo {
     pub fee_rate_votes: Vec<FeeRateVoteInfo>,
     /// The peg totals at the tip.
     pub peg_totals: PegTotalsInfo,
+    /// The set in force, a pending change, earlier wallets still holding coins and the sweep moving them,
+    /// the emergency path.
+    #[serde(flatten, default)]
+    pub changes: FederationView,
 }
 
 /// One validator's fee-rate vote (`getfederationinfo`).
@@ -687,7 +727,7 @@ pub struct ValidatorInfo {
 }
 
 impl ValidatorInfo {
-    /// The validators of a genesis (the set is fixed until validator-set changes exist).
+    /// The validators of a genesis (epoch 0; `validator_infos` gives any epoch's).
     pub fn from_genesis(genesis: &Genesis) -> Vec<ValidatorInfo> {
         genesis
             .validators

@@ -77,6 +77,12 @@ pub struct FederationConfig {
     pub bitcoind: bool,
     /// Genesis parameters to override (a JSON object merged into the genesis file's `params`).
     pub genesis_params: Option<serde_json::Value>,
+    /// Nodes after the validators, each with its own bitcoind when `bitcoind` is set, started as full nodes:
+    /// a federation change can make them validators (`spare0`, `spare1`, ...; full nodes come after them).
+    pub spare_validators: usize,
+    /// Emergency keys in the genesis: `(threshold, delay in BTC blocks, secrets)`; the harness derives the
+    /// public keys (tests hold the secrets to spend through the emergency path).
+    pub emergency: Option<(u32, u32, Vec<bitcoin::secp256k1::SecretKey>)>,
     /// Give every node the partition switch (`[fault] partition_file`, with `SIDECHAIND_ALLOW_FAULTS=1`)
     /// so [`Federation::partition`] and [`Federation::heal`] can cut and restore p2p links.
     pub partition_switch: bool,
@@ -99,6 +105,8 @@ impl Default for FederationConfig {
             bitcoind: false,
             genesis_params: None,
             partition_switch: false,
+            spare_validators: 0,
+            emergency: None,
         }
     }
 }
@@ -119,6 +127,8 @@ pub struct SidechainNode {
     pub peer_id: String,
     /// Its ed25519 consensus public key (hex).
     pub consensus_key: String,
+    /// Its compressed secp256k1 peg key (hex).
+    pub peg_key: String,
     /// The process.
     pub process: ManagedProcess,
 }
@@ -212,7 +222,8 @@ impl Federation {
         }
         let dir = tempfile::Builder::new().prefix("sidechain-federation-").tempdir().map_err(io("tempdir"))?;
         let path = dir.path().to_path_buf();
-        let total = config.validators + config.full_nodes;
+        let with_bitcoind = config.validators + config.spare_validators;
+        let total = with_bitcoind + config.full_nodes;
         struct Prepared {
             name: String,
             datadir: PathBuf,
@@ -223,8 +234,13 @@ impl Federation {
         }
         let mut prepared = Vec::new();
         for i in 0..total {
-            let name =
-                if i < config.validators { format!("validator{i}") } else { format!("full{}", i - config.validators) };
+            let name = if i < config.validators {
+                format!("validator{i}")
+            } else if i < with_bitcoind {
+                format!("spare{}", i - config.validators)
+            } else {
+                format!("full{}", i - with_bitcoind)
+            };
             let datadir = path.join(&name);
             let out = run_cmd(
                 &binary,
@@ -246,7 +262,7 @@ impl Federation {
         }
         let mut bitcoinds = Vec::new();
         if config.bitcoind {
-            for _ in 0..config.validators {
+            for _ in 0..with_bitcoind {
                 let b = crate::Bitcoind::start()
                     .map_err(|e| FederationError::Command { cmd: "start bitcoind".into(), output: e.to_string() })?;
                 for other in &bitcoinds {
@@ -281,6 +297,13 @@ impl Federation {
         for (id, sats) in &config.initial_accounts {
             args.push("--initial-account".into());
             args.push(format!("{id}:{sats}"));
+        }
+        if let Some((threshold, delay, secrets)) = &config.emergency {
+            let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+            let keys: Vec<String> =
+                secrets.iter().map(|k| bitcoin::PublicKey::new(k.public_key(&secp)).to_string()).collect();
+            args.push("--emergency".into());
+            args.push(format!("{threshold}:{delay}:{}", keys.join(",")));
         }
         run_cmd(&binary, &args)?;
         if let Some(serde_json::Value::Object(patch)) = &config.genesis_params {
@@ -346,6 +369,7 @@ impl Federation {
                 p2p_port: p.p2p,
                 peer_id: p.info["peer_id"].as_str().unwrap_or_default().to_string(),
                 consensus_key: p.info["consensus_key"].as_str().unwrap_or_default().to_string(),
+                peg_key: p.info["peg_key"].as_str().unwrap_or_default().to_string(),
                 process,
             });
         }

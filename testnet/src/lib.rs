@@ -3,7 +3,7 @@
 //!
 //! Nothing here is a stand-in: bitcoind is the real Bitcoin Core built by `scripts/setup`, and every wait
 //! is a bounded poll ([`wait::wait_until`]). Every fault scenario ends with [`scenario::Scenario::finish`]:
-//! one chain, every commit certificate verified against the genesis validators, reserves proved and
+//! one chain, every commit certificate verified against the validators in force at its height, reserves proved and
 //! covering what is owed, no double signing, no crash, and the scenario's wall time.
 
 pub mod bench;

@@ -23,7 +23,7 @@ use crate::process::{Health, Stopped};
 use consensus::{CommitCertificate, ValidatorSet};
 use primitives::{Hash32, Height};
 use rpc::client::SidechainApiClient;
-use rpc::types::{BlockInfo, GetBlockResult};
+use rpc::types::{BlockInfo, BlockTxs, GetBlockResult};
 use rpc::BlockRef;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -220,9 +220,51 @@ pub fn genesis_validators(fed: &Federation) -> Result<(ValidatorSet, Hash32), Sc
     let text = std::fs::read_to_string(&fed.genesis_path).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
     let genesis: ledger::Genesis = serde_json::from_str(&text).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
     let chain = ledger::Chain::new(genesis).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
-    let set = ValidatorSet::new(chain.genesis().validators.iter().map(|v| (v.consensus_key, v.power)).collect())
-        .map_err(|e| ScenarioError::Genesis(e.to_string()))?;
+    let set = consensus_set(&chain.genesis().validators).map_err(ScenarioError::Genesis)?;
     Ok((set, *chain.genesis_hash()))
+}
+
+fn consensus_set(validators: &[ledger::GenesisValidator]) -> Result<ValidatorSet, String> {
+    ValidatorSet::new(validators.iter().map(|v| (v.consensus_key, v.power)).collect()).map_err(|e| e.to_string())
+}
+
+/// The validator set of each height, followed from the chain itself as a syncing node does: a committed
+/// `Reconfigure` names the set that takes over at its activation height.
+pub struct SetTracker {
+    set: ValidatorSet,
+    pending: Option<(Height, ValidatorSet)>,
+}
+
+impl SetTracker {
+    /// Starts from the genesis set.
+    pub fn new(genesis_set: ValidatorSet) -> Self {
+        SetTracker { set: genesis_set, pending: None }
+    }
+
+    /// The set that decides height `h` (call with increasing heights).
+    pub fn at(&mut self, h: Height) -> &ValidatorSet {
+        if self.pending.as_ref().is_some_and(|(from, _)| *from <= h) {
+            if let Some((_, next)) = self.pending.take() {
+                self.set = next;
+            }
+        }
+        &self.set
+    }
+
+    /// Takes note of a committed block's federation changes (`txs` as `getblock` verbosity 2 gives them).
+    pub fn observe(&mut self, txs: &BlockTxs) -> Result<(), String> {
+        let BlockTxs::Full(txs) = txs else { return Ok(()) };
+        for t in txs {
+            if let rpc::types::TxKindInfo::Reconfigure { .. } = t.kind {
+                let bytes = hex::decode(&t.hex).map_err(|e| format!("reconfigure hex: {e}"))?;
+                let tx: ledger::Tx = borsh::from_slice(&bytes).map_err(|e| format!("reconfigure bytes: {e}"))?;
+                if let ledger::Tx::Reconfigure(r) = tx {
+                    self.pending = Some((r.proposal.activation_height, consensus_set(&r.proposal.validators)?));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What scanning the chain found.
@@ -245,19 +287,21 @@ async fn node_chain(
     set: &ValidatorSet,
     genesis: &Hash32,
 ) -> Result<Vec<Hash32>, ScenarioError> {
+    let mut sets = SetTracker::new(set.clone());
     let node = &fed.nodes[i];
     let client = node.client()?;
     let bad = |height: u64, reason: String| ScenarioError::BadBlock { node: node.name.clone(), height, reason };
     let mut hashes = Vec::with_capacity(tip as usize);
     for h in 1..=tip {
-        let got = client.get_block(BlockRef::Height(Height(h)), Some(1)).await.map_err(rpc_err(&node.name))?;
-        let GetBlockResult::Json(info) = got else { return Err(bad(h, "verbosity 1 did not give JSON".into())) };
-        let BlockInfo { hash, height, commit, .. } = *info;
+        let got = client.get_block(BlockRef::Height(Height(h)), Some(2)).await.map_err(rpc_err(&node.name))?;
+        let GetBlockResult::Json(info) = got else { return Err(bad(h, "verbosity 2 did not give JSON".into())) };
+        let BlockInfo { hash, height, commit, tx, .. } = *info;
         if height != Height(h) {
             return Err(bad(h, format!("asked for height {h}, got {height}")));
         }
         let cert = decode_cert(&commit.hex).map_err(|e| bad(h, e))?;
-        cert.verify(set, genesis, Height(h)).map_err(|e| bad(h, format!("certificate: {e}")))?;
+        cert.verify(sets.at(Height(h)), genesis, Height(h)).map_err(|e| bad(h, format!("certificate: {e}")))?;
+        sets.observe(&tx).map_err(|e| bad(h, e))?;
         if cert.value != hash {
             return Err(bad(h, format!("certificate is for {}, the block is {hash}", cert.value)));
         }

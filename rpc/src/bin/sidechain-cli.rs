@@ -193,8 +193,12 @@ fn describe_tx(t: &TxInfo) -> String {
             format!("peg-out batch {batch} paid on Bitcoin: {btc_txid} in BTC block {btc_height}")
         }
         TxKindInfo::Pegoutsignatures { validator, batch, inputs, .. } => {
-            format!("validator {validator} signs the {inputs} inputs of peg-out batch {batch}")
+            format!("signer {validator} signs the {inputs} inputs of batch {batch}")
         }
+        TxKindInfo::Reconfigure { activation_height, validators, peg_threshold, approvals } => format!(
+            "federation change to {validators} validators ({peg_threshold}-of-{validators} wallet) from height \
+             {activation_height}, approved by {approvals}"
+        ),
         TxKindInfo::Feeratevote { validator, sat_per_vb } => {
             format!("validator {validator} votes a Bitcoin fee rate of {sat_per_vb} sat/vB")
         }

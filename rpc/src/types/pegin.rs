@@ -331,6 +331,7 @@ mod tests {
             amount: Amount::from_sat(50_000),
             script_pubkey: bitcoin::ScriptBuf::new(),
             recipient: [7; 32],
+            epoch: 0,
             btc_block_hash: BlockHash::from_byte_array([3; 32]),
             btc_height: height,
             coinbase: false,

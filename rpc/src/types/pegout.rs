@@ -107,13 +107,12 @@ pub struct PegOutInfo {
 }
 
 impl PegOutInfo {
-    /// The status of `burn`, with `batch` its batch record (if batched and still stored), `threshold` the
-    /// signatures a batch needs and `confirmed` the batch versions (txid, internal order) this node's bitcoind
+    /// The status of `burn`, with `batch` its batch record (if batched and still stored; it knows how many
+    /// signatures it needs) and `confirmed` the batch versions (txid, internal order) this node's bitcoind
     /// shows in a block, with the block's height.
     pub fn new(
         burn: &BurnRecord,
         batch: Option<&BatchRecord>,
-        threshold: usize,
         network: bitcoin::Network,
         confirmed: &BTreeMap<Hash32, u32>,
     ) -> Self {
@@ -125,7 +124,7 @@ impl PegOutInfo {
             _ if burn.paid_in.is_some() => PegOutStage::Final,
             _ if confirmed_btc_height.is_some() => PegOutStage::Confirmed,
             Some(b) if b.bumps() > 0 => PegOutStage::Bumped,
-            Some(b) if b.is_signed(threshold) => PegOutStage::Broadcast,
+            Some(b) if b.is_signed() => PegOutStage::Broadcast,
             Some(b) if !b.shares.is_empty() => PegOutStage::Signed,
             _ if burn.batch.is_some() => PegOutStage::Batched,
             _ => PegOutStage::Burned,
@@ -142,7 +141,7 @@ impl PegOutInfo {
             batch: batch.map(|b| PegOutBatchInfo {
                 id: b.id,
                 btc_txid: Txid::from_byte_array(b.txid.0).to_string(),
-                signatures: format!("{}/{}", b.shares.len(), threshold),
+                signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
                 fee: b.fee,
                 vbytes: b.vbytes,
                 version: b.bumps() + 1,
@@ -176,8 +175,6 @@ pub fn parse_burn_txid(s: &str) -> Result<Hash32, String> {
 /// What a node knows besides state when it shows burns.
 #[derive(Clone, Debug)]
 pub struct PegOutView {
-    /// Signatures a batch needs.
-    pub threshold: usize,
     /// The node's Bitcoin network (addresses).
     pub network: bitcoin::Network,
     /// Batch versions (txid, internal order) its bitcoind shows in a block, with the block height.
@@ -222,7 +219,7 @@ fn pegout_info<S: ledger::StateReader>(
         Some(id) => ledger::batching::batch(state, id)?,
         None => None,
     };
-    Ok(PegOutInfo::new(b, batch.as_ref(), view.threshold, view.network, &view.confirmed))
+    Ok(PegOutInfo::new(b, batch.as_ref(), view.network, &view.confirmed))
 }
 
 #[cfg(test)]
@@ -248,6 +245,10 @@ mod tests {
     fn batch(shares: usize) -> BatchRecord {
         BatchRecord {
             id: 1,
+            kind: ledger::batching::BatchKind::Payout,
+            epoch: 0,
+            signers_needed: 3,
+            change_epoch: 0,
             created_at: Height(10),
             burns: vec![4],
             inputs: vec![],
@@ -266,34 +267,34 @@ mod tests {
     fn stages_follow_the_records() {
         let net = bitcoin::Network::Regtest;
         let none = BTreeMap::new();
-        let q = PegOutInfo::new(&burn(), None, 3, net, &none);
+        let q = PegOutInfo::new(&burn(), None, net, &none);
         assert_eq!((q.stage, q.batch.clone(), q.paid_in.clone()), (PegOutStage::Burned, None, None));
         assert!(q.btc_address.as_deref().is_some_and(|a| a.starts_with("bcrt1q")), "{q:?}");
         let mut b = burn();
         b.batch = Some(1);
-        assert_eq!(PegOutInfo::new(&b, Some(&batch(0)), 3, net, &none).stage, PegOutStage::Batched);
-        let signed = PegOutInfo::new(&b, Some(&batch(2)), 3, net, &none);
+        assert_eq!(PegOutInfo::new(&b, Some(&batch(0)), net, &none).stage, PegOutStage::Batched);
+        let signed = PegOutInfo::new(&b, Some(&batch(2)), net, &none);
         assert_eq!(signed.stage, PegOutStage::Signed);
         let info = signed.batch.expect("batch shown");
         assert_eq!((info.signatures.as_str(), info.btc_txid, info.version), ("2/3", "03".repeat(32), 1));
-        assert_eq!(PegOutInfo::new(&b, Some(&batch(3)), 3, net, &none).stage, PegOutStage::Broadcast);
+        assert_eq!(PegOutInfo::new(&b, Some(&batch(3)), net, &none).stage, PegOutStage::Broadcast);
         // Bumped: the first version is kept as an earlier one and a new version is current.
         let mut bumped = batch(0);
         bumped.earlier.push(batch(3).current_version());
         bumped.txid = Hash32([6; 32]);
-        let info = PegOutInfo::new(&b, Some(&bumped), 3, net, &none);
+        let info = PegOutInfo::new(&b, Some(&bumped), net, &none);
         assert_eq!(info.stage, PegOutStage::Bumped);
         let shown = info.batch.expect("batch");
         assert_eq!((shown.version, shown.earlier_btc_txids), (2, vec!["03".repeat(32)]));
         // Our bitcoind shows the first version in block 130: confirmed, whichever version it is.
         let confirmed = BTreeMap::from([(Hash32([3; 32]), 130)]);
-        let info = PegOutInfo::new(&b, Some(&bumped), 3, net, &confirmed);
+        let info = PegOutInfo::new(&b, Some(&bumped), net, &confirmed);
         assert_eq!((info.stage, info.confirmed_btc_height), (PegOutStage::Confirmed, Some(130)));
         b.paid_in = Some(ledger::BtcAnchor { height: primitives::BtcHeight(120), hash: Hash32([5; 32]) });
-        let paid = PegOutInfo::new(&b, Some(&batch(3)), 3, net, &confirmed);
+        let paid = PegOutInfo::new(&b, Some(&batch(3)), net, &confirmed);
         assert_eq!((paid.stage, paid.confirmed_btc_height), (PegOutStage::Final, None));
         assert_eq!(paid.paid_in.map(|p| p.btc_height), Some(120));
-        let json = serde_json::to_value(PegOutInfo::new(&burn(), None, 3, net, &none)).unwrap();
+        let json = serde_json::to_value(PegOutInfo::new(&burn(), None, net, &none)).unwrap();
         assert_eq!((json["stage"].as_str(), json["amount_sat"].as_u64()), (Some("burned"), Some(50_000)));
         assert!(PegOutStage::Burned < PegOutStage::Broadcast && PegOutStage::Confirmed < PegOutStage::Final);
     }

@@ -53,11 +53,7 @@ fn storage_err<E: std::fmt::Display>(e: E) -> BackendError {
 
 impl MemBackend {
     fn pegout_view(&self) -> rpc::types::PegOutView {
-        rpc::types::PegOutView {
-            threshold: self.chain.federation().threshold(),
-            network: bitcoin::Network::Regtest,
-            confirmed: Default::default(),
-        }
+        rpc::types::PegOutView { network: bitcoin::Network::Regtest, confirmed: Default::default() }
     }
 
     /// A chain with 4 validators and 3 users of 10 BTC; block 1 (user 0 -> user 1) and block 2
@@ -245,10 +241,11 @@ impl RpcBackend for MemBackend {
 
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         self.check()?;
-        let totals = {
+        let (totals, changes) = {
             let inner = self.inner.lock().unwrap();
             let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
-            snap.peg_totals().map_err(storage_err)?
+            let view = rpc::types::FederationView::read(&self.chain, &snap, bitcoin::Network::Regtest);
+            (snap.peg_totals().map_err(storage_err)?, view.map_err(storage_err)?)
         };
         Ok(FederationInfo {
             descriptor: "wsh(sortedmulti(3,...))".into(),
@@ -263,6 +260,7 @@ impl RpcBackend for MemBackend {
             pegout_fee_rate_sat_vb: self.chain.params().pegin_fee_rate_sat_vb,
             fee_rate_votes: Vec::new(),
             peg_totals: totals.into(),
+            changes,
         })
     }
 
@@ -292,6 +290,7 @@ impl RpcBackend for MemBackend {
             amount: CLAIM_AMOUNT,
             script_pubkey: bitcoin::ScriptBuf::new(),
             recipient: r.0 .0,
+            epoch: 0,
             btc_block_hash: btc_block_hash(b),
             btc_height: CLAIM_BTC_HEIGHT,
             coinbase: false,

@@ -31,7 +31,7 @@ pub fn rss(pid: &str) -> Option<(f64, f64)> {
 pub fn peg_costs() -> Result<(Vec<Row>, serde_json::Value)> {
     use bitcoin::hashes::Hash as _;
     let chain = ledger::Chain::new(ledger::testkit::genesis(4, 0, bitcoin::Amount::ZERO))?;
-    let fed = chain.federation();
+    let fed = chain.genesis_wallet();
     let rate = bitcoin::FeeRate::from_sat_per_vb(chain.params().pegin_fee_rate_sat_vb).context("fee rate")?;
     let input_vb = peg::input_vbytes(fed.descriptor())?;
     let payout_script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));

@@ -1,0 +1,61 @@
+//! The federation pool: signature shares and federation changes waiting for a block.
+//!
+//! Why a pool apart from the mempool: these transactions carry their own authority (a share's ECDSA
+//! signatures by a peg key of the batch's wallet, a change's approvals by 2f+1 of the set in force), pay no
+//! fee and have no nonce. Any node relays them and any proposer includes them, which is what lets a
+//! validator that left the federation still sign the sweep of the wallet it holds a key of, and what makes a
+//! share land in the next block instead of waiting for its signer's turn to propose.
+//!
+//! Admission runs the ledger's own check (`ledger::check_pool_tx`) against the tip, so only what would
+//! apply is kept and relayed; proposers take what still applies in order (`ledger::select_pool_txs`).
+
+use ledger::{Chain, StateReader, Tx};
+use primitives::Hash32;
+
+/// Most transactions kept at once.
+pub const MAX_POOL_TXS: usize = 512;
+
+/// Shares and federation changes not yet in a block.
+#[derive(Debug, Default)]
+pub struct FedPool {
+    txs: Vec<Tx>,
+}
+
+impl FedPool {
+    /// Keeps `tx` if it would apply on top of `state`; `Ok(false)` if it is known already.
+    pub fn admit<S: StateReader>(&mut self, chain: &Chain, state: &S, tx: Tx) -> Result<bool, String> {
+        let id = tx.txid();
+        if self.txs.iter().any(|t| t.txid() == id) {
+            return Ok(false);
+        }
+        if self.txs.len() >= MAX_POOL_TXS {
+            return Err(format!("the federation pool is full ({MAX_POOL_TXS} transactions)"));
+        }
+        ledger::check_pool_tx(chain, state, &tx).map_err(|e| e.to_string())?;
+        self.txs.push(tx);
+        Ok(true)
+    }
+
+    /// What a block on top of `state` can carry, in arrival order.
+    pub fn select<S: StateReader>(&self, chain: &Chain, state: &S) -> Vec<Tx> {
+        if self.txs.is_empty() {
+            return Vec::new();
+        }
+        ledger::select_pool_txs(chain, state, &self.txs).unwrap_or_default()
+    }
+
+    /// Drops what no longer applies (included, superseded by a bump, signed by others already).
+    pub fn prune<S: StateReader>(&mut self, chain: &Chain, state: &S, included: &[Hash32]) {
+        self.txs.retain(|t| !included.contains(&t.txid()) && ledger::check_pool_tx(chain, state, t).is_ok());
+    }
+
+    /// How many are waiting.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+}
