@@ -305,6 +305,7 @@ fn schemas() -> Value {
                     ("inputs", int.clone()),
                     ("signatures", string.clone()),
                     ("to_epoch", int.clone()),
+                    ("fee_sat", r("Sat")),
                 ]) })),
             ]) })),
             ("sweep_complete", json!({ "type": "boolean" })),

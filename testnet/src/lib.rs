@@ -13,6 +13,7 @@ pub mod btc_wallet;
 pub mod demo;
 pub mod federation;
 pub mod process;
+pub mod reconfigure;
 pub mod scenario;
 pub mod wait;
 

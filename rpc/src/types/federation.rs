@@ -80,6 +80,9 @@ pub struct SweepBatchInfo {
     pub signatures: String,
     /// The epoch whose wallet receives the coins.
     pub to_epoch: u32,
+    /// Its Bitcoin fee (paid by the fee pool).
+    #[serde(rename = "fee_sat", with = "as_sat")]
+    pub fee: Amount,
 }
 
 /// Everything about the federation over time, for `getfederationinfo`.
@@ -130,6 +133,7 @@ fn sweep_info(b: &BatchRecord) -> SweepBatchInfo {
         inputs: b.inputs.len(),
         signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
         to_epoch: b.change_epoch,
+        fee: b.fee,
     }
 }
 

@@ -1,0 +1,334 @@
+//! Federation changes end to end, with real sidechaind processes and a regtest bitcoind per validator:
+//! one validator of four is replaced (new keys, new process) while transfers and a peg-out are in flight,
+//! the old wallet is swept to the new one by the old keys, deposits to the old address are minted during
+//! the window and claimable after it, and a full node started from genesis afterwards verifies every
+//! certificate. Without Bitcoin: the federation grows from 4 to 7 validators and shrinks back to 4, and
+//! bad changes are refused with clear errors.
+
+mod common;
+
+use bitcoin::secp256k1::SecretKey;
+use bitcoin::{Amount, ScriptBuf};
+use common::*;
+use ledger::{UserTx, UserTxKind};
+use primitives::{Hash32, Keypair};
+use rpc::client::SidechainApiClient;
+use rpc::types::{FederationInfo, PegOutStage};
+use std::time::{Duration, Instant};
+use testnet::btc_wallet::{broadcast, BtcWallet};
+use testnet::federation::{Federation, FederationConfig};
+use testnet::reconfigure::{approvals, change_federation, proposal};
+use testnet::scenario::{Checks, Scenario};
+
+/// Emergency keys every wallet of these federations carries (2 of 3, after 200 BTC blocks).
+fn emergency() -> (u32, u32, Vec<SecretKey>) {
+    let secrets = (0..3u8).map(|i| SecretKey::from_slice(&[0x71 + i; 32]).expect("valid scalar")).collect();
+    (2, 200, secrets)
+}
+
+fn config(
+    validators: usize,
+    spares: usize,
+    full: usize,
+    bitcoind: bool,
+    params: serde_json::Value,
+) -> FederationConfig {
+    FederationConfig {
+        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        validators,
+        spare_validators: spares,
+        full_nodes: full,
+        bitcoind,
+        emergency: Some(emergency()),
+        genesis_params: Some(params),
+        env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
+        ..Default::default()
+    }
+}
+
+async fn info(fed: &Federation, i: usize) -> FederationInfo {
+    fed.nodes[i].client().expect("client").get_federation_info().await.expect("getfederationinfo")
+}
+
+async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> Hash32 {
+    let c = fed.nodes[node].client().expect("client");
+    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
+    let signed = tx.sign(user, &genesis);
+    c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&signed))).await.expect("accepted")
+}
+
+fn transfer(user: &Keypair, nonce: u64, to: primitives::AccountId, sats: u64) -> UserTx {
+    UserTx {
+        signer: user.public(),
+        nonce,
+        fee: Amount::from_sat(100),
+        kind: UserTxKind::Transfer { to, amount: Amount::from_sat(sats) },
+    }
+}
+
+/// What `script` holds per bitcoind 0's UTXO set.
+fn held_by(fed: &Federation, script: &ScriptBuf) -> Amount {
+    let desc = format!("raw({})", script.to_hex_string());
+    let scan: serde_json::Value = fed.bitcoinds[0]
+        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
+        .expect("scantxoutset");
+    Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
+}
+
+/// Mines a block every half second until `done` holds on node `i` (bounded); returns the blocks mined.
+async fn mine_until(
+    fed: &Federation,
+    i: usize,
+    bound: Duration,
+    what: &str,
+    mut done: impl FnMut(&FederationInfo) -> bool,
+) -> u64 {
+    let deadline = Instant::now() + bound;
+    let mut mined = 0;
+    loop {
+        let now = info(fed, i).await;
+        if done(&now) {
+            return mined;
+        }
+        assert!(Instant::now() < deadline, "{what} after {bound:?}: {now:#?}\n{}", fed.nodes[i].process.log_tail(30));
+        mine(fed, 1);
+        mined += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Everything is in the wallet in force and no sweep is in flight; returns the fees of sweeps seen.
+fn swept(i: &FederationInfo) -> bool {
+    i.changes.sweep_complete && i.changes.wallets.iter().all(|w| w.in_force)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() {
+    let scenario = Scenario::begin("federation_replace_one");
+    // Nodes: validators 0..=3, spare0 (4, its own bitcoind), full0 (5, started at the end).
+    let params = serde_json::json!({
+        "pegout_interval": 5,
+        "federation_change_min_lead": 5,
+        "deposit_window": 25,
+        "refresh_margin": 100,
+    });
+    let mut cfg = config(4, 1, 1, true, params);
+    cfg.deferred = vec![5];
+    let mut fed = Federation::start(cfg).expect("federation starts");
+    fed.wait_height(&[0, 1, 2, 3, 4], 2, Duration::from_secs(90)).await.expect("blocks");
+    let c = fed.nodes[0].client().expect("client");
+
+    // A holds 1 BTC on the sidechain; the fee pool holds 0.01 BTC (it pays sweep and batch fees).
+    let (wallet, utxo) = funded_wallet(&fed, 61).await;
+    let (a, b_key) = (Keypair::from_secret([61; 32]), Keypair::from_secret([62; 32]));
+    let (who_a, who_b, who_c) =
+        (a.public().account_id(), b_key.public().account_id(), Keypair::from_secret([63; 32]).public().account_id());
+    register(&fed, &a).await;
+    register(&fed, &b_key).await;
+    let deposit = pay_deposit(&fed, &wallet, &utxo, who_a, Amount::from_sat(100_000_000)).await;
+    let change = wallet.key().owned_outputs(&deposit).into_iter().next().expect("change");
+    let old = info(&fed, 0).await;
+    let old_plain = ScriptBuf::from_hex(&old.script_pubkey).expect("script");
+    let funding =
+        wallet.pay(&change, old_plain.clone(), Amount::from_sat(1_000_000), Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &funding).expect("broadcast");
+    let mut spend = wallet.key().owned_outputs(&funding).into_iter().next().expect("change");
+    mine(&fed, N);
+    let fee_in = old.pegin_fee;
+    wait_balance(&fed, who_a, Amount::from_sat(100_000_000) - fee_in, Duration::from_secs(90)).await;
+    assert!(old.descriptor.starts_with("wsh(or_d(multi(3,"), "emergency path from genesis: {}", old.descriptor);
+    let old_b_addr = c.get_pegin_address(who_b).await.expect("address").address;
+
+    // In flight: a peg-out of 0.2 BTC (batched at the next interval) and transfers to C.
+    let payee = BtcWallet::from_seed(64).script_pubkey();
+    let burn = UserTx {
+        signer: a.public(),
+        nonce: 1,
+        fee: Amount::from_sat(100 + 2 * peg::output_vbytes(&payee) * 4),
+        kind: UserTxKind::PegOut { btc_script_pubkey: payee.to_bytes(), amount: Amount::from_sat(20_000_000) },
+    };
+    let burn_txid = send(&fed, 1, burn, &a).await;
+    let mut nonce = 2;
+    for _ in 0..3 {
+        send(&fed, 0, transfer(&a, nonce, who_c, 1_000), &a).await;
+        nonce += 1;
+    }
+
+    // The change: validator 3 out, spare0 in, 15 blocks on; approved by validators 0, 1 and 2.
+    let proposed_at = fed.nodes[0].height().await.expect("height");
+    let activation = proposed_at + 15;
+    let p = proposal(&fed, &[0, 1, 2, 4], 3, activation).expect("proposal");
+    change_federation(&fed, &p, &[0, 1, 2], 0).await.expect("change accepted");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = loop {
+        if let Some(p) = info(&fed, 3).await.changes.pending {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the change never reached a block");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((pending.epoch, pending.activation_height.get(), pending.validators.len()), (1, activation, 4));
+    // Transfers keep landing while the change waits, and across it.
+    for _ in 0..3 {
+        send(&fed, 2, transfer(&a, nonce, who_c, 1_000), &a).await;
+        nonce += 1;
+    }
+    fed.wait_height(&[0, 1, 2, 4], activation + 1, Duration::from_secs(90)).await.expect("past the activation");
+    let now = info(&fed, 4).await;
+    assert_eq!((now.changes.epoch, now.changes.epoch_from_height.get()), (1, activation));
+    assert_eq!(now.changes.validators[3].consensus_key.to_string(), fed.nodes[4].consensus_key);
+    assert!(now.address != old.address, "a new wallet");
+    let blockchain = fed.nodes[4].client().expect("client").get_blockchain_info().await.expect("info");
+    assert!(blockchain.validator, "spare0 validates without a restart");
+
+    // The removed validator's process goes away; the chain does not notice.
+    fed.nodes[3].process.terminate(Duration::from_secs(10));
+    let h = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[0, 1, 2, 4], h + 5, Duration::from_secs(60)).await.expect("the new set decides");
+    for _ in 0..3 {
+        send(&fed, 4, transfer(&a, nonce, who_c, 1_000), &a).await;
+        nonce += 1;
+    }
+
+    // During the window a deposit to B's old address is still minted, without a claim.
+    let old_addr: bitcoin::Address<bitcoin::address::NetworkUnchecked> = old_b_addr.parse().expect("address");
+    let old_b_script = old_addr.assume_checked().script_pubkey();
+    let to_old =
+        wallet.pay(&spend, old_b_script.clone(), Amount::from_sat(30_000_000), Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &to_old).expect("broadcast");
+    spend = wallet.key().owned_outputs(&to_old).into_iter().next().expect("change");
+    mine(&fed, N);
+    let credited_b = Amount::from_sat(30_000_000) - info(&fed, 0).await.pegin_fee;
+    wait_balance(&fed, who_b, credited_b, Duration::from_secs(90)).await;
+
+    // The peg-out, signed and paid once; then every coin of the old wallet moves to the new one.
+    let btc_before = fed.bitcoinds[0].height().expect("height");
+    let mut sweep_fees = std::collections::BTreeMap::new();
+    let _ = mine_until(&fed, 0, Duration::from_secs(240), "peg-out paid and old wallet swept", |i| {
+        for w in &i.changes.wallets {
+            for b in &w.batches {
+                sweep_fees.insert(b.id, b.fee);
+            }
+        }
+        swept(i) && i.peg_totals.unpaid_burns == Amount::ZERO
+    })
+    .await;
+    let s = c.get_pegout_status(burn_txid.to_string()).await.expect("status");
+    assert_eq!(s.stage, PegOutStage::Final, "{s:?}");
+    assert_eq!(held_by(&fed, &payee), Amount::from_sat(20_000_000), "paid exactly once");
+    let btc_rotation = fed.bitcoinds[0].height().expect("height") - btc_before;
+
+    // After the window: a deposit to the old address is not minted by itself, and is claimable once.
+    let window_end = activation + 25;
+    fed.wait_height(&[0], window_end + 1, Duration::from_secs(60)).await.expect("past the window");
+    let late =
+        wallet.pay(&spend, old_b_script.clone(), Amount::from_sat(25_000_000), Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &late).expect("broadcast");
+    let late_block = mine(&fed, 1);
+    let late_hash: String = fed.bitcoinds[0].call("getblockhash", &[serde_json::json!(late_block)]).expect("hash");
+    mine(&fed, N);
+    wait_anchor(&fed, late_block + 1, Duration::from_secs(60)).await;
+    let h = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[0], h + 3, Duration::from_secs(30)).await.expect("blocks");
+    assert_eq!(balance(&fed, 0, who_b).await, credited_b, "after the window only a claim mints an old-address deposit");
+    let outpoint = format!("{}:0", late.compute_txid());
+    c.claim_pegin(outpoint.clone(), who_b.to_string(), late_hash.clone()).await.expect("claim submitted");
+    let credited_late = Amount::from_sat(25_000_000) - info(&fed, 0).await.pegin_fee;
+    wait_balance(&fed, who_b, credited_b + credited_late, Duration::from_secs(90)).await;
+    let again = c.claim_pegin(outpoint, who_b.to_string(), late_hash).await.expect_err("minted already");
+    assert!(again.to_string().contains("already"), "{again}");
+    // ... and swept like the rest, by the old keys (validator 3's process is gone: 0, 1, 2 sign).
+    mine_until(&fed, 0, Duration::from_secs(180), "late deposit swept", swept).await;
+    let end = info(&fed, 0).await;
+    assert_eq!(held_by(&fed, &old_plain), Amount::ZERO, "the old wallet's plain address is empty");
+    let new_plain = ScriptBuf::from_hex(&end.script_pubkey).expect("script");
+    assert_eq!(held_by(&fed, &new_plain), end.peg_totals.btc_held, "every coin is in the new wallet");
+
+    // Transfers: all nine landed, once each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&fed, 0, who_c).await != Amount::from_sat(9_000) {
+        assert!(Instant::now() < deadline, "transfers to C: {}", balance(&fed, 0, who_c).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A full node started from genesis now follows every change and verifies every certificate.
+    fed.nodes[5].process.restart().expect("full node starts");
+    let tip = fed.nodes[0].height().await.expect("height");
+    fed.wait_height(&[5], tip, Duration::from_secs(120)).await.expect("the full node syncs from genesis");
+    assert_eq!(info(&fed, 5).await.changes.epoch, 1);
+    let fees: Amount = sweep_fees.values().copied().sum();
+    println!(
+        "rotation: change accepted at height {proposed_at}, in force at {activation}; old wallet swept within \
+         {btc_rotation} BTC blocks (N = {N}); {} sweep batches, {} sat in BTC fees",
+        sweep_fees.len(),
+        fees.to_sat()
+    );
+    scenario
+        .finish(&mut fed, Checks { nodes: Some(vec![0, 1, 2, 4, 5]), ..Checks::default() })
+        .await
+        .expect("closing checks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_federation_grows_from_four_to_seven_and_shrinks_back_to_four() {
+    let scenario = Scenario::begin("federation_grow_shrink");
+    let params = serde_json::json!({ "federation_change_min_lead": 4 });
+    let mut fed = Federation::start(config(4, 3, 0, false, params)).expect("federation starts");
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let all: Vec<usize> = (0..7).collect();
+
+    // Bad changes first, each refused with its reason and nothing pending.
+    let h = fed.nodes[0].height().await.expect("height");
+    let c = fed.nodes[0].client().expect("client");
+    let good = proposal(&fed, &all, 5, h + 10).expect("proposal");
+    let two = ledger::ReconfigureTx {
+        proposal: good.clone(),
+        approvals: approvals(&fed, &good, &[0, 1]).await.expect("approve"),
+    };
+    let e = c.submit_federation_change(two).await.expect_err("2 of 4 is not 2f+1");
+    assert!(e.to_string().contains("2f+1"), "{e}");
+    let mut dup = good.clone();
+    dup.validators[6].peg_key = dup.validators[5].peg_key;
+    let e = c.approve_federation_change(dup).await.expect_err("duplicate keys");
+    assert!(e.to_string().contains("share peg key"), "{e}");
+    let low = ledger::FederationProposal { peg_threshold: 4, ..good.clone() };
+    let e = c.approve_federation_change(low).await.expect_err("4 of 7 breaks 2f+1");
+    assert!(e.to_string().contains("breaks the 2f+1 rule"), "{e}");
+    let mut emergency_key = good.clone();
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+    emergency_key.validators[6].peg_key = bitcoin::PublicKey::new(emergency().2[0].public_key(&secp));
+    let e = c.approve_federation_change(emergency_key).await.expect_err("an emergency key as a peg key");
+    assert!(e.to_string().contains("emergency key"), "{e}");
+    let spare = fed.nodes[4].client().expect("client").approve_federation_change(good.clone()).await;
+    assert!(spare.expect_err("not a validator").to_string().contains("not a validator"));
+    assert!(info(&fed, 0).await.changes.pending.is_none());
+
+    // Grow: 4 -> 7, approved by 3 of the 4.
+    let h = fed.nodes[0].height().await.expect("height");
+    let grow = proposal(&fed, &all, 5, h + 10).expect("proposal");
+    change_federation(&fed, &grow, &[0, 1, 3], 2).await.expect("grow accepted");
+    fed.wait_height(&all, h + 14, Duration::from_secs(90)).await.expect("seven validate");
+    let now = info(&fed, 6).await;
+    assert_eq!((now.changes.epoch, now.changes.validators.len(), now.threshold), (1, 7, 5));
+    // Blocks after the change carry certificates the new members signed.
+    let tip = fed.nodes[0].height().await.expect("height");
+    let commit = c.get_commit(primitives::Height(tip - 1)).await.expect("getcommit");
+    assert!(commit.signatures.iter().any(|s| s.validator.get() >= 4), "new members precommit: {commit:?}");
+
+    // Shrink: 7 -> 4 (the three newcomers and validator 3 stay), approved by 5 of the 7.
+    let h = fed.nodes[0].height().await.expect("height");
+    let shrink = proposal(&fed, &[3, 4, 5, 6], 3, h + 10).expect("proposal");
+    change_federation(&fed, &shrink, &[0, 2, 4, 5, 6], 6).await.expect("shrink accepted");
+    fed.wait_height(&all, h + 11, Duration::from_secs(90)).await.expect("past the shrink");
+    for i in 0..3 {
+        fed.nodes[i].process.terminate(Duration::from_secs(10));
+    }
+    let h = fed.nodes[3].height().await.expect("height");
+    fed.wait_height(&[3, 4, 5, 6], h + 5, Duration::from_secs(60)).await.expect("the four remaining decide alone");
+    let now = info(&fed, 3).await;
+    assert_eq!((now.changes.epoch, now.changes.validators.len(), now.threshold), (2, 4, 3));
+    scenario
+        .finish(&mut fed, Checks { nodes: Some(vec![3, 4, 5, 6]), ..Checks::default() })
+        .await
+        .expect("closing checks");
+}
