@@ -97,7 +97,7 @@ async fn mine_until(
     }
 }
 
-/// Everything is in the wallet in force and no sweep is in flight; returns the fees of sweeps seen.
+/// Everything is in the wallet in force and no sweep is in flight.
 fn swept(i: &FederationInfo) -> bool {
     i.changes.sweep_complete && i.changes.wallets.iter().all(|w| w.in_force)
 }
@@ -331,4 +331,129 @@ async fn the_federation_grows_from_four_to_seven_and_shrinks_back_to_four() {
         .finish(&mut fed, Checks { nodes: Some(vec![3, 4, 5, 6]), ..Checks::default() })
         .await
         .expect("closing checks");
+}
+
+/// An unsigned spend of the federation output `outpoint` (worth `value`, paying `wallet`'s plain script)
+/// to `to`, with input sequence `sequence`.
+fn spend_psbt(
+    wallet: &peg::Federation,
+    outpoint: bitcoin::OutPoint,
+    value: Amount,
+    sequence: bitcoin::Sequence,
+    to: ScriptBuf,
+) -> bitcoin::psbt::Psbt {
+    let unsigned = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence,
+            witness: bitcoin::Witness::new(),
+        }],
+        output: vec![bitcoin::TxOut { value: value - Amount::from_sat(5_000), script_pubkey: to }],
+    };
+    let mut psbt = bitcoin::psbt::Psbt::from_unsigned_tx(unsigned).expect("unsigned tx");
+    psbt.inputs[0].witness_utxo = Some(bitcoin::TxOut { value, script_pubkey: wallet.script_pubkey() });
+    psbt.inputs[0].witness_script = Some(wallet.witness_script());
+    psbt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_keep_coins_from_the_emergency_delay_and_the_emergency_keys_spend_only_after_it() {
+    let scenario = Scenario::begin("federation_refresh_emergency");
+    // Emergency delay 40 blocks (this test's own), refresh 20 blocks before it.
+    let (threshold, _, secrets) = emergency();
+    let delay = 40u32;
+    let params = serde_json::json!({ "pegout_interval": 5, "refresh_margin": 20 });
+    let mut cfg = config(4, 0, 0, true, params);
+    cfg.emergency = Some((threshold, delay, secrets.clone()));
+    let mut fed = Federation::start(cfg).expect("federation starts");
+    fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("blocks");
+    let (wallet, utxo) = funded_wallet(&fed, 71).await;
+    let a = Keypair::from_secret([71; 32]);
+    register(&fed, &a).await;
+    let deposit = pay_deposit(&fed, &wallet, &utxo, a.public().account_id(), Amount::from_sat(50_000_000)).await;
+    let change = wallet.key().owned_outputs(&deposit).into_iter().next().expect("change");
+    let plain = ScriptBuf::from_hex(&info(&fed, 0).await.script_pubkey).expect("script");
+    let funding =
+        wallet.pay(&change, plain.clone(), Amount::from_sat(1_000_000), Amount::from_sat(1_000)).expect("pay");
+    broadcast(&fed.bitcoinds[0], &funding).expect("broadcast");
+    let confirmed_at = mine(&fed, 1);
+    mine(&fed, N - 1);
+    wait_balance(
+        &fed,
+        a.public().account_id(),
+        Amount::from_sat(50_000_000) - info(&fed, 0).await.pegin_fee,
+        Duration::from_secs(90),
+    )
+    .await;
+
+    // Mine on: before the coins are 20 blocks deep nothing happens; then a refresh moves both to the
+    // federation again, long before the emergency keys could touch them.
+    let deposit_out = bitcoin::OutPoint { txid: deposit.compute_txid(), vout: 0 };
+    let spent = |b: &testnet::Bitcoind| {
+        b.call::<serde_json::Value>(
+            "gettxout",
+            &[serde_json::json!(deposit_out.txid.to_string()), serde_json::json!(0)],
+        )
+        .expect("gettxout")
+        .is_null()
+    };
+    let mut refresh = None;
+    loop {
+        let depth = fed.bitcoinds[0].height().expect("height") + 1 - confirmed_at;
+        assert!(depth < u64::from(delay - 5), "the deposit reached depth {depth} without a refresh");
+        for w in info(&fed, 0).await.changes.wallets {
+            if let Some(b) = w.batches.iter().find(|b| b.kind == "refresh") {
+                assert!(depth > 20 - 1, "refreshed at depth {depth}, before it was due");
+                refresh = Some(b.btc_txid.clone());
+            }
+        }
+        // Spent (in bitcoind's mempool or a block) by the refresh, which stays in flight until settled.
+        if refresh.is_some() && spent(&fed.bitcoinds[0]) {
+            break;
+        }
+        mine(&fed, 1);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let refresh: bitcoin::Txid = refresh.expect("a refresh batch was seen").parse().expect("txid");
+    mine_until(&fed, 0, Duration::from_secs(60), "refresh settled", |i| {
+        i.changes.wallets.iter().all(|w| w.batches.is_empty() && w.refresh_due == 0) && i.changes.wallets[0].utxos == 1
+    })
+    .await;
+    let tip = fed.bitcoinds[0].height().expect("height");
+    let refreshed_at = tip + 1 - testnet::btc_wallet::confirmations(&fed.bitcoinds[0], &refresh).expect("confirmed");
+    let depth = refreshed_at + 1 - confirmed_at;
+    assert!(depth < u64::from(delay), "refreshed at depth {depth}");
+    println!("refresh confirmed at depth {depth} of the emergency delay {delay}");
+    let held = info(&fed, 0).await.peg_totals.btc_held;
+    assert_eq!(held_by(&fed, &plain), held, "both coins now sit in one fresh federation output");
+
+    // The federation goes away. The emergency keys cannot spend the fresh output before it is 40 deep.
+    scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
+    for n in &mut fed.nodes {
+        n.process.terminate(Duration::from_secs(10));
+    }
+    let text = std::fs::read_to_string(&fed.genesis_path).expect("genesis");
+    let chain = ledger::Chain::new(serde_json::from_str(&text).expect("genesis json")).expect("valid genesis");
+    let federation_wallet = chain.genesis_wallet();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let out = bitcoin::OutPoint { txid: refresh, vout: 0 };
+    let recovery = federation_wallet.recovery().expect("emergency path");
+    let rescue = BtcWallet::from_seed(72).script_pubkey();
+    let mut psbt = spend_psbt(federation_wallet, out, held, recovery.emergency_sequence(), rescue.clone());
+    for s in &secrets[..2] {
+        peg::sign_input(&secp, &mut psbt, 0, s).expect("emergency key signs");
+    }
+    let emergency_spend = peg::finalize(&secp, psbt).expect("2 emergency signatures and the lock finalize");
+    let btc = &fed.bitcoinds[0];
+    while btc.height().expect("height") + 1 < refreshed_at + u64::from(delay) {
+        let refused = broadcast(btc, &emergency_spend).expect_err("too early");
+        assert!(refused.to_string().contains("non-BIP68-final"), "{refused}");
+        btc.mine(5.min(refreshed_at + u64::from(delay) - 1 - btc.height().expect("height"))).expect("mine");
+    }
+    broadcast(btc, &emergency_spend).expect("the emergency keys spend once the output is 40 blocks deep");
+    btc.mine(1).expect("mine");
+    assert_eq!(held_by(&fed, &rescue), held - Amount::from_sat(5_000), "every BTC recovered");
 }

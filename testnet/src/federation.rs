@@ -304,6 +304,11 @@ impl Federation {
                 secrets.iter().map(|k| bitcoin::PublicKey::new(k.public_key(&secp)).to_string()).collect();
             args.push("--emergency".into());
             args.push(format!("{threshold}:{delay}:{}", keys.join(",")));
+            // Checked against the delay when the genesis is made, before the params patch below.
+            if let Some(m) = config.genesis_params.as_ref().and_then(|p| p.get("refresh_margin")) {
+                args.push("--refresh-margin".into());
+                args.push(m.to_string());
+            }
         }
         run_cmd(&binary, &args)?;
         if let Some(serde_json::Value::Object(patch)) = &config.genesis_params {
