@@ -66,6 +66,20 @@ fn transfer(user: &Keypair, nonce: u64, to: primitives::AccountId, sats: u64) ->
     }
 }
 
+/// Runs `sidechain-cli <args>` against node `i`; returns (success, stdout + stderr).
+async fn cli(fed: &Federation, i: usize, args: &[&str]) -> (bool, String) {
+    let node = &fed.nodes[i];
+    let mut cmd = tokio::process::Command::new(testnet::federation::sidechaind_path().with_file_name("sidechain-cli"));
+    cmd.arg("--rpc-url").arg(node.rpc_url()).arg("--rpc-cookie").arg(node.datadir.join(".cookie"));
+    cmd.args(args).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("sidechain-cli finished within 60 s")
+        .expect("sidechain-cli runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 /// What `script` holds per bitcoind 0's UTXO set.
 fn held_by(fed: &Federation, script: &ScriptBuf) -> Amount {
     let desc = format!("raw({})", script.to_hex_string());
@@ -315,10 +329,27 @@ async fn the_federation_grows_from_four_to_seven_and_shrinks_back_to_four() {
     let commit = c.get_commit(primitives::Height(tip - 1)).await.expect("getcommit");
     assert!(commit.signatures.iter().any(|s| s.validator.get() >= 4), "new members precommit: {commit:?}");
 
-    // Shrink: 7 -> 4 (the three newcomers and validator 3 stay), approved by 5 of the 7.
+    // Shrink: 7 -> 4 (the three newcomers and validator 3 stay), approved by 5 of the 7, as operators do it:
+    // a proposal file, each approver's `sidechain-cli approvefederationchange`, one `submitfederationchange`.
     let h = fed.nodes[0].height().await.expect("height");
     let shrink = proposal(&fed, &[3, 4, 5, 6], 3, h + 10).expect("proposal");
-    change_federation(&fed, &shrink, &[0, 2, 4, 5, 6], 6).await.expect("shrink accepted");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proposal_file = dir.path().join("proposal.json");
+    std::fs::write(&proposal_file, serde_json::to_string_pretty(&shrink).expect("json")).expect("write");
+    let mut approval_files = Vec::new();
+    for i in [0, 2, 4, 5, 6] {
+        let (ok, out) = cli(&fed, i, &["approvefederationchange", proposal_file.to_str().expect("utf-8")]).await;
+        assert!(ok, "{out}");
+        let file = dir.path().join(format!("approval{i}.json"));
+        std::fs::write(&file, out).expect("write");
+        approval_files.push(file.display().to_string());
+    }
+    let mut args = vec!["submitfederationchange", proposal_file.to_str().expect("utf-8")];
+    args.extend(approval_files.iter().map(String::as_str));
+    let (ok, out) = cli(&fed, 6, &args[..3]).await;
+    assert!(!ok && out.contains("2f+1"), "two approvals of seven are refused: {out}");
+    let (ok, out) = cli(&fed, 6, &args).await;
+    assert!(ok && out.contains("takes over at height"), "{out}");
     fed.wait_height(&all, h + 11, Duration::from_secs(90)).await.expect("past the shrink");
     for i in 0..3 {
         fed.nodes[i].process.terminate(Duration::from_secs(10));

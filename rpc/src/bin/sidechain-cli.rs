@@ -2,8 +2,11 @@
 //! one binary. Human output by default, `--json` for scripts. Amounts always carry a unit (`1.5btc`,
 //! `150000sat`).
 //!
-//! The peg commands (`pegin`, `pegstatus`, `claimpegin`, `pegout`, `pegoutstatus`) are in `sidechain-cli/peg.rs`.
+//! The peg commands (`pegin`, `pegstatus`, `claimpegin`, `pegout`, `pegoutstatus`) are in `sidechain-cli/peg.rs`,
+//! the federation-change commands in `sidechain-cli/federation.rs`.
 
+#[path = "sidechain-cli/federation.rs"]
+mod federation;
 #[path = "sidechain-cli/peg.rs"]
 mod peg;
 
@@ -143,6 +146,20 @@ enum Command {
     },
     /// Show the mempool's size.
     Getmempoolinfo,
+    /// Operator: this validator's approval of a federation change (a JSON file: validators, peg_threshold,
+    /// activation_height), signed by its node; prints the approval as JSON.
+    Approvefederationchange {
+        /// The proposal file.
+        proposal: PathBuf,
+    },
+    /// Operator: submit a federation change with the approvals of 2f+1 validators in force.
+    Submitfederationchange {
+        /// The proposal file.
+        proposal: PathBuf,
+        /// Approval files (what approvefederationchange printed), one per validator.
+        #[arg(required = true)]
+        approvals: Vec<PathBuf>,
+    },
 }
 
 fn parse_account(s: &str) -> Result<AccountId, String> {
@@ -284,7 +301,8 @@ async fn run(cli: Cli) -> Result<()> {
                 format!(
                     "descriptor  {}\nthreshold   {} of {}\naddress     {} ({})\npeg-in      {} confirmations, \
                      minimum {} sat, fee {} sat\nbtc held    {} BTC ({} deposits, {} sat held below the minimum)\n\
-                     supply      {} BTC (minted {} BTC, peg-in fees {} sat)",
+                     supply      {} BTC (minted {} BTC, peg-in fees {} sat)\nepoch       {} since height {} ({} \
+                     validators){}\nsweep       {}\nemergency   {}",
                     f.descriptor,
                     f.threshold,
                     f.keys,
@@ -298,10 +316,41 @@ async fn run(cli: Cli) -> Result<()> {
                     f.peg_totals.below_minimum.to_sat(),
                     btc_string(f.peg_totals.supply),
                     btc_string(f.peg_totals.minted),
-                    f.peg_totals.pegin_fees.to_sat()
+                    f.peg_totals.pegin_fees.to_sat(),
+                    f.changes.epoch,
+                    f.changes.epoch_from_height,
+                    f.changes.validators.len(),
+                    f.changes.pending.as_ref().map_or(String::new(), |p| format!(
+                        "; epoch {} ({} validators, {}-of-{}) takes over at height {}",
+                        p.epoch,
+                        p.validators.len(),
+                        p.peg_threshold,
+                        p.validators.len(),
+                        p.activation_height
+                    )),
+                    if f.changes.sweep_complete {
+                        "complete: every coin is in the wallet in force".to_string()
+                    } else {
+                        f.changes
+                            .wallets
+                            .iter()
+                            .filter(|w| !w.in_force)
+                            .map(|w| format!("epoch {}: {} outputs, {} BTC", w.epoch, w.utxos, btc_string(w.amount)))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                    f.changes.emergency.as_ref().map_or("none".to_string(), |e| format!(
+                        "{} of {} keys after {} BTC blocks (refreshed {} blocks before)",
+                        e.threshold,
+                        e.keys.len(),
+                        e.delay_blocks,
+                        e.refresh_margin_blocks
+                    ))
                 )
             })
         }
+        Command::Approvefederationchange { proposal } => federation::approve(&cli, proposal).await,
+        Command::Submitfederationchange { proposal, approvals } => federation::submit(&cli, proposal, approvals).await,
         Command::Pegin { args } => peg::pegin(&cli, args).await,
         Command::Pegstatus { outpoint } => peg::pegstatus(&cli, *outpoint).await,
         Command::Claimpegin { outpoint, block, account } => peg::claimpegin(&cli, *outpoint, *block, *account).await,

@@ -246,6 +246,15 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     let bob_id = bob["account"].as_str().context("createwallet printed no account")?.to_string();
     step(start, format!("wallets: alice {alice_id}, bob {bob_id}"));
 
+    // The demo's emergency keys (2 of 3, Liquid's 4032-block delay) come from fixed test seeds: a real
+    // federation generates them offline and keeps them apart from every validator.
+    fn demo_emergency_keys() -> Result<(u32, u32, Vec<bitcoin::secp256k1::SecretKey>)> {
+        let secrets = (1..=3u8)
+            .map(|i| bitcoin::secp256k1::SecretKey::from_slice(&[0xE0 + i; 32]))
+            .collect::<Result<Vec<_>, _>>()
+            .context("demo emergency key")?;
+        Ok((2, 4032, secrets))
+    }
     let fed = Federation::start(FederationConfig {
         validators: opts.validators,
         full_nodes: 1,
@@ -253,6 +262,7 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         initial_accounts: vec![],
         binary: Some(opts.sidechaind.clone()),
         genesis_params: Some(serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 })),
+        emergency: Some(demo_emergency_keys()?),
         ..Default::default()
     })
     .context("starting the federation")?;
@@ -276,10 +286,14 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     step(
         start,
         format!(
-            "federation wallet: {} of {} multisig {}; peg-in: {} confirmations, fee {} sat, minimum {} sat",
+            "federation wallet: {} of {} multisig {} (emergency path: {} of {} emergency keys after {} BTC \
+             blocks); peg-in: {} confirmations, fee {} sat, minimum {} sat",
             info["threshold"],
             info["keys"],
             info["address"].as_str().unwrap_or("?"),
+            info["emergency"]["threshold"],
+            info["emergency"]["keys"].as_array().map_or(0, Vec::len),
+            info["emergency"]["delay_blocks"],
             info["pegin_confirmations"],
             pegin_fee.to_sat(),
             info["pegin_min_amount_sat"]
