@@ -1,6 +1,7 @@
 //! The dashboard in a real browser (headless Chromium over the DevTools protocol) against a real local
 //! federation (4 validators with their own regtest bitcoinds, 1 full node): the page loads with no console
-//! error, shows the node's height and follows it live, finds a block by height, says clearly what is wrong
+//! error, shows the node's height and follows it live, shows the federation in force (epoch, validators,
+//! threshold, no pending change, sweep complete), finds a block by height, says clearly what is wrong
 //! with bad search input, and follows a peg-in made during the test to "minted" and a peg-out to
 //! "broadcast". It measures what the open page costs the node (HTTP requests and calls per second) and
 //! saves a screenshot in the test's output dir (`$DASHBOARD_TEST_OUT`, default
@@ -121,8 +122,37 @@ async fn the_dashboard_follows_the_chain_and_the_pegs_in_a_real_browser() {
         .await
         .expect("the WebSocket subscription is live");
 
-    // --- Search: a block by height; bad input gets a clear message. ---
+    // --- The federation: the set in force, no pending change, no sweep in flight, no emergency path. ---
     let c = fed.nodes[0].client().expect("client");
+    let info = c.get_federation_info().await.expect("getfederationinfo");
+    page.wait_for(
+        "the federation panel",
+        "document.getElementById('fed-sweep').textContent !== '…'",
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the federation panel is filled");
+    let panel = page
+        .eval(
+            "Object.fromEntries(['fed-epoch', 'fed-since', 'fed-validators', 'fed-threshold', 'fed-address', \
+             'fed-pending', 'fed-emergency', 'fed-sweep'].map(id => [id, document.getElementById(id).textContent]))",
+        )
+        .await
+        .expect("eval");
+    let shown = |id: &str| panel[id].as_str().unwrap_or_default().to_string();
+    assert_eq!(shown("fed-epoch"), "0", "{panel}");
+    assert_eq!(shown("fed-since"), format!("since height {}", info.changes.epoch_from_height.get()), "{panel}");
+    assert_eq!(shown("fed-validators"), "4", "{panel}");
+    assert_eq!(shown("fed-threshold"), "3-of-4", "{panel}");
+    assert_eq!(shown("fed-address"), info.address, "{panel}");
+    assert_eq!(shown("fed-pending"), "none", "{panel}");
+    assert_eq!(shown("fed-emergency"), "none", "{panel}");
+    assert_eq!(shown("fed-sweep"), "complete", "{panel}");
+    assert!(info.changes.sweep_complete && info.changes.pending.is_none() && info.changes.emergency.is_none());
+    let earlier = page.eval("document.querySelectorAll('#fed-wallets tr[data-epoch]').length").await.expect("eval");
+    assert_eq!(earlier, 0, "no earlier wallet holds coins");
+
+    // --- Search: a block by height; bad input gets a clear message. ---
     let hash2 = c.get_block_hash(primitives::Height(2)).await.expect("hash");
     let (kind, text) = search(&page, "2").await;
     assert_eq!(kind, "detail", "{text}");

@@ -296,6 +296,7 @@ async function refresh() {
   renderValidators();
   if (!(peers instanceof Error)) renderPeers(peers);
   renderBitcoin(info, state.view, fed instanceof Error ? null : fed);
+  if (!(fed instanceof Error)) renderFederation(fed);
   renderPegins();
   renderPegouts();
   if (!(mempool instanceof Error)) setText("mempool", mempool.size + " txs, " + mempool.bytes + " bytes");
@@ -360,6 +361,31 @@ function renderBitcoin(info, view, fed) {
       : "NOT BACKED: supply + unpaid burns = " + btc(owed) + genesis + " > " + btc(p.btc_held_sat) + " held by the federation (short by " + btc(-margin) + ").";
     setText("reserve", words, "reserve" + (p.reserve_ok ? "" : " bad"));
   }
+}
+
+function renderFederation(fed) {
+  setText("fed-epoch", String(fed.epoch));
+  setText("fed-since", "since height " + fed.epoch_from_height);
+  setText("fed-validators", String(fed.validators.length));
+  setText("fed-threshold", fed.threshold + "-of-" + fed.keys);
+  setText("fed-address", fed.address);
+  const p = fed.pending;
+  setText("fed-pending", p ? "epoch " + p.epoch + " from height " + p.activation_height + ": " + p.validators.length + " validators, wallet " + p.peg_threshold + "-of-" + p.validators.length : "none", p ? "warn" : "");
+  const e = fed.emergency;
+  setText("fed-emergency", e ? e.threshold + "-of-" + e.keys.length + " emergency keys, after " + e.delay_blocks + " BTC blocks (coins refreshed " + e.refresh_margin_blocks + " blocks before)" : "none");
+  const earlier = fed.wallets.filter((w) => !w.in_force);
+  setText("fed-sweep", fed.sweep_complete ? "complete" : "in progress (" + earlier.length + (earlier.length === 1 ? " earlier wallet)" : " earlier wallets)"), fed.sweep_complete ? "ok" : "warn");
+  const rows = earlier.map((w) =>
+    el(
+      "tr",
+      { "data-epoch": w.epoch },
+      el("td", {}, w.epoch),
+      el("td", {}, w.utxos),
+      el("td", {}, btc(w.amount_sat)),
+      el("td", {}, ...(w.batches.length ? w.batches.map((b) => el("div", { title: b.btc_txid }, b.kind + " #" + b.id + " → epoch " + b.to_epoch + ", " + b.signatures + " signatures")) : ["–"])),
+    ),
+  );
+  fillTable("fed-wallets", rows.length ? rows : [el("tr", {}, el("td", { colspan: 4, class: "muted" }, "none: every coin is in the wallet in force"))]);
 }
 
 function renderReserveProof(proof) {
