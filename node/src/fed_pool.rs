@@ -15,6 +15,35 @@ use primitives::Hash32;
 /// Most transactions kept at once.
 pub const MAX_POOL_TXS: usize = 512;
 
+/// Why the pool did not take a transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The pool is full.
+    #[error("the federation pool is full ({MAX_POOL_TXS} transactions)")]
+    Full,
+    /// It would not apply on top of the tip.
+    #[error(transparent)]
+    Invalid(#[from] ledger::TxError),
+}
+
+impl PoolError {
+    /// Whether the sender is at fault whatever its view of the chain: a signature or approval that does not
+    /// verify, or a proposal no state makes acceptable. (A share for a version this node has not seen yet,
+    /// or a change that is pending already, says nothing bad about the sender.)
+    pub fn is_forged(&self) -> bool {
+        matches!(
+            self,
+            PoolError::Invalid(
+                ledger::TxError::BadApproval { .. }
+                    | ledger::TxError::BadBatchShare { .. }
+                    | ledger::TxError::BadProposal(_)
+                    | ledger::TxError::NotAPoolTx
+                    | ledger::TxError::NotEnoughApprovals { .. }
+            )
+        )
+    }
+}
+
 /// Shares and federation changes not yet in a block.
 #[derive(Debug, Default)]
 pub struct FedPool {
@@ -23,15 +52,15 @@ pub struct FedPool {
 
 impl FedPool {
     /// Keeps `tx` if it would apply on top of `state`; `Ok(false)` if it is known already.
-    pub fn admit<S: StateReader>(&mut self, chain: &Chain, state: &S, tx: Tx) -> Result<bool, String> {
+    pub fn admit<S: StateReader>(&mut self, chain: &Chain, state: &S, tx: Tx) -> Result<bool, PoolError> {
         let id = tx.txid();
         if self.txs.iter().any(|t| t.txid() == id) {
             return Ok(false);
         }
         if self.txs.len() >= MAX_POOL_TXS {
-            return Err(format!("the federation pool is full ({MAX_POOL_TXS} transactions)"));
+            return Err(PoolError::Full);
         }
-        ledger::check_pool_tx(chain, state, &tx).map_err(|e| e.to_string())?;
+        ledger::check_pool_tx(chain, state, &tx)?;
         self.txs.push(tx);
         Ok(true)
     }

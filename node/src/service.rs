@@ -1240,6 +1240,39 @@ impl Service {
         let chain = self.chain.chain().clone();
         let next_height = height.next();
         self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(&chain, &fs, next_height));
+        self.warn_unswept_coins(height, &fs);
+    }
+
+    /// Execution sweeps earlier wallets and refreshes coins nearing the emergency delay at every interval
+    /// height; what is still due right after one could not be swept (the fee pool cannot pay, or the coins
+    /// do not cover their own fee). Operators must hear of it: past the delay, the emergency keys can spend.
+    fn warn_unswept_coins(&self, height: Height, fs: &ledger::FederationState) {
+        let chain = self.chain.chain();
+        if !height.get().is_multiple_of(chain.params().pegout_interval) {
+            return;
+        }
+        let state = self.chain.state();
+        if ledger::peg_halt(&state).is_ok_and(|h| h.is_halted()) {
+            return;
+        }
+        let Ok(Some(meta)) = state.chain_meta() else { return };
+        let Ok(spendable) = ledger::batching::spendable_utxos(&state) else { return };
+        let in_force = fs.in_force().epoch;
+        let (mut old, mut aging) = (0usize, 0usize);
+        for o in &spendable.0 {
+            let Ok(Some(u)) = state.get_federation_utxo(o) else { continue };
+            if u.epoch != in_force {
+                old += 1;
+            } else if ledger::sweep::refresh_due(chain, u.btc_block.height, meta.btc_anchor.height) {
+                aging += 1;
+            }
+        }
+        if old + aging > 0 {
+            let pool = state.get_account(&ledger::fee_pool_id()).ok().flatten().map(|a| a.balance);
+            warn!(%height, earlier_wallet_outputs = old, outputs_due_for_refresh = aging, fee_pool = ?pool,
+                "federation outputs could not be swept or refreshed: fund the fee pool (pay the plain federation \
+                 address); outputs left past the emergency delay can be spent by the emergency keys");
+        }
     }
 
     fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
@@ -1326,7 +1359,8 @@ impl Service {
                 let tx = ledger::Tx::Reconfigure(change);
                 let id = tx.txid();
                 let state = self.chain.state();
-                let res = self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id);
+                let res =
+                    self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id).map_err(|e| e.to_string());
                 if res.is_ok() {
                     warn!(txid = %id, "federation change accepted into the pool");
                     self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx));
@@ -1445,6 +1479,10 @@ impl Service {
                 let state = self.chain.state();
                 let verdict = match self.fed_pool.admit(self.chain.chain(), &state, tx) {
                     Ok(true) => Verdict::Accept,
+                    Err(e) if e.is_forged() => {
+                        debug!(%source, error = %e, "forged federation transaction");
+                        Verdict::Reject
+                    }
                     Ok(false) | Err(_) => Verdict::Ignore,
                 };
                 self.verdict(msg_id, source, verdict);

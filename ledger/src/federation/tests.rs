@@ -331,3 +331,29 @@ fn an_emergency_margin_that_leaves_no_time_is_refused() {
     let e = Chain::new(g).expect_err("shared key");
     assert!(e.to_string().contains("emergency key"), "{e}");
 }
+
+#[test]
+fn the_pool_selection_keeps_what_applies_in_order() {
+    let (chain, mut store) = chain();
+    commit(&chain, &mut store, 1, 1, vec![deposit(1, 300_000, 1, 0), deposit(2, 200_000, 1, 0), fund_pool(&chain)]);
+    let p = proposal(&[0, 1, 2], 3, 5);
+    commit(&chain, &mut store, 2, 1, vec![reconfigure(&chain, &p, &[0, 1, 2, 3])]);
+    for h in 3..=6 {
+        commit(&chain, &mut store, h, 1, vec![]);
+    }
+    let snap = store.snapshot(6);
+    let id = batch_index(&snap).expect("index").in_flight[0];
+    // Five shares of a 3-of-4 sweep: one twice, one forged, three good ones.
+    let good: Vec<Tx> = [(0, 0), (1, 1), (3, 3)].iter().map(|(s, k)| share(&chain, &store, 6, id, *s, *k)).collect();
+    let forged = match &good[0] {
+        Tx::PegShare(s) => Tx::PegShare(PegShareTx { signer: ValidatorIndex(2), ..s.clone() }),
+        _ => unreachable!("a share"),
+    };
+    let pool = vec![good[0].clone(), good[0].clone(), forged.clone(), good[1].clone(), good[2].clone()];
+    assert_eq!(select_pool_txs(&chain, &snap, &pool).expect("select"), good);
+    assert!(matches!(check_pool_tx(&chain, &snap, &forged), Err(TxError::BadBatchShare { .. })));
+    assert_eq!(check_pool_tx(&chain, &snap, &deposit(9, 1, 1, 0)), Err(TxError::NotAPoolTx));
+    // A change that is not 2f+1 never leaves the pool for a block.
+    let weak = reconfigure(&chain, &proposal(&[0, 1, 2, 4], 3, 20), &[0]);
+    assert!(select_pool_txs(&chain, &snap, &[weak]).expect("select").is_empty());
+}
