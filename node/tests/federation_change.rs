@@ -1,6 +1,7 @@
 //! Federation changes end to end, with real sidechaind processes and a regtest bitcoind per validator:
 //! one validator of four is replaced (new keys, new process) while transfers and a peg-out are in flight,
-//! the old wallet is swept to the new one by the old keys, deposits to the old address are minted during
+//! the old wallet is swept to the new one by the old keys (the validator that left signs, as a staying one
+//! is down), deposits to the old address are minted during
 //! the window and claimable after it, and a full node started from genesis afterwards verifies every
 //! certificate. Without Bitcoin: the federation grows from 4 to 7 validators and shrinks back to 4, and
 //! bad changes are refused with clear errors.
@@ -64,6 +65,26 @@ fn transfer(user: &Keypair, nonce: u64, to: primitives::AccountId, sats: u64) ->
         fee: Amount::from_sat(100),
         kind: UserTxKind::Transfer { to, amount: Amount::from_sat(sats) },
     }
+}
+
+/// Batches signer `signer` (of a batch's wallet epoch) signed in blocks `from..=to` of node 0.
+async fn shares_by(fed: &Federation, signer: u16, from: u64, to: u64) -> Vec<u64> {
+    let c = fed.nodes[0].client().expect("client");
+    let mut out = Vec::new();
+    for h in from..=to {
+        let block = c.get_block(rpc::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
+        let rpc::types::GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
+        if let rpc::types::BlockTxs::Full(txs) = &b.tx {
+            for t in txs {
+                if let rpc::types::TxKindInfo::Pegoutsignatures { validator, batch, .. } = &t.kind {
+                    if validator.get() == signer {
+                        out.push(*batch);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Runs `sidechain-cli <args>` against node `i`; returns (success, stdout + stderr).
@@ -195,10 +216,11 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     let blockchain = fed.nodes[4].client().expect("client").get_blockchain_info().await.expect("info");
     assert!(blockchain.validator, "spare0 validates without a restart");
 
-    // The removed validator's process goes away; the chain does not notice.
-    fed.nodes[3].process.terminate(Duration::from_secs(10));
+    // Validator 2, which stays, goes down for a while: the new set decides with 0, 1 and 4. The old wallet
+    // needs three of its four keys, so validator 3, which left the federation, signs its sweep.
+    fed.nodes[2].process.terminate(Duration::from_secs(10));
     let h = fed.nodes[0].height().await.expect("height");
-    fed.wait_height(&[0, 1, 2, 4], h + 5, Duration::from_secs(60)).await.expect("the new set decides");
+    fed.wait_height(&[0, 1, 4], h + 5, Duration::from_secs(60)).await.expect("the new set decides");
     for _ in 0..3 {
         send(&fed, 4, transfer(&a, nonce, who_c, 1_000), &a).await;
         nonce += 1;
@@ -231,6 +253,16 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     assert_eq!(s.stage, PegOutStage::Final, "{s:?}");
     assert_eq!(held_by(&fed, &payee), Amount::from_sat(20_000_000), "paid exactly once");
     let btc_rotation = fed.bitcoinds[0].height().expect("height") - btc_before;
+    let tip = fed.nodes[0].height().await.expect("height");
+    let leaver_signed = shares_by(&fed, 3, activation, tip).await;
+    assert!(
+        sweep_fees.keys().any(|id| leaver_signed.contains(id)),
+        "the leaver signed a sweep: {leaver_signed:?} of {sweep_fees:?}"
+    );
+    // Validator 2 comes back and catches up; the leaver's process goes away for good.
+    fed.nodes[2].process.restart().expect("restart");
+    fed.nodes[3].process.terminate(Duration::from_secs(10));
+    fed.wait_height(&[2], tip, Duration::from_secs(60)).await.expect("validator 2 catches up");
 
     // After the window: a deposit to the old address is not minted by itself, and is claimable once.
     let window_end = activation + 25;
@@ -251,7 +283,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     wait_balance(&fed, who_b, credited_b + credited_late, Duration::from_secs(90)).await;
     let again = c.claim_pegin(outpoint, who_b.to_string(), late_hash).await.expect_err("minted already");
     assert!(again.to_string().contains("already"), "{again}");
-    // ... and swept like the rest, by the old keys (validator 3's process is gone: 0, 1, 2 sign).
+    // ... and swept like the rest, by the old keys (validator 3's process is gone now: 0, 1, 2 sign).
     mine_until(&fed, 0, Duration::from_secs(180), "late deposit swept", swept).await;
     let end = info(&fed, 0).await;
     assert_eq!(held_by(&fed, &old_plain), Amount::ZERO, "the old wallet's plain address is empty");
