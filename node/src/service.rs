@@ -1018,6 +1018,9 @@ impl Service {
     fn batch_shares_to_sign<S: StateReader>(&self, state: &S) -> Vec<ledger::PegShareTx> {
         let chain = self.chain.chain();
         let Ok(index) = ledger::batching::batch_index(state) else { return Vec::new() };
+        if index.in_flight.is_empty() {
+            return Vec::new();
+        }
         let Ok(federation) = ledger::federation_state(chain, state) else { return Vec::new() };
         let my_peg_key = self.cfg.keys.peg_public();
         let secp = bitcoin::secp256k1::Secp256k1::new();
