@@ -397,7 +397,8 @@ impl Params {
 /// A validated genesis with its hash computed once. Execution and mempool checks take a `&Chain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
-    genesis: Genesis,
+    /// Shared: a genesis may list many test accounts, and nodes clone the chain into every task.
+    genesis: std::sync::Arc<Genesis>,
     genesis_hash: Hash32,
     federation: peg::Federation,
     pegin_fee: Amount,
@@ -425,7 +426,14 @@ impl Chain {
             peg::input_vbytes(federation.descriptor()).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
         // `validate` checked the sum stays within 21 million BTC.
         let genesis_supply = genesis.initial_accounts.iter().map(|a| a.balance).sum();
-        Ok(Chain { genesis, genesis_hash, federation, pegin_fee, deposit_input_vbytes, genesis_supply })
+        Ok(Chain {
+            genesis: std::sync::Arc::new(genesis),
+            genesis_hash,
+            federation,
+            pegin_fee,
+            deposit_input_vbytes,
+            genesis_supply,
+        })
     }
 
     /// The genesis federation wallet (epoch 0): `wsh(sortedmulti(k, K_1..K_n))` over the genesis validators'

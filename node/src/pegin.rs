@@ -114,12 +114,18 @@ impl Registry {
         r
     }
 
+    /// Whether [`Registry::set_epochs`] would change anything (cheap: builds no wallet).
+    pub fn epochs_changed(&self, chain: &Chain, fs: &ledger::FederationState, height: Height) -> bool {
+        let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
+        watched != self.watched || fs.epochs.len() != self.wallets.len()
+    }
+
     /// Follows a federation change or the end of a deposit window: `true` when the watched scripts changed.
     pub fn set_epochs(&mut self, chain: &Chain, fs: &ledger::FederationState, height: Height) -> bool {
-        let (wallets, watched) = epoch_wallets(chain, fs, height);
-        if watched == self.watched && wallets.len() == self.wallets.len() {
+        if !self.epochs_changed(chain, fs, height) {
             return false;
         }
+        let (wallets, watched) = epoch_wallets(chain, fs, height);
         self.wallets = wallets;
         self.watched = watched;
         self.maps = peg::ScriptMaps::default();

@@ -1075,10 +1075,9 @@ impl Service {
     /// shares still waiting (a lost gossip message must not leave a batch unsigned).
     fn sign_and_share(&mut self) {
         let state = self.chain.state();
-        let chain = self.chain.chain().clone();
         for share in self.batch_shares_to_sign(&state) {
             let tx = ledger::Tx::PegShare(share);
-            match self.fed_pool.admit(&chain, &state, tx.clone()) {
+            match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
                 // Known already: sent again, in case the first gossip was lost.
                 Ok(_) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
                 Err(e) => error!(error = %e, "our own signature share does not apply"),
@@ -1240,9 +1239,12 @@ impl Service {
         if let Some(p) = &fs.pending {
             debug!(%height, epoch = p.epoch, from = %p.from_height, "federation change pending");
         }
-        let chain = self.chain.chain().clone();
+        let chain = self.chain.chain();
         let next_height = height.next();
-        self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(&chain, &fs, next_height));
+        // Checked first: `make_mut` copies the whole registry while the follower holds it.
+        if self.registry.borrow().epochs_changed(chain, &fs, next_height) {
+            self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(chain, &fs, next_height));
+        }
         self.warn_unswept_coins(height, &fs);
     }
 
