@@ -112,15 +112,27 @@ fn resolve_binary(p: &Path) -> Option<PathBuf> {
 ///
 /// Not port 0's answer: tests run in parallel processes, and the kernel hands out ephemeral ports in
 /// sequence, so a port released here is soon given to another test's `bind(0)` or outgoing connection
-/// before our child process binds it. Random ports in 10000..32000 make such collisions rare; a child
-/// that still loses the race fails to start with a clear "address in use" and the test says so.
+/// before our child process binds it. Ports come from 10000..32000 instead (below Linux's ephemeral
+/// range), in sequence from a random start per process: one process never hands out a port twice (a
+/// federation asks for a score of ports before its processes bind any), and two processes collide only if
+/// their runs of ports overlap. A child that still loses the race fails to start with a clear "address in
+/// use" and the test says so.
 pub fn free_port() -> Result<u16, BitcoindError> {
     use std::hash::{BuildHasher, Hasher};
-    for _ in 0..200 {
+    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    let mut next = NEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut offset = *next.get_or_insert_with(|| {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
-        let port = 10_000 + (h.finish() % 22_000) as u16;
+        (h.finish() % u64::from(SPAN)) as u32
+    });
+    for _ in 0..SPAN {
+        let port = (FIRST + offset % SPAN) as u16;
+        offset = (offset + 1) % SPAN;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            *next = Some(offset);
             return Ok(port);
         }
     }
