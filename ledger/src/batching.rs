@@ -528,7 +528,8 @@ pub struct Candidate {
 }
 
 /// Every state entry behind the reserve promise, each with a proof against `root`: the peg totals, the fee
-/// pool, the spendable set and each of its outputs, and each batch in flight with the outputs it spends.
+/// pool, the spendable set and each of its outputs, each batch in flight with the outputs it spends, and
+/// the federation epochs (whose wallets hold them).
 /// Anyone holding a header (whose state root a commit certificate made final) can check the figures alone.
 #[derive(Clone, Debug)]
 pub struct ReserveProof {
@@ -542,8 +543,15 @@ pub struct ReserveProof {
 pub fn reserve_proof<R: jmt::storage::TreeReader>(
     state: &crate::state::Snapshot<'_, R>,
 ) -> Result<ReserveProof, StateError> {
-    let mut keys =
-        vec![StateKey::PegTotals, StateKey::Account(fee_pool_id()), StateKey::SpendableUtxos, StateKey::BatchIndex];
+    // The federation epochs too: with them, each output's spending script can be rebuilt from the proof
+    // alone (what the emergency keys' holders need).
+    let mut keys = vec![
+        StateKey::PegTotals,
+        StateKey::Account(fee_pool_id()),
+        StateKey::SpendableUtxos,
+        StateKey::BatchIndex,
+        StateKey::Federation,
+    ];
     for o in spendable_utxos(state)?.0 {
         keys.push(StateKey::FederationUtxo(o));
     }

@@ -344,6 +344,7 @@ fn schemas() -> Value {
                 ("outpoint", r("BtcOutPoint")),
                 ("amount_sat", r("Sat")),
                 ("tweak_recipient", r("AccountId")),
+                ("epoch", int.clone()),
                 ("spendable", json!({ "type": "boolean" })),
             ]) })),
             ("batches_in_flight", json!({ "type": "array", "items": { "type": "integer", "minimum": 0 } })),

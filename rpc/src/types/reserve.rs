@@ -22,6 +22,8 @@ pub struct ReserveUtxo {
     pub amount: Amount,
     /// Whose deposit tweak spends it (the fee pool's id: untweaked).
     pub tweak_recipient: AccountId,
+    /// The federation epoch whose wallet holds it (its peg keys are in the proved `Federation` entry).
+    pub epoch: u32,
     /// Free for the next batch (false: reserved by a batch in flight).
     pub spendable: bool,
 }
@@ -95,6 +97,7 @@ impl ReserveProofInfo {
                             outpoint: crate::types::btc_outpoint(o),
                             amount: u.amount,
                             tweak_recipient: u.tweak_recipient,
+                            epoch: u.epoch,
                             spendable: spendable.0.contains(o),
                         });
                     }
@@ -144,7 +147,9 @@ impl ReserveProofInfo {
             if let StateKey::FederationUtxo(o) = key {
                 let u = decode::<FederationUtxo>(&value).ok_or(format!("entry {i}: federation output missing"))?;
                 let listed = self.utxos.iter().find(|x| x.outpoint == crate::types::btc_outpoint(&o));
-                if listed.map(|x| x.amount) != Some(u.amount) {
+                if listed.map(|x| (x.amount, x.tweak_recipient, x.epoch))
+                    != Some((u.amount, u.tweak_recipient, u.epoch))
+                {
                     return Err(format!("entry {i}: output {o:?} is not listed as proved"));
                 }
             }
