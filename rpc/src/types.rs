@@ -451,7 +451,7 @@ pub struct BlockInfo {
     pub confirmations: u64,
     /// Genesis hash of its chain.
     pub genesis_hash: Hash32,
-    /// Previous block hash (all zeros at height 1).
+    /// Previous block hash (the genesis hash at height 1).
     pub prev_hash: Hash32,
     /// Proposer's time, milliseconds since the Unix epoch.
     pub time_ms: u64,
