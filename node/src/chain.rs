@@ -115,6 +115,16 @@ pub fn set_at(chain: &Chain, store: &Store, h: Height) -> Result<ValidatorSet, C
     Ok(ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?)
 }
 
+/// The set of height `tip + 2` as the tip's state knows it: a pending change that takes effect by then, else
+/// `next` (the set of `tip + 1`).
+fn set_after_next(chain: &Chain, store: &Store, tip: Height, next: &ValidatorSet) -> Result<ValidatorSet, ChainError> {
+    let fs = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
+    match fs.pending.filter(|p| p.from_height <= tip.next().next()) {
+        Some(p) => Ok(ValidatorSet::new(p.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?),
+        None => Ok(next.clone()),
+    }
+}
+
 /// Checks an evidence transaction's proof: two conflicting messages, both validly signed by the named
 /// validator of this chain's set, at the named height and round. The ledger records evidence without
 /// looking inside (it does not know consensus types); this is where every node checks it.
@@ -147,6 +157,9 @@ pub struct ChainState {
     validators: ValidatorSet,
     /// The set that decided the tip (its certificate, carried by the next block, verifies against it).
     tip_validators: ValidatorSet,
+    /// The set of the height after next, as far as the tip's state knows (a pending change taking effect
+    /// there): early votes and proposals for it are checked against this.
+    next_validators: ValidatorSet,
     tip: Height,
     tip_hash: Hash32,
     tip_cert: Option<CommitCertificate>,
@@ -159,6 +172,7 @@ impl ChainState {
         let tip = store.tip()?.unwrap_or(Height(0));
         let validators = set_at(&chain, &store, tip.next())?;
         let tip_validators = set_at(&chain, &store, tip)?;
+        let next_validators = set_after_next(&chain, &store, tip, &validators)?;
         let (tip_hash, tip_cert) = if tip == Height(0) {
             (*chain.genesis_hash(), None)
         } else {
@@ -169,7 +183,7 @@ impl ChainState {
             })?;
             (fb.hash(), Self::read_cert(&store, tip)?)
         };
-        Ok(ChainState { chain, store, validators, tip_validators, tip, tip_hash, tip_cert })
+        Ok(ChainState { chain, store, validators, tip_validators, next_validators, tip, tip_hash, tip_cert })
     }
 
     fn read_block(store: &Store, h: Height) -> Result<Option<FullBlock>, ChainError> {
@@ -211,6 +225,18 @@ impl ChainState {
     /// The validator set of the height after the tip.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
+    }
+
+    /// The validator set of height `h`, for `h` the height after the tip or the one after that (consensus
+    /// messages arrive for both); `None` for any other height.
+    pub fn validators_at(&self, h: Height) -> Option<&ValidatorSet> {
+        if h == self.tip.next() {
+            Some(&self.validators)
+        } else if h == self.tip.next().next() {
+            Some(&self.next_validators)
+        } else {
+            None
+        }
     }
 
     /// The federation history and any pending change, as of the tip.
@@ -328,6 +354,7 @@ impl ChainState {
         self.tip_hash = fb.hash();
         self.tip_cert = Some(cert.clone());
         self.tip_validators = std::mem::replace(&mut self.validators, set_at(&self.chain, &self.store, h.next())?);
+        self.next_validators = set_after_next(&self.chain, &self.store, h, &self.validators)?;
         Ok(outcome)
     }
 }

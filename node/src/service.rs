@@ -1071,15 +1071,16 @@ impl Service {
         out
     }
 
-    /// Signs what is ours to sign at the tip and hands the shares to the pool and the network; re-sends our
-    /// shares still waiting (a lost gossip message must not leave a batch unsigned).
+    /// Signs what is ours to sign at the tip and hands new shares to the pool and the network. Our shares stay
+    /// in our pool until a block has them, and we include them ourselves when we propose.
     fn sign_and_share(&mut self) {
         let state = self.chain.state();
         for share in self.batch_shares_to_sign(&state) {
             let tx = ledger::Tx::PegShare(share);
             match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
-                // Known already: sent again, in case the first gossip was lost.
-                Ok(_) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
+                Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
+                // Known already and gossiped when it was new (gossipsub drops a second identical message).
+                Ok(false) => {}
                 Err(e) => error!(error = %e, "our own signature share does not apply"),
             }
         }
@@ -1510,8 +1511,10 @@ impl Service {
                     self.verdict(msg_id, source, Verdict::Ignore);
                     return Ok(());
                 }
-                if let Err(e) = v.verify(self.chain.validators(), &genesis) {
-                    // A vote for the height after next may come from a set that takes over then.
+                // Against the set of the vote's own height: a change may take effect at the next one.
+                let set = self.chain.validators_at(v.vote.height).unwrap_or(self.chain.validators());
+                if let Err(e) = v.verify(set, &genesis) {
+                    // Not punished for the height after next: a set we cannot know yet may decide it.
                     let verdict =
                         if v.vote.height > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "vote rejected");
@@ -1527,13 +1530,14 @@ impl Service {
                 if self.outside_height_window(h, &msg_id, source) {
                     return Ok(());
                 }
-                if let Err(e) = proposal.verify(self.chain.validators(), &genesis) {
+                let set = self.chain.validators_at(h).unwrap_or(self.chain.validators());
+                if let Err(e) = proposal.verify(set, &genesis) {
                     let verdict = if h > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "proposal rejected");
                     self.verdict(msg_id, source, verdict);
                     return Ok(());
                 }
-                let expected = self.chain.validators().proposer(h, proposal.proposal.round);
+                let expected = set.proposer(h, proposal.proposal.round);
                 if proposal.proposal.proposer != expected {
                     debug!(%source, "proposal from a validator that is not the round's proposer");
                     self.verdict(msg_id, source, Verdict::Reject);

@@ -183,9 +183,11 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
         kind: UserTxKind::PegOut { btc_script_pubkey: payee.to_bytes(), amount: Amount::from_sat(20_000_000) },
     };
     let burn_txid = send(&fed, 1, burn, &a).await;
+    // Every transaction of A goes through validator 1 (a member throughout), so its mempool sees A's nonces
+    // in order.
     let mut nonce = 2;
     for _ in 0..3 {
-        send(&fed, 0, transfer(&a, nonce, who_c, 1_000), &a).await;
+        send(&fed, 1, transfer(&a, nonce, who_c, 1_000), &a).await;
         nonce += 1;
     }
 
@@ -205,7 +207,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     assert_eq!((pending.epoch, pending.activation_height.get(), pending.validators.len()), (1, activation, 4));
     // Transfers keep landing while the change waits, and across it.
     for _ in 0..3 {
-        send(&fed, 2, transfer(&a, nonce, who_c, 1_000), &a).await;
+        send(&fed, 1, transfer(&a, nonce, who_c, 1_000), &a).await;
         nonce += 1;
     }
     fed.wait_height(&[0, 1, 2, 4], activation + 1, Duration::from_secs(90)).await.expect("past the activation");
@@ -222,7 +224,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     let h = fed.nodes[0].height().await.expect("height");
     fed.wait_height(&[0, 1, 4], h + 5, Duration::from_secs(60)).await.expect("the new set decides");
     for _ in 0..3 {
-        send(&fed, 4, transfer(&a, nonce, who_c, 1_000), &a).await;
+        send(&fed, 1, transfer(&a, nonce, who_c, 1_000), &a).await;
         nonce += 1;
     }
 
