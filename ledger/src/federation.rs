@@ -288,6 +288,26 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 }
 
+/// The meta of the block after `state`'s, as pool checks see it.
+fn next_meta<S: StateReader>(state: &S) -> Result<ChainMeta, StateError> {
+    let prev = state.chain_meta()?.ok_or(StateError::MissingVersion { version: 0, reason: "no chain meta".into() })?;
+    Ok(ChainMeta { height: prev.height.next(), ..prev })
+}
+
+/// Applies a share or a federation change to `overlay`; anything else is not a pool transaction.
+fn apply_pool_tx<S: StateReader>(
+    overlay: &mut Overlay<'_, S>,
+    chain: &Chain,
+    meta: &ChainMeta,
+    tx: &crate::Tx,
+) -> Result<(), TxError> {
+    match tx {
+        crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, meta, p).map(|_| ()),
+        crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, meta).map(|_| ()),
+        _ => Err(TxError::NotAPoolTx),
+    }
+}
+
 /// Of `txs` (signature shares and federation changes, which any node relays), those that apply in order on
 /// top of `state` in the next block: a share for a batch that is signed already, a second share by one
 /// signer, a change that is pending already or lacks approvals are left out. What a proposer includes.
@@ -296,18 +316,15 @@ pub fn select_pool_txs<S: StateReader>(
     state: &S,
     txs: &[crate::Tx],
 ) -> Result<Vec<crate::Tx>, StateError> {
-    let Some(prev) = state.chain_meta()? else { return Ok(Vec::new()) };
-    let meta = ChainMeta { height: prev.height.next(), ..prev };
+    if state.chain_meta()?.is_none() {
+        return Ok(Vec::new());
+    }
+    let meta = next_meta(state)?;
     let mut overlay = Overlay::new(state);
     let mut out = Vec::new();
     for tx in txs {
-        let applied = match tx {
-            crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p),
-            crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta),
-            _ => continue,
-        };
-        match applied {
-            Ok(_) => out.push(tx.clone()),
+        match apply_pool_tx(&mut overlay, chain, &meta, tx) {
+            Ok(()) => out.push(tx.clone()),
             Err(TxError::State(e)) => return Err(e),
             Err(_) => {}
         }
@@ -318,14 +335,7 @@ pub fn select_pool_txs<S: StateReader>(
 /// Whether `tx` (a share or a federation change) would apply on top of `state` in the next block; the
 /// error says why not. What a node checks before relaying one or accepting it over RPC.
 pub fn check_pool_tx<S: StateReader>(chain: &Chain, state: &S, tx: &crate::Tx) -> Result<(), TxError> {
-    let prev = state.chain_meta()?.ok_or(StateError::MissingVersion { version: 0, reason: "no chain meta".into() })?;
-    let meta = ChainMeta { height: prev.height.next(), ..prev };
-    let mut overlay = Overlay::new(state);
-    match tx {
-        crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p).map(|_| ()),
-        crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta).map(|_| ()),
-        _ => Err(TxError::NotAPoolTx),
-    }
+    apply_pool_tx(&mut Overlay::new(state), chain, &next_meta(state)?, tx)
 }
 
 #[cfg(test)]

@@ -106,22 +106,33 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// The consensus set that decides height `h`, from the federation epochs the tip's state records (the
-/// epoch of `h`: heights up to the tip and the next one are always known).
-pub fn set_at(chain: &Chain, store: &Store, h: Height) -> Result<ValidatorSet, ChainError> {
-    let tip = store.tip()?.unwrap_or(Height(0));
-    let fs = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
-    let epoch = fs.at_height(h);
+/// The consensus set of a federation epoch.
+pub fn consensus_set(epoch: &ledger::FederationEpoch) -> Result<ValidatorSet, ChainError> {
     Ok(ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?)
 }
 
-/// The set of height `tip + 2` as the tip's state knows it: a pending change that takes effect by then, else
-/// `next` (the set of `tip + 1`).
-fn set_after_next(chain: &Chain, store: &Store, tip: Height, next: &ValidatorSet) -> Result<ValidatorSet, ChainError> {
-    let fs = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
-    match fs.pending.filter(|p| p.from_height <= tip.next().next()) {
-        Some(p) => Ok(ValidatorSet::new(p.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?),
-        None => Ok(next.clone()),
+/// What the state after `tip` says about validator sets, read once per tip: the federation history (it
+/// knows the epoch of every height up to `tip + 1`, and a change pending for `tip + 2`).
+struct TipSets {
+    federation: ledger::FederationState,
+    /// Decided `tip` (its certificate, carried by the next block, verifies against it).
+    tip: ValidatorSet,
+    /// Decides `tip + 1`.
+    next: ValidatorSet,
+    /// Decides `tip + 2`, as far as the tip's state knows: early consensus messages for it are checked
+    /// against this.
+    after_next: ValidatorSet,
+}
+
+impl TipSets {
+    fn read(chain: &Chain, store: &Store, tip: Height) -> Result<Self, ChainError> {
+        let federation = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
+        let next = consensus_set(federation.at_height(tip.next()))?;
+        let after_next = match federation.pending.as_ref().filter(|p| p.from_height <= tip.next().next()) {
+            Some(p) => consensus_set(p)?,
+            None => next.clone(),
+        };
+        Ok(TipSets { tip: consensus_set(federation.at_height(tip))?, next, after_next, federation })
     }
 }
 
@@ -153,13 +164,8 @@ pub fn verify_evidence(
 pub struct ChainState {
     chain: Chain,
     store: Arc<Store>,
-    /// The set that decides the height after the tip.
-    validators: ValidatorSet,
-    /// The set that decided the tip (its certificate, carried by the next block, verifies against it).
-    tip_validators: ValidatorSet,
-    /// The set of the height after next, as far as the tip's state knows (a pending change taking effect
-    /// there): early votes and proposals for it are checked against this.
-    next_validators: ValidatorSet,
+    /// The federation and the validator sets around the tip.
+    sets: TipSets,
     tip: Height,
     tip_hash: Hash32,
     tip_cert: Option<CommitCertificate>,
@@ -170,9 +176,7 @@ impl ChainState {
     pub fn open(chain: Chain, store: Arc<Store>) -> Result<ChainState, ChainError> {
         write_genesis(&chain, &store)?;
         let tip = store.tip()?.unwrap_or(Height(0));
-        let validators = set_at(&chain, &store, tip.next())?;
-        let tip_validators = set_at(&chain, &store, tip)?;
-        let next_validators = set_after_next(&chain, &store, tip, &validators)?;
+        let sets = TipSets::read(&chain, &store, tip)?;
         let (tip_hash, tip_cert) = if tip == Height(0) {
             (*chain.genesis_hash(), None)
         } else {
@@ -183,7 +187,7 @@ impl ChainState {
             })?;
             (fb.hash(), Self::read_cert(&store, tip)?)
         };
-        Ok(ChainState { chain, store, validators, tip_validators, next_validators, tip, tip_hash, tip_cert })
+        Ok(ChainState { chain, store, sets, tip, tip_hash, tip_cert })
     }
 
     fn read_block(store: &Store, h: Height) -> Result<Option<FullBlock>, ChainError> {
@@ -224,24 +228,24 @@ impl ChainState {
 
     /// The validator set of the height after the tip.
     pub fn validators(&self) -> &ValidatorSet {
-        &self.validators
+        &self.sets.next
     }
 
     /// The validator set of height `h`, for `h` the height after the tip or the one after that (consensus
     /// messages arrive for both); `None` for any other height.
     pub fn validators_at(&self, h: Height) -> Option<&ValidatorSet> {
         if h == self.tip.next() {
-            Some(&self.validators)
+            Some(&self.sets.next)
         } else if h == self.tip.next().next() {
-            Some(&self.next_validators)
+            Some(&self.sets.after_next)
         } else {
             None
         }
     }
 
     /// The federation history and any pending change, as of the tip.
-    pub fn federation(&self) -> Result<ledger::FederationState, ChainError> {
-        Ok(ledger::federation_state(&self.chain, &self.state())?)
+    pub fn federation(&self) -> &ledger::FederationState {
+        &self.sets.federation
     }
 
     /// The committed tip height.
@@ -301,7 +305,7 @@ impl ChainState {
                 if c.value != self.tip_hash {
                     return Err(ChainError::BadLastCommit { height: h, reason: format!("is for block {}", c.value) });
                 }
-                c.verify(&self.tip_validators, self.chain.genesis_hash(), tip)
+                c.verify(&self.sets.tip, self.chain.genesis_hash(), tip)
                     .map_err(|e| ChainError::BadLastCommit { height: h, reason: e.to_string() })?;
             }
         }
@@ -311,11 +315,8 @@ impl ChainState {
         for (index, tx) in fb.block.txs.iter().enumerate() {
             if let ledger::Tx::Evidence(ev) = tx {
                 // Against the set that was in force at the offence's height.
-                let set = set_at(&self.chain, &self.store, ev.height).map_err(|e| ChainError::BadEvidence {
-                    height: h,
-                    index,
-                    reason: e.to_string(),
-                })?;
+                let set = consensus_set(self.sets.federation.at_height(ev.height))
+                    .map_err(|e| ChainError::BadEvidence { height: h, index, reason: e.to_string() })?;
                 verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(|reason| ChainError::BadEvidence {
                     height: h,
                     index,
@@ -334,7 +335,7 @@ impl ChainState {
         if cert.value != fb.hash() {
             return Err(ChainError::CertForOtherBlock { height: h, cert: cert.value, block: fb.hash() });
         }
-        cert.verify(&self.validators, self.chain.genesis_hash(), h)
+        cert.verify(&self.sets.next, self.chain.genesis_hash(), h)
             .map_err(|e| ChainError::BadCertificate { height: h, source: Box::new(e) })?;
         let outcome = self.validate_next(fb)?;
         let block_bytes = canonical_bytes(fb);
@@ -353,8 +354,7 @@ impl ChainState {
         self.tip = h;
         self.tip_hash = fb.hash();
         self.tip_cert = Some(cert.clone());
-        self.tip_validators = std::mem::replace(&mut self.validators, set_at(&self.chain, &self.store, h.next())?);
-        self.next_validators = set_after_next(&self.chain, &self.store, h, &self.validators)?;
+        self.sets = TipSets::read(&self.chain, &self.store, h)?;
         Ok(outcome)
     }
 }

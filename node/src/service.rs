@@ -309,7 +309,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
     let registry = crate::pegin::Registry::new(
         chain.chain(),
-        &chain.federation()?,
+        chain.federation(),
         chain.tip().next(),
         &chain.store().registered_accounts()?,
     );
@@ -929,7 +929,7 @@ impl Service {
         let Some(tx) = &self.signed_batches else { return };
         let state = self.chain.state();
         let chain = self.chain.chain();
-        let Ok(federation) = ledger::federation_state(chain, &state) else { return };
+        let federation = self.chain.federation();
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
@@ -1021,7 +1021,7 @@ impl Service {
         if index.in_flight.is_empty() {
             return Vec::new();
         }
-        let Ok(federation) = ledger::federation_state(chain, state) else { return Vec::new() };
+        let federation = self.chain.federation();
         let my_peg_key = self.cfg.keys.peg_public();
         let secp = bitcoin::secp256k1::Secp256k1::new();
         let mut out = Vec::new();
@@ -1236,17 +1236,17 @@ impl Service {
             }
             self.validator_index = next;
         }
-        let Ok(fs) = self.chain.federation() else { return };
+        let fs = self.chain.federation();
         if let Some(p) = &fs.pending {
             debug!(%height, epoch = p.epoch, from = %p.from_height, "federation change pending");
         }
         let chain = self.chain.chain();
         let next_height = height.next();
         // Checked first: `make_mut` copies the whole registry while the follower holds it.
-        if self.registry.borrow().epochs_changed(chain, &fs, next_height) {
-            self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(chain, &fs, next_height));
+        if self.registry.borrow().epochs_changed(chain, fs, next_height) {
+            self.registry.send_if_modified(|r| std::sync::Arc::make_mut(r).set_epochs(chain, fs, next_height));
         }
-        self.warn_unswept_coins(height, &fs);
+        self.warn_unswept_coins(height, fs);
     }
 
     /// Execution sweeps earlier wallets and refreshes coins nearing the emergency delay at every interval

@@ -87,29 +87,6 @@ async fn shares_by(fed: &Federation, signer: u16, from: u64, to: u64) -> Vec<u64
     out
 }
 
-/// Runs `sidechain-cli <args>` against node `i`; returns (success, stdout + stderr).
-async fn cli(fed: &Federation, i: usize, args: &[&str]) -> (bool, String) {
-    let node = &fed.nodes[i];
-    let mut cmd = tokio::process::Command::new(testnet::federation::sidechaind_path().with_file_name("sidechain-cli"));
-    cmd.arg("--rpc-url").arg(node.rpc_url()).arg("--rpc-cookie").arg(node.datadir.join(".cookie"));
-    cmd.args(args).kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("sidechain-cli finished within 60 s")
-        .expect("sidechain-cli runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// What `script` holds per bitcoind 0's UTXO set.
-fn held_by(fed: &Federation, script: &ScriptBuf) -> Amount {
-    let desc = format!("raw({})", script.to_hex_string());
-    let scan: serde_json::Value = fed.bitcoinds[0]
-        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
-        .expect("scantxoutset");
-    Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
-}
-
 /// Mines a block every half second until `done` holds on node `i` (bounded); returns the blocks mined.
 async fn mine_until(
     fed: &Federation,
@@ -253,7 +230,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     .await;
     let s = c.get_pegout_status(burn_txid.to_string()).await.expect("status");
     assert_eq!(s.stage, PegOutStage::Final, "{s:?}");
-    assert_eq!(held_by(&fed, &payee), Amount::from_sat(20_000_000), "paid exactly once");
+    assert_eq!(held_by(&fed, 0, &payee), Amount::from_sat(20_000_000), "paid exactly once");
     let btc_rotation = fed.bitcoinds[0].height().expect("height") - btc_before;
     let tip = fed.nodes[0].height().await.expect("height");
     let leaver_signed = shares_by(&fed, 3, activation, tip).await;
@@ -288,9 +265,9 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     // ... and swept like the rest, by the old keys (validator 3's process is gone now: 0, 1, 2 sign).
     mine_until(&fed, 0, Duration::from_secs(180), "late deposit swept", swept).await;
     let end = info(&fed, 0).await;
-    assert_eq!(held_by(&fed, &old_plain), Amount::ZERO, "the old wallet's plain address is empty");
+    assert_eq!(held_by(&fed, 0, &old_plain), Amount::ZERO, "the old wallet's plain address is empty");
     let new_plain = ScriptBuf::from_hex(&end.script_pubkey).expect("script");
-    assert_eq!(held_by(&fed, &new_plain), end.peg_totals.btc_held, "every coin is in the new wallet");
+    assert_eq!(held_by(&fed, 0, &new_plain), end.peg_totals.btc_held, "every coin is in the new wallet");
 
     // Transfers: all nine landed, once each.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -493,7 +470,7 @@ async fn refreshes_keep_coins_from_the_emergency_delay_and_the_emergency_keys_sp
     assert!(depth < u64::from(delay), "refreshed at depth {depth}");
     println!("refresh confirmed at depth {depth} of the emergency delay {delay}");
     let held = info(&fed, 0).await.peg_totals.btc_held;
-    assert_eq!(held_by(&fed, &plain), held, "both coins now sit in one fresh federation output");
+    assert_eq!(held_by(&fed, 0, &plain), held, "both coins now sit in one fresh federation output");
 
     // What the emergency keys' holders start from: the proved list of outputs, each with its epoch and tweak.
     let proof = fed.nodes[0].client().expect("client").get_reserve_proof().await.expect("getreserveproof");
@@ -526,5 +503,5 @@ async fn refreshes_keep_coins_from_the_emergency_delay_and_the_emergency_keys_sp
     }
     broadcast(btc, &emergency_spend).expect("the emergency keys spend once the output is 40 blocks deep");
     btc.mine(1).expect("mine");
-    assert_eq!(held_by(&fed, &rescue), held - Amount::from_sat(5_000), "every BTC recovered");
+    assert_eq!(held_by(&fed, 0, &rescue), held - Amount::from_sat(5_000), "every BTC recovered");
 }

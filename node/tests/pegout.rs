@@ -100,17 +100,9 @@ async fn wait_pegout(fed: &Federation, i: usize, txid: Hash32, stage: PegOutStag
 }
 
 /// Runs `sidechain-cli --wallet <wallet> <args>` against node 0; returns (success, stdout + stderr).
-async fn cli(fed: &Federation, wallet: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let node = &fed.nodes[0];
-    let mut cmd = tokio::process::Command::new(testnet::federation::sidechaind_path().with_file_name("sidechain-cli"));
-    cmd.arg("--rpc-url").arg(node.rpc_url()).arg("--rpc-cookie").arg(node.datadir.join(".cookie"));
-    cmd.arg("--wallet").arg(wallet).args(args).kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("sidechain-cli finished within 60 s")
-        .expect("sidechain-cli runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+async fn cli_wallet(fed: &Federation, wallet: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let wallet = wallet.to_str().expect("utf-8 path");
+    cli(fed, 0, &[&["--wallet", wallet][..], args].concat()).await
 }
 
 /// Waits (bounded) until bitcoind 0's mempool holds `txid`: bitcoind took the batch as standard.
@@ -119,15 +111,6 @@ fn wait_in_mempool(fed: &Federation, txid: &str) {
         Ok(fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[])?.contains(&txid.to_string()))
     })
     .unwrap_or_else(|e| panic!("{e}: {}", fed.nodes[0].process.log_tail(40)));
-}
-
-/// What `script` holds on Bitcoin, per bitcoind `b`'s UTXO set.
-fn held_by(fed: &Federation, b: usize, script: &ScriptBuf) -> Amount {
-    let desc = format!("raw({})", script.to_hex_string());
-    let scan: serde_json::Value = fed.bitcoinds[b]
-        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
-        .expect("scantxoutset");
-    Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,14 +140,14 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     // is signed, each with a reason.
     let dir = tempfile::tempdir().expect("tempdir");
     let wallet = dir.path().join("user.key");
-    assert!(cli(&fed, &wallet, &["createwallet"]).await.0);
+    assert!(cli_wallet(&fed, &wallet, &["createwallet"]).await.0);
     let mainnet = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
-    let (ok, out) = cli(&fed, &wallet, &["pegout", mainnet, "0.001btc"]).await;
+    let (ok, out) = cli_wallet(&fed, &wallet, &["pegout", mainnet, "0.001btc"]).await;
     assert!(!ok && out.contains("not an address on the node's Bitcoin network"), "{out}");
-    let (ok, out) = cli(&fed, &wallet, &["pegout", "6a0401020304", "0.001btc"]).await;
+    let (ok, out) = cli_wallet(&fed, &wallet, &["pegout", "6a0401020304", "0.001btc"]).await;
     assert!(!ok && out.contains("is not a Bitcoin address"), "{out}");
     let regtest = bitcoin::Address::from_script(&payee, bitcoin::Network::Regtest).expect("address").to_string();
-    let (ok, out) = cli(&fed, &wallet, &["pegout", &regtest, "0.001btc"]).await;
+    let (ok, out) = cli_wallet(&fed, &wallet, &["pegout", &regtest, "0.001btc"]).await;
     assert!(!ok && out.contains("insufficient balance"), "an empty wallet cannot burn: {out}");
     let low_fee = UserTx { fee: Amount::from_sat(100), ..burn_tx(&user, 1, &payee, amount, 2) };
     let err = send(&fed, 1, low_fee, &user).await.expect_err("refused");

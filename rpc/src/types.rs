@@ -328,16 +328,11 @@ impl From<&Tx> for TxInfo {
                     signature: Some(s.signature),
                 }
             }
-            Tx::Evidence(e) => TxInfo {
-                txid: e.txid(),
-                hex: hex::encode(canonical_bytes(t)),
-                signer: None,
-                from: None,
-                nonce: None,
-                fee: Amount::ZERO,
-                kind: TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
-                signature: None,
-            },
+            Tx::Evidence(e) => unsigned_info(
+                t,
+                e.txid(),
+                TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
+            ),
             Tx::Validator(v) => {
                 let kind = match &v.tx.kind {
                     ledger::ValidatorTxKind::ReportReorg { anchor } => TxKindInfo::Reportreorg {
@@ -365,68 +360,62 @@ impl From<&Tx> for TxInfo {
                     signature: Some(v.signature),
                 }
             }
-            Tx::Settle(st) => TxInfo {
-                txid: st.txid(),
-                hex: hex::encode(canonical_bytes(t)),
-                signer: None,
-                from: None,
-                nonce: None,
-                fee: Amount::ZERO,
-                kind: TxKindInfo::Settle {
+            Tx::Settle(st) => unsigned_info(
+                t,
+                st.txid(),
+                TxKindInfo::Settle {
                     batch: st.batch,
                     btc_txid: btc_txid(&st.txid),
                     btc_block_hash: btc_block_hash(&st.btc_block.hash),
                     btc_height: st.btc_block.height.get(),
                 },
-                signature: None,
-            },
-            Tx::PegShare(p) => TxInfo {
-                txid: p.txid(),
-                hex: hex::encode(canonical_bytes(t)),
-                signer: None,
-                from: None,
-                nonce: None,
-                fee: Amount::ZERO,
-                kind: TxKindInfo::Pegoutsignatures {
+            ),
+            Tx::PegShare(p) => unsigned_info(
+                t,
+                p.txid(),
+                TxKindInfo::Pegoutsignatures {
                     validator: p.signer,
                     batch: p.batch,
                     btc_txid: crate::types::btc_txid(&p.txid),
                     inputs: p.signatures.len(),
                 },
-                signature: None,
-            },
-            Tx::Reconfigure(r) => TxInfo {
-                txid: r.txid(),
-                hex: hex::encode(canonical_bytes(t)),
-                signer: None,
-                from: None,
-                nonce: None,
-                fee: Amount::ZERO,
-                kind: TxKindInfo::Reconfigure {
+            ),
+            Tx::Reconfigure(r) => unsigned_info(
+                t,
+                r.txid(),
+                TxKindInfo::Reconfigure {
                     activation_height: r.proposal.activation_height,
                     validators: r.proposal.validators.len(),
                     peg_threshold: r.proposal.peg_threshold,
                     approvals: r.approvals.len(),
                 },
-                signature: None,
-            },
-            Tx::Mint(m) => TxInfo {
-                txid: m.txid(),
-                hex: hex::encode(canonical_bytes(t)),
-                signer: None,
-                from: None,
-                nonce: None,
-                fee: Amount::ZERO,
-                kind: TxKindInfo::Mint {
+            ),
+            Tx::Mint(m) => unsigned_info(
+                t,
+                m.txid(),
+                TxKindInfo::Mint {
                     btc_outpoint: btc_outpoint(&m.outpoint),
                     recipient: m.recipient,
                     amount: m.amount,
                     btc_block_hash: btc_block_hash(&m.btc_block.hash),
                     btc_height: m.btc_block.height.get(),
                 },
-                signature: None,
-            },
+            ),
         }
+    }
+}
+
+/// A transaction without an ed25519 signer or fee (BTC facts, evidence, shares, federation changes).
+fn unsigned_info(t: &Tx, txid: Hash32, kind: TxKindInfo) -> TxInfo {
+    TxInfo {
+        txid,
+        hex: hex::encode(canonical_bytes(t)),
+        signer: None,
+        from: None,
+        nonce: None,
+        fee: Amount::ZERO,
+        kind,
+        signature: None,
     }
 }
 
@@ -727,10 +716,14 @@ pub struct ValidatorInfo {
 }
 
 impl ValidatorInfo {
-    /// The validators of a genesis (epoch 0; `validator_infos` gives any epoch's).
+    /// The validators of a genesis (epoch 0).
     pub fn from_genesis(genesis: &Genesis) -> Vec<ValidatorInfo> {
-        genesis
-            .validators
+        Self::list(&genesis.validators)
+    }
+
+    /// A validator list (the genesis set or any epoch's), indexed by position.
+    pub fn list(validators: &[ledger::GenesisValidator]) -> Vec<ValidatorInfo> {
+        validators
             .iter()
             .enumerate()
             .map(|(i, v)| ValidatorInfo {

@@ -157,3 +157,26 @@ pub fn mine_empty(fed: &Federation, n: u64) -> u64 {
     }
     h
 }
+
+/// Runs `sidechain-cli <args>` against node `i`'s RPC (its cookie); returns (success, stdout + stderr).
+pub async fn cli(fed: &Federation, i: usize, args: &[&str]) -> (bool, String) {
+    let node = &fed.nodes[i];
+    let mut cmd = tokio::process::Command::new(testnet::federation::sidechaind_path().with_file_name("sidechain-cli"));
+    cmd.arg("--rpc-url").arg(node.rpc_url()).arg("--rpc-cookie").arg(node.datadir.join(".cookie"));
+    cmd.args(args).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("sidechain-cli finished within 60 s")
+        .expect("sidechain-cli runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// What `script` holds on Bitcoin, per bitcoind `b`'s UTXO set.
+pub fn held_by(fed: &Federation, b: usize, script: &bitcoin::ScriptBuf) -> Amount {
+    let desc = format!("raw({})", script.to_hex_string());
+    let scan: serde_json::Value = fed.bitcoinds[b]
+        .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
+        .expect("scantxoutset");
+    Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
+}

@@ -8,7 +8,7 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::batching::{BatchKind, BatchRecord};
 use ledger::{Chain, FederationEpoch, StateReader};
-use primitives::{Height, ValidatorIndex};
+use primitives::Height;
 use serde::{Deserialize, Serialize};
 
 /// The emergency branch of every federation wallet.
@@ -106,18 +106,7 @@ pub struct FederationView {
 
 /// The validators of an epoch as `getvalidators` shows them.
 pub fn validator_infos(epoch: &FederationEpoch) -> Vec<ValidatorInfo> {
-    epoch
-        .validators
-        .iter()
-        .enumerate()
-        .map(|(i, v)| ValidatorInfo {
-            index: ValidatorIndex(u16::try_from(i).unwrap_or(u16::MAX)),
-            consensus_key: v.consensus_key,
-            peg_key: v.peg_key,
-            power: v.power,
-            p2p_addr: v.p2p_addr.clone(),
-        })
-        .collect()
+    ValidatorInfo::list(&epoch.validators)
 }
 
 fn sweep_info(b: &BatchRecord) -> SweepBatchInfo {
