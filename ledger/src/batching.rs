@@ -38,8 +38,8 @@ pub struct BatchInputRecord {
         deserialize_with = "crate::codec::amount::deserialize"
     )]
     pub amount: Amount,
-    /// Whose deposit tweak the keys need (the fee pool's id: untweaked).
-    pub tweak_recipient: AccountId,
+    /// Whose deposit tweak the keys need (`None`: the plain, untweaked script).
+    pub tweak: Option<AccountId>,
 }
 
 /// What a batch is for.
@@ -204,7 +204,7 @@ pub(crate) fn input_records(inputs: &[peg::BatchInput]) -> Vec<BatchInputRecord>
         .map(|i| BatchInputRecord {
             outpoint: BtcOutPoint::from_bitcoin(&i.outpoint),
             amount: i.amount,
-            tweak_recipient: i.tweak.map_or_else(fee_pool_id, |t| AccountId(Hash32(t))),
+            tweak: i.tweak.map(|t| AccountId(Hash32(t))),
         })
         .collect()
 }
@@ -215,7 +215,7 @@ fn to_peg_inputs(inputs: &[BatchInputRecord]) -> Vec<peg::BatchInput> {
         .map(|i| peg::BatchInput {
             outpoint: i.outpoint.to_bitcoin(),
             amount: i.amount,
-            tweak: (i.tweak_recipient != fee_pool_id()).then_some(i.tweak_recipient.0 .0),
+            tweak: i.tweak.map(|t| t.0 .0),
         })
         .collect()
 }
@@ -310,9 +310,10 @@ impl<S: StateReader> Overlay<'_, S> {
             totals.btc_held = totals.btc_held.checked_add(change).ok_or(TxError::PegTotalOverflow)?;
             let utxo = crate::pegin::FederationUtxo {
                 amount: change,
-                tweak_recipient: fee_pool_id(),
+                tweak: None,
                 btc_block: s.btc_block,
                 epoch: record.change_epoch,
+                coinbase: false,
             };
             self.writes.insert(StateKey::FederationUtxo(outpoint), canonical_bytes(&utxo));
             self.add_spendable(outpoint)?;
@@ -382,8 +383,12 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(())
     }
 
-    /// The spendable set and each of its outputs as a batch candidate.
-    pub(crate) fn spendable_candidates(&self) -> Result<(SpendableUtxos, Vec<Candidate>), StateError> {
+    /// The spendable set and each of its outputs a batch built at anchor height `anchor` may spend as a
+    /// candidate (an immature coinbase output stays in the set but is no candidate yet).
+    pub(crate) fn spendable_candidates(
+        &self,
+        anchor: primitives::BtcHeight,
+    ) -> Result<(SpendableUtxos, Vec<Candidate>), StateError> {
         let spendable = spendable_utxos(self)?;
         let mut candidates = Vec::with_capacity(spendable.0.len());
         for o in &spendable.0 {
@@ -391,7 +396,10 @@ impl<S: StateReader> Overlay<'_, S> {
                 key: StateKey::FederationUtxo(*o),
                 reason: "spendable output has no record".into(),
             })?;
-            let tweak = (u.tweak_recipient != fee_pool_id()).then_some(u.tweak_recipient.0 .0);
+            if !u.is_mature_at(anchor) {
+                continue;
+            }
+            let tweak = u.tweak.map(|t| t.0 .0);
             candidates.push(Candidate {
                 input: peg::BatchInput { outpoint: o.to_bitcoin(), amount: u.amount, tweak },
                 epoch: u.epoch,
@@ -491,7 +499,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.in_force();
         let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
-        let (_, candidates) = self.spendable_candidates()?;
+        let (_, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
         let candidates: Vec<peg::BatchInput> =
             candidates.into_iter().filter(|c| c.epoch == epoch.epoch).map(|c| c.input).collect();
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;

@@ -48,14 +48,19 @@ impl<S: StateReader> Overlay<'_, S> {
             let Some(record) = batch(self, id)? else { continue };
             if bump_due(chain, &record, meta) {
                 // A skipped bump changes nothing: the same check runs at the next block.
-                let _ = self.bump(chain, record)?;
+                let _ = self.bump(chain, record, meta)?;
             }
         }
         Ok(())
     }
 
     /// Builds and records the next version of `record`; `Ok(Err(_))` when it cannot be built now.
-    fn bump(&mut self, chain: &Chain, mut record: BatchRecord) -> Result<Result<(), BumpSkipped>, TxError> {
+    fn bump(
+        &mut self,
+        chain: &Chain,
+        mut record: BatchRecord,
+        meta: &ChainMeta,
+    ) -> Result<Result<(), BumpSkipped>, TxError> {
         if record.earlier.len() + 1 >= crate::batching::MAX_BATCH_VERSIONS {
             return Ok(Err(BumpSkipped::TooManyVersions));
         }
@@ -74,7 +79,7 @@ impl<S: StateReader> Overlay<'_, S> {
             fee: record.fee,
             vbytes: record.vbytes,
         };
-        let (spendable, candidates) = self.spendable_candidates()?;
+        let (spendable, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
         // Only coins of the batch's own wallet: one key set signs every input.
         let candidates: Vec<peg::BatchInput> =
             candidates.into_iter().filter(|c| c.epoch == record.epoch).map(|c| c.input).collect();

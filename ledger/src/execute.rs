@@ -158,8 +158,9 @@ pub enum TxError {
         /// The anchor.
         anchor: BtcHeight,
     },
-    /// A mint of an output of the federation's own peg-out batch (its change).
-    #[error("that output belongs to peg-out batch {batch} (its change), not a deposit")]
+    /// A mint of an output of a peg-out batch still in flight (its settlement must come first, in the same
+    /// block or earlier).
+    #[error("that output belongs to peg-out batch {batch}, which is not settled yet")]
     MintOfBatchOutput {
         /// The batch.
         batch: u64,
@@ -167,6 +168,21 @@ pub enum TxError {
     /// Peg-outs are not enabled on this chain yet.
     #[error("peg-outs are not enabled on this chain (params.pegout_enabled is false)")]
     PegOutDisabled,
+    /// A `Federation` mint must credit the fee pool (nobody else can be bound to the plain script).
+    #[error("a mint of an output to the plain federation script must credit the fee pool, not {recipient}")]
+    FederationMintRecipient {
+        /// The recipient named.
+        recipient: AccountId,
+    },
+    /// A peg-out to the federation's own plain script (of any epoch): the BTC would come back to the
+    /// federation bound to nobody.
+    #[error(
+        "that payout script is the federation wallet of epoch {epoch}; to move coins on the sidechain, transfer them"
+    )]
+    PayoutToFederation {
+        /// The epoch whose wallet it is.
+        epoch: u32,
+    },
     /// A payout script Bitcoin would not relay, or one the federation does not pay.
     #[error("unsupported payout script {0}: use a P2PKH, P2SH, P2WPKH, P2WSH or P2TR address")]
     UnsupportedPayoutScript(String),

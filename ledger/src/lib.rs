@@ -12,6 +12,7 @@
 //!   `jmt::storage::TreeReader` implemented over the node's database ([`MemStore`] in memory).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod anchor_move;
 pub mod batching;
 pub mod block;
 pub mod bumping;
@@ -30,6 +31,7 @@ pub mod testkit;
 pub mod tx;
 pub mod validator_tx;
 
+pub use anchor_move::{plan_peg_txs, BtcBlockFacts, PegPlan};
 pub use block::{Block, BlockHeader, BtcAnchor};
 pub use execute::{
     build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
@@ -49,8 +51,8 @@ pub use state::{
     WriteSet,
 };
 pub use tx::{
-    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintTx, PegShareTx, SettleTx, SignedUserTx, SignedValidatorTx,
-    Tx, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintKind, MintTx, PegShareTx, SettleTx, SignedUserTx,
+    SignedValidatorTx, Tx, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.

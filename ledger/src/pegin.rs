@@ -20,7 +20,7 @@ use crate::codec;
 use crate::execute::{Overlay, Receipt, TxError};
 use crate::genesis::Chain;
 use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
-use crate::tx::{MintTx, SignedUserTx};
+use crate::tx::{MintKind, MintTx, SignedUserTx};
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{canonical_bytes, AccountId, Hash32, Height};
@@ -77,13 +77,28 @@ pub struct FederationUtxo {
     /// Its value.
     #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
     pub amount: Amount,
-    /// The recipient whose tweak the spending keys need (`peg::deposit`); the fee pool's id for an output to
-    /// the plain, untweaked federation script (minted to the fee pool).
-    pub tweak_recipient: AccountId,
+    /// The recipient whose tweak the spending keys need (`peg::deposit`); `None` for an output to the
+    /// plain, untweaked federation script (a batch's change, a refresh, a `MintKind::Federation` mint).
+    /// Explicit, never inferred from the recipient: a deposit bound to the fee pool's id is tweaked too.
+    pub tweak: Option<AccountId>,
     /// The BTC block holding it.
     pub btc_block: BtcAnchor,
     /// The federation epoch whose wallet holds it (whose keys sign its spend).
     pub epoch: u32,
+    /// Paid by a coinbase: no batch spends it before the anchor is [`COINBASE_MATURITY`] blocks past it.
+    pub coinbase: bool,
+}
+
+/// Bitcoin's coinbase maturity: a coinbase output is spendable in a block at least this many blocks above
+/// it. A batch is broadcast at an anchor `a` (so it confirms at `a + 1` or later); an output at `h` may go
+/// into it when `a >= h + COINBASE_MATURITY`, one block of margin.
+pub const COINBASE_MATURITY: u32 = 100;
+
+impl FederationUtxo {
+    /// Whether a batch built at anchor height `anchor` may spend it (coinbase maturity).
+    pub fn is_mature_at(&self, anchor: primitives::BtcHeight) -> bool {
+        !self.coinbase || anchor.get() >= self.btc_block.height.get().saturating_add(COINBASE_MATURITY)
+    }
 }
 
 /// Running totals of the peg, updated by every mint (and later every burn and payout).
@@ -168,6 +183,9 @@ impl<S: StateReader> Overlay<'_, S> {
         if mint.amount == Amount::ZERO || mint.amount > Amount::MAX_MONEY {
             return Err(TxError::BadMintAmount(mint.amount));
         }
+        if mint.kind == MintKind::Federation && mint.recipient != fee_pool_id() {
+            return Err(TxError::FederationMintRecipient { recipient: mint.recipient });
+        }
         // The change of a peg-out batch pays the plain federation script too; it is the federation's own
         // coin coming back, never a deposit.
         for id in crate::batching::batch_index(self)?.in_flight {
@@ -219,9 +237,10 @@ impl<S: StateReader> Overlay<'_, S> {
         self.put(StateKey::PegIn(mint.outpoint), &record);
         let utxo = FederationUtxo {
             amount: mint.amount,
-            tweak_recipient: mint.recipient,
+            tweak: (mint.kind == MintKind::Deposit).then_some(mint.recipient),
             btc_block: mint.btc_block,
             epoch: mint.epoch,
+            coinbase: mint.coinbase,
         };
         self.put(StateKey::FederationUtxo(mint.outpoint), &utxo);
         self.add_spendable(mint.outpoint)?;

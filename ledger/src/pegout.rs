@@ -8,6 +8,10 @@
 //! - a burn moves `amount` out of `supply` into `unpaid_burns` (so `supply + unpaid_burns` is unchanged and
 //!   the reserve check `supply + unpaid_burns <= btc_held` is unaffected by burning) and `fee` to the pool;
 //! - every burn gets the next id and joins the queue once, in block order;
+//! - a burn never pays the plain federation script of any epoch (the BTC would come back bound to nobody);
+//!   a burn to a *deposit* script (anyone's, the burner's own included) is allowed: a P2WSH does not reveal
+//!   that it is one, and once its batch settles the output is a deposit like any other, minted exactly once
+//!   to the account the script is bound to (required when that registration is live, else by `claimpegin`);
 //! - the fee covers the payout output at twice the agreed fee rate (headroom for one bump) plus `min_fee`, so
 //!   the fee pool, which pays batch fees, is not drained by burns.
 
@@ -128,6 +132,13 @@ impl<S: StateReader> Overlay<'_, S> {
         let script = ScriptBuf::from_bytes(script.to_vec());
         if !is_supported_payout_script(&script) {
             return Err(TxError::UnsupportedPayoutScript(hex_of(script.as_bytes())));
+        }
+        let federation = crate::federation::federation_state(chain, self)?;
+        for epoch in federation.epochs.iter().chain(federation.pending.iter()) {
+            let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+            if wallet.script_pubkey() == script {
+                return Err(TxError::PayoutToFederation { epoch: epoch.epoch });
+            }
         }
         let dust = script.minimal_non_dust();
         if amount < params.pegout_min_amount || amount < dust {

@@ -41,11 +41,11 @@ impl<S: StateReader> Overlay<'_, S> {
         let target = chain.wallet(&in_force).map_err(|e| TxError::Wallet(e.to_string()))?.script_pubkey();
         let limits = peg::BatchLimits::STANDARD;
         for epoch in &federation.epochs[..federation.epochs.len() - 1] {
-            let (_, candidates) = self.spendable_candidates()?;
+            let (_, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
             let coins: Vec<Candidate> = candidates.into_iter().filter(|c| c.epoch == epoch.epoch).collect();
             self.sweep(chain, meta, epoch, &in_force, &coins, BatchKind::Sweep, &target, limits)?;
         }
-        let (_, candidates) = self.spendable_candidates()?;
+        let (_, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
         let aging: Vec<Candidate> = candidates
             .into_iter()
             .filter(|c| c.epoch == in_force.epoch && refresh_due(chain, c.confirmed_at, meta.btc_anchor.height))

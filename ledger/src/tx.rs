@@ -243,9 +243,10 @@ impl BtcOutPoint {
 /// needs no bitcoind: the outpoint was never minted, and `btc_block` is at or below the new anchor.
 ///
 /// A block that advances the anchor must carry one for every deposit to a live registration in the BTC
-/// blocks it covers, and for every output to the plain federation script (recipient: the fee pool, which
-/// marks the output untweaked); deposits outside that rule (missed or expired registrations) come in through
-/// `claimpegin` and are checked the same way.
+/// blocks it covers, and for every output to the plain federation script ([`MintKind::Federation`], credited
+/// to the fee pool), among those execution accepts ([`crate::anchor_move::plan_peg_txs`] decides both); deposits
+/// outside that rule (missed or expired registrations) come in through `claimpegin` and are checked the
+/// same way.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct MintTx {
     /// The deposit output.
@@ -259,6 +260,20 @@ pub struct MintTx {
     pub btc_block: crate::block::BtcAnchor,
     /// The federation epoch whose wallet the deposit pays (its deposit address for `recipient`).
     pub epoch: u32,
+    /// Which script the output pays: the deposit script bound to `recipient`, or the plain federation
+    /// script. Recorded with the output, so every later spend signs with the right (tweaked or plain) keys.
+    pub kind: MintKind,
+    /// Paid by a coinbase transaction: the federation spends it only once it is 100 BTC blocks deep.
+    pub coinbase: bool,
+}
+
+/// The script a minted output pays, which decides the keys that spend it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub enum MintKind {
+    /// The deposit script bound to the mint's recipient (keys tweaked by the recipient).
+    Deposit,
+    /// The plain, untweaked federation script; the recipient must be the fee pool.
+    Federation,
 }
 
 impl MintTx {

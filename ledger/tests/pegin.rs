@@ -33,6 +33,8 @@ fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32) -> MintTx {
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),
         epoch: 0,
+        kind: sidechain_ledger::MintKind::Deposit,
+        coinbase: false,
     }
 }
 
@@ -72,7 +74,7 @@ fn mint_credits_recipient_minus_fee_exactly_once() {
     let rec = snap.get_pegin(&mint(1, r, 0, 0).outpoint).unwrap().expect("recorded");
     assert_eq!((rec.credited, rec.fee, rec.minted_at), (Amount::from_sat(100_000) - fee, fee, Height(2)));
     let utxo = snap.get_federation_utxo(&rec_outpoint(1)).unwrap().expect("federation utxo");
-    assert_eq!((utxo.amount, utxo.tweak_recipient), (Amount::from_sat(100_000), r));
+    assert_eq!((utxo.amount, utxo.tweak), (Amount::from_sat(100_000), Some(r)));
     // The same outpoint again, in a later block or twice in one: refused.
     let again = commit(&chain, &mut store, 3, 3, vec![Tx::Mint(mint(1, r, 100_000, 2))]);
     assert!(matches!(again, Err(BlockError::InvalidTx { source: TxError::AlreadyMinted { .. }, .. })), "{again:?}");

@@ -163,6 +163,8 @@ fn deposit(n: u8, sats: u64) -> Tx {
         amount: Amount::from_sat(sats),
         btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
         epoch: 0,
+        kind: sidechain_ledger::MintKind::Deposit,
+        coinbase: false,
     })
 }
 

@@ -73,6 +73,8 @@ fn deposit(n: u8, sats: u64) -> Tx {
         amount: Amount::from_sat(sats),
         btc_block: anchor(1),
         epoch: 0,
+        kind: sidechain_ledger::MintKind::Deposit,
+        coinbase: false,
     })
 }
 
@@ -243,6 +245,8 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
         amount: v1.change.unwrap(),
         btc_block: anchor(5),
         epoch: 0,
+        kind: sidechain_ledger::MintKind::Federation,
+        coinbase: false,
     });
     let r = try_commit(&chain, &mut v1_branch, 9, 5, vec![mint_change]);
     assert!(matches!(tx_error(r), TxError::AlreadyHeld { .. }));

@@ -221,9 +221,27 @@ pub fn btc_per_kvb_to_sat_vb(rate: f64) -> Option<u64> {
     (sat_vb.is_finite() && (1.0..=max).contains(&sat_vb)).then_some(sat_vb as u64)
 }
 
+/// The output a `gettxout` answer describes (`null`: spent or unknown). Pure, so hostile answers are tested.
+pub fn txout_from_gettxout(answer: &Value) -> Result<Option<::bitcoin::TxOut>, BitcoinError> {
+    if answer.is_null() {
+        return Ok(None);
+    }
+    let value = answer["value"]
+        .as_f64()
+        .and_then(|btc| ::bitcoin::Amount::from_btc(btc).ok())
+        .ok_or_else(|| bad("gettxout", answer))?;
+    let script = answer["scriptPubKey"]["hex"]
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| bad("gettxout", answer))?;
+    Ok(Some(::bitcoin::TxOut { value, script_pubkey: ::bitcoin::ScriptBuf::from_bytes(script) }))
+}
+
 fn bad(method: &'static str, v: &Value) -> BitcoinError {
     let mut detail = v.to_string();
-    detail.truncate(200);
+    // At a character boundary: `String::truncate` panics inside a multi-byte character.
+    let cut = (0..=detail.len().min(200)).rev().find(|&i| detail.is_char_boundary(i)).unwrap_or(0);
+    detail.truncate(cut);
     BitcoinError::BadAnswer { method, detail }
 }
 
@@ -422,6 +440,28 @@ impl DepositIndex {
 #[cfg(test)]
 mod tests {
     use super::btc_per_kvb_to_sat_vb;
+
+    #[test]
+    fn gettxout_answers_are_read_or_refused() {
+        use super::{txout_from_gettxout, BitcoinError};
+        use serde_json::json;
+        assert_eq!(txout_from_gettxout(&json!(null)).unwrap(), None);
+        let ok = json!({"value": 0.0005, "scriptPubKey": {"hex": "0014ab"}, "confirmations": 3});
+        let out = txout_from_gettxout(&ok).unwrap().expect("an output");
+        assert_eq!((out.value.to_sat(), out.script_pubkey.as_bytes()), (50_000, &[0x00, 0x14, 0xab][..]));
+        for bad in [
+            json!({"value": -1.0, "scriptPubKey": {"hex": "00"}}),
+            json!({"value": 0.1}),
+            json!({"value": 0.1,
+            "scriptPubKey": {"hex": "zz"}}),
+            json!("ünïcödé ".repeat(100)),
+        ] {
+            assert!(
+                matches!(txout_from_gettxout(&bad), Err(BitcoinError::BadAnswer { method: "gettxout", .. })),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn bitcoind_fee_rates_become_whole_sat_per_vbyte_and_garbage_is_no_rate() {

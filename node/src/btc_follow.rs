@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// What the validator's bitcoind showed at its last successful poll.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -306,12 +306,29 @@ fn check_claim(
 /// refused by bitcoind, which is fine).
 pub fn rebroadcast(client: Arc<BitcoindClient>, mut txs: watch::Receiver<Vec<bitcoin::Transaction>>, every: Duration) {
     tokio::spawn(async move {
+        let mut refused = std::collections::HashSet::new();
         loop {
             let list = txs.borrow_and_update().clone();
             for tx in list {
+                let txid = tx.compute_txid();
+                // Bitcoin's interpreter, against the prevouts our bitcoind shows, before anything goes out:
+                // every share checked out against our records, which is exactly what could be wrong.
+                let c = client.clone();
+                let checked = tx.clone();
+                match tokio::task::spawn_blocking(move || script_check(&c, &checked)).await {
+                    Ok(Ok(Some(why))) => {
+                        if refused.insert(txid) {
+                            error!(%txid, reason = %why, "the federation signed a peg-out transaction that Bitcoin's \
+                                interpreter refuses; not broadcasting it (a bug in the peg: report it)");
+                        }
+                        continue;
+                    }
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => debug!(%txid, error = %e, "cannot read the batch's prevouts; sending anyway"),
+                    Err(e) => debug!(error = %e, "script check task failed"),
+                }
                 let c = client.clone();
                 let hex = bitcoin::consensus::encode::serialize_hex(&tx);
-                let txid = tx.compute_txid();
                 let sent =
                     tokio::task::spawn_blocking(move || c.call("sendrawtransaction", &[serde_json::json!(hex)])).await;
                 match sent {
@@ -328,6 +345,25 @@ pub fn rebroadcast(client: Arc<BitcoindClient>, mut txs: watch::Receiver<Vec<bit
             }
         }
     });
+}
+
+/// Checks `tx` with Bitcoin's interpreter against the outputs it spends as bitcoind shows them
+/// (`gettxout`, mempool included). `Ok(None)`: valid, or some prevout is already spent (the batch or a
+/// conflicting version confirmed: bitcoind refuses it anyway); `Ok(Some(why))`: Bitcoin would refuse it.
+fn script_check(
+    client: &BitcoindClient,
+    tx: &bitcoin::Transaction,
+) -> Result<Option<peg::ScriptCheckError>, crate::bitcoin::BitcoinError> {
+    let mut prevouts = Vec::with_capacity(tx.input.len());
+    for input in &tx.input {
+        let o = input.previous_output;
+        let answer = client.call("gettxout", &[serde_json::json!(o.txid.to_string()), serde_json::json!(o.vout)])?;
+        match crate::bitcoin::txout_from_gettxout(&answer)? {
+            Some(out) => prevouts.push(out),
+            None => return Ok(None),
+        }
+    }
+    Ok(peg::verify_spends(tx, &prevouts).err())
 }
 
 /// A ledger anchor as the peg crate's `(height, hash)`, and back.

@@ -16,6 +16,7 @@ pub mod fed_pool;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
+pub mod peg_sim;
 pub mod pegin;
 pub mod rpc_backend;
 mod rpc_dashboard;

@@ -8,10 +8,14 @@
 //! index built by scanning every BTC block above the anchor for outputs to registered deposit scripts.
 //!
 //! The rule that stops a proposer from censoring a deposit: a block that moves the anchor from `a` to `b`
-//! must carry a `Mint` for every deposit to a *live* registration in BTC blocks `(a, b]` not minted before.
-//! Proposer and validators compute that list from the same previous state (liveness, minted outpoints) and
-//! each from its own bitcoind; a validator whose index disagrees or is not ready votes nil on the move, and
-//! from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
+//! must carry a `Settle` for every batch confirmed in BTC blocks `(a, b]` and a `Mint` for every output there
+//! to a live registration's deposit script or to the plain federation script, *among those execution
+//! accepts*. One pure function of the ledger, [`ledger::plan_peg_txs`], decides that list by applying each
+//! candidate with the code that executes blocks; proposer and validators both call it, each with the facts
+//! of its own bitcoind (this module turns a [`BtcSnapshot`] into those facts), so nothing a user can pay to
+//! (a peg-out to their own deposit address, a zero-value output, a coinbase) makes "required" and
+//! "accepted" differ and freezes the anchor. A validator whose index disagrees or is not ready votes nil on
+//! the move, and from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
 //!
 //! The index's scans depend on which scripts were registered when it scanned. [`Registry::version`] counts
 //! changes to the watched scripts; a snapshot built with an older version may miss a deposit to a newer
@@ -23,7 +27,9 @@
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
 use bitcoin::hashes::Hash;
-use ledger::{Block, BtcAnchor, BtcOutPoint, Chain, MintTx, StateReader, Tx, UserTxKind};
+use ledger::{
+    Block, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader, Tx, UserTxKind,
+};
 use primitives::{AccountId, Hash32, Height};
 
 /// The deposit descriptor bound to `recipient` in `wallet` on this chain (its script, address and text follow).
@@ -189,7 +195,7 @@ pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &Hash32, inp
     signed.iter().all(|(t, prev)| t == txid || prev.iter().all(|o| inputs.contains(o)))
 }
 
-/// The mint a block carries for deposit `d`.
+/// The mint a block carries for deposit `d` (an output to the deposit script bound to its recipient).
 pub fn mint_for(d: &peg::Deposit) -> MintTx {
     MintTx {
         outpoint: BtcOutPoint::from_bitcoin(&d.outpoint),
@@ -197,12 +203,14 @@ pub fn mint_for(d: &peg::Deposit) -> MintTx {
         amount: d.amount,
         btc_block: from_peg((d.btc_height, d.btc_block_hash)),
         epoch: d.epoch,
+        kind: MintKind::Deposit,
+        coinbase: d.coinbase,
     }
 }
 
 /// The mint a block carries for an output paying the plain (untweaked) federation script: nobody can be
 /// credited, so it goes to the fee pool (which pays the federation's Bitcoin fees) and the BTC counts in
-/// reserves like any deposit. `recipient = fee pool` marks the UTXO as untweaked.
+/// reserves like any deposit. [`MintKind::Federation`] records it as untweaked.
 pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
     MintTx {
         outpoint: BtcOutPoint::from_bitcoin(&o.outpoint),
@@ -210,14 +218,139 @@ pub fn mint_for_plain(o: &peg::FederationOutput) -> MintTx {
         amount: o.amount,
         btc_block: from_peg((o.btc_height, o.btc_block_hash)),
         epoch: o.epoch,
+        kind: MintKind::Federation,
+        coinbase: o.coinbase,
     }
 }
 
-/// The mints a block at `height` moving the anchor from `prev` to `new` must carry: every indexed deposit in
-/// BTC blocks `(prev, new]` whose recipient's registration is live at `height` and that `state` (the
-/// previous block's) has not recorded. `Err` says why this snapshot cannot tell (then the anchor must not
-/// move on its word).
-pub fn required_mints<S: StateReader>(
+/// Why this node's snapshot of Bitcoin cannot say what a move of the anchor requires (then the anchor
+/// must not move on its word: the proposer proposes a shorter move, a validator votes nil).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CannotTell {
+    /// A deposit script was registered after the index scanned: it may have missed a deposit to it.
+    #[error("the deposit index was built with {built} registered scripts, {now} are registered now")]
+    StaleRegistry {
+        /// The registry version the scans used.
+        built: u64,
+        /// The registry version now.
+        now: u64,
+    },
+    /// The index does not reach that BTC height yet.
+    #[error("the deposit index does not cover BTC height {0} yet")]
+    NotCovered(u32),
+    /// Our bitcoind's block at the proposed anchor's height is another one.
+    #[error("the deposit index has another block at BTC height {0} than the proposed anchor")]
+    OtherBlock(u32),
+    /// The previous state could not be read.
+    #[error("cannot read state: {0}")]
+    State(#[from] ledger::StateError),
+}
+
+/// A validator's objection to a block's peg transactions (it votes nil on the block).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PegObjection {
+    /// This node has no bitcoind, so it cannot check BTC facts.
+    #[error("no bitcoind configured, so this validator cannot check peg-in facts")]
+    NoBitcoind,
+    /// Our index cannot list what the move requires.
+    #[error(transparent)]
+    CannotTell(#[from] CannotTell),
+    /// A required settlement is missing.
+    #[error("leaves out the confirmation of peg-out batch {batch} in BTC block {btc_height}")]
+    MissingSettle {
+        /// The batch.
+        batch: u64,
+        /// The BTC block confirming it.
+        btc_height: u32,
+    },
+    /// A settlement our bitcoind does not show (or not required by the move).
+    #[error("settles peg-out batch {batch} in BTC block {btc_height}, which our bitcoind does not show")]
+    UnknownSettle {
+        /// The batch.
+        batch: u64,
+        /// The BTC block it names.
+        btc_height: u32,
+    },
+    /// A required mint is missing.
+    #[error("leaves out the deposit {outpoint} of {amount} to {recipient} in BTC block {btc_height}")]
+    MissingMint {
+        /// The output.
+        outpoint: bitcoin::OutPoint,
+        /// Its value.
+        amount: bitcoin::Amount,
+        /// The account credited.
+        recipient: AccountId,
+        /// The BTC block holding it.
+        btc_height: u32,
+    },
+    /// A mint whose facts our bitcoind does not show.
+    #[error("mints {outpoint} ({amount} to {recipient} in BTC block {btc_height} {btc_block}), which our bitcoind does not show")]
+    UnconfirmedMint {
+        /// The output.
+        outpoint: bitcoin::OutPoint,
+        /// Its value.
+        amount: bitcoin::Amount,
+        /// The account credited.
+        recipient: AccountId,
+        /// The BTC block it names.
+        btc_height: u32,
+        /// That block's hash.
+        btc_block: bitcoin::BlockHash,
+    },
+}
+
+fn btc_outpoint(o: &BtcOutPoint) -> bitcoin::OutPoint {
+    bitcoin::OutPoint { txid: rpc::types::btc_txid(&o.txid), vout: o.vout }
+}
+
+/// The facts of the BTC blocks `(prev, new]` as our index shows them, for [`ledger::plan_peg_txs`]; `Err`
+/// when the index cannot tell (not scanned that far, scanned with an older registry, another block at
+/// `new`'s height).
+pub fn block_facts(
+    snap: &BtcSnapshot,
+    registry_version: u64,
+    prev: &BtcAnchor,
+    new: &BtcAnchor,
+) -> Result<Vec<BtcBlockFacts>, CannotTell> {
+    if new.height <= prev.height {
+        return Ok(Vec::new());
+    }
+    if snap.registry_version < registry_version {
+        return Err(CannotTell::StaleRegistry { built: snap.registry_version, now: registry_version });
+    }
+    let mut out = Vec::new();
+    for h in prev.height.get() + 1..=new.height.get() {
+        let block = snap.deposits.get(&h).ok_or(CannotTell::NotCovered(h))?;
+        let anchor = from_peg((h, block.hash));
+        if h == new.height.get() && anchor.hash != new.hash {
+            return Err(CannotTell::OtherBlock(h));
+        }
+        let outputs = block.scan.deposits.iter().map(mint_for).chain(block.scan.plain.iter().map(mint_for_plain));
+        out.push(BtcBlockFacts {
+            block: anchor,
+            outputs: outputs.collect(),
+            txids: block.txids.iter().map(|t| Hash32(t.to_byte_array())).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Verified claims (`claimpegin`) whose deposit a block with anchor `anchor` covers.
+pub fn covered_claims(snap: &BtcSnapshot, anchor: &BtcAnchor) -> Vec<MintTx> {
+    snap.claims
+        .iter()
+        .map(mint_for)
+        .filter(|m| {
+            m.btc_block.height < anchor.height
+                || (m.btc_block.height == anchor.height && m.btc_block.hash == anchor.hash)
+        })
+        .collect()
+}
+
+/// What a block at `height` on `state` (anchor `prev`) moving the anchor to `new` carries on the peg, as
+/// [`ledger::plan_peg_txs`] decides from our snapshot's facts, with our verified claims offered too.
+#[allow(clippy::too_many_arguments)]
+pub fn peg_plan<S: StateReader>(
     chain: &Chain,
     state: &S,
     snap: &BtcSnapshot,
@@ -225,114 +358,16 @@ pub fn required_mints<S: StateReader>(
     prev: &BtcAnchor,
     new: &BtcAnchor,
     height: Height,
-) -> Result<Vec<MintTx>, String> {
-    if new.height <= prev.height {
-        return Ok(Vec::new());
-    }
-    if snap.registry_version < registry_version {
-        return Err(format!(
-            "the deposit index was built with {} registered scripts, {} are registered now",
-            snap.registry_version, registry_version
-        ));
-    }
-    let batch_txids = in_flight_batch_txids(state)?;
-    let fs = ledger::federation_state(chain, state).map_err(|e| e.to_string())?;
-    let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
-    let mut out = Vec::new();
-    for h in prev.height.get() + 1..=new.height.get() {
-        let Some(block) = snap.deposits.get(&h) else {
-            return Err(format!("the deposit index does not cover BTC height {h} yet"));
-        };
-        if h == new.height.get() && from_peg((h, block.hash)).hash != new.hash {
-            return Err(format!("the deposit index has another block at BTC height {h} than the proposed anchor"));
-        }
-        for d in block.scan.deposits.iter().filter(|d| watched.contains(&d.epoch)) {
-            let recipient = AccountId(Hash32(d.recipient));
-            let live = ledger::pegin::registration_is_live(state, &recipient, height).map_err(|e| e.to_string())?;
-            if live && state.get_pegin(&BtcOutPoint::from_bitcoin(&d.outpoint)).map_err(|e| e.to_string())?.is_none() {
-                out.push(mint_for(d));
-            }
-        }
-        for o in block.scan.plain.iter().filter(|o| watched.contains(&o.epoch)) {
-            let m = mint_for_plain(o);
-            if !batch_txids.contains(&m.outpoint.txid)
-                && state.get_pegin(&m.outpoint).map_err(|e| e.to_string())?.is_none()
-            {
-                out.push(m);
-            }
-        }
-    }
-    Ok(out)
+    with_claims: bool,
+) -> Result<PegPlan, CannotTell> {
+    let facts = block_facts(snap, registry_version, prev, new)?;
+    let claims = if with_claims { covered_claims(snap, new) } else { Vec::new() };
+    Ok(ledger::plan_peg_txs(chain, state, height, *new, &facts, &claims)?)
 }
 
-/// Verified claims a block with anchor `anchor` may mint: covered by it, not recorded in `state`, not
-/// already in `mints`.
-pub fn claims_to_mint<S: StateReader>(
-    state: &S,
-    snap: &BtcSnapshot,
-    anchor: &BtcAnchor,
-    mints: &[MintTx],
-) -> Vec<MintTx> {
-    let mut out: Vec<MintTx> = Vec::new();
-    for d in &snap.claims {
-        let m = mint_for(d);
-        let covered = m.btc_block.height < anchor.height
-            || (m.btc_block.height == anchor.height && m.btc_block.hash == anchor.hash);
-        let recorded = state.get_pegin(&m.outpoint).map(|r| r.is_some()).unwrap_or(true);
-        let listed = mints.iter().chain(out.iter()).any(|x| x.outpoint == m.outpoint);
-        if covered && !recorded && !listed {
-            out.push(m);
-        }
-    }
-    out
-}
-
-/// Txids of the peg-out batches in flight: their change pays the plain federation script, but it is the
-/// federation's own coin, never a deposit.
-fn in_flight_batch_txids<S: StateReader>(state: &S) -> Result<Vec<Hash32>, String> {
-    let index = ledger::batching::batch_index(state).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for id in index.in_flight {
-        if let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? {
-            out.extend(b.version_txids());
-        }
-    }
-    Ok(out)
-}
-
-/// The settlements a block moving the anchor from `prev` to `new` must carry: every in-flight batch one of
-/// whose versions (they all conflict, so at most one) is in an indexed BTC block of `(prev, new]`. Call after [`required_mints`] succeeded
-/// for the same range (it checks the index covers it).
-pub fn required_settlements<S: StateReader>(
-    state: &S,
-    snap: &BtcSnapshot,
-    prev: &BtcAnchor,
-    new: &BtcAnchor,
-) -> Result<Vec<ledger::SettleTx>, String> {
-    let index = ledger::batching::batch_index(state).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    if new.height <= prev.height || index.in_flight.is_empty() {
-        return Ok(out);
-    }
-    for id in index.in_flight {
-        let Some(b) = ledger::batching::batch(state, id).map_err(|e| e.to_string())? else { continue };
-        for version in b.version_txids() {
-            let txid = bitcoin::Txid::from_byte_array(version.0);
-            for h in prev.height.get() + 1..=new.height.get() {
-                if let Some(block) = snap.deposits.get(&h) {
-                    if block.txids.contains(&txid) {
-                        out.push(ledger::SettleTx { batch: id, txid: version, btc_block: from_peg((h, block.hash)) });
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the BTC facts `m` asserts are what our bitcoind shows: the deposit is in our index (or a claim
-/// we verified) with that block, output, amount and recipient.
-fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
+/// Whether the BTC facts `m` asserts are what our bitcoind shows: the output is in our index (or a claim
+/// we verified) with that block, amount, kind and recipient.
+pub fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
     let indexed = snap.deposits.get(&m.btc_block.height.get()).is_some_and(|b| {
         from_peg((m.btc_block.height.get(), b.hash)).hash == m.btc_block.hash
             && (b.scan.deposits.iter().any(|d| mint_for(d) == *m)
@@ -341,16 +376,18 @@ fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
     indexed || snap.claims.iter().any(|d| mint_for(d) == *m)
 }
 
-/// A validator's external check of the mints in `block` (built on `state`, whose anchor is `prev`).
-/// `Ok` when the block neither moves the anchor nor mints (no bitcoind needed).
-pub fn check_block_mints<S: StateReader>(
+/// A validator's external check of the peg transactions in `block` (built on `state`, whose anchor is
+/// `prev`): it carries every settlement and mint the move requires (by [`ledger::plan_peg_txs`], so never
+/// one execution refuses), settles only what that requires, and mints only what our bitcoind shows.
+/// `Ok` when the block neither moves the anchor nor carries peg transactions (no bitcoind needed).
+pub fn check_block_peg<S: StateReader>(
     chain: &Chain,
     state: &S,
     snap: Option<&BtcSnapshot>,
     registry_version: u64,
     prev: &BtcAnchor,
     block: &Block,
-) -> Result<(), String> {
+) -> Result<(), PegObjection> {
     let mints: Vec<&MintTx> = block
         .txs
         .iter()
@@ -359,21 +396,6 @@ pub fn check_block_mints<S: StateReader>(
             _ => None,
         })
         .collect();
-    let new = &block.header.btc_anchor;
-    let settles_any = block.txs.iter().any(|t| matches!(t, Tx::Settle(_)));
-    if mints.is_empty() && !settles_any && new == prev {
-        return Ok(());
-    }
-    let Some(snap) = snap else {
-        return Err("no bitcoind configured, so this validator cannot check peg-in facts".into());
-    };
-    let resuming = ledger::peg_halt(state).map_err(|e| e.to_string())?.resume_to.is_some();
-    let required = if resuming {
-        // The agreed resume anchor: 2f+1 chose it; deposits up to it are claimed, not required here.
-        Vec::new()
-    } else {
-        required_mints(chain, state, snap, registry_version, prev, new, block.header.height)?
-    };
     let settles: Vec<&ledger::SettleTx> = block
         .txs
         .iter()
@@ -382,46 +404,49 @@ pub fn check_block_mints<S: StateReader>(
             _ => None,
         })
         .collect();
-    let required_settles = if resuming { Vec::new() } else { required_settlements(state, snap, prev, new)? };
-    if let Some(missing) = required_settles.iter().find(|s| !settles.contains(s)) {
-        return Err(format!(
-            "leaves out the confirmation of peg-out batch {} in BTC block {}",
-            missing.batch, missing.btc_block.height
-        ));
+    let new = &block.header.btc_anchor;
+    if mints.is_empty() && settles.is_empty() && new == prev {
+        return Ok(());
     }
-    if let Some(extra) = settles.iter().find(|s| !required_settles.contains(s)) {
-        return Err(format!(
-            "settles peg-out batch {} in BTC block {}, which our bitcoind does not show",
-            extra.batch, extra.btc_block.height
-        ));
+    let Some(snap) = snap else { return Err(PegObjection::NoBitcoind) };
+    let resuming = ledger::peg_halt(state).map_err(CannotTell::from)?.resume_to.is_some();
+    // The agreed resume anchor: 2f+1 chose it; what it covers is claimed, not required here.
+    let required = if resuming {
+        PegPlan::default()
+    } else {
+        peg_plan(chain, state, snap, registry_version, prev, new, block.header.height, false)?
+    };
+    if let Some(missing) = required.settles.iter().find(|s| !settles.contains(s)) {
+        return Err(PegObjection::MissingSettle { batch: missing.batch, btc_height: missing.btc_block.height.get() });
     }
-    if let Some(missing) = required.iter().find(|m| !mints.contains(m)) {
-        return Err(format!(
-            "leaves out the deposit {}:{} of {} sat to {} in BTC block {}",
-            rpc::types::btc_txid(&missing.outpoint.txid),
-            missing.outpoint.vout,
-            missing.amount.to_sat(),
-            missing.recipient,
-            missing.btc_block.height
-        ));
+    if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s)) {
+        return Err(PegObjection::UnknownSettle { batch: extra.batch, btc_height: extra.btc_block.height.get() });
+    }
+    if let Some(missing) = required.mints.iter().find(|m| !mints.contains(m)) {
+        return Err(PegObjection::MissingMint {
+            outpoint: btc_outpoint(&missing.outpoint),
+            amount: missing.amount,
+            recipient: missing.recipient,
+            btc_height: missing.btc_block.height.get(),
+        });
     }
     if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
-        return Err(format!(
-            "mints {}:{} ({} sat to {} in BTC block {} {}), which our bitcoind does not show",
-            rpc::types::btc_txid(&bad.outpoint.txid),
-            bad.outpoint.vout,
-            bad.amount.to_sat(),
-            bad.recipient,
-            bad.btc_block.height,
-            rpc::types::btc_block_hash(&bad.btc_block.hash),
-        ));
+        return Err(PegObjection::UnconfirmedMint {
+            outpoint: btc_outpoint(&bad.outpoint),
+            amount: bad.amount,
+            recipient: bad.recipient,
+            btc_height: bad.btc_block.height.get(),
+            btc_block: rpc::types::btc_block_hash(&bad.btc_block.hash),
+        });
     }
     Ok(())
 }
 
-/// The highest anchor at or below `wanted` (and above `prev`) whose mints this snapshot can list, with
-/// those mints; `None` when no move is possible.
-pub fn anchor_with_mints<S: StateReader>(
+/// The highest anchor at or below `wanted` (and above `prev`) whose peg transactions this snapshot can list
+/// and one block can carry next to `reserved` other transactions, with its plan (claims included); `None`
+/// when no move is possible.
+#[allow(clippy::too_many_arguments)]
+pub fn anchor_with_plan<S: StateReader>(
     chain: &Chain,
     state: &S,
     snap: &BtcSnapshot,
@@ -429,12 +454,24 @@ pub fn anchor_with_mints<S: StateReader>(
     prev: &BtcAnchor,
     wanted: &BtcAnchor,
     height: Height,
-) -> Option<(BtcAnchor, Vec<MintTx>)> {
+    reserved: usize,
+) -> Option<(BtcAnchor, PegPlan)> {
+    let room = (chain.params().block_max_txs as usize).saturating_sub(reserved);
     let mut h = wanted.height.get();
     while h > prev.height.get() {
         let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
-        match required_mints(chain, state, snap, registry_version, prev, &candidate, height) {
-            Ok(mints) => return Some((candidate, mints)),
+        match peg_plan(chain, state, snap, registry_version, prev, &candidate, height, true) {
+            Ok(mut plan) if plan.settles.len() + plan.mints.len() <= room => {
+                let left = room - plan.settles.len() - plan.mints.len();
+                plan.claims.truncate(left);
+                return Some((candidate, plan));
+            }
+            Ok(plan) => tracing::debug!(
+                btc_height = h,
+                required = plan.settles.len() + plan.mints.len(),
+                room,
+                "not moving the anchor this far: its peg transactions do not fit one block"
+            ),
             Err(why) => tracing::debug!(btc_height = h, reason = %why, "not moving the anchor this far"),
         }
         h -= 1;
@@ -522,30 +559,59 @@ mod tests {
         let (chain, store, snap, deposit, _r) = setup();
         let state = store.snapshot(1);
         let prev = BtcAnchor::default();
-        let required = required_mints(&chain, &state, &snap, 1, &prev, &block(3, vec![]).header.btc_anchor, Height(2))
-            .expect("index covers 1..=3");
+        let to3 = block(3, vec![]).header.btc_anchor;
+        let plan = peg_plan(&chain, &state, &snap, 1, &prev, &to3, Height(2), false).expect("index covers 1..=3");
+        let required = plan.mints.clone();
         assert_eq!(required.len(), 2, "the registered deposit and the plain output: {required:?}");
         assert_eq!(required[0], mint_for(&deposit));
-        assert_eq!(required[1].recipient, ledger::fee_pool_id());
+        assert_eq!((required[1].recipient, required[1].kind), (ledger::fee_pool_id(), MintKind::Federation));
         let all: Vec<Tx> = required.iter().cloned().map(Tx::Mint).collect();
-        assert_eq!(check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
+        assert_eq!(check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
 
         // Leaving one out.
-        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
-        assert!(why.contains("leaves out the deposit"), "{why}");
+        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
+        assert!(matches!(why, PegObjection::MissingMint { btc_height: 3, .. }), "{why}");
         // A wrong amount (or any fact bitcoind does not show).
         let mut wrong = required.clone();
         wrong[0].amount = bitcoin::Amount::from_sat(50_001);
         let mut txs: Vec<Tx> = wrong.into_iter().map(Tx::Mint).collect();
         txs.push(Tx::Mint(required[0].clone()));
-        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
-        assert!(why.contains("does not show"), "{why}");
+        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
+        assert!(matches!(why, PegObjection::UnconfirmedMint { .. }), "{why}");
+        // The plain output claimed as a deposit to the fee pool (a tweaked record of an untweaked coin).
+        let mut relabelled = required.clone();
+        relabelled[1].kind = MintKind::Deposit;
+        let txs: Vec<Tx> = relabelled.into_iter().map(Tx::Mint).chain([Tx::Mint(required[1].clone())]).collect();
+        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
+        assert!(matches!(why, PegObjection::UnconfirmedMint { .. }), "{why}");
         // A mint above what the index covers is "cannot tell", never a shorter list.
-        let why = check_block_mints(&chain, &state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
-        assert!(why.contains("does not cover BTC height 4"), "{why}");
+        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
+        assert_eq!(why, PegObjection::CannotTell(CannotTell::NotCovered(4)));
         // An index built before the latest registration is not trusted to move the anchor.
-        let why = check_block_mints(&chain, &state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
-        assert!(why.contains("registered scripts"), "{why}");
+        let why = check_block_peg(&chain, &state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
+        assert_eq!(why, PegObjection::CannotTell(CannotTell::StaleRegistry { built: 1, now: 2 }));
+    }
+
+    #[test]
+    fn outputs_execution_refuses_are_never_required() {
+        let (chain, store, mut snap, deposit, _r) = setup();
+        let state = store.snapshot(1);
+        // A zero-value output to the deposit script next to the real deposit.
+        let zero = peg::Deposit {
+            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([9; 32]), vout: 0 },
+            amount: bitcoin::Amount::ZERO,
+            ..deposit.clone()
+        };
+        snap.deposits.get_mut(&3).expect("block 3").scan.deposits.push(zero.clone());
+        let to3 = block(3, vec![]).header.btc_anchor;
+        let plan = peg_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &to3, Height(2), false).expect("covered");
+        assert_eq!(plan.mints.len(), 2, "the deposit and the plain output, not the zero-value one");
+        assert!(plan
+            .refused
+            .iter()
+            .any(|(m, why)| *m == mint_for(&zero) && matches!(why, ledger::TxError::BadMintAmount(_))));
+        let txs: Vec<Tx> = plan.mints.iter().cloned().map(Tx::Mint).collect();
+        assert_eq!(check_block_peg(&chain, &state, Some(&snap), 1, &BtcAnchor::default(), &block(3, txs)), Ok(()));
     }
 
     #[test]
@@ -563,9 +629,9 @@ mod tests {
     fn blocks_that_keep_the_anchor_and_mint_nothing_need_no_bitcoind() {
         let (chain, store, _snap, _deposit, _r) = setup();
         let state = store.snapshot(1);
-        assert_eq!(check_block_mints(&chain, &state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
-        let moved = check_block_mints(&chain, &state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
-        assert!(moved.unwrap_err().contains("no bitcoind"));
+        assert_eq!(check_block_peg(&chain, &state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
+        let moved = check_block_peg(&chain, &state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
+        assert_eq!(moved, Err(PegObjection::NoBitcoind));
     }
 
     #[test]
@@ -574,9 +640,15 @@ mod tests {
         let state = store.snapshot(1);
         snap.hashes.insert(4, bitcoin::BlockHash::from_byte_array([4; 32]));
         let wanted = from_peg((4, bitcoin::BlockHash::from_byte_array([4; 32])));
-        let (anchor, mints) =
-            anchor_with_mints(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2)).expect("a move");
+        let (anchor, plan) =
+            anchor_with_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2), 0).expect("a move");
         assert_eq!(anchor.height, BtcHeight(3), "height 4 is not indexed yet");
-        assert_eq!(mints.len(), 2);
+        assert_eq!(plan.mints.len(), 2);
+        // With room for only one more transaction, block 3's two mints do not fit: stop below it.
+        let room = chain.params().block_max_txs as usize - 1;
+        let (anchor, plan) =
+            anchor_with_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2), room)
+                .expect("a move");
+        assert_eq!((anchor.height, plan.mints.len()), (BtcHeight(2), 0));
     }
 }

@@ -693,8 +693,14 @@ impl Service {
         let Ok(Some(meta)) = state.chain_meta() else { return false };
         let p = self.chain.chain().params();
         let snap = btc.borrow();
-        peg::choose_anchor(&*snap, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step).is_some()
-            || !crate::pegin::claims_to_mint(&state, &snap, &meta.btc_anchor, &[]).is_empty()
+        if peg::choose_anchor(&*snap, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step).is_some() {
+            return true;
+        }
+        // Verified claims execution would accept (one it refuses is no reason for a block).
+        let version = self.registry.borrow().version;
+        let (prev, height) = (meta.btc_anchor, self.chain.tip().next());
+        crate::pegin::peg_plan(self.chain.chain(), &state, &snap, version, &prev, &prev, height, true)
+            .is_ok_and(|plan| !plan.claims.is_empty())
     }
 
     /// Proposes the value a round-0 request was kept waiting for, if that round is still current.
@@ -780,19 +786,25 @@ impl Service {
             reason: "missing".into(),
         })?;
         let chain = self.chain.chain();
+        // The peg's transactions go first, in the order `ledger::plan_peg_txs` applied them (settlements,
+        // required mints, claims), so what it judged acceptable is exactly what this block executes; then
+        // this validator's own, the federation pool's, evidence (few, small, must not wait behind a full
+        // mempool); user transactions fill the rest.
+        let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
+        txs.extend(self.fed_pool.select(chain, &state));
+        txs.extend(self.evidence_to_include(&state)?);
+        let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, txs.len());
+        if self.cfg.faults.omit_mints && !plan.mints.is_empty() {
+            warn!(%height, left_out = plan.mints.len(), "FAULT: proposing an anchor move without its mints");
+            plan.mints.clear();
+        }
+        let mut peg_txs = plan.txs();
+        txs.retain(|t| !plan.supersedes(t));
+        peg_txs.append(&mut txs);
+        let mut txs = peg_txs;
+        let room = (chain.params().block_max_txs as usize).saturating_sub(txs.len());
         let candidates = self.mempool.candidates(chain.params().block_max_txs as usize * 2);
         let mut selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
-        // Equivocations seen and not yet recorded in state go in first (few, small, and they must not
-        // wait behind a full mempool); user transactions fill the rest.
-        let evidence = self.evidence_to_include(&state)?;
-        let room = (chain.params().block_max_txs as usize).saturating_sub(evidence.len());
-        selection.txs.truncate(room);
-        let (btc_anchor, mut mints) = self.next_anchor(&state, &meta.btc_anchor, round, height);
-        if self.cfg.faults.omit_mints && !mints.is_empty() {
-            warn!(%height, left_out = mints.len(), "FAULT: proposing an anchor move without its mints");
-            mints.clear();
-        }
-        let room = room.saturating_sub(mints.len());
         selection.txs.truncate(room);
         let template = BlockTemplate {
             height,
@@ -802,18 +814,6 @@ impl Service {
             btc_anchor,
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
-        let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
-        txs.extend(self.fed_pool.select(chain, &state));
-        txs.extend(mints.into_iter().map(ledger::Tx::Mint));
-        if btc_anchor != meta.btc_anchor && !ledger::peg_halt(&state).is_ok_and(|h| h.resume_to.is_some()) {
-            if let Some(snap) = self.btc.as_ref().map(|b| b.borrow().clone()) {
-                match crate::pegin::required_settlements(&state, &snap, &meta.btc_anchor, &btc_anchor) {
-                    Ok(settles) => txs.extend(settles.into_iter().map(ledger::Tx::Settle)),
-                    Err(e) => warn!(%height, error = %e, "cannot list peg-out settlements"),
-                }
-            }
-        }
-        txs.extend(evidence);
         txs.extend(selection.txs);
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {
             Ok((block, _)) => {
@@ -853,36 +853,44 @@ impl Service {
         Ok(out)
     }
 
-    /// The anchor to propose and the mints it requires: in round 0 the highest block our bitcoind shows with
-    /// enough confirmations (within `max_anchor_step`) whose deposits our index can list; from round 1 on,
-    /// the previous anchor and no mints, so a lagging minority of bitcoinds cannot stall the chain.
+    /// The anchor to propose and the peg transactions it carries: in round 0 the highest block our bitcoind
+    /// shows with enough confirmations (within `max_anchor_step`) whose settlements and mints our index can
+    /// list and one block can hold next to `reserved` other transactions; from round 1 on, the previous
+    /// anchor and only verified claims, so a lagging minority of bitcoinds cannot stall the chain.
     fn next_anchor<S: StateReader>(
         &self,
         state: &S,
         prev: &ledger::BtcAnchor,
         round: primitives::Round,
         height: Height,
-    ) -> (ledger::BtcAnchor, Vec<ledger::MintTx>) {
+        reserved: usize,
+    ) -> (ledger::BtcAnchor, ledger::PegPlan) {
         let halt = ledger::peg_halt(state).unwrap_or_default();
         if let Some(agreed) = halt.resume_to {
-            return (agreed, Vec::new());
+            return (agreed, ledger::PegPlan::default());
         }
-        let Some(btc) = &self.btc else { return (*prev, Vec::new()) };
+        let Some(btc) = &self.btc else { return (*prev, ledger::PegPlan::default()) };
         if round.get() > 0 || halt.is_halted() {
-            return (*prev, Vec::new());
+            return (*prev, ledger::PegPlan::default());
         }
-        let p = self.chain.chain().params();
+        let chain = self.chain.chain();
+        let p = chain.params();
         let snap = btc.borrow().clone();
-        let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
-            return (*prev, crate::pegin::claims_to_mint(state, &snap, prev, &[]));
-        };
         let version = self.registry.borrow().version;
-        let (anchor, mut mints) =
-            crate::pegin::anchor_with_mints(self.chain.chain(), state, &snap, version, prev, &from_peg(wanted), height)
-                .unwrap_or((*prev, Vec::new()));
-        let claims = crate::pegin::claims_to_mint(state, &snap, &anchor, &mints);
-        mints.extend(claims);
-        (anchor, mints)
+        let keep = || {
+            let mut plan = crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true)
+                .unwrap_or_else(|why| {
+                    debug!(%height, reason = %why, "no claims to mint");
+                    ledger::PegPlan::default()
+                });
+            plan.claims.truncate((p.block_max_txs as usize).saturating_sub(reserved));
+            (*prev, plan)
+        };
+        let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
+            return keep();
+        };
+        crate::pegin::anchor_with_plan(chain, state, &snap, version, prev, &from_peg(wanted), height, reserved)
+            .unwrap_or_else(keep)
     }
 
     /// This validator's own transactions for the block it proposes at `height`: a reorg report when its
@@ -1121,7 +1129,7 @@ impl Service {
             let snap = self.btc.as_ref().map(|b| b.borrow().clone());
             let version = self.registry.borrow().version;
             let state = self.chain.state();
-            if let Err(why) = crate::pegin::check_block_mints(
+            if let Err(why) = crate::pegin::check_block_peg(
                 self.chain.chain(),
                 &state,
                 snap.as_ref(),

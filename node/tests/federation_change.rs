@@ -475,8 +475,8 @@ async fn refreshes_keep_coins_from_the_emergency_delay_and_the_emergency_keys_sp
     // What the emergency keys' holders start from: the proved list of outputs, each with its epoch and tweak.
     let proof = fed.nodes[0].client().expect("client").get_reserve_proof().await.expect("getreserveproof");
     proof.verify().expect("proved against the final state root");
-    let listed: Vec<_> = proof.utxos.iter().map(|u| (u.outpoint, u.epoch, u.tweak_recipient)).collect();
-    assert_eq!(listed, vec![(bitcoin::OutPoint { txid: refresh, vout: 0 }, 0, ledger::fee_pool_id())]);
+    let listed: Vec<_> = proof.utxos.iter().map(|u| (u.outpoint, u.epoch, u.tweak)).collect();
+    assert_eq!(listed, vec![(bitcoin::OutPoint { txid: refresh, vout: 0 }, 0, None)]);
 
     // The federation goes away. The emergency keys cannot spend the fresh output before it is 40 deep.
     scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");

@@ -23,6 +23,7 @@ pub mod funding;
 pub mod recovery;
 pub mod shares;
 pub mod signing;
+pub mod verify;
 pub mod watcher;
 
 /// The descriptor type of federation and deposit wallets.
@@ -40,6 +41,7 @@ pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use recovery::{Recovery, MAX_RECOVERY_DELAY};
 pub use shares::{finalize_batch, sign_batch, verify_share, PreparedBatch, Share, ShareError};
 pub use signing::{finalize, sign_all_inputs, sign_input, FinalizeError, SignError};
+pub use verify::{verify_spends, ScriptCheckError};
 pub use watcher::{scan_block, scan_transactions, BlockScan, Deposit, DepositLookup, FederationOutput, ScriptMaps};
 
 #[cfg(test)]

@@ -343,7 +343,7 @@ fn schemas() -> Value {
             ("utxos", json!({ "type": "array", "items": obj(&[
                 ("outpoint", r("BtcOutPoint")),
                 ("amount_sat", r("Sat")),
-                ("tweak_recipient", r("AccountId")),
+                ("tweak", json!({ "oneOf": [r("AccountId"), { "type": "null" }], "description": "null: untweaked" })),
                 ("epoch", int.clone()),
                 ("spendable", json!({ "type": "boolean" })),
             ]) })),

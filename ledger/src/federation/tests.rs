@@ -5,7 +5,7 @@
 use super::*;
 use crate::batching::{batch, batch_index, spendable_utxos, BatchKind};
 use crate::execute::BlockError;
-use crate::state::{fee_pool_id, MemStore};
+use crate::state::MemStore;
 use crate::testkit::{self, user_key, validator_key, validator_peg_key, validator_peg_secret};
 use crate::tx::{BtcOutPoint, MintTx, PegShareTx, SettleTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys};
@@ -108,6 +108,8 @@ fn deposit(n: u8, sats: u64, btc: u32, epoch: u32) -> Tx {
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),
         epoch,
+        kind: crate::MintKind::Deposit,
+        coinbase: false,
     })
 }
 
@@ -281,7 +283,7 @@ fn the_old_wallet_is_swept_to_the_new_one_by_the_old_keys() {
     let spendable = spendable_utxos(&snap).expect("set").0;
     assert_eq!(spendable, vec![BtcOutPoint { txid: b.txid, vout: 0 }]);
     let utxo = snap.get_federation_utxo(&spendable[0]).expect("read").expect("utxo");
-    assert_eq!((utxo.epoch, utxo.tweak_recipient), (1, fee_pool_id()));
+    assert_eq!((utxo.epoch, utxo.tweak), (1, None));
     // A deposit to an old address after the change is minted into epoch 0 and swept at the next interval.
     commit(&chain, &mut store, 10, 3, vec![deposit(3, 150_000, 3, 0)]);
     let index = batch_index(&store.snapshot(10)).expect("index");

@@ -442,3 +442,34 @@ fn a_wallet_with_an_emergency_path_is_signed_through_the_federation_branch() {
         Err(ShareError::NotEnoughShares { have: 2, need: 3 })
     );
 }
+
+#[test]
+fn bitcoins_interpreter_accepts_a_finalized_batch_and_refuses_a_misrecorded_prevout() {
+    use crate::verify::{recorded_prevouts, verify_spends, ScriptCheckError};
+    let p = plan();
+    let shares: Vec<Share> = (0..3).map(|j| share(&p, j)).collect();
+    let tx = finalize(&p, &shares).expect("finalize");
+    let prevouts = recorded_prevouts(&federation(), GENESIS, &p.inputs).expect("prevouts");
+    assert_eq!(verify_spends(&tx, &prevouts), Ok(()));
+    // Input 0 is Alice's deposit: spent as if it were untweaked (the fee-pool finding), Bitcoin refuses it.
+    let mut wrong = prevouts.clone();
+    wrong[0].script_pubkey = federation().script_pubkey();
+    assert!(matches!(verify_spends(&tx, &wrong), Err(ScriptCheckError::Script { input: 0, .. })));
+    // A wrong amount breaks the BIP-143 sighash.
+    let mut wrong = prevouts.clone();
+    wrong[2].value += sat(1);
+    assert!(matches!(verify_spends(&tx, &wrong), Err(ScriptCheckError::Script { input: 2, .. })));
+    assert!(matches!(verify_spends(&tx, &prevouts[..1]), Err(ScriptCheckError::PrevoutCount { .. })));
+    // Signed as if input 0 were untweaked: every share "verifies" against that record, Bitcoin still refuses.
+    let mut misrecorded = p.clone();
+    misrecorded.inputs[0].tweak = None;
+    let bad: Vec<Share> = (0..3)
+        .map(|j| {
+            let secp = Secp256k1::new();
+            sign_batch(&secp, &federation(), GENESIS, &p.tx, &misrecorded.inputs, j, &secrets()[j]).expect("sign")
+        })
+        .collect();
+    let tx = finalize_batch(&Secp256k1::verification_only(), &federation(), GENESIS, &p.tx, &misrecorded.inputs, &bad)
+        .expect("our own checks pass");
+    assert!(matches!(verify_spends(&tx, &prevouts), Err(ScriptCheckError::Script { input: 0, .. })));
+}

@@ -20,8 +20,9 @@ pub struct ReserveUtxo {
     /// Its value.
     #[serde(rename = "amount_sat", with = "as_sat")]
     pub amount: Amount,
-    /// Whose deposit tweak spends it (the fee pool's id: untweaked).
-    pub tweak_recipient: AccountId,
+    /// Whose deposit tweak the spending keys need; null for an untweaked output (the plain federation
+    /// script: a batch's change, a refresh, an output paid to the plain address).
+    pub tweak: Option<AccountId>,
     /// The federation epoch whose wallet holds it (its peg keys are in the proved `Federation` entry).
     pub epoch: u32,
     /// Free for the next batch (false: reserved by a batch in flight).
@@ -96,7 +97,7 @@ impl ReserveProofInfo {
                         utxos.push(ReserveUtxo {
                             outpoint: crate::types::btc_outpoint(o),
                             amount: u.amount,
-                            tweak_recipient: u.tweak_recipient,
+                            tweak: u.tweak,
                             epoch: u.epoch,
                             spendable: spendable.0.contains(o),
                         });
@@ -147,9 +148,7 @@ impl ReserveProofInfo {
             if let StateKey::FederationUtxo(o) = key {
                 let u = decode::<FederationUtxo>(&value).ok_or(format!("entry {i}: federation output missing"))?;
                 let listed = self.utxos.iter().find(|x| x.outpoint == crate::types::btc_outpoint(&o));
-                if listed.map(|x| (x.amount, x.tweak_recipient, x.epoch))
-                    != Some((u.amount, u.tweak_recipient, u.epoch))
-                {
+                if listed.map(|x| (x.amount, x.tweak, x.epoch)) != Some((u.amount, u.tweak, u.epoch)) {
                     return Err(format!("entry {i}: output {o:?} is not listed as proved"));
                 }
             }

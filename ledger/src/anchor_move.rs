@@ -1,0 +1,150 @@
+//! What a block must carry on the peg, decided by execution itself.
+//!
+//! Why here, as one pure function: a block that moves the BTC anchor must carry every settlement and every
+//! mint the BTC blocks it covers call for, or a proposer could censor deposits. If the list of what is
+//! *required* were computed apart from what execution *accepts*, one hostile user could make them differ
+//! (a peg-out to their own deposit address, a zero-value output, a coinbase, a claim for the fee pool) and
+//! from then on no honest proposer could build an anchor-advancing block: the peg would freeze for good.
+//! [`plan_peg_txs`] removes that gap by construction: it applies each candidate with the very code that
+//! executes blocks, on an overlay of the previous state, in the order the proposer puts them in the block
+//! (settlements, then mints in BTC block order, then claims), and keeps exactly those that apply. A
+//! candidate execution refuses is, for the same reason, never required: it is not a deposit the
+//! federation can mint (zero value, the federation's own change, already recorded). Proposers and
+//! validators both call it, each with the facts of its own bitcoind, so "must be included" and "is
+//! accepted" can never drift apart.
+//!
+//! The facts (which outputs pay a watched federation script, which txids a BTC block holds) come from the
+//! node's bitcoind; only validators check them (external validity). Everything else is decided here.
+
+use crate::block::BtcAnchor;
+use crate::execute::{Overlay, TxError};
+use crate::genesis::Chain;
+use crate::state::{ChainMeta, StateError, StateReader};
+use crate::tx::{MintKind, MintTx, SettleTx, Tx};
+use primitives::{Hash32, Height};
+
+/// One BTC block above the anchor as a bitcoind shows it: what it pays the federation and what it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BtcBlockFacts {
+    /// The block (height and hash).
+    pub block: BtcAnchor,
+    /// Its outputs paying a watched federation script, in block order, as the mints they would be:
+    /// [`MintKind::Deposit`] for a registered deposit script (bound to its recipient),
+    /// [`MintKind::Federation`] for a plain federation script (credited to the fee pool).
+    pub outputs: Vec<MintTx>,
+    /// The txids of its transactions (a peg-out batch version among them confirms that batch).
+    pub txids: Vec<Hash32>,
+}
+
+/// The peg transactions a block carries, in the order it carries them, with what was left out and why.
+#[derive(Clone, Debug, Default)]
+pub struct PegPlan {
+    /// Settlements of batches confirmed in the covered BTC blocks: required.
+    pub settles: Vec<SettleTx>,
+    /// Mints of outputs in the covered BTC blocks: required.
+    pub mints: Vec<MintTx>,
+    /// Claims (verified by this node, optional for a block) that execution accepts after the above.
+    pub claims: Vec<MintTx>,
+    /// Candidates execution refuses (never required, never proposed), with the reason.
+    pub refused: Vec<(MintTx, TxError)>,
+}
+
+impl PegPlan {
+    /// Every transaction of the plan in block order: settlements, required mints, claims.
+    pub fn txs(&self) -> Vec<Tx> {
+        let settles = self.settles.iter().cloned().map(Tx::Settle);
+        let mints = self.mints.iter().chain(&self.claims).cloned().map(Tx::Mint);
+        settles.chain(mints).collect()
+    }
+
+    /// Whether `tx`, placed after this plan in a block, would no longer apply because of it: a signature
+    /// share for a batch the plan settles (the batch is no longer in flight). Proposers drop those.
+    pub fn supersedes(&self, tx: &Tx) -> bool {
+        matches!(tx, Tx::PegShare(p) if self.settles.iter().any(|s| s.batch == p.batch))
+    }
+
+    /// Whether `tx` is one of the required transactions (settlements and mints, claims excluded).
+    pub fn requires(&self, tx: &Tx) -> bool {
+        match tx {
+            Tx::Settle(s) => self.settles.contains(s),
+            Tx::Mint(m) => self.mints.contains(m),
+            _ => false,
+        }
+    }
+}
+
+/// The peg transactions a block at `height` built on `state` with anchor `new_anchor` must carry, and the
+/// `claims` it may add. `blocks` are the facts of the BTC blocks the move covers (above the state's anchor,
+/// up to `new_anchor`; empty when the anchor stays). A deposit to a registered script counts only while its
+/// registration is live at `height` and its epoch's deposits are watched; a plain federation output always
+/// counts. `Err` only when the state cannot be read.
+pub fn plan_peg_txs<S: StateReader>(
+    chain: &Chain,
+    state: &S,
+    height: Height,
+    new_anchor: BtcAnchor,
+    blocks: &[BtcBlockFacts],
+    claims: &[MintTx],
+) -> Result<PegPlan, StateError> {
+    let mut plan = PegPlan::default();
+    let Some(prev) = state.chain_meta()? else { return Ok(plan) };
+    let halt = crate::halt::peg_halt(state)?;
+    if halt.is_halted() || halt.resume_to.is_some() {
+        return Ok(plan);
+    }
+    let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: new_anchor };
+    let fs = crate::federation::federation_state(chain, state)?;
+    let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
+    let mut overlay = Overlay::new(state);
+    let moving = new_anchor.height > prev.btc_anchor.height;
+
+    if moving {
+        let index = crate::batching::batch_index(state)?;
+        for id in index.in_flight {
+            let Some(batch) = crate::batching::batch(state, id)? else { continue };
+            let confirmed = batch.version_txids().find_map(|txid| {
+                blocks.iter().find(|b| b.txids.contains(&txid)).map(|b| SettleTx {
+                    batch: id,
+                    txid,
+                    btc_block: b.block,
+                })
+            });
+            if let Some(settle) = confirmed {
+                match overlay.apply_settle(&settle, &meta) {
+                    Ok(_) => plan.settles.push(settle),
+                    Err(TxError::State(e)) => return Err(e),
+                    // Not settleable (e.g. already settled by an earlier version): nothing to require.
+                    Err(_) => {}
+                }
+            }
+        }
+        for b in
+            blocks.iter().filter(|b| b.block.height > prev.btc_anchor.height && b.block.height <= new_anchor.height)
+        {
+            for m in &b.outputs {
+                if !watched.contains(&m.epoch) {
+                    continue;
+                }
+                if m.kind == MintKind::Deposit && !crate::pegin::registration_is_live(state, &m.recipient, height)? {
+                    continue;
+                }
+                match overlay.apply_mint(chain, m, &meta) {
+                    Ok(_) => plan.mints.push(m.clone()),
+                    Err(TxError::State(e)) => return Err(e),
+                    Err(why) => plan.refused.push((m.clone(), why)),
+                }
+            }
+        }
+    }
+    for m in claims {
+        if plan.mints.iter().chain(&plan.claims).any(|x| x.outpoint == m.outpoint) {
+            continue;
+        }
+        match overlay.apply_mint(chain, m, &meta) {
+            Ok(_) => plan.claims.push(m.clone()),
+            Err(TxError::State(e)) => return Err(e),
+            Err(why) => plan.refused.push((m.clone(), why)),
+        }
+    }
+    Ok(plan)
+}
