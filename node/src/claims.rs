@@ -8,7 +8,8 @@
 //! - each peer holds at most [`ClaimLimits::per_peer`] unverified claims; a further one from it evicts
 //!   its own oldest unverified one, so a flooding peer only churns its own slots;
 //! - one outpoint holds at most [`ClaimLimits::per_outpoint`] claims (another recipient or block); a further
-//!   one evicts the oldest unverified gossip claim for that outpoint, or is refused;
+//!   one evicts the oldest unverified gossip claim for that outpoint, or is refused if it came by gossip
+//!   (our own RPC's claims are only bounded by their own capacity);
 //! - when gossip's capacity ([`ClaimLimits::gossip`]) is full, the oldest unverified gossip claim is
 //!   evicted; claims our bitcoind verified are never evicted (if all are verified, the newcomer is refused);
 //! - a claim our bitcoind rejected is dropped at once ([`ClaimStore::apply_verdicts`]), and the same claim
@@ -171,10 +172,13 @@ impl ClaimStore {
         let outpoint = claim.outpoint;
         let same_outpoint = self.entries.keys().filter(|c| c.outpoint == outpoint && !victims.contains(c)).count();
         if same_outpoint >= self.limits.per_outpoint {
-            let Some(c) = self.oldest(&victims, |c, e| c.outpoint == outpoint && e.evictable()) else {
-                return Err(ClaimError::OutpointFull(same_outpoint));
-            };
-            victims.push(c);
+            match self.oldest(&victims, |c, e| c.outpoint == outpoint && e.evictable()) {
+                Some(c) => victims.push(c),
+                // Our own RPC's claims are bounded by their own capacity: a wrong claim of ours (another
+                // recipient, a block our bitcoind does not know) must not keep our right one out.
+                None if source == ClaimSource::Local => {}
+                None => return Err(ClaimError::OutpointFull(same_outpoint)),
+            }
         }
         if matches!(source, ClaimSource::Peer(_)) && self.count_gossip() - victims.len() >= self.limits.gossip {
             let Some(c) = self.oldest(&victims, |_, e| e.evictable()) else {
@@ -332,6 +336,9 @@ mod tests {
         store.add(claim(1, 4), ClaimSource::Local, TIP, false).expect("evicts the unverified gossip variant");
         assert!(store.contains(&claim(1, 2)) && store.contains(&claim(1, 4)) && !store.contains(&claim(1, 3)));
         assert_eq!(store.add(claim(1, 5), ClaimSource::Peer(peer), TIP, false), Err(ClaimError::OutpointFull(2)));
+        // Our own RPC is not refused by its own earlier (perhaps wrong) claims for the outpoint.
+        store.add(claim(1, 6), ClaimSource::Local, TIP, false).expect("local room");
+        assert_eq!(store.add(claim(1, 7), ClaimSource::Peer(peer), TIP, false), Err(ClaimError::OutpointFull(3)));
     }
 
     #[test]
