@@ -53,6 +53,8 @@ fn gossipsub(cfg: &NetConfig) -> Result<gossipsub::Behaviour, NetError> {
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         .message_id_fn(|m| content_id(m.topic.as_str(), &m.data))
+        // The driver mirrors this cache to refuse duplicate publishes itself (see `recent`).
+        .duplicate_cache_time(crate::recent::DUPLICATE_CACHE_TIME)
         .max_transmit_size(cfg.max_gossip_bytes.saturating_add(GOSSIP_OVERHEAD))
         .heartbeat_interval(cfg.heartbeat)
         // A federation of 4-10 nodes: a mesh of everyone we know, publish to every subscriber.

@@ -29,6 +29,7 @@ use crate::{
     config::NetConfig,
     error::NetError,
     handle::{Command, NetEvent, PeerInfo, Responder, Verdict},
+    recent::{RecentIds, DUPLICATE_CACHE_TIME},
     redial::Redialer,
     score::{Penalty, Scoreboard},
 };
@@ -59,6 +60,8 @@ pub(crate) struct Driver {
     /// Peers we are cut off from on purpose ([`crate::NetHandle::set_isolated`]): blocked like banned
     /// peers, but lifted only by the next set, never by a ban expiring.
     isolated: HashSet<PeerId>,
+    /// Ids in gossipsub's duplicate cache (see [`crate::recent`]).
+    recent: RecentIds,
 }
 
 impl Driver {
@@ -80,6 +83,7 @@ impl Driver {
             pending: HashMap::new(),
             last_recovery: now,
             isolated: HashSet::new(),
+            recent: RecentIds::new(DUPLICATE_CACHE_TIME),
         }
     }
 
@@ -212,14 +216,27 @@ impl Driver {
         if data.len() > self.cfg.max_gossip_bytes {
             return Err(NetError::TooLarge { what: "gossip", len: data.len(), max: self.cfg.max_gossip_bytes });
         }
-        self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), data).map_err(|e| {
-            let reason = match e {
-                PublishError::NoPeersSubscribedToTopic => "no peer subscribed to the topic".to_owned(),
-                PublishError::Duplicate => "same content published recently".to_owned(),
-                other => other.to_string(),
-            };
-            NetError::Publish { topic: topic.to_owned(), reason }
-        })
+        // Refused here rather than by gossipsub, which would log a WARN for every one (see `recent`).
+        let id = crate::behaviour::content_id(topic, &data);
+        let now = Instant::now();
+        if self.recent.contains(&id, now) {
+            return Err(NetError::Duplicate { topic: topic.to_owned() });
+        }
+        let reason = match self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), data) {
+            Ok(published) => {
+                self.recent.insert(published.clone(), now);
+                return Ok(published);
+            }
+            Err(PublishError::Duplicate) => return Err(NetError::Duplicate { topic: topic.to_owned() }),
+            Err(PublishError::NoPeersSubscribedToTopic) => "no peer subscribed to the topic".to_owned(),
+            Err(e @ PublishError::AllQueuesFull(_)) => {
+                // Gossipsub cached the id before finding every queue full: a retry would be a duplicate.
+                self.recent.insert(id, now);
+                e.to_string()
+            }
+            Err(other) => other.to_string(),
+        };
+        Err(NetError::Publish { topic: topic.to_owned(), reason })
     }
 
     fn penalize(&mut self, peer: PeerId, points: u32, reason: &str) {
@@ -336,6 +353,7 @@ impl Driver {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 let topic = message.topic.as_str().to_owned();
                 debug!(%message_id, source = %propagation_source, topic, len = message.data.len(), "gossip received");
+                self.recent.insert(message_id.clone(), Instant::now());
                 self.emit(NetEvent::Gossip {
                     topic,
                     msg_id: message_id,

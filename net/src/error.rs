@@ -24,9 +24,13 @@ pub enum NetError {
     /// A payload is over the configured cap; nothing was sent.
     #[error("{what} of {len} bytes exceeds the cap of {max} bytes")]
     TooLarge { what: &'static str, len: usize, max: usize },
-    /// Gossipsub refused to publish (no subscribed peers yet, duplicate content, queues full).
+    /// Gossipsub refused to publish (no subscribed peers yet, queues full).
     #[error("cannot publish on topic {topic}: {reason}")]
     Publish { topic: String, reason: String },
+    /// The same content was published or received on this topic within the duplicate cache time: it is
+    /// out already (or coming), and gossipsub would not send it again. Normal, not a failure to act on.
+    #[error("same content on topic {topic} already published or received recently")]
+    Duplicate { topic: String },
     /// A request to a peer failed (dial failure, timeout, connection closed, oversized or garbled response).
     #[error("request to peer {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },

@@ -42,6 +42,7 @@ pub mod config;
 mod driver;
 pub mod error;
 mod handle;
+mod recent;
 mod redial;
 mod score;
 
@@ -49,6 +50,7 @@ pub use behaviour::content_id;
 pub use config::{Backoff, NetConfig, ScoreConfig, MIB};
 pub use error::NetError;
 pub use handle::{NetEvent, NetHandle, PeerInfo, Responder, Verdict};
+pub use recent::DUPLICATE_CACHE_TIME;
 /// The peer id of the node whose libp2p identity is this ed25519 public key (`None` if it is not one).
 pub fn peer_id_from_ed25519(public: &[u8; 32]) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(public).ok()?;

@@ -11,7 +11,7 @@
 use crate::bitcoin::{BitcoindClient, DepositIndex, IndexedBlock};
 use crate::pegin::{PegClaim, Registry};
 use bitcoin::BlockHash;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,8 +31,10 @@ pub struct BtcSnapshot {
     pub registry_version: u64,
     /// Claimed deposits (`claimpegin`) this bitcoind confirmed: in its best chain at or below its tip.
     pub claims: Vec<peg::Deposit>,
-    /// Claims this bitcoind contradicts, with the reason.
-    pub rejected_claims: Vec<(ledger::BtcOutPoint, String)>,
+    /// Claims this bitcoind contradicts, with the reason: pending ones, and the last
+    /// [`RECENT_REJECTIONS`] that are no longer pending (the node drops a rejected claim at once; RPC still
+    /// says why, and gossip cannot bring the same claim back while it is listed).
+    pub rejected_claims: Vec<(PegClaim, String)>,
     /// Bitcoin's fee rate as this bitcoind sees it (see `BitcoindClient::fee_rate_sat_vb`), in sat/vB.
     pub fee_rate_sat_vb: Option<u64>,
 }
@@ -47,6 +49,9 @@ impl peg::BitcoinView for BtcSnapshot {
         self.hashes.get(&height).copied()
     }
 }
+
+/// Rejected claims remembered after they left the pending list.
+pub const RECENT_REJECTIONS: usize = 256;
 
 /// What the follower needs besides the client.
 pub struct FollowConfig {
@@ -75,6 +80,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
         let mut index = Some(DepositIndex::new(start));
         let mut indexed_version = 0;
         let mut checked: HashMap<PegClaim, ClaimCheck> = HashMap::new();
+        let mut recent: VecDeque<(PegClaim, String)> = VecDeque::new();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
@@ -89,31 +95,35 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
             }
             let ch = chain.clone();
             let mut chk = std::mem::take(&mut checked);
+            let mut rec = std::mem::take(&mut recent);
             let polled = tokio::task::spawn_blocking(move || {
                 let r = poll(&c, &mut idx, &reg, from, max_step).and_then(|mut snap| {
-                    check_claims(&c, &ch, &reg, &pending, &mut chk)?;
-                    for check in chk.values() {
+                    check_claims(&c, &ch, &reg, &pending, &mut chk, &mut rec)?;
+                    for (claim, check) in chk.iter() {
                         match check {
                             ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
-                            ClaimCheck::Rejected(o, why) => snap.rejected_claims.push((*o, why.clone())),
+                            ClaimCheck::Rejected(why) => snap.rejected_claims.push((claim.clone(), why.clone())),
                         }
                     }
+                    snap.rejected_claims.extend(rec.iter().cloned());
                     snap.claims.sort_by_key(|d| d.outpoint);
-                    snap.rejected_claims.sort();
+                    snap.rejected_claims.sort_by(|a, b| (a.0.outpoint, &a.1).cmp(&(b.0.outpoint, &b.1)));
                     Ok(snap)
                 });
-                (idx, chk, r)
+                (idx, chk, rec, r)
             })
             .await;
             let snap = match polled {
-                Ok((idx, chk, Ok(s))) => {
+                Ok((idx, chk, rec, Ok(s))) => {
                     index = Some(idx);
                     checked = chk;
+                    recent = rec;
                     s
                 }
-                Ok((idx, chk, Err(e))) => {
+                Ok((idx, chk, rec, Err(e))) => {
                     index = Some(idx);
                     checked = chk;
+                    recent = rec;
                     if was_up != Some(false) {
                         warn!(url = client.url(), error = %e, "bitcoind unavailable: voting nil on anchor moves");
                     }
@@ -205,20 +215,35 @@ fn poll(
 enum ClaimCheck {
     /// The deposit is as claimed, in a best-chain block.
     Confirmed(peg::Deposit),
-    /// Our bitcoind contradicts it.
-    Rejected(ledger::BtcOutPoint, String),
+    /// Our bitcoind contradicts it, for this reason.
+    Rejected(String),
 }
 
 /// Checks new claims (at most a few per poll), re-checks confirmed ones are still in the best chain, and
-/// forgets claims no longer pending. A transport failure is returned (retried next poll), never a verdict.
+/// forgets claims no longer pending (a rejection is kept in `recent`, the last [`RECENT_REJECTIONS`]). A
+/// transport failure is returned (retried next poll), never a verdict.
 fn check_claims(
     client: &BitcoindClient,
     chain: &ledger::Chain,
     registry: &Registry,
     pending: &[PegClaim],
     checked: &mut HashMap<PegClaim, ClaimCheck>,
+    recent: &mut VecDeque<(PegClaim, String)>,
 ) -> Result<(), crate::bitcoin::BitcoinError> {
-    checked.retain(|c, _| pending.contains(c));
+    let pending_set: std::collections::HashSet<&PegClaim> = pending.iter().collect();
+    checked.retain(|c, check| {
+        let keep = pending_set.contains(c);
+        if let (false, ClaimCheck::Rejected(why)) = (keep, &*check) {
+            recent.retain(|(r, _)| r != c);
+            recent.push_back((c.clone(), why.clone()));
+            if recent.len() > RECENT_REJECTIONS {
+                recent.pop_front();
+            }
+        }
+        keep
+    });
+    // Asked again (our own RPC may resubmit): checked afresh, the old verdict is not the answer.
+    recent.retain(|(r, _)| !pending_set.contains(r));
     // A reorg can take a confirmed claim's block out of the best chain: check again.
     let mut stale = Vec::new();
     for (c, check) in checked.iter() {
@@ -241,7 +266,7 @@ fn check_claims(
             Err(why) => {
                 info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
                     reason = %why, "peg-in claim rejected by our bitcoind");
-                ClaimCheck::Rejected(claim.outpoint, why)
+                ClaimCheck::Rejected(why)
             }
         };
         checked.insert(claim.clone(), verdict);

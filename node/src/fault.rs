@@ -1,6 +1,6 @@
 //! Test-only fault hooks for the e2e fault scenarios: crash points (the process dies at an exact step,
-//! as a kill -9 would, to test that a restart from disk never signs differently), and a partition switch
-//! that acts on the running node from outside it.
+//! as a kill -9 would, to test that a restart from disk never signs differently), a partition switch
+//! that acts on the running node from outside it, and a Byzantine proposal flood ([`junk_proposals`]).
 //!
 //! Why a partition file: a partition test needs to cut and heal links of live processes at chosen instants, with
 //! the daemon's real transport in between. The harness writes the peer ids a node must drop into the file
@@ -8,7 +8,10 @@
 //! heal; the node polls it and hands the set to the transport ([`net::NetHandle::set_isolated`]). Nothing
 //! here runs unless that switch is on.
 
+use crate::chain::FullBlock;
+use consensus::{Proposal, SignedProposal, ValidatorSet};
 use net::{NetHandle, PeerId};
+use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +53,48 @@ pub fn maybe_crash(configured: Option<CrashPoint>, from_height: u64, point: Cras
     } else {
         std::process::abort()
     }
+}
+
+/// Test-only Byzantine flood (`[fault] flood_proposals`): `count` proposals signed by `me` of junk blocks
+/// (`template` with its height and time changed, so each is a distinct, well-formed but invalid block) for
+/// the `(height, round)` slots `me` is the proposer of at `heights`, three per slot (one more than a node
+/// keeps), rounds in order. `salt` makes each call's blocks new content, so gossip does not drop them as
+/// already seen.
+#[allow(clippy::too_many_arguments)]
+pub fn junk_proposals(
+    template: &FullBlock,
+    key: &Keypair,
+    genesis: &Hash32,
+    me: ValidatorIndex,
+    set: &ValidatorSet,
+    heights: &[Height],
+    salt: u64,
+    count: usize,
+) -> Vec<(SignedProposal, FullBlock)> {
+    let mut out = Vec::new();
+    let per_height = count.div_ceil(heights.len().max(1));
+    for &height in heights {
+        let mut made = 0;
+        // A validator of n is the proposer of about one round in n: this many rounds hold enough slots.
+        for round in (0..=u32::MAX).take(per_height * set.len().max(1)).map(Round) {
+            if set.proposer(height, round) != me {
+                continue;
+            }
+            for copy in 0..3u64 {
+                if made == per_height || out.len() == count {
+                    break;
+                }
+                let mut fb = template.clone();
+                fb.block.header.height = height;
+                fb.block.header.time_ms = salt.wrapping_mul(1_000_003).wrapping_add(u64::from(round.get()) * 3 + copy);
+                let value = fb.hash();
+                let proposal = Proposal { height, round, value, pol_round: None, proposer: me }.sign(key, genesis);
+                out.push((proposal, fb));
+                made += 1;
+            }
+        }
+    }
+    out
 }
 
 /// How often the partition file is read.
@@ -125,6 +170,38 @@ mod tests {
         assert_eq!(peers, [a, b].into_iter().collect());
         assert_eq!(bad, vec!["nonsense".to_string()]);
         assert!(parse_partition("").0.is_empty());
+    }
+
+    #[test]
+    fn junk_proposals_are_signed_for_the_floods_own_slots_and_are_all_distinct() {
+        let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_secret([i; 32])).collect();
+        let set = ValidatorSet::new(keys.iter().map(|k| (k.public(), 1)).collect()).expect("set");
+        let me = ValidatorIndex(3);
+        let genesis = Hash32([5; 32]);
+        let header = ledger::BlockHeader {
+            genesis_hash: genesis,
+            height: Height(1),
+            prev_hash: Hash32([0; 32]),
+            time_ms: 0,
+            proposer: me,
+            btc_anchor: ledger::BtcAnchor::default(),
+            tx_root: Hash32([0; 32]),
+            state_root: Hash32([0; 32]),
+            last_commit_hash: Hash32([0; 32]),
+        };
+        let template = FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None };
+        let junk = junk_proposals(&template, &keys[3], &genesis, me, &set, &[Height(7), Height(8)], 1, 64);
+        assert_eq!(junk.len(), 64);
+        let mut values = HashSet::new();
+        for (p, fb) in &junk {
+            assert_eq!(p.proposal.proposer, me);
+            assert_eq!(set.proposer(p.proposal.height, p.proposal.round), me);
+            assert!(p.verify(&set, &genesis).is_ok());
+            assert_eq!((fb.hash(), fb.height()), (p.proposal.value, p.proposal.height));
+            assert!(values.insert(fb.hash()));
+        }
+        let again = junk_proposals(&template, &keys[3], &genesis, me, &set, &[Height(7)], 2, 4);
+        assert!(again.iter().all(|(_, fb)| !values.contains(&fb.hash())), "another salt, other blocks");
     }
 
     #[test]

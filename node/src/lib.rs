@@ -10,6 +10,7 @@
 pub mod bitcoin;
 pub mod btc_follow;
 pub mod chain;
+pub mod claims;
 pub mod config;
 pub mod fault;
 pub mod fed_pool;
@@ -18,8 +19,10 @@ pub mod mempool;
 pub mod metrics;
 pub mod peg_sim;
 pub mod pegin;
+pub mod proposals;
 pub mod rpc_backend;
 mod rpc_dashboard;
 pub mod service;
 pub mod storage;
+pub mod sync_serve;
 pub mod wire;

@@ -244,7 +244,7 @@ impl RpcBackend for NodeRpc {
         let claim_confirmed = snap.as_ref().and_then(|s| s.claims.iter().find(is_it).cloned());
         let claim_rejected = snap
             .as_ref()
-            .and_then(|s| s.rejected_claims.iter().find(|(o, _)| *o == outpoint).map(|(_, why)| why.clone()));
+            .and_then(|s| s.rejected_claims.iter().find(|(c, _)| c.outpoint == outpoint).map(|(_, why)| why.clone()));
         let recipient = record
             .as_ref()
             .map(|r| r.recipient)

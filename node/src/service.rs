@@ -12,9 +12,12 @@
 
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
+use crate::claims::{ClaimLimits, ClaimSource, ClaimStore};
 use crate::keys::NodeKeys;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::proposals::{ProposalStore, Slot, Window};
 use crate::storage::{Store, StoreError};
+use crate::sync_serve::{Allowance, RequestLimiter};
 use crate::wire::{
     self, Frame, Gossip, Request, Response, MAX_BLOCKS_PER_RESPONSE, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS,
 };
@@ -90,6 +93,11 @@ pub struct Faults {
     /// Lowest height at which `crash_point` fires.
     #[serde(default)]
     pub crash_height: u64,
+    /// Every status tick, sign and gossip 64 junk proposals for the rounds this validator proposes at the
+    /// height being decided and the next (see [`crate::fault::junk_proposals`]): the others must keep
+    /// the honest proposers' blocks and go on committing.
+    #[serde(default)]
+    pub flood_proposals: bool,
 }
 
 /// Why the service stopped or could not start.
@@ -359,7 +367,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         timers: BinaryHeap::new(),
         timer_seq: 0,
         timer_payloads: HashMap::new(),
-        proposals: HashMap::new(),
+        proposals: ProposalStore::default(),
         peers: HashSet::new(),
         pending_decision: None,
         sync_in_flight: false,
@@ -375,7 +383,10 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         anchor_height,
         registry,
         claims,
-        claims_added: HashMap::new(),
+        claim_store: ClaimStore::new(ClaimLimits::default()),
+        sync_limiter: RequestLimiter::new(crate::sync_serve::BURST, crate::sync_serve::PER_SEC),
+        serving: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::sync_serve::MAX_SERVING)),
+        flood_batches: 0,
         pending_value: None,
         tip_committed_at: Instant::now(),
         resume_request: watch::channel(None).0,
@@ -420,8 +431,8 @@ pub struct Service {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_seq: u64,
     timer_payloads: HashMap<u64, Timeout>,
-    /// Blocks proposed for the height being decided (and the next), by hash.
-    proposals: HashMap<Hash32, FullBlock>,
+    /// Blocks proposed for the height being decided (and the next), by hash, admitted per slot.
+    proposals: ProposalStore,
     peers: HashSet<PeerId>,
     /// Decided but the block body is not here yet.
     pending_decision: Option<(Hash32, CommitCertificate)>,
@@ -443,10 +454,16 @@ pub struct Service {
     anchor_height: watch::Sender<u32>,
     /// Every registered deposit script, for the follower's deposit index.
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
-    /// Pending peg-in claims (not minted yet), for the follower to verify.
+    /// Pending peg-in claims (not minted yet), for the follower to verify: `claim_store`'s list.
     claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
-    /// The tip height when each pending claim was added.
-    claims_added: HashMap<crate::pegin::PegClaim, Height>,
+    /// The pending claims with their source and verdict (see [`crate::claims`]).
+    claim_store: ClaimStore,
+    /// Sync requests allowed per peer (see [`crate::sync_serve`]).
+    sync_limiter: RequestLimiter<PeerId>,
+    /// Sync answers being read off the loop (at most [`crate::sync_serve::MAX_SERVING`]).
+    serving: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Test-only: junk proposals sent so far (`[fault] flood_proposals`), to make each batch new content.
+    flood_batches: u64,
     /// The anchor an operator asked this validator to vote to resume the halted peg from.
     resume_request: watch::Sender<Option<ledger::BtcAnchor>>,
     /// A round-0 proposal waiting for work (or until the instant) on an idle chain.
@@ -468,9 +485,6 @@ pub struct Service {
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
-
-/// Most proposals kept for the current height (a Byzantine proposer may send many).
-const MAX_PROPOSALS: usize = 64;
 
 impl Service {
     /// Runs until `shutdown` resolves or storage fails.
@@ -510,6 +524,10 @@ impl Service {
                 _ = status_tick.tick() => {
                     self.announce_tip().await;
                     self.resend_own_messages();
+                    self.apply_claim_verdicts();
+                    if self.cfg.faults.flood_proposals {
+                        self.flood_junk_proposals();
+                    }
                     Ok(())
                 }
             };
@@ -766,9 +784,12 @@ impl Service {
         let data = wire::encode(&frame);
         let net = self.net.clone();
         tokio::spawn(async move {
-            // With no peer subscribed yet publishing fails; consensus re-sends on later rounds.
-            if let Err(e) = net.publish(topic, data).await {
-                debug!(topic, error = %e, "publish failed");
+            match net.publish(topic, data).await {
+                Ok(_) => {}
+                // Out already (ours or a peer's copy, within gossip's duplicate window): nothing to do.
+                Err(net::NetError::Duplicate { .. }) => {}
+                // With no peer subscribed yet publishing fails; consensus re-sends on later rounds.
+                Err(e) => debug!(topic, error = %e, "publish failed"),
             }
         });
     }
@@ -1183,19 +1204,15 @@ impl Service {
                     }
                 }
                 let tip = fb.height();
-                let added = &mut self.claims_added;
-                self.claims.send_if_modified(|claims| {
-                    let before = claims.len();
-                    // Minted claims are done; claims nobody could mint for CLAIM_TTL_BLOCKS are dropped, so
-                    // bogus claims cannot fill the list for good (a real one can be submitted again).
-                    claims.retain(|c| {
-                        let fresh =
-                            added.get(c).is_some_and(|at| tip.get() - at.get() <= crate::pegin::CLAIM_TTL_BLOCKS);
-                        fresh && matches!(state.get_pegin(&c.outpoint), Ok(None))
-                    });
-                    added.retain(|c, _| claims.contains(c));
-                    claims.len() != before
+                // Minted claims are done; claims nobody could mint for CLAIM_TTL_BLOCKS are dropped (those
+                // our bitcoind rejects go at once, see `apply_claim_verdicts`).
+                let dropped = self.claim_store.retain(|c, at| {
+                    let fresh = tip.get().saturating_sub(at.get()) <= crate::pegin::CLAIM_TTL_BLOCKS;
+                    fresh && matches!(state.get_pegin(&c.outpoint), Ok(None))
                 });
+                if dropped {
+                    self.publish_claims();
+                }
                 self.fed_pool.prune(self.chain.chain(), &state, &included);
                 self.follow_federation(fb.height());
                 self.publish_signed_batches();
@@ -1295,7 +1312,7 @@ impl Service {
         }
         self.chain.store().wal_clear()?;
         self.own_messages.clear();
-        self.proposals.retain(|_, fb| fb.height() > self.chain.tip());
+        self.proposals.prune_committed(self.chain.tip());
         self.pending_decision = None;
         self.timers.clear();
         self.timer_payloads.clear();
@@ -1382,7 +1399,7 @@ impl Service {
                 let _ = done.send(res);
             }
             Command::ClaimPegin(claim, done) => {
-                let res = self.add_claim(claim.clone());
+                let res = self.add_claim(claim.clone(), ClaimSource::Local);
                 if res.is_ok() {
                     self.spawn_publish(TOPIC_TXS, Gossip::Claim(claim));
                 }
@@ -1393,8 +1410,8 @@ impl Service {
     }
 
     /// Keeps a claim for the follower to verify and proposers to mint; refused when already minted, already
-    /// pending, or when too many are pending.
-    fn add_claim(&mut self, claim: crate::pegin::PegClaim) -> Result<(), String> {
+    /// pending, or when its source has no room left (see [`crate::claims`] for who may evict whom).
+    fn add_claim(&mut self, claim: crate::pegin::PegClaim, source: ClaimSource) -> Result<(), String> {
         if let Some(rec) = self.chain.state().get_pegin(&claim.outpoint).map_err(|e| e.to_string())? {
             return Err(format!(
                 "deposit {}:{} was already minted at height {}",
@@ -1403,23 +1420,48 @@ impl Service {
                 rec.minted_at
             ));
         }
-        let mut added = Ok(());
-        self.claims.send_if_modified(|claims| {
-            // Keyed by the whole claim, not the outpoint: a wrong claim (another recipient, another block)
-            // must not keep the right one out; at most one of them can ever be confirmed.
-            if claims.contains(&claim) {
-                added = Err("a claim for this deposit is already pending".to_string());
-                false
-            } else if claims.len() >= crate::pegin::MAX_PENDING_CLAIMS {
-                added = Err(format!("{} claims pending; try again later", claims.len()));
-                false
-            } else {
-                self.claims_added.insert(claim.clone(), self.chain.tip());
-                claims.push(claim);
-                true
-            }
+        // Keyed by the whole claim, not the outpoint: a wrong claim (another recipient, another block)
+        // must not keep the right one out; at most one of them can ever be confirmed.
+        let rejected = self.btc.as_ref().is_some_and(|b| b.borrow().rejected_claims.iter().any(|(c, _)| *c == claim));
+        let added = self.claim_store.add(claim, source, self.chain.tip(), rejected).map_err(|e| e.to_string())?;
+        if !added.evicted.is_empty() {
+            debug!(evicted = added.evicted.len(), "unverified gossip claims evicted for a new one");
+        }
+        self.publish_claims();
+        Ok(())
+    }
+
+    /// Hands the pending claims to the follower (and the status) when they changed.
+    fn publish_claims(&self) {
+        let list = self.claim_store.list();
+        self.claims.send_if_modified(|old| {
+            let changed = *old != list;
+            *old = list;
+            changed
         });
-        added
+    }
+
+    /// Takes our bitcoind's verdicts on pending claims: confirmed ones become unevictable, rejected ones
+    /// are dropped now rather than kept until their TTL.
+    fn apply_claim_verdicts(&mut self) {
+        let Some(btc) = &self.btc else { return };
+        let (verified, rejected) = {
+            let snap = btc.borrow();
+            let verified: HashSet<crate::pegin::PegClaim> = snap
+                .claims
+                .iter()
+                .map(|d| {
+                    let m = crate::pegin::mint_for(d);
+                    crate::pegin::PegClaim { outpoint: m.outpoint, recipient: m.recipient, btc_block: m.btc_block.hash }
+                })
+                .collect();
+            let rejected: HashSet<crate::pegin::PegClaim> =
+                snap.rejected_claims.iter().map(|(c, _)| c.clone()).collect();
+            (verified, rejected)
+        };
+        if self.claim_store.apply_verdicts(&verified, &rejected) {
+            self.publish_claims();
+        }
     }
 
     fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
@@ -1443,17 +1485,16 @@ impl Service {
             NetEvent::PeerDisconnected(peer) => {
                 self.peers.remove(&peer);
                 self.peer_heights.remove(&peer);
+                self.sync_limiter.forget(&peer);
                 Ok(())
             }
             NetEvent::Request { peer, data, respond } => {
-                let answer = match wire::decode::<Request>(&data) {
-                    Ok(req) => self.answer(req)?,
+                match wire::decode::<Request>(&data) {
+                    Ok(req) => self.answer(peer, req, respond),
                     Err(e) => {
                         let _ = self.net.penalize(peer, &format!("undecodable request: {e}"));
-                        return Ok(());
                     }
-                };
-                let _ = respond.send(wire::encode(&answer));
+                }
                 Ok(())
             }
             NetEvent::Gossip { msg_id, source, data, .. } => match wire::decode::<Frame>(&data).map(|f| f.body) {
@@ -1483,7 +1524,11 @@ impl Service {
                 Ok(())
             }
             Gossip::Claim(claim) => {
-                let verdict = if self.add_claim(claim).is_ok() { Verdict::Accept } else { Verdict::Ignore };
+                let verdict = if self.add_claim(claim, ClaimSource::Peer(source)).is_ok() {
+                    Verdict::Accept
+                } else {
+                    Verdict::Ignore
+                };
                 self.verdict(msg_id, source, verdict);
                 Ok(())
             }
@@ -1545,21 +1590,18 @@ impl Service {
                     self.verdict(msg_id, source, verdict);
                     return Ok(());
                 }
-                let expected = set.proposer(h, proposal.proposal.round);
-                if proposal.proposal.proposer != expected {
-                    debug!(%source, "proposal from a validator that is not the round's proposer");
-                    self.verdict(msg_id, source, Verdict::Reject);
-                    return Ok(());
-                }
-                if block.hash() != proposal.proposal.value || block.height() != h {
-                    debug!(%source, "proposal's block does not match its value");
-                    self.verdict(msg_id, source, Verdict::Reject);
+                let p = &proposal.proposal;
+                let expected = set.proposer(h, p.round);
+                let window = Window { height: self.chain.tip().next(), round: self.core.round() };
+                let slot = Slot { height: h, round: p.round, proposer: p.proposer };
+                // Kept per (height, round, proposer), so a flood by one validator cannot crowd out another's
+                // block; what is not kept is not handed to the core either (it could never judge it).
+                if let Err(e) = self.proposals.admit(window, expected, slot, p.value, *block) {
+                    debug!(%source, error = %e, "proposal not kept");
+                    self.verdict(msg_id, source, if e.is_forged() { Verdict::Reject } else { Verdict::Ignore });
                     return Ok(());
                 }
                 self.verdict(msg_id, source, Verdict::Accept);
-                if self.proposals.len() < MAX_PROPOSALS {
-                    self.proposals.insert(proposal.proposal.value, *block);
-                }
                 if let Some((value, cert)) = self.pending_decision.clone() {
                     if self.proposals.contains_key(&value) {
                         return self.commit_decided(value, cert);
@@ -1585,35 +1627,79 @@ impl Service {
         true
     }
 
-    fn answer(&self, req: Request) -> Result<Response, ServiceError> {
-        Ok(match req {
-            Request::GetBlocks { from, max } => {
-                let mut out = Vec::new();
-                let mut bytes = 0usize;
-                let budget = 8 * net::MIB;
-                let mut h = from.max(Height(1));
-                while h <= self.chain.tip() && (out.len() as u32) < max.min(MAX_BLOCKS_PER_RESPONSE) {
-                    let (Some(fb), Some(cert)) = (self.chain.block(h)?, self.chain.cert(h)?) else { break };
-                    bytes += wire::encode(&fb).len();
-                    if bytes > budget && !out.is_empty() {
-                        break;
-                    }
-                    out.push((fb, cert));
-                    h = h.next();
+    /// Answers a peer's request within its rate (see [`crate::sync_serve`]): a block still being decided
+    /// from memory, anything read from disk on a blocking thread, never on this loop.
+    fn answer(&mut self, peer: PeerId, req: Request, respond: net::Responder) {
+        match self.sync_limiter.check(&peer, Instant::now()) {
+            Allowance::Granted => {}
+            refused => {
+                debug!(%peer, "sync request over the peer's rate: refused");
+                if refused == Allowance::RefusedPenalize {
+                    let _ = self.net.penalize(peer, "sync requests far over the rate limit");
                 }
-                Response::Blocks(out)
+                let _ = respond.send(wire::encode(&Response::Busy));
+                return;
             }
-            Request::GetBlock { hash } => {
-                let found = match self.proposals.get(&hash) {
-                    Some(fb) => Some(fb.clone()),
-                    None => match self.chain.store().height_of(&hash)? {
-                        Some(h) => self.chain.block(h)?,
-                        None => None,
-                    },
-                };
-                Response::Block(found.map(Box::new))
+        }
+        if let Request::GetBlock { hash } = &req {
+            if let Some(fb) = self.proposals.get(hash) {
+                let _ = respond.send(wire::encode(&Response::Block(Some(Box::new(fb.clone())))));
+                return;
             }
-        })
+        }
+        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+            debug!(%peer, "serving as many sync answers as allowed: refused");
+            let _ = respond.send(wire::encode(&Response::Busy));
+            return;
+        };
+        // Committed blocks never change: what is at or below this tip can be read while the loop goes on.
+        let (store, tip) = (self.chain.store().clone(), self.chain.tip());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let answer = match req {
+                Request::GetBlocks { from, max } => {
+                    crate::sync_serve::read_blocks(&store, from, tip, max.min(MAX_BLOCKS_PER_RESPONSE))
+                        .map(Response::Blocks)
+                }
+                Request::GetBlock { hash } => store.height_of(&hash).and_then(|h| match h {
+                    Some(h) if h <= tip => crate::sync_serve::read_blocks(&store, h, h, 1)
+                        .map(|mut b| Response::Block(b.pop().map(|(fb, _)| Box::new(fb)))),
+                    _ => Ok(Response::Block(None)),
+                }),
+            };
+            match answer {
+                Ok(answer) => {
+                    let _ = respond.send(wire::encode(&answer));
+                }
+                // The loop meets the same store on its next write and stops there; the asker just times out.
+                Err(e) => error!(%peer, error = %e, "cannot read blocks to serve"),
+            }
+        });
+    }
+
+    /// Test-only Byzantine flood (`[fault] flood_proposals`): junk proposals for our slots at the height
+    /// being decided and the next.
+    fn flood_junk_proposals(&mut self) {
+        let (Some(me), Ok(Some(template))) = (self.validator_index, self.chain.block(self.chain.tip())) else {
+            return;
+        };
+        self.flood_batches += 1;
+        let next = self.chain.tip().next();
+        let genesis = *self.chain.chain().genesis_hash();
+        let junk = crate::fault::junk_proposals(
+            &template,
+            &self.cfg.keys.consensus,
+            &genesis,
+            me,
+            self.chain.validators(),
+            &[next, next.next()],
+            self.flood_batches,
+            64,
+        );
+        warn!(height = %next, proposals = junk.len(), "FAULT: flooding junk proposals");
+        for (proposal, block) in junk {
+            self.spawn_publish(TOPIC_CONSENSUS, Gossip::Proposal { proposal, block: Box::new(block) });
+        }
     }
 
     /// Gossip delivers once, to whoever is connected then; a vote a peer missed (it was restarting, or
@@ -1688,6 +1774,12 @@ impl Service {
                 Ok(())
             }
             Ok(Response::Block(None)) => Ok(()),
+            Ok(Response::Busy) => {
+                // Asked again on the peer's next tip announcement (or another peer's).
+                self.sync_in_flight = false;
+                debug!(%peer, "peer is busy: sync later");
+                Ok(())
+            }
             Ok(Response::Blocks(blocks)) => {
                 self.sync_in_flight = false;
                 let full = blocks.len() as u32 == MAX_BLOCKS_PER_RESPONSE;

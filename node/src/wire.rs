@@ -80,6 +80,9 @@ pub enum Response {
     Blocks(Vec<(FullBlock, CommitCertificate)>),
     /// The block, if known.
     Block(Option<Box<FullBlock>>),
+    /// Not served now: the asker is over its request rate, or the node is serving too many answers
+    /// (see `sync_serve`). Ask again later.
+    Busy,
 }
 
 /// Encodes any wire value.

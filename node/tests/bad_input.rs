@@ -151,6 +151,24 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     publish(&attacker, TOPIC_TXS, frame(Gossip::Tx(forged.clone()), 0)).await;
     publish(&attacker, TOPIC_STATUS, frame(Gossip::Status { height: Height(u64::MAX) }, 0)).await;
 
+    // Sync requests all at once: past the peer's burst they are refused with `Busy` (nothing is read for
+    // them), and a peer that keeps asking after refusals is scored down.
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..2 * node::sync_serve::BURST {
+        let (net, req) = (attacker.clone(), wire::encode(&Request::GetBlocks { from: Height(1), max: 64 }));
+        asks.spawn(async move { net.request(target, req).await });
+    }
+    let (mut served, mut busy) = (0, 0);
+    while let Some(answer) = asks.join_next().await {
+        match answer.expect("task").map(|a| wire::decode::<Response>(&a)) {
+            Ok(Ok(Response::Blocks(_))) => served += 1,
+            Ok(Ok(Response::Busy)) => busy += 1,
+            other => panic!("a sync request got {other:?}"),
+        }
+    }
+    println!("sync flood: {served} served, {busy} refused");
+    assert!(busy > 0 && served <= node::sync_serve::BURST as usize + 8, "{served} served, {busy} refused");
+
     // Everyone keeps committing, on one chain, and the hostile peer is scored down or dropped.
     let h = fed.nodes[0].height().await.expect("height");
     fed.wait_height(&[0, 1, 2, 3], h + 3, Duration::from_secs(60)).await.expect("nodes keep committing");
