@@ -443,8 +443,8 @@ pub fn check_block_peg<S: StateReader>(
 }
 
 /// The highest anchor at or below `wanted` (and above `prev`) whose peg transactions this snapshot can list
-/// and one block can carry next to `reserved` other transactions, with its plan (claims included); `None`
-/// when no move is possible.
+/// and one block can carry next to `reserved` other transactions, with its plan (settlements and mints, no
+/// claims: those ride only on blocks that keep the anchor); `None` when no move is possible.
 #[allow(clippy::too_many_arguments)]
 pub fn anchor_with_plan<S: StateReader>(
     chain: &Chain,
@@ -460,12 +460,10 @@ pub fn anchor_with_plan<S: StateReader>(
     let mut h = wanted.height.get();
     while h > prev.height.get() {
         let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
-        match peg_plan(chain, state, snap, registry_version, prev, &candidate, height, true) {
-            Ok(mut plan) if plan.settles.len() + plan.mints.len() <= room => {
-                let left = room - plan.settles.len() - plan.mints.len();
-                plan.claims.truncate(left);
-                return Some((candidate, plan));
-            }
+        // No claims in a block that moves the anchor: a validator that has not verified a claim yet would
+        // vote nil on the move with it, and whoever feeds claims to proposers only would stall the peg.
+        match peg_plan(chain, state, snap, registry_version, prev, &candidate, height, false) {
+            Ok(plan) if plan.settles.len() + plan.mints.len() <= room => return Some((candidate, plan)),
             Ok(plan) => tracing::debug!(
                 btc_height = h,
                 required = plan.settles.len() + plan.mints.len(),

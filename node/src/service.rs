@@ -826,7 +826,16 @@ impl Service {
         let room = (chain.params().block_max_txs as usize).saturating_sub(txs.len());
         let candidates = self.mempool.candidates(chain.params().block_max_txs as usize * 2);
         let mut selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
-        selection.txs.truncate(room);
+        // The selection filled a whole block's bytes; what goes in front of it takes its share first (a
+        // prefix of the selection stays valid: it is in application order).
+        let mut bytes = ledger::txs_encoded_len(&txs);
+        let max_bytes = chain.params().block_max_bytes as usize;
+        let fit = selection.txs.iter().take_while(|t| {
+            bytes += t.encoded_len();
+            bytes <= max_bytes
+        });
+        let fit = fit.count();
+        selection.txs.truncate(room.min(fit));
         let template = BlockTemplate {
             height,
             prev_hash: self.chain.tip_hash(),

@@ -531,8 +531,13 @@ impl World {
         } else {
             None
         };
+        // As the node does: claims ride only on round-0 blocks that keep the anchor.
+        let keep = || {
+            let claims = pegin::peg_plan(&self.chain, &state, &snap, self.registry.version, &prev, &prev, height, true);
+            (prev, if round == 0 { claims.unwrap_or_default() } else { PegPlan::default() })
+        };
         let (anchor, mut plan) = match (wanted, self.cfg.naive_required) {
-            (None, _) => (prev, PegPlan::default()),
+            (None, _) => keep(),
             (Some(new), true) => (new, self.naive_plan(&state, &snap, &prev, &new)),
             (Some(new), false) => pegin::anchor_with_plan(
                 &self.chain,
