@@ -303,6 +303,19 @@ pub enum TxError {
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A federation-change approval given under an earlier (or later) epoch than the one in force: a
+    /// replayed or stale change. The approvers must approve again under the set in force.
+    #[error(
+        "approval by validator {validator} was given under federation epoch {approved_in}, but epoch {in_force} is in force: approve again"
+    )]
+    StaleApproval {
+        /// Who it names.
+        validator: ValidatorIndex,
+        /// The epoch the approval names (and was signed for).
+        approved_in: u32,
+        /// The epoch in force.
+        in_force: u32,
+    },
 }
 
 /// Why a block is not valid on top of the current state.

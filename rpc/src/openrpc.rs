@@ -326,7 +326,7 @@ fn schemas() -> Value {
             ("peg_threshold", int.clone()),
             ("activation_height", r("Height")),
         ]),
-        "Approval": obj(&[("validator", int.clone()), ("signature", hex(128))]),
+        "Approval": obj(&[("validator", int.clone()), ("epoch", int.clone()), ("signature", hex(128))]),
         "ReconfigureTx": obj(&[
             ("proposal", r("FederationProposal")),
             ("approvals", array("Approval")),
