@@ -255,11 +255,14 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             .context("demo emergency key")?;
         Ok((2, 4032, secrets))
     }
+    // Alice starts with just the registration fee (registering a deposit address is not free): her deposit
+    // is then minted by itself, without a claim. (A wallet with nothing pegs in through `claimpegin`.)
+    let registration_fee = ledger::Params::default().registration_fee.to_sat();
     let fed = Federation::start(FederationConfig {
         validators: opts.validators,
         full_nodes: 1,
         bitcoind: true,
-        initial_accounts: vec![],
+        initial_accounts: vec![(alice_id.clone(), registration_fee)],
         binary: Some(opts.sidechaind.clone()),
         genesis_params: Some(serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 })),
         emergency: Some(demo_emergency_keys()?),
@@ -300,7 +303,10 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         ),
     );
     let before = user.balance(&alice_wallet).await?;
-    ensure!(before == 0, "alice should start with nothing on the sidechain, has {before} sat");
+    ensure!(
+        before == registration_fee,
+        "alice should start with the registration fee ({registration_fee} sat) on the sidechain, has {before} sat"
+    );
 
     let pegin = pegin(opts, &fed, &user, &alice_wallet, start).await.context("peg-in")?;
     ensure!(
