@@ -490,6 +490,12 @@ impl<S: StateReader> Overlay<'_, S> {
                 })?,
             );
         }
+        // The circuit breaker: only the head of the queue that fits in the rolling limit (see
+        // `crate::pegout_limit`); the rest waits for the window to move.
+        burns.truncate(self.burns_within_limit(chain, meta.btc_anchor.height, &burns)?);
+        if burns.is_empty() {
+            return Ok(());
+        }
         let payouts: Vec<peg::Payout> = burns
             .iter()
             .map(|b| peg::Payout { script_pubkey: ScriptBuf::from_bytes(b.script_pubkey.clone()), amount: b.amount })
@@ -517,6 +523,7 @@ impl<S: StateReader> Overlay<'_, S> {
             Err(_) => return Ok(()),
         };
         if self.record_batch(meta, &plan, BatchKind::Payout, epoch, epoch.epoch, &mut burns)? {
+            self.count_payouts(chain, meta.btc_anchor.height, &burns)?;
             queue.queued.drain(..burns.len());
             self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
         }

@@ -319,6 +319,39 @@ pub enum TxError {
     /// The state could not be read (not a verdict on the transaction).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A federation-change approval given under an earlier (or later) epoch than the one in force: a
+    /// replayed or stale change. The approvers must approve again under the set in force.
+    #[error(
+        "approval by validator {validator} was given under federation epoch {approved_in}, but epoch {in_force} is in force: approve again"
+    )]
+    StaleApproval {
+        /// Who it names.
+        validator: ValidatorIndex,
+        /// The epoch the approval names (and was signed for).
+        approved_in: u32,
+        /// The epoch in force.
+        in_force: u32,
+    },
+    /// A `RegisterDeposit` paying less than the genesis `registration_fee`. An account without the fee pegs
+    /// in through `claimpegin`, which needs no registration.
+    #[error("registration fee {fee} is below the registration fee {min}; without a balance, claim the deposit instead (claimpegin)")]
+    RegistrationFeeTooLow {
+        /// The fee paid.
+        fee: Amount,
+        /// `Params::registration_fee`.
+        min: Amount,
+    },
+    /// A burn larger than the whole rolling peg-out limit: it could never be paid, and would block the
+    /// queue behind it forever.
+    #[error("peg-out of {amount} is above the rolling peg-out limit of {limit} per {window} BTC blocks: split it")]
+    PegOutAboveLimit {
+        /// The burn's amount.
+        amount: Amount,
+        /// `Params::pegout_limit`.
+        limit: Amount,
+        /// `Params::pegout_limit_window`.
+        window: u32,
+    },
 }
 
 /// Why a block is not valid on top of the current state.
@@ -563,6 +596,7 @@ impl<'a, S: StateReader> Overlay<'a, S> {
             UserTxKind::Transfer { to, amount } => self.apply_transfer(chain, signed, to, amount),
             UserTxKind::RegisterDeposit => self.apply_register(chain, signed),
             UserTxKind::PegOut { ref btc_script_pubkey, amount } => {
+                crate::pegout_limit::check_burn_amount(chain.params(), amount)?;
                 self.apply_pegout(chain, signed, btc_script_pubkey, amount)
             }
         }

@@ -14,6 +14,8 @@
 //! Invariants owned here:
 //! - `epochs` is never empty, numbered 0, 1, 2, … with strictly increasing `from_height`; the last is in force;
 //! - at most one change is pending, and it always activates at a height above the block that accepted it;
+//! - an approval counts only in the epoch it names and was signed for (the epoch in force), so no approval
+//!   outlives the set that gave it;
 //! - a proposed set passes the genesis validator checks, its peg threshold keeps the 2f+1 rule
 //!   (`2f+1 <= k <= n - f`), and its wallet builds (so no emergency key is a peg key).
 
@@ -135,14 +137,32 @@ pub struct FederationProposal {
 }
 
 impl FederationProposal {
-    /// The exact bytes an approval signs (domain `FederationChange`, this chain's genesis hash).
-    pub fn signing_bytes(&self, genesis_hash: &Hash32) -> Vec<u8> {
-        primitives::signing_bytes(SignDomain::FederationChange, genesis_hash, &canonical_bytes(self))
+    /// What an approval signs besides the domain and the genesis hash: `borsh((epoch, proposal))`, with
+    /// `epoch` the number of the federation epoch in force whose member approves. Binding the epoch makes an
+    /// approval worthless once that epoch is over: a change approved (or merely signed) under epoch `e` cannot
+    /// be replayed under `e + 1`, even when the new set kept the same keys at the same indices.
+    pub fn approval_body(&self, epoch: u32) -> Vec<u8> {
+        let mut body = epoch.to_le_bytes().to_vec();
+        body.extend(canonical_bytes(self));
+        body
     }
 
-    /// A validator's approval with its consensus key.
-    pub fn approve(&self, validator: ValidatorIndex, key: &primitives::Keypair, genesis_hash: &Hash32) -> Approval {
-        Approval { validator, signature: key.sign(SignDomain::FederationChange, genesis_hash, &canonical_bytes(self)) }
+    /// The exact bytes an approval under `epoch` signs (domain `FederationChange`, this chain's genesis
+    /// hash, then [`Self::approval_body`]).
+    pub fn signing_bytes(&self, genesis_hash: &Hash32, epoch: u32) -> Vec<u8> {
+        primitives::signing_bytes(SignDomain::FederationChange, genesis_hash, &self.approval_body(epoch))
+    }
+
+    /// A validator's approval with its consensus key, as a member of epoch `epoch` (the one in force).
+    pub fn approve(
+        &self,
+        validator: ValidatorIndex,
+        epoch: u32,
+        key: &primitives::Keypair,
+        genesis_hash: &Hash32,
+    ) -> Approval {
+        let signature = key.sign(SignDomain::FederationChange, genesis_hash, &self.approval_body(epoch));
+        Approval { validator, epoch, signature }
     }
 }
 
@@ -151,7 +171,9 @@ impl FederationProposal {
 pub struct Approval {
     /// Its index in the set in force.
     pub validator: ValidatorIndex,
-    /// By its consensus key, over [`FederationProposal::signing_bytes`].
+    /// The epoch in force when it approved (signed): valid only while that epoch is in force.
+    pub epoch: u32,
+    /// By its consensus key, over [`FederationProposal::signing_bytes`] for `epoch`.
     pub signature: Signature,
 }
 
@@ -234,7 +256,7 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         check_proposal(chain, p).map_err(|e| TxError::BadProposal(e.to_string()))?;
         let current = fs.in_force();
-        let bytes = canonical_bytes(p);
+        let bytes = p.approval_body(current.epoch);
         let mut seen = Vec::with_capacity(tx.approvals.len());
         let mut power = 0u64;
         for a in &tx.approvals {
@@ -245,6 +267,14 @@ impl<S: StateReader> Overlay<'_, S> {
                 return Err(TxError::AlreadyVoted { validator: a.validator });
             }
             seen.push(a.validator);
+            // Checked before the signature so a replayed change says why it is refused.
+            if a.epoch != current.epoch {
+                return Err(TxError::StaleApproval {
+                    validator: a.validator,
+                    approved_in: a.epoch,
+                    in_force: current.epoch,
+                });
+            }
             v.consensus_key
                 .verify(SignDomain::FederationChange, chain.genesis_hash(), &bytes, &a.signature)
                 .map_err(|e| TxError::BadApproval { validator: a.validator, reason: e.to_string() })?;

@@ -136,7 +136,21 @@ pub struct Params {
     /// Sidechain blocks after a federation change during which deposits to the previous wallet's addresses
     /// are still watched and minted by the proposers; after it, they come in through `claimpegin`.
     pub deposit_window: u64,
+    /// Least fee of a `RegisterDeposit` (to the fee pool, as any fee). A registration grows state, the
+    /// watchers' script lists and their rescans, so it is never free; an account with no balance pegs in
+    /// through `claimpegin` instead, which needs no registration.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub registration_fee: Amount,
+    /// Circuit breaker: the most that payout batches built within `pegout_limit_window` BTC blocks (by their
+    /// block's anchor height) may pay to burners. Burns past it wait in the queue; a burn above it is refused.
+    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
+    pub pegout_limit: Amount,
+    /// The breaker's rolling window in BTC blocks; 0 turns the breaker off (`pegout_limit` is then unused).
+    pub pegout_limit_window: u32,
 }
+
+/// Most BTC blocks the peg-out limit's window may span (four weeks): bounds what the window keeps in state.
+pub const MAX_PEGOUT_LIMIT_WINDOW: u32 = 4032;
 
 impl Default for Params {
     fn default() -> Self {
@@ -157,6 +171,9 @@ impl Default for Params {
             refresh_margin: 144,
             federation_change_min_lead: 5,
             deposit_window: 1_000,
+            registration_fee: Amount::from_sat(1_000),
+            pegout_limit: Amount::from_int_btc(10),
+            pegout_limit_window: 144,
         }
     }
 }
@@ -389,6 +406,25 @@ impl Params {
         }
         if self.federation_change_min_lead < 2 {
             return Err(bad("federation_change_min_lead", self.federation_change_min_lead, "at least 2"));
+        }
+        if self.registration_fee < self.min_fee.max(Amount::ONE_SAT) || self.registration_fee > Amount::MAX_MONEY {
+            return Err(bad(
+                "registration_fee",
+                self.registration_fee,
+                "at least min_fee and 1 sat, at most 21 million btc",
+            ));
+        }
+        if self.pegout_limit_window > MAX_PEGOUT_LIMIT_WINDOW {
+            return Err(bad("pegout_limit_window", self.pegout_limit_window, "at most 4032 (0 turns the limit off)"));
+        }
+        if self.pegout_limit_window > 0
+            && (self.pegout_limit < self.pegout_min_amount || self.pegout_limit > Amount::MAX_MONEY)
+        {
+            return Err(bad(
+                "pegout_limit",
+                self.pegout_limit,
+                "at least pegout_min_amount (no burn could ever be paid), at most 21 million btc",
+            ));
         }
         Ok(())
     }

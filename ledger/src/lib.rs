@@ -24,6 +24,7 @@ pub mod genesis;
 pub mod halt;
 pub mod pegin;
 pub mod pegout;
+pub mod pegout_limit;
 pub mod select;
 pub mod state;
 pub mod sweep;

@@ -12,8 +12,9 @@
 //!   the minimum, nothing (the BTC is held and counted in [`PegTotals::below_minimum`]), so
 //!   `supply - genesis supply <= btc_held` holds after every block;
 //! - registrations are live for `Params::registration_ttl` blocks and renewed by every mint to them; a
-//!   live registration cannot be refreshed until half its life is gone (it is free, so it must not be a
-//!   way to fill blocks).
+//!   live registration cannot be refreshed until half its life is gone, and each costs at least
+//!   `Params::registration_fee` (every one grows state and the watchers' rescans, so it must not be a cheap
+//!   way to fill blocks or state).
 
 use crate::block::BtcAnchor;
 use crate::codec;
@@ -136,9 +137,14 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(self.chain_meta()?.map(|m| m.height.next()).unwrap_or(Height(1)))
     }
 
-    /// `RegisterDeposit`: pays the (possibly zero) fee and makes the signer's deposit address live.
+    /// `RegisterDeposit`: pays the fee (at least `registration_fee`) and makes the signer's deposit address
+    /// live.
     pub(crate) fn apply_register(&mut self, chain: &Chain, signed: &SignedUserTx) -> Result<Receipt, TxError> {
         let tx = &signed.tx;
+        let min = chain.params().registration_fee;
+        if tx.fee < min {
+            return Err(TxError::RegistrationFeeTooLow { fee: tx.fee, min });
+        }
         let (from, sender) = self.debited_sender(tx, Amount::ZERO)?;
         let height = self.next_height()?;
         let ttl = chain.params().registration_ttl;

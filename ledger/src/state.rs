@@ -66,7 +66,7 @@ pub struct ChainMeta {
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
 /// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue, `11` batches, `12`
 /// the batch index, `13` the spendable federation outputs, `14` fee-rate votes and the agreed rate, `15` the
-/// federation epochs.
+/// federation epochs, `16` the peg-out limit's window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -108,6 +108,9 @@ pub enum StateKey {
     FeeRates,
     /// Tag 15: the single [`FederationState`](crate::federation::FederationState) value.
     Federation,
+    /// Tag 16: the single [`PegOutWindow`](crate::pegout_limit::PegOutWindow) value (the peg-out limit's
+    /// rolling window).
+    PegOutWindow,
 }
 
 impl StateKey {

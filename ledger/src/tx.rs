@@ -48,8 +48,8 @@ pub enum UserTxKind {
     },
     /// Tag 1: asks every validator to watch the signer's deposit address (the federation keys tweaked by
     /// the genesis hash and the signer's account, see `peg::deposit`), so BTC paid there is minted to the
-    /// signer when the anchor covers it. Free (the fee may be zero); live for `Params::registration_ttl`
-    /// blocks, renewed by every mint to it. One address per account, so one registration per account.
+    /// signer when the anchor covers it. Its fee is at least `Params::registration_fee`; live for
+    /// `Params::registration_ttl` blocks, renewed by every mint to it. One address per account, so one registration per account.
     RegisterDeposit,
     /// Tag 2: burns `amount + fee` and queues a Bitcoin payment of exactly `amount` to `btc_script_pubkey`
     /// (a standard output script; the fee covers the payout output at twice the agreed rate plus

@@ -38,11 +38,22 @@ fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32) -> MintTx {
     }
 }
 
+/// `user`'s registration paying exactly the registration fee.
 fn register(chain: &Chain, user: u32, nonce: u64) -> Tx {
+    register_paying(chain, user, nonce, chain.params().registration_fee)
+}
+
+fn register_paying(chain: &Chain, user: u32, nonce: u64, fee: Amount) -> Tx {
     let k = user_key(user);
-    UserTx { signer: k.public(), nonce, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-        .sign(&k, chain.genesis_hash())
-        .into()
+    UserTx { signer: k.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }.sign(&k, chain.genesis_hash()).into()
+}
+
+/// User 0 (nonce `funder_nonce`) pays `user` exactly the registration fee, then `user` registers with it
+/// (its nonce 0): the user ends with nothing, the fee pool with both fees.
+fn funded_register(chain: &Chain, user: u32, funder_nonce: u64) -> Vec<Tx> {
+    let (fee, to) = (chain.params().registration_fee, user_key(user).public().account_id());
+    let pay = testkit::transfer(chain, &user_key(0), funder_nonce, to, fee, chain.params().min_fee);
+    vec![pay.into(), register(chain, user, 0)]
 }
 
 /// Builds block `h` (anchor `btc`) from `txs`, has a second store execute it as a validator would, applies it.
@@ -64,12 +75,14 @@ fn mint_credits_recipient_minus_fee_exactly_once() {
     // 3-of-4 input is 132 vB; at the default 2 sat/vB the fee is 264 sat.
     assert_eq!(fee, Amount::from_sat(264));
     let r = user_key(9).public().account_id();
-    commit(&chain, &mut store, 1, 0, vec![register(&chain, 9, 0)]).unwrap();
+    commit(&chain, &mut store, 1, 0, funded_register(&chain, 9, 0)).unwrap();
     let reg = store.snapshot(1).get_registration(&r).unwrap().expect("registered");
     assert_eq!(reg.expires_at, Height(1 + chain.params().registration_ttl));
+    let pool = balance(&store, 1, &fee_pool_id());
+    assert_eq!(pool, chain.params().registration_fee + chain.params().min_fee, "the registration paid its fee");
     commit(&chain, &mut store, 2, 3, vec![Tx::Mint(mint(1, r, 100_000, 2))]).unwrap();
     assert_eq!(balance(&store, 2, &r), Amount::from_sat(100_000) - fee);
-    assert_eq!(balance(&store, 2, &fee_pool_id()), fee);
+    assert_eq!(balance(&store, 2, &fee_pool_id()), pool + fee);
     let snap = store.snapshot(2);
     let rec = snap.get_pegin(&mint(1, r, 0, 0).outpoint).unwrap().expect("recorded");
     assert_eq!((rec.credited, rec.fee, rec.minted_at), (Amount::from_sat(100_000) - fee, fee, Height(2)));
@@ -131,25 +144,42 @@ fn mint_must_be_covered_by_the_anchor() {
 }
 
 #[test]
-fn registration_is_free_bounded_and_renewed_by_mints() {
+fn registration_costs_its_fee_is_bounded_and_renewed_by_mints() {
     let (chain, mut store) = testkit::chain_and_store(4, 1, Amount::from_sat(BAL));
     let ttl = chain.params().registration_ttl;
+    let reg_fee = chain.params().registration_fee;
     let r = user_key(3).public().account_id();
-    commit(&chain, &mut store, 1, 0, vec![register(&chain, 3, 0)]).unwrap();
-    // Refreshing while more than half the life is left is refused (free transactions cannot fill blocks).
+    // Finding 4: registration is not free. Below the registration fee (a zero fee, or the plain `min_fee`)
+    // it is refused with the typed reason, whatever the sender holds; nothing is written.
+    let pay = |nonce, amount| -> Tx {
+        testkit::transfer(&chain, &user_key(0), nonce, r, amount, chain.params().min_fee).into()
+    };
+    for fee in [Amount::ZERO, chain.params().min_fee, reg_fee - Amount::ONE_SAT] {
+        let cheap = commit(&chain, &mut store, 1, 0, vec![pay(0, reg_fee), register_paying(&chain, 3, 0, fee)]);
+        match cheap {
+            Err(BlockError::InvalidTx { source: TxError::RegistrationFeeTooLow { fee: f, min }, .. }) => {
+                assert_eq!((f, min), (fee, reg_fee));
+            }
+            other => panic!("a registration paying {fee} went through: {other:?}"),
+        }
+    }
+    assert_eq!(store.latest_version(), Some(0));
+    // An account with nothing cannot register: its deposits come in through a claim instead.
+    let broke = commit(&chain, &mut store, 1, 0, vec![register(&chain, 11, 0)]);
+    assert!(matches!(broke, Err(BlockError::InvalidTx { source: TxError::InsufficientBalance { .. }, .. })));
+    // Paying the fee works; the fee goes to the pool like any fee.
+    let pool = balance(&store, 0, &fee_pool_id());
+    commit(&chain, &mut store, 1, 0, vec![pay(0, reg_fee + reg_fee), register(&chain, 3, 0)]).unwrap();
+    assert_eq!(balance(&store, 1, &fee_pool_id()), pool + chain.params().min_fee + reg_fee);
+    assert_eq!(balance(&store, 1, &r), reg_fee);
+    // Refreshing while more than half the life is left is refused, fee paid or not (a paid registration is
+    // still not a way to fill blocks).
     let early = commit(&chain, &mut store, 2, 0, vec![register(&chain, 3, 1)]);
     assert!(matches!(early, Err(BlockError::InvalidTx { source: TxError::RegistrationStillLive { .. }, .. })));
     commit(&chain, &mut store, 2, 1, vec![Tx::Mint(mint(4, r, 20_000, 1))]).unwrap();
     let reg = store.snapshot(2).get_registration(&r).unwrap().unwrap();
     assert_eq!(reg.expires_at, Height(2 + ttl), "a mint renews the registration");
     assert!(reg.is_live_at(Height(2 + ttl)) && !reg.is_live_at(Height(3 + ttl)));
-    // A zero-fee registration from an account that holds nothing works; a fee it cannot pay does not.
-    let k = user_key(11);
-    let broke = UserTx { signer: k.public(), nonce: 0, fee: Amount::from_sat(1), kind: UserTxKind::RegisterDeposit }
-        .sign(&k, chain.genesis_hash());
-    let res = commit(&chain, &mut store, 3, 1, vec![broke.into()]);
-    assert!(matches!(res, Err(BlockError::InvalidTx { source: TxError::InsufficientBalance { .. }, .. })));
-    commit(&chain, &mut store, 3, 1, vec![register(&chain, 11, 0)]).unwrap();
 }
 
 fn vtx(chain: &Chain, validator: u32, height: u64, kind: sidechain_ledger::ValidatorTxKind) -> Tx {

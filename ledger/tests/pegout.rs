@@ -316,3 +316,82 @@ fn a_confirmed_batch_settles_once_and_its_change_joins_the_federation() {
     let again = commit(&chain, &mut store, 4, vec![settle(b.txid, 3)]);
     assert!(matches!(tx_error(again), TxError::NotInFlight { .. }), "paid exactly once");
 }
+
+/// The circuit breaker: at most 100,000 sat paid out per 10 BTC blocks, a batch every 2 blocks.
+fn limited_chain() -> (Chain, MemStore) {
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_interval = 2;
+    g.params.pegout_limit = Amount::from_sat(100_000);
+    g.params.pegout_limit_window = 10;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    (chain, store)
+}
+
+#[test]
+fn burns_past_the_rolling_limit_wait_in_order_and_are_paid_once_the_window_moves() {
+    use sidechain_ledger::batching::batch;
+    use sidechain_ledger::pegout_limit::{burn_waits_on_limit, pegout_limit_status};
+    let (chain, mut store) = limited_chain();
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    // Queue order: 60k, 30k, 20k (user 0), then 50k (user 1). The limit is 100k per 10 BTC blocks.
+    let txs = vec![
+        deposit(1, 600_000),
+        deposit(2, 400_000),
+        pegout(&chain, 0, 0, &script, 60_000, fee),
+        pegout(&chain, 0, 1, &script, 30_000, fee),
+        pegout(&chain, 0, 2, &script, 20_000, fee),
+        pegout(&chain, 1, 0, &script, 50_000, fee),
+    ];
+    commit_at(&chain, &mut store, 1, 1, txs);
+    // Height 2 (anchor 1): 60k + 30k fit; the 20k would take the window to 110k, so it and everything
+    // behind it (even burns that would fit alone) wait.
+    commit_at(&chain, &mut store, 2, 1, vec![]);
+    let s = store.snapshot(2);
+    assert_eq!(batch(&s, 0).unwrap().expect("batch 0").burns, vec![0, 1]);
+    assert_eq!(pegout_queue(&s).unwrap().queued, vec![2, 3]);
+    let status = pegout_limit_status(chain.params(), &s).unwrap().expect("the limit is on");
+    assert_eq!((status.used, status.available), (Amount::from_sat(90_000), Amount::from_sat(10_000)));
+    assert_eq!(status.head_waits_until, Some(primitives::BtcHeight(11)), "batch 0's 90k leaves the window at 1 + 10");
+    let waits = burn_waits_on_limit(chain.params(), &s, &burn(&s, 3).unwrap().unwrap()).unwrap().expect("waits");
+    assert_eq!((waits.used, waits.not_before), (Amount::from_sat(90_000), primitives::BtcHeight(11)));
+    assert_eq!(burn_waits_on_limit(chain.params(), &s, &burn(&s, 0).unwrap().unwrap()).unwrap(), None, "batched");
+    // Intervals inside the window build nothing, though coins and fees are there.
+    commit_at(&chain, &mut store, 3, 5, vec![]);
+    commit_at(&chain, &mut store, 4, 10, vec![]);
+    let s = store.snapshot(4);
+    assert_eq!(sidechain_ledger::batching::batch_index(&s).unwrap().next_id, 1, "no batch while the window is full");
+    assert_eq!(pegout_queue(&s).unwrap().queued, vec![2, 3]);
+    // Anchor 11: batch 0 left the window; the waiting burns are paid, in order.
+    commit_at(&chain, &mut store, 5, 11, vec![]);
+    commit_at(&chain, &mut store, 6, 11, vec![]);
+    let s = store.snapshot(6);
+    assert_eq!(batch(&s, 1).unwrap().expect("batch 1").burns, vec![2, 3]);
+    assert!(pegout_queue(&s).unwrap().queued.is_empty());
+    let status = pegout_limit_status(chain.params(), &s).unwrap().expect("on");
+    assert_eq!((status.used, status.head_waits_until), (Amount::from_sat(70_000), None));
+}
+
+#[test]
+fn a_burn_above_the_whole_limit_is_refused_when_burned() {
+    let (chain, mut store) = limited_chain();
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    // Above the limit it could never be paid and would block the queue forever: refused up front.
+    let e = tx_error(commit(&chain, &mut store, 1, vec![pegout(&chain, 0, 0, &script, 100_001, fee)]));
+    assert_eq!(
+        e,
+        TxError::PegOutAboveLimit { amount: Amount::from_sat(100_001), limit: Amount::from_sat(100_000), window: 10 }
+    );
+    // Exactly the limit is a burn like any other; with the breaker off (window 0) any amount is.
+    commit(&chain, &mut store, 1, vec![pegout(&chain, 0, 0, &script, 100_000, fee)]).unwrap();
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
+    g.params.pegout_limit_window = 0;
+    let off = Chain::new(g).unwrap();
+    let mut off_store = MemStore::new();
+    off_store.apply(&off.genesis_state(&off_store).unwrap());
+    commit(&off, &mut off_store, 1, vec![pegout(&off, 0, 0, &script, 900_000, fee)]).unwrap();
+    assert_eq!(pegout_queue(&off_store.snapshot(1)).unwrap().queued, vec![0]);
+}

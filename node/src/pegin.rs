@@ -488,12 +488,13 @@ mod tests {
     /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the
     /// plain federation script.
     fn setup() -> (Chain, MemStore, BtcSnapshot, peg::Deposit, AccountId) {
-        let (chain, mut store) = testkit::chain_and_store(4, 0, bitcoin::Amount::ZERO);
+        // User 3 holds exactly the registration fee, and pays it.
+        let fee = ledger::Params::default().registration_fee;
+        let (chain, mut store) = testkit::chain_and_store(4, 4, fee);
         let key = user_key(3);
         let r = key.public().account_id();
-        let reg =
-            UserTx { signer: key.public(), nonce: 0, fee: bitcoin::Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-                .sign(&key, chain.genesis_hash());
+        let reg = UserTx { signer: key.public(), nonce: 0, fee, kind: UserTxKind::RegisterDeposit }
+            .sign(&key, chain.genesis_hash());
         let template = ledger::BlockTemplate {
             height: Height(1),
             prev_hash: Hash32::ZERO,

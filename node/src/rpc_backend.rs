@@ -87,7 +87,7 @@ impl NodeRpc {
                 }
             }
         }
-        Ok(rpc::types::PegOutView { network: self.network, confirmed })
+        Ok(rpc::types::PegOutView { network: self.network, confirmed, params: self.handle.chain().params().clone() })
     }
 
     /// The state after the committed tip.
@@ -225,6 +225,7 @@ impl RpcBackend for NodeRpc {
             pegout_fee_rate_sat_vb: agreed,
             fee_rate_votes: rpc::types::FeeRateVoteInfo::from_rates(&rates),
             peg_totals: totals.into(),
+            pegout_limit: rpc::types::PegOutLimitInfo::read(chain.params(), &state).map_err(Self::storage)?,
             changes: rpc::types::FederationView::read(chain, &state, self.network).map_err(Self::storage)?,
         })
     }
@@ -353,6 +354,7 @@ impl RpcBackend for NodeRpc {
             network: self.network.to_string(),
             confirmations_required: chain.params().pegin_confirmations,
             min_amount: chain.params().pegin_min_amount,
+            registration_fee: chain.params().registration_fee,
         })
     }
 

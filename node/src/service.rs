@@ -1385,8 +1385,12 @@ impl Service {
             Command::ApproveFederation(proposal, done) => {
                 let res = match self.validator_index {
                     None => Err("this node is not a validator of the set in force".to_string()),
+                    // Signed for the epoch in force: the approval is void once that epoch is over.
                     Some(me) => ledger::federation::check_proposal(self.chain.chain(), &proposal)
-                        .map(|()| proposal.approve(me, &self.cfg.keys.consensus, self.chain.chain().genesis_hash()))
+                        .map(|()| {
+                            let epoch = self.chain.federation().in_force().epoch;
+                            proposal.approve(me, epoch, &self.cfg.keys.consensus, self.chain.chain().genesis_hash())
+                        })
                         .map_err(|e| e.to_string()),
                 };
                 if res.is_ok() {

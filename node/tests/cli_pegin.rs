@@ -1,9 +1,10 @@
-//! A user's peg-in through `sidechain-cli` alone, against four real `sidechaind` validators with their
-//! own connected regtest bitcoinds: `pegin --fund` registers the wallet's deposit address (free
-//! `RegisterDeposit`), waits for it to be in a block, pays the address from the CLI's own BTC key (mining and
-//! maturing coins to it) and prints the deposit's `txid:vout`; `pegstatus` then follows the deposit from
-//! `unknown` (unconfirmed) to `seen` (k of N confirmations) to `minted` (deposit minus the peg-in fee,
-//! credited exactly); a claim of the minted deposit is refused with -27; the peg totals count it.
+//! A new user's peg-in through `sidechain-cli` alone, against four real `sidechaind` validators with their
+//! own connected regtest bitcoinds. The new wallet holds nothing, so it cannot pay the registration fee:
+//! `pegin --fund` says so, prints the deposit address (bound to the wallet's account) and the claim to make,
+//! pays the address from the CLI's own BTC key (mining and maturing coins to it) and prints the deposit's
+//! `txid:vout`; after N confirmations `claimpegin` mints it (deposit minus the peg-in fee, credited
+//! exactly) and `pegstatus` follows it to `minted`; a second claim is refused with -27; the peg totals
+//! count it.
 
 use bitcoin::Amount;
 use primitives::AccountId;
@@ -76,7 +77,8 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let created = cli_json(&fed, &wallet, &["createwallet"]).await;
     let account: AccountId = serde_json::from_value(created["account"].clone()).expect("account id");
 
-    // pegin --fund: registered, then paid from the CLI's BTC key (created next to the wallet).
+    // pegin --fund: not registered (no balance for the fee), paid from the CLI's BTC key (created next to
+    // the wallet), with the claim to make printed.
     let (url, user, password) = fed.bitcoinds[0].rpc_credentials();
     let fund = Amount::from_sat(50_000_000);
     let p = cli_json(
@@ -95,7 +97,8 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
         ],
     )
     .await;
-    assert_eq!(p["registration"]["status"], "submitted", "{p}");
+    assert_eq!(p["registration"]["status"], "claim_needed", "a new wallet cannot pay the registration fee: {p}");
+    assert_eq!((p["registration"]["balance_sat"].as_u64(), p["registration_fee_sat"].as_u64()), (Some(0), Some(1_000)));
     assert_eq!(
         (p["confirmations_required"].as_u64(), p["funding"]["amount_sat"].as_u64()),
         (Some(N), Some(50_000_000))
@@ -112,19 +115,20 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let s = cli_json(&fed, &wallet, &["pegstatus", &outpoint]).await;
     assert_eq!(s["stage"], "unknown", "{s}");
 
-    // One confirmation: validator 0's bitcoind shows it, not enough to mint.
-    mine(&fed, 1);
-    let s = wait_stage(&fed, &wallet, &outpoint, "seen", Duration::from_secs(120)).await;
-    assert_eq!((s["confirmations"].as_u64(), s["confirmations_required"].as_u64()), (Some(1), Some(N)), "{s}");
-    assert_eq!((s["amount_sat"].as_u64(), s["registration_live"].as_bool()), (Some(50_000_000), Some(true)), "{s}");
-    assert_eq!(s["recipient"], account.to_string());
-    let btc_block = s["btc_block_hash"].as_str().expect("btc block hash").to_string();
-    let (ok, out, err) = cli(&fed, &wallet, &["pegstatus", &outpoint]).await;
-    assert!(ok && out.contains("1 of 6 confirmations"), "{out}{err}");
+    // The text says what to do: the claim, with the deposit's outpoint.
+    let (ok, out, err) = cli(&fed, &wallet, &["pegin"]).await;
+    assert!(ok && out.contains("registration fee") && out.contains("sidechain-cli claimpegin"), "{out}{err}");
 
-    // N confirmations: minted, deposit minus the peg-in fee.
+    // N confirmations: nobody watches an unregistered address, so it is not minted by itself; the claim
+    // (naming the BTC block holding it) mints it, deposit minus the peg-in fee.
+    mine(&fed, 1);
+    let d = fed.bitcoinds[0].height().expect("height");
+    let btc_block: String = fed.bitcoinds[0].call("getblockhash", &[serde_json::json!(d)]).expect("block hash");
     mine(&fed, N - 1);
+    let (ok, out, err) = cli(&fed, &wallet, &["claimpegin", &outpoint, &btc_block]).await;
+    assert!(ok && out.contains("submitted"), "{out}{err}");
     let s = wait_stage(&fed, &wallet, &outpoint, "minted", Duration::from_secs(120)).await;
+    assert_eq!(s["recipient"], account.to_string());
     let fed_info = c.get_federation_info().await.expect("getfederationinfo");
     let credited = fund - fed_info.pegin_fee;
     assert_eq!(

@@ -20,7 +20,7 @@ use testnet::federation::{Federation, FederationConfig};
 
 mod common;
 
-use common::{mine, register, N};
+use common::{mine, register, sponsor_account, N};
 
 async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
     let c = fed.nodes[0].client().expect("client");
@@ -95,6 +95,7 @@ async fn the_dashboard_follows_the_chain_and_the_pegs_in_a_real_browser() {
         full_nodes: 1,
         bitcoind: true,
         env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
+        initial_accounts: vec![sponsor_account()],
         ..Default::default()
     })
     .expect("federation starts");

@@ -43,6 +43,7 @@ fn config(
         emergency: Some(emergency()),
         genesis_params: Some(params),
         env: vec![("RUST_LOG".into(), "info,libp2p=warn".into())],
+        initial_accounts: vec![sponsor_account()],
         ..Default::default()
     }
 }

@@ -59,10 +59,11 @@ async fn a_deposit_is_minted_once_after_n_confirmations_on_every_node() {
         assert_eq!(balance(&fed, node, recipient).await, deposit - fee, "node {node}");
     }
     // Conservation, as the full node's metrics show it and as bitcoind's UTXO set shows it: BTC held is
-    // the deposit; supply (no genesis balances here) is minted + fee, which is the deposit.
+    // the deposit; supply (the sponsor's genesis balance aside) is minted + fee, which is the deposit.
     let held = wait_metric(&fed, 4, "sidechain_peg_btc_held_sats", deposit.to_sat() as f64).await;
     assert_eq!(held, deposit.to_sat() as f64);
-    assert_eq!(fed.nodes[4].metric("sidechain_peg_supply_sats").unwrap(), Some(deposit.to_sat() as f64));
+    let supply = (deposit.to_sat() + SPONSOR_SATS) as f64;
+    assert_eq!(fed.nodes[4].metric("sidechain_peg_supply_sats").unwrap(), Some(supply));
     assert_eq!(fed.nodes[4].metric("sidechain_peg_minted_sats").unwrap(), Some((deposit - fee).to_sat() as f64));
     assert_eq!(fed.nodes[4].metric("sidechain_peg_pegin_fees_sats").unwrap(), Some(fee.to_sat() as f64));
     assert_eq!(fed.nodes[4].metric("sidechain_pegin_deposits").unwrap(), Some(1.0));
@@ -240,8 +241,9 @@ async fn claims_dust_and_plain_federation_deposits_are_handled_and_reserves_add_
     let totals = c.get_federation_info().await.expect("getfederationinfo").peg_totals;
     assert_eq!(totals.btc_held, Amount::from_sat(300_000 + 5_000 + 200_000));
     assert_eq!(totals.below_minimum, Amount::from_sat(5_000));
-    assert_eq!(totals.supply, totals.minted + totals.pegin_fees);
-    assert_eq!(totals.btc_held, totals.supply + totals.below_minimum);
+    let sponsor = Amount::from_sat(SPONSOR_SATS);
+    assert_eq!(totals.supply, sponsor + totals.minted + totals.pegin_fees);
+    assert_eq!(totals.btc_held, totals.supply - sponsor + totals.below_minimum);
     let mut scripts = vec![format!("raw({})", fedinfo.script_pubkey)];
     for who in [r, u] {
         scripts.push(format!("raw({})", c.get_pegin_address(who).await.expect("address").script_pubkey));

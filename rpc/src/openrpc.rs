@@ -278,6 +278,14 @@ fn schemas() -> Value {
                 ("height", r("Height")),
             ]) })),
             ("peg_totals", r("PegTotals")),
+            ("pegout_limit", nullable(obj(&[
+                ("limit_sat", r("Sat")),
+                ("window_btc_blocks", int.clone()),
+                ("anchor_btc_height", int.clone()),
+                ("used_sat", r("Sat")),
+                ("available_sat", r("Sat")),
+                ("head_waits_until_btc_height", nullable(int.clone())),
+            ]))),
             ("epoch", int.clone()),
             ("epoch_from_height", r("Height")),
             ("validators", array("ValidatorInfo")),
@@ -326,7 +334,7 @@ fn schemas() -> Value {
             ("peg_threshold", int.clone()),
             ("activation_height", r("Height")),
         ]),
-        "Approval": obj(&[("validator", int.clone()), ("signature", hex(128))]),
+        "Approval": obj(&[("validator", int.clone()), ("epoch", int.clone()), ("signature", hex(128))]),
         "ReconfigureTx": obj(&[
             ("proposal", r("FederationProposal")),
             ("approvals", array("Approval")),
@@ -380,6 +388,7 @@ fn schemas() -> Value {
             ),
             ("paid_in", nullable(obj(&[("btc_height", int.clone()), ("btc_block_hash", hex(64))]))),
             ("confirmed_btc_height", nullable(int.clone())),
+            ("waiting", nullable(string.clone())),
         ]),
         "PegInAddressInfo": obj(&[
             ("recipient", r("AccountId")),
@@ -389,6 +398,7 @@ fn schemas() -> Value {
             ("network", string.clone()),
             ("confirmations_required", int.clone()),
             ("min_amount_sat", r("Sat")),
+            ("registration_fee_sat", r("Sat")),
         ]),
         "ConsensusStateInfo": obj(&[
             ("height", r("Height")),

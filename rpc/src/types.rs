@@ -652,6 +652,9 @@ pub struct FederationInfo {
     pub fee_rate_votes: Vec<FeeRateVoteInfo>,
     /// The peg totals at the tip.
     pub peg_totals: PegTotalsInfo,
+    /// The rolling peg-out limit and what the window used (null when the genesis turns it off).
+    #[serde(default)]
+    pub pegout_limit: Option<PegOutLimitInfo>,
     /// The set in force, a pending change, earlier wallets still holding coins and the sweep moving them,
     /// the emergency path.
     #[serde(flatten, default)]
@@ -698,6 +701,10 @@ pub struct PegInAddressInfo {
     /// Smallest deposit that is minted.
     #[serde(rename = "min_amount_sat", with = "as_sat")]
     pub min_amount: Amount,
+    /// What registering the address (`RegisterDeposit`) costs at least; without a registration a deposit
+    /// is minted through a claim (`claimpegin`).
+    #[serde(rename = "registration_fee_sat", with = "as_sat", default)]
+    pub registration_fee: Amount,
 }
 
 /// One validator (`getvalidators`).

@@ -161,9 +161,10 @@ impl Wallet {
     }
 
     /// A signed `RegisterDeposit` for the chain with `genesis_hash`: makes this account's deposit address
-    /// (`getpeginaddress`) watched, so deposits to it are minted without a claim. Free (fee 0).
-    pub fn register_deposit(&self, genesis_hash: &Hash32, nonce: u64) -> SignedUserTx {
-        UserTx { signer: self.key.public(), nonce, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
+    /// (`getpeginaddress`) watched, so deposits to it are minted without a claim. `fee` must be at least
+    /// the chain's registration fee (`getpeginaddress` shows it).
+    pub fn register_deposit(&self, genesis_hash: &Hash32, nonce: u64, fee: Amount) -> SignedUserTx {
+        UserTx { signer: self.key.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }
             .sign(&self.key, genesis_hash)
     }
 }

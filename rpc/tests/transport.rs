@@ -244,6 +244,13 @@ async fn cli_creates_a_wallet_and_sends() {
     assert!(!ok && err.contains("out of range"), "{err}");
 }
 
+/// The wallet's account, as `getaddress` prints it.
+async fn wallet_account(f: &Fixture, wallet: &std::path::Path) -> primitives::AccountId {
+    let (ok, out, err) = run_cli(f, wallet, &["getaddress", "--json"]).await;
+    assert!(ok, "{err}");
+    serde_json::from_value(serde_json::from_str::<Value>(&out).unwrap()["account"].clone()).unwrap()
+}
+
 #[tokio::test]
 async fn cli_registers_a_deposit_address_shows_and_claims_deposits() {
     let f = Fixture::start().await;
@@ -251,7 +258,31 @@ async fn cli_registers_a_deposit_address_shows_and_claims_deposits() {
     let (ok, _, err) = run_cli(&f, &wallet, &["createwallet"]).await;
     assert!(ok, "{err}");
 
-    // pegin: a free RegisterDeposit signed by the wallet, then the address and N.
+    // pegin with nothing to pay the registration fee: nothing is submitted; the address and the claim to
+    // make are printed instead.
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegin", "--json"]).await;
+    assert!(ok, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["registration"]["status"], "claim_needed", "{v}");
+    assert_eq!((v["registration"]["balance_sat"].as_u64(), v["registration_fee_sat"].as_u64()), (Some(0), Some(1_000)));
+    assert_eq!(v["address"].as_str(), Some("bcrt1qdeposit"));
+    assert!(f.client().get_raw_mempool().await.unwrap().is_empty(), "no registration it cannot pay for");
+    let (ok, out, err) = run_cli(&f, &wallet, &["pegin"]).await;
+    assert!(ok && out.contains("sidechain-cli claimpegin <txid:vout> <BTC block hash>"), "{out}{err}");
+    assert!(out.contains("less than the registration fee of 1000 sat") && out.contains("bcrt1qdeposit"), "{out}");
+
+    // With a balance: a RegisterDeposit signed by the wallet paying the registration fee, then the address
+    // and N.
+    let account = wallet_account(&f, &wallet).await;
+    let fund = ledger::testkit::transfer(
+        &f.backend.chain,
+        &ledger::testkit::user_key(0),
+        1,
+        account,
+        bitcoin::Amount::from_sat(5_000),
+        common::FEE,
+    );
+    f.backend.commit_block(vec![fund]);
     let (ok, out, err) = run_cli(&f, &wallet, &["pegin", "--json"]).await;
     assert!(ok, "{out}{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -260,7 +291,7 @@ async fn cli_registers_a_deposit_address_shows_and_claims_deposits() {
     assert!(v["funding"].is_null(), "{v}");
     let txid: primitives::Hash32 = v["registration"]["txid"].as_str().unwrap().parse().unwrap();
     let t = f.client().get_transaction(txid).await.unwrap();
-    assert_eq!(t.tx.fee, bitcoin::Amount::ZERO, "registration is free");
+    assert_eq!(t.tx.fee, bitcoin::Amount::from_sat(1_000), "registration pays the registration fee");
     let tx: ledger::SignedUserTx = borsh::from_slice(&hex::decode(&t.tx.hex).unwrap()).unwrap();
     f.backend.commit_block(vec![tx]);
     // Again while the registration is live: the node refuses it, and that is fine.

@@ -94,10 +94,17 @@ fn proposal(members: &[u32], threshold: u32, at: u64) -> FederationProposal {
     }
 }
 
-/// Approved by genesis validators `by`.
+/// Approved by genesis validators `by` (at their genesis indices) as members of epoch 0.
 fn reconfigure(chain: &Chain, p: &FederationProposal, by: &[u32]) -> Tx {
-    let approvals =
-        by.iter().map(|i| p.approve(ValidatorIndex(*i as u16), &validator_key(*i), chain.genesis_hash())).collect();
+    reconfigure_in(chain, 0, p, by)
+}
+
+/// Approved under `epoch` by test validators `by`, each at its genesis index.
+fn reconfigure_in(chain: &Chain, epoch: u32, p: &FederationProposal, by: &[u32]) -> Tx {
+    let approvals = by
+        .iter()
+        .map(|i| p.approve(ValidatorIndex(*i as u16), epoch, &validator_key(*i), chain.genesis_hash()))
+        .collect();
     Tx::Reconfigure(ReconfigureTx { proposal: p.clone(), approvals })
 }
 
@@ -195,12 +202,13 @@ fn bad_changes_are_refused_with_clear_errors() {
     // An approval by someone outside the set, and a forged one.
     let mut outsider = reconfigure(&chain, &good, &[0, 1, 2]);
     if let Tx::Reconfigure(r) = &mut outsider {
-        r.approvals[2] = good.approve(ValidatorIndex(7), &validator_key(7), chain.genesis_hash());
+        r.approvals[2] = good.approve(ValidatorIndex(7), 0, &validator_key(7), chain.genesis_hash());
     }
     assert!(matches!(reject(outsider), TxError::UnknownValidator { .. }));
     let mut forged = reconfigure(&chain, &good, &[0, 1, 2]);
     if let Tx::Reconfigure(r) = &mut forged {
-        r.approvals[2].signature = good.approve(ValidatorIndex(2), &validator_key(5), chain.genesis_hash()).signature;
+        r.approvals[2].signature =
+            good.approve(ValidatorIndex(2), 0, &validator_key(5), chain.genesis_hash()).signature;
     }
     assert!(matches!(reject(forged), TxError::BadApproval { .. }));
     // Duplicate keys in the new set.
@@ -242,6 +250,47 @@ fn bad_changes_are_refused_with_clear_errors() {
         vec![reconfigure(&chain, &proposal(&[0, 1, 2, 5], 3, 12), &[0, 1, 2])],
     ));
     assert_eq!(again, TxError::ChangeAlreadyPending { activation_height: Height(10) });
+}
+
+/// Finding 7: an approved change is bound to the epoch that approved it. Epoch 0 approves two changes that
+/// keep validators 0..=3 at their indices (only the wallet threshold differs); the first goes in, the
+/// second is held back. Once the first has taken over (epoch 1, same keys at the same indices), the second,
+/// replayed as it was, is refused as stale; re-labelled to epoch 1 its signatures do not verify; only a
+/// fresh approval under epoch 1 goes in.
+#[test]
+fn an_approved_change_cannot_be_replayed_under_a_later_epoch_with_the_same_keys() {
+    let (chain, mut store) = chain();
+    let first = proposal(&[0, 1, 2, 3], 3, 5);
+    let superseded = proposal(&[0, 1, 2, 3], 3, 20);
+    let held_back = reconfigure(&chain, &superseded, &[0, 1, 2, 3]);
+    commit(&chain, &mut store, 1, 1, vec![reconfigure(&chain, &first, &[0, 1, 2])]);
+    for h in 2..=5 {
+        commit(&chain, &mut store, h, 1, vec![]);
+    }
+    let fs = federation_state(&chain, &store.snapshot(5)).expect("read");
+    assert_eq!((fs.in_force().epoch, fs.pending.is_none()), (1, true));
+    assert_eq!(fs.in_force().validators, fs.epochs[0].validators, "the new set kept the keys and indices");
+    // Replayed as it was: refused with the typed reason, by block execution and by the pool check.
+    let e = tx_error(try_commit(&chain, &mut store.clone(), 6, 1, 0, vec![held_back.clone()]));
+    assert_eq!(e, TxError::StaleApproval { validator: ValidatorIndex(0), approved_in: 0, in_force: 1 });
+    assert!(e.to_string().contains("approve again"), "{e}");
+    assert_eq!(check_pool_tx(&chain, &store.snapshot(5), &held_back), Err(e));
+    assert!(select_pool_txs(&chain, &store.snapshot(5), std::slice::from_ref(&held_back)).expect("select").is_empty());
+    // Re-labelled to the epoch in force: the signatures were made for epoch 0 and do not verify.
+    let mut relabelled = held_back;
+    if let Tx::Reconfigure(r) = &mut relabelled {
+        for a in &mut r.approvals {
+            a.epoch = 1;
+        }
+    }
+    assert!(matches!(
+        tx_error(try_commit(&chain, &mut store.clone(), 6, 1, 0, vec![relabelled])),
+        TxError::BadApproval { validator: ValidatorIndex(0), .. }
+    ));
+    // The same proposal approved again by the set in force is a change like any other.
+    commit(&chain, &mut store, 6, 1, vec![reconfigure_in(&chain, 1, &superseded, &[0, 1, 2])]);
+    let fs = federation_state(&chain, &store.snapshot(6)).expect("read");
+    assert_eq!(fs.pending.as_ref().map(|p| (p.epoch, p.from_height)), Some((2, Height(20))));
 }
 
 #[test]

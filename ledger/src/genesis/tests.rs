@@ -103,12 +103,32 @@ fn rejects_bad_params() {
         ("max_anchor_step", |p| p.max_anchor_step = 0),
         ("pegout_interval", |p| p.pegout_interval = 0),
         ("pegout_bump_after", |p| p.pegout_bump_after = 0),
+        ("registration_fee", |p| p.registration_fee = Amount::ZERO),
+        ("registration_fee", |p| p.registration_fee = p.min_fee - Amount::ONE_SAT),
+        ("registration_fee", |p| p.registration_fee = Amount::MAX),
+        ("pegout_limit_window", |p| p.pegout_limit_window = crate::genesis::MAX_PEGOUT_LIMIT_WINDOW + 1),
+        ("pegout_limit", |p| p.pegout_limit = p.pegout_min_amount - Amount::ONE_SAT),
+        ("pegout_limit", |p| p.pegout_limit = Amount::MAX),
     ];
     for (field, f) in cases {
         let mut x = g();
         f(&mut x.params);
         assert!(matches!(x.validate(), Err(GenesisError::BadParam { name, .. }) if name == field), "{field}");
     }
+}
+
+#[test]
+fn a_zero_window_turns_the_pegout_limit_off() {
+    let mut x = g();
+    x.params.pegout_limit_window = 0;
+    x.params.pegout_limit = Amount::ZERO;
+    assert_eq!(x.validate(), Ok(()));
+    // The defaults: registration costs 1,000 sat; at most 10 BTC paid out per 144 BTC blocks.
+    let p = Params::default();
+    assert_eq!(
+        (p.registration_fee, p.pegout_limit, p.pegout_limit_window),
+        (Amount::from_sat(1_000), Amount::from_int_btc(10), 144)
+    );
 }
 
 #[test]

@@ -18,18 +18,54 @@ pub async fn balance(fed: &Federation, node: usize, who: AccountId) -> Amount {
     fed.nodes[node].client().expect("client").get_account(who).await.expect("getaccount").balance
 }
 
-/// Registers `key`'s deposit address and waits until the registration is in a block.
-pub async fn register(fed: &Federation, key: &Keypair) {
+/// The genesis account that pays test users their registration fee (registrations are not free; the users
+/// of these tests start with nothing).
+pub fn sponsor() -> Keypair {
+    Keypair::from_secret([0x5b; 32])
+}
+
+/// The sponsor's genesis balance: the whole genesis supply of a federation with [`sponsor_account`].
+pub const SPONSOR_SATS: u64 = 1_000_000;
+
+/// The sponsor as an `initial_accounts` entry of a [`FederationConfig`].
+pub fn sponsor_account() -> (String, u64) {
+    (sponsor().public().account_id().to_string(), SPONSOR_SATS)
+}
+
+/// Waits (bounded) until `txid` is in a committed block.
+async fn wait_committed(fed: &Federation, txid: primitives::Hash32, what: &str) {
     let c = fed.nodes[0].client().expect("client");
-    let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
-    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-        .sign(key, &genesis);
-    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
     let deadline = Instant::now() + Duration::from_secs(60);
     while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "registration {txid} not committed");
+        assert!(Instant::now() < deadline, "{what} {txid} not committed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Registers `key`'s deposit address and waits until the registration is in a block: the sponsor (in the
+/// genesis of federations started here) pays `key` the registration fee first, which the registration then
+/// pays to the fee pool.
+pub async fn register(fed: &Federation, key: &Keypair) {
+    let c = fed.nodes[0].client().expect("client");
+    let info = c.get_blockchain_info().await.expect("info");
+    let who = key.public().account_id();
+    let fee = c.get_pegin_address(who).await.expect("getpeginaddress").registration_fee;
+    let sponsor = sponsor();
+    let nonce = c.get_account(sponsor.public().account_id()).await.expect("sponsor").nonce;
+    let pay = UserTx {
+        signer: sponsor.public(),
+        nonce,
+        fee: info.min_fee,
+        kind: UserTxKind::Transfer { to: who, amount: fee },
+    }
+    .sign(&sponsor, &info.genesis_hash);
+    let paid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&pay))).await.expect("sponsor pays");
+    wait_committed(fed, paid, "the sponsor's payment").await;
+    let nonce = c.get_account(who).await.expect("getaccount").nonce;
+    let tx =
+        UserTx { signer: key.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }.sign(key, &info.genesis_hash);
+    let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
+    wait_committed(fed, txid, "registration").await;
 }
 
 /// Mines on bitcoind 0 and waits until every bitcoind has the block.
@@ -68,6 +104,7 @@ pub fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_
         bitcoind: true,
         node_toml,
         env: vec![("RUST_LOG".into(), "info,libp2p=warn".into()), ("SIDECHAIND_ALLOW_FAULTS".into(), "1".into())],
+        initial_accounts: vec![sponsor_account()],
         ..Default::default()
     })
     .expect("federation starts")

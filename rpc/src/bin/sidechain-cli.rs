@@ -64,8 +64,9 @@ enum Command {
     },
     /// Show the federation's Bitcoin wallet: descriptor, threshold, address, peg-in rules, peg totals.
     Getfederationinfo,
-    /// Register the wallet's deposit address (a free RegisterDeposit) and print it with the confirmations
-    /// a deposit needs; with --fund, also pay it on regtest and print the deposit's txid:vout.
+    /// Register the wallet's deposit address (a RegisterDeposit paying the registration fee) and print it
+    /// with the confirmations a deposit needs; a wallet that cannot pay the fee gets the address and the
+    /// claim to submit instead. With --fund, also pay it on regtest and print the deposit's txid:vout.
     Pegin {
         #[command(flatten)]
         args: peg::FundArgs,
@@ -345,6 +346,17 @@ async fn run(cli: Cli) -> Result<()> {
                         e.keys.len(),
                         e.delay_blocks,
                         e.refresh_margin_blocks
+                    ))
+                ) + &format!(
+                    "\npeg-out cap {}",
+                    f.pegout_limit.as_ref().map_or("off".to_string(), |l| format!(
+                        "{} BTC per {} BTC blocks: {} BTC used, {} BTC left{}",
+                        btc_string(l.limit),
+                        l.window_btc_blocks,
+                        btc_string(l.used),
+                        btc_string(l.available),
+                        l.head_waits_until_btc_height
+                            .map_or(String::new(), |h| format!("; the next burn waits until BTC height {h}"))
                     ))
                 )
             })

@@ -104,6 +104,59 @@ pub struct PegOutInfo {
     /// The BTC block height this node's bitcoind shows a version of its batch in, before it is final
     /// (validators only: a node without a bitcoind cannot tell).
     pub confirmed_btc_height: Option<u32>,
+    /// Why a burn not yet batched waits beyond the next batch interval: "waiting: rolling peg-out limit
+    /// reached ... until BTC height H" when the circuit breaker holds it (null otherwise).
+    #[serde(default)]
+    pub waiting: Option<String>,
+}
+
+/// The rolling peg-out limit, the circuit breaker (`getfederationinfo.pegout_limit`; null when the genesis
+/// turns it off): what payout batches may pay per window and what they paid in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegOutLimitInfo {
+    /// The most paid out to burners per window.
+    #[serde(rename = "limit_sat", with = "as_sat")]
+    pub limit: Amount,
+    /// The window, in BTC blocks (by the anchor height of the blocks that built the batches).
+    pub window_btc_blocks: u32,
+    /// The anchor height the figures are seen from (the tip's).
+    pub anchor_btc_height: u32,
+    /// Paid by batches built inside the window.
+    #[serde(rename = "used_sat", with = "as_sat")]
+    pub used: Amount,
+    /// What a batch may still pay now.
+    #[serde(rename = "available_sat", with = "as_sat")]
+    pub available: Amount,
+    /// When the burn at the head of the queue waits on the limit: the BTC height from which it fits.
+    pub head_waits_until_btc_height: Option<u32>,
+}
+
+impl PegOutLimitInfo {
+    /// The breaker's figures after `state` (`None` when it is off).
+    pub fn read<S: ledger::StateReader>(
+        params: &ledger::Params,
+        state: &S,
+    ) -> Result<Option<Self>, ledger::StateError> {
+        Ok(ledger::pegout_limit::pegout_limit_status(params, state)?.map(|s| PegOutLimitInfo {
+            limit: s.limit,
+            window_btc_blocks: s.window,
+            anchor_btc_height: s.anchor.0,
+            used: s.used,
+            available: s.available,
+            head_waits_until_btc_height: s.head_waits_until.map(|h| h.0),
+        }))
+    }
+}
+
+/// A person's reading of a burn held by the breaker.
+pub fn limit_wait_reason(w: &ledger::pegout_limit::LimitWait) -> String {
+    format!(
+        "waiting: rolling peg-out limit reached ({} of {} sat paid in the last {} BTC blocks) until BTC height {}",
+        w.used.to_sat(),
+        w.limit.to_sat(),
+        w.window,
+        w.not_before.0
+    )
 }
 
 impl PegOutInfo {
@@ -152,6 +205,7 @@ impl PegOutInfo {
                 btc_block_hash: BlockHash::from_byte_array(a.hash.0).to_string(),
             }),
             confirmed_btc_height,
+            waiting: None,
         }
     }
 }
@@ -179,6 +233,8 @@ pub struct PegOutView {
     pub network: bitcoin::Network,
     /// Batch versions (txid, internal order) its bitcoind shows in a block, with the block height.
     pub confirmed: BTreeMap<Hash32, u32>,
+    /// The chain's parameters (the rolling peg-out limit).
+    pub params: ledger::Params,
 }
 
 /// Reads burns `ids` (newest first) from `state`, each with its batch.
@@ -219,7 +275,9 @@ fn pegout_info<S: ledger::StateReader>(
         Some(id) => ledger::batching::batch(state, id)?,
         None => None,
     };
-    Ok(PegOutInfo::new(b, batch.as_ref(), view.network, &view.confirmed))
+    let mut info = PegOutInfo::new(b, batch.as_ref(), view.network, &view.confirmed);
+    info.waiting = ledger::pegout_limit::burn_waits_on_limit(&view.params, state, b)?.map(|w| limit_wait_reason(&w));
+    Ok(info)
 }
 
 #[cfg(test)]

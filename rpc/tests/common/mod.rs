@@ -53,7 +53,11 @@ fn storage_err<E: std::fmt::Display>(e: E) -> BackendError {
 
 impl MemBackend {
     fn pegout_view(&self) -> rpc::types::PegOutView {
-        rpc::types::PegOutView { network: bitcoin::Network::Regtest, confirmed: Default::default() }
+        rpc::types::PegOutView {
+            network: bitcoin::Network::Regtest,
+            confirmed: Default::default(),
+            params: self.chain.params().clone(),
+        }
     }
 
     /// A chain with 4 validators and 3 users of 10 BTC; block 1 (user 0 -> user 1) and block 2
@@ -241,11 +245,12 @@ impl RpcBackend for MemBackend {
 
     async fn federation(&self) -> Result<FederationInfo, BackendError> {
         self.check()?;
-        let (totals, changes) = {
+        let (totals, changes, pegout_limit) = {
             let inner = self.inner.lock().unwrap();
             let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
             let view = rpc::types::FederationView::read(&self.chain, &snap, bitcoin::Network::Regtest);
-            (snap.peg_totals().map_err(storage_err)?, view.map_err(storage_err)?)
+            let limit = rpc::types::PegOutLimitInfo::read(self.chain.params(), &snap).map_err(storage_err)?;
+            (snap.peg_totals().map_err(storage_err)?, view.map_err(storage_err)?, limit)
         };
         Ok(FederationInfo {
             descriptor: "wsh(sortedmulti(3,...))".into(),
@@ -260,6 +265,7 @@ impl RpcBackend for MemBackend {
             pegout_fee_rate_sat_vb: self.chain.params().pegin_fee_rate_sat_vb,
             fee_rate_votes: Vec::new(),
             peg_totals: totals.into(),
+            pegout_limit,
             changes,
         })
     }
@@ -348,6 +354,7 @@ impl RpcBackend for MemBackend {
             network: "regtest".into(),
             confirmations_required: 6,
             min_amount: Amount::from_sat(10_000),
+            registration_fee: self.chain.params().registration_fee,
         })
     }
 

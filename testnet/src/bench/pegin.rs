@@ -83,8 +83,8 @@ async fn wait_mint(fed: &Federation, from: u64, outpoint: bitcoin::OutPoint, bou
 async fn register(fed: &Federation, key: &Keypair) -> Result<()> {
     let c = fed.nodes[0].client()?;
     let genesis = c.get_blockchain_info().await?.genesis_hash;
-    let tx = UserTx { signer: key.public(), nonce: 0, fee: Amount::ZERO, kind: UserTxKind::RegisterDeposit }
-        .sign(key, &genesis);
+    let fee = ledger::Params::default().registration_fee;
+    let tx = UserTx { signer: key.public(), nonce: 0, fee, kind: UserTxKind::RegisterDeposit }.sign(key, &genesis);
     let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
@@ -94,15 +94,23 @@ async fn register(fed: &Federation, key: &Keypair) -> Result<()> {
     Ok(())
 }
 
+/// The key of the user of deposit `i`.
+fn user_key(i: u8) -> Keypair {
+    Keypair::from_secret([0x50 + i; 32])
+}
+
 /// Starts 4 validators (each with its own regtest bitcoind) and makes `deposits` deposits one after the
 /// other, each timed from its N-th confirmation to its mint.
 pub async fn measure(sidechaind: PathBuf, deposits: u8) -> Result<(u64, Vec<PegInSample>)> {
+    // Each user starts with exactly the registration fee (registrations are not free) and pays it.
+    let fee = ledger::Params::default().registration_fee.to_sat();
     let fed = Federation::start(FederationConfig {
         binary: Some(sidechaind),
         validators: 4,
         full_nodes: 0,
         bitcoind: true,
         env: vec![("RUST_LOG".into(), "warn".into())],
+        initial_accounts: (0..deposits).map(|i| (user_key(i).public().account_id().to_string(), fee)).collect(),
         ..Default::default()
     })?;
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(120)).await?;
@@ -114,7 +122,7 @@ pub async fn measure(sidechaind: PathBuf, deposits: u8) -> Result<(u64, Vec<PegI
     wait_anchor(&fed, tip - (n - 1), Duration::from_secs(120)).await?;
     let mut samples = Vec::new();
     for (i, utxo) in utxos.iter().enumerate() {
-        let user = Keypair::from_secret([0x50 + i as u8; 32]);
+        let user = user_key(i as u8);
         let recipient: AccountId = user.public().account_id();
         register(&fed, &user).await.context("registration")?;
         let addr = c.get_pegin_address(recipient).await?;

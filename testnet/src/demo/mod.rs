@@ -10,8 +10,8 @@
 //!
 //! The invariants it checks: on every node, Alice holds exactly the deposit minus the peg-in fee, the
 //! transfer and its fee, Bob holds the transfer, and the BTC the federation holds equals the whole supply
-//! (there is no genesis allocation); after the peg-out, Bob's BTC address holds exactly what he burned,
-//! nothing is owed, and the federation still holds exactly the supply.
+//! but the one genesis allocation (Alice's registration fee, now in the fee pool); after the peg-out, Bob's
+//! BTC address holds exactly what he burned, nothing is owed, and the federation still holds exactly that.
 
 mod pegout;
 
@@ -255,11 +255,14 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             .context("demo emergency key")?;
         Ok((2, 4032, secrets))
     }
+    // Alice starts with just the registration fee (registering a deposit address is not free): her deposit
+    // is then minted by itself, without a claim. (A wallet with nothing pegs in through `claimpegin`.)
+    let registration_fee = ledger::Params::default().registration_fee.to_sat();
     let fed = Federation::start(FederationConfig {
         validators: opts.validators,
         full_nodes: 1,
         bitcoind: true,
-        initial_accounts: vec![],
+        initial_accounts: vec![(alice_id.clone(), registration_fee)],
         binary: Some(opts.sidechaind.clone()),
         genesis_params: Some(serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 })),
         emergency: Some(demo_emergency_keys()?),
@@ -300,7 +303,10 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         ),
     );
     let before = user.balance(&alice_wallet).await?;
-    ensure!(before == 0, "alice should start with nothing on the sidechain, has {before} sat");
+    ensure!(
+        before == registration_fee,
+        "alice should start with the registration fee ({registration_fee} sat) on the sidechain, has {before} sat"
+    );
 
     let pegin = pegin(opts, &fed, &user, &alice_wallet, start).await.context("peg-in")?;
     ensure!(
@@ -394,11 +400,13 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             opts.transfer.to_sat()
         );
     }
-    // No genesis allocation: the deposit is the whole supply, and the federation holds exactly it.
+    // Beyond the genesis allocation (Alice's registration fee) the deposit is the whole supply, and the
+    // federation holds exactly it.
+    let genesis = Amount::from_sat(registration_fee);
     let reserve = reserves[0].1;
     for (name, r) in &reserves {
         ensure!(
-            *r == reserve && r.reserve_ok && r.btc_held == opts.deposit && r.supply == opts.deposit,
+            *r == reserve && r.reserve_ok && r.btc_held == opts.deposit && r.supply == opts.deposit + genesis,
             "{name}: reserve {r:?} (expected {} BTC held and supply, reserve ok)",
             opts.deposit.to_btc()
         );
@@ -426,8 +434,9 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
             reserve_ok: peg["reserve_ok"].as_bool().context("no peg.reserve_ok in getblockchaininfo")?,
         };
         ensure!(
-            unpaid == Amount::ZERO && r.reserve_ok && r.btc_held == r.supply,
-            "{}: after the peg-out: {r:?}, unpaid burns {unpaid} (expected nothing owed and BTC held = supply)",
+            unpaid == Amount::ZERO && r.reserve_ok && r.btc_held + genesis == r.supply,
+            "{}: after the peg-out: {r:?}, unpaid burns {unpaid} (expected nothing owed and BTC held = supply \
+             beyond the genesis)",
             n.name
         );
         ensure!(

@@ -5,6 +5,12 @@
 //! address, and the validators' watchers only scan for registered scripts. With `--fund` it also waits
 //! (bounded) until the registration is in a block before paying, so the payment can never be scanned
 //! before its script is watched.
+//!
+//! A registration costs the chain's registration fee (it grows every node's state and every watcher's
+//! rescans, so it is never free). A wallet that cannot pay it, typically a new user's, is not stuck: the
+//! address is the same (bound to the account, and only to it), and the deposit is minted through a claim
+//! (`claimpegin <txid:vout> <BTC block hash>`, which anyone may submit once the deposit has its
+//! confirmations and which can only mint to that account). `pegin` then prints the address and that claim.
 
 use super::{rpc_err, Cli};
 use anyhow::{bail, Context, Result};
@@ -72,6 +78,13 @@ enum Registration {
     Submitted { txid: Hash32 },
     /// The node refused it because the registration is still live (or the same one is already pending).
     AlreadyRegistered { message: String },
+    /// Not submitted: the wallet cannot pay the registration fee. The deposit is minted through a claim.
+    ClaimNeeded {
+        #[serde(rename = "balance_sat", with = "bitcoin::amount::serde::as_sat")]
+        balance: Amount,
+        #[serde(rename = "registration_fee_sat", with = "bitcoin::amount::serde::as_sat")]
+        registration_fee: Amount,
+    },
 }
 
 /// The BTC payment `--fund` made.
@@ -93,23 +106,14 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
     let account = wallet.account();
     let client = cli.client()?;
     let info = client.get_blockchain_info().await.map_err(rpc_err)?;
-    let nonce = client.get_account(account).await.map_err(rpc_err)?.nonce;
-    let tx = wallet.register_deposit(&info.genesis_hash, nonce);
-    let raw = hex::encode(borsh::to_vec(&tx).context("encoding the registration")?);
-    let registration = match client.send_raw_transaction(raw).await {
-        Ok(txid) => Registration::Submitted { txid },
-        // Registering again while the registration is live is refused by design, and the same registration
-        // may already wait in the mempool: either way the address is (or is about to be) watched.
-        Err(ClientError::Call(e))
-            if e.code() == errors::VERIFY_REJECTED
-                && (e.message().contains("is registered until height")
-                    || e.message().contains("already in the mempool")) =>
-        {
-            Registration::AlreadyRegistered { message: e.message().to_string() }
-        }
-        Err(e) => return Err(rpc_err(e)).context("submitting the deposit registration"),
-    };
+    let held = client.get_account(account).await.map_err(rpc_err)?;
     let address = client.get_pegin_address(account).await.map_err(rpc_err)?;
+    let registration_fee = address.registration_fee;
+    let registration = if held.balance < registration_fee {
+        Registration::ClaimNeeded { balance: held.balance, registration_fee }
+    } else {
+        register(&client, &wallet, &info.genesis_hash, held.nonce, registration_fee).await?
+    };
     let funding = match (fund, bitcoind) {
         (Some(amount), Some(bitcoind)) => {
             if let Registration::Submitted { txid } = &registration {
@@ -141,17 +145,32 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
         "network": address.network,
         "confirmations_required": address.confirmations_required,
         "min_amount_sat": address.min_amount.to_sat(),
+        "registration_fee_sat": registration_fee.to_sat(),
         "funding": funding,
     });
     cli.print(&out, || {
         let mut s = match &registration {
-            Registration::Submitted { txid } => format!("registered the deposit address of {account} (txid {txid})"),
+            Registration::Submitted { txid } => format!(
+                "registered the deposit address of {account} (txid {txid}, fee {} sat)",
+                registration_fee.to_sat()
+            ),
             Registration::AlreadyRegistered { message } => {
                 format!("the deposit address of {account} is already registered ({message})")
             }
+            Registration::ClaimNeeded { balance, registration_fee } => claim_hint(
+                account,
+                *balance,
+                *registration_fee,
+                address.confirmations_required,
+                funding.as_ref().map(|f| f.outpoint),
+            ),
+        };
+        let how = match registration {
+            Registration::ClaimNeeded { .. } => "by a claim",
+            _ => "by itself",
         };
         s.push_str(&format!(
-            "\ndeposit address {} ({})\nBTC sent there is minted to {account} after {} confirmations \
+            "\ndeposit address {} ({})\nBTC sent there is minted to {account} {how} after {} confirmations \
              (deposits below {} sat are held, not minted)",
             address.address,
             address.network,
@@ -170,6 +189,45 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
         }
         s
     })
+}
+
+/// Signs and submits the wallet's registration paying `fee`.
+async fn register(
+    client: &HttpClient,
+    wallet: &Wallet,
+    genesis_hash: &Hash32,
+    nonce: u64,
+    fee: Amount,
+) -> Result<Registration> {
+    let tx = wallet.register_deposit(genesis_hash, nonce, fee);
+    let raw = hex::encode(borsh::to_vec(&tx).context("encoding the registration")?);
+    match client.send_raw_transaction(raw).await {
+        Ok(txid) => Ok(Registration::Submitted { txid }),
+        // Registering again while the registration is live is refused by design, and the same registration
+        // may already wait in the mempool: either way the address is (or is about to be) watched.
+        Err(ClientError::Call(e))
+            if e.code() == errors::VERIFY_REJECTED
+                && (e.message().contains("is registered until height")
+                    || e.message().contains("already in the mempool")) =>
+        {
+            Ok(Registration::AlreadyRegistered { message: e.message().to_string() })
+        }
+        Err(e) => Err(rpc_err(e)).context("submitting the deposit registration"),
+    }
+}
+
+/// What a wallet without the registration fee does with its deposit: the claim, with what it needs.
+fn claim_hint(account: AccountId, balance: Amount, fee: Amount, n: u32, outpoint: Option<OutPoint>) -> String {
+    let outpoint = outpoint.map_or_else(|| "<txid:vout>".to_string(), |o| o.to_string());
+    format!(
+        "not registered: {account} holds {} sat, less than the registration fee of {} sat\n\
+         the address below is still bound to {account} and only to it; BTC sent there is minted through a \
+         claim: once the deposit has {n} confirmations, run\n  sidechain-cli claimpegin {outpoint} <BTC block hash>\n\
+         (the hash of the BTC block holding the deposit, as `bitcoin-cli getrawtransaction <txid> true` shows it; \
+         anyone may submit the claim, and the mint can only go to {account})",
+        balance.to_sat(),
+        fee.to_sat()
+    )
 }
 
 /// Waits until `txid` is in a committed block, polling with a bound.
@@ -397,6 +455,9 @@ pub async fn pegoutstatus(cli: &Cli, txid: Hash32) -> Result<()> {
             s.fee.to_sat(),
             s.burned_at
         );
+        if let Some(w) = &s.waiting {
+            out.push_str(&format!("\n{w}"));
+        }
         if let Some(b) = &s.batch {
             out.push_str(&format!(
                 "\nbatch {} version {}: btc txid {}, signatures {}, fee {} sat, {} vbytes",
