@@ -100,7 +100,7 @@ fn a_peg_out_to_ones_own_deposit_address_is_settled_then_re_pegged_once() {
     let own = deposit_script(&chain, &bob);
     // Height 1, anchor 1: a deposit funds the federation; Bob registers and burns to his own deposit script.
     let funding = mint(1, user_key(9).public().account_id(), 400_000, 1, MintKind::Deposit, false);
-    let register = user_tx(&chain, 0, 0, Amount::ZERO, UserTxKind::RegisterDeposit);
+    let register = user_tx(&chain, 0, 0, chain.params().registration_fee, UserTxKind::RegisterDeposit);
     commit(&chain, &mut store, 1, 1, vec![Tx::Mint(funding), register, pegout(&chain, 0, 1, &own, 50_000)]);
     // Height 2: the batch is built (its first output pays Bob's deposit script, the last is change).
     commit(&chain, &mut store, 2, 1, vec![]);

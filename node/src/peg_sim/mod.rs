@@ -334,7 +334,7 @@ impl World {
     fn user_acts(&mut self) {
         let me = self.rng.gen_range(0..USERS);
         match self.rng.gen_range(0..5) {
-            0 => self.user_tx(me, Amount::ZERO, UserTxKind::RegisterDeposit),
+            0 => self.user_tx(me, self.chain.params().registration_fee, UserTxKind::RegisterDeposit),
             1 | 2 => {
                 let (script, owner) = self.any_script(me);
                 let amount = self.any_amount();
