@@ -9,7 +9,7 @@
 //! A target is a name, seeds (real encodings built with the crates' own test kits) and a check that must
 //! not panic for any bytes. Each crate's `tests/fuzz.rs` does:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOC: fuzzkit::CountingAlloc = fuzzkit::CountingAlloc;
 //! #[test]
@@ -81,6 +81,14 @@ impl Target {
     /// Adds mutation tokens.
     pub fn dictionary(mut self, tokens: &[&'static [u8]]) -> Self {
         self.dictionary.extend_from_slice(tokens);
+        self
+    }
+
+    /// Sets the allocation cap (peak bytes for an input of `len` bytes: `base + per_byte * len`). Raise it
+    /// only with a comment saying what bounds the extra allocation.
+    pub fn cap(mut self, base: usize, per_byte: usize) -> Self {
+        self.cap_base = base;
+        self.cap_per_byte = per_byte;
         self
     }
 
