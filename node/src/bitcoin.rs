@@ -170,8 +170,7 @@ impl BitcoindClient {
 
     /// The height of bitcoind's best chain tip.
     pub fn best_height(&self) -> Result<u32, BitcoinError> {
-        let v = self.call("getblockcount", &[])?;
-        v.as_u64().and_then(|h| u32::try_from(h).ok()).ok_or_else(|| bad("getblockcount", &v))
+        answer::block_count(&self.call("getblockcount", &[])?)
     }
 
     /// What Bitcoin fees are now, as this bitcoind sees them, in sat/vB rounded up: the larger of its
@@ -181,14 +180,13 @@ impl BitcoindClient {
     pub fn fee_rate_sat_vb(&self) -> Result<Option<u64>, BitcoinError> {
         let estimate = self.call("estimatesmartfee", &[json!(2)])?;
         let mempool = self.call("getmempoolinfo", &[])?;
-        let rates = [estimate.get("feerate"), mempool.get("mempoolminfee")];
-        Ok(rates.into_iter().flatten().filter_map(Value::as_f64).filter_map(btc_per_kvb_to_sat_vb).max())
+        Ok(answer::fee_rate_sat_vb(&estimate, &mempool))
     }
 
     /// The hash of the best-chain block at `height`.
     pub fn block_hash(&self, height: u32) -> Result<BlockHash, BitcoinError> {
         match self.call("getblockhash", &[json!(height)]) {
-            Ok(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("getblockhash", &v)),
+            Ok(v) => answer::block_hash(&v),
             // RPC_INVALID_PARAMETER: "Block height out of range".
             Err(BitcoinError::Rpc { source: bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(e)), .. })
                 if e.code == -8 =>
@@ -201,8 +199,39 @@ impl BitcoindClient {
 
     /// The block `hash` (from any branch bitcoind has), checked to hash to `hash`.
     pub fn block(&self, hash: &BlockHash) -> Result<Block, BitcoinError> {
-        let v = self.call("getblock", &[json!(hash.to_string()), json!(0)])?;
-        let hex = v.as_str().ok_or_else(|| bad("getblock", &v))?;
+        answer::block(&self.call("getblock", &[json!(hash.to_string()), json!(0)])?, hash)
+    }
+}
+
+/// Pure readers of bitcoind's answers: every JSON value bitcoind sends back is read here, apart from the
+/// transport, so each can be fuzzed (`node/tests/fuzz.rs`). None of them panics, whatever the answer.
+pub mod answer {
+    use super::{BitcoinError, Block, BlockHash, Value};
+
+    /// Longest part of an unexpected answer kept in a [`BitcoinError::BadAnswer`].
+    pub const MAX_DETAIL_CHARS: usize = 200;
+
+    /// An error quoting (the start of) an answer we cannot read.
+    pub fn bad(method: &'static str, v: &Value) -> BitcoinError {
+        // Cut at a character, not a byte: the answer is any UTF-8 text (a byte cut could split a
+        // character, and `String::truncate` panics there).
+        let detail = v.to_string().chars().take(MAX_DETAIL_CHARS).collect();
+        BitcoinError::BadAnswer { method, detail }
+    }
+
+    /// `getblockcount`: a height that fits in `u32`.
+    pub fn block_count(v: &Value) -> Result<u32, BitcoinError> {
+        v.as_u64().and_then(|h| u32::try_from(h).ok()).ok_or_else(|| bad("getblockcount", v))
+    }
+
+    /// `getblockhash`: a block hash in display (reversed hex) order.
+    pub fn block_hash(v: &Value) -> Result<BlockHash, BitcoinError> {
+        v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("getblockhash", v))
+    }
+
+    /// `getblock <hash> 0`: the block's hex, checked to hash to `hash`.
+    pub fn block(v: &Value, hash: &BlockHash) -> Result<Block, BitcoinError> {
+        let hex = v.as_str().ok_or_else(|| bad("getblock", v))?;
         let block: Block = ::bitcoin::consensus::encode::deserialize_hex(hex)
             .map_err(|e| BitcoinError::BadAnswer { method: "getblock", detail: e.to_string() })?;
         if block.block_hash() != *hash {
@@ -210,6 +239,21 @@ impl BitcoindClient {
             return Err(BitcoinError::BadAnswer { method: "getblock", detail });
         }
         Ok(block)
+    }
+
+    /// `estimatesmartfee 2` and `getmempoolinfo`: the larger sane rate of the two, in sat/vB.
+    pub fn fee_rate_sat_vb(estimate: &Value, mempool: &Value) -> Option<u64> {
+        let rates = [estimate.get("feerate"), mempool.get("mempoolminfee")];
+        rates.into_iter().flatten().filter_map(Value::as_f64).filter_map(super::btc_per_kvb_to_sat_vb).max()
+    }
+
+    /// `getblockheader <hash> true`: the block's confirmations (-1 when off the best chain, or absent) and
+    /// its height.
+    pub fn header_position(v: &Value) -> Result<(i64, u32), BitcoinError> {
+        let confirmations = v["confirmations"].as_i64().unwrap_or(-1);
+        let height =
+            v["height"].as_u64().and_then(|h| u32::try_from(h).ok()).ok_or_else(|| bad("getblockheader", v))?;
+        Ok((confirmations, height))
     }
 }
 
@@ -229,20 +273,12 @@ pub fn txout_from_gettxout(answer: &Value) -> Result<Option<::bitcoin::TxOut>, B
     let value = answer["value"]
         .as_f64()
         .and_then(|btc| ::bitcoin::Amount::from_btc(btc).ok())
-        .ok_or_else(|| bad("gettxout", answer))?;
+        .ok_or_else(|| answer::bad("gettxout", answer))?;
     let script = answer["scriptPubKey"]["hex"]
         .as_str()
         .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| bad("gettxout", answer))?;
+        .ok_or_else(|| answer::bad("gettxout", answer))?;
     Ok(Some(::bitcoin::TxOut { value, script_pubkey: ::bitcoin::ScriptBuf::from_bytes(script) }))
-}
-
-fn bad(method: &'static str, v: &Value) -> BitcoinError {
-    let mut detail = v.to_string();
-    // At a character boundary: `String::truncate` panics inside a multi-byte character.
-    let cut = (0..=detail.len().min(200)).rev().find(|&i| detail.is_char_boundary(i)).unwrap_or(0);
-    detail.truncate(cut);
-    BitcoinError::BadAnswer { method, detail }
 }
 
 impl BitcoinView for BitcoindClient {
@@ -439,7 +475,24 @@ impl DepositIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::btc_per_kvb_to_sat_vb;
+    use super::{answer, btc_per_kvb_to_sat_vb, BitcoinError};
+    use serde_json::json;
+
+    #[test]
+    fn an_unreadable_answer_with_multibyte_text_is_an_error_not_a_panic() {
+        // Found by fuzzing (target `bitcoind_answer`, seed 5, iteration 292356 on the unfixed code): the
+        // quoted answer was cut at byte 200, inside the two-byte "é" (bytes 199..201 of the JSON text
+        // `"aaa…é…"`), and `String::truncate` panicked, taking the validator's bitcoind follower with it.
+        let v = json!(format!("{}é{}", "a".repeat(198), "b".repeat(50)));
+        let Err(BitcoinError::BadAnswer { method, detail }) = answer::block_count(&v) else {
+            panic!("a string is not a block count");
+        };
+        assert_eq!(method, "getblockcount");
+        assert_eq!(detail.chars().count(), answer::MAX_DETAIL_CHARS);
+        assert!(detail.ends_with('é'));
+        assert!(answer::block_hash(&v).is_err());
+        assert!(answer::header_position(&json!({ "height": v })).is_err());
+    }
 
     #[test]
     fn gettxout_answers_are_read_or_refused() {

@@ -291,10 +291,7 @@ fn check_claim(
         }) if e.code == -5 => return Ok(Err(format!("BTC block {hash} is unknown to our bitcoind"))),
         Err(e) => return Err(e),
     };
-    let confirmations = header["confirmations"].as_i64().unwrap_or(-1);
-    let Some(height) = header["height"].as_u64().and_then(|h| u32::try_from(h).ok()) else {
-        return Err(BitcoinError::BadAnswer { method: "getblockheader", detail: "no height".into() });
-    };
+    let (confirmations, height) = crate::bitcoin::answer::header_position(&header)?;
     if confirmations < 1 {
         return Ok(Err(format!("BTC block {hash} is not in our bitcoind's best chain")));
     }

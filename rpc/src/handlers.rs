@@ -38,6 +38,15 @@ fn internal(e: BackendError) -> ErrorObjectOwned {
     errors::internal(e.to_string())
 }
 
+/// The parameter of `sendrawtransaction`: hex (surrounding whitespace allowed) of a borsh `SignedUserTx`,
+/// every byte used. A pure function, so the fuzz target (`rpc/tests/fuzz.rs`) reaches it without a server.
+pub fn decode_raw_tx(tx_hex: &str) -> Result<SignedUserTx, ErrorObjectOwned> {
+    let bytes =
+        hex::decode(tx_hex.trim()).map_err(|e| errors::bad_tx_encoding(format!("parameter is not hex: {e}")))?;
+    borsh::from_slice(&bytes)
+        .map_err(|e| errors::bad_tx_encoding(format!("{} bytes are not a borsh SignedUserTx: {e}", bytes.len())))
+}
+
 fn bad_peg_param(e: PegParamError) -> ErrorObjectOwned {
     errors::invalid_parameter(e.to_string())
 }
@@ -143,10 +152,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
     }
 
     async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<Hash32> {
-        let bytes =
-            hex::decode(tx_hex.trim()).map_err(|e| errors::bad_tx_encoding(format!("parameter is not hex: {e}")))?;
-        let tx: SignedUserTx = borsh::from_slice(&bytes)
-            .map_err(|e| errors::bad_tx_encoding(format!("{} bytes are not a borsh SignedUserTx: {e}", bytes.len())))?;
+        let tx = decode_raw_tx(&tx_hex)?;
         match self.backend.submit_tx(tx).await {
             Ok(txid) => Ok(txid),
             Err(SubmitError::Rejected(reason)) => Err(errors::tx_rejected(&reason)),
