@@ -26,7 +26,13 @@ fn user_txs(chain: &Chain) -> Vec<SignedUserTx> {
     let sat = Amount::from_sat;
     vec![
         transfer(chain, &a, 0, to, sat(5_000), sat(1_000)),
-        UserTx { signer: a.public(), nonce: 1, fee: sat(0), kind: UserTxKind::RegisterDeposit }.sign(&a, g),
+        UserTx {
+            signer: a.public(),
+            nonce: 1,
+            fee: chain.params().registration_fee,
+            kind: UserTxKind::RegisterDeposit,
+        }
+        .sign(&a, g),
         UserTx {
             signer: b.public(),
             nonce: 0,
