@@ -87,16 +87,7 @@ fn targets() -> Vec<Target> {
     ]
 }
 
-#[test]
-fn short_run() {
-    fuzzkit::short_run(&targets());
-}
-
-#[test]
-#[ignore = "long run: scripts/fuzz"]
-fn long_run() {
-    fuzzkit::long_run_from_env(&targets());
-}
+fuzzkit::fuzz_tests!(targets());
 
 #[test]
 fn seeds_verify() {

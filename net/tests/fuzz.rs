@@ -43,13 +43,4 @@ fn targets() -> Vec<Target> {
     .short_iterations(5_000)]
 }
 
-#[test]
-fn short_run() {
-    fuzzkit::short_run(&targets());
-}
-
-#[test]
-#[ignore = "long run: scripts/fuzz"]
-fn long_run() {
-    fuzzkit::long_run_from_env(&targets());
-}
+fuzzkit::fuzz_tests!(targets());

@@ -12,11 +12,7 @@
 //! ```text
 //! #[global_allocator]
 //! static ALLOC: fuzzkit::CountingAlloc = fuzzkit::CountingAlloc;
-//! #[test]
-//! fn short_run() { fuzzkit::short_run(&targets()) }
-//! #[test]
-//! #[ignore = "long run: scripts/fuzz"]
-//! fn long_run() { fuzzkit::long_run_from_env(&targets()) }
+//! fuzzkit::fuzz_tests!(targets());   // `short_run` in cargo test, the ignored `long_run` for scripts/fuzz
 //! ```
 //!
 //! Input `i` of a run with seed `s` is a pure function of `(s, i)` and the seeds, so a failure replays
@@ -33,6 +29,24 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
+
+/// The two tests of every `tests/fuzz.rs`: `short_run` (the fixed-seed pass inside `cargo test`) and the
+/// ignored `long_run` that `scripts/fuzz` starts by name. `$targets` is evaluated in each.
+#[macro_export]
+macro_rules! fuzz_tests {
+    ($targets:expr) => {
+        #[test]
+        fn short_run() {
+            $crate::short_run(&$targets);
+        }
+
+        #[test]
+        #[ignore = "long run: scripts/fuzz"]
+        fn long_run() {
+            $crate::long_run_from_env(&$targets);
+        }
+    };
+}
 
 /// The seed of the short run inside `cargo test`: fixed, so that run is the same every time.
 pub const SHORT_RUN_SEED: u64 = 0x5eed;
