@@ -11,7 +11,7 @@ use common::*;
 use ledger::{UserTx, UserTxKind};
 use primitives::{Hash32, Keypair};
 use rpc::client::SidechainApiClient;
-use rpc::types::{PegOutInfo, PegOutStage};
+use rpc::types::PegOutStage;
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::BtcWallet;
 use testnet::federation::Federation;
@@ -83,34 +83,10 @@ async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> Resu
     c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&signed))).await.map_err(|e| e.to_string())
 }
 
-/// Waits (bounded) until node `i` shows the burn `txid` at `stage` or later; returns its status.
-async fn wait_pegout(fed: &Federation, i: usize, txid: Hash32, stage: PegOutStage, bound: Duration) -> PegOutInfo {
-    let c = fed.nodes[i].client().expect("client");
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Ok(s) = c.get_pegout_status(txid.to_string()).await {
-            if s.stage >= stage {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "burn {txid}: {:?}, wanted {stage:?}: {s:?}", s.stage);
-        }
-        assert!(Instant::now() < deadline, "burn {txid} unknown: {}", fed.nodes[i].process.log_tail(30));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Runs `sidechain-cli --wallet <wallet> <args>` against node 0; returns (success, stdout + stderr).
 async fn cli_wallet(fed: &Federation, wallet: &std::path::Path, args: &[&str]) -> (bool, String) {
     let wallet = wallet.to_str().expect("utf-8 path");
     cli(fed, 0, &[&["--wallet", wallet][..], args].concat()).await
-}
-
-/// Waits (bounded) until bitcoind 0's mempool holds `txid`: bitcoind took the batch as standard.
-fn wait_in_mempool(fed: &Federation, txid: &str) {
-    testnet::wait::wait_until(&format!("batch {txid} in bitcoind0's mempool"), Duration::from_secs(60), || {
-        Ok(fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[])?.contains(&txid.to_string()))
-    })
-    .unwrap_or_else(|e| panic!("{e}: {}", fed.nodes[0].process.log_tail(40)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -255,6 +255,11 @@ impl Bitcoind {
         out
     }
 
+    /// Whether the process runs (it was started and not stopped since; a crash shows as RPC errors).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The RPC client (bitcoincore-rpc; use [`Bitcoind::call`] for raw calls with clear errors).
     pub fn client(&self) -> &Client {
         &self.client

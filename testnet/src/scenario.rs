@@ -12,7 +12,11 @@
 //!    minted at most once and each peg-out batch settled at most once;
 //! 4. **no double signing**: no node holds evidence against a validator the scenario says is honest;
 //! 5. **no crash**: every process is running, or stopped because the test stopped it; no log shows a
-//!    panic.
+//!    panic;
+//! 6. with bitcoinds ([`btc_checks`]): **the anchor follows bitcoind** (each node's anchor is on its
+//!    bitcoind's best chain, at most `N - 1 + slack` blocks below its tip) and **every batch the federation
+//!    broadcast was accepted by bitcoind** (settled ones confirmed where the settlement says, signed ones in
+//!    flight confirmed or in its mempool, or replaced there by a later version).
 //!
 //! [`Scenario::finish`] prints one line per scenario with its wall time and, when
 //! `SIDECHAIN_SCENARIO_TIMES` names a file, appends the same figures to it as a JSON line (the test script
@@ -27,6 +31,8 @@ use rpc::types::{BlockInfo, BlockTxs, GetBlockResult};
 use rpc::BlockRef;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+pub mod btc_checks;
 
 /// A check that failed, with what it saw.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,45 @@ pub enum ScenarioError {
     /// The genesis file does not give a validator set.
     #[error("genesis {0}")]
     Genesis(String),
+    /// A bitcoind did not answer.
+    #[error("bitcoind{index}: {source}")]
+    Bitcoind {
+        index: usize,
+        #[source]
+        source: crate::bitcoind::BitcoindError,
+    },
+    /// A node's BTC anchor is not a block of its bitcoind's best chain.
+    #[error(
+        "{node}: the BTC anchor {anchor} at height {height} is not on bitcoind{bitcoind}'s best chain ({})",
+        shown.map(|h| format!("it has {h} there")).unwrap_or_else(|| "it is not that high".into())
+    )]
+    AnchorOffChain {
+        node: String,
+        height: u64,
+        anchor: bitcoin::BlockHash,
+        bitcoind: usize,
+        shown: Option<bitcoin::BlockHash>,
+    },
+    /// A node's BTC anchor stopped following its bitcoind.
+    #[error(
+        "{node}: the BTC anchor is at {anchor}, bitcoind{bitcoind} at {best}: more than {allowed} blocks behind after \
+         {after:?} (the peg no longer follows Bitcoin)"
+    )]
+    AnchorBehind { node: String, anchor: u64, bitcoind: usize, best: u64, allowed: u64, after: Duration },
+    /// A batch version the federation fully signed (so broadcast) is not on Bitcoin, nor replaced there.
+    #[error(
+        "peg-out batch {batch} version {version} ({txid}) was fully signed, so broadcast by the federation, but it \
+         is neither confirmed nor in bitcoind{bitcoind}'s mempool, and no later version is: bitcoind refused it"
+    )]
+    BatchNotAccepted { batch: u64, version: usize, txid: bitcoin::Txid, bitcoind: usize },
+    /// A batch the chain settled is not confirmed on Bitcoin where the settlement says.
+    #[error(
+        "peg-out batch {batch} was settled by {txid} in BTC block {block}, but on bitcoind{bitcoind} it is {seen}"
+    )]
+    SettledNotConfirmed { batch: u64, txid: bitcoin::Txid, block: bitcoin::BlockHash, bitcoind: usize, seen: String },
+    /// A record read from a node or a bitcoind does not decode.
+    #[error("{node}: {reason}")]
+    BadRecord { node: String, reason: String },
 }
 
 fn rpc_err(node: &str) -> impl Fn(jsonrpsee::core::client::Error) -> ScenarioError + '_ {
@@ -70,11 +115,21 @@ pub struct Checks {
     pub honest_validators: Option<Vec<u16>>,
     /// How long lagging nodes get to reach the common tip before the chain is compared.
     pub catch_up: Duration,
+    /// How far beyond `N - 1` blocks below its bitcoind's tip a node's anchor may be at the end.
+    pub anchor_slack: u64,
+    /// How long the anchor gets to come within that bound, and bitcoinds to show the batches.
+    pub btc_bound: Duration,
 }
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { nodes: None, honest_validators: None, catch_up: Duration::from_secs(60) }
+        Checks {
+            nodes: None,
+            honest_validators: None,
+            catch_up: Duration::from_secs(60),
+            anchor_slack: 1,
+            btc_bound: Duration::from_secs(60),
+        }
     }
 }
 
@@ -95,6 +150,8 @@ pub struct ScenarioReport {
     pub certificates: usize,
     /// Mints seen on the chain (each outpoint once).
     pub mints: usize,
+    /// Peg-out batches checked against the bitcoinds (settled and in flight).
+    pub batches: usize,
 }
 
 impl std::fmt::Display for ScenarioReport {
@@ -102,14 +159,15 @@ impl std::fmt::Display for ScenarioReport {
         write!(
             f,
             "scenario {}: ok in {:.1} s (checks {:.1} s): {} nodes on one chain of {} blocks, {} certificates \
-             verified, {} mints, reserves proved",
+             verified, {} mints, reserves proved, {} batches accepted by bitcoind",
             self.name,
             self.wall.as_secs_f64(),
             self.checks.as_secs_f64(),
             self.nodes,
             self.heights,
             self.certificates,
-            self.mints
+            self.mints,
+            self.batches
         )
     }
 }
@@ -143,6 +201,10 @@ impl Scenario {
         let tip = common_tip(fed, &nodes, checks.catch_up).await?;
         let scan = check_chain(fed, &nodes, tip).await?;
         check_reserves(fed, &nodes).await?;
+        let confirmations = u64::from(genesis_chain(fed)?.params().pegin_confirmations);
+        btc_checks::check_anchor_follows(fed, &nodes, confirmations, checks.anchor_slack, checks.btc_bound).await?;
+        let batches =
+            btc_checks::check_batches_accepted(fed, &nodes, scan.settles.clone(), tip, checks.btc_bound).await?;
         let honest = match checks.honest_validators {
             Some(h) => h,
             None => (0..fed.config().validators as u16).collect(),
@@ -158,6 +220,7 @@ impl Scenario {
             heights: tip,
             certificates: scan.certificates,
             mints: scan.mints,
+            batches,
         };
         println!("{report}");
         record_time(&report);
@@ -217,11 +280,16 @@ pub async fn common_tip(fed: &Federation, nodes: &[usize], bound: Duration) -> R
 
 /// The genesis validator set and genesis hash, read from the federation's genesis file (not from a node).
 pub fn genesis_validators(fed: &Federation) -> Result<(ValidatorSet, Hash32), ScenarioError> {
-    let text = std::fs::read_to_string(&fed.genesis_path).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
-    let genesis: ledger::Genesis = serde_json::from_str(&text).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
-    let chain = ledger::Chain::new(genesis).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
+    let chain = genesis_chain(fed)?;
     let set = consensus_set(&chain.genesis().validators).map_err(ScenarioError::Genesis)?;
     Ok((set, *chain.genesis_hash()))
+}
+
+/// The chain as the federation's genesis file defines it (not as a node says).
+pub fn genesis_chain(fed: &Federation) -> Result<ledger::Chain, ScenarioError> {
+    let text = std::fs::read_to_string(&fed.genesis_path).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
+    let genesis: ledger::Genesis = serde_json::from_str(&text).map_err(|e| ScenarioError::Genesis(e.to_string()))?;
+    ledger::Chain::new(genesis).map_err(|e| ScenarioError::Genesis(e.to_string()))
 }
 
 fn consensus_set(validators: &[ledger::GenesisValidator]) -> Result<ValidatorSet, String> {
@@ -272,6 +340,8 @@ impl SetTracker {
 struct Scan {
     certificates: usize,
     mints: usize,
+    /// Every settlement, in chain order.
+    settles: Vec<ledger::SettleTx>,
 }
 
 fn decode_cert(hex_text: &str) -> Result<CommitCertificate, String> {
@@ -318,7 +388,7 @@ async fn check_chain(fed: &Federation, nodes: &[usize], tip: u64) -> Result<Scan
     for &i in nodes {
         chains.push((i, node_chain(fed, i, tip, &set, &genesis).await?));
     }
-    let mut scan = Scan { certificates: chains.len() * tip as usize, mints: 0 };
+    let mut scan = Scan { certificates: chains.len() * tip as usize, ..Default::default() };
     let Some((ref_i, reference)) = chains.first() else { return Ok(scan) };
     for (i, hashes) in &chains[1..] {
         for (h, (a, b)) in reference.iter().zip(hashes).enumerate() {
@@ -370,6 +440,7 @@ async fn check_chain(fed: &Federation, nodes: &[usize], tip: u64) -> Result<Scan
                     }
                 }
                 ledger::Tx::Settle(s) => {
+                    scan.settles.push(s.clone());
                     if let Some(first) = settled.insert(s.batch, h) {
                         return Err(ScenarioError::Twice {
                             what: format!("peg-out batch {} settled", s.batch),
@@ -383,6 +454,31 @@ async fn check_chain(fed: &Federation, nodes: &[usize], tip: u64) -> Result<Scan
         }
     }
     Ok(scan)
+}
+
+/// The settlements in node `i`'s blocks `from..=to` (bodies as the node serves them; [`check_chain`]
+/// checks bodies against their hashes up to the common tip).
+async fn settles_between(
+    fed: &Federation,
+    i: usize,
+    from: u64,
+    to: u64,
+) -> Result<Vec<ledger::SettleTx>, ScenarioError> {
+    let node = &fed.nodes[i];
+    let client = node.client()?;
+    let bad = |height: u64, reason: String| ScenarioError::BadBlock { node: node.name.clone(), height, reason };
+    let mut out = Vec::new();
+    for h in from..=to {
+        let got = client.get_block(BlockRef::Height(Height(h)), Some(0)).await.map_err(rpc_err(&node.name))?;
+        let GetBlockResult::Hex(text) = got else { return Err(bad(h, "verbosity 0 did not give hex".into())) };
+        let bytes = hex::decode(text).map_err(|e| bad(h, format!("block hex: {e}")))?;
+        let block: ledger::Block = borsh::from_slice(&bytes).map_err(|e| bad(h, format!("block bytes: {e}")))?;
+        out.extend(block.txs.iter().filter_map(|t| match t {
+            ledger::Tx::Settle(s) => Some(s.clone()),
+            _ => None,
+        }));
+    }
+    Ok(out)
 }
 
 /// On every node: the reserve proof verifies and the reserves cover what is owed.

@@ -42,6 +42,20 @@ async fn wait_committed(fed: &Federation, txid: primitives::Hash32, what: &str) 
     }
 }
 
+/// The sponsor (in the genesis of federations started here) pays `who` `amount`; waits until it is in a
+/// block.
+pub async fn sponsor_pays(fed: &Federation, who: AccountId, amount: Amount) {
+    let c = fed.nodes[0].client().expect("client");
+    let info = c.get_blockchain_info().await.expect("info");
+    let sponsor = sponsor();
+    let nonce = c.get_account(sponsor.public().account_id()).await.expect("sponsor").nonce;
+    let pay =
+        UserTx { signer: sponsor.public(), nonce, fee: info.min_fee, kind: UserTxKind::Transfer { to: who, amount } }
+            .sign(&sponsor, &info.genesis_hash);
+    let paid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&pay))).await.expect("sponsor pays");
+    wait_committed(fed, paid, "the sponsor's payment").await;
+}
+
 /// Registers `key`'s deposit address and waits until the registration is in a block: the sponsor (in the
 /// genesis of federations started here) pays `key` the registration fee first, which the registration then
 /// pays to the fee pool.
@@ -50,17 +64,7 @@ pub async fn register(fed: &Federation, key: &Keypair) {
     let info = c.get_blockchain_info().await.expect("info");
     let who = key.public().account_id();
     let fee = c.get_pegin_address(who).await.expect("getpeginaddress").registration_fee;
-    let sponsor = sponsor();
-    let nonce = c.get_account(sponsor.public().account_id()).await.expect("sponsor").nonce;
-    let pay = UserTx {
-        signer: sponsor.public(),
-        nonce,
-        fee: info.min_fee,
-        kind: UserTxKind::Transfer { to: who, amount: fee },
-    }
-    .sign(&sponsor, &info.genesis_hash);
-    let paid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&pay))).await.expect("sponsor pays");
-    wait_committed(fed, paid, "the sponsor's payment").await;
+    sponsor_pays(fed, who, fee).await;
     let nonce = c.get_account(who).await.expect("getaccount").nonce;
     let tx =
         UserTx { signer: key.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }.sign(key, &info.genesis_hash);
@@ -91,6 +95,12 @@ pub async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
     }
 }
 
+/// The daemon under test: `$SIDECHAIND` when set (a private copy, safe from other builds in a shared
+/// target dir), else the one cargo built for these tests.
+pub fn daemon() -> std::path::PathBuf {
+    std::env::var_os("SIDECHAIND").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_sidechaind").into())
+}
+
 pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
     start_with(node_toml, None)
 }
@@ -98,7 +108,7 @@ pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
 pub fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
     Federation::start(FederationConfig {
         genesis_params,
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        binary: Some(daemon()),
         validators: 4,
         full_nodes: 1,
         bitcoind: true,
@@ -216,4 +226,63 @@ pub fn held_by(fed: &Federation, b: usize, script: &bitcoin::ScriptBuf) -> Amoun
         .call("scantxoutset", &[serde_json::json!("start"), serde_json::json!([desc])])
         .expect("scantxoutset");
     Amount::from_btc(scan["total_amount"].as_f64().unwrap_or(0.0)).expect("amount")
+}
+
+/// Waits (bounded) until node `i` shows the burn `txid` at `stage` or later; returns its status.
+pub async fn wait_pegout(
+    fed: &Federation,
+    i: usize,
+    txid: primitives::Hash32,
+    stage: rpc::types::PegOutStage,
+    bound: Duration,
+) -> rpc::types::PegOutInfo {
+    let c = fed.nodes[i].client().expect("client");
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Ok(s) = c.get_pegout_status(txid.to_string()).await {
+            if s.stage >= stage {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "burn {txid}: {:?}, wanted {stage:?}: {s:?}", s.stage);
+        }
+        assert!(Instant::now() < deadline, "burn {txid} unknown: {}", fed.nodes[i].process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) until bitcoind 0's mempool holds `txid`: bitcoind took the batch as standard.
+pub fn wait_in_mempool(fed: &Federation, txid: &str) {
+    let what = format!("batch {txid} in bitcoind0's mempool");
+    testnet::wait::wait_until(&what, Duration::from_secs(60), || {
+        Ok(fed.bitcoinds[0].call::<Vec<String>>("getrawmempool", &[])?.contains(&txid.to_string()))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", fed.nodes[0].process.log_tail(30)));
+}
+
+/// Runs `sidechain-cli <args> --json` against node `i`, which must succeed; parses what it prints on stdout.
+pub async fn cli_json(fed: &Federation, i: usize, args: &[&str]) -> serde_json::Value {
+    let node = &fed.nodes[i];
+    let mut cmd = tokio::process::Command::new(testnet::federation::sidechaind_path().with_file_name("sidechain-cli"));
+    cmd.arg("--rpc-url").arg(node.rpc_url()).arg("--rpc-cookie").arg(node.datadir.join(".cookie"));
+    cmd.args(args).arg("--json").kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("sidechain-cli finished within 120 s")
+        .expect("sidechain-cli runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "sidechain-cli {args:?} failed: {stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("sidechain-cli {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// The `--bitcoind-rpc-*` arguments of `sidechain-cli pegin --fund` for bitcoind `b`.
+pub fn bitcoind_args(fed: &Federation, b: usize) -> Vec<String> {
+    let (url, user, password) = fed.bitcoinds[b].rpc_credentials();
+    vec![
+        "--bitcoind-rpc-url".into(),
+        url,
+        "--bitcoind-rpc-user".into(),
+        user,
+        "--bitcoind-rpc-password".into(),
+        password,
+    ]
 }
