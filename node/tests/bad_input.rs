@@ -38,7 +38,6 @@ fn frame(body: Gossip, resend: u32) -> Vec<u8> {
 async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     let scenario = Scenario::begin("hostile_peer");
     let fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         initial_accounts: vec![(user().public().account_id().to_string(), 1_000_000)],

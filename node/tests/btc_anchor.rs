@@ -34,7 +34,6 @@ fn shown_hash(fed: &Federation, height: u32) -> String {
 async fn the_anchor_follows_bitcoin_and_needs_a_quorum_of_bitcoinds() {
     let scenario = Scenario::begin("bitcoind_down_then_back");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         bitcoind: true,

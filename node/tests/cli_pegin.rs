@@ -63,14 +63,9 @@ async fn wait_stage(fed: &Federation, wallet: &Path, outpoint: &str, stage: &str
 async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let started = Instant::now();
     let scenario = testnet::scenario::Scenario::begin("cli_pegin");
-    let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
-        validators: 4,
-        full_nodes: 0,
-        bitcoind: true,
-        ..Default::default()
-    })
-    .expect("federation starts");
+    let mut fed =
+        Federation::start(FederationConfig { validators: 4, full_nodes: 0, bitcoind: true, ..Default::default() })
+            .expect("federation starts");
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.expect("height 2 everywhere");
     let dir = tempfile::tempdir().expect("tempdir");
     let wallet = dir.path().join("wallet.json");

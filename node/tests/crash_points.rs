@@ -62,7 +62,6 @@ async fn assert_no_evidence_against_victim(fed: &Federation, after: &str) {
 async fn a_validator_killed_at_each_crash_point_restarts_catches_up_and_never_double_signs() {
     let scenario = Scenario::begin("crash_points");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         node_toml: vec![(VICTIM, crash_toml("precommit_persisted", 3))],

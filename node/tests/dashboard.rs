@@ -90,7 +90,6 @@ async fn the_dashboard_follows_the_chain_and_the_pegs_in_a_real_browser() {
     let params = serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 });
     let mut fed = Federation::start(FederationConfig {
         genesis_params: Some(params),
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 1,
         bitcoind: true,

@@ -35,7 +35,6 @@ fn config(
     params: serde_json::Value,
 ) -> FederationConfig {
     FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators,
         spare_validators: spares,
         full_nodes: full,

@@ -16,7 +16,6 @@ fn user() -> Keypair {
 fn start(validators: usize, full_nodes: usize) -> Federation {
     Federation::start(FederationConfig {
         // The binary cargo built for this test run.
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators,
         full_nodes,
         initial_accounts: vec![(user().public().account_id().to_string(), 10_000_000)],
@@ -159,7 +158,6 @@ async fn a_validator_killed_after_precommitting_is_still_locked_on_that_block() 
     let scenario = Scenario::begin("lock_kept_after_kill9");
     let blackhole = "[fault]\nprecommit_nil = true".to_string();
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         node_toml: vec![(0, blackhole.clone()), (1, blackhole)],
@@ -202,14 +200,9 @@ async fn a_validator_killed_after_precommitting_is_still_locked_on_that_block() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
-    let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
-        validators: 4,
-        full_nodes: 1,
-        deferred: vec![4],
-        ..Default::default()
-    })
-    .expect("federation starts");
+    let mut fed =
+        Federation::start(FederationConfig { validators: 4, full_nodes: 1, deferred: vec![4], ..Default::default() })
+            .expect("federation starts");
     fed.wait_height(&[0, 1, 2, 3], 200, Duration::from_secs(300)).await.expect("200 blocks");
     fed.nodes[4].process.restart().expect("start the full node");
     let tip = heights(&fed, &[0]).await[0];
@@ -251,7 +244,6 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
 async fn an_equivocating_validator_is_recorded_in_blocks_once_and_the_chain_stays_single() {
     let scenario = Scenario::begin("equivocation");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 1,
         deferred: vec![4],

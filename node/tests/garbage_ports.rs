@@ -146,13 +146,8 @@ fn attack_metrics(addr: SocketAddr, seed: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_port_is_refused_clearly_and_the_chain_goes_on() {
     let scenario = Scenario::begin("garbage_ports");
-    let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
-        validators: 4,
-        full_nodes: 0,
-        ..Default::default()
-    })
-    .expect("federation starts");
+    let mut fed = Federation::start(FederationConfig { validators: 4, full_nodes: 0, ..Default::default() })
+        .expect("federation starts");
     fed.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(60)).await.expect("blocks");
 
     // Half-open connections on every port, held through the whole attack: node 0 gets 150 per port, more

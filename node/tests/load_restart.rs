@@ -92,7 +92,6 @@ async fn wait_accepted(accepted: &AtomicUsize, n: usize) {
 async fn ten_thousand_transfers_while_a_validator_restarts_are_committed_exactly_once() {
     let scenario = Scenario::begin("load_10k_with_restart");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         initial_accounts: (0..ACCOUNTS).map(|i| (key(i).public().account_id().to_string(), START_BALANCE)).collect(),

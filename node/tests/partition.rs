@@ -48,7 +48,6 @@ async fn wait_links(fed: &Federation, sides: &[&[usize]], bound: Duration) {
 async fn a_2_2_partition_commits_nothing_and_forks_nothing_and_heals() {
     let scenario = Scenario::begin("partition_2_2");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         partition_switch: true,

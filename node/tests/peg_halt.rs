@@ -47,7 +47,6 @@ async fn a_reorg_deeper_than_n_halts_the_peg_transfers_go_on_and_resumepeg_resum
     let scenario = Scenario::begin("deep_reorg_peg_halt");
     let payer = Keypair::from_secret([21; 32]);
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 1,
         bitcoind: true,

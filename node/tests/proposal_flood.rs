@@ -12,7 +12,6 @@ use testnet::scenario::{Checks, Scenario};
 async fn one_validator_flooding_junk_proposals_does_not_stop_the_chain() {
     let scenario = Scenario::begin("proposal_flood");
     let mut fed = Federation::start(FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
         validators: 4,
         full_nodes: 0,
         node_toml: vec![(3, "[fault]\nflood_proposals = true".into())],

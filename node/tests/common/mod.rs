@@ -95,12 +95,6 @@ pub async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
     }
 }
 
-/// The daemon under test: `$SIDECHAIND` when set (a private copy, safe from other builds in a shared
-/// target dir), else the one cargo built for these tests.
-pub fn daemon() -> std::path::PathBuf {
-    std::env::var_os("SIDECHAIND").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_sidechaind").into())
-}
-
 pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
     start_with(node_toml, None)
 }
@@ -108,7 +102,6 @@ pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
 pub fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
     Federation::start(FederationConfig {
         genesis_params,
-        binary: Some(daemon()),
         validators: 4,
         full_nodes: 1,
         bitcoind: true,
