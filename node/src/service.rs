@@ -1447,6 +1447,8 @@ impl Service {
                     // Whatever waits for our share gets it now, not at the next block.
                     self.sign_and_share();
                 }
+                // Published before the answer, so a status read right after it shows the switch.
+                self.publish_status();
                 let _ = done.send(res.map(|()| self.signing.status()));
             }
             Command::ClaimPegin(claim, done) => {

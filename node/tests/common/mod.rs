@@ -98,7 +98,11 @@ pub fn start(node_toml: Vec<(usize, String)>) -> Federation {
 pub fn start_with(node_toml: Vec<(usize, String)>, genesis_params: Option<serde_json::Value>) -> Federation {
     Federation::start(FederationConfig {
         genesis_params,
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        // `$SIDECHAIND` first, as `sidechain-cli` is found next to it (see `cli`): with a target dir shared by
+        // several worktrees, the cargo-built path may hold another worktree's daemon.
+        binary: Some(
+            std::env::var_os("SIDECHAIND").map_or_else(|| env!("CARGO_BIN_EXE_sidechaind").into(), Into::into),
+        ),
         validators: 4,
         full_nodes: 1,
         bitcoind: true,
