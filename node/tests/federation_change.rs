@@ -35,7 +35,9 @@ fn config(
     params: serde_json::Value,
 ) -> FederationConfig {
     FederationConfig {
-        binary: Some(env!("CARGO_BIN_EXE_sidechaind").into()),
+        binary: Some(
+            std::env::var_os("SIDECHAIND").map_or_else(|| env!("CARGO_BIN_EXE_sidechaind").into(), Into::into),
+        ),
         validators,
         spare_validators: spares,
         full_nodes: full,
