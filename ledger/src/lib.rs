@@ -15,6 +15,7 @@
 pub mod anchor_move;
 pub mod batching;
 pub mod block;
+pub mod breaker;
 pub mod bumping;
 pub mod codec;
 pub mod execute;

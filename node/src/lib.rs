@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bitcoin;
+pub mod breaker;
 pub mod btc_follow;
 pub mod chain;
 pub mod claims;

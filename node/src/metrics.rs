@@ -47,6 +47,9 @@ struct PegGauges {
     bitcoind_best: Gauge,
     bitcoind_lag: Gauge,
     halted: Gauge,
+    signing_paused: Gauge,
+    shares_refused: Gauge,
+    share_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -86,9 +89,16 @@ impl Metrics {
             ("bitcoind_best_height", "Our bitcoind's best height (0 when unreachable or none)", &p.bitcoind_best),
             ("bitcoind_lag_blocks", "Our bitcoind's best height minus the anchor", &p.bitcoind_lag),
             ("peg_halted", "1 while peg operations are halted after a Bitcoin reorg deeper than N", &p.halted),
+            ("peg_signing_paused", "1 while an operator has paused this validator's peg signing", &p.signing_paused),
+            ("peg_shares_refused", "Batch versions the share-time check refuses to sign now", &p.shares_refused),
         ] {
             registry.register(name, help, g.clone());
         }
+        registry.register(
+            "peg_share_refusals",
+            "Batch versions the share-time check refused to sign since start",
+            p.share_refusals.clone(),
+        );
         registry.register("height", "Committed tip height", m.height.clone());
         registry.register("round", "Round of the height being decided", m.round.clone());
         registry.register("mempool_transactions", "Transactions in the mempool", m.mempool_txs.clone());
@@ -124,6 +134,9 @@ impl Metrics {
         p.claims_pending.set(new.peg.claims_pending as i64);
         p.anchor_height.set(i64::from(new.peg.anchor_height));
         p.halted.set(i64::from(new.peg.halted));
+        p.signing_paused.set(i64::from(new.signing.paused_since_ms.is_some()));
+        p.shares_refused.set(new.signing.refused.len() as i64);
+        p.share_refusals.inc_by(new.signing.refusals.saturating_sub(old.signing.refusals));
         p.bitcoind_best.set(new.peg.bitcoind_best.map_or(0, i64::from));
         p.bitcoind_lag.set(new.peg.bitcoind_best.map_or(0, |b| i64::from(b) - i64::from(new.peg.anchor_height)));
         if new.height > old.height {

@@ -15,6 +15,25 @@ use rpc::types::{
 };
 use tokio::sync::broadcast;
 
+/// The signing breakers as the API shows them.
+fn signing_info(s: &crate::breaker::SigningStatus) -> rpc::types::SigningInfo {
+    rpc::types::SigningInfo {
+        paused: s.paused_since_ms.is_some(),
+        paused_since_ms: s.paused_since_ms,
+        refusals: s.refusals,
+        refused: s
+            .refused
+            .iter()
+            .map(|r| rpc::types::RefusalInfo {
+                batch: r.batch,
+                btc_txid: rpc::types::btc_txid(&r.txid).to_string(),
+                kind: r.kind.to_string(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// The backend over a running service.
 pub struct NodeRpc {
     handle: ServiceHandle,
@@ -123,6 +142,7 @@ impl RpcBackend for NodeRpc {
             min_fee: chain.params().min_fee,
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),
+            signing: signing_info(&s.signing),
         })
     }
 
@@ -283,6 +303,13 @@ impl RpcBackend for NodeRpc {
         let state = Snapshot::new(&**self.handle.store(), tip.get());
         let proof = ledger::batching::reserve_proof(&state).map_err(Self::storage)?;
         Ok(rpc::types::ReserveProofInfo::new(tip, &proof, self.handle.chain().genesis_supply()))
+    }
+
+    async fn set_signing_paused(&self, paused: bool) -> Result<rpc::types::SigningInfo, BackendError> {
+        match self.handle.ask(|done| Command::SetSigningPaused(paused, done)).await {
+            None => Err(BackendError::ShuttingDown),
+            Some(res) => res.map(|s| signing_info(&s)).map_err(Self::storage),
+        }
     }
 
     async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {

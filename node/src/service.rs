@@ -161,6 +161,8 @@ pub struct NodeStatus {
     pub peer_heights: BTreeMap<String, Height>,
     /// The peg at the tip, and what our bitcoind shows.
     pub peg: PegSummary,
+    /// The operator's pause switch and the shares the share-time check refuses (see [`crate::breaker`]).
+    pub signing: crate::breaker::SigningStatus,
 }
 
 /// The peg at a glance (metrics, RPC, dashboard).
@@ -200,6 +202,8 @@ pub enum Command {
     ApproveFederation(ledger::FederationProposal, oneshot::Sender<Result<ledger::Approval, String>>),
     /// A federation change with its approvals, for the federation pool (checked, then gossiped).
     SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<Hash32, String>>),
+    /// Operator: pause (`true`) or resume (`false`) this validator's peg signing (see [`crate::breaker`]).
+    SetSigningPaused(bool, oneshot::Sender<Result<crate::breaker::SigningStatus, StoreError>>),
 }
 
 /// The running node: send commands, watch status.
@@ -295,6 +299,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
     let chain = ChainState::open(chain, store)?;
     let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
+    let signing = crate::breaker::SigningGuard::open(chain.store())?;
     // Always the key: the core signs only at heights whose set holds it, so a node that joins the federation
     // later (or leaves it) needs no restart.
     let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), Some(cfg.keys.consensus.clone()));
@@ -395,6 +400,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         bump_warned: HashSet::new(),
         peg_summary: PegSummary::default(),
         fed_pool: crate::fed_pool::FedPool::default(),
+        signing,
     };
     service.peg_summary = service.compute_peg_summary();
     service.publish_status();
@@ -411,6 +417,9 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
 }
 
 type SyncResult = (PeerId, Result<Response, String>);
+
+/// A batch version the share-time check refused: (batch, unsigned txid, why).
+type Refused = (u64, Hash32, ledger::breaker::ShareCheckError);
 
 /// The event loop's state.
 pub struct Service {
@@ -480,6 +489,8 @@ pub struct Service {
     bump_warned: HashSet<(u64, Hash32)>,
     /// Signature shares and federation changes waiting for a block.
     fed_pool: crate::fed_pool::FedPool,
+    /// The pause switch and the share-time check's refusals: asked before any share leaves.
+    signing: crate::breaker::SigningGuard,
 }
 
 fn now_ms() -> u64 {
@@ -567,6 +578,7 @@ impl Service {
             locked: self.core.locked().map(|rv| (rv.round.get(), rv.value)),
             peer_heights: self.peer_heights.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
             peg: PegSummary { claims_pending: self.claims.borrow().len(), ..self.peg_summary.clone() },
+            signing: self.signing.status(),
         };
         self.status.send_if_modified(|old| {
             let changed = *old != s;
@@ -1051,13 +1063,15 @@ impl Service {
 
     /// Our signature shares for in-flight batches of every wallet epoch that holds our peg key (in force or
     /// earlier: a validator that left the federation still signs the sweep of its old wallet), that lack
-    /// ours and lack their threshold. Batches are built by execution, each burn in exactly one, so signing
-    /// what state holds cannot pay a burn twice.
-    fn batch_shares_to_sign<S: StateReader>(&self, state: &S) -> Vec<ledger::PegShareTx> {
+    /// ours and lack their threshold. Batches are built by execution, each burn in exactly one; and each
+    /// version must pass the share-time check ([`ledger::breaker::check_batch`]) first: the versions it
+    /// refuses come back second, with why.
+    fn batch_shares_to_sign<S: StateReader>(&self, state: &S) -> (Vec<ledger::PegShareTx>, Vec<Refused>) {
         let chain = self.chain.chain();
-        let Ok(index) = ledger::batching::batch_index(state) else { return Vec::new() };
+        let mut refused = Vec::new();
+        let Ok(index) = ledger::batching::batch_index(state) else { return (Vec::new(), refused) };
         if index.in_flight.is_empty() {
-            return Vec::new();
+            return (Vec::new(), refused);
         }
         let federation = self.chain.federation();
         let my_peg_key = self.cfg.keys.peg_public();
@@ -1073,6 +1087,10 @@ impl Service {
             }
             let Ok(wallet) = chain.wallet(epoch) else { continue };
             let Ok(tx) = b.unsigned() else { continue };
+            if let Err(why) = ledger::breaker::check_batch(chain, state, &b) {
+                refused.push((b.id, b.txid, why));
+                continue;
+            }
             // Persist what we sign before the share leaves, and never sign a version that would not conflict
             // with one signed before (a restart or a bug must not let two versions both confirm).
             let inputs: Vec<ledger::BtcOutPoint> = b.inputs.iter().map(|i| i.outpoint).collect();
@@ -1106,14 +1124,23 @@ impl Service {
                 Err(e) => error!(batch = id, error = %e, "cannot sign batch"),
             }
         }
-        out
+        (out, refused)
     }
 
     /// Signs what is ours to sign at the tip and hands new shares to the pool and the network. Our shares stay
     /// in our pool until a block has them, and we include them ourselves when we propose.
+    /// Nothing while an operator has paused signing.
     fn sign_and_share(&mut self) {
+        if !self.signing.may_sign() {
+            return;
+        }
         let state = self.chain.state();
-        for share in self.batch_shares_to_sign(&state) {
+        let (shares, refused) = self.batch_shares_to_sign(&state);
+        self.signing.set_refused(refused);
+        if let Ok(index) = ledger::batching::batch_index(&state) {
+            self.signing.retain_in_flight(&index.in_flight);
+        }
+        for share in shares {
             let tx = ledger::Tx::PegShare(share);
             match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
                 Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
@@ -1410,6 +1437,19 @@ impl Service {
                     self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx));
                 }
                 let _ = done.send(res);
+            }
+            Command::SetSigningPaused(pause, done) => {
+                let res = match pause {
+                    true => self.signing.pause(self.chain.store(), now_ms()),
+                    false => self.signing.resume(self.chain.store()),
+                };
+                if res.is_ok() && !pause {
+                    // Whatever waits for our share gets it now, not at the next block.
+                    self.sign_and_share();
+                }
+                // Published before the answer, so a status read right after it shows the switch.
+                self.publish_status();
+                let _ = done.send(res.map(|()| self.signing.status()));
             }
             Command::ClaimPegin(claim, done) => {
                 let res = self.add_claim(claim.clone(), ClaimSource::Local);

@@ -35,6 +35,7 @@ const ALL_CFS: [&str; 9] =
 
 const META_TIP: &[u8] = b"tip";
 const META_GENESIS: &[u8] = b"genesis_hash";
+const META_SIGNING_PAUSED: &[u8] = b"signing_paused";
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +280,26 @@ impl Store {
         self.db
             .put_cf_opt(self.cf(CF_META), signed_key(batch), borsh_bytes(&all), &Self::synced())
             .map_err(db_err("write signed batches"))
+    }
+
+    /// When (ms since the Unix epoch) an operator paused this validator's peg signing; `None`: not paused.
+    pub fn signing_paused_since(&self) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_META), META_SIGNING_PAUSED)
+            .map_err(db_err("read signing pause"))?
+            .map(|b| decode_u64(&b, "signing pause"))
+            .transpose()
+    }
+
+    /// Records, synced, the operator's signing switch (`Some(ms)`: paused since then; `None`: resumed), so
+    /// a restart (or a kill -9) never unpauses a validator silently.
+    pub fn set_signing_paused_since(&self, since_ms: Option<u64>) -> Result<(), StoreError> {
+        let cf = self.cf(CF_META);
+        match since_ms {
+            Some(ms) => self.db.put_cf_opt(cf, META_SIGNING_PAUSED, ms.to_be_bytes(), &Self::synced()),
+            None => self.db.delete_cf_opt(cf, META_SIGNING_PAUSED, &Self::synced()),
+        }
+        .map_err(db_err("write signing pause"))
     }
 
     /// Deletes every WAL entry (after the height they belong to is committed).

@@ -318,6 +318,22 @@ async fn the_dashboard_follows_the_chain_and_the_pegs_in_a_real_browser() {
     .await
     .expect("blocks go on without bitcoind");
     page.screenshot(&out_dir().join("dashboard-bitcoind-unreachable.png")).await.expect("screenshot");
+
+    // --- Its operator pauses this validator's peg signing: a banner and the signing line say so. ---
+    let signing = c.pause_signing().await.expect("pausesigning");
+    assert!(signing.paused, "{signing:?}");
+    let banner = page
+        .wait_for(
+            "the signing pause banner",
+            "[...document.querySelectorAll('[data-banner]')].map(b => b.textContent).find(t => t.includes('Peg signing is paused'))",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("a banner says signing is paused");
+    assert!(banner.as_str().unwrap_or_default().contains("resumesigning"), "{banner}");
+    let line = page.eval("document.getElementById('signing').textContent").await.expect("eval");
+    assert!(line.as_str().unwrap_or_default().starts_with("PAUSED"), "{line}");
+    c.resume_signing().await.expect("resumesigning");
     assert!(page.errors().is_empty(), "the page reported errors: {:#?}", page.errors());
     drop(page);
     for n in &mut fed.nodes {

@@ -23,7 +23,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 29] = [
+const METHODS: [&str; 31] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -47,6 +47,8 @@ const METHODS: [&str; 29] = [
     "claimpegin",
     "getreserveproof",
     "resumepeg",
+    "pausesigning",
+    "resumesigning",
     "approvefederationchange",
     "submitfederationchange",
     "getbitcoinview",

@@ -10,7 +10,7 @@
 use crate::types::{
     AccountInfo, BitcoinViewInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo,
     EvidenceInfo, FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus,
-    PegOutInfo, ReserveProofInfo, TransactionInfo, ValidatorInfo,
+    PegOutInfo, ReserveProofInfo, SigningInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -201,6 +201,18 @@ pub trait SidechainApi {
     /// peg is not halted).
     #[method(name = "resumepeg")]
     async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String>;
+
+    /// Operator: pause this validator's peg signing. Until `resumesigning` it releases no signature share
+    /// for any federation transaction (payout batch, fee bump, sweep, refresh); consensus votes and blocks
+    /// go on. Kept in the node's store, so a restart does not unpause it. Returns the signing status
+    /// (`getblockchaininfo.signing`).
+    #[method(name = "pausesigning")]
+    async fn pause_signing(&self) -> RpcResult<SigningInfo>;
+
+    /// Operator: resume this validator's peg signing after `pausesigning`: the shares it withheld go out at
+    /// once. Returns the signing status.
+    #[method(name = "resumesigning")]
+    async fn resume_signing(&self) -> RpcResult<SigningInfo>;
 
     /// Operator (validators of the set in force only): this validator's approval of `proposal` (validators,
     /// peg threshold, activation height), signed with its consensus key. Collect 2f+1 of them and pass them

@@ -10,7 +10,7 @@
 
 use crate::types::{
     BitcoinViewInfo, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo,
-    PegInAddressInfo, PegInFacts, PegOutInfo, ReserveProofInfo, StoredBlock, TxLookup, ValidatorInfo,
+    PegInAddressInfo, PegInFacts, PegOutInfo, ReserveProofInfo, SigningInfo, StoredBlock, TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
@@ -145,6 +145,10 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
     /// node is not a validator or the peg is not halted.
     fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// Operator: pause (`true`) or resume (`false`) this node's peg signing, durably; the signing status
+    /// after the change.
+    fn set_signing_paused(&self, paused: bool) -> impl Future<Output = Result<SigningInfo, BackendError>> + Send;
 
     /// Operator: this validator's approval of a federation change. `Err(Rejected)` when this node is not in
     /// the set in force or the proposal is not acceptable. The default: a node that cannot approve.

@@ -63,8 +63,15 @@ pub const READ_ONLY_METHODS: &[&str] = &[
 ];
 
 /// Methods that change something; never served without credentials.
-pub const WRITE_METHODS: &[&str] =
-    &["sendrawtransaction", "claimpegin", "resumepeg", "approvefederationchange", "submitfederationchange"];
+pub const WRITE_METHODS: &[&str] = &[
+    "sendrawtransaction",
+    "claimpegin",
+    "resumepeg",
+    "approvefederationchange",
+    "submitfederationchange",
+    "pausesigning",
+    "resumesigning",
+];
 
 struct Asset {
     path: &'static str,

@@ -9,7 +9,8 @@ use crate::types::{
     ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
     BitcoinViewInfo, BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo,
     FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
-    PegParamError, ReserveProofInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    PegParamError, ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
+    ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -242,6 +243,14 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
             Err(ClaimError::Backend(e)) => Err(internal(e)),
             Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("resumepeg refused: {e}"))),
         }
+    }
+
+    async fn pause_signing(&self) -> RpcResult<SigningInfo> {
+        self.backend.set_signing_paused(true).await.map_err(internal)
+    }
+
+    async fn resume_signing(&self) -> RpcResult<SigningInfo> {
+        self.backend.set_signing_paused(false).await.map_err(internal)
     }
 
     async fn approve_federation_change(&self, proposal: ledger::FederationProposal) -> RpcResult<ledger::Approval> {

@@ -180,6 +180,18 @@ fn schemas() -> Value {
             ("min_fee_sat", r("Sat")),
             ("validator", boolean.clone()),
             ("syncing", boolean.clone()),
+            ("signing", r("SigningInfo")),
+        ]),
+        "SigningInfo": obj(&[
+            ("paused", boolean.clone()),
+            ("paused_since_ms", nullable(int.clone())),
+            ("refusals", int.clone()),
+            ("refused", json!({ "type": "array", "items": obj(&[
+                ("batch", int.clone()),
+                ("btc_txid", hex(64)),
+                ("kind", string.clone()),
+                ("reason", string.clone()),
+            ]) })),
         ]),
         "CommitInfo": obj(&[
             ("height", r("Height")),
@@ -626,6 +638,22 @@ pub fn document() -> Value {
                 bad_param(),
                 internal(),
             ],
+        ),
+        method(
+            "pausesigning",
+            "operator: this validator releases no peg signature share until resumesigning (kept across restarts)",
+            vec![],
+            "signing",
+            r("SigningInfo"),
+            vec![internal()],
+        ),
+        method(
+            "resumesigning",
+            "operator: resume this validator's peg signing after pausesigning",
+            vec![],
+            "signing",
+            r("SigningInfo"),
+            vec![internal()],
         ),
         method(
             "getconsensusstate",

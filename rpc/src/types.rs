@@ -28,6 +28,8 @@ mod bitcoin_view;
 pub use self::bitcoin_view::*;
 mod federation;
 pub use self::federation::*;
+mod signing;
+pub use self::signing::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;
@@ -93,6 +95,8 @@ pub struct ChainInfo {
     pub validator: bool,
     /// Whether the node is catching up with its peers (its height is behind theirs).
     pub syncing: bool,
+    /// This validator's signing breakers: paused by its operator, or refusing batches (see `pausesigning`).
+    pub signing: SigningInfo,
 }
 
 /// Where this node's consensus is at the height being decided (`getconsensusstate`): what an operator

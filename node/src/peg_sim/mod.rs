@@ -137,6 +137,16 @@ pub enum SimFailure {
         /// Bitcoin's reason.
         reason: BtcReject,
     },
+    /// An honest validator's share-time check (`ledger::breaker`) refused a batch execution built.
+    #[error("seed {seed}, height {height}: the share-time breaker refused an honest batch: {reason}")]
+    BreakerTripped {
+        /// Seed.
+        seed: u64,
+        /// Sidechain height.
+        height: u64,
+        /// Why.
+        reason: ledger::breaker::ShareCheckError,
+    },
     /// A coin state holds is not on Bitcoin as recorded.
     #[error("seed {seed}, height {height}: federation coin {outpoint:?} is not on Bitcoin as recorded: {reason}")]
     CoinNotOnBitcoin {
@@ -773,6 +783,17 @@ impl World {
         for id in &index.in_flight {
             if let Some(b) = ledger::batching::batch(&state, *id).map_err(|e| self.state_err(e))? {
                 coins.extend(b.inputs.iter().map(|i| i.outpoint));
+            }
+        }
+        // Every version still collecting shares passes the share-time breaker: honest batches never trip it.
+        for id in &index.in_flight {
+            let Some(b) = ledger::batching::batch(&state, *id).map_err(|e| self.state_err(e))? else { continue };
+            if !b.is_signed() {
+                ledger::breaker::check_batch(&self.chain, &state, &b).map_err(|reason| SimFailure::BreakerTripped {
+                    seed,
+                    height: self.height,
+                    reason,
+                })?;
             }
         }
         let wallet = self.chain.genesis_wallet();

@@ -3,12 +3,14 @@
 //! `150000sat`).
 //!
 //! The peg commands (`pegin`, `pegstatus`, `claimpegin`, `pegout`, `pegoutstatus`) are in `sidechain-cli/peg.rs`,
-//! the federation-change commands in `sidechain-cli/federation.rs`.
+//! the federation-change commands in `sidechain-cli/federation.rs`, the signing switch in `sidechain-cli/signing.rs`.
 
 #[path = "sidechain-cli/federation.rs"]
 mod federation;
 #[path = "sidechain-cli/peg.rs"]
 mod peg;
+#[path = "sidechain-cli/signing.rs"]
+mod signing;
 
 use anyhow::{bail, Context, Result};
 use bitcoin::Amount;
@@ -153,6 +155,11 @@ enum Command {
         /// The proposal file.
         proposal: PathBuf,
     },
+    /// Operator: stop this validator from releasing any peg signature share (batches, bumps, sweeps,
+    /// refreshes) until resumesigning; consensus goes on. Kept across restarts.
+    Pausesigning,
+    /// Operator: let this validator sign peg transactions again after pausesigning.
+    Resumesigning,
     /// Operator: submit a federation change with the approvals of 2f+1 validators in force.
     Submitfederationchange {
         /// The proposal file.
@@ -363,6 +370,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Approvefederationchange { proposal } => federation::approve(&cli, proposal).await,
         Command::Submitfederationchange { proposal, approvals } => federation::submit(&cli, proposal, approvals).await,
+        Command::Pausesigning => signing::set_paused(&cli, true).await,
+        Command::Resumesigning => signing::set_paused(&cli, false).await,
         Command::Pegin { args } => peg::pegin(&cli, args).await,
         Command::Pegstatus { outpoint } => peg::pegstatus(&cli, *outpoint).await,
         Command::Claimpegin { outpoint, block, account } => peg::claimpegin(&cli, *outpoint, *block, *account).await,
@@ -418,7 +427,7 @@ async fn run(cli: Cli) -> Result<()> {
                 format!(
                     "chain       {}\ngenesis     {}\nheight      {}\nbest block  {}\nstate root  {}\n\
                      btc anchor  {} {}\npeg         {:?}, {} BTC held, supply {} BTC ({} BTC from genesis), \
-                     reserve {}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}",
+                     reserve {}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}\nsigning     {}",
                     i.chain_id,
                     i.genesis_hash,
                     i.height,
@@ -433,7 +442,8 @@ async fn run(cli: Cli) -> Result<()> {
                     if i.peg.reserve_ok { "ok" } else { "SHORT" },
                     i.min_fee.to_sat(),
                     i.validator,
-                    i.syncing
+                    i.syncing,
+                    signing::human(&i.signing)
                 )
             })
         }

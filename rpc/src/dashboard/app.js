@@ -117,6 +117,10 @@ function renderBanners() {
     list.push(["bad", "Peg halted: validators reported a Bitcoin reorg deeper than the required confirmations. No mints and no peg-outs until 2f+1 validators vote resumepeg. Transfers go on."]);
   if (state.view && state.view.bitcoind === "unreachable")
     list.push(["bad", "This node's bitcoind is unreachable: it cannot check BTC anchors or deposits, so it votes against anchor moves and peg-ins wait. Transfers go on."]);
+  if (i && i.signing && i.signing.paused)
+    list.push(["bad", "Peg signing is paused on this node by its operator (since " + new Date(i.signing.paused_since_ms).toISOString() + "): it releases no signature share until resumesigning. Consensus goes on."]);
+  if (i && i.signing && i.signing.refused.length)
+    list.push(["bad", "This node refuses to sign " + i.signing.refused.map((r) => "batch " + r.batch + " (" + r.kind + ")").join(", ") + ": the transaction does not match its committed state. Operators must find out why."]);
   if (i && i.peg && !i.peg.reserve_ok) list.push(["bad", "Reserve check failed: the sidechain owes more BTC than the federation holds."]);
   $("banners").replaceChildren(...list.map(([cls, text]) => el("div", { class: "banner " + cls, "data-banner": "" }, text)));
 }
@@ -343,6 +347,13 @@ function renderBitcoin(info, view, fed) {
         view.lag_blocks > 2 * n + 2 ? "warn" : "");
   }
   setText("peg-status", info.peg_status === "halted" ? "HALTED" : "active", info.peg_status === "halted" ? "bad" : "ok");
+  const sg = info.signing;
+  if (sg) {
+    const refusing = sg.refused.map((r) => "refusing batch " + r.batch + ": " + r.reason).join("; ");
+    const text = (sg.paused ? "PAUSED by the operator" : "active") + (refusing ? " · " + refusing : "") +
+      (sg.refusals ? " · " + sg.refusals + " refused since start" : "");
+    setText("signing", text, sg.paused || sg.refused.length ? "bad" : "ok");
+  }
   const p = info.peg;
   setText("btc-held", btc(p.btc_held_sat));
   setText("supply", btc(p.supply_sat));

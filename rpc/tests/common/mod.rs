@@ -148,6 +148,7 @@ impl RpcBackend for MemBackend {
             min_fee: self.chain.params().min_fee,
             validator: false,
             syncing: false,
+            signing: SigningInfo::default(),
         })
     }
 
@@ -322,6 +323,11 @@ impl RpcBackend for MemBackend {
         let proof = ledger::batching::reserve_proof(&inner.store.snapshot(v))
             .map_err(|e| BackendError::Storage(e.to_string()))?;
         Ok(rpc::types::ReserveProofInfo::new(primitives::Height(v), &proof, self.chain.genesis_supply()))
+    }
+
+    async fn set_signing_paused(&self, paused: bool) -> Result<SigningInfo, BackendError> {
+        self.check()?;
+        Ok(SigningInfo { paused, paused_since_ms: paused.then_some(1), ..SigningInfo::default() })
     }
 
     async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
