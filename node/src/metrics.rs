@@ -47,6 +47,17 @@ struct PegGauges {
     bitcoind_best: Gauge,
     bitcoind_lag: Gauge,
     halted: Gauge,
+    alerts: AlertGauges,
+}
+
+/// One gauge per alert kind (1 while it is up), and how many are up.
+#[derive(Default)]
+struct AlertGauges {
+    active: Gauge,
+    anchor_lag: Gauge,
+    confirmed_batch_in_flight: Gauge,
+    proposals_failing: Gauge,
+    pegout_stuck: Gauge,
 }
 
 impl Default for Metrics {
@@ -86,6 +97,19 @@ impl Metrics {
             ("bitcoind_best_height", "Our bitcoind's best height (0 when unreachable or none)", &p.bitcoind_best),
             ("bitcoind_lag_blocks", "Our bitcoind's best height minus the anchor", &p.bitcoind_lag),
             ("peg_halted", "1 while peg operations are halted after a Bitcoin reorg deeper than N", &p.halted),
+            ("alerts_active", "Alerts up (conditions an operator must look at)", &p.alerts.active),
+            ("alert_anchor_lag", "1 while the anchor lags our bitcoind past the bound", &p.alerts.anchor_lag),
+            (
+                "alert_confirmed_batch_in_flight",
+                "1 while a batch our bitcoind shows confirmed and deep enough is not settled",
+                &p.alerts.confirmed_batch_in_flight,
+            ),
+            ("alert_proposals_failing", "1 while our proposals fail to build", &p.alerts.proposals_failing),
+            (
+                "alert_pegout_stuck",
+                "1 while peg-outs wait on an operator (e.g. fee pool short)",
+                &p.alerts.pegout_stuck,
+            ),
         ] {
             registry.register(name, help, g.clone());
         }
@@ -126,6 +150,13 @@ impl Metrics {
         p.halted.set(i64::from(new.peg.halted));
         p.bitcoind_best.set(new.peg.bitcoind_best.map_or(0, i64::from));
         p.bitcoind_lag.set(new.peg.bitcoind_best.map_or(0, |b| i64::from(b) - i64::from(new.peg.anchor_height)));
+        let up = |k: crate::alerts::AlertKind| i64::from(new.alerts.iter().any(|a| a.kind() == k));
+        let a = &p.alerts;
+        a.active.set(new.alerts.len() as i64);
+        a.anchor_lag.set(up(crate::alerts::AlertKind::AnchorLag));
+        a.confirmed_batch_in_flight.set(up(crate::alerts::AlertKind::ConfirmedBatchInFlight));
+        a.proposals_failing.set(up(crate::alerts::AlertKind::ProposalsFailing));
+        a.pegout_stuck.set(up(crate::alerts::AlertKind::PegOutStuck));
         if new.height > old.height {
             self.blocks_committed.inc_by(new.height.get() - old.height.get());
             self.blocks_synced.inc_by(new.synced_blocks.saturating_sub(old.synced_blocks));

@@ -87,7 +87,7 @@ impl NodeRpc {
                 }
             }
         }
-        Ok(rpc::types::PegOutView { network: self.network, confirmed, params: self.handle.chain().params().clone() })
+        Ok(rpc::types::PegOutView { network: self.network, confirmed, chain: self.handle.chain().clone() })
     }
 
     /// The state after the committed tip.
@@ -123,6 +123,7 @@ impl RpcBackend for NodeRpc {
             min_fee: chain.params().min_fee,
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),
+            alerts: s.alerts.iter().map(crate::alerts::alert_info).collect(),
         })
     }
 
@@ -223,6 +224,7 @@ impl RpcBackend for NodeRpc {
             pegin_min_amount: chain.params().pegin_min_amount,
             pegin_fee: chain.pegin_fee_in(&fed, agreed),
             pegout_fee_rate_sat_vb: agreed,
+            pegout_batch_share_vbytes: ledger::pegout::pegout_share_vbytes(&fed).map_err(Self::storage)?,
             fee_rate_votes: rpc::types::FeeRateVoteInfo::from_rates(&rates),
             peg_totals: totals.into(),
             pegout_limit: rpc::types::PegOutLimitInfo::read(chain.params(), &state).map_err(Self::storage)?,

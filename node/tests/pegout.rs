@@ -65,9 +65,14 @@ async fn pegged_in_with(
 /// The peg-in fee at 2 sat/vB: one 132 vB deposit input of the 3-of-4 federation.
 const PEGIN_FEE: Amount = Amount::from_sat(264);
 
-/// A burn of `amount` to `script` with nonce `nonce`, paying the least fee at `rate` sat/vB.
+/// The vbytes of a lone batch of the 3-of-4 federation (no emergency path) besides its payout output: the
+/// fixed part, one input and the change (`getfederationinfo.pegout_batch_share_vbytes`).
+const SHARE_VBYTES: u64 = 185;
+
+/// A burn of `amount` to `script` with nonce `nonce`, paying the least fee at `rate` sat/vB (min_fee 100
+/// plus its lone batch at twice the rate).
 fn burn_tx(user: &Keypair, nonce: u64, script: &ScriptBuf, amount: Amount, rate: u64) -> UserTx {
-    let fee = Amount::from_sat(100 + 2 * peg::output_vbytes(script) * rate);
+    let fee = ledger::pegout::pegout_fee(Amount::from_sat(100), rate, SHARE_VBYTES, script);
     UserTx {
         signer: user.public(),
         nonce,
@@ -155,7 +160,9 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(balance(&fed, 0, who).await, deposit - PEGIN_FEE, "refused burns burn nothing");
 
     // The burn: supply falls by amount + fee into unpaid burns and the fee pool.
-    let before = c.get_federation_info().await.expect("info").peg_totals;
+    let info = c.get_federation_info().await.expect("info");
+    assert_eq!(info.pegout_batch_share_vbytes, SHARE_VBYTES, "the lone batch the burn fee pays for");
+    let before = info.peg_totals;
     let tx = burn_tx(&user, 1, &payee, amount, 2);
     let fee = tx.fee;
     let txid = send(&fed, 1, tx, &user).await.expect("burn accepted");
