@@ -214,6 +214,11 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(held_by(&fed, 2, &fed_script), totals.btc_held, "state's BTC held is the change bitcoind shows");
     let proof = c.get_reserve_proof().await.expect("getreserveproof");
     assert_eq!(proof.utxos.iter().map(|u| u.amount).sum::<Amount>(), proof.btc_held, "{proof:?}");
+    // A healthy peg raises no alert on any node.
+    for n in &fed.nodes {
+        let alerts = n.client().expect("client").get_blockchain_info().await.expect("info").alerts;
+        assert!(alerts.is_empty(), "{alerts:?}");
+    }
     scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
@@ -237,6 +242,13 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
     let mut txids = Vec::new();
     for (i, p) in payees.iter().enumerate() {
         txids.push(send(&fed, 0, burn_tx(&user, 1 + i as u64, p, amount, 2), &user).await.expect("burn"));
+    }
+    // Until the interval height, each says why it waits: the next batch, at that height.
+    let last = wait_pegout(&fed, 0, txids[99], PegOutStage::Burned, Duration::from_secs(60)).await;
+    if last.stage == PegOutStage::Burned {
+        let wait = last.wait.expect("a burned burn says why it waits");
+        assert_eq!(wait.reason, rpc::types::PegOutWaitReason::NextBatch, "{wait:?}");
+        assert_eq!(wait.until_height.map(|h| h.get() % interval), Some(0), "{wait:?}");
     }
     let first = wait_pegout(&fed, 0, txids[0], PegOutStage::Broadcast, Duration::from_secs(120)).await;
     let batch = first.batch.expect("batch");
