@@ -467,18 +467,36 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 
     /// At `pegout_interval` heights: pays queued burns with one deterministic batch, if the spendable
-    /// outputs and the fee pool can. Nothing happens otherwise (the burns wait for the next interval).
+    /// outputs and the fee pool can. Nothing happens otherwise (the burns wait for the next interval, and
+    /// [`crate::pegout_wait`] says why from the same [`Overlay::plan_payout`]).
     pub(crate) fn build_batch_if_due(&mut self, chain: &Chain, meta: &ChainMeta) -> Result<(), TxError> {
         let params = chain.params();
         if !params.pegout_enabled || !meta.height.get().is_multiple_of(params.pegout_interval) {
             return Ok(());
         }
-        if crate::halt::peg_halt(self)?.is_halted() {
+        let PayoutPlan::Build { plan, mut burns } = self.plan_payout(chain, meta.btc_anchor.height)? else {
             return Ok(());
+        };
+        let federation = crate::federation::federation_state(chain, self)?;
+        let epoch = federation.in_force();
+        if self.record_batch(meta, &plan, BatchKind::Payout, epoch, epoch.epoch, &mut burns)? {
+            self.count_payouts(chain, meta.btc_anchor.height, &burns)?;
+            let mut queue = pegout_queue(self)?;
+            queue.queued.drain(..burns.len());
+            self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
         }
-        let mut queue = pegout_queue(self)?;
+        Ok(())
+    }
+
+    /// The payout batch a block at anchor height `anchor` would build from this state, or why it builds
+    /// none: the one planner behind both the batch execution records and the wait reasons users see.
+    pub(crate) fn plan_payout(&self, chain: &Chain, anchor: primitives::BtcHeight) -> Result<PayoutPlan, TxError> {
+        if crate::halt::peg_halt(self)?.is_halted() {
+            return Ok(PayoutPlan::Wait(PayoutWait::Halted));
+        }
+        let queue = pegout_queue(self)?;
         if queue.queued.is_empty() {
-            return Ok(());
+            return Ok(PayoutPlan::Nothing);
         }
         let limits = peg::BatchLimits::STANDARD;
         let mut burns: Vec<BurnRecord> = Vec::new();
@@ -492,9 +510,9 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         // The circuit breaker: only the head of the queue that fits in the rolling limit (see
         // `crate::pegout_limit`); the rest waits for the window to move.
-        burns.truncate(self.burns_within_limit(chain, meta.btc_anchor.height, &burns)?);
+        burns.truncate(self.burns_within_limit(chain, anchor, &burns)?);
         if burns.is_empty() {
-            return Ok(());
+            return Ok(PayoutPlan::Wait(PayoutWait::RollingLimit));
         }
         let payouts: Vec<peg::Payout> = burns
             .iter()
@@ -505,7 +523,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.in_force();
         let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
-        let (_, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
+        let (_, candidates) = self.spendable_candidates(anchor)?;
         let candidates: Vec<peg::BatchInput> =
             candidates.into_iter().filter(|c| c.epoch == epoch.epoch).map(|c| c.input).collect();
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
@@ -520,15 +538,48 @@ impl<S: StateReader> Overlay<'_, S> {
         ) {
             Ok(plan) => plan,
             // Not enough coins yet (or nothing valid to pay): the burns wait; deterministic on every node.
-            Err(_) => return Ok(()),
+            Err(e) => return Ok(PayoutPlan::Wait(PayoutWait::Builder(e))),
         };
-        if self.record_batch(meta, &plan, BatchKind::Payout, epoch, epoch.epoch, &mut burns)? {
-            self.count_payouts(chain, meta.btc_anchor.height, &burns)?;
-            queue.queued.drain(..burns.len());
-            self.writes.insert(StateKey::PegOutQueue, canonical_bytes(&queue));
+        let pool = self.account(&fee_pool_id())?.balance;
+        if pool < plan.fee {
+            return Ok(PayoutPlan::Wait(PayoutWait::FeePoolShort { fee: plan.fee, pool }));
         }
-        Ok(())
+        Ok(PayoutPlan::Build { plan, burns })
     }
+}
+
+/// What [`Overlay::plan_payout`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayoutPlan {
+    /// No burn is queued.
+    Nothing,
+    /// This batch pays `burns`, the head of the queue, in order.
+    Build {
+        /// The unsigned batch.
+        plan: peg::BatchPlan,
+        /// The burns it pays.
+        burns: Vec<BurnRecord>,
+    },
+    /// No batch now, and why (every queued burn waits).
+    Wait(PayoutWait),
+}
+
+/// Why no payout batch is built although burns are queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayoutWait {
+    /// The peg is halted.
+    Halted,
+    /// The burn at the head of the queue does not fit in the rolling limit.
+    RollingLimit,
+    /// The builder refused: not enough spendable coins, a dust payout, a size limit.
+    Builder(peg::BatchError),
+    /// The fee pool holds less than the batch's Bitcoin fee.
+    FeePoolShort {
+        /// The batch's fee.
+        fee: Amount,
+        /// The pool's balance.
+        pool: Amount,
+    },
 }
 
 /// A spendable federation output as batch builders see it.

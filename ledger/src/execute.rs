@@ -352,6 +352,23 @@ pub enum TxError {
         /// `Params::pegout_limit_window`.
         window: u32,
     },
+    /// A burn's fee below its share of a batch: `min_fee` plus, at twice the agreed rate, the whole batch that
+    /// would pay it alone (one input, its payout, the change), so a lone burn never waits on unrelated fee
+    /// income (see [`crate::pegout`]).
+    #[error(
+        "peg-out fee {fee} is below {min}: min_fee plus a lone batch of {batch_vbytes} vB at twice the agreed \
+         {sat_per_vb} sat/vB"
+    )]
+    PegOutFeeTooLow {
+        /// The fee paid.
+        fee: Amount,
+        /// The least fee accepted.
+        min: Amount,
+        /// The size of the lone batch the fee pays for.
+        batch_vbytes: u64,
+        /// The agreed rate it is priced at (twice this).
+        sat_per_vb: u64,
+    },
 }
 
 /// Why a block is not valid on top of the current state.

@@ -26,6 +26,7 @@ pub mod halt;
 pub mod pegin;
 pub mod pegout;
 pub mod pegout_limit;
+pub mod pegout_wait;
 pub mod select;
 pub mod state;
 pub mod sweep;

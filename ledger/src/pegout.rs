@@ -12,8 +12,12 @@
 //!   a burn to a *deposit* script (anyone's, the burner's own included) is allowed: a P2WSH does not reveal
 //!   that it is one, and once its batch settles the output is a deposit like any other, minted exactly once
 //!   to the account the script is bound to (required when that registration is live, else by `claimpegin`);
-//! - the fee covers the payout output at twice the agreed fee rate (headroom for one bump) plus `min_fee`, so
-//!   the fee pool, which pays batch fees, is not drained by burns.
+//! - the fee covers, at twice the agreed fee rate, the whole batch that would pay the burn alone (one
+//!   federation input, its payout output, the change: [`pegout_fee`]) plus `min_fee`. The fee pool pays
+//!   batch fees; priced this way a lone burn brings the pool what its own batch costs, so a user's peg-out
+//!   never waits on unrelated fee income (finding 10 of issue 20: a burn priced on its output alone left
+//!   the pool 422 sat short of a one-burn batch, and the burn waited for good). Burns batched together
+//!   overpay their shared part; the surplus stays in the pool for bumps, refreshes and sweeps.
 
 use crate::codec;
 use crate::execute::{Overlay, Receipt, TxError};
@@ -103,16 +107,37 @@ pub fn is_supported_payout_script(script: &Script) -> bool {
         && (script.is_p2pkh() || script.is_p2sh() || script.is_p2wpkh() || script.is_p2wsh() || script.is_p2tr())
 }
 
-/// The least fee a burn to `script` must pay at the chain's floor rate (see [`required_pegout_fee_at`]).
+/// The vbytes of a lone burn's batch besides its own payout output: the fixed part, one input of `wallet`
+/// and the change back to it. The same for every payout script a burn may name (a script of at most
+/// [`MAX_PAYOUT_SCRIPT_LEN`] bytes adds exactly its [`peg::output_vbytes`]), so clients are told this one
+/// figure (`getfederationinfo.pegout_batch_share_vbytes`) and price any script with [`pegout_fee`].
+pub fn pegout_share_vbytes(wallet: &peg::Federation) -> Result<u64, peg::BatchError> {
+    let empty = Script::new();
+    let lone = peg::lone_payout_vbytes(wallet, empty, &wallet.script_pubkey())?;
+    Ok(lone.saturating_sub(peg::output_vbytes(empty)))
+}
+
+/// The peg-out fee rule, pure (the CLI runs it too): `min_fee` plus the lone batch paying `script`
+/// (`share_vbytes` from [`pegout_share_vbytes`] and the payout output) at twice `rate_sat_vb`.
+pub fn pegout_fee(min_fee: Amount, rate_sat_vb: u64, share_vbytes: u64, script: &Script) -> Amount {
+    let vbytes = share_vbytes.saturating_add(peg::output_vbytes(script));
+    let batch = Amount::from_sat(vbytes.saturating_mul(rate_sat_vb).saturating_mul(2));
+    min_fee.checked_add(batch).filter(|a| *a <= Amount::MAX_MONEY).unwrap_or(Amount::MAX_MONEY)
+}
+
+/// The least fee a burn to `script` must pay at the chain's floor rate, for the genesis wallet (see
+/// [`required_pegout_fee_at`]).
 pub fn required_pegout_fee(chain: &Chain, script: &Script) -> Amount {
     required_pegout_fee_at(chain, chain.params().pegin_fee_rate_sat_vb, script)
 }
 
-/// The least fee a burn to `script` must pay when the agreed rate is `rate_sat_vb`: `min_fee` plus its
-/// output at twice that rate (headroom for one bump).
+/// The least fee a burn to `script` must pay when the agreed rate is `rate_sat_vb` and the genesis wallet
+/// is in force: `min_fee` plus the whole batch that would pay it alone, at twice that rate (headroom for
+/// the rate to double before its batch is built, or for one bump).
 pub fn required_pegout_fee_at(chain: &Chain, rate_sat_vb: u64, script: &Script) -> Amount {
-    let output = Amount::from_sat(peg::output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2));
-    chain.params().min_fee.checked_add(output).unwrap_or(Amount::MAX_MONEY)
+    // The genesis wallet was sized when the chain was built; the fallback is never used.
+    let share = pegout_share_vbytes(chain.genesis_wallet()).unwrap_or(u64::MAX);
+    pegout_fee(chain.params().min_fee, rate_sat_vb, share, script)
 }
 
 impl<S: StateReader> Overlay<'_, S> {
@@ -144,9 +169,17 @@ impl<S: StateReader> Overlay<'_, S> {
         if amount < params.pegout_min_amount || amount < dust {
             return Err(TxError::PegOutBelowMinimum { amount, min: params.pegout_min_amount.max(dust) });
         }
-        let required = required_pegout_fee_at(chain, crate::fee_rate::agreed_fee_rate(chain, self)?, &script);
+        let rate = crate::fee_rate::agreed_fee_rate(chain, self)?;
+        let wallet = chain.wallet(federation.in_force()).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let share = pegout_share_vbytes(&wallet).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let required = pegout_fee(params.min_fee, rate, share, &script);
         if tx.fee < required {
-            return Err(TxError::FeeTooLow { fee: tx.fee, min: required });
+            return Err(TxError::PegOutFeeTooLow {
+                fee: tx.fee,
+                min: required,
+                batch_vbytes: share.saturating_add(peg::output_vbytes(&script)),
+                sat_per_vb: rate,
+            });
         }
         if crate::halt::peg_halt(self)?.is_halted() {
             return Err(TxError::PegHalted);

@@ -197,7 +197,11 @@ pub fn burn_waits_on_limit<S: StateReader>(
     if used.checked_add(need).is_some_and(|t| t <= limit) {
         return Ok(None);
     }
-    let not_before = w.fits_from(anchor, window, limit, need).unwrap_or_else(|| w.all_out_at(anchor, window));
+    // More than one window's worth with the burns ahead: those are paid at this anchor at the earliest, so
+    // it cannot fit before they leave the window.
+    let not_before = w
+        .fits_from(anchor, window, limit, need)
+        .unwrap_or_else(|| w.all_out_at(anchor, window).max(BtcHeight(anchor.0.saturating_add(window))));
     Ok(Some(LimitWait { used, limit, window, not_before }))
 }
 

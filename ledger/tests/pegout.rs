@@ -1,5 +1,5 @@
 //! Peg-out burns: accepted only when enabled, with a standard script, above the minimum and dust, with a fee
-//! that covers the payout output at twice the rate; each burn queued once in block order; `supply +
+//! that covers the lone batch paying it at twice the rate; each burn queued once in block order; `supply +
 //! unpaid_burns` unchanged by burning.
 
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
@@ -85,9 +85,9 @@ fn burns_are_refused_until_enabled() {
 fn a_burn_is_queued_once_and_moves_supply_to_unpaid_burns() {
     let (chain, mut store) = chain(true);
     let script = p2wpkh();
-    // min_fee 100 + 2 * 31 vB * 2 sat/vB.
+    // min_fee 100 + 2 * 216 vB (a lone 3-of-4 batch: one input, this P2WPKH payout, the change) * 2 sat/vB.
     let fee = required_pegout_fee(&chain, &script);
-    assert_eq!(fee, Amount::from_sat(100 + 2 * 31 * 2));
+    assert_eq!(fee, Amount::from_sat(100 + 2 * 216 * 2));
     let before = store.snapshot(0).peg_totals().unwrap();
     let txs = vec![pegout(&chain, 0, 0, &script, 50_000, fee), pegout(&chain, 1, 0, &script, 60_000, fee)];
     let first_txid = txs[0].txid();
@@ -129,8 +129,10 @@ fn bad_burns_are_refused_with_a_reason() {
         }),
         // Below the chain's minimum.
         (pegout(&chain, 0, 0, &script, 9_999, fee), |e| matches!(e, TxError::PegOutBelowMinimum { .. })),
-        // A fee without the headroom for one bump.
-        (pegout(&chain, 0, 0, &script, 50_000, fee - Amount::from_sat(1)), |e| matches!(e, TxError::FeeTooLow { .. })),
+        // A fee short of its lone batch at twice the rate.
+        (pegout(&chain, 0, 0, &script, 50_000, fee - Amount::from_sat(1)), |e| {
+            matches!(e, TxError::PegOutFeeTooLow { batch_vbytes: 216, sat_per_vb: 2, .. })
+        }),
         // More than the balance.
         (pegout(&chain, 0, 0, &script, BAL, fee), |e| matches!(e, TxError::InsufficientBalance { .. })),
     ];

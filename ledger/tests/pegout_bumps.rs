@@ -152,12 +152,12 @@ fn the_agreed_rate_follows_a_quorum_median_in_bounded_steps() {
     assert!(matches!(tx_error(twice), TxError::AlreadyVoted { .. }));
     // Votes age out: after fee_vote_max_age blocks without fresh ones the rate stays where it was.
     assert_eq!(fee_rates(&store.snapshot(h)).unwrap().votes.len(), 3);
-    // The agreed rate prices burns: the fee must now cover the payout at twice 30 sat/vB.
+    // The agreed rate prices burns: the fee must now cover its lone batch (216 vB) at twice 30 sat/vB.
     let at_floor = required_pegout_fee_at(&chain, 2, &p2wpkh());
     let refused = try_commit(&chain, &mut store, h + 1, 0, vec![pegout(&chain, 0, 0, 50_000, at_floor)]);
-    assert!(matches!(tx_error(refused), TxError::FeeTooLow { .. }));
+    assert!(matches!(tx_error(refused), TxError::PegOutFeeTooLow { .. }));
     let fee = required_pegout_fee_at(&chain, 30, &p2wpkh());
-    assert_eq!(fee, Amount::from_sat(100 + 2 * 31 * 30));
+    assert_eq!(fee, Amount::from_sat(100 + 2 * 216 * 30));
     commit(&chain, &mut store, h + 1, 0, vec![pegout(&chain, 0, 0, 50_000, fee)]);
 }
 

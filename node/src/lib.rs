@@ -7,6 +7,7 @@
 //! - [`bitcoin`]: the validator's own bitcoind (the peg's `BitcoinView`) and the deposit index over it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod alerts;
 pub mod bitcoin;
 pub mod breaker;
 pub mod btc_follow;

@@ -50,6 +50,17 @@ struct PegGauges {
     signing_paused: Gauge,
     shares_refused: Gauge,
     share_refusals: Counter,
+    alerts: AlertGauges,
+}
+
+/// One gauge per alert kind (1 while it is up), and how many are up.
+#[derive(Default)]
+struct AlertGauges {
+    active: Gauge,
+    anchor_lag: Gauge,
+    confirmed_batch_in_flight: Gauge,
+    proposals_failing: Gauge,
+    pegout_stuck: Gauge,
 }
 
 impl Default for Metrics {
@@ -91,6 +102,19 @@ impl Metrics {
             ("peg_halted", "1 while peg operations are halted after a Bitcoin reorg deeper than N", &p.halted),
             ("peg_signing_paused", "1 while an operator has paused this validator's peg signing", &p.signing_paused),
             ("peg_shares_refused", "Batch versions the share-time check refuses to sign now", &p.shares_refused),
+            ("alerts_active", "Alerts up (conditions an operator must look at)", &p.alerts.active),
+            ("alert_anchor_lag", "1 while the anchor lags our bitcoind past the bound", &p.alerts.anchor_lag),
+            (
+                "alert_confirmed_batch_in_flight",
+                "1 while a batch our bitcoind shows confirmed and deep enough is not settled",
+                &p.alerts.confirmed_batch_in_flight,
+            ),
+            ("alert_proposals_failing", "1 while our proposals fail to build", &p.alerts.proposals_failing),
+            (
+                "alert_pegout_stuck",
+                "1 while peg-outs wait on an operator (e.g. fee pool short)",
+                &p.alerts.pegout_stuck,
+            ),
         ] {
             registry.register(name, help, g.clone());
         }
@@ -139,6 +163,13 @@ impl Metrics {
         p.share_refusals.inc_by(new.signing.refusals.saturating_sub(old.signing.refusals));
         p.bitcoind_best.set(new.peg.bitcoind_best.map_or(0, i64::from));
         p.bitcoind_lag.set(new.peg.bitcoind_best.map_or(0, |b| i64::from(b) - i64::from(new.peg.anchor_height)));
+        let up = |k: crate::alerts::AlertKind| i64::from(new.alerts.iter().any(|a| a.kind() == k));
+        let a = &p.alerts;
+        a.active.set(new.alerts.len() as i64);
+        a.anchor_lag.set(up(crate::alerts::AlertKind::AnchorLag));
+        a.confirmed_batch_in_flight.set(up(crate::alerts::AlertKind::ConfirmedBatchInFlight));
+        a.proposals_failing.set(up(crate::alerts::AlertKind::ProposalsFailing));
+        a.pegout_stuck.set(up(crate::alerts::AlertKind::PegOutStuck));
         if new.height > old.height {
             self.blocks_committed.inc_by(new.height.get() - old.height.get());
             self.blocks_synced.inc_by(new.synced_blocks.saturating_sub(old.synced_blocks));

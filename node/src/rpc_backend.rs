@@ -106,7 +106,7 @@ impl NodeRpc {
                 }
             }
         }
-        Ok(rpc::types::PegOutView { network: self.network, confirmed, params: self.handle.chain().params().clone() })
+        Ok(rpc::types::PegOutView { network: self.network, confirmed, chain: self.handle.chain().clone() })
     }
 
     /// The state after the committed tip.
@@ -143,6 +143,7 @@ impl RpcBackend for NodeRpc {
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),
             signing: signing_info(&s.signing),
+            alerts: s.alerts.iter().map(crate::alerts::alert_info).collect(),
         })
     }
 
@@ -243,6 +244,7 @@ impl RpcBackend for NodeRpc {
             pegin_min_amount: chain.params().pegin_min_amount,
             pegin_fee: chain.pegin_fee_in(&fed, agreed),
             pegout_fee_rate_sat_vb: agreed,
+            pegout_batch_share_vbytes: ledger::pegout::pegout_share_vbytes(&fed).map_err(Self::storage)?,
             fee_rate_votes: rpc::types::FeeRateVoteInfo::from_rates(&rates),
             peg_totals: totals.into(),
             pegout_limit: rpc::types::PegOutLimitInfo::read(chain.params(), &state).map_err(Self::storage)?,

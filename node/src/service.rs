@@ -163,6 +163,8 @@ pub struct NodeStatus {
     pub peg: PegSummary,
     /// The operator's pause switch and the shares the share-time check refuses (see [`crate::breaker`]).
     pub signing: crate::breaker::SigningStatus,
+    /// Conditions an operator must look at (see [`crate::alerts`]).
+    pub alerts: Vec<crate::alerts::Alert>,
 }
 
 /// The peg at a glance (metrics, RPC, dashboard).
@@ -398,6 +400,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         signed_batches,
         finalized: HashMap::new(),
         bump_warned: HashSet::new(),
+        alerts: (crate::alerts::AlertTracker::new(Default::default()), Height(u64::MAX), None),
         peg_summary: PegSummary::default(),
         fed_pool: crate::fed_pool::FedPool::default(),
         signing,
@@ -487,6 +490,8 @@ pub struct Service {
     finalized: HashMap<(u64, Hash32), bitcoin::Transaction>,
     /// Batch versions due for a fee bump that execution could not build, already warned about.
     bump_warned: HashSet<(u64, Hash32)>,
+    /// Alerts, and the peg-out queue's wait at the tip (recomputed when the tip moves).
+    alerts: (crate::alerts::AlertTracker, Height, Option<ledger::pegout_wait::PegOutWait>),
     /// Signature shares and federation changes waiting for a block.
     fed_pool: crate::fed_pool::FedPool,
     /// The pause switch and the share-time check's refusals: asked before any share leaves.
@@ -536,6 +541,7 @@ impl Service {
                     self.announce_tip().await;
                     self.resend_own_messages();
                     self.apply_claim_verdicts();
+                    self.observe_alerts();
                     if self.cfg.faults.flood_proposals {
                         self.flood_junk_proposals();
                     }
@@ -579,12 +585,28 @@ impl Service {
             peer_heights: self.peer_heights.iter().map(|(p, h)| (p.to_string(), *h)).collect(),
             peg: PegSummary { claims_pending: self.claims.borrow().len(), ..self.peg_summary.clone() },
             signing: self.signing.status(),
+            alerts: self.alerts.0.active(),
         };
         self.status.send_if_modified(|old| {
             let changed = *old != s;
             *old = s;
             changed
         });
+    }
+
+    /// Takes the facts of now into the alert tracker and logs what changed (see [`crate::alerts`]).
+    fn observe_alerts(&mut self) {
+        let state = self.chain.state();
+        let chain = self.chain.chain();
+        if self.alerts.1 != self.chain.tip() {
+            self.alerts.1 = self.chain.tip();
+            self.alerts.2 = crate::alerts::queue_wait_at(chain, &state);
+        }
+        let snap = self.btc.as_ref().map(|b| b.borrow().clone());
+        let (tracker, _, wait) = &mut self.alerts;
+        let facts =
+            crate::alerts::facts_at(chain, &state, snap.as_ref(), now_ms(), tracker.build_failures(), wait.clone());
+        crate::alerts::log_changes(&tracker.observe(&facts));
     }
 
     /// Recomputed when the tip moves (it reads state): the status is published after every event.
@@ -862,11 +884,13 @@ impl Service {
                 let fb = FullBlock { block, last_commit: self.chain.tip_cert().cloned() };
                 let hash = fb.hash();
                 info!(%height, block = %hash, txs = fb.block.txs.len(), "proposing");
+                self.alerts.0.proposal_built(true);
                 self.proposals.insert(hash, fb);
                 Ok(Some(hash))
             }
             Err(e) => {
                 warn!(%height, error = %e, "could not build a block; proposing nothing this round");
+                self.alerts.0.proposal_built(false);
                 Ok(None)
             }
         }

@@ -214,7 +214,8 @@ async fn the_dashboard_follows_the_chain_and_the_pegs_in_a_real_browser() {
     let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
     let payee = BtcWallet::from_seed(52).script_pubkey();
     let amount = Amount::from_sat(300_000);
-    let fee = Amount::from_sat(100 + 2 * 31 * 2);
+    let share = c.get_federation_info().await.expect("federation").pegout_batch_share_vbytes;
+    let fee = ledger::pegout::pegout_fee(Amount::from_sat(100), 2, share, &payee);
     let burn = UserTx {
         signer: user.public(),
         nonce: 1,

@@ -156,7 +156,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
     let burn = UserTx {
         signer: a.public(),
         nonce: 1,
-        fee: Amount::from_sat(100 + 2 * peg::output_vbytes(&payee) * 4),
+        fee: ledger::pegout::pegout_fee(Amount::from_sat(100), 4, old.pegout_batch_share_vbytes, &payee),
         kind: UserTxKind::PegOut { btc_script_pubkey: payee.to_bytes(), amount: Amount::from_sat(20_000_000) },
     };
     let burn_txid = send(&fed, 1, burn, &a).await;

@@ -65,9 +65,14 @@ async fn pegged_in_with(
 /// The peg-in fee at 2 sat/vB: one 132 vB deposit input of the 3-of-4 federation.
 const PEGIN_FEE: Amount = Amount::from_sat(264);
 
-/// A burn of `amount` to `script` with nonce `nonce`, paying the least fee at `rate` sat/vB.
+/// The vbytes of a lone batch of the 3-of-4 federation (no emergency path) besides its payout output: the
+/// fixed part, one input and the change (`getfederationinfo.pegout_batch_share_vbytes`).
+const SHARE_VBYTES: u64 = 185;
+
+/// A burn of `amount` to `script` with nonce `nonce`, paying the least fee at `rate` sat/vB (min_fee 100
+/// plus its lone batch at twice the rate).
 fn burn_tx(user: &Keypair, nonce: u64, script: &ScriptBuf, amount: Amount, rate: u64) -> UserTx {
-    let fee = Amount::from_sat(100 + 2 * peg::output_vbytes(script) * rate);
+    let fee = ledger::pegout::pegout_fee(Amount::from_sat(100), rate, SHARE_VBYTES, script);
     UserTx {
         signer: user.public(),
         nonce,
@@ -131,7 +136,9 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(balance(&fed, 0, who).await, deposit - PEGIN_FEE, "refused burns burn nothing");
 
     // The burn: supply falls by amount + fee into unpaid burns and the fee pool.
-    let before = c.get_federation_info().await.expect("info").peg_totals;
+    let info = c.get_federation_info().await.expect("info");
+    assert_eq!(info.pegout_batch_share_vbytes, SHARE_VBYTES, "the lone batch the burn fee pays for");
+    let before = info.peg_totals;
     let tx = burn_tx(&user, 1, &payee, amount, 2);
     let fee = tx.fee;
     let txid = send(&fed, 1, tx, &user).await.expect("burn accepted");
@@ -183,6 +190,11 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(held_by(&fed, 2, &fed_script), totals.btc_held, "state's BTC held is the change bitcoind shows");
     let proof = c.get_reserve_proof().await.expect("getreserveproof");
     assert_eq!(proof.utxos.iter().map(|u| u.amount).sum::<Amount>(), proof.btc_held, "{proof:?}");
+    // A healthy peg raises no alert on any node.
+    for n in &fed.nodes {
+        let alerts = n.client().expect("client").get_blockchain_info().await.expect("info").alerts;
+        assert!(alerts.is_empty(), "{alerts:?}");
+    }
     scenario.finish(&mut fed, Checks::default()).await.expect("closing checks");
 }
 
@@ -206,6 +218,13 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
     let mut txids = Vec::new();
     for (i, p) in payees.iter().enumerate() {
         txids.push(send(&fed, 0, burn_tx(&user, 1 + i as u64, p, amount, 2), &user).await.expect("burn"));
+    }
+    // Until the interval height, each says why it waits: the next batch, at that height.
+    let last = wait_pegout(&fed, 0, txids[99], PegOutStage::Burned, Duration::from_secs(60)).await;
+    if last.stage == PegOutStage::Burned {
+        let wait = last.wait.expect("a burned burn says why it waits");
+        assert_eq!(wait.reason, rpc::types::PegOutWaitReason::NextBatch, "{wait:?}");
+        assert_eq!(wait.until_height.map(|h| h.get() % interval), Some(0), "{wait:?}");
     }
     let first = wait_pegout(&fed, 0, txids[0], PegOutStage::Broadcast, Duration::from_secs(120)).await;
     let batch = first.batch.expect("batch");

@@ -31,7 +31,8 @@ pub type Descriptor = miniscript::Descriptor<bitcoin::PublicKey>;
 
 pub use anchor::{check_anchor_move, check_in_best_chain, choose_anchor, AnchorRejection, BitcoinView};
 pub use batch::{
-    bump_batch, output_vbytes, plan_batch, plan_sweep, BatchError, BatchInput, BatchLimits, BatchPlan, Payout,
+    bump_batch, lone_payout_vbytes, output_vbytes, plan_batch, plan_sweep, BatchError, BatchInput, BatchLimits,
+    BatchPlan, Payout,
 };
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;

@@ -180,6 +180,11 @@ fn schemas() -> Value {
             ("min_fee_sat", r("Sat")),
             ("validator", boolean.clone()),
             ("syncing", boolean.clone()),
+            ("alerts", json!({ "type": "array", "items": obj(&[
+                ("kind", json!({ "enum": ["anchor_lag", "confirmed_batch_in_flight", "proposals_failing",
+                    "pegout_stuck"] })),
+                ("description", string.clone()),
+            ]) })),
             ("signing", r("SigningInfo")),
         ]),
         "SigningInfo": obj(&[
@@ -284,6 +289,7 @@ fn schemas() -> Value {
             ("pegin_min_amount_sat", r("Sat")),
             ("pegin_fee_sat", r("Sat")),
             ("pegout_fee_rate_sat_vb", int.clone()),
+            ("pegout_batch_share_vbytes", int.clone()),
             ("fee_rate_votes", json!({ "type": "array", "items": obj(&[
                 ("validator", int.clone()),
                 ("sat_per_vb", int.clone()),
@@ -401,6 +407,16 @@ fn schemas() -> Value {
             ("paid_in", nullable(obj(&[("btc_height", int.clone()), ("btc_block_hash", hex(64))]))),
             ("confirmed_btc_height", nullable(int.clone())),
             ("waiting", nullable(string.clone())),
+            ("wait", nullable(obj(&[
+                ("reason", json!({ "enum": ["next_batch", "peg_halted", "behind_full_batch", "rolling_limit",
+                    "no_spendable_coin", "fee_pool_short", "below_dust", "batch_refused"] })),
+                ("description", string.clone()),
+                ("needs_operator", json!({ "type": "boolean" })),
+                ("until_height", nullable(r("Height"))),
+                ("until_btc_height", nullable(int.clone())),
+                ("short_by_sat", nullable(int.clone())),
+                ("reserved_by_batches", json!({ "type": "array", "items": int.clone() })),
+            ]))),
         ]),
         "PegInAddressInfo": obj(&[
             ("recipient", r("AccountId")),

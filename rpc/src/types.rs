@@ -97,6 +97,34 @@ pub struct ChainInfo {
     pub syncing: bool,
     /// This validator's signing breakers: paused by its operator, or refusing batches (see `pausesigning`).
     pub signing: SigningInfo,
+    /// Conditions an operator must look at (empty when all is well): the anchor lagging this node's
+    /// bitcoind, a confirmed batch not settled, this node's proposals failing to build, peg-outs waiting on
+    /// an operator.
+    #[serde(default)]
+    pub alerts: Vec<AlertInfo>,
+}
+
+/// Which alert (`getblockchaininfo.alerts[].kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The anchor trails this node's bitcoind by more than the confirmations plus a bound, for a while.
+    AnchorLag,
+    /// A batch this node's bitcoind shows confirmed, deep enough to settle, is still in flight.
+    ConfirmedBatchInFlight,
+    /// This node's last proposals failed to build.
+    ProposalsFailing,
+    /// The head of the peg-out queue has waited on an operator (fee pool short, batch refused) for a while.
+    PegoutStuck,
+}
+
+/// One alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertInfo {
+    /// Which.
+    pub kind: AlertKind,
+    /// What is wrong, with its figures, and what to look at.
+    pub description: String,
 }
 
 /// Where this node's consensus is at the height being decided (`getconsensusstate`): what an operator
@@ -648,9 +676,14 @@ pub struct FederationInfo {
     #[serde(rename = "pegin_fee_sat", with = "as_sat")]
     pub pegin_fee: Amount,
     /// The agreed Bitcoin fee rate (sat/vB): batches and bumps are priced on it, and a burn pays at least
-    /// `min_fee` plus twice its payout output's vbytes at it.
+    /// `min_fee` plus, at twice it, the lone batch paying it (`pegout_batch_share_vbytes` plus its payout
+    /// output's vbytes: `ledger::pegout::pegout_fee`).
     #[serde(default)]
     pub pegout_fee_rate_sat_vb: u64,
+    /// The vbytes of a lone burn's batch besides its payout output (the fixed part, one input of the wallet
+    /// in force, the change): what a burn's fee pays for along with its own output.
+    #[serde(default)]
+    pub pegout_batch_share_vbytes: u64,
     /// Each validator's latest fee-rate vote.
     #[serde(default)]
     pub fee_rate_votes: Vec<FeeRateVoteInfo>,

@@ -225,6 +225,15 @@ pub fn output_vbytes(script_pubkey: &Script) -> u64 {
     (TX_FIXED_BYTES + VarInt(len).size() as u64).saturating_add(len)
 }
 
+/// The size bound of the smallest batch that pays one burn: one federation input, the payout to
+/// `payout_script` and a change output to `change_script` (a lone burn's whole batch). What a burn's fee is
+/// priced on, so that a burn alone pays for the batch that pays it (see the ledger's `pegout` module).
+pub fn lone_payout_vbytes(fed: &Federation, payout_script: &Script, change_script: &Script) -> Result<u64, BatchError> {
+    let input = input_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
+    let outputs = output_vbytes(payout_script).saturating_add(output_vbytes(change_script));
+    Ok(tx_vbytes(input, 1, outputs, 2))
+}
+
 /// Plans a new batch paying `payouts` from `candidates` at `rate`, change to `change_script` (normally
 /// `fed.script_pubkey()`). See the module docs for the size, the coin selection and the change rule.
 pub fn plan_batch(

@@ -417,3 +417,15 @@ fn a_sweep_spends_every_input_into_one_output_of_the_new_wallet() {
         Err(BatchError::InsufficientFunds { .. })
     ));
 }
+
+#[test]
+fn a_lone_payout_batch_is_exactly_what_the_planner_builds_for_one_coin() {
+    for (k, n) in [(1, 1), (3, 4), (5, 7)] {
+        let fed = federation(k, n);
+        let p = plan(&fed, &[coin(1, 1_000_000, None)], &wpkh_payouts(1, 10_000), rate(3)).expect("plan");
+        assert!(p.change.is_some());
+        let lone = lone_payout_vbytes(&fed, &wpkh(0), &fed.script_pubkey()).expect("size");
+        assert_eq!(lone, p.vbytes, "{k}-of-{n}");
+        assert_eq!(p.fee, rate(3).fee_vb(lone).expect("fee"));
+    }
+}

@@ -122,6 +122,7 @@ function renderBanners() {
   if (i && i.signing && i.signing.refused.length)
     list.push(["bad", "This node refuses to sign " + i.signing.refused.map((r) => "batch " + r.batch + " (" + r.kind + ")").join(", ") + ": the transaction does not match its committed state. Operators must find out why."]);
   if (i && i.peg && !i.peg.reserve_ok) list.push(["bad", "Reserve check failed: the sidechain owes more BTC than the federation holds."]);
+  for (const a of (i && i.alerts) || []) list.push(["bad", "Alert (" + a.kind.replaceAll("_", " ") + "): " + a.description]);
   $("banners").replaceChildren(...list.map(([cls, text]) => el("div", { class: "banner " + cls, "data-banner": "" }, text)));
 }
 
@@ -444,7 +445,11 @@ function renderPegouts() {
       el("td", { class: "mono" }, p.btc_address || "(non-address script)"),
       el("td", {}, btc(p.amount_sat)),
       el("td", {}, p.burned_at),
-      el("td", { class: "stage", "data-stage": p.stage }, p.stage),
+      el(
+        "td",
+        { class: "stage", "data-stage": p.stage, "data-wait": p.wait ? p.wait.reason : "", title: p.wait ? p.wait.description : "" },
+        p.wait && p.wait.reason !== "next_batch" ? p.stage + " · waits: " + p.wait.reason.replaceAll("_", " ") : p.stage,
+      ),
       el("td", {}, p.batch ? p.batch.signatures : "–"),
       el("td", { class: "mono", title: p.batch ? p.batch.btc_txid : "" }, p.batch ? short(p.batch.btc_txid) : "–"),
     ),
@@ -534,6 +539,7 @@ function pegoutDetail(p) {
   showDetail("Peg-out", [
     ["burn txid", p.burn_txid], ["owner", p.owner], ["to", p.btc_address || "(non-address script)"], ["amount", btc(p.amount_sat)],
     ["stage", p.stage], ["burned at", String(p.burned_at)],
+    ["waiting", p.wait ? p.wait.description : "–"],
     ["batch", p.batch ? "#" + p.batch.id + ", " + p.batch.signatures + " signatures, fee " + btc(p.batch.fee_sat) : "–"],
     ["BTC txid", p.batch ? p.batch.btc_txid : "–"],
     ["paid in", p.paid_in ? p.paid_in.btc_height + " · " + p.paid_in.btc_block_hash : "–"],

@@ -104,10 +104,101 @@ pub struct PegOutInfo {
     /// The BTC block height this node's bitcoind shows a version of its batch in, before it is final
     /// (validators only: a node without a bitcoind cannot tell).
     pub confirmed_btc_height: Option<u32>,
-    /// Why a burn not yet batched waits beyond the next batch interval: "waiting: rolling peg-out limit
-    /// reached ... until BTC height H" when the circuit breaker holds it (null otherwise).
+    /// Why a burn not yet batched waits beyond the next batch interval, as a sentence saying what ends it
+    /// ("waiting: rolling peg-out limit reached ... until BTC height H", "waiting: the fee pool ... is N sat
+    /// short ..."); null when it is batched or only waits for the next batch height.
     #[serde(default)]
     pub waiting: Option<String>,
+    /// Why a burn not yet batched waits, typed (null once batched): `ledger::pegout_wait`, derived from the
+    /// batch planner execution runs.
+    #[serde(default)]
+    pub wait: Option<PegOutWaitInfo>,
+}
+
+/// Why a queued burn waits (`getpegoutstatus.wait`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PegOutWaitReason {
+    /// Nothing holds it: the next batch height pays it.
+    NextBatch,
+    /// The peg is halted.
+    PegHalted,
+    /// More burns are ahead of it than one batch pays.
+    BehindFullBatch,
+    /// The rolling peg-out limit.
+    RollingLimit,
+    /// No spendable federation coin covers the batch.
+    NoSpendableCoin,
+    /// The fee pool is short of the batch fee.
+    FeePoolShort,
+    /// A payout below dust.
+    BelowDust,
+    /// The batch builder refused.
+    BatchRefused,
+}
+
+/// A queued burn's wait: the reason, what ends it, and its figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegOutWaitInfo {
+    /// The reason.
+    pub reason: PegOutWaitReason,
+    /// A sentence: the reason and what ends it.
+    pub description: String,
+    /// Whether an operator must act for it to end (the others end as the chain goes on).
+    pub needs_operator: bool,
+    /// The sidechain height that ends it (`next_batch`, `behind_full_batch`: the next batch height).
+    #[serde(default)]
+    pub until_height: Option<Height>,
+    /// The anchor height that ends it (`rolling_limit`).
+    #[serde(default)]
+    pub until_btc_height: Option<u32>,
+    /// What the fee pool lacks (`fee_pool_short`).
+    #[serde(default)]
+    pub short_by_sat: Option<u64>,
+    /// Batches in flight whose coins come back when they settle (`no_spendable_coin`).
+    #[serde(default)]
+    pub reserved_by_batches: Vec<u64>,
+}
+
+impl From<&ledger::pegout_wait::PegOutWait> for PegOutWaitInfo {
+    fn from(w: &ledger::pegout_wait::PegOutWait) -> Self {
+        use ledger::pegout_wait::PegOutWait as W;
+        let mut info = PegOutWaitInfo {
+            reason: PegOutWaitReason::NextBatch,
+            description: w.to_string(),
+            needs_operator: w.needs_operator(),
+            until_height: None,
+            until_btc_height: None,
+            short_by_sat: None,
+            reserved_by_batches: Vec::new(),
+        };
+        info.reason = match w {
+            W::NextBatch { at } => {
+                info.until_height = Some(*at);
+                PegOutWaitReason::NextBatch
+            }
+            W::PegHalted => PegOutWaitReason::PegHalted,
+            W::BehindFullBatch { next_batch, .. } => {
+                info.until_height = Some(*next_batch);
+                PegOutWaitReason::BehindFullBatch
+            }
+            W::RollingLimit { until, .. } => {
+                info.until_btc_height = Some(until.0);
+                PegOutWaitReason::RollingLimit
+            }
+            W::NoSpendableCoin { reserved_by, .. } => {
+                info.reserved_by_batches = reserved_by.clone();
+                PegOutWaitReason::NoSpendableCoin
+            }
+            W::FeePoolShort { short_by, .. } => {
+                info.short_by_sat = Some(short_by.to_sat());
+                PegOutWaitReason::FeePoolShort
+            }
+            W::BelowDust { .. } => PegOutWaitReason::BelowDust,
+            W::BatchRefused(_) => PegOutWaitReason::BatchRefused,
+        };
+        info
+    }
 }
 
 /// The rolling peg-out limit, the circuit breaker (`getfederationinfo.pegout_limit`; null when the genesis
@@ -146,17 +237,6 @@ impl PegOutLimitInfo {
             head_waits_until_btc_height: s.head_waits_until.map(|h| h.0),
         }))
     }
-}
-
-/// A person's reading of a burn held by the breaker.
-pub fn limit_wait_reason(w: &ledger::pegout_limit::LimitWait) -> String {
-    format!(
-        "waiting: rolling peg-out limit reached ({} of {} sat paid in the last {} BTC blocks) until BTC height {}",
-        w.used.to_sat(),
-        w.limit.to_sat(),
-        w.window,
-        w.not_before.0
-    )
 }
 
 impl PegOutInfo {
@@ -206,6 +286,7 @@ impl PegOutInfo {
             }),
             confirmed_btc_height,
             waiting: None,
+            wait: None,
         }
     }
 }
@@ -233,8 +314,8 @@ pub struct PegOutView {
     pub network: bitcoin::Network,
     /// Batch versions (txid, internal order) its bitcoind shows in a block, with the block height.
     pub confirmed: BTreeMap<Hash32, u32>,
-    /// The chain's parameters (the rolling peg-out limit).
-    pub params: ledger::Params,
+    /// The chain (the batch planner behind the wait reasons needs its parameters and wallets).
+    pub chain: ledger::Chain,
 }
 
 /// Reads burns `ids` (newest first) from `state`, each with its batch.
@@ -276,7 +357,18 @@ fn pegout_info<S: ledger::StateReader>(
         None => None,
     };
     let mut info = PegOutInfo::new(b, batch.as_ref(), view.network, &view.confirmed);
-    info.waiting = ledger::pegout_limit::burn_waits_on_limit(&view.params, state, b)?.map(|w| limit_wait_reason(&w));
+    let wait = match ledger::pegout_wait::pegout_wait(&view.chain, state, b) {
+        Ok(w) => w,
+        Err(ledger::TxError::State(e)) => return Err(e),
+        // The planner fails otherwise only on a wallet it cannot build, which batching itself would have
+        // failed on first: no reason to show.
+        Err(_) => None,
+    };
+    info.waiting = wait
+        .as_ref()
+        .filter(|w| !matches!(w, ledger::pegout_wait::PegOutWait::NextBatch { .. }))
+        .map(|w| w.to_string());
+    info.wait = wait.as_ref().map(PegOutWaitInfo::from);
     Ok(info)
 }
 
@@ -355,6 +447,43 @@ mod tests {
         let json = serde_json::to_value(PegOutInfo::new(&burn(), None, net, &none)).unwrap();
         assert_eq!((json["stage"].as_str(), json["amount_sat"].as_u64()), (Some("burned"), Some(50_000)));
         assert!(PegOutStage::Burned < PegOutStage::Broadcast && PegOutStage::Confirmed < PegOutStage::Final);
+    }
+
+    #[test]
+    fn waits_show_their_reason_and_what_ends_it() {
+        use ledger::pegout_wait::PegOutWait;
+        let short = PegOutWait::FeePoolShort {
+            fee: Amount::from_sat(600),
+            pool: Amount::from_sat(178),
+            short_by: Amount::from_sat(422),
+        };
+        let info = PegOutWaitInfo::from(&short);
+        assert_eq!(
+            (info.reason, info.short_by_sat, info.needs_operator),
+            (PegOutWaitReason::FeePoolShort, Some(422), true)
+        );
+        assert!(info.description.contains("422 sat short"), "{}", info.description);
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["reason"].as_str(), Some("fee_pool_short"));
+        let limit = PegOutWait::RollingLimit {
+            used: Amount::from_sat(5),
+            limit: Amount::from_sat(10),
+            window: 144,
+            until: primitives::BtcHeight(300),
+        };
+        let info = PegOutWaitInfo::from(&limit);
+        assert_eq!((info.until_btc_height, info.needs_operator), (Some(300), false));
+        assert!(info.description.contains("until BTC height 300"));
+        let coins = PegOutWait::NoSpendableCoin {
+            have: Amount::ZERO,
+            need: Amount::from_sat(50_500),
+            reserved_by: vec![3],
+            immature: Amount::ZERO,
+        };
+        let info = PegOutWaitInfo::from(&coins);
+        assert_eq!((info.reason, info.reserved_by_batches), (PegOutWaitReason::NoSpendableCoin, vec![3]));
+        let next = PegOutWaitInfo::from(&PegOutWait::NextBatch { at: Height(20) });
+        assert_eq!((next.reason, next.until_height), (PegOutWaitReason::NextBatch, Some(Height(20))));
     }
 
     #[test]

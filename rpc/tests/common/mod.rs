@@ -56,7 +56,7 @@ impl MemBackend {
         rpc::types::PegOutView {
             network: bitcoin::Network::Regtest,
             confirmed: Default::default(),
-            params: self.chain.params().clone(),
+            chain: self.chain.clone(),
         }
     }
 
@@ -149,6 +149,7 @@ impl RpcBackend for MemBackend {
             validator: false,
             syncing: false,
             signing: SigningInfo::default(),
+            alerts: Vec::new(),
         })
     }
 
@@ -264,6 +265,7 @@ impl RpcBackend for MemBackend {
             pegin_min_amount: Amount::from_sat(10_000),
             pegin_fee: self.chain.pegin_fee(),
             pegout_fee_rate_sat_vb: self.chain.params().pegin_fee_rate_sat_vb,
+            pegout_batch_share_vbytes: ledger::pegout::pegout_share_vbytes(self.chain.genesis_wallet()).unwrap(),
             fee_rate_votes: Vec::new(),
             peg_totals: totals.into(),
             pegout_limit,

@@ -347,11 +347,16 @@ pub async fn claimpegin(cli: &Cli, outpoint: OutPoint, block: BlockHash, account
     })
 }
 
-/// The least fee a burn paying `script` must carry: `min_fee` plus the payout output at twice the rate (the
-/// ledger's `required_pegout_fee`).
-fn required_pegout_fee(min_fee: Amount, rate_sat_vb: u64, script: &bitcoin::Script) -> Amount {
-    let output = peg::output_vbytes(script).saturating_mul(rate_sat_vb).saturating_mul(2);
-    min_fee.checked_add(Amount::from_sat(output)).unwrap_or(Amount::MAX_MONEY)
+/// The least fee a burn paying `script` must carry at `rate_sat_vb`: the ledger's own rule
+/// (`ledger::pegout::pegout_fee`: `min_fee` plus the lone batch paying it at twice the rate), with the
+/// node's figure for the batch around the payout output.
+fn required_pegout_fee(
+    min_fee: Amount,
+    fed: &rpc::types::FederationInfo,
+    rate_sat_vb: u64,
+    script: &bitcoin::Script,
+) -> Amount {
+    ledger::pegout::pegout_fee(min_fee, rate_sat_vb, fed.pegout_batch_share_vbytes, script)
 }
 
 /// `pegout <address> <amount> [--fee]`: checks the address against the node's network, signs and submits a
@@ -381,7 +386,7 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
     let btc_address = unchecked.assume_checked();
     let script = btc_address.script_pubkey();
     let info = client.get_blockchain_info().await.map_err(rpc_err)?;
-    let required = required_pegout_fee(info.min_fee, fed.pegout_fee_rate_sat_vb, &script);
+    let required = required_pegout_fee(info.min_fee, &fed, fed.pegout_fee_rate_sat_vb, &script);
     let fee = match fee {
         Some(f) => {
             let f = parse_amount(f)?;
@@ -399,7 +404,7 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
         None => {
             let rate = fed.pegout_fee_rate_sat_vb;
             let next = ledger::fee_rate::step_towards(rate, u64::MAX);
-            required_pegout_fee(info.min_fee, next, &script)
+            required_pegout_fee(info.min_fee, &fed, next, &script)
         }
     };
     let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
@@ -455,8 +460,10 @@ pub async fn pegoutstatus(cli: &Cli, txid: Hash32) -> Result<()> {
             s.fee.to_sat(),
             s.burned_at
         );
-        if let Some(w) = &s.waiting {
-            out.push_str(&format!("\n{w}"));
+        match (&s.waiting, &s.wait) {
+            (Some(w), _) => out.push_str(&format!("\n{w}")),
+            (None, Some(w)) => out.push_str(&format!("\n{}", w.description)),
+            (None, None) => {}
         }
         if let Some(b) = &s.batch {
             out.push_str(&format!(
