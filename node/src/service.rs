@@ -814,7 +814,8 @@ impl Service {
         let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
         txs.extend(self.fed_pool.select(chain, &state));
         txs.extend(self.evidence_to_include(&state)?);
-        let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, txs.len());
+        let room = crate::pegin::Room::after(chain, &txs);
+        let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);
         if self.cfg.faults.omit_mints && !plan.mints.is_empty() {
             warn!(%height, left_out = plan.mints.len(), "FAULT: proposing an anchor move without its mints");
             plan.mints.clear();
@@ -885,15 +886,17 @@ impl Service {
 
     /// The anchor to propose and the peg transactions it carries: in round 0 the highest block our bitcoind
     /// shows with enough confirmations (within `max_anchor_step`) whose settlements and mints our index can
-    /// list and one block can hold next to `reserved` other transactions; from round 1 on, the previous
-    /// anchor and only verified claims, so a lagging minority of bitcoinds cannot stall the chain.
+    /// list and `room` can hold; if no move fits, the previous anchor with the first early items of the
+    /// next BTC block that fit (`crate::pegin::early_plan`), so a BTC block with more outputs than a block
+    /// holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
+    /// lagging minority of bitcoinds cannot stall the chain.
     fn next_anchor<S: StateReader>(
         &self,
         state: &S,
         prev: &ledger::BtcAnchor,
         round: primitives::Round,
         height: Height,
-        reserved: usize,
+        room: crate::pegin::Room,
     ) -> (ledger::BtcAnchor, ledger::PegPlan) {
         let halt = ledger::peg_halt(state).unwrap_or_default();
         if let Some(agreed) = halt.resume_to {
@@ -908,18 +911,21 @@ impl Service {
         let snap = btc.borrow().clone();
         let version = self.registry.borrow().version;
         let keep = || {
-            let mut plan = crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true)
-                .unwrap_or_else(|why| {
+            let plan =
+                crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true).unwrap_or_else(|why| {
                     debug!(%height, reason = %why, "no claims to mint");
                     ledger::PegPlan::default()
                 });
-            plan.claims.truncate((p.block_max_txs as usize).saturating_sub(reserved));
-            (*prev, plan)
+            (*prev, plan.prefix(room.txs, room.bytes))
         };
         let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
             return keep();
         };
-        crate::pegin::anchor_with_plan(chain, state, &snap, version, prev, &from_peg(wanted), height, reserved)
+        let wanted = from_peg(wanted);
+        crate::pegin::anchor_with_plan(chain, state, &snap, version, prev, &wanted, height, room)
+            .or_else(|| {
+                crate::pegin::early_plan(chain, state, &snap, version, prev, &wanted, height, room).map(|e| (*prev, e))
+            })
             .unwrap_or_else(keep)
     }
 
@@ -937,9 +943,16 @@ impl Service {
         let reported = halt.reported_anchor == Some(*anchor) && halt.reports.contains(&me);
         if let (Some(btc), false, None) = (&self.btc, reported, halt.resume_to) {
             let snap = btc.borrow();
-            if let Err(why @ peg::AnchorRejection::PreviousAnchorReorged { .. }) =
-                peg::check_in_best_chain(&*snap, to_peg(anchor))
-            {
+            // The anchored chain is the anchor and, when early peg items went in, the block they named
+            // above it (the peg cursor): either one replaced is a reorg deeper than N.
+            let cursor = ledger::peg_cursor(state).unwrap_or_default().map(|c| c.btc_block);
+            let reorged = [Some(*anchor), cursor].into_iter().flatten().find_map(|a| {
+                match peg::check_in_best_chain(&*snap, to_peg(&a)) {
+                    Err(why @ peg::AnchorRejection::PreviousAnchorReorged { .. }) => Some(why),
+                    _ => None,
+                }
+            });
+            if let Some(why) = reorged {
                 error!(%height, anchor = anchor.height.get(), reason = %why, "reporting a Bitcoin reorg deeper than N");
                 kinds.push(ledger::ValidatorTxKind::ReportReorg { anchor: *anchor });
             }
