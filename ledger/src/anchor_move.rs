@@ -192,6 +192,44 @@ pub fn plan_early_peg_txs<S: StateReader>(
     Ok(plan)
 }
 
+/// Settlements a block at `height` with anchor `anchor` may carry for batches in flight that confirmed at
+/// or below it ("late settles"), each kept only if execution accepts it. `confirmed` maps batch version
+/// txids to the BTC block a bitcoind shows each in (its best chain). Why: a move requires the settlements
+/// of the BTC blocks it covers, but after `ResumePeg` the anchor jumps to an agreed block (perhaps on a new
+/// branch) without covering anything, so a batch in flight during the deep reorg that confirmed on the new
+/// branch at or below the resume anchor would never be settled: bumped forever, its inputs still counted
+/// as held. Optional, like claims: a validator accepts one only if its own bitcoind shows it. A batch none
+/// of whose versions is confirmed stays in flight (bumped and re-broadcast as usual). Empty while halted.
+/// `Err` only when the state cannot be read.
+pub fn plan_late_settles<S: StateReader>(
+    state: &S,
+    height: Height,
+    anchor: BtcAnchor,
+    confirmed: &std::collections::BTreeMap<Hash32, BtcAnchor>,
+) -> Result<Vec<SettleTx>, StateError> {
+    let mut out = Vec::new();
+    let Some(prev) = state.chain_meta()? else { return Ok(out) };
+    if crate::halt::peg_halt(state)?.is_halted() {
+        return Ok(out);
+    }
+    let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: anchor };
+    let covered = |b: &BtcAnchor| b.height < anchor.height || *b == anchor;
+    let mut overlay = Overlay::new(state);
+    for id in crate::batching::batch_index(state)?.in_flight {
+        let Some(batch) = crate::batching::batch(state, id)? else { continue };
+        let found = batch.version_txids().find_map(|txid| {
+            confirmed.get(&txid).filter(|b| covered(b)).map(|b| SettleTx { batch: id, txid, btc_block: *b })
+        });
+        let Some(settle) = found else { continue };
+        match overlay.apply_settle(&settle, &meta) {
+            Ok(_) => out.push(settle),
+            Err(TxError::State(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Applies, on `overlay`, a settlement for every batch in flight one of whose versions is in `blocks`,
 /// then each candidate mint of `blocks` in order, and records in `plan` what applied and what was refused.
 fn plan_blocks<S: StateReader>(

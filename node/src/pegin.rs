@@ -439,7 +439,10 @@ pub fn check_block_peg<S: StateReader>(
     if let Some(missing) = required.settles.iter().find(|s| !settles.contains(s)) {
         return Err(PegObjection::MissingSettle { batch: missing.batch, btc_height: missing.btc_block.height.get() });
     }
-    if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s)) {
+    // Settlements not required are late ones (batches confirmed at or below the anchor, e.g. after a
+    // resume): accepted when our bitcoind shows that version in that block.
+    let late = |s: &&&ledger::SettleTx| snap.batch_confirmations.get(&s.txid) == Some(&s.btc_block);
+    if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s) && !late(s)) {
         return Err(PegObjection::UnknownSettle { batch: extra.batch, btc_height: extra.btc_block.height.get() });
     }
     if let Some(missing) = required.mints.iter().find(|m| !mints.contains(m)) {
@@ -505,6 +508,34 @@ pub fn anchor_with_plan<S: StateReader>(
         h -= 1;
     }
     None
+}
+
+/// The late settlements (`ledger::plan_late_settles`) a block at `height` with anchor `anchor` can add to
+/// `plan` from what our bitcoind shows (batches it does not settle already), as many as fit in `room` next
+/// to it.
+pub fn late_settles<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    height: Height,
+    anchor: &BtcAnchor,
+    plan: &PegPlan,
+    room: Room,
+) -> Vec<ledger::SettleTx> {
+    if snap.batch_confirmations.is_empty() {
+        return Vec::new();
+    }
+    let mut late = ledger::plan_late_settles(state, height, *anchor, &snap.batch_confirmations).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "cannot plan late settlements");
+        Vec::new()
+    });
+    late.retain(|s| !plan.settles.iter().any(|p| p.batch == s.batch));
+    let (mut txs, mut bytes) = (plan.len(), plan.encoded_len());
+    late.retain(|s| {
+        txs += 1;
+        bytes += Tx::Settle(s.clone()).encoded_len();
+        txs <= room.txs && bytes <= room.bytes
+    });
+    late
 }
 
 mod early;

@@ -323,6 +323,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     );
     let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
     let (claims, claims_rx) = watch::channel(Vec::new());
+    let (batch_versions, batch_versions_rx) = watch::channel(Vec::new());
     // Every node with a bitcoind follows it: a full node may join the federation later.
     let btc = match &cfg.bitcoind {
         Some(client) => {
@@ -330,6 +331,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
                 anchor: anchor_rx,
                 registry: registry_rx,
                 claims: claims_rx,
+                batch_versions: batch_versions_rx,
                 max_step: chain.chain().params().max_anchor_step,
                 chain: chain.chain().clone(),
                 interval: cfg.btc_poll_interval,
@@ -383,6 +385,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         anchor_height,
         registry,
         claims,
+        batch_versions,
         claim_store: ClaimStore::new(ClaimLimits::default()),
         sync_limiter: RequestLimiter::new(crate::sync_serve::BURST, crate::sync_serve::PER_SEC),
         serving: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::sync_serve::MAX_SERVING)),
@@ -456,6 +459,8 @@ pub struct Service {
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
     /// Pending peg-in claims (not minted yet), for the follower to verify: `claim_store`'s list.
     claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
+    /// Signed versions of the batches in flight (txid, outputs), for the follower to locate on Bitcoin.
+    batch_versions: watch::Sender<Vec<(Hash32, u32)>>,
     /// The pending claims with their source and verdict (see [`crate::claims`]).
     claim_store: ClaimStore,
     /// Sync requests allowed per peer (see [`crate::sync_serve`]).
@@ -816,6 +821,12 @@ impl Service {
         txs.extend(self.evidence_to_include(&state)?);
         let room = crate::pegin::Room::after(chain, &txs);
         let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);
+        if round.get() == 0 {
+            if let Some(btc) = &self.btc {
+                let late = crate::pegin::late_settles(&state, &btc.borrow(), height, &btc_anchor, &plan, room);
+                plan.settles.extend(late);
+            }
+        }
         if self.cfg.faults.omit_mints && !plan.mints.is_empty() {
             warn!(%height, left_out = plan.mints.len(), "FAULT: proposing an anchor move without its mints");
             plan.mints.clear();
@@ -984,9 +995,17 @@ impl Service {
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
+        let mut versions = Vec::new();
         let meta = state.chain_meta().ok().flatten();
         for id in &index.in_flight {
             let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
+            // Every signed version may have gone out: where one confirmed is what a late settlement needs.
+            for v in std::iter::once(b.current_version()).chain(b.earlier.iter().cloned()) {
+                if v.shares.len() >= b.signers_needed as usize {
+                    let outputs = v.unsigned(b.id).map(|t| t.output.len() as u32).unwrap_or(0);
+                    versions.push((v.txid, outputs));
+                }
+            }
             // Still due after the block executed: the bump could not be built (the fee pool cannot pay it,
             // no spendable coins cover it, or the batch has its last version). Operators must hear of it.
             if meta.is_some_and(|m| ledger::bumping::bump_due(chain, &b, &m)) && self.bump_warned.insert((b.id, b.txid))
@@ -1026,6 +1045,11 @@ impl Service {
             }
         }
         self.finalized.retain(|(id, _), _| index.in_flight.contains(id));
+        self.batch_versions.send_if_modified(|old| {
+            let changed = *old != versions;
+            *old = versions;
+            changed
+        });
         tx.send_if_modified(|old| {
             let changed = *old != txs;
             *old = txs;

@@ -327,3 +327,82 @@ fn validators_accept_early_items_only_when_their_bitcoind_shows_them_n_deep() {
     let why = check_block_peg(&chain, &state, None, 1, &BtcAnchor::default(), &b).unwrap_err();
     assert_eq!(why, PegObjection::NoBitcoind);
 }
+
+#[test]
+fn late_settlements_are_proposed_and_accepted_only_as_our_bitcoind_shows_them() {
+    // A batch in flight whose version our bitcoind shows at or below the anchor (as after a resume to an
+    // anchor above the block that confirmed it on the new branch).
+    let mut g = testkit::genesis(4, 2, bitcoin::Amount::from_sat(1_000_000));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).expect("valid genesis");
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).expect("in memory"));
+    let at = |h: u32, b: u8| from_peg((h, bitcoin::BlockHash::from_byte_array([b; 32])));
+    let anchor = at(5, 5);
+    let funding = MintTx {
+        outpoint: BtcOutPoint { txid: Hash32([1; 32]), vout: 0 },
+        recipient: user_key(9).public().account_id(),
+        amount: bitcoin::Amount::from_sat(400_000),
+        btc_block: at(1, 1),
+        epoch: 0,
+        kind: MintKind::Deposit,
+        coinbase: false,
+    };
+    let script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));
+    let k = user_key(0);
+    let kind = UserTxKind::PegOut { btc_script_pubkey: script.to_bytes(), amount: bitcoin::Amount::from_sat(50_000) };
+    let fee = ledger::pegout::required_pegout_fee(&chain, &script);
+    let pegout = UserTx { signer: k.public(), nonce: 0, fee, kind }.sign(&k, chain.genesis_hash());
+    for (h, txs) in [(1u64, vec![Tx::Mint(funding), pegout.into()]), (2, vec![])] {
+        let template = ledger::BlockTemplate {
+            height: Height(h),
+            prev_hash: Hash32::ZERO,
+            time_ms: chain.genesis().genesis_time_ms + h,
+            proposer: ValidatorIndex(0),
+            btc_anchor: anchor,
+            last_commit_hash: Hash32::ZERO,
+        };
+        let (_, outcome) = ledger::build_block(&chain, &store, template, txs).expect("block");
+        store.apply(&outcome.write_set);
+    }
+    let state = store.snapshot(2);
+    let b = ledger::batching::batch(&state, 0).expect("read").expect("batch 0 in flight");
+    let mut snap = BtcSnapshot { best: Some(20), registry_version: 0, ..BtcSnapshot::default() };
+    snap.batch_confirmations.insert(b.txid, at(4, 0xb4));
+
+    // The proposer adds it (next to nothing else); a validator whose bitcoind shows it accepts it.
+    let room = Room::after(&chain, &[]);
+    let late = late_settles(&state, &snap, Height(3), &anchor, &PegPlan::default(), room);
+    assert_eq!(late, vec![ledger::SettleTx { batch: 0, txid: b.txid, btc_block: at(4, 0xb4) }]);
+    let mut blk = block(5, late.iter().cloned().map(Tx::Settle).collect());
+    blk.header.btc_anchor = anchor;
+    assert_eq!(check_block_peg(&chain, &state, Some(&snap), 0, &anchor, &blk), Ok(()));
+    // No room, or already settled by the plan: none.
+    assert!(late_settles(&state, &snap, Height(3), &anchor, &PegPlan::default(), Room { txs: 0, ..room }).is_empty());
+    let settling = PegPlan { settles: late.clone(), ..PegPlan::default() };
+    assert!(late_settles(&state, &snap, Height(3), &anchor, &settling, room).is_empty());
+    // Above the block's anchor it is not late (a move must cover it).
+    let mut above = snap.clone();
+    above.batch_confirmations.insert(b.txid, at(6, 0xb6));
+    assert!(late_settles(&state, &above, Height(3), &anchor, &PegPlan::default(), room).is_empty());
+    // A validator whose bitcoind does not show it there (elsewhere, or not at all) objects.
+    let mut elsewhere = snap.clone();
+    elsewhere.batch_confirmations.insert(b.txid, at(3, 0xb3));
+    for other in [elsewhere, BtcSnapshot { best: Some(20), ..BtcSnapshot::default() }] {
+        let why = check_block_peg(&chain, &state, Some(&other), 0, &anchor, &blk).unwrap_err();
+        assert!(matches!(why, PegObjection::UnknownSettle { batch: 0, btc_height: 4 }), "{why}");
+    }
+    // And the block applies: the batch is settled.
+    let template = ledger::BlockTemplate {
+        height: Height(3),
+        prev_hash: Hash32::ZERO,
+        time_ms: chain.genesis().genesis_time_ms + 3,
+        proposer: ValidatorIndex(0),
+        btc_anchor: anchor,
+        last_commit_hash: Hash32::ZERO,
+    };
+    let (_, outcome) = ledger::build_block(&chain, &store, template, blk.txs.clone()).expect("a late settle applies");
+    store.apply(&outcome.write_set);
+    assert!(ledger::batching::batch_index(&store.snapshot(3)).expect("read").in_flight.is_empty());
+}
