@@ -213,3 +213,52 @@ fn a_plan_prefix_counts_transactions_and_bytes() {
     assert_eq!(plan.prefix(10, 3 * one + one / 2).mints, facts.outputs[..3].to_vec());
     assert!(plan.prefix(10, one - 1).is_empty());
 }
+
+#[test]
+fn an_early_settlement_frees_the_batch_and_its_change_waits_for_the_anchor() {
+    use bitcoin::{ScriptBuf, WPubkeyHash};
+    use sidechain_ledger::batching::{batch, batch_index};
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(1_000_000));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    let script = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 20])));
+    let pegout = |user: u32| -> Tx {
+        let fee = sidechain_ledger::pegout::required_pegout_fee(&chain, &script);
+        let kind = UserTxKind::PegOut { btc_script_pubkey: script.to_bytes(), amount: Amount::from_sat(50_000) };
+        let k = user_key(user);
+        UserTx { signer: k.public(), nonce: 0, fee, kind }.sign(&k, chain.genesis_hash()).into()
+    };
+    let funding = MintTx { btc_block: anchor(1), ..output(1, anchor(1), user_key(9).public().account_id()) };
+    let funding = MintTx { amount: Amount::from_sat(400_000), ..funding };
+    try_commit(&chain, &mut store, 1, anchor(1), vec![Tx::Mint(funding), pegout(0)]).unwrap();
+    try_commit(&chain, &mut store, 2, anchor(1), vec![]).unwrap();
+    let b = batch(&store.snapshot(2), 0).unwrap().expect("batch 0");
+    // BTC block 2 confirms it: its settlement goes in early, before the anchor moves there.
+    let facts = BtcBlockFacts { block: anchor(2), outputs: vec![], txids: vec![b.txid] };
+    let early = plan_early_peg_txs(&chain, &store.snapshot(2), Height(3), &facts).unwrap();
+    assert_eq!(early.settles.len(), 1);
+    // User 1 burns too, and tops up the fee pool so that only the coin can hold the next batch back.
+    let top_up = testkit::transfer(
+        &chain,
+        &user_key(1),
+        1,
+        sidechain_ledger::fee_pool_id(),
+        Amount::from_sat(100_000),
+        chain.params().min_fee,
+    );
+    try_commit(&chain, &mut store, 3, anchor(1), [early.txs(), vec![pegout(1), top_up.into()]].concat()).unwrap();
+    let s = store.snapshot(3);
+    assert!(batch_index(&s).unwrap().in_flight.is_empty(), "settled early");
+    assert_eq!(peg_cursor(&s).unwrap(), Some(PegCursor { btc_block: anchor(2) }));
+    // The move to block 2 requires nothing more.
+    assert!(plan_peg_txs(&chain, &s, Height(4), anchor(2), std::slice::from_ref(&facts), &[]).unwrap().is_empty());
+    // The change (in block 2) is the only coin: no batch spends it while the anchor is below it.
+    try_commit(&chain, &mut store, 4, anchor(1), vec![]).unwrap();
+    assert_eq!(batch_index(&store.snapshot(4)).unwrap().next_id, 1, "no batch of a coin above the anchor");
+    try_commit(&chain, &mut store, 5, anchor(2), vec![]).unwrap();
+    try_commit(&chain, &mut store, 6, anchor(2), vec![]).unwrap();
+    assert_eq!(batch_index(&store.snapshot(6)).unwrap().in_flight, vec![1], "batched once anchored");
+}

@@ -17,6 +17,11 @@
 //! "accepted" differ and freezes the anchor. A validator whose index disagrees or is not ready votes nil on
 //! the move, and from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
 //!
+//! One BTC block can pay the federation more outputs than one block holds; then no move to it fits, and
+//! its items go in early, in blocks that keep the anchor ([`early`]: the proposer's share of them, and a
+//! validator's check). After `ResumePeg`, batches confirmed at or below the anchor are settled late
+//! ([`late_settles`]), from where this node's bitcoind shows their versions.
+//!
 //! The index's scans depend on which scripts were registered when it scanned. [`Registry::version`] counts
 //! changes to the watched scripts; a snapshot built with an older version may miss a deposit to a newer
 //! script, so it is not used to move the anchor (the follower rescans as soon as it sees the new version).
