@@ -13,6 +13,11 @@
 //! validators both call it, each with the facts of its own bitcoind, so "must be included" and "is
 //! accepted" can never drift apart.
 //!
+//! Two companions use the same candidate loop: [`plan_early_peg_txs`] (the items of the BTC block right
+//! above the anchor that may go in before the move, when the move does not fit one block; see
+//! [`mod@crate::peg_cursor`]) and [`plan_late_settles`] (settlements of batches confirmed at or below the
+//! anchor, which a resume skips over).
+//!
 //! The facts (which outputs pay a watched federation script, which txids a BTC block holds) come from the
 //! node's bitcoind; only validators check them (external validity). Everything else is decided here.
 
@@ -124,7 +129,7 @@ impl PegPlan {
 /// `claims` it may add. `blocks` are the facts of the BTC blocks the move covers (above the state's anchor,
 /// up to `new_anchor`; empty when the anchor stays). A deposit to a registered script counts only while its
 /// registration is live at `height` and its epoch's deposits are watched; a plain federation output always
-/// counts. Items that went in early (see [`crate::peg_cursor`]) are no longer required: execution refuses
+/// counts. Items that went in early (see [`mod@crate::peg_cursor`]) are no longer required: execution refuses
 /// them again. `Err` only when the state cannot be read.
 pub fn plan_peg_txs<S: StateReader>(
     chain: &Chain,
@@ -162,7 +167,7 @@ pub fn plan_peg_txs<S: StateReader>(
     Ok(plan)
 }
 
-/// The early items (see [`crate::peg_cursor`]) of `next`, the BTC block right above the state's anchor,
+/// The early items (see [`mod@crate::peg_cursor`]) of `next`, the BTC block right above the state's anchor,
 /// that a block at `height` keeping the anchor may carry: settlements of batches it confirms, then mints
 /// of its outputs, each kept only if execution accepts it, in block order; the same candidates the move to
 /// `next` would require, less those already in. Empty when the peg is halted or resuming, when `next` is

@@ -123,7 +123,7 @@ pub enum TxError {
         anchor: BtcHeight,
     },
     /// An early item (of the BTC block right above the anchor) naming another block than the earlier
-    /// early items of that height (see [`crate::peg_cursor`]).
+    /// early items of that height (see [`mod@crate::peg_cursor`]).
     #[error("early peg item of BTC block {} at height {}, but the early items so far are of block {}", btc_block.hash, btc_block.height, cursor.hash)]
     EarlyItemOffCursor {
         /// The block the item names.

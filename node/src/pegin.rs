@@ -18,7 +18,7 @@
 //! the move, and from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
 //!
 //! One BTC block can pay the federation more outputs than one block holds; then no move to it fits, and
-//! its items go in early, in blocks that keep the anchor ([`early`]: the proposer's share of them, and a
+//! its items go in early, in blocks that keep the anchor (module `early`: the proposer's share of them, and a
 //! validator's check). After `ResumePeg`, batches confirmed at or below the anchor are settled late
 //! ([`late_settles`]), from where this node's bitcoind shows their versions.
 //!
