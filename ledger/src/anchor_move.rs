@@ -13,6 +13,11 @@
 //! validators both call it, each with the facts of its own bitcoind, so "must be included" and "is
 //! accepted" can never drift apart.
 //!
+//! Two companions use the same candidate loop: [`plan_early_peg_txs`] (the items of the BTC block right
+//! above the anchor that may go in before the move, when the move does not fit one block; see
+//! [`mod@crate::peg_cursor`]) and [`plan_late_settles`] (settlements of batches confirmed at or below the
+//! anchor, which a resume skips over).
+//!
 //! The facts (which outputs pay a watched federation script, which txids a BTC block holds) come from the
 //! node's bitcoind; only validators check them (external validity). Everything else is decided here.
 
@@ -63,6 +68,53 @@ impl PegPlan {
         matches!(tx, Tx::PegShare(p) if self.settles.iter().any(|s| s.batch == p.batch))
     }
 
+    /// How many transactions the plan has (settlements, mints, claims).
+    pub fn len(&self) -> usize {
+        self.settles.len() + self.mints.len() + self.claims.len()
+    }
+
+    /// Whether the plan carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The encoded size of the plan's transactions in a block (without the list's 4-byte count).
+    pub fn encoded_len(&self) -> usize {
+        self.txs().iter().map(Tx::encoded_len).sum()
+    }
+
+    /// The longest prefix of the plan, in block order (settlements, mints, claims), of at most `max_txs`
+    /// transactions taking at most `max_bytes` encoded bytes. A prefix applies as the whole plan does:
+    /// each item was judged after the ones before it. `refused` is kept.
+    pub fn prefix(&self, max_txs: usize, max_bytes: usize) -> PegPlan {
+        let mut out = PegPlan { refused: self.refused.clone(), ..PegPlan::default() };
+        let (mut count, mut bytes) = (0usize, 0usize);
+        let mut fits = |tx: Tx| {
+            bytes = bytes.saturating_add(tx.encoded_len());
+            count += 1;
+            count <= max_txs && bytes <= max_bytes
+        };
+        for s in &self.settles {
+            if !fits(Tx::Settle(s.clone())) {
+                return out;
+            }
+            out.settles.push(s.clone());
+        }
+        for m in &self.mints {
+            if !fits(Tx::Mint(m.clone())) {
+                return out;
+            }
+            out.mints.push(m.clone());
+        }
+        for m in &self.claims {
+            if !fits(Tx::Mint(m.clone())) {
+                return out;
+            }
+            out.claims.push(m.clone());
+        }
+        out
+    }
+
     /// Whether `tx` is one of the required transactions (settlements and mints, claims excluded).
     pub fn requires(&self, tx: &Tx) -> bool {
         match tx {
@@ -77,7 +129,8 @@ impl PegPlan {
 /// `claims` it may add. `blocks` are the facts of the BTC blocks the move covers (above the state's anchor,
 /// up to `new_anchor`; empty when the anchor stays). A deposit to a registered script counts only while its
 /// registration is live at `height` and its epoch's deposits are watched; a plain federation output always
-/// counts. `Err` only when the state cannot be read.
+/// counts. Items that went in early (see [`mod@crate::peg_cursor`]) are no longer required: execution refuses
+/// them again. `Err` only when the state cannot be read.
 pub fn plan_peg_txs<S: StateReader>(
     chain: &Chain,
     state: &S,
@@ -93,48 +146,13 @@ pub fn plan_peg_txs<S: StateReader>(
         return Ok(plan);
     }
     let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: new_anchor };
-    let fs = crate::federation::federation_state(chain, state)?;
-    let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
     let mut overlay = Overlay::new(state);
-    let moving = new_anchor.height > prev.btc_anchor.height;
-
-    if moving {
-        let index = crate::batching::batch_index(state)?;
-        for id in index.in_flight {
-            let Some(batch) = crate::batching::batch(state, id)? else { continue };
-            let confirmed = batch.version_txids().find_map(|txid| {
-                blocks.iter().find(|b| b.txids.contains(&txid)).map(|b| SettleTx {
-                    batch: id,
-                    txid,
-                    btc_block: b.block,
-                })
-            });
-            if let Some(settle) = confirmed {
-                match overlay.apply_settle(&settle, &meta) {
-                    Ok(_) => plan.settles.push(settle),
-                    Err(TxError::State(e)) => return Err(e),
-                    // Not settleable (e.g. already settled by an earlier version): nothing to require.
-                    Err(_) => {}
-                }
-            }
-        }
-        for b in
-            blocks.iter().filter(|b| b.block.height > prev.btc_anchor.height && b.block.height <= new_anchor.height)
-        {
-            for m in &b.outputs {
-                if !watched.contains(&m.epoch) {
-                    continue;
-                }
-                if m.kind == MintKind::Deposit && !crate::pegin::registration_is_live(state, &m.recipient, height)? {
-                    continue;
-                }
-                match overlay.apply_mint(chain, m, &meta) {
-                    Ok(_) => plan.mints.push(m.clone()),
-                    Err(TxError::State(e)) => return Err(e),
-                    Err(why) => plan.refused.push((m.clone(), why)),
-                }
-            }
-        }
+    if new_anchor.height > prev.btc_anchor.height {
+        let covered: Vec<&BtcBlockFacts> = blocks
+            .iter()
+            .filter(|b| b.block.height > prev.btc_anchor.height && b.block.height <= new_anchor.height)
+            .collect();
+        plan_blocks(chain, &mut overlay, &meta, &covered, &mut plan)?;
     }
     for m in claims {
         if plan.mints.iter().chain(&plan.claims).any(|x| x.outpoint == m.outpoint) {
@@ -147,4 +165,117 @@ pub fn plan_peg_txs<S: StateReader>(
         }
     }
     Ok(plan)
+}
+
+/// The early items (see [`mod@crate::peg_cursor`]) of `next`, the BTC block right above the state's anchor,
+/// that a block at `height` keeping the anchor may carry: settlements of batches it confirms, then mints
+/// of its outputs, each kept only if execution accepts it, in block order; the same candidates the move to
+/// `next` would require, less those already in. Empty when the peg is halted or resuming, when `next` is
+/// not right above the anchor, or when earlier early items named another block. A proposer carries a
+/// prefix of it ([`PegPlan::prefix`]): a prefix applies as the whole does. `Err` only when the state
+/// cannot be read.
+pub fn plan_early_peg_txs<S: StateReader>(
+    chain: &Chain,
+    state: &S,
+    height: Height,
+    next: &BtcBlockFacts,
+) -> Result<PegPlan, StateError> {
+    let mut plan = PegPlan::default();
+    let Some(prev) = state.chain_meta()? else { return Ok(plan) };
+    let halt = crate::halt::peg_halt(state)?;
+    let off_cursor = crate::peg_cursor::peg_cursor(state)?.is_some_and(|c| c.btc_block != next.block);
+    if halt.is_halted()
+        || halt.resume_to.is_some()
+        || off_cursor
+        || !crate::peg_cursor::is_early(&next.block, &prev.btc_anchor)
+    {
+        return Ok(plan);
+    }
+    let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: prev.btc_anchor };
+    let mut overlay = Overlay::new(state);
+    plan_blocks(chain, &mut overlay, &meta, &[next], &mut plan)?;
+    Ok(plan)
+}
+
+/// Settlements a block at `height` with anchor `anchor` may carry for batches in flight that confirmed at
+/// or below it ("late settles"), each kept only if execution accepts it. `confirmed` maps batch version
+/// txids to the BTC block a bitcoind shows each in (its best chain). Why: a move requires the settlements
+/// of the BTC blocks it covers, but after `ResumePeg` the anchor jumps to an agreed block (perhaps on a new
+/// branch) without covering anything, so a batch in flight during the deep reorg that confirmed on the new
+/// branch at or below the resume anchor would never be settled: bumped forever, its inputs still counted
+/// as held. Optional, like claims: a validator accepts one only if its own bitcoind shows it. A batch none
+/// of whose versions is confirmed stays in flight (bumped and re-broadcast as usual). Empty while halted.
+/// `Err` only when the state cannot be read.
+pub fn plan_late_settles<S: StateReader>(
+    state: &S,
+    height: Height,
+    anchor: BtcAnchor,
+    confirmed: &std::collections::BTreeMap<Hash32, BtcAnchor>,
+) -> Result<Vec<SettleTx>, StateError> {
+    let mut out = Vec::new();
+    let Some(prev) = state.chain_meta()? else { return Ok(out) };
+    if crate::halt::peg_halt(state)?.is_halted() {
+        return Ok(out);
+    }
+    let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: anchor };
+    let covered = |b: &BtcAnchor| b.height < anchor.height || *b == anchor;
+    let mut overlay = Overlay::new(state);
+    for id in crate::batching::batch_index(state)?.in_flight {
+        let Some(batch) = crate::batching::batch(state, id)? else { continue };
+        let found = batch.version_txids().find_map(|txid| {
+            confirmed.get(&txid).filter(|b| covered(b)).map(|b| SettleTx { batch: id, txid, btc_block: *b })
+        });
+        let Some(settle) = found else { continue };
+        match overlay.apply_settle(&settle, &meta) {
+            Ok(_) => out.push(settle),
+            Err(TxError::State(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Applies, on `overlay`, a settlement for every batch in flight one of whose versions is in `blocks`,
+/// then each candidate mint of `blocks` in order, and records in `plan` what applied and what was refused.
+fn plan_blocks<S: StateReader>(
+    chain: &Chain,
+    overlay: &mut Overlay<'_, S>,
+    meta: &ChainMeta,
+    blocks: &[&BtcBlockFacts],
+    plan: &mut PegPlan,
+) -> Result<(), StateError> {
+    let height = meta.height;
+    let fs = crate::federation::federation_state(chain, &*overlay)?;
+    let watched: Vec<u32> = fs.watched_at(height, chain.params().deposit_window).map(|e| e.epoch).collect();
+    let index = crate::batching::batch_index(&*overlay)?;
+    for id in index.in_flight {
+        let Some(batch) = crate::batching::batch(&*overlay, id)? else { continue };
+        let confirmed = batch.version_txids().find_map(|txid| {
+            blocks.iter().find(|b| b.txids.contains(&txid)).map(|b| SettleTx { batch: id, txid, btc_block: b.block })
+        });
+        if let Some(settle) = confirmed {
+            match overlay.apply_settle(&settle, meta) {
+                Ok(_) => plan.settles.push(settle),
+                Err(TxError::State(e)) => return Err(e),
+                // Not settleable (e.g. already settled by an earlier version): nothing to require.
+                Err(_) => {}
+            }
+        }
+    }
+    for b in blocks {
+        for m in &b.outputs {
+            if !watched.contains(&m.epoch) {
+                continue;
+            }
+            if m.kind == MintKind::Deposit && !crate::pegin::registration_is_live(&*overlay, &m.recipient, height)? {
+                continue;
+            }
+            match overlay.apply_mint(chain, m, meta) {
+                Ok(_) => plan.mints.push(m.clone()),
+                Err(TxError::State(e)) => return Err(e),
+                Err(why) => plan.refused.push((m.clone(), why)),
+            }
+        }
+    }
+    Ok(())
 }

@@ -266,7 +266,11 @@ impl<S: StateReader> Overlay<'_, S> {
         s: &crate::tx::SettleTx,
         meta: &ChainMeta,
     ) -> Result<crate::execute::Receipt, TxError> {
-        if s.btc_block.height > meta.btc_anchor.height
+        // An early settlement (in the block right above the anchor) must agree with the peg cursor.
+        let early = crate::peg_cursor::is_early(&s.btc_block, &meta.btc_anchor);
+        if early {
+            self.check_early(&s.btc_block)?;
+        } else if s.btc_block.height > meta.btc_anchor.height
             || (s.btc_block.height == meta.btc_anchor.height && s.btc_block.hash != meta.btc_anchor.hash)
         {
             return Err(TxError::SettleAboveAnchor { btc_height: s.btc_block.height, anchor: meta.btc_anchor.height });
@@ -328,6 +332,9 @@ impl<S: StateReader> Overlay<'_, S> {
         // batch was built, and `btc_held` no longer counts them.
         self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
         self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
+        if early {
+            self.set_peg_cursor(s.btc_block);
+        }
         Ok(crate::execute::Receipt { txid: s.txid(), sender: None, fee: Amount::ZERO })
     }
 
@@ -384,7 +391,8 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 
     /// The spendable set and each of its outputs a batch built at anchor height `anchor` may spend as a
-    /// candidate (an immature coinbase output stays in the set but is no candidate yet).
+    /// candidate (an immature coinbase output, or one above the anchor, stays in the set but is no
+    /// candidate yet).
     pub(crate) fn spendable_candidates(
         &self,
         anchor: primitives::BtcHeight,
@@ -396,7 +404,9 @@ impl<S: StateReader> Overlay<'_, S> {
                 key: StateKey::FederationUtxo(*o),
                 reason: "spendable output has no record".into(),
             })?;
-            if !u.is_mature_at(anchor) {
+            // Not yet: an immature coinbase, or a coin above the anchor (minted early, see
+            // `crate::peg_cursor`): batches spend only what the anchored chain holds.
+            if !u.is_mature_at(anchor) || u.btc_block.height > anchor {
                 continue;
             }
             let tweak = u.tweak.map(|t| t.0 .0);

@@ -122,6 +122,15 @@ pub enum TxError {
         /// The anchor's height.
         anchor: BtcHeight,
     },
+    /// An early item (of the BTC block right above the anchor) naming another block than the earlier
+    /// early items of that height (see [`mod@crate::peg_cursor`]).
+    #[error("early peg item of BTC block {} at height {}, but the early items so far are of block {}", btc_block.hash, btc_block.height, cursor.hash)]
+    EarlyItemOffCursor {
+        /// The block the item names.
+        btc_block: BtcAnchor,
+        /// The block of the earlier early items.
+        cursor: BtcAnchor,
+    },
     /// A mint naming a block at the anchor's height that is not the anchored block.
     #[error("deposit block {btc_block} is not the anchored block {anchor}")]
     MintNotInAnchoredChain {
@@ -497,6 +506,14 @@ pub enum BlockError {
         /// The header's.
         got: BtcAnchor,
     },
+    /// The anchor reaches the height of the early items' block (the peg cursor) with another block.
+    #[error("early peg items were of BTC block {} at height {}; the anchor may move only to it, got {} at {}", cursor.hash, cursor.height, got.hash, got.height)]
+    AnchorOffCursor {
+        /// The early items' block.
+        cursor: BtcAnchor,
+        /// The header's anchor.
+        got: BtcAnchor,
+    },
     /// The block after a resume does not take the agreed anchor.
     #[error("the peg resumes from anchor {} but the header says {}", agreed.height, got.height)]
     ResumeAnchorMismatch {
@@ -774,6 +791,7 @@ fn check_header(
     validators: usize,
     prev: &ChainMeta,
     halt: &PegHalt,
+    cursor: Option<&crate::peg_cursor::PegCursor>,
     genesis_hash: &Hash32,
     height: Height,
     time_ms: u64,
@@ -813,15 +831,22 @@ fn check_header(
     if g == p && anchor.hash != prev.btc_anchor.hash {
         return Err(BlockError::AnchorHashChanged { height: g, prev: prev.btc_anchor.hash, got: anchor.hash });
     }
+    crate::peg_cursor::check_anchor(cursor, anchor)
+        .map_err(|cursor| BlockError::AnchorOffCursor { cursor, got: *anchor })?;
     Ok(ChainMeta { height, time_ms, btc_anchor: *anchor })
 }
 
-/// The chain meta, the peg halt and the number of validators in force after the previous block.
-fn previous_meta<R: TreeReader>(
-    chain: &Chain,
-    store: &R,
-    height: Height,
-) -> Result<(ChainMeta, PegHalt, usize), BlockError> {
+/// What the previous block left that the header is checked against.
+struct Previous {
+    meta: ChainMeta,
+    halt: PegHalt,
+    cursor: Option<crate::peg_cursor::PegCursor>,
+    validators: usize,
+}
+
+/// The chain meta, the peg halt, the peg cursor and the number of validators in force after the previous
+/// block.
+fn previous_meta<R: TreeReader>(chain: &Chain, store: &R, height: Height) -> Result<Previous, BlockError> {
     let Some(prev_height) = height.prev() else {
         return Err(BlockError::WrongHeight { expected: Height(1), got: height });
     };
@@ -833,7 +858,7 @@ fn previous_meta<R: TreeReader>(
         })
     })?;
     let validators = crate::federation::federation_state(chain, &snap)?.in_force().validators.len();
-    Ok((meta, peg_halt(&snap)?, validators))
+    Ok(Previous { meta, halt: peg_halt(&snap)?, cursor: crate::peg_cursor::peg_cursor(&snap)?, validators })
 }
 
 /// Limits, signatures, then every transaction in order; returns the outcome at version `meta.height`.
@@ -858,9 +883,15 @@ fn run_txs<R: TreeReader>(
     verify_tx_signatures(chain, &federation.in_force().validators, txs)?;
     let mut overlay = Overlay::new(&prev);
     let halt = peg_halt(&prev)?;
-    if halt.resume_to.is_some() {
+    let resuming = halt.resume_to.is_some();
+    if resuming {
         // This block took the agreed anchor: the resume is complete.
         overlay.writes.insert(StateKey::PegHalt, canonical_bytes(&PegHalt { resume_to: None, ..halt }));
+    }
+    // The anchor reached the early items' block (the header rule made it that very block), or the peg
+    // resumes from an agreed anchor: early items are no longer early.
+    if crate::peg_cursor::peg_cursor(&prev)?.is_some_and(|c| resuming || meta.btc_anchor.height >= c.btc_block.height) {
+        overlay.clear_peg_cursor()?;
     }
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, t) in txs.iter().enumerate() {
@@ -917,14 +948,24 @@ pub fn txs_encoded_len(txs: &[Tx]) -> usize {
 /// On success the caller persists `outcome.write_set` atomically with the block.
 pub fn execute_block<R: TreeReader>(chain: &Chain, store: &R, block: &Block) -> Result<ExecutionOutcome, BlockError> {
     let h = &block.header;
-    let (prev, halt, validators) = previous_meta(chain, store, h.height)?;
-    let meta =
-        check_header(chain, validators, &prev, &halt, &h.genesis_hash, h.height, h.time_ms, h.proposer, &h.btc_anchor)?;
+    let p = previous_meta(chain, store, h.height)?;
+    let meta = check_header(
+        chain,
+        p.validators,
+        &p.meta,
+        &p.halt,
+        p.cursor.as_ref(),
+        &h.genesis_hash,
+        h.height,
+        h.time_ms,
+        h.proposer,
+        &h.btc_anchor,
+    )?;
     let computed = block.compute_tx_root();
     if computed != h.tx_root {
         return Err(BlockError::TxRootMismatch { header: h.tx_root, computed });
     }
-    let outcome = run_txs(chain, store, &prev.btc_anchor, meta, &block.txs)?;
+    let outcome = run_txs(chain, store, &p.meta.btc_anchor, meta, &block.txs)?;
     if outcome.state_root != h.state_root {
         return Err(BlockError::StateRootMismatch { header: h.state_root, computed: outcome.state_root });
     }
@@ -939,19 +980,20 @@ pub fn build_block<R: TreeReader>(
     template: BlockTemplate,
     txs: Vec<Tx>,
 ) -> Result<(Block, ExecutionOutcome), BlockError> {
-    let (prev, halt, validators) = previous_meta(chain, store, template.height)?;
+    let p = previous_meta(chain, store, template.height)?;
     let meta = check_header(
         chain,
-        validators,
-        &prev,
-        &halt,
+        p.validators,
+        &p.meta,
+        &p.halt,
+        p.cursor.as_ref(),
         chain.genesis_hash(),
         template.height,
         template.time_ms,
         template.proposer,
         &template.btc_anchor,
     )?;
-    let outcome = run_txs(chain, store, &prev.btc_anchor, meta, &txs)?;
+    let outcome = run_txs(chain, store, &p.meta.btc_anchor, meta, &txs)?;
     let ids: Vec<Hash32> = txs.iter().map(Tx::txid).collect();
     let header = BlockHeader {
         genesis_hash: *chain.genesis_hash(),

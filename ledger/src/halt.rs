@@ -88,6 +88,8 @@ impl<S: StateReader> Overlay<'_, S> {
                 }
                 if !halt.is_halted() && halt.reports.len() >= reports_needed(n) {
                     halt.halted_at = Some(tx.height);
+                    // Early items named a block of the chain now reported replaced.
+                    self.clear_peg_cursor()?;
                 }
             }
             // Not a halt vote: dispatched elsewhere by `apply_validator_tx`.

@@ -23,6 +23,7 @@ pub mod federation;
 pub mod fee_rate;
 pub mod genesis;
 pub mod halt;
+pub mod peg_cursor;
 pub mod pegin;
 pub mod pegout;
 pub mod pegout_limit;
@@ -34,7 +35,7 @@ pub mod testkit;
 pub mod tx;
 pub mod validator_tx;
 
-pub use anchor_move::{plan_peg_txs, BtcBlockFacts, PegPlan};
+pub use anchor_move::{plan_early_peg_txs, plan_late_settles, plan_peg_txs, BtcBlockFacts, PegPlan};
 pub use block::{Block, BlockHeader, BtcAnchor};
 pub use execute::{
     build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
@@ -46,6 +47,7 @@ pub use federation::{
 };
 pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
 pub use halt::{peg_halt, PegHalt};
+pub use peg_cursor::{peg_cursor, PegCursor};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use pegout::{BurnRecord, PegOutQueue};
 pub use select::{select_txs, Selection};

@@ -180,7 +180,11 @@ impl<S: StateReader> Overlay<'_, S> {
                 genesis: genesis_anchor.height,
             });
         }
-        if mint.btc_block.height > anchor.height {
+        // An early mint (of the block right above the anchor) must agree with the peg cursor.
+        let early = crate::peg_cursor::is_early(&mint.btc_block, &anchor);
+        if early {
+            self.check_early(&mint.btc_block)?;
+        } else if mint.btc_block.height > anchor.height {
             return Err(TxError::MintAboveAnchor { btc_height: mint.btc_block.height, anchor: anchor.height });
         }
         if mint.btc_block.height == anchor.height && mint.btc_block.hash != anchor.hash {
@@ -251,6 +255,9 @@ impl<S: StateReader> Overlay<'_, S> {
         self.put(StateKey::FederationUtxo(mint.outpoint), &utxo);
         self.add_spendable(mint.outpoint)?;
         self.put(StateKey::PegTotals, &totals);
+        if early {
+            self.set_peg_cursor(mint.btc_block);
+        }
         if let Some(mut r) = self.get_registration(&mint.recipient)? {
             let renewed = Height(meta.height.get().saturating_add(chain.params().registration_ttl));
             if renewed > r.expires_at {

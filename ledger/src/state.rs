@@ -111,6 +111,9 @@ pub enum StateKey {
     /// Tag 16: the single [`PegOutWindow`](crate::pegout_limit::PegOutWindow) value (the peg-out limit's
     /// rolling window).
     PegOutWindow,
+    /// Tag 17: the single [`PegCursor`](crate::peg_cursor::PegCursor) value, as an option (the BTC block
+    /// above the anchor whose items went in early).
+    PegCursor,
 }
 
 impl StateKey {

@@ -161,8 +161,9 @@ pub struct ValidatorTx {
 /// What a validator says. The borsh tag is the position below; future kinds are appended.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub enum ValidatorTxKind {
-    /// Tag 0: "my bitcoind no longer has `anchor` (the anchor in force) in its best chain": a reorg deeper
-    /// than N. With f+1 reports for the anchor in force, peg operations halt.
+    /// Tag 0: "my bitcoind no longer has `anchor` (the anchor in force), or the block early peg items
+    /// named above it (the peg cursor), in its best chain": a reorg deeper than N. With f+1 reports for
+    /// the anchor in force, peg operations halt.
     ReportReorg {
         /// The anchor in force when reporting.
         anchor: crate::block::BtcAnchor,

@@ -1,7 +1,7 @@
 //! Runs the adversarial peg simulation for many seeds (or replays one).
 //!
 //! `cargo run --release -p sidechain-node --example peg_sim -- --seeds 100000 [--start 0] [--heights 40]
-//! [--jobs 2] [--naive-required]`, or `--seed S` to replay one (prints its outcome and trace hash).
+//! [--jobs 2] [--naive-required] [--no-early-items]`, or `--seed S` to replay one (prints its outcome and trace hash).
 //! Seed `s` has one Byzantine validator when odd. Exits non-zero on the first failing seed, printing the
 //! command that replays it.
 
@@ -17,7 +17,9 @@ fn main() {
     };
     let naive = args.iter().any(|a| a == "--naive-required");
     let heights = num("--heights", SimConfig::for_seed(0).heights);
-    let config = |seed| SimConfig { heights, naive_required: naive, ..SimConfig::for_seed(seed) };
+    let no_early = args.iter().any(|a| a == "--no-early-items");
+    let config =
+        |seed| SimConfig { heights, naive_required: naive, no_early_items: no_early, ..SimConfig::for_seed(seed) };
     let (start, count) = match get("--seed") {
         Some(s) => (s.parse().expect("--seed wants a number"), 1),
         None => (num("--start", 0), num("--seeds", 1000)),
@@ -38,7 +40,12 @@ fn main() {
                         Ok(_) => {}
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
-                            let flag = if naive { " --naive-required" } else { "" };
+                            let flag = match (naive, no_early) {
+                                (true, true) => " --naive-required --no-early-items",
+                                (true, false) => " --naive-required",
+                                (false, true) => " --no-early-items",
+                                (false, false) => "",
+                            };
                             eprintln!("FAILED: {e}\n  replay: scripts/peg-sim --seed {seed} --heights {heights}{flag}");
                         }
                     }

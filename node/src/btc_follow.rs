@@ -37,6 +37,10 @@ pub struct BtcSnapshot {
     pub rejected_claims: Vec<(PegClaim, String)>,
     /// Bitcoin's fee rate as this bitcoind sees it (see `BitcoindClient::fee_rate_sat_vb`), in sat/vB.
     pub fee_rate_sat_vb: Option<u64>,
+    /// Where this bitcoind's best chain holds the signed peg-out batch versions it was asked about
+    /// ([`FollowConfig::batch_versions`]), by txid: what late settlements (`ledger::plan_late_settles`) are
+    /// checked against.
+    pub batch_confirmations: BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
 }
 
 impl peg::BitcoinView for BtcSnapshot {
@@ -61,6 +65,8 @@ pub struct FollowConfig {
     pub registry: watch::Receiver<Arc<Registry>>,
     /// Pending peg-in claims to verify.
     pub claims: watch::Receiver<Vec<PegClaim>>,
+    /// Signed versions of the batches in flight, (txid, number of outputs): where each confirmed is looked up.
+    pub batch_versions: watch::Receiver<Vec<(primitives::Hash32, u32)>>,
     /// `Params::max_anchor_step`.
     pub max_step: u32,
     /// The chain (federation wallet, deposit scripts).
@@ -73,7 +79,7 @@ pub struct FollowConfig {
 /// a snapshot: best height, the hashes the anchor rule needs, and the deposit index above the anchor.
 pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver<BtcSnapshot> {
     let (tx, rx) = watch::channel(BtcSnapshot::default());
-    let FollowConfig { mut anchor, mut registry, mut claims, max_step, chain, interval } = cfg;
+    let FollowConfig { mut anchor, mut registry, mut claims, mut batch_versions, max_step, chain, interval } = cfg;
     tokio::spawn(async move {
         let mut was_up = None;
         let start = *anchor.borrow() + 1;
@@ -81,10 +87,12 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
         let mut indexed_version = 0;
         let mut checked: HashMap<PegClaim, ClaimCheck> = HashMap::new();
         let mut recent: VecDeque<(PegClaim, String)> = VecDeque::new();
+        let mut located: BTreeMap<primitives::Hash32, ledger::BtcAnchor> = BTreeMap::new();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
             let pending = claims.borrow().clone();
+            let versions = batch_versions.borrow().clone();
             let c = client.clone();
             let Some(mut idx) = index.take() else { return };
             if reg.version != indexed_version {
@@ -96,9 +104,12 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
             let ch = chain.clone();
             let mut chk = std::mem::take(&mut checked);
             let mut rec = std::mem::take(&mut recent);
+            let mut loc = std::mem::take(&mut located);
             let polled = tokio::task::spawn_blocking(move || {
                 let r = poll(&c, &mut idx, &reg, from, max_step).and_then(|mut snap| {
                     check_claims(&c, &ch, &reg, &pending, &mut chk, &mut rec)?;
+                    locate_batches(&c, &versions, &mut loc)?;
+                    snap.batch_confirmations = loc.clone();
                     for (claim, check) in chk.iter() {
                         match check {
                             ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
@@ -110,20 +121,22 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                     snap.rejected_claims.sort_by(|a, b| (a.0.outpoint, &a.1).cmp(&(b.0.outpoint, &b.1)));
                     Ok(snap)
                 });
-                (idx, chk, rec, r)
+                (idx, chk, rec, loc, r)
             })
             .await;
             let snap = match polled {
-                Ok((idx, chk, rec, Ok(s))) => {
+                Ok((idx, chk, rec, loc, Ok(s))) => {
                     index = Some(idx);
                     checked = chk;
                     recent = rec;
+                    located = loc;
                     s
                 }
-                Ok((idx, chk, rec, Err(e))) => {
+                Ok((idx, chk, rec, loc, Err(e))) => {
                     index = Some(idx);
                     checked = chk;
                     recent = rec;
+                    located = loc;
                     if was_up != Some(false) {
                         warn!(url = client.url(), error = %e, "bitcoind unavailable: voting nil on anchor moves");
                     }
@@ -154,6 +167,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 _ = anchor.changed() => {}
                 _ = registry.changed() => {}
                 _ = claims.changed() => {}
+                _ = batch_versions.changed() => {}
             }
         }
     });
@@ -202,12 +216,68 @@ fn poll(
         registry_version: registry.version,
         claims: Vec::new(),
         rejected_claims: Vec::new(),
+        batch_confirmations: BTreeMap::new(),
         // A bitcoind that cannot estimate fees still serves the anchor: no vote, not an outage.
         fee_rate_sat_vb: client.fee_rate_sat_vb().unwrap_or_else(|e| {
             debug!(error = %e, "no fee estimate from bitcoind");
             None
         }),
     })
+}
+
+/// Finds where our bitcoind's best chain holds each batch version of `versions` (txid, outputs) and
+/// re-checks those found (a reorg moves or removes them); forgets versions no longer asked about. A version
+/// is found through an unspent output: its last (the change, which stays unspent until the federation
+/// settles the batch) or its first; `gettxout` gives its depth, and the block at that height must list the
+/// txid. A version all of whose looked-at outputs are spent is not found (its batch then waits, in flight,
+/// as before). A transport failure is returned (retried next poll).
+fn locate_batches(
+    client: &BitcoindClient,
+    versions: &[(primitives::Hash32, u32)],
+    located: &mut BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+) -> Result<(), crate::bitcoin::BitcoinError> {
+    use crate::bitcoin::BitcoinError;
+    located.retain(|t, _| versions.iter().any(|(v, _)| v == t));
+    let mut stale = Vec::new();
+    for (txid, at) in located.iter() {
+        match client.block_hash(at.height.get()) {
+            Ok(h) if from_peg((at.height.get(), h)) == *at => {}
+            Ok(_) | Err(BitcoinError::NoBlockAtHeight { .. }) => stale.push(*txid),
+            Err(e) => return Err(e),
+        }
+    }
+    for t in stale {
+        located.remove(&t);
+    }
+    const NEW_PER_POLL: usize = 16;
+    let new: Vec<(primitives::Hash32, u32)> =
+        versions.iter().filter(|(t, _)| !located.contains_key(t)).take(NEW_PER_POLL).copied().collect();
+    for (txid, outputs) in &new {
+        let btc_txid = rpc::types::btc_txid(txid);
+        let mut vouts = vec![outputs.saturating_sub(1)];
+        if *outputs > 1 {
+            vouts.push(0);
+        }
+        for vout in vouts {
+            let args = [serde_json::json!(btc_txid.to_string()), serde_json::json!(vout), serde_json::json!(false)];
+            let answer = client.call("gettxout", &args)?;
+            let Some(confirmations) = answer["confirmations"].as_u64().and_then(|c| u32::try_from(c).ok()) else {
+                continue;
+            };
+            let best = client.best_height()?;
+            let Some(height) = (best + 1).checked_sub(confirmations) else { continue };
+            let hash = match client.block_hash(height) {
+                Ok(h) => h,
+                Err(BitcoinError::NoBlockAtHeight { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if client.block(&hash)?.txdata.iter().any(|t| t.compute_txid() == btc_txid) {
+                located.insert(*txid, from_peg((height, hash)));
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What our bitcoind says about one claim.

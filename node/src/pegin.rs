@@ -17,6 +17,11 @@
 //! "accepted" differ and freezes the anchor. A validator whose index disagrees or is not ready votes nil on
 //! the move, and from round 1 on the proposer keeps the anchor, so transfers never wait on Bitcoin.
 //!
+//! One BTC block can pay the federation more outputs than one block holds; then no move to it fits, and
+//! its items go in early, in blocks that keep the anchor (module `early`: the proposer's share of them, and a
+//! validator's check). After `ResumePeg`, batches confirmed at or below the anchor are settled late
+//! ([`late_settles`]), from where this node's bitcoind shows their versions.
+//!
 //! The index's scans depend on which scripts were registered when it scanned. [`Registry::version`] counts
 //! changes to the watched scripts; a snapshot built with an older version may miss a deposit to a newer
 //! script, so it is not used to move the anchor (the follower rescans as soon as it sees the new version).
@@ -283,6 +288,15 @@ pub enum PegObjection {
         /// The BTC block holding it.
         btc_height: u32,
     },
+    /// An early item (of the BTC block right above the anchor) whose block our bitcoind does not show N
+    /// deep on top of the anchor.
+    #[error("carries early peg items of BTC block {btc_height}, which our bitcoind does not accept yet: {reason}")]
+    EarlyNotDeep {
+        /// The height the items name.
+        btc_height: u32,
+        /// Why our bitcoind does not accept that block yet.
+        reason: peg::AnchorRejection,
+    },
     /// A mint whose facts our bitcoind does not show.
     #[error("mints {outpoint} ({amount} to {recipient} in BTC block {btc_height} {btc_block}), which our bitcoind does not show")]
     UnconfirmedMint {
@@ -297,6 +311,17 @@ pub enum PegObjection {
         /// That block's hash.
         btc_block: bitcoin::BlockHash,
     },
+}
+
+/// The objection to a mint whose facts our bitcoind does not show.
+fn unconfirmed(m: &MintTx) -> PegObjection {
+    PegObjection::UnconfirmedMint {
+        outpoint: btc_outpoint(&m.outpoint),
+        amount: m.amount,
+        recipient: m.recipient,
+        btc_height: m.btc_block.height.get(),
+        btc_block: rpc::types::btc_block_hash(&m.btc_block.hash),
+    }
 }
 
 fn btc_outpoint(o: &BtcOutPoint) -> bitcoin::OutPoint {
@@ -378,8 +403,10 @@ pub fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
 
 /// A validator's external check of the peg transactions in `block` (built on `state`, whose anchor is
 /// `prev`): it carries every settlement and mint the move requires (by [`ledger::plan_peg_txs`], so never
-/// one execution refuses), settles only what that requires, and mints only what our bitcoind shows.
-/// `Ok` when the block neither moves the anchor nor carries peg transactions (no bitcoind needed).
+/// one execution refuses), settles only what that requires, and mints only what our bitcoind shows; early
+/// items (of the BTC block right above the block's anchor, optional) are checked by
+/// [`early::check_early_items`]. `Ok` when the block neither moves the anchor nor carries peg transactions
+/// (no bitcoind needed).
 pub fn check_block_peg<S: StateReader>(
     chain: &Chain,
     state: &S,
@@ -388,27 +415,25 @@ pub fn check_block_peg<S: StateReader>(
     prev: &BtcAnchor,
     block: &Block,
 ) -> Result<(), PegObjection> {
-    let mints: Vec<&MintTx> = block
-        .txs
-        .iter()
-        .filter_map(|t| match t {
-            Tx::Mint(m) => Some(m),
-            _ => None,
-        })
-        .collect();
-    let settles: Vec<&ledger::SettleTx> = block
-        .txs
-        .iter()
-        .filter_map(|t| match t {
-            Tx::Settle(s) => Some(s),
-            _ => None,
-        })
-        .collect();
     let new = &block.header.btc_anchor;
-    if mints.is_empty() && settles.is_empty() && new == prev {
+    let early = |b: &BtcAnchor| ledger::peg_cursor::is_early(b, new);
+    let (mut mints, mut early_mints) = (Vec::new(), Vec::new());
+    let (mut settles, mut early_settles) = (Vec::new(), Vec::new());
+    for t in &block.txs {
+        match t {
+            Tx::Mint(m) if early(&m.btc_block) => early_mints.push(m),
+            Tx::Mint(m) => mints.push(m),
+            Tx::Settle(s) if early(&s.btc_block) => early_settles.push(s),
+            Tx::Settle(s) => settles.push(s),
+            _ => {}
+        }
+    }
+    let peg_items = mints.len() + early_mints.len() + settles.len() + early_settles.len();
+    if peg_items == 0 && new == prev {
         return Ok(());
     }
     let Some(snap) = snap else { return Err(PegObjection::NoBitcoind) };
+    early::check_early_items(chain, snap, new, &early_mints, &early_settles)?;
     let resuming = ledger::peg_halt(state).map_err(CannotTell::from)?.resume_to.is_some();
     // The agreed resume anchor: 2f+1 chose it; what it covers is claimed, not required here.
     let required = if resuming {
@@ -419,7 +444,10 @@ pub fn check_block_peg<S: StateReader>(
     if let Some(missing) = required.settles.iter().find(|s| !settles.contains(s)) {
         return Err(PegObjection::MissingSettle { batch: missing.batch, btc_height: missing.btc_block.height.get() });
     }
-    if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s)) {
+    // Settlements not required are late ones (batches confirmed at or below the anchor, e.g. after a
+    // resume): accepted when our bitcoind shows that version in that block.
+    let late = |s: &&&ledger::SettleTx| snap.batch_confirmations.get(&s.txid) == Some(&s.btc_block);
+    if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s) && !late(s)) {
         return Err(PegObjection::UnknownSettle { batch: extra.batch, btc_height: extra.btc_block.height.get() });
     }
     if let Some(missing) = required.mints.iter().find(|m| !mints.contains(m)) {
@@ -431,20 +459,15 @@ pub fn check_block_peg<S: StateReader>(
         });
     }
     if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
-        return Err(PegObjection::UnconfirmedMint {
-            outpoint: btc_outpoint(&bad.outpoint),
-            amount: bad.amount,
-            recipient: bad.recipient,
-            btc_height: bad.btc_block.height.get(),
-            btc_block: rpc::types::btc_block_hash(&bad.btc_block.hash),
-        });
+        return Err(unconfirmed(bad));
     }
     Ok(())
 }
 
 /// The highest anchor at or below `wanted` (and above `prev`) whose peg transactions this snapshot can list
-/// and one block can carry next to `reserved` other transactions, with its plan (settlements and mints, no
-/// claims: those ride only on blocks that keep the anchor); `None` when no move is possible.
+/// and fit in `room` (count and bytes), with its plan (settlements and mints, no claims: those ride only on
+/// blocks that keep the anchor); `None` when no move is possible. While early items pin a block above the
+/// anchor (the peg cursor), the only move is to that very block, and only if our bitcoind shows it there.
 #[allow(clippy::too_many_arguments)]
 pub fn anchor_with_plan<S: StateReader>(
     chain: &Chain,
@@ -454,20 +477,35 @@ pub fn anchor_with_plan<S: StateReader>(
     prev: &BtcAnchor,
     wanted: &BtcAnchor,
     height: Height,
-    reserved: usize,
+    room: Room,
 ) -> Option<(BtcAnchor, PegPlan)> {
-    let room = (chain.params().block_max_txs as usize).saturating_sub(reserved);
-    let mut h = wanted.height.get();
+    let cursor = match ledger::peg_cursor(state) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the peg cursor: not moving the anchor");
+            return None;
+        }
+    };
+    let mut h = match cursor {
+        Some(c) => c.btc_block.height.get().min(wanted.height.get()),
+        None => wanted.height.get(),
+    };
     while h > prev.height.get() {
         let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
+        if cursor.is_some_and(|c| c.btc_block != candidate) {
+            tracing::debug!(btc_height = h, "not moving the anchor: early peg items named another block here");
+            return None;
+        }
         // No claims in a block that moves the anchor: a validator that has not verified a claim yet would
         // vote nil on the move with it, and whoever feeds claims to proposers only would stall the peg.
         match peg_plan(chain, state, snap, registry_version, prev, &candidate, height, false) {
-            Ok(plan) if plan.settles.len() + plan.mints.len() <= room => return Some((candidate, plan)),
+            Ok(plan) if room.fits(&plan) => return Some((candidate, plan)),
             Ok(plan) => tracing::debug!(
                 btc_height = h,
-                required = plan.settles.len() + plan.mints.len(),
-                room,
+                required = plan.len(),
+                bytes = plan.encoded_len(),
+                room_txs = room.txs,
+                room_bytes = room.bytes,
                 "not moving the anchor this far: its peg transactions do not fit one block"
             ),
             Err(why) => tracing::debug!(btc_height = h, reason = %why, "not moving the anchor this far"),
@@ -477,177 +515,36 @@ pub fn anchor_with_plan<S: StateReader>(
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bitcoin::IndexedBlock;
-    use ledger::testkit::{self, user_key};
-    use ledger::{BlockHeader, MemStore, UserTx};
-    use primitives::{BtcHeight, ValidatorIndex};
-
-    /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the
-    /// plain federation script.
-    fn setup() -> (Chain, MemStore, BtcSnapshot, peg::Deposit, AccountId) {
-        // User 3 holds exactly the registration fee, and pays it.
-        let fee = ledger::Params::default().registration_fee;
-        let (chain, mut store) = testkit::chain_and_store(4, 4, fee);
-        let key = user_key(3);
-        let r = key.public().account_id();
-        let reg = UserTx { signer: key.public(), nonce: 0, fee, kind: UserTxKind::RegisterDeposit }
-            .sign(&key, chain.genesis_hash());
-        let template = ledger::BlockTemplate {
-            height: Height(1),
-            prev_hash: Hash32::ZERO,
-            time_ms: chain.genesis().genesis_time_ms + 1,
-            proposer: ValidatorIndex(0),
-            btc_anchor: BtcAnchor::default(),
-            last_commit_hash: Hash32::ZERO,
-        };
-        let (_, outcome) = ledger::build_block(&chain, &store, template, vec![reg.into()]).expect("block");
-        store.apply(&outcome.write_set);
-        let hash = bitcoin::BlockHash::from_byte_array([3; 32]);
-        let deposit = peg::Deposit {
-            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([7; 32]), vout: 1 },
-            amount: bitcoin::Amount::from_sat(50_000),
-            script_pubkey: deposit_descriptor(&chain, chain.genesis_wallet(), &r).expect("script").script_pubkey(),
-            recipient: r.0 .0,
-            epoch: 0,
-            btc_block_hash: hash,
-            btc_height: 3,
-            coinbase: false,
-        };
-        let plain = peg::FederationOutput {
-            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([8; 32]), vout: 0 },
-            amount: bitcoin::Amount::from_sat(20_000),
-            epoch: 0,
-            btc_block_hash: hash,
-            btc_height: 3,
-            coinbase: false,
-        };
-        let mut snap = BtcSnapshot { best: Some(9), registry_version: 1, ..BtcSnapshot::default() };
-        for h in 1..=3u32 {
-            let scan = if h == 3 {
-                peg::BlockScan { deposits: vec![deposit.clone()], plain: vec![plain.clone()] }
-            } else {
-                peg::BlockScan::default()
-            };
-            let hash = bitcoin::BlockHash::from_byte_array([h as u8; 32]);
-            snap.deposits.insert(h, IndexedBlock { hash, scan, txids: Vec::new() });
-            snap.hashes.insert(h, hash);
-        }
-        (chain, store, snap, deposit, r)
+/// The late settlements (`ledger::plan_late_settles`) a block at `height` with anchor `anchor` can add to
+/// `plan` from what our bitcoind shows (batches it does not settle already), as many as fit in `room` next
+/// to it.
+pub fn late_settles<S: StateReader>(
+    state: &S,
+    snap: &BtcSnapshot,
+    height: Height,
+    anchor: &BtcAnchor,
+    plan: &PegPlan,
+    room: Room,
+) -> Vec<ledger::SettleTx> {
+    if snap.batch_confirmations.is_empty() {
+        return Vec::new();
     }
-
-    fn block(anchor_height: u32, txs: Vec<Tx>) -> Block {
-        let header = BlockHeader {
-            genesis_hash: Hash32::ZERO,
-            height: Height(2),
-            prev_hash: Hash32::ZERO,
-            time_ms: 0,
-            proposer: ValidatorIndex(0),
-            btc_anchor: from_peg((anchor_height, bitcoin::BlockHash::from_byte_array([anchor_height as u8; 32]))),
-            tx_root: Hash32::ZERO,
-            state_root: Hash32::ZERO,
-            last_commit_hash: Hash32::ZERO,
-        };
-        Block { header, txs }
-    }
-
-    #[test]
-    fn a_block_must_mint_exactly_what_the_index_shows() {
-        let (chain, store, snap, deposit, _r) = setup();
-        let state = store.snapshot(1);
-        let prev = BtcAnchor::default();
-        let to3 = block(3, vec![]).header.btc_anchor;
-        let plan = peg_plan(&chain, &state, &snap, 1, &prev, &to3, Height(2), false).expect("index covers 1..=3");
-        let required = plan.mints.clone();
-        assert_eq!(required.len(), 2, "the registered deposit and the plain output: {required:?}");
-        assert_eq!(required[0], mint_for(&deposit));
-        assert_eq!((required[1].recipient, required[1].kind), (ledger::fee_pool_id(), MintKind::Federation));
-        let all: Vec<Tx> = required.iter().cloned().map(Tx::Mint).collect();
-        assert_eq!(check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, all.clone())), Ok(()));
-
-        // Leaving one out.
-        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, all[1..].to_vec())).unwrap_err();
-        assert!(matches!(why, PegObjection::MissingMint { btc_height: 3, .. }), "{why}");
-        // A wrong amount (or any fact bitcoind does not show).
-        let mut wrong = required.clone();
-        wrong[0].amount = bitcoin::Amount::from_sat(50_001);
-        let mut txs: Vec<Tx> = wrong.into_iter().map(Tx::Mint).collect();
-        txs.push(Tx::Mint(required[0].clone()));
-        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
-        assert!(matches!(why, PegObjection::UnconfirmedMint { .. }), "{why}");
-        // The plain output claimed as a deposit to the fee pool (a tweaked record of an untweaked coin).
-        let mut relabelled = required.clone();
-        relabelled[1].kind = MintKind::Deposit;
-        let txs: Vec<Tx> = relabelled.into_iter().map(Tx::Mint).chain([Tx::Mint(required[1].clone())]).collect();
-        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(3, txs)).unwrap_err();
-        assert!(matches!(why, PegObjection::UnconfirmedMint { .. }), "{why}");
-        // A mint above what the index covers is "cannot tell", never a shorter list.
-        let why = check_block_peg(&chain, &state, Some(&snap), 1, &prev, &block(4, all.clone())).unwrap_err();
-        assert_eq!(why, PegObjection::CannotTell(CannotTell::NotCovered(4)));
-        // An index built before the latest registration is not trusted to move the anchor.
-        let why = check_block_peg(&chain, &state, Some(&snap), 2, &prev, &block(3, all)).unwrap_err();
-        assert_eq!(why, PegObjection::CannotTell(CannotTell::StaleRegistry { built: 1, now: 2 }));
-    }
-
-    #[test]
-    fn outputs_execution_refuses_are_never_required() {
-        let (chain, store, mut snap, deposit, _r) = setup();
-        let state = store.snapshot(1);
-        // A zero-value output to the deposit script next to the real deposit.
-        let zero = peg::Deposit {
-            outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([9; 32]), vout: 0 },
-            amount: bitcoin::Amount::ZERO,
-            ..deposit.clone()
-        };
-        snap.deposits.get_mut(&3).expect("block 3").scan.deposits.push(zero.clone());
-        let to3 = block(3, vec![]).header.btc_anchor;
-        let plan = peg_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &to3, Height(2), false).expect("covered");
-        assert_eq!(plan.mints.len(), 2, "the deposit and the plain output, not the zero-value one");
-        assert!(plan
-            .refused
-            .iter()
-            .any(|(m, why)| *m == mint_for(&zero) && matches!(why, ledger::TxError::BadMintAmount(_))));
-        let txs: Vec<Tx> = plan.mints.iter().cloned().map(Tx::Mint).collect();
-        assert_eq!(check_block_peg(&chain, &state, Some(&snap), 1, &BtcAnchor::default(), &block(3, txs)), Ok(()));
-    }
-
-    #[test]
-    fn a_validator_only_signs_versions_that_conflict_with_what_it_signed() {
-        let o = |n: u8| BtcOutPoint { txid: Hash32([n; 32]), vout: 0 };
-        let signed = vec![(Hash32([1; 32]), vec![o(1), o(2)])];
-        assert!(safe_to_sign(&[], &Hash32([1; 32]), &[o(1)]), "nothing signed yet");
-        assert!(safe_to_sign(&signed, &Hash32([1; 32]), &[o(1), o(2)]), "the same version again");
-        assert!(safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(2), o(3)]), "a bump spending a superset");
-        assert!(!safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(3)]), "would not conflict on o(2)");
-        assert!(!safe_to_sign(&signed, &Hash32([3; 32]), &[o(4)]), "disjoint: both could confirm");
-    }
-
-    #[test]
-    fn blocks_that_keep_the_anchor_and_mint_nothing_need_no_bitcoind() {
-        let (chain, store, _snap, _deposit, _r) = setup();
-        let state = store.snapshot(1);
-        assert_eq!(check_block_peg(&chain, &state, None, 5, &BtcAnchor::default(), &block(0, vec![])), Ok(()));
-        let moved = check_block_peg(&chain, &state, None, 5, &BtcAnchor::default(), &block(2, vec![]));
-        assert_eq!(moved, Err(PegObjection::NoBitcoind));
-    }
-
-    #[test]
-    fn the_proposer_moves_the_anchor_only_as_far_as_its_index_can_list_mints() {
-        let (chain, store, mut snap, _deposit, _r) = setup();
-        let state = store.snapshot(1);
-        snap.hashes.insert(4, bitcoin::BlockHash::from_byte_array([4; 32]));
-        let wanted = from_peg((4, bitcoin::BlockHash::from_byte_array([4; 32])));
-        let (anchor, plan) =
-            anchor_with_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2), 0).expect("a move");
-        assert_eq!(anchor.height, BtcHeight(3), "height 4 is not indexed yet");
-        assert_eq!(plan.mints.len(), 2);
-        // With room for only one more transaction, block 3's two mints do not fit: stop below it.
-        let room = chain.params().block_max_txs as usize - 1;
-        let (anchor, plan) =
-            anchor_with_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2), room)
-                .expect("a move");
-        assert_eq!((anchor.height, plan.mints.len()), (BtcHeight(2), 0));
-    }
+    let mut late = ledger::plan_late_settles(state, height, *anchor, &snap.batch_confirmations).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "cannot plan late settlements");
+        Vec::new()
+    });
+    late.retain(|s| !plan.settles.iter().any(|p| p.batch == s.batch));
+    let (mut txs, mut bytes) = (plan.len(), plan.encoded_len());
+    late.retain(|s| {
+        txs += 1;
+        bytes += Tx::Settle(s.clone()).encoded_len();
+        txs <= room.txs && bytes <= room.bytes
+    });
+    late
 }
+
+mod early;
+pub use early::{early_plan, Room};
+
+#[cfg(test)]
+mod tests;

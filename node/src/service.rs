@@ -330,6 +330,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     );
     let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
     let (claims, claims_rx) = watch::channel(Vec::new());
+    let (batch_versions, batch_versions_rx) = watch::channel(Vec::new());
     // Every node with a bitcoind follows it: a full node may join the federation later.
     let btc = match &cfg.bitcoind {
         Some(client) => {
@@ -337,6 +338,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
                 anchor: anchor_rx,
                 registry: registry_rx,
                 claims: claims_rx,
+                batch_versions: batch_versions_rx,
                 max_step: chain.chain().params().max_anchor_step,
                 chain: chain.chain().clone(),
                 interval: cfg.btc_poll_interval,
@@ -390,6 +392,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         anchor_height,
         registry,
         claims,
+        batch_versions,
         claim_store: ClaimStore::new(ClaimLimits::default()),
         sync_limiter: RequestLimiter::new(crate::sync_serve::BURST, crate::sync_serve::PER_SEC),
         serving: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::sync_serve::MAX_SERVING)),
@@ -468,6 +471,8 @@ pub struct Service {
     registry: watch::Sender<std::sync::Arc<crate::pegin::Registry>>,
     /// Pending peg-in claims (not minted yet), for the follower to verify: `claim_store`'s list.
     claims: watch::Sender<Vec<crate::pegin::PegClaim>>,
+    /// Signed versions of the batches in flight (txid, outputs), for the follower to locate on Bitcoin.
+    batch_versions: watch::Sender<Vec<(Hash32, u32)>>,
     /// The pending claims with their source and verdict (see [`crate::claims`]).
     claim_store: ClaimStore,
     /// Sync requests allowed per peer (see [`crate::sync_serve`]).
@@ -848,7 +853,14 @@ impl Service {
         let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
         txs.extend(self.fed_pool.select(chain, &state));
         txs.extend(self.evidence_to_include(&state)?);
-        let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, txs.len());
+        let room = crate::pegin::Room::after(chain, &txs);
+        let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);
+        if round.get() == 0 {
+            if let Some(btc) = &self.btc {
+                let late = crate::pegin::late_settles(&state, &btc.borrow(), height, &btc_anchor, &plan, room);
+                plan.settles.extend(late);
+            }
+        }
         if self.cfg.faults.omit_mints && !plan.mints.is_empty() {
             warn!(%height, left_out = plan.mints.len(), "FAULT: proposing an anchor move without its mints");
             plan.mints.clear();
@@ -921,15 +933,17 @@ impl Service {
 
     /// The anchor to propose and the peg transactions it carries: in round 0 the highest block our bitcoind
     /// shows with enough confirmations (within `max_anchor_step`) whose settlements and mints our index can
-    /// list and one block can hold next to `reserved` other transactions; from round 1 on, the previous
-    /// anchor and only verified claims, so a lagging minority of bitcoinds cannot stall the chain.
+    /// list and `room` can hold; if no move fits, the previous anchor with the first early items of the
+    /// next BTC block that fit (`crate::pegin::early_plan`), so a BTC block with more outputs than a block
+    /// holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
+    /// lagging minority of bitcoinds cannot stall the chain.
     fn next_anchor<S: StateReader>(
         &self,
         state: &S,
         prev: &ledger::BtcAnchor,
         round: primitives::Round,
         height: Height,
-        reserved: usize,
+        room: crate::pegin::Room,
     ) -> (ledger::BtcAnchor, ledger::PegPlan) {
         let halt = ledger::peg_halt(state).unwrap_or_default();
         if let Some(agreed) = halt.resume_to {
@@ -944,18 +958,21 @@ impl Service {
         let snap = btc.borrow().clone();
         let version = self.registry.borrow().version;
         let keep = || {
-            let mut plan = crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true)
-                .unwrap_or_else(|why| {
+            let plan =
+                crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true).unwrap_or_else(|why| {
                     debug!(%height, reason = %why, "no claims to mint");
                     ledger::PegPlan::default()
                 });
-            plan.claims.truncate((p.block_max_txs as usize).saturating_sub(reserved));
-            (*prev, plan)
+            (*prev, plan.prefix(room.txs, room.bytes))
         };
         let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
             return keep();
         };
-        crate::pegin::anchor_with_plan(chain, state, &snap, version, prev, &from_peg(wanted), height, reserved)
+        let wanted = from_peg(wanted);
+        crate::pegin::anchor_with_plan(chain, state, &snap, version, prev, &wanted, height, room)
+            .or_else(|| {
+                crate::pegin::early_plan(chain, state, &snap, version, prev, &wanted, height, room).map(|e| (*prev, e))
+            })
             .unwrap_or_else(keep)
     }
 
@@ -973,9 +990,16 @@ impl Service {
         let reported = halt.reported_anchor == Some(*anchor) && halt.reports.contains(&me);
         if let (Some(btc), false, None) = (&self.btc, reported, halt.resume_to) {
             let snap = btc.borrow();
-            if let Err(why @ peg::AnchorRejection::PreviousAnchorReorged { .. }) =
-                peg::check_in_best_chain(&*snap, to_peg(anchor))
-            {
+            // The anchored chain is the anchor and, when early peg items went in, the block they named
+            // above it (the peg cursor): either one replaced is a reorg deeper than N.
+            let cursor = ledger::peg_cursor(state).unwrap_or_default().map(|c| c.btc_block);
+            let reorged = [Some(*anchor), cursor].into_iter().flatten().find_map(|a| {
+                match peg::check_in_best_chain(&*snap, to_peg(&a)) {
+                    Err(why @ peg::AnchorRejection::PreviousAnchorReorged { .. }) => Some(why),
+                    _ => None,
+                }
+            });
+            if let Some(why) = reorged {
                 error!(%height, anchor = anchor.height.get(), reason = %why, "reporting a Bitcoin reorg deeper than N");
                 kinds.push(ledger::ValidatorTxKind::ReportReorg { anchor: *anchor });
             }
@@ -1007,9 +1031,17 @@ impl Service {
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
+        let mut versions = Vec::new();
         let meta = state.chain_meta().ok().flatten();
         for id in &index.in_flight {
             let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
+            // Every signed version may have gone out: where one confirmed is what a late settlement needs.
+            for v in std::iter::once(b.current_version()).chain(b.earlier.iter().cloned()) {
+                if v.shares.len() >= b.signers_needed as usize {
+                    let outputs = v.unsigned(b.id).map(|t| t.output.len() as u32).unwrap_or(0);
+                    versions.push((v.txid, outputs));
+                }
+            }
             // Still due after the block executed: the bump could not be built (the fee pool cannot pay it,
             // no spendable coins cover it, or the batch has its last version). Operators must hear of it.
             if meta.is_some_and(|m| ledger::bumping::bump_due(chain, &b, &m)) && self.bump_warned.insert((b.id, b.txid))
@@ -1049,6 +1081,11 @@ impl Service {
             }
         }
         self.finalized.retain(|(id, _), _| index.in_flight.contains(id));
+        self.batch_versions.send_if_modified(|old| {
+            let changed = *old != versions;
+            *old = versions;
+            changed
+        });
         tx.send_if_modified(|old| {
             let changed = *old != txs;
             *old = txs;

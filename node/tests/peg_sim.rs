@@ -1,5 +1,6 @@
 //! The adversarial peg simulation as CI runs it: 1,000 seeds hold every property, a seed replays to the
-//! same trace, and the simulation catches finding 1 (a required mint execution refuses) when its fix is off.
+//! same trace, and the simulation catches finding 1 (a required mint execution refuses) and the frozen
+//! anchor of a BTC block with more outputs than a block holds when their fixes are off.
 
 use node::peg_sim::{run, SimConfig, SimFailure};
 
@@ -62,4 +63,17 @@ fn with_the_old_required_rule_the_simulation_finds_the_frozen_anchor() {
     );
     let e = stuck.expect("some seed freezes the anchor under the old rule");
     println!("found: {e}");
+}
+
+#[test]
+fn without_early_peg_items_the_simulation_finds_the_anchor_frozen_by_a_big_btc_block() {
+    let no_early = |seed| SimConfig { no_early_items: true, ..SimConfig::for_seed(seed) };
+    let stuck = (0..300).find_map(|seed| match run(no_early(seed)) {
+        Err(e @ SimFailure::AnchorStuck { .. }) => Some((seed, e)),
+        _ => None,
+    });
+    let (seed, e) = stuck.expect("some seed floods a BTC block and freezes the anchor without early items");
+    println!("found: {e}");
+    // The same seed with early items on holds every property.
+    run(SimConfig::for_seed(seed)).unwrap_or_else(|e| panic!("with early items, seed {seed}: {e}"));
 }

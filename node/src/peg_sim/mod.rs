@@ -36,6 +36,11 @@ const VALIDATORS: u32 = 4;
 const USERS: u32 = 6;
 /// Heights the anchor may lag a Bitcoin that is ready for it before the run fails.
 pub const LIVENESS_BOUND: u64 = 12;
+/// `Params::block_max_txs` of the simulated chain: small, so one BTC block can pay the federation more
+/// outputs than one block holds.
+pub const BLOCK_MAX_TXS: u32 = 16;
+/// Outputs of a hostile user's flood: one transaction paying three blocks' worth of outputs.
+const FLOOD_OUTPUTS: u32 = 3 * BLOCK_MAX_TXS;
 
 /// One run's settings.
 #[derive(Clone, Copy, Debug)]
@@ -50,12 +55,15 @@ pub struct SimConfig {
     /// deposit script, computed apart from execution, with mints before settlements. For the test that
     /// shows the simulation catches it.
     pub naive_required: bool,
+    /// Switches early peg items off (see `ledger::peg_cursor`): a BTC block with more outputs than a block
+    /// holds then freezes the anchor. For the test that shows the simulation catches it.
+    pub no_early_items: bool,
 }
 
 impl SimConfig {
     /// The settings CI uses for `seed`: 40 heights, one Byzantine validator on odd seeds.
     pub fn for_seed(seed: u64) -> Self {
-        SimConfig { seed, heights: 40, byzantine: (seed % 2) as u32, naive_required: false }
+        SimConfig { seed, heights: 40, byzantine: (seed % 2) as u32, naive_required: false, no_early_items: false }
     }
 }
 
@@ -240,6 +248,7 @@ impl World {
         g.params.pegout_bump_after = 2;
         g.params.pegin_confirmations = 2;
         g.params.max_anchor_step = 4;
+        g.params.block_max_txs = BLOCK_MAX_TXS;
         let chain = Chain::new(g).expect("simulation genesis is valid");
         let mut store = MemStore::new();
         store.apply(&chain.genesis_state(&store).expect("in memory"));
@@ -343,6 +352,9 @@ impl World {
 
     fn user_acts(&mut self) {
         let me = self.rng.gen_range(0..USERS);
+        if self.rng.gen_bool(0.02) {
+            return self.flood(me);
+        }
         match self.rng.gen_range(0..5) {
             0 => self.user_tx(me, self.chain.params().registration_fee, UserTxKind::RegisterDeposit),
             1 | 2 => {
@@ -383,11 +395,30 @@ impl World {
         }
     }
 
+    /// One transaction paying more outputs to one federation script (the user's own deposit address, or
+    /// the plain one) than a block holds: dust (recorded, below the minimum) or real deposits.
+    fn flood(&mut self, me: u32) {
+        let own = user_key(me).public().account_id();
+        let (script, owner) = if self.rng.gen_bool(0.5) {
+            (self.deposit_script(&own), Some(own))
+        } else {
+            (self.chain.genesis_wallet().script_pubkey(), None)
+        };
+        let value = Amount::from_sat(if self.rng.gen_bool(0.5) { 294 } else { 20_000 });
+        let outs = (0..FLOOD_OUTPUTS).map(|_| TxOut { value, script_pubkey: script.clone() }).collect();
+        let txid = self.btc.pay(outs);
+        for vout in 0..FLOOD_OUTPUTS {
+            self.paid.push((bitcoin::OutPoint { txid, vout }, owner));
+        }
+    }
+
     // ---- Bitcoin ----------------------------------------------------------------------------------------
 
     fn bitcoin_moves(&mut self) {
-        let anchor = self.anchor().height.get();
-        // A reorg only of blocks the sidechain has not anchored (deeper ones are the halt procedure's).
+        // A reorg only of blocks the sidechain has not anchored, nor named in early peg items (deeper ones
+        // are the halt procedure's).
+        let cursor = ledger::peg_cursor(&self.store.snapshot(self.height)).ok().flatten();
+        let anchor = self.anchor().height.get().max(cursor.map_or(0, |c| c.btc_block.height.get()));
         if self.btc.tip() > anchor + 1 && self.rng.gen_bool(0.05) {
             let depth = self.rng.gen_range(1..=(self.btc.tip() - anchor).min(2));
             self.btc.reorg(depth);
@@ -546,24 +577,27 @@ impl World {
             let claims = pegin::peg_plan(&self.chain, &state, &snap, self.registry.version, &prev, &prev, height, true);
             (prev, if round == 0 { claims.unwrap_or_default() } else { PegPlan::default() })
         };
+        // The federation pool's shares take at most half a block (a prefix applies as the whole does).
+        txs.truncate(BLOCK_MAX_TXS as usize / 2);
+        let room = pegin::Room::after(&self.chain, &txs);
+        let version = self.registry.version;
         let (anchor, mut plan) = match (wanted, self.cfg.naive_required) {
             (None, _) => keep(),
             (Some(new), true) => (new, self.naive_plan(&state, &snap, &prev, &new)),
-            (Some(new), false) => pegin::anchor_with_plan(
-                &self.chain,
-                &state,
-                &snap,
-                self.registry.version,
-                &prev,
-                &new,
-                height,
-                txs.len(),
-            )
-            .unwrap_or((prev, PegPlan::default())),
+            (Some(new), false) => {
+                pegin::anchor_with_plan(&self.chain, &state, &snap, version, &prev, &new, height, room)
+                    .or_else(|| {
+                        let early = (!self.cfg.no_early_items)
+                            .then(|| pegin::early_plan(&self.chain, &state, &snap, version, &prev, &new, height, room));
+                        early.flatten().map(|e| (prev, e))
+                    })
+                    .unwrap_or((prev, PegPlan::default()))
+            }
         };
         match junk {
-            // Junk only when something was required; otherwise this proposer has nothing to attack with.
-            Some(Junk::OmitMints) if !plan.mints.is_empty() => plan.mints.clear(),
+            // Junk only when something was required (mints of a move; early ones are optional); otherwise
+            // this proposer has nothing to attack with.
+            Some(Junk::OmitMints) if anchor != prev && !plan.mints.is_empty() => plan.mints.clear(),
             Some(Junk::OmitMints) => return Ok(None),
             Some(Junk::FakeMint) => {
                 let mut fake = [0u8; 32];
@@ -590,7 +624,17 @@ impl World {
         };
         txs.retain(|t| !plan.supersedes(t));
         block_txs.append(&mut txs);
-        let selection = ledger::select_txs(&self.chain, &state, self.mempool.clone()).map_err(|e| self.state_err(e))?;
+        let mut selection =
+            ledger::select_txs(&self.chain, &state, self.mempool.clone()).map_err(|e| self.state_err(e))?;
+        // As the node does: user transactions fill what the peg and the pool left, in count and bytes.
+        let max_bytes = self.chain.params().block_max_bytes as usize;
+        let mut bytes = ledger::txs_encoded_len(&block_txs);
+        let fit = selection.txs.iter().take_while(|t| {
+            bytes += t.encoded_len();
+            bytes <= max_bytes
+        });
+        let fit = fit.count().min((BLOCK_MAX_TXS as usize).saturating_sub(block_txs.len()));
+        selection.txs.truncate(fit);
         block_txs.extend(selection.txs);
         let template = BlockTemplate {
             height,
@@ -809,7 +853,11 @@ impl World {
                 None => wallet.script_pubkey(),
                 Some(r) => self.deposit_script(&r),
             };
-            if h > meta.btc_anchor.height.get() {
+            // Above the anchor only when minted early, in the block the peg cursor pins.
+            let cursor = ledger::peg_cursor(&state).map_err(|e| self.state_err(e))?;
+            let best = from_peg((h, self.btc.blocks[h as usize].hash));
+            let early = cursor.is_some_and(|c| c.btc_block == u.btc_block && best == u.btc_block);
+            if h > meta.btc_anchor.height.get() && !early {
                 return Err(fail("above the anchor"));
             }
             if out.script_pubkey != script {

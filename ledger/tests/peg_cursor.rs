@@ -1,0 +1,264 @@
+//! Peg liveness when one BTC block pays the federation more outputs than one sidechain block holds: its
+//! items go in early (before the anchor moves to it), pinned to one block by the peg cursor, until the
+//! move's plan fits (see `ledger::peg_cursor`).
+
+use bitcoin::Amount;
+use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
+use sidechain_ledger::testkit::{self, user_key};
+use sidechain_ledger::{
+    build_block, execute_block, peg_cursor, plan_early_peg_txs, plan_peg_txs, txs_encoded_len, BlockError,
+    BlockTemplate, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx, PegCursor, PegPlan,
+    StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+};
+
+const MAX_TXS: u32 = 5;
+
+fn small_blocks() -> (Chain, MemStore) {
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(1_000_000));
+    g.params.block_max_txs = MAX_TXS;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    (chain, store)
+}
+
+fn anchor(h: u32) -> BtcAnchor {
+    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+}
+
+fn other(h: u32) -> BtcAnchor {
+    BtcAnchor { height: BtcHeight(h), hash: Hash32([0xee; 32]) }
+}
+
+fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<Tx>) -> Result<(), BlockError> {
+    let template = BlockTemplate {
+        height: Height(h),
+        prev_hash: Hash32([h as u8; 32]),
+        time_ms: chain.genesis().genesis_time_ms + h * 1000,
+        proposer: ValidatorIndex(0),
+        btc_anchor: at,
+        last_commit_hash: Hash32::ZERO,
+    };
+    let (block, outcome) = build_block(chain, store, template, txs)?;
+    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
+    store.apply(&outcome.write_set);
+    Ok(())
+}
+
+fn tx_error(r: Result<(), BlockError>) -> TxError {
+    match r {
+        Err(BlockError::InvalidTx { source, .. }) => source,
+        other => panic!("expected an invalid transaction, got {other:?}"),
+    }
+}
+
+/// Output `i` of BTC block `block`: dust (below the minimum, still recorded and held) or a real deposit.
+fn output(i: u32, block: BtcAnchor, recipient: AccountId) -> MintTx {
+    let sats = if i.is_multiple_of(2) { 294 } else { 60_000 };
+    MintTx {
+        outpoint: BtcOutPoint { txid: Hash32([0x70; 32]), vout: i },
+        recipient,
+        amount: Amount::from_sat(sats),
+        btc_block: block,
+        epoch: 0,
+        kind: MintKind::Deposit,
+        coinbase: false,
+    }
+}
+
+/// User 1 registers at height 1 (anchor 1); BTC block 2 then pays its deposit address `n` outputs.
+fn flooded(n: u32) -> (Chain, MemStore, BtcBlockFacts) {
+    let (chain, mut store) = small_blocks();
+    let k = user_key(1);
+    let fee = chain.params().registration_fee;
+    let reg =
+        UserTx { signer: k.public(), nonce: 0, fee, kind: UserTxKind::RegisterDeposit }.sign(&k, chain.genesis_hash());
+    try_commit(&chain, &mut store, 1, anchor(1), vec![reg.into()]).unwrap();
+    let me = k.public().account_id();
+    let facts =
+        BtcBlockFacts { block: anchor(2), outputs: (0..n).map(|i| output(i, anchor(2), me)).collect(), txids: vec![] };
+    (chain, store, facts)
+}
+
+/// What an honest proposer does at `h`: the move if its plan fits, else a prefix of the early plan.
+fn honest_block(chain: &Chain, store: &MemStore, h: u64, facts: &BtcBlockFacts) -> (BtcAnchor, PegPlan) {
+    let state = store.snapshot(h - 1);
+    let bytes = chain.params().block_max_bytes as usize - txs_encoded_len(&[]);
+    let moving = plan_peg_txs(chain, &state, Height(h), facts.block, std::slice::from_ref(facts), &[]).unwrap();
+    if moving.len() <= MAX_TXS as usize && moving.encoded_len() <= bytes {
+        return (facts.block, moving);
+    }
+    let early = plan_early_peg_txs(chain, &state, Height(h), facts).unwrap();
+    (state.chain_meta().unwrap().unwrap().btc_anchor, early.prefix(MAX_TXS as usize, bytes))
+}
+
+#[test]
+fn a_btc_block_with_three_blocks_worth_of_outputs_is_minted_across_blocks_then_anchored() {
+    let n = 3 * MAX_TXS;
+    let (chain, mut store, facts) = flooded(n);
+    let state = store.snapshot(1);
+    let all = plan_peg_txs(&chain, &state, Height(2), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    assert_eq!(all.mints.len(), n as usize, "every output is required, dust included");
+    assert!(matches!(
+        try_commit(&chain, &mut store.clone(), 2, anchor(2), all.txs()),
+        Err(BlockError::TooManyTxs { .. })
+    ));
+
+    // Within ceil(n / room) + 1 heights the anchor reaches block 2.
+    let mut h = 2;
+    let bound = (n / MAX_TXS) as u64 + 2;
+    loop {
+        let (at, plan) = honest_block(&chain, &store, h, &facts);
+        assert!(!plan.is_empty(), "height {h}: every block carries peg items");
+        try_commit(&chain, &mut store, h, at, plan.txs()).unwrap();
+        let s = store.snapshot(h);
+        if at == anchor(2) {
+            assert_eq!(peg_cursor(&s).unwrap(), None, "the anchor reached the cursor: cleared");
+            break;
+        }
+        assert_eq!(peg_cursor(&s).unwrap(), Some(PegCursor { btc_block: anchor(2) }));
+        h += 1;
+        assert!(h <= 1 + bound, "the anchor is still at 1 after {bound} blocks");
+    }
+
+    // Every output recorded exactly once, the held BTC is the sum of them all, the reserve holds.
+    let s = store.snapshot(h);
+    for m in &facts.outputs {
+        let rec = s.get_pegin(&m.outpoint).unwrap().expect("recorded");
+        assert_eq!(rec.amount, m.amount);
+    }
+    let t = s.peg_totals().unwrap();
+    assert_eq!(t.deposits, u64::from(n));
+    assert_eq!(t.btc_held, facts.outputs.iter().map(|m| m.amount).sum::<Amount>());
+    assert!(t.supply <= t.btc_held + chain.genesis_supply());
+    // Nothing of block 2 is required again.
+    let again = plan_peg_txs(&chain, &s, Height(h + 1), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    assert!(again.is_empty());
+}
+
+#[test]
+fn early_items_pin_one_block_and_the_anchor_may_move_only_to_it() {
+    let (chain, mut store, facts) = flooded(4);
+    let me = user_key(1).public().account_id();
+    // Two above the anchor is never early.
+    let far = output(9, anchor(3), me);
+    assert!(matches!(
+        tx_error(try_commit(&chain, &mut store.clone(), 2, anchor(1), vec![Tx::Mint(far)])),
+        TxError::MintAboveAnchor { .. }
+    ));
+    // The first early mint sets the cursor.
+    try_commit(&chain, &mut store, 2, anchor(1), vec![Tx::Mint(facts.outputs[0].clone())]).unwrap();
+    assert_eq!(peg_cursor(&store.snapshot(2)).unwrap(), Some(PegCursor { btc_block: anchor(2) }));
+    // An early mint of another block at that height: refused.
+    let forked = output(7, other(2), me);
+    assert!(matches!(
+        tx_error(try_commit(&chain, &mut store.clone(), 3, anchor(1), vec![Tx::Mint(forked)])),
+        TxError::EarlyItemOffCursor { .. }
+    ));
+    // The same output again: already minted (so a move's plan leaves it out).
+    assert!(matches!(
+        tx_error(try_commit(&chain, &mut store.clone(), 3, anchor(1), vec![Tx::Mint(facts.outputs[0].clone())])),
+        TxError::AlreadyMinted { .. }
+    ));
+    // The anchor may not reach that height with another block, nor jump past it.
+    let r = try_commit(&chain, &mut store.clone(), 3, other(2), vec![]);
+    assert!(matches!(r, Err(BlockError::AnchorOffCursor { .. })), "{r:?}");
+    let r = try_commit(&chain, &mut store.clone(), 3, anchor(3), vec![]);
+    assert!(matches!(r, Err(BlockError::AnchorOffCursor { .. })), "{r:?}");
+    // The plan of the early plan and of the move leave out what went in early.
+    let s = store.snapshot(2);
+    let early = plan_early_peg_txs(&chain, &s, Height(3), &facts).unwrap();
+    assert_eq!(early.mints, facts.outputs[1..].to_vec());
+    let off = BtcBlockFacts { block: other(2), ..facts.clone() };
+    assert!(plan_early_peg_txs(&chain, &s, Height(3), &off).unwrap().is_empty(), "another block: nothing early");
+    let moving = plan_peg_txs(&chain, &s, Height(3), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    assert_eq!(moving.mints, facts.outputs[1..].to_vec());
+    try_commit(&chain, &mut store, 3, anchor(2), moving.txs()).unwrap();
+    assert_eq!(peg_cursor(&store.snapshot(3)).unwrap(), None);
+}
+
+#[test]
+fn a_halt_clears_the_cursor() {
+    let (chain, mut store, facts) = flooded(2);
+    try_commit(&chain, &mut store, 2, anchor(1), vec![Tx::Mint(facts.outputs[0].clone())]).unwrap();
+    let report = |v: u32, h: u64| -> Tx {
+        ValidatorTx {
+            validator: ValidatorIndex(v as u16),
+            height: Height(h),
+            kind: ValidatorTxKind::ReportReorg { anchor: anchor(1) },
+        }
+        .sign(&testkit::validator_key(v), chain.genesis_hash())
+        .into()
+    };
+    try_commit(&chain, &mut store, 3, anchor(1), vec![report(0, 3), report(1, 3)]).unwrap();
+    let s = store.snapshot(3);
+    assert!(sidechain_ledger::peg_halt(&s).unwrap().is_halted());
+    assert_eq!(peg_cursor(&s).unwrap(), None);
+    // Halted: nothing early either.
+    assert!(matches!(
+        tx_error(try_commit(&chain, &mut store.clone(), 4, anchor(1), vec![Tx::Mint(facts.outputs[1].clone())])),
+        TxError::PegHalted
+    ));
+    assert!(plan_early_peg_txs(&chain, &s, Height(4), &facts).unwrap().is_empty());
+}
+
+#[test]
+fn a_plan_prefix_counts_transactions_and_bytes() {
+    let (chain, store, facts) = flooded(10);
+    let plan = plan_early_peg_txs(&chain, &store.snapshot(1), Height(2), &facts).unwrap();
+    assert_eq!(plan.len(), 10);
+    let one = plan.prefix(1, usize::MAX).encoded_len();
+    assert_eq!(plan.prefix(4, usize::MAX).mints, facts.outputs[..4].to_vec());
+    // Room for 10 transactions but the bytes of only 3.
+    assert_eq!(plan.prefix(10, 3 * one + one / 2).mints, facts.outputs[..3].to_vec());
+    assert!(plan.prefix(10, one - 1).is_empty());
+}
+
+#[test]
+fn an_early_settlement_frees_the_batch_and_its_change_waits_for_the_anchor() {
+    use bitcoin::{ScriptBuf, WPubkeyHash};
+    use sidechain_ledger::batching::{batch, batch_index};
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(1_000_000));
+    g.params.pegout_enabled = true;
+    g.params.pegout_interval = 2;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    let script = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 20])));
+    let pegout = |user: u32| -> Tx {
+        let fee = sidechain_ledger::pegout::required_pegout_fee(&chain, &script);
+        let kind = UserTxKind::PegOut { btc_script_pubkey: script.to_bytes(), amount: Amount::from_sat(50_000) };
+        let k = user_key(user);
+        UserTx { signer: k.public(), nonce: 0, fee, kind }.sign(&k, chain.genesis_hash()).into()
+    };
+    let funding = MintTx { btc_block: anchor(1), ..output(1, anchor(1), user_key(9).public().account_id()) };
+    let funding = MintTx { amount: Amount::from_sat(400_000), ..funding };
+    try_commit(&chain, &mut store, 1, anchor(1), vec![Tx::Mint(funding), pegout(0)]).unwrap();
+    try_commit(&chain, &mut store, 2, anchor(1), vec![]).unwrap();
+    let b = batch(&store.snapshot(2), 0).unwrap().expect("batch 0");
+    // BTC block 2 confirms it: its settlement goes in early, before the anchor moves there.
+    let facts = BtcBlockFacts { block: anchor(2), outputs: vec![], txids: vec![b.txid] };
+    let early = plan_early_peg_txs(&chain, &store.snapshot(2), Height(3), &facts).unwrap();
+    assert_eq!(early.settles.len(), 1);
+    // User 1 burns too, and tops up the fee pool so that only the coin can hold the next batch back.
+    let top_up = testkit::transfer(
+        &chain,
+        &user_key(1),
+        1,
+        sidechain_ledger::fee_pool_id(),
+        Amount::from_sat(100_000),
+        chain.params().min_fee,
+    );
+    try_commit(&chain, &mut store, 3, anchor(1), [early.txs(), vec![pegout(1), top_up.into()]].concat()).unwrap();
+    let s = store.snapshot(3);
+    assert!(batch_index(&s).unwrap().in_flight.is_empty(), "settled early");
+    assert_eq!(peg_cursor(&s).unwrap(), Some(PegCursor { btc_block: anchor(2) }));
+    // The move to block 2 requires nothing more.
+    assert!(plan_peg_txs(&chain, &s, Height(4), anchor(2), std::slice::from_ref(&facts), &[]).unwrap().is_empty());
+    // The change (in block 2) is the only coin: no batch spends it while the anchor is below it.
+    try_commit(&chain, &mut store, 4, anchor(1), vec![]).unwrap();
+    assert_eq!(batch_index(&store.snapshot(4)).unwrap().next_id, 1, "no batch of a coin above the anchor");
+    try_commit(&chain, &mut store, 5, anchor(2), vec![]).unwrap();
+    try_commit(&chain, &mut store, 6, anchor(2), vec![]).unwrap();
+    assert_eq!(batch_index(&store.snapshot(6)).unwrap().in_flight, vec![1], "batched once anchored");
+}
