@@ -17,6 +17,7 @@ pub mod batching;
 pub mod block;
 pub mod bumping;
 pub mod codec;
+pub mod economic;
 pub mod execute;
 pub mod federation;
 pub mod fee_rate;
