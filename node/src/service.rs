@@ -385,7 +385,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         claims,
         claim_store: ClaimStore::new(ClaimLimits::default()),
         sync_limiter: RequestLimiter::new(crate::sync_serve::BURST, crate::sync_serve::PER_SEC),
-        serving: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::sync_serve::MAX_SERVING)),
+        serving: crate::sync_serve::SyncServer::new(),
         flood_batches: 0,
         pending_value: None,
         tip_committed_at: Instant::now(),
@@ -460,8 +460,8 @@ pub struct Service {
     claim_store: ClaimStore,
     /// Sync requests allowed per peer (see [`crate::sync_serve`]).
     sync_limiter: RequestLimiter<PeerId>,
-    /// Sync answers being read off the loop (at most [`crate::sync_serve::MAX_SERVING`]).
-    serving: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Sync answers being read off the loop (at most [`crate::sync_serve::MAX_SERVING`], fairly shared).
+    serving: crate::sync_serve::SyncServer<PeerId>,
     /// Test-only: junk proposals sent so far (`[fault] flood_proposals`), to make each batch new content.
     flood_batches: u64,
     /// The anchor an operator asked this validator to vote to resume the halted peg from.
@@ -1499,6 +1499,7 @@ impl Service {
                 self.peers.remove(&peer);
                 self.peer_heights.remove(&peer);
                 self.sync_limiter.forget(&peer);
+                self.serving.forget(&peer);
                 Ok(())
             }
             NetEvent::Request { peer, data, respond } => {
@@ -1660,34 +1661,10 @@ impl Service {
                 return;
             }
         }
-        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
-            debug!(%peer, "serving as many sync answers as allowed: refused");
-            let _ = respond.send(wire::encode(&Response::Busy));
-            return;
-        };
-        // Committed blocks never change: what is at or below this tip can be read while the loop goes on.
-        let (store, tip) = (self.chain.store().clone(), self.chain.tip());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let answer = match req {
-                Request::GetBlocks { from, max } => {
-                    crate::sync_serve::read_blocks(&store, from, tip, max.min(MAX_BLOCKS_PER_RESPONSE))
-                        .map(Response::Blocks)
-                }
-                Request::GetBlock { hash } => store.height_of(&hash).and_then(|h| match h {
-                    Some(h) if h <= tip => crate::sync_serve::read_blocks(&store, h, h, 1)
-                        .map(|mut b| Response::Block(b.pop().map(|(fb, _)| Box::new(fb)))),
-                    _ => Ok(Response::Block(None)),
-                }),
-            };
-            match answer {
-                Ok(answer) => {
-                    let _ = respond.send(wire::encode(&answer));
-                }
-                // The loop meets the same store on its next write and stops there; the asker just times out.
-                Err(e) => error!(%peer, error = %e, "cannot read blocks to serve"),
-            }
-        });
+        // Committed blocks never change: what is at or below this tip can be read while the loop goes on,
+        // on a blocking thread, with slots shared fairly between peers (see `crate::sync_serve`).
+        let job = crate::sync_serve::answer_job(self.chain.store().clone(), self.chain.tip(), req, respond);
+        self.serving.submit(peer, job);
     }
 
     /// Test-only Byzantine flood (`[fault] flood_proposals`): junk proposals for our slots at the height
