@@ -1597,7 +1597,11 @@ impl Service {
                 if self.outside_height_window(h, &msg_id, source) {
                     return Ok(());
                 }
-                let set = self.chain.validators_at(h).unwrap_or(self.chain.validators());
+                // Judged only against the set in force at its own height (tip + 1 or tip + 2), never another.
+                let Some(set) = self.chain.validators_at(h) else {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    return Ok(());
+                };
                 if let Err(e) = proposal.verify(set, &genesis) {
                     let verdict = if h > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "proposal rejected");
@@ -1607,6 +1611,10 @@ impl Service {
                 let p = &proposal.proposal;
                 let expected = set.proposer(h, p.round);
                 let window = Window { height: self.chain.tip().next(), round: self.core.round() };
+                // Old rounds go (a long stall must not grow the store), but never a value consensus needs.
+                let needed = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value);
+                let keep: Vec<Hash32> = needed.chain(self.pending_decision.as_ref().map(|d| d.0)).collect();
+                self.proposals.prune_rounds(window, &keep);
                 let slot = Slot { height: h, round: p.round, proposer: p.proposer };
                 // Kept per (height, round, proposer), so a flood by one validator cannot crowd out another's
                 // block; what is not kept is not handed to the core either (it could never judge it).
@@ -1676,16 +1684,14 @@ impl Service {
         self.flood_batches += 1;
         let next = self.chain.tip().next();
         let genesis = *self.chain.chain().genesis_hash();
-        let junk = crate::fault::junk_proposals(
-            &template,
-            &self.cfg.keys.consensus,
-            &genesis,
-            me,
-            self.chain.validators(),
-            &[next, next.next()],
-            self.flood_batches,
-            64,
-        );
+        // Each height's slots by the set in force there (a change may take effect at the height after next).
+        let mut junk = Vec::new();
+        for h in [next, next.next()] {
+            let Some(set) = self.chain.validators_at(h) else { continue };
+            let me = set.index_of(&self.cfg.keys.consensus_public()).unwrap_or(me);
+            let key = &self.cfg.keys.consensus;
+            junk.extend(crate::fault::junk_proposals(&template, key, &genesis, me, set, &[h], self.flood_batches, 32));
+        }
         warn!(height = %next, proposals = junk.len(), "FAULT: flooding junk proposals");
         for (proposal, block) in junk {
             self.spawn_publish(TOPIC_CONSENSUS, Gossip::Proposal { proposal, block: Box::new(block) });
