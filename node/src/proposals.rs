@@ -13,10 +13,12 @@
 //! A long stall (rounds climbing for hours) must not grow the store with the round either: only rounds
 //! from [`ROUND_KEEP_BEHIND`] below ours are kept ([`ProposalStore::prune_rounds`], run on every admission):
 //! older slots and their blocks go, except the values consensus still needs (its locked and valid values,
-//! a decided value), which the caller names. Our own proposals (kept without a slot) age out the same way.
+//! a decided value), which the caller names. Our own proposals (kept without a slot) are bounded by count,
+//! [`MAX_UNSLOTTED`].
 //!
 //! Invariant owned here: what gossip can make this store hold is bounded by
-//! `PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1)` blocks for the height being decided and
+//! `PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1)` blocks for the height being decided (plus
+//! [`MAX_UNSLOTTED`] of our own and the values named to keep) and
 //! `PER_SLOT * (ROUND_LOOKAHEAD + 1)` for the next, whoever sends what and however long the height stalls.
 
 use crate::chain::FullBlock;
@@ -31,6 +33,9 @@ pub const ROUND_LOOKAHEAD: u32 = 8;
 /// complete a polka others saw; values older than this that matter are the locked and valid ones, which the
 /// caller keeps by name).
 pub const ROUND_KEEP_BEHIND: u32 = 4;
+
+/// Blocks kept without a slot (our own proposals, decided blocks), at most: the latest ones.
+pub const MAX_UNSLOTTED: usize = 8;
 
 /// Distinct blocks kept per `(height, round, proposer)`: one, and a second as equivocation evidence.
 pub const PER_SLOT: usize = 2;
@@ -159,10 +164,8 @@ pub enum Admitted {
 pub struct ProposalStore {
     blocks: HashMap<Hash32, FullBlock>,
     slots: HashMap<Slot, Vec<Hash32>>,
-    /// Blocks kept without a slot (ours, decided ones), with the window they arrived in.
-    unslotted: HashMap<Hash32, Window>,
-    /// The latest window seen (by admission or pruning).
-    window: Option<Window>,
+    /// Blocks kept without a slot (ours, decided ones), oldest first, at most [`MAX_UNSLOTTED`].
+    unslotted: std::collections::VecDeque<Hash32>,
 }
 
 impl ProposalStore {
@@ -218,35 +221,38 @@ impl ProposalStore {
     /// Keeps a block that needs no admission: our own proposal, or the block a certificate decided.
     /// Dropped, like every other, when its height commits.
     pub fn insert(&mut self, hash: Hash32, block: FullBlock) {
-        if let Some(w) = self.window {
-            self.unslotted.insert(hash, w);
-        }
+        self.unslotted.retain(|h| *h != hash);
+        self.unslotted.push_back(hash);
         self.blocks.insert(hash, block);
+        while self.unslotted.len() > MAX_UNSLOTTED {
+            let Some(old) = self.unslotted.pop_front() else { break };
+            if !self.slots.values().any(|held| held.contains(&old)) {
+                self.blocks.remove(&old);
+            }
+        }
     }
 
-    /// Forgets the slots of the height being decided more than [`ROUND_KEEP_BEHIND`] rounds below ours,
-    /// our own blocks from that long ago, and every block no kept slot holds, except `keep` (the values
-    /// consensus still needs: locked, valid, decided). Blocks of other heights are left to
-    /// [`Self::prune_committed`].
+    /// Forgets the slots of the height being decided more than [`ROUND_KEEP_BEHIND`] rounds below ours and
+    /// the blocks only they held, except `keep` (the values consensus still needs: locked, valid, decided).
+    /// Blocks of other heights are left to [`Self::prune_committed`]; blocks kept without a slot (ours,
+    /// decided ones) are bounded by [`MAX_UNSLOTTED`] instead (a value we re-propose moves to the back).
     pub fn prune_rounds(&mut self, window: Window, keep: &[Hash32]) {
-        self.window = Some(window);
         let min = window.min_round(window.height);
         let old = |slot: &Slot| slot.height == window.height && slot.round.get() < min;
-        if !self.slots.keys().any(old)
-            && !self.unslotted.values().any(|w| w.height == window.height && w.round.get() < min)
-        {
+        let dropped: Vec<Hash32> =
+            self.slots.iter().filter(|(slot, _)| old(slot)).flat_map(|(_, held)| held.iter().copied()).collect();
+        if dropped.is_empty() {
             return;
         }
         self.slots.retain(|slot, _| !old(slot));
-        self.unslotted.retain(|hash, w| !(w.height == window.height && w.round.get() < min) || keep.contains(hash));
-        let slotted: std::collections::HashSet<Hash32> = self.slots.values().flatten().copied().collect();
-        let unslotted = &self.unslotted;
-        self.blocks.retain(|hash, fb| {
-            fb.height() != window.height
-                || slotted.contains(hash)
-                || unslotted.contains_key(hash)
-                || keep.contains(hash)
-        });
+        for hash in dropped {
+            let still_needed = keep.contains(&hash)
+                || self.unslotted.contains(&hash)
+                || self.slots.values().any(|held| held.contains(&hash));
+            if !still_needed {
+                self.blocks.remove(&hash);
+            }
+        }
     }
 
     /// The block with this hash, if held.
@@ -274,7 +280,7 @@ impl ProposalStore {
         self.blocks.retain(|_, fb| fb.height() > tip);
         self.slots.retain(|slot, _| slot.height > tip);
         let blocks = &self.blocks;
-        self.unslotted.retain(|hash, _| blocks.contains_key(hash));
+        self.unslotted.retain(|hash| blocks.contains_key(hash));
     }
 }
 
@@ -371,9 +377,11 @@ mod tests {
             }
             bound = bound.max(store.len());
         }
-        let limit = PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1) as usize + 2;
+        let limit = PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1) as usize + MAX_UNSLOTTED + 1;
         assert!(bound <= limit, "held {bound} blocks, more than {limit}");
         assert!(store.contains_key(&locked.hash()), "the locked value is kept");
+        assert!(!store.contains_key(&block(10, 50_000).hash()), "our own early proposal aged out");
+        assert!(store.contains_key(&block(10, 50_000 + 4_996).hash()), "our latest proposal is kept");
         assert!(!store.contains_key(&block(10, 10_100).hash()), "round 100's proposal is gone");
         let w = Window { height: Height(10), round: Round(4_999) };
         assert!(matches!(
