@@ -534,9 +534,14 @@ impl<S: StateReader> Overlay<'_, S> {
         let epoch = federation.in_force();
         let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
         let (_, candidates) = self.spendable_candidates(anchor)?;
-        let candidates: Vec<peg::BatchInput> =
-            candidates.into_iter().filter(|c| c.epoch == epoch.epoch).map(|c| c.input).collect();
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
+        // Economic coins only (see `crate::economic`): dust would only raise the fee it is meant to cover.
+        let cost = crate::economic::input_cost(&wallet, rate).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let candidates: Vec<peg::BatchInput> =
+            crate::economic::by_value(candidates.into_iter().filter(|c| c.epoch == epoch.epoch), cost)
+                .into_iter()
+                .map(|c| c.input)
+                .collect();
         let plan = match peg::plan_batch(
             &wallet,
             chain.genesis_hash().0,

@@ -81,9 +81,15 @@ impl<S: StateReader> Overlay<'_, S> {
         };
         let (spendable, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
         // Only coins of the batch's own wallet: one key set signs every input.
-        let candidates: Vec<peg::BatchInput> =
-            candidates.into_iter().filter(|c| c.epoch == record.epoch).map(|c| c.input).collect();
         let agreed = crate::fee_rate::agreed_fee_rate(chain, self)?;
+        // Economic coins only (see `crate::economic`), priced at the agreed rate.
+        let cost = crate::economic::input_cost(&fed, crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?)
+            .map_err(|e| TxError::Wallet(e.to_string()))?;
+        let candidates: Vec<peg::BatchInput> =
+            crate::economic::by_value(candidates.into_iter().filter(|c| c.epoch == record.epoch), cost)
+                .into_iter()
+                .map(|c| c.input)
+                .collect();
         let increment = bitcoin::FeeRate::from_sat_per_vb(INCREMENTAL_RELAY_SAT_VB).unwrap_or(bitcoin::FeeRate::ZERO);
         let build = |sat_per_vb: u64| {
             let rate = bitcoin::FeeRate::from_sat_per_vb(sat_per_vb).unwrap_or(bitcoin::FeeRate::ZERO);

@@ -18,6 +18,7 @@ pub mod block;
 pub mod breaker;
 pub mod bumping;
 pub mod codec;
+pub mod economic;
 pub mod execute;
 pub mod federation;
 pub mod fee_rate;

@@ -11,7 +11,8 @@
 //!
 //! Built at `pegout_interval` heights after the payout batch (which may already spend some of the same
 //! coins), from state alone, so every node records the same batches. At most one sweep per epoch per
-//! interval, at most `max_inputs` coins each. The fee pool pays each sweep's fee as it pays a payout
+//! interval, at most `max_inputs` coins each, the economic ones only, largest first ([`crate::economic`]):
+//! dust never blocks a sweep. The fee pool pays each sweep's fee as it pays a payout
 //! batch's (into `unpaid_burns`, so the reserve promise holds at every height); when it cannot, the sweep
 //! waits for the next interval.
 
@@ -53,7 +54,7 @@ impl<S: StateReader> Overlay<'_, S> {
         self.sweep(chain, meta, &in_force, &in_force, &aging, BatchKind::Refresh, &target, limits)
     }
 
-    /// Sweeps up to `max_inputs` of `coins` (oldest confirmation first) of `epoch` to `target`.
+    /// Sweeps up to `max_inputs` of the economic `coins` of `epoch` (largest first) to `target`.
     #[allow(clippy::too_many_arguments)]
     fn sweep(
         &mut self,
@@ -69,14 +70,20 @@ impl<S: StateReader> Overlay<'_, S> {
         if coins.is_empty() {
             return Ok(());
         }
-        let mut coins = coins.to_vec();
-        coins.sort_by_key(|c| (c.confirmed_at, c.input.outpoint));
-        coins.truncate(limits.max_inputs);
-        let inputs: Vec<peg::BatchInput> = coins.iter().map(|c| c.input).collect();
         let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
-        // Coins too small to pay their own way stay where they are (deterministically): dust is not worth
-        // a fee, and the emergency keys can still reach it.
+        // Only coins worth their input, largest first (see `crate::economic`): dust an attacker paid to our
+        // addresses stays where it is (held, and reported as uneconomic) and never takes a real coin's place
+        // under the input cap. What is left out now is taken at a later interval.
+        let cost = crate::economic::input_cost(&wallet, rate).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let mut coins = crate::economic::by_value(coins.iter().copied(), cost);
+        coins.truncate(limits.max_inputs);
+        if coins.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<peg::BatchInput> = coins.iter().map(|c| c.input).collect();
+        // Economic coins that together still cannot pay the transaction's fixed part and a non-dust output
+        // wait too (deterministically, for a lower rate or more coins).
         let Ok(plan) = peg::plan_sweep(&wallet, chain.genesis_hash().0, &inputs, rate, limits, target) else {
             return Ok(());
         };
@@ -84,3 +91,6 @@ impl<S: StateReader> Overlay<'_, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

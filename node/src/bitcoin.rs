@@ -17,12 +17,15 @@
 //! (every indexed block links to the one below it, so checking the tip against bitcoind's best chain checks
 //! them all) and does bounded work per [`DepositIndex::sync`]. Scans depend on the registrations at scan
 //! time: when a deposit script is registered, the caller calls [`DepositIndex::rescan_from`] with the first
-//! height not yet covered by the anchor, and the next sync rescans those blocks with the new registrations.
+//! height not yet covered by the anchor, which rescans those blocks in place with the new registrations.
+//! The index keeps each block's transactions (without witnesses, which neither scans nor txids read) for
+//! that, so a rescan costs no bitcoind call: registrations arriving in every block (anyone can register)
+//! must not make the follower fetch the whole window again at every poll and keep its snapshot stale.
 
 use ::bitcoin::{Block, BlockHash};
 use bitcoincore_rpc::jsonrpc;
 use bitcoincore_rpc::RpcApi;
-use peg::{scan_block, BitcoinView, BlockScan, Deposit, DepositLookup};
+use peg::{BitcoinView, BlockScan, Deposit, DepositLookup};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -331,6 +334,8 @@ pub struct DepositIndex {
     start: u32,
     max_blocks_per_sync: u32,
     blocks: BTreeMap<u32, IndexedBlock>,
+    /// Each indexed block's transactions, witnesses stripped: what [`Self::rescan_from`] scans again.
+    txs: BTreeMap<u32, Arc<Vec<::bitcoin::Transaction>>>,
 }
 
 impl DepositIndex {
@@ -339,7 +344,12 @@ impl DepositIndex {
 
     /// An empty index that will cover heights from `start` (e.g. the genesis anchor's height) up.
     pub fn new(start: u32) -> Self {
-        DepositIndex { start, max_blocks_per_sync: Self::DEFAULT_MAX_BLOCKS_PER_SYNC, blocks: BTreeMap::new() }
+        DepositIndex {
+            start,
+            max_blocks_per_sync: Self::DEFAULT_MAX_BLOCKS_PER_SYNC,
+            blocks: BTreeMap::new(),
+            txs: BTreeMap::new(),
+        }
     }
 
     /// Sets the bound on blocks fetched per sync (at least 1).
@@ -396,16 +406,33 @@ impl DepositIndex {
                     continue;
                 }
             }
-            let scan = scan_block(&block, height, registered);
-            if !scan.deposits.is_empty() {
-                tracing::debug!(height, %hash, deposits = scan.deposits.len(), "deposits found");
-            }
-            let txids = block.txdata.iter().map(|t| t.compute_txid()).collect();
-            self.blocks.insert(height, IndexedBlock { hash, scan, txids });
+            self.insert(height, hash, block.txdata, registered);
             report.scanned += 1;
         }
         report.tip = self.tip();
         Ok(report)
+    }
+
+    /// Indexes block `hash` at `height` with its transactions `txdata`, scanned with `registered`.
+    pub fn insert(
+        &mut self,
+        height: u32,
+        hash: BlockHash,
+        mut txdata: Vec<::bitcoin::Transaction>,
+        registered: &impl DepositLookup,
+    ) {
+        for tx in &mut txdata {
+            for input in &mut tx.input {
+                input.witness.clear();
+            }
+        }
+        let scan = peg::scan_transactions(&txdata, hash, height, registered);
+        if !scan.deposits.is_empty() {
+            tracing::debug!(height, %hash, deposits = scan.deposits.len(), "deposits found");
+        }
+        let txids = txdata.iter().map(|t| t.compute_txid()).collect();
+        self.blocks.insert(height, IndexedBlock { hash, scan, txids });
+        self.txs.insert(height, Arc::new(txdata));
     }
 
     /// Drops indexed blocks no longer in bitcoind's best chain; returns how many.
@@ -416,6 +443,7 @@ impl DepositIndex {
                 Ok(ours) if ours == hash => break,
                 Ok(_) | Err(BitcoinError::NoBlockAtHeight { .. }) => {
                     self.blocks.remove(&height);
+                    self.txs.remove(&height);
                     rewound += 1;
                 }
                 Err(e) => return Err(e),
@@ -427,18 +455,34 @@ impl DepositIndex {
         Ok(rewound)
     }
 
-    /// Forgets every indexed block at `height` and above, so the next [`Self::sync`] rescans them with the
-    /// registrations then current. Call it when a deposit script is registered, with the first height above
-    /// the current anchor: deposits in blocks the anchor has not yet covered are then minted as usual (older
-    /// ones are claimed with `claimpegin`). Returns how many blocks were forgotten.
-    pub fn rescan_from(&mut self, height: u32) -> u32 {
-        let forgotten = self.blocks.split_off(&height);
-        u32::try_from(forgotten.len()).unwrap_or(u32::MAX)
+    /// Scans every indexed block at `height` and above again with `registered`, in place, from the
+    /// transactions kept (no bitcoind call). Call it when a deposit script is registered, with the first
+    /// height above the current anchor: deposits in blocks the anchor has not yet covered are then minted as
+    /// usual (older ones are claimed with `claimpegin`). Returns how many blocks were rescanned.
+    pub fn rescan_from(&mut self, height: u32, registered: &impl DepositLookup) -> u32 {
+        let mut rescanned = 0u32;
+        let mut lost = None;
+        for (h, block) in self.blocks.range_mut(height..) {
+            let Some(txs) = self.txs.get(h) else {
+                // Every indexed block keeps its transactions (`insert`): not reached. Were it, forgetting
+                // the block from there on makes the next sync fetch and scan it afresh.
+                lost = Some(*h);
+                break;
+            };
+            block.scan = peg::scan_transactions(txs, block.hash, *h, registered);
+            rescanned = rescanned.saturating_add(1);
+        }
+        if let Some(h) = lost {
+            self.blocks.split_off(&h);
+            self.txs.split_off(&h);
+        }
+        rescanned
     }
 
     /// Drops indexed blocks below `height` (those the anchor has long passed), to bound memory.
     pub fn prune_below(&mut self, height: u32) {
         self.blocks = self.blocks.split_off(&height);
+        self.txs = self.txs.split_off(&height);
         self.start = self.start.max(height);
     }
 

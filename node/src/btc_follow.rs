@@ -77,76 +77,75 @@ pub struct FollowConfig {
 
 /// Polls `client` every `cfg.interval` (or at once when the anchor or the registry changes) and publishes
 /// a snapshot: best height, the hashes the anchor rule needs, and the deposit index above the anchor.
+///
+/// Bounded work before each publish, so registrations and claims (which anyone can send) cannot keep the
+/// snapshot stale and make the validator vote nil on anchor moves for lack of facts: a registry change
+/// rescans the window in place (no bitcoind call, see [`DepositIndex::rescan_from`]); the snapshot is
+/// published as soon as the chain is read, with the claim verdicts known so far; only then are claims
+/// checked, at most [`NEW_CLAIMS_PER_POLL`] new ones within [`CLAIMS_TIME_BUDGET`], and the snapshot
+/// published again with their verdicts.
 pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver<BtcSnapshot> {
     let (tx, rx) = watch::channel(BtcSnapshot::default());
     let FollowConfig { mut anchor, mut registry, mut claims, mut batch_versions, max_step, chain, interval } = cfg;
+    let publish = move |snap: BtcSnapshot| {
+        tx.send_if_modified(|old| {
+            let changed = *old != snap;
+            *old = snap;
+            changed
+        });
+        !tx.is_closed()
+    };
     tokio::spawn(async move {
         let mut was_up = None;
         let start = *anchor.borrow() + 1;
         let mut index = Some(DepositIndex::new(start));
         let mut indexed_version = 0;
-        let mut checked: HashMap<PegClaim, ClaimCheck> = HashMap::new();
-        let mut recent: VecDeque<(PegClaim, String)> = VecDeque::new();
+        let mut claim_state = ClaimState::default();
         let mut located: BTreeMap<primitives::Hash32, ledger::BtcAnchor> = BTreeMap::new();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
-            let pending = claims.borrow().clone();
             let versions = batch_versions.borrow().clone();
+            let mut loc = std::mem::take(&mut located);
             let c = client.clone();
             let Some(mut idx) = index.take() else { return };
-            if reg.version != indexed_version {
-                // New scripts: blocks above the anchor were scanned without them.
-                let forgotten = idx.rescan_from(from + 1);
-                debug!(forgotten, version = reg.version, "registrations changed: rescanning above the anchor");
-                indexed_version = reg.version;
-            }
-            let ch = chain.clone();
-            let mut chk = std::mem::take(&mut checked);
-            let mut rec = std::mem::take(&mut recent);
-            let mut loc = std::mem::take(&mut located);
+            let rescan = reg.version != indexed_version;
+            indexed_version = reg.version;
             let polled = tokio::task::spawn_blocking(move || {
+                if rescan {
+                    // New scripts: blocks above the anchor were scanned without them. In place, no fetch.
+                    let rescanned = idx.rescan_from(from + 1, &*reg);
+                    debug!(rescanned, version = reg.version, "registrations changed: rescanned above the anchor");
+                }
+                // Where the signed versions of batches in flight confirmed (few: batches in flight are
+                // bounded), for late settlements.
                 let r = poll(&c, &mut idx, &reg, from, max_step).and_then(|mut snap| {
-                    check_claims(&c, &ch, &reg, &pending, &mut chk, &mut rec)?;
                     locate_batches(&c, &versions, &mut loc)?;
                     snap.batch_confirmations = loc.clone();
-                    for (claim, check) in chk.iter() {
-                        match check {
-                            ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
-                            ClaimCheck::Rejected(why) => snap.rejected_claims.push((claim.clone(), why.clone())),
-                        }
-                    }
-                    snap.rejected_claims.extend(rec.iter().cloned());
-                    snap.claims.sort_by_key(|d| d.outpoint);
-                    snap.rejected_claims.sort_by(|a, b| (a.0.outpoint, &a.1).cmp(&(b.0.outpoint, &b.1)));
                     Ok(snap)
                 });
-                (idx, chk, rec, loc, r)
+                (idx, reg, loc, r)
             })
             .await;
-            let snap = match polled {
-                Ok((idx, chk, rec, loc, Ok(s))) => {
+            let (snap, reg) = match polled {
+                Ok((idx, reg, loc, Ok(s))) => {
                     index = Some(idx);
-                    checked = chk;
-                    recent = rec;
                     located = loc;
-                    s
+                    (claim_state.add_to(s), Some(reg))
                 }
-                Ok((idx, chk, rec, loc, Err(e))) => {
+                Ok((idx, _, loc, Err(e))) => {
                     index = Some(idx);
-                    checked = chk;
-                    recent = rec;
                     located = loc;
                     if was_up != Some(false) {
                         warn!(url = client.url(), error = %e, "bitcoind unavailable: voting nil on anchor moves");
                     }
-                    BtcSnapshot::default()
+                    (BtcSnapshot::default(), None)
                 }
                 Err(e) => {
                     // The blocking task panicked (it should not): start the index afresh.
                     warn!(error = %e, "bitcoind poll task failed; rebuilding the deposit index");
                     index = Some(DepositIndex::new(from + 1));
-                    BtcSnapshot::default()
+                    (BtcSnapshot::default(), None)
                 }
             };
             let up = snap.best.is_some();
@@ -154,13 +153,38 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 info!(url = client.url(), best = ?snap.best, "bitcoind reachable again");
             }
             was_up = Some(up);
-            tx.send_if_modified(|old| {
-                let changed = *old != snap;
-                *old = snap;
-                changed
-            });
-            if tx.is_closed() {
+            // The chain facts go out first; claims (slow, and anyone can send many) come after.
+            if !publish(snap.clone()) {
                 return;
+            }
+            if let Some(reg) = reg {
+                let pending = claims.borrow().clone();
+                let (c, ch) = (client.clone(), chain.clone());
+                let mut st = std::mem::take(&mut claim_state);
+                let best = snap.best.and_then(|b| snap.hashes.get(&b).map(|h| (b, *h)));
+                let checked = tokio::task::spawn_blocking(move || {
+                    let r = st.check(&c, &ch, &reg, &pending, best);
+                    (st, r)
+                })
+                .await;
+                match checked {
+                    Ok((st, r)) => {
+                        claim_state = st;
+                        match r {
+                            Ok(()) => {
+                                let mut snap = snap;
+                                snap.claims.clear();
+                                snap.rejected_claims.clear();
+                                if !publish(claim_state.add_to(snap)) {
+                                    return;
+                                }
+                            }
+                            // Retried at the next poll; the chain facts published above stand.
+                            Err(e) => debug!(error = %e, "cannot check peg-in claims now"),
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "claim check task failed"),
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -289,59 +313,107 @@ enum ClaimCheck {
     Rejected(String),
 }
 
-/// Checks new claims (at most a few per poll), re-checks confirmed ones are still in the best chain, and
-/// forgets claims no longer pending (a rejection is kept in `recent`, the last [`RECENT_REJECTIONS`]). A
-/// transport failure is returned (retried next poll), never a verdict.
-fn check_claims(
-    client: &BitcoindClient,
-    chain: &ledger::Chain,
-    registry: &Registry,
-    pending: &[PegClaim],
-    checked: &mut HashMap<PegClaim, ClaimCheck>,
-    recent: &mut VecDeque<(PegClaim, String)>,
-) -> Result<(), crate::bitcoin::BitcoinError> {
-    let pending_set: std::collections::HashSet<&PegClaim> = pending.iter().collect();
-    checked.retain(|c, check| {
-        let keep = pending_set.contains(c);
-        if let (false, ClaimCheck::Rejected(why)) = (keep, &*check) {
-            recent.retain(|(r, _)| r != c);
-            recent.push_back((c.clone(), why.clone()));
-            if recent.len() > RECENT_REJECTIONS {
-                recent.pop_front();
+/// New claims checked per poll, at most (each costs a header and a whole block from bitcoind).
+pub const NEW_CLAIMS_PER_POLL: usize = 8;
+
+/// Time after which a poll's claim checks stop (the rest wait for the next poll), so the next poll of the
+/// chain is never far behind a change of the anchor or the registrations.
+pub const CLAIMS_TIME_BUDGET: Duration = Duration::from_secs(1);
+
+/// What the follower knows about claims between polls.
+#[derive(Default)]
+struct ClaimState {
+    /// Verdicts on pending claims.
+    checked: HashMap<PegClaim, ClaimCheck>,
+    /// Rejections no longer pending, the last [`RECENT_REJECTIONS`].
+    recent: VecDeque<(PegClaim, String)>,
+    /// bitcoind's best block when confirmed claims were last re-checked: unchanged, nothing can have left
+    /// the best chain.
+    rechecked_at: Option<(u32, BlockHash)>,
+}
+
+impl ClaimState {
+    /// `snap` with the verdicts known (confirmed and rejected claims, sorted).
+    fn add_to(&self, mut snap: BtcSnapshot) -> BtcSnapshot {
+        for (claim, check) in &self.checked {
+            match check {
+                ClaimCheck::Confirmed(d) => snap.claims.push(d.clone()),
+                ClaimCheck::Rejected(why) => snap.rejected_claims.push((claim.clone(), why.clone())),
             }
         }
-        keep
-    });
-    // Asked again (our own RPC may resubmit): checked afresh, the old verdict is not the answer.
-    recent.retain(|(r, _)| !pending_set.contains(r));
-    // A reorg can take a confirmed claim's block out of the best chain: check again.
-    let mut stale = Vec::new();
-    for (c, check) in checked.iter() {
-        if let ClaimCheck::Confirmed(d) = check {
-            match client.block_hash(d.btc_height) {
-                Ok(h) if h == d.btc_block_hash => {}
-                Ok(_) | Err(crate::bitcoin::BitcoinError::NoBlockAtHeight { .. }) => stale.push(c.clone()),
-                Err(e) => return Err(e),
+        snap.rejected_claims.extend(self.recent.iter().cloned());
+        snap.claims.sort_by_key(|d| d.outpoint);
+        snap.rejected_claims.sort_by(|a, b| (a.0.outpoint, &a.1).cmp(&(b.0.outpoint, &b.1)));
+        snap
+    }
+
+    /// Checks up to [`NEW_CLAIMS_PER_POLL`] new claims (within [`CLAIMS_TIME_BUDGET`]), re-checks confirmed ones when bitcoind's best block
+    /// (`best`) changed (one call per block height, however many claims it holds), and forgets claims no
+    /// longer pending (a rejection is kept in `recent`). A transport failure is returned (retried next
+    /// poll), never a verdict.
+    fn check(
+        &mut self,
+        client: &BitcoindClient,
+        chain: &ledger::Chain,
+        registry: &Registry,
+        pending: &[PegClaim],
+        best: Option<(u32, BlockHash)>,
+    ) -> Result<(), crate::bitcoin::BitcoinError> {
+        let (checked, recent) = (&mut self.checked, &mut self.recent);
+        let pending_set: std::collections::HashSet<&PegClaim> = pending.iter().collect();
+        checked.retain(|c, check| {
+            let keep = pending_set.contains(c);
+            if let (false, ClaimCheck::Rejected(why)) = (keep, &*check) {
+                recent.retain(|(r, _)| r != c);
+                recent.push_back((c.clone(), why.clone()));
+                if recent.len() > RECENT_REJECTIONS {
+                    recent.pop_front();
+                }
             }
+            keep
+        });
+        // Asked again (our own RPC may resubmit): checked afresh, the old verdict is not the answer.
+        recent.retain(|(r, _)| !pending_set.contains(r));
+        // A reorg can take a confirmed claim's block out of the best chain: check again, once per height.
+        if best.is_none() || best != self.rechecked_at {
+            let mut at: BTreeMap<u32, Option<BlockHash>> = BTreeMap::new();
+            for check in checked.values() {
+                if let ClaimCheck::Confirmed(d) = check {
+                    at.insert(d.btc_height, None);
+                }
+            }
+            for (height, hash) in at.iter_mut() {
+                *hash = match client.block_hash(*height) {
+                    Ok(h) => Some(h),
+                    Err(crate::bitcoin::BitcoinError::NoBlockAtHeight { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+            }
+            checked.retain(|_, check| match check {
+                ClaimCheck::Confirmed(d) => at.get(&d.btc_height).copied().flatten() == Some(d.btc_block_hash),
+                ClaimCheck::Rejected(_) => true,
+            });
+            self.rechecked_at = best;
         }
-    }
-    for o in stale {
-        checked.remove(&o);
-    }
-    const NEW_PER_POLL: usize = 16;
-    let new: Vec<&PegClaim> = pending.iter().filter(|c| !checked.contains_key(*c)).take(NEW_PER_POLL).collect();
-    for claim in new {
-        let verdict = match check_claim(client, chain, registry, claim)? {
-            Ok(d) => ClaimCheck::Confirmed(d),
-            Err(why) => {
-                info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
-                    reason = %why, "peg-in claim rejected by our bitcoind");
-                ClaimCheck::Rejected(why)
+        let new: Vec<&PegClaim> =
+            pending.iter().filter(|c| !checked.contains_key(*c)).take(NEW_CLAIMS_PER_POLL).collect();
+        let started = std::time::Instant::now();
+        for claim in new {
+            if started.elapsed() >= CLAIMS_TIME_BUDGET {
+                break;
             }
-        };
-        checked.insert(claim.clone(), verdict);
+            let verdict = match check_claim(client, chain, registry, claim)? {
+                Ok(d) => ClaimCheck::Confirmed(d),
+                Err(why) => {
+                    info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
+                        reason = %why, "peg-in claim rejected by our bitcoind");
+                    ClaimCheck::Rejected(why)
+                }
+            };
+            checked.insert(claim.clone(), verdict);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// One claim against our bitcoind: `Ok(Err(why))` is a verdict, `Err` a failure to ask.

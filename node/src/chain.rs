@@ -126,13 +126,30 @@ struct TipSets {
 
 impl TipSets {
     fn read(chain: &Chain, store: &Store, tip: Height) -> Result<Self, ChainError> {
-        let federation = ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?;
+        Self::from_federation(ledger::federation_state(chain, &Snapshot::new(store, tip.get()))?, tip)
+    }
+
+    /// The sets of `tip`, `tip + 1` and `tip + 2` from the federation state after `tip`. A change can only
+    /// take effect at `tip + 2` if it is pending now (`federation_change_min_lead >= 2`: block `tip + 1`
+    /// cannot schedule one for `tip + 2`), so the set of `tip + 2` is the pending one when it activates
+    /// there, and the set of `tip + 1` otherwise; never the set in force at the tip.
+    fn from_federation(federation: ledger::FederationState, tip: Height) -> Result<Self, ChainError> {
         let next = consensus_set(federation.at_height(tip.next()))?;
         let after_next = match federation.pending.as_ref().filter(|p| p.from_height <= tip.next().next()) {
             Some(p) => consensus_set(p)?,
             None => next.clone(),
         };
         Ok(TipSets { tip: consensus_set(federation.at_height(tip))?, next, after_next, federation })
+    }
+
+    fn at(&self, tip: Height, h: Height) -> Option<&ValidatorSet> {
+        if h == tip.next() {
+            Some(&self.next)
+        } else if h == tip.next().next() {
+            Some(&self.after_next)
+        } else {
+            None
+        }
     }
 }
 
@@ -234,13 +251,7 @@ impl ChainState {
     /// The validator set of height `h`, for `h` the height after the tip or the one after that (consensus
     /// messages arrive for both); `None` for any other height.
     pub fn validators_at(&self, h: Height) -> Option<&ValidatorSet> {
-        if h == self.tip.next() {
-            Some(&self.sets.next)
-        } else if h == self.tip.next().next() {
-            Some(&self.sets.after_next)
-        } else {
-            None
-        }
+        self.sets.at(self.tip, h)
     }
 
     /// The federation history and any pending change, as of the tip.
@@ -356,5 +367,56 @@ impl ChainState {
         self.tip_cert = Some(cert.clone());
         self.sets = TipSets::read(&self.chain, &self.store, h)?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::testkit::{validator_key, validator_peg_key};
+    use ledger::{FederationEpoch, FederationState, GenesisValidator};
+    use primitives::Round;
+
+    fn epoch(n: u32, members: std::ops::Range<u32>, from: u64) -> FederationEpoch {
+        let validators: Vec<GenesisValidator> = members
+            .map(|i| GenesisValidator {
+                consensus_key: validator_key(i).public(),
+                peg_key: validator_peg_key(i),
+                p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
+                power: 1,
+            })
+            .collect();
+        let peg_threshold = validators.len() as u32;
+        FederationEpoch { epoch: n, validators, peg_threshold, from_height: Height(from) }
+    }
+
+    /// At tip 10, a change from validators 0..4 to 4..9 pending for height 12 (tip + 2): proposals for
+    /// height 12 are judged by the new set, height 11's by the old one, and heights past 12 not at all.
+    #[test]
+    fn the_proposer_at_tip_plus_two_comes_from_the_set_in_force_there() {
+        let tip = Height(10);
+        let old = epoch(0, 0..4, 1);
+        let new = epoch(1, 4..9, 12);
+        let fs = FederationState { epochs: vec![old.clone()], pending: Some(new.clone()) };
+        let sets = TipSets::from_federation(fs, tip).expect("sets");
+        let (old_set, new_set) = (consensus_set(&old).expect("set"), consensus_set(&new).expect("set"));
+        assert_eq!(sets.at(tip, Height(11)), Some(&old_set));
+        assert_eq!(sets.at(tip, Height(12)), Some(&new_set));
+        assert_eq!(sets.at(tip, Height(13)), None, "not known yet: not judged");
+        assert_eq!(sets.at(tip, Height(10)), None);
+        // The two sets pick different proposers at height 12 (the new one has five members): the wrong set
+        // would refuse the honest proposer.
+        let differ =
+            (0..20u32).any(|r| old_set.proposer(Height(12), Round(r)) != new_set.proposer(Height(12), Round(r)));
+        assert!(differ);
+        // A change pending for later leaves tip + 2 with the set of tip + 1.
+        let later = FederationState { epochs: vec![old.clone()], pending: Some(epoch(1, 4..9, 13)) };
+        let sets = TipSets::from_federation(later, tip).expect("sets");
+        assert_eq!(sets.at(tip, Height(12)), Some(&old_set));
+        // Once activated (the state after block 11), height 12 is `tip + 1` and still the new set.
+        let active = FederationState { epochs: vec![old, new], pending: None };
+        let sets = TipSets::from_federation(active, Height(11)).expect("sets");
+        assert_eq!(sets.at(Height(11), Height(12)), Some(&new_set));
+        assert_eq!(sets.at(Height(11), Height(13)), Some(&new_set));
     }
 }

@@ -304,6 +304,28 @@ mod tests {
         assert_eq!(store.add(claim(9, 1), ClaimSource::Peer(peer), TIP, false), Err(ClaimError::Full(8)));
     }
 
+    /// The global bound against Sybil peer ids (one claim each, many ids): the per-peer bound does nothing
+    /// then, but the flood only churns unverified gossip slots; a verified claim and our RPC's room stay.
+    #[test]
+    fn a_sybil_flood_keeps_room_for_rpc_claims_and_never_evicts_verified_ones() {
+        let mut store = ClaimStore::new(small());
+        store.add(claim(1, 1), ClaimSource::Peer(PeerId::random()), TIP, false).expect("kept");
+        store.apply_verdicts(&[claim(1, 1)].into(), &HashSet::new());
+        for n in 100..1100 {
+            store.add(claim(n, 9), ClaimSource::Peer(PeerId::random()), TIP, false).expect("evicts bogus ones only");
+        }
+        assert!(store.contains(&claim(1, 1)), "the verified claim survives");
+        assert_eq!(store.len(), 8, "gossip stays at its capacity");
+        for n in 2..=5 {
+            store.add(claim(n, 1), ClaimSource::Local, TIP, false).expect("our RPC's own room");
+        }
+        assert_eq!(store.len(), 4 + 8);
+        // A real claim arriving by gossip during the flood still gets in (evicting the oldest bogus one).
+        let added = store.add(claim(6, 1), ClaimSource::Peer(PeerId::random()), TIP, false).expect("room");
+        assert_eq!(added.evicted.len(), 1);
+        assert!(store.contains(&claim(6, 1)));
+    }
+
     #[test]
     fn a_rejected_claim_is_dropped_at_once_and_refused_from_gossip() {
         let mut store = ClaimStore::new(small());

@@ -10,9 +10,16 @@
 //! one validator can then only fill its own slots; the honest proposer's slot is its own. Blocks of a height
 //! are dropped when it commits.
 //!
+//! A long stall (rounds climbing for hours) must not grow the store with the round either: only rounds
+//! from [`ROUND_KEEP_BEHIND`] below ours are kept ([`ProposalStore::prune_rounds`], run on every admission):
+//! older slots and their blocks go, except the values consensus still needs (its locked and valid values,
+//! a decided value), which the caller names. Our own proposals (kept without a slot) are bounded by count,
+//! [`MAX_UNSLOTTED`].
+//!
 //! Invariant owned here: what gossip can make this store hold is bounded by
-//! `PER_SLOT * (current round + ROUND_LOOKAHEAD + 1)` blocks for the height being decided and
-//! `PER_SLOT * (ROUND_LOOKAHEAD + 1)` for the next, whoever sends what.
+//! `PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1)` blocks for the height being decided (plus
+//! [`MAX_UNSLOTTED`] of our own and the values named to keep) and
+//! `PER_SLOT * (ROUND_LOOKAHEAD + 1)` for the next, whoever sends what and however long the height stalls.
 
 use crate::chain::FullBlock;
 use primitives::{Hash32, Height, Round, ValidatorIndex};
@@ -21,6 +28,14 @@ use std::collections::HashMap;
 /// Rounds above our current one whose proposals are kept (messages of a round we have not reached yet
 /// arrive when we lag a little; proposers re-send theirs, so later ones come again).
 pub const ROUND_LOOKAHEAD: u32 = 8;
+
+/// Rounds below our current one whose proposals are kept (a late proposal of a round just left can still
+/// complete a polka others saw; values older than this that matter are the locked and valid ones, which the
+/// caller keeps by name).
+pub const ROUND_KEEP_BEHIND: u32 = 4;
+
+/// Blocks kept without a slot (our own proposals, decided blocks), at most: the latest ones.
+pub const MAX_UNSLOTTED: usize = 8;
 
 /// Distinct blocks kept per `(height, round, proposer)`: one, and a second as equivocation evidence.
 pub const PER_SLOT: usize = 2;
@@ -46,6 +61,15 @@ pub struct Window {
 }
 
 impl Window {
+    /// The lowest round kept at `height`.
+    fn min_round(&self, height: Height) -> u32 {
+        if height == self.height {
+            self.round.get().saturating_sub(ROUND_KEEP_BEHIND)
+        } else {
+            0
+        }
+    }
+
     /// The highest round kept at `height` (`None`: the height is not kept at all).
     fn max_round(&self, height: Height) -> Option<u32> {
         if height == self.height {
@@ -68,6 +92,16 @@ pub enum ProposalRefusal {
         height: Height,
         /// The height being decided.
         current: Height,
+    },
+    /// Too many rounds behind ours.
+    #[error("proposal for round {round} below round {min} at height {height}")]
+    RoundTooOld {
+        /// The proposal's height.
+        height: Height,
+        /// The proposal's round.
+        round: Round,
+        /// The lowest round kept at that height now.
+        min: u32,
     },
     /// Too many rounds ahead of ours.
     #[error("proposal for round {round} beyond round {max} at height {height}")]
@@ -130,6 +164,8 @@ pub enum Admitted {
 pub struct ProposalStore {
     blocks: HashMap<Hash32, FullBlock>,
     slots: HashMap<Slot, Vec<Hash32>>,
+    /// Blocks kept without a slot (ours, decided ones), oldest first, at most [`MAX_UNSLOTTED`].
+    unslotted: std::collections::VecDeque<Hash32>,
 }
 
 impl ProposalStore {
@@ -148,6 +184,10 @@ impl ProposalStore {
         };
         if slot.round.get() > max {
             return Err(ProposalRefusal::RoundTooFar { height: slot.height, round: slot.round, max });
+        }
+        let min = window.min_round(slot.height);
+        if slot.round.get() < min {
+            return Err(ProposalRefusal::RoundTooOld { height: slot.height, round: slot.round, min });
         }
         if slot.proposer != expected {
             return Err(ProposalRefusal::NotProposer {
@@ -181,7 +221,38 @@ impl ProposalStore {
     /// Keeps a block that needs no admission: our own proposal, or the block a certificate decided.
     /// Dropped, like every other, when its height commits.
     pub fn insert(&mut self, hash: Hash32, block: FullBlock) {
+        self.unslotted.retain(|h| *h != hash);
+        self.unslotted.push_back(hash);
         self.blocks.insert(hash, block);
+        while self.unslotted.len() > MAX_UNSLOTTED {
+            let Some(old) = self.unslotted.pop_front() else { break };
+            if !self.slots.values().any(|held| held.contains(&old)) {
+                self.blocks.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets the slots of the height being decided more than [`ROUND_KEEP_BEHIND`] rounds below ours and
+    /// the blocks only they held, except `keep` (the values consensus still needs: locked, valid, decided).
+    /// Blocks of other heights are left to [`Self::prune_committed`]; blocks kept without a slot (ours,
+    /// decided ones) are bounded by [`MAX_UNSLOTTED`] instead (a value we re-propose moves to the back).
+    pub fn prune_rounds(&mut self, window: Window, keep: &[Hash32]) {
+        let min = window.min_round(window.height);
+        let old = |slot: &Slot| slot.height == window.height && slot.round.get() < min;
+        let dropped: Vec<Hash32> =
+            self.slots.iter().filter(|(slot, _)| old(slot)).flat_map(|(_, held)| held.iter().copied()).collect();
+        if dropped.is_empty() {
+            return;
+        }
+        self.slots.retain(|slot, _| !old(slot));
+        for hash in dropped {
+            let still_needed = keep.contains(&hash)
+                || self.unslotted.contains(&hash)
+                || self.slots.values().any(|held| held.contains(&hash));
+            if !still_needed {
+                self.blocks.remove(&hash);
+            }
+        }
     }
 
     /// The block with this hash, if held.
@@ -208,6 +279,8 @@ impl ProposalStore {
     pub fn prune_committed(&mut self, tip: Height) {
         self.blocks.retain(|_, fb| fb.height() > tip);
         self.slots.retain(|slot, _| slot.height > tip);
+        let blocks = &self.blocks;
+        self.unslotted.retain(|hash| blocks.contains_key(hash));
     }
 }
 
@@ -281,6 +354,40 @@ mod tests {
         assert_eq!(proposer(Height(11), Round(0)).get(), byzantine);
         let next = proposer(Height(11), Round(1)).get();
         assert_eq!(offer(&mut store, w, 11, 1, next, 43), Ok(Admitted::New));
+    }
+
+    /// A stall of thousands of rounds with a proposal in every one: the store stays bounded, the current
+    /// round's honest proposal still gets in, and the locked value from an early round is kept.
+    #[test]
+    fn a_long_stall_does_not_grow_the_store_with_the_round() {
+        let mut store = ProposalStore::default();
+        let locked = block(10, 7);
+        let mut bound = 0;
+        for r in 0..5_000u32 {
+            let w = Window { height: Height(10), round: Round(r) };
+            store.prune_rounds(w, &[locked.hash()]);
+            let p = proposer(Height(10), Round(r)).get();
+            // Two blocks in every round (the most a slot takes), the locked one among them in round 3.
+            let salt = if r == 3 { 7 } else { 10_000 + u64::from(r) };
+            offer(&mut store, w, 10, r, p, salt).expect("current round");
+            offer(&mut store, w, 10, r, p, 20_000 + u64::from(r)).expect("second of the slot");
+            if r % 4 == 0 {
+                let own = block(10, 50_000 + u64::from(r));
+                store.insert(own.hash(), own);
+            }
+            bound = bound.max(store.len());
+        }
+        let limit = PER_SLOT * (ROUND_KEEP_BEHIND + ROUND_LOOKAHEAD + 1) as usize + MAX_UNSLOTTED + 1;
+        assert!(bound <= limit, "held {bound} blocks, more than {limit}");
+        assert!(store.contains_key(&locked.hash()), "the locked value is kept");
+        assert!(!store.contains_key(&block(10, 50_000).hash()), "our own early proposal aged out");
+        assert!(store.contains_key(&block(10, 50_000 + 4_996).hash()), "our latest proposal is kept");
+        assert!(!store.contains_key(&block(10, 10_100).hash()), "round 100's proposal is gone");
+        let w = Window { height: Height(10), round: Round(4_999) };
+        assert!(matches!(
+            offer(&mut store, w, 10, 100, proposer(Height(10), Round(100)).get(), 1),
+            Err(ProposalRefusal::RoundTooOld { .. })
+        ));
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl RpcBackend for NodeRpc {
         let state = Snapshot::new(&**self.handle.store(), s.height.get());
         let meta = state.chain_meta().map_err(Self::storage)?;
         let totals = state.peg_totals().map_err(Self::storage)?;
+        let dust = ledger::economic::uneconomic_coins(chain, &state).map_err(Self::storage)?;
         Ok(ChainInfo {
             chain_id: chain.genesis().chain_id.clone(),
             genesis_hash: *chain.genesis_hash(),
@@ -138,7 +139,8 @@ impl RpcBackend for NodeRpc {
             state_root: s.state_root,
             btc_anchor: meta.map(|m| m.btc_anchor).unwrap_or(chain.genesis().btc_anchor).into(),
             peg_status: if s.peg.halted { PegStatus::Halted } else { PegStatus::Active },
-            peg: ChainPegInfo::new(&totals, chain.genesis_supply(), s.peg.halted),
+            peg: ChainPegInfo::new(&totals, chain.genesis_supply(), s.peg.halted)
+                .with_uneconomic(dust.coins, dust.amount),
             min_fee: chain.params().min_fee,
             validator: s.validator_index.is_some(),
             syncing: s.best_peer_height > s.height.next(),

@@ -395,7 +395,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
         batch_versions,
         claim_store: ClaimStore::new(ClaimLimits::default()),
         sync_limiter: RequestLimiter::new(crate::sync_serve::BURST, crate::sync_serve::PER_SEC),
-        serving: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::sync_serve::MAX_SERVING)),
+        serving: crate::sync_serve::SyncServer::new(),
         flood_batches: 0,
         pending_value: None,
         tip_committed_at: Instant::now(),
@@ -477,8 +477,8 @@ pub struct Service {
     claim_store: ClaimStore,
     /// Sync requests allowed per peer (see [`crate::sync_serve`]).
     sync_limiter: RequestLimiter<PeerId>,
-    /// Sync answers being read off the loop (at most [`crate::sync_serve::MAX_SERVING`]).
-    serving: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Sync answers being read off the loop (at most [`crate::sync_serve::MAX_SERVING`], fairly shared).
+    serving: crate::sync_serve::SyncServer<PeerId>,
     /// Test-only: junk proposals sent so far (`[fault] flood_proposals`), to make each batch new content.
     flood_batches: u64,
     /// The anchor an operator asked this validator to vote to resume the halted peg from.
@@ -1600,6 +1600,7 @@ impl Service {
                 self.peers.remove(&peer);
                 self.peer_heights.remove(&peer);
                 self.sync_limiter.forget(&peer);
+                self.serving.forget(&peer);
                 Ok(())
             }
             NetEvent::Request { peer, data, respond } => {
@@ -1697,7 +1698,11 @@ impl Service {
                 if self.outside_height_window(h, &msg_id, source) {
                     return Ok(());
                 }
-                let set = self.chain.validators_at(h).unwrap_or(self.chain.validators());
+                // Judged only against the set in force at its own height (tip + 1 or tip + 2), never another.
+                let Some(set) = self.chain.validators_at(h) else {
+                    self.verdict(msg_id, source, Verdict::Ignore);
+                    return Ok(());
+                };
                 if let Err(e) = proposal.verify(set, &genesis) {
                     let verdict = if h > self.chain.tip().next() { Verdict::Ignore } else { Verdict::Reject };
                     debug!(%source, error = %e, "proposal rejected");
@@ -1707,6 +1712,10 @@ impl Service {
                 let p = &proposal.proposal;
                 let expected = set.proposer(h, p.round);
                 let window = Window { height: self.chain.tip().next(), round: self.core.round() };
+                // Old rounds go (a long stall must not grow the store), but never a value consensus needs.
+                let needed = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value);
+                let keep: Vec<Hash32> = needed.chain(self.pending_decision.as_ref().map(|d| d.0)).collect();
+                self.proposals.prune_rounds(window, &keep);
                 let slot = Slot { height: h, round: p.round, proposer: p.proposer };
                 // Kept per (height, round, proposer), so a flood by one validator cannot crowd out another's
                 // block; what is not kept is not handed to the core either (it could never judge it).
@@ -1761,34 +1770,10 @@ impl Service {
                 return;
             }
         }
-        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
-            debug!(%peer, "serving as many sync answers as allowed: refused");
-            let _ = respond.send(wire::encode(&Response::Busy));
-            return;
-        };
-        // Committed blocks never change: what is at or below this tip can be read while the loop goes on.
-        let (store, tip) = (self.chain.store().clone(), self.chain.tip());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let answer = match req {
-                Request::GetBlocks { from, max } => {
-                    crate::sync_serve::read_blocks(&store, from, tip, max.min(MAX_BLOCKS_PER_RESPONSE))
-                        .map(Response::Blocks)
-                }
-                Request::GetBlock { hash } => store.height_of(&hash).and_then(|h| match h {
-                    Some(h) if h <= tip => crate::sync_serve::read_blocks(&store, h, h, 1)
-                        .map(|mut b| Response::Block(b.pop().map(|(fb, _)| Box::new(fb)))),
-                    _ => Ok(Response::Block(None)),
-                }),
-            };
-            match answer {
-                Ok(answer) => {
-                    let _ = respond.send(wire::encode(&answer));
-                }
-                // The loop meets the same store on its next write and stops there; the asker just times out.
-                Err(e) => error!(%peer, error = %e, "cannot read blocks to serve"),
-            }
-        });
+        // Committed blocks never change: what is at or below this tip can be read while the loop goes on,
+        // on a blocking thread, with slots shared fairly between peers (see `crate::sync_serve`).
+        let job = crate::sync_serve::answer_job(self.chain.store().clone(), self.chain.tip(), req, respond);
+        self.serving.submit(peer, job);
     }
 
     /// Test-only Byzantine flood (`[fault] flood_proposals`): junk proposals for our slots at the height
@@ -1800,16 +1785,14 @@ impl Service {
         self.flood_batches += 1;
         let next = self.chain.tip().next();
         let genesis = *self.chain.chain().genesis_hash();
-        let junk = crate::fault::junk_proposals(
-            &template,
-            &self.cfg.keys.consensus,
-            &genesis,
-            me,
-            self.chain.validators(),
-            &[next, next.next()],
-            self.flood_batches,
-            64,
-        );
+        // Each height's slots by the set in force there (a change may take effect at the height after next).
+        let mut junk = Vec::new();
+        for h in [next, next.next()] {
+            let Some(set) = self.chain.validators_at(h) else { continue };
+            let me = set.index_of(&self.cfg.keys.consensus_public()).unwrap_or(me);
+            let key = &self.cfg.keys.consensus;
+            junk.extend(crate::fault::junk_proposals(&template, key, &genesis, me, set, &[h], self.flood_batches, 32));
+        }
         warn!(height = %next, proposals = junk.len(), "FAULT: flooding junk proposals");
         for (proposal, block) in junk {
             self.spawn_publish(TOPIC_CONSENSUS, Gossip::Proposal { proposal, block: Box::new(block) });

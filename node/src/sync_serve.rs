@@ -1,4 +1,5 @@
-//! Serving sync requests (`GetBlocks`, `GetBlock`) to peers without letting them slow consensus.
+//! Serving sync requests (`GetBlocks`, `GetBlock`) to peers without letting them slow consensus, and
+//! fairly, so Sybil peers cannot starve an honest node that is catching up.
 //!
 //! Why: a request costs the asker a few bytes and the server up to a response of many megabytes read from
 //! disk and decoded. Answered on the consensus loop without a limit, one peer asking in a tight loop delays
@@ -7,16 +8,25 @@
 //! scored down. A granted `GetBlocks` is read from the store (committed blocks never change) on a blocking
 //! thread, never on the loop, at most [`MAX_SERVING`] at once, and capped at [`RESPONSE_BYTES`].
 //!
-//! Invariant owned here: per peer, at most `burst + rate * t` requests are served in any span `t`, and one
-//! answer never carries more than [`RESPONSE_BYTES`] of blocks (or a single block, which always fits the
-//! transport's cap).
+//! Fairness: per-peer buckets do nothing against many peer ids, each within its rate, that together keep
+//! every serving slot taken (a shared "first come" cap then answers the honest syncing node `Busy` forever).
+//! So slots go through a [`FairQueue`]: a peer has at most one request served or waiting at a time, requests
+//! wait (at most [`MAX_WAITING`]) instead of being refused when the slots are full, and a freed slot goes to
+//! the waiting peer served *least recently* (never served first, then arrival). A full queue makes room for a
+//! peer served less recently than its worst entry. Greedy peers are served once and then queue behind
+//! everyone who has not been, so an honest peer waits at most about one turn of the peers asking.
+//!
+//! Invariant owned here: per peer, at most `burst + rate * t` requests are served in any span `t`, at most
+//! one at a time; one answer never carries more than [`RESPONSE_BYTES`] of blocks (or a single block, which
+//! always fits the transport's cap).
 
 use crate::chain::FullBlock;
 use crate::storage::{Store, StoreError};
 use consensus::CommitCertificate;
 use primitives::Height;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 /// Bytes of blocks one `GetBlocks` answer carries at most (beyond a first block, which always goes).
@@ -24,6 +34,9 @@ pub const RESPONSE_BYTES: usize = 8 * net::MIB;
 
 /// Sync answers being read at once, from all peers together (each holds a blocking thread).
 pub const MAX_SERVING: usize = 4;
+
+/// Sync requests waiting for a serving slot, at most (one per peer).
+pub const MAX_WAITING: usize = 64;
 
 /// Requests a peer may make in a burst.
 pub const BURST: u32 = 16;
@@ -103,6 +116,197 @@ impl<K: Hash + Eq + Clone> RequestLimiter<K> {
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }
+}
+
+/// What [`FairQueue::offer`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer<K, T> {
+    /// A slot was free: serve it now (and call [`FairQueue::done`] when finished).
+    Serve(T),
+    /// It waits for a slot; [`FairQueue::done`] hands it out.
+    Queued,
+    /// Not taken (answer `Busy`): the peer already has a request served or waiting, or every waiting peer
+    /// was served less recently.
+    Refused(T),
+    /// It waits, in place of this waiting request of a peer served more recently (answer that one `Busy`).
+    Displaced(K, T),
+}
+
+/// Serving slots shared fairly between peers; see the module docs. Pure: the caller runs what it is handed.
+#[derive(Debug)]
+pub struct FairQueue<K, T> {
+    max_serving: usize,
+    max_waiting: usize,
+    serving: HashSet<K>,
+    /// In arrival order.
+    waiting: Vec<(K, T)>,
+    /// The grant number of each known peer's last grant: lower is longer ago.
+    last_served: HashMap<K, u64>,
+    grants: u64,
+}
+
+impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
+    /// At most `max_serving` served at once (at least one) and `max_waiting` waiting.
+    pub fn new(max_serving: usize, max_waiting: usize) -> Self {
+        FairQueue {
+            max_serving: max_serving.max(1),
+            max_waiting,
+            serving: HashSet::new(),
+            waiting: Vec::new(),
+            last_served: HashMap::new(),
+            grants: 0,
+        }
+    }
+
+    /// `None` (never served) sorts first: lower is more deserving.
+    fn rank(&self, peer: &K) -> Option<u64> {
+        self.last_served.get(peer).copied()
+    }
+
+    fn grant(&mut self, peer: K) {
+        self.last_served.insert(peer.clone(), self.grants);
+        self.grants = self.grants.saturating_add(1);
+        self.serving.insert(peer);
+    }
+
+    /// A request `item` of `peer`.
+    pub fn offer(&mut self, peer: K, item: T) -> Offer<K, T> {
+        if self.serving.contains(&peer) || self.waiting.iter().any(|(p, _)| *p == peer) {
+            return Offer::Refused(item);
+        }
+        if self.serving.len() < self.max_serving && self.waiting.is_empty() {
+            self.grant(peer);
+            return Offer::Serve(item);
+        }
+        if self.waiting.len() < self.max_waiting {
+            self.waiting.push((peer, item));
+            return Offer::Queued;
+        }
+        // Full: the waiting peer served most recently (the latest to arrive on ties) gives way to a peer
+        // served less recently than it.
+        let worst = (0..self.waiting.len()).rev().max_by_key(|i| self.rank(&self.waiting[*i].0));
+        match worst {
+            Some(i) if self.rank(&peer) < self.rank(&self.waiting[i].0) => {
+                let (out, out_item) = self.waiting.remove(i);
+                self.waiting.push((peer, item));
+                Offer::Displaced(out, out_item)
+            }
+            _ => Offer::Refused(item),
+        }
+    }
+
+    /// `peer`'s request finished: its slot goes to the waiting peer served least recently, returned to run.
+    pub fn done(&mut self, peer: &K) -> Option<(K, T)> {
+        self.serving.remove(peer);
+        if self.serving.len() >= self.max_serving {
+            return None;
+        }
+        // The first of the lowest rank: never served first, then served longest ago, then arrival.
+        let best = (0..self.waiting.len()).min_by_key(|i| self.rank(&self.waiting[*i].0))?;
+        let (next, item) = self.waiting.remove(best);
+        self.grant(next.clone());
+        Some((next, item))
+    }
+
+    /// Forgets a disconnected peer: its waiting request is returned (to drop), its history dropped.
+    pub fn forget(&mut self, peer: &K) -> Option<T> {
+        self.last_served.remove(peer);
+        let at = self.waiting.iter().position(|(p, _)| p == peer)?;
+        Some(self.waiting.remove(at).1)
+    }
+
+    /// Requests being served.
+    pub fn serving(&self) -> usize {
+        self.serving.len()
+    }
+
+    /// Requests waiting.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+/// A sync answer to compute off the loop: called with `true` to serve it, `false` to answer `Busy`.
+pub type Job = Box<dyn FnOnce(bool) + Send>;
+
+/// Runs [`Job`]s on blocking threads through a [`FairQueue`]: what the node's loop hands its granted
+/// requests to. Cloning shares the queue.
+#[derive(Clone)]
+pub struct SyncServer<K> {
+    queue: Arc<Mutex<FairQueue<K, Job>>>,
+}
+
+impl<K: Hash + Eq + Clone + Send + 'static> SyncServer<K> {
+    /// [`MAX_SERVING`] slots, [`MAX_WAITING`] waiting.
+    pub fn new() -> Self {
+        SyncServer { queue: Arc::new(Mutex::new(FairQueue::new(MAX_SERVING, MAX_WAITING))) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FairQueue<K, Job>> {
+        // A job panicking while the lock is held cannot leave the queue half-updated (no job runs under it).
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serves `job` for `peer` now, later, or answers it `Busy` (see [`FairQueue::offer`]).
+    pub fn submit(&self, peer: K, job: Job) {
+        let offer = self.lock().offer(peer.clone(), job);
+        match offer {
+            Offer::Serve(job) => self.run(peer, job),
+            Offer::Queued => {}
+            Offer::Refused(job) | Offer::Displaced(_, job) => job(false),
+        }
+    }
+
+    fn run(&self, peer: K, job: Job) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            job(true);
+            let next = this.lock().done(&peer);
+            if let Some((peer, job)) = next {
+                this.run(peer, job);
+            }
+        });
+    }
+
+    /// Forgets a disconnected peer (its waiting request is dropped unanswered: the peer is gone).
+    pub fn forget(&self, peer: &K) {
+        let _ = self.lock().forget(peer);
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + 'static> Default for SyncServer<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The job answering `req` from `store` as of `tip` through `respond`.
+pub fn answer_job(store: Arc<Store>, tip: Height, req: crate::wire::Request, respond: net::Responder) -> Job {
+    use crate::wire::{Request, Response, MAX_BLOCKS_PER_RESPONSE};
+    Box::new(move |serve: bool| {
+        if !serve {
+            let _ = respond.send(crate::wire::encode(&Response::Busy));
+            return;
+        }
+        let answer = match req {
+            Request::GetBlocks { from, max } => {
+                read_blocks(&store, from, tip, max.min(MAX_BLOCKS_PER_RESPONSE)).map(Response::Blocks)
+            }
+            Request::GetBlock { hash } => store.height_of(&hash).and_then(|h| match h {
+                Some(h) if h <= tip => {
+                    read_blocks(&store, h, h, 1).map(|mut b| Response::Block(b.pop().map(|(fb, _)| Box::new(fb))))
+                }
+                _ => Ok(Response::Block(None)),
+            }),
+        };
+        match answer {
+            Ok(answer) => {
+                let _ = respond.send(crate::wire::encode(&answer));
+            }
+            // The loop meets the same store on its next write and stops there; the asker just times out.
+            Err(e) => tracing::error!(error = %e, "cannot read blocks to serve"),
+        }
+    })
 }
 
 /// Reads committed blocks `from..` (at most `max`, none above `tip`) with their certificates, stopping
@@ -202,6 +406,76 @@ mod tests {
             assert_ne!(v, Allowance::RefusedPenalize);
             t += if v == Allowance::Granted { Duration::from_millis(10) } else { Duration::from_secs(1) };
         }
+    }
+
+    /// 50 greedy peers, each asking again the moment its answer is done (and retrying every refusal at
+    /// once), against one honest peer that asks once and retries only when refused: the honest peer is
+    /// served within one turn of the greedy ones.
+    #[test]
+    fn fifty_greedy_peers_cannot_keep_an_honest_peer_from_being_served() {
+        const GREEDY: u32 = 50;
+        const HONEST: u32 = 1_000;
+        let mut q: FairQueue<u32, u32> = FairQueue::new(MAX_SERVING, MAX_WAITING);
+        let mut running: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
+        let offer =
+            |q: &mut FairQueue<u32, u32>, running: &mut std::collections::VecDeque<u32>, p: u32| match q.offer(p, p) {
+                Offer::Serve(_) => {
+                    running.push_back(p);
+                    true
+                }
+                Offer::Queued | Offer::Displaced(..) => true,
+                Offer::Refused(_) => false,
+            };
+        // The greedy peers come first and take every slot; then the honest one asks.
+        for p in 0..GREEDY {
+            assert!(offer(&mut q, &mut running, p));
+        }
+        assert_eq!((q.serving(), q.waiting()), (MAX_SERVING, GREEDY as usize - MAX_SERVING));
+        let mut honest_in = offer(&mut q, &mut running, HONEST);
+        // A second request of a peer already in is refused: one at a time per peer.
+        assert_eq!(q.offer(0, 0), Offer::Refused(0));
+        let mut answers = 0usize;
+        let served_at = loop {
+            assert!(answers < 10 * GREEDY as usize, "the honest peer was never served");
+            let done = running.pop_front().expect("something is being served");
+            answers += 1;
+            if done == HONEST {
+                break answers;
+            }
+            if let Some((next, _)) = q.done(&done) {
+                running.push_back(next);
+            }
+            // The greedy peer asks again at once, before the honest one can retry.
+            offer(&mut q, &mut running, done);
+            if !honest_in {
+                honest_in = offer(&mut q, &mut running, HONEST);
+            }
+        };
+        assert!(served_at <= (GREEDY as usize) + 2 * MAX_SERVING, "served after {served_at} answers");
+        assert!(q.serving() <= MAX_SERVING && q.waiting() <= MAX_WAITING);
+    }
+
+    #[test]
+    fn a_full_queue_makes_room_for_a_peer_served_less_recently() {
+        let mut q: FairQueue<u32, u32> = FairQueue::new(1, 2);
+        assert_eq!(q.offer(1, 1), Offer::Serve(1));
+        assert_eq!(q.offer(2, 2), Offer::Queued);
+        assert_eq!(q.offer(3, 3), Offer::Queued);
+        // Nobody waiting was served yet: a newcomer does not push anyone out.
+        assert_eq!(q.offer(4, 4), Offer::Refused(4));
+        assert_eq!(q.done(&1), Some((2, 2)));
+        assert_eq!(q.done(&2), Some((3, 3)));
+        // 1 and 2 were served: they wait, and a never-served peer displaces the one served last.
+        assert_eq!(q.offer(1, 1), Offer::Queued);
+        assert_eq!(q.offer(2, 2), Offer::Queued);
+        assert_eq!(q.offer(4, 4), Offer::Displaced(2, 2));
+        // The slot goes to the never-served peer before the one served long ago.
+        assert_eq!(q.done(&3), Some((4, 4)));
+        assert_eq!(q.done(&4), Some((1, 1)));
+        // A disconnected peer's waiting request is handed back, and its slot history forgotten.
+        assert_eq!(q.offer(3, 3), Offer::Queued);
+        assert_eq!(q.forget(&3), Some(3));
+        assert_eq!(q.waiting(), 0);
     }
 
     fn stored(h: Height) -> (Vec<u8>, Vec<u8>) {

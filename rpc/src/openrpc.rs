@@ -134,6 +134,9 @@ fn schemas() -> Value {
                 "description": "supply + unpaid_burns - genesis_supply <= btc_held (genesis balances of test networks are unbacked)" })),
             ("halted", json!({ "type": "boolean",
                 "description": "peg halted after a Bitcoin reorg deeper than N, until 2f+1 validators vote resumepeg" })),
+            ("uneconomic_coins", json!({ "type": "integer", "minimum": 0,
+                "description": "held federation coins worth less than their spend costs at the agreed fee rate (left out of batches, sweeps and refreshes)" })),
+            ("uneconomic_sat", r("Sat")),
         ]),
         "PegTotals": obj(&[
             ("btc_held_sat", r("Sat")),

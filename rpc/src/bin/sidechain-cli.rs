@@ -426,8 +426,9 @@ async fn run(cli: Cli) -> Result<()> {
             cli.print(&i, || {
                 format!(
                     "chain       {}\ngenesis     {}\nheight      {}\nbest block  {}\nstate root  {}\n\
-                     btc anchor  {} {}\npeg         {:?}, {} BTC held, supply {} BTC ({} BTC from genesis), \
-                     reserve {}\nmin fee     {} sat\nvalidator   {}\nsyncing     {}\nsigning     {}",
+                     btc anchor  {} {}\npeg         {:?}, {} BTC held ({} BTC in {} coins not worth spending now), \
+                     supply {} BTC ({} BTC from genesis), reserve {}\nmin fee     {} sat\nvalidator   {}\n\
+                     syncing     {}\nsigning     {}",
                     i.chain_id,
                     i.genesis_hash,
                     i.height,
@@ -437,6 +438,8 @@ async fn run(cli: Cli) -> Result<()> {
                     i.btc_anchor.hash,
                     i.peg_status,
                     btc_string(i.peg.btc_held),
+                    btc_string(i.peg.uneconomic),
+                    i.peg.uneconomic_coins,
                     btc_string(i.peg.supply),
                     btc_string(i.peg.genesis_supply),
                     if i.peg.reserve_ok { "ok" } else { "SHORT" },

@@ -134,6 +134,14 @@ pub struct ChainPegInfo {
     /// Peg operations halted: f+1 validators reported a Bitcoin reorg deeper than N. No mints and no anchor
     /// moves until 2f+1 validators vote `resumepeg`; transfers go on.
     pub halted: bool,
+    /// Held federation coins worth less than their spend costs at the agreed fee rate (dust anyone can pay
+    /// to a federation address): counted in `btc_held`, left out of every batch, sweep and refresh until the
+    /// rate falls enough for them to pay their way.
+    #[serde(default)]
+    pub uneconomic_coins: u64,
+    /// Their value.
+    #[serde(rename = "uneconomic_sat", with = "as_sat", default)]
+    pub uneconomic: Amount,
 }
 
 impl ChainPegInfo {
@@ -149,7 +157,14 @@ impl ChainPegInfo {
             genesis_supply,
             reserve_ok: pegged <= totals.btc_held,
             halted,
+            uneconomic_coins: 0,
+            uneconomic: Amount::ZERO,
         }
+    }
+
+    /// With the held coins that are not worth spending at the agreed rate (`ledger::economic`).
+    pub fn with_uneconomic(self, coins: u64, amount: Amount) -> Self {
+        ChainPegInfo { uneconomic_coins: coins, uneconomic: amount, ..self }
     }
 }
 
