@@ -14,7 +14,10 @@
 //!   not paid yet, each burn once, in the batch's order) or, as the last output only, the federation's
 //!   own wallet of the batch's change epoch (change, sweep, refresh);
 //! - inputs are federation outputs state records, with the amount and tweak the signature commits to;
-//! - fee (inputs minus outputs) is what the fee pool paid for the batch, and at most [`fee_bound`];
+//! - fee (inputs minus outputs) is what the fee pool paid for the batch, and at most [`fee_bound`] at the
+//!   higher of the agreed rate now and the rate the version was priced at (recorded when it was built or
+//!   bumped): the rate may halve in a few blocks while a signer restarts, and a late signer must still
+//!   sign what the honest builder produced, or nothing ever rebuilds it and the burns are stuck;
 //!
 //! and only while the reserve promise `supply + unpaid_burns <= btc_held` holds (plus the genesis supply of
 //! test networks, as block execution counts it).
@@ -29,8 +32,9 @@ use crate::state::{StateError, StateReader};
 use bitcoin::{Amount, ScriptBuf};
 use std::collections::BTreeSet;
 
-/// How far above the agreed fee rate a batch may pay (the rate moves at most an eighth per block, so a
-/// version built a few blocks before it is signed is still well inside twice the rate now).
+/// How far above its pricing rate a batch may pay (a bump pays at least the previous fee plus the relay
+/// increment, which may be above the rate it is priced at; twice leaves room for that and for the builder's
+/// size estimate).
 pub const FEE_RATE_HEADROOM: u64 = 2;
 
 /// Why a validator refuses to sign a federation transaction. Each one means state and the transaction
@@ -333,8 +337,9 @@ pub fn check_batch<S: StateReader>(chain: &Chain, state: &S, record: &BatchRecor
         return Err(ShareCheckError::FeeMismatch { batch, actual, recorded: record.fee });
     }
     let agreed = crate::fee_rate::agreed_fee_rate(chain, state).map_err(st)?;
+    let pricing = agreed.max(record.priced_at_sat_vb);
     let (bound, vbytes, rate_sat_vb) =
-        fee_bound(&wallet, &tx, record.bumps() + 1, agreed).unwrap_or((Amount::ZERO, 0, 0));
+        fee_bound(&wallet, &tx, record.bumps() + 1, pricing).unwrap_or((Amount::ZERO, 0, 0));
     if record.fee > bound {
         return Err(ShareCheckError::FeeAboveBound { batch, fee: record.fee, bound, vbytes, rate_sat_vb });
     }

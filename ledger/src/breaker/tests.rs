@@ -44,9 +44,9 @@ fn deposit(n: u8, sats: u64) -> Tx {
     })
 }
 
-fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64) -> Tx {
+fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64, tip: u64) -> Tx {
     let k = user_key(user);
-    let fee = required_pegout_fee(chain, script);
+    let fee = required_pegout_fee(chain, script) + Amount::from_sat(tip);
     UserTx {
         signer: k.public(),
         nonce: 0,
@@ -60,6 +60,11 @@ fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64) -> Tx {
 /// A chain whose height 2 built batch 0, paying burn 0 (50k to script 7) and burn 1 (70k to script 8)
 /// from a 400k deposit, change back to the federation.
 fn batched() -> (Chain, MemStore, BatchRecord) {
+    batched_with_tip(0)
+}
+
+/// [`batched`], each peg-out paying `tip` more than the least fee into the fee pool.
+fn batched_with_tip(tip: u64) -> (Chain, MemStore, BatchRecord) {
     let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
     g.params.pegout_enabled = true;
     g.params.pegout_interval = 2;
@@ -69,8 +74,8 @@ fn batched() -> (Chain, MemStore, BatchRecord) {
     let txs = vec![
         deposit(1, 400_000),
         deposit(2, 100_000),
-        pegout(&chain, 0, &p2wpkh(7), 50_000),
-        pegout(&chain, 1, &p2wpkh(8), 70_000),
+        pegout(&chain, 0, &p2wpkh(7), 50_000, tip),
+        pegout(&chain, 1, &p2wpkh(8), 70_000, tip),
     ];
     commit(&chain, &mut store, 1, txs);
     commit(&chain, &mut store, 2, vec![]);
@@ -216,4 +221,59 @@ fn an_honest_batch_is_refused_while_reserves_are_short() {
     let e = check_batch(&chain, &WithTotals { inner: &state, totals }, &record).unwrap_err();
     assert_eq!(e.kind(), "reserve_short");
     assert!(e.to_string().starts_with("reserves short"), "{e}");
+}
+
+/// `inner` with the agreed fee rate replaced (no votes).
+struct WithRate<'a, S> {
+    inner: &'a S,
+    agreed_sat_vb: u64,
+}
+
+impl<S: StateReader> StateReader for WithRate<'_, S> {
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match key {
+            StateKey::FeeRates => Ok(Some(canonical_bytes(&crate::fee_rate::FeeRates {
+                votes: Vec::new(),
+                agreed_sat_vb: self.agreed_sat_vb,
+            }))),
+            other => self.inner.get_raw(other),
+        }
+    }
+}
+
+#[test]
+fn a_version_priced_before_the_rate_fell_is_still_signed() {
+    let (chain, store, _) = batched_with_tip(20_000);
+    // Height 2 again, from height 1's state, but at 40 sat/vB.
+    let high = WithRate { inner: &store.snapshot(1), agreed_sat_vb: 40 };
+    let mut built = crate::execute::Overlay::new(&high);
+    let meta = crate::state::ChainMeta {
+        height: Height(2),
+        time_ms: chain.genesis().genesis_time_ms + 2000,
+        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+    };
+    built.build_batch_if_due(&chain, &meta).expect("build");
+    let record = batch(&built, 0).expect("read").expect("batch 0");
+    assert_eq!(record.priced_at_sat_vb, 40);
+    assert!(record.fee > Amount::from_sat(247 * 30), "priced at 40 sat/vB: {}", record.fee);
+    // The rate falls to the floor while a signer is away: the version the builder made is still signed.
+    let low = WithRate { inner: &built, agreed_sat_vb: 2 };
+    assert_eq!(check_batch(&chain, &low, &record), Ok(()));
+    // Its bump at the low rate (the previous fee plus the relay increment) is signed too.
+    let mut bumped = crate::execute::Overlay::new(&low);
+    bumped.bump(&chain, record.clone(), &meta).expect("bump").expect("bumped");
+    let second = batch(&bumped, 0).expect("read").expect("batch 0");
+    assert_eq!(second.bumps(), 1);
+    assert!(second.fee > record.fee);
+    assert_eq!(second.priced_at_sat_vb, 40);
+    assert_eq!(check_batch(&chain, &WithRate { inner: &bumped, agreed_sat_vb: 2 }, &second), Ok(()));
+    // A fee inflated far beyond the pricing rate is still refused.
+    let r = tampered(&record, |tx, r| {
+        let last = tx.output.len() - 1;
+        tx.output[last].value -= Amount::from_sat(100_000);
+        r.change = Some(tx.output[last].value);
+        r.fee += Amount::from_sat(100_000);
+    });
+    let e = check_batch(&chain, &low, &r).unwrap_err();
+    assert!(matches!(e, ShareCheckError::FeeAboveBound { batch: 0, .. }), "{e}");
 }
