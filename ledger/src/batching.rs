@@ -98,6 +98,12 @@ pub struct BatchRecord {
     pub signed_at_anchor: Option<primitives::BtcHeight>,
     /// Earlier versions, oldest first. Each spends a subset of the inputs of every later one.
     pub earlier: Vec<BatchVersion>,
+    /// The agreed fee rate (sat/vB) this version was priced at: the agreed rate when it was built or
+    /// bumped, never below the previous version's; 0 reads as the chain's floor, as in
+    /// [`crate::fee_rate::FeeRates`]. The share-time fee bound is taken against it (as well as the rate
+    /// now), so a version an honest builder produced stays signable after the rate falls.
+    #[serde(default)]
+    pub priced_at_sat_vb: u64,
 }
 
 /// An earlier (fee-bumped) version of a batch, kept so it can still settle the batch if it is the one that
@@ -126,6 +132,9 @@ pub struct BatchVersion {
     pub txid: Hash32,
     /// Its signature shares.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
+    /// The agreed fee rate it was priced at (see [`BatchRecord::priced_at_sat_vb`]).
+    #[serde(default)]
+    pub priced_at_sat_vb: u64,
 }
 
 /// Most versions a batch may have (the first and its bumps): bounds what one batch keeps in state.
@@ -146,6 +155,7 @@ impl BatchRecord {
             unsigned_tx: self.unsigned_tx.clone(),
             txid: self.txid,
             shares: self.shares.clone(),
+            priced_at_sat_vb: self.priced_at_sat_vb,
         }
     }
 
@@ -467,6 +477,8 @@ impl<S: StateReader> Overlay<'_, S> {
             shares: Vec::new(),
             signed_at_anchor: None,
             earlier: Vec::new(),
+            // Every builder prices at the agreed rate of the state it builds on.
+            priced_at_sat_vb: crate::fee_rate::fee_rates(self)?.agreed_sat_vb,
         };
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));

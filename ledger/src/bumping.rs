@@ -55,7 +55,7 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 
     /// Builds and records the next version of `record`; `Ok(Err(_))` when it cannot be built now.
-    fn bump(
+    pub(crate) fn bump(
         &mut self,
         chain: &Chain,
         mut record: BatchRecord,
@@ -108,7 +108,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let mut pool = self.account(&pool_id)?;
         let affordable = |plan: &peg::BatchPlan| plan.fee.checked_sub(record.fee).is_some_and(|x| x <= pool.balance);
         let plan = match build(agreed) {
-            Ok(plan) if affordable(&plan) => plan,
+            Ok(plan) if affordable(&plan) => (plan, agreed),
             Ok(_) => {
                 // The pool cannot pay the agreed rate: the highest whole rate it can pay, down to the least
                 // valid replacement (rate 0 here: the previous fee plus the relay increment). A stuck batch
@@ -128,12 +128,13 @@ impl<S: StateReader> Overlay<'_, S> {
                     }
                 }
                 match build(lo) {
-                    Ok(plan) => plan,
+                    Ok(plan) => (plan, lo),
                     Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
                 }
             }
             Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
         };
+        let (plan, rate) = plan;
         let extra = plan.fee.checked_sub(record.fee).ok_or(TxError::PegTotalOverflow)?;
         pool.balance = pool.balance.checked_sub(extra).ok_or(TxError::PegTotalOverflow)?;
         let mut totals = self.peg_totals()?;
@@ -153,6 +154,8 @@ impl<S: StateReader> Overlay<'_, S> {
         record.txid = Hash32(plan.tx.compute_txid().to_byte_array());
         record.shares = Vec::new();
         record.signed_at_anchor = None;
+        // A bump pays at least the previous fee, so it is priced at no less than the previous version.
+        record.priced_at_sat_vb = record.priced_at_sat_vb.max(rate);
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(record.id), canonical_bytes(&record));
         self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));

@@ -13,7 +13,11 @@
 //!   it refuses is logged once at ERROR (operators must act), counted, and shown in the status until the
 //!   check passes or the batch leaves flight.
 //!
-//! Invariant owned here: while paused, [`SigningGuard::may_sign`] is false, whatever the chain holds.
+//! Invariant owned here: while paused, [`SigningGuard::may_sign`] is false, whatever the chain holds. The
+//! flag is set in memory before the store write, so a failed write still leaves this run paused (it fails
+//! closed); a resume clears it only after the write. On pause the service also drops this validator's
+//! shares still waiting in the federation pool ([`own_share`]) and keeps them out of its proposals, so
+//! what it already signed does not reach a block through itself.
 
 use crate::storage::{Store, StoreError};
 use ledger::breaker::ShareCheckError;
@@ -75,8 +79,10 @@ impl SigningGuard {
     /// Pauses signing (durably, before it returns); pausing again keeps the first time.
     pub fn pause(&mut self, store: &Store, now_ms: u64) -> Result<(), StoreError> {
         if self.paused_since_ms.is_none() {
-            store.set_signing_paused_since(Some(now_ms))?;
+            // In memory first: if the write fails, this run stays paused (fail closed) and the error says
+            // the switch may not survive a restart.
             self.paused_since_ms = Some(now_ms);
+            store.set_signing_paused_since(Some(now_ms))?;
         }
         warn!(
             since_ms = self.paused_since_ms,
@@ -119,6 +125,16 @@ impl SigningGuard {
         self.refused.retain(|(batch, _), _| in_flight.contains(batch));
     }
 
+    /// While paused no check runs, so the list is not renewed: forget what left flight, keep the rest
+    /// (the last verdicts, which may be why an operator paused).
+    pub fn paused_pass(&mut self, in_flight: Option<&[u64]>) {
+        match in_flight {
+            Some(ids) => self.retain_in_flight(ids),
+            // The index cannot be read: nothing shown can be vouched for.
+            None => self.refused.clear(),
+        }
+    }
+
     /// For the status.
     pub fn status(&self) -> SigningStatus {
         SigningStatus {
@@ -135,6 +151,22 @@ impl SigningGuard {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Whether `share` is this validator's (peg key `mine`): its signer is our position in the wallet epoch of
+/// its batch; when the batch cannot be read, our position in any epoch (so a pause drops too much rather
+/// than too little).
+pub fn own_share<S: ledger::StateReader>(
+    federation: &ledger::FederationState,
+    state: &S,
+    mine: &bitcoin::PublicKey,
+    share: &ledger::PegShareTx,
+) -> bool {
+    let signer = share.signer.as_usize();
+    match ledger::batching::batch(state, share.batch) {
+        Ok(Some(b)) => federation.epoch(b.epoch).and_then(|e| e.peg_signer(mine)) == Some(signer),
+        _ => federation.epochs.iter().any(|e| e.peg_signer(mine) == Some(signer)),
     }
 }
 
@@ -185,5 +217,11 @@ mod tests {
         g.set_refused(Vec::new());
         assert!(g.status().refused.is_empty());
         assert_eq!(g.status().refusals, 2);
+        // While paused: what left flight is forgotten, the rest kept; an unreadable index clears it all.
+        g.set_refused(vec![(0, a, why(0)), (1, b, why(1))]);
+        g.paused_pass(Some(&[1]));
+        assert_eq!(g.status().refused.iter().map(|r| r.batch).collect::<Vec<_>>(), [1]);
+        g.paused_pass(None);
+        assert!(g.status().refused.is_empty());
     }
 }

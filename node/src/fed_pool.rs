@@ -78,6 +78,14 @@ impl FedPool {
         self.txs.retain(|t| !included.contains(&t.txid()) && ledger::check_pool_tx(chain, state, t).is_ok());
     }
 
+    /// Drops the signature shares `ours` says are this validator's (its signing was paused: its own
+    /// proposals must not carry them). Returns how many were dropped.
+    pub fn drop_shares(&mut self, ours: impl Fn(&ledger::PegShareTx) -> bool) -> usize {
+        let before = self.txs.len();
+        self.txs.retain(|t| !matches!(t, Tx::PegShare(s) if ours(s)));
+        before - self.txs.len()
+    }
+
     /// How many are waiting.
     pub fn len(&self) -> usize {
         self.txs.len()
@@ -86,5 +94,28 @@ impl FedPool {
     /// Whether none is waiting.
     pub fn is_empty(&self) -> bool {
         self.txs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::ValidatorIndex;
+
+    fn share(batch: u64, signer: u16) -> Tx {
+        Tx::PegShare(ledger::PegShareTx {
+            batch,
+            txid: Hash32([batch as u8; 32]),
+            signer: ValidatorIndex(signer),
+            signatures: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn dropping_our_shares_keeps_everyone_elses() {
+        let mut pool = FedPool { txs: vec![share(0, 1), share(0, 2), share(1, 1), share(1, 3)] };
+        assert_eq!(pool.drop_shares(|s| s.signer == ValidatorIndex(1)), 2);
+        assert_eq!(pool.txs, vec![share(0, 2), share(1, 3)]);
+        assert_eq!(pool.drop_shares(|s| s.signer == ValidatorIndex(1)), 0);
     }
 }

@@ -851,7 +851,15 @@ impl Service {
         // this validator's own, the federation pool's, evidence (few, small, must not wait behind a full
         // mempool); user transactions fill the rest.
         let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
-        txs.extend(self.fed_pool.select(chain, &state));
+        let mut pooled = self.fed_pool.select(chain, &state);
+        if !self.signing.may_sign() {
+            // Paused: none of our shares through our own blocks (one relayed back to us included).
+            let (federation, mine) = (self.chain.federation(), self.cfg.keys.peg_public());
+            pooled.retain(
+                |t| !matches!(t, ledger::Tx::PegShare(s) if crate::breaker::own_share(federation, &state, &mine, s)),
+            );
+        }
+        txs.extend(pooled);
         txs.extend(self.evidence_to_include(&state)?);
         let room = crate::pegin::Room::after(chain, &txs);
         let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);
@@ -1193,6 +1201,8 @@ impl Service {
     /// Nothing while an operator has paused signing.
     fn sign_and_share(&mut self) {
         if !self.signing.may_sign() {
+            let index = ledger::batching::batch_index(&self.chain.state()).ok();
+            self.signing.paused_pass(index.as_ref().map(|i| i.in_flight.as_slice()));
             return;
         }
         let state = self.chain.state();
@@ -1210,6 +1220,13 @@ impl Service {
                 Err(e) => error!(error = %e, "our own signature share does not apply"),
             }
         }
+    }
+
+    /// Drops this validator's shares from the federation pool (signing paused); how many.
+    fn drop_own_shares(&mut self) -> usize {
+        let state = self.chain.state();
+        let (federation, mine) = (self.chain.federation(), self.cfg.keys.peg_public());
+        self.fed_pool.drop_shares(|s| crate::breaker::own_share(federation, &state, &mine, s))
     }
 
     /// A validator's external check of a proposed anchor move against its own bitcoind (`None`: fine).
@@ -1504,6 +1521,12 @@ impl Service {
                     true => self.signing.pause(self.chain.store(), now_ms()),
                     false => self.signing.resume(self.chain.store()),
                 };
+                if !self.signing.may_sign() {
+                    // Even if the write failed (the switch is on in memory): our shares still waiting for a
+                    // block leave the pool, so our own proposals do not carry them.
+                    let dropped = self.drop_own_shares();
+                    info!(dropped, "signing paused: our pending signature shares left the federation pool");
+                }
                 if res.is_ok() && !pause {
                     // Whatever waits for our share gets it now, not at the next block.
                     self.sign_and_share();

@@ -97,6 +97,12 @@ pub enum ScenarioError {
         "peg-out batch {batch} was settled by {txid} in BTC block {block}, but on bitcoind{bitcoind} it is {seen}"
     )]
     SettledNotConfirmed { batch: u64, txid: bitcoin::Txid, block: bitcoin::BlockHash, bitcoind: usize, seen: String },
+    /// An honest node's share-time check refuses a batch version (`getblockchaininfo.signing.refused`).
+    #[error("{node} refuses to sign peg-out batch {batch} version {btc_txid}: {kind} ({refused} refused in all)")]
+    SigningRefused { node: String, batch: u64, btc_txid: String, kind: String, refused: usize },
+    /// A bitcoind's transaction index is still catching up, so it cannot tell whether it knows a batch.
+    #[error("bitcoind{bitcoind}: its transaction index is still catching up")]
+    BtcIndexing { bitcoind: usize },
     /// A record read from a node or a bitcoind does not decode.
     #[error("{node}: {reason}")]
     BadRecord { node: String, reason: String },

@@ -44,9 +44,9 @@ fn deposit(n: u8, sats: u64) -> Tx {
     })
 }
 
-fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64) -> Tx {
+fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64, tip: u64) -> Tx {
     let k = user_key(user);
-    let fee = required_pegout_fee(chain, script);
+    let fee = required_pegout_fee(chain, script) + Amount::from_sat(tip);
     UserTx {
         signer: k.public(),
         nonce: 0,
@@ -60,6 +60,11 @@ fn pegout(chain: &Chain, user: u32, script: &ScriptBuf, amount: u64) -> Tx {
 /// A chain whose height 2 built batch 0, paying burn 0 (50k to script 7) and burn 1 (70k to script 8)
 /// from a 400k deposit, change back to the federation.
 fn batched() -> (Chain, MemStore, BatchRecord) {
+    batched_with_tip(0)
+}
+
+/// [`batched`], each peg-out paying `tip` more than the least fee into the fee pool.
+fn batched_with_tip(tip: u64) -> (Chain, MemStore, BatchRecord) {
     let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
     g.params.pegout_enabled = true;
     g.params.pegout_interval = 2;
@@ -69,8 +74,8 @@ fn batched() -> (Chain, MemStore, BatchRecord) {
     let txs = vec![
         deposit(1, 400_000),
         deposit(2, 100_000),
-        pegout(&chain, 0, &p2wpkh(7), 50_000),
-        pegout(&chain, 1, &p2wpkh(8), 70_000),
+        pegout(&chain, 0, &p2wpkh(7), 50_000, tip),
+        pegout(&chain, 1, &p2wpkh(8), 70_000, tip),
     ];
     commit(&chain, &mut store, 1, txs);
     commit(&chain, &mut store, 2, vec![]);
@@ -121,10 +126,18 @@ fn a_batch_paying_a_burn_twice_is_refused() {
     });
     let e = check_batch(&chain, &store.snapshot(2), &r).unwrap_err();
     assert_eq!(e, ShareCheckError::BurnPaidTwice { batch: 0, burn: 0 });
-    // A second batch paying burns batch 0 pays already.
+    // A second batch paying burns batch 0 pays already: refused whether or not it is in flight.
     let mut second = record.clone();
     second.id = 1;
-    let e = check_batch(&chain, &store.snapshot(2), &second).unwrap_err();
+    let state = store.snapshot(2);
+    let e = check_batch(&chain, &state, &second).unwrap_err();
+    assert_eq!(e, ShareCheckError::NotInFlight { batch: 1 });
+    let index = crate::batching::BatchIndex { next_id: 2, in_flight: vec![0, 1] };
+    let both = Overridden {
+        inner: &state,
+        over: vec![(StateKey::BatchIndex, canonical_bytes(&index)), (StateKey::Batch(1), canonical_bytes(&second))],
+    };
+    let e = check_batch(&chain, &both, &second).unwrap_err();
     assert_eq!(e, ShareCheckError::BurnOfAnotherBatch { batch: 1, burn: 0, owner: Some(0) });
 }
 
@@ -207,13 +220,183 @@ fn an_honest_batch_is_refused_while_reserves_are_short() {
     let (chain, store, record) = batched();
     let state = store.snapshot(2);
     let mut totals = state.peg_totals().expect("totals");
-    let owed = totals.supply + totals.unpaid_burns;
     // Exactly covered: signed.
-    totals.btc_held = owed - chain.genesis_supply();
+    totals.supply = totals.btc_held + chain.genesis_supply() - totals.unpaid_burns;
     assert_eq!(check_batch(&chain, &WithTotals { inner: &state, totals }, &record), Ok(()));
     // One satoshi short: refused.
-    totals.btc_held -= Amount::from_sat(1);
+    totals.supply += Amount::from_sat(1);
     let e = check_batch(&chain, &WithTotals { inner: &state, totals }, &record).unwrap_err();
     assert_eq!(e.kind(), "reserve_short");
     assert!(e.to_string().starts_with("reserves short"), "{e}");
+}
+
+/// `inner` with some keys' values replaced.
+struct Overridden<'a, S> {
+    inner: &'a S,
+    over: Vec<(StateKey, Vec<u8>)>,
+}
+
+impl<S: StateReader> StateReader for Overridden<'_, S> {
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match self.over.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => Ok(Some(v.clone())),
+            None => self.inner.get_raw(key),
+        }
+    }
+}
+
+/// `inner` with the agreed fee rate replaced (no votes).
+struct WithRate<'a, S> {
+    inner: &'a S,
+    agreed_sat_vb: u64,
+}
+
+impl<S: StateReader> StateReader for WithRate<'_, S> {
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match key {
+            StateKey::FeeRates => Ok(Some(canonical_bytes(&crate::fee_rate::FeeRates {
+                votes: Vec::new(),
+                agreed_sat_vb: self.agreed_sat_vb,
+            }))),
+            other => self.inner.get_raw(other),
+        }
+    }
+}
+
+#[test]
+fn a_version_priced_before_the_rate_fell_is_still_signed() {
+    let (chain, store, _) = batched_with_tip(20_000);
+    // Height 2 again, from height 1's state, but at 40 sat/vB.
+    let high = WithRate { inner: &store.snapshot(1), agreed_sat_vb: 40 };
+    let mut built = crate::execute::Overlay::new(&high);
+    let meta = crate::state::ChainMeta {
+        height: Height(2),
+        time_ms: chain.genesis().genesis_time_ms + 2000,
+        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+    };
+    built.build_batch_if_due(&chain, &meta).expect("build");
+    let record = batch(&built, 0).expect("read").expect("batch 0");
+    assert_eq!(record.priced_at_sat_vb, 40);
+    assert!(record.fee > Amount::from_sat(247 * 30), "priced at 40 sat/vB: {}", record.fee);
+    // The rate falls to the floor while a signer is away: the version the builder made is still signed.
+    let low = WithRate { inner: &built, agreed_sat_vb: 2 };
+    assert_eq!(check_batch(&chain, &low, &record), Ok(()));
+    // Its bump at the low rate (the previous fee plus the relay increment) is signed too.
+    let mut bumped = crate::execute::Overlay::new(&low);
+    bumped.bump(&chain, record.clone(), &meta).expect("bump").expect("bumped");
+    let second = batch(&bumped, 0).expect("read").expect("batch 0");
+    assert_eq!(second.bumps(), 1);
+    assert!(second.fee > record.fee);
+    assert_eq!(second.priced_at_sat_vb, 40);
+    assert_eq!(check_batch(&chain, &WithRate { inner: &bumped, agreed_sat_vb: 2 }, &second), Ok(()));
+    // A fee inflated far beyond the pricing rate is still refused.
+    let r = tampered(&record, |tx, r| {
+        let last = tx.output.len() - 1;
+        tx.output[last].value -= Amount::from_sat(100_000);
+        r.change = Some(tx.output[last].value);
+        r.fee += Amount::from_sat(100_000);
+    });
+    let e = check_batch(&chain, &low, &r).unwrap_err();
+    assert!(matches!(e, ShareCheckError::FeeAboveBound { batch: 0, .. }), "{e}");
+}
+
+#[test]
+fn an_earlier_version_that_could_confirm_too_or_pays_others_is_refused() {
+    let (chain, store, record) = batched();
+    let state = store.snapshot(2);
+    // An earlier version spending a coin the current one does not: both could confirm.
+    let mut r = record.clone();
+    let mut v = record.current_version();
+    let mut etx = v.unsigned(0).expect("tx");
+    let fake = BtcOutPoint { txid: Hash32([0xEE; 32]), vout: 3 };
+    etx.input[0].previous_output = fake.to_bitcoin();
+    v.inputs[0].outpoint = fake;
+    v.unsigned_tx = bitcoin::consensus::encode::serialize(&etx);
+    r.earlier.push(v);
+    let e = check_batch(&chain, &state, &r).unwrap_err();
+    assert_eq!(e, ShareCheckError::EarlierInputsNotSubset { batch: 0, version: 0 });
+    // An earlier version paying burn 0's amount to someone else.
+    let mut r = record.clone();
+    let mut v = record.current_version();
+    let mut etx = v.unsigned(0).expect("tx");
+    etx.output[0].script_pubkey = p2wpkh(66);
+    v.unsigned_tx = bitcoin::consensus::encode::serialize(&etx);
+    r.earlier.push(v);
+    let e = check_batch(&chain, &state, &r).unwrap_err();
+    assert_eq!(e, ShareCheckError::EarlierPayoutsDiffer { batch: 0, version: 0 });
+    // The same version kept as the earlier one: inputs a subset, payouts equal: signed.
+    let mut r = record.clone();
+    r.earlier.push(record.current_version());
+    assert_eq!(check_batch(&chain, &state, &r), Ok(()));
+}
+
+#[test]
+fn change_to_a_retired_or_future_epoch_is_refused() {
+    let (chain, store, record) = batched();
+    let state = store.snapshot(2);
+    // A payout's change to an epoch other than the one spending: refused (epoch 1 is not in force either).
+    let mut r = record.clone();
+    r.change_epoch = 1;
+    let e = check_batch(&chain, &state, &r).unwrap_err();
+    assert_eq!(e.kind(), "unknown_epoch", "{e}");
+    // Two epochs, 1 in force (same validators, so the same wallet script).
+    let mut fed = crate::federation::FederationState::genesis(&chain);
+    let mut next = fed.epochs[0].clone();
+    next.epoch = 1;
+    fed.epochs.push(next);
+    let two = Overridden { inner: &state, over: vec![(StateKey::Federation, canonical_bytes(&fed))] };
+    let e = check_batch(&chain, &two, &r).unwrap_err();
+    assert_eq!(
+        e,
+        ShareCheckError::ChangeEpoch {
+            batch: 0,
+            kind: crate::batching::BatchKind::Payout,
+            epoch: 0,
+            change_epoch: 1,
+            in_force: 1
+        }
+    );
+    // A sweep of epoch 1 back to the retired epoch 0, and a sweep to its own epoch: refused.
+    let mut r = record.clone();
+    r.kind = crate::batching::BatchKind::Sweep;
+    r.epoch = 1;
+    r.change_epoch = 0;
+    let e = check_batch(&chain, &two, &r).unwrap_err();
+    assert_eq!(e.kind(), "change_epoch", "{e}");
+    r.change_epoch = 1;
+    let e = check_batch(&chain, &two, &r).unwrap_err();
+    assert_eq!(e.kind(), "change_epoch", "{e}");
+    // The honest payout of epoch 0, after epoch 1 came into force: still signed.
+    assert_eq!(check_batch(&chain, &two, &record), Ok(()));
+}
+
+#[test]
+fn an_input_spendable_spent_or_reserved_elsewhere_is_refused() {
+    let (chain, store, record) = batched();
+    let state = store.snapshot(2);
+    let input = record.inputs[0];
+    // Still in the spendable set: no batch reserved it.
+    let mut spendable = crate::batching::spendable_utxos(&state).expect("spendable");
+    spendable.0.push(input.outpoint);
+    spendable.0.sort();
+    let open = Overridden { inner: &state, over: vec![(StateKey::SpendableUtxos, canonical_bytes(&spendable))] };
+    let e = check_batch(&chain, &open, &record).unwrap_err();
+    assert_eq!(e, ShareCheckError::InputNotReserved { batch: 0, vin: 0 });
+    // Reserved by another in-flight batch too.
+    let mut other = record.clone();
+    other.id = 1;
+    other.burns = Vec::new();
+    let index = crate::batching::BatchIndex { next_id: 2, in_flight: vec![0, 1] };
+    let twice = Overridden {
+        inner: &state,
+        over: vec![(StateKey::BatchIndex, canonical_bytes(&index)), (StateKey::Batch(1), canonical_bytes(&other))],
+    };
+    let e = check_batch(&chain, &twice, &record).unwrap_err();
+    assert_eq!(e, ShareCheckError::InputOfAnotherBatch { batch: 0, vin: 0, other: 1 });
+    // Spent by a settled version: its record stays, but btc_held no longer counts it.
+    let mut totals = state.peg_totals().expect("totals");
+    let recorded = totals.btc_held - input.amount;
+    totals.btc_held = recorded;
+    let e = check_batch(&chain, &WithTotals { inner: &state, totals }, &record).unwrap_err();
+    assert_eq!(e, ShareCheckError::HeldMismatch { counted: recorded + input.amount, recorded });
 }

@@ -410,6 +410,7 @@ mod tests {
             shares: (0..shares).map(|i| (primitives::ValidatorIndex(i as u16), vec![])).collect(),
             signed_at_anchor: None,
             earlier: vec![],
+            priced_at_sat_vb: 2,
         }
     }
 

@@ -12,7 +12,13 @@
 //!   every checked bitcoind, in the block the settlement names; each batch in flight with a fully signed
 //!   version (the validators broadcast those) is confirmed by some version, or bitcoind's mempool holds that
 //!   version or a later one (a bump replaces it). The batches in flight are read from `getreserveproof`,
-//!   whose entries are proved against the tip's state root.
+//!   whose entries are proved against the tip's state root;
+//! - **no honest node refuses to sign**: a batch with no fully signed version passes the check above, so
+//!   one left unsigned because the share-time check refuses it on an honest node (`signing.refused`) fails
+//!   here instead.
+//!
+//! A transient RPC failure (a node or bitcoind busy, a transaction index still catching up) is asked again
+//! within the bound, never taken as the answer.
 //!
 //! A node's bitcoind is its own (validator `i` runs `fed.bitcoinds[i]`); a node without one (a full node,
 //! or one whose bitcoind the scenario stopped) is held against the first running bitcoind.
@@ -124,6 +130,8 @@ enum Seen {
     Mempool,
     /// In its best chain, in this block.
     Confirmed(BlockHash),
+    /// Not known yet, but its transaction index is still catching up: ask again.
+    Indexing,
 }
 
 /// `getrawtransaction` (bitcoind runs with `txindex`, so confirmed transactions are found too): -5 is
@@ -144,8 +152,18 @@ fn seen(btc: &Bitcoind, index: usize, txid: &Txid) -> Result<Seen, ScenarioError
         Err(BitcoindError::Rpc {
             source: bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(e)),
             ..
-        }) if e.code == -5 => Ok(Seen::Unknown),
+        }) if e.code == -5 => Ok(if txindex_synced(btc) { Seen::Unknown } else { Seen::Indexing }),
         Err(e) => Err(btc_err(index)(e)),
+    }
+}
+
+/// Whether bitcoind's transaction index has caught up with its chain (`getindexinfo`; -5 from
+/// `getrawtransaction` means "not known" only then). An index it does not report counts as synced.
+fn txindex_synced(btc: &Bitcoind) -> bool {
+    match btc.call::<serde_json::Value>("getindexinfo", &[serde_json::json!("txindex")]) {
+        Ok(v) => v["txindex"]["synced"].as_bool().unwrap_or(true),
+        // Cannot tell: not synced, so the caller asks again within its bound rather than concluding.
+        Err(_) => false,
     }
 }
 
@@ -181,6 +199,7 @@ fn in_flight_accepted(btc: &Bitcoind, index: usize, b: &BatchRecord) -> Result<(
     for (n, v) in versions.iter().enumerate() {
         match seen(btc, index, &btc_txid(&v.txid))? {
             Seen::Confirmed(_) => return Ok(()),
+            Seen::Indexing => return Err(ScenarioError::BtcIndexing { bitcoind: index }),
             Seen::Mempool if n >= last_signed => mempool = true,
             _ => {}
         }
@@ -211,6 +230,7 @@ fn settled_confirmed(btc: &Bitcoind, index: usize, s: &SettleTx) -> Result<(), S
                 Seen::Confirmed(hash) => format!("confirmed in another block, {hash}"),
                 Seen::Mempool => "only in its mempool".into(),
                 Seen::Unknown => "unknown to it".into(),
+                Seen::Indexing => "not found yet: its transaction index is still catching up".into(),
             },
         }),
     }
@@ -240,13 +260,28 @@ pub async fn check_batches_accepted(
     let deadline = Instant::now() + bound;
     let mut scanned_to = scanned_to;
     loop {
-        let (tip, in_flight) = batches_in_flight(fed, reference).await?;
-        if tip > scanned_to {
-            settled.extend(super::settles_between(fed, reference, scanned_to + 1, tip).await?);
-            scanned_to = tip;
-        }
+        // Every step may fail transiently (a node or bitcoind busy): the failure is kept and the whole
+        // check asked again until the bound, like a batch not accepted yet.
         let mut failure = None;
-        'all: for &b in &checked {
+        let in_flight = match batches_in_flight(fed, reference).await {
+            Ok((tip, in_flight)) => {
+                if tip > scanned_to {
+                    match super::settles_between(fed, reference, scanned_to + 1, tip).await {
+                        Ok(more) => {
+                            settled.extend(more);
+                            scanned_to = tip;
+                        }
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                in_flight
+            }
+            Err(e) => {
+                failure = Some(e);
+                Vec::new()
+            }
+        };
+        'all: for &b in checked.iter().filter(|_| failure.is_none()) {
             let btc = &fed.bitcoinds[b];
             for s in &settled {
                 if let Err(e) = settled_confirmed(btc, b, s) {
@@ -261,10 +296,33 @@ pub async fn check_batches_accepted(
                 }
             }
         }
+        if failure.is_none() {
+            failure = no_refusals(fed, nodes).await.err();
+        }
         match failure {
             None => return Ok(settled.len() + in_flight.len()),
             Some(e) if Instant::now() >= deadline => return Err(e),
             Some(_) => tokio::time::sleep(POLL).await,
         }
     }
+}
+
+/// `Err` when one of `nodes` (the honest ones) refuses to sign a batch version now
+/// (`getblockchaininfo.signing.refused`): a batch with no fully signed version passes
+/// [`in_flight_accepted`], so a refusal that keeps it unsigned must fail here.
+async fn no_refusals(fed: &Federation, nodes: &[usize]) -> Result<(), ScenarioError> {
+    for &i in nodes {
+        let node = &fed.nodes[i];
+        let info = node.client()?.get_blockchain_info().await.map_err(rpc_err(&node.name))?;
+        if let Some(r) = info.signing.refused.first() {
+            return Err(ScenarioError::SigningRefused {
+                node: node.name.clone(),
+                batch: r.batch,
+                btc_txid: r.btc_txid.clone(),
+                kind: r.kind.clone(),
+                refused: info.signing.refused.len(),
+            });
+        }
+    }
+    Ok(())
 }
