@@ -46,7 +46,7 @@ pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, GenesisValidator,
 pub use halt::{peg_halt, PegHalt};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use pegout::{BurnRecord, PegOutQueue};
-pub use select::{select_txs, Selection};
+pub use select::{assemble_proposal, select_txs, Selection};
 pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
     WriteSet,
