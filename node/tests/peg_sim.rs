@@ -41,7 +41,7 @@ fn seeds_hold_every_peg_property(first: u64) {
     assert!(sum.halts >= SEEDS / 4, "{sum:?}");
     assert!(sum.epochs >= SEEDS / 4 * 3 * 9 / 10, "{sum:?}");
     assert!(sum.sweeps_settled > SEEDS / 10, "{sum:?}");
-    assert!(sum.refreshes_settled > SEEDS / 10, "{sum:?}");
+    assert!(sum.refreshes_settled > SEEDS / 20, "{sum:?}");
     println!("seeds {first}..{}: {sum:?}", first + SEEDS);
 }
 

@@ -17,7 +17,7 @@ impl World {
         // long. While the anchor is reorged away or the peg halted, the halt bound applies instead.
         let p = self.chain.params();
         let quorum = self.snapshot_at(self.quorum_tip(), meta.btc_anchor.height.get());
-        let ready = peg::choose_anchor(&quorum, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step);
+        let ready = peg::choose_anchor(&*quorum, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step);
         let moved = self.trace_anchor_moved(meta.btc_anchor);
         let halted = halt.is_halted() || halt.resume_to.is_some();
         self.waiting = if ready.is_some() && !moved && !halted { self.waiting + 1 } else { 0 };

@@ -144,7 +144,13 @@ impl World {
 
     /// Block `height` as the member at `pos` builds it in `round` (an honest one, or `junk` from a Byzantine
     /// one), on its own bitcoind's view.
-    fn propose(&mut self, pos: usize, round: u32, junk: Option<Junk>) -> Result<Option<ledger::Block>, SimFailure> {
+    #[allow(clippy::type_complexity)]
+    fn propose(
+        &mut self,
+        pos: usize,
+        round: u32,
+        junk: Option<Junk>,
+    ) -> Result<Option<(ledger::Block, ledger::ExecutionOutcome)>, SimFailure> {
         let id = self.members[pos];
         let height = Height(self.height + 1);
         let state = self.store.snapshot(self.height);
@@ -152,36 +158,30 @@ impl World {
         let halt = ledger::peg_halt(&state).map_err(|e| self.state_err(e))?;
         let prev = meta.btc_anchor;
         let snap = self.snapshot_of(id, prev.height.get());
-        let own = self.own_validator_txs(&halt, &snap, pos, height, &prev);
+        let snap: &BtcSnapshot = &snap;
+        let own = self.own_validator_txs(&halt, snap, pos, height, &prev);
         let mut pool = self.pool_txs(&state);
         let reserved = own.len() + pool.len();
         let wanted = if round == 0 && !halt.is_halted() && halt.resume_to.is_none() {
             let p = self.chain.params();
-            peg::choose_anchor(&snap, to_peg(&prev), p.pegin_confirmations, p.max_anchor_step).map(from_peg)
+            peg::choose_anchor(snap, to_peg(&prev), p.pegin_confirmations, p.max_anchor_step).map(from_peg)
         } else {
             None
         };
         // As the node does: claims ride only on round-0 blocks that keep the anchor, never while halted.
         let keep = || {
-            let claims = pegin::peg_plan(&self.chain, &state, &snap, self.registry.version, &prev, &prev, height, true);
+            let claims = pegin::peg_plan(&self.chain, &state, snap, self.registry.version, &prev, &prev, height, true);
             let with_claims = round == 0 && !halt.is_halted();
             (prev, if with_claims { claims.unwrap_or_default() } else { PegPlan::default() })
         };
         let (anchor, mut plan) = match (halt.resume_to, wanted, self.cfg.naive_required) {
             (Some(agreed), _, _) => (agreed, PegPlan::default()),
             (None, None, _) => keep(),
-            (None, Some(new), true) => (new, self.naive_plan(&state, &snap, &prev, &new)),
-            (None, Some(new), false) => pegin::anchor_with_plan(
-                &self.chain,
-                &state,
-                &snap,
-                self.registry.version,
-                &prev,
-                &new,
-                height,
-                reserved,
-            )
-            .unwrap_or_else(keep),
+            (None, Some(new), true) => (new, self.naive_plan(&state, snap, &prev, &new)),
+            (None, Some(new), false) => {
+                pegin::anchor_with_plan(&self.chain, &state, snap, self.registry.version, &prev, &new, height, reserved)
+                    .unwrap_or_else(keep)
+            }
         };
         match junk {
             // Junk only when something was required; otherwise this proposer has nothing to attack with.
@@ -224,7 +224,7 @@ impl World {
             last_commit_hash: Hash32::ZERO,
         };
         match ledger::build_block(&self.chain, &self.store, template, block_txs) {
-            Ok((block, _)) => Ok(Some(block)),
+            Ok(built) => Ok(Some(built)),
             Err(e) if junk.is_none() => {
                 if self.cfg.naive_required {
                     // The old node logged this and proposed nothing; liveness is what fails.
@@ -243,14 +243,15 @@ impl World {
         let prev = state.chain_meta().ok().flatten().map(|m| m.btc_anchor).unwrap_or_default();
         let halt = ledger::peg_halt(&state).map_err(|e| e.to_string())?;
         let snap = self.snapshot_at(tip, prev.height.get());
+        let snap: &BtcSnapshot = &snap;
         let p = self.chain.params();
         let new = block.header.btc_anchor;
         if new != prev && halt.resume_to != Some(new) {
-            peg::check_anchor_move(&snap, to_peg(&prev), to_peg(&new), p.pegin_confirmations, p.max_anchor_step)
+            peg::check_anchor_move(snap, to_peg(&prev), to_peg(&new), p.pegin_confirmations, p.max_anchor_step)
                 .map_err(|e| e.to_string())?;
         }
         if self.cfg.naive_required {
-            let plan = self.naive_plan(&state, &snap, &prev, &new);
+            let plan = self.naive_plan(&state, snap, &prev, &new);
             if plan.mints.iter().any(|m| !block.txs.contains(&Tx::Mint(m.clone()))) {
                 return Err("leaves out a required mint (old rule)".into());
             }
@@ -258,12 +259,12 @@ impl World {
                 Tx::Mint(m) => Some(m),
                 _ => None,
             });
-            if minted.any(|m| !pegin::mint_is_confirmed(&snap, m)) {
+            if minted.any(|m| !pegin::mint_is_confirmed(snap, m)) {
                 return Err("mints what Bitcoin does not show".into());
             }
             return Ok(());
         }
-        pegin::check_block_peg(&self.chain, &state, Some(&snap), self.registry.version, &prev, block)
+        pegin::check_block_peg(&self.chain, &state, Some(snap), self.registry.version, &prev, block)
             .map_err(|e| e.to_string())
     }
 
@@ -279,8 +280,9 @@ impl World {
             let junk =
                 self.is_byzantine(proposer)
                     .then(|| if self.rng.gen_bool(0.5) { Junk::FakeMint } else { Junk::OmitMints });
-            let Some(block) = self.propose(pos, round, junk)? else { continue };
-            let executed = ledger::execute_block(&self.chain, &self.store, &block);
+            // Re-execution is the same for every validator and gives what building gave (one function
+            // executes both), so the built outcome stands for it.
+            let Some((block, executed)) = self.propose(pos, round, junk)? else { continue };
             let proposer_tip = self.view_tip(proposer);
             // Validators with the same view reach the same verdict: judge each view once.
             let mut verdicts: BTreeMap<u32, Result<(), String>> = BTreeMap::new();
@@ -288,13 +290,7 @@ impl World {
             let honest: Vec<u32> = self.members.iter().copied().filter(|v| !self.is_byzantine(*v)).collect();
             for v in honest {
                 let tip = self.view_tip(v);
-                let verdict = verdicts
-                    .entry(tip)
-                    .or_insert_with(|| {
-                        self.peg_verdict(tip, &block)
-                            .and_then(|()| executed.as_ref().map(|_| ()).map_err(|e| e.to_string()))
-                    })
-                    .clone();
+                let verdict = verdicts.entry(tip).or_insert_with(|| self.peg_verdict(tip, &block)).clone();
                 match (verdict, junk) {
                     (Ok(()), None) => yes += 1,
                     (Ok(()), Some(j)) => {
@@ -317,8 +313,7 @@ impl World {
                 continue;
             }
             if yes >= self.quorum_size() {
-                let outcome = executed.expect("a block an honest validator accepted executes");
-                return self.commit(block, outcome);
+                return self.commit(block, executed);
             }
         }
         // No round produced a block (only possible with the old rule): an empty block keeping the anchor.

@@ -93,7 +93,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The settings CI uses for `seed`: 36 heights, one Byzantine validator on odd seeds, the episodes in
+    /// The settings CI uses for `seed`: 32 heights, one Byzantine validator on odd seeds, the episodes in
     /// turn by `seed / 2`, lagging bitcoinds, the quiet tail.
     pub fn for_seed(seed: u64) -> Self {
         let episode = match (seed / 2) % 4 {
@@ -104,7 +104,7 @@ impl SimConfig {
         };
         SimConfig {
             seed,
-            heights: 36,
+            heights: 32,
             byzantine: (seed % 2) as u32,
             episode,
             lagging: true,
@@ -179,7 +179,7 @@ struct World {
     /// One signing context for the run (creating one is costly).
     secp: bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All>,
     /// Snapshots by what they were built from (validators with the same view share one).
-    snap_cache: std::cell::RefCell<BTreeMap<SnapKey, BtcSnapshot>>,
+    snap_cache: std::cell::RefCell<BTreeMap<SnapKey, std::rc::Rc<BtcSnapshot>>>,
     /// Signature shares made so far, by (batch, version txid, signer position).
     #[allow(clippy::type_complexity)]
     share_cache: std::cell::RefCell<BTreeMap<(u64, Hash32, usize), Option<Tx>>>,

@@ -9,6 +9,7 @@
 use super::World;
 use crate::btc_follow::BtcSnapshot;
 use rand::Rng;
+use std::rc::Rc;
 
 /// Lags a bitcoind may have, drawn with these odds (most are at the tip).
 const LAGS: [u32; 8] = [0, 0, 0, 0, 1, 1, 2, 3];
@@ -45,23 +46,23 @@ impl World {
 
     /// What the bitcoind whose best chain stops at `tip` shows: the follower's snapshot over the simulated
     /// chain, cached by what it is built from (validators with the same view share one).
-    pub(super) fn snapshot_at(&self, tip: u32, anchor: u32) -> BtcSnapshot {
+    pub(super) fn snapshot_at(&self, tip: u32, anchor: u32) -> Rc<BtcSnapshot> {
         let tip = tip.min(self.btc.tip());
         let key = (anchor, self.registry.version, self.btc.blocks.get(tip as usize).map(|b| b.hash), self.claims.len());
         if let Some(snap) = self.snap_cache.borrow().get(&key) {
-            return snap.clone();
+            return Rc::clone(snap);
         }
-        let snap = self.build_snapshot(tip, anchor);
+        let snap = Rc::new(self.build_snapshot(tip, anchor));
         let mut cache = self.snap_cache.borrow_mut();
         if cache.len() > 16 {
             cache.clear();
         }
-        cache.insert(key, snap.clone());
+        cache.insert(key, Rc::clone(&snap));
         snap
     }
 
     /// [`World::snapshot_at`] for the bitcoind of identity `id`.
-    pub(super) fn snapshot_of(&self, id: u32, anchor: u32) -> BtcSnapshot {
+    pub(super) fn snapshot_of(&self, id: u32, anchor: u32) -> Rc<BtcSnapshot> {
         self.snapshot_at(self.view_tip(id), anchor)
     }
 
