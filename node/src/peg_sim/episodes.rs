@@ -102,9 +102,12 @@ impl World {
             self.btc.mine(Vec::new(), || true);
             self.episode.reorged_at = Some(self.height);
         }
-        // Halted: the operators agree to resume from the new branch's block at the old anchor's height.
+        // Halted: the operators agree to resume from the new branch's block at the old anchor's height (or
+        // `resume_above` blocks higher, as deep as Bitcoin allows).
         if halt.is_halted() && self.episode.resume_request.is_none() {
-            let h = anchor.height.get();
+            let h = (anchor.height.get() + self.cfg.resume_above)
+                .min(self.btc.tip().saturating_sub(1))
+                .max(anchor.height.get());
             self.episode.resume_request = Some(from_peg((h, self.btc.blocks[h as usize].hash)));
         }
         // A federation change whose height has come: 2f+1 honest members of the set in force approve it.

@@ -86,6 +86,10 @@ pub struct SimConfig {
     pub lagging: bool,
     /// Whether to end with the quiet tail and the peg-out liveness check.
     pub tail: bool,
+    /// After a deep reorg, the operators resume this many blocks above the old anchor's height (0: at it).
+    /// Above it, batches confirmed between the two anchors are never settled today (finding 6, being
+    /// fixed): the quiet tail names the stuck burn. 0 in CI until that fix lands.
+    pub resume_above: u32,
     /// Switches the fix for finding 1 off: the old rule that required a mint for every output to a live
     /// deposit script, computed apart from execution, with mints before settlements. For the test that
     /// shows the simulation catches it.
@@ -109,6 +113,7 @@ impl SimConfig {
             episode,
             lagging: true,
             tail: true,
+            resume_above: 0,
             naive_required: false,
         }
     }
