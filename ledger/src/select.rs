@@ -94,3 +94,91 @@ pub fn select_txs<S: StateReader>(
     }
     Ok(out)
 }
+
+/// A proposal's transactions in block order, within `Params::block_max_txs` and `block_max_bytes`:
+/// `front` (the peg plan's settlements and mints, the federation pool's shares and changes, evidence),
+/// then the longest prefix of `selection` (user transactions from [`select_txs`], in application order, so
+/// every prefix applies) that fits in what `front` and `back` leave, then `back` (the proposer's own
+/// validator transactions: reorg reports, resume votes, fee-rate votes).
+///
+/// Why user transactions get only what is left: the peg's and the federation's transactions must not wait
+/// behind a full mempool. Why `back` goes last: the selection was made on the state before the block, and
+/// a reorg report that completes f+1 halts the peg, after which a burn selected before it no longer
+/// applies (`PegOut` is refused while halted): with the report in front, that block would not build, and
+/// the halt would wait for as long as someone keeps a burn in the mempool.
+pub fn assemble_proposal(params: &crate::Params, front: Vec<Tx>, selection: Vec<Tx>, back: Vec<Tx>) -> Vec<Tx> {
+    let room = (params.block_max_txs as usize).saturating_sub(front.len() + back.len());
+    let mut bytes = crate::txs_encoded_len(&front) + back.iter().map(Tx::encoded_len).sum::<usize>();
+    let max_bytes = params.block_max_bytes as usize;
+    let fit = selection
+        .iter()
+        .take_while(|t| {
+            bytes += t.encoded_len();
+            bytes <= max_bytes
+        })
+        .count();
+    let mut txs = front;
+    txs.extend(selection.into_iter().take(room.min(fit)));
+    txs.extend(back);
+    txs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, user_key};
+    use crate::tx::{EvidenceTx, UserTxKind};
+    use bitcoin::Amount;
+    use primitives::{Height, Round, ValidatorIndex};
+
+    fn user_txs(chain: &Chain, n: u64) -> Vec<Tx> {
+        let k = user_key(0);
+        (0..n)
+            .map(|nonce| {
+                let to = user_key(1).public().account_id();
+                let kind = UserTxKind::Transfer { to, amount: Amount::from_sat(1) };
+                Tx::User(
+                    crate::UserTx { signer: k.public(), nonce, fee: Amount::from_sat(100), kind }
+                        .sign(&k, chain.genesis_hash()),
+                )
+            })
+            .collect()
+    }
+
+    fn evidence(size: usize) -> Tx {
+        Tx::Evidence(EvidenceTx {
+            offender: ValidatorIndex(0),
+            height: Height(1),
+            round: Round(0),
+            proof: vec![7; size],
+        })
+    }
+
+    #[test]
+    fn user_transactions_get_only_the_bytes_and_count_the_others_leave() {
+        let (chain, _) = testkit::chain_and_store(4, 2, Amount::from_sat(1_000_000));
+        let users = user_txs(&chain, 10);
+        let user_len = users[0].encoded_len();
+        let (front, back) = (vec![evidence(500)], vec![evidence(300)]);
+        let others = crate::txs_encoded_len(&front) + back[0].encoded_len();
+        // Room in bytes for exactly 3 user transactions (and a byte short of a 4th).
+        let mut params = chain.params().clone();
+        params.block_max_bytes = (others + 4 * user_len - 1) as u32;
+        let txs = assemble_proposal(&params, front.clone(), users.clone(), back.clone());
+        assert_eq!(txs.len(), 5, "front, 3 user transactions, back");
+        assert_eq!((&txs[0], &txs[4]), (&front[0], &back[0]), "the proposer's own transactions go last");
+        assert_eq!(&txs[1..4], &users[..3], "a prefix of the selection, in its order");
+        assert!(crate::txs_encoded_len(&txs) <= params.block_max_bytes as usize);
+        // The count: 4 slots, two taken by front and back.
+        params.block_max_bytes = u32::MAX;
+        params.block_max_txs = 4;
+        let txs = assemble_proposal(&params, front.clone(), users.clone(), back.clone());
+        assert_eq!(txs, vec![front[0].clone(), users[0].clone(), users[1].clone(), back[0].clone()]);
+        // Nothing left for users: the peg's and the federation's transactions still go in.
+        params.block_max_txs = 2;
+        assert_eq!(
+            assemble_proposal(&params, front.clone(), users, back.clone()),
+            vec![front[0].clone(), back[0].clone()]
+        );
+    }
+}

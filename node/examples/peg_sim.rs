@@ -1,7 +1,9 @@
 //! Runs the adversarial peg simulation for many seeds (or replays one).
 //!
 //! `cargo run --release -p sidechain-node --example peg_sim -- --seeds 100000 [--start 0] [--heights 40]
-//! [--jobs 2] [--naive-required] [--no-early-items]`, or `--seed S` to replay one (prints its outcome and trace hash).
+//! [--jobs 2] [--naive-required] [--no-early-items] [--resume-above N]`, or `--seed S` to replay one (prints
+//! its outcome and trace hash). `--resume-above N` resumes deep-reorg seeds N blocks above the old anchor
+//! (finding 6).
 //! Seed `s` has one Byzantine validator when odd. Exits non-zero on the first failing seed, printing the
 //! command that replays it.
 
@@ -18,8 +20,14 @@ fn main() {
     let naive = args.iter().any(|a| a == "--naive-required");
     let heights = num("--heights", SimConfig::for_seed(0).heights);
     let no_early = args.iter().any(|a| a == "--no-early-items");
-    let config =
-        |seed| SimConfig { heights, naive_required: naive, no_early_items: no_early, ..SimConfig::for_seed(seed) };
+    let resume_above = num("--resume-above", 0) as u32;
+    let config = |seed| SimConfig {
+        heights,
+        naive_required: naive,
+        no_early_items: no_early,
+        resume_above,
+        ..SimConfig::for_seed(seed)
+    };
     let (start, count) = match get("--seed") {
         Some(s) => (s.parse().expect("--seed wants a number"), 1),
         None => (num("--start", 0), num("--seeds", 1000)),
@@ -40,12 +48,13 @@ fn main() {
                         Ok(_) => {}
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
-                            let flag = match (naive, no_early) {
-                                (true, true) => " --naive-required --no-early-items",
-                                (true, false) => " --naive-required",
-                                (false, true) => " --no-early-items",
-                                (false, false) => "",
-                            };
+                            let mut flag = if naive { " --naive-required".to_string() } else { String::new() };
+                            if no_early {
+                                flag += " --no-early-items";
+                            }
+                            if resume_above > 0 {
+                                flag += &format!(" --resume-above {resume_above}");
+                            }
                             eprintln!("FAILED: {e}\n  replay: scripts/peg-sim --seed {seed} --heights {heights}{flag}");
                         }
                     }

@@ -848,20 +848,20 @@ impl Service {
         let chain = self.chain.chain();
         // The peg's transactions go first, in the order `ledger::plan_peg_txs` applied them (settlements,
         // required mints, claims), so what it judged acceptable is exactly what this block executes; then
-        // this validator's own, the federation pool's, evidence (few, small, must not wait behind a full
-        // mempool); user transactions fill the rest.
-        let mut txs: Vec<ledger::Tx> = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
-        let mut pooled = self.fed_pool.select(chain, &state);
+        // the federation pool's, evidence (few, small, must not wait behind a full mempool); user
+        // transactions fill what is left; this validator's own go last (`ledger::assemble_proposal` says why).
+        let own = self.own_validator_txs(&state, &meta.btc_anchor, height, proposer);
+        let mut pool: Vec<ledger::Tx> = self.fed_pool.select(chain, &state);
         if !self.signing.may_sign() {
             // Paused: none of our shares through our own blocks (one relayed back to us included).
             let (federation, mine) = (self.chain.federation(), self.cfg.keys.peg_public());
-            pooled.retain(
+            pool.retain(
                 |t| !matches!(t, ledger::Tx::PegShare(s) if crate::breaker::own_share(federation, &state, &mine, s)),
             );
         }
-        txs.extend(pooled);
-        txs.extend(self.evidence_to_include(&state)?);
-        let room = crate::pegin::Room::after(chain, &txs);
+        pool.extend(self.evidence_to_include(&state)?);
+        let reserved: Vec<ledger::Tx> = own.iter().chain(&pool).cloned().collect();
+        let room = crate::pegin::Room::after(chain, &reserved);
         let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);
         if round.get() == 0 {
             if let Some(btc) = &self.btc {
@@ -873,23 +873,12 @@ impl Service {
             warn!(%height, left_out = plan.mints.len(), "FAULT: proposing an anchor move without its mints");
             plan.mints.clear();
         }
-        let mut peg_txs = plan.txs();
-        txs.retain(|t| !plan.supersedes(t));
-        peg_txs.append(&mut txs);
-        let mut txs = peg_txs;
-        let room = (chain.params().block_max_txs as usize).saturating_sub(txs.len());
+        let mut front = plan.txs();
+        pool.retain(|t| !plan.supersedes(t));
+        front.append(&mut pool);
         let candidates = self.mempool.candidates(chain.params().block_max_txs as usize * 2);
-        let mut selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
-        // The selection filled a whole block's bytes; what goes in front of it takes its share first (a
-        // prefix of the selection stays valid: it is in application order).
-        let mut bytes = ledger::txs_encoded_len(&txs);
-        let max_bytes = chain.params().block_max_bytes as usize;
-        let fit = selection.txs.iter().take_while(|t| {
-            bytes += t.encoded_len();
-            bytes <= max_bytes
-        });
-        let fit = fit.count();
-        selection.txs.truncate(room.min(fit));
+        let selection = ledger::select_txs(chain, &state, candidates).map_err(ChainError::from)?;
+        let txs = ledger::assemble_proposal(chain.params(), front, selection.txs, own);
         let template = BlockTemplate {
             height,
             prev_hash: self.chain.tip_hash(),
@@ -898,7 +887,6 @@ impl Service {
             btc_anchor,
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
-        txs.extend(selection.txs);
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {
             Ok((block, _)) => {
                 let fb = FullBlock { block, last_commit: self.chain.tip_cert().cloned() };

@@ -109,7 +109,12 @@ impl SimBitcoin {
     /// Where `outpoint` was created in the best chain: (its output, height, from a coinbase), whether spent
     /// or not.
     pub fn created(&self, outpoint: &OutPoint) -> Option<(TxOut, u32, bool)> {
-        for (h, b) in self.blocks.iter().enumerate() {
+        self.created_upto(outpoint, self.tip())
+    }
+
+    /// [`SimBitcoin::created`] as a bitcoind whose best chain stops at `tip` (one lagging behind) sees it.
+    pub fn created_upto(&self, outpoint: &OutPoint, tip: u32) -> Option<(TxOut, u32, bool)> {
+        for (h, b) in self.blocks.iter().enumerate().take(tip as usize + 1) {
             if let Some(i) = b.txids.iter().position(|t| *t == outpoint.txid) {
                 let tx = &b.txs[i];
                 let out = tx.output.get(outpoint.vout as usize)?.clone();
@@ -189,13 +194,27 @@ impl SimBitcoin {
     }
 
     fn block_hash(&mut self, height: u32, txids: &[Txid]) -> BlockHash {
+        let parent = self.blocks.get(height as usize - 1).map_or(BlockHash::all_zeros(), |b| b.hash);
         let mut bytes = height.to_le_bytes().to_vec();
-        bytes.extend_from_slice(self.blocks.last().map_or(&[0u8; 32][..], |b| b.hash.as_byte_array()));
+        bytes.extend_from_slice(parent.as_byte_array());
         bytes.extend_from_slice(&self.next_nonce().to_le_bytes());
         for t in txids {
             bytes.extend_from_slice(t.as_byte_array());
         }
         BlockHash::from_raw_hash(sha256d::Hash::hash(&bytes))
+    }
+
+    /// A reorg deeper than the anchor: a competing branch replaces the top `depth` blocks (never genesis)
+    /// with blocks holding the same transactions at the same heights, under new hashes. Every fact the
+    /// sidechain recorded stays true in content (so the run can go on after the agreed resume) while every
+    /// anchored hash above the fork is gone, which is what the halt procedure reacts to.
+    pub fn replace_top(&mut self, depth: u32) {
+        let tip = self.tip();
+        for h in tip + 1 - depth.clamp(1, tip)..=tip {
+            let txids = self.blocks[h as usize].txids.clone();
+            let hash = self.block_hash(h, &txids);
+            self.blocks[h as usize].hash = hash;
+        }
     }
 
     /// Removes the top `depth` blocks (never genesis); their non-coinbase transactions go back to the mempool.

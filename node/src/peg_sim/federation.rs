@@ -1,0 +1,443 @@
+//! The federation in the simulation: proposers build blocks with the node's rules, every honest validator
+//! judges them against its own bitcoind, 2f+1 votes commit, and the signed batches go to Bitcoin.
+//!
+//! The proposer's choices mirror `Service::build_proposal` and `next_anchor` (in `crate::service`, which
+//! needs a running node): its own validator transactions (reorg reports, resume votes), the federation
+//! pool (signature shares, federation changes), then in round 0 the highest anchor its index can plan
+//! (`pegin::anchor_with_plan`), the anchor 2f+1 agreed to resume from, or the kept anchor while halted.
+
+use super::btc::BtcReject;
+use super::{Junk, SimFailure, World};
+use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
+use crate::pegin;
+use ledger::testkit::{self, user_key};
+use ledger::{BlockTemplate, BtcAnchor, BtcOutPoint, PegHalt, PegPlan, StateReader, Tx};
+use primitives::{Hash32, Height, ValidatorIndex};
+use rand::Rng;
+use std::collections::{BTreeMap, HashSet};
+
+impl World {
+    pub(super) fn is_byzantine(&self, id: u32) -> bool {
+        id < self.cfg.byzantine
+    }
+
+    /// The test identity whose consensus key is `key`.
+    pub(super) fn identity(&self, key: &primitives::PublicKey) -> u32 {
+        self.identities.iter().position(|k| k == key).expect("every validator is a test identity") as u32
+    }
+
+    /// What the federation pool offers a proposer, as `ledger::select_pool_txs` keeps it: the honest
+    /// signers' shares for every in-flight batch that lacks them (no more than a threshold), and the
+    /// federation changes that apply.
+    fn pool_txs(&self, state: &impl StateReader) -> Vec<Tx> {
+        let mut all = self.all_shares(state);
+        all.extend(self.pool.iter().cloned());
+        ledger::select_pool_txs(&self.chain, state, &all).unwrap_or_default()
+    }
+
+    fn all_shares(&self, state: &impl StateReader) -> Vec<Tx> {
+        let secp = &self.secp;
+        let mut out = Vec::new();
+        let Ok(index) = ledger::batching::batch_index(state) else { return out };
+        let Ok(fs) = ledger::federation_state(&self.chain, state) else { return out };
+        for id in index.in_flight {
+            let Ok(Some(b)) = ledger::batching::batch(state, id) else { continue };
+            let Ok(tx) = b.unsigned() else { continue };
+            let Some(epoch) = fs.epoch(b.epoch) else { continue };
+            let wallet = self.wallet(b.epoch);
+            // The batch's epoch signs, members who left since included (their keys are their authority).
+            for (pos, v) in epoch.validators.iter().enumerate() {
+                let who = self.identity(&v.consensus_key);
+                let signer = ValidatorIndex(pos as u16);
+                if self.is_byzantine(who) || b.shares.iter().any(|(s, _)| *s == signer) {
+                    continue;
+                }
+                // Signing is deterministic (RFC 6979): each share is made once and kept for later rounds.
+                let key = (id, b.txid, pos);
+                if let Some(share) = self.share_cache.borrow().get(&key) {
+                    out.extend(share.clone());
+                    continue;
+                }
+                let secret = testkit::validator_peg_secret(who);
+                let genesis = self.chain.genesis_hash().0;
+                let share =
+                    peg::sign_batch(secp, wallet, genesis, &tx, &b.peg_inputs(), pos, &secret).ok().map(|share| {
+                        Tx::PegShare(ledger::PegShareTx {
+                            batch: id,
+                            txid: b.txid,
+                            signer,
+                            signatures: share.signatures,
+                        })
+                    });
+                self.share_cache.borrow_mut().insert(key, share.clone());
+                out.extend(share);
+            }
+        }
+        out
+    }
+
+    /// As `Service::own_validator_txs`: a reorg report when this validator's bitcoind no longer has the
+    /// anchor in force, and its resume vote once its operator asked for one.
+    fn own_validator_txs(
+        &self,
+        halt: &PegHalt,
+        snap: &BtcSnapshot,
+        pos: usize,
+        height: Height,
+        prev: &BtcAnchor,
+    ) -> Vec<Tx> {
+        let me = ValidatorIndex(pos as u16);
+        let mut kinds = Vec::new();
+        let reported = halt.reported_anchor == Some(*prev) && halt.reports.contains(&me);
+        if !reported && halt.resume_to.is_none() {
+            if let Err(peg::AnchorRejection::PreviousAnchorReorged { .. }) =
+                peg::check_in_best_chain(snap, to_peg(prev))
+            {
+                kinds.push(ledger::ValidatorTxKind::ReportReorg { anchor: *prev });
+            }
+        }
+        if let Some(resume) = self.episode.resume_request {
+            if halt.is_halted() && !halt.resume_votes.iter().any(|(_, v)| *v == me) {
+                kinds.push(ledger::ValidatorTxKind::ResumePeg { anchor: resume });
+            }
+        }
+        let key = testkit::validator_key(self.members[pos]);
+        kinds
+            .into_iter()
+            .map(|kind| {
+                Tx::Validator(ledger::ValidatorTx { validator: me, height, kind }.sign(&key, self.chain.genesis_hash()))
+            })
+            .collect()
+    }
+
+    /// The pre-fix rule (finding 1), for the regression test: every output to a live deposit script and
+    /// every plain output not of an in-flight batch, not yet recorded; settlements after the mints.
+    fn naive_plan(&self, state: &impl StateReader, snap: &BtcSnapshot, prev: &BtcAnchor, new: &BtcAnchor) -> PegPlan {
+        let mut plan = PegPlan::default();
+        let Ok(facts) = pegin::block_facts(snap, self.registry.version, prev, new) else { return plan };
+        let index = ledger::batching::batch_index(state).unwrap_or_default();
+        let mut batch_txids = Vec::new();
+        for id in &index.in_flight {
+            if let Ok(Some(b)) = ledger::batching::batch(state, *id) {
+                batch_txids.extend(b.version_txids().map(|t| (t, *id)));
+            }
+        }
+        for f in &facts {
+            for m in &f.outputs {
+                let live = m.kind == ledger::MintKind::Federation
+                    || ledger::pegin::registration_is_live(state, &m.recipient, Height(self.height + 1))
+                        .unwrap_or(false);
+                let change =
+                    m.kind == ledger::MintKind::Federation && batch_txids.iter().any(|(t, _)| *t == m.outpoint.txid);
+                if live && !change && state.get_pegin(&m.outpoint).ok().flatten().is_none() {
+                    plan.mints.push(m.clone());
+                }
+            }
+            for (txid, id) in &batch_txids {
+                if f.txids.contains(txid) {
+                    plan.settles.push(ledger::SettleTx { batch: *id, txid: *txid, btc_block: f.block });
+                }
+            }
+        }
+        plan
+    }
+
+    /// Block `height` as the member at `pos` builds it in `round` (an honest one, or `junk` from a Byzantine
+    /// one), on its own bitcoind's view.
+    #[allow(clippy::type_complexity)]
+    fn propose(
+        &mut self,
+        pos: usize,
+        round: u32,
+        junk: Option<Junk>,
+    ) -> Result<Option<(ledger::Block, ledger::ExecutionOutcome)>, SimFailure> {
+        let id = self.members[pos];
+        let height = Height(self.height + 1);
+        let state = self.store.snapshot(self.height);
+        let meta = state.chain_meta().map_err(|e| self.state_err(e))?.expect("meta");
+        let halt = ledger::peg_halt(&state).map_err(|e| self.state_err(e))?;
+        let prev = meta.btc_anchor;
+        let snap = self.snapshot_of(id, prev.height.get());
+        let snap: &BtcSnapshot = &snap;
+        let own = self.own_validator_txs(&halt, snap, pos, height, &prev);
+        let mut pool = self.pool_txs(&state);
+        let reserved: Vec<Tx> = own.iter().chain(&pool).cloned().collect();
+        let room = pegin::Room::after(&self.chain, &reserved);
+        let version = self.registry.version;
+        let wanted = if round == 0 && !halt.is_halted() && halt.resume_to.is_none() {
+            let p = self.chain.params();
+            peg::choose_anchor(snap, to_peg(&prev), p.pegin_confirmations, p.max_anchor_step).map(from_peg)
+        } else {
+            None
+        };
+        // As the node does: claims ride only on round-0 blocks that keep the anchor, never while halted.
+        let keep = || {
+            let claims = pegin::peg_plan(&self.chain, &state, snap, version, &prev, &prev, height, true);
+            let with_claims = round == 0 && !halt.is_halted();
+            let claims = if with_claims { claims.unwrap_or_default() } else { PegPlan::default() };
+            (prev, claims.prefix(room.txs, room.bytes))
+        };
+        let (anchor, mut plan) = match (halt.resume_to, wanted, self.cfg.naive_required) {
+            (Some(agreed), _, _) => (agreed, PegPlan::default()),
+            (None, None, _) => keep(),
+            (None, Some(new), true) => (new, self.naive_plan(&state, snap, &prev, &new)),
+            (None, Some(new), false) => {
+                pegin::anchor_with_plan(&self.chain, &state, snap, version, &prev, &new, height, room)
+                    .or_else(|| {
+                        let early = (!self.cfg.no_early_items)
+                            .then(|| pegin::early_plan(&self.chain, &state, snap, version, &prev, &new, height, room));
+                        early.flatten().map(|e| (prev, e))
+                    })
+                    .unwrap_or_else(keep)
+            }
+        };
+        // As `Service::build_proposal`: in round 0, settlements of batches confirmed at or below the anchor
+        // that no move covers (after a resume), as this proposer's bitcoind shows them.
+        if round == 0 && !self.cfg.naive_required {
+            plan.settles.extend(pegin::late_settles(&state, snap, height, &anchor, &plan, room));
+        }
+        match junk {
+            // Junk only when something was required (mints of a move; early ones are optional); otherwise
+            // this proposer has nothing to attack with.
+            Some(Junk::OmitMints) if anchor != prev && !plan.mints.is_empty() => plan.mints.clear(),
+            Some(Junk::OmitMints) => return Ok(None),
+            Some(Junk::FakeMint) => {
+                let mut fake = [0u8; 32];
+                self.rng.fill(&mut fake);
+                plan.mints.push(ledger::MintTx {
+                    outpoint: BtcOutPoint { txid: Hash32(fake), vout: 0 },
+                    recipient: user_key(id).public().account_id(),
+                    amount: bitcoin::Amount::from_sat(1_000_000),
+                    btc_block: anchor,
+                    epoch: 0,
+                    kind: ledger::MintKind::Deposit,
+                    coinbase: false,
+                });
+            }
+            None => {}
+        }
+        let mut front = if self.cfg.naive_required {
+            // The old order: mints, then settlements.
+            let mut t: Vec<Tx> = plan.mints.iter().cloned().map(Tx::Mint).collect();
+            t.extend(plan.settles.iter().cloned().map(Tx::Settle));
+            t
+        } else {
+            plan.txs()
+        };
+        pool.retain(|t| !plan.supersedes(t));
+        front.append(&mut pool);
+        let selection = ledger::select_txs(&self.chain, &state, self.mempool.clone()).map_err(|e| self.state_err(e))?;
+        // As `Service::build_proposal`: users get the bytes left, the proposer's own transactions go last.
+        let block_txs = ledger::assemble_proposal(self.chain.params(), front, selection.txs, own);
+        let template = BlockTemplate {
+            height,
+            prev_hash: Hash32::ZERO,
+            time_ms: meta.time_ms + 1000,
+            proposer: ValidatorIndex(pos as u16),
+            btc_anchor: anchor,
+            last_commit_hash: Hash32::ZERO,
+        };
+        match ledger::build_block(&self.chain, &self.store, template, block_txs) {
+            Ok(built) => Ok(Some(built)),
+            Err(e) if junk.is_none() => {
+                if self.cfg.naive_required {
+                    // The old node logged this and proposed nothing; liveness is what fails.
+                    return Ok(None);
+                }
+                Err(SimFailure::BuildFailed { seed: self.cfg.seed, height: height.get(), reason: e.to_string() })
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The peg verdict of an honest validator whose bitcoind's best chain stops at `tip`: the anchor check
+    /// (the agreed resume anchor needs none) and the peg check. Re-execution is the same for everyone.
+    fn peg_verdict(&self, tip: u32, block: &ledger::Block) -> Result<(), String> {
+        let state = self.store.snapshot(self.height);
+        let prev = state.chain_meta().ok().flatten().map(|m| m.btc_anchor).unwrap_or_default();
+        let halt = ledger::peg_halt(&state).map_err(|e| e.to_string())?;
+        let snap = self.snapshot_at(tip, prev.height.get());
+        let snap: &BtcSnapshot = &snap;
+        let p = self.chain.params();
+        let new = block.header.btc_anchor;
+        if new != prev && halt.resume_to != Some(new) {
+            peg::check_anchor_move(snap, to_peg(&prev), to_peg(&new), p.pegin_confirmations, p.max_anchor_step)
+                .map_err(|e| e.to_string())?;
+        }
+        if self.cfg.naive_required {
+            let plan = self.naive_plan(&state, snap, &prev, &new);
+            if plan.mints.iter().any(|m| !block.txs.contains(&Tx::Mint(m.clone()))) {
+                return Err("leaves out a required mint (old rule)".into());
+            }
+            let mut minted = block.txs.iter().filter_map(|t| match t {
+                Tx::Mint(m) => Some(m),
+                _ => None,
+            });
+            if minted.any(|m| !pegin::mint_is_confirmed(snap, m)) {
+                return Err("mints what Bitcoin does not show".into());
+            }
+            return Ok(());
+        }
+        pegin::check_block_peg(&self.chain, &state, Some(snap), self.registry.version, &prev, block)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Rounds until a block commits: the round's proposer proposes on its view, every honest member judges
+    /// on its own, and the block commits with 2f+1 yes votes (Byzantine members vote nil on honest blocks).
+    pub(super) fn commit_next(&mut self) -> Result<(), SimFailure> {
+        let height = self.height + 1;
+        let seed = self.cfg.seed;
+        let n = self.members.len();
+        for round in 0..2 * n as u32 {
+            let pos = ((height + u64::from(round)) % n as u64) as usize;
+            let proposer = self.members[pos];
+            let junk =
+                self.is_byzantine(proposer)
+                    .then(|| if self.rng.gen_bool(0.5) { Junk::FakeMint } else { Junk::OmitMints });
+            // Re-execution is the same for every validator and gives what building gave (one function
+            // executes both), so the built outcome stands for it.
+            let Some((block, executed)) = self.propose(pos, round, junk)? else { continue };
+            let proposer_tip = self.view_tip(proposer);
+            // Validators with the same view reach the same verdict: judge each view once.
+            let mut verdicts: BTreeMap<u32, Result<(), String>> = BTreeMap::new();
+            let mut yes = 0;
+            let honest: Vec<u32> = self.members.iter().copied().filter(|v| !self.is_byzantine(*v)).collect();
+            for v in honest {
+                let tip = self.view_tip(v);
+                let verdict = verdicts.entry(tip).or_insert_with(|| self.peg_verdict(tip, &block)).clone();
+                match (verdict, junk) {
+                    (Ok(()), None) => yes += 1,
+                    (Ok(()), Some(j)) => {
+                        let junk = match j {
+                            Junk::FakeMint => "a mint Bitcoin does not show",
+                            Junk::OmitMints => "an anchor move without its required mints",
+                        };
+                        return Err(SimFailure::JunkAccepted { seed, height, junk });
+                    }
+                    (Err(_), Some(_)) => {}
+                    // Seeing at least what the proposer saw, an honest validator has no reason to refuse.
+                    (Err(reason), None) if !self.cfg.naive_required && tip >= proposer_tip => {
+                        return Err(SimFailure::HonestRefused { seed, height, validator: v, reason })
+                    }
+                    (Err(_), None) => self.outcome.lag_refusals += 1,
+                }
+            }
+            if junk.is_some() {
+                self.outcome.junk_refused += 1;
+                continue;
+            }
+            if yes >= self.quorum_size() {
+                return self.commit(block, executed);
+            }
+        }
+        // No round produced a block (only possible with the old rule): an empty block keeping the anchor.
+        let state = self.store.snapshot(self.height);
+        let meta = state.chain_meta().map_err(|e| self.state_err(e))?.expect("meta");
+        let halt = ledger::peg_halt(&state).map_err(|e| self.state_err(e))?;
+        let template = BlockTemplate {
+            height: Height(height),
+            prev_hash: Hash32::ZERO,
+            time_ms: meta.time_ms + 1000,
+            proposer: ValidatorIndex(0),
+            btc_anchor: halt.resume_to.unwrap_or(meta.btc_anchor),
+            last_commit_hash: Hash32::ZERO,
+        };
+        let fail = |e: ledger::BlockError| SimFailure::BuildFailed { seed, height, reason: e.to_string() };
+        let (block, outcome) = ledger::build_block(&self.chain, &self.store, template, Vec::new()).map_err(fail)?;
+        self.commit(block, outcome)
+    }
+
+    fn commit(&mut self, block: ledger::Block, outcome: ledger::ExecutionOutcome) -> Result<(), SimFailure> {
+        let before = self.store.snapshot(self.height);
+        let settled_before = ledger::batching::batch_index(&before).map_err(|e| self.state_err(e))?;
+        self.store.apply(&outcome.write_set);
+        self.height += 1;
+        self.trace.extend_from_slice(&block.header.state_root.0);
+        self.outcome.mints += block.txs.iter().filter(|t| matches!(t, Tx::Mint(_))).count() as u64;
+        for t in &block.txs {
+            if let Tx::Reconfigure(r) = t {
+                let members = r.proposal.validators.iter().map(|v| self.identity(&v.consensus_key)).collect();
+                self.episode.approved(r.proposal.activation_height, members);
+            }
+        }
+        // The registry follows registrations and federation changes, as `Service::follow_federation` does.
+        self.registry.add(&self.chain, &pegin::registrations_in(&block));
+        let fs =
+            ledger::federation_state(&self.chain, &self.store.snapshot(self.height)).map_err(|e| self.state_err(e))?;
+        if self.registry.set_epochs(&self.chain, &fs, Height(self.height + 1)) {
+            self.learn_epoch_scripts();
+        }
+        let state = self.store.snapshot(self.height);
+        let members: Vec<u32> = fs.in_force().validators.iter().map(|v| self.identity(&v.consensus_key)).collect();
+        if members != self.members {
+            self.outcome.epochs += 1;
+            self.members = members;
+        }
+        let halt = ledger::peg_halt(&state).map_err(|e| self.state_err(e))?;
+        if halt.halted_at == Some(Height(self.height)) {
+            self.outcome.halts += 1;
+        }
+        if halt.resume_to.is_some() {
+            self.outcome.resumes += 1;
+            self.episode.resumed(self.height);
+        }
+        let included: HashSet<Hash32> = block.txs.iter().map(Tx::txid).collect();
+        self.mempool.retain(|t| {
+            !included.contains(&Tx::User(t.clone()).txid()) && ledger::check_tx(&self.chain, &state, t).is_ok()
+        });
+        self.pool.retain(|t| !included.contains(&t.txid()));
+        // Settled batches paid their burns (payouts) or moved the wallet (sweeps, refreshes).
+        let settled_after = ledger::batching::batch_index(&state).map_err(|e| self.state_err(e))?;
+        for id in settled_before.in_flight.iter().filter(|id| !settled_after.in_flight.contains(id)) {
+            if let Ok(Some(b)) = ledger::batching::batch(&state, *id) {
+                match b.kind {
+                    ledger::batching::BatchKind::Payout => self.outcome.burns_paid += b.burns.len() as u64,
+                    ledger::batching::BatchKind::Sweep => self.outcome.sweeps_settled += 1,
+                    ledger::batching::BatchKind::Refresh => self.outcome.refreshes_settled += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every batch a threshold has signed goes to Bitcoin, which must accept it.
+    pub(super) fn hand_signed_batches_to_bitcoin(&mut self) -> Result<(), SimFailure> {
+        let state = self.store.snapshot(self.height);
+        let index = ledger::batching::batch_index(&state).map_err(|e| self.state_err(e))?;
+        for id in index.in_flight {
+            let Some(b) = ledger::batching::batch(&state, id).map_err(|e| self.state_err(e))? else { continue };
+            for t in b.version_txids() {
+                self.versions.insert(t, id);
+            }
+            if !b.is_signed() || self.submitted.contains(&(id, b.txid)) {
+                continue;
+            }
+            let shares: Vec<peg::Share> =
+                b.shares.iter().map(|(v, s)| peg::Share { signer: v.as_usize(), signatures: s.clone() }).collect();
+            let tx = b.unsigned().map_err(|e| self.state_err(e))?;
+            let wallet = self.wallet(b.epoch);
+            let signed =
+                peg::finalize_batch(&self.secp, wallet, self.chain.genesis_hash().0, &tx, &b.peg_inputs(), &shares)
+                    .map_err(|e| SimFailure::BuildFailed {
+                        seed: self.cfg.seed,
+                        height: self.height,
+                        reason: e.to_string(),
+                    })?;
+            self.submitted.insert((id, b.txid));
+            match self.btc.submit(signed) {
+                Ok(()) => {}
+                // An earlier version (or a conflicting one) already spent a coin: Bitcoin's normal answer.
+                Err(BtcReject::MissingInput(o)) if self.btc.spent(&o) => {}
+                Err(reason) => {
+                    return Err(SimFailure::InvalidOnBitcoin {
+                        seed: self.cfg.seed,
+                        height: self.height,
+                        batch: id,
+                        reason,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
