@@ -101,7 +101,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
         let mut index = Some(DepositIndex::new(start));
         let mut indexed_version = 0;
         let mut claim_state = ClaimState::default();
-        let mut located: BTreeMap<primitives::Hash32, ledger::BtcAnchor> = BTreeMap::new();
+        let mut located = BatchLocator::default();
         loop {
             let from = *anchor.borrow();
             let reg = registry.borrow().clone();
@@ -121,7 +121,7 @@ pub fn follow(client: Arc<BitcoindClient>, cfg: FollowConfig) -> watch::Receiver
                 // bounded), for late settlements.
                 let r = poll(&c, &mut idx, &reg, from, max_step).and_then(|mut snap| {
                     locate_batches(&c, &versions, &mut loc)?;
-                    snap.batch_confirmations = loc.clone();
+                    snap.batch_confirmations = loc.located.clone();
                     Ok(snap)
                 });
                 (idx, reg, loc, r)
@@ -249,19 +249,56 @@ fn poll(
     })
 }
 
+/// Batch versions looked for per poll, at most (each costs up to two `gettxout`s and a whole block).
+const NEW_PER_POLL: usize = 16;
+
+/// Where signed batch versions confirmed, between polls.
+#[derive(Default)]
+struct BatchLocator {
+    /// Versions found, and where.
+    located: BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+    /// Versions looked for and not found, with bitcoind's best height then: looked for again only once the
+    /// best height changed (nothing new can have confirmed before), and after every version never looked
+    /// for, so versions that never confirm cannot keep later ones from ever being looked at.
+    missed: BTreeMap<primitives::Hash32, u32>,
+}
+
+/// Which of `versions` (txid, outputs) to look for at best height `best`, at most `max`: those neither
+/// located nor missed, in order, then those missed at another best height, the longest-missed first.
+fn to_look_for(
+    versions: &[(primitives::Hash32, u32)],
+    located: &BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+    missed: &BTreeMap<primitives::Hash32, u32>,
+    best: u32,
+    max: usize,
+) -> Vec<(primitives::Hash32, u32)> {
+    let unlocated = || versions.iter().filter(|(t, _)| !located.contains_key(t));
+    let mut out: Vec<_> = unlocated().filter(|(t, _)| !missed.contains_key(t)).take(max).copied().collect();
+    let mut again: Vec<(u32, usize, (primitives::Hash32, u32))> = unlocated()
+        .enumerate()
+        .filter_map(|(i, v)| missed.get(&v.0).filter(|at| **at != best).map(|at| (*at, i, *v)))
+        .collect();
+    again.sort_by_key(|(at, i, _)| (*at, *i));
+    out.extend(again.into_iter().map(|(_, _, v)| v).take(max.saturating_sub(out.len())));
+    out
+}
+
 /// Finds where our bitcoind's best chain holds each batch version of `versions` (txid, outputs) and
 /// re-checks those found (a reorg moves or removes them); forgets versions no longer asked about. A version
 /// is found through an unspent output: its last (the change, which stays unspent until the federation
 /// settles the batch) or its first; `gettxout` gives its depth, and the block at that height must list the
 /// txid. A version all of whose looked-at outputs are spent is not found (its batch then waits, in flight,
-/// as before). A transport failure is returned (retried next poll).
+/// as before). At most [`NEW_PER_POLL`] are looked for per poll, in turn (see [`to_look_for`]). A transport
+/// failure is returned (retried next poll).
 fn locate_batches(
     client: &BitcoindClient,
     versions: &[(primitives::Hash32, u32)],
-    located: &mut BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+    loc: &mut BatchLocator,
 ) -> Result<(), crate::bitcoin::BitcoinError> {
     use crate::bitcoin::BitcoinError;
+    let BatchLocator { located, missed } = loc;
     located.retain(|t, _| versions.iter().any(|(v, _)| v == t));
+    missed.retain(|t, _| versions.iter().any(|(v, _)| v == t));
     let mut stale = Vec::new();
     for (txid, at) in located.iter() {
         match client.block_hash(at.height.get()) {
@@ -273,13 +310,11 @@ fn locate_batches(
     for t in stale {
         located.remove(&t);
     }
-    const NEW_PER_POLL: usize = 16;
-    let new: Vec<(primitives::Hash32, u32)> =
-        versions.iter().filter(|(t, _)| !located.contains_key(t)).take(NEW_PER_POLL).copied().collect();
-    for (txid, outputs) in &new {
-        let btc_txid = rpc::types::btc_txid(txid);
+    let best = client.best_height()?;
+    for (txid, outputs) in to_look_for(versions, located, missed, best, NEW_PER_POLL) {
+        let btc_txid = rpc::types::btc_txid(&txid);
         let mut vouts = vec![outputs.saturating_sub(1)];
-        if *outputs > 1 {
+        if outputs > 1 {
             vouts.push(0);
         }
         for vout in vouts {
@@ -296,9 +331,15 @@ fn locate_batches(
                 Err(e) => return Err(e),
             };
             if client.block(&hash)?.txdata.iter().any(|t| t.compute_txid() == btc_txid) {
-                located.insert(*txid, from_peg((height, hash)));
+                located.insert(txid, from_peg((height, hash)));
                 break;
             }
+        }
+        // Only once fully looked at: after a transport failure it is looked for again next poll.
+        if located.contains_key(&txid) {
+            missed.remove(&txid);
+        } else {
+            missed.insert(txid, best);
         }
     }
     Ok(())
@@ -540,4 +581,51 @@ pub fn to_peg(a: &ledger::BtcAnchor) -> (u32, BlockHash) {
 pub fn from_peg((height, hash): (u32, BlockHash)) -> ledger::BtcAnchor {
     use bitcoin::hashes::Hash;
     ledger::BtcAnchor { height: primitives::BtcHeight(height), hash: primitives::Hash32(hash.to_byte_array()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::Hash32;
+
+    fn version(i: u8) -> (Hash32, u32) {
+        (Hash32([i; 32]), 2)
+    }
+
+    /// One poll of the selection at `best`: what it looks for is then missed at `best`.
+    fn poll_once(
+        versions: &[(Hash32, u32)],
+        located: &BTreeMap<Hash32, ledger::BtcAnchor>,
+        missed: &mut BTreeMap<Hash32, u32>,
+        best: u32,
+    ) -> Vec<u8> {
+        let picked = to_look_for(versions, located, missed, best, NEW_PER_POLL);
+        for (t, _) in &picked {
+            missed.insert(*t, best);
+        }
+        picked.iter().map(|(t, _)| t.0[0]).collect()
+    }
+
+    /// Versions that never confirm do not keep later ones from being looked at: each is looked for once,
+    /// then again only after bitcoind's best height moved, after every version never looked for.
+    #[test]
+    fn versions_never_found_rotate_instead_of_blocking_later_ones() {
+        let mut versions: Vec<_> = (0..20).map(version).collect();
+        let mut located = BTreeMap::new();
+        located.insert(Hash32([3; 32]), ledger::BtcAnchor { height: primitives::BtcHeight(7), hash: Hash32([0; 32]) });
+        let mut missed = BTreeMap::new();
+        let first: Vec<u8> = (0..17).filter(|i| *i != 3).collect();
+        assert_eq!(poll_once(&versions, &located, &mut missed, 100), first);
+        // Same best height: only the rest, never looked for; then nothing at all.
+        assert_eq!(poll_once(&versions, &located, &mut missed, 100), vec![17, 18, 19]);
+        assert!(poll_once(&versions, &located, &mut missed, 100).is_empty());
+        // A new block: the missed ones again, in turn; a new version goes first.
+        versions.push(version(20));
+        let mut again = vec![20];
+        again.extend((0..16).filter(|i| *i != 3));
+        assert_eq!(poll_once(&versions, &located, &mut missed, 101), again);
+        // Those missed at the older height come next, before the ones just looked at.
+        assert_eq!(poll_once(&versions, &located, &mut missed, 101), vec![16, 17, 18, 19]);
+        assert!(poll_once(&versions, &located, &mut missed, 101).is_empty());
+    }
 }

@@ -12,9 +12,11 @@
 //! every serving slot taken (a shared "first come" cap then answers the honest syncing node `Busy` forever).
 //! So slots go through a [`FairQueue`]: a peer has at most one request served or waiting at a time, requests
 //! wait (at most [`MAX_WAITING`]) instead of being refused when the slots are full, and a freed slot goes to
-//! the waiting peer served *least recently* (never served first, then arrival). A full queue makes room for a
-//! peer served less recently than its worst entry. Greedy peers are served once and then queue behind
-//! everyone who has not been, so an honest peer waits at most about one turn of the peers asking.
+//! the waiting peer served *least recently*; a peer never served counts as served when it was first seen,
+//! so a stream of fresh (or reconnecting) peer ids queues behind peers that have waited longer instead of
+//! ahead of them. A full queue makes room for a peer served less recently than its worst entry. The history
+//! outlives a disconnect (bounded by [`HISTORY`]), so reconnecting does not reset a peer's turn. An honest
+//! peer thus waits at most about one turn of the peers asking, however many ids an attacker brings.
 //!
 //! Invariant owned here: per peer, at most `burst + rate * t` requests are served in any span `t`, at most
 //! one at a time; one answer never carries more than [`RESPONSE_BYTES`] of blocks (or a single block, which
@@ -24,7 +26,7 @@ use crate::chain::FullBlock;
 use crate::storage::{Store, StoreError};
 use consensus::CommitCertificate;
 use primitives::Height;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
@@ -132,6 +134,10 @@ pub enum Offer<K, T> {
     Displaced(K, T),
 }
 
+/// Peers whose turn history [`FairQueue`] keeps, at most: beyond it the one with the oldest stamp not
+/// being served or waiting is dropped (it is then stamped anew if it comes back, which only ranks it later).
+pub const HISTORY: usize = 4096;
+
 /// Serving slots shared fairly between peers; see the module docs. Pure: the caller runs what it is handed.
 #[derive(Debug)]
 pub struct FairQueue<K, T> {
@@ -140,9 +146,12 @@ pub struct FairQueue<K, T> {
     serving: HashSet<K>,
     /// In arrival order.
     waiting: Vec<(K, T)>,
-    /// The grant number of each known peer's last grant: lower is longer ago.
-    last_served: HashMap<K, u64>,
-    grants: u64,
+    /// Each known peer's stamp: the tick of its last grant, or of when it was first seen if never served.
+    /// Lower is more deserving. Ticks are unique, so stamps never tie.
+    stamps: HashMap<K, u64>,
+    /// The same stamps, oldest first: what [`HISTORY`] evicts from.
+    by_stamp: BTreeMap<u64, K>,
+    ticks: u64,
 }
 
 impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
@@ -153,19 +162,48 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
             max_waiting,
             serving: HashSet::new(),
             waiting: Vec::new(),
-            last_served: HashMap::new(),
-            grants: 0,
+            stamps: HashMap::new(),
+            by_stamp: BTreeMap::new(),
+            ticks: 0,
         }
     }
 
-    /// `None` (never served) sorts first: lower is more deserving.
-    fn rank(&self, peer: &K) -> Option<u64> {
-        self.last_served.get(peer).copied()
+    /// Lower is more deserving: served (or, if never served, first seen) longer ago.
+    fn rank(&self, peer: &K) -> u64 {
+        self.stamps.get(peer).copied().unwrap_or(u64::MAX)
+    }
+
+    /// Stamps `peer` with a fresh tick (its old stamp, if any, replaced).
+    fn stamp(&mut self, peer: &K) {
+        let tick = self.ticks;
+        self.ticks = self.ticks.saturating_add(1);
+        if let Some(old) = self.stamps.insert(peer.clone(), tick) {
+            self.by_stamp.remove(&old);
+        }
+        self.by_stamp.insert(tick, peer.clone());
+    }
+
+    /// A peer seen for the first time is ranked as if served now: behind everyone who waited longer.
+    fn see(&mut self, peer: &K) {
+        if self.stamps.contains_key(peer) {
+            return;
+        }
+        self.stamp(peer);
+        if self.stamps.len() > HISTORY {
+            let evict = self
+                .by_stamp
+                .iter()
+                .find(|(_, p)| !self.serving.contains(*p) && !self.waiting.iter().any(|(w, _)| w == *p))
+                .map(|(t, p)| (*t, p.clone()));
+            if let Some((tick, old)) = evict {
+                self.by_stamp.remove(&tick);
+                self.stamps.remove(&old);
+            }
+        }
     }
 
     fn grant(&mut self, peer: K) {
-        self.last_served.insert(peer.clone(), self.grants);
-        self.grants = self.grants.saturating_add(1);
+        self.stamp(&peer);
         self.serving.insert(peer);
     }
 
@@ -174,6 +212,7 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
         if self.serving.contains(&peer) || self.waiting.iter().any(|(p, _)| *p == peer) {
             return Offer::Refused(item);
         }
+        self.see(&peer);
         if self.serving.len() < self.max_serving && self.waiting.is_empty() {
             self.grant(peer);
             return Offer::Serve(item);
@@ -182,9 +221,8 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
             self.waiting.push((peer, item));
             return Offer::Queued;
         }
-        // Full: the waiting peer served most recently (the latest to arrive on ties) gives way to a peer
-        // served less recently than it.
-        let worst = (0..self.waiting.len()).rev().max_by_key(|i| self.rank(&self.waiting[*i].0));
+        // Full: the waiting peer with the newest stamp gives way to a peer with an older one.
+        let worst = (0..self.waiting.len()).max_by_key(|i| self.rank(&self.waiting[*i].0));
         match worst {
             Some(i) if self.rank(&peer) < self.rank(&self.waiting[i].0) => {
                 let (out, out_item) = self.waiting.remove(i);
@@ -195,24 +233,28 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
         }
     }
 
-    /// `peer`'s request finished: its slot goes to the waiting peer served least recently, returned to run.
+    /// `peer`'s request finished: its slot goes to the waiting peer with the oldest stamp, returned to run.
     pub fn done(&mut self, peer: &K) -> Option<(K, T)> {
         self.serving.remove(peer);
         if self.serving.len() >= self.max_serving {
             return None;
         }
-        // The first of the lowest rank: never served first, then served longest ago, then arrival.
         let best = (0..self.waiting.len()).min_by_key(|i| self.rank(&self.waiting[*i].0))?;
         let (next, item) = self.waiting.remove(best);
         self.grant(next.clone());
         Some((next, item))
     }
 
-    /// Forgets a disconnected peer: its waiting request is returned (to drop), its history dropped.
+    /// A disconnected peer: its waiting request is returned (to drop). Its stamp is kept (bounded by
+    /// [`HISTORY`]): forgetting it would let a reconnecting peer jump the queue.
     pub fn forget(&mut self, peer: &K) -> Option<T> {
-        self.last_served.remove(peer);
         let at = self.waiting.iter().position(|(p, _)| p == peer)?;
         Some(self.waiting.remove(at).1)
+    }
+
+    /// Peers whose stamp is kept.
+    pub fn known(&self) -> usize {
+        self.stamps.len()
     }
 
     /// Requests being served.
@@ -268,7 +310,8 @@ impl<K: Hash + Eq + Clone + Send + 'static> SyncServer<K> {
         });
     }
 
-    /// Forgets a disconnected peer (its waiting request is dropped unanswered: the peer is gone).
+    /// A disconnected peer: its waiting request is dropped unanswered (the peer is gone); its turn history
+    /// is kept (see [`FairQueue::forget`]).
     pub fn forget(&self, peer: &K) {
         let _ = self.lock().forget(peer);
     }
@@ -461,21 +504,87 @@ mod tests {
         assert_eq!(q.offer(1, 1), Offer::Serve(1));
         assert_eq!(q.offer(2, 2), Offer::Queued);
         assert_eq!(q.offer(3, 3), Offer::Queued);
-        // Nobody waiting was served yet: a newcomer does not push anyone out.
+        // A newcomer counts as served when first seen: later than everyone waiting, so it pushes no one out.
         assert_eq!(q.offer(4, 4), Offer::Refused(4));
         assert_eq!(q.done(&1), Some((2, 2)));
         assert_eq!(q.done(&2), Some((3, 3)));
-        // 1 and 2 were served: they wait, and a never-served peer displaces the one served last.
         assert_eq!(q.offer(1, 1), Offer::Queued);
         assert_eq!(q.offer(2, 2), Offer::Queued);
+        // 4 was first seen before 2 was last served: it displaces 2, but a brand-new peer displaces no one.
         assert_eq!(q.offer(4, 4), Offer::Displaced(2, 2));
-        // The slot goes to the never-served peer before the one served long ago.
-        assert_eq!(q.done(&3), Some((4, 4)));
-        assert_eq!(q.done(&4), Some((1, 1)));
-        // A disconnected peer's waiting request is handed back, and its slot history forgotten.
+        assert_eq!(q.offer(5, 5), Offer::Refused(5));
+        // The slot goes to the peer served longest ago (1), then to 4.
+        assert_eq!(q.done(&3), Some((1, 1)));
+        assert_eq!(q.done(&1), Some((4, 4)));
+        // A disconnected peer's waiting request is handed back, but its history is kept: 3, served before 5
+        // was first seen, reconnects and still goes before 5 (a reset history would put it level with 5).
         assert_eq!(q.offer(3, 3), Offer::Queued);
         assert_eq!(q.forget(&3), Some(3));
         assert_eq!(q.waiting(), 0);
+        assert_eq!(q.offer(5, 5), Offer::Queued);
+        assert_eq!(q.offer(3, 3), Offer::Queued);
+        assert_eq!(q.done(&4), Some((3, 3)));
+        assert_eq!(q.done(&3), Some((5, 5)));
+    }
+
+    /// An attacker brings a stream of fresh peer ids (three per answer, each disconnecting once served) and
+    /// a pool of ids that reconnect after every answer; an honest peer that asks again after each answer
+    /// (and after each refusal) keeps being served within one turn of the queue, and the history stays
+    /// bounded.
+    #[test]
+    fn fresh_and_reconnecting_ids_cannot_starve_a_peer_served_before() {
+        const HONEST: u64 = u64::MAX;
+        const POOL: u64 = 68;
+        let mut q: FairQueue<u64, u64> = FairQueue::new(MAX_SERVING, MAX_WAITING);
+        let mut running: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+        let mut fresh = POOL;
+        let offer =
+            |q: &mut FairQueue<u64, u64>, running: &mut std::collections::VecDeque<u64>, p: u64| match q.offer(p, p) {
+                Offer::Serve(_) => {
+                    running.push_back(p);
+                    true
+                }
+                Offer::Queued | Offer::Displaced(..) => true,
+                Offer::Refused(_) => false,
+            };
+        // The honest peer is served once first; then the pool fills every slot.
+        assert!(offer(&mut q, &mut running, HONEST));
+        for p in 0..POOL {
+            offer(&mut q, &mut running, p);
+        }
+        let mut honest_in = true;
+        let (mut since, mut worst_gap, mut honest_served) = (0usize, 0usize, 0usize);
+        for _ in 0..(3 * HISTORY) {
+            let done = running.pop_front().expect("something is being served");
+            if let Some((next, _)) = q.done(&done) {
+                running.push_back(next);
+            }
+            since += 1;
+            if done == HONEST {
+                honest_served += 1;
+                worst_gap = worst_gap.max(since);
+                since = 0;
+                honest_in = false;
+            } else {
+                // The attacker's peer disconnects and reconnects (pool) or is replaced by new ids.
+                let _ = q.forget(&done);
+                if done < POOL {
+                    offer(&mut q, &mut running, done);
+                }
+            }
+            for _ in 0..3 {
+                offer(&mut q, &mut running, fresh);
+                fresh += 1;
+            }
+            if !honest_in {
+                honest_in = offer(&mut q, &mut running, HONEST);
+            }
+        }
+        let bound = MAX_WAITING + 2 * MAX_SERVING;
+        assert!(worst_gap <= bound, "the honest peer waited {worst_gap} answers (bound {bound})");
+        assert!(honest_served >= 3 * HISTORY / bound, "served only {honest_served} times");
+        assert!(q.known() <= HISTORY, "history grew to {}", q.known());
+        assert!(q.serving() <= MAX_SERVING && q.waiting() <= MAX_WAITING);
     }
 
     fn stored(h: Height) -> (Vec<u8>, Vec<u8>) {
