@@ -930,8 +930,8 @@ impl Service {
     /// The anchor to propose and the peg transactions it carries: in round 0 the highest block our bitcoind
     /// shows with enough confirmations (within `max_anchor_step`) whose settlements and mints our index can
     /// list and `room` can hold; if no move fits, the previous anchor with the first early items of the
-    /// next BTC block that fit in half of `room` (`crate::pegin::early_plan`), so a BTC block with more
-    /// outputs than a block holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
+    /// next BTC block that fit (`crate::pegin::early_plan`), so a BTC block with more outputs than a block
+    /// holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
     /// lagging minority of bitcoinds cannot stall the chain.
     fn next_anchor<S: StateReader>(
         &self,

@@ -12,12 +12,9 @@
 //!   bitcoind lags, transfers go on without it); requiring early items would make a lagging validator vote
 //!   nil on every block;
 //! - liveness comes from the proposer rule instead: an honest round-0 proposer that cannot fit the move
-//!   carries as many early items as fit in half of the room (at least one whenever its own transactions
-//!   leave room for it), so after at most `ceil(2 * items / room)` honest round-0 blocks the move fits;
-//!   with f of n proposers Byzantine, within about `n / (n - f)` times that many heights.
-//! - only half: anyone can pay dust to their own deposit address, and early items filling the whole room
-//!   would crowd user transfers out of every round-0 block until the flood is minted. Halving the share
-//!   doubles the bound above and leaves users the other half (docs/PROTOCOL.md, "Peg liveness").
+//!   carries as many early items as fit (at least one whenever its own transactions leave room), so after
+//!   at most `ceil(items / room)` honest round-0 blocks the move fits; with f of n proposers Byzantine,
+//!   within about `n / (n - f)` times that many heights.
 //!
 //! A validator accepts an early item only if its bitcoind shows the item's block at least N deep on top
 //! of the block's anchor (the same test as a move of the anchor there) and its index holds the output
@@ -48,11 +45,6 @@ impl Room {
         }
     }
 
-    /// Half of it, rounded up: what early items may take at most (see the module docs).
-    pub fn half(&self) -> Room {
-        Room { txs: self.txs.div_ceil(2), bytes: self.bytes.div_ceil(2) }
-    }
-
     /// Whether all of `plan` fits.
     pub fn fits(&self, plan: &PegPlan) -> bool {
         plan.len() <= self.txs && plan.encoded_len() <= self.bytes
@@ -61,7 +53,7 @@ impl Room {
 
 /// The proposer's early items for a block at `height` on `state` (anchor `prev`) that keeps the anchor
 /// because no move to `wanted` (the N-deep block it would move to) fits: the first items of the BTC block
-/// at `prev + 1` that fit in half of `room` (or the first alone, if only it fits), by [`ledger::plan_early_peg_txs`] from our index. `None` when there is
+/// at `prev + 1` that fit in `room`, by [`ledger::plan_early_peg_txs`] from our index. `None` when there is
 /// nothing early to carry (our index cannot tell, the block is not N-deep, nothing left, no room).
 #[allow(clippy::too_many_arguments)]
 pub fn early_plan<S: StateReader>(
@@ -94,12 +86,7 @@ pub fn early_plan<S: StateReader>(
             return None;
         }
     };
-    let half = room.half();
-    let mut prefix = plan.prefix(half.txs, half.bytes);
-    if prefix.is_empty() {
-        // One item larger than half the room still goes alone when it fits: liveness needs one per block.
-        prefix = plan.prefix(room.txs.min(1), room.bytes);
-    }
+    let prefix = plan.prefix(room.txs, room.bytes);
     tracing::debug!(btc_height = next_height, left = plan.len(), carried = prefix.len(), "early peg items");
     (!prefix.is_empty()).then_some(prefix)
 }
