@@ -392,12 +392,19 @@ impl<S: StateReader> Overlay<'_, S> {
 
     /// Adds a federation output to the spendable set (kept sorted).
     pub(crate) fn add_spendable(&mut self, outpoint: BtcOutPoint) -> Result<(), StateError> {
-        let mut set = spendable_utxos(self)?;
+        if self.spendable.is_none() {
+            self.spendable = Some(spendable_utxos(self)?);
+        }
+        let set = self.spendable.as_mut().expect("loaded above");
         if let Err(at) = set.0.binary_search(&outpoint) {
             set.0.insert(at, outpoint);
         }
-        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&set));
         Ok(())
+    }
+
+    /// Replaces the spendable federation outputs.
+    pub(crate) fn put_spendable(&mut self, set: SpendableUtxos) {
+        self.spendable = Some(set);
     }
 
     /// The spendable set and each of its outputs a batch built at anchor height `anchor` may spend as a
@@ -483,7 +490,7 @@ impl<S: StateReader> Overlay<'_, S> {
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
         self.writes.insert(StateKey::BatchIndex, canonical_bytes(&index));
-        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
+        self.put_spendable(SpendableUtxos(left_spendable));
         self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
         Ok(true)
     }

@@ -158,7 +158,7 @@ impl<S: StateReader> Overlay<'_, S> {
         record.priced_at_sat_vb = record.priced_at_sat_vb.max(rate);
         self.put_account(pool_id, pool);
         self.writes.insert(StateKey::Batch(record.id), canonical_bytes(&record));
-        self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&SpendableUtxos(left_spendable)));
+        self.put_spendable(SpendableUtxos(left_spendable));
         self.writes.insert(StateKey::PegTotals, canonical_bytes(&totals));
         Ok(Ok(()))
     }

@@ -585,12 +585,16 @@ pub struct Overlay<'a, S> {
     accounts: BTreeMap<AccountId, Account>,
     /// Every other changed key (evidence, peg state), as borsh bytes.
     pub(crate) writes: BTreeMap<StateKey, Vec<u8>>,
+    /// The spendable federation outputs once changed, kept decoded: every mint adds one, and re-encoding
+    /// the whole set per mint made a BTC block of many outputs cost quadratic time to plan (a cheap flood
+    /// would stall round-0 proposals). Encoded once, by reads of its key and by [`Overlay::into_changes`].
+    pub(crate) spendable: Option<crate::batching::SpendableUtxos>,
 }
 
 impl<'a, S: StateReader> Overlay<'a, S> {
     /// No changes yet.
     pub fn new(base: &'a S) -> Self {
-        Overlay { base, accounts: BTreeMap::new(), writes: BTreeMap::new() }
+        Overlay { base, accounts: BTreeMap::new(), writes: BTreeMap::new(), spendable: None }
     }
 
     /// Current view of an account (a missing account is empty).
@@ -684,7 +688,10 @@ impl<'a, S: StateReader> Overlay<'a, S> {
     }
 
     /// The changed accounts and other keys as state writes (accounts first, then by key).
-    pub fn into_changes(self) -> Vec<(StateKey, Option<Vec<u8>>)> {
+    pub fn into_changes(mut self) -> Vec<(StateKey, Option<Vec<u8>>)> {
+        if let Some(set) = self.spendable.take() {
+            self.writes.insert(StateKey::SpendableUtxos, canonical_bytes(&set));
+        }
         let accounts = self.accounts.into_iter().map(|(id, a)| (StateKey::Account(id), Some(canonical_bytes(&a))));
         accounts.chain(self.writes.into_iter().map(|(k, v)| (k, Some(v)))).collect()
     }
@@ -698,6 +705,7 @@ impl<S: StateReader> StateReader for Overlay<'_, S> {
                 None => self.base.get_raw(key),
             },
             StateKey::ChainMeta => self.base.get_raw(key),
+            StateKey::SpendableUtxos if self.spendable.is_some() => Ok(self.spendable.as_ref().map(canonical_bytes)),
             _ => match self.writes.get(key) {
                 Some(v) => Ok(Some(v.clone())),
                 None => self.base.get_raw(key),

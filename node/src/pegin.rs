@@ -464,8 +464,8 @@ pub fn check_block_peg<S: StateReader>(
     Ok(())
 }
 
-/// The highest anchor at or below `wanted` (and above `prev`) whose peg transactions this snapshot can list
-/// and fit in `room` (count and bytes), with its plan (settlements and mints, no claims: those ride only on
+/// The highest anchor at or below `wanted` (and above `prev`) whose peg transactions, and those of every
+/// anchor below it, this snapshot can list and fit in `room` (count and bytes), with its plan (settlements and mints, no claims: those ride only on
 /// blocks that keep the anchor); `None` when no move is possible. While early items pin a block above the
 /// anchor (the peg cursor), the only move is to that very block, and only if our bitcoind shows it there.
 #[allow(clippy::too_many_arguments)]
@@ -486,33 +486,55 @@ pub fn anchor_with_plan<S: StateReader>(
             return None;
         }
     };
-    let mut h = match cursor {
-        Some(c) => c.btc_block.height.get().min(wanted.height.get()),
-        None => wanted.height.get(),
+    let candidate_at = |h: u32| {
+        if h == wanted.height.get() {
+            Some(*wanted)
+        } else {
+            snap.hashes.get(&h).map(|hash| from_peg((h, *hash)))
+        }
     };
-    while h > prev.height.get() {
-        let candidate = if h == wanted.height.get() { *wanted } else { from_peg((h, *snap.hashes.get(&h)?)) };
-        if cursor.is_some_and(|c| c.btc_block != candidate) {
+    let plan_at = |candidate: &BtcAnchor| {
+        // No claims in a block that moves the anchor: a validator that has not verified a claim yet would
+        // vote nil on the move with it, and whoever feeds claims to proposers only would stall the peg.
+        match peg_plan(chain, state, snap, registry_version, prev, candidate, height, false) {
+            Ok(plan) if room.fits(&plan) => Some(plan),
+            Ok(plan) => {
+                tracing::debug!(
+                    btc_height = candidate.height.get(),
+                    required = plan.len(),
+                    bytes = plan.encoded_len(),
+                    room_txs = room.txs,
+                    room_bytes = room.bytes,
+                    "not moving the anchor this far: its peg transactions do not fit one block"
+                );
+                None
+            }
+            Err(why) => {
+                tracing::debug!(btc_height = candidate.height.get(), reason = %why, "not moving the anchor this far");
+                None
+            }
+        }
+    };
+    if let Some(c) = cursor {
+        let h = c.btc_block.height.get().min(wanted.height.get());
+        let candidate = candidate_at(h)?;
+        if h <= prev.height.get() || c.btc_block != candidate {
             tracing::debug!(btc_height = h, "not moving the anchor: early peg items named another block here");
             return None;
         }
-        // No claims in a block that moves the anchor: a validator that has not verified a claim yet would
-        // vote nil on the move with it, and whoever feeds claims to proposers only would stall the peg.
-        match peg_plan(chain, state, snap, registry_version, prev, &candidate, height, false) {
-            Ok(plan) if room.fits(&plan) => return Some((candidate, plan)),
-            Ok(plan) => tracing::debug!(
-                btc_height = h,
-                required = plan.len(),
-                bytes = plan.encoded_len(),
-                room_txs = room.txs,
-                room_bytes = room.bytes,
-                "not moving the anchor this far: its peg transactions do not fit one block"
-            ),
-            Err(why) => tracing::debug!(btc_height = h, reason = %why, "not moving the anchor this far"),
-        }
-        h -= 1;
+        return plan_at(&candidate).map(|plan| (candidate, plan));
     }
-    None
+    // Upward, stopping at the first height whose plan does not fit or cannot be told (a move's items only
+    // grow with its height): a BTC block flooded with outputs is planned once, not once per lower candidate.
+    let mut best = None;
+    for h in prev.height.get() + 1..=wanted.height.get() {
+        let Some(candidate) = candidate_at(h) else { break };
+        match plan_at(&candidate) {
+            Some(plan) => best = Some((candidate, plan)),
+            None => break,
+        }
+    }
+    best
 }
 
 /// The late settlements (`ledger::plan_late_settles`) a block at `height` with anchor `anchor` can add to
