@@ -82,3 +82,31 @@ pub fn transfer(chain: &Chain, from: &Keypair, nonce: u64, to: AccountId, amount
 pub fn account_of(k: &PublicKey) -> AccountId {
     k.account_id()
 }
+
+/// The BTC anchor tests use for BTC height `h` (its hash is `h` repeated).
+pub fn btc_anchor(h: u32) -> BtcAnchor {
+    BtcAnchor { height: primitives::BtcHeight(h), hash: primitives::Hash32([h as u8; 32]) }
+}
+
+/// Builds block `h` from `txs` with anchor `at` on `store`, checks that re-executing it agrees, and applies
+/// it: how the ledger's tests commit a block.
+pub fn commit_block(
+    chain: &Chain,
+    store: &mut MemStore,
+    h: u64,
+    at: BtcAnchor,
+    txs: Vec<crate::tx::Tx>,
+) -> Result<(), crate::execute::BlockError> {
+    let template = crate::execute::BlockTemplate {
+        height: primitives::Height(h),
+        prev_hash: primitives::Hash32([h as u8; 32]),
+        time_ms: chain.genesis().genesis_time_ms + h * 1000,
+        proposer: primitives::ValidatorIndex(0),
+        btc_anchor: at,
+        last_commit_hash: primitives::Hash32::ZERO,
+    };
+    let (block, outcome) = crate::execute::build_block(chain, store, template, txs)?;
+    assert_eq!(crate::execute::execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
+    store.apply(&outcome.write_set);
+    Ok(())
+}

@@ -6,9 +6,9 @@ use bitcoin::Amount;
 use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
-    build_block, execute_block, peg_cursor, plan_early_peg_txs, plan_peg_txs, txs_encoded_len, BlockError,
-    BlockTemplate, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx, PegCursor, PegPlan,
-    StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    peg_cursor, plan_early_peg_txs, plan_peg_txs, txs_encoded_len, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint,
+    Chain, MemStore, MintKind, MintTx, PegCursor, PegPlan, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx,
+    ValidatorTxKind,
 };
 
 const MAX_TXS: u32 = 5;
@@ -23,7 +23,7 @@ fn small_blocks() -> (Chain, MemStore) {
 }
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    testkit::btc_anchor(h)
 }
 
 fn other(h: u32) -> BtcAnchor {
@@ -31,17 +31,7 @@ fn other(h: u32) -> BtcAnchor {
 }
 
 fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<Tx>) -> Result<(), BlockError> {
-    let template = BlockTemplate {
-        height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
-        time_ms: chain.genesis().genesis_time_ms + h * 1000,
-        proposer: ValidatorIndex(0),
-        btc_anchor: at,
-        last_commit_hash: Hash32::ZERO,
-    };
-    let (block, outcome) = build_block(chain, store, template, txs)?;
-    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
-    store.apply(&outcome.write_set);
+    testkit::commit_block(chain, store, h, at, txs)?;
     Ok(())
 }
 

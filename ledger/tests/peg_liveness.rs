@@ -5,13 +5,13 @@
 //! Each test is one of the review's findings, replayed on the pure ledger.
 
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{AccountId, Hash32, Height};
 use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
 use sidechain_ledger::pegout::required_pegout_fee;
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
-    build_block, execute_block, fee_pool_id, plan_peg_txs, BlockError, BlockTemplate, BtcAnchor, BtcBlockFacts,
-    BtcOutPoint, Chain, MemStore, MintKind, MintTx, StateReader, Tx, TxError, UserTx, UserTxKind,
+    fee_pool_id, plan_peg_txs, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx,
+    StateReader, Tx, TxError, UserTx, UserTxKind,
 };
 
 const BAL: u64 = 1_000_000;
@@ -33,7 +33,7 @@ fn batching_chain_with_step(max_anchor_step: u32) -> (Chain, MemStore) {
 }
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    testkit::btc_anchor(h)
 }
 
 fn user_tx(chain: &Chain, user: u32, nonce: u64, fee: Amount, kind: UserTxKind) -> Tx {
@@ -64,17 +64,7 @@ fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32, kind: MintKind, coinba
 }
 
 fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) -> Result<(), BlockError> {
-    let template = BlockTemplate {
-        height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
-        time_ms: chain.genesis().genesis_time_ms + h * 1000,
-        proposer: ValidatorIndex(0),
-        btc_anchor: anchor(btc),
-        last_commit_hash: Hash32::ZERO,
-    };
-    let (block, outcome) = build_block(chain, store, template, txs)?;
-    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
-    store.apply(&outcome.write_set);
+    testkit::commit_block(chain, store, h, anchor(btc), txs)?;
     Ok(())
 }
 

@@ -12,8 +12,8 @@ use sidechain_ledger::fee_rate::{agreed_fee_rate, fee_rates};
 use sidechain_ledger::pegout::{burn, required_pegout_fee_at};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
-    build_block, execute_block, fee_pool_id, BlockError, BlockTemplate, BtcAnchor, BtcOutPoint, Chain, MemStore,
-    MintTx, PegShareTx, SettleTx, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    fee_pool_id, BlockError, BtcAnchor, BtcOutPoint, Chain, MemStore, MintTx, PegShareTx, SettleTx, StateReader, Tx,
+    TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 const BAL: u64 = 1_000_000;
@@ -31,21 +31,11 @@ fn chain() -> (Chain, MemStore) {
 }
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    testkit::btc_anchor(h)
 }
 
 fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) -> Result<(), BlockError> {
-    let template = BlockTemplate {
-        height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
-        time_ms: chain.genesis().genesis_time_ms + h * 1000,
-        proposer: ValidatorIndex(0),
-        btc_anchor: anchor(btc),
-        last_commit_hash: Hash32::ZERO,
-    };
-    let (block, outcome) = build_block(chain, store, template, txs)?;
-    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
-    store.apply(&outcome.write_set);
+    testkit::commit_block(chain, store, h, anchor(btc), txs)?;
     let t = store.snapshot(h).peg_totals().unwrap();
     assert!(t.supply + t.unpaid_burns <= t.btc_held + Amount::from_sat(2 * BAL), "reserve at height {h}: {t:?}");
     Ok(())

@@ -9,8 +9,8 @@ use sidechain_ledger::pegout::{burn, pegout_share_vbytes, required_pegout_fee, r
 use sidechain_ledger::pegout_wait::{pegout_wait, queue_wait, PegOutWait};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
-    build_block, execute_block, fee_pool_id, BlockError, BlockTemplate, BtcAnchor, BtcOutPoint, Chain, Genesis,
-    MemStore, MintTx, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    fee_pool_id, BlockError, BtcAnchor, BtcOutPoint, Chain, Genesis, MemStore, MintTx, StateReader, Tx, TxError,
+    UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
 
 const BAL: u64 = 10_000_000;
@@ -29,21 +29,11 @@ fn chain_with(tune: impl FnOnce(&mut Genesis)) -> (Chain, MemStore) {
 }
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    testkit::btc_anchor(h)
 }
 
 fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) -> Result<(), BlockError> {
-    let template = BlockTemplate {
-        height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
-        time_ms: chain.genesis().genesis_time_ms + h * 1000,
-        proposer: ValidatorIndex(0),
-        btc_anchor: anchor(btc),
-        last_commit_hash: Hash32::ZERO,
-    };
-    let (block, outcome) = build_block(chain, store, template, txs)?;
-    assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
-    store.apply(&outcome.write_set);
+    testkit::commit_block(chain, store, h, anchor(btc), txs)?;
     Ok(())
 }
 
