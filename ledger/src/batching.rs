@@ -11,7 +11,8 @@
 //! confirms. `supply + unpaid_burns <= btc_held` is therefore unchanged by batching.
 //!
 //! Fee bumps are built the same way (see [`Overlay::bump_stuck_batches`]): when a fully signed version has
-//! not confirmed `pegout_bump_after` BTC blocks (by the anchor) after it got its k-th share, execution builds
+//! not confirmed in the `pegout_bump_after` BTC blocks mined after it went out (as the anchor shows them,
+//! [`crate::bumping::bump_due_at`]), execution builds
 //! the next version at the agreed rate (at least the previous rate plus the relay increment) spending a
 //! superset of its inputs, so every version conflicts with every other and at most one can ever confirm.
 //! Whichever version the anchor shows confirmed settles the batch.

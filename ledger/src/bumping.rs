@@ -5,9 +5,13 @@
 //! of the previous version's inputs (`peg::bump_batch`), so every version of a batch conflicts with every
 //! other: Bitcoin confirms at most one of them, and the one the anchor shows settles the batch.
 //!
-//! When: the current version has k shares (validators broadcast it) and the anchor moved
-//! `Params::pegout_bump_after` BTC blocks past the anchor of the block that recorded its k-th share
-//! without a settlement. At: the agreed fee rate, and at least the previous fee plus the relay increment
+//! When: the current version has k shares (validators broadcast it) and the anchor shows
+//! `Params::pegout_bump_after` BTC blocks mined after it went out, without a settlement ([`bump_due_at`]).
+//! The anchor lags the tip by `pegin_confirmations - 1` blocks, so "after it went out" starts at the
+//! lowest tip the signing block's anchor allows: counting from the anchor itself would bump every batch
+//! before the anchor could possibly show it confirmed (with N = 6 and `pegout_bump_after` = 3, a batch
+//! confirmed in the very next BTC block was bumped whenever the anchor moved one block at a time, and with
+//! a deeper N every batch would spend its versions on blocks it never had a chance to confirm in). At: the agreed fee rate, and at least the previous fee plus the relay increment
 //! (BIP125 rules 3, 4 and 6). Paid: the fee difference comes out of the fee pool into `unpaid_burns`, as
 //! the first fee did; settlement hands back what the confirmed version did not spend. When the pool cannot
 //! pay the agreed rate, the bump goes to the highest whole rate it can pay (at least the least valid
@@ -18,7 +22,7 @@ use crate::execute::{Overlay, TxError};
 use crate::genesis::Chain;
 use crate::state::{fee_pool_id, ChainMeta, StateKey, StateReader};
 use bitcoin::hashes::Hash as _;
-use primitives::{canonical_bytes, Hash32};
+use primitives::{canonical_bytes, BtcHeight, Hash32};
 
 /// Why a due bump was not built at this height (it is tried again at the next block).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,11 +35,18 @@ pub enum BumpSkipped {
     FeePoolShort,
 }
 
-/// Whether `record` is due for a bump at `meta`'s anchor.
+/// The anchor height from which a version signed (k-th share recorded) in a block with anchor `signed_at`
+/// is due for a bump: the BTC tip was at least `signed_at + pegin_confirmations - 1` when it went out, and
+/// it had `pegout_bump_after` blocks above that tip to confirm in.
+pub fn bump_due_at(chain: &Chain, signed_at: BtcHeight) -> BtcHeight {
+    let p = chain.params();
+    let lag = p.pegin_confirmations.saturating_sub(1);
+    BtcHeight(signed_at.get().saturating_add(lag).saturating_add(p.pegout_bump_after))
+}
+
+/// Whether `record` is due for a bump at `meta`'s anchor (see [`bump_due_at`]).
 pub fn bump_due(chain: &Chain, record: &BatchRecord, meta: &ChainMeta) -> bool {
-    record.signed_at_anchor.is_some_and(|since| {
-        meta.btc_anchor.height.get() >= since.get().saturating_add(chain.params().pegout_bump_after)
-    })
+    record.signed_at_anchor.is_some_and(|since| meta.btc_anchor.height >= bump_due_at(chain, since))
 }
 
 impl<S: StateReader> Overlay<'_, S> {

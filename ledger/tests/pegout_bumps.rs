@@ -18,12 +18,18 @@ use sidechain_ledger::{
 
 const BAL: u64 = 1_000_000;
 
-/// Peg-out enabled, a batch every 2 blocks, bumps after 3 anchor blocks.
+/// Peg-out enabled, a batch every 2 blocks, bumps after 3 anchor blocks (one confirmation, so the anchor
+/// is the tip and "3 BTC blocks after it went out" is "3 anchor blocks after its k-th share").
 fn chain() -> (Chain, MemStore) {
+    chain_with_confirmations(1)
+}
+
+fn chain_with_confirmations(n: u32) -> (Chain, MemStore) {
     let mut g = testkit::genesis(4, 2, Amount::from_sat(BAL));
     g.params.pegout_enabled = true;
     g.params.pegout_interval = 2;
     g.params.pegout_bump_after = 3;
+    g.params.pegin_confirmations = n;
     let chain = Chain::new(g).unwrap();
     let mut store = MemStore::new();
     store.apply(&chain.genesis_state(&store).unwrap());
@@ -246,6 +252,39 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
     let t = store.snapshot(8).peg_totals().unwrap();
     assert_eq!((t.unpaid_burns, pool(&store, 8)), (Amount::ZERO, pool7));
     assert!(batch_index(&store.snapshot(8)).unwrap().in_flight.is_empty());
+}
+
+/// The anchor lags the tip by N - 1 blocks: a version signed at anchor 1 went out when the tip was at least
+/// 1 + 5 (N = 6), so it could confirm at 7 at the earliest, and the anchor shows that only at 7. Bumping it
+/// 3 anchor blocks after signing (at 4) would bump a batch that may well be confirmed already; it is due
+/// once the anchor shows 3 blocks above that tip (at 9), and a settlement before then stops it for good.
+#[test]
+fn a_version_is_not_bumped_before_the_anchor_could_show_it_confirmed() {
+    let (chain, mut store) = chain_with_confirmations(6);
+    let v1 = signed_batch(&chain, &mut store);
+    let signed_at = v1.signed_at_anchor.expect("signed");
+    assert_eq!(sidechain_ledger::bumping::bump_due_at(&chain, signed_at), BtcHeight(1 + 5 + 3));
+    let mut confirmed_branch = store.clone();
+    for (h, btc) in (4..).zip(2..=8) {
+        commit(&chain, &mut store, h, btc, vec![]);
+        assert_eq!(batch(&store.snapshot(h), 0).unwrap().unwrap().bumps(), 0, "not due at anchor {btc}");
+    }
+    commit(&chain, &mut store, 11, 9, vec![]);
+    assert_eq!(batch(&store.snapshot(11), 0).unwrap().unwrap().bumps(), 1, "due at anchor 9");
+
+    // Confirmed in the first block it could be in: the anchor reaches it before the bump is due, the batch
+    // settles with version 1 and is never bumped.
+    for (h, btc) in (4..).zip(2..=6) {
+        commit(&chain, &mut confirmed_branch, h, btc, vec![]);
+    }
+    let settle = Tx::Settle(SettleTx { batch: 0, txid: v1.txid, btc_block: anchor(7) });
+    commit(&chain, &mut confirmed_branch, 9, 7, vec![settle]);
+    for (h, btc) in (10..).zip(8..=12) {
+        commit(&chain, &mut confirmed_branch, h, btc, vec![]);
+    }
+    let s = confirmed_branch.snapshot(14);
+    assert!(batch_index(&s).unwrap().in_flight.is_empty());
+    assert_eq!(batch(&s, 0).unwrap().unwrap().bumps(), 0, "a confirmed batch is never bumped");
 }
 
 #[test]

@@ -319,8 +319,9 @@ async fn a_fee_spike_strands_the_first_version_and_a_bumped_one_confirms_exactly
     let mempool: Vec<String> = fed.bitcoinds[0].call("getrawmempool", &[]).expect("mempool");
     assert!(!mempool.contains(&v1.btc_txid), "the first version is below the new floor");
 
-    // bump_after BTC blocks pass without it: the next version is built at the agreed rate, signed, broadcast.
-    mine(&fed, 3);
+    // bump_after BTC blocks pass without it (the anchor shows them N - 1 blocks later): the next version is
+    // built at the agreed rate, signed, broadcast.
+    mine(&fed, N - 1 + 2);
     let s = wait_pegout(&fed, 0, txid, PegOutStage::Bumped, Duration::from_secs(60)).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let v2 = loop {
