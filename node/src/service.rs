@@ -1610,7 +1610,7 @@ impl Service {
             NetEvent::PeerDisconnected(peer) => {
                 self.peers.remove(&peer);
                 self.peer_heights.remove(&peer);
-                self.sync_limiter.forget(&peer);
+                self.sync_limiter.prune(Instant::now());
                 self.serving.forget(&peer);
                 Ok(())
             }

@@ -5,7 +5,8 @@
 //! disk and decoded. Answered on the consensus loop without a limit, one peer asking in a tight loop delays
 //! every vote this node handles. So each peer has a token bucket ([`RequestLimiter`]): over it, the peer
 //! gets [`crate::wire::Response::Busy`] and nothing is read; a peer that keeps asking after being refused is
-//! scored down. A granted `GetBlocks` is read from the store (committed blocks never change) on a blocking
+//! scored down. A spent allowance outlives a disconnect (only refilled buckets are dropped), so
+//! reconnecting does not buy a fresh burst. A granted `GetBlocks` is read from the store (committed blocks never change) on a blocking
 //! thread, never on the loop, at most [`MAX_SERVING`] at once, and capped at [`RESPONSE_BYTES`].
 //!
 //! Fairness: per-peer buckets do nothing against many peer ids, each within its rate, that together keep
@@ -51,6 +52,9 @@ pub const PER_SEC: u32 = 8;
 /// refused waits for the next tip announcement before asking again, so it never gets near this.
 pub const REFUSALS_BEFORE_PENALTY: u32 = 8;
 
+/// Peers whose allowance [`RequestLimiter`] keeps at most (a bucket is a few dozen bytes).
+pub const MAX_TRACKED: usize = 4096;
+
 /// One peer's allowance.
 #[derive(Clone, Debug)]
 struct Bucket {
@@ -86,6 +90,9 @@ impl<K: Hash + Eq + Clone> RequestLimiter<K> {
 
     /// Takes a token for one request of `peer` at `now`.
     pub fn check(&mut self, peer: &K, now: Instant) -> Allowance {
+        if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(peer) {
+            self.prune_to(now, MAX_TRACKED - 1);
+        }
         let burst = self.burst;
         let b = self.buckets.entry(peer.clone()).or_insert(Bucket { tokens: burst, last: now, refused_in_a_row: 0 });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
@@ -104,9 +111,27 @@ impl<K: Hash + Eq + Clone> RequestLimiter<K> {
         }
     }
 
-    /// Forgets a peer (disconnected), so the map only holds connected peers.
-    pub fn forget(&mut self, peer: &K) {
-        self.buckets.remove(peer);
+    /// Drops the buckets that have refilled to the burst: they allow what a new peer's does (only the count
+    /// of refusals in a row is lost, and a peer with a full bucket is granted anyway). Called when a peer disconnects, instead of
+    /// forgetting that peer: a peer that spent its burst and reconnects (or comes back under the same id)
+    /// still has an empty bucket, so disconnecting does not buy a fresh burst. What stays are the peers that
+    /// asked within the last `burst / per_sec` seconds; beyond [`MAX_TRACKED`] of them the least recently
+    /// seen is dropped (it can then ask one burst early, once).
+    pub fn prune(&mut self, now: Instant) {
+        self.prune_to(now, MAX_TRACKED);
+    }
+
+    /// [`Self::prune`], then the least recently seen until at most `max` are left.
+    fn prune_to(&mut self, now: Instant, max: usize) {
+        let (burst, per_sec) = (self.burst, self.per_sec);
+        self.buckets.retain(|_, b| {
+            let refilled = b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * per_sec;
+            refilled < burst
+        });
+        while self.buckets.len() > max {
+            let Some(oldest) = self.buckets.iter().min_by_key(|(_, b)| b.last).map(|(k, _)| k.clone()) else { break };
+            self.buckets.remove(&oldest);
+        }
     }
 
     /// Peers tracked.
@@ -428,8 +453,43 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         let granted = (0..10).filter(|_| lim.check(&"greedy", later) == Allowance::Granted).count();
         assert_eq!(granted, 2);
-        lim.forget(&"greedy");
+        // Spent, then disconnected: pruning keeps the spent bucket and drops the refilled one.
+        lim.prune(later);
         assert_eq!(lim.len(), 1);
+        lim.prune(later + Duration::from_secs(2));
+        assert!(lim.is_empty(), "refilled buckets are the same as new ones");
+    }
+
+    /// Reconnecting (the service prunes on every disconnect) does not refill a spent allowance.
+    #[test]
+    fn a_peer_that_reconnects_does_not_get_a_fresh_burst() {
+        let t0 = Instant::now();
+        let mut lim = RequestLimiter::new(4, 1);
+        let mut granted = 0;
+        for i in 0..100u64 {
+            let now = t0 + Duration::from_millis(10 * i);
+            if lim.check(&"a", now) == Allowance::Granted {
+                granted += 1;
+            }
+            lim.prune(now);
+        }
+        assert_eq!(granted, 4, "one burst over 1 s of asking and reconnecting, not one per reconnect");
+    }
+
+    #[test]
+    fn the_tracked_peers_are_bounded_by_dropping_the_least_recently_seen() {
+        let t0 = Instant::now();
+        let mut lim = RequestLimiter::new(2, 1);
+        for i in 0..MAX_TRACKED as u64 + 10 {
+            // Each spends its burst at a later instant, so none has refilled when the next one arrives.
+            let now = t0 + Duration::from_micros(i);
+            lim.check(&i, now);
+            lim.check(&i, now);
+        }
+        assert_eq!(lim.len(), MAX_TRACKED);
+        let now = t0 + Duration::from_micros(MAX_TRACKED as u64 + 10);
+        assert_eq!(lim.check(&(MAX_TRACKED as u64 + 9), now), Allowance::Refused, "the newest is still tracked");
+        assert_eq!(lim.check(&0, now), Allowance::Granted, "the oldest was dropped");
     }
 
     #[test]
