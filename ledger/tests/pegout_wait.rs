@@ -228,3 +228,37 @@ fn the_rolling_limit_and_a_halt_are_named() {
     assert_eq!(wait(&chain, &store, 5, 1), Some(PegOutWait::PegHalted));
     let _ = PayoutWait::Halted;
 }
+
+/// 251 burns in one interval: a batch pays at most 250, so the last one is named as behind a full batch
+/// (with how many are ahead and when the next batch is), is left out of the batch execution builds, and is
+/// paid by the batch after it from a coin the first batch did not reserve.
+#[test]
+fn a_burn_behind_a_full_batch_is_named_and_paid_by_the_next_one() {
+    let (chain, mut store) = chain_with(|_| {});
+    let max = peg::BatchLimits::STANDARD.max_outputs;
+    let fee = required_pegout_fee(&chain, &p2wpkh());
+    let amount = chain.params().pegout_min_amount.to_sat();
+    let mut txs = vec![coin(1, 3_000_000, false, 2), coin(2, 3_000_000, false, 2)];
+    txs.extend((0..=max as u64).map(|n| pegout(&chain, 0, n, amount, fee)));
+    commit(&chain, &mut store, 1, 2, txs);
+    let last = max as u64;
+    assert_eq!(
+        wait(&chain, &store, 1, last),
+        Some(PegOutWait::BehindFullBatch { ahead: max, batch_size: max, next_batch: Height(4) })
+    );
+    assert_eq!(wait(&chain, &store, 1, last - 1), Some(PegOutWait::NextBatch { at: Height(4) }));
+    assert!(!wait(&chain, &store, 1, last).unwrap().needs_operator(), "it ends by itself");
+    commit(&chain, &mut store, 2, 2, vec![]);
+    commit(&chain, &mut store, 3, 2, vec![]);
+    commit(&chain, &mut store, 4, 2, vec![]);
+    assert_eq!(
+        (batched(&store, 4, 0), batched(&store, 4, last - 1), batched(&store, 4, last)),
+        (Some(0), Some(0), None)
+    );
+    assert_eq!(batch(&store.snapshot(4), 0).unwrap().expect("batch 0").burns.len(), max);
+    assert_eq!(wait(&chain, &store, 4, last), Some(PegOutWait::NextBatch { at: Height(8) }));
+    for h in 5..=8 {
+        commit(&chain, &mut store, h, 2, vec![]);
+    }
+    assert_eq!(batched(&store, 8, last), Some(1));
+}
