@@ -1,9 +1,8 @@
 //! Prometheus metrics at `GET /metrics`, in the OpenMetrics text format (crate `prometheus-client`).
 //!
 //! The metrics are derived from the service's [`NodeStatus`] by a task of their own, so the consensus
-//! loop never waits on a scrape. The HTTP side is a deliberately tiny hand-written HTTP/1.1 responder
-//! (one route, bounded request size, no keep-alive): it saves pulling a web framework into the daemon
-//! for one read-only page.
+//! loop never waits on a scrape. The HTTP side is `hyper`'s HTTP/1.1 server (already in the daemon through
+//! the RPC server), one route, no keep-alive; no web framework for one read-only page.
 
 use crate::service::NodeStatus;
 use prometheus_client::encoding::text::encode;
@@ -13,7 +12,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -201,46 +199,48 @@ pub async fn follow(metrics: Arc<Metrics>, mut status: watch::Receiver<NodeStatu
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
+/// Most time a client may take to send a request head before its connection is closed.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `GET /metrics` on `listener` until the task is dropped (HTTP/1.1 by `hyper`: a head bounded in
+/// size and time, a 400 for anything that is not HTTP, one connection per task).
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((mut sock, peer)) = listener.accept().await else { continue };
+        let Ok((sock, peer)) = listener.accept().await else { continue };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut used = 0;
-            // Read the request head (bounded in size and time); anything else gets a 400.
-            let head = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while used < buf.len() {
-                    match sock.read(&mut buf[used..]).await {
-                        Ok(0) | Err(_) => return None,
-                        Ok(n) => used += n,
-                    }
-                    if buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
-                        return Some(String::from_utf8_lossy(&buf[..used]).to_string());
-                    }
-                }
-                None
-            })
-            .await
-            .ok()
-            .flatten();
-            let (status, body) = match head.as_deref().and_then(|h| h.lines().next()) {
-                Some(line) if line.starts_with("GET /metrics ") => ("200 OK", metrics.render()),
-                Some(line) if line.starts_with("GET ") => ("404 Not Found", "only /metrics is served here\n".into()),
-                _ => {
-                    tracing::info!(%peer, "malformed metrics request: answered 400");
-                    ("400 Bad Request", "malformed request\n".into())
-                }
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            let route = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&req, &metrics)) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), route)
+                .await;
+            if let Err(e) = served {
+                tracing::info!(%peer, error = %e, "malformed metrics request (or too slow): connection closed");
+            }
         });
     }
+}
+
+/// The answer to one request: the metrics for `GET /metrics`, 404 for any other path, 405 for any other
+/// method.
+fn answer<B>(req: &hyper::Request<B>, metrics: &Metrics) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => (hyper::StatusCode::OK, metrics.render()),
+        (&hyper::Method::GET, _) => (hyper::StatusCode::NOT_FOUND, "only /metrics is served here\n".to_string()),
+        _ => (hyper::StatusCode::METHOD_NOT_ALLOWED, "only GET /metrics is served here\n".to_string()),
+    };
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }
 
 /// Binds the metrics listener (a clear error for a used port).
@@ -252,6 +252,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
 mod tests {
     use super::*;
     use primitives::Height;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn renders_and_serves_metrics_and_refuses_garbage() {
@@ -282,7 +283,9 @@ mod tests {
         };
         assert!(get(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.contains("sidechain_height 3"));
         assert!(get(b"GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
-        assert!(get(b"\x00\x01garbage\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+        assert!(get(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await.starts_with("HTTP/1.1 405"));
+        let garbage = get(b"\x00\x01garbage\r\n\r\n").await;
+        assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage:?}");
         // Still serving after garbage.
         assert!(get(b"GET /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 200"));
         server.abort();

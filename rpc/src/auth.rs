@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use subtle::ConstantTimeEq;
 
 /// How long a request with wrong or missing credentials waits for its 401 (Bitcoin Core: 250 ms).
 pub const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -169,10 +170,6 @@ fn hmac_of(salt: &str, password: &str) -> Hmac<Sha256> {
     mac
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The request checks the server applies, shared by every connection.
 #[derive(Debug)]
 pub struct Guard {
@@ -250,7 +247,7 @@ impl Guard {
             return Err(Refusal::Unauthorized);
         };
         let ok = if user == COOKIE_USER {
-            constant_time_eq(password.as_bytes(), self.cookie_secret.as_bytes())
+            bool::from(password.as_bytes().ct_eq(self.cookie_secret.as_bytes()))
         } else {
             self.users.iter().any(|u| u.accepts(&user, &password))
         };
