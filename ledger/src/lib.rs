@@ -51,7 +51,7 @@ pub use halt::{peg_halt, PegHalt};
 pub use peg_cursor::{peg_cursor, PegCursor};
 pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use pegout::{BurnRecord, PegOutQueue};
-pub use select::{assemble_proposal, select_txs, Selection};
+pub use select::{assemble_proposal, fit_prefix, select_txs, Selection};
 pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
     WriteSet,

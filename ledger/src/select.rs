@@ -95,6 +95,27 @@ pub fn select_txs<S: StateReader>(
     Ok(out)
 }
 
+/// The longest prefix of `txs` that fits in a block beside `fixed`, within `Params::block_max_txs` and
+/// `block_max_bytes`. For the federation pool's transactions (signature shares, federation-change
+/// approvals) and evidence, which go into a proposal's front whole otherwise: a pool holding more than a
+/// block (it keeps up to 512; `block_max_txs` may be lower) would make every proposal too big to build.
+/// A prefix applies as the whole does: `ledger::select_pool_txs` judged each after the ones before it.
+pub fn fit_prefix(params: &crate::Params, fixed: &[Tx], txs: Vec<Tx>) -> Vec<Tx> {
+    let max_txs = (params.block_max_txs as usize).saturating_sub(fixed.len());
+    let mut bytes = crate::txs_encoded_len(fixed);
+    let fit = txs
+        .iter()
+        .take(max_txs)
+        .take_while(|t| {
+            bytes += t.encoded_len();
+            bytes <= params.block_max_bytes as usize
+        })
+        .count();
+    let mut txs = txs;
+    txs.truncate(fit);
+    txs
+}
+
 /// A proposal's transactions in block order, within `Params::block_max_txs` and `block_max_bytes`:
 /// `front` (the peg plan's settlements and mints, the federation pool's shares and changes, evidence),
 /// then the longest prefix of `selection` (user transactions from [`select_txs`], in application order, so
@@ -130,6 +151,20 @@ mod tests {
     use crate::tx::{EvidenceTx, UserTxKind};
     use bitcoin::Amount;
     use primitives::{Height, Round, ValidatorIndex};
+
+    #[test]
+    fn a_pool_bigger_than_a_block_is_cut_to_what_fits_beside_the_fixed_part() {
+        let chain = Chain::new(testkit::genesis(4, 2, Amount::from_sat(1_000_000))).unwrap();
+        let mut params = chain.params().clone();
+        params.block_max_txs = 16;
+        let fixed = user_txs(&chain, 3);
+        let pool = user_txs(&chain, 40);
+        let kept = fit_prefix(&params, &fixed, pool.clone());
+        assert_eq!(kept, pool[..13].to_vec(), "16 - 3 of them, in order");
+        params.block_max_bytes = (crate::txs_encoded_len(&fixed) + crate::txs_encoded_len(&pool[..5])) as u32;
+        assert_eq!(fit_prefix(&params, &fixed, pool.clone()).len(), 5, "and within the byte budget");
+        assert!(fit_prefix(&params, &user_txs(&chain, 16), pool).is_empty());
+    }
 
     fn user_txs(chain: &Chain, n: u64) -> Vec<Tx> {
         let k = user_key(0);

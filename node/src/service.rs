@@ -860,6 +860,8 @@ impl Service {
             );
         }
         pool.extend(self.evidence_to_include(&state)?);
+        // What fits beside our own (the pool may hold more than a block).
+        let mut pool = ledger::fit_prefix(chain.params(), &own, pool);
         let reserved: Vec<ledger::Tx> = own.iter().chain(&pool).cloned().collect();
         let room = crate::pegin::Room::after(chain, &reserved);
         let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);

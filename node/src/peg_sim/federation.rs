@@ -160,7 +160,8 @@ impl World {
         let snap = self.snapshot_of(id, prev.height.get());
         let snap: &BtcSnapshot = &snap;
         let own = self.own_validator_txs(&halt, snap, pos, height, &prev);
-        let mut pool = self.pool_txs(&state);
+        // As `Service::build_proposal`: the pool's transactions that fit beside this proposer's own.
+        let mut pool = ledger::fit_prefix(self.chain.params(), &own, self.pool_txs(&state));
         let reserved: Vec<Tx> = own.iter().chain(&pool).cloned().collect();
         let room = pegin::Room::after(&self.chain, &reserved);
         let version = self.registry.version;
@@ -213,6 +214,39 @@ impl World {
                     kind: ledger::MintKind::Deposit,
                     coinbase: false,
                 });
+            }
+            Some(Junk::ForkedEarlyMint) => {
+                let mut fork = [0u8; 32];
+                self.rng.fill(&mut fork);
+                let Some(next) = prev.height.get().checked_add(1) else { return Ok(None) };
+                plan.mints.push(ledger::MintTx {
+                    outpoint: BtcOutPoint { txid: Hash32(fork), vout: 0 },
+                    recipient: user_key(id).public().account_id(),
+                    amount: bitcoin::Amount::from_sat(1_000_000),
+                    btc_block: BtcAnchor { height: primitives::BtcHeight(next), hash: Hash32(fork) },
+                    epoch: 0,
+                    kind: ledger::MintKind::Deposit,
+                    coinbase: false,
+                });
+            }
+            Some(Junk::FakeSettle) => {
+                let index = ledger::batching::batch_index(&state).map_err(|e| self.state_err(e))?;
+                let mut fake = None;
+                for batch in index.in_flight {
+                    let Some(b) = ledger::batching::batch(&state, batch).map_err(|e| self.state_err(e))? else {
+                        continue;
+                    };
+                    // Only a lie is an attack: a batch one of whose versions Bitcoin confirmed anywhere is
+                    // left alone (naming that block would be an honest settlement).
+                    let on_chain =
+                        b.version_txids().any(|t| self.btc.confirmed_at(&rpc::types::btc_txid(&t)).is_some());
+                    if !on_chain && !plan.settles.iter().any(|x| x.batch == batch) {
+                        fake = Some(ledger::SettleTx { batch, txid: b.txid, btc_block: anchor });
+                        break;
+                    }
+                }
+                let Some(s) = fake else { return Ok(None) };
+                plan.settles.push(s);
             }
             None => {}
         }
@@ -291,9 +325,7 @@ impl World {
         for round in 0..2 * n as u32 {
             let pos = ((height + u64::from(round)) % n as u64) as usize;
             let proposer = self.members[pos];
-            let junk =
-                self.is_byzantine(proposer)
-                    .then(|| if self.rng.gen_bool(0.5) { Junk::FakeMint } else { Junk::OmitMints });
+            let junk = self.is_byzantine(proposer).then(|| Junk::ALL[self.rng.gen_range(0..Junk::ALL.len())]);
             // Re-execution is the same for every validator and gives what building gave (one function
             // executes both), so the built outcome stands for it.
             let Some((block, executed)) = self.propose(pos, round, junk)? else { continue };
@@ -307,13 +339,7 @@ impl World {
                 let verdict = verdicts.entry(tip).or_insert_with(|| self.peg_verdict(tip, &block)).clone();
                 match (verdict, junk) {
                     (Ok(()), None) => yes += 1,
-                    (Ok(()), Some(j)) => {
-                        let junk = match j {
-                            Junk::FakeMint => "a mint Bitcoin does not show",
-                            Junk::OmitMints => "an anchor move without its required mints",
-                        };
-                        return Err(SimFailure::JunkAccepted { seed, height, junk });
-                    }
+                    (Ok(()), Some(j)) => return Err(SimFailure::JunkAccepted { seed, height, junk: j.what() }),
                     (Err(_), Some(_)) => {}
                     // Seeing at least what the proposer saw, an honest validator has no reason to refuse.
                     (Err(reason), None) if !self.cfg.naive_required && tip >= proposer_tip => {

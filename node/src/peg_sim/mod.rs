@@ -9,8 +9,9 @@
 //! outputs. Hostile users register at random, pay any script of any epoch any amount (zero, dust, coinbase),
 //! peg out to any script (their own and others' deposit addresses, the federation's), and claim any output
 //! for anyone, or flood one BTC transaction with more outputs to a federation script than a block holds
-//! (`BLOCK_MAX_TXS` is small here); up to f validators propose junk, vote nil on honest blocks and withhold
-//! their signature shares. Proposers build as the node does: the anchor move that fits, else early peg
+//! (`BLOCK_MAX_TXS` is small here); up to f validators propose junk (a mint Bitcoin does not show, a move
+//! without its required mints, an early mint naming a forked BTC block, a settlement of an unconfirmed
+//! batch), vote nil on honest blocks and withhold their signature shares. Proposers build as the node does: the anchor move that fits, else early peg
 //! items of the next BTC block (`ledger::peg_cursor`), plus late settlements in round 0.
 //!
 //! Each validator has its own bitcoind ([`views`]), which may lag the tip by a few blocks, so a proposal
@@ -176,6 +177,27 @@ enum Junk {
     FakeMint,
     /// The anchor moved without the mints it requires.
     OmitMints,
+    /// An early mint (the anchor kept) naming the BTC block right above the anchor under a hash Bitcoin does
+    /// not have there: a fork of the proposer's invention, to pin the cursor on it.
+    ForkedEarlyMint,
+    /// A settlement of a batch in flight in the anchor's block, where Bitcoin does not show it: the batch
+    /// would leave flight unpaid (its coins counted as spent, the burns as paid).
+    FakeSettle,
+}
+
+impl Junk {
+    /// All of them, for a Byzantine proposer to pick from.
+    const ALL: [Junk; 4] = [Junk::FakeMint, Junk::OmitMints, Junk::ForkedEarlyMint, Junk::FakeSettle];
+
+    /// What it is, for a failure report.
+    fn what(self) -> &'static str {
+        match self {
+            Junk::FakeMint => "a mint Bitcoin does not show",
+            Junk::OmitMints => "an anchor move without its required mints",
+            Junk::ForkedEarlyMint => "an early mint naming a BTC block Bitcoin does not have",
+            Junk::FakeSettle => "a settlement Bitcoin does not show",
+        }
+    }
 }
 
 /// The snapshot cache's key: (anchor height, registry version, view tip's hash, claims, batch versions).
