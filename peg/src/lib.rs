@@ -1,8 +1,10 @@
 //! The peg: everything that touches Bitcoin.
 //!
-//! The pure half (federation descriptor, deposit tweaks, batch building, signature-share checks) is
-//! deterministic and re-run by every node; the IO half (the bitcoind client and watcher) sits behind a
-//! small trait so that the pure half can be tested without a bitcoind and the IO half with a real one.
+//! All of it is pure and deterministic, re-run by every node: federation descriptor, deposit tweaks,
+//! deposit scanning of a block it is handed, batch building, signature-share checks, script verification.
+//! The IO (the bitcoind client and the follower that polls it) lives in the node; what the pure rules need
+//! from it comes through small traits such as [`watcher::DepositLookup`], so they are tested without a
+//! bitcoind and the node's IO with a real one.
 //!
 //! Peg-in building blocks, all pure: [`deposit`] (recipient-bound addresses), [`watcher`] (which outputs of a
 //! BTC block are deposits), [`anchor`] (when a validator accepts a new BTC anchor) and [`fee`] (the peg-in fee).
