@@ -20,9 +20,18 @@
 //!
 //! The facts (which outputs pay a watched federation script, which txids a BTC block holds) come from the
 //! node's bitcoind; only validators check them (external validity). Everything else is decided here.
+//!
+//! Planning is bounded by a [`Room`]: nothing past what one block holds can ever be carried, and a move
+//! whose items do not fit one block is never valid, so planning stops at the first accepted item past the
+//! room and marks the plan [`PegPlan::more`]. A BTC block flooded with outputs (a 4 MB block holds about
+//! 90,000 dust outputs to one's own deposit address) then costs one block's worth of applied items per
+//! plan, not one per output. The plan within a room is exactly the prefix of the whole plan that fits it
+//! (items are judged in block order, each after those before it), so proposers (the room their block leaves)
+//! and validators (a whole block's room, [`Room::block`]) still use one judge: a plan that stopped never
+//! fits, which is also what the whole plan would have said.
 
 use crate::block::BtcAnchor;
-use crate::execute::{Overlay, TxError};
+use crate::execute::{txs_encoded_len, Overlay, TxError};
 use crate::genesis::Chain;
 use crate::state::{ChainMeta, StateError, StateReader};
 use crate::tx::{MintKind, MintTx, SettleTx, Tx};
@@ -50,8 +59,65 @@ pub struct PegPlan {
     pub mints: Vec<MintTx>,
     /// Claims (verified by this node, optional for a block) that execution accepts after the above.
     pub claims: Vec<MintTx>,
-    /// Candidates execution refuses (never required, never proposed), with the reason.
+    /// Candidates execution refuses (never required, never proposed), with the reason; only those met
+    /// before planning stopped (see `more`).
     pub refused: Vec<(MintTx, TxError)>,
+    /// Whether planning stopped at its [`Room`]: at least one more item execution accepts follows those
+    /// listed (which are then exactly the ones that fit the room). A plan with `more` never fits.
+    pub more: bool,
+}
+
+/// What is left of a block for the peg's transactions, a count and encoded bytes; also the budget of
+/// planning (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// Transactions.
+    pub txs: usize,
+    /// Encoded bytes.
+    pub bytes: usize,
+}
+
+impl Room {
+    /// What a block leaves next to `reserved` transactions (`Params::block_max_txs` and
+    /// `Params::block_max_bytes`).
+    pub fn after(chain: &Chain, reserved: &[Tx]) -> Room {
+        let p = chain.params();
+        Room {
+            txs: (p.block_max_txs as usize).saturating_sub(reserved.len()),
+            bytes: (p.block_max_bytes as usize).saturating_sub(txs_encoded_len(reserved)),
+        }
+    }
+
+    /// A whole block: the most a valid block can carry, so a plan that does not fit it is required of no
+    /// block (what validators plan with).
+    pub fn block(chain: &Chain) -> Room {
+        Room::after(chain, &[])
+    }
+
+    /// Whether all of `plan` fits (a plan that stopped at its room never does).
+    pub fn fits(&self, plan: &PegPlan) -> bool {
+        !plan.more && plan.len() <= self.txs && plan.encoded_len() <= self.bytes
+    }
+}
+
+/// What planning has taken of its room so far.
+struct Budget {
+    room: Room,
+    txs: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    fn new(room: Room) -> Budget {
+        Budget { room, txs: 0, bytes: 0 }
+    }
+
+    /// Takes `tx` (which execution accepted) if it still fits; `false` means planning stops there.
+    fn take(&mut self, tx: Tx) -> bool {
+        self.txs += 1;
+        self.bytes = self.bytes.saturating_add(tx.encoded_len());
+        self.txs <= self.room.txs && self.bytes <= self.room.bytes
+    }
 }
 
 impl PegPlan {
@@ -85,33 +151,30 @@ impl PegPlan {
 
     /// The longest prefix of the plan, in block order (settlements, mints, claims), of at most `max_txs`
     /// transactions taking at most `max_bytes` encoded bytes. A prefix applies as the whole plan does:
-    /// each item was judged after the ones before it. `refused` is kept.
+    /// each item was judged after the ones before it. `refused` is kept; `more` is set when it leaves
+    /// anything out.
     pub fn prefix(&self, max_txs: usize, max_bytes: usize) -> PegPlan {
-        let mut out = PegPlan { refused: self.refused.clone(), ..PegPlan::default() };
-        let (mut count, mut bytes) = (0usize, 0usize);
-        let mut fits = |tx: Tx| {
-            bytes = bytes.saturating_add(tx.encoded_len());
-            count += 1;
-            count <= max_txs && bytes <= max_bytes
-        };
+        let mut out = PegPlan { refused: self.refused.clone(), more: true, ..PegPlan::default() };
+        let mut budget = Budget::new(Room { txs: max_txs, bytes: max_bytes });
         for s in &self.settles {
-            if !fits(Tx::Settle(s.clone())) {
+            if !budget.take(Tx::Settle(s.clone())) {
                 return out;
             }
             out.settles.push(s.clone());
         }
         for m in &self.mints {
-            if !fits(Tx::Mint(m.clone())) {
+            if !budget.take(Tx::Mint(m.clone())) {
                 return out;
             }
             out.mints.push(m.clone());
         }
         for m in &self.claims {
-            if !fits(Tx::Mint(m.clone())) {
+            if !budget.take(Tx::Mint(m.clone())) {
                 return out;
             }
             out.claims.push(m.clone());
         }
+        out.more = self.more;
         out
     }
 
@@ -130,7 +193,9 @@ impl PegPlan {
 /// up to `new_anchor`; empty when the anchor stays). A deposit to a registered script counts only while its
 /// registration is live at `height` and its epoch's deposits are watched; a plain federation output always
 /// counts. Items that went in early (see [`mod@crate::peg_cursor`]) are no longer required: execution refuses
-/// them again. `Err` only when the state cannot be read.
+/// them again. Planning stops at the first accepted item past `room` (settlements, mints, then claims,
+/// counted together), with [`PegPlan::more`] set: what it lists is then the part of the whole plan that
+/// fits `room`, and the whole plan does not. `Err` only when the state cannot be read.
 pub fn plan_peg_txs<S: StateReader>(
     chain: &Chain,
     state: &S,
@@ -138,6 +203,7 @@ pub fn plan_peg_txs<S: StateReader>(
     new_anchor: BtcAnchor,
     blocks: &[BtcBlockFacts],
     claims: &[MintTx],
+    room: Room,
 ) -> Result<PegPlan, StateError> {
     let mut plan = PegPlan::default();
     let Some(prev) = state.chain_meta()? else { return Ok(plan) };
@@ -147,19 +213,24 @@ pub fn plan_peg_txs<S: StateReader>(
     }
     let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: new_anchor };
     let mut overlay = Overlay::new(state);
+    let mut budget = Budget::new(room);
     if new_anchor.height > prev.btc_anchor.height {
         let covered: Vec<&BtcBlockFacts> = blocks
             .iter()
             .filter(|b| b.block.height > prev.btc_anchor.height && b.block.height <= new_anchor.height)
             .collect();
-        plan_blocks(chain, &mut overlay, &meta, &covered, &mut plan)?;
+        plan_blocks(chain, &mut overlay, &meta, &covered, &mut budget, &mut plan)?;
     }
     for m in claims {
+        if plan.more {
+            break;
+        }
         if plan.mints.iter().chain(&plan.claims).any(|x| x.outpoint == m.outpoint) {
             continue;
         }
         match overlay.apply_mint(chain, m, &meta) {
-            Ok(_) => plan.claims.push(m.clone()),
+            Ok(_) if budget.take(Tx::Mint(m.clone())) => plan.claims.push(m.clone()),
+            Ok(_) => plan.more = true,
             Err(TxError::State(e)) => return Err(e),
             Err(why) => plan.refused.push((m.clone(), why)),
         }
@@ -171,14 +242,15 @@ pub fn plan_peg_txs<S: StateReader>(
 /// that a block at `height` keeping the anchor may carry: settlements of batches it confirms, then mints
 /// of its outputs, each kept only if execution accepts it, in block order; the same candidates the move to
 /// `next` would require, less those already in. Empty when the peg is halted or resuming, when `next` is
-/// not right above the anchor, or when earlier early items named another block. A proposer carries a
-/// prefix of it ([`PegPlan::prefix`]): a prefix applies as the whole does. `Err` only when the state
-/// cannot be read.
+/// not right above the anchor, or when earlier early items named another block. Only those that fit
+/// `room` (planning stops past it, as in [`plan_peg_txs`]): a proposer carries exactly these, and a prefix
+/// applies as the whole does. `Err` only when the state cannot be read.
 pub fn plan_early_peg_txs<S: StateReader>(
     chain: &Chain,
     state: &S,
     height: Height,
     next: &BtcBlockFacts,
+    room: Room,
 ) -> Result<PegPlan, StateError> {
     let mut plan = PegPlan::default();
     let Some(prev) = state.chain_meta()? else { return Ok(plan) };
@@ -193,7 +265,7 @@ pub fn plan_early_peg_txs<S: StateReader>(
     }
     let meta = ChainMeta { height, time_ms: prev.time_ms.saturating_add(1), btc_anchor: prev.btc_anchor };
     let mut overlay = Overlay::new(state);
-    plan_blocks(chain, &mut overlay, &meta, &[next], &mut plan)?;
+    plan_blocks(chain, &mut overlay, &meta, &[next], &mut Budget::new(room), &mut plan)?;
     Ok(plan)
 }
 
@@ -236,12 +308,14 @@ pub fn plan_late_settles<S: StateReader>(
 }
 
 /// Applies, on `overlay`, a settlement for every batch in flight one of whose versions is in `blocks`,
-/// then each candidate mint of `blocks` in order, and records in `plan` what applied and what was refused.
+/// then each candidate mint of `blocks` in order, and records in `plan` what applied and what was refused;
+/// stops at the first applied item `budget` cannot take (`plan.more`).
 fn plan_blocks<S: StateReader>(
     chain: &Chain,
     overlay: &mut Overlay<'_, S>,
     meta: &ChainMeta,
     blocks: &[&BtcBlockFacts],
+    budget: &mut Budget,
     plan: &mut PegPlan,
 ) -> Result<(), StateError> {
     let height = meta.height;
@@ -255,7 +329,11 @@ fn plan_blocks<S: StateReader>(
         });
         if let Some(settle) = confirmed {
             match overlay.apply_settle(&settle, meta) {
-                Ok(_) => plan.settles.push(settle),
+                Ok(_) if budget.take(Tx::Settle(settle.clone())) => plan.settles.push(settle),
+                Ok(_) => {
+                    plan.more = true;
+                    return Ok(());
+                }
                 Err(TxError::State(e)) => return Err(e),
                 // Not settleable (e.g. already settled by an earlier version): nothing to require.
                 Err(_) => {}
@@ -270,8 +348,18 @@ fn plan_blocks<S: StateReader>(
             if m.kind == MintKind::Deposit && !crate::pegin::registration_is_live(&*overlay, &m.recipient, height)? {
                 continue;
             }
+            // Already recorded (early, above all): execution refuses it whatever else holds, and one read
+            // says so. Once early items went in, most of a flooded block is such outputs, each tried again.
+            if let Some(done) = overlay.get_pegin(&m.outpoint)? {
+                plan.refused.push((m.clone(), TxError::AlreadyMinted { outpoint: m.outpoint, at: done.minted_at }));
+                continue;
+            }
             match overlay.apply_mint(chain, m, meta) {
-                Ok(_) => plan.mints.push(m.clone()),
+                Ok(_) if budget.take(Tx::Mint(m.clone())) => plan.mints.push(m.clone()),
+                Ok(_) => {
+                    plan.more = true;
+                    return Ok(());
+                }
                 Err(TxError::State(e)) => return Err(e),
                 Err(why) => plan.refused.push((m.clone(), why)),
             }

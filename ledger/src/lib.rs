@@ -36,7 +36,7 @@ pub mod testkit;
 pub mod tx;
 pub mod validator_tx;
 
-pub use anchor_move::{plan_early_peg_txs, plan_late_settles, plan_peg_txs, BtcBlockFacts, PegPlan};
+pub use anchor_move::{plan_early_peg_txs, plan_late_settles, plan_peg_txs, BtcBlockFacts, PegPlan, Room};
 pub use block::{Block, BlockHeader, BtcAnchor};
 pub use execute::{
     build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,

@@ -35,8 +35,10 @@ type Jmt<'a, R> = jmt::JellyfishMerkleTree<'a, R, TreeHasher>;
 
 /// The account that receives every fee. Its id is a tagged hash with no known public key behind it, so
 /// no signature can ever spend it; only protocol rules (Bitcoin fees of peg-outs, later) debit it.
+/// Hashed once: every mint to the plain federation script names it (some 90,000 in a flooded BTC block).
 pub fn fee_pool_id() -> AccountId {
-    AccountId(tagged_hash(FEE_POOL_TAG, &[]))
+    static ID: std::sync::OnceLock<AccountId> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| AccountId(tagged_hash(FEE_POOL_TAG, &[])))
 }
 
 /// A balance and the number of transactions the account has sent.

@@ -6,12 +6,15 @@ use bitcoin::Amount;
 use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
-    peg_cursor, plan_early_peg_txs, plan_peg_txs, txs_encoded_len, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint,
-    Chain, MemStore, MintKind, MintTx, PegCursor, PegPlan, StateReader, Tx, TxError, UserTx, UserTxKind, ValidatorTx,
-    ValidatorTxKind,
+    fee_pool_id, peg_cursor, plan_early_peg_txs, plan_peg_txs, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint,
+    Chain, MemStore, MintKind, MintTx, PegCursor, PegPlan, Room, StateReader, Tx, TxError, UserTx, UserTxKind,
+    ValidatorTx, ValidatorTxKind,
 };
 
 const MAX_TXS: u32 = 5;
+
+/// No bound: the whole plan (what planning within a room is a prefix of).
+const EVERYTHING: Room = Room { txs: usize::MAX, bytes: usize::MAX };
 
 fn small_blocks() -> (Chain, MemStore) {
     let mut g = testkit::genesis(4, 2, Amount::from_sat(1_000_000));
@@ -73,13 +76,13 @@ fn flooded(n: u32) -> (Chain, MemStore, BtcBlockFacts) {
 /// What an honest proposer does at `h`: the move if its plan fits, else a prefix of the early plan.
 fn honest_block(chain: &Chain, store: &MemStore, h: u64, facts: &BtcBlockFacts) -> (BtcAnchor, PegPlan) {
     let state = store.snapshot(h - 1);
-    let bytes = chain.params().block_max_bytes as usize - txs_encoded_len(&[]);
-    let moving = plan_peg_txs(chain, &state, Height(h), facts.block, std::slice::from_ref(facts), &[]).unwrap();
-    if moving.len() <= MAX_TXS as usize && moving.encoded_len() <= bytes {
+    let room = Room::block(chain);
+    let moving = plan_peg_txs(chain, &state, Height(h), facts.block, std::slice::from_ref(facts), &[], room).unwrap();
+    if room.fits(&moving) {
         return (facts.block, moving);
     }
-    let early = plan_early_peg_txs(chain, &state, Height(h), facts).unwrap();
-    (state.chain_meta().unwrap().unwrap().btc_anchor, early.prefix(MAX_TXS as usize, bytes))
+    let early = plan_early_peg_txs(chain, &state, Height(h), facts, room).unwrap();
+    (state.chain_meta().unwrap().unwrap().btc_anchor, early)
 }
 
 #[test]
@@ -87,8 +90,15 @@ fn a_btc_block_with_three_blocks_worth_of_outputs_is_minted_across_blocks_then_a
     let n = 3 * MAX_TXS;
     let (chain, mut store, facts) = flooded(n);
     let state = store.snapshot(1);
-    let all = plan_peg_txs(&chain, &state, Height(2), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    let all =
+        plan_peg_txs(&chain, &state, Height(2), anchor(2), std::slice::from_ref(&facts), &[], EVERYTHING).unwrap();
     assert_eq!(all.mints.len(), n as usize, "every output is required, dust included");
+    assert!(!all.more);
+    // Within one block's room planning stops at the first item past it: the same first items, never fits.
+    let room = Room::block(&chain);
+    let bounded = plan_peg_txs(&chain, &state, Height(2), anchor(2), std::slice::from_ref(&facts), &[], room).unwrap();
+    assert!(bounded.more && !room.fits(&bounded));
+    assert_eq!(bounded.mints, all.mints[..MAX_TXS as usize].to_vec());
     assert!(matches!(
         try_commit(&chain, &mut store.clone(), 2, anchor(2), all.txs()),
         Err(BlockError::TooManyTxs { .. })
@@ -122,8 +132,67 @@ fn a_btc_block_with_three_blocks_worth_of_outputs_is_minted_across_blocks_then_a
     assert_eq!(t.btc_held, facts.outputs.iter().map(|m| m.amount).sum::<Amount>());
     assert!(t.supply <= t.btc_held + chain.genesis_supply());
     // Nothing of block 2 is required again.
-    let again = plan_peg_txs(&chain, &s, Height(h + 1), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    let again =
+        plan_peg_txs(&chain, &s, Height(h + 1), anchor(2), std::slice::from_ref(&facts), &[], Room::block(&chain))
+            .unwrap();
     assert!(again.is_empty());
+}
+
+/// A BTC block flooded with 100,000 outputs to the federation (a 4 MB block holds about 90,000 dust
+/// outputs): planning stops at the first accepted item past one block's room, so a height applies about a
+/// block's worth of candidates, not one per output (counted, not timed: every candidate tried is listed,
+/// as carried or refused, but the one it stopped at); the items still go in early, in block order, each
+/// once, while the move never fits.
+#[test]
+fn planning_a_flooded_btc_block_stops_one_item_past_a_blocks_room() {
+    const ROOM: usize = 1_000;
+    const OUTPUTS: u32 = 100_000;
+    let mut g = testkit::genesis(4, 2, Amount::from_sat(1_000_000));
+    g.params.block_max_txs = ROOM as u32;
+    let chain = Chain::new(g).unwrap();
+    let mut store = MemStore::new();
+    store.apply(&chain.genesis_state(&store).unwrap());
+    try_commit(&chain, &mut store, 1, anchor(1), vec![]).unwrap();
+    // 330 sat to the plain federation script (credited to the fee pool, below the minimum: recorded and
+    // held); every 50th output is worth nothing, which execution refuses (never required).
+    let output = |i: u32| MintTx {
+        outpoint: BtcOutPoint { txid: Hash32([0x71; 32]), vout: i },
+        recipient: fee_pool_id(),
+        amount: Amount::from_sat(if i % 50 == 49 { 0 } else { 330 }),
+        btc_block: anchor(2),
+        epoch: 0,
+        kind: MintKind::Federation,
+        coinbase: false,
+    };
+    let facts = BtcBlockFacts { block: anchor(2), outputs: (0..OUTPUTS).map(output).collect(), txids: vec![] };
+    let accepted: Vec<&MintTx> = facts.outputs.iter().filter(|m| m.amount > Amount::ZERO).collect();
+    let room = Room::block(&chain);
+    assert_eq!(room.txs, ROOM);
+    for h in 2..=4u64 {
+        let state = store.snapshot(h - 1);
+        let done = (h as usize - 2) * ROOM;
+        // Where planning stops: the first accepted output past this block's room, in block order.
+        let stop = accepted[done + ROOM].outpoint.vout as usize;
+        let moving = plan_peg_txs(&chain, &state, Height(h), anchor(2), std::slice::from_ref(&facts), &[], room);
+        let early = plan_early_peg_txs(&chain, &state, Height(h), &facts, room).unwrap();
+        for plan in [&moving.unwrap(), &early] {
+            assert!(plan.more && !room.fits(plan), "height {h}: the move does not fit one block");
+            let next: Vec<MintTx> = accepted[done..done + ROOM].iter().map(|m| (*m).clone()).collect();
+            assert_eq!(plan.mints, next, "height {h}: the next block's worth, in block order");
+            // Every output before `stop` was tried once (carried, or refused: worth nothing or already in
+            // early), the one at `stop` too, none after it.
+            assert_eq!(plan.mints.len() + plan.refused.len(), stop, "height {h}");
+            assert!(stop + 1 < OUTPUTS as usize / 10, "height {h}: {} of {OUTPUTS} tried", stop + 1);
+        }
+        try_commit(&chain, &mut store, h, anchor(1), early.txs()).unwrap();
+        let s = store.snapshot(h);
+        assert_eq!(peg_cursor(&s).unwrap(), Some(PegCursor { btc_block: anchor(2) }), "height {h}");
+        assert_eq!(s.peg_totals().unwrap().deposits, (done + ROOM) as u64, "height {h}: each output once");
+        for m in &accepted[done..done + ROOM] {
+            assert_eq!(s.get_pegin(&m.outpoint).unwrap().expect("recorded").minted_at, Height(h));
+        }
+        assert!(s.get_pegin(&accepted[done + ROOM].outpoint).unwrap().is_none(), "height {h}");
+    }
 }
 
 #[test]
@@ -157,11 +226,15 @@ fn early_items_pin_one_block_and_the_anchor_may_move_only_to_it() {
     assert!(matches!(r, Err(BlockError::AnchorOffCursor { .. })), "{r:?}");
     // The plan of the early plan and of the move leave out what went in early.
     let s = store.snapshot(2);
-    let early = plan_early_peg_txs(&chain, &s, Height(3), &facts).unwrap();
+    let early = plan_early_peg_txs(&chain, &s, Height(3), &facts, Room::block(&chain)).unwrap();
     assert_eq!(early.mints, facts.outputs[1..].to_vec());
     let off = BtcBlockFacts { block: other(2), ..facts.clone() };
-    assert!(plan_early_peg_txs(&chain, &s, Height(3), &off).unwrap().is_empty(), "another block: nothing early");
-    let moving = plan_peg_txs(&chain, &s, Height(3), anchor(2), std::slice::from_ref(&facts), &[]).unwrap();
+    assert!(
+        plan_early_peg_txs(&chain, &s, Height(3), &off, Room::block(&chain)).unwrap().is_empty(),
+        "another block: nothing early"
+    );
+    let moving =
+        plan_peg_txs(&chain, &s, Height(3), anchor(2), std::slice::from_ref(&facts), &[], Room::block(&chain)).unwrap();
     assert_eq!(moving.mints, facts.outputs[1..].to_vec());
     try_commit(&chain, &mut store, 3, anchor(2), moving.txs()).unwrap();
     assert_eq!(peg_cursor(&store.snapshot(3)).unwrap(), None);
@@ -189,14 +262,17 @@ fn a_halt_clears_the_cursor() {
         tx_error(try_commit(&chain, &mut store.clone(), 4, anchor(1), vec![Tx::Mint(facts.outputs[1].clone())])),
         TxError::PegHalted
     ));
-    assert!(plan_early_peg_txs(&chain, &s, Height(4), &facts).unwrap().is_empty());
+    assert!(plan_early_peg_txs(&chain, &s, Height(4), &facts, Room::block(&chain)).unwrap().is_empty());
 }
 
 #[test]
 fn a_plan_prefix_counts_transactions_and_bytes() {
     let (chain, store, facts) = flooded(10);
-    let plan = plan_early_peg_txs(&chain, &store.snapshot(1), Height(2), &facts).unwrap();
+    let plan = plan_early_peg_txs(&chain, &store.snapshot(1), Height(2), &facts, EVERYTHING).unwrap();
     assert_eq!(plan.len(), 10);
+    assert!(!plan.more && plan.prefix(4, usize::MAX).more && !plan.prefix(10, usize::MAX).more);
+    let bounded = plan_early_peg_txs(&chain, &store.snapshot(1), Height(2), &facts, Room { txs: 4, bytes: usize::MAX });
+    assert_eq!(bounded.unwrap().mints, plan.prefix(4, usize::MAX).mints, "planning within a room is its prefix");
     let one = plan.prefix(1, usize::MAX).encoded_len();
     assert_eq!(plan.prefix(4, usize::MAX).mints, facts.outputs[..4].to_vec());
     // Room for 10 transactions but the bytes of only 3.
@@ -228,7 +304,7 @@ fn an_early_settlement_frees_the_batch_and_its_change_waits_for_the_anchor() {
     let b = batch(&store.snapshot(2), 0).unwrap().expect("batch 0");
     // BTC block 2 confirms it: its settlement goes in early, before the anchor moves there.
     let facts = BtcBlockFacts { block: anchor(2), outputs: vec![], txids: vec![b.txid] };
-    let early = plan_early_peg_txs(&chain, &store.snapshot(2), Height(3), &facts).unwrap();
+    let early = plan_early_peg_txs(&chain, &store.snapshot(2), Height(3), &facts, Room::block(&chain)).unwrap();
     assert_eq!(early.settles.len(), 1);
     // User 1 burns too, and tops up the fee pool so that only the coin can hold the next batch back.
     let top_up = testkit::transfer(
@@ -244,7 +320,9 @@ fn an_early_settlement_frees_the_batch_and_its_change_waits_for_the_anchor() {
     assert!(batch_index(&s).unwrap().in_flight.is_empty(), "settled early");
     assert_eq!(peg_cursor(&s).unwrap(), Some(PegCursor { btc_block: anchor(2) }));
     // The move to block 2 requires nothing more.
-    assert!(plan_peg_txs(&chain, &s, Height(4), anchor(2), std::slice::from_ref(&facts), &[]).unwrap().is_empty());
+    assert!(plan_peg_txs(&chain, &s, Height(4), anchor(2), std::slice::from_ref(&facts), &[], Room::block(&chain))
+        .unwrap()
+        .is_empty());
     // The change (in block 2) is the only coin: no batch spends it while the anchor is below it.
     try_commit(&chain, &mut store, 4, anchor(1), vec![]).unwrap();
     assert_eq!(batch_index(&store.snapshot(4)).unwrap().next_id, 1, "no batch of a coin above the anchor");

@@ -11,7 +11,7 @@ use sidechain_ledger::pegout::required_pegout_fee;
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
     fee_pool_id, plan_peg_txs, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx,
-    StateReader, Tx, TxError, UserTx, UserTxKind,
+    Room, StateReader, Tx, TxError, UserTx, UserTxKind,
 };
 
 const BAL: u64 = 1_000_000;
@@ -130,7 +130,7 @@ fn a_peg_out_to_ones_own_deposit_address_is_settled_then_re_pegged_once() {
     assert_eq!(e, TxError::MintOfBatchOutput { batch: 0 });
 
     // With it: settle first, then the re-peg; the change is the federation's own coin, never required.
-    let plan = plan_peg_txs(&chain, &state, Height(3), anchor(2), &facts, &[]).unwrap();
+    let plan = plan_peg_txs(&chain, &state, Height(3), anchor(2), &facts, &[], Room::block(&chain)).unwrap();
     assert_eq!(plan.settles.len(), 1);
     assert_eq!(plan.mints, vec![repeg.clone()]);
     assert!(matches!(plan.refused.as_slice(), [(m, TxError::AlreadyHeld { .. })] if *m == change));
@@ -140,7 +140,9 @@ fn a_peg_out_to_ones_own_deposit_address_is_settled_then_re_pegged_once() {
     assert!(after.get_account(&bob).unwrap().unwrap().balance > before, "Bob's burn came back to him");
     assert!(after.get_pegin(&repeg.outpoint).unwrap().is_some(), "recorded: never minted again");
     assert!(batch_index(&after).unwrap().in_flight.is_empty(), "settled");
-    let again = plan_peg_txs(&chain, &after, Height(4), anchor(2), &[], std::slice::from_ref(&repeg)).unwrap();
+    let again =
+        plan_peg_txs(&chain, &after, Height(4), anchor(2), &[], std::slice::from_ref(&repeg), Room::block(&chain))
+            .unwrap();
     assert!(again.claims.is_empty() && matches!(again.refused[0].1, TxError::AlreadyMinted { .. }));
 }
 
@@ -155,7 +157,7 @@ fn outputs_execution_refuses_are_never_required() {
     let facts =
         vec![BtcBlockFacts { block: anchor(1), outputs: vec![zero.clone(), plain_to_user.clone()], txids: vec![] }];
     let state = store.snapshot(0);
-    let plan = plan_peg_txs(&chain, &state, Height(1), anchor(1), &facts, &[]).unwrap();
+    let plan = plan_peg_txs(&chain, &state, Height(1), anchor(1), &facts, &[], Room::block(&chain)).unwrap();
     assert!(plan.mints.is_empty(), "{plan:?}");
     assert!(matches!(plan.refused[0].1, TxError::BadMintAmount(_)), "{plan:?}");
     assert!(matches!(plan.refused[1].1, TxError::FederationMintRecipient { .. }));

@@ -36,6 +36,7 @@ use ledger::{
     Block, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader, Tx, UserTxKind,
 };
 use primitives::{AccountId, Hash32, Height};
+use std::collections::{BTreeSet, HashMap};
 
 /// The deposit descriptor bound to `recipient` in `wallet` on this chain (its script, address and text follow).
 pub fn deposit_descriptor(
@@ -276,6 +277,15 @@ pub enum PegObjection {
         /// The BTC block it names.
         btc_height: u32,
     },
+    /// The move requires more peg transactions than any block holds (planning stopped there), so no
+    /// block carries them all (the items go in early first; see module `early`).
+    #[error("moves the anchor to BTC block {btc_height}, whose at least {at_least} peg transactions no block holds (count or bytes)")]
+    MoveTooLarge {
+        /// The BTC block moved to.
+        btc_height: u32,
+        /// A lower bound on the items the move requires: those planning listed and the one it stopped at.
+        at_least: usize,
+    },
     /// A required mint is missing.
     #[error("leaves out the deposit {outpoint} of {amount} to {recipient} in BTC block {btc_height}")]
     MissingMint {
@@ -373,7 +383,8 @@ pub fn covered_claims(snap: &BtcSnapshot, anchor: &BtcAnchor) -> Vec<MintTx> {
 }
 
 /// What a block at `height` on `state` (anchor `prev`) moving the anchor to `new` carries on the peg, as
-/// [`ledger::plan_peg_txs`] decides from our snapshot's facts, with our verified claims offered too.
+/// [`ledger::plan_peg_txs`] decides from our snapshot's facts, with our verified claims offered too;
+/// planned only as far as `room` (past it the plan says [`PegPlan::more`] and never fits).
 #[allow(clippy::too_many_arguments)]
 pub fn peg_plan<S: StateReader>(
     chain: &Chain,
@@ -384,26 +395,42 @@ pub fn peg_plan<S: StateReader>(
     new: &BtcAnchor,
     height: Height,
     with_claims: bool,
+    room: Room,
 ) -> Result<PegPlan, CannotTell> {
     let facts = block_facts(snap, registry_version, prev, new)?;
     let claims = if with_claims { covered_claims(snap, new) } else { Vec::new() };
-    Ok(ledger::plan_peg_txs(chain, state, height, *new, &facts, &claims)?)
+    Ok(ledger::plan_peg_txs(chain, state, height, *new, &facts, &claims, room)?)
 }
 
 /// Whether the BTC facts `m` asserts are what our bitcoind shows: the output is in our index (or a claim
-/// we verified) with that block, amount, kind and recipient.
+/// we verified) with that block, amount, kind and recipient. For many mints, [`first_unconfirmed`].
 pub fn mint_is_confirmed(snap: &BtcSnapshot, m: &MintTx) -> bool {
-    let indexed = snap.deposits.get(&m.btc_block.height.get()).is_some_and(|b| {
-        from_peg((m.btc_block.height.get(), b.hash)).hash == m.btc_block.hash
-            && (b.scan.deposits.iter().any(|d| mint_for(d) == *m)
-                || b.scan.plain.iter().any(|o| mint_for_plain(o) == *m))
-    });
-    indexed || snap.claims.iter().any(|d| mint_for(d) == *m)
+    first_unconfirmed(snap, &[m]).is_none()
+}
+
+/// The first of `mints` whose BTC facts our bitcoind does not show (see [`mint_is_confirmed`]). One pass
+/// over each BTC block they name, then one lookup per mint: a block's mints (up to `block_max_txs`) of a
+/// flooded BTC block (some 90,000 outputs) cost their sum, not their product.
+pub fn first_unconfirmed<'a>(snap: &BtcSnapshot, mints: &[&'a MintTx]) -> Option<&'a MintTx> {
+    if mints.is_empty() {
+        return None;
+    }
+    let heights: BTreeSet<u32> = mints.iter().map(|m| m.btc_block.height.get()).collect();
+    let mut shown: HashMap<BtcOutPoint, MintTx> = HashMap::new();
+    for h in heights {
+        let Some(b) = snap.deposits.get(&h) else { continue };
+        let block = from_peg((h, b.hash));
+        let outputs = b.scan.deposits.iter().map(mint_for).chain(b.scan.plain.iter().map(mint_for_plain));
+        shown.extend(outputs.filter(|m| m.btc_block == block).map(|m| (m.outpoint, m)));
+    }
+    let claims: HashMap<BtcOutPoint, MintTx> = snap.claims.iter().map(mint_for).map(|m| (m.outpoint, m)).collect();
+    mints.iter().copied().find(|m| shown.get(&m.outpoint) != Some(*m) && claims.get(&m.outpoint) != Some(*m))
 }
 
 /// A validator's external check of the peg transactions in `block` (built on `state`, whose anchor is
 /// `prev`): it carries every settlement and mint the move requires (by [`ledger::plan_peg_txs`], so never
-/// one execution refuses), settles only what that requires, and mints only what our bitcoind shows; early
+/// one execution refuses, planned as far as a whole block holds: a move requiring more fits no block and is
+/// refused as such), settles only what that requires, and mints only what our bitcoind shows; early
 /// items (of the BTC block right above the block's anchor, optional) are checked by
 /// [`early::check_early_items`]. `Ok` when the block neither moves the anchor nor carries peg transactions
 /// (no bitcoind needed).
@@ -439,8 +466,11 @@ pub fn check_block_peg<S: StateReader>(
     let required = if resuming {
         PegPlan::default()
     } else {
-        peg_plan(chain, state, snap, registry_version, prev, new, block.header.height, false)?
+        peg_plan(chain, state, snap, registry_version, prev, new, block.header.height, false, Room::block(chain))?
     };
+    if required.more {
+        return Err(PegObjection::MoveTooLarge { btc_height: new.height.get(), at_least: required.len() + 1 });
+    }
     if let Some(missing) = required.settles.iter().find(|s| !settles.contains(s)) {
         return Err(PegObjection::MissingSettle { batch: missing.batch, btc_height: missing.btc_block.height.get() });
     }
@@ -450,7 +480,8 @@ pub fn check_block_peg<S: StateReader>(
     if let Some(extra) = settles.iter().find(|s| !required.settles.contains(s) && !late(s)) {
         return Err(PegObjection::UnknownSettle { batch: extra.batch, btc_height: extra.btc_block.height.get() });
     }
-    if let Some(missing) = required.mints.iter().find(|m| !mints.contains(m)) {
+    let carried: HashMap<&BtcOutPoint, &MintTx> = mints.iter().map(|m| (&m.outpoint, *m)).collect();
+    if let Some(missing) = required.mints.iter().find(|m| carried.get(&m.outpoint) != Some(m)) {
         return Err(PegObjection::MissingMint {
             outpoint: btc_outpoint(&missing.outpoint),
             amount: missing.amount,
@@ -458,7 +489,7 @@ pub fn check_block_peg<S: StateReader>(
             btc_height: missing.btc_block.height.get(),
         });
     }
-    if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
+    if let Some(bad) = first_unconfirmed(snap, &mints) {
         return Err(unconfirmed(bad));
     }
     Ok(())
@@ -496,12 +527,13 @@ pub fn anchor_with_plan<S: StateReader>(
     let plan_at = |candidate: &BtcAnchor| {
         // No claims in a block that moves the anchor: a validator that has not verified a claim yet would
         // vote nil on the move with it, and whoever feeds claims to proposers only would stall the peg.
-        match peg_plan(chain, state, snap, registry_version, prev, candidate, height, false) {
+        match peg_plan(chain, state, snap, registry_version, prev, candidate, height, false, room) {
             Ok(plan) if room.fits(&plan) => Some(plan),
             Ok(plan) => {
                 tracing::debug!(
                     btc_height = candidate.height.get(),
                     required = plan.len(),
+                    more = plan.more,
                     bytes = plan.encoded_len(),
                     room_txs = room.txs,
                     room_bytes = room.bytes,
@@ -566,7 +598,8 @@ pub fn late_settles<S: StateReader>(
 }
 
 mod early;
-pub use early::{early_plan, Room};
+pub use early::early_plan;
+pub use ledger::Room;
 
 #[cfg(test)]
 mod tests;

@@ -756,7 +756,8 @@ impl Service {
         // Verified claims execution would accept (one it refuses is no reason for a block).
         let version = self.registry.borrow().version;
         let (prev, height) = (meta.btc_anchor, self.chain.tip().next());
-        crate::pegin::peg_plan(self.chain.chain(), &state, &snap, version, &prev, &prev, height, true)
+        let room = crate::pegin::Room::block(self.chain.chain());
+        crate::pegin::peg_plan(self.chain.chain(), &state, &snap, version, &prev, &prev, height, true, room)
             .is_ok_and(|plan| !plan.claims.is_empty())
     }
 
@@ -956,12 +957,13 @@ impl Service {
         let snap = btc.borrow().clone();
         let version = self.registry.borrow().version;
         let keep = || {
-            let plan =
-                crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true).unwrap_or_else(|why| {
+            // Claims only (the anchor stays), planned as far as `room`: all of it can go in.
+            let plan = crate::pegin::peg_plan(chain, state, &snap, version, prev, prev, height, true, room)
+                .unwrap_or_else(|why| {
                     debug!(%height, reason = %why, "no claims to mint");
                     ledger::PegPlan::default()
                 });
-            (*prev, plan.prefix(room.txs, room.bytes))
+            (*prev, plan)
         };
         let Some(wanted) = peg::choose_anchor(&snap, to_peg(prev), p.pegin_confirmations, p.max_anchor_step) else {
             return keep();

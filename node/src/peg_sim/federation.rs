@@ -173,10 +173,9 @@ impl World {
         };
         // As the node does: claims ride only on round-0 blocks that keep the anchor, never while halted.
         let keep = || {
-            let claims = pegin::peg_plan(&self.chain, &state, snap, version, &prev, &prev, height, true);
+            let claims = pegin::peg_plan(&self.chain, &state, snap, version, &prev, &prev, height, true, room);
             let with_claims = round == 0 && !halt.is_halted();
-            let claims = if with_claims { claims.unwrap_or_default() } else { PegPlan::default() };
-            (prev, claims.prefix(room.txs, room.bytes))
+            (prev, if with_claims { claims.unwrap_or_default() } else { PegPlan::default() })
         };
         let (anchor, mut plan) = match (halt.resume_to, wanted, self.cfg.naive_required) {
             (Some(agreed), _, _) => (agreed, PegPlan::default()),
@@ -303,11 +302,15 @@ impl World {
             if plan.mints.iter().any(|m| !block.txs.contains(&Tx::Mint(m.clone()))) {
                 return Err("leaves out a required mint (old rule)".into());
             }
-            let mut minted = block.txs.iter().filter_map(|t| match t {
-                Tx::Mint(m) => Some(m),
-                _ => None,
-            });
-            if minted.any(|m| !pegin::mint_is_confirmed(snap, m)) {
+            let minted: Vec<&ledger::MintTx> = block
+                .txs
+                .iter()
+                .filter_map(|t| match t {
+                    Tx::Mint(m) => Some(m),
+                    _ => None,
+                })
+                .collect();
+            if pegin::first_unconfirmed(snap, &minted).is_some() {
                 return Err("mints what Bitcoin does not show".into());
             }
             return Ok(());

@@ -20,41 +20,16 @@
 //! of the block's anchor (the same test as a move of the anchor there) and its index holds the output
 //! (or, for a settlement, the batch version's txid) in that block.
 
-use super::{block_facts, mint_is_confirmed, PegObjection};
+use super::{block_facts, first_unconfirmed, PegObjection};
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
-use ledger::{BtcAnchor, Chain, MintTx, PegPlan, SettleTx, StateReader, Tx};
+use ledger::{BtcAnchor, Chain, MintTx, PegPlan, Room, SettleTx, StateReader};
 use primitives::Height;
-
-/// What is left of a block for the peg's transactions: a count and bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Room {
-    /// Transactions.
-    pub txs: usize,
-    /// Encoded bytes.
-    pub bytes: usize,
-}
-
-impl Room {
-    /// What a block leaves next to `reserved` transactions (`Params::block_max_txs` and
-    /// `Params::block_max_bytes`).
-    pub fn after(chain: &Chain, reserved: &[Tx]) -> Room {
-        let p = chain.params();
-        Room {
-            txs: (p.block_max_txs as usize).saturating_sub(reserved.len()),
-            bytes: (p.block_max_bytes as usize).saturating_sub(ledger::txs_encoded_len(reserved)),
-        }
-    }
-
-    /// Whether all of `plan` fits.
-    pub fn fits(&self, plan: &PegPlan) -> bool {
-        plan.len() <= self.txs && plan.encoded_len() <= self.bytes
-    }
-}
 
 /// The proposer's early items for a block at `height` on `state` (anchor `prev`) that keeps the anchor
 /// because no move to `wanted` (the N-deep block it would move to) fits: the first items of the BTC block
-/// at `prev + 1` that fit in `room`, by [`ledger::plan_early_peg_txs`] from our index. `None` when there is
-/// nothing early to carry (our index cannot tell, the block is not N-deep, nothing left, no room).
+/// at `prev + 1` that fit in `room`, by [`ledger::plan_early_peg_txs`] from our index (which stops planning
+/// past `room`). `None` when there is nothing early to carry (our index cannot tell, the block is not
+/// N-deep, nothing left, no room).
 #[allow(clippy::too_many_arguments)]
 pub fn early_plan<S: StateReader>(
     chain: &Chain,
@@ -79,16 +54,15 @@ pub fn early_plan<S: StateReader>(
         }
     };
     let next_facts = facts.into_iter().find(|f| f.block == next)?;
-    let plan = match ledger::plan_early_peg_txs(chain, state, height, &next_facts) {
+    let plan = match ledger::plan_early_peg_txs(chain, state, height, &next_facts, room) {
         Ok(p) => p,
         Err(e) => {
             tracing::debug!(error = %e, "cannot plan early peg items");
             return None;
         }
     };
-    let prefix = plan.prefix(room.txs, room.bytes);
-    tracing::debug!(btc_height = next_height, left = plan.len(), carried = prefix.len(), "early peg items");
-    (!prefix.is_empty()).then_some(prefix)
+    tracing::debug!(btc_height = next_height, carried = plan.len(), more = plan.more, "early peg items");
+    (!plan.is_empty()).then_some(plan)
 }
 
 /// Whether our index holds `s`'s batch version in the block it names.
@@ -114,7 +88,7 @@ pub fn check_early_items(
         peg::check_anchor_move(snap, to_peg(anchor), to_peg(&b), p.pegin_confirmations, p.max_anchor_step)
             .map_err(|reason| PegObjection::EarlyNotDeep { btc_height: b.height.get(), reason })?;
     }
-    if let Some(bad) = mints.iter().find(|m| !mint_is_confirmed(snap, m)) {
+    if let Some(bad) = first_unconfirmed(snap, mints) {
         return Err(super::unconfirmed(bad));
     }
     if let Some(bad) = settles.iter().find(|s| !settle_is_confirmed(snap, s)) {

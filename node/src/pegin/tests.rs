@@ -80,7 +80,8 @@ fn a_block_must_mint_exactly_what_the_index_shows() {
     let state = store.snapshot(1);
     let prev = BtcAnchor::default();
     let to3 = block(3, vec![]).header.btc_anchor;
-    let plan = peg_plan(&chain, &state, &snap, 1, &prev, &to3, Height(2), false).expect("index covers 1..=3");
+    let plan = peg_plan(&chain, &state, &snap, 1, &prev, &to3, Height(2), false, Room::block(&chain))
+        .expect("index covers 1..=3");
     let required = plan.mints.clone();
     assert_eq!(required.len(), 2, "the registered deposit and the plain output: {required:?}");
     assert_eq!(required[0], mint_for(&deposit));
@@ -124,7 +125,8 @@ fn outputs_execution_refuses_are_never_required() {
     };
     snap.deposits.get_mut(&3).expect("block 3").scan.deposits.push(zero.clone());
     let to3 = block(3, vec![]).header.btc_anchor;
-    let plan = peg_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &to3, Height(2), false).expect("covered");
+    let plan = peg_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &to3, Height(2), false, Room::block(&chain))
+        .expect("covered");
     assert_eq!(plan.mints.len(), 2, "the deposit and the plain output, not the zero-value one");
     assert!(plan
         .refused
@@ -277,6 +279,11 @@ fn a_btc_block_with_three_blocks_worth_of_deposits_is_anchored_within_a_bound() 
     let wanted = from_peg((5, bitcoin::BlockHash::from_byte_array([5; 32])));
     let room = Room::after(&chain, &[]);
     assert!(anchor_with_plan(&chain, &state, &snap, 1, &BtcAnchor::default(), &wanted, Height(2), room).is_none());
+    // Validators plan the move only as far as a whole block holds: a block moving there with the first 5
+    // (all a block can carry) is refused as too large, not accepted for lack of a check on the rest.
+    let first: Vec<Tx> = mints[..5].iter().cloned().map(Tx::Mint).collect();
+    let why = check_block_peg(&chain, &state, Some(&snap), 1, &BtcAnchor::default(), &block(1, first)).unwrap_err();
+    assert_eq!(why, PegObjection::MoveTooLarge { btc_height: 1, at_least: 6 });
     // 15 outputs, 5 a block: two blocks of early mints, then the move with the last 5.
     let moved_at = run_until_anchored(&chain, &mut store, &snap, 4);
     assert_eq!(moved_at, 4);
