@@ -1,6 +1,6 @@
 //! Fee-rate votes, fee bumps and the settlement of any version of a batch, through block execution:
 //! the agreed rate follows a quorum's median in bounded steps; a fully signed batch that does not confirm
-//! within `pegout_bump_after` anchor blocks gets a new version spending a superset of its inputs, paid by
+//! in the `pegout_bump_after` BTC blocks after it went out (as the anchor shows them) gets a new version spending a superset of its inputs, paid by
 //! the fee pool; whichever version confirms settles the batch once, the unspent fee going back to the pool;
 //! shares from a non-validator, over another sighash, or with a high S are refused; and no block may break
 //! `supply + unpaid_burns <= btc_held` (plus the test genesis supply).

@@ -202,13 +202,38 @@ pub async fn follow(metrics: Arc<Metrics>, mut status: watch::Receiver<NodeStatu
 /// Most time a client may take to send a request head before its connection is closed.
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Serves `GET /metrics` on `listener` until the task is dropped (HTTP/1.1 by `hyper`: a head bounded in
-/// size and time, a 400 for anything that is not HTTP, one connection per task).
+/// Most time one connection may take in all (hyper has no write timeout: a client that never reads its
+/// answer would otherwise hold the connection for good).
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections served at once; more are closed at once (a scraper needs one).
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// Bytes buffered per connection at most: hyper's least allowed buffer, far above a scrape's head.
+const MAX_BUF: usize = 8192;
+
+/// Serves `GET /metrics` on `listener` until the task is dropped, with `hyper`'s HTTP/1.1 server: a head
+/// of at most [`MAX_BUF`] bytes read within [`HEAD_TIMEOUT`], each connection closed after
+/// [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] at once, a 4xx for anything that is not HTTP.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((sock, peer)) = listener.accept().await else { continue };
+        let (sock, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little instead of spinning on the error.
+                tracing::debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "metrics connections at their cap: closed");
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let route = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&req, &metrics)) }
@@ -216,11 +241,15 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_BUF)
                 .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(sock), route)
-                .await;
-            if let Err(e) = served {
-                tracing::info!(%peer, error = %e, "malformed metrics request (or too slow): connection closed");
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), route);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, served).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "malformed metrics request (or too slow): connection closed")
+                }
+                Err(_) => tracing::info!(%peer, "metrics connection over its time bound: closed"),
             }
         });
     }
@@ -288,6 +317,33 @@ mod tests {
         assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage:?}");
         // Still serving after garbage.
         assert!(get(b"GET /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 200"));
+        // A head over the buffer cap is refused, not buffered.
+        let big = format!("GET /metrics HTTP/1.1\r\nX-Junk: {}\r\n\r\n", "a".repeat(64 * 1024));
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let _ = s.write_all(big.as_bytes()).await; // cut short when the server closes
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await; // or reset
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer:?}");
+        // Idle connections up to the cap hold their slots; the next one is closed at once, unanswered.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        let mut over = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut out = Vec::new();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(4), over.read_to_end(&mut out)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "over the cap: {closed:?} {out:?}");
+        drop(idle);
+        // Slots come back once those connections close.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if get(b"GET /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "slots never came back");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         server.abort();
     }
 }

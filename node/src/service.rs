@@ -860,9 +860,11 @@ impl Service {
                 |t| !matches!(t, ledger::Tx::PegShare(s) if crate::breaker::own_share(federation, &state, &mine, s)),
             );
         }
-        pool.extend(self.evidence_to_include(&state)?);
-        // What fits beside our own (the pool may hold more than a block).
-        let mut pool = ledger::fit_prefix(chain.params(), &own, pool);
+        // Evidence first (at most 8, small), then the pool, cut to what fits beside our own (the pool may
+        // hold more than a block): a big pool never keeps evidence out.
+        let mut evidence = self.evidence_to_include(&state)?;
+        evidence.append(&mut pool);
+        let mut pool = ledger::fit_prefix(chain.params(), &own, evidence);
         let reserved: Vec<ledger::Tx> = own.iter().chain(&pool).cloned().collect();
         let room = crate::pegin::Room::after(chain, &reserved);
         let (btc_anchor, mut plan) = self.next_anchor(&state, &meta.btc_anchor, round, height, room);

@@ -351,8 +351,8 @@ impl World {
                     (Err(_), None) => self.outcome.lag_refusals += 1,
                 }
             }
-            if junk.is_some() {
-                self.outcome.junk_refused += 1;
+            if let Some(j) = junk {
+                self.outcome.junk_refused[j.index()] += 1;
                 continue;
             }
             if yes >= self.quorum_size() {

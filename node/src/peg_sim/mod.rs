@@ -150,8 +150,9 @@ pub struct SimOutcome {
     pub burns: u64,
     /// Burns still waiting on the rolling limit at the end (not a failure).
     pub burns_waiting_on_limit: u64,
-    /// Junk proposals the validators refused.
-    pub junk_refused: u64,
+    /// Junk proposals the validators refused, by kind: a mint Bitcoin does not show, a move without its
+    /// required mints, an early mint naming a forked BTC block, a settlement of an unconfirmed batch.
+    pub junk_refused: [u64; 4],
     /// Honest proposals refused by a validator whose bitcoind lagged the proposer's.
     pub lag_refusals: u64,
     /// Halts (f+1 reports) and resumes (2f+1 votes).
@@ -171,7 +172,7 @@ pub struct SimOutcome {
 }
 
 /// A hostile proposal a Byzantine proposer tries.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Junk {
     /// A mint of an output Bitcoin does not have.
     FakeMint,
@@ -188,6 +189,11 @@ enum Junk {
 impl Junk {
     /// All of them, for a Byzantine proposer to pick from.
     const ALL: [Junk; 4] = [Junk::FakeMint, Junk::OmitMints, Junk::ForkedEarlyMint, Junk::FakeSettle];
+
+    /// Its place in [`Junk::ALL`] and in `SimOutcome::junk_refused`.
+    fn index(self) -> usize {
+        Junk::ALL.iter().position(|j| *j == self).unwrap_or(0)
+    }
 
     /// What it is, for a failure report.
     fn what(self) -> &'static str {
