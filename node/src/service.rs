@@ -316,7 +316,7 @@ impl ServiceHandle {
 pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), ServiceError> {
     let chain = Chain::new(cfg.genesis.clone())?;
     std::fs::create_dir_all(&cfg.datadir)
-        .map_err(|e| ServiceError::Store(StoreError::Open { path: cfg.datadir.clone(), reason: e.to_string() }))?;
+        .map_err(|source| ServiceError::Store(StoreError::CreateDir { path: cfg.datadir.clone(), source }))?;
     let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
     let chain = ChainState::open(chain, store)?;
     let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
