@@ -268,9 +268,9 @@ impl RpcBackend for NodeRpc {
         let indexed =
             snap.as_ref().and_then(|s| s.deposits.values().flat_map(|b| b.scan.deposits.iter()).find(is_it).cloned());
         let claim_confirmed = snap.as_ref().and_then(|s| s.claims.iter().find(is_it).cloned());
-        let claim_rejected = snap
-            .as_ref()
-            .and_then(|s| s.rejected_claims.iter().find(|(c, _)| c.outpoint == outpoint).map(|(_, why)| why.clone()));
+        let claim_rejected = snap.as_ref().and_then(|s| {
+            s.rejected_claims.iter().find(|(c, _)| c.outpoint == outpoint).map(|(_, why)| why.to_string())
+        });
         let recipient = record
             .as_ref()
             .map(|r| r.recipient)

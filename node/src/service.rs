@@ -121,7 +121,7 @@ pub enum ServiceError {
     Net(#[from] net::NetError),
     /// A WAL entry on disk does not decode.
     #[error("consensus WAL entry does not decode: {0}")]
-    CorruptWal(String),
+    CorruptWal(#[source] std::io::Error),
 }
 
 /// What the node reports about itself (RPC and metrics read this).
@@ -441,7 +441,18 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     Ok((service, handle))
 }
 
-type SyncResult = (PeerId, Result<Response, String>);
+type SyncResult = (PeerId, Result<Response, SyncError>);
+
+/// Why a sync request got no usable answer (logged; the next tip announcement asks again).
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    /// The request failed (timeout, disconnect, refused).
+    #[error(transparent)]
+    Request(#[from] net::NetError),
+    /// The answer is not a [`Response`].
+    #[error("undecodable response: {0}")]
+    Undecodable(#[source] std::io::Error),
+}
 
 /// A batch version the share-time check refused: (batch, unsigned txid, why).
 type Refused = (u64, Hash32, ledger::breaker::ShareCheckError);
@@ -659,7 +670,7 @@ impl Service {
         let validators = self.chain.validators().clone();
         let mut wal = Vec::new();
         for bytes in self.chain.store().wal_entries()? {
-            let e: WalEntry = borsh::from_slice(&bytes).map_err(|e| ServiceError::CorruptWal(e.to_string()))?;
+            let e: WalEntry = borsh::from_slice(&bytes).map_err(ServiceError::CorruptWal)?;
             if e.height() == height {
                 wal.push(e);
             }
@@ -1854,8 +1865,8 @@ impl Service {
         tokio::spawn(
             async move {
                 let res = match net.request(peer, req).await {
-                    Ok(bytes) => wire::decode::<Response>(&bytes).map_err(|e| format!("undecodable response: {e}")),
-                    Err(e) => Err(e.to_string()),
+                    Ok(bytes) => wire::decode::<Response>(&bytes).map_err(SyncError::Undecodable),
+                    Err(e) => Err(SyncError::Request(e)),
                 };
                 let _ = tx.send((peer, res)).await;
             }
@@ -1879,7 +1890,7 @@ impl Service {
         });
     }
 
-    async fn on_sync_result(&mut self, peer: PeerId, res: Result<Response, String>) -> Result<(), ServiceError> {
+    async fn on_sync_result(&mut self, peer: PeerId, res: Result<Response, SyncError>) -> Result<(), ServiceError> {
         match res {
             Err(e) => {
                 self.sync_in_flight = false;
