@@ -205,7 +205,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
     }
 
     async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo> {
-        let txid = crate::types::parse_burn_txid(&burn_txid).map_err(errors::invalid_parameter)?;
+        let txid = crate::types::parse_burn_txid(&burn_txid).map_err(bad_peg_param)?;
         self.backend.pegout_by_txid(txid).await.map_err(internal)?.ok_or_else(|| {
             errors::err(errors::NOT_FOUND, format!("no burn (peg-out) with sidechain txid {txid} is committed"))
         })
