@@ -377,7 +377,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if record.is_signed() {
             return Err(TxError::BatchAlreadySigned(id));
         }
-        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
         let tx = record.unsigned()?;
         let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
@@ -552,11 +552,11 @@ impl<S: StateReader> Overlay<'_, S> {
         // batch is signed by one key set.
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.in_force();
-        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
         let (_, candidates) = self.spendable_candidates(anchor)?;
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
         // Economic coins only (see `crate::economic`): dust would only raise the fee it is meant to cover.
-        let cost = crate::economic::input_cost(&wallet, rate).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let cost = crate::economic::input_cost(&wallet, rate).map_err(TxError::wallet)?;
         let candidates: Vec<peg::BatchInput> =
             crate::economic::by_value(candidates.into_iter().filter(|c| c.epoch == epoch.epoch), cost)
                 .into_iter()

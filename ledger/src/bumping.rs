@@ -30,7 +30,7 @@ pub enum BumpSkipped {
     /// The batch has [`crate::batching::MAX_BATCH_VERSIONS`] versions already.
     TooManyVersions,
     /// The builder refused (not enough spendable coins for the higher fee, or a size limit).
-    Builder(String),
+    Builder(peg::BatchError),
     /// The fee pool cannot pay the difference.
     FeePoolShort,
 }
@@ -78,8 +78,8 @@ impl<S: StateReader> Overlay<'_, S> {
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.epoch(record.epoch).ok_or(TxError::UnknownEpoch(record.epoch))?;
         let change_epoch = federation.epoch(record.change_epoch).ok_or(TxError::UnknownEpoch(record.change_epoch))?;
-        let fed = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
-        let change_script = chain.wallet(change_epoch).map_err(|e| TxError::Wallet(e.to_string()))?.script_pubkey();
+        let fed = chain.wallet(epoch).map_err(TxError::wallet)?;
+        let change_script = chain.wallet(change_epoch).map_err(TxError::wallet)?.script_pubkey();
         let tx = record.unsigned()?;
         let payouts = record.burns.len();
         let previous = peg::BatchPlan {
@@ -95,7 +95,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let agreed = crate::fee_rate::agreed_fee_rate(chain, self)?;
         // Economic coins only (see `crate::economic`), priced at the agreed rate.
         let cost = crate::economic::input_cost(&fed, crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?)
-            .map_err(|e| TxError::Wallet(e.to_string()))?;
+            .map_err(TxError::wallet)?;
         let candidates: Vec<peg::BatchInput> =
             crate::economic::by_value(candidates.into_iter().filter(|c| c.epoch == record.epoch), cost)
                 .into_iter()
@@ -128,7 +128,7 @@ impl<S: StateReader> Overlay<'_, S> {
                 match build(lo) {
                     Ok(p) if affordable(&p) => {}
                     Ok(_) => return Ok(Err(BumpSkipped::FeePoolShort)),
-                    Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+                    Err(e) => return Ok(Err(BumpSkipped::Builder(e))),
                 }
                 while hi - lo > 1 {
                     let mid = lo + (hi - lo) / 2;
@@ -140,10 +140,10 @@ impl<S: StateReader> Overlay<'_, S> {
                 }
                 match build(lo) {
                     Ok(plan) => (plan, lo),
-                    Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+                    Err(e) => return Ok(Err(BumpSkipped::Builder(e))),
                 }
             }
-            Err(e) => return Ok(Err(BumpSkipped::Builder(e.to_string()))),
+            Err(e) => return Ok(Err(BumpSkipped::Builder(e))),
         };
         let (plan, rate) = plan;
         let extra = plan.fee.checked_sub(record.fee).ok_or(TxError::PegTotalOverflow)?;

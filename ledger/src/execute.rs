@@ -22,6 +22,33 @@ use primitives::{
 };
 use std::collections::BTreeMap;
 
+impl TxError {
+    /// An epoch's wallet (or a figure derived from it) could not be had.
+    pub fn wallet(e: impl Into<WalletError>) -> Self {
+        TxError::Wallet(Box::new(e.into()))
+    }
+}
+
+impl From<crate::federation::ProposalError> for TxError {
+    fn from(e: crate::federation::ProposalError) -> Self {
+        TxError::BadProposal(Box::new(e))
+    }
+}
+
+/// Why an epoch's wallet, or a figure derived from it, could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalletError {
+    /// The wallet does not build from the epoch's keys.
+    #[error(transparent)]
+    Build(#[from] crate::genesis::GenesisError),
+    /// Its spending cost could not be worked out.
+    #[error(transparent)]
+    Peg(#[from] peg::PegError),
+    /// Its batch sizes could not be worked out.
+    #[error(transparent)]
+    Batch(#[from] peg::BatchError),
+}
+
 /// Why a user transaction is not valid against a state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
@@ -289,7 +316,7 @@ pub enum TxError {
     },
     /// The proposed set is not acceptable.
     #[error("bad federation proposal: {0}")]
-    BadProposal(String),
+    BadProposal(Box<crate::federation::ProposalError>),
     /// An approval whose signature does not verify.
     #[error("approval by validator {validator} is invalid: {reason}")]
     BadApproval {
@@ -308,7 +335,7 @@ pub enum TxError {
     },
     /// An epoch's wallet does not build (a guard: proposals are checked when accepted).
     #[error("federation wallet: {0}")]
-    Wallet(String),
+    Wallet(Box<WalletError>),
     /// Only signature shares and federation changes travel through the federation pool.
     #[error("not a signature share or a federation change")]
     NotAPoolTx,

@@ -254,7 +254,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if p.activation_height < earliest {
             return Err(TxError::ActivationTooSoon { activation_height: p.activation_height, earliest });
         }
-        check_proposal(chain, p).map_err(|e| TxError::BadProposal(e.to_string()))?;
+        check_proposal(chain, p)?;
         let current = fs.in_force();
         let bytes = p.approval_body(current.epoch);
         let mut seen = Vec::with_capacity(tx.approvals.len());

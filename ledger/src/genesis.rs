@@ -268,7 +268,10 @@ pub enum GenesisError {
     SupplyTooLarge,
     /// The peg keys do not make a federation wallet.
     #[error("the validators' peg keys do not make a federation wallet: {0}")]
-    BadFederation(String),
+    BadFederation(#[from] peg::FederationError),
+    /// The wallet's spending figures (input size, peg-in fee) cannot be worked out.
+    #[error("the validators' peg keys do not make a federation wallet: {0}")]
+    FederationFigures(#[from] peg::PegError),
 }
 
 /// The federation's signing threshold for `n` peg keys: the consensus quorum `n - f` with
@@ -456,10 +459,8 @@ impl Chain {
                 why: "overflows",
             }
         })?;
-        let pegin_fee =
-            peg::pegin_fee(federation.descriptor(), rate).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
-        let deposit_input_vbytes =
-            peg::input_vbytes(federation.descriptor()).map_err(|e| GenesisError::BadFederation(e.to_string()))?;
+        let pegin_fee = peg::pegin_fee(federation.descriptor(), rate)?;
+        let deposit_input_vbytes = peg::input_vbytes(federation.descriptor())?;
         // `validate` checked the sum stays within 21 million BTC.
         let genesis_supply = genesis.initial_accounts.iter().map(|a| a.balance).sum();
         Ok(Chain {
@@ -561,7 +562,7 @@ fn wallet_of(
         Some(e) => peg::Federation::with_recovery(threshold, keys, e.recovery()),
         None => peg::Federation::new(threshold, keys),
     };
-    built.map_err(|e| GenesisError::BadFederation(e.to_string()))
+    Ok(built?)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub use anchor_move::{plan_early_peg_txs, plan_late_settles, plan_peg_txs, BtcBl
 pub use block::{Block, BlockHeader, BtcAnchor};
 pub use execute::{
     build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
-    ExecutionOutcome, Overlay, Receipt, TxError,
+    ExecutionOutcome, Overlay, Receipt, TxError, WalletError,
 };
 pub use federation::{
     check_pool_tx, federation_state, select_pool_txs, Approval, FederationEpoch, FederationProposal, FederationState,

@@ -212,7 +212,7 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.epoch(mint.epoch).ok_or(TxError::UnknownEpoch(mint.epoch))?;
-        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
         let fee = chain.pegin_fee_in(&wallet, crate::fee_rate::agreed_fee_rate(chain, self)?);
         let mintable = mint.amount >= chain.params().pegin_min_amount && mint.amount > fee;
         let (credited, fee) = if mintable { (mint.amount - fee, fee) } else { (Amount::ZERO, Amount::ZERO) };

@@ -160,7 +160,7 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         let federation = crate::federation::federation_state(chain, self)?;
         for epoch in federation.epochs.iter().chain(federation.pending.iter()) {
-            let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+            let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
             if wallet.script_pubkey() == script {
                 return Err(TxError::PayoutToFederation { epoch: epoch.epoch });
             }
@@ -170,8 +170,8 @@ impl<S: StateReader> Overlay<'_, S> {
             return Err(TxError::PegOutBelowMinimum { amount, min: params.pegout_min_amount.max(dust) });
         }
         let rate = crate::fee_rate::agreed_fee_rate(chain, self)?;
-        let wallet = chain.wallet(federation.in_force()).map_err(|e| TxError::Wallet(e.to_string()))?;
-        let share = pegout_share_vbytes(&wallet).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let wallet = chain.wallet(federation.in_force()).map_err(TxError::wallet)?;
+        let share = pegout_share_vbytes(&wallet).map_err(TxError::wallet)?;
         let required = pegout_fee(params.min_fee, rate, share, &script);
         if tx.fee < required {
             return Err(TxError::PegOutFeeTooLow {

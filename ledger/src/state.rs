@@ -288,8 +288,8 @@ impl StateProof {
     }
 
     /// Parses [`Self::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        borsh::from_slice(bytes).map(StateProof).map_err(|e| e.to_string())
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, borsh::io::Error> {
+        borsh::from_slice(bytes).map(StateProof)
     }
 
     /// Checks that `key` holds exactly `value` (`None`: no entry) under `root`.

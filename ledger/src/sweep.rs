@@ -39,7 +39,7 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         let federation = crate::federation::federation_state(chain, self)?;
         let in_force = federation.in_force().clone();
-        let target = chain.wallet(&in_force).map_err(|e| TxError::Wallet(e.to_string()))?.script_pubkey();
+        let target = chain.wallet(&in_force).map_err(TxError::wallet)?.script_pubkey();
         let limits = peg::BatchLimits::STANDARD;
         for epoch in &federation.epochs[..federation.epochs.len() - 1] {
             let (_, candidates) = self.spendable_candidates(meta.btc_anchor.height)?;
@@ -70,12 +70,12 @@ impl<S: StateReader> Overlay<'_, S> {
         if coins.is_empty() {
             return Ok(());
         }
-        let wallet = chain.wallet(epoch).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
         let rate = crate::fee_rate::agreed_bitcoin_fee_rate(chain, self)?;
         // Only coins worth their input, largest first (see `crate::economic`): dust an attacker paid to our
         // addresses stays where it is (held, and reported as uneconomic) and never takes a real coin's place
         // under the input cap. What is left out now is taken at a later interval.
-        let cost = crate::economic::input_cost(&wallet, rate).map_err(|e| TxError::Wallet(e.to_string()))?;
+        let cost = crate::economic::input_cost(&wallet, rate).map_err(TxError::wallet)?;
         let mut coins = crate::economic::by_value(coins.iter().copied(), cost);
         coins.truncate(limits.max_inputs);
         if coins.is_empty() {

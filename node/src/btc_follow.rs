@@ -34,7 +34,7 @@ pub struct BtcSnapshot {
     /// Claims this bitcoind contradicts, with the reason: pending ones, and the last
     /// [`RECENT_REJECTIONS`] that are no longer pending (the node drops a rejected claim at once; RPC still
     /// says why, and gossip cannot bring the same claim back while it is listed).
-    pub rejected_claims: Vec<(PegClaim, String)>,
+    pub rejected_claims: Vec<(PegClaim, ClaimRejection)>,
     /// Bitcoin's fee rate as this bitcoind sees it (see `BitcoindClient::fee_rate_sat_vb`), in sat/vB.
     pub fee_rate_sat_vb: Option<u64>,
     /// Where this bitcoind's best chain holds the signed peg-out batch versions it was asked about
@@ -351,7 +351,44 @@ enum ClaimCheck {
     /// The deposit is as claimed, in a best-chain block.
     Confirmed(peg::Deposit),
     /// Our bitcoind contradicts it, for this reason.
-    Rejected(String),
+    Rejected(ClaimRejection),
+}
+
+/// Why our bitcoind contradicts a claim (a verdict on the claim, shown by `getpegstatus`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+pub enum ClaimRejection {
+    /// The claimed block is not known to our bitcoind.
+    #[error("BTC block {0} is unknown to our bitcoind")]
+    UnknownBlock(BlockHash),
+    /// The claimed block is known but not in our bitcoind's best chain.
+    #[error("BTC block {0} is not in our bitcoind's best chain")]
+    NotInBestChain(BlockHash),
+    /// The claimed block does not hold the deposit's transaction.
+    #[error("BTC block {block} has no transaction {txid}")]
+    NoSuchTx {
+        /// The claimed block.
+        block: BlockHash,
+        /// The deposit's transaction.
+        txid: bitcoin::Txid,
+    },
+    /// The transaction has fewer outputs.
+    #[error("transaction {txid} has no output {vout}")]
+    NoSuchOutput {
+        /// The deposit's transaction.
+        txid: bitcoin::Txid,
+        /// The claimed output.
+        vout: u32,
+    },
+    /// The output pays no deposit address of the recipient.
+    #[error("output {txid}:{vout} does not pay the deposit address of {recipient} (in any federation epoch)")]
+    NotTheRecipientsAddress {
+        /// The deposit's transaction.
+        txid: bitcoin::Txid,
+        /// The claimed output.
+        vout: u32,
+        /// The claimed recipient.
+        recipient: primitives::AccountId,
+    },
 }
 
 /// New claims checked per poll, at most (each costs a header and a whole block from bitcoind).
@@ -367,7 +404,7 @@ struct ClaimState {
     /// Verdicts on pending claims.
     checked: HashMap<PegClaim, ClaimCheck>,
     /// Rejections no longer pending, the last [`RECENT_REJECTIONS`].
-    recent: VecDeque<(PegClaim, String)>,
+    recent: VecDeque<(PegClaim, ClaimRejection)>,
     /// bitcoind's best block when confirmed claims were last re-checked: unchanged, nothing can have left
     /// the best chain.
     rechecked_at: Option<(u32, BlockHash)>,
@@ -463,7 +500,7 @@ fn check_claim(
     chain: &ledger::Chain,
     registry: &Registry,
     claim: &PegClaim,
-) -> Result<Result<peg::Deposit, String>, crate::bitcoin::BitcoinError> {
+) -> Result<Result<peg::Deposit, ClaimRejection>, crate::bitcoin::BitcoinError> {
     use crate::bitcoin::BitcoinError;
     let hash = rpc::types::btc_block_hash(&claim.btc_block);
     let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
@@ -471,27 +508,28 @@ fn check_claim(
         Err(BitcoinError::Rpc {
             source: bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(e)),
             ..
-        }) if e.code == -5 => return Ok(Err(format!("BTC block {hash} is unknown to our bitcoind"))),
+        }) if e.code == -5 => return Ok(Err(ClaimRejection::UnknownBlock(hash))),
         Err(e) => return Err(e),
     };
     let (confirmations, height) = crate::bitcoin::answer::header_position(&header)?;
     if confirmations < 1 {
-        return Ok(Err(format!("BTC block {hash} is not in our bitcoind's best chain")));
+        return Ok(Err(ClaimRejection::NotInBestChain(hash)));
     }
     let block = client.block(&hash)?;
     let txid = rpc::types::btc_txid(&claim.outpoint.txid);
     let Some((index, tx)) = block.txdata.iter().enumerate().find(|(_, t)| t.compute_txid() == txid) else {
-        return Ok(Err(format!("BTC block {hash} has no transaction {txid}")));
+        return Ok(Err(ClaimRejection::NoSuchTx { block: hash, txid }));
     };
     let Some(out) = tx.output.get(claim.outpoint.vout as usize) else {
-        return Ok(Err(format!("transaction {txid} has no output {}", claim.outpoint.vout)));
+        return Ok(Err(ClaimRejection::NoSuchOutput { txid, vout: claim.outpoint.vout }));
     };
     // A deposit to the recipient's address in any epoch's wallet, however old.
     let Some(epoch) = registry.claim_epoch(chain, &claim.recipient, &out.script_pubkey) else {
-        return Ok(Err(format!(
-            "output {txid}:{} does not pay the deposit address of {} (in any federation epoch)",
-            claim.outpoint.vout, claim.recipient
-        )));
+        return Ok(Err(ClaimRejection::NotTheRecipientsAddress {
+            txid,
+            vout: claim.outpoint.vout,
+            recipient: claim.recipient,
+        }));
     };
     Ok(Ok(peg::Deposit {
         outpoint: bitcoin::OutPoint { txid, vout: claim.outpoint.vout },

@@ -10,7 +10,7 @@ use crate::storage::{CommitBatch, Store, StoreError};
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError};
 use ledger::{BlockError, Chain, Snapshot, StateError};
-use primitives::{canonical_bytes, tagged_hash, Hash32, Height};
+use primitives::{canonical_bytes, tagged_hash, Hash32, Height, Round, ValidatorIndex};
 use std::sync::Arc;
 
 /// A block as it travels and is stored: the ledger block plus the certificate of the height before it,
@@ -83,8 +83,38 @@ pub enum ChainError {
     #[error("stored {what} at height {height} does not decode: {reason}")]
     Corrupt { what: &'static str, height: Height, reason: String },
     /// An evidence transaction whose proof does not show the equivocation it names.
-    #[error("block {height}: evidence tx {index}: {reason}")]
-    BadEvidence { height: Height, index: usize, reason: String },
+    #[error("block {height}: evidence tx {index}: {source}")]
+    BadEvidence {
+        height: Height,
+        index: usize,
+        #[source]
+        source: EvidenceCheckError,
+    },
+}
+
+/// Why an evidence transaction's proof does not show the equivocation it names.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceCheckError {
+    /// The proof bytes are not a borsh [`consensus::Equivocation`].
+    #[error("proof does not decode: {0}")]
+    Decode(#[source] borsh::io::Error),
+    /// The two messages are not a signed equivocation by that validator.
+    #[error(transparent)]
+    Proof(#[from] consensus::EvidenceError),
+    /// A valid proof, but of another offence than the transaction names.
+    #[error(
+        "proof is against validator {} at {}/{}, the transaction names {} at {}/{}",
+        proof.0, proof.1, proof.2, named.0, named.1, named.2
+    )]
+    NamesAnother {
+        /// Offender, height and round the proof shows.
+        proof: (ValidatorIndex, Height, Round),
+        /// Offender, height and round the transaction names.
+        named: (ValidatorIndex, Height, Round),
+    },
+    /// The validator set in force at the offence's height is unusable.
+    #[error("validator set: {0}")]
+    Set(#[from] ValidatorSetError),
 }
 
 /// Writes the genesis state as height 0 into an empty store (nothing when a tip exists).
@@ -108,7 +138,11 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
 
 /// The consensus set of a federation epoch.
 pub fn consensus_set(epoch: &ledger::FederationEpoch) -> Result<ValidatorSet, ChainError> {
-    Ok(ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())?)
+    Ok(validator_set(epoch)?)
+}
+
+fn validator_set(epoch: &ledger::FederationEpoch) -> Result<ValidatorSet, ValidatorSetError> {
+    ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())
 }
 
 /// What the state after `tip` says about validator sets, read once per tip: the federation history (it
@@ -160,19 +194,12 @@ pub fn verify_evidence(
     ev: &ledger::EvidenceTx,
     validators: &ValidatorSet,
     genesis: &Hash32,
-) -> Result<consensus::Equivocation, String> {
-    let e: consensus::Equivocation = borsh::from_slice(&ev.proof).map_err(|e| format!("proof does not decode: {e}"))?;
-    e.verify(validators, genesis).map_err(|e| e.to_string())?;
-    if (e.offender(), e.height(), e.round()) != (ev.offender, ev.height, ev.round) {
-        return Err(format!(
-            "proof is against validator {} at {}/{}, the transaction names {} at {}/{}",
-            e.offender(),
-            e.height(),
-            e.round(),
-            ev.offender,
-            ev.height,
-            ev.round
-        ));
+) -> Result<consensus::Equivocation, EvidenceCheckError> {
+    let e: consensus::Equivocation = borsh::from_slice(&ev.proof).map_err(EvidenceCheckError::Decode)?;
+    e.verify(validators, genesis)?;
+    let (proof, named) = ((e.offender(), e.height(), e.round()), (ev.offender, ev.height, ev.round));
+    if proof != named {
+        return Err(EvidenceCheckError::NamesAnother { proof, named });
     }
     Ok(e)
 }
@@ -326,13 +353,9 @@ impl ChainState {
         for (index, tx) in fb.block.txs.iter().enumerate() {
             if let ledger::Tx::Evidence(ev) = tx {
                 // Against the set that was in force at the offence's height.
-                let set = consensus_set(self.sets.federation.at_height(ev.height))
-                    .map_err(|e| ChainError::BadEvidence { height: h, index, reason: e.to_string() })?;
-                verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(|reason| ChainError::BadEvidence {
-                    height: h,
-                    index,
-                    reason,
-                })?;
+                let bad = |source: EvidenceCheckError| ChainError::BadEvidence { height: h, index, source };
+                let set = validator_set(self.sets.federation.at_height(ev.height)).map_err(|e| bad(e.into()))?;
+                verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(bad)?;
             }
         }
         ledger::execute_block(&self.chain, &*self.store, &fb.block)

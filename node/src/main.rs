@@ -254,8 +254,13 @@ fn bitcoind_client(
     Ok(Some(std::sync::Arc::new(BitcoindClient::new(url, auth).context("bitcoind RPC settings")?)))
 }
 
-fn parse_network(s: &str) -> Result<bitcoin::Network, String> {
-    s.parse::<bitcoin::Network>().map_err(|_| format!("{s:?} is not one of bitcoin, testnet, signet, regtest"))
+/// A `--btc-network` that names no network.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not one of bitcoin, testnet, signet, regtest")]
+struct UnknownNetwork(String);
+
+fn parse_network(s: &str) -> Result<bitcoin::Network, UnknownNetwork> {
+    s.parse::<bitcoin::Network>().map_err(|_| UnknownNetwork(s.to_string()))
 }
 
 async fn run(opts: RunOpts) -> anyhow::Result<()> {

@@ -4,11 +4,12 @@
 //! the follower's latest snapshot ([`ServiceHandle::btc_snapshot`]), never from a call to bitcoind here.
 
 use crate::chain::FullBlock;
-use crate::service::{Command, ServiceHandle};
+use crate::mempool::MempoolError;
+use crate::service::{Command, CommandError, ServiceHandle};
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx, Snapshot, StateReader, Tx};
 use primitives::{AccountId, Hash32, Height};
-use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
+use rpc::backend::{refusal, BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};
 use rpc::types::{
     BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo,
     PeerInfo, PegInAddressInfo, PegInFacts, PegOutInfo, PegStatus, StoredBlock, TxLocation, TxLookup, ValidatorInfo,
@@ -62,8 +63,8 @@ impl NodeRpc {
         NodeRpc { handle, summaries, mempool_max_bytes, network }
     }
 
-    fn storage<E: std::fmt::Display>(e: E) -> BackendError {
-        BackendError::Storage(e.to_string())
+    fn storage<E: std::error::Error + Send + Sync + 'static>(e: E) -> BackendError {
+        BackendError::storage(e)
     }
 
     fn full_block(&self, h: Height) -> Result<Option<FullBlock>, BackendError> {
@@ -178,7 +179,7 @@ impl RpcBackend for NodeRpc {
     }
 
     async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, SubmitError> {
-        self.handle.submit_tx(tx).await.map_err(SubmitError::Rejected)
+        self.handle.submit_tx(tx).await.map_err(submit_error)
     }
 
     async fn mempool_info(&self) -> Result<MempoolInfo, BackendError> {
@@ -267,9 +268,9 @@ impl RpcBackend for NodeRpc {
         let indexed =
             snap.as_ref().and_then(|s| s.deposits.values().flat_map(|b| b.scan.deposits.iter()).find(is_it).cloned());
         let claim_confirmed = snap.as_ref().and_then(|s| s.claims.iter().find(is_it).cloned());
-        let claim_rejected = snap
-            .as_ref()
-            .and_then(|s| s.rejected_claims.iter().find(|(c, _)| c.outpoint == outpoint).map(|(_, why)| why.clone()));
+        let claim_rejected = snap.as_ref().and_then(|s| {
+            s.rejected_claims.iter().find(|(c, _)| c.outpoint == outpoint).map(|(_, why)| why.to_string())
+        });
         let recipient = record
             .as_ref()
             .map(|r| r.recipient)
@@ -316,28 +317,19 @@ impl RpcBackend for NodeRpc {
         }
     }
 
-    async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
-        self.handle.resume_peg(anchor).await.map_err(|why| {
-            if why.contains("shutting down") {
-                ClaimError::Backend(BackendError::ShuttingDown)
-            } else {
-                ClaimError::Rejected(why)
-            }
-        })
+    async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), OperatorError> {
+        self.handle.resume_peg(anchor).await.map_err(operator_error)
     }
 
-    async fn approve_federation(&self, proposal: ledger::FederationProposal) -> Result<ledger::Approval, ClaimError> {
-        match self.handle.ask(|done| Command::ApproveFederation(proposal, done)).await {
-            None => Err(ClaimError::Backend(BackendError::ShuttingDown)),
-            Some(r) => r.map_err(ClaimError::Rejected),
-        }
+    async fn approve_federation(
+        &self,
+        proposal: ledger::FederationProposal,
+    ) -> Result<ledger::Approval, OperatorError> {
+        self.handle.approve_federation(proposal).await.map_err(operator_error)
     }
 
-    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, ClaimError> {
-        match self.handle.ask(|done| Command::SubmitFederationChange(change, done)).await {
-            None => Err(ClaimError::Backend(BackendError::ShuttingDown)),
-            Some(r) => r.map_err(ClaimError::Rejected),
-        }
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, OperatorError> {
+        self.handle.submit_federation_change(change).await.map_err(operator_error)
     }
 
     async fn claim_pegin(
@@ -346,27 +338,11 @@ impl RpcBackend for NodeRpc {
         recipient: AccountId,
         btc_block: Hash32,
     ) -> Result<(), ClaimError> {
-        let shown = format!("{}:{}", rpc::types::btc_txid(&outpoint.txid), outpoint.vout);
-        if let Some(r) = self.tip_state().get_pegin(&outpoint).map_err(Self::storage)? {
-            let what = if r.below_minimum() { "recorded (below the minimum, held)" } else { "minted" };
-            return Err(ClaimError::AlreadyMinted(format!(
-                "deposit {shown} was already {what} at height {} (mint txid {})",
-                r.minted_at, r.mint_txid
-            )));
+        if let Some(record) = self.tip_state().get_pegin(&outpoint).map_err(Self::storage)? {
+            return Err(already_minted(outpoint, &record));
         }
         let claim = crate::pegin::PegClaim { outpoint, recipient, btc_block };
-        // The service answers in words; its three refusals are told apart by them (see `Service::add_claim`).
-        self.handle.claim_pegin(claim).await.map_err(|why| {
-            if why.contains("shutting down") {
-                ClaimError::Backend(BackendError::ShuttingDown)
-            } else if why.contains("already minted") {
-                ClaimError::AlreadyMinted(why)
-            } else if why.contains("already pending") {
-                ClaimError::AlreadyPending(format!("deposit {shown}: {why}"))
-            } else {
-                ClaimError::Rejected(why)
-            }
-        })
+        self.handle.claim_pegin(claim).await.map_err(|e| claim_error(outpoint, e))
     }
 
     async fn pegin_address(&self, recipient: AccountId) -> Result<PegInAddressInfo, BackendError> {
@@ -412,5 +388,108 @@ impl RpcBackend for NodeRpc {
 
     fn subscribe_blocks(&self) -> broadcast::Receiver<BlockSummary> {
         self.summaries.subscribe()
+    }
+}
+
+/// The service's answer to `sendrawtransaction` as the RPC's error.
+fn submit_error(e: CommandError) -> SubmitError {
+    match e {
+        CommandError::ShuttingDown => SubmitError::Backend(BackendError::ShuttingDown),
+        CommandError::Mempool(MempoolError::Duplicate(txid)) => SubmitError::Duplicate(txid),
+        CommandError::Mempool(MempoolError::Invalid(tx)) => SubmitError::Invalid(tx),
+        CommandError::State(e) => SubmitError::Backend(BackendError::storage(e)),
+        other => SubmitError::Policy(refusal(other)),
+    }
+}
+
+/// A deposit the ledger recorded already, as `claimpegin`'s error.
+fn already_minted(outpoint: BtcOutPoint, record: &ledger::PegInRecord) -> ClaimError {
+    ClaimError::AlreadyMinted {
+        outpoint,
+        at: record.minted_at,
+        held: record.below_minimum(),
+        mint_txid: Some(record.mint_txid),
+    }
+}
+
+/// The service's answer to `claimpegin` for `outpoint` as the RPC's error.
+fn claim_error(outpoint: BtcOutPoint, e: CommandError) -> ClaimError {
+    match e {
+        CommandError::ShuttingDown => ClaimError::Backend(BackendError::ShuttingDown),
+        CommandError::AlreadyMinted { outpoint, record } => already_minted(outpoint, &record),
+        CommandError::Claim(crate::claims::ClaimError::AlreadyPending) => ClaimError::AlreadyPending { outpoint },
+        CommandError::State(e) => ClaimError::Backend(BackendError::storage(e)),
+        other => ClaimError::Rejected(refusal(other)),
+    }
+}
+
+/// The service's answer to an operator method as the RPC's error.
+fn operator_error(e: CommandError) -> OperatorError {
+    match e {
+        CommandError::ShuttingDown => OperatorError::Backend(BackendError::ShuttingDown),
+        CommandError::State(e) => OperatorError::Backend(BackendError::storage(e)),
+        other => OperatorError::Refused(refusal(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::AccountId;
+
+    fn outpoint() -> BtcOutPoint {
+        BtcOutPoint { txid: Hash32([5; 32]), vout: 2 }
+    }
+
+    fn code(e: &rpc::ClaimError) -> i32 {
+        rpc::errors::claim_error(e).code()
+    }
+
+    #[test]
+    fn submit_refusals_keep_their_kind() {
+        let id = Hash32([9; 32]);
+        assert!(matches!(
+            submit_error(CommandError::Mempool(MempoolError::Duplicate(id))),
+            SubmitError::Duplicate(got) if got == id
+        ));
+        let live = ledger::TxError::RegistrationStillLive { account: AccountId(id), expires_at: Height(7) };
+        let e = submit_error(CommandError::Mempool(MempoolError::Invalid(live.clone())));
+        assert!(matches!(&e, SubmitError::Invalid(t) if *t == live), "{e}");
+        assert_eq!(
+            rpc::errors::TxRejectReason::of(&rpc::errors::submit_error(&e)),
+            Some(rpc::errors::TxRejectReason::RegistrationStillLive)
+        );
+        let large = || MempoolError::TooLarge { size: 10, max: 5 };
+        let e = submit_error(CommandError::Mempool(large()));
+        assert!(matches!(&e, SubmitError::Policy(_)), "{e}");
+        assert_eq!(e.to_string(), large().to_string(), "the mempool's words reach the user");
+        assert!(matches!(submit_error(CommandError::ShuttingDown), SubmitError::Backend(BackendError::ShuttingDown)));
+    }
+
+    #[test]
+    fn claim_refusals_map_to_their_codes() {
+        use rpc::errors::{ALREADY_IN_CHAIN, INTERNAL_ERROR, VERIFY_REJECTED};
+        let pending = claim_error(outpoint(), CommandError::Claim(crate::claims::ClaimError::AlreadyPending));
+        assert!(matches!(pending, ClaimError::AlreadyPending { outpoint: o } if o == outpoint()));
+        assert_eq!(code(&pending), ALREADY_IN_CHAIN);
+        assert!(pending.to_string().contains("already pending"), "{pending}");
+        let full = claim_error(outpoint(), CommandError::Claim(crate::claims::ClaimError::Full(256)));
+        assert_eq!(code(&full), VERIFY_REJECTED);
+        assert_eq!(full.to_string(), "256 claims pending; try again later");
+        let rejected = claim_error(outpoint(), CommandError::Claim(crate::claims::ClaimError::Rejected));
+        assert_eq!(code(&rejected), VERIFY_REJECTED);
+        assert_eq!(code(&claim_error(outpoint(), CommandError::ShuttingDown)), INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn operator_refusals_map_to_their_codes() {
+        use rpc::errors::{operator_error as to_rpc, INTERNAL_ERROR, VERIFY_REJECTED};
+        for e in [CommandError::NotAValidator, CommandError::NotInSetInForce, CommandError::PegNotHalted] {
+            let shown = e.to_string();
+            let obj = to_rpc("resumepeg", &operator_error(e));
+            assert_eq!(obj.code(), VERIFY_REJECTED);
+            assert_eq!(obj.message(), format!("resumepeg refused: {shown}"));
+        }
+        assert_eq!(to_rpc("resumepeg", &operator_error(CommandError::ShuttingDown)).code(), INTERNAL_ERROR);
     }
 }

@@ -11,8 +11,8 @@ use ledger::{Snapshot, StateReader};
 use rpc::backend::BackendError;
 use rpc::types::{ledger_outpoint, BitcoinViewInfo, BitcoindState, DepositInFlight};
 
-fn storage<E: std::fmt::Display>(e: E) -> BackendError {
-    BackendError::Storage(e.to_string())
+fn storage<E: std::error::Error + Send + Sync + 'static>(e: E) -> BackendError {
+    BackendError::storage(e)
 }
 
 /// The view at the tip.

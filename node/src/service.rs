@@ -10,6 +10,10 @@
 //! - the only way the tip moves is [`ChainState::commit`] (certificate + re-execution), whether the block
 //!   was decided here or fetched by sync.
 
+mod command_error;
+
+pub use command_error::CommandError;
+
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
 use crate::claims::{ClaimLimits, ClaimSource, ClaimStore};
@@ -117,7 +121,7 @@ pub enum ServiceError {
     Net(#[from] net::NetError),
     /// A WAL entry on disk does not decode.
     #[error("consensus WAL entry does not decode: {0}")]
-    CorruptWal(String),
+    CorruptWal(#[source] std::io::Error),
 }
 
 /// What the node reports about itself (RPC and metrics read this).
@@ -187,7 +191,7 @@ pub struct PegSummary {
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).
 pub enum Command {
     /// Submit a transaction to the mempool (and gossip it).
-    SubmitTx(SignedUserTx, oneshot::Sender<Result<Hash32, String>>),
+    SubmitTx(SignedUserTx, oneshot::Sender<Result<Hash32, CommandError>>),
     /// Mempool size and bytes.
     MempoolInfo(oneshot::Sender<(usize, usize)>),
     /// Ids of pending transactions.
@@ -197,13 +201,13 @@ pub enum Command {
     /// Equivocations seen.
     Evidence(oneshot::Sender<Vec<Equivocation>>),
     /// Claim a deposit whose registration was missed or expired (and gossip the claim).
-    ClaimPegin(crate::pegin::PegClaim, oneshot::Sender<Result<(), String>>),
+    ClaimPegin(crate::pegin::PegClaim, oneshot::Sender<Result<(), CommandError>>),
     /// Operator: vote to resume the halted peg from this anchor (validators only).
-    ResumePeg(ledger::BtcAnchor, oneshot::Sender<Result<(), String>>),
+    ResumePeg(ledger::BtcAnchor, oneshot::Sender<Result<(), CommandError>>),
     /// Operator: this validator's approval of a federation change (members of the set in force only).
-    ApproveFederation(ledger::FederationProposal, oneshot::Sender<Result<ledger::Approval, String>>),
+    ApproveFederation(ledger::FederationProposal, oneshot::Sender<Result<ledger::Approval, CommandError>>),
     /// A federation change with its approvals, for the federation pool (checked, then gossiped).
-    SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<Hash32, String>>),
+    SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<Hash32, CommandError>>),
     /// Operator: pause (`true`) or resume (`false`) this validator's peg signing (see [`crate::breaker`]).
     SetSigningPaused(bool, oneshot::Sender<Result<crate::breaker::SigningStatus, StoreError>>),
 }
@@ -228,25 +232,40 @@ impl ServiceHandle {
 
     /// Operator: vote to resume the halted peg from `anchor` (this validator signs a `ResumePeg` in the next
     /// block it proposes; 2f+1 such votes for one anchor resume the peg).
-    pub async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), String> {
-        let (done, rx) = oneshot::channel();
-        self.commands.send(Command::ResumePeg(anchor, done)).await.map_err(|_| "node is shutting down".to_string())?;
-        rx.await.map_err(|_| "node is shutting down".to_string())?
+    pub async fn resume_peg(&self, anchor: ledger::BtcAnchor) -> Result<(), CommandError> {
+        self.request(|done| Command::ResumePeg(anchor, done)).await
     }
 
     /// Submits a peg-in claim: checked against state now (`Err` if the outpoint was already minted), then
     /// gossiped; validators check it against their bitcoind and a proposer mints it once 2f+1 agree.
-    pub async fn claim_pegin(&self, claim: crate::pegin::PegClaim) -> Result<(), String> {
-        let (done, rx) = oneshot::channel();
-        self.commands.send(Command::ClaimPegin(claim, done)).await.map_err(|_| "node is shutting down".to_string())?;
-        rx.await.map_err(|_| "node is shutting down".to_string())?
+    pub async fn claim_pegin(&self, claim: crate::pegin::PegClaim) -> Result<(), CommandError> {
+        self.request(|done| Command::ClaimPegin(claim, done)).await
     }
 
     /// Submits a transaction; `Ok(txid)` when the mempool took it.
-    pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, String> {
-        let (done, rx) = oneshot::channel();
-        self.commands.send(Command::SubmitTx(tx, done)).await.map_err(|_| "node is shutting down".to_string())?;
-        rx.await.map_err(|_| "node is shutting down".to_string())?
+    pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, CommandError> {
+        self.request(|done| Command::SubmitTx(tx, done)).await
+    }
+
+    /// Operator: this validator's approval of a federation change.
+    pub async fn approve_federation(
+        &self,
+        proposal: ledger::FederationProposal,
+    ) -> Result<ledger::Approval, CommandError> {
+        self.request(|done| Command::ApproveFederation(proposal, done)).await
+    }
+
+    /// A federation change with its approvals, for the federation pool; `Ok(txid)` when the pool took it.
+    pub async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, CommandError> {
+        self.request(|done| Command::SubmitFederationChange(change, done)).await
+    }
+
+    /// Asks the event loop to do something that it may refuse; [`CommandError::ShuttingDown`] when it is gone.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
+    ) -> Result<T, CommandError> {
+        self.ask(make).await.ok_or(CommandError::ShuttingDown)?
     }
 
     /// Asks the event loop something; `None` when it is shutting down.
@@ -297,7 +316,7 @@ impl ServiceHandle {
 pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), ServiceError> {
     let chain = Chain::new(cfg.genesis.clone())?;
     std::fs::create_dir_all(&cfg.datadir)
-        .map_err(|e| ServiceError::Store(StoreError::Open { path: cfg.datadir.clone(), reason: e.to_string() }))?;
+        .map_err(|source| ServiceError::Store(StoreError::CreateDir { path: cfg.datadir.clone(), source }))?;
     let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
     let chain = ChainState::open(chain, store)?;
     let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
@@ -422,7 +441,18 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     Ok((service, handle))
 }
 
-type SyncResult = (PeerId, Result<Response, String>);
+type SyncResult = (PeerId, Result<Response, SyncError>);
+
+/// Why a sync request got no usable answer (logged; the next tip announcement asks again).
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    /// The request failed (timeout, disconnect, refused).
+    #[error(transparent)]
+    Request(#[from] net::NetError),
+    /// The answer is not a [`Response`].
+    #[error("undecodable response: {0}")]
+    Undecodable(#[source] std::io::Error),
+}
 
 /// A batch version the share-time check refused: (batch, unsigned txid, why).
 type Refused = (u64, Hash32, ledger::breaker::ShareCheckError);
@@ -640,7 +670,7 @@ impl Service {
         let validators = self.chain.validators().clone();
         let mut wal = Vec::new();
         for bytes in self.chain.store().wal_entries()? {
-            let e: WalEntry = borsh::from_slice(&bytes).map_err(|e| ServiceError::CorruptWal(e.to_string()))?;
+            let e: WalEntry = borsh::from_slice(&bytes).map_err(ServiceError::CorruptWal)?;
             if e.height() == height {
                 wal.push(e);
             }
@@ -1454,7 +1484,7 @@ impl Service {
                 if res.is_ok() {
                     self.spawn_publish(TOPIC_TXS, Gossip::Tx(tx));
                 }
-                let _ = done.send(res.map_err(|e| e.to_string()));
+                let _ = done.send(res.map_err(CommandError::from));
             }
             Command::MempoolInfo(done) => {
                 let _ = done.send((self.mempool.len(), self.mempool.bytes()));
@@ -1470,9 +1500,9 @@ impl Service {
             }
             Command::ResumePeg(anchor, done) => {
                 let res = match (self.validator_index, ledger::peg_halt(&self.chain.state())) {
-                    (None, _) => Err("this node is not a validator".to_string()),
-                    (_, Err(e)) => Err(e.to_string()),
-                    (_, Ok(h)) if !h.is_halted() => Err("the peg is not halted".to_string()),
+                    (None, _) => Err(CommandError::NotAValidator),
+                    (_, Err(e)) => Err(CommandError::State(e)),
+                    (_, Ok(h)) if !h.is_halted() => Err(CommandError::PegNotHalted),
                     (Some(_), Ok(_)) => {
                         warn!(anchor = anchor.height.get(), "operator asks to resume the peg; voting when proposing");
                         self.resume_request.send_replace(Some(anchor));
@@ -1483,14 +1513,14 @@ impl Service {
             }
             Command::ApproveFederation(proposal, done) => {
                 let res = match self.validator_index {
-                    None => Err("this node is not a validator of the set in force".to_string()),
+                    None => Err(CommandError::NotInSetInForce),
                     // Signed for the epoch in force: the approval is void once that epoch is over.
                     Some(me) => ledger::federation::check_proposal(self.chain.chain(), &proposal)
                         .map(|()| {
                             let epoch = self.chain.federation().in_force().epoch;
                             proposal.approve(me, epoch, &self.cfg.keys.consensus, self.chain.chain().genesis_hash())
                         })
-                        .map_err(|e| e.to_string()),
+                        .map_err(CommandError::from),
                 };
                 if res.is_ok() {
                     warn!(validators = proposal.validators.len(), from = %proposal.activation_height,
@@ -1503,7 +1533,7 @@ impl Service {
                 let id = tx.txid();
                 let state = self.chain.state();
                 let res =
-                    self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id).map_err(|e| e.to_string());
+                    self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id).map_err(CommandError::from);
                 if res.is_ok() {
                     warn!(txid = %id, "federation change accepted into the pool");
                     self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx));
@@ -1542,19 +1572,14 @@ impl Service {
 
     /// Keeps a claim for the follower to verify and proposers to mint; refused when already minted, already
     /// pending, or when its source has no room left (see [`crate::claims`] for who may evict whom).
-    fn add_claim(&mut self, claim: crate::pegin::PegClaim, source: ClaimSource) -> Result<(), String> {
-        if let Some(rec) = self.chain.state().get_pegin(&claim.outpoint).map_err(|e| e.to_string())? {
-            return Err(format!(
-                "deposit {}:{} was already minted at height {}",
-                rpc::types::btc_txid(&claim.outpoint.txid),
-                claim.outpoint.vout,
-                rec.minted_at
-            ));
+    fn add_claim(&mut self, claim: crate::pegin::PegClaim, source: ClaimSource) -> Result<(), CommandError> {
+        if let Some(record) = self.chain.state().get_pegin(&claim.outpoint)? {
+            return Err(CommandError::AlreadyMinted { outpoint: claim.outpoint, record: Box::new(record) });
         }
         // Keyed by the whole claim, not the outpoint: a wrong claim (another recipient, another block)
         // must not keep the right one out; at most one of them can ever be confirmed.
         let rejected = self.btc.as_ref().is_some_and(|b| b.borrow().rejected_claims.iter().any(|(c, _)| *c == claim));
-        let added = self.claim_store.add(claim, source, self.chain.tip(), rejected).map_err(|e| e.to_string())?;
+        let added = self.claim_store.add(claim, source, self.chain.tip(), rejected)?;
         if !added.evicted.is_empty() {
             debug!(evicted = added.evicted.len(), "unverified gossip claims evicted for a new one");
         }
@@ -1846,8 +1871,8 @@ impl Service {
         tokio::spawn(
             async move {
                 let res = match net.request(peer, req).await {
-                    Ok(bytes) => wire::decode::<Response>(&bytes).map_err(|e| format!("undecodable response: {e}")),
-                    Err(e) => Err(e.to_string()),
+                    Ok(bytes) => wire::decode::<Response>(&bytes).map_err(SyncError::Undecodable),
+                    Err(e) => Err(SyncError::Request(e)),
                 };
                 let _ = tx.send((peer, res)).await;
             }
@@ -1871,7 +1896,7 @@ impl Service {
         });
     }
 
-    async fn on_sync_result(&mut self, peer: PeerId, res: Result<Response, String>) -> Result<(), ServiceError> {
+    async fn on_sync_result(&mut self, peer: PeerId, res: Result<Response, SyncError>) -> Result<(), ServiceError> {
         match res {
             Err(e) => {
                 self.sync_in_flight = false;

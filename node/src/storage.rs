@@ -44,8 +44,19 @@ pub enum StoreError {
     #[error("datadir {0} is in use by another sidechaind (RocksDB lock held); stop it or use another --datadir")]
     Locked(PathBuf),
     /// RocksDB could not open the database.
-    #[error("cannot open database at {path}: {reason}")]
-    Open { path: PathBuf, reason: String },
+    #[error("cannot open database at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// The datadir could not be created.
+    #[error("cannot create datadir {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A read or write failed.
     #[error("database {op} failed: {source}")]
     Db {
@@ -62,6 +73,22 @@ pub enum StoreError {
     /// A commit that does not extend the tip by one.
     #[error("commit of height {got} does not extend tip {tip:?}")]
     NotNextHeight { tip: Option<Height>, got: Height },
+}
+
+/// Whether opening failed because the database's `LOCK` file is held (by another process, or by this one).
+///
+/// The only place this module reads an error's text, and why: rust-rocksdb's [`rocksdb::Error::kind`]
+/// reports a held lock as a plain [`ErrorKind::IOError`](rocksdb::ErrorKind::IOError), like any other IO
+/// failure; RocksDB itself says which only in the message (`While lock file: <path>/LOCK: Resource temporarily
+/// unavailable` from another process, `lock hold by current process` from this one). Checking the lock
+/// ourselves is no way out: RocksDB takes a POSIX `fcntl` lock, which an `flock` does not see. The tests pin
+/// the wording down (`lock_detection` below for this process, `a_locked_datadir_is_a_clear_error` in
+/// `tests/storage.rs`, and `daemon_cli` for a second daemon), so a RocksDB upgrade that changes it fails
+/// there, not in front of an operator.
+fn is_lock_held(e: &rocksdb::Error) -> bool {
+    let msg = e.as_ref();
+    e.kind() == rocksdb::ErrorKind::IOError
+        && (msg.contains("lock") || msg.contains("Resource temporarily unavailable"))
 }
 
 fn db_err(op: &'static str) -> impl FnOnce(rocksdb::Error) -> StoreError {
@@ -100,12 +127,11 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_open_files(512);
         let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| {
+            if is_lock_held(&source) {
                 StoreError::Locked(path.to_path_buf())
             } else {
-                StoreError::Open { path: path.to_path_buf(), reason: msg }
+                StoreError::Open { path: path.to_path_buf(), source }
             }
         })?;
         Ok(Store { db, path: path.to_path_buf() })
@@ -360,5 +386,25 @@ impl TreeReader for Store {
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
         // Only jmt's restore and migration paths call this; the node uses neither.
         anyhow::bail!("get_rightmost_leaf is not supported by the node store (no jmt restore/migration)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_detection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Store::open(dir.path()).expect("first open");
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))), "a held lock is Locked");
+        // Another IO failure is not a lock: a database path under a regular file.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").expect("write");
+        match Store::open(&file.join("db")) {
+            Err(StoreError::Open { source, .. }) => assert!(!is_lock_held(&source), "{source}"),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("opened a database under a file"),
+        }
     }
 }

@@ -119,7 +119,8 @@ pub trait SidechainApi {
     async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo>;
 
     /// Submits a signed transaction (hex of its canonical borsh bytes); returns its txid.
-    /// -22 if it does not decode, -26 if the mempool rejects it (the reason is in the message).
+    /// -22 if it does not decode, -26 if the mempool rejects it (the reason is in the message; `data` is
+    /// `"duplicate"`, `"registration_still_live"` or `"other"`, see [`crate::errors::TxRejectReason`]).
     #[method(name = "sendrawtransaction")]
     async fn send_raw_transaction(&self, hex: String) -> RpcResult<Hash32>;
 

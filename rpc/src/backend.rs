@@ -16,48 +16,118 @@ use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
 use primitives::{AccountId, Hash32, Height};
 use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use crate::types::BlockSummary;
 
+/// A refusal the node explains with its own error type (a mempool policy, a claim limit, a proposal
+/// the ledger would not accept). The server shows its message as is and decides nothing by it: every
+/// decision (the error code, what a client may do next) is made by the variant that carries it. Shared
+/// (`Arc`) so the errors stay `Clone`, as jsonrpsee's handlers and the test backends want.
+pub type Refusal = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Wraps any error as a [`Refusal`].
+pub fn refusal(e: impl std::error::Error + Send + Sync + 'static) -> Refusal {
+    Arc::new(e)
+}
+
 /// The node could not answer (not a verdict on the request).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// Reading storage failed.
     #[error("node storage read failed: {0}")]
-    Storage(String),
+    Storage(Refusal),
     /// The node is stopping and no longer serves this.
     #[error("node is shutting down")]
     ShuttingDown,
 }
 
+impl BackendError {
+    /// A storage (or decoding) failure, keeping its error.
+    pub fn storage(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BackendError::Storage(Arc::new(e))
+    }
+}
+
 /// Why `sendrawtransaction` did not admit a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SubmitError {
-    /// The mempool refused it; the reason is shown to the user as is (e.g. `account 3fa4..: expected
-    /// nonce 3, got 5`, `fee 10 sat is below the minimum 100 sat`, `mempool full`).
-    #[error("{0}")]
-    Rejected(String),
+    /// The same transaction is already in the mempool.
+    #[error("transaction {0} is already in the mempool")]
+    Duplicate(Hash32),
+    /// It is not valid against the tip (e.g. `account 3fa4..: expected nonce 3, got 5`, `fee 10 sat is below
+    /// the minimum 100 sat`, a deposit registration refreshed while still live).
+    #[error(transparent)]
+    Invalid(ledger::TxError),
+    /// The mempool's own policy refused it (a nonce gap, the pool full, too large); shown as is.
+    #[error(transparent)]
+    Policy(Refusal),
     /// The node could not check it.
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
 
 /// Why the node did not take a peg-in claim (`claimpegin`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClaimError {
-    /// The ledger already recorded the deposit (minted, or held below the minimum); the message says where.
-    #[error("{0}")]
-    AlreadyMinted(String),
+    /// The ledger already recorded the deposit (minted, or held below the minimum).
+    #[error(
+        "deposit {}:{} was already {} at height {at}{}",
+        crate::types::btc_txid(&outpoint.txid),
+        outpoint.vout,
+        if *held { "recorded (below the minimum, held)" } else { "minted" },
+        mint_txid.map(|t| format!(" (mint txid {t})")).unwrap_or_default()
+    )]
+    AlreadyMinted {
+        /// The deposit (internal byte order).
+        outpoint: BtcOutPoint,
+        /// The height of the block that recorded it.
+        at: Height,
+        /// Recorded below the minimum: held by the federation, nothing credited.
+        held: bool,
+        /// The sidechain transaction that recorded it, when known.
+        mint_txid: Option<Hash32>,
+    },
     /// A claim for the same outpoint is already pending.
-    #[error("{0}")]
-    AlreadyPending(String),
-    /// Refused for another reason (too many claims pending); shown to the user as is.
-    #[error("{0}")]
-    Rejected(String),
+    #[error(
+        "deposit {}:{}: a claim for this deposit is already pending",
+        crate::types::btc_txid(&outpoint.txid),
+        outpoint.vout
+    )]
+    AlreadyPending {
+        /// The deposit (internal byte order).
+        outpoint: BtcOutPoint,
+    },
+    /// Refused for another reason (too many claims pending, our bitcoind rejected it); shown as is.
+    #[error(transparent)]
+    Rejected(Refusal),
     /// The node could not check it.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+/// Why the node refused an operator's request (`resumepeg`, `approvefederationchange`,
+/// `submitfederationchange`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OperatorError {
+    /// Refused (not a validator, the peg not halted, a proposal that would not apply); shown as is.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The node could not check it.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a node without the capability refuses an operator request (the defaults of [`RpcBackend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// Not a node that can approve federation changes.
+    #[error("this node cannot approve federation changes")]
+    ApproveFederation,
+    /// Not a node that can relay federation changes.
+    #[error("this node cannot relay federation changes")]
+    RelayFederation,
 }
 
 /// Everything the RPC server reads from, or hands to, the node.
@@ -142,30 +212,30 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// The burn made by the sidechain transaction `txid`; `None` if it made none.
     fn pegout_by_txid(&self, txid: Hash32) -> impl Future<Output = Result<Option<PegOutInfo>, BackendError>> + Send;
 
-    /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Rejected)` when this
+    /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Refused)` when this
     /// node is not a validator or the peg is not halted.
-    fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), ClaimError>> + Send;
+    fn resume_peg(&self, anchor: ledger::BtcAnchor) -> impl Future<Output = Result<(), OperatorError>> + Send;
 
     /// Operator: pause (`true`) or resume (`false`) this node's peg signing, durably; the signing status
     /// after the change.
     fn set_signing_paused(&self, paused: bool) -> impl Future<Output = Result<SigningInfo, BackendError>> + Send;
 
-    /// Operator: this validator's approval of a federation change. `Err(Rejected)` when this node is not in
+    /// Operator: this validator's approval of a federation change. `Err(Refused)` when this node is not in
     /// the set in force or the proposal is not acceptable. The default: a node that cannot approve.
     fn approve_federation(
         &self,
         _proposal: ledger::FederationProposal,
-    ) -> impl Future<Output = Result<ledger::Approval, ClaimError>> + Send {
-        async move { Err(ClaimError::Rejected("this node cannot approve federation changes".into())) }
+    ) -> impl Future<Output = Result<ledger::Approval, OperatorError>> + Send {
+        async move { Err(OperatorError::Refused(refusal(Unsupported::ApproveFederation))) }
     }
 
     /// A federation change with its approvals: checked against the tip, then relayed for the next block.
-    /// `Err(Rejected)` says why it would not apply. The default: a node that cannot relay.
+    /// `Err(Refused)` says why it would not apply. The default: a node that cannot relay.
     fn submit_federation_change(
         &self,
         _change: ledger::ReconfigureTx,
-    ) -> impl Future<Output = Result<primitives::Hash32, ClaimError>> + Send {
-        async move { Err(ClaimError::Rejected("this node cannot relay federation changes".into())) }
+    ) -> impl Future<Output = Result<primitives::Hash32, OperatorError>> + Send {
+        async move { Err(OperatorError::Refused(refusal(Unsupported::RelayFederation))) }
     }
 
     /// The reserves at the tip with their proofs.

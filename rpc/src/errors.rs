@@ -18,9 +18,16 @@
 //! | -22    | `RPC_DESERIALIZATION_ERROR`: raw transaction hex that does not decode |
 //! | -26    | `RPC_VERIFY_REJECTED`: the mempool refused the transaction, or the node refused a peg-in claim; the message says why |
 //! | -27    | `RPC_VERIFY_ALREADY_IN_CHAIN`: a peg-in claim for a deposit already minted, or already claimed and pending |
+//!
+//! The backend's error variants become these codes in one place, [`backend_error`], [`submit_error`],
+//! [`claim_error`] and [`operator_error`]; nothing here or in a client decides by a message's text. Where a
+//! client needs more than the code (a -26 for a duplicate or for a registration that is still live is no
+//! failure to `sidechain-cli pegin`), the error's `data` carries a [`TxRejectReason`].
 
+use crate::backend::{BackendError, ClaimError, OperatorError, SubmitError};
 use jsonrpsee::types::ErrorObjectOwned;
 use primitives::{Hash32, Height};
+use serde::{Deserialize, Serialize};
 
 /// Bitcoin Core's `RPC_INVALID_ADDRESS_OR_KEY`: used for unknown blocks, transactions and commits.
 pub const NOT_FOUND: i32 = -5;
@@ -83,9 +90,32 @@ pub fn bad_tx_encoding(why: String) -> ErrorObjectOwned {
     err(DESERIALIZATION_ERROR, format!("tx decode failed: {why}"))
 }
 
+/// What kind of -26 `sendrawtransaction` answered, in the error's `data`: what a client may act on
+/// without reading the message (which is for people and may change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxRejectReason {
+    /// The same transaction is already in the mempool.
+    Duplicate,
+    /// A deposit registration refreshed while more than half its life is left.
+    RegistrationStillLive,
+    /// Any other reason; the message says which.
+    Other,
+}
+
+impl TxRejectReason {
+    /// The reason of a -26 error object, if it carries one.
+    pub fn of(e: &ErrorObjectOwned) -> Option<TxRejectReason> {
+        if e.code() != VERIFY_REJECTED {
+            return None;
+        }
+        serde_json::from_str(e.data()?.get()).ok()
+    }
+}
+
 /// The mempool refused the transaction.
-pub fn tx_rejected(reason: &str) -> ErrorObjectOwned {
-    err(VERIFY_REJECTED, format!("transaction rejected: {reason}"))
+pub fn tx_rejected(reason: &str, kind: TxRejectReason) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(VERIFY_REJECTED, format!("transaction rejected: {reason}"), Some(kind))
 }
 
 /// A peg-in claim for a deposit that is already minted or already pending; `reason` says which.
@@ -101,4 +131,133 @@ pub fn claim_rejected(reason: &str) -> ErrorObjectOwned {
 /// The node could not answer.
 pub fn internal(message: String) -> ErrorObjectOwned {
     err(INTERNAL_ERROR, message)
+}
+
+/// The node could not answer: -32603 with the reason.
+pub fn backend_error(e: &BackendError) -> ErrorObjectOwned {
+    internal(e.to_string())
+}
+
+/// `sendrawtransaction`'s refusals: -26 with a [`TxRejectReason`], or -32603 when the node could not check.
+pub fn submit_error(e: &SubmitError) -> ErrorObjectOwned {
+    let kind = match e {
+        SubmitError::Backend(b) => return backend_error(b),
+        SubmitError::Duplicate(_) => TxRejectReason::Duplicate,
+        SubmitError::Invalid(ledger::TxError::RegistrationStillLive { .. }) => TxRejectReason::RegistrationStillLive,
+        SubmitError::Invalid(_) | SubmitError::Policy(_) => TxRejectReason::Other,
+    };
+    tx_rejected(&e.to_string(), kind)
+}
+
+/// `claimpegin`'s refusals: -27 when the deposit is minted or claimed already, -26 otherwise, -32603 when
+/// the node could not check.
+pub fn claim_error(e: &ClaimError) -> ErrorObjectOwned {
+    match e {
+        ClaimError::AlreadyMinted { .. } | ClaimError::AlreadyPending { .. } => claim_already_known(&e.to_string()),
+        ClaimError::Rejected(_) => claim_rejected(&e.to_string()),
+        ClaimError::Backend(b) => backend_error(b),
+    }
+}
+
+/// An operator method's refusal: -26 `<method> refused: <why>`, or -32603 when the node could not check.
+pub fn operator_error(method: &str, e: &OperatorError) -> ErrorObjectOwned {
+    match e {
+        OperatorError::Refused(why) => err(VERIFY_REJECTED, format!("{method} refused: {why}")),
+        OperatorError::Backend(b) => backend_error(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{refusal, Unsupported};
+    use ledger::BtcOutPoint;
+    use primitives::AccountId;
+
+    fn outpoint() -> BtcOutPoint {
+        BtcOutPoint { txid: Hash32([7; 32]), vout: 1 }
+    }
+
+    #[test]
+    fn backend_errors_are_internal() {
+        let io = std::io::Error::other("disk on fire");
+        for e in [BackendError::storage(io), BackendError::ShuttingDown] {
+            assert_eq!(backend_error(&e).code(), INTERNAL_ERROR, "{e}");
+        }
+        assert_eq!(backend_error(&BackendError::ShuttingDown).message(), "node is shutting down");
+    }
+
+    #[test]
+    fn submit_errors_map_to_codes_and_reasons() {
+        let live =
+            ledger::TxError::RegistrationStillLive { account: AccountId(Hash32([1; 32])), expires_at: Height(9) };
+        let cases = [
+            (SubmitError::Duplicate(Hash32([2; 32])), VERIFY_REJECTED, Some(TxRejectReason::Duplicate)),
+            (SubmitError::Invalid(live), VERIFY_REJECTED, Some(TxRejectReason::RegistrationStillLive)),
+            (SubmitError::Invalid(ledger::TxError::ZeroAmount), VERIFY_REJECTED, Some(TxRejectReason::Other)),
+            (
+                SubmitError::Policy(refusal(std::io::Error::other("mempool full"))),
+                VERIFY_REJECTED,
+                Some(TxRejectReason::Other),
+            ),
+            (SubmitError::Backend(BackendError::ShuttingDown), INTERNAL_ERROR, None),
+        ];
+        for (e, code, reason) in cases {
+            let obj = submit_error(&e);
+            assert_eq!(obj.code(), code, "{e}");
+            assert_eq!(TxRejectReason::of(&obj), reason, "{e}");
+            if code == VERIFY_REJECTED {
+                assert_eq!(obj.message(), format!("transaction rejected: {e}"));
+            }
+        }
+        let obj = submit_error(&SubmitError::Duplicate(Hash32([2; 32])));
+        assert!(obj.message().contains("already in the mempool"), "{}", obj.message());
+    }
+
+    #[test]
+    fn claim_errors_map_to_codes() {
+        let minted = ClaimError::AlreadyMinted { outpoint: outpoint(), at: Height(4), held: false, mint_txid: None };
+        let held = ClaimError::AlreadyMinted {
+            outpoint: outpoint(),
+            at: Height(4),
+            held: true,
+            mint_txid: Some(Hash32([3; 32])),
+        };
+        let pending = ClaimError::AlreadyPending { outpoint: outpoint() };
+        let full = ClaimError::Rejected(refusal(std::io::Error::other("256 claims pending; try again later")));
+        let cases = [
+            (minted, ALREADY_IN_CHAIN, "claim not needed: deposit "),
+            (held, ALREADY_IN_CHAIN, "claim not needed: deposit "),
+            (pending, ALREADY_IN_CHAIN, "claim not needed: deposit "),
+            (full, VERIFY_REJECTED, "claim rejected: 256 claims pending"),
+            (ClaimError::Backend(BackendError::ShuttingDown), INTERNAL_ERROR, "node is shutting down"),
+        ];
+        for (e, code, start) in cases {
+            let obj = claim_error(&e);
+            assert_eq!(obj.code(), code, "{e}");
+            assert!(obj.message().starts_with(start), "{}", obj.message());
+        }
+        let shown = format!("{}:1", crate::types::btc_txid(&Hash32([7; 32])));
+        let minted = ClaimError::AlreadyMinted { outpoint: outpoint(), at: Height(4), held: false, mint_txid: None };
+        assert_eq!(minted.to_string(), format!("deposit {shown} was already minted at height 4"));
+        let pending = ClaimError::AlreadyPending { outpoint: outpoint() };
+        assert_eq!(pending.to_string(), format!("deposit {shown}: a claim for this deposit is already pending"));
+        let held = ClaimError::AlreadyMinted {
+            outpoint: outpoint(),
+            at: Height(4),
+            held: true,
+            mint_txid: Some(Hash32([3; 32])),
+        };
+        assert!(held.to_string().contains("recorded (below the minimum, held) at height 4 (mint txid "), "{held}");
+    }
+
+    #[test]
+    fn operator_errors_map_to_codes() {
+        let e = OperatorError::Refused(refusal(Unsupported::RelayFederation));
+        let obj = operator_error("submitfederationchange", &e);
+        assert_eq!(obj.code(), VERIFY_REJECTED);
+        assert_eq!(obj.message(), "submitfederationchange refused: this node cannot relay federation changes");
+        let obj = operator_error("resumepeg", &OperatorError::Backend(BackendError::ShuttingDown));
+        assert_eq!(obj.code(), INTERNAL_ERROR);
+    }
 }

@@ -3,7 +3,7 @@
 //! error codes of [`crate::errors`]. No storage and no JSON formatting decisions live here beyond that.
 
 use crate::api::{BlockRef, SidechainApiServer};
-use crate::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
+use crate::backend::{BackendError, RpcBackend};
 use crate::errors;
 use crate::types::{
     ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
@@ -36,7 +36,7 @@ impl<B> RpcImpl<B> {
 const MAX_LIST_PEGOUTS: u64 = 1000;
 
 fn internal(e: BackendError) -> ErrorObjectOwned {
-    errors::internal(e.to_string())
+    errors::backend_error(&e)
 }
 
 /// The parameter of `sendrawtransaction`: hex (surrounding whitespace allowed) of a borsh `SignedUserTx`,
@@ -154,11 +154,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<Hash32> {
         let tx = decode_raw_tx(&tx_hex)?;
-        match self.backend.submit_tx(tx).await {
-            Ok(txid) => Ok(txid),
-            Err(SubmitError::Rejected(reason)) => Err(errors::tx_rejected(&reason)),
-            Err(SubmitError::Backend(e)) => Err(internal(e)),
-        }
+        self.backend.submit_tx(tx).await.map_err(|e| errors::submit_error(&e))
     }
 
     async fn get_mempool_info(&self) -> RpcResult<MempoolInfo> {
@@ -209,7 +205,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
     }
 
     async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo> {
-        let txid = crate::types::parse_burn_txid(&burn_txid).map_err(errors::invalid_parameter)?;
+        let txid = crate::types::parse_burn_txid(&burn_txid).map_err(bad_peg_param)?;
         self.backend.pegout_by_txid(txid).await.map_err(internal)?.ok_or_else(|| {
             errors::err(errors::NOT_FOUND, format!("no burn (peg-out) with sidechain txid {txid} is committed"))
         })
@@ -224,25 +220,18 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         let outpoint = parse_btc_outpoint(&outpoint).map_err(bad_peg_param)?;
         let recipient = parse_account(&recipient).map_err(bad_peg_param)?;
         let btc_block_hash = parse_btc_block_hash(&btc_block_hash).map_err(bad_peg_param)?;
-        match self.backend.claim_pegin(ledger_outpoint(&outpoint), recipient, ledger_block_hash(&btc_block_hash)).await
-        {
-            Ok(()) => Ok(ClaimPegInResult { status: ClaimStatus::Submitted, outpoint, recipient, btc_block_hash }),
-            Err(ClaimError::AlreadyMinted(why) | ClaimError::AlreadyPending(why)) => {
-                Err(errors::claim_already_known(&why))
-            }
-            Err(ClaimError::Rejected(why)) => Err(errors::claim_rejected(&why)),
-            Err(ClaimError::Backend(e)) => Err(internal(e)),
-        }
+        self.backend
+            .claim_pegin(ledger_outpoint(&outpoint), recipient, ledger_block_hash(&btc_block_hash))
+            .await
+            .map_err(|e| errors::claim_error(&e))?;
+        Ok(ClaimPegInResult { status: ClaimStatus::Submitted, outpoint, recipient, btc_block_hash })
     }
 
     async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String> {
         let hash = parse_btc_block_hash(&btc_hash).map_err(bad_peg_param)?;
         let anchor = ledger::BtcAnchor { height: primitives::BtcHeight(btc_height), hash: ledger_block_hash(&hash) };
-        match self.backend.resume_peg(anchor).await {
-            Ok(()) => Ok(format!("voting to resume the peg from BTC block {btc_height} {hash}")),
-            Err(ClaimError::Backend(e)) => Err(internal(e)),
-            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("resumepeg refused: {e}"))),
-        }
+        self.backend.resume_peg(anchor).await.map_err(|e| errors::operator_error("resumepeg", &e))?;
+        Ok(format!("voting to resume the peg from BTC block {btc_height} {hash}"))
     }
 
     async fn pause_signing(&self) -> RpcResult<SigningInfo> {
@@ -254,19 +243,17 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
     }
 
     async fn approve_federation_change(&self, proposal: ledger::FederationProposal) -> RpcResult<ledger::Approval> {
-        match self.backend.approve_federation(proposal).await {
-            Ok(a) => Ok(a),
-            Err(ClaimError::Backend(e)) => Err(internal(e)),
-            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("approvefederationchange refused: {e}"))),
-        }
+        self.backend
+            .approve_federation(proposal)
+            .await
+            .map_err(|e| errors::operator_error("approvefederationchange", &e))
     }
 
     async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<Hash32> {
-        match self.backend.submit_federation_change(change).await {
-            Ok(id) => Ok(id),
-            Err(ClaimError::Backend(e)) => Err(internal(e)),
-            Err(e) => Err(errors::err(errors::VERIFY_REJECTED, format!("submitfederationchange refused: {e}"))),
-        }
+        self.backend
+            .submit_federation_change(change)
+            .await
+            .map_err(|e| errors::operator_error("submitfederationchange", &e))
     }
 
     async fn get_reserve_proof(&self) -> RpcResult<ReserveProofInfo> {

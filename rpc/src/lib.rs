@@ -26,6 +26,6 @@ pub mod types;
 pub mod wallet;
 
 pub use api::{BlockRef, SidechainApiClient, SidechainApiServer};
-pub use backend::{BackendError, ClaimError, RpcBackend, SubmitError};
+pub use backend::{BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};
 pub use client::{connect, connect_ws, ClientAuth};
 pub use server::{rpc_module, start_server, RpcError, RpcServerConfig, RpcServerHandle};

@@ -528,6 +528,12 @@ pub fn document() -> Value {
             vec![
                 error(errors::DESERIALIZATION_ERROR, "tx decode failed"),
                 error(errors::VERIFY_REJECTED, "transaction rejected: <mempool reason>"),
+                json!({ "code": errors::VERIFY_REJECTED, "message": "transaction rejected: <duplicate>", "data": "duplicate" }),
+                json!({
+                    "code": errors::VERIFY_REJECTED,
+                    "message": "transaction rejected: <registration still live>",
+                    "data": "registration_still_live"
+                }),
                 internal(),
             ],
         ),

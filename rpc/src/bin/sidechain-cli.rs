@@ -170,8 +170,13 @@ enum Command {
     },
 }
 
-fn parse_account(s: &str) -> Result<AccountId, String> {
-    s.parse::<Hash32>().map(AccountId).map_err(|_| format!("expected an account id of 64 hex digits, got {s:?}"))
+/// An argument that is not an account id.
+#[derive(Debug, thiserror::Error)]
+#[error("expected an account id of 64 hex digits, got {0:?}")]
+struct NotAnAccount(String);
+
+fn parse_account(s: &str) -> Result<AccountId, NotAnAccount> {
+    s.parse::<Hash32>().map(AccountId).map_err(|_| NotAnAccount(s.to_string()))
 }
 
 fn main() -> std::process::ExitCode {

@@ -32,6 +32,12 @@ pub enum PegParamError {
     /// Not an account id.
     #[error("expected a recipient account id (64 hex digits), got {0:?}")]
     Account(String),
+    /// Not a sidechain txid.
+    #[error("expected a sidechain burn txid (64 hex digits), got {0:?}")]
+    BurnTxid(String),
+    /// A Bitcoin outpoint where a sidechain burn txid belongs.
+    #[error("expected a sidechain burn txid (64 hex digits); {0:?} looks like a Bitcoin outpoint (use getpegstatus)")]
+    BurnTxidIsOutpoint(String),
 }
 
 /// The first 80 characters of what was given, for an error message.

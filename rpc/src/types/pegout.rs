@@ -297,14 +297,12 @@ pub fn script_address(script: &[u8], network: bitcoin::Network) -> Option<String
 }
 
 /// Parses a sidechain burn txid (64 hex digits, no colon).
-pub fn parse_burn_txid(s: &str) -> Result<Hash32, String> {
+pub fn parse_burn_txid(s: &str) -> Result<Hash32, super::PegParamError> {
     let t = s.trim();
     if t.contains(':') {
-        return Err(format!(
-            "expected a sidechain burn txid (64 hex digits); {s:?} looks like a Bitcoin outpoint (use getpegstatus)"
-        ));
+        return Err(super::PegParamError::BurnTxidIsOutpoint(s.to_string()));
     }
-    t.parse::<Hash32>().map_err(|_| format!("expected a sidechain burn txid (64 hex digits), got {s:?}"))
+    t.parse::<Hash32>().map_err(|_| super::PegParamError::BurnTxid(s.to_string()))
 }
 
 /// What a node knows besides state when it shows burns.
@@ -491,7 +489,7 @@ mod tests {
     fn non_address_scripts_have_no_address_and_txids_parse() {
         assert_eq!(script_address(&[0x6a, 0x01, 0x00], bitcoin::Network::Regtest), None);
         assert!(parse_burn_txid(&"ab".repeat(32)).is_ok());
-        assert!(parse_burn_txid(&format!("{}:0", "ab".repeat(32))).unwrap_err().contains("getpegstatus"));
+        assert!(parse_burn_txid(&format!("{}:0", "ab".repeat(32))).unwrap_err().to_string().contains("getpegstatus"));
         assert!(parse_burn_txid("abcd").is_err());
     }
 }

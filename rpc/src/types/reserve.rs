@@ -72,6 +72,62 @@ pub struct ReserveProofInfo {
     pub entries: Vec<ProvedEntry>,
 }
 
+/// Why a reserve proof does not hold; the entry index names the first entry that fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveProofError {
+    /// A field of an entry is not hex.
+    #[error("entry {index}: {part}: {source}")]
+    Hex {
+        /// The entry.
+        index: usize,
+        /// `key`, `value` or `proof`.
+        part: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: hex::FromHexError,
+    },
+    /// A field of an entry does not decode.
+    #[error("entry {index}: {part}: {source}")]
+    Decode {
+        /// The entry.
+        index: usize,
+        /// `key` or `proof`.
+        part: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: borsh::io::Error,
+    },
+    /// An entry's proof does not verify against the state root.
+    #[error("entry {index}: {source}")]
+    Proof {
+        /// The entry.
+        index: usize,
+        /// The tree's verdict.
+        #[source]
+        source: ledger::ProofError,
+    },
+    /// A federation output entry proves no output.
+    #[error("entry {index}: federation output missing")]
+    OutputMissing {
+        /// The entry.
+        index: usize,
+    },
+    /// A proved federation output the list does not show as proved.
+    #[error("entry {index}: output {outpoint:?} is not listed as proved")]
+    OutputNotListed {
+        /// The entry.
+        index: usize,
+        /// The output (internal byte order).
+        outpoint: ledger::BtcOutPoint,
+    },
+    /// No entry proves the peg totals.
+    #[error("no proved peg totals")]
+    NoTotals,
+    /// The figures shown are not the proved totals.
+    #[error("the figures differ from the proved peg totals")]
+    TotalsDiffer,
+}
+
 fn decode<T: borsh::BorshDeserialize>(v: &Option<Vec<u8>>) -> Option<T> {
     v.as_ref().and_then(|b| borsh::from_slice(b).ok())
 }
@@ -133,29 +189,32 @@ impl ReserveProofInfo {
 
     /// Checks every entry's proof against `state_root`, and that the figures above are what the proved
     /// entries say (the totals and each listed output). `Err` names the first entry that fails.
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), ReserveProofError> {
+        use ReserveProofError as E;
         let mut totals = None;
-        for (i, e) in self.entries.iter().enumerate() {
-            let key_bytes = hex::decode(&e.key).map_err(|x| format!("entry {i}: key: {x}"))?;
-            let key: StateKey = borsh::from_slice(&key_bytes).map_err(|x| format!("entry {i}: key: {x}"))?;
-            let value = e.value.as_ref().map(hex::decode).transpose().map_err(|x| format!("entry {i}: value: {x}"))?;
-            let proof_bytes = hex::decode(&e.proof).map_err(|x| format!("entry {i}: proof: {x}"))?;
-            let proof = StateProof::from_bytes(&proof_bytes).map_err(|x| format!("entry {i}: proof: {x}"))?;
-            proof.verify(self.state_root, &key, value.as_deref()).map_err(|x| format!("entry {i}: {x}"))?;
+        for (index, e) in self.entries.iter().enumerate() {
+            let hex_err = |part| move |source| E::Hex { index, part, source };
+            let decode_err = |part| move |source| E::Decode { index, part, source };
+            let key_bytes = hex::decode(&e.key).map_err(hex_err("key"))?;
+            let key: StateKey = borsh::from_slice(&key_bytes).map_err(decode_err("key"))?;
+            let value = e.value.as_ref().map(hex::decode).transpose().map_err(hex_err("value"))?;
+            let proof_bytes = hex::decode(&e.proof).map_err(hex_err("proof"))?;
+            let proof = StateProof::from_bytes(&proof_bytes).map_err(decode_err("proof"))?;
+            proof.verify(self.state_root, &key, value.as_deref()).map_err(|source| E::Proof { index, source })?;
             if key == StateKey::PegTotals {
                 totals = decode::<PegTotals>(&value);
             }
-            if let StateKey::FederationUtxo(o) = key {
-                let u = decode::<FederationUtxo>(&value).ok_or(format!("entry {i}: federation output missing"))?;
-                let listed = self.utxos.iter().find(|x| x.outpoint == crate::types::btc_outpoint(&o));
+            if let StateKey::FederationUtxo(outpoint) = key {
+                let u = decode::<FederationUtxo>(&value).ok_or(E::OutputMissing { index })?;
+                let listed = self.utxos.iter().find(|x| x.outpoint == crate::types::btc_outpoint(&outpoint));
                 if listed.map(|x| (x.amount, x.tweak, x.epoch)) != Some((u.amount, u.tweak, u.epoch)) {
-                    return Err(format!("entry {i}: output {o:?} is not listed as proved"));
+                    return Err(E::OutputNotListed { index, outpoint });
                 }
             }
         }
-        let t = totals.ok_or("no proved peg totals")?;
+        let t = totals.ok_or(E::NoTotals)?;
         if (t.btc_held, t.supply, t.unpaid_burns) != (self.btc_held, self.supply, self.unpaid_burns) {
-            return Err("the figures differ from the proved peg totals".into());
+            return Err(E::TotalsDiffer);
         }
         Ok(())
     }

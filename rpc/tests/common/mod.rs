@@ -9,7 +9,7 @@ use consensus::{CommitCertificate, Vote, VoteKind};
 use ledger::testkit::{self, transfer, user_key, validator_key};
 use ledger::{build_block, check_tx, Block, BlockTemplate, Chain, MemStore, SignedUserTx, StateReader, Tx};
 use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
-use rpc::backend::{BackendError, ClaimError, RpcBackend, SubmitError};
+use rpc::backend::{BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};
 use rpc::types::*;
 use rpc::{start_server, RpcServerConfig, RpcServerHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,8 +47,8 @@ pub struct MemBackend {
     pub fail: AtomicBool,
 }
 
-fn storage_err<E: std::fmt::Display>(e: E) -> BackendError {
-    BackendError::Storage(e.to_string())
+fn storage_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> BackendError {
+    BackendError::storage(e)
 }
 
 impl MemBackend {
@@ -80,7 +80,7 @@ impl MemBackend {
 
     fn check(&self) -> Result<(), BackendError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(BackendError::Storage("disk on fire (test fault)".into()));
+            return Err(BackendError::storage(std::io::Error::other("disk on fire (test fault)")));
         }
         Ok(())
     }
@@ -133,7 +133,8 @@ impl RpcBackend for MemBackend {
         let inner = self.inner.lock().unwrap();
         let version = inner.store.latest_version().unwrap_or(0);
         let snap = inner.store.snapshot(version);
-        let meta = snap.chain_meta().map_err(storage_err)?.ok_or_else(|| storage_err("no genesis"))?;
+        let meta =
+            snap.chain_meta().map_err(storage_err)?.ok_or_else(|| storage_err(std::io::Error::other("no genesis")))?;
         let totals = snap.peg_totals().map_err(storage_err)?;
         Ok(ChainInfo {
             chain_id: self.chain.genesis().chain_id.clone(),
@@ -199,10 +200,10 @@ impl RpcBackend for MemBackend {
         let mut inner = self.inner.lock().unwrap();
         let txid = tx.txid();
         if inner.mempool.iter().any(|t| t.txid() == txid) {
-            return Err(SubmitError::Rejected(format!("transaction {txid} is already in the mempool")));
+            return Err(SubmitError::Duplicate(txid));
         }
         let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
-        check_tx(&self.chain, &snap, &tx).map_err(|e| SubmitError::Rejected(e.to_string()))?;
+        check_tx(&self.chain, &snap, &tx).map_err(SubmitError::Invalid)?;
         inner.mempool.push(tx);
         Ok(txid)
     }
@@ -322,8 +323,7 @@ impl RpcBackend for MemBackend {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         let v = inner.store.latest_version().unwrap_or(0);
-        let proof = ledger::batching::reserve_proof(&inner.store.snapshot(v))
-            .map_err(|e| BackendError::Storage(e.to_string()))?;
+        let proof = ledger::batching::reserve_proof(&inner.store.snapshot(v)).map_err(BackendError::storage)?;
         Ok(rpc::types::ReserveProofInfo::new(primitives::Height(v), &proof, self.chain.genesis_supply()))
     }
 
@@ -332,9 +332,9 @@ impl RpcBackend for MemBackend {
         Ok(SigningInfo { paused, paused_since_ms: paused.then_some(1), ..SigningInfo::default() })
     }
 
-    async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), ClaimError> {
+    async fn resume_peg(&self, _anchor: ledger::BtcAnchor) -> Result<(), OperatorError> {
         self.check()?;
-        Err(ClaimError::Rejected("this node is not a validator".into()))
+        Err(OperatorError::Refused(rpc::backend::refusal(std::io::Error::other("this node is not a validator"))))
     }
 
     async fn claim_pegin(
@@ -346,7 +346,7 @@ impl RpcBackend for MemBackend {
         self.check()?;
         let mut inner = self.inner.lock().unwrap();
         if inner.claims.iter().any(|c| c.0 == outpoint) {
-            return Err(ClaimError::AlreadyPending("a claim for this deposit is already pending".into()));
+            return Err(ClaimError::AlreadyPending { outpoint });
         }
         inner.claims.push((outpoint, recipient, btc_block));
         Ok(())

@@ -206,9 +206,10 @@ async fn register(
         // Registering again while the registration is live is refused by design, and the same registration
         // may already wait in the mempool: either way the address is (or is about to be) watched.
         Err(ClientError::Call(e))
-            if e.code() == errors::VERIFY_REJECTED
-                && (e.message().contains("is registered until height")
-                    || e.message().contains("already in the mempool")) =>
+            if matches!(
+                errors::TxRejectReason::of(&e),
+                Some(errors::TxRejectReason::RegistrationStillLive | errors::TxRejectReason::Duplicate)
+            ) =>
         {
             Ok(Registration::AlreadyRegistered { message: e.message().to_string() })
         }
