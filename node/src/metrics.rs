@@ -206,8 +206,10 @@ const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// answer would otherwise hold the connection for good).
 const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Connections served at once; more are closed at once (a scraper needs one).
-pub const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once; more are closed at once. A scraper needs one; the room above that lets the
+/// endpoint keep answering while a flood of half-open connections waits out its head timeout, and the cap
+/// still bounds what they hold (a task, a socket and at most [`MAX_BUF`] each).
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Bytes buffered per connection at most: hyper's least allowed buffer, far above a scrape's head.
 const MAX_BUF: usize = 8192;
