@@ -4,12 +4,14 @@
 //! Run: `cargo bench -p sidechain-ledger --bench execute` (add `-- --quick` style criterion flags as
 //! usual). N defaults to 1000 and 4000; override with `LEDGER_BENCH_N=2000`.
 
+mod common;
 use bitcoin::Amount;
+use common::median;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use primitives::{verify_batch, Hash32, Height, PublicKey, Signature, ValidatorIndex};
 use sidechain_ledger::testkit::{self, transfer, user_key};
 use sidechain_ledger::{build_block, execute_block, Block, BlockTemplate, BtcAnchor, Chain, MemStore, Tx};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Fixture {
     chain: Chain,
@@ -56,18 +58,6 @@ fn sizes() -> Vec<u32> {
         Ok(v) => vec![v.parse().expect("LEDGER_BENCH_N is a number")],
         Err(_) => vec![1_000, 4_000],
     }
-}
-
-fn median(mut f: impl FnMut(), runs: usize) -> Duration {
-    let mut t: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    t.sort();
-    t[runs / 2]
 }
 
 fn main() {

@@ -10,13 +10,15 @@
 //! Run: `cargo bench -p sidechain-ledger --bench peg_flood`. Outputs default to 90,000 (about what a 4 MB
 //! BTC block holds); override with `PEG_FLOOD_OUTPUTS=200000`.
 
+mod common;
 use bitcoin::Amount;
+use common::median;
 use primitives::{Hash32, Height};
 use sidechain_ledger::testkit::{self, btc_anchor};
 use sidechain_ledger::{
     fee_pool_id, plan_early_peg_txs, plan_peg_txs, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx, Room,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `n` outputs of `sats` to the plain federation script in BTC block 2 (credited to the fee pool).
 fn facts(n: u32, sats: u64) -> BtcBlockFacts {
@@ -30,18 +32,6 @@ fn facts(n: u32, sats: u64) -> BtcBlockFacts {
         coinbase: false,
     };
     BtcBlockFacts { block: btc_anchor(2), outputs: (0..n).map(output).collect(), txids: vec![] }
-}
-
-fn median(mut f: impl FnMut(), runs: usize) -> Duration {
-    let mut t: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    t.sort();
-    t[runs / 2]
 }
 
 /// The time to plan height `h` on `store` (the move to BTC block 2, then the early items, as a proposer
