@@ -213,3 +213,47 @@ mod tests {
         assert_eq!(read_partition(&dir.path().join("cut")), [p].into_iter().collect());
     }
 }
+
+/// The vote faults of `[fault]` (`equivocate`, `precommit_nil`), applied to each vote this validator sends.
+#[derive(Clone, Default)]
+pub struct VoteFaults {
+    /// With every prevote for a block, also send a nil prevote for the same round.
+    pub equivocate: bool,
+    /// Send a nil precommit in place of each of ours.
+    pub precommit_nil: bool,
+    /// Signs the altered votes (only when a fault is on).
+    pub key: Option<(Keypair, Hash32)>,
+}
+
+impl VoteFaults {
+    /// The vote to send in place of `vote`, and a second one to send before it (equivocation).
+    pub fn apply(&self, vote: consensus::SignedVote) -> (consensus::SignedVote, Option<consensus::SignedVote>) {
+        let Some((key, genesis)) = &self.key else { return (vote, None) };
+        let v = vote.vote;
+        if self.precommit_nil && v.kind == consensus::VoteKind::Precommit {
+            return (consensus::Vote { value: None, ..v }.sign(key, genesis), None);
+        }
+        if self.equivocate && v.kind == consensus::VoteKind::Prevote && v.value.is_some() {
+            let twin = consensus::Vote { value: None, ..v }.sign(key, genesis);
+            return (vote, Some(twin));
+        }
+        (vote, None)
+    }
+}
+
+/// Where this node crashes on purpose (`[fault] crash_point` from `crash_height`), for the components that
+/// hold a crash point of their own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrashConfig {
+    /// The configured point, if any.
+    pub point: Option<CrashPoint>,
+    /// Lowest height at which it fires.
+    pub from_height: u64,
+}
+
+impl CrashConfig {
+    /// Dies here if `point` at `height` is the configured one (see [`maybe_crash`]).
+    pub fn at(&self, point: CrashPoint, height: Height) {
+        maybe_crash(self.point, self.from_height, point, height.get());
+    }
+}
