@@ -30,9 +30,11 @@
 //! and validators (a whole block's room, [`Room::block`]) still use one judge: a plan that stopped never
 //! fits, which is also what the whole plan would have said.
 
-use crate::block::BtcAnchor;
-use crate::execute::{txs_encoded_len, Overlay, TxError};
+use crate::btc_anchor::BtcAnchor;
+use crate::error::TxError;
+use crate::execute::txs_encoded_len;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::state::{ChainMeta, StateError, StateReader};
 use crate::tx::{MintKind, MintTx, SettleTx, Tx};
 use primitives::{Hash32, Height};

@@ -4,36 +4,14 @@
 //! commits to the body through `tx_root` and to the resulting state through `state_root`. The commit
 //! certificate is attached by the node (consensus crate); the ledger does not depend on consensus.
 
+pub use crate::btc_anchor::BtcAnchor;
 use crate::tx::{tx_root, Tx};
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, tagged_hash, BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, Hash32, Height, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Tag of the block hash.
 pub const BLOCK_TAG: &str = "sidechain/block";
-
-/// A Bitcoin block the sidechain has agreed on: peg facts are taken up to it.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
-)]
-pub struct BtcAnchor {
-    /// Its height in the Bitcoin chain.
-    pub height: BtcHeight,
-    /// Its hash, in internal byte order (as in the block header, not the reversed RPC display).
-    pub hash: Hash32,
-}
 
 /// The header. Field order is the signed and hashed order (see `docs/PROTOCOL.md`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -91,6 +69,7 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::BtcHeight;
 
     #[test]
     fn header_encoding_is_214_bytes_in_documented_order() {

@@ -36,7 +36,7 @@
 
 use crate::batching::{BatchRecord, INCREMENTAL_RELAY_SAT_VB};
 use crate::genesis::Chain;
-use crate::pegin::PegTotals;
+use crate::peg_records::PegTotals;
 use crate::state::{StateError, StateReader};
 use bitcoin::{Amount, ScriptBuf};
 use std::collections::BTreeSet;

@@ -17,9 +17,10 @@
 //! pay the agreed rate, the bump goes to the highest whole rate it can pay (at least the least valid
 //! replacement), so a stuck batch still moves; the node warns operators to fund the pool.
 
-use crate::batching::{batch, batch_index, input_records, BatchRecord, SpendableUtxos, INCREMENTAL_RELAY_SAT_VB};
-use crate::execute::{Overlay, TxError};
+use crate::batch_records::{batch, batch_index, input_records, BatchRecord, SpendableUtxos, INCREMENTAL_RELAY_SAT_VB};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::state::{fee_pool_id, ChainMeta, StateKey, StateReader};
 use bitcoin::hashes::Hash as _;
 use primitives::{canonical_bytes, BtcHeight, Hash32};

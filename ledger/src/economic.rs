@@ -15,7 +15,7 @@
 //! interval once the rate falls enough for them to pay their way. Builders take economic coins by value
 //! (largest first) within the input cap, so whatever dust sits beside a real coin, the real coin is taken.
 
-use crate::batching::{spendable_utxos, Candidate};
+use crate::batch_records::{spendable_utxos, Candidate};
 use crate::federation::FederationState;
 use crate::genesis::Chain;
 use crate::state::{StateError, StateKey, StateReader};

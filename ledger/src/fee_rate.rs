@@ -14,8 +14,9 @@
 //!   jump between a burn being priced and its batch being built;
 //! - it never goes below `Params::pegin_fee_rate_sat_vb` (the chain's floor) nor above [`MAX_FEE_RATE`].
 
-use crate::execute::{Overlay, TxError};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::state::{ChainMeta, StateError, StateKey, StateReader};
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{canonical_bytes, Height, ValidatorIndex};

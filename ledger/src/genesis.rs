@@ -3,14 +3,19 @@
 //!
 //! Invariant owned here: a [`Chain`] can only be built from a genesis that passed [`Genesis::validate`];
 //! everything downstream (execution, mempool) takes a `&Chain` and may rely on it.
+//!
+//! It sits low (every rule reads the parameters), above only the validator types ([`crate::validators`]) and
+//! the state's fee-pool id; the first state, which needs the federation and peg records, is written above
+//! it by [`crate::genesis_state`].
 
-use crate::block::BtcAnchor;
+use crate::btc_anchor::BtcAnchor;
 use crate::codec;
-use crate::state::{build_write_set, fee_pool_id, Account, ChainMeta, StateError, StateKey, WriteSet};
+use crate::state::fee_pool_id;
+use crate::validators::FederationEpoch;
+pub use crate::validators::GenesisValidator;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
-use jmt::storage::TreeReader;
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, PublicKey};
+use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -42,20 +47,6 @@ pub struct Genesis {
     /// non-empty list shows up as a reserve deficit.
     #[serde(default)]
     pub initial_accounts: Vec<InitialAccount>,
-}
-
-/// One validator of the genesis set.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct GenesisValidator {
-    /// ed25519 key signing proposals and votes.
-    pub consensus_key: PublicKey,
-    /// secp256k1 key (compressed) of the federation multisig.
-    #[borsh(serialize_with = "codec::peg_key::serialize", deserialize_with = "codec::peg_key::deserialize")]
-    pub peg_key: bitcoin::PublicKey,
-    /// Where peers reach it, a libp2p multiaddr such as `/ip4/127.0.0.1/tcp/26656`.
-    pub p2p_addr: String,
-    /// Voting power, at least 1.
-    pub power: u64,
 }
 
 /// The emergency path of every federation wallet: `threshold` of `keys` may spend a federation output once
@@ -482,7 +473,7 @@ impl Chain {
 
     /// The wallet of federation epoch `epoch`: its validators' peg keys at its threshold, with this chain's
     /// emergency branch.
-    pub fn wallet(&self, epoch: &crate::federation::FederationEpoch) -> Result<peg::Federation, GenesisError> {
+    pub fn wallet(&self, epoch: &FederationEpoch) -> Result<peg::Federation, GenesisError> {
         if epoch.epoch == 0 {
             return Ok(self.federation.clone());
         }
@@ -528,27 +519,6 @@ impl Chain {
     /// The parameters.
     pub fn params(&self) -> &Params {
         &self.genesis.params
-    }
-
-    /// The state at genesis (version 0) as a write set over an empty store: the initial accounts and
-    /// the chain meta (height 0, genesis time, genesis anchor).
-    pub fn genesis_state<R: TreeReader>(&self, empty: &R) -> Result<WriteSet, StateError> {
-        let meta =
-            ChainMeta { height: Height(0), time_ms: self.genesis.genesis_time_ms, btc_anchor: self.genesis.btc_anchor };
-        let mut changes: Vec<(StateKey, Option<Vec<u8>>)> = self
-            .genesis
-            .initial_accounts
-            .iter()
-            .map(|a| {
-                let acct = Account { balance: a.balance, nonce: 0 };
-                (StateKey::Account(a.account), Some(canonical_bytes(&acct)))
-            })
-            .collect();
-        changes.push((StateKey::ChainMeta, Some(canonical_bytes(&meta))));
-        changes.push((StateKey::PegTotals, Some(canonical_bytes(&crate::pegin::genesis_totals(self)))));
-        changes.push((StateKey::Federation, Some(canonical_bytes(&crate::federation::FederationState::genesis(self)))));
-        changes.sort_by_key(|c| c.0);
-        build_write_set(empty, 0, changes)
     }
 }
 

@@ -8,14 +8,14 @@
 //! next block's anchor is exactly that one (it may sit on the new branch, below the old anchor).
 //!
 //! Counting is by validators, not power: f = (n - 1) / 3, reports need f + 1, a resume needs n - f.
+//!
+//! This file holds the halt as state and its reader, which the peg cursor and every peg rule read; the
+//! votes that change it are applied above, in [`crate::halt_vote`].
 
-use crate::block::BtcAnchor;
-use crate::execute::{Overlay, TxError};
-use crate::genesis::Chain;
+use crate::btc_anchor::BtcAnchor;
 use crate::state::{StateKey, StateReader};
-use crate::tx::ValidatorTxKind;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, Height, ValidatorIndex};
+use primitives::{Height, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Reorg reports, the halt, and resume votes (one value in state, usually empty).
@@ -59,58 +59,4 @@ pub fn peg_halt<S: StateReader>(state: &S) -> Result<PegHalt, crate::state::Stat
     })
     .transpose()
     .map(Option::unwrap_or_default)
-}
-
-impl<S: StateReader> Overlay<'_, S> {
-    /// `ReportReorg` or `ResumePeg` from validator `tx.validator` (already checked to exist and to be for
-    /// this height by [`Overlay::apply_validator_tx`]).
-    pub(crate) fn apply_halt_vote(
-        &mut self,
-        chain: &Chain,
-        tx: &crate::tx::ValidatorTx,
-        prev_anchor: &BtcAnchor,
-    ) -> Result<(), TxError> {
-        let n = crate::federation::federation_state(chain, self)?.in_force().validators.len();
-        let mut halt = peg_halt(self)?;
-        match &tx.kind {
-            ValidatorTxKind::ReportReorg { anchor } => {
-                if anchor != prev_anchor {
-                    return Err(TxError::ReportNotForAnchorInForce { reported: *anchor, in_force: *prev_anchor });
-                }
-                if halt.reported_anchor != Some(*anchor) {
-                    halt.reported_anchor = Some(*anchor);
-                    halt.reports.clear();
-                }
-                if let Err(at) = halt.reports.binary_search(&tx.validator) {
-                    halt.reports.insert(at, tx.validator);
-                } else {
-                    return Err(TxError::AlreadyVoted { validator: tx.validator });
-                }
-                if !halt.is_halted() && halt.reports.len() >= reports_needed(n) {
-                    halt.halted_at = Some(tx.height);
-                    // Early items named a block of the chain now reported replaced.
-                    self.clear_peg_cursor()?;
-                }
-            }
-            // Not a halt vote: dispatched elsewhere by `apply_validator_tx`.
-            ValidatorTxKind::FeeRateVote { .. } => return Ok(()),
-            ValidatorTxKind::ResumePeg { anchor } => {
-                if !halt.is_halted() {
-                    return Err(TxError::PegNotHalted);
-                }
-                if halt.resume_votes.iter().any(|(_, v)| *v == tx.validator) {
-                    return Err(TxError::AlreadyVoted { validator: tx.validator });
-                }
-                let vote = (*anchor, tx.validator);
-                let at = halt.resume_votes.binary_search(&vote).unwrap_or_else(|i| i);
-                halt.resume_votes.insert(at, vote);
-                let for_anchor = halt.resume_votes.iter().filter(|(a, _)| a == anchor).count();
-                if for_anchor >= resume_votes_needed(n) {
-                    halt = PegHalt { resume_to: Some(*anchor), ..PegHalt::default() };
-                }
-            }
-        }
-        self.writes.insert(StateKey::PegHalt, canonical_bytes(&halt));
-        Ok(())
-    }
 }

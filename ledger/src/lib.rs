@@ -10,47 +10,68 @@
 //!   [`execute_block`] before prevoting and when applying a committed block;
 //! - persist [`ExecutionOutcome::write_set`] atomically with the block; reads go through
 //!   `jmt::storage::TreeReader` implemented over the node's database ([`MemStore`] in memory).
+//!
+//! Layers, bottom up (no module reaches up; `testnet/tests/module_graph.rs` checks it):
+//! - plain data: [`btc_anchor`], [`codec`], [`validators`], [`peg_records`], [`reconfigure`], [`tx`], [`block`];
+//! - state and parameters: [`state`], [`genesis`], [`batch_records`], [`federation`], [`halt`], [`genesis_state`];
+//! - what every rule shares: [`error`], then [`overlay`];
+//! - the rules, each an `impl Overlay` over the state it owns: [`fee_rate`], [`mod@peg_cursor`], [`pegout`],
+//!   [`economic`], [`halt_vote`], [`pegout_limit`], [`validator_tx`], [`batching`], [`pegin`], [`bumping`],
+//!   [`sweep`], [`federation_change`];
+//!   the node's read-only checks over that state, [`breaker`] and [`pegout_wait`], sit beside them;
+//! - [`execute`] runs the rules; [`select`], [`anchor_move`] and [`testkit`] build on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod anchor_move;
+pub mod batch_records;
 pub mod batching;
 pub mod block;
 pub mod breaker;
+pub mod btc_anchor;
 pub mod bumping;
 pub mod codec;
 pub mod economic;
+pub mod error;
 pub mod execute;
 pub mod federation;
+pub mod federation_change;
 pub mod fee_rate;
 pub mod genesis;
+pub mod genesis_state;
 pub mod halt;
+pub mod halt_vote;
+pub mod overlay;
 pub mod peg_cursor;
+pub mod peg_records;
 pub mod pegin;
 pub mod pegout;
 pub mod pegout_limit;
 pub mod pegout_wait;
+pub mod reconfigure;
 pub mod select;
 pub mod state;
 pub mod sweep;
 pub mod testkit;
 pub mod tx;
 pub mod validator_tx;
+pub mod validators;
 
 pub use anchor_move::{plan_early_peg_txs, plan_late_settles, plan_peg_txs, BtcBlockFacts, PegPlan, Room};
-pub use block::{Block, BlockHeader, BtcAnchor};
+pub use block::{Block, BlockHeader};
+pub use btc_anchor::BtcAnchor;
+pub use error::{BlockError, TxError, WalletError};
 pub use execute::{
-    build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockError, BlockTemplate,
-    ExecutionOutcome, Overlay, Receipt, TxError, WalletError,
+    build_block, check_tx, execute_block, txs_encoded_len, verify_tx_signatures, BlockTemplate, ExecutionOutcome,
 };
-pub use federation::{
-    check_pool_tx, federation_state, select_pool_txs, Approval, FederationEpoch, FederationProposal, FederationState,
-    ProposalError, ReconfigureTx,
-};
-pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, GenesisValidator, InitialAccount, Params};
+pub use federation::{federation_state, FederationState, ProposalError};
+pub use federation_change::{check_pool_tx, select_pool_txs};
+pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisError, InitialAccount, Params};
 pub use halt::{peg_halt, PegHalt};
+pub use overlay::{Overlay, Receipt};
 pub use peg_cursor::{peg_cursor, PegCursor};
-pub use pegin::{FederationUtxo, PegInRecord, PegTotals, Registration};
+pub use peg_records::{FederationUtxo, PegInRecord, PegTotals, Registration};
 pub use pegout::{BurnRecord, PegOutQueue};
+pub use reconfigure::{Approval, FederationProposal, ReconfigureTx};
 pub use select::{assemble_proposal, fit_prefix, select_txs, Selection};
 pub use state::{
     fee_pool_id, Account, ChainMeta, MemStore, ProofError, Snapshot, StateError, StateKey, StateProof, StateReader,
@@ -60,6 +81,7 @@ pub use tx::{
     tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintKind, MintTx, PegShareTx, SettleTx, SignedUserTx,
     SignedValidatorTx, Tx, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
 };
+pub use validators::{FederationEpoch, GenesisValidator};
 
 /// The state tree crate, re-exported so the node implements the same `TreeReader` version.
 pub use jmt;

@@ -18,8 +18,9 @@
 //! - it is cleared when the anchor reaches it, and when the peg halts (a reorg of the cursor's block is a
 //!   reorg deeper than N: validators report it as a reorg of the anchored chain) or resumes.
 
-use crate::block::BtcAnchor;
-use crate::execute::{Overlay, TxError};
+use crate::btc_anchor::BtcAnchor;
+use crate::error::TxError;
+use crate::overlay::Overlay;
 use crate::state::{StateError, StateKey, StateReader};
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::canonical_bytes;

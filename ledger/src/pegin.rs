@@ -15,117 +15,20 @@
 //!   live registration cannot be refreshed until half its life is gone, and each costs at least
 //!   `Params::registration_fee` (every one grows state and the watchers' rescans, so it must not be a cheap
 //!   way to fill blocks or state).
+//!
+//! The records themselves sit below, in [`crate::peg_records`] (re-exported here), because the state's typed
+//! reads return them; this file holds the rules that write them.
 
-use crate::block::BtcAnchor;
-use crate::codec;
-use crate::execute::{Overlay, Receipt, TxError};
+pub use crate::peg_records::{FederationUtxo, PegInRecord, PegTotals, Registration, COINBASE_MATURITY};
+
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::{Overlay, Receipt};
 use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
 use crate::tx::{MintKind, MintTx, SignedUserTx};
 use bitcoin::Amount;
-use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, AccountId, Hash32, Height};
-use serde::{Deserialize, Serialize};
-
-/// An account's deposit address is watched until `expires_at` (inclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct Registration {
-    /// The block that registered (or last refreshed) it.
-    pub registered_at: Height,
-    /// The last height at which it is live.
-    pub expires_at: Height,
-}
-
-impl Registration {
-    /// Whether deposits to it must be minted by a block at `height`.
-    pub fn is_live_at(&self, height: Height) -> bool {
-        height <= self.expires_at
-    }
-}
-
-/// What became of one deposit outpoint. Kept forever: it is what makes a mint happen only once.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct PegInRecord {
-    /// The account the deposit script is bound to.
-    pub recipient: AccountId,
-    /// The deposit's value on Bitcoin.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub amount: Amount,
-    /// What the recipient received: `amount - fee`, or zero below the minimum.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub credited: Amount,
-    /// The peg-in fee paid to the fee pool (zero below the minimum).
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub fee: Amount,
-    /// The BTC block holding the deposit.
-    pub btc_block: BtcAnchor,
-    /// The sidechain block that recorded it.
-    pub minted_at: Height,
-    /// The mint transaction's id.
-    pub mint_txid: Hash32,
-}
-
-impl PegInRecord {
-    /// Recorded but not minted: the deposit was below `Params::pegin_min_amount` (or did not cover its fee).
-    pub fn below_minimum(&self) -> bool {
-        self.credited == Amount::ZERO
-    }
-}
-
-/// A Bitcoin output the federation holds, with what it needs to spend it later.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct FederationUtxo {
-    /// Its value.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub amount: Amount,
-    /// The recipient whose tweak the spending keys need (`peg::deposit`); `None` for an output to the
-    /// plain, untweaked federation script (a batch's change, a refresh, a `MintKind::Federation` mint).
-    /// Explicit, never inferred from the recipient: a deposit bound to the fee pool's id is tweaked too.
-    pub tweak: Option<AccountId>,
-    /// The BTC block holding it.
-    pub btc_block: BtcAnchor,
-    /// The federation epoch whose wallet holds it (whose keys sign its spend).
-    pub epoch: u32,
-    /// Paid by a coinbase: no batch spends it before the anchor is [`COINBASE_MATURITY`] blocks past it.
-    pub coinbase: bool,
-}
-
-/// Bitcoin's coinbase maturity: a coinbase output is spendable in a block at least this many blocks above
-/// it. A batch is broadcast at an anchor `a` (so it confirms at `a + 1` or later); an output at `h` may go
-/// into it when `a >= h + COINBASE_MATURITY`, one block of margin.
-pub const COINBASE_MATURITY: u32 = 100;
-
-impl FederationUtxo {
-    /// Whether a batch built at anchor height `anchor` may spend it (coinbase maturity).
-    pub fn is_mature_at(&self, anchor: primitives::BtcHeight) -> bool {
-        !self.coinbase || anchor.get() >= self.btc_block.height.get().saturating_add(COINBASE_MATURITY)
-    }
-}
-
-/// Running totals of the peg, updated by every mint (and later every burn and payout).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct PegTotals {
-    /// Sum of every balance, fee pool included (genesis balances, plus minted deposits).
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub supply: Amount,
-    /// Value of the federation's UTXOs as of the anchor.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub btc_held: Amount,
-    /// Credited to recipients by mints.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub minted: Amount,
-    /// Peg-in fees credited to the fee pool.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub pegin_fees: Amount,
-    /// Held deposits that were below the minimum and were not minted.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub below_minimum: Amount,
-    /// Deposit outpoints recorded (minted or below the minimum).
-    pub deposits: u64,
-    /// Burned and not yet paid on Bitcoin: `supply + unpaid_burns <= btc_held` is the reserve promise.
-    #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
-    pub unpaid_burns: Amount,
-}
+use borsh::BorshSerialize;
+use primitives::{canonical_bytes, AccountId, Height};
 
 fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {
     a.checked_add(b).filter(|s| *s <= Amount::MAX_MONEY).ok_or(TxError::PegTotalOverflow)
@@ -158,7 +61,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if tx.fee > Amount::ZERO {
             let pool_id = fee_pool_id();
             let mut pool = self.account(&pool_id)?;
-            pool.balance = crate::execute::credit(pool_id, pool.balance, tx.fee)?;
+            pool.balance = crate::overlay::credit(pool_id, pool.balance, tx.fee)?;
             self.put_account(pool_id, pool);
         }
         self.put(StateKey::Registration(from), &Registration { registered_at: height, expires_at });
@@ -225,11 +128,11 @@ impl<S: StateReader> Overlay<'_, S> {
             totals.minted = add(totals.minted, credited)?;
             totals.pegin_fees = add(totals.pegin_fees, fee)?;
             let mut recipient = self.account(&mint.recipient)?;
-            recipient.balance = crate::execute::credit(mint.recipient, recipient.balance, credited)?;
+            recipient.balance = crate::overlay::credit(mint.recipient, recipient.balance, credited)?;
             self.put_account(mint.recipient, recipient);
             let pool_id = fee_pool_id();
             let mut pool = self.account(&pool_id)?;
-            pool.balance = crate::execute::credit(pool_id, pool.balance, fee)?;
+            pool.balance = crate::overlay::credit(pool_id, pool.balance, fee)?;
             self.put_account(pool_id, pool);
         } else {
             totals.below_minimum = add(totals.below_minimum, mint.amount)?;
@@ -271,11 +174,6 @@ impl<S: StateReader> Overlay<'_, S> {
     fn put<T: BorshSerialize>(&mut self, key: StateKey, value: &T) {
         self.writes.insert(key, canonical_bytes(value));
     }
-}
-
-/// The peg totals of a genesis: its initial balances are the whole supply; nothing is held yet.
-pub(crate) fn genesis_totals(chain: &Chain) -> PegTotals {
-    PegTotals { supply: chain.genesis_supply(), ..PegTotals::default() }
 }
 
 /// Whether a block at `height` must mint deposits to `account`'s address (its registration is live).

@@ -20,8 +20,9 @@
 //!   overpay their shared part; the surplus stays in the pool for bumps, refreshes and sweeps.
 
 use crate::codec;
-use crate::execute::{Overlay, Receipt, TxError};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::{Overlay, Receipt};
 use crate::state::{fee_pool_id, StateError, StateKey, StateReader};
 use crate::tx::SignedUserTx;
 use bitcoin::{Amount, Script, ScriptBuf};
@@ -54,7 +55,7 @@ pub struct BurnRecord {
     /// The batch paying it, once batched (each burn belongs to exactly one batch, forever).
     pub batch: Option<u64>,
     /// Where it was paid: the BTC block of the batch version that confirmed, once settled.
-    pub paid_in: Option<crate::block::BtcAnchor>,
+    pub paid_in: Option<crate::btc_anchor::BtcAnchor>,
 }
 
 /// The queue of burns not yet in a batch.
@@ -187,7 +188,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let (from, sender) = self.debited_sender(tx, amount)?;
         let pool_id = fee_pool_id();
         let mut pool = if pool_id == from { sender } else { self.account(&pool_id)? };
-        pool.balance = crate::execute::credit(pool_id, pool.balance, tx.fee)?;
+        pool.balance = crate::overlay::credit(pool_id, pool.balance, tx.fee)?;
         let mut totals = self.peg_totals()?;
         totals.supply = totals.supply.checked_sub(amount).ok_or(TxError::PegTotalOverflow)?;
         totals.unpaid_burns = totals.unpaid_burns.checked_add(amount).ok_or(TxError::PegTotalOverflow)?;

@@ -24,8 +24,9 @@
 //! `window + 1` entries.
 
 use crate::codec;
-use crate::execute::{Overlay, TxError};
+use crate::error::TxError;
 use crate::genesis::{Chain, Params};
+use crate::overlay::Overlay;
 use crate::pegout::{pegout_queue, BurnRecord};
 use crate::state::{StateError, StateKey, StateReader};
 use bitcoin::Amount;

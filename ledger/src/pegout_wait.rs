@@ -12,8 +12,9 @@
 //! reason is the current one, recomputed at every tip.
 
 use crate::batching::{batch, batch_index, spendable_utxos, PayoutPlan, PayoutWait};
-use crate::execute::{Overlay, TxError};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::pegout::{pegout_queue, BurnRecord};
 use crate::pegout_limit::burn_waits_on_limit;
 use crate::state::{StateError, StateKey, StateReader};

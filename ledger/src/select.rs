@@ -4,8 +4,9 @@
 //! given (same checks as block execution), fits the block limits, and keeps each sender's
 //! transactions in nonce order. Senders take turns, so one busy account cannot fill a block alone.
 
-use crate::execute::{Overlay, TxError};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::state::StateReader;
 use crate::tx::{SignedUserTx, Tx};
 use primitives::{verify_batch, AccountId, Hash32, PublicKey, Signature};

@@ -13,7 +13,7 @@
 //! Persistence is not here: execution returns a [`WriteSet`] that the node writes atomically (RocksDB in
 //! the node, [`MemStore`] in tests).
 
-use crate::block::BtcAnchor;
+use crate::btc_anchor::BtcAnchor;
 use crate::codec;
 use crate::tx::BtcOutPoint;
 use bitcoin::Amount;
@@ -84,13 +84,13 @@ pub enum StateKey {
         /// Round of the two messages.
         round: Round,
     },
-    /// Tag 3: the [`Registration`](crate::pegin::Registration) of an account's deposit address.
+    /// Tag 3: the [`Registration`](crate::peg_records::Registration) of an account's deposit address.
     Registration(AccountId),
-    /// Tag 4: the [`PegInRecord`](crate::pegin::PegInRecord) of a deposit outpoint.
+    /// Tag 4: the [`PegInRecord`](crate::peg_records::PegInRecord) of a deposit outpoint.
     PegIn(BtcOutPoint),
-    /// Tag 5: a [`FederationUtxo`](crate::pegin::FederationUtxo) the federation holds.
+    /// Tag 5: a [`FederationUtxo`](crate::peg_records::FederationUtxo) the federation holds.
     FederationUtxo(BtcOutPoint),
-    /// Tag 6: the single [`PegTotals`](crate::pegin::PegTotals) value.
+    /// Tag 6: the single [`PegTotals`](crate::peg_records::PegTotals) value.
     PegTotals,
     /// Tag 7: the single [`PegHalt`](crate::halt::PegHalt) value.
     PegHalt,
@@ -187,25 +187,28 @@ pub trait StateReader {
     }
 
     /// The deposit registration of `account`, live or expired.
-    fn get_registration(&self, account: &AccountId) -> Result<Option<crate::pegin::Registration>, StateError> {
+    fn get_registration(&self, account: &AccountId) -> Result<Option<crate::peg_records::Registration>, StateError> {
         let key = StateKey::Registration(*account);
         decode(key, self.get_raw(&key)?)
     }
 
     /// What happened to a deposit outpoint, if it was ever minted or recorded.
-    fn get_pegin(&self, outpoint: &BtcOutPoint) -> Result<Option<crate::pegin::PegInRecord>, StateError> {
+    fn get_pegin(&self, outpoint: &BtcOutPoint) -> Result<Option<crate::peg_records::PegInRecord>, StateError> {
         let key = StateKey::PegIn(*outpoint);
         decode(key, self.get_raw(&key)?)
     }
 
     /// A federation UTXO.
-    fn get_federation_utxo(&self, outpoint: &BtcOutPoint) -> Result<Option<crate::pegin::FederationUtxo>, StateError> {
+    fn get_federation_utxo(
+        &self,
+        outpoint: &BtcOutPoint,
+    ) -> Result<Option<crate::peg_records::FederationUtxo>, StateError> {
         let key = StateKey::FederationUtxo(*outpoint);
         decode(key, self.get_raw(&key)?)
     }
 
     /// The peg totals (all zero before the first peg-in on a chain whose genesis predates them).
-    fn peg_totals(&self) -> Result<crate::pegin::PegTotals, StateError> {
+    fn peg_totals(&self) -> Result<crate::peg_records::PegTotals, StateError> {
         Ok(decode(StateKey::PegTotals, self.get_raw(&StateKey::PegTotals)?)?.unwrap_or_default())
     }
 }

@@ -17,8 +17,9 @@
 //! waits for the next interval.
 
 use crate::batching::{BatchKind, Candidate};
-use crate::execute::{Overlay, TxError};
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::Overlay;
 use crate::state::{ChainMeta, StateReader};
 
 /// Whether a coin that confirmed at `confirmed_at` is due for a refresh at `anchor`: `delay - margin` blocks

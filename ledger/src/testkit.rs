@@ -3,7 +3,7 @@
 //! Why in the library: the node's and the testnet's unit tests need the same fixtures as ours. Keys are
 //! derived from fixed seeds, so they are public: never use them on a real chain.
 
-use crate::block::BtcAnchor;
+use crate::btc_anchor::BtcAnchor;
 use crate::genesis::{Chain, Genesis, GenesisValidator, InitialAccount, Params};
 use crate::state::MemStore;
 use crate::tx::{SignedUserTx, UserTx, UserTxKind};

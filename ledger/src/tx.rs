@@ -89,7 +89,7 @@ pub enum Tx {
     /// Tag 4: a peg-out batch confirmed on Bitcoin at or below the anchor (a proposer-asserted BTC fact).
     Settle(SettleTx) = 4,
     /// Tag 5: a federation change approved by 2f+1 of the set in force.
-    Reconfigure(crate::federation::ReconfigureTx) = 5,
+    Reconfigure(crate::reconfigure::ReconfigureTx) = 5,
     /// Tag 6: one peg key holder's signatures for a batch (its ECDSA signatures are its authority).
     PegShare(PegShareTx) = 6,
 }
@@ -132,7 +132,7 @@ pub struct SettleTx {
     /// The version that confirmed (its txid, internal byte order).
     pub txid: Hash32,
     /// The BTC block holding it.
-    pub btc_block: crate::block::BtcAnchor,
+    pub btc_block: crate::btc_anchor::BtcAnchor,
 }
 
 impl SettleTx {
@@ -166,13 +166,13 @@ pub enum ValidatorTxKind {
     /// the anchor in force, peg operations halt.
     ReportReorg {
         /// The anchor in force when reporting.
-        anchor: crate::block::BtcAnchor,
+        anchor: crate::btc_anchor::BtcAnchor,
     },
     /// Tag 1: "resume the peg from `anchor`". With 2f+1 of them for one anchor while halted, the peg resumes
     /// and the next block's anchor is `anchor` (which may be on another branch than the old one).
     ResumePeg {
         /// The anchor to resume from.
-        anchor: crate::block::BtcAnchor,
+        anchor: crate::btc_anchor::BtcAnchor,
     },
     /// Tag 2: "my bitcoind says Bitcoin fees are `sat_per_vb` now" (its estimate, or its mempool's floor,
     /// or the operator's floor, whichever is highest). State keeps each validator's latest vote; the agreed
@@ -258,7 +258,7 @@ pub struct MintTx {
     #[borsh(serialize_with = "codec::amount::serialize", deserialize_with = "codec::amount::deserialize")]
     pub amount: Amount,
     /// The BTC block holding it.
-    pub btc_block: crate::block::BtcAnchor,
+    pub btc_block: crate::btc_anchor::BtcAnchor,
     /// The federation epoch whose wallet the deposit pays (its deposit address for `recipient`).
     pub epoch: u32,
     /// Which script the output pays: the deposit script bound to `recipient`, or the plain federation

@@ -2,9 +2,10 @@
 //! height, no fee) and where each kind goes: halt votes to [`crate::halt`], fee-rate votes to
 //! [`crate::fee_rate`]. The signer is a member of the set in force (the state before the block).
 
-use crate::block::BtcAnchor;
-use crate::execute::{Overlay, Receipt, TxError};
+use crate::btc_anchor::BtcAnchor;
+use crate::error::TxError;
 use crate::genesis::Chain;
+use crate::overlay::{Overlay, Receipt};
 use crate::state::{ChainMeta, StateReader};
 use crate::tx::{SignedValidatorTx, ValidatorTxKind};
 use bitcoin::Amount;

@@ -9,28 +9,8 @@ use crate::recovery::Recovery;
 use bitcoin::{Address, Network, PublicKey, ScriptBuf};
 use miniscript::descriptor::{Descriptor, Wsh};
 
-/// Why a federation cannot be built from the given keys and threshold.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FederationError {
-    /// The threshold is zero or larger than the number of keys.
-    #[error("threshold {threshold} is not between 1 and the number of keys ({keys})")]
-    BadThreshold { threshold: usize, keys: usize },
-    /// The same key appears twice: one validator would count twice toward the threshold.
-    #[error("peg key {0} appears more than once")]
-    DuplicateKey(PublicKey),
-    /// An uncompressed key is not allowed in segwit scripts.
-    #[error("peg key {0} is uncompressed; segwit requires compressed keys")]
-    UncompressedKey(PublicKey),
-    /// Miniscript refused the descriptor (e.g. more than 20 keys for `multi`).
-    #[error("miniscript rejected the federation descriptor: {0}")]
-    Miniscript(String),
-    /// An emergency key is also a validator's peg key: one party would hold both paths.
-    #[error("emergency key {0} is also a federation peg key")]
-    EmergencyKeyIsValidatorKey(PublicKey),
-    /// A recovery delay BIP68 cannot encode in blocks (1 to 65535).
-    #[error("recovery delay of {0} blocks is not between 1 and 65535")]
-    BadRecoveryDelay(u32),
-}
+mod error;
+pub use error::FederationError;
 
 /// A k-of-n federation over compressed secp256k1 keys, with or without an emergency path.
 #[derive(Debug, Clone, PartialEq, Eq)]

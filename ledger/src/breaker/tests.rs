@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::batching::batch;
-use crate::block::BtcAnchor;
+use crate::btc_anchor::BtcAnchor;
 use crate::pegout::required_pegout_fee;
 use crate::state::{MemStore, StateKey};
 use crate::testkit::{self, user_key};
@@ -268,7 +268,7 @@ fn a_version_priced_before_the_rate_fell_is_still_signed() {
     let (chain, store, _) = batched_with_tip(20_000);
     // Height 2 again, from height 1's state, but at 40 sat/vB.
     let high = WithRate { inner: &store.snapshot(1), agreed_sat_vb: 40 };
-    let mut built = crate::execute::Overlay::new(&high);
+    let mut built = crate::overlay::Overlay::new(&high);
     let meta = crate::state::ChainMeta {
         height: Height(2),
         time_ms: chain.genesis().genesis_time_ms + 2000,
@@ -282,7 +282,7 @@ fn a_version_priced_before_the_rate_fell_is_still_signed() {
     let low = WithRate { inner: &built, agreed_sat_vb: 2 };
     assert_eq!(check_batch(&chain, &low, &record), Ok(()));
     // Its bump at the low rate (the previous fee plus the relay increment) is signed too.
-    let mut bumped = crate::execute::Overlay::new(&low);
+    let mut bumped = crate::overlay::Overlay::new(&low);
     bumped.bump(&chain, record.clone(), &meta).expect("bump").expect("bumped");
     let second = batch(&bumped, 0).expect("read").expect("batch 0");
     assert_eq!(second.bumps(), 1);

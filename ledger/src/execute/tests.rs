@@ -3,9 +3,11 @@
 use super::*;
 use crate::genesis::Params;
 use crate::select::select_txs;
-use crate::state::MemStore;
+use crate::state::{Account, MemStore};
 use crate::testkit::{self, transfer, user_key};
 use primitives::Keypair;
+use primitives::{BtcHeight, Round};
+use std::collections::BTreeMap;
 
 const BAL: u64 = 1_000_000;
 const FEE: Amount = Amount::from_sat(100);

@@ -4,12 +4,16 @@
 
 use super::*;
 use crate::batching::{batch, batch_index, spendable_utxos, BatchKind};
-use crate::execute::BlockError;
+use crate::error::{BlockError, TxError};
+use crate::federation_change::{check_pool_tx, select_pool_txs};
+use crate::genesis::GenesisValidator;
 use crate::state::MemStore;
 use crate::testkit::{self, user_key, validator_key, validator_peg_key, validator_peg_secret};
 use crate::tx::{BtcOutPoint, MintTx, PegShareTx, SettleTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys};
+use bitcoin::Amount;
 use primitives::BtcHeight;
+use primitives::{Hash32, ValidatorIndex};
 
 const BAL: u64 = 1_000_000;
 
