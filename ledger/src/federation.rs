@@ -127,6 +127,7 @@ pub fn federation_state<S: StateReader>(chain: &Chain, state: &S) -> Result<Fede
 
 /// A proposed federation: who validates from `activation_height` on, and the wallet threshold.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct FederationProposal {
     /// The new validator list.
     pub validators: Vec<GenesisValidator>,
@@ -168,6 +169,7 @@ impl FederationProposal {
 
 /// One validator's signature on a proposal.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Approval {
     /// Its index in the set in force.
     pub validator: ValidatorIndex,
@@ -180,6 +182,7 @@ pub struct Approval {
 /// A federation change with the approvals of 2f+1 (by power) of the set in force. Not signed as a whole:
 /// the approvals are its authority, so any node may relay it and any proposer include it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ReconfigureTx {
     /// The change.
     pub proposal: FederationProposal,

@@ -15,7 +15,9 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use consensus::{CommitCertificate, Equivocation};
 use ledger::{Block, Genesis, Tx, UserTxKind};
+use primitives::schema;
 use primitives::{canonical_bytes, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod pegin;
@@ -41,7 +43,7 @@ pub fn btc_string(amount: Amount) -> String {
 }
 
 /// Whether the peg accepts peg-ins and peg-outs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PegStatus {
     /// Peg operations proceed.
@@ -52,11 +54,12 @@ pub enum PegStatus {
 }
 
 /// The Bitcoin block the sidechain has agreed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BtcAnchorInfo {
     /// Bitcoin height.
     pub height: BtcHeight,
     /// Bitcoin block hash in RPC display order (as `bitcoin-cli getblockhash` prints it).
+    #[schemars(with = "schema::BtcHash")]
     pub hash: bitcoin::BlockHash,
 }
 
@@ -68,7 +71,7 @@ impl From<ledger::BtcAnchor> for BtcAnchorInfo {
 }
 
 /// Result of `getblockchaininfo`; the backend produces it whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainInfo {
     /// The genesis chain id, e.g. `fedpeg-regtest-1`.
     pub chain_id: String,
@@ -90,6 +93,7 @@ pub struct ChainInfo {
     pub peg: ChainPegInfo,
     /// The smallest fee a user transaction may pay (the genesis `min_fee`).
     #[serde(rename = "min_fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub min_fee: Amount,
     /// Whether this node is a validator.
     pub validator: bool,
@@ -105,7 +109,7 @@ pub struct ChainInfo {
 }
 
 /// Which alert (`getblockchaininfo.alerts[].kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The anchor trails this node's bitcoind by more than the confirmations plus a bound, for a while.
@@ -119,7 +123,7 @@ pub enum AlertKind {
 }
 
 /// One alert.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AlertInfo {
     /// Which.
     pub kind: AlertKind,
@@ -129,7 +133,7 @@ pub struct AlertInfo {
 
 /// Where this node's consensus is at the height being decided (`getconsensusstate`): what an operator
 /// looks at when a height takes long, and what the crash tests read to see a validator kept its lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConsensusStateInfo {
     /// The height being decided (tip + 1).
     pub height: Height,
@@ -155,7 +159,7 @@ pub struct StoredBlock {
 }
 
 /// One precommit signature of a commit certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitSignature {
     /// Index of the signer in the validator set.
     pub validator: ValidatorIndex,
@@ -164,7 +168,7 @@ pub struct CommitSignature {
 }
 
 /// Result of `getcommit`, and the `commit` of `getblock`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitInfo {
     /// Height of the decided block.
     pub height: Height,
@@ -195,7 +199,7 @@ impl From<&CommitCertificate> for CommitInfo {
 }
 
 /// What a transaction does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum TxKindInfo {
     /// A transfer between accounts.
@@ -204,6 +208,7 @@ pub enum TxKindInfo {
         to: AccountId,
         /// Amount moved.
         #[serde(rename = "amount_sat", with = "as_sat")]
+        #[schemars(with = "schema::Sat")]
         amount: Amount,
     },
     /// Equivocation evidence recorded in state (no signer, no fee).
@@ -223,6 +228,7 @@ pub enum TxKindInfo {
         btc_script_pubkey: String,
         /// What the payout pays.
         #[serde(rename = "amount_sat", with = "as_sat")]
+        #[schemars(with = "schema::Sat")]
         amount: Amount,
     },
     /// A validator reports that its bitcoind no longer has the anchor in force (a reorg deeper than N).
@@ -232,6 +238,7 @@ pub enum TxKindInfo {
         /// The anchor it no longer sees, height.
         btc_height: u32,
         /// And hash.
+        #[schemars(with = "schema::BtcHash")]
         btc_block_hash: bitcoin::BlockHash,
     },
     /// A peg key holder's signatures for every input of a batch version.
@@ -241,6 +248,7 @@ pub enum TxKindInfo {
         /// The batch.
         batch: u64,
         /// The version signed (unsigned txid, as Bitcoin Core shows it).
+        #[schemars(with = "schema::BtcHash")]
         btc_txid: bitcoin::Txid,
         /// How many inputs it signed.
         inputs: usize,
@@ -261,8 +269,10 @@ pub enum TxKindInfo {
         /// The batch.
         batch: u64,
         /// The confirmed transaction, as Bitcoin Core shows it.
+        #[schemars(with = "schema::BtcHash")]
         btc_txid: bitcoin::Txid,
         /// The BTC block holding it.
+        #[schemars(with = "schema::BtcHash")]
         btc_block_hash: bitcoin::BlockHash,
         /// Its height.
         btc_height: u32,
@@ -281,18 +291,22 @@ pub enum TxKindInfo {
         /// The anchor to resume from, height.
         btc_height: u32,
         /// And hash.
+        #[schemars(with = "schema::BtcHash")]
         btc_block_hash: bitcoin::BlockHash,
     },
     /// A BTC deposit minted to its recipient (no signer: validators checked it against bitcoind).
     Mint {
         /// The deposit output, `txid:vout` as Bitcoin Core shows it.
+        #[schemars(with = "schema::BtcOutPoint")]
         btc_outpoint: bitcoin::OutPoint,
         /// The recipient.
         recipient: AccountId,
         /// The deposit's value.
         #[serde(rename = "amount_sat", with = "as_sat")]
+        #[schemars(with = "schema::Sat")]
         amount: Amount,
         /// The BTC block holding it.
+        #[schemars(with = "schema::BtcHash")]
         btc_block_hash: bitcoin::BlockHash,
         /// Its height.
         btc_height: u32,
@@ -317,7 +331,7 @@ pub fn btc_block_hash(h: &Hash32) -> bitcoin::BlockHash {
 }
 
 /// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TxInfo {
     /// Transaction id.
     pub txid: Hash32,
@@ -331,6 +345,7 @@ pub struct TxInfo {
     pub nonce: Option<u64>,
     /// The fee paid to the fee pool (0 for evidence).
     #[serde(rename = "fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub fee: Amount,
     /// What it does.
     pub kind: TxKindInfo,
@@ -452,7 +467,7 @@ fn unsigned_info(t: &Tx, txid: Hash32, kind: TxKindInfo) -> TxInfo {
 }
 
 /// The transactions of a block: ids (verbosity 1) or full (verbosity 2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum BlockTxs {
     /// Transaction ids in block order.
@@ -462,7 +477,7 @@ pub enum BlockTxs {
 }
 
 /// A block in JSON (`getblock` verbosity 1 and 2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockInfo {
     /// Block hash.
     pub hash: Hash32,
@@ -527,7 +542,7 @@ impl BlockInfo {
 }
 
 /// Result of `getblock`: hex at verbosity 0, JSON at 1 and 2.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum GetBlockResult {
     /// Canonical borsh bytes of the block (verbosity 0).
@@ -562,7 +577,7 @@ pub struct TxLookup {
 }
 
 /// Whether a transaction is final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TxStatus {
     /// In the mempool, not yet in a block.
@@ -572,7 +587,7 @@ pub enum TxStatus {
 }
 
 /// Result of `gettransaction`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransactionInfo {
     /// Mempool or committed.
     pub status: TxStatus,
@@ -589,12 +604,13 @@ pub struct TransactionInfo {
 }
 
 /// Result of `getaccount`. An account that never received anything has balance 0 and nonce 0.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountInfo {
     /// The account id.
     pub account: AccountId,
     /// Spendable balance.
     #[serde(rename = "balance_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub balance: Amount,
     /// The same balance in BTC, for people (e.g. `"1.50000000"`).
     pub balance_btc: String,
@@ -612,7 +628,7 @@ impl AccountInfo {
 }
 
 /// Result of `getmempoolinfo`; the backend produces it whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MempoolInfo {
     /// Number of transactions.
     pub size: usize,
@@ -623,7 +639,7 @@ pub struct MempoolInfo {
 }
 
 /// One connected peer (`getpeerinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerInfo {
     /// libp2p peer id.
     pub peer_id: String,
@@ -638,7 +654,7 @@ pub struct PeerInfo {
 }
 
 /// Result of `getnetworkinfo`; the backend produces it whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetworkInfo {
     /// Software version, e.g. `sidechaind/0.1.0`.
     pub version: String,
@@ -651,7 +667,7 @@ pub struct NetworkInfo {
 }
 
 /// The federation's Bitcoin wallet (`getfederationinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FederationInfo {
     /// The descriptor of the wallet in force, `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys
     /// (`wsh(or_d(multi(..),and_v(v:multi(..),older(D))))` with emergency keys).
@@ -670,10 +686,12 @@ pub struct FederationInfo {
     pub pegin_confirmations: u32,
     /// Smallest deposit that is minted (smaller ones are recorded, not minted).
     #[serde(rename = "pegin_min_amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub pegin_min_amount: Amount,
     /// The peg-in fee taken from every minted deposit now (to the fee pool): the cost of spending one
     /// deposit input later, at the agreed fee rate.
     #[serde(rename = "pegin_fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub pegin_fee: Amount,
     /// The agreed Bitcoin fee rate (sat/vB): batches and bumps are priced on it, and a burn pays at least
     /// `min_fee` plus, at twice it, the lone batch paying it (`pegout_batch_share_vbytes` plus its payout
@@ -699,7 +717,7 @@ pub struct FederationInfo {
 }
 
 /// One validator's fee-rate vote (`getfederationinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FeeRateVoteInfo {
     /// The validator.
     pub validator: u16,
@@ -721,7 +739,7 @@ impl FeeRateVoteInfo {
 }
 
 /// A deposit address bound to one recipient (`getpeginaddress`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegInAddressInfo {
     /// The sidechain account the deposit is minted to.
     pub recipient: AccountId,
@@ -737,21 +755,24 @@ pub struct PegInAddressInfo {
     pub confirmations_required: u32,
     /// Smallest deposit that is minted.
     #[serde(rename = "min_amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub min_amount: Amount,
     /// What registering the address (`RegisterDeposit`) costs at least; without a registration a deposit
     /// is minted through a claim (`claimpegin`).
     #[serde(rename = "registration_fee_sat", with = "as_sat", default)]
+    #[schemars(with = "schema::Sat")]
     pub registration_fee: Amount,
 }
 
 /// One validator (`getvalidators`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidatorInfo {
     /// Its index (position in the genesis list).
     pub index: ValidatorIndex,
     /// ed25519 consensus key.
     pub consensus_key: PublicKey,
     /// Compressed secp256k1 key in the federation multisig.
+    #[schemars(with = "schema::BtcPublicKey")]
     pub peg_key: bitcoin::PublicKey,
     /// Voting power.
     pub power: u64,
@@ -782,7 +803,7 @@ impl ValidatorInfo {
 }
 
 /// Which messages were doubled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EquivocationKind {
     /// Two votes of one kind in one round.
@@ -792,7 +813,7 @@ pub enum EquivocationKind {
 }
 
 /// Equivocation evidence (`getevidence`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EvidenceInfo {
     /// The validator that signed twice.
     pub offender: ValidatorIndex,
@@ -823,7 +844,7 @@ impl From<&Equivocation> for EvidenceInfo {
 }
 
 /// What `subscribenewblocks` pushes for each committed block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockSummary {
     /// Height.
     pub height: Height,
