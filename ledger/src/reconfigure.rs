@@ -17,6 +17,7 @@ pub const RECONFIGURE_TXID_TAG: &str = "sidechain/reconfigure-txid";
 
 /// A proposed federation: who validates from `activation_height` on, and the wallet threshold.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct FederationProposal {
     /// The new validator list.
     pub validators: Vec<GenesisValidator>,
@@ -58,6 +59,7 @@ impl FederationProposal {
 
 /// One validator's signature on a proposal.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Approval {
     /// Its index in the set in force.
     pub validator: ValidatorIndex,
@@ -70,6 +72,7 @@ pub struct Approval {
 /// A federation change with the approvals of 2f+1 (by power) of the set in force. Not signed as a whole:
 /// the approvals are its authority, so any node may relay it and any proposer include it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ReconfigureTx {
     /// The change.
     pub proposal: FederationProposal,

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 
 /// One validator of the genesis set.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct GenesisValidator {
     /// ed25519 key signing proposals and votes.
     pub consensus_key: PublicKey,
     /// secp256k1 key (compressed) of the federation multisig.
     #[borsh(serialize_with = "codec::peg_key::serialize", deserialize_with = "codec::peg_key::deserialize")]
+    #[cfg_attr(feature = "schemars", schemars(with = "primitives::schema::BtcPublicKey"))]
     pub peg_key: bitcoin::PublicKey,
     /// Where peers reach it, a libp2p multiaddr such as `/ip4/127.0.0.1/tcp/26656`.
     pub p2p_addr: String,

@@ -10,6 +10,8 @@
 mod hash;
 mod keys;
 mod newtypes;
+#[cfg(feature = "schemars")]
+pub mod schema;
 
 pub use hash::{tagged_hash, Hash32};
 pub use keys::{signing_bytes, verify_batch, AccountId, Keypair, PublicKey, SignDomain, Signature, SignatureError};

@@ -11,6 +11,7 @@ macro_rules! counter {
             Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
             BorshSerialize, BorshDeserialize, Serialize, Deserialize,
         )]
+        #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
         #[serde(transparent)]
         pub struct $name(pub $inner);
 

@@ -15,7 +15,9 @@ use crate::types::{
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use primitives::{AccountId, Hash32, Height};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A block named by height (a JSON number) or by hash (a 64-hex-digit JSON string).
@@ -55,6 +57,19 @@ impl Serialize for BlockRef {
             BlockRef::Height(h) => s.serialize_u64(h.get()),
             BlockRef::Hash(h) => h.serialize(s),
         }
+    }
+}
+
+/// What `Serialize` writes (and `Deserialize` reads): a height as a number or a hash as hex.
+impl JsonSchema for BlockRef {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("BlockRef")
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "oneOf": [generator.subschema_for::<Height>(), generator.subschema_for::<Hash32>()],
+            "description": "a block height (a number) or a block hash (64 hex digits)",
+        })
     }
 }
 

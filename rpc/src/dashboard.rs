@@ -29,7 +29,6 @@ mod access;
 pub use access::{Access, ReadOnlyLayer, ReadOnlyService, NOT_ALLOWED};
 
 use jsonrpsee::server::{HttpBody, HttpResponse};
-use serde_json::{json, Value};
 
 /// Where the page lives; `GET /` (not a WebSocket upgrade) redirects here.
 pub const PAGE_PATH: &str = "/dashboard/";
@@ -170,33 +169,6 @@ pub fn respond(route: Route) -> Option<HttpResponse> {
         }
         Route::ReadOnlyRpc | Route::Rpc => None,
     }
-}
-
-/// The `rpc.discover` result schema of `getbitcoinview`.
-pub fn bitcoin_view_schema() -> Value {
-    let uint = json!({ "type": "integer", "minimum": 0 });
-    let nullable_uint = json!({ "oneOf": [uint, { "type": "null" }] });
-    json!({
-        "type": "object",
-        "properties": {
-            "bitcoind": { "enum": ["none", "unreachable", "ok"] },
-            "best_height": nullable_uint,
-            "anchor_height": uint,
-            "lag_blocks": nullable_uint,
-            "confirmations_required": uint,
-            "deposits": { "type": "array", "items": {
-                "type": "object",
-                "properties": {
-                    "outpoint": { "type": "string", "pattern": "^[0-9a-f]{64}:[0-9]+$" },
-                    "recipient": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
-                    "amount_sat": uint,
-                    "btc_height": uint,
-                    "btc_block_hash": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
-                    "confirmations": uint,
-                },
-            } },
-        },
-    })
 }
 
 #[cfg(test)]

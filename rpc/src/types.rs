@@ -9,13 +9,16 @@
 //! Bitcoin block hashes (the BTC anchor) are shown in Bitcoin's RPC display order (byte-reversed), as
 //! `bitcoin-cli` shows them; sidechain hashes are shown in their natural byte order.
 //!
-//! The peg-in types (deposit status, claims, peg totals) live in `types/pegin.rs` and are re-exported here.
+//! Transactions live in `types/tx.rs`, the peg-in types (deposit status, claims, peg totals) in
+//! `types/pegin.rs`, and so on for each concern; all are re-exported here.
 
 use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use consensus::{CommitCertificate, Equivocation};
-use ledger::{Block, Genesis, Tx, UserTxKind};
+use ledger::{Block, Genesis, Tx};
+use primitives::schema;
 use primitives::{canonical_bytes, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod pegin;
@@ -30,6 +33,8 @@ mod federation;
 pub use self::federation::*;
 mod signing;
 pub use self::signing::*;
+mod tx;
+pub use self::tx::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;
@@ -41,7 +46,7 @@ pub fn btc_string(amount: Amount) -> String {
 }
 
 /// Whether the peg accepts peg-ins and peg-outs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PegStatus {
     /// Peg operations proceed.
@@ -52,11 +57,12 @@ pub enum PegStatus {
 }
 
 /// The Bitcoin block the sidechain has agreed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BtcAnchorInfo {
     /// Bitcoin height.
     pub height: BtcHeight,
     /// Bitcoin block hash in RPC display order (as `bitcoin-cli getblockhash` prints it).
+    #[schemars(with = "schema::BtcHash")]
     pub hash: bitcoin::BlockHash,
 }
 
@@ -68,7 +74,7 @@ impl From<ledger::BtcAnchor> for BtcAnchorInfo {
 }
 
 /// Result of `getblockchaininfo`; the backend produces it whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainInfo {
     /// The genesis chain id, e.g. `fedpeg-regtest-1`.
     pub chain_id: String,
@@ -90,6 +96,7 @@ pub struct ChainInfo {
     pub peg: ChainPegInfo,
     /// The smallest fee a user transaction may pay (the genesis `min_fee`).
     #[serde(rename = "min_fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub min_fee: Amount,
     /// Whether this node is a validator.
     pub validator: bool,
@@ -105,7 +112,7 @@ pub struct ChainInfo {
 }
 
 /// Which alert (`getblockchaininfo.alerts[].kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The anchor trails this node's bitcoind by more than the confirmations plus a bound, for a while.
@@ -119,7 +126,7 @@ pub enum AlertKind {
 }
 
 /// One alert.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AlertInfo {
     /// Which.
     pub kind: AlertKind,
@@ -129,7 +136,7 @@ pub struct AlertInfo {
 
 /// Where this node's consensus is at the height being decided (`getconsensusstate`): what an operator
 /// looks at when a height takes long, and what the crash tests read to see a validator kept its lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConsensusStateInfo {
     /// The height being decided (tip + 1).
     pub height: Height,
@@ -155,7 +162,7 @@ pub struct StoredBlock {
 }
 
 /// One precommit signature of a commit certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitSignature {
     /// Index of the signer in the validator set.
     pub validator: ValidatorIndex,
@@ -164,7 +171,7 @@ pub struct CommitSignature {
 }
 
 /// Result of `getcommit`, and the `commit` of `getblock`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitInfo {
     /// Height of the decided block.
     pub height: Height,
@@ -194,265 +201,8 @@ impl From<&CommitCertificate> for CommitInfo {
     }
 }
 
-/// What a transaction does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum TxKindInfo {
-    /// A transfer between accounts.
-    Transfer {
-        /// Recipient.
-        to: AccountId,
-        /// Amount moved.
-        #[serde(rename = "amount_sat", with = "as_sat")]
-        amount: Amount,
-    },
-    /// Equivocation evidence recorded in state (no signer, no fee).
-    Evidence {
-        /// The validator that signed twice.
-        offender: ValidatorIndex,
-        /// Height of its two messages.
-        height: Height,
-        /// Round of its two messages.
-        round: Round,
-    },
-    /// Registers the signer's deposit address, so deposits to it are minted to the signer.
-    Registerdeposit,
-    /// Burns coins for a Bitcoin payment of `amount` to `btc_script_pubkey`.
-    Pegout {
-        /// The payout's output script, hex.
-        btc_script_pubkey: String,
-        /// What the payout pays.
-        #[serde(rename = "amount_sat", with = "as_sat")]
-        amount: Amount,
-    },
-    /// A validator reports that its bitcoind no longer has the anchor in force (a reorg deeper than N).
-    Reportreorg {
-        /// The reporting validator.
-        validator: ValidatorIndex,
-        /// The anchor it no longer sees, height.
-        btc_height: u32,
-        /// And hash.
-        btc_block_hash: bitcoin::BlockHash,
-    },
-    /// A peg key holder's signatures for every input of a batch version.
-    Pegoutsignatures {
-        /// The signer: its position in the validator list of the batch's wallet epoch.
-        validator: ValidatorIndex,
-        /// The batch.
-        batch: u64,
-        /// The version signed (unsigned txid, as Bitcoin Core shows it).
-        btc_txid: bitcoin::Txid,
-        /// How many inputs it signed.
-        inputs: usize,
-    },
-    /// A federation change approved by 2f+1 of the set in force.
-    Reconfigure {
-        /// The first height the new set decides.
-        activation_height: Height,
-        /// Validators in the new set.
-        validators: usize,
-        /// Signatures the new wallet needs.
-        peg_threshold: u32,
-        /// Approvals carried.
-        approvals: usize,
-    },
-    /// A peg-out batch confirmed on Bitcoin: its burns are paid.
-    Settle {
-        /// The batch.
-        batch: u64,
-        /// The confirmed transaction, as Bitcoin Core shows it.
-        btc_txid: bitcoin::Txid,
-        /// The BTC block holding it.
-        btc_block_hash: bitcoin::BlockHash,
-        /// Its height.
-        btc_height: u32,
-    },
-    /// A validator's fee-rate vote (from its bitcoind's view of Bitcoin fees).
-    Feeratevote {
-        /// The voting validator.
-        validator: ValidatorIndex,
-        /// Its rate, sat/vB.
-        sat_per_vb: u64,
-    },
-    /// A validator votes to resume the halted peg from an anchor.
-    Resumepeg {
-        /// The voting validator.
-        validator: ValidatorIndex,
-        /// The anchor to resume from, height.
-        btc_height: u32,
-        /// And hash.
-        btc_block_hash: bitcoin::BlockHash,
-    },
-    /// A BTC deposit minted to its recipient (no signer: validators checked it against bitcoind).
-    Mint {
-        /// The deposit output, `txid:vout` as Bitcoin Core shows it.
-        btc_outpoint: bitcoin::OutPoint,
-        /// The recipient.
-        recipient: AccountId,
-        /// The deposit's value.
-        #[serde(rename = "amount_sat", with = "as_sat")]
-        amount: Amount,
-        /// The BTC block holding it.
-        btc_block_hash: bitcoin::BlockHash,
-        /// Its height.
-        btc_height: u32,
-    },
-}
-
-/// A ledger outpoint (internal byte order) as Bitcoin's type.
-pub fn btc_outpoint(o: &ledger::BtcOutPoint) -> bitcoin::OutPoint {
-    o.to_bitcoin()
-}
-
-/// A ledger txid (internal byte order) as Bitcoin's type.
-pub fn btc_txid(h: &Hash32) -> bitcoin::Txid {
-    use bitcoin::hashes::Hash;
-    bitcoin::Txid::from_byte_array(h.0)
-}
-
-/// A ledger block hash (internal byte order) as Bitcoin's type.
-pub fn btc_block_hash(h: &Hash32) -> bitcoin::BlockHash {
-    use bitcoin::hashes::Hash;
-    bitcoin::BlockHash::from_byte_array(h.0)
-}
-
-/// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxInfo {
-    /// Transaction id.
-    pub txid: Hash32,
-    /// Canonical borsh bytes of the signed transaction (what `sendrawtransaction` takes).
-    pub hex: String,
-    /// The signing key (null for evidence).
-    pub signer: Option<PublicKey>,
-    /// The paying account, the hash of the signer (null for evidence).
-    pub from: Option<AccountId>,
-    /// The sender's nonce it uses (null for evidence).
-    pub nonce: Option<u64>,
-    /// The fee paid to the fee pool (0 for evidence).
-    #[serde(rename = "fee_sat", with = "as_sat")]
-    pub fee: Amount,
-    /// What it does.
-    pub kind: TxKindInfo,
-    /// The ed25519 signature (null for evidence).
-    pub signature: Option<Signature>,
-}
-
-impl From<&Tx> for TxInfo {
-    fn from(t: &Tx) -> Self {
-        match t {
-            Tx::User(s) => {
-                let kind = match &s.tx.kind {
-                    UserTxKind::Transfer { to, amount } => TxKindInfo::Transfer { to: *to, amount: *amount },
-                    UserTxKind::RegisterDeposit => TxKindInfo::Registerdeposit,
-                    UserTxKind::PegOut { btc_script_pubkey, amount } => {
-                        TxKindInfo::Pegout { btc_script_pubkey: hex::encode(btc_script_pubkey), amount: *amount }
-                    }
-                };
-                TxInfo {
-                    txid: s.txid(),
-                    hex: hex::encode(canonical_bytes(s)),
-                    signer: Some(s.tx.signer),
-                    from: Some(s.tx.sender()),
-                    nonce: Some(s.tx.nonce),
-                    fee: s.tx.fee,
-                    kind,
-                    signature: Some(s.signature),
-                }
-            }
-            Tx::Evidence(e) => unsigned_info(
-                t,
-                e.txid(),
-                TxKindInfo::Evidence { offender: e.offender, height: e.height, round: e.round },
-            ),
-            Tx::Validator(v) => {
-                let kind = match &v.tx.kind {
-                    ledger::ValidatorTxKind::ReportReorg { anchor } => TxKindInfo::Reportreorg {
-                        validator: v.tx.validator,
-                        btc_height: anchor.height.get(),
-                        btc_block_hash: btc_block_hash(&anchor.hash),
-                    },
-                    ledger::ValidatorTxKind::FeeRateVote { sat_per_vb } => {
-                        TxKindInfo::Feeratevote { validator: v.tx.validator, sat_per_vb: *sat_per_vb }
-                    }
-                    ledger::ValidatorTxKind::ResumePeg { anchor } => TxKindInfo::Resumepeg {
-                        validator: v.tx.validator,
-                        btc_height: anchor.height.get(),
-                        btc_block_hash: btc_block_hash(&anchor.hash),
-                    },
-                };
-                TxInfo {
-                    txid: v.txid(),
-                    hex: hex::encode(canonical_bytes(t)),
-                    signer: None,
-                    from: None,
-                    nonce: None,
-                    fee: Amount::ZERO,
-                    kind,
-                    signature: Some(v.signature),
-                }
-            }
-            Tx::Settle(st) => unsigned_info(
-                t,
-                st.txid(),
-                TxKindInfo::Settle {
-                    batch: st.batch,
-                    btc_txid: btc_txid(&st.txid),
-                    btc_block_hash: btc_block_hash(&st.btc_block.hash),
-                    btc_height: st.btc_block.height.get(),
-                },
-            ),
-            Tx::PegShare(p) => unsigned_info(
-                t,
-                p.txid(),
-                TxKindInfo::Pegoutsignatures {
-                    validator: p.signer,
-                    batch: p.batch,
-                    btc_txid: crate::types::btc_txid(&p.txid),
-                    inputs: p.signatures.len(),
-                },
-            ),
-            Tx::Reconfigure(r) => unsigned_info(
-                t,
-                r.txid(),
-                TxKindInfo::Reconfigure {
-                    activation_height: r.proposal.activation_height,
-                    validators: r.proposal.validators.len(),
-                    peg_threshold: r.proposal.peg_threshold,
-                    approvals: r.approvals.len(),
-                },
-            ),
-            Tx::Mint(m) => unsigned_info(
-                t,
-                m.txid(),
-                TxKindInfo::Mint {
-                    btc_outpoint: btc_outpoint(&m.outpoint),
-                    recipient: m.recipient,
-                    amount: m.amount,
-                    btc_block_hash: btc_block_hash(&m.btc_block.hash),
-                    btc_height: m.btc_block.height.get(),
-                },
-            ),
-        }
-    }
-}
-
-/// A transaction without an ed25519 signer or fee (BTC facts, evidence, shares, federation changes).
-fn unsigned_info(t: &Tx, txid: Hash32, kind: TxKindInfo) -> TxInfo {
-    TxInfo {
-        txid,
-        hex: hex::encode(canonical_bytes(t)),
-        signer: None,
-        from: None,
-        nonce: None,
-        fee: Amount::ZERO,
-        kind,
-        signature: None,
-    }
-}
-
 /// The transactions of a block: ids (verbosity 1) or full (verbosity 2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum BlockTxs {
     /// Transaction ids in block order.
@@ -462,7 +212,7 @@ pub enum BlockTxs {
 }
 
 /// A block in JSON (`getblock` verbosity 1 and 2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockInfo {
     /// Block hash.
     pub hash: Hash32,
@@ -527,7 +277,7 @@ impl BlockInfo {
 }
 
 /// Result of `getblock`: hex at verbosity 0, JSON at 1 and 2.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum GetBlockResult {
     /// Canonical borsh bytes of the block (verbosity 0).
@@ -562,7 +312,7 @@ pub struct TxLookup {
 }
 
 /// Whether a transaction is final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TxStatus {
     /// In the mempool, not yet in a block.
@@ -572,7 +322,7 @@ pub enum TxStatus {
 }
 
 /// Result of `gettransaction`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TransactionInfo {
     /// Mempool or committed.
     pub status: TxStatus,
@@ -589,12 +339,13 @@ pub struct TransactionInfo {
 }
 
 /// Result of `getaccount`. An account that never received anything has balance 0 and nonce 0.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountInfo {
     /// The account id.
     pub account: AccountId,
     /// Spendable balance.
     #[serde(rename = "balance_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub balance: Amount,
     /// The same balance in BTC, for people (e.g. `"1.50000000"`).
     pub balance_btc: String,
@@ -612,7 +363,7 @@ impl AccountInfo {
 }
 
 /// Result of `getmempoolinfo`; the backend produces it whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MempoolInfo {
     /// Number of transactions.
     pub size: usize,
@@ -623,7 +374,7 @@ pub struct MempoolInfo {
 }
 
 /// One connected peer (`getpeerinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerInfo {
     /// libp2p peer id.
     pub peer_id: String,
@@ -638,7 +389,7 @@ pub struct PeerInfo {
 }
 
 /// Result of `getnetworkinfo`; the backend produces it whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetworkInfo {
     /// Software version, e.g. `sidechaind/0.1.0`.
     pub version: String,
@@ -651,7 +402,7 @@ pub struct NetworkInfo {
 }
 
 /// The federation's Bitcoin wallet (`getfederationinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FederationInfo {
     /// The descriptor of the wallet in force, `wsh(sortedmulti(k, K_1..K_n))` over the validators' peg keys
     /// (`wsh(or_d(multi(..),and_v(v:multi(..),older(D))))` with emergency keys).
@@ -670,10 +421,12 @@ pub struct FederationInfo {
     pub pegin_confirmations: u32,
     /// Smallest deposit that is minted (smaller ones are recorded, not minted).
     #[serde(rename = "pegin_min_amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub pegin_min_amount: Amount,
     /// The peg-in fee taken from every minted deposit now (to the fee pool): the cost of spending one
     /// deposit input later, at the agreed fee rate.
     #[serde(rename = "pegin_fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub pegin_fee: Amount,
     /// The agreed Bitcoin fee rate (sat/vB): batches and bumps are priced on it, and a burn pays at least
     /// `min_fee` plus, at twice it, the lone batch paying it (`pegout_batch_share_vbytes` plus its payout
@@ -699,7 +452,7 @@ pub struct FederationInfo {
 }
 
 /// One validator's fee-rate vote (`getfederationinfo`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FeeRateVoteInfo {
     /// The validator.
     pub validator: u16,
@@ -721,7 +474,7 @@ impl FeeRateVoteInfo {
 }
 
 /// A deposit address bound to one recipient (`getpeginaddress`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegInAddressInfo {
     /// The sidechain account the deposit is minted to.
     pub recipient: AccountId,
@@ -737,21 +490,24 @@ pub struct PegInAddressInfo {
     pub confirmations_required: u32,
     /// Smallest deposit that is minted.
     #[serde(rename = "min_amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub min_amount: Amount,
     /// What registering the address (`RegisterDeposit`) costs at least; without a registration a deposit
     /// is minted through a claim (`claimpegin`).
     #[serde(rename = "registration_fee_sat", with = "as_sat", default)]
+    #[schemars(with = "schema::Sat")]
     pub registration_fee: Amount,
 }
 
 /// One validator (`getvalidators`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidatorInfo {
     /// Its index (position in the genesis list).
     pub index: ValidatorIndex,
     /// ed25519 consensus key.
     pub consensus_key: PublicKey,
     /// Compressed secp256k1 key in the federation multisig.
+    #[schemars(with = "schema::BtcPublicKey")]
     pub peg_key: bitcoin::PublicKey,
     /// Voting power.
     pub power: u64,
@@ -782,7 +538,7 @@ impl ValidatorInfo {
 }
 
 /// Which messages were doubled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EquivocationKind {
     /// Two votes of one kind in one round.
@@ -792,7 +548,7 @@ pub enum EquivocationKind {
 }
 
 /// Equivocation evidence (`getevidence`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EvidenceInfo {
     /// The validator that signed twice.
     pub offender: ValidatorIndex,
@@ -823,7 +579,7 @@ impl From<&Equivocation> for EvidenceInfo {
 }
 
 /// What `subscribenewblocks` pushes for each committed block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockSummary {
     /// Height.
     pub height: Height,

@@ -159,7 +159,7 @@ async fn discover_lists_exactly_the_registered_methods_and_real_result_shapes() 
     check("BlockInfo", &block);
     check("TxInfo", &block["tx"][0]);
     check("CommitInfo", &block["commit"]);
-    check("BtcAnchor", &block["btc_anchor"]);
+    check("BtcAnchorInfo", &block["btc_anchor"]);
     check("ChainInfo", &f.call("getblockchaininfo", json!([])).await["result"]);
     check("CommitInfo", &f.call("getcommit", json!([1])).await["result"]);
     check("TransactionInfo", &f.call("gettransaction", json!([hash])).await["result"]);
@@ -173,7 +173,7 @@ async fn discover_lists_exactly_the_registered_methods_and_real_result_shapes() 
     check("ChainPegInfo", &chain_info["peg"]);
     let federation = f.call("getfederationinfo", json!([])).await["result"].clone();
     check("FederationInfo", &federation);
-    check("PegTotals", &federation["peg_totals"]);
+    check("PegTotalsInfo", &federation["peg_totals"]);
     let outpoint = format!("{hash}:0");
     check("PegInStatus", &f.call("getpegstatus", json!([outpoint])).await["result"]);
     let account = common::acct(1).to_string();

@@ -8,11 +8,13 @@
 
 use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
+use primitives::schema;
 use primitives::AccountId;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Whether this node has a bitcoind and whether it answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BitcoindState {
     /// No bitcoind configured (full nodes, validators run without one).
@@ -24,25 +26,28 @@ pub enum BitcoindState {
 }
 
 /// One deposit this node's bitcoind shows above the anchor, to a registered deposit script, not minted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DepositInFlight {
     /// `txid:vout` as Bitcoin Core shows it.
+    #[schemars(with = "schema::BtcOutPoint")]
     pub outpoint: String,
     /// The account it is bound to.
     pub recipient: AccountId,
     /// Its value.
     #[serde(rename = "amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub amount: Amount,
     /// The BTC block holding it, height.
     pub btc_height: u32,
     /// And hash (display order).
+    #[schemars(with = "schema::BtcHash")]
     pub btc_block_hash: String,
     /// Confirmations on this node's bitcoind (its best height minus `btc_height`, plus one).
     pub confirmations: u32,
 }
 
 /// Result of `getbitcoinview`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BitcoinViewInfo {
     /// `none`, `unreachable` or `ok`.
     pub bitcoind: BitcoindState,

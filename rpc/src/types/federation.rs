@@ -8,15 +8,18 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::batching::{BatchKind, BatchRecord};
 use ledger::{Chain, FederationEpoch, StateReader};
+use primitives::schema;
 use primitives::Height;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The emergency branch of every federation wallet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EmergencyInfo {
     /// Signatures an emergency spend needs.
     pub threshold: u32,
     /// The emergency keys.
+    #[schemars(with = "Vec<schema::BtcPublicKey>")]
     pub keys: Vec<bitcoin::PublicKey>,
     /// Bitcoin blocks an output must be deep before they may spend it.
     pub delay_blocks: u32,
@@ -25,7 +28,7 @@ pub struct EmergencyInfo {
 }
 
 /// A federation change accepted and waiting for its height.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PendingChangeInfo {
     /// Its epoch number.
     pub epoch: u32,
@@ -40,7 +43,7 @@ pub struct PendingChangeInfo {
 }
 
 /// One wallet epoch's coins and the batches moving them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EpochHoldingsInfo {
     /// The epoch.
     pub epoch: u32,
@@ -58,6 +61,7 @@ pub struct EpochHoldingsInfo {
     pub utxos: usize,
     /// Their value.
     #[serde(rename = "amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub amount: Amount,
     /// Outputs due for a refresh (nearing the emergency delay).
     pub refresh_due: usize,
@@ -66,13 +70,14 @@ pub struct EpochHoldingsInfo {
 }
 
 /// A sweep or refresh batch in flight.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SweepBatchInfo {
     /// The batch id.
     pub id: u64,
     /// `sweep` or `refresh`.
     pub kind: String,
     /// The current version's txid, as Bitcoin Core shows it.
+    #[schemars(with = "schema::BtcHash")]
     pub btc_txid: String,
     /// Outputs it moves.
     pub inputs: usize,
@@ -82,11 +87,12 @@ pub struct SweepBatchInfo {
     pub to_epoch: u32,
     /// Its Bitcoin fee (paid by the fee pool).
     #[serde(rename = "fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub fee: Amount,
 }
 
 /// Everything about the federation over time, for `getfederationinfo`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FederationView {
     /// The epoch in force.
     pub epoch: u32,

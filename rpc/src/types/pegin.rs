@@ -14,7 +14,9 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, OutPoint};
 use ledger::{BtcOutPoint, PegInRecord, PegTotals};
+use primitives::schema;
 use primitives::{AccountId, Hash32, Height};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A parameter of a peg method that is not what it should be (the RPC answers -8 with this message).
@@ -80,27 +82,33 @@ pub fn ledger_block_hash(h: &BlockHash) -> Hash32 {
 }
 
 /// The peg totals at the tip (`getfederationinfo.peg_totals`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegTotalsInfo {
     /// Value of the federation's Bitcoin outputs as of the anchor (every recorded deposit).
     #[serde(rename = "btc_held_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub btc_held: Amount,
     /// Every balance on the sidechain, fee pool included: genesis balances plus minted deposits.
     #[serde(rename = "supply_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub supply: Amount,
     /// Credited to recipients by mints.
     #[serde(rename = "minted_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub minted: Amount,
     /// Peg-in fees paid to the fee pool.
     #[serde(rename = "pegin_fees_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub pegin_fees: Amount,
     /// Deposits below the minimum: held by the federation, not minted.
     #[serde(rename = "below_minimum_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub below_minimum: Amount,
     /// Deposit outpoints recorded (minted or below the minimum).
     pub deposits: u64,
     /// Burned by peg-outs and not yet paid on Bitcoin.
     #[serde(rename = "unpaid_burns_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub unpaid_burns: Amount,
 }
 
@@ -119,20 +127,24 @@ impl From<PegTotals> for PegTotalsInfo {
 }
 
 /// The reserve at the tip, in short (`getblockchaininfo.peg`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainPegInfo {
     /// Value of the federation's Bitcoin outputs as of the anchor.
     #[serde(rename = "btc_held_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub btc_held: Amount,
     /// Every balance on the sidechain, fee pool included.
     #[serde(rename = "supply_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub supply: Amount,
     /// Burned and not yet paid on Bitcoin (payouts and the Bitcoin fees of batches in flight).
     #[serde(rename = "unpaid_burns_sat", with = "as_sat", default)]
+    #[schemars(with = "schema::Sat")]
     pub unpaid_burns: Amount,
     /// The part of `supply` the genesis created. **Test networks only**: genesis balances are not backed
     /// by any BTC (a real chain has none, and all its supply comes from peg-ins).
     #[serde(rename = "genesis_supply_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub genesis_supply: Amount,
     /// `supply - genesis_supply <= btc_held`: everything the peg created is backed by BTC the federation
     /// holds. The genesis balances are left out because nothing backs them (see `genesis_supply`).
@@ -147,6 +159,7 @@ pub struct ChainPegInfo {
     pub uneconomic_coins: u64,
     /// Their value.
     #[serde(rename = "uneconomic_sat", with = "as_sat", default)]
+    #[schemars(with = "schema::Sat")]
     pub uneconomic: Amount,
 }
 
@@ -197,7 +210,7 @@ pub struct PegInFacts {
 }
 
 /// Where a deposit is on its way to the sidechain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PegInStage {
     /// Nothing known: not recorded, not in this node's deposit index, no claim this node checked. (A node
@@ -218,9 +231,10 @@ pub enum PegInStage {
 }
 
 /// Result of `getpegstatus`. Fields that do not apply to the stage, or are not known, are null.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegInStatus {
     /// The deposit output, `txid:vout` as Bitcoin Core shows it.
+    #[schemars(with = "schema::BtcOutPoint")]
     pub outpoint: OutPoint,
     /// Where it is.
     pub stage: PegInStage,
@@ -228,8 +242,10 @@ pub struct PegInStatus {
     pub recipient: Option<AccountId>,
     /// The deposit's value on Bitcoin.
     #[serde(rename = "amount_sat", with = "as_sat::opt", default)]
+    #[schemars(with = "Option<schema::Sat>")]
     pub amount: Option<Amount>,
     /// The BTC block holding it, as `bitcoin-cli` shows it.
+    #[schemars(with = "Option<schema::BtcHash>")]
     pub btc_block_hash: Option<BlockHash>,
     /// That block's height.
     pub btc_height: Option<u32>,
@@ -250,9 +266,11 @@ pub struct PegInStatus {
     pub mint_txid: Option<Hash32>,
     /// What the recipient received (0 below the minimum).
     #[serde(rename = "credited_sat", with = "as_sat::opt", default)]
+    #[schemars(with = "Option<schema::Sat>")]
     pub credited: Option<Amount>,
     /// The peg-in fee paid to the fee pool (0 below the minimum).
     #[serde(rename = "fee_sat", with = "as_sat::opt", default)]
+    #[schemars(with = "Option<schema::Sat>")]
     pub fee: Option<Amount>,
 }
 
@@ -317,7 +335,7 @@ impl PegInStatus {
 }
 
 /// What `claimpegin` did with the claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimStatus {
     /// The node keeps it and gossiped it; validators check it against their bitcoinds and mint it once the
@@ -326,15 +344,17 @@ pub enum ClaimStatus {
 }
 
 /// Result of `claimpegin`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimPegInResult {
     /// Always `submitted` (a refusal is an error).
     pub status: ClaimStatus,
     /// The claimed deposit output, `txid:vout`.
+    #[schemars(with = "schema::BtcOutPoint")]
     pub outpoint: OutPoint,
     /// The account the deposit address was derived for.
     pub recipient: AccountId,
     /// The BTC block said to hold it, as `bitcoin-cli` shows it.
+    #[schemars(with = "schema::BtcHash")]
     pub btc_block_hash: BlockHash,
 }
 

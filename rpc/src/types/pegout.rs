@@ -9,12 +9,14 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, Script, Txid};
 use ledger::batching::BatchRecord;
 use ledger::pegout::BurnRecord;
+use primitives::schema;
 use primitives::{AccountId, Hash32, Height};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Where a burn is on its way to Bitcoin, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PegOutStage {
     /// Burned, waiting for a batch.
@@ -48,36 +50,40 @@ impl std::fmt::Display for PegOutStage {
 }
 
 /// The batch paying a burn.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegOutBatchInfo {
     /// Batch sequence number.
     pub id: u64,
     /// The Bitcoin txid of the batch (display order).
+    #[schemars(with = "schema::BtcHash")]
     pub btc_txid: String,
     /// Signatures collected over signatures needed, as `"k/n"` (n is the federation threshold).
     pub signatures: String,
     /// The batch's Bitcoin fee.
     #[serde(rename = "fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub fee: Amount,
     /// Upper bound of the signed size the fee was priced on.
     pub vbytes: u64,
     /// Which version is current: 1, then one more per fee bump.
     pub version: usize,
     /// The txids of earlier (bumped) versions, oldest first (display order). All versions conflict.
+    #[schemars(with = "Vec<schema::BtcHash>")]
     pub earlier_btc_txids: Vec<String>,
 }
 
 /// The Bitcoin block where a burn was paid.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegOutPaidIn {
     /// Its height.
     pub btc_height: u32,
     /// Its hash (display order).
+    #[schemars(with = "schema::BtcHash")]
     pub btc_block_hash: String,
 }
 
 /// One burn (`listpegouts` entry, `getpegoutstatus` result).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegOutInfo {
     /// Burn sequence number.
     pub burn_id: u64,
@@ -89,9 +95,11 @@ pub struct PegOutInfo {
     pub btc_address: Option<String>,
     /// What the payout pays.
     #[serde(rename = "amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub amount: Amount,
     /// The sidechain fee the burn paid.
     #[serde(rename = "fee_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub fee: Amount,
     /// The sidechain block that accepted the burn.
     pub burned_at: Height,
@@ -116,7 +124,7 @@ pub struct PegOutInfo {
 }
 
 /// Why a queued burn waits (`getpegoutstatus.wait`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PegOutWaitReason {
     /// Nothing holds it: the next batch height pays it.
@@ -138,7 +146,7 @@ pub enum PegOutWaitReason {
 }
 
 /// A queued burn's wait: the reason, what ends it, and its figures.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegOutWaitInfo {
     /// The reason.
     pub reason: PegOutWaitReason,
@@ -203,10 +211,11 @@ impl From<&ledger::pegout_wait::PegOutWait> for PegOutWaitInfo {
 
 /// The rolling peg-out limit, the circuit breaker (`getfederationinfo.pegout_limit`; null when the genesis
 /// turns it off): what payout batches may pay per window and what they paid in it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PegOutLimitInfo {
     /// The most paid out to burners per window.
     #[serde(rename = "limit_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub limit: Amount,
     /// The window, in BTC blocks (by the anchor height of the blocks that built the batches).
     pub window_btc_blocks: u32,
@@ -214,9 +223,11 @@ pub struct PegOutLimitInfo {
     pub anchor_btc_height: u32,
     /// Paid by batches built inside the window.
     #[serde(rename = "used_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub used: Amount,
     /// What a batch may still pay now.
     #[serde(rename = "available_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub available: Amount,
     /// When the burn at the head of the queue waits on the limit: the BTC height from which it fits.
     pub head_waits_until_btc_height: Option<u32>,

@@ -9,16 +9,20 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::batching::{ReserveProof, SpendableUtxos};
 use ledger::{FederationUtxo, PegTotals, StateKey, StateProof};
+use primitives::schema;
 use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One federation output the reserves count.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReserveUtxo {
     /// The output, as Bitcoin Core shows it.
+    #[schemars(with = "schema::BtcOutPoint")]
     pub outpoint: bitcoin::OutPoint,
     /// Its value.
     #[serde(rename = "amount_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub amount: Amount,
     /// Whose deposit tweak the spending keys need; null for an untweaked output (the plain federation
     /// script: a batch's change, a refresh, an output paid to the plain address).
@@ -30,7 +34,7 @@ pub struct ReserveUtxo {
 }
 
 /// One proved state entry: borsh of the key, of the value (null: absent), and of the proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProvedEntry {
     /// borsh(`StateKey`), hex.
     pub key: String,
@@ -41,7 +45,7 @@ pub struct ProvedEntry {
 }
 
 /// Result of `getreserveproof`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReserveProofInfo {
     /// The height whose state this is.
     pub height: Height,
@@ -49,18 +53,23 @@ pub struct ReserveProofInfo {
     pub state_root: Hash32,
     /// BTC the federation holds.
     #[serde(rename = "btc_held_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub btc_held: Amount,
     /// All sidechain balances.
     #[serde(rename = "supply_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub supply: Amount,
     /// Burned and not yet paid on Bitcoin (with the Bitcoin fees of batches in flight).
     #[serde(rename = "unpaid_burns_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub unpaid_burns: Amount,
     /// The fee pool's balance (part of supply).
     #[serde(rename = "fee_pool_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub fee_pool: Amount,
     /// Genesis balances (test networks only; not backed by BTC).
     #[serde(rename = "genesis_supply_sat", with = "as_sat")]
+    #[schemars(with = "schema::Sat")]
     pub genesis_supply: Amount,
     /// `supply + unpaid_burns - genesis_supply <= btc_held`.
     pub reserve_ok: bool,

@@ -4,14 +4,17 @@
 //! refusing a batch its own state does not justify) still votes and proposes, so nothing else shows it;
 //! operators and the dashboard must see it at a glance. Local to this node, not consensus.
 
+use primitives::schema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One batch version this validator refuses to sign.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RefusalInfo {
     /// The batch id.
     pub batch: u64,
     /// The refused version's Bitcoin txid (as `bitcoin-cli` shows it).
+    #[schemars(with = "schema::BtcHash")]
     pub btc_txid: String,
     /// The reason as a stable name (`unknown_script`, `burn_paid_twice`, `wrong_amount`, `fee_above_bound`,
     /// `reserve_short`, ...).
@@ -21,7 +24,7 @@ pub struct RefusalInfo {
 }
 
 /// The signing breakers of this node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SigningInfo {
     /// An operator paused this validator's peg signing (`pausesigning`): it releases no signature share
     /// until `resumesigning`. Kept across restarts.
