@@ -9,6 +9,7 @@
 //! here runs unless that switch is on.
 
 use crate::chain::FullBlock;
+
 use consensus::{Proposal, SignedProposal, ValidatorSet};
 use net::{NetHandle, PeerId};
 use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
@@ -16,6 +17,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracing::{info, warn};
+
+/// Whether this build has the fault switches (the `faults` cargo feature: the workspace's tests and test
+/// networks turn it on; `cargo build -p sidechain-node` and `cargo install` do not). Without it every switch
+/// is inert and the daemon refuses a config that asks for one; the code behind the switches is dead and
+/// the optimizer drops it.
+pub const ENABLED: bool = cfg!(feature = "faults");
 
 /// Where a validator with `[fault] crash_point` kills itself (at the first such step at or above
 /// `crash_height`). Each is a step whose interruption a restart must survive without double-signing or
@@ -40,7 +47,7 @@ pub enum CrashPoint {
 /// Dies like a kill -9 (no destructors, no flush beyond what was already fsynced) if `point` at `height`
 /// is the configured crash point.
 pub fn maybe_crash(configured: Option<CrashPoint>, from_height: u64, point: CrashPoint, height: u64) {
-    if configured != Some(point) || height < from_height {
+    if !ENABLED || configured != Some(point) || height < from_height {
         return;
     }
     tracing::error!(?point, height, "FAULT: crash point reached, aborting");
@@ -140,6 +147,9 @@ fn read_partition(path: &Path) -> HashSet<PeerId> {
 /// Spawns the task that follows `path` and tells the transport whenever the set changes; it ends when
 /// the transport stops.
 pub fn follow_partition_file(path: PathBuf, net: NetHandle) {
+    if !ENABLED {
+        return;
+    }
     tokio::spawn(async move {
         let mut current = HashSet::new();
         let mut tick = tokio::time::interval(PARTITION_POLL);

@@ -297,6 +297,13 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     if file.fault != Default::default() {
         anyhow::ensure!(
+            node::fault::ENABLED,
+            "config {} asks for deliberate faults ({:?}), but this sidechaind was built without them (they exist \
+             for test networks only: build with `--features sidechain-node/faults`)",
+            config_path.display(),
+            file.fault
+        );
+        anyhow::ensure!(
             std::env::var("SIDECHAIND_ALLOW_FAULTS").as_deref() == Ok("1"),
             "config {} asks for deliberate faults ({:?}); they exist for test networks only and need \
              SIDECHAIND_ALLOW_FAULTS=1 in the environment",

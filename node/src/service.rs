@@ -20,7 +20,6 @@
 //! - the only way the tip moves is [`ChainState::commit`] (certificate + re-execution), whether the block
 //!   was decided here or fetched by sync.
 
-mod command_error;
 mod consensus_host;
 mod gossip;
 mod handle;
@@ -28,7 +27,7 @@ mod proposer;
 mod sync;
 mod validity;
 
-pub use command_error::CommandError;
+pub use crate::command_error::CommandError;
 pub use handle::{Command, Faults, NodeStatus, PegSummary, ServiceConfig, ServiceError, ServiceHandle};
 
 use consensus_host::{ConsensusHost, Step};
@@ -76,7 +75,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let vote_faults = crate::fault::VoteFaults {
         equivocate: cfg.faults.equivocate,
         precommit_nil: cfg.faults.precommit_nil,
-        key: (cfg.faults.equivocate || cfg.faults.precommit_nil)
+        key: (crate::fault::ENABLED && (cfg.faults.equivocate || cfg.faults.precommit_nil))
             .then(|| (cfg.keys.consensus.clone(), *chain.chain().genesis_hash())),
     };
 
@@ -132,7 +131,7 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let crash = crate::fault::CrashConfig { point: cfg.faults.crash_point, from_height: cfg.faults.crash_height };
     let signer = BatchSigner::new(signing, &cfg.keys, signed_batches, batch_versions, crash);
     let links = FollowerLinks { btc, anchor_height, registry, claims };
-    let duties = PegDuties::new(cfg.keys.clone(), links, cfg.fee_rate_floor_sat_vb, cfg.faults.omit_mints);
+    let duties = PegDuties::new(cfg.keys.clone(), links, cfg.fee_rate_floor_sat_vb, crate::fault::ENABLED && cfg.faults.omit_mints);
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
@@ -252,7 +251,7 @@ impl Service {
                     self.resend_own_messages();
                     self.duties.apply_claim_verdicts();
                     self.observe_alerts();
-                    if self.cfg.faults.flood_proposals {
+                    if crate::fault::ENABLED && self.cfg.faults.flood_proposals {
                         self.flood_junk_proposals();
                     }
                     Ok(())
@@ -697,7 +696,7 @@ impl Service {
     }
 
     fn on_gossip(&mut self, msg_id: MessageId, source: PeerId, g: Gossip) -> Result<(), ServiceError> {
-        let verdict = match gossip::judge(&self.chain, g, self.cfg.faults.precommit_nil) {
+        let verdict = match gossip::judge(&self.chain, g, crate::fault::ENABLED && self.cfg.faults.precommit_nil) {
             Judged::Drop(verdict) => verdict,
             Judged::Ahead => {
                 self.start_sync(source);

@@ -12,13 +12,30 @@ use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::chain::{ChainState, FullBlock};
 use crate::claims::{ClaimLimits, ClaimSource, ClaimStore};
 use crate::keys::NodeKeys;
-use crate::service::{CommandError, PegSummary};
+use crate::command_error::CommandError;
 use ledger::StateReader;
 use primitives::{Height, ValidatorIndex};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
+
+/// The peg at a glance (metrics, RPC, dashboard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PegSummary {
+    /// Totals in state at the tip.
+    pub totals: ledger::PegTotals,
+    /// The tip's BTC anchor height.
+    pub anchor_height: u32,
+    /// Our bitcoind's best height (validators with a reachable bitcoind).
+    pub bitcoind_best: Option<u32>,
+    /// Deposits our bitcoind shows above the anchor, not minted yet.
+    pub deposits_seen: usize,
+    /// Claims pending here.
+    pub claims_pending: usize,
+    /// Peg operations halted (f+1 validators reported a Bitcoin reorg deeper than N).
+    pub halted: bool,
+}
 
 /// The channels between the duties and the Bitcoin follower (see [`crate::btc_follow::FollowConfig`]).
 pub struct FollowerLinks {

@@ -8,7 +8,7 @@ use primitives::{Hash32, Height};
 use std::collections::HashSet;
 
 impl World {
-    pub(super) fn check(&mut self) -> Result<(), SimFailure> {
+    pub(super) fn check_invariants(&mut self) -> Result<(), SimFailure> {
         let seed = self.cfg.seed;
         let state = self.store.snapshot(self.height);
         let meta = state.chain_meta().map_err(|e| self.state_err(e))?.expect("meta");

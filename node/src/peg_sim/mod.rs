@@ -375,7 +375,7 @@ impl World {
         self.episode_acts();
         self.commit_next()?;
         self.hand_signed_batches_to_bitcoin()?;
-        self.check()
+        self.check_invariants()
     }
 
     // ---- hostile users --------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ pub fn check_early_items(
             .map_err(|reason| PegObjection::EarlyNotDeep { btc_height: b.height.get(), reason })?;
     }
     if let Some(bad) = first_unconfirmed(snap, mints) {
-        return Err(super::unconfirmed(bad));
+        return Err(super::facts::unconfirmed(bad));
     }
     if let Some(bad) = settles.iter().find(|s| !settle_is_confirmed(snap, s)) {
         return Err(PegObjection::UnknownSettle { batch: bad.batch, btc_height: bad.btc_block.height.get() });

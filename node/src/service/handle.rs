@@ -5,6 +5,7 @@
 //! loop's own files never need to be read to call the node.
 
 use super::CommandError;
+pub use crate::bridge::PegSummary;
 use crate::btc_follow::BtcSnapshot;
 use crate::chain::ChainError;
 use crate::keys::NodeKeys;
@@ -151,23 +152,6 @@ pub struct NodeStatus {
     pub signing: crate::breaker::SigningStatus,
     /// Conditions an operator must look at (see [`crate::alerts`]).
     pub alerts: Vec<crate::alerts::Alert>,
-}
-
-/// The peg at a glance (metrics, RPC, dashboard).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PegSummary {
-    /// Totals in state at the tip.
-    pub totals: ledger::PegTotals,
-    /// The tip's BTC anchor height.
-    pub anchor_height: u32,
-    /// Our bitcoind's best height (validators with a reachable bitcoind).
-    pub bitcoind_best: Option<u32>,
-    /// Deposits our bitcoind shows above the anchor, not minted yet.
-    pub deposits_seen: usize,
-    /// Claims pending here.
-    pub claims_pending: usize,
-    /// Peg operations halted (f+1 validators reported a Bitcoin reorg deeper than N).
-    pub halted: bool,
 }
 
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).

@@ -1,5 +1,6 @@
-//! Why the event loop refused a [`Command`](super::Command): one typed answer for everything an RPC or a
-//! test asks the service to do.
+//! Why the event loop refused a [`Command`](crate::service::Command): one typed answer for everything an RPC
+//! or a test asks the service to do. It sits below the service and the bridge, which both answer commands
+//! with it.
 //!
 //! Why one enum: the RPC backend turns each variant into its own error (and so its JSON-RPC code) by
 //! matching on it, never on the message; the messages stay what an operator or wallet user reads.
