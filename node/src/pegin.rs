@@ -31,13 +31,9 @@
 //! every mint names the epoch whose wallet it pays. Claims may name a deposit to any epoch's address.
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
-use bitcoin::hashes::Hash;
-use ledger::{
-    Block, BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader, Tx, UserTxKind,
-};
-use primitives::{AccountId, Hash32, Height};
-use std::collections::{BTreeSet, HashMap};
-
+use ledger::{Block, BtcAnchor, BtcOutPoint, Chain, MintTx, PegPlan, StateReader, Tx};
+use primitives::{Hash32, Height};
+use std::collections::HashMap;
 
 /// Whether signing a batch version spending `inputs` is safe given the versions already signed: every
 /// earlier version's inputs must be among the new one's, so all versions conflict on Bitcoin and at most one
@@ -226,6 +222,7 @@ pub use facts::{
     block_facts, covered_claims, first_unconfirmed, mint_for, mint_for_plain, mint_is_confirmed, peg_plan, CannotTell,
     PegObjection,
 };
+use facts::{btc_outpoint, unconfirmed};
 pub use ledger::Room;
 
 #[cfg(test)]

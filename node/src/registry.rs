@@ -6,10 +6,8 @@
 //! the follower's snapshot; with the registry below both, data flows one way (registry -> follower ->
 //! peg-in rules).
 
-use bitcoin::hashes::Hash;
 use ledger::{Block, BtcOutPoint, Chain, Tx, UserTxKind};
 use primitives::{AccountId, Hash32, Height};
-use std::collections::{BTreeSet, HashMap};
 
 /// The deposit descriptor bound to `recipient` in `wallet` on this chain (its script, address and text follow).
 pub fn deposit_descriptor(

@@ -36,29 +36,20 @@ use proposer::{now_ms, BlockInputs, Proposed};
 use sync::{Fetched, SyncDriver};
 use validity::Judge;
 
-use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
-use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
-use crate::claims::{ClaimLimits, ClaimSource, ClaimStore};
-use crate::keys::NodeKeys;
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::bridge::{BatchSigner, FollowerLinks, PegDuties};
-use crate::proposals::Slot;
+use crate::chain::{ChainError, ChainState, FullBlock};
+use crate::claims::ClaimSource;
+use crate::mempool::{Mempool, MempoolError};
 use crate::storage::{Store, StoreError};
-use crate::sync_serve::{Allowance, RequestLimiter};
-use crate::wire::{
-    self, Frame, Gossip, Request, Response, MAX_BLOCKS_PER_RESPONSE, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS,
-};
-use consensus::{CommitCertificate, Consensus, Equivocation, Input, Message, Output, Timeout, WalEntry};
-use ledger::{BlockTemplate, Chain, SignedUserTx, StateReader};
+use crate::wire::{self, Frame, Gossip, Request, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS};
+use consensus::{CommitCertificate, Consensus, Input, WalEntry};
+use ledger::{Chain, SignedUserTx, StateReader};
 use net::{MessageId, Multiaddr, NetConfig, NetEvent, NetHandle, Network, PeerId, Verdict};
 use primitives::{Hash32, Height, ValidatorIndex};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn};
 
 /// Opens the chain, starts the network and returns the service (not yet running) with its handle.
 pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), ServiceError> {
@@ -131,7 +122,12 @@ pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), Servi
     let crash = crate::fault::CrashConfig { point: cfg.faults.crash_point, from_height: cfg.faults.crash_height };
     let signer = BatchSigner::new(signing, &cfg.keys, signed_batches, batch_versions, crash);
     let links = FollowerLinks { btc, anchor_height, registry, claims };
-    let duties = PegDuties::new(cfg.keys.clone(), links, cfg.fee_rate_floor_sat_vb, crate::fault::ENABLED && cfg.faults.omit_mints);
+    let duties = PegDuties::new(
+        cfg.keys.clone(),
+        links,
+        cfg.fee_rate_floor_sat_vb,
+        crate::fault::ENABLED && cfg.faults.omit_mints,
+    );
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
@@ -206,7 +202,6 @@ pub struct Service {
     /// Signature shares and federation changes waiting for a block.
     fed_pool: crate::fed_pool::FedPool,
 }
-
 
 impl Service {
     /// Runs until `shutdown` resolves or storage fails.
@@ -463,7 +458,8 @@ impl Service {
                 self.alerts.0.proposal_built(true);
                 Some(fb)
             }
-            Proposed::Unbuildable(_) => {
+            Proposed::Unbuildable(e) => {
+                warn!(%height, error = %e, "could not build a block; proposing nothing this round");
                 self.alerts.0.proposal_built(false);
                 None
             }
@@ -560,6 +556,7 @@ impl Service {
     }
 
     fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
+        self.duties.tip_moved(&self.chain);
         self.chain.store().wal_clear()?;
         self.host.start_height(self.chain.tip().next(), self.chain.validators().clone(), Vec::new());
         self.spawn_publish(TOPIC_STATUS, Gossip::Status { height: self.chain.tip() });
@@ -697,7 +694,12 @@ impl Service {
 
     fn on_gossip(&mut self, msg_id: MessageId, source: PeerId, g: Gossip) -> Result<(), ServiceError> {
         let verdict = match gossip::judge(&self.chain, g, crate::fault::ENABLED && self.cfg.faults.precommit_nil) {
-            Judged::Drop(verdict) => verdict,
+            Judged::Drop(verdict) => {
+                if verdict == Verdict::Reject {
+                    debug!(%source, "gossip rejected: bad signature");
+                }
+                verdict
+            }
             Judged::Ahead => {
                 self.start_sync(source);
                 Verdict::Ignore
@@ -715,8 +717,8 @@ impl Service {
             },
             Judged::Fed(tx) => {
                 let admitted = self.fed_pool.admit(self.chain.chain(), &self.chain.state(), tx);
-                if let Err(e) = &admitted {
-                    debug!(%source, error = %e, "federation transaction not kept");
+                if let Some(e) = admitted.as_ref().err().filter(|e| e.is_forged()) {
+                    debug!(%source, error = %e, "forged federation transaction");
                 }
                 gossip::fed_verdict(&admitted)
             }
@@ -802,6 +804,9 @@ impl Service {
         match fetched {
             Fetched::Failed(e) => {
                 debug!(%peer, error = %e, "sync request failed");
+                if matches!(e, sync::SyncError::WrongAnswer) {
+                    self.sync.penalize(peer, "a block-range request answered with a single block");
+                }
                 Ok(())
             }
             Fetched::Busy => {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum FederationError {
     /// The daemon binary is not where we looked.
-    #[error("sidechaind not found at {0} (build it with `cargo build -p sidechain-node`, or set SIDECHAIND)")]
+    #[error("sidechaind not found at {0} (build it with `cargo build -p sidechain-node --features faults`, or set SIDECHAIND)")]
     NoBinary(PathBuf),
     /// A setup command failed.
     #[error("`sidechaind {cmd}` failed: {output}")]

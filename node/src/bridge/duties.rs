@@ -11,8 +11,8 @@ use super::BlockObjection;
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::chain::{ChainState, FullBlock};
 use crate::claims::{ClaimLimits, ClaimSource, ClaimStore};
-use crate::keys::NodeKeys;
 use crate::command_error::CommandError;
+use crate::keys::NodeKeys;
 use ledger::StateReader;
 use primitives::{Height, ValidatorIndex};
 use std::collections::HashSet;
@@ -134,7 +134,12 @@ impl PegDuties {
 
     /// A validator's check of a proposed block's peg part against its own bitcoind: the anchor move, then
     /// the mints and settlements it must carry. `None`: nothing to object to.
-    pub fn objection(&self, cs: &ChainState, prev: &ledger::BtcAnchor, block: &ledger::Block) -> Option<BlockObjection> {
+    pub fn objection(
+        &self,
+        cs: &ChainState,
+        prev: &ledger::BtcAnchor,
+        block: &ledger::Block,
+    ) -> Option<BlockObjection> {
         let proposed = &block.header.btc_anchor;
         let state = cs.state();
         // The anchor 2f+1 validators agreed to resume from (execution holds the block to exactly it).
@@ -143,8 +148,13 @@ impl PegDuties {
             let Some(btc) = &self.btc else { return Some(BlockObjection::NoBitcoind) };
             let p = cs.chain().params();
             let snap = btc.borrow();
-            let checked =
-                peg::check_anchor_move(&*snap, to_peg(prev), to_peg(proposed), p.pegin_confirmations, p.max_anchor_step);
+            let checked = peg::check_anchor_move(
+                &*snap,
+                to_peg(prev),
+                to_peg(proposed),
+                p.pegin_confirmations,
+                p.max_anchor_step,
+            );
             if let Err(why) = checked {
                 return Some(BlockObjection::Anchor(why));
             }
@@ -183,12 +193,6 @@ impl PegDuties {
             self.publish_claims();
         }
         let chain = cs.chain();
-        let registered = crate::pegin::registrations_in(&fb.block);
-        if !registered.is_empty() {
-            self.registry.send_modify(|r| {
-                Arc::make_mut(r).add(chain, &registered);
-            });
-        }
         let fs = cs.federation();
         let next_height = tip.next();
         // Checked first: `make_mut` copies the whole registry while the follower holds it.
@@ -196,7 +200,18 @@ impl PegDuties {
             self.registry.send_if_modified(|r| Arc::make_mut(r).set_epochs(chain, fs, next_height));
         }
         self.warn_unswept_coins(cs, tip, fs);
-        if let Ok(Some(meta)) = state.chain_meta() {
+        let registered = crate::pegin::registrations_in(&fb.block);
+        if !registered.is_empty() {
+            self.registry.send_modify(|r| {
+                Arc::make_mut(r).add(chain, &registered);
+            });
+        }
+    }
+
+    /// After the tip moved (one block decided here, or a run of synced ones): the follower scans from the
+    /// new anchor (once per move, not per synced block: each change makes it poll).
+    pub fn tip_moved(&self, cs: &ChainState) {
+        if let Ok(Some(meta)) = cs.state().chain_meta() {
             self.anchor_height.send_if_modified(|h| std::mem::replace(h, meta.btc_anchor.height.get()) != *h);
         }
     }
@@ -361,7 +376,12 @@ impl PegDuties {
 
     /// Keeps a claim for the follower to verify and proposers to mint; refused when already minted, already
     /// pending, or when its source has no room left (see [`crate::claims`] for who may evict whom).
-    pub fn add_claim(&mut self, cs: &ChainState, claim: crate::pegin::PegClaim, source: ClaimSource) -> Result<(), CommandError> {
+    pub fn add_claim(
+        &mut self,
+        cs: &ChainState,
+        claim: crate::pegin::PegClaim,
+        source: ClaimSource,
+    ) -> Result<(), CommandError> {
         if let Some(record) = cs.state().get_pegin(&claim.outpoint)? {
             return Err(CommandError::AlreadyMinted { outpoint: claim.outpoint, record: Box::new(record) });
         }
@@ -440,5 +460,4 @@ impl PegDuties {
                  address); outputs left past the emergency delay can be spent by the emergency keys");
         }
     }
-
 }

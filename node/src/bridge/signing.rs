@@ -7,9 +7,9 @@
 //! watches for). It reads committed state and returns new shares; the event loop puts them in the
 //! federation pool and on the network.
 
+use crate::breaker::SigningGuard;
 use crate::chain::ChainState;
 use crate::fault::CrashConfig;
-use crate::breaker::SigningGuard;
 use ledger::StateReader;
 use primitives::{Hash32, ValidatorIndex};
 use std::collections::{HashMap, HashSet};

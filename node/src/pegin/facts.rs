@@ -4,11 +4,10 @@
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
 use bitcoin::hashes::Hash;
-use ledger::{BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader};
 use ledger::Room;
-use primitives::{Hash32, Height};
+use ledger::{BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader};
+use primitives::{AccountId, Hash32, Height};
 use std::collections::{BTreeSet, HashMap};
-
 
 /// The mint a block carries for deposit `d` (an output to the deposit script bound to its recipient).
 pub fn mint_for(d: &peg::Deposit) -> MintTx {
@@ -143,7 +142,7 @@ pub(super) fn unconfirmed(m: &MintTx) -> PegObjection {
     }
 }
 
-fn btc_outpoint(o: &BtcOutPoint) -> bitcoin::OutPoint {
+pub(super) fn btc_outpoint(o: &BtcOutPoint) -> bitcoin::OutPoint {
     bitcoin::OutPoint { txid: rpc::types::btc_txid(&o.txid), vout: o.vout }
 }
 

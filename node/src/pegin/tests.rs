@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::bitcoin::IndexedBlock;
+use bitcoin::hashes::Hash;
 use ledger::testkit::{self, user_key};
-use ledger::{BlockHeader, MemStore, UserTx};
+use ledger::{BlockHeader, MemStore, MintKind, UserTx, UserTxKind};
+use primitives::AccountId;
 use primitives::{BtcHeight, ValidatorIndex};
 
 /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the

@@ -18,9 +18,7 @@ use crate::chain::FullBlock;
 use crate::fault::VoteFaults;
 use crate::proposals::{ProposalRefusal, ProposalStore, Slot, Window};
 use crate::wire::{Frame, Gossip};
-use consensus::{
-    CommitCertificate, Consensus, Equivocation, Input, Message, Output, Timeout, ValidatorSet, WalEntry,
-};
+use consensus::{CommitCertificate, Consensus, Equivocation, Input, Message, Output, Timeout, ValidatorSet, WalEntry};
 use primitives::{Hash32, Height, Round, ValidatorIndex};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -29,6 +27,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// What the host needs the event loop to do next.
+// One step exists at a time (handed out and carried out at once), so the size of a decided block's variant
+// costs nothing; boxing it would only add an allocation per height.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step {
     /// Write this entry to the WAL, durably, before asking for the next step.
@@ -210,7 +211,7 @@ impl ConsensusHost {
                 let (vote, twin) = self.faults.apply(v);
                 if let Some(twin) = twin {
                     // Sent first, and never re-sent.
-                    self.own_messages.push(Gossip::Vote(vote.clone()));
+                    self.own_messages.push(Gossip::Vote(vote));
                     self.outbox.push_back(Gossip::Vote(vote));
                     return Some(Gossip::Vote(twin));
                 }
@@ -468,7 +469,9 @@ mod tests {
         let precommits: Vec<_> = published.iter().filter(|v| v.kind == VoteKind::Precommit).collect();
         assert!(!precommits.is_empty() && precommits.iter().all(|v| v.value.is_none()), "precommits are nil");
         let resent: Vec<Gossip> = host.resends().into_iter().map(|f| f.body).collect();
-        let twin_resent = resent.iter().any(|g| matches!(g, Gossip::Vote(v) if v.vote.kind == VoteKind::Prevote && v.vote.value.is_none()));
+        let twin_resent = resent
+            .iter()
+            .any(|g| matches!(g, Gossip::Vote(v) if v.vote.kind == VoteKind::Prevote && v.vote.value.is_none()));
         assert!(!twin_resent, "the twin is never re-sent");
         assert!(resent.len() <= 4 && !resent.is_empty());
         let again = host.resends();

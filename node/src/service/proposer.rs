@@ -15,7 +15,7 @@ use consensus::Equivocation;
 use ledger::{BlockTemplate, StateReader};
 use primitives::{Height, Round, ValidatorIndex};
 use std::collections::HashSet;
-use tracing::{info, warn};
+use tracing::info;
 
 /// What the proposer reads.
 pub struct BlockInputs<'a> {
@@ -60,12 +60,12 @@ impl BlockInputs<'_> {
         // required mints, claims), so what it judged acceptable is exactly what this block executes; then
         // the federation pool's, evidence (few, small, must not wait behind a full mempool); user
         // transactions fill what is left; this validator's own go last (`ledger::assemble_proposal` says why).
-        let own = self.duties.own_validator_txs(&self.chain, &state, &meta.btc_anchor, height, proposer);
+        let own = self.duties.own_validator_txs(self.chain, &state, &meta.btc_anchor, height, proposer);
         let mut pool: Vec<ledger::Tx> = self.fed_pool.select(chain, &state);
         if !self.signer.guard.may_sign() {
             // Paused: none of our shares through our own blocks (one relayed back to us included).
             let signer = &self.signer;
-            pool.retain(|t| !matches!(t, ledger::Tx::PegShare(s) if signer.is_own_share(&self.chain, &state, s)));
+            pool.retain(|t| !matches!(t, ledger::Tx::PegShare(s) if signer.is_own_share(self.chain, &state, s)));
         }
         // Evidence first (at most 8, small), then the pool, cut to what fits beside our own (the pool may
         // hold more than a block): a big pool never keeps evidence out.
@@ -74,7 +74,7 @@ impl BlockInputs<'_> {
         let mut pool = ledger::fit_prefix(chain.params(), &own, evidence);
         let reserved: Vec<ledger::Tx> = own.iter().chain(&pool).cloned().collect();
         let room = crate::pegin::Room::after(chain, &reserved);
-        let (btc_anchor, plan) = self.duties.offer(&self.chain, &state, &meta.btc_anchor, round, height, room);
+        let (btc_anchor, plan) = self.duties.offer(self.chain, &state, &meta.btc_anchor, round, height, room);
         let mut front = plan.txs();
         pool.retain(|t| !plan.supersedes(t));
         front.append(&mut pool);
@@ -95,10 +95,7 @@ impl BlockInputs<'_> {
                 info!(%height, block = %fb.hash(), txs = fb.block.txs.len(), "proposing");
                 Ok(Proposed::Block(fb))
             }
-            Err(e) => {
-                warn!(%height, error = %e, "could not build a block; proposing nothing this round");
-                Ok(Proposed::Unbuildable(e))
-            }
+            Err(e) => Ok(Proposed::Unbuildable(e)),
         }
     }
 

@@ -27,6 +27,19 @@ pub enum SyncError {
     /// The answer is not a [`Response`].
     #[error("undecodable response: {0}")]
     Undecodable(#[source] std::io::Error),
+    /// A block-range request answered with a single block (no honest node does that).
+    #[error("a block-range request answered with a single block")]
+    WrongAnswer,
+}
+
+/// A block-range request's answer as [`SyncDriver::next_result`] expects it. Only `Blocks` or `Busy` answer
+/// one: a peer sending a single block instead must not leave the request "in flight" for ever (a fetched
+/// block does not end it), which would stop this node from syncing from anyone again.
+fn range_answer(res: Result<Response, SyncError>) -> Result<Response, SyncError> {
+    match res {
+        Ok(Response::Block(_)) => Err(SyncError::WrongAnswer),
+        other => other,
+    }
 }
 
 /// A peer's answer, as the event loop uses it.
@@ -106,7 +119,7 @@ impl SyncDriver {
                     Ok(bytes) => wire::decode::<Response>(&bytes).map_err(SyncError::Undecodable),
                     Err(e) => Err(SyncError::Request(e)),
                 };
-                let _ = tx.send((peer, res)).await;
+                let _ = tx.send((peer, range_answer(res))).await;
             }
             .instrument(info_span!("sync", %peer)),
         );
@@ -203,5 +216,17 @@ impl SyncDriver {
     /// The tip each connected peer last announced.
     pub fn peer_heights(&self) -> impl Iterator<Item = (&PeerId, &Height)> {
         self.peer_heights.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_request_answered_with_one_block_fails_so_sync_is_not_stuck_in_flight() {
+        assert!(matches!(range_answer(Ok(Response::Block(None))), Err(SyncError::WrongAnswer)));
+        assert!(matches!(range_answer(Ok(Response::Busy)), Ok(Response::Busy)));
+        assert!(matches!(range_answer(Ok(Response::Blocks(Vec::new()))), Ok(Response::Blocks(_))));
     }
 }

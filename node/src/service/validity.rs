@@ -6,6 +6,7 @@
 
 use crate::bridge::{BlockObjection, PegDuties};
 use crate::chain::{ChainError, ChainState, FullBlock};
+use ledger::StateReader;
 use primitives::Height;
 
 /// Why this node votes nil on a proposed block.
