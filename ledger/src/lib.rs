@@ -51,6 +51,7 @@ pub mod reconfigure;
 pub mod select;
 pub mod state;
 pub mod sweep;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tx;
 pub mod validator_tx;

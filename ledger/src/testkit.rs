@@ -1,7 +1,8 @@
 //! Deterministic test networks: a valid genesis with seeded keys and funded accounts.
 //!
 //! Why in the library: the node's and the testnet's unit tests need the same fixtures as ours. Keys are
-//! derived from fixed seeds, so they are public: never use them on a real chain.
+//! derived from fixed seeds, so they are public: never use them on a real chain. Hence behind the `testkit`
+//! feature, which only test, bench and simulation builds turn on.
 
 use crate::btc_anchor::BtcAnchor;
 use crate::genesis::{Chain, Genesis, GenesisValidator, InitialAccount, Params};

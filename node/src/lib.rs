@@ -30,6 +30,7 @@ pub mod fed_pool;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
+#[cfg(feature = "peg-sim")]
 pub mod peg_sim;
 pub mod pegin;
 pub mod proposals;

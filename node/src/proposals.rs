@@ -284,24 +284,29 @@ impl ProposalStore {
     }
 }
 
+/// A block of no transactions at `height` on a test chain (genesis `[7; 32]`); `salt` (its time) makes it
+/// distinct. Not executable: for the stores and hosts that only hash and hold blocks.
+#[cfg(test)]
+pub(crate) fn test_block(height: u64, salt: u64) -> FullBlock {
+    let header = ledger::BlockHeader {
+        genesis_hash: Hash32([7; 32]),
+        height: Height(height),
+        prev_hash: Hash32([0; 32]),
+        time_ms: salt,
+        proposer: ValidatorIndex(0),
+        btc_anchor: ledger::BtcAnchor::default(),
+        tx_root: Hash32([0; 32]),
+        state_root: Hash32([0; 32]),
+        last_commit_hash: Hash32([0; 32]),
+    };
+    FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn block(height: u64, salt: u64) -> FullBlock {
-        let header = ledger::BlockHeader {
-            genesis_hash: Hash32([7; 32]),
-            height: Height(height),
-            prev_hash: Hash32([0; 32]),
-            time_ms: salt,
-            proposer: ValidatorIndex(0),
-            btc_anchor: ledger::BtcAnchor::default(),
-            tx_root: Hash32([0; 32]),
-            state_root: Hash32([0; 32]),
-            last_commit_hash: Hash32([0; 32]),
-        };
-        FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None }
-    }
+    use super::test_block as block;
 
     /// Four validators, round robin from height + round (as `ValidatorSet::proposer` with equal weights).
     fn proposer(h: Height, r: Round) -> ValidatorIndex {

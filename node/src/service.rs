@@ -191,7 +191,7 @@ pub struct Service {
     flood_batches: u64,
     /// When the tip was committed here (monotonic).
     tip_committed_at: Instant,
-    /// The peg at the tip, for the status (see [`Service::compute_peg_summary`]).
+    /// The peg at the tip, for the status (see [`PegDuties::summary`]).
     peg_summary: PegSummary,
     /// This validator's peg duties: anchor moves, mints, claims, objections (see [`crate::bridge`]).
     duties: PegDuties,

@@ -37,6 +37,16 @@ pub struct PegSummary {
     pub halted: bool,
 }
 
+/// Where our block's peg part goes: the anchor in force (`prev`), the `(height, round)` we propose at, and
+/// the room the block leaves after what goes in first.
+#[derive(Clone, Copy, Debug)]
+pub struct OfferAt {
+    pub prev: ledger::BtcAnchor,
+    pub height: Height,
+    pub round: primitives::Round,
+    pub room: crate::pegin::Room,
+}
+
 /// The channels between the duties and the Bitcoin follower (see [`crate::btc_follow::FollowConfig`]).
 pub struct FollowerLinks {
     /// What our bitcoind shows (`None` without a bitcoind).
@@ -109,16 +119,9 @@ impl PegDuties {
 
     /// The anchor and peg transactions for our block at `(height, round)`, in what `room` leaves: the move
     /// [`Self::next_anchor`] chooses and, in round 0, the late settlements our bitcoind shows.
-    pub fn offer<S: StateReader>(
-        &self,
-        cs: &ChainState,
-        state: &S,
-        prev: &ledger::BtcAnchor,
-        round: primitives::Round,
-        height: Height,
-        room: crate::pegin::Room,
-    ) -> (ledger::BtcAnchor, ledger::PegPlan) {
-        let (btc_anchor, mut plan) = self.next_anchor(cs, state, prev, round, height, room);
+    pub fn offer<S: StateReader>(&self, cs: &ChainState, state: &S, at: OfferAt) -> (ledger::BtcAnchor, ledger::PegPlan) {
+        let OfferAt { height, round, room, .. } = at;
+        let (btc_anchor, mut plan) = self.next_anchor(cs, state, at);
         if round.get() == 0 {
             if let Some(btc) = &self.btc {
                 let late = crate::pegin::late_settles(state, &btc.borrow(), height, &btc_anchor, &plan, room);
@@ -258,15 +261,9 @@ impl PegDuties {
     /// next BTC block that fit (`crate::pegin::early_plan`), so a BTC block with more outputs than a block
     /// holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
     /// lagging minority of bitcoinds cannot stall the chain.
-    fn next_anchor<S: StateReader>(
-        &self,
-        cs: &ChainState,
-        state: &S,
-        prev: &ledger::BtcAnchor,
-        round: primitives::Round,
-        height: Height,
-        room: crate::pegin::Room,
-    ) -> (ledger::BtcAnchor, ledger::PegPlan) {
+    fn next_anchor<S: StateReader>(&self, cs: &ChainState, state: &S, at: OfferAt) -> (ledger::BtcAnchor, ledger::PegPlan) {
+        let OfferAt { prev, round, height, room } = at;
+        let prev = &prev;
         let halt = ledger::peg_halt(state).unwrap_or_default();
         if let Some(agreed) = halt.resume_to {
             return (agreed, ledger::PegPlan::default());

@@ -337,25 +337,11 @@ impl ConsensusHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proposals::test_block as block;
     use consensus::{Vote, VoteKind};
     use primitives::Keypair;
 
     const GENESIS: Hash32 = Hash32([7; 32]);
-
-    fn block(height: u64, salt: u64) -> FullBlock {
-        let header = ledger::BlockHeader {
-            genesis_hash: GENESIS,
-            height: Height(height),
-            prev_hash: Hash32([0; 32]),
-            time_ms: salt,
-            proposer: ValidatorIndex(0),
-            btc_anchor: ledger::BtcAnchor::default(),
-            tx_root: Hash32([0; 32]),
-            state_root: Hash32([0; 32]),
-            last_commit_hash: Hash32([0; 32]),
-        };
-        FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None }
-    }
 
     fn keys(n: u8) -> Vec<Keypair> {
         (1..=n).map(|i| Keypair::from_secret([i; 32])).collect()

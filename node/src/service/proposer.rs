@@ -7,6 +7,7 @@
 //! It only reads: the components lend their state through [`BlockInputs`], and the answer is a
 //! [`Proposed`] the event loop hands to the consensus host.
 
+use crate::bridge::duties::OfferAt;
 use crate::bridge::{BatchSigner, PegDuties};
 use crate::chain::{commit_hash, ChainError, ChainState, FullBlock};
 use crate::fed_pool::FedPool;
@@ -74,7 +75,8 @@ impl BlockInputs<'_> {
         let mut pool = ledger::fit_prefix(chain.params(), &own, evidence);
         let reserved: Vec<ledger::Tx> = own.iter().chain(&pool).cloned().collect();
         let room = crate::pegin::Room::after(chain, &reserved);
-        let (btc_anchor, plan) = self.duties.offer(self.chain, &state, &meta.btc_anchor, round, height, room);
+        let at = OfferAt { prev: meta.btc_anchor, height, round, room };
+        let (btc_anchor, plan) = self.duties.offer(self.chain, &state, at);
         let mut front = plan.txs();
         pool.retain(|t| !plan.supersedes(t));
         front.append(&mut pool);
