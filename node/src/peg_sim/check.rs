@@ -1,6 +1,6 @@
 //! The properties checked after every height.
 
-use super::{SimFailure, World, HALT_BOUND, LIVENESS_BOUND};
+use super::{SimFailure, World, EARLY_ITEMS_BOUND, HALT_BOUND, LIVENESS_BOUND};
 use crate::btc_follow::{from_peg, to_peg};
 use bitcoin::hashes::Hash;
 use ledger::{BtcAnchor, StateReader};
@@ -20,14 +20,18 @@ impl World {
         let ready = peg::choose_anchor(&*quorum, to_peg(&meta.btc_anchor), p.pegin_confirmations, p.max_anchor_step);
         let moved = self.trace_anchor_moved(meta.btc_anchor);
         let halted = halt.is_halted() || halt.resume_to.is_some();
-        self.waiting = if ready.is_some() && !moved && !halted { self.waiting + 1 } else { 0 };
-        if self.waiting > LIVENESS_BOUND {
+        // Early peg items are progress toward the move (the next BTC block's items go in ahead of it), but
+        // they must end in a move within the longer bound.
+        let behind = ready.is_some() && !moved && !halted;
+        self.waiting = if behind && !self.early_in_last { self.waiting + 1 } else { 0 };
+        self.since_move = if behind { self.since_move + 1 } else { 0 };
+        if self.waiting > LIVENESS_BOUND || self.since_move > EARLY_ITEMS_BOUND {
             return Err(SimFailure::AnchorStuck {
                 seed,
                 height: self.height,
                 anchor: meta.btc_anchor.height.get(),
                 tip: self.btc.tip(),
-                heights: self.waiting,
+                heights: self.since_move,
             });
         }
         if let Some(since) = self.episode.reorged_at.filter(|_| self.episode.resumed_at.is_none()) {

@@ -383,6 +383,13 @@ impl World {
         self.height += 1;
         self.trace.extend_from_slice(&block.header.state_root.0);
         self.outcome.mints += block.txs.iter().filter(|t| matches!(t, Tx::Mint(_))).count() as u64;
+        let anchor = block.header.btc_anchor;
+        let early = |b: &BtcAnchor| ledger::peg_cursor::is_early(b, &anchor);
+        self.early_in_last = block.txs.iter().any(|t| match t {
+            Tx::Mint(m) => early(&m.btc_block),
+            Tx::Settle(s) => early(&s.btc_block),
+            _ => false,
+        });
         for t in &block.txs {
             if let Tx::Reconfigure(r) = t {
                 let members = r.proposal.validators.iter().map(|v| self.identity(&v.consensus_key)).collect();

@@ -20,7 +20,8 @@
 //! peg, 2f+1 `ResumePeg` votes resume it), or federation changes (4 -> 5, or 4 -> 7 -> 4) with deposits to
 //! old-epoch addresses, migration sweeps signed by the old keys and refreshes before the emergency delay.
 //!
-//! Checked at every height: the anchor follows Bitcoin within a bound (peg liveness), every honest
+//! Checked at every height: the anchor follows Bitcoin within a bound (peg liveness; while early peg items
+//! of the next BTC block go in, a longer one: [`EARLY_ITEMS_BOUND`]), every honest
 //! proposal builds and is accepted by every honest validator that sees as much of Bitcoin as its proposer,
 //! no junk is accepted, every transaction the federation signs is valid on Bitcoin, every coin state records
 //! exists on Bitcoin with the script its record says, every batch version collecting shares passes the
@@ -56,8 +57,17 @@ const VALIDATORS: u32 = 4;
 const IDENTITIES: u32 = 7;
 /// Users with a genesis balance (they can pay fees and burn before pegging in).
 const USERS: u32 = 6;
-/// Heights the anchor may lag a Bitcoin that a quorum of bitcoinds is ready for before the run fails.
+/// Heights the anchor may lag a Bitcoin that a quorum of bitcoinds is ready for, with no early peg items
+/// going in either, before the run fails.
 pub const LIVENESS_BOUND: u64 = 12;
+/// Heights the anchor may lag a ready Bitcoin while early peg items go in, before the run fails. Early
+/// items are progress toward the move (`pegin::early`): a BTC block with `k` outputs to federation scripts
+/// needs `ceil(k / room)` honest round-0 blocks of them, and with f of n proposers Byzantine about
+/// `n / (n - f)` times that many heights. Three floods in one BTC block (`3 * FLOOD_OUTPUTS` = 144 outputs,
+/// 16 a block, 4/3) take about 12 heights with nothing else in the blocks (seed 16299 took 14), so
+/// [`LIVENESS_BOUND`] alone would call a working peg stuck; this bound still catches early items that never
+/// end in a move.
+pub const EARLY_ITEMS_BOUND: u64 = 4 * LIVENESS_BOUND;
 /// Heights from a deep reorg to the agreed resume before the run fails.
 pub const HALT_BOUND: u64 = 30;
 /// Most heights of the quiet tail (it ends as soon as every burn is paid).
@@ -247,8 +257,13 @@ struct World {
     submitted: HashSet<(u64, Hash32)>,
     /// Batch ids by the txid of each of their versions.
     versions: BTreeMap<Hash32, u64>,
-    /// Heights since the anchor last moved while a quorum of bitcoinds was ready for a move.
+    /// Heights since the anchor last moved or early peg items last went in, while a quorum of bitcoinds
+    /// was ready for a move.
     waiting: u64,
+    /// Heights since the anchor last moved while a quorum of bitcoinds was ready for a move.
+    since_move: u64,
+    /// Whether the last block carried early peg items (of the BTC block right above its anchor).
+    early_in_last: bool,
     outcome: SimOutcome,
     trace: Vec<u8>,
 }
@@ -327,6 +342,8 @@ impl World {
             submitted: HashSet::new(),
             versions: BTreeMap::new(),
             waiting: 0,
+            since_move: 0,
+            early_in_last: false,
             outcome: SimOutcome::default(),
             trace: Vec::new(),
         };
