@@ -87,7 +87,7 @@ pub enum BitcoinError {
 
 /// How to authenticate to bitcoind's RPC (one type for the node and the CLI's funding client). With a cookie
 /// file, this client re-reads it after every failed call, because bitcoind rewrites it on restart.
-pub use rpc::btc_funding::BitcoindAuth;
+pub use wallet::btc_funding::BitcoindAuth;
 
 /// A bitcoind JSON-RPC client with bounded calls.
 pub struct BitcoindClient {

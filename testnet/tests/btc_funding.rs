@@ -1,13 +1,13 @@
-//! `sidechain-cli pegin --fund` against a real regtest bitcoind: [`rpc::btc_funding::fund_regtest`] pays the
+//! `sidechain-cli pegin --fund` against a real regtest bitcoind: [`wallet::btc_funding::fund_regtest`] pays the
 //! exact amount to the address, leaves the payment unconfirmed, reuses its coins (confirmed change, matured
 //! coinbases) instead of mining again, never double-spends an unconfirmed payment, and reports refused
 //! credentials as the auth error.
 
 use bitcoin::{Address, Amount, Txid};
-use rpc::btc_funding::{self, BitcoindAuth, BitcoindClient, FundingError};
 use serde_json::{json, Value};
 use testnet::btc_wallet::confirmations;
 use testnet::{Bitcoind, BtcWallet};
+use wallet::btc_funding::{self, BitcoindAuth, BitcoindClient, FundingError};
 
 fn client(btc: &Bitcoind) -> BitcoindClient {
     let (url, user, password) = btc.rpc_credentials();

@@ -24,12 +24,12 @@
 //! `scantxoutset` and mine nothing. Coins already spent by a transaction in the mempool (an unconfirmed
 //! earlier payment) are left out (`gettxspendingprevout`), so a new payment never replaces an old one.
 
-use crate::fsutil;
 use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, OutPoint, TxOut, Txid};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::{transport, HttpClient, HttpClientBuilder};
 use peg::funding::{Fee, FundingKey, Utxo};
+use rpc::fsutil;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -230,7 +230,7 @@ impl BitcoindClient {
             BitcoindAuth::CookieFile(path) => read_cookie(path)?,
         };
         let bad_url = |reason: String| FundingError::BadUrl { url: url.to_string(), reason };
-        let header = http::HeaderValue::from_str(&crate::auth::basic_auth_header(&user, &password))
+        let header = http::HeaderValue::from_str(&rpc::auth::basic_auth_header(&user, &password))
             .map_err(|_| FundingError::BadCredentials)?;
         let mut headers = http::HeaderMap::new();
         headers.insert(http::header::AUTHORIZATION, header);

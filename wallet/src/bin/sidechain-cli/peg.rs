@@ -20,13 +20,13 @@ use clap::Args;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 use primitives::{AccountId, Hash32};
-use rpc::btc_funding::{self, BitcoindAuth, BitcoindClient};
 use rpc::types::{btc_string, PegInStage, PegInStatus, TxStatus};
-use rpc::wallet::{parse_amount, Wallet};
 use rpc::{errors, SidechainApiClient};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wallet::btc_funding::{self, BitcoindAuth, BitcoindClient};
+use wallet::{parse_amount, Wallet};
 
 /// How long `pegin --fund` waits for its registration to be in a block before paying.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
