@@ -5,10 +5,11 @@
 //! mine coins, find them, and sign a spend. The signing is [`peg::funding`]'s (pure, shared with the test
 //! harness); this module is the rest: a small bitcoind JSON-RPC client, the key file, and [`fund_regtest`].
 //!
-//! - [`BitcoindClient`]: jsonrpsee's HTTP client with HTTP Basic auth (user and password, or bitcoind's
-//!   cookie file) and a bound on every call. Failures are sorted into what a user can act on: unreachable,
-//!   timed out, credentials refused, an RPC error, or an answer we cannot read. Nothing here panics on what
-//!   bitcoind answers.
+//! - The bitcoind client is the project's one ([`btc_rpc::Client`], re-exported as [`BitcoindClient`]): user
+//!   and password or bitcoind's cookie file, and a bound on every socket operation. Its failures are sorted
+//!   into what a user can act on (unreachable, timed out, an RPC error, an answer we cannot read); refused
+//!   credentials are [`FundingError::Auth`]. Nothing here panics on what bitcoind answers. Calls block:
+//!   async callers run [`fund_regtest`] in `spawn_blocking`.
 //! - The key file ([`load_or_create_key`], `btc-funding.key`): 32 random bytes as hex, created with mode
 //!   0600 when missing and never overwritten, so the coins mined to it stay spendable across runs.
 //! - [`fund_regtest`]: refuses any chain but regtest (it mines blocks, which is only free there), spends the
@@ -24,17 +25,14 @@
 //! `scantxoutset` and mine nothing. Coins already spent by a transaction in the mempool (an unconfirmed
 //! earlier payment) are left out (`gettxspendingprevout`), so a new payment never replaces an old one.
 
-use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, OutPoint, TxOut, Txid};
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::core::ClientError;
-use jsonrpsee::http_client::{transport, HttpClient, HttpClientBuilder};
+use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, TxOut, Txid};
 use peg::funding::{Fee, FundingKey, Utxo};
 use rpc::fsutil;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use btc_rpc::{Auth as BitcoindAuth, Client as BitcoindClient};
 
 /// The name of the key file in the CLI's directory.
 pub const KEY_FILE_NAME: &str = "btc-funding.key";
@@ -45,48 +43,13 @@ pub const COINBASE_MATURITY: u64 = 100;
 /// The fee rate of funding payments: above Core's default minimum relay rate, and cheap.
 pub const FEE_RATE: FeeRate = FeeRate::from_sat_per_vb_u32(2);
 
+/// The bound on each socket operation of a funding call (mining 100 regtest blocks takes well under a
+/// second).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why funding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FundingError {
-    /// The URL cannot be used.
-    #[error("bad bitcoind RPC URL {url}: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The user name or password cannot be sent in an HTTP header.
-    #[error("bitcoind credentials contain characters not allowed in an http header")]
-    BadCredentials,
-    /// bitcoind's cookie file could not be read (bitcoind not started, or another datadir or network).
-    #[error("cannot read bitcoind cookie file {path}: {reason}")]
-    Cookie {
-        /// The cookie file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// No connection (nothing listens there, refused, reset).
-    #[error("bitcoind at {url} is unreachable ({method}): {detail}")]
-    Unreachable {
-        /// The URL.
-        url: String,
-        /// The RPC method.
-        method: &'static str,
-        /// What the transport reported.
-        detail: String,
-    },
-    /// Connected, but no answer within the bound.
-    #[error("bitcoind at {url} did not answer {method} within {timeout:?}")]
-    Timeout {
-        /// The URL.
-        url: String,
-        /// The RPC method.
-        method: &'static str,
-        /// The bound.
-        timeout: Duration,
-    },
     /// bitcoind refused the credentials (HTTP 401) or our address (HTTP 403, `rpcallowip`).
     #[error(
         "bitcoind at {url} refused our credentials (HTTP {status}): check the RPC user and password or cookie file"
@@ -97,6 +60,9 @@ pub enum FundingError {
         /// The HTTP status.
         status: u16,
     },
+    /// Any other failure to configure, reach or understand bitcoind.
+    #[error(transparent)]
+    Bitcoind(btc_rpc::Error),
     /// bitcoind is not on regtest: funding mines blocks, which only regtest allows for free.
     #[error("bitcoind is on chain {chain:?}, not regtest: funding by mining is only possible on regtest")]
     NotRegtest {
@@ -109,30 +75,25 @@ pub enum FundingError {
         /// The address.
         address: String,
     },
-    /// bitcoind answered the call with a JSON-RPC error (e.g. the transaction was rejected).
-    #[error("bitcoind {method} failed: {message} (code {code})")]
-    Rpc {
-        /// The RPC method.
-        method: &'static str,
-        /// bitcoind's error code.
-        code: i32,
-        /// bitcoind's message.
-        message: String,
-    },
-    /// bitcoind answered something we cannot read.
-    #[error("unexpected answer from bitcoind {method}: {detail}")]
-    BadAnswer {
-        /// The RPC method.
-        method: &'static str,
-        /// What was wrong with it.
-        detail: String,
-    },
     /// The payment could not be built (not enough coins, dust amount, ...).
     #[error("building the payment: {0}")]
     Build(#[from] peg::funding::FundingError),
     /// The key file could not be read or created.
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
+}
+
+impl From<btc_rpc::Error> for FundingError {
+    fn from(e: btc_rpc::Error) -> Self {
+        match e {
+            btc_rpc::Error::Http { url, status: status @ (401 | 403), .. } => FundingError::Auth { url, status },
+            other => FundingError::Bitcoind(other),
+        }
+    }
+}
+
+fn bad_answer(method: &str, detail: impl Into<String>) -> FundingError {
+    FundingError::Bitcoind(btc_rpc::Error::bad_answer(method, detail))
 }
 
 /// Why the key file could not be read or created.
@@ -191,221 +152,112 @@ pub fn load_key(path: &Path) -> Result<FundingKey, KeyFileError> {
     FundingKey::from_secret_bytes(secret).map_err(|_| corrupt("not a valid secp256k1 secret"))
 }
 
-/// How to authenticate to bitcoind.
-#[derive(Clone, Debug)]
-pub enum BitcoindAuth {
-    /// `rpcuser`/`rpcpassword` (or an `rpcauth` user).
-    UserPass {
-        /// User name.
-        user: String,
-        /// Password.
-        password: String,
-    },
-    /// bitcoind's cookie file (`<datadir>/regtest/.cookie` on regtest), read once when the client is made.
-    CookieFile(PathBuf),
-}
-
-/// A minimal bitcoind JSON-RPC client: the calls funding needs, each bounded by a timeout.
-pub struct BitcoindClient {
-    url: String,
-    timeout: Duration,
-    http: HttpClient,
-}
-
-impl std::fmt::Debug for BitcoindClient {
-    // Not the http client's: its headers hold the credentials.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BitcoindClient").field("url", &self.url).field("timeout", &self.timeout).finish_non_exhaustive()
-    }
-}
-
-impl BitcoindClient {
-    /// The default bound on one call (mining 100 regtest blocks takes well under a second).
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-    /// A client for `url` (e.g. `http://127.0.0.1:18443`). No call is made yet.
-    pub fn new(url: &str, auth: &BitcoindAuth, timeout: Duration) -> Result<BitcoindClient, FundingError> {
-        let (user, password) = match auth {
-            BitcoindAuth::UserPass { user, password } => (user.clone(), password.clone()),
-            BitcoindAuth::CookieFile(path) => read_cookie(path)?,
-        };
-        let bad_url = |reason: String| FundingError::BadUrl { url: url.to_string(), reason };
-        let header = http::HeaderValue::from_str(&rpc::auth::basic_auth_header(&user, &password))
-            .map_err(|_| FundingError::BadCredentials)?;
-        let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::AUTHORIZATION, header);
-        let http = HttpClientBuilder::default()
-            .set_headers(headers)
-            .request_timeout(timeout)
-            .max_response_size(64 * 1024 * 1024)
-            .build(url)
-            .map_err(|e| bad_url(e.to_string()))?;
-        Ok(BitcoindClient { url: url.to_string(), timeout, http })
-    }
-
-    /// The URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Calls `method` and reads its result as `T`.
-    pub async fn call<T: DeserializeOwned>(&self, method: &'static str, params: Vec<Value>) -> Result<T, FundingError> {
-        let value: Value = self.http.request(method, params).await.map_err(|e| self.client_error(method, e))?;
-        serde_json::from_value(value).map_err(|e| FundingError::BadAnswer { method, detail: e.to_string() })
-    }
-
-    fn client_error(&self, method: &'static str, e: ClientError) -> FundingError {
-        let url = self.url.clone();
-        match e {
-            ClientError::Call(obj) => {
-                FundingError::Rpc { method, code: obj.code(), message: obj.message().to_string() }
-            }
-            ClientError::RequestTimeout => FundingError::Timeout { url, method, timeout: self.timeout },
-            ClientError::Transport(err) => match err.downcast_ref::<transport::Error>() {
-                Some(transport::Error::Rejected { status_code: status @ (401 | 403) }) => {
-                    FundingError::Auth { url, status: *status }
-                }
-                Some(transport::Error::Rejected { status_code }) => {
-                    FundingError::BadAnswer { method, detail: format!("HTTP status {status_code}") }
-                }
-                _ => FundingError::Unreachable { url, method, detail: error_chain(err.as_ref()) },
-            },
-            ClientError::ParseError(e) => FundingError::BadAnswer { method, detail: e.to_string() },
-            other => FundingError::BadAnswer { method, detail: other.to_string() },
-        }
-    }
-}
-
-/// An error and its sources on one line ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(err), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
-}
-
-fn read_cookie(path: &Path) -> Result<(String, String), FundingError> {
-    let cookie = |reason: String| FundingError::Cookie { path: path.to_path_buf(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| cookie(e.to_string()))?;
-    let (user, password) = text.trim().split_once(':').ok_or_else(|| cookie("expected user:password".into()))?;
-    Ok((user.to_string(), password.to_string()))
+/// A client for the bitcoind at `url` with [`DEFAULT_TIMEOUT`], its cookie file (if any) read now, so a
+/// missing one is reported before anything is submitted.
+pub fn connect(url: &str, auth: BitcoindAuth) -> Result<BitcoindClient, FundingError> {
+    let client = BitcoindClient::new(url, auth, DEFAULT_TIMEOUT)?;
+    client.connect()?;
+    Ok(client)
 }
 
 /// Pays `amount` to `to` from `key` on a regtest bitcoind and returns the txid of the broadcast payment
 /// (unconfirmed: the caller mines or waits for the blocks it needs). Mines (one coinbase to the key, matured
-/// by 99 blocks also to the key) only when the key's spendable coins do not cover the payment.
-pub async fn fund_regtest(
+/// by 99 blocks also to the key) only when the key's spendable coins do not cover the payment. Blocks on
+/// bitcoind's answers.
+pub fn fund_regtest(
     client: &BitcoindClient,
     key: &FundingKey,
     to: &Address,
     amount: Amount,
 ) -> Result<Txid, FundingError> {
-    ensure_regtest(client).await?;
+    ensure_regtest(client)?;
     if !to.as_unchecked().is_valid_for_network(Network::Regtest) {
         return Err(FundingError::WrongNetwork { address: to.to_string() });
     }
     let fee = Fee::Rate(FEE_RATE);
-    let mut coins = spendable_coins(client, key).await?;
+    let mut coins = spendable_coins(client, key)?;
     let tx = match key.pay(&coins, to.script_pubkey(), amount, fee) {
         Ok(tx) => tx,
         Err(peg::funding::FundingError::InsufficientFunds { available, .. }) => {
             tracing::info!(%available, %amount, "funding key has too little; mining a coinbase to it");
-            coins.push(mine_mature_coinbase(client, key).await?);
+            coins.push(mine_mature_coinbase(client, key)?);
             key.pay(&coins, to.script_pubkey(), amount, fee)?
         }
         Err(e) => return Err(e.into()),
     };
-    let hex = bitcoin::consensus::encode::serialize_hex(&tx);
-    let txid: Txid = client.call("sendrawtransaction", vec![json!(hex)]).await?;
+    let txid = client.send_raw_transaction(&tx)?;
     if txid != tx.compute_txid() {
-        return Err(FundingError::BadAnswer { method: "sendrawtransaction", detail: format!("returned txid {txid}") });
+        return Err(bad_answer("sendrawtransaction", format!("returned txid {txid}")));
     }
     tracing::info!(%txid, %amount, to = %to, "funding payment broadcast");
     Ok(txid)
 }
 
 /// Fails unless bitcoind runs on regtest.
-pub async fn ensure_regtest(client: &BitcoindClient) -> Result<(), FundingError> {
-    let info: Value = client.call("getblockchaininfo", vec![]).await?;
-    let chain = info["chain"]
-        .as_str()
-        .ok_or_else(|| FundingError::BadAnswer { method: "getblockchaininfo", detail: "no chain".into() })?;
+pub fn ensure_regtest(client: &BitcoindClient) -> Result<(), FundingError> {
+    let chain = client.get_blockchain_info()?.chain;
     if chain != "regtest" {
-        return Err(FundingError::NotRegtest { chain: chain.to_string() });
+        return Err(FundingError::NotRegtest { chain });
     }
     Ok(())
 }
 
 /// The key's confirmed coins that can be spent in the next block: mature, and not spent in the mempool.
-pub async fn spendable_coins(client: &BitcoindClient, key: &FundingKey) -> Result<Vec<Utxo>, FundingError> {
+pub fn spendable_coins(client: &BitcoindClient, key: &FundingKey) -> Result<Vec<Utxo>, FundingError> {
     const SCAN: &str = "scantxoutset";
-    let bad = |detail: String| FundingError::BadAnswer { method: SCAN, detail };
     let descriptor = format!("addr({})", key.address(Network::Regtest));
-    let scan: Value = client.call(SCAN, vec![json!("start"), json!([descriptor])]).await?;
-    let tip = scan["height"].as_u64().ok_or_else(|| bad("no height".into()))?;
-    let unspents = scan["unspents"].as_array().ok_or_else(|| bad("no unspents".into()))?;
+    let scan = client.scan_tx_out_set(&[descriptor])?;
     let ours = key.script_pubkey();
-    let mut coins = Vec::with_capacity(unspents.len());
-    for u in unspents {
-        let txid: Txid = u["txid"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("txid in {u}")))?;
-        let vout = u["vout"].as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| bad(format!("vout in {u}")))?;
-        let value = u["amount"]
-            .as_f64()
-            .and_then(|btc| Amount::from_btc(btc).ok())
-            .ok_or_else(|| bad(format!("amount in {u}")))?;
-        let height = u["height"].as_u64().ok_or_else(|| bad(format!("height in {u}")))?;
-        let coinbase = u["coinbase"].as_bool().ok_or_else(|| bad(format!("coinbase flag in {u}")))?;
-        if u["scriptPubKey"].as_str() != Some(ours.to_hex_string().as_str()) {
-            return Err(bad(format!("{txid}:{vout} does not pay the funding key")));
+    let mut coins = Vec::with_capacity(scan.unspents.len());
+    for u in &scan.unspents {
+        let txid: Txid = u.txid.parse().map_err(|_| bad_answer(SCAN, format!("txid in {u:?}")))?;
+        let value = Amount::from_btc(u.amount).map_err(|_| bad_answer(SCAN, format!("amount in {u:?}")))?;
+        if u.script_pubkey != ours.to_hex_string() {
+            return Err(bad_answer(SCAN, format!("{txid}:{} does not pay the funding key", u.vout)));
         }
         // A coinbase at height h may be spent in block h + 100 at the earliest; the next block is tip + 1.
-        if coinbase && (tip + 1).saturating_sub(height) < COINBASE_MATURITY {
+        if u.coinbase && (scan.height + 1).saturating_sub(u.height) < COINBASE_MATURITY {
             continue;
         }
-        coins.push(Utxo { outpoint: OutPoint { txid, vout }, txout: TxOut { value, script_pubkey: ours.clone() } });
+        let outpoint = OutPoint { txid, vout: u.vout };
+        coins.push(Utxo { outpoint, txout: TxOut { value, script_pubkey: ours.clone() } });
     }
-    let spent = spent_in_mempool(client, &coins).await?;
+    let spent = spent_in_mempool(client, &coins)?;
     coins.retain(|c| !spent.contains(&c.outpoint));
     Ok(coins)
 }
 
 /// Which of `coins` a mempool transaction already spends.
-async fn spent_in_mempool(client: &BitcoindClient, coins: &[Utxo]) -> Result<BTreeSet<OutPoint>, FundingError> {
-    const METHOD: &str = "gettxspendingprevout";
+fn spent_in_mempool(client: &BitcoindClient, coins: &[Utxo]) -> Result<BTreeSet<OutPoint>, FundingError> {
     if coins.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let outputs: Vec<Value> =
-        coins.iter().map(|c| json!({ "txid": c.outpoint.txid.to_string(), "vout": c.outpoint.vout })).collect();
-    let answer: Vec<Value> = client.call(METHOD, vec![Value::Array(outputs)]).await?;
+    let outpoints: Vec<OutPoint> = coins.iter().map(|c| c.outpoint).collect();
+    let answer = client.get_tx_spending_prevout(&outpoints)?;
     let mut spent = BTreeSet::new();
-    for a in answer.iter().filter(|a| a.get("spendingtxid").is_some()) {
-        let txid = a["txid"].as_str().and_then(|s| s.parse().ok());
-        let vout = a["vout"].as_u64().and_then(|v| u32::try_from(v).ok());
-        let (Some(txid), Some(vout)) = (txid, vout) else {
-            return Err(FundingError::BadAnswer { method: METHOD, detail: format!("entry {a}") });
-        };
-        spent.insert(OutPoint { txid, vout });
+    for a in answer.0.iter().filter(|a| a.spending_txid.is_some()) {
+        let txid = a.txid.parse().map_err(|_| bad_answer("gettxspendingprevout", format!("entry {a:?}")))?;
+        spent.insert(OutPoint { txid, vout: a.vout });
     }
     Ok(spent)
 }
 
 /// Mines one block to the key, then `COINBASE_MATURITY - 1` more (also to the key, see the module docs),
 /// and returns the first block's coinbase output, now spendable in the next block.
-async fn mine_mature_coinbase(client: &BitcoindClient, key: &FundingKey) -> Result<Utxo, FundingError> {
-    const MINE: &str = "generatetoaddress";
-    let address = key.address(Network::Regtest).to_string();
-    let hashes: Vec<BlockHash> = client.call(MINE, vec![json!(1), json!(address)]).await?;
-    let hash = *hashes.first().ok_or_else(|| FundingError::BadAnswer { method: MINE, detail: "no block".into() })?;
+fn mine_mature_coinbase(client: &BitcoindClient, key: &FundingKey) -> Result<Utxo, FundingError> {
+    let address = key.address(Network::Regtest);
+    let hash =
+        *client.generate_to_address(1, &address)?.first().ok_or_else(|| bad_answer("generatetoaddress", "no block"))?;
     // The raw block: exact amounts in satoshis, and rust-bitcoin's parsing.
-    let hex: String = client.call("getblock", vec![json!(hash.to_string()), json!(0)]).await?;
-    let bad = |detail: String| FundingError::BadAnswer { method: "getblock", detail };
-    let block: Block =
-        bitcoin::consensus::encode::deserialize_hex(&hex).map_err(|e| bad(format!("block {hash}: {e}")))?;
+    let block = client.get_block(&hash)?;
+    let bad = |detail: String| bad_answer("getblock", detail);
     let coinbase = block.txdata.first().ok_or_else(|| bad(format!("block {hash} has no transactions")))?;
     let coin = key
         .owned_outputs(coinbase)
         .into_iter()
         .next()
         .ok_or_else(|| bad(format!("the coinbase of block {hash} does not pay the funding key")))?;
-    let _: Vec<BlockHash> = client.call(MINE, vec![json!(COINBASE_MATURITY - 1), json!(address)]).await?;
+    client.generate_to_address(COINBASE_MATURITY - 1, &address)?;
     tracing::info!(block = %hash, value = %coin.txout.value, "mined and matured a coinbase to the funding key");
     Ok(coin)
 }
@@ -443,15 +295,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "00".repeat(32), "left as it was");
     }
 
-    #[tokio::test]
-    async fn nothing_listening_is_unreachable() {
+    #[test]
+    fn nothing_listening_is_unreachable() {
         // Bind a port, then free it: nothing listens there any more.
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let auth = BitcoindAuth::UserPass { user: "u".into(), password: "p".into() };
-        let client =
-            BitcoindClient::new(&format!("http://127.0.0.1:{port}"), &auth, Duration::from_secs(5)).expect("client");
-        let err = ensure_regtest(&client).await.expect_err("nothing listens");
-        assert!(matches!(err, FundingError::Unreachable { method: "getblockchaininfo", .. }), "{err:?}");
+        let client = connect(&format!("http://127.0.0.1:{port}"), auth).expect("client");
+        let err = ensure_regtest(&client).expect_err("nothing listens");
+        assert!(
+            matches!(&err, FundingError::Bitcoind(btc_rpc::Error::Unreachable { method, .. }) if method == "getblockchaininfo"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -459,13 +313,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = BitcoindAuth::CookieFile(dir.path().join(".cookie"));
         assert!(matches!(
-            BitcoindClient::new("http://127.0.0.1:1", &cookie, Duration::from_secs(1)),
-            Err(FundingError::Cookie { .. })
+            connect("http://127.0.0.1:1", cookie),
+            Err(FundingError::Bitcoind(btc_rpc::Error::Cookie { .. }))
         ));
         let auth = BitcoindAuth::UserPass { user: "u".into(), password: "p".into() };
-        assert!(matches!(
-            BitcoindClient::new("not a url", &auth, Duration::from_secs(1)),
-            Err(FundingError::BadUrl { .. })
-        ));
+        assert!(matches!(connect("not a url", auth), Err(FundingError::Bitcoind(btc_rpc::Error::BadUrl { .. }))));
     }
 }
