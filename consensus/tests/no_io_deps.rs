@@ -28,7 +28,7 @@ fn cargo_tree_has_no_io_crates() {
     assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(tree.contains("sidechain-consensus"), "unexpected tree: {tree}");
     for line in tree.lines() {
-        for banned in ["tokio", "rocksdb", "librocksdb", "libp2p", "bitcoincore-rpc"] {
+        for banned in ["tokio", "rocksdb", "librocksdb", "libp2p", "bitcoincore-rpc", "sidechain-bitcoind-client"] {
             assert!(!line.starts_with(banned), "consensus depends on {banned}: {line}");
         }
     }

@@ -23,13 +23,11 @@
 //! must not make the follower fetch the whole window again at every poll and keep its snapshot stale.
 
 use ::bitcoin::{Block, BlockHash};
-use bitcoincore_rpc::jsonrpc;
-use bitcoincore_rpc::RpcApi;
 use peg::{BitcoinView, BlockScan, Deposit, DepositLookup};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong talking to bitcoind or reading the index.
@@ -52,13 +50,13 @@ pub enum BitcoinError {
         reason: String,
     },
     /// The call failed: bitcoind unreachable, timed out, refused our credentials, or answered an error.
-    #[error("bitcoind {method} failed: {source}")]
+    #[error("{source}")]
     Rpc {
         /// The RPC method.
         method: &'static str,
-        /// What the client reported.
+        /// What the client reported (it names the method too).
         #[source]
-        source: bitcoincore_rpc::Error,
+        source: btc_rpc::Error,
     },
     /// bitcoind's best chain has no block at this height.
     #[error("bitcoind has no block at height {height} in its best chain")]
@@ -85,23 +83,26 @@ pub enum BitcoinError {
     },
 }
 
-/// How to authenticate to bitcoind's RPC (one type for the node and the CLI's funding client). With a cookie
-/// file, this client re-reads it after every failed call, because bitcoind rewrites it on restart.
-pub use rpc::btc_funding::BitcoindAuth;
-
-/// A bitcoind JSON-RPC client with bounded calls.
-pub struct BitcoindClient {
-    url: String,
-    auth: BitcoindAuth,
-    timeout: Duration,
-    /// Built lazily and dropped after a failure, so a new cookie or a restarted bitcoind is picked up.
-    rpc: Mutex<Option<Arc<bitcoincore_rpc::Client>>>,
+impl BitcoinError {
+    /// The client's error for a call to `method`, configuration errors kept apart.
+    fn from_rpc(method: &'static str, e: btc_rpc::Error) -> Self {
+        match e {
+            btc_rpc::Error::BadUrl { url, reason } => BitcoinError::BadUrl { url, reason },
+            btc_rpc::Error::Cookie { path, reason } => BitcoinError::Cookie { path, reason },
+            source => BitcoinError::Rpc { method, source },
+        }
+    }
 }
 
-impl std::fmt::Debug for BitcoindClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BitcoindClient").field("url", &self.url).field("timeout", &self.timeout).finish()
-    }
+/// How to authenticate to bitcoind's RPC (one type for the node, the CLI's funding and the tests). With a
+/// cookie file, the client re-reads it after every failed call, because bitcoind rewrites it on restart.
+pub use btc_rpc::Auth as BitcoindAuth;
+
+/// The validator's bitcoind client: the project's one ([`btc_rpc::Client`]) with the node's timeout, and
+/// the calls the peg's questions need.
+#[derive(Debug)]
+pub struct BitcoindClient {
+    rpc: btc_rpc::Client,
 }
 
 impl BitcoindClient {
@@ -116,59 +117,18 @@ impl BitcoindClient {
 
     /// As [`Self::new`] with another timeout.
     pub fn with_timeout(url: impl Into<String>, auth: BitcoindAuth, timeout: Duration) -> Result<Self, BitcoinError> {
-        let url = url.into();
-        jsonrpc::simple_http::Builder::new()
-            .url(&url)
-            .map_err(|e| BitcoinError::BadUrl { url: url.clone(), reason: e.to_string() })?;
-        Ok(BitcoindClient { url, auth, timeout, rpc: Mutex::new(None) })
+        let rpc = btc_rpc::Client::new(url, auth, timeout).map_err(|e| BitcoinError::from_rpc("", e))?;
+        Ok(BitcoindClient { rpc })
     }
 
     /// The RPC URL.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn build(&self) -> Result<bitcoincore_rpc::Client, BitcoinError> {
-        let bad_url =
-            |e: jsonrpc::simple_http::Error| BitcoinError::BadUrl { url: self.url.clone(), reason: e.to_string() };
-        let builder = jsonrpc::simple_http::Builder::new().url(&self.url).map_err(bad_url)?.timeout(self.timeout);
-        let builder = match &self.auth {
-            BitcoindAuth::UserPass { user, password } => builder.auth(user.as_str(), Some(password.as_str())),
-            BitcoindAuth::CookieFile(path) => {
-                let cookie = std::fs::read_to_string(path)
-                    .map_err(|e| BitcoinError::Cookie { path: path.clone(), reason: e.to_string() })?;
-                let cookie = cookie.trim();
-                if !cookie.contains(':') {
-                    let reason = "expected `user:password`".to_string();
-                    return Err(BitcoinError::Cookie { path: path.clone(), reason });
-                }
-                builder.cookie_auth(cookie)
-            }
-        };
-        let client = jsonrpc::Client::with_transport(builder.build());
-        Ok(bitcoincore_rpc::Client::from_jsonrpc(client))
+        self.rpc.url()
     }
 
     /// A raw RPC call: `method` with `params`, bounded by the timeout.
     pub fn call(&self, method: &'static str, params: &[Value]) -> Result<Value, BitcoinError> {
-        let rpc = {
-            let mut slot = self.rpc.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match slot.as_ref() {
-                Some(rpc) => Arc::clone(rpc),
-                None => {
-                    let rpc = Arc::new(self.build()?);
-                    *slot = Some(Arc::clone(&rpc));
-                    rpc
-                }
-            }
-        };
-        rpc.call::<Value>(method, params).map_err(|source| {
-            // An error answer from bitcoind is not a transport problem: keep the connection.
-            if !matches!(source, bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(_))) {
-                *self.rpc.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
-            }
-            BitcoinError::Rpc { method, source }
-        })
+        self.rpc.call(method, params).map_err(|e| BitcoinError::from_rpc(method, e))
     }
 
     /// The height of bitcoind's best chain tip.
@@ -190,10 +150,8 @@ impl BitcoindClient {
     pub fn block_hash(&self, height: u32) -> Result<BlockHash, BitcoinError> {
         match self.call("getblockhash", &[json!(height)]) {
             Ok(v) => answer::block_hash(&v),
-            // RPC_INVALID_PARAMETER: "Block height out of range".
-            Err(BitcoinError::Rpc { source: bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(e)), .. })
-                if e.code == -8 =>
-            {
+            // "Block height out of range".
+            Err(BitcoinError::Rpc { source, .. }) if source.rpc_code() == Some(btc_rpc::codes::INVALID_PARAMETER) => {
                 Err(BitcoinError::NoBlockAtHeight { height })
             }
             Err(e) => Err(e),
@@ -287,7 +245,7 @@ pub fn txout_from_gettxout(answer: &Value) -> Result<Option<::bitcoin::TxOut>, B
 impl BitcoinView for BitcoindClient {
     fn best_height(&self) -> Option<u32> {
         BitcoindClient::best_height(self)
-            .map_err(|e| tracing::warn!(url = %self.url, error = %e, "bitcoind best height unavailable"))
+            .map_err(|e| tracing::warn!(url = %self.url(), error = %e, "bitcoind best height unavailable"))
             .ok()
     }
 
@@ -295,11 +253,11 @@ impl BitcoinView for BitcoindClient {
         match self.block_hash(height) {
             Ok(hash) => Some(hash),
             Err(e @ BitcoinError::NoBlockAtHeight { .. }) => {
-                tracing::debug!(url = %self.url, error = %e, "no best-chain block at that height");
+                tracing::debug!(url = %self.url(), error = %e, "no best-chain block at that height");
                 None
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, height, error = %e, "bitcoind block hash unavailable");
+                tracing::warn!(url = %self.url(), height, error = %e, "bitcoind block hash unavailable");
                 None
             }
         }

@@ -505,10 +505,9 @@ fn check_claim(
     let hash = rpc::types::btc_block_hash(&claim.btc_block);
     let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
         Ok(v) => v,
-        Err(BitcoinError::Rpc {
-            source: bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(e)),
-            ..
-        }) if e.code == -5 => return Ok(Err(ClaimRejection::UnknownBlock(hash))),
+        Err(BitcoinError::Rpc { source, .. }) if source.rpc_code() == Some(btc_rpc::codes::INVALID_ADDRESS_OR_KEY) => {
+            return Ok(Err(ClaimRejection::UnknownBlock(hash)))
+        }
         Err(e) => return Err(e),
     };
     let (confirmations, height) = crate::bitcoin::answer::header_position(&header)?;

@@ -98,7 +98,7 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
         (p["confirmations_required"].as_u64(), p["funding"]["amount_sat"].as_u64()),
         (Some(N), Some(50_000_000))
     );
-    assert!(dir.path().join(rpc::btc_funding::KEY_FILE_NAME).exists(), "the BTC key is kept next to the wallet");
+    assert!(dir.path().join(wallet::btc_funding::KEY_FILE_NAME).exists(), "the BTC key is kept next to the wallet");
     let outpoint = p["funding"]["outpoint"].as_str().expect("funding outpoint").to_string();
     let btc_txid = p["funding"]["btc_txid"].as_str().expect("btc txid").to_string();
     assert!(outpoint.starts_with(&format!("{btc_txid}:")), "{p}");

@@ -2,7 +2,7 @@
 //! operating system's random generator.
 //!
 //! Why here: the mode must be set when the file is created, not after (a `chmod` after writing leaves a
-//! window in which another user can open it).
+//! window in which another user can open it). Public because the wallet crate keeps its keys the same way.
 
 use rand_core::{OsRng, RngCore};
 use std::io::Write;

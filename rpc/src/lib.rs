@@ -8,22 +8,23 @@
 //!   size and batch limits); [`handlers`] is the trait implementation it serves;
 //! - [`dashboard`]: the page every node serves at `/dashboard/` and its read-only endpoint;
 //! - [`errors`]: every error code, in one place; [`openrpc`]: the `rpc.discover` document;
-//! - [`client`]: typed clients with credentials; [`wallet`]: the key file and amounts of `sidechain-cli`.
+//! - [`client`]: typed clients with credentials; [`fsutil`]: secrets written readable by their owner only.
+//!
+//! The user's tools (the `sidechain-cli` wallet and its BTC funding) are the `sidechain-wallet` crate: a
+//! wallet author depends on this API alone.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
 pub mod auth;
 pub mod backend;
-pub mod btc_funding;
 pub mod client;
 pub mod dashboard;
 pub mod errors;
-mod fsutil;
+pub mod fsutil;
 pub mod handlers;
 pub mod openrpc;
 pub mod server;
 pub mod types;
-pub mod wallet;
 
 pub use api::{BlockRef, SidechainApiClient, SidechainApiServer};
 pub use backend::{BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};

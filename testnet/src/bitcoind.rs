@@ -6,7 +6,7 @@
 
 use crate::wait::{wait_until, WaitError};
 use bitcoin::{Address, BlockHash, Network};
-use bitcoincore_rpc::{Auth, Client, RpcApi};
+use btc_rpc::{Auth, Client};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::fs;
@@ -30,12 +30,12 @@ pub enum BitcoindError {
     /// The process runs but its RPC never answered within the bound.
     #[error("bitcoind at {rpc} did not answer RPC within {after:?}; last lines of its log:\n{log_tail}")]
     NotResponding { rpc: SocketAddr, after: Duration, log_tail: String },
-    /// An RPC call failed.
-    #[error("bitcoind rpc {method} failed: {source}")]
+    /// An RPC call failed (the client's error names the method).
+    #[error("{source}")]
     Rpc {
         method: String,
         #[source]
-        source: bitcoincore_rpc::Error,
+        source: btc_rpc::Error,
     },
     /// Waiting for a condition timed out.
     #[error(transparent)]
@@ -157,6 +157,8 @@ pub struct Bitcoind {
 
 const RPC_USER: &str = "sidechain";
 const RPC_PASSWORD: &str = "regtest-only-password";
+/// The bound on each socket operation of a call (bitcoincore-rpc's default, which this harness used before).
+const RPC_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Bitcoind {
     /// Starts bitcoind with default options.
@@ -196,9 +198,9 @@ impl Bitcoind {
         fs::write(datadir_path.join("bitcoin.conf"), conf).map_err(io_err("writing bitcoin.conf"))?;
         let child = spawn(&binary, &datadir_path, &opts.extra_args)?;
         let rpc_addr: SocketAddr = ([127, 0, 0, 1], rpc_port).into();
-        let client =
-            Client::new(&format!("http://{rpc_addr}"), Auth::UserPass(RPC_USER.to_string(), RPC_PASSWORD.to_string()))
-                .map_err(|source| BitcoindError::Rpc { method: "connect".into(), source })?;
+        let auth = Auth::UserPass { user: RPC_USER.to_string(), password: RPC_PASSWORD.to_string() };
+        let client = Client::new(format!("http://{rpc_addr}"), auth, RPC_TIMEOUT)
+            .map_err(|source| BitcoindError::Rpc { method: "connect".into(), source })?;
         let mut node =
             Bitcoind { binary, child: Some(child), datadir: Some(datadir), datadir_path, rpc_addr, p2p_port, client };
         node.wait_ready(opts.startup_timeout)?;
@@ -260,7 +262,7 @@ impl Bitcoind {
         self.child.is_some()
     }
 
-    /// The RPC client (bitcoincore-rpc; use [`Bitcoind::call`] for raw calls with clear errors).
+    /// The RPC client (the project's one, [`btc_rpc::Client`]; [`Bitcoind::call`] adds the method to errors).
     pub fn client(&self) -> &Client {
         &self.client
     }

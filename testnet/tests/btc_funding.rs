@@ -1,18 +1,17 @@
-//! `sidechain-cli pegin --fund` against a real regtest bitcoind: [`rpc::btc_funding::fund_regtest`] pays the
+//! `sidechain-cli pegin --fund` against a real regtest bitcoind: [`wallet::btc_funding::fund_regtest`] pays the
 //! exact amount to the address, leaves the payment unconfirmed, reuses its coins (confirmed change, matured
 //! coinbases) instead of mining again, never double-spends an unconfirmed payment, and reports refused
 //! credentials as the auth error.
 
 use bitcoin::{Address, Amount, Txid};
-use rpc::btc_funding::{self, BitcoindAuth, BitcoindClient, FundingError};
 use serde_json::{json, Value};
 use testnet::btc_wallet::confirmations;
 use testnet::{Bitcoind, BtcWallet};
+use wallet::btc_funding::{self, BitcoindAuth, BitcoindClient, FundingError};
 
 fn client(btc: &Bitcoind) -> BitcoindClient {
     let (url, user, password) = btc.rpc_credentials();
-    BitcoindClient::new(&url, &BitcoindAuth::UserPass { user, password }, BitcoindClient::DEFAULT_TIMEOUT)
-        .expect("client")
+    btc_funding::connect(&url, BitcoindAuth::UserPass { user, password }).expect("client")
 }
 
 /// The value `tx` pays to `to`, from bitcoind's JSON, checked to be one output.
@@ -32,8 +31,8 @@ fn in_mempool(btc: &Bitcoind, txid: &Txid) -> bool {
     btc.call::<Value>("getmempoolentry", &[json!(txid.to_string())]).is_ok()
 }
 
-#[tokio::test]
-async fn fund_regtest_pays_the_exact_amount_and_leaves_confirming_to_the_caller() {
+#[test]
+fn fund_regtest_pays_the_exact_amount_and_leaves_confirming_to_the_caller() {
     let btc = Bitcoind::start().expect("bitcoind starts");
     let client = client(&btc);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -42,7 +41,7 @@ async fn fund_regtest_pays_the_exact_amount_and_leaves_confirming_to_the_caller(
 
     // 1. A fresh key has nothing: one coinbase is mined to it and matured (1 + 99 blocks), then it pays.
     let amount = Amount::from_sat(150_000_000);
-    let txid = btc_funding::fund_regtest(&client, &key, &to, amount).await.expect("fund");
+    let txid = btc_funding::fund_regtest(&client, &key, &to, amount).expect("fund");
     assert_eq!(btc.height().expect("height"), 100, "mined exactly the blocks that mature one coinbase");
     assert!(in_mempool(&btc, &txid), "broadcast");
     assert_eq!(confirmations(&btc, &txid).expect("known tx"), 0, "funding does not confirm the payment");
@@ -74,7 +73,7 @@ async fn fund_regtest_pays_the_exact_amount_and_leaves_confirming_to_the_caller(
     expected.sort();
     let mut spent = Vec::new();
     for sats in [20_000, 30_000] {
-        let paid = btc_funding::fund_regtest(&client, &key, &to, Amount::from_sat(sats)).await.expect("fund again");
+        let paid = btc_funding::fund_regtest(&client, &key, &to, Amount::from_sat(sats)).expect("fund again");
         assert_eq!(btc.height().expect("height"), 101, "no block mined");
         let raw: Value = btc.call("getrawtransaction", &[json!(paid.to_string()), json!(true)]).expect("raw tx");
         assert_eq!(paid_to(&raw, &to), Amount::from_sat(sats));
@@ -91,15 +90,15 @@ async fn fund_regtest_pays_the_exact_amount_and_leaves_confirming_to_the_caller(
     assert_eq!(mined.len(), 3, "coinbase and both payments: {block}");
 }
 
-#[tokio::test]
-async fn wrong_password_is_the_auth_error() {
+#[test]
+fn wrong_password_is_the_auth_error() {
     let btc = Bitcoind::start().expect("bitcoind starts");
     let (url, user, _) = btc.rpc_credentials();
     let auth = BitcoindAuth::UserPass { user, password: "wrong".into() };
-    let client = BitcoindClient::new(&url, &auth, BitcoindClient::DEFAULT_TIMEOUT).expect("client");
+    let client = btc_funding::connect(&url, auth).expect("client");
     let key = peg::FundingKey::from_secret_bytes([0x42; 32]).expect("key");
     let to = BtcWallet::from_seed(7).address();
-    match btc_funding::fund_regtest(&client, &key, &to, Amount::from_sat(100_000)).await {
+    match btc_funding::fund_regtest(&client, &key, &to, Amount::from_sat(100_000)) {
         Err(FundingError::Auth { status: 401, .. }) => {}
         other => panic!("expected the auth error, got {other:?}"),
     }

@@ -149,10 +149,9 @@ fn seen(btc: &Bitcoind, index: usize, txid: &Txid) -> Result<Seen, ScenarioError
             Ok(Seen::Confirmed(hash))
         }
         Ok(_) => Ok(Seen::Mempool),
-        Err(BitcoindError::Rpc {
-            source: bitcoincore_rpc::Error::JsonRpc(bitcoincore_rpc::jsonrpc::Error::Rpc(e)),
-            ..
-        }) if e.code == -5 => Ok(if txindex_synced(btc) { Seen::Unknown } else { Seen::Indexing }),
+        Err(BitcoindError::Rpc { source, .. }) if source.rpc_code() == Some(btc_rpc::codes::INVALID_ADDRESS_OR_KEY) => {
+            Ok(if txindex_synced(btc) { Seen::Unknown } else { Seen::Indexing })
+        }
         Err(e) => Err(btc_err(index)(e)),
     }
 }

@@ -19,10 +19,10 @@ use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 use primitives::{AccountId, Hash32};
 use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxInfo, TxKindInfo};
-use rpc::wallet::{parse_amount, Wallet};
 use rpc::{BlockRef, ClientAuth, SidechainApiClient};
 use serde::Serialize;
 use std::path::PathBuf;
+use wallet::{parse_amount, Wallet};
 
 #[derive(Parser)]
 #[command(name = "sidechain-cli", version, about = "Wallet and JSON-RPC client for sidechaind")]

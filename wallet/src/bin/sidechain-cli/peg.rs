@@ -15,18 +15,18 @@
 use super::{rpc_err, Cli};
 use anyhow::{bail, Context, Result};
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Transaction, Txid};
+use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Txid};
 use clap::Args;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 use primitives::{AccountId, Hash32};
-use rpc::btc_funding::{self, BitcoindAuth, BitcoindClient};
 use rpc::types::{btc_string, PegInStage, PegInStatus, TxStatus};
-use rpc::wallet::{parse_amount, Wallet};
 use rpc::{errors, SidechainApiClient};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wallet::btc_funding::{self, BitcoindAuth, BitcoindClient};
+use wallet::{parse_amount, Wallet};
 
 /// How long `pegin --fund` waits for its registration to be in a block before paying.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ impl FundArgs {
             }
             _ => bail!("--fund needs --bitcoind-rpc-user and --bitcoind-rpc-password, or --bitcoind-rpc-cookie"),
         };
-        Ok(BitcoindClient::new(url, &auth, BitcoindClient::DEFAULT_TIMEOUT)?)
+        Ok(btc_funding::connect(url, auth)?)
     }
 }
 
@@ -132,8 +132,13 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
                 .with_context(|| {
                     format!("--fund works on regtest only; the node shows {} addresses", address.network)
                 })?;
-            let btc_txid = btc_funding::fund_regtest(&bitcoind, &key, &to, amount).await?;
-            let vout = payment_vout(&bitcoind, btc_txid, &to.script_pubkey()).await?;
+            // bitcoind's client blocks: off the async runtime.
+            let (btc_txid, vout) = tokio::task::spawn_blocking(move || -> Result<(Txid, u32)> {
+                let btc_txid = btc_funding::fund_regtest(&bitcoind, &key, &to, amount)?;
+                Ok((btc_txid, payment_vout(&bitcoind, btc_txid, &to.script_pubkey())?))
+            })
+            .await
+            .context("the funding task failed")??;
             Some(Funding { btc_txid, outpoint: OutPoint { txid: btc_txid, vout }, amount })
         }
         _ => None,
@@ -251,13 +256,8 @@ async fn wait_committed(client: &HttpClient, txid: Hash32) -> Result<()> {
 /// The output of the payment `txid` that pays `script`. `fund_regtest` puts the payment at output 0
 /// (`peg::funding`: payment first, change second), but the transaction is what counts: it is read back
 /// from bitcoind's mempool and its outputs matched against the deposit script.
-async fn payment_vout(bitcoind: &BitcoindClient, txid: Txid, script: &ScriptBuf) -> Result<u32> {
-    let hex: String = bitcoind
-        .call("getrawtransaction", vec![serde_json::json!(txid.to_string()), serde_json::json!(false)])
-        .await
-        .with_context(|| format!("reading back the payment {txid}"))?;
-    let tx: Transaction = bitcoin::consensus::encode::deserialize_hex(&hex)
-        .with_context(|| format!("bitcoind returned an unreadable transaction for {txid}"))?;
+fn payment_vout(bitcoind: &BitcoindClient, txid: Txid, script: &ScriptBuf) -> Result<u32> {
+    let tx = bitcoind.get_raw_transaction(&txid).with_context(|| format!("reading back the payment {txid}"))?;
     let vout = tx
         .output
         .iter()

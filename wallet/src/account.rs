@@ -4,10 +4,10 @@
 //! Why a unit is mandatory: "send 1" is a 100-million-fold ambiguity between BTC and sats; a typo there
 //! loses money. `1.5btc` and `150000sat` are both unambiguous, a bare number is refused.
 
-use crate::fsutil;
 use bitcoin::{Amount, Denomination};
 use ledger::{SignedUserTx, UserTx, UserTxKind};
 use primitives::{AccountId, Hash32, Keypair, PublicKey};
+use rpc::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
