@@ -119,7 +119,12 @@ impl PegDuties {
 
     /// The anchor and peg transactions for our block at `(height, round)`, in what `room` leaves: the move
     /// [`Self::next_anchor`] chooses and, in round 0, the late settlements our bitcoind shows.
-    pub fn offer<S: StateReader>(&self, cs: &ChainState, state: &S, at: OfferAt) -> (ledger::BtcAnchor, ledger::PegPlan) {
+    pub fn offer<S: StateReader>(
+        &self,
+        cs: &ChainState,
+        state: &S,
+        at: OfferAt,
+    ) -> (ledger::BtcAnchor, ledger::PegPlan) {
         let OfferAt { height, round, room, .. } = at;
         let (btc_anchor, mut plan) = self.next_anchor(cs, state, at);
         if round.get() == 0 {
@@ -261,7 +266,12 @@ impl PegDuties {
     /// next BTC block that fit (`crate::pegin::early_plan`), so a BTC block with more outputs than a block
     /// holds cannot freeze the anchor; from round 1 on, the previous anchor and only verified claims, so a
     /// lagging minority of bitcoinds cannot stall the chain.
-    fn next_anchor<S: StateReader>(&self, cs: &ChainState, state: &S, at: OfferAt) -> (ledger::BtcAnchor, ledger::PegPlan) {
+    fn next_anchor<S: StateReader>(
+        &self,
+        cs: &ChainState,
+        state: &S,
+        at: OfferAt,
+    ) -> (ledger::BtcAnchor, ledger::PegPlan) {
         let OfferAt { prev, round, height, room } = at;
         let prev = &prev;
         let halt = ledger::peg_halt(state).unwrap_or_default();
