@@ -472,6 +472,22 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The wallet's account, refused with the shortfall unless its balance covers `amount` plus `fee`.
+async fn funded_account(client: &HttpClient, wallet: &Wallet, amount: Amount, fee: Amount) -> Result<AccountInfo> {
+    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
+    let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
+    if account.balance < needed {
+        bail!(
+            "insufficient balance: {} BTC available, {} BTC needed (amount {} + fee {})",
+            account.balance_btc,
+            btc_string(needed),
+            btc_string(amount),
+            btc_string(fee)
+        );
+    }
+    Ok(account)
+}
+
 async fn send(cli: &Cli, to: AccountId, amount: &str, fee: Option<&str>, nonce: Option<u64>) -> Result<()> {
     let amount = parse_amount(amount)?;
     if amount == Amount::ZERO {
@@ -484,17 +500,7 @@ async fn send(cli: &Cli, to: AccountId, amount: &str, fee: Option<&str>, nonce: 
         Some(f) => parse_amount(f)?,
         None => info.min_fee,
     };
-    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
-    let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
-    if account.balance < needed {
-        bail!(
-            "insufficient balance: {} BTC available, {} BTC needed (amount {} + fee {})",
-            account.balance_btc,
-            btc_string(needed),
-            btc_string(amount),
-            btc_string(fee)
-        );
-    }
+    let account = funded_account(&client, &wallet, amount, fee).await?;
     let nonce = nonce.unwrap_or(account.nonce);
     let tx = wallet.transfer(&info.genesis_hash, nonce, to, amount, fee);
     let raw = hex::encode(borsh::to_vec(&tx).context("encoding the transaction")?);

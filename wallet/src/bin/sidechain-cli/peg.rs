@@ -12,7 +12,7 @@
 //! (`claimpegin <txid:vout> <BTC block hash>`, which anyone may submit once the deposit has its
 //! confirmations and which can only mint to that account). `pegin` then prints the address and that claim.
 
-use super::{rpc_err, Cli};
+use super::{funded_account, rpc_err, Cli};
 use anyhow::{bail, Context, Result};
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Txid};
@@ -408,17 +408,7 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
             required_pegout_fee(info.min_fee, &fed, next, &script)
         }
     };
-    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
-    let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
-    if account.balance < needed {
-        bail!(
-            "insufficient balance: {} BTC available, {} BTC needed (amount {} + fee {})",
-            account.balance_btc,
-            btc_string(needed),
-            btc_string(amount),
-            btc_string(fee)
-        );
-    }
+    let account = funded_account(&client, &wallet, amount, fee).await?;
     let tx = wallet.pegout(&info.genesis_hash, account.nonce, script.to_bytes(), amount, fee);
     let raw = hex::encode(borsh::to_vec(&tx).context("encoding the transaction")?);
     let txid = client.send_raw_transaction(raw).await.map_err(rpc_err)?;
