@@ -2,10 +2,10 @@
 //! time. The ratio of the two lines per size is what batching buys.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use sidechain_consensus::{CommitCertificate, ValidatorSet};
 
-const G: Hash32 = Hash32([1; 32]);
+const G: GenesisHash = GenesisHash(Hash32([1; 32]));
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("certificate");
@@ -13,7 +13,7 @@ fn bench(c: &mut Criterion) {
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_secret([i as u8 + 1; 32])).collect();
         let set = ValidatorSet::equal_power(keys.iter().map(|k| k.public()).collect()).expect("distinct keys");
         let mut cert =
-            CommitCertificate { height: Height(5), round: Round(0), value: Hash32([7; 32]), signatures: vec![] };
+            CommitCertificate { height: Height(5), round: Round(0), value: BlockId(Hash32([7; 32])), signatures: vec![] };
         let quorum = n * 2 / 3 + 1;
         for (i, k) in keys.iter().enumerate().take(quorum) {
             let idx = ValidatorIndex(i as u16);

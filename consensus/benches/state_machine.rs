@@ -5,15 +5,15 @@
 //! key (pure bookkeeping and rules); "validator" also signs its own prevote and precommit.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use sidechain_consensus::{Config, Consensus, Input, Output, Proposal, ValidatorSet, Vote, VoteKind};
 
-const G: Hash32 = Hash32([1; 32]);
+const G: GenesisHash = GenesisHash(Hash32([1; 32]));
 
 fn height_inputs(keys: &[Keypair], set: &ValidatorSet) -> Vec<Input> {
     let h = Height(1);
     let proposer = set.proposer(h, Round(0));
-    let value = Hash32([42; 32]);
+    let value = BlockId(Hash32([42; 32]));
     let mut inputs = vec![
         Input::Proposal(
             Proposal { height: h, round: Round(0), value, pol_round: None, proposer }

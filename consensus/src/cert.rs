@@ -7,10 +7,7 @@
 use crate::types::{Value, Vote, VoteKind};
 use crate::validators::ValidatorSet;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{
-    canonical_bytes, signing_bytes, verify_batch, Hash32, Height, PublicKey, Round, SignDomain, Signature,
-    ValidatorIndex,
-};
+use primitives::{canonical_bytes, signing_bytes, verify_batch, GenesisHash, Height, PublicKey, Round, SignDomain, Signature, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// A block hash with the precommit signatures that decided it.
@@ -84,7 +81,7 @@ impl CommitCertificate {
 
     /// Verifies the certificate for `height` against `set` on the chain `genesis`, checking the
     /// signatures as one ed25519 batch (falling back to one by one only to name the bad signers).
-    pub fn verify(&self, set: &ValidatorSet, genesis: &Hash32, height: Height) -> Result<(), CertificateError> {
+    pub fn verify(&self, set: &ValidatorSet, genesis: &GenesisHash, height: Height) -> Result<(), CertificateError> {
         let items = self.check_structure(set, genesis, height)?;
         if verify_batch(&items).is_ok() {
             return Ok(());
@@ -97,7 +94,7 @@ impl CommitCertificate {
     pub fn verify_at(
         &self,
         set: &ValidatorSet,
-        genesis: &Hash32,
+        genesis: &GenesisHash,
         height: Height,
         round: Round,
     ) -> Result<(), CertificateError> {
@@ -112,7 +109,7 @@ impl CommitCertificate {
     pub fn verify_one_by_one(
         &self,
         set: &ValidatorSet,
-        genesis: &Hash32,
+        genesis: &GenesisHash,
         height: Height,
     ) -> Result<(), CertificateError> {
         self.check_structure(set, genesis, height)?;
@@ -128,7 +125,7 @@ impl CommitCertificate {
     fn check_structure(
         &self,
         set: &ValidatorSet,
-        genesis: &Hash32,
+        genesis: &GenesisHash,
         height: Height,
     ) -> Result<Vec<(PublicKey, Vec<u8>, Signature)>, CertificateError> {
         if self.height != height {
@@ -155,7 +152,7 @@ impl CommitCertificate {
         Ok(items)
     }
 
-    fn bad_signers(&self, set: &ValidatorSet, genesis: &Hash32) -> Vec<ValidatorIndex> {
+    fn bad_signers(&self, set: &ValidatorSet, genesis: &GenesisHash) -> Vec<ValidatorIndex> {
         self.signatures
             .iter()
             .filter(|(index, sig)| {
@@ -169,10 +166,11 @@ impl CommitCertificate {
 
 #[cfg(test)]
 mod tests {
+    use primitives::{BlockId, Hash32};
     use super::*;
     use primitives::Keypair;
 
-    const G: Hash32 = Hash32([9; 32]);
+    const G: GenesisHash = GenesisHash(Hash32([9; 32]));
 
     fn setup(n: u8) -> (Vec<Keypair>, ValidatorSet) {
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_secret([i + 1; 32])).collect();
@@ -184,7 +182,7 @@ mod tests {
         let mut c = CommitCertificate {
             height: Height(height),
             round: Round(round),
-            value: Hash32([5; 32]),
+            value: BlockId(Hash32([5; 32])),
             signatures: vec![],
         };
         for &i in signers {
@@ -240,6 +238,6 @@ mod tests {
             moved.verify(&set, &G, Height(7)),
             Err(CertificateError::BadSignatures(b)) if b.len() == 3
         ));
-        assert!(matches!(c.verify(&set, &Hash32([1; 32]), Height(7)), Err(CertificateError::BadSignatures(_))));
+        assert!(matches!(c.verify(&set, &GenesisHash(Hash32([1; 32])), Height(7)), Err(CertificateError::BadSignatures(_))));
     }
 }

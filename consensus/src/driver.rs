@@ -15,7 +15,7 @@ use crate::state_machine::{self, Action, Event, RoundState, RoundValue, Step};
 use crate::types::{Message, Proposal, SignedProposal, SignedVote, Timeout, TimeoutStep, Value, Vote, VoteKind};
 use crate::validators::ValidatorSet;
 use crate::votes::{Added, VoteKeeper};
-use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{GenesisHash, Height, Keypair, Round, ValidatorIndex};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A proposer may equivocate; keep at most this many distinct proposals per round (one is evidence).
@@ -46,7 +46,7 @@ struct HeightState {
 /// The consensus core of one node (validator if it has a key in the set, observer otherwise).
 pub struct Consensus {
     config: Config,
-    genesis: Hash32,
+    genesis: GenesisHash,
     key: Option<Keypair>,
     state: RoundState,
     height: Option<HeightState>,
@@ -58,7 +58,7 @@ pub struct Consensus {
 impl Consensus {
     /// A core for the chain `genesis`; `key` is the validator's consensus key (`None` for a full node).
     /// Nothing happens until `Input::NewHeight` or `Input::Restore`.
-    pub fn new(config: Config, genesis: Hash32, key: Option<Keypair>) -> Self {
+    pub fn new(config: Config, genesis: GenesisHash, key: Option<Keypair>) -> Self {
         Consensus {
             config,
             genesis,

@@ -7,7 +7,7 @@
 use crate::types::{MessageError, SignedProposal, SignedVote};
 use crate::validators::ValidatorSet;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{Hash32, Height, Round, ValidatorIndex};
+use primitives::{GenesisHash, Height, Round, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Proof that one validator signed two different messages where the protocol allows one.
@@ -59,7 +59,7 @@ impl Equivocation {
     }
 
     /// Checks both messages are validly signed by the same member for the same slot, and differ.
-    pub fn verify(&self, set: &ValidatorSet, genesis: &Hash32) -> Result<(), EvidenceError> {
+    pub fn verify(&self, set: &ValidatorSet, genesis: &GenesisHash) -> Result<(), EvidenceError> {
         match self {
             Equivocation::Votes(a, b) => {
                 let (x, y) = (&a.vote, &b.vote);
@@ -90,20 +90,21 @@ impl Equivocation {
 
 #[cfg(test)]
 mod tests {
+    use primitives::{BlockId, Hash32};
     use super::*;
     use crate::types::{Vote, VoteKind};
     use primitives::Keypair;
 
     #[test]
     fn verifies_real_equivocation_and_rejects_the_rest() {
-        let g = Hash32([3; 32]);
+        let g = GenesisHash(Hash32([3; 32]));
         let keys: Vec<Keypair> = (0..4u8).map(|i| Keypair::from_secret([i + 1; 32])).collect();
         let set = ValidatorSet::equal_power(keys.iter().map(|k| k.public()).collect()).unwrap();
         let v = Vote {
             kind: VoteKind::Prevote,
             height: Height(2),
             round: Round(0),
-            value: Some(Hash32([1; 32])),
+            value: Some(BlockId(Hash32([1; 32]))),
             validator: ValidatorIndex(1),
         };
         let a = v.sign(&keys[1], &g);

@@ -2,10 +2,10 @@
 //! each `{ state before, event, actions, state after }`.
 
 use super::*;
-use primitives::Hash32;
+use primitives::{BlockId, Hash32};
 
-const V: Value = Hash32([1; 32]);
-const W: Value = Hash32([2; 32]);
+const V: Value = BlockId(Hash32([1; 32]));
+const W: Value = BlockId(Hash32([2; 32]));
 
 fn rv(round: u32, value: Value) -> Option<RoundValue> {
     Some(RoundValue { round: Round(round), value })

@@ -7,11 +7,11 @@
 
 use crate::validators::ValidatorSet;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, Hash32, Height, Keypair, Round, SignDomain, Signature, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, GenesisHash, Height, Keypair, Round, SignDomain, Signature, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// What consensus agrees on: the hash of a block. The block body travels (and is checked) elsewhere.
-pub type Value = Hash32;
+pub type Value = BlockId;
 
 /// A block proposal by the proposer of `(height, round)`.
 #[derive(
@@ -89,7 +89,7 @@ pub enum MessageError {
 
 impl Proposal {
     /// Signs the proposal for the chain whose genesis hash is `genesis`.
-    pub fn sign(self, key: &Keypair, genesis: &Hash32) -> SignedProposal {
+    pub fn sign(self, key: &Keypair, genesis: &GenesisHash) -> SignedProposal {
         let signature = key.sign(SignDomain::Proposal, genesis, &canonical_bytes(&self));
         SignedProposal { proposal: self, signature }
     }
@@ -97,7 +97,7 @@ impl Proposal {
 
 impl Vote {
     /// Signs the vote for the chain whose genesis hash is `genesis`.
-    pub fn sign(self, key: &Keypair, genesis: &Hash32) -> SignedVote {
+    pub fn sign(self, key: &Keypair, genesis: &GenesisHash) -> SignedVote {
         let signature = key.sign(SignDomain::Vote, genesis, &canonical_bytes(&self));
         SignedVote { vote: self, signature }
     }
@@ -105,7 +105,7 @@ impl Vote {
 
 impl SignedProposal {
     /// Checks the proposer is in `set` and the signature is theirs, for this chain.
-    pub fn verify(&self, set: &ValidatorSet, genesis: &Hash32) -> Result<(), MessageError> {
+    pub fn verify(&self, set: &ValidatorSet, genesis: &GenesisHash) -> Result<(), MessageError> {
         let p = &self.proposal;
         let key = set.public_key(p.proposer).ok_or(MessageError::UnknownSigner(p.proposer, set.len()))?;
         key.verify(SignDomain::Proposal, genesis, &canonical_bytes(p), &self.signature)
@@ -115,7 +115,7 @@ impl SignedProposal {
 
 impl SignedVote {
     /// Checks the voter is in `set` and the signature is theirs, for this chain.
-    pub fn verify(&self, set: &ValidatorSet, genesis: &Hash32) -> Result<(), MessageError> {
+    pub fn verify(&self, set: &ValidatorSet, genesis: &GenesisHash) -> Result<(), MessageError> {
         let v = &self.vote;
         let key = set.public_key(v.validator).ok_or(MessageError::UnknownSigner(v.validator, set.len()))?;
         key.verify(SignDomain::Vote, genesis, &canonical_bytes(v), &self.signature)
@@ -158,7 +158,7 @@ impl Message {
     }
 
     /// Checks signer and signature (the host's job before it hands the message to the core).
-    pub fn verify(&self, set: &ValidatorSet, genesis: &Hash32) -> Result<(), MessageError> {
+    pub fn verify(&self, set: &ValidatorSet, genesis: &GenesisHash) -> Result<(), MessageError> {
         match self {
             Message::Proposal(p) => p.verify(set, genesis),
             Message::Vote(v) => v.verify(set, genesis),

@@ -3,13 +3,13 @@
 //! far-future and next-height messages.
 #![allow(clippy::needless_range_loop)] // validator indices double as key indices
 
-use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use sidechain_consensus::{
     Config, Consensus, Equivocation, Input, Message, Output, Step, TimeoutStep, ValidatorSet, Vote, VoteKind, WalEntry,
 };
 use std::collections::VecDeque;
 
-const G: Hash32 = Hash32([7; 32]);
+const G: GenesisHash = GenesisHash(Hash32([7; 32]));
 
 fn keys(n: u8) -> Vec<Keypair> {
     (0..n).map(|i| Keypair::from_secret([i + 1; 32])).collect()
@@ -19,13 +19,13 @@ fn set(keys: &[Keypair]) -> ValidatorSet {
     ValidatorSet::equal_power(keys.iter().map(|k| k.public()).collect()).unwrap()
 }
 
-fn block(h: u64, r: u32) -> Hash32 {
-    primitives::tagged_hash("test/block", &[&h.to_le_bytes(), &r.to_le_bytes()])
+fn block(h: u64, r: u32) -> BlockId {
+    BlockId(primitives::tagged_hash("test/block", &[&h.to_le_bytes(), &r.to_le_bytes()]))
 }
 
 /// Runs `n` validators over a lossless, instant network until each decided `heights` heights.
 /// Checks on the way that every broadcast own message was persisted first.
-fn run_perfect(n: u8, heights: u64) -> Vec<Vec<Hash32>> {
+fn run_perfect(n: u8, heights: u64) -> Vec<Vec<BlockId>> {
     let ks = keys(n);
     let vs = set(&ks);
     let mut nodes: Vec<Consensus> = ks.iter().map(|k| Consensus::new(Config::default(), G, Some(k.clone()))).collect();
@@ -96,7 +96,7 @@ fn start(node: &mut Consensus, vs: &ValidatorSet) -> Vec<Output> {
     node.handle(Input::NewHeight { height: Height(1), validators: vs.clone() })
 }
 
-fn vote(k: &Keypair, i: u16, kind: VoteKind, round: u32, value: Option<Hash32>) -> Input {
+fn vote(k: &Keypair, i: u16, kind: VoteKind, round: u32, value: Option<BlockId>) -> Input {
     Input::Vote(Vote { kind, height: Height(1), round: Round(round), value, validator: ValidatorIndex(i) }.sign(k, &G))
 }
 

@@ -6,7 +6,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use fuzzkit::Target;
-use primitives::{canonical_bytes, Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use sidechain_consensus::{
     CommitCertificate, Equivocation, Proposal, SignedProposal, SignedVote, ValidatorSet, Vote, VoteKind,
 };
@@ -14,7 +14,7 @@ use sidechain_consensus::{
 #[global_allocator]
 static ALLOC: fuzzkit::CountingAlloc = fuzzkit::CountingAlloc;
 
-const GENESIS: Hash32 = Hash32([0x42; 32]);
+const GENESIS: GenesisHash = GenesisHash(Hash32([0x42; 32]));
 
 fn keys() -> Vec<Keypair> {
     (1u8..=4).map(|i| Keypair::from_secret([i; 32])).collect()
@@ -24,18 +24,18 @@ fn set() -> ValidatorSet {
     ValidatorSet::equal_power(keys().iter().map(Keypair::public).collect()).expect("4 distinct keys")
 }
 
-fn vote(kind: VoteKind, i: u16, value: Option<Hash32>) -> SignedVote {
+fn vote(kind: VoteKind, i: u16, value: Option<BlockId>) -> SignedVote {
     Vote { kind, height: Height(5), round: Round(1), value, validator: ValidatorIndex(i) }
         .sign(&keys()[usize::from(i)], &GENESIS)
 }
 
-fn proposal(i: u16, value: Hash32, pol_round: Option<Round>) -> SignedProposal {
+fn proposal(i: u16, value: BlockId, pol_round: Option<Round>) -> SignedProposal {
     Proposal { height: Height(5), round: Round(1), value, pol_round, proposer: ValidatorIndex(i) }
         .sign(&keys()[usize::from(i)], &GENESIS)
 }
 
 fn certificate(signers: &[u16]) -> CommitCertificate {
-    let value = Hash32([7; 32]);
+    let value = BlockId(Hash32([7; 32]));
     let signatures =
         signers.iter().map(|&i| (ValidatorIndex(i), vote(VoteKind::Precommit, i, Some(value)).signature)).collect();
     CommitCertificate { height: Height(5), round: Round(1), value, signatures }
@@ -48,8 +48,8 @@ fn decode_canonical<T: BorshDeserialize + BorshSerialize>(bytes: &[u8]) -> Optio
 }
 
 fn targets() -> Vec<Target> {
-    let a = Hash32([7; 32]);
-    let b = Hash32([8; 32]);
+    let a = BlockId(Hash32([7; 32]));
+    let b = BlockId(Hash32([8; 32]));
     let votes =
         [vote(VoteKind::Prevote, 0, Some(a)), vote(VoteKind::Precommit, 3, Some(b)), vote(VoteKind::Prevote, 2, None)];
     let proposals = [proposal(1, a, None), proposal(1, b, Some(Round(0)))];
@@ -96,8 +96,8 @@ fn seeds_verify() {
     certificate(&[0, 1, 2]).verify(&set, &GENESIS, Height(5)).expect("3 of 4 precommits");
     vote(VoteKind::Prevote, 0, None).verify(&set, &GENESIS).expect("a signed vote");
     let e = Equivocation::Votes(
-        vote(VoteKind::Prevote, 2, Some(Hash32([7; 32]))),
-        vote(VoteKind::Prevote, 2, Some(Hash32([8; 32]))),
+        vote(VoteKind::Prevote, 2, Some(BlockId(Hash32([7; 32])))),
+        vote(VoteKind::Prevote, 2, Some(BlockId(Hash32([8; 32])))),
     );
     e.verify(&set, &GENESIS).expect("two conflicting prevotes");
 }

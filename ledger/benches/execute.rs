@@ -8,7 +8,7 @@ mod common;
 use bitcoin::Amount;
 use common::median;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use primitives::{verify_batch, Hash32, Height, PublicKey, Signature, ValidatorIndex};
+use primitives::{verify_batch, BlockId, Hash32, Height, PublicKey, Signature, ValidatorIndex};
 use sidechain_ledger::testkit::{self, transfer, user_key};
 use sidechain_ledger::{build_block, execute_block, Block, BlockTemplate, BtcAnchor, Chain, MemStore, Tx};
 use std::time::Duration;
@@ -35,7 +35,7 @@ fn fixture(n: u32) -> Fixture {
         .collect();
     let template = BlockTemplate {
         height: Height(1),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + 1_000,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor::default(),

@@ -33,7 +33,7 @@ use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
 use crate::tx::BtcOutPoint;
 use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf};
-use primitives::{canonical_bytes, Hash32};
+use primitives::{canonical_bytes, Hash32, StateRoot};
 
 impl<S: StateReader> Overlay<'_, S> {
     /// Settles batch `s.batch` confirmed on Bitcoin by version `s.txid` (the current one or an earlier one):
@@ -150,7 +150,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let tx = record.unsigned()?;
         let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
-        peg::shares::verify_share(&secp, &wallet, chain.genesis_hash().0, &tx, &record.peg_inputs(), &peg_share)
+        peg::shares::verify_share(&secp, &wallet, *chain.genesis_hash().as_bytes(), &tx, &record.peg_inputs(), &peg_share)
             .map_err(|e| TxError::BadBatchShare { batch: id, reason: e.to_string() })?;
         record.shares.push((signer, share.signatures.clone()));
         if record.is_signed() {
@@ -333,7 +333,7 @@ impl<S: StateReader> Overlay<'_, S> {
                 .collect();
         let plan = match peg::plan_batch(
             &wallet,
-            chain.genesis_hash().0,
+            *chain.genesis_hash().as_bytes(),
             &candidates,
             &payouts,
             rate,
@@ -393,7 +393,7 @@ pub enum PayoutWait {
 #[derive(Clone, Debug)]
 pub struct ReserveProof {
     /// The state root the proofs are against (the tip header's).
-    pub root: Hash32,
+    pub root: StateRoot,
     /// Key, value (borsh; `None` for an absent entry) and proof, for every entry read.
     pub entries: Vec<(StateKey, Option<Vec<u8>>, crate::state::StateProof)>,
 }

@@ -7,7 +7,7 @@
 pub use crate::btc_anchor::BtcAnchor;
 use crate::tx::{tx_root, Tx};
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, tagged_hash, Hash32, Height, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, BlockId, GenesisHash, Hash32, Height, StateRoot, TxId, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Tag of the block hash.
@@ -17,11 +17,11 @@ pub const BLOCK_TAG: &str = "sidechain/block";
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BlockHeader {
     /// Hash of the genesis (binds the block to one chain).
-    pub genesis_hash: Hash32,
+    pub genesis_hash: GenesisHash,
     /// 1 for the first block after genesis.
     pub height: Height,
-    /// Hash of the previous header; [`Hash32::ZERO`] at height 1.
-    pub prev_hash: Hash32,
+    /// Hash of the previous header; the genesis hash at height 1 ([`GenesisHash::as_block_id`]).
+    pub prev_hash: BlockId,
     /// Proposer's time, milliseconds since the Unix epoch; strictly increasing.
     pub time_ms: u64,
     /// Index of the proposer in the validator set.
@@ -31,7 +31,7 @@ pub struct BlockHeader {
     /// [`tx_root`] of the transactions.
     pub tx_root: Hash32,
     /// State root after executing this block.
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// Hash of the commit certificate of the previous block (computed by the consensus crate);
     /// [`Hash32::ZERO`] at height 1.
     pub last_commit_hash: Hash32,
@@ -39,8 +39,8 @@ pub struct BlockHeader {
 
 impl BlockHeader {
     /// `tagged_hash("sidechain/block", canonical_bytes(header))`.
-    pub fn hash(&self) -> Hash32 {
-        tagged_hash(BLOCK_TAG, &[&canonical_bytes(self)])
+    pub fn hash(&self) -> BlockId {
+        BlockId(tagged_hash(BLOCK_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -55,13 +55,13 @@ pub struct Block {
 
 impl Block {
     /// The block hash (the header's hash).
-    pub fn hash(&self) -> Hash32 {
+    pub fn hash(&self) -> BlockId {
         self.header.hash()
     }
 
     /// The transaction root computed from the body (compare with `header.tx_root`).
     pub fn compute_tx_root(&self) -> Hash32 {
-        let ids: Vec<Hash32> = self.txs.iter().map(Tx::txid).collect();
+        let ids: Vec<TxId> = self.txs.iter().map(Tx::txid).collect();
         tx_root(&ids)
     }
 }
@@ -74,14 +74,14 @@ mod tests {
     #[test]
     fn header_encoding_is_214_bytes_in_documented_order() {
         let h = BlockHeader {
-            genesis_hash: Hash32([1; 32]),
+            genesis_hash: GenesisHash(Hash32([1; 32])),
             height: Height(2),
-            prev_hash: Hash32([3; 32]),
+            prev_hash: BlockId(Hash32([3; 32])),
             time_ms: 4,
             proposer: ValidatorIndex(5),
             btc_anchor: BtcAnchor { height: BtcHeight(6), hash: Hash32([7; 32]) },
             tx_root: Hash32([8; 32]),
-            state_root: Hash32([9; 32]),
+            state_root: StateRoot(Hash32([9; 32])),
             last_commit_hash: Hash32([10; 32]),
         };
         let b = canonical_bytes(&h);
@@ -90,6 +90,6 @@ mod tests {
         assert_eq!(&b[80..82], &5u16.to_le_bytes());
         assert_eq!(&b[82..86], &6u32.to_le_bytes());
         assert_eq!(b[213], 10);
-        assert_eq!(h.hash(), tagged_hash(BLOCK_TAG, &[&b]));
+        assert_eq!(h.hash(), BlockId(tagged_hash(BLOCK_TAG, &[&b])));
     }
 }

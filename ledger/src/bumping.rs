@@ -107,7 +107,7 @@ impl<S: StateReader> Overlay<'_, S> {
             let rate = bitcoin::FeeRate::from_sat_per_vb(sat_per_vb).unwrap_or(bitcoin::FeeRate::ZERO);
             peg::bump_batch(
                 &fed,
-                chain.genesis_hash().0,
+                *chain.genesis_hash().as_bytes(),
                 &previous,
                 &candidates,
                 rate,

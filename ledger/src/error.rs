@@ -10,7 +10,7 @@ use crate::btc_anchor::BtcAnchor;
 use crate::state::StateError;
 use crate::tx::BtcOutPoint;
 use bitcoin::Amount;
-use primitives::{AccountId, BtcHeight, Hash32, Height, Round, SignatureError, ValidatorIndex};
+use primitives::{AccountId, BtcHeight, GenesisHash, Hash32, Height, StateRoot, TxId, Round, SignatureError, ValidatorIndex};
 
 impl TxError {
     /// An epoch's wallet (or a figure derived from it) could not be had.
@@ -404,9 +404,9 @@ pub enum BlockError {
     #[error("block is for genesis {got}, this chain is {expected}")]
     WrongGenesis {
         /// Our genesis hash.
-        expected: Hash32,
+        expected: GenesisHash,
         /// The header's.
-        got: Hash32,
+        got: GenesisHash,
     },
     /// Not the next height.
     #[error("expected height {expected}, got {got}")]
@@ -488,9 +488,9 @@ pub enum BlockError {
     #[error("header state root {header} does not match the executed {computed}")]
     StateRootMismatch {
         /// In the header.
-        header: Hash32,
+        header: StateRoot,
         /// After execution.
-        computed: Hash32,
+        computed: StateRoot,
     },
     /// A transaction whose signature does not verify.
     #[error("tx {index} ({txid}): {source}")]
@@ -498,7 +498,7 @@ pub enum BlockError {
         /// Position in the block.
         index: usize,
         /// Its id.
-        txid: Hash32,
+        txid: TxId,
         /// Why.
         source: SignatureError,
     },
@@ -508,7 +508,7 @@ pub enum BlockError {
         /// Position in the block.
         index: usize,
         /// Its id.
-        txid: Hash32,
+        txid: TxId,
         /// Why.
         source: TxError,
     },

@@ -24,14 +24,14 @@ use crate::tx::{tx_root, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKin
 use bitcoin::Amount;
 use jmt::storage::TreeReader;
 use primitives::{
-    canonical_bytes, verify_batch, AccountId, Hash32, Height, PublicKey, Signature, SignatureError, ValidatorIndex,
+    canonical_bytes, verify_batch, AccountId, BlockId, GenesisHash, Hash32, StateRoot, TxId, Height, PublicKey, Signature, SignatureError, ValidatorIndex,
 };
 
 /// What executing a block produced. Persist `write_set` atomically with the block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecutionOutcome {
     /// Root after the block (equals `write_set.root`).
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// The writes, at version = block height.
     pub write_set: WriteSet,
     /// One receipt per transaction, in block order.
@@ -164,7 +164,7 @@ pub struct BlockTemplate {
     /// Height of the new block.
     pub height: Height,
     /// Hash of the previous header.
-    pub prev_hash: Hash32,
+    pub prev_hash: BlockId,
     /// Proposer's time.
     pub time_ms: u64,
     /// Proposer's index.
@@ -184,7 +184,7 @@ fn check_header(
     prev: &ChainMeta,
     halt: &PegHalt,
     cursor: Option<&crate::peg_cursor::PegCursor>,
-    genesis_hash: &Hash32,
+    genesis_hash: &GenesisHash,
     height: Height,
     time_ms: u64,
     proposer: ValidatorIndex,
@@ -386,7 +386,7 @@ pub fn build_block<R: TreeReader>(
         &template.btc_anchor,
     )?;
     let outcome = run_txs(chain, store, &p.meta.btc_anchor, meta, &txs)?;
-    let ids: Vec<Hash32> = txs.iter().map(Tx::txid).collect();
+    let ids: Vec<TxId> = txs.iter().map(Tx::txid).collect();
     let header = BlockHeader {
         genesis_hash: *chain.genesis_hash(),
         height: template.height,

@@ -15,7 +15,7 @@ use crate::validators::FederationEpoch;
 pub use crate::validators::GenesisValidator;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, PublicKey};
+use primitives::{canonical_bytes, tagged_hash, AccountId, GenesisHash, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -273,8 +273,8 @@ pub fn federation_threshold(n: usize) -> usize {
 
 impl Genesis {
     /// `tagged_hash("sidechain/genesis", canonical_bytes(genesis))`.
-    pub fn hash(&self) -> Hash32 {
-        tagged_hash(GENESIS_TAG, &[&canonical_bytes(self)])
+    pub fn hash(&self) -> GenesisHash {
+        GenesisHash(tagged_hash(GENESIS_TAG, &[&canonical_bytes(self)]))
     }
 
     /// Checks everything a node relies on; the first problem found is returned.
@@ -429,7 +429,7 @@ impl Params {
 pub struct Chain {
     /// Shared: a genesis may list many test accounts, and nodes clone the chain into every task.
     genesis: std::sync::Arc<Genesis>,
-    genesis_hash: Hash32,
+    genesis_hash: GenesisHash,
     federation: peg::Federation,
     pegin_fee: Amount,
     deposit_input_vbytes: u64,
@@ -512,7 +512,7 @@ impl Chain {
     }
 
     /// Its hash.
-    pub fn genesis_hash(&self) -> &Hash32 {
+    pub fn genesis_hash(&self) -> &GenesisHash {
         &self.genesis_hash
     }
 

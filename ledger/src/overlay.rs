@@ -12,14 +12,14 @@ use crate::error::TxError;
 use crate::state::{Account, StateError, StateKey, StateReader};
 use crate::tx::UserTx;
 use bitcoin::Amount;
-use primitives::{canonical_bytes, AccountId, Hash32};
+use primitives::{canonical_bytes, AccountId, TxId};
 use std::collections::BTreeMap;
 
 /// The result of one applied transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
     /// The transaction.
-    pub txid: Hash32,
+    pub txid: TxId,
     /// Who paid (`None` for evidence, which nobody pays for).
     pub sender: Option<AccountId>,
     /// Fee credited to the fee pool.

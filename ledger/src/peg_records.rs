@@ -9,7 +9,7 @@ use crate::btc_anchor::BtcAnchor;
 use crate::codec;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Height, TxId};
 use serde::{Deserialize, Serialize};
 
 /// An account's deposit address is watched until `expires_at` (inclusive).
@@ -47,7 +47,7 @@ pub struct PegInRecord {
     /// The sidechain block that recorded it.
     pub minted_at: Height,
     /// The mint transaction's id.
-    pub mint_txid: Hash32,
+    pub mint_txid: TxId,
 }
 
 impl PegInRecord {

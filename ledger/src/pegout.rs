@@ -27,7 +27,7 @@ use crate::state::{fee_pool_id, StateError, StateKey, StateReader};
 use crate::tx::SignedUserTx;
 use bitcoin::{Amount, Script, ScriptBuf};
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use primitives::{canonical_bytes, AccountId, Height, TxId};
 use serde::{Deserialize, Serialize};
 
 /// Longest payout script accepted (P2WSH and P2TR are 34 bytes).
@@ -51,7 +51,7 @@ pub struct BurnRecord {
     /// The block that accepted it.
     pub burned_at: Height,
     /// The burn transaction.
-    pub txid: Hash32,
+    pub txid: TxId,
     /// The batch paying it, once batched (each burn belongs to exactly one batch, forever).
     pub batch: Option<u64>,
     /// Where it was paid: the BTC block of the batch version that confirmed, once settled.
@@ -82,7 +82,7 @@ pub fn burn<S: StateReader>(state: &S, id: u64) -> Result<Option<BurnRecord>, St
 }
 
 /// The burn a transaction made, by its txid.
-pub fn burn_of_tx<S: StateReader>(state: &S, txid: &Hash32) -> Result<Option<BurnRecord>, StateError> {
+pub fn burn_of_tx<S: StateReader>(state: &S, txid: &TxId) -> Result<Option<BurnRecord>, StateError> {
     let key = StateKey::BurnByTx(*txid);
     let id: Option<u64> = state
         .get_raw(&key)?

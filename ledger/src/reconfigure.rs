@@ -9,7 +9,7 @@
 
 use crate::validators::GenesisValidator;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, tagged_hash, Hash32, Height, SignDomain, Signature, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, GenesisHash, TxId, Height, SignDomain, Signature, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Tag of a federation change's id.
@@ -40,7 +40,7 @@ impl FederationProposal {
 
     /// The exact bytes an approval under `epoch` signs (domain `FederationChange`, this chain's genesis
     /// hash, then [`Self::approval_body`]).
-    pub fn signing_bytes(&self, genesis_hash: &Hash32, epoch: u32) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis_hash: &GenesisHash, epoch: u32) -> Vec<u8> {
         primitives::signing_bytes(SignDomain::FederationChange, genesis_hash, &self.approval_body(epoch))
     }
 
@@ -50,7 +50,7 @@ impl FederationProposal {
         validator: ValidatorIndex,
         epoch: u32,
         key: &primitives::Keypair,
-        genesis_hash: &Hash32,
+        genesis_hash: &GenesisHash,
     ) -> Approval {
         let signature = key.sign(SignDomain::FederationChange, genesis_hash, &self.approval_body(epoch));
         Approval { validator, epoch, signature }
@@ -82,7 +82,7 @@ pub struct ReconfigureTx {
 
 impl ReconfigureTx {
     /// `tagged_hash("sidechain/reconfigure-txid", borsh(tx))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(RECONFIGURE_TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(RECONFIGURE_TXID_TAG, &[&canonical_bytes(self)]))
     }
 }

@@ -9,7 +9,7 @@ use crate::genesis::Chain;
 use crate::overlay::Overlay;
 use crate::state::StateReader;
 use crate::tx::{SignedUserTx, Tx};
-use primitives::{verify_batch, AccountId, Hash32, PublicKey, Signature};
+use primitives::{verify_batch, AccountId, PublicKey, Signature, TxId};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The outcome of a selection.
@@ -19,7 +19,7 @@ pub struct Selection {
     pub txs: Vec<Tx>,
     /// Candidates that did not apply, with why (a gap in nonces shows as `BadNonce` with `got >
     /// expected`: those may become valid later; the mempool decides what to evict).
-    pub rejected: Vec<(Hash32, TxError)>,
+    pub rejected: Vec<(TxId, TxError)>,
     /// Valid candidates left out because the block was full.
     pub left_out: usize,
 }

@@ -20,7 +20,7 @@ use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, RootHash, Version};
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, StateRoot, TxId, Round, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -97,7 +97,7 @@ pub enum StateKey {
     /// Tag 8: a [`BurnRecord`](crate::pegout::BurnRecord) by burn id.
     Burn(u64),
     /// Tag 9: the burn id of a burn transaction, by txid.
-    BurnByTx(Hash32),
+    BurnByTx(TxId),
     /// Tag 10: the single [`PegOutQueue`](crate::pegout::PegOutQueue) value.
     PegOutQueue,
     /// Tag 11: a [`BatchRecord`](crate::batching::BatchRecord) by batch id.
@@ -237,10 +237,10 @@ impl<'a, R: TreeReader> Snapshot<'a, R> {
     }
 
     /// The root hash of this version.
-    pub fn root(&self) -> Result<Hash32, StateError> {
+    pub fn root(&self) -> Result<StateRoot, StateError> {
         Jmt::new(self.reader)
             .get_root_hash(self.version)
-            .map(|r| Hash32(r.0))
+            .map(|r| StateRoot(Hash32(r.0)))
             .map_err(|e| StateError::MissingVersion { version: self.version, reason: format!("{e:#}") })
     }
 
@@ -279,7 +279,7 @@ pub struct ProofError {
     /// The key the proof was for.
     pub key: StateKey,
     /// The root it was checked against.
-    pub root: Hash32,
+    pub root: StateRoot,
     /// The tree's message.
     pub reason: String,
 }
@@ -296,8 +296,8 @@ impl StateProof {
     }
 
     /// Checks that `key` holds exactly `value` (`None`: no entry) under `root`.
-    pub fn verify(&self, root: Hash32, key: &StateKey, value: Option<&[u8]>) -> Result<(), ProofError> {
-        self.0.verify(RootHash(root.0), key.key_hash(), value).map_err(|e| ProofError {
+    pub fn verify(&self, root: StateRoot, key: &StateKey, value: Option<&[u8]>) -> Result<(), ProofError> {
+        self.0.verify(RootHash(*root.as_bytes()), key.key_hash(), value).map_err(|e| ProofError {
             key: *key,
             root,
             reason: format!("{e:#}"),
@@ -305,7 +305,7 @@ impl StateProof {
     }
 
     /// Checks that account `id` holds exactly `account` (`None`: does not exist) under `root`.
-    pub fn verify_account(&self, root: Hash32, id: &AccountId, account: Option<&Account>) -> Result<(), ProofError> {
+    pub fn verify_account(&self, root: StateRoot, id: &AccountId, account: Option<&Account>) -> Result<(), ProofError> {
         let bytes = account.map(canonical_bytes);
         self.verify(root, &StateKey::Account(*id), bytes.as_deref())
     }
@@ -317,7 +317,7 @@ pub struct WriteSet {
     /// The new version (= the block height).
     pub version: Version,
     /// The root of that version.
-    pub root: Hash32,
+    pub root: StateRoot,
     /// The changed entries with their keys in clear (the tree itself only knows key hashes), sorted by
     /// key. `None` is a deletion. Also inside `tree.node_batch.values()`, keyed by hash.
     pub changes: Vec<(StateKey, Option<Vec<u8>>)>,
@@ -336,7 +336,7 @@ pub(crate) fn build_write_set<R: TreeReader>(
     let (root, tree) = Jmt::new(reader)
         .put_value_set(values, version)
         .map_err(|e| StateError::Tree { version, reason: format!("{e:#}") })?;
-    Ok(WriteSet { version, root: Hash32(root.0), changes, tree })
+    Ok(WriteSet { version, root: StateRoot(Hash32(root.0)), changes, tree })
 }
 
 /// An in-memory JMT store: for tests, simulations and the node's unit tests. Not pruned.

@@ -85,7 +85,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let inputs: Vec<peg::BatchInput> = coins.iter().map(|c| c.input).collect();
         // Economic coins that together still cannot pay the transaction's fixed part and a non-dust output
         // wait too (deterministically, for a lower rate or more coins).
-        let Ok(plan) = peg::plan_sweep(&wallet, chain.genesis_hash().0, &inputs, rate, limits, target) else {
+        let Ok(plan) = peg::plan_sweep(&wallet, *chain.genesis_hash().as_bytes(), &inputs, rate, limits, target) else {
             return Ok(());
         };
         self.record_batch(meta, &plan, kind, epoch, in_force.epoch, &mut [])?;

@@ -100,7 +100,7 @@ pub fn commit_block(
 ) -> Result<(), crate::execute::BlockError> {
     let template = crate::execute::BlockTemplate {
         height: primitives::Height(h),
-        prev_hash: primitives::Hash32([h as u8; 32]),
+        prev_hash: primitives::BlockId(primitives::Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: primitives::ValidatorIndex(0),
         btc_anchor: at,

@@ -8,7 +8,7 @@ use crate::codec;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{
-    canonical_bytes, signing_bytes, tagged_hash, AccountId, Hash32, Height, Keypair, PublicKey, Round, SignDomain,
+    canonical_bytes, signing_bytes, tagged_hash, AccountId, GenesisHash, Hash32, Height, TxId, Keypair, PublicKey, Round, SignDomain,
     Signature, SignatureError, ValidatorIndex,
 };
 use serde::{Deserialize, Serialize};
@@ -116,8 +116,8 @@ pub struct PegShareTx {
 
 impl PegShareTx {
     /// `tagged_hash("sidechain/peg-share-txid", borsh(share))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(PEG_SHARE_TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(PEG_SHARE_TXID_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -137,8 +137,8 @@ pub struct SettleTx {
 
 impl SettleTx {
     /// `tagged_hash("sidechain/txid", borsh(settle))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(TXID_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -194,12 +194,12 @@ pub struct SignedValidatorTx {
 
 impl ValidatorTx {
     /// The exact bytes the signature covers.
-    pub fn signing_bytes(&self, genesis_hash: &Hash32) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis_hash: &GenesisHash) -> Vec<u8> {
         signing_bytes(SignDomain::ValidatorTx, genesis_hash, &canonical_bytes(self))
     }
 
     /// Signs with `key` (the caller makes sure it is `validator`'s consensus key).
-    pub fn sign(self, key: &Keypair, genesis_hash: &Hash32) -> SignedValidatorTx {
+    pub fn sign(self, key: &Keypair, genesis_hash: &GenesisHash) -> SignedValidatorTx {
         let signature = key.sign(SignDomain::ValidatorTx, genesis_hash, &canonical_bytes(&self));
         SignedValidatorTx { tx: self, signature }
     }
@@ -207,8 +207,8 @@ impl ValidatorTx {
 
 impl SignedValidatorTx {
     /// `tagged_hash("sidechain/validator-txid", borsh(signed))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(VALIDATOR_TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(VALIDATOR_TXID_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -279,8 +279,8 @@ pub enum MintKind {
 
 impl MintTx {
     /// `tagged_hash("sidechain/txid", borsh(mint))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(TXID_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -315,13 +315,13 @@ pub struct EvidenceRecord {
     /// The block that recorded it.
     pub included_at: Height,
     /// `tagged_hash("sidechain/txid", borsh(EvidenceTx))`: the evidence transaction, kept in that block.
-    pub txid: Hash32,
+    pub txid: TxId,
 }
 
 impl EvidenceTx {
     /// `tagged_hash("sidechain/txid", borsh(evidence))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(TXID_TAG, &[&canonical_bytes(self)]))
     }
 }
 
@@ -332,12 +332,12 @@ impl UserTx {
     }
 
     /// The exact bytes the signature covers.
-    pub fn signing_bytes(&self, genesis_hash: &Hash32) -> Vec<u8> {
+    pub fn signing_bytes(&self, genesis_hash: &GenesisHash) -> Vec<u8> {
         signing_bytes(SignDomain::UserTx, genesis_hash, &canonical_bytes(self))
     }
 
     /// Signs with `key`. The caller makes sure `key.public() == self.signer`.
-    pub fn sign(self, key: &Keypair, genesis_hash: &Hash32) -> SignedUserTx {
+    pub fn sign(self, key: &Keypair, genesis_hash: &GenesisHash) -> SignedUserTx {
         let signature = key.sign(SignDomain::UserTx, genesis_hash, &canonical_bytes(&self));
         SignedUserTx { tx: self, signature }
     }
@@ -345,19 +345,19 @@ impl UserTx {
 
 impl SignedUserTx {
     /// `tagged_hash("sidechain/txid", canonical_bytes(signed_tx))`.
-    pub fn txid(&self) -> Hash32 {
-        tagged_hash(TXID_TAG, &[&canonical_bytes(self)])
+    pub fn txid(&self) -> TxId {
+        TxId(tagged_hash(TXID_TAG, &[&canonical_bytes(self)]))
     }
 
     /// Checks the signature alone (strict ed25519), nothing about state.
-    pub fn verify_signature(&self, genesis_hash: &Hash32) -> Result<(), SignatureError> {
+    pub fn verify_signature(&self, genesis_hash: &GenesisHash) -> Result<(), SignatureError> {
         self.tx.signer.verify(SignDomain::UserTx, genesis_hash, &canonical_bytes(&self.tx), &self.signature)
     }
 }
 
 impl Tx {
     /// The transaction id (for a user transaction, the id of the signed transaction).
-    pub fn txid(&self) -> Hash32 {
+    pub fn txid(&self) -> TxId {
         match self {
             Tx::User(t) => t.txid(),
             Tx::Evidence(e) => e.txid(),
@@ -393,11 +393,11 @@ impl From<SignedUserTx> for Tx {
 /// left || right)`; an odd last node is promoted to the next level unchanged (never duplicated, so two
 /// different lists cannot share a root as in CVE-2012-2459). One transaction: the root is its txid. No
 /// transactions: `tagged_hash("sidechain/tx-root-empty", [])`.
-pub fn tx_root(txids: &[Hash32]) -> Hash32 {
+pub fn tx_root(txids: &[TxId]) -> Hash32 {
     if txids.is_empty() {
         return tagged_hash(TX_ROOT_EMPTY_TAG, &[]);
     }
-    let mut level: Vec<Hash32> = txids.to_vec();
+    let mut level: Vec<Hash32> = txids.iter().map(|t| t.0).collect();
     while level.len() > 1 {
         level = level
             .chunks(2)
@@ -423,7 +423,7 @@ mod tests {
             fee: Amount::from_sat(10),
             kind: UserTxKind::Transfer { to: AccountId(Hash32([1; 32])), amount: Amount::from_sat(5) },
         }
-        .sign(&k, &Hash32::ZERO)
+        .sign(&k, &GenesisHash::ZERO)
     }
 
     #[test]
@@ -440,15 +440,15 @@ mod tests {
     #[test]
     fn signature_binds_the_chain() {
         let s = sample(0);
-        assert_eq!(s.verify_signature(&Hash32::ZERO), Ok(()));
-        assert!(s.verify_signature(&Hash32([1; 32])).is_err());
+        assert_eq!(s.verify_signature(&GenesisHash::ZERO), Ok(()));
+        assert!(s.verify_signature(&GenesisHash(Hash32([1; 32]))).is_err());
     }
 
     #[test]
     fn tx_root_rules() {
-        let ids: Vec<Hash32> = (0..3).map(|n| sample(n).txid()).collect();
+        let ids: Vec<TxId> = (0..3).map(|n| sample(n).txid()).collect();
         assert_eq!(tx_root(&[]), tagged_hash(TX_ROOT_EMPTY_TAG, &[]));
-        assert_eq!(tx_root(&ids[..1]), ids[0]);
+        assert_eq!(tx_root(&ids[..1]), ids[0].0);
         let ab = tagged_hash(TX_NODE_TAG, &[ids[0].as_bytes(), ids[1].as_bytes()]);
         assert_eq!(tx_root(&ids[..2]), ab);
         // Odd leaf promoted, not duplicated.

@@ -2,7 +2,7 @@
 //! inclusion proofs against header roots, and overflow attempts rejected without panics.
 
 use bitcoin::Amount;
-use primitives::{AccountId, Hash32, Height, ValidatorIndex};
+use primitives::{AccountId, BlockId, Hash32, Height, ValidatorIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sidechain_ledger::testkit::{self, transfer, user_key};
@@ -17,7 +17,7 @@ const BAL: u64 = 50_000;
 fn template(chain: &Chain, h: u64) -> BlockTemplate {
     BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex((h % 4) as u16),
         btc_anchor: BtcAnchor::default(),

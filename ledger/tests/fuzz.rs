@@ -90,7 +90,7 @@ fn txs(chain: &Chain) -> Vec<Tx> {
 fn template(chain: &Chain) -> BlockTemplate {
     BlockTemplate {
         height: Height(1),
-        prev_hash: *chain.genesis_hash(),
+        prev_hash: chain.genesis_hash().as_block_id(),
         time_ms: chain.genesis().genesis_time_ms + 1_000,
         proposer: ValidatorIndex(1),
         btc_anchor: BtcAnchor::default(),

@@ -4,7 +4,7 @@
 //! new branch stays in flight.
 
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::batching::{batch, batch_index};
 use sidechain_ledger::pegout::required_pegout_fee;
 use sidechain_ledger::testkit::{self, user_key};
@@ -26,7 +26,7 @@ fn new_branch(h: u32) -> BtcAnchor {
 fn commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<Tx>) {
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: at,

@@ -2,7 +2,7 @@
 //! and conservation (`supply - genesis supply == minted + fees`, `btc_held == minted + fees + below minimum`).
 
 use bitcoin::Amount;
-use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{AccountId, BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
     build_block, execute_block, fee_pool_id, BlockError, BlockTemplate, BtcAnchor, BtcOutPoint, Chain, MemStore,
@@ -18,7 +18,7 @@ fn anchor(h: u32) -> BtcAnchor {
 fn template(chain: &Chain, h: u64, btc: u32) -> BlockTemplate {
     BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: anchor(btc),

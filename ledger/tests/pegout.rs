@@ -3,7 +3,7 @@
 //! unpaid_burns` unchanged by burning.
 
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{Hash32, Height, ValidatorIndex};
+use primitives::{BlockId, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::pegout::{burn, burn_of_tx, pegout_queue, required_pegout_fee};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
@@ -54,7 +54,7 @@ fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) -> Result<(
     let prev_anchor = store.snapshot(h - 1).chain_meta().unwrap().map(|m| m.btc_anchor).unwrap_or_default();
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: prev_anchor,
@@ -147,7 +147,7 @@ fn bad_burns_are_refused_with_a_reason() {
 fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) {
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor { height: primitives::BtcHeight(btc), hash: Hash32([btc as u8; 32]) },
@@ -238,7 +238,7 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
         peg::shares::sign_batch(
             &secp,
             chain.genesis_wallet(),
-            chain.genesis_hash().0,
+            *chain.genesis_hash().as_bytes(),
             &tx,
             &b.peg_inputs(),
             v as usize,
@@ -281,7 +281,7 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
     let final_tx = peg::shares::finalize_batch(
         &secp,
         chain.genesis_wallet(),
-        chain.genesis_hash().0,
+        *chain.genesis_hash().as_bytes(),
         &tx,
         &signed.peg_inputs(),
         &shares,

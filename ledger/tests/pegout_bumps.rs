@@ -102,7 +102,7 @@ fn share(chain: &Chain, b: &BatchRecord, v: u32) -> Vec<Vec<u8>> {
     let tx = b.unsigned().unwrap();
     let peg_key = testkit::validator_peg_secret(v);
     let fed = chain.genesis_wallet();
-    peg::shares::sign_batch(&secp, fed, chain.genesis_hash().0, &tx, &b.peg_inputs(), v as usize, &peg_key)
+    peg::shares::sign_batch(&secp, fed, *chain.genesis_hash().as_bytes(), &tx, &b.peg_inputs(), v as usize, &peg_key)
         .expect("sign")
         .signatures
 }

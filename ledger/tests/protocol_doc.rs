@@ -2,7 +2,7 @@
 //! the code computes. Change the encoding and this test tells you which lines of the doc to update.
 
 use bitcoin::Amount;
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Keypair};
+use primitives::{canonical_bytes, tagged_hash, AccountId, GenesisHash, Hash32, Keypair, TxId};
 use sidechain_ledger::{fee_pool_id, tx_root, StateKey, Tx, UserTx, UserTxKind};
 use std::collections::BTreeMap;
 
@@ -24,7 +24,7 @@ fn doc_values() -> BTreeMap<String, String> {
 fn code_values() -> Vec<(&'static str, String)> {
     let secret: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
     let key = Keypair::from_secret(secret);
-    let genesis_hash = Hash32([0x42; 32]);
+    let genesis_hash = GenesisHash(Hash32([0x42; 32]));
     let to = AccountId(Hash32([0xab; 32]));
     let tx = UserTx {
         signer: key.public(),
@@ -51,7 +51,7 @@ fn code_values() -> Vec<(&'static str, String)> {
         ("block_tx_bytes", hex::encode(canonical_bytes(&block_tx))),
         ("txid", signed.txid().to_hex()),
         ("tx_root_one", tx_root(&[signed.txid()]).to_hex()),
-        ("tx_root_two", tx_root(&[signed.txid(), Hash32([0x11; 32])]).to_hex()),
+        ("tx_root_two", tx_root(&[signed.txid(), TxId(Hash32([0x11; 32]))]).to_hex()),
         ("tx_root_empty", tx_root(&[]).to_hex()),
         ("fee_pool_id", fee_pool_id().0.to_hex()),
         ("account_state_key", hex::encode(canonical_bytes(&StateKey::Account(sender)))),

@@ -40,7 +40,7 @@ fn prepare(blocks: u64, txs: u32) -> (Chain, Vec<Prepared>) {
             .collect();
         let template = BlockTemplate {
             height: Height(h),
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: chain.genesis().genesis_time_ms + h,
             proposer: ValidatorIndex(0),
             btc_anchor: chain.genesis().btc_anchor,

@@ -26,7 +26,7 @@ pub struct FullBlock {
 
 impl FullBlock {
     /// The block hash (the consensus value).
-    pub fn hash(&self) -> Hash32 {
+    pub fn hash(&self) -> BlockId {
         self.block.hash()
     }
 
@@ -58,10 +58,10 @@ pub enum ChainError {
     NotNext { tip: Height, got: Height },
     /// The block does not build on our tip.
     #[error("block {height} builds on {got}, our tip is {tip}")]
-    WrongParent { height: Height, tip: Hash32, got: Hash32 },
+    WrongParent { height: Height, tip: BlockId, got: BlockId },
     /// The certificate does not decide this block.
     #[error("certificate at height {height} is for {cert}, block is {block}")]
-    CertForOtherBlock { height: Height, cert: Hash32, block: Hash32 },
+    CertForOtherBlock { height: Height, cert: BlockId, block: BlockId },
     /// The certificate does not verify.
     #[error("certificate for height {height}: {source}")]
     BadCertificate {
@@ -193,7 +193,7 @@ impl TipSets {
 pub fn verify_evidence(
     ev: &ledger::EvidenceTx,
     validators: &ValidatorSet,
-    genesis: &Hash32,
+    genesis: &GenesisHash,
 ) -> Result<consensus::Equivocation, EvidenceCheckError> {
     let e: consensus::Equivocation = borsh::from_slice(&ev.proof).map_err(EvidenceCheckError::Decode)?;
     e.verify(validators, genesis)?;
@@ -211,7 +211,7 @@ pub struct ChainState {
     /// The federation and the validator sets around the tip.
     sets: TipSets,
     tip: Height,
-    tip_hash: Hash32,
+    tip_hash: BlockId,
     tip_cert: Option<CommitCertificate>,
 }
 
@@ -222,7 +222,7 @@ impl ChainState {
         let tip = store.tip()?.unwrap_or(Height(0));
         let sets = TipSets::read(&chain, &store, tip)?;
         let (tip_hash, tip_cert) = if tip == Height(0) {
-            (*chain.genesis_hash(), None)
+            (chain.genesis_hash().as_block_id(), None)
         } else {
             let fb = Self::read_block(&store, tip)?.ok_or(ChainError::Corrupt {
                 what: "block",
@@ -292,7 +292,7 @@ impl ChainState {
     }
 
     /// The hash of the tip block (the genesis hash at height 0).
-    pub fn tip_hash(&self) -> Hash32 {
+    pub fn tip_hash(&self) -> BlockId {
         self.tip_hash
     }
 
@@ -374,7 +374,7 @@ impl ChainState {
         let outcome = self.validate_next(fb)?;
         let block_bytes = canonical_bytes(fb);
         let cert_bytes = canonical_bytes(cert);
-        let txids: Vec<Hash32> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
+        let txids: Vec<TxId> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
         let registrations = crate::pegin::registrations_in(&fb.block);
         self.store.commit(&CommitBatch {
             height: h,

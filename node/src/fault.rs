@@ -71,7 +71,7 @@ pub fn maybe_crash(configured: Option<CrashPoint>, from_height: u64, point: Cras
 pub fn junk_proposals(
     template: &FullBlock,
     key: &Keypair,
-    genesis: &Hash32,
+    genesis: &GenesisHash,
     me: ValidatorIndex,
     set: &ValidatorSet,
     heights: &[Height],
@@ -191,12 +191,12 @@ mod tests {
         let header = ledger::BlockHeader {
             genesis_hash: genesis,
             height: Height(1),
-            prev_hash: Hash32([0; 32]),
+            prev_hash: BlockId([0; 32]),
             time_ms: 0,
             proposer: me,
             btc_anchor: ledger::BtcAnchor::default(),
             tx_root: Hash32([0; 32]),
-            state_root: Hash32([0; 32]),
+            state_root: StateRoot([0; 32]),
             last_commit_hash: Hash32([0; 32]),
         };
         let template = FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None };
@@ -232,7 +232,7 @@ pub struct VoteFaults {
     /// Send a nil precommit in place of each of ours.
     pub precommit_nil: bool,
     /// Signs the altered votes (only when a fault is on).
-    pub key: Option<(Keypair, Hash32)>,
+    pub key: Option<(Keypair, GenesisHash)>,
 }
 
 impl VoteFaults {

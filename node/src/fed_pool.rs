@@ -74,7 +74,7 @@ impl FedPool {
     }
 
     /// Drops what no longer applies (included, superseded by a bump, signed by others already).
-    pub fn prune<S: StateReader>(&mut self, chain: &Chain, state: &S, included: &[Hash32]) {
+    pub fn prune<S: StateReader>(&mut self, chain: &Chain, state: &S, included: &[TxId]) {
         self.txs.retain(|t| !included.contains(&t.txid()) && ledger::check_pool_tx(chain, state, t).is_ok());
     }
 

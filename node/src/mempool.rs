@@ -20,7 +20,7 @@ pub enum MempoolError {
     Invalid(#[from] TxError),
     /// It is already in the pool.
     #[error("transaction {0} is already in the mempool")]
-    Duplicate(Hash32),
+    Duplicate(TxId),
     /// Its nonce leaves a gap after the sender's pending transactions.
     #[error("nonce {got} of {account} is ahead: next acceptable nonce is {expected}")]
     NonceGap { account: AccountId, expected: u64, got: u64 },
@@ -51,7 +51,7 @@ impl Default for MempoolLimits {
 
 struct Entry {
     tx: SignedUserTx,
-    id: Hash32,
+    id: TxId,
     size: usize,
 }
 
@@ -60,11 +60,11 @@ pub struct Mempool {
     limits: MempoolLimits,
     /// Per sender, pending transactions by nonce (contiguous).
     by_sender: BTreeMap<AccountId, BTreeMap<u64, Entry>>,
-    ids: HashMap<Hash32, (AccountId, u64)>,
+    ids: HashMap<TxId, (AccountId, u64)>,
     bytes: usize,
     /// Arrival order, for fair block filling.
-    arrival: BTreeMap<u64, Hash32>,
-    arrival_of: HashMap<Hash32, u64>,
+    arrival: BTreeMap<u64, TxId>,
+    arrival_of: HashMap<TxId, u64>,
     next_seq: u64,
 }
 
@@ -98,18 +98,18 @@ impl Mempool {
     }
 
     /// Whether `id` is pending.
-    pub fn contains(&self, id: &Hash32) -> bool {
+    pub fn contains(&self, id: &TxId) -> bool {
         self.ids.contains_key(id)
     }
 
     /// A pending transaction.
-    pub fn get(&self, id: &Hash32) -> Option<&SignedUserTx> {
+    pub fn get(&self, id: &TxId) -> Option<&SignedUserTx> {
         let (a, n) = self.ids.get(id)?;
         self.by_sender.get(a)?.get(n).map(|e| &e.tx)
     }
 
     /// Admits `tx` if it is valid after the sender's pending transactions on top of `state`.
-    pub fn add<S: StateReader>(&mut self, chain: &Chain, state: &S, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
+    pub fn add<S: StateReader>(&mut self, chain: &Chain, state: &S, tx: SignedUserTx) -> Result<TxId, MempoolError> {
         let id = tx.txid();
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
@@ -199,7 +199,7 @@ impl Mempool {
 
     /// After a block: drops included transactions, then drops whatever is no longer valid on `state`
     /// (nonce used, balance spent) and everything after it in its sender's queue.
-    pub fn on_block<S: StateReader>(&mut self, chain: &Chain, state: &S, included: &[Hash32]) {
+    pub fn on_block<S: StateReader>(&mut self, chain: &Chain, state: &S, included: &[TxId]) {
         for id in included {
             if let Some((a, n)) = self.ids.get(id).copied() {
                 self.remove_entry(&a, n);

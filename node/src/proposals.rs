@@ -129,11 +129,11 @@ pub enum ProposalRefusal {
     #[error("block {block} at height {block_height} is not the proposed value {value} at height {height}")]
     BlockMismatch {
         /// The proposal's value.
-        value: Hash32,
+        value: BlockId,
         /// The proposal's height.
         height: Height,
         /// The block's hash.
-        block: Hash32,
+        block: BlockId,
         /// The block's height.
         block_height: Height,
     },
@@ -162,10 +162,10 @@ pub enum Admitted {
 /// Proposed blocks by hash, with the slots gossip filled.
 #[derive(Debug, Default)]
 pub struct ProposalStore {
-    blocks: HashMap<Hash32, FullBlock>,
-    slots: HashMap<Slot, Vec<Hash32>>,
+    blocks: HashMap<BlockId, FullBlock>,
+    slots: HashMap<Slot, Vec<BlockId>>,
     /// Blocks kept without a slot (ours, decided ones), oldest first, at most [`MAX_UNSLOTTED`].
-    unslotted: std::collections::VecDeque<Hash32>,
+    unslotted: std::collections::VecDeque<BlockId>,
 }
 
 impl ProposalStore {
@@ -176,7 +176,7 @@ impl ProposalStore {
         window: Window,
         expected: ValidatorIndex,
         slot: Slot,
-        value: Hash32,
+        value: BlockId,
         block: FullBlock,
     ) -> Result<Admitted, ProposalRefusal> {
         let Some(max) = window.max_round(slot.height) else {
@@ -220,7 +220,7 @@ impl ProposalStore {
 
     /// Keeps a block that needs no admission: our own proposal, or the block a certificate decided.
     /// Dropped, like every other, when its height commits.
-    pub fn insert(&mut self, hash: Hash32, block: FullBlock) {
+    pub fn insert(&mut self, hash: BlockId, block: FullBlock) {
         self.unslotted.retain(|h| *h != hash);
         self.unslotted.push_back(hash);
         self.blocks.insert(hash, block);
@@ -236,10 +236,10 @@ impl ProposalStore {
     /// the blocks only they held, except `keep` (the values consensus still needs: locked, valid, decided).
     /// Blocks of other heights are left to [`Self::prune_committed`]; blocks kept without a slot (ours,
     /// decided ones) are bounded by [`MAX_UNSLOTTED`] instead (a value we re-propose moves to the back).
-    pub fn prune_rounds(&mut self, window: Window, keep: &[Hash32]) {
+    pub fn prune_rounds(&mut self, window: Window, keep: &[BlockId]) {
         let min = window.min_round(window.height);
         let old = |slot: &Slot| slot.height == window.height && slot.round.get() < min;
-        let dropped: Vec<Hash32> =
+        let dropped: Vec<BlockId> =
             self.slots.iter().filter(|(slot, _)| old(slot)).flat_map(|(_, held)| held.iter().copied()).collect();
         if dropped.is_empty() {
             return;
@@ -256,12 +256,12 @@ impl ProposalStore {
     }
 
     /// The block with this hash, if held.
-    pub fn get(&self, hash: &Hash32) -> Option<&FullBlock> {
+    pub fn get(&self, hash: &BlockId) -> Option<&FullBlock> {
         self.blocks.get(hash)
     }
 
     /// Whether the block with this hash is held.
-    pub fn contains_key(&self, hash: &Hash32) -> bool {
+    pub fn contains_key(&self, hash: &BlockId) -> bool {
         self.blocks.contains_key(hash)
     }
 
@@ -289,14 +289,14 @@ impl ProposalStore {
 #[cfg(test)]
 pub(crate) fn test_block(height: u64, salt: u64) -> FullBlock {
     let header = ledger::BlockHeader {
-        genesis_hash: Hash32([7; 32]),
+        genesis_hash: GenesisHash([7; 32]),
         height: Height(height),
-        prev_hash: Hash32([0; 32]),
+        prev_hash: BlockId([0; 32]),
         time_ms: salt,
         proposer: ValidatorIndex(0),
         btc_anchor: ledger::BtcAnchor::default(),
         tx_root: Hash32([0; 32]),
-        state_root: Hash32([0; 32]),
+        state_root: StateRoot([0; 32]),
         last_commit_hash: Hash32([0; 32]),
     };
     FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None }

@@ -15,7 +15,7 @@ pub fn deposit_descriptor(
     wallet: &peg::Federation,
     recipient: &AccountId,
 ) -> Result<peg::Descriptor, peg::PegError> {
-    wallet.deposit_descriptor(chain.genesis_hash().0, recipient.0 .0)
+    wallet.deposit_descriptor(*chain.genesis_hash().as_bytes(), recipient.0 .0)
 }
 
 /// The wallet of every epoch, and of those whose deposits are watched at `height`.

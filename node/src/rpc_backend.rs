@@ -80,7 +80,7 @@ impl NodeRpc {
     }
 
     /// A transaction in a committed block, with where it is.
-    fn committed_tx(&self, txid: &Hash32) -> Result<Option<TxLookup>, BackendError> {
+    fn committed_tx(&self, txid: &TxId) -> Result<Option<TxLookup>, BackendError> {
         let Some((h, index)) = self.handle.store().tx_location(txid).map_err(Self::storage)? else {
             return Ok(None);
         };
@@ -156,11 +156,11 @@ impl RpcBackend for NodeRpc {
         Ok(Some(StoredBlock { block: fb.block, commit }))
     }
 
-    async fn block_height_by_hash(&self, hash: Hash32) -> Result<Option<Height>, BackendError> {
+    async fn block_height_by_hash(&self, hash: BlockId) -> Result<Option<Height>, BackendError> {
         Ok(self.handle.store().height_of(&hash).map_err(Self::storage)?.filter(|h| *h > Height(0)))
     }
 
-    async fn transaction(&self, txid: Hash32) -> Result<Option<TxLookup>, BackendError> {
+    async fn transaction(&self, txid: TxId) -> Result<Option<TxLookup>, BackendError> {
         if let Some(found) = self.committed_tx(&txid)? {
             return Ok(Some(found));
         }
@@ -178,7 +178,7 @@ impl RpcBackend for NodeRpc {
         Snapshot::new(&**self.handle.store(), tip.get()).get_account(&id).map_err(Self::storage)
     }
 
-    async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, SubmitError> {
+    async fn submit_tx(&self, tx: SignedUserTx) -> Result<TxId, SubmitError> {
         self.handle.submit_tx(tx).await.map_err(submit_error)
     }
 
@@ -187,7 +187,7 @@ impl RpcBackend for NodeRpc {
         Ok(MempoolInfo { size, bytes: bytes as u64, max_bytes: self.mempool_max_bytes })
     }
 
-    async fn mempool_txids(&self) -> Result<Vec<Hash32>, BackendError> {
+    async fn mempool_txids(&self) -> Result<Vec<TxId>, BackendError> {
         self.handle.ask(Command::MempoolTxids).await.ok_or(BackendError::ShuttingDown)
     }
 
@@ -297,7 +297,7 @@ impl RpcBackend for NodeRpc {
         rpc::types::read_pegouts(&state, count, skip, &view).map_err(Self::storage)
     }
 
-    async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
+    async fn pegout_by_txid(&self, txid: TxId) -> Result<Option<PegOutInfo>, BackendError> {
         let state = self.tip_state();
         let view = self.pegout_view(&state)?;
         rpc::types::read_pegout_by_txid(&state, &txid, &view).map_err(Self::storage)
@@ -328,7 +328,7 @@ impl RpcBackend for NodeRpc {
         self.handle.approve_federation(proposal).await.map_err(operator_error)
     }
 
-    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, OperatorError> {
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<TxId, OperatorError> {
         self.handle.submit_federation_change(change).await.map_err(operator_error)
     }
 

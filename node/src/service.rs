@@ -504,7 +504,7 @@ impl Service {
         match self.chain.commit(fb, cert) {
             Ok(outcome) => {
                 self.crash_point(crate::fault::CrashPoint::AfterCommitWrite, fb.height());
-                let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
+                let included: Vec<TxId> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
                 let state = self.chain.state();
                 self.duties.after_commit(&self.chain, fb);
@@ -650,7 +650,7 @@ impl Service {
         Ok(())
     }
 
-    fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
+    fn admit_tx(&mut self, tx: SignedUserTx) -> Result<TxId, MempoolError> {
         let state = self.chain.state();
         self.mempool.add(self.chain.chain(), &state, tx)
     }
@@ -752,7 +752,7 @@ impl Service {
     /// from memory, anything read from disk on a blocking thread, never on this loop.
     fn answer(&mut self, peer: PeerId, req: Request, respond: net::Responder) {
         let host = &self.host;
-        let held = |hash: &Hash32| host.proposal(hash).cloned();
+        let held = |hash: &BlockId| host.proposal(hash).cloned();
         self.sync.answer(peer, req, respond, held, self.chain.store().clone(), self.chain.tip());
     }
 
@@ -796,7 +796,7 @@ impl Service {
         self.sync.request_blocks(peer, self.chain.tip().next());
     }
 
-    fn fetch_block(&mut self, hash: Hash32) {
+    fn fetch_block(&mut self, hash: BlockId) {
         self.sync.fetch_block(hash);
     }
 

@@ -69,7 +69,7 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     /// The database belongs to another chain.
     #[error("database was created for genesis {found}, but this node runs genesis {expected}; use another --datadir")]
-    WrongGenesis { expected: Hash32, found: Hash32 },
+    WrongGenesis { expected: GenesisHash, found: GenesisHash },
     /// A commit that does not extend the tip by one.
     #[error("commit of height {got} does not extend tip {tip:?}")]
     NotNextHeight { tip: Option<Height>, got: Height },
@@ -100,7 +100,7 @@ pub struct CommitBatch<'a> {
     /// Its height.
     pub height: Height,
     /// Its block hash.
-    pub hash: Hash32,
+    pub hash: BlockId,
     /// The encoded block.
     pub block: &'a [u8],
     /// The encoded commit certificate (empty for genesis).
@@ -108,7 +108,7 @@ pub struct CommitBatch<'a> {
     /// The state changes its execution produced (tree version = height).
     pub state: &'a WriteSet,
     /// Ids of the block's transactions, in block order (for the transaction index).
-    pub txids: &'a [Hash32],
+    pub txids: &'a [TxId],
     /// Accounts whose deposit address the block registers (for the watcher's script list).
     pub registrations: &'a [AccountId],
 }
@@ -153,7 +153,7 @@ impl Store {
     }
 
     /// Binds the database to a genesis on first use; refuses a database of another chain afterwards.
-    pub fn check_genesis(&self, genesis: &Hash32) -> Result<(), StoreError> {
+    pub fn check_genesis(&self, genesis: &GenesisHash) -> Result<(), StoreError> {
         match self.db.get_cf(self.cf(CF_META), META_GENESIS).map_err(db_err("read genesis"))? {
             None => self
                 .db
@@ -242,7 +242,7 @@ impl Store {
     }
 
     /// The height of the block with hash `hash`.
-    pub fn height_of(&self, hash: &Hash32) -> Result<Option<Height>, StoreError> {
+    pub fn height_of(&self, hash: &BlockId) -> Result<Option<Height>, StoreError> {
         self.db
             .get_cf(self.cf(CF_HASHES), hash.as_bytes())
             .map_err(db_err("read block index"))?
@@ -251,7 +251,7 @@ impl Store {
     }
 
     /// Where a committed transaction is: its block height and its index in the block.
-    pub fn tx_location(&self, txid: &Hash32) -> Result<Option<(Height, u32)>, StoreError> {
+    pub fn tx_location(&self, txid: &TxId) -> Result<Option<(Height, u32)>, StoreError> {
         match self.db.get_cf(self.cf(CF_TXS), txid.as_bytes()).map_err(db_err("read tx index"))? {
             None => Ok(None),
             Some(b) if b.len() == 12 => {

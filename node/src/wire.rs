@@ -69,7 +69,7 @@ pub enum Request {
     /// A block that was proposed (committed or not) by hash.
     GetBlock {
         /// Its hash.
-        hash: Hash32,
+        hash: BlockId,
     },
 }
 

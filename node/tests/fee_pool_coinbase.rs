@@ -75,7 +75,7 @@ async fn a_coinbase_claimed_for_the_fee_pool_is_spent_by_a_batch_bitcoind_accept
     let payee_address = bitcoin::Address::from_script(&payee, bitcoin::Network::Regtest).expect("address").to_string();
     let amount = Amount::from_sat(300_000);
     let burn = cli_json(&fed, 0, &["--wallet", wallet, "pegout", &payee_address, "300000sat"]).await;
-    let burn_txid: Hash32 = burn["burn_txid"].as_str().expect("burn txid").parse().expect("txid");
+    let burn_txid: TxId = burn["burn_txid"].as_str().expect("burn txid").parse().expect("txid");
 
     // Its batch spends the pool's coin, signed for the tweaked script: bitcoind takes it and it confirms.
     let batch = wait_pegout(&fed, 0, burn_txid, PegOutStage::Broadcast, Duration::from_secs(90)).await.batch;

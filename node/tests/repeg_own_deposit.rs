@@ -48,7 +48,7 @@ async fn a_peg_out_to_ones_own_deposit_address_is_re_pegged_once_and_the_anchor_
     // The peg-out to his own deposit address (a P2WSH: nothing shows it is a federation script).
     let amount = Amount::from_sat(1_000_000);
     let burn = cli_json(&fed, 0, &["--wallet", wallet, "pegout", &address.address, "0.01btc"]).await;
-    let burn_txid: Hash32 = burn["burn_txid"].as_str().expect("burn txid").parse().expect("txid");
+    let burn_txid: TxId = burn["burn_txid"].as_str().expect("burn txid").parse().expect("txid");
     let burn_fee = Amount::from_sat(burn["fee_sat"].as_u64().expect("fee"));
     let batch = wait_pegout(&fed, 0, burn_txid, PegOutStage::Broadcast, Duration::from_secs(90)).await.batch;
     let batch = batch.expect("batch");

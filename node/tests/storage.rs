@@ -27,7 +27,7 @@ fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
     let tx = transfer(chain, &sender, nonce, to, Amount::from_sat(10), chain.params().min_fee);
     let template = BlockTemplate {
         height,
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + height.get(),
         proposer: ValidatorIndex(0),
         btc_anchor: chain.genesis().btc_anchor,

@@ -7,7 +7,10 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
-/// A SHA-256 output: block hashes, transaction ids, state roots, account ids.
+/// A SHA-256 output with no meaning of its own: a tagged hash, a Merkle node, a digest of some bytes.
+/// A hash that names something has its own type ([`BlockId`], [`TxId`], [`StateRoot`], [`GenesisHash`],
+/// `AccountId`; Bitcoin's are `bitcoin::Txid` and `bitcoin::BlockHash`), so one can never be passed where
+/// another is meant. Each wraps a `Hash32` and shows, parses and encodes exactly as one.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Hash32(pub [u8; 32]);
 
@@ -81,6 +84,88 @@ impl<'de> Deserialize<'de> for Hash32 {
     }
 }
 
+/// A hash that names one kind of thing (rust-bitcoin's `hash_newtype!` habit): same bytes, encodings
+/// and text as [`Hash32`], but a type of its own.
+macro_rules! hash_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+        pub struct $name(pub Hash32);
+
+        impl $name {
+            /// All zeros: "none" where a value is required (e.g. the parent of the first block).
+            pub const ZERO: $name = $name(Hash32::ZERO);
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0 .0
+            }
+
+            /// Lowercase hex.
+            pub fn to_hex(&self) -> String {
+                self.0.to_hex()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseHashError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                Serialize::serialize(&self.0, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <Hash32 as Deserialize>::deserialize(d).map($name)
+            }
+        }
+    };
+}
+
+hash_newtype!(
+    /// A sidechain block's id: the tagged hash of its header (what consensus votes for).
+    BlockId
+);
+hash_newtype!(
+    /// A sidechain transaction's id: the tagged hash of its unsigned body.
+    TxId
+);
+hash_newtype!(
+    /// The root of the state's Jellyfish Merkle tree after a block.
+    StateRoot
+);
+impl GenesisHash {
+    /// Block 0's id. Genesis has no header: the genesis file stands for block 0, so the first produced block
+    /// names the genesis hash as its parent.
+    pub fn as_block_id(self) -> BlockId {
+        BlockId(self.0)
+    }
+}
+
+hash_newtype!(
+    /// The hash of the genesis file: the chain's identity, mixed into every signature so that nothing signed
+    /// for one chain is valid on another.
+    GenesisHash
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +178,32 @@ mod tests {
         assert_eq!(a, tagged_hash("a", &[b"x"]));
         // Parts are concatenated, not framed: callers pass fixed-width parts.
         assert_eq!(tagged_hash("a", &[b"xy"]), tagged_hash("a", &[b"x", b"y"]));
+    }
+
+    /// A typed hash is a `Hash32` on the wire and in text, so the change of type changed no byte that is
+    /// signed, stored or served.
+    #[test]
+    fn typed_hashes_encode_as_hash32() {
+        let h = tagged_hash("t", &[b"x"]);
+        let json = serde_json::to_string(&h).expect("json");
+        let borsh = borsh::to_vec(&h).expect("borsh");
+        macro_rules! same {
+            ($t:ident) => {{
+                let typed = $t(h);
+                assert_eq!(serde_json::to_string(&typed).expect("json"), json);
+                assert_eq!(borsh::to_vec(&typed).expect("borsh"), borsh);
+                assert_eq!(typed.to_string(), h.to_string());
+                assert_eq!(format!("{typed:?}"), format!("{h:?}"));
+                assert_eq!(h.to_hex().parse::<$t>(), Ok(typed));
+                assert_eq!(serde_json::from_str::<$t>(&json).expect("parse"), typed);
+                assert!("zz".parse::<$t>().is_err());
+            }};
+        }
+        same!(BlockId);
+        same!(TxId);
+        same!(StateRoot);
+        same!(GenesisHash);
+        assert_eq!(GenesisHash(h).as_block_id(), BlockId(h));
     }
 
     #[test]

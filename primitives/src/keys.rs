@@ -4,7 +4,7 @@
 //! the genesis hash of the chain, then the message's canonical bytes. A vote can therefore never be
 //! replayed as a transaction, nor a signature from one chain on another.
 
-use crate::hash::{tagged_hash, Hash32};
+use crate::hash::{tagged_hash, GenesisHash, Hash32};
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -39,7 +39,7 @@ impl SignDomain {
 }
 
 /// `tag || 0x00 || genesis_hash (32 bytes) || body`: the exact bytes every ed25519 signature covers.
-pub fn signing_bytes(domain: SignDomain, genesis: &Hash32, body: &[u8]) -> Vec<u8> {
+pub fn signing_bytes(domain: SignDomain, genesis: &GenesisHash, body: &[u8]) -> Vec<u8> {
     let tag = domain.tag();
     let mut out = Vec::with_capacity(tag.len() + 1 + 32 + body.len());
     out.extend_from_slice(tag);
@@ -99,7 +99,7 @@ impl PublicKey {
     pub fn verify(
         &self,
         domain: SignDomain,
-        genesis: &Hash32,
+        genesis: &GenesisHash,
         body: &[u8],
         sig: &Signature,
     ) -> Result<(), SignatureError> {
@@ -150,7 +150,7 @@ impl Keypair {
     }
 
     /// Signs `signing_bytes(domain, genesis, body)`.
-    pub fn sign(&self, domain: SignDomain, genesis: &Hash32, body: &[u8]) -> Signature {
+    pub fn sign(&self, domain: SignDomain, genesis: &GenesisHash, body: &[u8]) -> Signature {
         Signature(self.0.sign(&signing_bytes(domain, genesis, body)).to_bytes())
     }
 }
@@ -229,17 +229,17 @@ mod tests {
     #[test]
     fn signatures_are_bound_to_domain_and_chain() {
         let k = Keypair::from_secret([7; 32]);
-        let g = Hash32([1; 32]);
+        let g = GenesisHash(Hash32([1; 32]));
         let sig = k.sign(SignDomain::Vote, &g, b"body");
         assert_eq!(k.public().verify(SignDomain::Vote, &g, b"body", &sig), Ok(()));
         assert!(k.public().verify(SignDomain::UserTx, &g, b"body", &sig).is_err());
-        assert!(k.public().verify(SignDomain::Vote, &Hash32([2; 32]), b"body", &sig).is_err());
+        assert!(k.public().verify(SignDomain::Vote, &GenesisHash(Hash32([2; 32])), b"body", &sig).is_err());
         assert!(k.public().verify(SignDomain::Vote, &g, b"bodx", &sig).is_err());
     }
 
     #[test]
     fn batch_verification_accepts_good_and_rejects_one_bad() {
-        let g = Hash32::ZERO;
+        let g = GenesisHash::ZERO;
         let mut items: Vec<_> = (0u8..5)
             .map(|i| {
                 let k = Keypair::from_secret([i + 1; 32]);
@@ -259,7 +259,7 @@ mod tests {
         let mut bad = [0u8; 32];
         bad[0] = 2;
         let pk = PublicKey(bad);
-        let r = pk.verify(SignDomain::Vote, &Hash32::ZERO, b"", &Signature([0; 64]));
+        let r = pk.verify(SignDomain::Vote, &GenesisHash::ZERO, b"", &Signature([0; 64]));
         assert!(matches!(r, Err(SignatureError::MalformedKey(_)) | Err(SignatureError::Invalid(_))));
     }
 }

@@ -13,7 +13,7 @@ mod newtypes;
 #[cfg(feature = "schemars")]
 pub mod schema;
 
-pub use hash::{tagged_hash, Hash32};
+pub use hash::{tagged_hash, BlockId, GenesisHash, Hash32, ParseHashError, StateRoot, TxId};
 pub use keys::{signing_bytes, verify_batch, AccountId, Keypair, PublicKey, SignDomain, Signature, SignatureError};
 pub use newtypes::{BtcHeight, Height, Round, ValidatorIndex};
 

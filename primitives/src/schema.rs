@@ -9,7 +9,7 @@
 //! them: fields of those types name one of these with `#[schemars(with = "...")]` (rust-bitcoin has no
 //! schemars 1 support). Here because this is the one crate both the ledger and the RPC depend on.
 
-use crate::{AccountId, Hash32, PublicKey, Signature};
+use crate::{AccountId, BlockId, GenesisHash, Hash32, PublicKey, Signature, StateRoot, TxId};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 
@@ -38,7 +38,11 @@ macro_rules! hex_schema {
     };
 }
 
-hex_schema!(Hash32, "Hash32", 32, "a 32-byte sidechain hash (block hash, txid, state root), lowercase hex");
+hex_schema!(Hash32, "Hash32", 32, "a 32-byte sidechain hash (a Merkle root or digest), lowercase hex");
+hex_schema!(BlockId, "BlockId", 32, "a sidechain block id: the tagged hash of its header, lowercase hex");
+hex_schema!(TxId, "TxId", 32, "a sidechain transaction id: the tagged hash of its body, lowercase hex");
+hex_schema!(StateRoot, "StateRoot", 32, "the root of the sidechain state's Merkle tree, lowercase hex");
+hex_schema!(GenesisHash, "GenesisHash", 32, "the hash of the genesis file, the chain's identity, lowercase hex");
 hex_schema!(
     AccountId,
     "AccountId",

@@ -14,7 +14,7 @@ use crate::types::{
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, BlockId, Height, TxId};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -26,7 +26,7 @@ pub enum BlockRef {
     /// By height.
     Height(Height),
     /// By hash.
-    Hash(Hash32),
+    Hash(BlockId),
 }
 
 impl fmt::Display for BlockRef {
@@ -45,7 +45,7 @@ impl std::str::FromStr for BlockRef {
         if let Ok(h) = s.parse::<u64>() {
             return Ok(BlockRef::Height(Height(h)));
         }
-        s.parse::<Hash32>()
+        s.parse::<BlockId>()
             .map(BlockRef::Hash)
             .map_err(|_| format!("expected a block height (a number) or a block hash (64 hex digits), got {s:?}"))
     }
@@ -67,7 +67,7 @@ impl JsonSchema for BlockRef {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "oneOf": [generator.subschema_for::<Height>(), generator.subschema_for::<Hash32>()],
+            "oneOf": [generator.subschema_for::<Height>(), generator.subschema_for::<BlockId>()],
             "description": "a block height (a number) or a block hash (64 hex digits)",
         })
     }
@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for BlockRef {
         match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(format!("expected {expected}")))? {
             Raw::Height(h) => Ok(BlockRef::Height(Height(h))),
             Raw::Text(t) => t
-                .parse::<Hash32>()
+                .parse::<BlockId>()
                 .map(BlockRef::Hash)
                 .map_err(|_| serde::de::Error::custom(format!("expected {expected}, got {t:?}"))),
         }
@@ -113,7 +113,7 @@ pub trait SidechainApi {
 
     /// Hash of the committed block at `height` (1..=tip). -8 out of range.
     #[method(name = "getblockhash")]
-    async fn get_block_hash(&self, height: Height) -> RpcResult<Hash32>;
+    async fn get_block_hash(&self, height: Height) -> RpcResult<BlockId>;
 
     /// A block by height or hash with its commit certificate. `verbosity` 0: hex of the canonical
     /// borsh block; 1 (default): JSON with txids; 2: JSON with full transactions.
@@ -127,7 +127,7 @@ pub trait SidechainApi {
 
     /// A transaction from the mempool or a committed block, with where it is. -5 unknown.
     #[method(name = "gettransaction")]
-    async fn get_transaction(&self, txid: Hash32) -> RpcResult<TransactionInfo>;
+    async fn get_transaction(&self, txid: TxId) -> RpcResult<TransactionInfo>;
 
     /// Balance and nonce of an account at the tip; an unknown account has balance 0 and nonce 0.
     #[method(name = "getaccount")]
@@ -137,7 +137,7 @@ pub trait SidechainApi {
     /// -22 if it does not decode, -26 if the mempool rejects it (the reason is in the message; `data` is
     /// `"duplicate"`, `"registration_still_live"` or `"other"`, see [`crate::errors::TxRejectReason`]).
     #[method(name = "sendrawtransaction")]
-    async fn send_raw_transaction(&self, hex: String) -> RpcResult<Hash32>;
+    async fn send_raw_transaction(&self, hex: String) -> RpcResult<TxId>;
 
     /// Mempool size in transactions and bytes.
     #[method(name = "getmempoolinfo")]
@@ -145,7 +145,7 @@ pub trait SidechainApi {
 
     /// Txids in the mempool.
     #[method(name = "getrawmempool")]
-    async fn get_raw_mempool(&self) -> RpcResult<Vec<Hash32>>;
+    async fn get_raw_mempool(&self) -> RpcResult<Vec<TxId>>;
 
     /// Connected peers.
     #[method(name = "getpeerinfo")]
@@ -242,7 +242,7 @@ pub trait SidechainApi {
     /// Returns its txid. -26 refused, with the reason (too few approvals, a change already pending, an
     /// activation height too soon, a bad set).
     #[method(name = "submitfederationchange")]
-    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<Hash32>;
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<TxId>;
 
     /// The reserves at the tip with proofs: BTC held, supply, unpaid burns, the fee pool and every federation
     /// output, each a state entry with its Jellyfish Merkle proof against the tip's state root (final by its

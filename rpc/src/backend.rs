@@ -14,7 +14,7 @@ use crate::types::{
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, BlockId, Hash32, Height, TxId};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -55,7 +55,7 @@ impl BackendError {
 pub enum SubmitError {
     /// The same transaction is already in the mempool.
     #[error("transaction {0} is already in the mempool")]
-    Duplicate(Hash32),
+    Duplicate(TxId),
     /// It is not valid against the tip (e.g. `account 3fa4..: expected nonce 3, got 5`, `fee 10 sat is below
     /// the minimum 100 sat`, a deposit registration refreshed while still live).
     #[error(transparent)]
@@ -87,7 +87,7 @@ pub enum ClaimError {
         /// Recorded below the minimum: held by the federation, nothing credited.
         held: bool,
         /// The sidechain transaction that recorded it, when known.
-        mint_txid: Option<Hash32>,
+        mint_txid: Option<TxId>,
     },
     /// A claim for the same outpoint is already pending.
     #[error(
@@ -142,11 +142,11 @@ pub trait RpcBackend: Send + Sync + 'static {
         -> impl Future<Output = Result<Option<StoredBlock>, BackendError>> + Send;
 
     /// The height of the committed block with this hash; `None` if unknown.
-    fn block_height_by_hash(&self, hash: Hash32) -> impl Future<Output = Result<Option<Height>, BackendError>> + Send;
+    fn block_height_by_hash(&self, hash: BlockId) -> impl Future<Output = Result<Option<Height>, BackendError>> + Send;
 
     /// The hash of the committed block at `height`. The default loads the whole block; a store with a
     /// height index should override it.
-    fn block_hash(&self, height: Height) -> impl Future<Output = Result<Option<Hash32>, BackendError>> + Send {
+    fn block_hash(&self, height: Height) -> impl Future<Output = Result<Option<BlockId>, BackendError>> + Send {
         async move { Ok(self.block_by_height(height).await?.map(|b| b.block.hash())) }
     }
 
@@ -156,20 +156,20 @@ pub trait RpcBackend: Send + Sync + 'static {
     }
 
     /// A transaction by id, from the mempool or a committed block.
-    fn transaction(&self, txid: Hash32) -> impl Future<Output = Result<Option<TxLookup>, BackendError>> + Send;
+    fn transaction(&self, txid: TxId) -> impl Future<Output = Result<Option<TxLookup>, BackendError>> + Send;
 
     /// An account in the state at the tip; `None` if it never received anything.
     fn account(&self, id: AccountId) -> impl Future<Output = Result<Option<Account>, BackendError>> + Send;
 
     /// Admits a transaction to the mempool (signature, nonce, fee and balance checked against the tip
     /// and pending transactions) and relays it; returns its txid.
-    fn submit_tx(&self, tx: SignedUserTx) -> impl Future<Output = Result<Hash32, SubmitError>> + Send;
+    fn submit_tx(&self, tx: SignedUserTx) -> impl Future<Output = Result<TxId, SubmitError>> + Send;
 
     /// Mempool size.
     fn mempool_info(&self) -> impl Future<Output = Result<MempoolInfo, BackendError>> + Send;
 
     /// Txids in the mempool, in the order the node would include them.
-    fn mempool_txids(&self) -> impl Future<Output = Result<Vec<Hash32>, BackendError>> + Send;
+    fn mempool_txids(&self) -> impl Future<Output = Result<Vec<TxId>, BackendError>> + Send;
 
     /// Connected peers.
     fn peers(&self) -> impl Future<Output = Result<Vec<PeerInfo>, BackendError>> + Send;
@@ -210,7 +210,7 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn pegouts(&self, count: usize, skip: usize) -> impl Future<Output = Result<Vec<PegOutInfo>, BackendError>> + Send;
 
     /// The burn made by the sidechain transaction `txid`; `None` if it made none.
-    fn pegout_by_txid(&self, txid: Hash32) -> impl Future<Output = Result<Option<PegOutInfo>, BackendError>> + Send;
+    fn pegout_by_txid(&self, txid: TxId) -> impl Future<Output = Result<Option<PegOutInfo>, BackendError>> + Send;
 
     /// Operator: this validator votes to resume the halted peg from `anchor`. `Err(Refused)` when this
     /// node is not a validator or the peg is not halted.
@@ -234,7 +234,7 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn submit_federation_change(
         &self,
         _change: ledger::ReconfigureTx,
-    ) -> impl Future<Output = Result<primitives::Hash32, OperatorError>> + Send {
+    ) -> impl Future<Output = Result<primitives::TxId, OperatorError>> + Send {
         async move { Err(OperatorError::Refused(refusal(Unsupported::RelayFederation))) }
     }
 

@@ -26,7 +26,7 @@
 
 use crate::backend::{BackendError, ClaimError, OperatorError, SubmitError};
 use jsonrpsee::types::ErrorObjectOwned;
-use primitives::{Hash32, Height};
+use primitives::{BlockId, Height, TxId};
 use serde::{Deserialize, Serialize};
 
 /// Bitcoin Core's `RPC_INVALID_ADDRESS_OR_KEY`: used for unknown blocks, transactions and commits.
@@ -58,12 +58,12 @@ pub fn err(code: i32, message: String) -> ErrorObjectOwned {
 }
 
 /// No block with this hash.
-pub fn block_not_found(hash: &Hash32) -> ErrorObjectOwned {
+pub fn block_not_found(hash: &BlockId) -> ErrorObjectOwned {
     err(NOT_FOUND, format!("block not found: no block with hash {hash}"))
 }
 
 /// No transaction with this id in the mempool or the chain.
-pub fn tx_not_found(txid: &Hash32) -> ErrorObjectOwned {
+pub fn tx_not_found(txid: &TxId) -> ErrorObjectOwned {
     err(NOT_FOUND, format!("transaction not found: {txid} is neither in the mempool nor in a block"))
 }
 
@@ -169,6 +169,7 @@ pub fn operator_error(method: &str, e: &OperatorError) -> ErrorObjectOwned {
 
 #[cfg(test)]
 mod tests {
+    use primitives::{Hash32};
     use super::*;
     use crate::backend::{refusal, Unsupported};
     use ledger::BtcOutPoint;
@@ -192,7 +193,7 @@ mod tests {
         let live =
             ledger::TxError::RegistrationStillLive { account: AccountId(Hash32([1; 32])), expires_at: Height(9) };
         let cases = [
-            (SubmitError::Duplicate(Hash32([2; 32])), VERIFY_REJECTED, Some(TxRejectReason::Duplicate)),
+            (SubmitError::Duplicate(TxId(Hash32([2; 32]))), VERIFY_REJECTED, Some(TxRejectReason::Duplicate)),
             (SubmitError::Invalid(live), VERIFY_REJECTED, Some(TxRejectReason::RegistrationStillLive)),
             (SubmitError::Invalid(ledger::TxError::ZeroAmount), VERIFY_REJECTED, Some(TxRejectReason::Other)),
             (
@@ -210,7 +211,7 @@ mod tests {
                 assert_eq!(obj.message(), format!("transaction rejected: {e}"));
             }
         }
-        let obj = submit_error(&SubmitError::Duplicate(Hash32([2; 32])));
+        let obj = submit_error(&SubmitError::Duplicate(TxId(Hash32([2; 32]))));
         assert!(obj.message().contains("already in the mempool"), "{}", obj.message());
     }
 
@@ -221,7 +222,7 @@ mod tests {
             outpoint: outpoint(),
             at: Height(4),
             held: true,
-            mint_txid: Some(Hash32([3; 32])),
+            mint_txid: Some(TxId(Hash32([3; 32]))),
         };
         let pending = ClaimError::AlreadyPending { outpoint: outpoint() };
         let full = ClaimError::Rejected(refusal(std::io::Error::other("256 claims pending; try again later")));
@@ -246,7 +247,7 @@ mod tests {
             outpoint: outpoint(),
             at: Height(4),
             held: true,
-            mint_txid: Some(Hash32([3; 32])),
+            mint_txid: Some(TxId(Hash32([3; 32]))),
         };
         assert!(held.to_string().contains("recorded (below the minimum, held) at height 4 (mint txid "), "{held}");
     }

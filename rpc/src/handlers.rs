@@ -16,7 +16,7 @@ use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::PendingSubscriptionSink;
 use ledger::SignedUserTx;
-use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use primitives::{canonical_bytes, AccountId, BlockId, Height, TxId};
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -97,7 +97,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         self.tip().await
     }
 
-    async fn get_block_hash(&self, height: Height) -> RpcResult<Hash32> {
+    async fn get_block_hash(&self, height: Height) -> RpcResult<BlockId> {
         let tip = self.check_height(height).await?;
         self.backend.block_hash(height).await.map_err(internal)?.ok_or_else(|| errors::height_out_of_range(height, tip))
     }
@@ -120,7 +120,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         cert.map(|c| CommitInfo::from(&c)).ok_or_else(|| errors::height_out_of_range(height, tip))
     }
 
-    async fn get_transaction(&self, txid: Hash32) -> RpcResult<TransactionInfo> {
+    async fn get_transaction(&self, txid: TxId) -> RpcResult<TransactionInfo> {
         let found =
             self.backend.transaction(txid).await.map_err(internal)?.ok_or_else(|| errors::tx_not_found(&txid))?;
         let tx = TxInfo::from(&found.tx);
@@ -152,7 +152,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         Ok(AccountInfo::new(account, state))
     }
 
-    async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<Hash32> {
+    async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<TxId> {
         let tx = decode_raw_tx(&tx_hex)?;
         self.backend.submit_tx(tx).await.map_err(|e| errors::submit_error(&e))
     }
@@ -161,7 +161,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         self.backend.mempool_info().await.map_err(internal)
     }
 
-    async fn get_raw_mempool(&self) -> RpcResult<Vec<Hash32>> {
+    async fn get_raw_mempool(&self) -> RpcResult<Vec<TxId>> {
         self.backend.mempool_txids().await.map_err(internal)
     }
 
@@ -249,7 +249,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
             .map_err(|e| errors::operator_error("approvefederationchange", &e))
     }
 
-    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<Hash32> {
+    async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> RpcResult<TxId> {
         self.backend
             .submit_federation_change(change)
             .await

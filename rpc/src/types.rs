@@ -17,7 +17,7 @@ use bitcoin::Amount;
 use consensus::{CommitCertificate, Equivocation};
 use ledger::{Block, Genesis, Tx};
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, BtcHeight, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
+use primitives::{canonical_bytes, AccountId, BlockId, BtcHeight, GenesisHash, Hash32, Height, PublicKey, Round, Signature, StateRoot, TxId, ValidatorIndex};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -79,15 +79,15 @@ pub struct ChainInfo {
     /// The genesis chain id, e.g. `fedpeg-regtest-1`.
     pub chain_id: String,
     /// Hash of the genesis (every user signature covers it).
-    pub genesis_hash: Hash32,
+    pub genesis_hash: GenesisHash,
     /// Height of the newest committed block (0: only the genesis).
     pub height: Height,
     /// Hash of that block; the genesis hash at height 0.
-    pub best_block_hash: Hash32,
+    pub best_block_hash: BlockId,
     /// Its time, milliseconds since the Unix epoch (the genesis time at height 0).
     pub time_ms: u64,
     /// State root after that block.
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// The Bitcoin anchor after that block.
     pub btc_anchor: BtcAnchorInfo,
     /// Peg status.
@@ -147,7 +147,7 @@ pub struct ConsensusStateInfo {
     /// The round of the polka this validator is locked on (null: not locked).
     pub locked_round: Option<u32>,
     /// The block it is locked on (null: not locked).
-    pub locked_block: Option<Hash32>,
+    pub locked_block: Option<BlockId>,
     /// This node's validator index (null: a full node).
     pub validator_index: Option<u16>,
 }
@@ -178,7 +178,7 @@ pub struct CommitInfo {
     /// Round it was decided in.
     pub round: Round,
     /// Hash of the decided block.
-    pub block_hash: Hash32,
+    pub block_hash: BlockId,
     /// The precommit signatures.
     pub signatures: Vec<CommitSignature>,
     /// Canonical borsh bytes of the certificate, for verification without this JSON.
@@ -206,7 +206,7 @@ impl From<&CommitCertificate> for CommitInfo {
 #[serde(untagged)]
 pub enum BlockTxs {
     /// Transaction ids in block order.
-    Ids(Vec<Hash32>),
+    Ids(Vec<TxId>),
     /// Full transactions in block order.
     Full(Vec<TxInfo>),
 }
@@ -215,15 +215,15 @@ pub enum BlockTxs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockInfo {
     /// Block hash.
-    pub hash: Hash32,
+    pub hash: BlockId,
     /// Height.
     pub height: Height,
     /// Blocks on top of it, itself included (1 for the tip), as in Bitcoin Core.
     pub confirmations: u64,
     /// Genesis hash of its chain.
-    pub genesis_hash: Hash32,
+    pub genesis_hash: GenesisHash,
     /// Previous block hash (the genesis hash at height 1).
-    pub prev_hash: Hash32,
+    pub prev_hash: BlockId,
     /// Proposer's time, milliseconds since the Unix epoch.
     pub time_ms: u64,
     /// Index of the proposer.
@@ -233,7 +233,7 @@ pub struct BlockInfo {
     /// Merkle root of the txids.
     pub tx_root: Hash32,
     /// State root after this block.
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// Hash of the previous block's commit certificate.
     pub last_commit_hash: Hash32,
     /// Encoded size of the block in bytes.
@@ -296,7 +296,7 @@ pub enum TxLocation {
         /// Height of the block.
         height: Height,
         /// Its hash.
-        block_hash: Hash32,
+        block_hash: BlockId,
         /// Position in the block.
         index: u32,
     },
@@ -329,7 +329,7 @@ pub struct TransactionInfo {
     /// Height of its block (committed only).
     pub height: Option<Height>,
     /// Hash of its block (committed only).
-    pub block_hash: Option<Hash32>,
+    pub block_hash: Option<BlockId>,
     /// Position in its block (committed only).
     pub index: Option<u32>,
     /// Blocks on top of its block, its own included; 0 in the mempool.
@@ -584,7 +584,7 @@ pub struct BlockSummary {
     /// Height.
     pub height: Height,
     /// Block hash.
-    pub hash: Hash32,
+    pub hash: BlockId,
     /// Number of transactions.
     pub txs: usize,
     /// Block time, milliseconds since the Unix epoch.

@@ -7,7 +7,7 @@ mod common;
 use bitcoin::hashes::Hash;
 use bitcoin::Amount;
 use common::{Fixture, MemBackend};
-use primitives::{AccountId, BtcHeight, Hash32, Height, Round, ValidatorIndex};
+use primitives::{AccountId, BtcHeight, Hash32, Height, Round, TxId, ValidatorIndex};
 use rpc::openrpc;
 use rpc::types::{
     BitcoinViewInfo, BitcoindState, BlockSummary, DepositInFlight, EmergencyInfo, EpochHoldingsInfo, PegInFacts,
@@ -227,7 +227,7 @@ fn pegouts() -> Vec<PegOutInfo> {
         amount: Amount::from_sat(50_000),
         fee: Amount::from_sat(200),
         burned_at: Height(9),
-        txid: Hash32([2; 32]),
+        txid: TxId(Hash32([2; 32])),
         batch: Some(1),
         paid_in: None,
     };
@@ -296,7 +296,7 @@ fn tx_kinds() -> Vec<TxInfo> {
     kinds
         .into_iter()
         .map(|kind| TxInfo {
-            txid: Hash32([9; 32]),
+            txid: TxId(Hash32([9; 32])),
             hex: "00".into(),
             signer: None,
             from: None,
@@ -330,7 +330,7 @@ async fn rare_shapes_validate() {
         fee: Amount::from_sat(1_000),
         btc_block: ledger::BtcAnchor { height: BtcHeight(105), hash: Hash32([3; 32]) },
         minted_at: Height(12),
-        mint_txid: Hash32([9; 32]),
+        mint_txid: TxId(Hash32([9; 32])),
     };
     let outpoint = bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 1 };
     let facts = PegInFacts {

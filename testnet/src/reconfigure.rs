@@ -59,7 +59,7 @@ pub async fn change_federation(
     proposal: &ledger::FederationProposal,
     approvers: &[usize],
     via: usize,
-) -> Result<Hash32, FederationError> {
+) -> Result<TxId, FederationError> {
     let approvals = approvals(fed, proposal, approvers).await?;
     let change = ledger::ReconfigureTx { proposal: proposal.clone(), approvals };
     let n = &fed.nodes[via];

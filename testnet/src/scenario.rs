@@ -42,7 +42,7 @@ pub enum ScenarioError {
     Federation(#[from] FederationError),
     /// Two nodes disagree on a block.
     #[error("fork at height {height}: {a} has {hash_a}, {b} has {hash_b}")]
-    Fork { height: u64, a: String, hash_a: Hash32, b: String, hash_b: Hash32 },
+    Fork { height: u64, a: String, hash_a: BlockId, b: String, hash_b: BlockId },
     /// A block or its certificate is wrong.
     #[error("{node} at height {height}: {reason}")]
     BadBlock { node: String, height: u64, reason: String },
@@ -285,7 +285,7 @@ pub async fn common_tip(fed: &Federation, nodes: &[usize], bound: Duration) -> R
 }
 
 /// The genesis validator set and genesis hash, read from the federation's genesis file (not from a node).
-pub fn genesis_validators(fed: &Federation) -> Result<(ValidatorSet, Hash32), ScenarioError> {
+pub fn genesis_validators(fed: &Federation) -> Result<(ValidatorSet, GenesisHash), ScenarioError> {
     let chain = genesis_chain(fed)?;
     let set = consensus_set(&chain.genesis().validators).map_err(ScenarioError::Genesis)?;
     Ok((set, *chain.genesis_hash()))
@@ -361,8 +361,8 @@ async fn node_chain(
     i: usize,
     tip: u64,
     set: &ValidatorSet,
-    genesis: &Hash32,
-) -> Result<Vec<Hash32>, ScenarioError> {
+    genesis: &GenesisHash,
+) -> Result<Vec<BlockId>, ScenarioError> {
     let mut sets = SetTracker::new(set.clone());
     let node = &fed.nodes[i];
     let client = node.client()?;

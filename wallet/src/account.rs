@@ -136,7 +136,7 @@ impl Wallet {
     /// A signed transfer for the chain with `genesis_hash`.
     pub fn transfer(
         &self,
-        genesis_hash: &Hash32,
+        genesis_hash: &GenesisHash,
         nonce: u64,
         to: AccountId,
         amount: Amount,
@@ -150,7 +150,7 @@ impl Wallet {
     /// of exactly `amount` to `btc_script_pubkey`.
     pub fn pegout(
         &self,
-        genesis_hash: &Hash32,
+        genesis_hash: &GenesisHash,
         nonce: u64,
         btc_script_pubkey: Vec<u8>,
         amount: Amount,
@@ -163,7 +163,7 @@ impl Wallet {
     /// A signed `RegisterDeposit` for the chain with `genesis_hash`: makes this account's deposit address
     /// (`getpeginaddress`) watched, so deposits to it are minted without a claim. `fee` must be at least
     /// the chain's registration fee (`getpeginaddress` shows it).
-    pub fn register_deposit(&self, genesis_hash: &Hash32, nonce: u64, fee: Amount) -> SignedUserTx {
+    pub fn register_deposit(&self, genesis_hash: &GenesisHash, nonce: u64, fee: Amount) -> SignedUserTx {
         UserTx { signer: self.key.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }
             .sign(&self.key, genesis_hash)
     }

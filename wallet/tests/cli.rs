@@ -108,7 +108,7 @@ async fn cli_registers_a_deposit_address_shows_and_claims_deposits() {
     assert_eq!(v["registration"]["status"], "submitted", "{v}");
     assert_eq!((v["address"].as_str(), v["confirmations_required"].as_u64()), (Some("bcrt1qdeposit"), Some(6)));
     assert!(v["funding"].is_null(), "{v}");
-    let txid: primitives::Hash32 = v["registration"]["txid"].as_str().unwrap().parse().unwrap();
+    let txid: primitives::TxId = v["registration"]["txid"].as_str().unwrap().parse().unwrap();
     let t = f.client().get_transaction(txid).await.unwrap();
     assert_eq!(t.tx.fee, bitcoin::Amount::from_sat(1_000), "registration pays the registration fee");
     let tx: ledger::SignedUserTx = borsh::from_slice(&hex::decode(&t.tx.hex).unwrap()).unwrap();

@@ -6,7 +6,7 @@
 
 use super::Rng;
 use crate::types::{Message, Proposal, SignedProposal, SignedVote, Value, Vote};
-use primitives::{tagged_hash, Hash32, Height, Keypair, Round};
+use primitives::{tagged_hash, BlockId, GenesisHash, Height, Keypair, Round};
 
 /// What a Byzantine validator does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Behaviour {
 /// A block hash no honest validator has (so it is invalid for everyone), fixed per slot so that a resend
 /// does not become an equivocation by accident.
 pub(super) fn unknown_block(h: Height, r: Round, tag: u8) -> Value {
-    tagged_hash("sim/unknown-block", &[&h.0.to_le_bytes(), &r.0.to_le_bytes(), &[tag]])
+    BlockId(tagged_hash("sim/unknown-block", &[&h.0.to_le_bytes(), &r.0.to_le_bytes(), &[tag]]))
 }
 
 /// What to send instead of `m`: a list of `(message, to_everyone_or_only_a_random_half)`.
@@ -49,7 +49,7 @@ pub(super) fn mutate(
     b: Behaviour,
     m: Message,
     key: &Keypair,
-    genesis: &Hash32,
+    genesis: &GenesisHash,
     rng: &mut Rng,
     fresh_block: &mut dyn FnMut(Height, Round) -> Value,
 ) -> Vec<(Message, bool)> {

@@ -15,10 +15,10 @@ use crate::driver::Consensus;
 use crate::interface::{Input, Output, WalEntry};
 use crate::types::{Message, SignedVote, Value, VoteKind};
 use crate::validators::ValidatorSet;
-use primitives::{canonical_bytes, tagged_hash, Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
-const GENESIS: Hash32 = Hash32([0x5c; 32]);
+const GENESIS: GenesisHash = GenesisHash(Hash32([0x5c; 32]));
 /// Message delay bound after GST.
 const DELTA_MS: u64 = 40;
 
@@ -528,10 +528,10 @@ impl World {
 
     fn fresh_block(&mut self, height: Height, round: Round) -> Value {
         self.block_counter += 1;
-        let v = tagged_hash(
+        let v = BlockId(tagged_hash(
             "sim/block",
             &[&height.0.to_le_bytes(), &round.0.to_le_bytes(), &self.block_counter.to_le_bytes()],
-        );
+        ));
         self.valid_blocks.insert(v);
         v
     }
@@ -545,7 +545,7 @@ impl World {
                 let mut rng = self.rng.clone();
                 let mut minted = Vec::new();
                 let out = byzantine::mutate(b, m, &key, &GENESIS, &mut rng, &mut |h, r| {
-                    let v = tagged_hash("sim/byz-block", &[&h.0.to_le_bytes(), &r.0.to_le_bytes()]);
+                    let v = BlockId(tagged_hash("sim/byz-block", &[&h.0.to_le_bytes(), &r.0.to_le_bytes()]));
                     minted.push(v);
                     v
                 });

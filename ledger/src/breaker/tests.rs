@@ -11,7 +11,7 @@ use crate::testkit::{self, user_key};
 use crate::tx::{BtcOutPoint, MintKind, MintTx, Tx, UserTx, UserTxKind};
 use crate::{build_block, BlockTemplate};
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{canonical_bytes, Hash32, Height, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, Hash32, Height, ValidatorIndex};
 
 const BAL: u64 = 1_000_000;
 
@@ -22,7 +22,7 @@ fn p2wpkh(n: u8) -> ScriptBuf {
 fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) {
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },

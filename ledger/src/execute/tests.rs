@@ -36,7 +36,7 @@ fn acct(i: u32) -> AccountId {
 fn template(chain: &Chain, h: u64) -> BlockTemplate {
     BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor::default(),
@@ -226,7 +226,7 @@ fn built_block_executes_to_the_same_outcome() {
 fn block_error_wrong_genesis() {
     let (chain, store) = setup();
     let mut b = built(&chain, &store, 1, vec![]);
-    b.header.genesis_hash = Hash32([7; 32]);
+    b.header.genesis_hash = GenesisHash(Hash32([7; 32]));
     assert!(matches!(execute_block(&chain, &store, &b), Err(BlockError::WrongGenesis { .. })));
 }
 
@@ -315,10 +315,10 @@ fn block_error_state_root_mismatch() {
     let (chain, store) = setup();
     let mut b = built(&chain, &store, 1, vec![pay(&chain, 0, 0, 1, 1)]);
     let real = b.header.state_root;
-    b.header.state_root = Hash32::ZERO;
+    b.header.state_root = StateRoot::ZERO;
     assert_eq!(
         execute_block(&chain, &store, &b),
-        Err(BlockError::StateRootMismatch { header: Hash32::ZERO, computed: real })
+        Err(BlockError::StateRootMismatch { header: StateRoot::ZERO, computed: real })
     );
 }
 

@@ -13,7 +13,7 @@ use crate::tx::{BtcOutPoint, MintTx, PegShareTx, SettleTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys};
 use bitcoin::Amount;
 use primitives::BtcHeight;
-use primitives::{Hash32, ValidatorIndex};
+use primitives::{BlockId, Hash32, ValidatorIndex};
 
 const BAL: u64 = 1_000_000;
 
@@ -56,7 +56,7 @@ fn try_commit(
 ) -> Result<(), BlockError> {
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(proposer),
         btc_anchor: anchor(btc),
@@ -135,7 +135,7 @@ fn share(chain: &Chain, store: &MemStore, h: u64, id: u64, signer: u16, key: u32
     let s = peg::shares::sign_batch(
         &secp,
         &wallet,
-        chain.genesis_hash().0,
+        *chain.genesis_hash().as_bytes(),
         &tx,
         &b.peg_inputs(),
         signer as usize,

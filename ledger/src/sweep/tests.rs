@@ -10,7 +10,7 @@ use crate::testkit::{self, user_key, validator_key, validator_peg_key};
 use crate::tx::{BtcOutPoint, MintTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys, GenesisValidator};
 use bitcoin::Amount;
-use primitives::{BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 
 const DUST_COINS: u16 = 120;
 const DUST: u64 = 300;
@@ -43,7 +43,7 @@ fn chain() -> (Chain, MemStore) {
 fn commit(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) {
     let template = BlockTemplate {
         height: Height(h),
-        prev_hash: Hash32([h as u8; 32]),
+        prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
         btc_anchor: anchor(btc),

@@ -126,7 +126,7 @@ impl BatchSigner {
                 .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
                 .collect();
             let finalized = v.unsigned(b.id).map_err(|e| e.to_string()).and_then(|unsigned| {
-                peg::shares::finalize_batch(&secp, &wallet, chain.genesis_hash().0, &unsigned, &v.peg_inputs(), &shares)
+                peg::shares::finalize_batch(&secp, &wallet, *chain.genesis_hash().as_bytes(), &unsigned, &v.peg_inputs(), &shares)
                     .map_err(|e| e.to_string())
             });
             match finalized {
@@ -205,7 +205,7 @@ impl BatchSigner {
                 continue;
             }
             self.crash.at(crate::fault::CrashPoint::BatchSignatureRecorded, cs.tip().next());
-            let genesis = chain.genesis_hash().0;
+            let genesis = *chain.genesis_hash().as_bytes();
             match peg::shares::sign_batch(&secp, &wallet, genesis, &tx, &b.peg_inputs(), me, &self.peg_key) {
                 Ok(share) => {
                     info!(batch = id, kind = ?b.kind, epoch = b.epoch, btc_txid = %rpc::types::btc_txid(&b.txid),

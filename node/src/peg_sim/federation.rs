@@ -59,7 +59,7 @@ impl World {
                     continue;
                 }
                 let secret = testkit::validator_peg_secret(who);
-                let genesis = self.chain.genesis_hash().0;
+                let genesis = *self.chain.genesis_hash().as_bytes();
                 let share =
                     peg::sign_batch(secp, wallet, genesis, &tx, &b.peg_inputs(), pos, &secret).ok().map(|share| {
                         Tx::PegShare(ledger::PegShareTx {
@@ -264,7 +264,7 @@ impl World {
         let block_txs = ledger::assemble_proposal(self.chain.params(), front, selection.txs, own);
         let template = BlockTemplate {
             height,
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: meta.time_ms + 1000,
             proposer: ValidatorIndex(pos as u16),
             btc_anchor: anchor,
@@ -365,7 +365,7 @@ impl World {
         let halt = ledger::peg_halt(&state).map_err(|e| self.state_err(e))?;
         let template = BlockTemplate {
             height: Height(height),
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: meta.time_ms + 1000,
             proposer: ValidatorIndex(0),
             btc_anchor: halt.resume_to.unwrap_or(meta.btc_anchor),
@@ -453,7 +453,7 @@ impl World {
             let tx = b.unsigned().map_err(|e| self.state_err(e))?;
             let wallet = self.wallet(b.epoch);
             let signed =
-                peg::finalize_batch(&self.secp, wallet, self.chain.genesis_hash().0, &tx, &b.peg_inputs(), &shares)
+                peg::finalize_batch(&self.secp, wallet, *self.chain.genesis_hash().as_bytes(), &tx, &b.peg_inputs(), &shares)
                     .map_err(|e| SimFailure::BuildFailed {
                         seed: self.cfg.seed,
                         height: self.height,

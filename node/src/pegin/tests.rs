@@ -20,7 +20,7 @@ fn setup() -> (Chain, MemStore, BtcSnapshot, peg::Deposit, AccountId) {
         .sign(&key, chain.genesis_hash());
     let template = ledger::BlockTemplate {
         height: Height(1),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + 1,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor::default(),
@@ -63,14 +63,14 @@ fn setup() -> (Chain, MemStore, BtcSnapshot, peg::Deposit, AccountId) {
 
 fn block(anchor_height: u32, txs: Vec<Tx>) -> Block {
     let header = BlockHeader {
-        genesis_hash: Hash32::ZERO,
+        genesis_hash: GenesisHash::ZERO,
         height: Height(2),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: 0,
         proposer: ValidatorIndex(0),
         btc_anchor: from_peg((anchor_height, bitcoin::BlockHash::from_byte_array([anchor_height as u8; 32]))),
         tx_root: Hash32::ZERO,
-        state_root: Hash32::ZERO,
+        state_root: StateRoot::ZERO,
         last_commit_hash: Hash32::ZERO,
     };
     Block { header, txs }
@@ -192,7 +192,7 @@ fn flooded(n: u32, max_txs: u32, max_bytes: u32, best: u32) -> (Chain, MemStore,
         .sign(&key, chain.genesis_hash());
     let template = ledger::BlockTemplate {
         height: Height(1),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + 1,
         proposer: ValidatorIndex(0),
         btc_anchor: BtcAnchor::default(),
@@ -246,7 +246,7 @@ fn run_until_anchored(chain: &Chain, store: &mut MemStore, snap: &BtcSnapshot, b
             .expect("every block either moves the anchor or carries early items");
         let template = ledger::BlockTemplate {
             height: Height(h),
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: chain.genesis().genesis_time_ms + h,
             proposer: ValidatorIndex(0),
             btc_anchor: anchor,
@@ -366,7 +366,7 @@ fn late_settlements_are_proposed_and_accepted_only_as_our_bitcoind_shows_them() 
     for (h, txs) in [(1u64, vec![Tx::Mint(funding), pegout.into()]), (2, vec![])] {
         let template = ledger::BlockTemplate {
             height: Height(h),
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: chain.genesis().genesis_time_ms + h,
             proposer: ValidatorIndex(0),
             btc_anchor: anchor,
@@ -405,7 +405,7 @@ fn late_settlements_are_proposed_and_accepted_only_as_our_bitcoind_shows_them() 
     // And the block applies: the batch is settled.
     let template = ledger::BlockTemplate {
         height: Height(3),
-        prev_hash: Hash32::ZERO,
+        prev_hash: BlockId::ZERO,
         time_ms: chain.genesis().genesis_time_ms + 3,
         proposer: ValidatorIndex(0),
         btc_anchor: anchor,

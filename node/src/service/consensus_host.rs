@@ -41,11 +41,11 @@ pub enum Step {
     NeedValue { height: Height, round: Round },
     /// Our verdict on the proposed block `value` is wanted: answer with [`ConsensusHost::validity`]. The
     /// block is [`ConsensusHost::proposal`]`(value)`.
-    NeedValidity { height: Height, value: Hash32 },
+    NeedValidity { height: Height, value: BlockId },
     /// `block` is decided with `cert`: commit it, then call [`ConsensusHost::start_height`].
     Decided { block: FullBlock, cert: CommitCertificate },
     /// A block we do not hold was decided: fetch it from peers and hand it to [`ConsensusHost::offer_block`].
-    Fetch(Hash32),
+    Fetch(BlockId),
 }
 
 /// Timeouts the core scheduled, fired in deadline order (ties in scheduling order).
@@ -101,7 +101,7 @@ pub struct ConsensusHost {
     /// A round-0 value request kept waiting for work until this instant.
     idle: Option<(Height, Round, Instant)>,
     /// Decided, but the block is not here yet.
-    pending_decision: Option<(Hash32, CommitCertificate)>,
+    pending_decision: Option<(BlockId, CommitCertificate)>,
     evidence: Vec<Equivocation>,
     faults: VoteFaults,
 }
@@ -232,7 +232,7 @@ impl ConsensusHost {
     }
 
     /// Our verdict on the proposed block `value`.
-    pub fn validity(&mut self, height: Height, value: Hash32, valid: bool) {
+    pub fn validity(&mut self, height: Height, value: BlockId, valid: bool) {
         self.feed(Input::ProposalValidity { height, value, valid });
     }
 
@@ -277,7 +277,7 @@ impl ConsensusHost {
         let window = Window { height: tip_next, round: self.core.round() };
         // Old rounds go (a long stall must not grow the store), but never a value consensus needs.
         let needed = [self.core.locked(), self.core.valid()].into_iter().flatten().map(|v| v.value);
-        let keep: Vec<Hash32> = needed.chain(self.pending_decision.as_ref().map(|d| d.0)).collect();
+        let keep: Vec<BlockId> = needed.chain(self.pending_decision.as_ref().map(|d| d.0)).collect();
         self.proposals.prune_rounds(window, &keep);
         // Kept per (height, round, proposer), so a flood by one validator cannot crowd out another's block;
         // what is not kept is not handed to the core either (it could never judge it).
@@ -307,7 +307,7 @@ impl ConsensusHost {
     }
 
     /// A proposed block we hold.
-    pub fn proposal(&self, value: &Hash32) -> Option<&FullBlock> {
+    pub fn proposal(&self, value: &BlockId) -> Option<&FullBlock> {
         self.proposals.get(value)
     }
 

@@ -113,9 +113,9 @@ pub struct NodeStatus {
     /// Committed tip.
     pub height: Height,
     /// Hash of the tip block.
-    pub tip_hash: Hash32,
+    pub tip_hash: BlockId,
     /// State root after the tip.
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// Round of the height being decided.
     pub round: u32,
     /// Pending transactions.
@@ -143,7 +143,7 @@ pub struct NodeStatus {
     /// The consensus step of the height being decided (`propose`, `prevote`, `precommit`, `commit`).
     pub step: String,
     /// The round and block this validator is locked on at the height being decided, if any.
-    pub locked: Option<(u32, Hash32)>,
+    pub locked: Option<(u32, BlockId)>,
     /// The tip each connected peer last announced, by peer id.
     pub peer_heights: BTreeMap<String, Height>,
     /// The peg at the tip, and what our bitcoind shows.
@@ -157,13 +157,13 @@ pub struct NodeStatus {
 /// Requests from RPC to the service (answered from the event loop, which owns the mempool).
 pub enum Command {
     /// Submit a transaction to the mempool (and gossip it).
-    SubmitTx(SignedUserTx, oneshot::Sender<Result<Hash32, CommandError>>),
+    SubmitTx(SignedUserTx, oneshot::Sender<Result<TxId, CommandError>>),
     /// Mempool size and bytes.
     MempoolInfo(oneshot::Sender<(usize, usize)>),
     /// Ids of pending transactions.
-    MempoolTxids(oneshot::Sender<Vec<Hash32>>),
+    MempoolTxids(oneshot::Sender<Vec<TxId>>),
     /// A pending transaction.
-    MempoolTx(Hash32, oneshot::Sender<Option<SignedUserTx>>),
+    MempoolTx(TxId, oneshot::Sender<Option<SignedUserTx>>),
     /// Equivocations seen.
     Evidence(oneshot::Sender<Vec<Equivocation>>),
     /// Claim a deposit whose registration was missed or expired (and gossip the claim).
@@ -173,7 +173,7 @@ pub enum Command {
     /// Operator: this validator's approval of a federation change (members of the set in force only).
     ApproveFederation(ledger::FederationProposal, oneshot::Sender<Result<ledger::Approval, CommandError>>),
     /// A federation change with its approvals, for the federation pool (checked, then gossiped).
-    SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<Hash32, CommandError>>),
+    SubmitFederationChange(ledger::ReconfigureTx, oneshot::Sender<Result<TxId, CommandError>>),
     /// Operator: pause (`true`) or resume (`false`) this validator's peg signing (see [`crate::breaker`]).
     SetSigningPaused(bool, oneshot::Sender<Result<crate::breaker::SigningStatus, StoreError>>),
 }
@@ -209,7 +209,7 @@ impl ServiceHandle {
     }
 
     /// Submits a transaction; `Ok(txid)` when the mempool took it.
-    pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, CommandError> {
+    pub async fn submit_tx(&self, tx: SignedUserTx) -> Result<TxId, CommandError> {
         self.request(|done| Command::SubmitTx(tx, done)).await
     }
 
@@ -222,7 +222,7 @@ impl ServiceHandle {
     }
 
     /// A federation change with its approvals, for the federation pool; `Ok(txid)` when the pool took it.
-    pub async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<Hash32, CommandError> {
+    pub async fn submit_federation_change(&self, change: ledger::ReconfigureTx) -> Result<TxId, CommandError> {
         self.request(|done| Command::SubmitFederationChange(change, done)).await
     }
 

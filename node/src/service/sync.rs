@@ -127,7 +127,7 @@ impl SyncDriver {
 
     /// Asks connected peers in turn for the block `hash` (decided here, not held); the first that has it
     /// answers through [`Self::next_result`].
-    pub fn fetch_block(&self, hash: Hash32) {
+    pub fn fetch_block(&self, hash: BlockId) {
         let net = self.net.clone();
         let tx = self.results.0.clone();
         let peers: Vec<PeerId> = self.peers.iter().copied().collect();
@@ -171,7 +171,7 @@ impl SyncDriver {
         peer: PeerId,
         req: Request,
         respond: net::Responder,
-        held: impl FnOnce(&Hash32) -> Option<FullBlock>,
+        held: impl FnOnce(&BlockId) -> Option<FullBlock>,
         store: Arc<Store>,
         tip: Height,
     ) {

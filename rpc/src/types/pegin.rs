@@ -15,7 +15,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, OutPoint};
 use ledger::{BtcOutPoint, PegInRecord, PegTotals};
 use primitives::schema;
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Hash32, Height, TxId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -263,7 +263,7 @@ pub struct PegInStatus {
     /// That block's time, milliseconds since the Unix epoch.
     pub minted_time_ms: Option<u64>,
     /// The mint transaction (`gettransaction` shows it).
-    pub mint_txid: Option<Hash32>,
+    pub mint_txid: Option<TxId>,
     /// What the recipient received (0 below the minimum).
     #[serde(rename = "credited_sat", with = "as_sat::opt", default)]
     #[schemars(with = "Option<schema::Sat>")]
@@ -360,6 +360,7 @@ pub struct ClaimPegInResult {
 
 #[cfg(test)]
 mod tests {
+    use primitives::{TxId};
     use super::*;
     use ledger::BtcAnchor;
     use primitives::BtcHeight;
@@ -387,7 +388,7 @@ mod tests {
             fee: if credited == Amount::ZERO { Amount::ZERO } else { Amount::from_sat(50_000) - credited },
             btc_block: BtcAnchor { height: BtcHeight(105), hash: Hash32([3; 32]) },
             minted_at: Height(12),
-            mint_txid: Hash32([9; 32]),
+            mint_txid: TxId(Hash32([9; 32])),
         }
     }
 
@@ -481,7 +482,7 @@ mod tests {
         assert_eq!(s.stage, PegInStage::Minted);
         assert_eq!(
             (s.minted_at, s.minted_time_ms, s.mint_txid),
-            (Some(Height(12)), Some(1_700_000_000_000), Some(Hash32([9; 32])))
+            (Some(Height(12)), Some(1_700_000_000_000), Some(TxId(Hash32([9; 32]))))
         );
         assert_eq!((s.credited, s.fee), (Some(Amount::from_sat(49_000)), Some(Amount::from_sat(1_000))));
         assert_eq!((s.confirmations, s.reason), (Some(6), None));

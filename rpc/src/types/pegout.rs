@@ -10,7 +10,7 @@ use bitcoin::{Amount, BlockHash, Script, Txid};
 use ledger::batching::BatchRecord;
 use ledger::pegout::BurnRecord;
 use primitives::schema;
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Hash32, Height, TxId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,7 +88,7 @@ pub struct PegOutInfo {
     /// Burn sequence number.
     pub burn_id: u64,
     /// The sidechain transaction that burned.
-    pub burn_txid: Hash32,
+    pub burn_txid: TxId,
     /// Who burned.
     pub owner: AccountId,
     /// The payout address on the node's Bitcoin network; null when the script is not an address.
@@ -308,12 +308,12 @@ pub fn script_address(script: &[u8], network: bitcoin::Network) -> Option<String
 }
 
 /// Parses a sidechain burn txid (64 hex digits, no colon).
-pub fn parse_burn_txid(s: &str) -> Result<Hash32, super::PegParamError> {
+pub fn parse_burn_txid(s: &str) -> Result<TxId, super::PegParamError> {
     let t = s.trim();
     if t.contains(':') {
         return Err(super::PegParamError::BurnTxidIsOutpoint(s.to_string()));
     }
-    t.parse::<Hash32>().map_err(|_| super::PegParamError::BurnTxid(s.to_string()))
+    t.parse::<TxId>().map_err(|_| super::PegParamError::BurnTxid(s.to_string()))
 }
 
 /// What a node knows besides state when it shows burns.
@@ -347,7 +347,7 @@ pub fn read_pegouts<S: ledger::StateReader>(
 /// The status of the burn made by `txid`, if any.
 pub fn read_pegout_by_txid<S: ledger::StateReader>(
     state: &S,
-    txid: &Hash32,
+    txid: &TxId,
     view: &PegOutView,
 ) -> Result<Option<PegOutInfo>, ledger::StateError> {
     match ledger::pegout::burn_of_tx(state, txid)? {
@@ -395,7 +395,7 @@ mod tests {
             amount: Amount::from_sat(50_000),
             fee: Amount::from_sat(200),
             burned_at: Height(9),
-            txid: Hash32([2; 32]),
+            txid: TxId(Hash32([2; 32])),
             batch: None,
             paid_in: None,
         }

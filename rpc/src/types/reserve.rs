@@ -10,7 +10,7 @@ use bitcoin::Amount;
 use ledger::batching::{ReserveProof, SpendableUtxos};
 use ledger::{FederationUtxo, PegTotals, StateKey, StateProof};
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, Hash32, Height};
+use primitives::{canonical_bytes, AccountId, Height, StateRoot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,7 @@ pub struct ReserveProofInfo {
     /// The height whose state this is.
     pub height: Height,
     /// That block's state root: every proof is against it.
-    pub state_root: Hash32,
+    pub state_root: StateRoot,
     /// BTC the federation holds.
     #[serde(rename = "btc_held_sat", with = "as_sat")]
     #[schemars(with = "schema::Sat")]

@@ -8,7 +8,7 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::{Tx, UserTxKind};
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, Hash32, Height, PublicKey, Round, Signature, ValidatorIndex};
+use primitives::{canonical_bytes, AccountId, Hash32, Height, PublicKey, Round, Signature, TxId, ValidatorIndex};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -148,7 +148,7 @@ pub fn btc_block_hash(h: &Hash32) -> bitcoin::BlockHash {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TxInfo {
     /// Transaction id.
-    pub txid: Hash32,
+    pub txid: TxId,
     /// Canonical borsh bytes of the signed transaction (what `sendrawtransaction` takes).
     pub hex: String,
     /// The signing key (null for evidence).
@@ -267,7 +267,7 @@ impl From<&Tx> for TxInfo {
 }
 
 /// A transaction without an ed25519 signer or fee (BTC facts, evidence, shares, federation changes).
-fn unsigned_info(t: &Tx, txid: Hash32, kind: TxKindInfo) -> TxInfo {
+fn unsigned_info(t: &Tx, txid: TxId, kind: TxKindInfo) -> TxInfo {
     TxInfo {
         txid,
         hex: hex::encode(canonical_bytes(t)),

@@ -8,7 +8,7 @@ use bitcoin::Amount;
 use consensus::{CommitCertificate, Vote, VoteKind};
 use ledger::testkit::{self, transfer, user_key, validator_key};
 use ledger::{build_block, check_tx, Block, BlockTemplate, Chain, MemStore, SignedUserTx, StateReader, Tx};
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, AccountId, BlockId, Hash32, Height, Round, TxId, ValidatorIndex};
 use rpc::backend::{BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};
 use rpc::types::*;
 use rpc::{start_server, RpcServerConfig, RpcServerHandle};
@@ -91,7 +91,7 @@ impl MemBackend {
         let height = Height(inner.blocks.len() as u64 + 1);
         let (prev_hash, last_commit_hash) = match inner.blocks.last() {
             Some(p) => (p.block.hash(), tagged_hash("test/commit", &[&canonical_bytes(&p.commit)])),
-            None => (Hash32::ZERO, Hash32::ZERO),
+            None => (self.chain.genesis_hash().as_block_id(), Hash32::ZERO),
         };
         let template = BlockTemplate {
             height,
@@ -114,7 +114,7 @@ impl MemBackend {
             })
             .collect();
         let commit = CommitCertificate { height, round: Round(0), value: hash, signatures };
-        let ids: Vec<Hash32> = block.txs.iter().map(Tx::txid).collect();
+        let ids: Vec<TxId> = block.txs.iter().map(Tx::txid).collect();
         inner.mempool.retain(|t| !ids.contains(&t.txid()));
         inner.blocks.push(StoredBlock { block: block.clone(), commit });
         drop(inner);
@@ -140,7 +140,7 @@ impl RpcBackend for MemBackend {
             chain_id: self.chain.genesis().chain_id.clone(),
             genesis_hash: *self.chain.genesis_hash(),
             height: meta.height,
-            best_block_hash: inner.blocks.last().map_or(*self.chain.genesis_hash(), |b| b.block.hash()),
+            best_block_hash: inner.blocks.last().map_or(self.chain.genesis_hash().as_block_id(), |b| b.block.hash()),
             time_ms: meta.time_ms,
             state_root: snap.root().map_err(storage_err)?,
             btc_anchor: meta.btc_anchor.into(),
@@ -161,13 +161,13 @@ impl RpcBackend for MemBackend {
         Ok(i.and_then(|i| inner.blocks.get(i).cloned()))
     }
 
-    async fn block_height_by_hash(&self, hash: Hash32) -> Result<Option<Height>, BackendError> {
+    async fn block_height_by_hash(&self, hash: BlockId) -> Result<Option<Height>, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         Ok(inner.blocks.iter().find(|b| b.block.hash() == hash).map(|b| b.block.header.height))
     }
 
-    async fn transaction(&self, txid: Hash32) -> Result<Option<TxLookup>, BackendError> {
+    async fn transaction(&self, txid: TxId) -> Result<Option<TxLookup>, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         if let Some(t) = inner.mempool.iter().find(|t| t.txid() == txid) {
@@ -195,7 +195,7 @@ impl RpcBackend for MemBackend {
         snap.get_account(&id).map_err(storage_err)
     }
 
-    async fn submit_tx(&self, tx: SignedUserTx) -> Result<Hash32, SubmitError> {
+    async fn submit_tx(&self, tx: SignedUserTx) -> Result<TxId, SubmitError> {
         self.check()?;
         let mut inner = self.inner.lock().unwrap();
         let txid = tx.txid();
@@ -215,7 +215,7 @@ impl RpcBackend for MemBackend {
         Ok(MempoolInfo { size: inner.mempool.len(), bytes, max_bytes: 64 << 20 })
     }
 
-    async fn mempool_txids(&self) -> Result<Vec<Hash32>, BackendError> {
+    async fn mempool_txids(&self) -> Result<Vec<TxId>, BackendError> {
         self.check()?;
         Ok(self.inner.lock().unwrap().mempool.iter().map(SignedUserTx::txid).collect())
     }
@@ -281,7 +281,7 @@ impl RpcBackend for MemBackend {
         read_pegouts(&snap, count, skip, &self.pegout_view()).map_err(storage_err)
     }
 
-    async fn pegout_by_txid(&self, txid: Hash32) -> Result<Option<PegOutInfo>, BackendError> {
+    async fn pegout_by_txid(&self, txid: TxId) -> Result<Option<PegOutInfo>, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();
         let snap = inner.store.snapshot(inner.store.latest_version().unwrap_or(0));
@@ -373,7 +373,7 @@ impl RpcBackend for MemBackend {
             round: 1,
             step: "precommit".into(),
             locked_round: Some(0),
-            locked_block: Some(Hash32([9; 32])),
+            locked_block: Some(BlockId(Hash32([9; 32]))),
             validator_index: None,
         })
     }
@@ -381,11 +381,11 @@ impl RpcBackend for MemBackend {
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, BackendError> {
         self.check()?;
         let g = self.chain.genesis_hash();
-        let vote = |v: Option<Hash32>| {
+        let vote = |v: Option<BlockId>| {
             Vote { kind: VoteKind::Prevote, height: Height(1), round: Round(0), value: v, validator: ValidatorIndex(3) }
                 .sign(&validator_key(3), g)
         };
-        let e = consensus::Equivocation::Votes(vote(Some(Hash32([1; 32]))), vote(Some(Hash32([2; 32]))));
+        let e = consensus::Equivocation::Votes(vote(Some(BlockId(Hash32([1; 32])))), vote(Some(BlockId(Hash32([2; 32])))));
         Ok(vec![EvidenceInfo::from(&e)])
     }
 

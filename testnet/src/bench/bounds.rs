@@ -139,7 +139,7 @@ impl BlockFixture {
             .collect();
         let template = BlockTemplate {
             height: Height(1),
-            prev_hash: Hash32::ZERO,
+            prev_hash: BlockId::ZERO,
             time_ms: chain.genesis().genesis_time_ms + 1_000,
             proposer: ValidatorIndex(0),
             btc_anchor: chain.genesis().btc_anchor,

@@ -38,10 +38,10 @@ pub struct LoadGen {
     keys: Arc<Vec<Keypair>>,
     nonces: Arc<Vec<AtomicU64>>,
     busy: Arc<Vec<AtomicBool>>,
-    genesis: Hash32,
+    genesis: GenesisHash,
     fee: Amount,
     /// Transfers in flight or committed-but-unmatched: txid -> (submitted at, step).
-    sent: Arc<Mutex<HashMap<Hash32, (Instant, usize)>>>,
+    sent: Arc<Mutex<HashMap<TxId, (Instant, usize)>>>,
     /// Committed blocks seen so far.
     blocks: Arc<Mutex<Vec<SeenBlock>>>,
     /// Latencies of committed transfers: (step, latency).
@@ -102,7 +102,7 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 
 impl LoadGen {
     /// A generator over `keys` (funded in genesis), sending to `clients` (one per validator).
-    pub fn new(clients: Vec<HttpClient>, keys: Vec<Keypair>, genesis: Hash32, fee: Amount) -> Self {
+    pub fn new(clients: Vec<HttpClient>, keys: Vec<Keypair>, genesis: GenesisHash, fee: Amount) -> Self {
         let n = keys.len();
         LoadGen {
             slots: clients.iter().map(|_| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_VALIDATOR))).collect(),

@@ -46,7 +46,7 @@ pub fn peg_costs() -> Result<(Vec<Row>, serde_json::Value)> {
             vec![peg::Payout { script_pubkey: payout_script.clone(), amount: bitcoin::Amount::from_sat(50_000) }; n];
         let plan = peg::plan_batch(
             fed,
-            chain.genesis_hash().0,
+            *chain.genesis_hash().as_bytes(),
             &[coin],
             &payouts,
             rate,

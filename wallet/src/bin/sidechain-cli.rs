@@ -107,7 +107,7 @@ enum Command {
     Pegoutstatus {
         /// The sidechain txid of the burn (what pegout printed).
         #[arg(value_parser = rpc::types::parse_burn_txid)]
-        txid: Hash32,
+        txid: TxId,
     },
     /// Print the wallet's balance and nonce.
     Getbalance,
@@ -145,7 +145,7 @@ enum Command {
     /// Show a transaction from the mempool or the chain.
     Gettransaction {
         /// Transaction id.
-        txid: Hash32,
+        txid: TxId,
     },
     /// Show the mempool's size.
     Getmempoolinfo,

@@ -75,7 +75,7 @@ impl FundArgs {
 #[serde(tag = "status", rename_all = "snake_case")]
 enum Registration {
     /// Accepted by the node's mempool.
-    Submitted { txid: Hash32 },
+    Submitted { txid: TxId },
     /// The node refused it because the registration is still live (or the same one is already pending).
     AlreadyRegistered { message: String },
     /// Not submitted: the wallet cannot pay the registration fee. The deposit is minted through a claim.
@@ -200,7 +200,7 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
 async fn register(
     client: &HttpClient,
     wallet: &Wallet,
-    genesis_hash: &Hash32,
+    genesis_hash: &GenesisHash,
     nonce: u64,
     fee: Amount,
 ) -> Result<Registration> {
@@ -237,7 +237,7 @@ fn claim_hint(account: AccountId, balance: Amount, fee: Amount, n: u32, outpoint
 }
 
 /// Waits until `txid` is in a committed block, polling with a bound.
-async fn wait_committed(client: &HttpClient, txid: Hash32) -> Result<()> {
+async fn wait_committed(client: &HttpClient, txid: TxId) -> Result<()> {
     let deadline = Instant::now() + REGISTRATION_WAIT;
     loop {
         match client.get_transaction(txid).await {
@@ -431,7 +431,7 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
 }
 
 /// `pegoutstatus <burn txid>`: the burn's stage.
-pub async fn pegoutstatus(cli: &Cli, txid: Hash32) -> Result<()> {
+pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
     let client = cli.client()?;
     let s = match client.get_pegout_status(txid.to_string()).await {
         Ok(s) => s,
