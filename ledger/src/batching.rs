@@ -10,7 +10,7 @@
 //! leaves `supply` and joins `unpaid_burns` (BTC the federation owes out of its reserves) until the batch
 //! confirms. `supply + unpaid_burns <= btc_held` is therefore unchanged by batching.
 //!
-//! Fee bumps are built the same way (see [`Overlay::bump_stuck_batches`]): when a fully signed version has
+//! Fee bumps are built the same way (see `Overlay::bump_stuck_batches`): when a fully signed version has
 //! not confirmed in the `pegout_bump_after` BTC blocks mined after it went out (as the anchor shows them,
 //! [`crate::bumping::bump_due_at`]), execution builds
 //! the next version at the agreed rate (at least the previous rate plus the relay increment) spending a
@@ -352,7 +352,7 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 }
 
-/// What [`Overlay::plan_payout`] decided.
+/// What `Overlay::plan_payout` decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayoutPlan {
     /// No burn is queued.

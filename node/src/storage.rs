@@ -9,7 +9,7 @@
 //!
 //! Key layout (all integers big-endian so that byte order is numeric order):
 //! `blocks`: height -> block bytes · `hashes`: block hash -> height · `certs`: height -> certificate bytes ·
-//! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> borsh(Option<value>) ·
+//! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> `borsh(Option<value>)` ·
 //! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block ·
 //! `registrations`: account -> height of its first `RegisterDeposit` (the watcher's script list: the state
 //! tree cannot be iterated, so this side index is written in the same batch as the block that registers).

@@ -63,7 +63,7 @@ impl BatchSigner {
     }
 
     /// The shares this validator should add at the tip: none while paused (the pass is recorded), else
-    /// those [`Self::shares_for`] makes; refusals go to the guard.
+    /// those `shares_for` makes; refusals go to the guard.
     pub fn shares_to_sign(&mut self, cs: &ChainState) -> Vec<ledger::PegShareTx> {
         let state = cs.state();
         let index = ledger::batching::batch_index(&state).ok();
