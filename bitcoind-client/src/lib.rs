@@ -60,20 +60,22 @@ pub enum Auth {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The URL cannot be used.
-    #[error("bad bitcoind RPC URL {url}: {reason}")]
+    #[error("bad bitcoind RPC URL {url}: {source}")]
     BadUrl {
         /// The URL given.
         url: String,
-        /// Why it was refused.
-        reason: String,
+        /// Why the transport refused it.
+        #[source]
+        source: UrlError,
     },
     /// The cookie file could not be read (bitcoind not started yet, or another datadir or network).
-    #[error("cannot read bitcoind cookie file {path}: {reason}")]
+    #[error("cannot read bitcoind cookie file {path}: {source}")]
     Cookie {
         /// The cookie file.
         path: PathBuf,
         /// Why.
-        reason: String,
+        #[source]
+        source: CookieError,
     },
     /// No connection (nothing listens there, refused, reset).
     #[error("bitcoind at {url} is unreachable ({method}): {source}")]
@@ -126,7 +128,37 @@ pub enum Error {
     },
 }
 
+/// Why the transport refused an RPC URL. Opaque: the transport crate is named in this file only (its
+/// message and [`std::error::Error::source`] come through).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UrlError(simple_http::Error);
+
+/// Why the cookie file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CookieError {
+    /// Reading it failed (missing: bitcoind not started yet, or another datadir or network).
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// It is not `user:password`.
+    #[error("expected `user:password`")]
+    Malformed,
+}
+
 impl Error {
+    /// The RPC method the failed call was for; `None` for configuration errors (URL, cookie file), which
+    /// no call reached.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Error::BadUrl { .. } | Error::Cookie { .. } => None,
+            Error::Unreachable { method, .. }
+            | Error::Timeout { method, .. }
+            | Error::Http { method, .. }
+            | Error::Rpc { method, .. }
+            | Error::BadAnswer { method, .. } => Some(method),
+        }
+    }
+
     /// bitcoind's JSON-RPC error code, when bitcoind answered with one.
     pub fn rpc_code(&self) -> Option<i32> {
         match self {
@@ -163,7 +195,7 @@ impl Client {
     /// [`Self::connect`]).
     pub fn new(url: impl Into<String>, auth: Auth, timeout: Duration) -> Result<Client, Error> {
         let url = url.into();
-        simple_http::Builder::new().url(&url).map_err(|e| Error::BadUrl { url: url.clone(), reason: e.to_string() })?;
+        simple_http::Builder::new().url(&url).map_err(|e| Error::BadUrl { url: url.clone(), source: UrlError(e) })?;
         Ok(Client { url, auth, timeout, rpc: Mutex::new(None) })
     }
 
@@ -184,16 +216,16 @@ impl Client {
     }
 
     fn build(&self) -> Result<bitcoincore_rpc::Client, Error> {
-        let bad_url = |e: simple_http::Error| Error::BadUrl { url: self.url.clone(), reason: e.to_string() };
+        let bad_url = |e| Error::BadUrl { url: self.url.clone(), source: UrlError(e) };
         let builder = simple_http::Builder::new().url(&self.url).map_err(bad_url)?.timeout(self.timeout);
         let builder = match &self.auth {
             Auth::UserPass { user, password } => builder.auth(user.as_str(), Some(password.as_str())),
             Auth::CookieFile(path) => {
-                let cookie = |reason: String| Error::Cookie { path: path.clone(), reason };
-                let text = std::fs::read_to_string(path).map_err(|e| cookie(e.to_string()))?;
+                let cookie = |source: CookieError| Error::Cookie { path: path.clone(), source };
+                let text = std::fs::read_to_string(path).map_err(|e| cookie(e.into()))?;
                 let text = text.trim();
                 if !text.contains(':') {
-                    return Err(cookie("expected `user:password`".into()));
+                    return Err(cookie(CookieError::Malformed));
                 }
                 builder.cookie_auth(text)
             }
@@ -320,7 +352,10 @@ mod tests {
         let err = client.get_blockchain_info().expect_err("nothing listens");
         assert!(matches!(&err, Error::Unreachable { method, .. } if method == "getblockchaininfo"), "{err:?}");
         assert_eq!(err.rpc_code(), None);
-        assert!(matches!(Client::new("not a url", user_pass(), Duration::from_secs(1)), Err(Error::BadUrl { .. })));
+        assert_eq!(err.method(), Some("getblockchaininfo"));
+        let bad = Client::new("not a url", user_pass(), Duration::from_secs(1)).expect_err("not a url");
+        assert!(matches!(&bad, Error::BadUrl { .. }), "{bad:?}");
+        assert!(std::error::Error::source(&bad).is_some(), "the transport's error is kept as the source");
     }
 
     #[test]
@@ -341,9 +376,14 @@ mod tests {
         let path = dir.path().join(".cookie");
         let client = Client::new("http://127.0.0.1:1", Auth::CookieFile(path.clone()), Duration::from_secs(1))
             .expect("the cookie is not read yet");
-        assert!(matches!(client.connect(), Err(Error::Cookie { .. })));
+        let err = client.connect().expect_err("no cookie file yet");
+        assert!(
+            matches!(&err, Error::Cookie { source: CookieError::Read(e), .. } if e.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert_eq!(err.method(), None);
+        assert!(std::error::Error::source(&err).is_some(), "the io error is kept as the source");
         std::fs::write(&path, "no colon").expect("write");
-        assert!(matches!(client.connect(), Err(Error::Cookie { .. })));
+        assert!(matches!(client.connect(), Err(Error::Cookie { source: CookieError::Malformed, .. })));
         std::fs::write(&path, "__cookie__:secret").expect("write");
         client.connect().expect("read once it is there");
     }

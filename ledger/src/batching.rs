@@ -10,7 +10,7 @@
 //! leaves `supply` and joins `unpaid_burns` (BTC the federation owes out of its reserves) until the batch
 //! confirms. `supply + unpaid_burns <= btc_held` is therefore unchanged by batching.
 //!
-//! Fee bumps are built the same way (see [`Overlay::bump_stuck_batches`]): when a fully signed version has
+//! Fee bumps are built the same way (see `Overlay::bump_stuck_batches`): when a fully signed version has
 //! not confirmed in the `pegout_bump_after` BTC blocks mined after it went out (as the anchor shows them,
 //! [`crate::bumping::bump_due_at`]), execution builds
 //! the next version at the agreed rate (at least the previous rate plus the relay increment) spending a
@@ -151,7 +151,7 @@ impl<S: StateReader> Overlay<'_, S> {
         let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         peg::shares::verify_share(&secp, &wallet, *chain.genesis_hash().as_bytes(), &tx, &record.peg_inputs(), &peg_share)
-            .map_err(|e| TxError::BadBatchShare { batch: id, reason: e.to_string() })?;
+            .map_err(|e| TxError::BadBatchShare { batch: id, source: Box::new(e) })?;
         record.shares.push((signer, share.signatures.clone()));
         if record.is_signed() {
             record.signed_at_anchor = Some(meta.btc_anchor.height);
@@ -352,7 +352,7 @@ impl<S: StateReader> Overlay<'_, S> {
     }
 }
 
-/// What [`Overlay::plan_payout`] decided.
+/// What `Overlay::plan_payout` decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayoutPlan {
     /// No burn is queued.

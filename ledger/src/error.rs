@@ -266,12 +266,13 @@ pub enum TxError {
     #[error("peg-out batch {0} is already signed by a threshold of validators")]
     BatchAlreadySigned(u64),
     /// A signature share that does not verify.
-    #[error("bad signature share for peg-out batch {batch}: {reason}")]
+    #[error("bad signature share for peg-out batch {batch}: {source}")]
     BadBatchShare {
         /// The batch.
         batch: u64,
         /// What was wrong.
-        reason: String,
+        #[source]
+        source: Box<peg::shares::ShareError>,
     },
     /// A resume vote while the peg runs.
     #[error("the peg is not halted")]
@@ -308,12 +309,13 @@ pub enum TxError {
     #[error("bad federation proposal: {0}")]
     BadProposal(Box<crate::federation::ProposalError>),
     /// An approval whose signature does not verify.
-    #[error("approval by validator {validator} is invalid: {reason}")]
+    #[error("approval by validator {validator} is invalid: {source}")]
     BadApproval {
         /// Who it names.
         validator: ValidatorIndex,
         /// Why.
-        reason: String,
+        #[source]
+        source: primitives::SignatureError,
     },
     /// Approvals of two thirds of the power or less.
     #[error("federation change approved by power {power} of {total}: needs more than two thirds (2f+1)")]

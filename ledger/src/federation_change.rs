@@ -57,7 +57,7 @@ impl<S: StateReader> Overlay<'_, S> {
             }
             v.consensus_key
                 .verify(SignDomain::FederationChange, chain.genesis_hash(), &bytes, &a.signature)
-                .map_err(|e| TxError::BadApproval { validator: a.validator, reason: e.to_string() })?;
+                .map_err(|source| TxError::BadApproval { validator: a.validator, source })?;
             power = power.saturating_add(v.power);
         }
         if !current.is_quorum(power) {

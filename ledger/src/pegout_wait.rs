@@ -6,7 +6,7 @@
 //! the node's log and its alerts.
 //!
 //! Invariant owned here: the reason is derived from the very planner block execution builds batches with
-//! ([`Overlay::plan_payout`], behind `build_batch_if_due`), run on the same state at the same anchor, so
+//! (`Overlay::plan_payout`, behind `build_batch_if_due`), run on the same state at the same anchor, so
 //! what is shown cannot drift from what execution does. The planner's answer is for "if the next batch
 //! height were now": state and the anchor can change before it (a settlement, a mint, a vote), so the
 //! reason is the current one, recomputed at every tip.

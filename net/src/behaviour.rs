@@ -82,7 +82,7 @@ fn gossipsub(cfg: &NetConfig) -> Result<gossipsub::Behaviour, NetError> {
     for topic in &cfg.topics {
         behaviour
             .subscribe(&gossipsub::IdentTopic::new(topic))
-            .map_err(|e| NetError::Subscribe { topic: topic.clone(), reason: e.to_string() })?;
+            .map_err(|source| NetError::Subscribe { topic: topic.clone(), source })?;
     }
     Ok(behaviour)
 }

@@ -27,7 +27,7 @@ use crate::{
     behaviour::{Behaviour, BehaviourEvent},
     codec::RequestFrame,
     config::NetConfig,
-    error::NetError,
+    error::{NetError, RequestFailure},
     handle::{Command, NetEvent, PeerInfo, Responder, Verdict},
     recent::{RecentIds, DUPLICATE_CACHE_TIME},
     redial::Redialer,
@@ -104,7 +104,7 @@ impl Driver {
         };
         info!(peer_id = %self.swarm.local_peer_id(), "network task stopping");
         for (_, (peer, tx)) in self.pending.drain() {
-            let _ = tx.send(Err(NetError::Request { peer, reason: "network shut down".into() }));
+            let _ = tx.send(Err(NetError::Request { peer, source: RequestFailure::ShutDown }));
         }
         drop(self.swarm);
         if let Some(done) = done {
@@ -222,21 +222,20 @@ impl Driver {
         if self.recent.contains(&id, now) {
             return Err(NetError::Duplicate { topic: topic.to_owned() });
         }
-        let reason = match self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), data) {
+        let source = match self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), data) {
             Ok(published) => {
                 self.recent.insert(published.clone(), now);
                 return Ok(published);
             }
             Err(PublishError::Duplicate) => return Err(NetError::Duplicate { topic: topic.to_owned() }),
-            Err(PublishError::NoPeersSubscribedToTopic) => "no peer subscribed to the topic".to_owned(),
             Err(e @ PublishError::AllQueuesFull(_)) => {
                 // Gossipsub cached the id before finding every queue full: a retry would be a duplicate.
                 self.recent.insert(id, now);
-                e.to_string()
+                e
             }
-            Err(other) => other.to_string(),
+            Err(other) => other,
         };
-        Err(NetError::Publish { topic: topic.to_owned(), reason })
+        Err(NetError::Publish { topic: topic.to_owned(), source })
     }
 
     fn penalize(&mut self, peer: PeerId, points: u32, reason: &str) {
@@ -410,7 +409,7 @@ impl Driver {
                     self.penalize(peer, self.cfg.scoring.garbage_penalty, "oversized response");
                 }
                 if let Some((_, done)) = self.pending.remove(&request_id) {
-                    let _ = done.send(Err(NetError::Request { peer, reason: error.to_string() }));
+                    let _ = done.send(Err(NetError::Request { peer, source: error.into() }));
                 }
             }
             // Read errors never get here (libp2p logs them at debug); oversized requests arrive as values.

@@ -7,7 +7,7 @@
 use libp2p::{gossipsub::MessageId, request_response::ResponseChannel, Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::NetError;
+use crate::error::{NetError, RequestFailure};
 
 /// The node's judgement of a gossip message after decoding and validating it.
 ///
@@ -130,7 +130,7 @@ impl NetHandle {
         let bound = self.request_timeout + std::time::Duration::from_secs(1);
         match tokio::time::timeout(bound, rx).await {
             Ok(answer) => answer.map_err(|_| NetError::Stopped)?,
-            Err(_) => Err(NetError::Request { peer, reason: "timed out".into() }),
+            Err(_) => Err(NetError::Request { peer, source: RequestFailure::TimedOut }),
         }
     }
 

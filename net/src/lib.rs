@@ -48,7 +48,7 @@ mod score;
 
 pub use behaviour::content_id;
 pub use config::{Backoff, NetConfig, ScoreConfig, MIB};
-pub use error::NetError;
+pub use error::{ListenFailure, NetError, RequestFailure};
 pub use handle::{NetEvent, NetHandle, PeerInfo, Responder, Verdict};
 pub use recent::DUPLICATE_CACHE_TIME;
 /// The peer id of the node whose libp2p identity is this ed25519 public key (`None` if it is not one).
@@ -88,19 +88,21 @@ impl Network {
         let mut swarm = behaviour::build_swarm(&config)?;
         let local_peer_id = *swarm.local_peer_id();
         let listen = config.listen.clone();
-        let listen_err = |reason: String| NetError::Listen { addr: listen.clone(), reason };
-        swarm.listen_on(listen.clone()).map_err(|e| listen_err(e.to_string()))?;
+        let listen_err = |source: ListenFailure| NetError::Listen { addr: listen.clone(), source };
+        swarm.listen_on(listen.clone()).map_err(|e| listen_err(e.into()))?;
         // The first event of a fresh swarm with one listener is its address (or the listener's failure).
         let mut listen_addrs = Vec::new();
         while listen_addrs.is_empty() {
             match swarm.next().await {
                 Some(SwarmEvent::NewListenAddr { address, .. }) => listen_addrs.push(address),
                 Some(SwarmEvent::ListenerClosed { reason, .. }) => {
-                    return Err(listen_err(format!("listener closed: {reason:?}")));
+                    return Err(listen_err(ListenFailure::Closed(reason.err())));
                 }
-                Some(SwarmEvent::ListenerError { error, .. }) => return Err(listen_err(error.to_string())),
+                Some(SwarmEvent::ListenerError { error, .. }) => {
+                    return Err(listen_err(ListenFailure::Listener(error)))
+                }
                 Some(_) => {}
-                None => return Err(listen_err("swarm ended".into())),
+                None => return Err(listen_err(ListenFailure::SwarmEnded)),
             }
         }
         tracing::info!(peer_id = %local_peer_id, addrs = ?listen_addrs, "network started");

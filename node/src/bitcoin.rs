@@ -26,51 +26,24 @@ use ::bitcoin::{Block, BlockHash};
 use peg::{BitcoinView, BlockScan, Deposit, DepositLookup};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong talking to bitcoind or reading the index.
+///
+/// Talking to bitcoind fails in the client's terms ([`btc_rpc::Error`]: bad URL or cookie file, unreachable,
+/// timed out, refused, bitcoind's error answer, an answer we cannot read), kept whole; the rest are the
+/// node's own: what a well-formed answer means for the follower, and what the index does not cover.
 #[derive(Debug, thiserror::Error)]
 pub enum BitcoinError {
-    /// The RPC URL cannot be used.
-    #[error("bad bitcoind RPC URL {url}: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The cookie file could not be read (bitcoind not started yet, or a wrong datadir).
-    #[error("cannot read bitcoind cookie file {path}: {reason}")]
-    Cookie {
-        /// The cookie file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The call failed: bitcoind unreachable, timed out, refused our credentials, or answered an error.
-    #[error("{source}")]
-    Rpc {
-        /// The RPC method.
-        method: &'static str,
-        /// What the client reported (it names the method too).
-        #[source]
-        source: btc_rpc::Error,
-    },
+    /// The client failed (see [`btc_rpc::Error`]; [`btc_rpc::Error::method`] names the call).
+    #[error(transparent)]
+    Bitcoind(#[from] btc_rpc::Error),
     /// bitcoind's best chain has no block at this height.
     #[error("bitcoind has no block at height {height} in its best chain")]
     NoBlockAtHeight {
         /// The height asked for.
         height: u32,
-    },
-    /// bitcoind answered something we cannot read.
-    #[error("unexpected answer from bitcoind {method}: {detail}")]
-    BadAnswer {
-        /// The RPC method.
-        method: &'static str,
-        /// What was wrong with it.
-        detail: String,
     },
     /// The deposit index does not cover a height that was asked about (not synced that far, rewound by a
     /// reorg, or below the index's start): its deposit list would be incomplete, so none is given.
@@ -84,12 +57,11 @@ pub enum BitcoinError {
 }
 
 impl BitcoinError {
-    /// The client's error for a call to `method`, configuration errors kept apart.
-    fn from_rpc(method: &'static str, e: btc_rpc::Error) -> Self {
-        match e {
-            btc_rpc::Error::BadUrl { url, reason } => BitcoinError::BadUrl { url, reason },
-            btc_rpc::Error::Cookie { path, reason } => BitcoinError::Cookie { path, reason },
-            source => BitcoinError::Rpc { method, source },
+    /// bitcoind's JSON-RPC error code, when the failure is bitcoind's error answer.
+    pub fn rpc_code(&self) -> Option<i32> {
+        match self {
+            BitcoinError::Bitcoind(e) => e.rpc_code(),
+            _ => None,
         }
     }
 }
@@ -117,7 +89,7 @@ impl BitcoindClient {
 
     /// As [`Self::new`] with another timeout.
     pub fn with_timeout(url: impl Into<String>, auth: BitcoindAuth, timeout: Duration) -> Result<Self, BitcoinError> {
-        let rpc = btc_rpc::Client::new(url, auth, timeout).map_err(|e| BitcoinError::from_rpc("", e))?;
+        let rpc = btc_rpc::Client::new(url, auth, timeout)?;
         Ok(BitcoindClient { rpc })
     }
 
@@ -128,7 +100,7 @@ impl BitcoindClient {
 
     /// A raw RPC call: `method` with `params`, bounded by the timeout.
     pub fn call(&self, method: &'static str, params: &[Value]) -> Result<Value, BitcoinError> {
-        self.rpc.call(method, params).map_err(|e| BitcoinError::from_rpc(method, e))
+        Ok(self.rpc.call(method, params)?)
     }
 
     /// The height of bitcoind's best chain tip.
@@ -151,7 +123,7 @@ impl BitcoindClient {
         match self.call("getblockhash", &[json!(height)]) {
             Ok(v) => answer::block_hash(&v),
             // "Block height out of range".
-            Err(BitcoinError::Rpc { source, .. }) if source.rpc_code() == Some(btc_rpc::codes::INVALID_PARAMETER) => {
+            Err(e) if e.rpc_code() == Some(btc_rpc::codes::INVALID_PARAMETER) => {
                 Err(BitcoinError::NoBlockAtHeight { height })
             }
             Err(e) => Err(e),
@@ -169,15 +141,15 @@ impl BitcoindClient {
 pub mod answer {
     use super::{BitcoinError, Block, BlockHash, Value};
 
-    /// Longest part of an unexpected answer kept in a [`BitcoinError::BadAnswer`].
+    /// Longest part of an unexpected answer kept in a [`btc_rpc::Error::BadAnswer`].
     pub const MAX_DETAIL_CHARS: usize = 200;
 
     /// An error quoting (the start of) an answer we cannot read.
     pub fn bad(method: &'static str, v: &Value) -> BitcoinError {
         // Cut at a character, not a byte: the answer is any UTF-8 text (a byte cut could split a
         // character, and `String::truncate` panics there).
-        let detail = v.to_string().chars().take(MAX_DETAIL_CHARS).collect();
-        BitcoinError::BadAnswer { method, detail }
+        let detail: String = v.to_string().chars().take(MAX_DETAIL_CHARS).collect();
+        btc_rpc::Error::bad_answer(method, detail).into()
     }
 
     /// `getblockcount`: a height that fits in `u32`.
@@ -194,10 +166,10 @@ pub mod answer {
     pub fn block(v: &Value, hash: &BlockHash) -> Result<Block, BitcoinError> {
         let hex = v.as_str().ok_or_else(|| bad("getblock", v))?;
         let block: Block = ::bitcoin::consensus::encode::deserialize_hex(hex)
-            .map_err(|e| BitcoinError::BadAnswer { method: "getblock", detail: e.to_string() })?;
+            .map_err(|e| btc_rpc::Error::bad_answer("getblock", e.to_string()))?;
         if block.block_hash() != *hash {
             let detail = format!("asked for block {hash}, got {}", block.block_hash());
-            return Err(BitcoinError::BadAnswer { method: "getblock", detail });
+            return Err(btc_rpc::Error::bad_answer("getblock", detail).into());
         }
         Ok(block)
     }
@@ -486,7 +458,7 @@ mod tests {
         // quoted answer was cut at byte 200, inside the two-byte "é" (bytes 199..201 of the JSON text
         // `"aaa…é…"`), and `String::truncate` panicked, taking the validator's bitcoind follower with it.
         let v = json!(format!("{}é{}", "a".repeat(198), "b".repeat(50)));
-        let Err(BitcoinError::BadAnswer { method, detail }) = answer::block_count(&v) else {
+        let Err(BitcoinError::Bitcoind(btc_rpc::Error::BadAnswer { method, detail })) = answer::block_count(&v) else {
             panic!("a string is not a block count");
         };
         assert_eq!(method, "getblockcount");
@@ -512,7 +484,10 @@ mod tests {
             json!("ünïcödé ".repeat(100)),
         ] {
             assert!(
-                matches!(txout_from_gettxout(&bad), Err(BitcoinError::BadAnswer { method: "gettxout", .. })),
+                matches!(
+                    txout_from_gettxout(&bad),
+                    Err(BitcoinError::Bitcoind(btc_rpc::Error::BadAnswer { method, .. })) if method == "gettxout"
+                ),
                 "{bad}"
             );
         }

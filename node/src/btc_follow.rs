@@ -501,11 +501,10 @@ fn check_claim(
     registry: &Registry,
     claim: &PegClaim,
 ) -> Result<Result<peg::Deposit, ClaimRejection>, crate::bitcoin::BitcoinError> {
-    use crate::bitcoin::BitcoinError;
     let hash = rpc::types::btc_block_hash(&claim.btc_block);
     let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
         Ok(v) => v,
-        Err(BitcoinError::Rpc { source, .. }) if source.rpc_code() == Some(btc_rpc::codes::INVALID_ADDRESS_OR_KEY) => {
+        Err(e) if e.rpc_code() == Some(btc_rpc::codes::INVALID_ADDRESS_OR_KEY) => {
             return Ok(Err(ClaimRejection::UnknownBlock(hash)))
         }
         Err(e) => return Err(e),

@@ -70,8 +70,12 @@ pub enum ChainError {
         source: Box<CertificateError>,
     },
     /// The block's own copy of the previous certificate is missing or wrong.
-    #[error("block {height}: last commit {reason}")]
-    BadLastCommit { height: Height, reason: String },
+    #[error("block {height}: last commit {source}")]
+    BadLastCommit {
+        height: Height,
+        #[source]
+        source: LastCommitError,
+    },
     /// Execution rejected the block.
     #[error("block {height} is invalid: {source}")]
     Invalid {
@@ -79,9 +83,17 @@ pub enum ChainError {
         #[source]
         source: Box<BlockError>,
     },
-    /// A stored value does not decode.
-    #[error("stored {what} at height {height} does not decode: {reason}")]
+    /// A stored value is missing where the store's invariants put one (`reason` says so, for people).
+    #[error("stored {what} at height {height} is corrupt: {reason}")]
     Corrupt { what: &'static str, height: Height, reason: String },
+    /// A stored value does not decode.
+    #[error("stored {what} at height {height} does not decode: {source}")]
+    Undecodable {
+        what: &'static str,
+        height: Height,
+        #[source]
+        source: std::io::Error,
+    },
     /// An evidence transaction whose proof does not show the equivocation it names.
     #[error("block {height}: evidence tx {index}: {source}")]
     BadEvidence {
@@ -90,6 +102,26 @@ pub enum ChainError {
         #[source]
         source: EvidenceCheckError,
     },
+}
+
+/// What is wrong with a block's copy of the previous block's certificate (its "last commit").
+#[derive(Debug, thiserror::Error)]
+pub enum LastCommitError {
+    /// Absent above height 1.
+    #[error("is missing")]
+    Missing,
+    /// Present at height 1, which has no previous block.
+    #[error("present at height 1")]
+    AtHeightOne,
+    /// It decides another block than our tip.
+    #[error("is for block {block}")]
+    ForOtherBlock { block: Hash32 },
+    /// It does not verify against the tip's validator set.
+    #[error("{0}")]
+    Invalid(#[source] Box<CertificateError>),
+    /// Its hash is not the header's `last_commit_hash`.
+    #[error("hash does not match the header")]
+    HashMismatch,
 }
 
 /// Why an evidence transaction's proof does not show the equivocation it names.
@@ -238,11 +270,7 @@ impl ChainState {
         store
             .block(h)?
             .map(|b| {
-                borsh::from_slice(&b).map_err(|e| ChainError::Corrupt {
-                    what: "block",
-                    height: h,
-                    reason: e.to_string(),
-                })
+                borsh::from_slice(&b).map_err(|source| ChainError::Undecodable { what: "block", height: h, source })
             })
             .transpose()
     }
@@ -251,10 +279,10 @@ impl ChainState {
         store
             .cert(h)?
             .map(|b| {
-                borsh::from_slice(&b).map_err(|e| ChainError::Corrupt {
+                borsh::from_slice(&b).map_err(|source| ChainError::Undecodable {
                     what: "certificate",
                     height: h,
-                    reason: e.to_string(),
+                    source,
                 })
             })
             .transpose()
@@ -333,22 +361,21 @@ impl ChainState {
         if header.prev_hash != self.tip_hash {
             return Err(ChainError::WrongParent { height: h, tip: self.tip_hash, got: header.prev_hash });
         }
+        let bad_last_commit = |source| ChainError::BadLastCommit { height: h, source };
         match (&fb.last_commit, self.tip) {
             (None, Height(0)) => {}
-            (None, _) => return Err(ChainError::BadLastCommit { height: h, reason: "is missing".into() }),
-            (Some(_), Height(0)) => {
-                return Err(ChainError::BadLastCommit { height: h, reason: "present at height 1".into() })
-            }
+            (None, _) => return Err(bad_last_commit(LastCommitError::Missing)),
+            (Some(_), Height(0)) => return Err(bad_last_commit(LastCommitError::AtHeightOne)),
             (Some(c), tip) => {
                 if c.value != self.tip_hash {
-                    return Err(ChainError::BadLastCommit { height: h, reason: format!("is for block {}", c.value) });
+                    return Err(bad_last_commit(LastCommitError::ForOtherBlock { block: c.value }));
                 }
                 c.verify(&self.sets.tip, self.chain.genesis_hash(), tip)
-                    .map_err(|e| ChainError::BadLastCommit { height: h, reason: e.to_string() })?;
+                    .map_err(|e| bad_last_commit(LastCommitError::Invalid(Box::new(e))))?;
             }
         }
         if header.last_commit_hash != commit_hash(fb.last_commit.as_ref()) {
-            return Err(ChainError::BadLastCommit { height: h, reason: "hash does not match the header".into() });
+            return Err(bad_last_commit(LastCommitError::HashMismatch));
         }
         for (index, tx) in fb.block.txs.iter().enumerate() {
             if let ledger::Tx::Evidence(ev) = tx {

@@ -1,5 +1,9 @@
 //! Configuration: a TOML file, overridden by flags and `SIDECHAIND_*` environment variables (clap reads
 //! both), with clear errors for anything missing or malformed.
+//!
+//! Why apart from `main`: the loaders (config file, genesis file, addresses) are what an operator gets
+//! wrong, so each failure is a typed [`ConfigError`] naming the file or value and keeping the parser's own
+//! error as its source, and the loaders are tested without starting a node.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -80,22 +84,60 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for this schema.
-    #[error("config {path} is invalid: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    #[error("config {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
     /// The genesis file is missing or invalid.
-    #[error("genesis {path}: {reason}")]
-    Genesis { path: PathBuf, reason: String },
-    /// A multiaddr or socket address does not parse.
-    #[error("{what} {value:?} is not a valid address: {reason}")]
-    Address { what: &'static str, value: String, reason: String },
+    #[error("genesis {path}: {source}")]
+    Genesis {
+        path: PathBuf,
+        #[source]
+        source: GenesisFileError,
+    },
+    /// A multiaddr does not parse.
+    #[error("{what} {value:?} is not a valid address: {source}")]
+    Address {
+        what: &'static str,
+        value: String,
+        #[source]
+        source: <net::Multiaddr as std::str::FromStr>::Err,
+    },
+}
+
+/// Why the genesis file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisFileError {
+    /// There is no such file.
+    #[error("file not found (make one with `sidechaind genesis`)")]
+    Missing,
+    /// Reading it failed.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// It is not a genesis in JSON.
+    #[error("not valid genesis JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// It is one, but not a valid one.
+    #[error(transparent)]
+    Invalid(#[from] ledger::GenesisError),
+}
+
+impl From<std::io::Error> for GenesisFileError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => GenesisFileError::Missing,
+            _ => GenesisFileError::Read(e),
+        }
+    }
 }
 
 impl FileConfig {
     /// Reads `path`; a missing file is an error only if `required`.
     pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() }),
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
             Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
         }
@@ -104,22 +146,17 @@ impl FileConfig {
 
 /// Reads and validates a genesis JSON file.
 pub fn load_genesis(path: &Path) -> Result<ledger::Genesis, ConfigError> {
-    let err = |reason: String| ConfigError::Genesis { path: path.to_path_buf(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            err("file not found (make one with `sidechaind genesis`)".into())
-        } else {
-            err(e.to_string())
-        }
-    })?;
-    let g: ledger::Genesis = serde_json::from_str(&text).map_err(|e| err(format!("not valid genesis JSON: {e}")))?;
-    g.validate().map_err(|e| err(e.to_string()))?;
-    Ok(g)
+    let read = || -> Result<ledger::Genesis, GenesisFileError> {
+        let g: ledger::Genesis = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        g.validate()?;
+        Ok(g)
+    };
+    read().map_err(|source| ConfigError::Genesis { path: path.to_path_buf(), source })
 }
 
 /// Parses a multiaddr with a clear error.
 pub fn parse_multiaddr(what: &'static str, s: &str) -> Result<net::Multiaddr, ConfigError> {
-    s.parse::<net::Multiaddr>().map_err(|e| ConfigError::Address { what, value: s.to_string(), reason: e.to_string() })
+    s.parse::<net::Multiaddr>().map_err(|source| ConfigError::Address { what, value: s.to_string(), source })
 }
 
 #[cfg(test)]
@@ -155,9 +192,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = load_genesis(&dir.path().join("genesis.json")).expect_err("missing");
         assert!(e.to_string().contains("not found"), "{e}");
+        assert!(matches!(e, ConfigError::Genesis { source: GenesisFileError::Missing, .. }), "{e:?}");
         let p = dir.path().join("g.json");
         std::fs::write(&p, "{\"chain_id\": 5}").expect("write");
-        assert!(load_genesis(&p).expect_err("bad").to_string().contains("not valid genesis JSON"));
-        assert!(parse_multiaddr("listen", "not-an-addr").is_err());
+        let e = load_genesis(&p).expect_err("bad");
+        assert!(e.to_string().contains("not valid genesis JSON"), "{e}");
+        assert!(matches!(e, ConfigError::Genesis { source: GenesisFileError::Json(_), .. }), "{e:?}");
+        let e = parse_multiaddr("listen", "not-an-addr").expect_err("not a multiaddr");
+        assert!(std::error::Error::source(&e).is_some(), "the parser's error is kept: {e:?}");
     }
 }

@@ -1,5 +1,9 @@
 //! The node's key file: its ed25519 consensus key (which also names it on the p2p network) and, for
 //! validators, its secp256k1 peg key. Written once by `sidechaind init` with mode 0600, never overwritten.
+//!
+//! Why a file of its own, apart from the config: it holds the secrets that sign votes and move the
+//! federation's BTC, so it is refused when others can read it, never replaced, and its errors never quote
+//! its contents ([`MalformedKeyFile`]).
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use primitives::{Keypair, PublicKey};
@@ -22,8 +26,12 @@ pub enum KeyFileError {
     #[error("key file {path} is readable by others (mode {mode:o}); run chmod 600 on it")]
     TooOpen { path: PathBuf, mode: u32 },
     /// It does not parse.
-    #[error("key file {path} is malformed: {reason}")]
-    Malformed { path: PathBuf, reason: String },
+    #[error("key file {path} is malformed: {source}")]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: MalformedKeyFile,
+    },
     /// IO failed.
     #[error("key file {path}: {source}")]
     Io {
@@ -31,6 +39,24 @@ pub enum KeyFileError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What is wrong inside a key file. The hex decoder's own error is not kept: it quotes the offending
+/// character and its position, a piece of the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedKeyFile {
+    /// Not the key file's JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// `consensus_secret` is not 64 hex digits.
+    #[error("consensus_secret is not 64 hex digits")]
+    ConsensusSecretHex,
+    /// `peg_secret` is not 64 hex digits.
+    #[error("peg_secret is not 64 hex digits")]
+    PegSecretHex,
+    /// `peg_secret` is not a valid secp256k1 secret key.
+    #[error("peg_secret is not a valid secp256k1 key: {0}")]
+    PegSecretInvalid(#[source] bitcoin::secp256k1::Error),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,15 +146,16 @@ impl NodeKeys {
         }
         let text =
             std::fs::read_to_string(path).map_err(|source| KeyFileError::Io { path: path.to_path_buf(), source })?;
-        let malformed = |reason: String| KeyFileError::Malformed { path: path.to_path_buf(), reason };
-        let kf: KeyFile = serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+        Self::parse(&text).map_err(|source| KeyFileError::Malformed { path: path.to_path_buf(), source })
+    }
+
+    fn parse(text: &str) -> Result<Self, MalformedKeyFile> {
+        let kf: KeyFile = serde_json::from_str(text)?;
         let mut c = [0u8; 32];
-        hex::decode_to_slice(kf.consensus_secret.trim(), &mut c)
-            .map_err(|_| malformed("consensus_secret is not 64 hex digits".into()))?;
+        hex::decode_to_slice(kf.consensus_secret.trim(), &mut c).map_err(|_| MalformedKeyFile::ConsensusSecretHex)?;
         let mut p = [0u8; 32];
-        hex::decode_to_slice(kf.peg_secret.trim(), &mut p)
-            .map_err(|_| malformed("peg_secret is not 64 hex digits".into()))?;
-        let peg = SecretKey::from_slice(&p).map_err(|_| malformed("peg_secret is not a valid secp256k1 key".into()))?;
+        hex::decode_to_slice(kf.peg_secret.trim(), &mut p).map_err(|_| MalformedKeyFile::PegSecretHex)?;
+        let peg = SecretKey::from_slice(&p).map_err(MalformedKeyFile::PegSecretInvalid)?;
         Ok(NodeKeys { consensus: Keypair::from_secret(c), peg })
     }
 }

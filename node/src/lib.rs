@@ -12,8 +12,8 @@
 //!   height, with the consensus WAL), and the tip's new facts flow back to the follower;
 //! - [`rpc_backend`] answers JSON-RPC from the service's handle; [`metrics`] serves Prometheus.
 //!
-//! [`fault`] holds the test networks' deliberate faults; [`peg_sim`] the seeded adversarial simulation of
-//! the whole peg.
+//! [`fault`] holds the test networks' deliberate faults; `peg_sim` (feature `peg-sim`) the seeded
+//! adversarial simulation of the whole peg.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod alerts;

@@ -208,15 +208,15 @@ const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Connections served at once; more are closed at once. A scraper needs one; the room above that lets the
 /// endpoint keep answering while a flood of half-open connections waits out its head timeout, and the cap
-/// still bounds what they hold (a task, a socket and at most [`MAX_BUF`] each).
+/// still bounds what they hold (a task, a socket and at most `MAX_BUF` bytes each).
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Bytes buffered per connection at most: hyper's least allowed buffer, far above a scrape's head.
 const MAX_BUF: usize = 8192;
 
 /// Serves `GET /metrics` on `listener` until the task is dropped, with `hyper`'s HTTP/1.1 server: a head
-/// of at most [`MAX_BUF`] bytes read within [`HEAD_TIMEOUT`], each connection closed after
-/// [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] at once, a 4xx for anything that is not HTTP.
+/// of at most `MAX_BUF` bytes read within `HEAD_TIMEOUT`, each connection closed after
+/// `CONNECTION_TIMEOUT`, at most [`MAX_CONNECTIONS`] at once, a 4xx for anything that is not HTTP.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {

@@ -47,7 +47,7 @@ pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &Hash32, inp
 /// one execution refuses, planned as far as a whole block holds: a move requiring more fits no block and is
 /// refused as such), settles only what that requires, and mints only what our bitcoind shows; early
 /// items (of the BTC block right above the block's anchor, optional) are checked by
-/// [`early::check_early_items`]. `Ok` when the block neither moves the anchor nor carries peg transactions
+/// `early::check_early_items`. `Ok` when the block neither moves the anchor nor carries peg transactions
 /// (no bitcoind needed).
 pub fn check_block_peg<S: StateReader>(
     chain: &Chain,

@@ -3,11 +3,11 @@
 //! (WAL writes, publishes, verdicts, commits).
 //!
 //! The components, each owning its state:
-//! - [`consensus_host`]: the Tendermint core, its timers, output queue, proposals, resends and evidence;
-//!   it returns one [`Step`] at a time;
-//! - [`proposer`] and [`validity`]: read-only; build our block, judge another's (typed [`validity::Refusal`]);
-//! - [`gossip`]: read-only; what a message is and the verdict rules;
-//! - [`sync`]: the peer book, requests in flight, serving peers within their rate;
+//! - `consensus_host`: the Tendermint core, its timers, output queue, proposals, resends and evidence;
+//!   it returns one `Step` at a time;
+//! - `proposer` and `validity`: read-only; build our block, judge another's (typed `validity::Refusal`);
+//! - `gossip`: read-only; what a message is and the verdict rules;
+//! - `sync`: the peer book, requests in flight, serving peers within their rate;
 //! - [`crate::bridge`]: the peg duties and the peg-out signer;
 //! - the mempool, the federation pool and the committed chain ([`ChainState`]).
 //!

@@ -9,7 +9,7 @@
 //!
 //! Key layout (all integers big-endian so that byte order is numeric order):
 //! `blocks`: height -> block bytes · `hashes`: block hash -> height · `certs`: height -> certificate bytes ·
-//! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> borsh(Option<value>) ·
+//! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> `borsh(Option<value>)` ·
 //! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block ·
 //! `registrations`: account -> height of its first `RegisterDeposit` (the watcher's script list: the state
 //! tree cannot be iterated, so this side index is written in the same batch as the block that registers).
@@ -64,9 +64,19 @@ pub enum StoreError {
         #[source]
         source: rocksdb::Error,
     },
-    /// A stored value does not decode: the store was written by something else or is damaged.
+    /// A stored value has the wrong length: the store was written by something else or is damaged.
     #[error("corrupt {what} in database: {reason}")]
     Corrupt { what: &'static str, reason: String },
+    /// A stored value does not decode: the store was written by something else or is damaged.
+    #[error("corrupt {what} in database{}: {source}", .height.map(|h| format!(" at height {h}")).unwrap_or_default())]
+    Undecodable {
+        what: &'static str,
+        /// The block height it is stored under, when it is.
+        height: Option<Height>,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database belongs to another chain.
     #[error("database was created for genesis {found}, but this node runs genesis {expected}; use another --datadir")]
     WrongGenesis { expected: GenesisHash, found: GenesisHash },
@@ -292,8 +302,11 @@ impl Store {
     pub fn signed_batch_versions(&self, batch: u64) -> Result<Vec<SignedVersion>, StoreError> {
         match self.db.get_cf(self.cf(CF_META), signed_key(batch)).map_err(db_err("read signed batches"))? {
             None => Ok(Vec::new()),
-            Some(b) => borsh::from_slice(&b)
-                .map_err(|e| StoreError::Corrupt { what: "signed batch versions", reason: e.to_string() }),
+            Some(b) => borsh::from_slice(&b).map_err(|source| StoreError::Undecodable {
+                what: "signed batch versions",
+                height: None,
+                source,
+            }),
         }
     }
 

@@ -396,10 +396,16 @@ pub fn collect_blocks(
         if bytes > budget && !out.is_empty() {
             break;
         }
-        let fb: FullBlock = borsh::from_slice(&block)
-            .map_err(|e| StoreError::Corrupt { what: "block", reason: format!("height {h}: {e}") })?;
-        let cert: CommitCertificate = borsh::from_slice(&cert)
-            .map_err(|e| StoreError::Corrupt { what: "certificate", reason: format!("height {h}: {e}") })?;
+        let fb: FullBlock = borsh::from_slice(&block).map_err(|source| StoreError::Undecodable {
+            what: "block",
+            height: Some(h),
+            source,
+        })?;
+        let cert: CommitCertificate = borsh::from_slice(&cert).map_err(|source| StoreError::Undecodable {
+            what: "certificate",
+            height: Some(h),
+            source,
+        })?;
         out.push((fb, cert));
         h = h.next();
     }
@@ -689,6 +695,9 @@ mod tests {
         assert_eq!(collect_blocks(gap, Height(1), Height(10), 64, usize::MAX).expect("read").len(), 3);
         // Garbage in the store is an error, not a panic.
         let bad = |_| Ok(Some((vec![1, 2, 3], vec![])));
-        assert!(matches!(collect_blocks(bad, Height(1), Height(10), 64, usize::MAX), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            collect_blocks(bad, Height(1), Height(10), 64, usize::MAX),
+            Err(StoreError::Undecodable { .. })
+        ));
     }
 }

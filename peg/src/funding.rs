@@ -64,12 +64,13 @@ pub enum FundingError {
     #[error("amount overflow while adding up coins and fee")]
     Overflow,
     /// rust-bitcoin refused to compute a sighash (an input index or script we built is inconsistent).
-    #[error("sighash of input {input}: {reason}")]
+    #[error("sighash of input {input}: {source}")]
     Sighash {
         /// The input.
         input: usize,
         /// rust-bitcoin's reason.
-        reason: String,
+        #[source]
+        source: bitcoin::sighash::P2wpkhError,
     },
 }
 
@@ -217,7 +218,7 @@ impl FundingKey {
         for (input, coin) in coins.iter().enumerate() {
             let sighash = cache
                 .p2wpkh_signature_hash(input, &coin.txout.script_pubkey, coin.txout.value, EcdsaSighashType::All)
-                .map_err(|e| FundingError::Sighash { input, reason: e.to_string() })?;
+                .map_err(|source| FundingError::Sighash { input, source })?;
             let signature = self.secp.sign_ecdsa(&Message::from(sighash), &self.secret);
             let signature = ecdsa::Signature { signature, sighash_type: EcdsaSighashType::All };
             witnesses.push(Witness::p2wpkh(&signature, &self.public.0));

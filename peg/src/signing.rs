@@ -27,8 +27,12 @@ pub enum SignError {
     #[error("key {key} is not in the witness script of input {input}")]
     KeyNotInScript { input: usize, key: PublicKey },
     /// Sighash computation failed (e.g. input index out of range for the unsigned tx).
-    #[error("sighash of input {input}: {reason}")]
-    Sighash { input: usize, reason: String },
+    #[error("sighash of input {input}: {source}")]
+    Sighash {
+        input: usize,
+        #[source]
+        source: bitcoin::transaction::InputsIndexError,
+    },
 }
 
 /// Finalizing failed: the PSBT (with every signature collected so far) comes back with the reasons.
@@ -58,7 +62,7 @@ pub fn sign_input<C: Signing + Verification>(
     }
     let sighash = SighashCache::new(&psbt.unsigned_tx)
         .p2wsh_signature_hash(input, script, utxo.value, EcdsaSighashType::All)
-        .map_err(|e| SignError::Sighash { input, reason: e.to_string() })?;
+        .map_err(|source| SignError::Sighash { input, source })?;
     let sig = secp.sign_ecdsa(&Message::from(sighash), secret);
     psbt.inputs[input]
         .partial_sigs

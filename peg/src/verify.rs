@@ -27,12 +27,13 @@ pub enum ScriptCheckError {
         input: usize,
     },
     /// The interpreter refused input `input`.
-    #[error("input {input} does not satisfy the script it spends: {reason}")]
+    #[error("input {input} does not satisfy the script it spends: {source}")]
     Script {
         /// The input.
         input: usize,
         /// libbitcoinconsensus's reason.
-        reason: String,
+        #[source]
+        source: bitcoinconsensus::Error,
     },
 }
 
@@ -61,7 +62,7 @@ pub fn verify_spends(tx: &Transaction, prevouts: &[TxOut]) -> Result<(), ScriptC
         .collect();
     for (input, p) in prevouts.iter().enumerate() {
         bitcoinconsensus::verify(p.script_pubkey.as_bytes(), p.value.to_sat(), &bytes, Some(&spent), input)
-            .map_err(|e| ScriptCheckError::Script { input, reason: e.to_string() })?;
+            .map_err(|source| ScriptCheckError::Script { input, source })?;
     }
     Ok(())
 }

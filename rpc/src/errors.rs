@@ -11,7 +11,7 @@
 //! | -32600 | an invalid request, e.g. an empty batch (jsonrpsee) |
 //! | -32601 | unknown method (jsonrpsee) |
 //! | -32602 | a parameter has the wrong JSON type or format, e.g. a hash that is not 64 hex digits (jsonrpsee; `data` says which) |
-//! | -32603 | the node failed to read its own storage ([`BackendError`](crate::backend::BackendError)) |
+//! | -32603 | the node failed to read its own storage ([`BackendError`]) |
 //! | -32010 | a batch longer than the configured limit (jsonrpsee) |
 //! | -5     | `RPC_INVALID_ADDRESS_OR_KEY`: no block, transaction or commit with that hash/height is known |
 //! | -8     | `RPC_INVALID_PARAMETER`: a well-formed parameter out of range (height above the tip, verbosity 3), or a peg parameter that does not parse (an outpoint that is not `txid:vout`) |

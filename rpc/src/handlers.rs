@@ -1,4 +1,4 @@
-//! The server side of [`SidechainApi`](crate::api::SidechainApi) over any [`RpcBackend`]: parameter
+//! The server side of the API ([`SidechainApiServer`]) over any [`RpcBackend`]: parameter
 //! checks, range checks against the tip, and the mapping of "not there" and backend failures to the
 //! error codes of [`crate::errors`]. No storage and no JSON formatting decisions live here beyond that.
 

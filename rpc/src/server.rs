@@ -1,5 +1,5 @@
 //! Starting and stopping the JSON-RPC server: HTTP and WebSocket on one port, loopback by default, every
-//! request through the [`Guard`](crate::auth::Guard) (Host, Origin, Basic auth), request size and batch
+//! request through the [`Guard`] (Host, Origin, Basic auth), request size and batch
 //! limits, and the cookie file that lives exactly as long as the server.
 //!
 //! With `dashboard` on (the default) it also serves the page at `/dashboard/` and a read-only endpoint for
@@ -63,7 +63,7 @@ pub struct RpcServerConfig {
     pub max_batch: u32,
     /// Most simultaneous connections (100).
     pub max_connections: u32,
-    /// Host names (without port) accepted in the `Host` header besides localhost, 127.0.0.1 and [::1].
+    /// Host names (without port) accepted in the `Host` header besides localhost, 127.0.0.1 and `[::1]`.
     pub allowed_hosts: Vec<String>,
     /// Serve the dashboard page at `/dashboard/` and its read-only endpoint (on by default; see
     /// [`crate::dashboard`] for why that is safe).

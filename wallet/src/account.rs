@@ -21,29 +21,44 @@ pub enum AmountError {
     #[error("amount {0:?} has no unit: write e.g. 1.5btc or 150000sat")]
     NoUnit(String),
     /// Not a valid number for its unit.
-    #[error("amount {input:?} is not valid: {why}")]
+    #[error("amount {input:?} is not valid: {source}")]
     Invalid {
         /// What was given.
         input: String,
         /// Why.
-        why: String,
+        #[source]
+        source: InvalidAmount,
     },
+}
+
+/// Why a number with a unit is not an amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAmount {
+    /// Not a BTC amount (rust-bitcoin's parser says why).
+    #[error(transparent)]
+    Btc(bitcoin::amount::ParseAmountError),
+    /// Not a whole number of satoshis.
+    #[error("satoshis must be a whole non-negative number")]
+    Sats(#[source] std::num::ParseIntError),
+    /// Above the 21 million BTC that can ever exist.
+    #[error("more than 21 million btc")]
+    OverMaxMoney,
 }
 
 /// Parses `1.5btc`, `0.00000001 BTC`, `150000sat` or `150000sats` (case-insensitive).
 pub fn parse_amount(input: &str) -> Result<Amount, AmountError> {
     let s = input.trim().to_ascii_lowercase();
-    let invalid = |why: String| AmountError::Invalid { input: input.to_string(), why };
+    let invalid = |source| AmountError::Invalid { input: input.to_string(), source };
     let amount = if let Some(n) = s.strip_suffix("btc") {
-        Amount::from_str_in(n.trim(), Denomination::Bitcoin).map_err(|e| invalid(e.to_string()))?
+        Amount::from_str_in(n.trim(), Denomination::Bitcoin).map_err(|e| invalid(InvalidAmount::Btc(e)))?
     } else if let Some(n) = s.strip_suffix("sats").or_else(|| s.strip_suffix("sat")) {
-        let sats: u64 = n.trim().parse().map_err(|_| invalid("satoshis must be a whole non-negative number".into()))?;
+        let sats: u64 = n.trim().parse().map_err(|e| invalid(InvalidAmount::Sats(e)))?;
         Amount::from_sat(sats)
     } else {
         return Err(AmountError::NoUnit(input.to_string()));
     };
     if amount > Amount::MAX_MONEY {
-        return Err(invalid("more than 21 million btc".into()));
+        return Err(invalid(InvalidAmount::OverMaxMoney));
     }
     Ok(amount)
 }
@@ -63,13 +78,35 @@ pub enum WalletError {
         source: std::io::Error,
     },
     /// Not a wallet file, or its key does not match its public half.
-    #[error("wallet file {path} is not valid: {why}")]
+    #[error("wallet file {path} is not valid: {source}")]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// Why.
-        why: String,
+        #[source]
+        source: CorruptWallet,
     },
+}
+
+/// What is wrong inside a wallet file. The hex decoder's own error is not kept: it quotes the offending
+/// character and its position, a piece of the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CorruptWallet {
+    /// Not a wallet file's JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Another format (or version) than this wallet's.
+    #[error("format {found:?}, expected {FORMAT:?}")]
+    Format {
+        /// The file's `format`.
+        found: String,
+    },
+    /// `secret_key` is not 64 hex digits.
+    #[error("secret_key is not 64 hex digits")]
+    SecretHex,
+    /// The key does not match the public key and account the file records (tampered or mixed up).
+    #[error("secret_key does not match public_key and account")]
+    KeyMismatch,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,8 +133,7 @@ impl Wallet {
             public_key: wallet.public_key(),
             account: wallet.account(),
         };
-        let json = serde_json::to_vec_pretty(&file)
-            .map_err(|e| WalletError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&file).expect("a struct of strings and hex newtypes serializes");
         fsutil::write_private(path, &json, true).map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => WalletError::Exists(path.to_path_buf()),
             _ => WalletError::Io { path: path.to_path_buf(), source },
@@ -107,18 +143,17 @@ impl Wallet {
 
     /// Loads a wallet file and checks that its key matches the public key and account it records.
     pub fn load(path: &Path) -> Result<Wallet, WalletError> {
-        let corrupt = |why: String| WalletError::Corrupt { path: path.to_path_buf(), why };
+        let corrupt = |source: CorruptWallet| WalletError::Corrupt { path: path.to_path_buf(), source };
         let bytes = std::fs::read(path).map_err(|source| WalletError::Io { path: path.to_path_buf(), source })?;
-        let file: WalletFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let file: WalletFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.into()))?;
         if file.format != FORMAT {
-            return Err(corrupt(format!("format {:?}, expected {FORMAT:?}", file.format)));
+            return Err(corrupt(CorruptWallet::Format { found: file.format }));
         }
         let mut secret = [0u8; 32];
-        hex::decode_to_slice(&file.secret_key, &mut secret)
-            .map_err(|_| corrupt("secret_key is not 64 hex digits".into()))?;
+        hex::decode_to_slice(&file.secret_key, &mut secret).map_err(|_| corrupt(CorruptWallet::SecretHex))?;
         let wallet = Wallet { key: Keypair::from_secret(secret) };
         if wallet.public_key() != file.public_key || wallet.account() != file.account {
-            return Err(corrupt("secret_key does not match public_key and account".into()));
+            return Err(corrupt(CorruptWallet::KeyMismatch));
         }
         Ok(wallet)
     }
@@ -181,7 +216,12 @@ mod tests {
         assert_eq!(parse_amount("7sats"), Ok(Amount::from_sat(7)));
         assert_eq!(parse_amount("1.5"), Err(AmountError::NoUnit("1.5".into())));
         assert_eq!(parse_amount("100"), Err(AmountError::NoUnit("100".into())));
-        assert!(matches!(parse_amount("1.5sat"), Err(AmountError::Invalid { .. })));
+        assert!(matches!(parse_amount("1.5sat"), Err(AmountError::Invalid { source: InvalidAmount::Sats(_), .. })));
+        assert!(matches!(parse_amount("1.5.5btc"), Err(AmountError::Invalid { source: InvalidAmount::Btc(_), .. })));
+        assert!(matches!(
+            parse_amount("21000001btc"),
+            Err(AmountError::Invalid { source: InvalidAmount::OverMaxMoney, .. })
+        ));
         assert!(matches!(parse_amount("0.000000001btc"), Err(AmountError::Invalid { .. })), "too precise");
         assert!(matches!(parse_amount("-1btc"), Err(AmountError::Invalid { .. })));
         assert!(matches!(parse_amount("21000001btc"), Err(AmountError::Invalid { .. })));
@@ -222,6 +262,6 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         v["account"] = serde_json::json!("00".repeat(32));
         std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-        assert!(matches!(Wallet::load(&path), Err(WalletError::Corrupt { .. })));
+        assert!(matches!(Wallet::load(&path), Err(WalletError::Corrupt { source: CorruptWallet::KeyMismatch, .. })));
     }
 }

@@ -14,4 +14,4 @@
 pub mod account;
 pub mod btc_funding;
 
-pub use account::{parse_amount, AmountError, Wallet, WalletError};
+pub use account::{parse_amount, AmountError, CorruptWallet, InvalidAmount, Wallet, WalletError};

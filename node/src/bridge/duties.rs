@@ -118,7 +118,7 @@ impl PegDuties {
     }
 
     /// The anchor and peg transactions for our block at `(height, round)`, in what `room` leaves: the move
-    /// [`Self::next_anchor`] chooses and, in round 0, the late settlements our bitcoind shows.
+    /// `next_anchor` chooses and, in round 0, the late settlements our bitcoind shows.
     pub fn offer<S: StateReader>(
         &self,
         cs: &ChainState,

@@ -19,6 +19,17 @@ use tracing::{error, info, warn};
 /// A batch version the share-time check refused: (batch, unsigned txid, why).
 type Refused = (u64, Hash32, ledger::breaker::ShareCheckError);
 
+/// Why a batch version with k recorded shares could not be finalized (logged; the next block retries).
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    /// The version's unsigned transaction cannot be rebuilt from committed state.
+    #[error("cannot rebuild the unsigned transaction: {0}")]
+    Unsigned(#[from] ledger::StateError),
+    /// The recorded shares do not combine into a valid transaction.
+    #[error("cannot combine the shares: {0}")]
+    Shares(#[from] peg::shares::ShareError),
+}
+
 /// See the module docs.
 pub struct BatchSigner {
     /// The operator's pause switch and the share-time check's refusals.
@@ -63,7 +74,7 @@ impl BatchSigner {
     }
 
     /// The shares this validator should add at the tip: none while paused (the pass is recorded), else
-    /// those [`Self::shares_for`] makes; refusals go to the guard.
+    /// those `shares_for` makes; refusals go to the guard.
     pub fn shares_to_sign(&mut self, cs: &ChainState) -> Vec<ledger::PegShareTx> {
         let state = cs.state();
         let index = ledger::batching::batch_index(&state).ok();
@@ -125,9 +136,9 @@ impl BatchSigner {
                 .iter()
                 .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
                 .collect();
-            let finalized = v.unsigned(b.id).map_err(|e| e.to_string()).and_then(|unsigned| {
+            let finalized = v.unsigned(b.id).map_err(FinalizeError::from).and_then(|unsigned| {
                 peg::shares::finalize_batch(&secp, &wallet, *chain.genesis_hash().as_bytes(), &unsigned, &v.peg_inputs(), &shares)
-                    .map_err(|e| e.to_string())
+                    .map_err(FinalizeError::from)
             });
             match finalized {
                 Ok(signed) => {

@@ -140,12 +140,13 @@ pub enum ShareError {
         source: PegError,
     },
     /// The sighash of an input cannot be computed.
-    #[error("sighash of input {input}: {reason}")]
+    #[error("sighash of input {input}: {source}")]
     Sighash {
         /// The input.
         input: usize,
         /// Why.
-        reason: String,
+        #[source]
+        source: bitcoin::transaction::InputsIndexError,
     },
     /// Miniscript refused to finalize valid shares (not expected: a guard).
     #[error("finalizing the batch: {0}")]
@@ -215,7 +216,7 @@ impl PreparedBatch {
             };
             let sighash = cache
                 .p2wsh_signature_hash(index, &witness_script, input.amount, EcdsaSighashType::All)
-                .map_err(|e| ShareError::Sighash { input: index, reason: e.to_string() })?;
+                .map_err(|source| ShareError::Sighash { input: index, source })?;
             prepared.push(PreparedInput {
                 keys,
                 tweak: input.tweak,

@@ -211,7 +211,7 @@ fn short(s: &str) -> &str {
     &s[..16.min(s.len())]
 }
 
-/// Runs `sidechain-cli <args> --json` (bounded by [`CLI_BOUND`]) and parses its output.
+/// Runs `sidechain-cli <args> --json` (bounded by `CLI_BOUND`) and parses its output.
 pub async fn cli_json(cli: &Path, args: &[&str]) -> Result<Value> {
     let run = tokio::process::Command::new(cli).args(args).arg("--json").kill_on_drop(true).output();
     let out = tokio::time::timeout(CLI_BOUND, run)

@@ -237,7 +237,7 @@ fn settled_confirmed(btc: &Bitcoind, index: usize, s: &SettleTx) -> Result<(), S
 
 /// Waits (up to `bound`) until every checked bitcoind (those of `nodes`, or every running one if none of
 /// them has one) accepted every batch: `settled` (the chain's settlements up to some height) confirmed as
-/// settled, and every batch in flight at the reference node's tip per [`in_flight_accepted`]. Settlements
+/// settled, and every batch in flight at the reference node's tip per `in_flight_accepted`. Settlements
 /// committed after the scanned height are read here from the reference node's blocks. Returns how many
 /// batches were checked.
 pub async fn check_batches_accepted(
