@@ -2,6 +2,9 @@
 //! hands each event to the component that owns its state and carries out what the components return
 //! (WAL writes, publishes, verdicts, commits).
 //!
+//! The loop's state is [`state::State`], below every handler; the handlers are split by concern: opening
+//! the node ([`start`]), commands ([`commands`]), commits ([`commit`]), the status and alerts ([`status`]).
+//!
 //! The components, each owning its state:
 //! - `consensus_host`: the Tendermint core, its timers, output queue, proposals, resends and evidence;
 //!   it returns one `Step` at a time;
@@ -9,7 +12,7 @@
 //! - `gossip`: read-only; what a message is and the verdict rules;
 //! - `sync`: the peer book, requests in flight, serving peers within their rate;
 //! - [`crate::bridge`]: the peg duties and the peg-out signer;
-//! - the mempool, the federation pool and the committed chain ([`ChainState`]).
+//! - the mempool, the federation pool and the committed chain ([`ChainState`](crate::chain::ChainState)).
 //!
 //! Invariants owned here:
 //! - the host's steps are carried out **in order**, each before the next is asked for, so a `Persist` is
@@ -17,195 +20,62 @@
 //!   different messages for one (height, round, step);
 //! - nothing from the network reaches the core or the mempool before its signature is checked; gossip is
 //!   forwarded only after it was found valid;
-//! - the only way the tip moves is [`ChainState::commit`] (certificate + re-execution), whether the block
+//! - the only way the tip moves is [`ChainState::commit`](crate::chain::ChainState::commit) (certificate + re-execution), whether the block
 //!   was decided here or fetched by sync.
 
+mod commands;
+mod commit;
 mod consensus_host;
 mod gossip;
 mod handle;
 mod proposer;
+mod start;
+mod state;
+mod status;
 mod sync;
 mod validity;
 
 pub use crate::command_error::CommandError;
 pub use handle::{Command, Faults, NodeStatus, PegSummary, ServiceConfig, ServiceError, ServiceHandle};
 
-use consensus_host::{ConsensusHost, Step};
+use consensus_host::Step;
 use gossip::Judged;
 use proposer::{now_ms, BlockInputs, Proposed};
-use sync::{Fetched, SyncDriver};
+use state::State;
+use sync::Fetched;
 use validity::Judge;
 
-use crate::bridge::{BatchSigner, FollowerLinks, PegDuties};
-use crate::chain::{ChainError, ChainState, FullBlock};
+use crate::chain::FullBlock;
 use crate::claims::ClaimSource;
-use crate::mempool::{Mempool, MempoolError};
-use crate::storage::{Store, StoreError};
-use crate::wire::{self, Frame, Gossip, Request, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS};
-use consensus::{CommitCertificate, Consensus, Input, WalEntry};
-use ledger::{Chain, SignedUserTx, StateReader};
-use net::{MessageId, Multiaddr, NetConfig, NetEvent, NetHandle, Network, PeerId, Verdict};
-use primitives::{Hash32, Height, ValidatorIndex};
+use crate::wire::{self, Frame, Gossip, Request, TOPIC_CONSENSUS, TOPIC_STATUS};
+use consensus::{Input, WalEntry};
+use net::{MessageId, NetEvent, PeerId, Verdict};
+use primitives::{Hash32, Height};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 /// Opens the chain, starts the network and returns the service (not yet running) with its handle.
 pub async fn start(cfg: ServiceConfig) -> Result<(Service, ServiceHandle), ServiceError> {
-    let chain = Chain::new(cfg.genesis.clone())?;
-    std::fs::create_dir_all(&cfg.datadir)
-        .map_err(|source| ServiceError::Store(StoreError::CreateDir { path: cfg.datadir.clone(), source }))?;
-    let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
-    let chain = ChainState::open(chain, store)?;
-    let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
-    let signing = crate::breaker::SigningGuard::open(chain.store())?;
-    // Always the key: the core signs only at heights whose set holds it, so a node that joins the federation
-    // later (or leaves it) needs no restart.
-    let core = Consensus::new(cfg.consensus.clone(), *chain.chain().genesis_hash(), Some(cfg.keys.consensus.clone()));
-    let vote_faults = crate::fault::VoteFaults {
-        equivocate: cfg.faults.equivocate,
-        precommit_nil: cfg.faults.precommit_nil,
-        key: (crate::fault::ENABLED && (cfg.faults.equivocate || cfg.faults.precommit_nil))
-            .then(|| (cfg.keys.consensus.clone(), *chain.chain().genesis_hash())),
-    };
-
-    let libp2p_key = net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes())
-        .map_err(|e| net::NetError::Transport(format!("node key as libp2p identity: {e}")))?;
-    let mut net_cfg = NetConfig::new(libp2p_key, cfg.p2p_listen.clone());
-    net_cfg.bootstrap = cfg.bootstrap.clone();
-    net_cfg.topics = vec![TOPIC_CONSENSUS.into(), TOPIC_TXS.into(), TOPIC_STATUS.into()];
-    // A proposal carries its block: gossip must fit the largest block (see the note in wire.rs).
-    let block_max = chain.chain().params().block_max_bytes as usize;
-    net_cfg.max_gossip_bytes = block_max + 64 * 1024;
-    net_cfg.max_response_bytes = (block_max + 64 * 1024).max(16 * net::MIB);
-    let started = Network::start(net_cfg).await?;
-    if let Some(path) = &cfg.faults.partition_file {
-        crate::fault::follow_partition_file(path.clone(), started.handle.clone());
-    }
-
-    let tip_anchor = chain.state().chain_meta().map_err(ChainError::from)?.map(|m| m.btc_anchor).unwrap_or_default();
-    let (anchor_height, anchor_rx) = watch::channel(tip_anchor.height.get());
-    let registry = crate::pegin::Registry::new(
-        chain.chain(),
-        chain.federation(),
-        chain.tip().next(),
-        &chain.store().registered_accounts()?,
-    );
-    let (registry, registry_rx) = watch::channel(std::sync::Arc::new(registry));
-    let (claims, claims_rx) = watch::channel(Vec::new());
-    let (batch_versions, batch_versions_rx) = watch::channel(Vec::new());
-    // Every node with a bitcoind follows it: a full node may join the federation later.
-    let btc = match &cfg.bitcoind {
-        Some(client) => {
-            let follow = crate::btc_follow::FollowConfig {
-                anchor: anchor_rx,
-                registry: registry_rx,
-                claims: claims_rx,
-                batch_versions: batch_versions_rx,
-                max_step: chain.chain().params().max_anchor_step,
-                chain: chain.chain().clone(),
-                interval: cfg.btc_poll_interval,
-            };
-            Some(crate::btc_follow::follow(client.clone(), follow))
-        }
-        None => None,
-    };
-    let signed_batches = match &cfg.bitcoind {
-        Some(client) => {
-            let (tx, rx) = watch::channel(Vec::new());
-            crate::btc_follow::rebroadcast(client.clone(), rx, Duration::from_secs(5));
-            Some(tx)
-        }
-        None => None,
-    };
-    let crash = crate::fault::CrashConfig { point: cfg.faults.crash_point, from_height: cfg.faults.crash_height };
-    let signer = BatchSigner::new(signing, &cfg.keys, signed_batches, batch_versions, crash);
-    let links = FollowerLinks { btc, anchor_height, registry, claims };
-    let duties = PegDuties::new(
-        cfg.keys.clone(),
-        links,
-        cfg.fee_rate_floor_sat_vb,
-        crate::fault::ENABLED && cfg.faults.omit_mints,
-    );
-    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-    let (blocks_tx, _) = tokio::sync::broadcast::channel(256);
-    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
-    let mut service = Service {
-        mempool: Mempool::new(cfg.mempool),
-        cfg,
-        chain,
-        host: ConsensusHost::new(core, vote_faults),
-        sync: SyncDriver::new(started.handle.clone()),
-        net: started.handle.clone(),
-        blocks: blocks_tx.clone(),
-        net_events: Some(started.events),
-        commands: Some(cmd_rx),
-        status: status_tx,
-        peer_id: started.local_peer_id,
-        listen_addrs: started.listen_addrs,
-        validator_index,
-        synced_blocks: 0,
-        tip_committed_ms: now_ms(),
-        flood_batches: 0,
-        tip_committed_at: Instant::now(),
-        alerts: (crate::alerts::AlertTracker::new(Default::default()), Height(u64::MAX), None),
-        peg_summary: PegSummary::default(),
-        fed_pool: crate::fed_pool::FedPool::default(),
-        duties,
-        signer,
-    };
-    service.peg_summary = service.duties.summary(&service.chain);
-    service.publish_status();
-    let handle = ServiceHandle {
-        commands: cmd_tx,
-        status: status_rx,
-        store: service.chain.store().clone(),
-        chain: service.chain.chain().clone(),
-        net: started.handle,
-        blocks: blocks_tx,
-        btc: service.duties.snapshot_receiver(),
-    };
-    Ok((service, handle))
+    let (state, handle) = start::open(cfg).await?;
+    Ok((Service { state }, handle))
 }
 
-/// The event loop's state.
+/// The node's event loop, ready to [`run`](Service::run).
 pub struct Service {
-    cfg: ServiceConfig,
-    chain: ChainState,
-    host: ConsensusHost,
-    /// The peer book, sync requests and serving (see [`sync`]).
-    sync: SyncDriver,
-    mempool: Mempool,
-    net: NetHandle,
-    blocks: tokio::sync::broadcast::Sender<ledger::Block>,
-    net_events: Option<mpsc::Receiver<NetEvent>>,
-    commands: Option<mpsc::Receiver<Command>>,
-    status: watch::Sender<NodeStatus>,
-    peer_id: PeerId,
-    listen_addrs: Vec<Multiaddr>,
-    validator_index: Option<ValidatorIndex>,
-    synced_blocks: u64,
-    tip_committed_ms: u64,
-    /// Test-only: junk proposals sent so far (`[fault] flood_proposals`), to make each batch new content.
-    flood_batches: u64,
-    /// When the tip was committed here (monotonic).
-    tip_committed_at: Instant,
-    /// The peg at the tip, for the status (see [`PegDuties::summary`]).
-    peg_summary: PegSummary,
-    /// This validator's peg duties: anchor moves, mints, claims, objections (see [`crate::bridge`]).
-    duties: PegDuties,
-    /// This validator's peg-out signing (see [`crate::bridge::signing`]).
-    signer: BatchSigner,
-    /// Alerts, and the peg-out queue's wait at the tip (recomputed when the tip moves).
-    alerts: (crate::alerts::AlertTracker, Height, Option<ledger::pegout_wait::PegOutWait>),
-    /// Signature shares and federation changes waiting for a block.
-    fed_pool: crate::fed_pool::FedPool,
+    state: State,
 }
 
 impl Service {
     /// Runs until `shutdown` resolves or storage fails.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
+        self.state.run(shutdown).await
+    }
+}
+
+impl State {
+    /// The loop itself (see [`Service::run`]).
+    async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
         self.start_consensus()?;
         let mut net_events = self.net_events.take().expect("run is called once");
         let mut commands = self.commands.take().expect("run is called once");
@@ -264,53 +134,6 @@ impl Service {
         };
         self.net.shutdown().await;
         result
-    }
-
-    fn publish_status(&self) {
-        let state_root = self.chain.state().root().unwrap_or_default();
-        let s = NodeStatus {
-            height: self.chain.tip(),
-            tip_hash: self.chain.tip_hash(),
-            state_root,
-            round: self.host.core().round().get(),
-            mempool_txs: self.mempool.len(),
-            peers: self.sync.peer_count(),
-            peer_id: self.peer_id.to_string(),
-            listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
-            validator_index: self.validator_index.map(|i| i.get()),
-            evidence: self.host.evidence().len(),
-            synced_blocks: self.synced_blocks,
-            tip_committed_ms: self.tip_committed_ms,
-            tip_time_ms: self.chain.state().chain_meta().ok().flatten().map_or(0, |m| m.time_ms),
-            last_commit_round: self.chain.tip_cert().map_or(0, |c| c.round.get()),
-            best_peer_height: self.sync.best_peer_height(),
-            step: format!("{:?}", self.host.core().step()).to_lowercase(),
-            locked: self.host.core().locked().map(|rv| (rv.round.get(), rv.value)),
-            peer_heights: self.sync.peer_heights().map(|(p, h)| (p.to_string(), *h)).collect(),
-            peg: PegSummary { claims_pending: self.duties.claims_pending(), ..self.peg_summary.clone() },
-            signing: self.signer.guard.status(),
-            alerts: self.alerts.0.active(),
-        };
-        self.status.send_if_modified(|old| {
-            let changed = *old != s;
-            *old = s;
-            changed
-        });
-    }
-
-    /// Takes the facts of now into the alert tracker and logs what changed (see [`crate::alerts`]).
-    fn observe_alerts(&mut self) {
-        let state = self.chain.state();
-        let chain = self.chain.chain();
-        if self.alerts.1 != self.chain.tip() {
-            self.alerts.1 = self.chain.tip();
-            self.alerts.2 = crate::alerts::queue_wait_at(chain, &state);
-        }
-        let snap = self.duties.snapshot();
-        let (tracker, _, wait) = &mut self.alerts;
-        let facts =
-            crate::alerts::facts_at(chain, &state, snap.as_ref(), now_ms(), tracker.build_failures(), wait.clone());
-        crate::alerts::log_changes(&tracker.observe(&facts));
     }
 
     /// Starts consensus at the height after the tip, restoring what the WAL holds for it.
@@ -416,29 +239,6 @@ impl Service {
         self.carry_out_steps()
     }
 
-    /// Test-only: dies here if this is the configured crash point (see [`crate::fault::CrashPoint`]).
-    fn crash_point(&self, point: crate::fault::CrashPoint, height: Height) {
-        crate::fault::maybe_crash(self.cfg.faults.crash_point, self.cfg.faults.crash_height, point, height.get());
-    }
-
-    fn spawn_publish(&self, topic: &'static str, body: Gossip) {
-        self.spawn_publish_frame(topic, Frame { resend: 0, body });
-    }
-
-    fn spawn_publish_frame(&self, topic: &'static str, frame: Frame) {
-        let data = wire::encode(&frame);
-        let net = self.net.clone();
-        tokio::spawn(async move {
-            match net.publish(topic, data).await {
-                Ok(_) => {}
-                // Out already (ours or a peer's copy, within gossip's duplicate window): nothing to do.
-                Err(net::NetError::Duplicate { .. }) => {}
-                // With no peer subscribed yet publishing fails; consensus re-sends on later rounds.
-                Err(e) => debug!(topic, error = %e, "publish failed"),
-            }
-        });
-    }
-
     /// What the proposer reads, lent by the components that own it.
     fn block_inputs(&self) -> BlockInputs<'_> {
         BlockInputs {
@@ -465,194 +265,6 @@ impl Service {
             }
             Proposed::NotOurs => None,
         })
-    }
-
-    /// Signs what is ours to sign at the tip and hands new shares to the pool and the network. Our shares stay
-    /// in our pool until a block has them, and we include them ourselves when we propose.
-    /// Nothing while an operator has paused signing.
-    fn sign_and_share(&mut self) {
-        let shares = self.signer.shares_to_sign(&self.chain);
-        let state = self.chain.state();
-        for share in shares {
-            let tx = ledger::Tx::PegShare(share);
-            match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
-                Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
-                // Known already and gossiped when it was new (gossipsub drops a second identical message).
-                Ok(false) => {}
-                Err(e) => error!(error = %e, "our own signature share does not apply"),
-            }
-        }
-    }
-
-    /// Drops this validator's shares from the federation pool (signing paused); how many.
-    fn drop_own_shares(&mut self) -> usize {
-        let state = self.chain.state();
-        let (signer, chain) = (&self.signer, &self.chain);
-        self.fed_pool.drop_shares(|s| signer.is_own_share(chain, &state, s))
-    }
-
-    fn commit_decided(&mut self, fb: FullBlock, cert: CommitCertificate) -> Result<(), ServiceError> {
-        self.commit_block(&fb, &cert, false)?;
-        self.after_tip_moved()
-    }
-
-    /// Commits one block; the caller restarts consensus afterwards.
-    /// `synced`: the block came by sync rather than being decided here (counted apart in the status, so
-    /// metrics never take a synced block's age for a finality time).
-    fn commit_block(&mut self, fb: &FullBlock, cert: &CommitCertificate, synced: bool) -> Result<(), ServiceError> {
-        self.crash_point(crate::fault::CrashPoint::BeforeCommitWrite, fb.height());
-        match self.chain.commit(fb, cert) {
-            Ok(outcome) => {
-                self.crash_point(crate::fault::CrashPoint::AfterCommitWrite, fb.height());
-                let included: Vec<TxId> = outcome.receipts.iter().map(|r| r.txid).collect();
-                self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
-                let state = self.chain.state();
-                self.duties.after_commit(&self.chain, fb);
-                self.fed_pool.prune(self.chain.chain(), &state, &included);
-                self.follow_federation(fb.height());
-                self.signer.publish_signed(&self.chain);
-                self.sign_and_share();
-                self.tip_committed_ms = now_ms();
-                self.tip_committed_at = Instant::now();
-                if synced {
-                    self.synced_blocks += 1;
-                }
-                self.peg_summary = self.duties.summary(&self.chain);
-                // RPC reads the tip from the status: publish it before anyone hears of the block, so a
-                // subscriber (or a client that saw the tx leave the mempool) can read the block at once.
-                self.publish_status();
-                // Nobody listening is fine.
-                let _ = self.blocks.send(fb.block.clone());
-                info!(height = %fb.height(), block = %fb.hash(), txs = included.len(), "committed");
-                Ok(())
-            }
-            // Storage failures stop the node; a block that does not verify is the sender's problem.
-            Err(ChainError::Store(e)) => Err(e.into()),
-            Err(ChainError::State(e)) => Err(ChainError::State(e).into()),
-            Err(e) => {
-                warn!(height = %fb.height(), error = %e, "refusing block");
-                Err(e.into())
-            }
-        }
-    }
-
-    /// After block `height`: our place in the set of the next height (we may have joined or left the
-    /// federation), and the deposit scripts to watch (a new epoch, or the end of a deposit window).
-    fn follow_federation(&mut self, height: Height) {
-        let next = self.chain.validators().index_of(&self.cfg.keys.consensus_public());
-        if next != self.validator_index {
-            match next {
-                Some(i) => warn!(%height, index = %i, "this node is a validator from the next height on"),
-                None => {
-                    warn!(%height, "this node is no longer a validator (federation change); running as a full node")
-                }
-            }
-            self.validator_index = next;
-        }
-        let fs = self.chain.federation();
-        if let Some(p) = &fs.pending {
-            debug!(%height, epoch = p.epoch, from = %p.from_height, "federation change pending");
-        }
-    }
-
-    fn after_tip_moved(&mut self) -> Result<(), ServiceError> {
-        self.duties.tip_moved(&self.chain);
-        self.chain.store().wal_clear()?;
-        self.host.start_height(self.chain.tip().next(), self.chain.validators().clone(), Vec::new());
-        self.spawn_publish(TOPIC_STATUS, Gossip::Status { height: self.chain.tip() });
-        Ok(())
-    }
-
-    async fn on_command(&mut self, cmd: Command) -> Result<(), ServiceError> {
-        match cmd {
-            Command::SubmitTx(tx, done) => {
-                let res = self.admit_tx(tx.clone());
-                if res.is_ok() {
-                    self.spawn_publish(TOPIC_TXS, Gossip::Tx(tx));
-                }
-                let _ = done.send(res.map_err(CommandError::from));
-            }
-            Command::MempoolInfo(done) => {
-                let _ = done.send((self.mempool.len(), self.mempool.bytes()));
-            }
-            Command::MempoolTxids(done) => {
-                let _ = done.send(self.mempool.candidates(usize::MAX).iter().map(SignedUserTx::txid).collect());
-            }
-            Command::MempoolTx(id, done) => {
-                let _ = done.send(self.mempool.get(&id).cloned());
-            }
-            Command::Evidence(done) => {
-                let _ = done.send(self.host.evidence().to_vec());
-            }
-            Command::ResumePeg(anchor, done) => {
-                let res = match self.validator_index {
-                    None => Err(CommandError::NotAValidator),
-                    Some(_) => self.duties.request_resume(&self.chain, anchor),
-                };
-                let _ = done.send(res);
-            }
-            Command::ApproveFederation(proposal, done) => {
-                let res = match self.validator_index {
-                    None => Err(CommandError::NotInSetInForce),
-                    // Signed for the epoch in force: the approval is void once that epoch is over.
-                    Some(me) => ledger::federation::check_proposal(self.chain.chain(), &proposal)
-                        .map(|()| {
-                            let epoch = self.chain.federation().in_force().epoch;
-                            proposal.approve(me, epoch, &self.cfg.keys.consensus, self.chain.chain().genesis_hash())
-                        })
-                        .map_err(CommandError::from),
-                };
-                if res.is_ok() {
-                    warn!(validators = proposal.validators.len(), from = %proposal.activation_height,
-                        "operator approves a federation change");
-                }
-                let _ = done.send(res);
-            }
-            Command::SubmitFederationChange(change, done) => {
-                let tx = ledger::Tx::Reconfigure(change);
-                let id = tx.txid();
-                let state = self.chain.state();
-                let res =
-                    self.fed_pool.admit(self.chain.chain(), &state, tx.clone()).map(|_| id).map_err(CommandError::from);
-                if res.is_ok() {
-                    warn!(txid = %id, "federation change accepted into the pool");
-                    self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx));
-                }
-                let _ = done.send(res);
-            }
-            Command::SetSigningPaused(pause, done) => {
-                let res = match pause {
-                    true => self.signer.guard.pause(self.chain.store(), now_ms()),
-                    false => self.signer.guard.resume(self.chain.store()),
-                };
-                if !self.signer.guard.may_sign() {
-                    // Even if the write failed (the switch is on in memory): our shares still waiting for a
-                    // block leave the pool, so our own proposals do not carry them.
-                    let dropped = self.drop_own_shares();
-                    info!(dropped, "signing paused: our pending signature shares left the federation pool");
-                }
-                if res.is_ok() && !pause {
-                    // Whatever waits for our share gets it now, not at the next block.
-                    self.sign_and_share();
-                }
-                // Published before the answer, so a status read right after it shows the switch.
-                self.publish_status();
-                let _ = done.send(res.map(|()| self.signer.guard.status()));
-            }
-            Command::ClaimPegin(claim, done) => {
-                let res = self.duties.add_claim(&self.chain, claim.clone(), ClaimSource::Local);
-                if res.is_ok() {
-                    self.spawn_publish(TOPIC_TXS, Gossip::Claim(claim));
-                }
-                let _ = done.send(res);
-            }
-        }
-        Ok(())
-    }
-
-    fn admit_tx(&mut self, tx: SignedUserTx) -> Result<TxId, MempoolError> {
-        let state = self.chain.state();
-        self.mempool.add(self.chain.chain(), &state, tx)
     }
 
     fn verdict(&self, msg_id: MessageId, source: PeerId, verdict: Verdict) {

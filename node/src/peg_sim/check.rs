@@ -1,6 +1,8 @@
 //! The properties checked after every height.
 
-use super::{SimFailure, World, EARLY_ITEMS_BOUND, HALT_BOUND, LIVENESS_BOUND};
+use super::config::{EARLY_ITEMS_BOUND, HALT_BOUND, LIVENESS_BOUND};
+use super::failure::SimFailure;
+use super::world::World;
 use crate::btc_follow::{from_peg, to_peg};
 use bitcoin::hashes::Hash;
 use ledger::{BtcAnchor, StateReader};

@@ -6,37 +6,38 @@
 //! no longer has the anchor puts a `ReportReorg` in its block; f+1 of them halt the peg. The operators then
 //! agree on the new branch's block at the old anchor's height, each honest validator votes `ResumePeg` for
 //! it in its next block, and 2f+1 votes set the next block's anchor to it. Checked: the halt comes and
-//! ends within [`super::HALT_BOUND`] heights, nothing mints while halted, and the peg works afterwards.
+//! ends within [`super::config::HALT_BOUND`] heights, nothing mints while halted, and the peg works afterwards.
 //!
 //! Federation changes: 2f+1 of the set in force approve a new set (4 -> 5, or 4 -> 7 and back to the first
 //! 4, which keeps the same keys at the same indices as epoch 0), any proposer includes it from the pool,
 //! and it takes effect at its height. Users keep paying old-epoch addresses (minted within the deposit
 //! window, claimable after), the old keys sign the sweeps to the new wallet, and coins nearing the
 //! emergency delay are refreshed. Checked: the epochs in state are exactly the approved changes.
+//!
+//! This file holds an episode's plan and progress ([`EpisodeState`]); the driver (`mod.rs`) plays its moves
+//! before each block.
 
-use super::{Episode, World, VALIDATORS};
-use crate::btc_follow::from_peg;
-use ledger::testkit;
+use super::config::{Episode, VALIDATORS};
 use ledger::BtcAnchor;
-use primitives::{Height, ValidatorIndex};
+use primitives::Height;
 use rand::Rng;
 
 /// A federation change to submit at a height.
 #[derive(Clone, Debug)]
-struct Change {
+pub(super) struct Change {
     /// The height after which it is submitted.
-    at: u64,
+    pub at: u64,
     /// The new set (test identities, in order).
-    members: Vec<u32>,
+    pub members: Vec<u32>,
     /// Its wallet threshold.
-    threshold: u32,
+    pub threshold: u32,
 }
 
 /// An episode's plan and progress.
 #[derive(Clone, Debug, Default)]
 pub(super) struct EpisodeState {
     /// When Bitcoin reorganises past the anchor (not before the anchor leaves genesis).
-    deep_reorg_from: Option<u64>,
+    pub deep_reorg_from: Option<u64>,
     /// The height at which it happened.
     pub reorged_at: Option<u64>,
     /// The height whose block completed the resume votes.
@@ -44,7 +45,7 @@ pub(super) struct EpisodeState {
     /// The anchor the honest operators asked their validators to vote to resume from.
     pub resume_request: Option<BtcAnchor>,
     /// Changes still to submit, in order.
-    changes: Vec<Change>,
+    pub changes: Vec<Change>,
     /// Changes a block accepted: (activation height, new set).
     approved: Vec<(Height, Vec<u32>)>,
 }
@@ -85,63 +86,5 @@ impl EpisodeState {
         let mut out = vec![(0..VALIDATORS).collect()];
         out.extend(self.approved.iter().filter(|(at, _)| *at <= next).map(|(_, m)| m.clone()));
         out
-    }
-}
-
-impl World {
-    /// Before each block: the episode's next move.
-    pub(super) fn episode_acts(&mut self) {
-        let state = self.store.snapshot(self.height);
-        let halt = ledger::peg_halt(&state).unwrap_or_default();
-        let anchor = self.anchor();
-        // The deep reorg: from below the anchor to the tip, then one block more on the new branch.
-        let due = self.episode.deep_reorg_from.is_some_and(|h| self.height >= h) && self.episode.reorged_at.is_none();
-        if due && !self.quiet && anchor.height.get() > 0 {
-            let depth = self.btc.tip() - anchor.height.get() + 1 + self.rng.gen_range(0..=1);
-            self.btc.replace_top(depth);
-            self.btc.mine(Vec::new(), || true);
-            self.episode.reorged_at = Some(self.height);
-        }
-        // Halted: the operators agree to resume from the new branch's block at the old anchor's height (or
-        // `resume_above` blocks higher, as deep as Bitcoin allows).
-        if halt.is_halted() && self.episode.resume_request.is_none() {
-            let h = (anchor.height.get() + self.cfg.resume_above)
-                .min(self.btc.tip().saturating_sub(1))
-                .max(anchor.height.get());
-            self.episode.resume_request = Some(from_peg((h, self.btc.blocks[h as usize].hash)));
-        }
-        // A federation change whose height has come: 2f+1 honest members of the set in force approve it.
-        if !self.quiet && self.episode.changes.first().is_some_and(|c| self.height >= c.at) {
-            let c = self.episode.changes.remove(0);
-            let Ok(fs) = ledger::federation_state(&self.chain, &state) else { return };
-            let in_force = fs.in_force();
-            let lead = self.chain.params().federation_change_min_lead;
-            let proposal = ledger::FederationProposal {
-                validators: c.members.iter().map(|i| sim_validator(*i)).collect(),
-                peg_threshold: c.threshold,
-                activation_height: Height(self.height + 1 + lead + 2),
-            };
-            let approvals = self
-                .members
-                .iter()
-                .enumerate()
-                .filter(|(_, id)| !self.is_byzantine(**id))
-                .map(|(pos, id)| {
-                    let key = testkit::validator_key(*id);
-                    proposal.approve(ValidatorIndex(pos as u16), in_force.epoch, &key, self.chain.genesis_hash())
-                })
-                .collect();
-            self.pool.push(ledger::Tx::Reconfigure(ledger::ReconfigureTx { proposal, approvals }));
-        }
-    }
-}
-
-/// Test identity `i` as a validator (its consensus and peg keys).
-fn sim_validator(i: u32) -> ledger::GenesisValidator {
-    ledger::GenesisValidator {
-        consensus_key: testkit::validator_key(i).public(),
-        peg_key: testkit::validator_peg_key(i),
-        p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
-        power: 1,
     }
 }

@@ -7,7 +7,8 @@
 //! (`pegin::anchor_with_plan`), the anchor 2f+1 agreed to resume from, or the kept anchor while halted.
 
 use super::btc::BtcReject;
-use super::{Junk, SimFailure, World};
+use super::failure::SimFailure;
+use super::world::World;
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::pegin;
 use ledger::testkit::{self, user_key};
@@ -16,16 +17,42 @@ use primitives::{Hash32, Height, ValidatorIndex};
 use rand::Rng;
 use std::collections::{BTreeMap, HashSet};
 
+/// A hostile proposal a Byzantine proposer tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Junk {
+    /// A mint of an output Bitcoin does not have.
+    FakeMint,
+    /// The anchor moved without the mints it requires.
+    OmitMints,
+    /// An early mint (the anchor kept) naming the BTC block right above the anchor under a hash Bitcoin does
+    /// not have there: a fork of the proposer's invention, to pin the cursor on it.
+    ForkedEarlyMint,
+    /// A settlement of a batch in flight in the anchor's block, where Bitcoin does not show it: the batch
+    /// would leave flight unpaid (its coins counted as spent, the burns as paid).
+    FakeSettle,
+}
+
+impl Junk {
+    /// All of them, for a Byzantine proposer to pick from.
+    const ALL: [Junk; 4] = [Junk::FakeMint, Junk::OmitMints, Junk::ForkedEarlyMint, Junk::FakeSettle];
+
+    /// Its place in [`Junk::ALL`] and in `SimOutcome::junk_refused`.
+    fn index(self) -> usize {
+        Junk::ALL.iter().position(|j| *j == self).unwrap_or(0)
+    }
+
+    /// What it is, for a failure report.
+    fn what(self) -> &'static str {
+        match self {
+            Junk::FakeMint => "a mint Bitcoin does not show",
+            Junk::OmitMints => "an anchor move without its required mints",
+            Junk::ForkedEarlyMint => "an early mint naming a BTC block Bitcoin does not have",
+            Junk::FakeSettle => "a settlement Bitcoin does not show",
+        }
+    }
+}
+
 impl World {
-    pub(super) fn is_byzantine(&self, id: u32) -> bool {
-        id < self.cfg.byzantine
-    }
-
-    /// The test identity whose consensus key is `key`.
-    pub(super) fn identity(&self, key: &primitives::PublicKey) -> u32 {
-        self.identities.iter().position(|k| k == key).expect("every validator is a test identity") as u32
-    }
-
     /// What the federation pool offers a proposer, as `ledger::select_pool_txs` keeps it: the honest
     /// signers' shares for every in-flight batch that lacks them (no more than a threshold), and the
     /// federation changes that apply.

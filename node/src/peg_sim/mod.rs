@@ -32,241 +32,31 @@
 
 pub mod btc;
 mod check;
+mod config;
 mod episodes;
 mod failure;
 mod federation;
 mod payout;
 mod views;
+mod world;
 
+pub use config::{
+    Episode, SimConfig, SimOutcome, BLOCK_MAX_TXS, EARLY_ITEMS_BOUND, HALT_BOUND, LIVENESS_BOUND, TAIL_BOUND,
+};
 pub use failure::{SimFailure, StuckReason};
 
-use crate::btc_follow::BtcSnapshot;
-use crate::pegin::Registry;
+use crate::btc_follow::from_peg;
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, ScriptBuf, TxOut};
-use btc::SimBitcoin;
+use config::{FLOOD_OUTPUTS, USERS};
 use ledger::testkit::{self, user_key};
-use ledger::{BtcAnchor, Chain, MemStore, SignedUserTx, StateReader, Tx, UserTx, UserTxKind};
-use primitives::{AccountId, Hash32};
+use ledger::{StateReader, UserTx, UserTxKind};
+use primitives::{AccountId, Hash32, Height, ValidatorIndex};
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashSet};
+use world::World;
 
-/// Validators at genesis (f = 1).
-const VALIDATORS: u32 = 4;
-/// Test keys a federation change may bring in (a 7-member set uses keys 0..7).
-const IDENTITIES: u32 = 7;
-/// Users with a genesis balance (they can pay fees and burn before pegging in).
-const USERS: u32 = 6;
-/// Heights the anchor may lag a Bitcoin that a quorum of bitcoinds is ready for, with no early peg items
-/// going in either, before the run fails.
-pub const LIVENESS_BOUND: u64 = 12;
-/// Heights the anchor may lag a ready Bitcoin while early peg items go in, before the run fails. Early
-/// items are progress toward the move (`pegin::early`): a BTC block with `k` outputs to federation scripts
-/// needs `ceil(k / room)` honest round-0 blocks of them, and with f of n proposers Byzantine about
-/// `n / (n - f)` times that many heights. Three floods in one BTC block (`3 * FLOOD_OUTPUTS` = 144 outputs,
-/// 16 a block, 4/3) take about 12 heights with nothing else in the blocks (seed 16299 took 14), so
-/// [`LIVENESS_BOUND`] alone would call a working peg stuck; this bound still catches early items that never
-/// end in a move.
-pub const EARLY_ITEMS_BOUND: u64 = 4 * LIVENESS_BOUND;
-/// Heights from a deep reorg to the agreed resume before the run fails.
-pub const HALT_BOUND: u64 = 30;
-/// Most heights of the quiet tail (it ends as soon as every burn is paid).
-pub const TAIL_BOUND: u64 = 60;
-/// `Params::block_max_txs` of the simulated chain: small, so one BTC block can pay the federation more
-/// outputs than one block holds.
-pub const BLOCK_MAX_TXS: u32 = 16;
-/// Outputs of a hostile user's flood: one transaction paying three blocks' worth of outputs.
-const FLOOD_OUTPUTS: u32 = 3 * BLOCK_MAX_TXS;
-
-/// What a seed does besides the hostile users and the Byzantine validator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Episode {
-    /// Nothing more.
-    Plain,
-    /// A Bitcoin reorg deeper than the anchor: reports, a halt, and the resume 2f+1 vote for.
-    DeepReorg,
-    /// A federation change from 4 to 5 validators.
-    Grow,
-    /// A change from 4 to 7 validators, then back to the first 4 (same keys at the same indices).
-    GrowShrink,
-}
-
-/// One run's settings.
-#[derive(Clone, Copy, Debug)]
-pub struct SimConfig {
-    /// The seed: everything random comes from it.
-    pub seed: u64,
-    /// Sidechain heights with hostile users (the quiet tail comes after).
-    pub heights: u64,
-    /// Byzantine validators (at most f = 1): junk proposals, nil votes on honest blocks, withheld shares.
-    pub byzantine: u32,
-    /// The episode this seed plays.
-    pub episode: Episode,
-    /// Whether validators' bitcoinds may lag the tip (each its own view of Bitcoin).
-    pub lagging: bool,
-    /// Whether to end with the quiet tail and the peg-out liveness check.
-    pub tail: bool,
-    /// After a deep reorg, the operators resume this many blocks above the old anchor's height (0: at it).
-    /// Batches confirmed between the two anchors are then settled only by late settlements
-    /// (`pegin::late_settles`, finding 6); without them the quiet tail names the stuck burn.
-    pub resume_above: u32,
-    /// Switches the fix for finding 1 off: the old rule that required a mint for every output to a live
-    /// deposit script, computed apart from execution, with mints before settlements. For the test that
-    /// shows the simulation catches it.
-    pub naive_required: bool,
-    /// Switches early peg items off (see `ledger::peg_cursor`): a BTC block with more outputs than a block
-    /// holds then freezes the anchor. For the test that shows the simulation catches it.
-    pub no_early_items: bool,
-}
-
-impl SimConfig {
-    /// The settings CI uses for `seed`: 32 heights, one Byzantine validator on odd seeds, the episodes in
-    /// turn by `seed / 2`, lagging bitcoinds, the quiet tail.
-    pub fn for_seed(seed: u64) -> Self {
-        let episode = match (seed / 2) % 4 {
-            0 => Episode::Plain,
-            1 => Episode::DeepReorg,
-            2 => Episode::Grow,
-            _ => Episode::GrowShrink,
-        };
-        SimConfig {
-            seed,
-            heights: 32,
-            byzantine: (seed % 2) as u32,
-            episode,
-            lagging: true,
-            tail: true,
-            resume_above: 0,
-            naive_required: false,
-            no_early_items: false,
-        }
-    }
-}
-
-/// What a run did (and its trace hash, equal for equal seeds).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SimOutcome {
-    /// Sidechain height reached (the quiet tail included).
-    pub height: u64,
-    /// The anchor's BTC height at the end, and Bitcoin's tip.
-    pub anchor: u32,
-    /// Bitcoin's tip at the end.
-    pub btc_tip: u32,
-    /// Outputs minted (deposits, plain outputs, re-pegs, claims).
-    pub mints: u64,
-    /// Burns paid on Bitcoin and settled.
-    pub burns_paid: u64,
-    /// Burns made.
-    pub burns: u64,
-    /// Burns still waiting on the rolling limit at the end (not a failure).
-    pub burns_waiting_on_limit: u64,
-    /// Junk proposals the validators refused, by kind: a mint Bitcoin does not show, a move without its
-    /// required mints, an early mint naming a forked BTC block, a settlement of an unconfirmed batch.
-    pub junk_refused: [u64; 4],
-    /// Honest proposals refused by a validator whose bitcoind lagged the proposer's.
-    pub lag_refusals: u64,
-    /// Halts (f+1 reports) and resumes (2f+1 votes).
-    pub halts: u64,
-    /// Resumes.
-    pub resumes: u64,
-    /// Federation changes that took effect.
-    pub epochs: u64,
-    /// Sweeps of earlier epochs' coins settled on Bitcoin.
-    pub sweeps_settled: u64,
-    /// Refreshes (coins nearing the emergency delay) settled on Bitcoin.
-    pub refreshes_settled: u64,
-    /// Heights of the quiet tail.
-    pub tail_heights: u64,
-    /// Hash of every committed state root in order.
-    pub trace_hash: Hash32,
-}
-
-/// A hostile proposal a Byzantine proposer tries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Junk {
-    /// A mint of an output Bitcoin does not have.
-    FakeMint,
-    /// The anchor moved without the mints it requires.
-    OmitMints,
-    /// An early mint (the anchor kept) naming the BTC block right above the anchor under a hash Bitcoin does
-    /// not have there: a fork of the proposer's invention, to pin the cursor on it.
-    ForkedEarlyMint,
-    /// A settlement of a batch in flight in the anchor's block, where Bitcoin does not show it: the batch
-    /// would leave flight unpaid (its coins counted as spent, the burns as paid).
-    FakeSettle,
-}
-
-impl Junk {
-    /// All of them, for a Byzantine proposer to pick from.
-    const ALL: [Junk; 4] = [Junk::FakeMint, Junk::OmitMints, Junk::ForkedEarlyMint, Junk::FakeSettle];
-
-    /// Its place in [`Junk::ALL`] and in `SimOutcome::junk_refused`.
-    fn index(self) -> usize {
-        Junk::ALL.iter().position(|j| *j == self).unwrap_or(0)
-    }
-
-    /// What it is, for a failure report.
-    fn what(self) -> &'static str {
-        match self {
-            Junk::FakeMint => "a mint Bitcoin does not show",
-            Junk::OmitMints => "an anchor move without its required mints",
-            Junk::ForkedEarlyMint => "an early mint naming a BTC block Bitcoin does not have",
-            Junk::FakeSettle => "a settlement Bitcoin does not show",
-        }
-    }
-}
-
-/// The snapshot cache's key: (anchor height, registry version, view tip's hash, claims, batch versions).
-type SnapKey = (u32, u64, Option<bitcoin::BlockHash>, usize, usize);
-
-struct World {
-    cfg: SimConfig,
-    rng: rand_chacha::ChaCha8Rng,
-    chain: Chain,
-    store: MemStore,
-    height: u64,
-    btc: SimBitcoin,
-    registry: Registry,
-    mempool: Vec<SignedUserTx>,
-    /// Every output users paid toward the federation (for claims): outpoint, script owner (None: plain).
-    paid: Vec<(bitcoin::OutPoint, Option<AccountId>)>,
-    /// Claims users made: (outpoint, recipient named).
-    claims: std::collections::BTreeSet<(bitcoin::OutPoint, AccountId)>,
-    /// One signing context for the run (creating one is costly).
-    secp: bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All>,
-    /// Snapshots by what they were built from (validators with the same view share one).
-    snap_cache: std::cell::RefCell<BTreeMap<SnapKey, std::rc::Rc<BtcSnapshot>>>,
-    /// Signature shares made so far, by (batch, version txid, signer position).
-    #[allow(clippy::type_complexity)]
-    share_cache: std::cell::RefCell<BTreeMap<(u64, Hash32, usize), Option<Tx>>>,
-    /// Deposit scripts of the users and the fee pool in each epoch's wallet (an EC tweak each: computed once).
-    scripts: BTreeMap<(u32, AccountId), ScriptBuf>,
-    /// Consensus keys of the test identities, to map a validator list to identities.
-    identities: Vec<primitives::PublicKey>,
-    /// Identities (test key indices) of the validators in force for the next height, by position.
-    members: Vec<u32>,
-    /// How many blocks each identity's bitcoind lags Bitcoin's tip.
-    lag: Vec<u32>,
-    /// Federation changes offered to proposers (any node relays them).
-    pool: Vec<Tx>,
-    /// The episode's progress.
-    episode: episodes::EpisodeState,
-    /// In the quiet tail: no user acts, Bitcoin mines every height, no reorg, no lag.
-    quiet: bool,
-    /// (batch, txid) pairs already handed to Bitcoin.
-    submitted: HashSet<(u64, Hash32)>,
-    /// Batch ids by the txid of each of their versions.
-    versions: BTreeMap<Hash32, u64>,
-    /// Heights since the anchor last moved or early peg items last went in, while a quorum of bitcoinds
-    /// was ready for a move.
-    waiting: u64,
-    /// Heights since the anchor last moved while a quorum of bitcoinds was ready for a move.
-    since_move: u64,
-    /// Whether the last block carried early peg items (of the BTC block right above its anchor).
-    early_in_last: bool,
-    outcome: SimOutcome,
-    trace: Vec<u8>,
-}
+/// What the quiet tail's honest deposit adds on top of the unpaid burns.
+const MARGIN: Amount = Amount::from_sat(1_000_000);
 
 /// Runs one seed.
 pub fn run(cfg: SimConfig) -> Result<SimOutcome, SimFailure> {
@@ -284,102 +74,9 @@ pub fn run(cfg: SimConfig) -> Result<SimOutcome, SimFailure> {
     Ok(w.outcome)
 }
 
-/// The emergency keys of the simulated wallets (delay 30 BTC blocks, so refreshes happen within a run).
-fn emergency_keys() -> ledger::EmergencyKeys {
-    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
-    let keys = (0..3u8)
-        .map(|i| {
-            let sk = bitcoin::secp256k1::SecretKey::from_slice(&[0x51 + i; 32]).expect("a valid scalar");
-            bitcoin::PublicKey::new(sk.public_key(&secp))
-        })
-        .collect();
-    ledger::EmergencyKeys { threshold: 2, keys, delay: 30 }
-}
-
+/// The driver: each height's acts (users, Bitcoin, the episode), the federation's block, the checks; then
+/// the quiet tail.
 impl World {
-    fn new(cfg: SimConfig) -> Self {
-        let mut g = testkit::genesis(VALIDATORS, USERS, Amount::from_sat(5_000_000));
-        g.params.pegout_enabled = true;
-        g.params.pegout_interval = 3;
-        g.params.pegout_bump_after = 2;
-        g.params.pegin_confirmations = 2;
-        g.params.max_anchor_step = 4;
-        g.params.block_max_txs = BLOCK_MAX_TXS;
-        // Refreshes 20 blocks after a coin confirms; old epochs' deposits watched for 8 heights, then claims.
-        g.params.refresh_margin = 10;
-        g.params.deposit_window = 8;
-        g.params.federation_change_min_lead = 3;
-        // The circuit breaker bites within a run: 0.008 BTC per 12 BTC blocks (burns are up to 0.002 BTC).
-        g.params.pegout_limit = Amount::from_sat(800_000);
-        g.params.pegout_limit_window = 12;
-        g.emergency = Some(emergency_keys());
-        let chain = Chain::new(g).expect("simulation genesis is valid");
-        let mut store = MemStore::new();
-        store.apply(&chain.genesis_state(&store).expect("in memory"));
-        let fs = ledger::federation_state(&chain, &store.snapshot(0)).expect("genesis federation");
-        let registry = Registry::new(&chain, &fs, primitives::Height(1), &[]);
-        let mut w = World {
-            cfg,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed),
-            chain,
-            store,
-            height: 0,
-            btc: SimBitcoin::new(),
-            registry,
-            mempool: Vec::new(),
-            paid: Vec::new(),
-            claims: Default::default(),
-            snap_cache: Default::default(),
-            share_cache: Default::default(),
-            secp: bitcoin::secp256k1::Secp256k1::new(),
-            scripts: BTreeMap::new(),
-            identities: (0..IDENTITIES).map(|i| testkit::validator_key(i).public()).collect(),
-            members: (0..VALIDATORS).collect(),
-            lag: vec![0; IDENTITIES as usize],
-            pool: Vec::new(),
-            episode: episodes::EpisodeState::default(),
-            quiet: false,
-            submitted: HashSet::new(),
-            versions: BTreeMap::new(),
-            waiting: 0,
-            since_move: 0,
-            early_in_last: false,
-            outcome: SimOutcome::default(),
-            trace: Vec::new(),
-        };
-        w.learn_epoch_scripts();
-        w.episode = episodes::EpisodeState::plan(&mut w.rng, cfg.episode);
-        w
-    }
-
-    fn state_err(&self, source: ledger::StateError) -> SimFailure {
-        SimFailure::State { seed: self.cfg.seed, source }
-    }
-
-    fn anchor(&self) -> BtcAnchor {
-        self.store.snapshot(self.height).chain_meta().ok().flatten().map(|m| m.btc_anchor).unwrap_or_default()
-    }
-
-    /// The wallet of epoch `epoch` (every epoch's is in the registry).
-    fn wallet(&self, epoch: u32) -> &peg::Federation {
-        self.registry.wallets.iter().find(|(e, _)| *e == epoch).map(|(_, w)| w).expect("every epoch's wallet is kept")
-    }
-
-    /// Deposit scripts of every account the simulation uses, in every epoch's wallet not seen yet.
-    fn learn_epoch_scripts(&mut self) {
-        let accounts: Vec<AccountId> =
-            (0..USERS).map(|u| user_key(u).public().account_id()).chain([ledger::fee_pool_id()]).collect();
-        for (epoch, wallet) in &self.registry.wallets {
-            if self.scripts.contains_key(&(*epoch, accounts[0])) {
-                continue;
-            }
-            for a in &accounts {
-                let d = crate::pegin::deposit_descriptor(&self.chain, wallet, a).expect("script");
-                self.scripts.insert((*epoch, *a), d.script_pubkey());
-            }
-        }
-    }
-
     /// One sidechain height: users act, Bitcoin maybe mines (or reorgs), the episode goes on, the
     /// federation commits a block, signed batches go to Bitcoin, and every property is checked.
     fn step(&mut self) -> Result<(), SimFailure> {
@@ -393,12 +90,6 @@ impl World {
         self.commit_next()?;
         self.hand_signed_batches_to_bitcoin()?;
         self.check_invariants()
-    }
-
-    // ---- hostile users --------------------------------------------------------------------------------
-
-    fn deposit_script(&self, epoch: u32, who: &AccountId) -> ScriptBuf {
-        self.scripts.get(&(epoch, *who)).cloned().expect("scripts of every epoch are learnt when it appears")
     }
 
     /// A script a hostile user might name: anyone's deposit address (their own, the fee pool's) or the
@@ -533,5 +224,122 @@ impl World {
         if self.cfg.lagging {
             self.lags_move();
         }
+    }
+
+    // ---- the episode ------------------------------------------------------------------------------------
+
+    /// Before each block: the episode's next move.
+    fn episode_acts(&mut self) {
+        let state = self.store.snapshot(self.height);
+        let halt = ledger::peg_halt(&state).unwrap_or_default();
+        let anchor = self.anchor();
+        // The deep reorg: from below the anchor to the tip, then one block more on the new branch.
+        let due = self.episode.deep_reorg_from.is_some_and(|h| self.height >= h) && self.episode.reorged_at.is_none();
+        if due && !self.quiet && anchor.height.get() > 0 {
+            let depth = self.btc.tip() - anchor.height.get() + 1 + self.rng.gen_range(0..=1);
+            self.btc.replace_top(depth);
+            self.btc.mine(Vec::new(), || true);
+            self.episode.reorged_at = Some(self.height);
+        }
+        // Halted: the operators agree to resume from the new branch's block at the old anchor's height (or
+        // `resume_above` blocks higher, as deep as Bitcoin allows).
+        if halt.is_halted() && self.episode.resume_request.is_none() {
+            let h = (anchor.height.get() + self.cfg.resume_above)
+                .min(self.btc.tip().saturating_sub(1))
+                .max(anchor.height.get());
+            self.episode.resume_request = Some(from_peg((h, self.btc.blocks[h as usize].hash)));
+        }
+        // A federation change whose height has come: 2f+1 honest members of the set in force approve it.
+        if !self.quiet && self.episode.changes.first().is_some_and(|c| self.height >= c.at) {
+            let c = self.episode.changes.remove(0);
+            let Ok(fs) = ledger::federation_state(&self.chain, &state) else { return };
+            let in_force = fs.in_force();
+            let lead = self.chain.params().federation_change_min_lead;
+            let proposal = ledger::FederationProposal {
+                validators: c.members.iter().map(|i| sim_validator(*i)).collect(),
+                peg_threshold: c.threshold,
+                activation_height: Height(self.height + 1 + lead + 2),
+            };
+            let approvals = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| !self.is_byzantine(**id))
+                .map(|(pos, id)| {
+                    let key = testkit::validator_key(*id);
+                    proposal.approve(ValidatorIndex(pos as u16), in_force.epoch, &key, self.chain.genesis_hash())
+                })
+                .collect();
+            self.pool.push(ledger::Tx::Reconfigure(ledger::ReconfigureTx { proposal, approvals }));
+        }
+    }
+
+    // ---- the quiet tail ---------------------------------------------------------------------------------
+
+    /// The quiet tail and the peg-out liveness check.
+    fn quiet_tail(&mut self) -> Result<(), SimFailure> {
+        self.quiet = true;
+        let mut funded = false;
+        for _ in 0..TAIL_BOUND {
+            if !funded {
+                funded = self.fund_the_wallet()?;
+            }
+            self.step()?;
+            self.outcome.tail_heights += 1;
+            if funded && self.unpaid()?.0.is_empty() {
+                break;
+            }
+        }
+        let (unpaid, on_limit, burns) = self.unpaid()?;
+        self.outcome.burns = burns;
+        self.outcome.burns_waiting_on_limit = on_limit;
+        if let Some(b) = unpaid.first() {
+            let why = self.why_waiting(b)?;
+            return Err(SimFailure::BurnStuck {
+                seed: self.cfg.seed,
+                height: self.height,
+                burn: b.id,
+                amount: b.amount,
+                why,
+            });
+        }
+        self.check_paid_once()
+    }
+
+    /// Pays the unpaid burns plus a margin to a registered user's deposit address in the wallet in force
+    /// (registering user 0 first if nobody is); `true` once paid.
+    fn fund_the_wallet(&mut self) -> Result<bool, SimFailure> {
+        let state = self.store.snapshot(self.height);
+        let next = Height(self.height + 1);
+        let users: Vec<_> = (0..USERS).map(|u| user_key(u).public().account_id()).collect();
+        let mut live = None;
+        for u in &users {
+            if ledger::pegin::registration_is_live(&state, u, next).map_err(|e| self.state_err(e))? {
+                live = Some(*u);
+                break;
+            }
+        }
+        let Some(who) = live else {
+            if !self.mempool.iter().any(|t| t.tx.kind == UserTxKind::RegisterDeposit) {
+                self.user_tx(0, self.chain.params().registration_fee, UserTxKind::RegisterDeposit);
+            }
+            return Ok(false);
+        };
+        let (unpaid, _, _) = self.unpaid()?;
+        let owed: Amount = unpaid.iter().map(|b| b.amount).sum();
+        let epoch = ledger::federation_state(&self.chain, &state).map_err(|e| self.state_err(e))?.in_force().epoch;
+        let script = self.deposit_script(epoch, &who);
+        self.pay(TxOut { value: owed + MARGIN, script_pubkey: script }, Some(Some(who)), false);
+        Ok(true)
+    }
+}
+
+/// Test identity `i` as a validator (its consensus and peg keys).
+fn sim_validator(i: u32) -> ledger::GenesisValidator {
+    ledger::GenesisValidator {
+        consensus_key: testkit::validator_key(i).public(),
+        peg_key: testkit::validator_peg_key(i),
+        p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
+        power: 1,
     }
 }

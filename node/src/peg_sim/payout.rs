@@ -6,79 +6,21 @@
 //! validator stays), and one honest deposit to a registered user gives the wallet in force coins to pay
 //! with (genesis balances are not backed by BTC). The fee pool gets nothing extra: a burn that waits on it
 //! is a finding. The tail ends when every burn within the rolling limit is paid, or after
-//! [`super::TAIL_BOUND`] heights with the first unpaid burn named and why it waits ([`StuckReason`]).
+//! [`super::config::TAIL_BOUND`] heights with the first unpaid burn named and why it waits ([`StuckReason`]).
 //! Then every settled burn's payout is checked in the batch version Bitcoin confirmed.
+//!
+//! The driver (`mod.rs`) runs the tail, since it steps the world; this file holds what the tail asks and
+//! checks: the unpaid burns, why one waits, and each payout made once.
 
-use super::{SimFailure, StuckReason, World, TAIL_BOUND, USERS};
+use super::failure::{SimFailure, StuckReason};
+use super::world::World;
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, TxOut};
-use ledger::testkit::user_key;
-use ledger::{BurnRecord, StateReader, UserTxKind};
-use primitives::Height;
-
-/// What the honest deposit adds on top of the unpaid burns.
-const MARGIN: Amount = Amount::from_sat(1_000_000);
+use bitcoin::Amount;
+use ledger::{BurnRecord, StateReader};
 
 impl World {
-    /// The quiet tail and the peg-out liveness check.
-    pub(super) fn quiet_tail(&mut self) -> Result<(), SimFailure> {
-        self.quiet = true;
-        let mut funded = false;
-        for _ in 0..TAIL_BOUND {
-            if !funded {
-                funded = self.fund_the_wallet()?;
-            }
-            self.step()?;
-            self.outcome.tail_heights += 1;
-            if funded && self.unpaid()?.0.is_empty() {
-                break;
-            }
-        }
-        let (unpaid, on_limit, burns) = self.unpaid()?;
-        self.outcome.burns = burns;
-        self.outcome.burns_waiting_on_limit = on_limit;
-        if let Some(b) = unpaid.first() {
-            let why = self.why_waiting(b)?;
-            return Err(SimFailure::BurnStuck {
-                seed: self.cfg.seed,
-                height: self.height,
-                burn: b.id,
-                amount: b.amount,
-                why,
-            });
-        }
-        self.check_paid_once()
-    }
-
-    /// Pays the unpaid burns plus a margin to a registered user's deposit address in the wallet in force
-    /// (registering user 0 first if nobody is); `true` once paid.
-    fn fund_the_wallet(&mut self) -> Result<bool, SimFailure> {
-        let state = self.store.snapshot(self.height);
-        let next = Height(self.height + 1);
-        let users: Vec<_> = (0..USERS).map(|u| user_key(u).public().account_id()).collect();
-        let mut live = None;
-        for u in &users {
-            if ledger::pegin::registration_is_live(&state, u, next).map_err(|e| self.state_err(e))? {
-                live = Some(*u);
-                break;
-            }
-        }
-        let Some(who) = live else {
-            if !self.mempool.iter().any(|t| t.tx.kind == UserTxKind::RegisterDeposit) {
-                self.user_tx(0, self.chain.params().registration_fee, UserTxKind::RegisterDeposit);
-            }
-            return Ok(false);
-        };
-        let (unpaid, _, _) = self.unpaid()?;
-        let owed: Amount = unpaid.iter().map(|b| b.amount).sum();
-        let epoch = ledger::federation_state(&self.chain, &state).map_err(|e| self.state_err(e))?.in_force().epoch;
-        let script = self.deposit_script(epoch, &who);
-        self.pay(TxOut { value: owed + MARGIN, script_pubkey: script }, Some(Some(who)), false);
-        Ok(true)
-    }
-
     /// Burns not paid and not waiting on the rolling limit; how many wait on it; how many burns there are.
-    fn unpaid(&self) -> Result<(Vec<BurnRecord>, u64, u64), SimFailure> {
+    pub(super) fn unpaid(&self) -> Result<(Vec<BurnRecord>, u64, u64), SimFailure> {
         let state = self.store.snapshot(self.height);
         let err = |e| self.state_err(e);
         let queue = ledger::pegout::pegout_queue(&state).map_err(err)?;
@@ -98,7 +40,7 @@ impl World {
     }
 
     /// Why burn `b` is not paid yet, as far as state and Bitcoin tell.
-    fn why_waiting(&self, b: &BurnRecord) -> Result<StuckReason, SimFailure> {
+    pub(super) fn why_waiting(&self, b: &BurnRecord) -> Result<StuckReason, SimFailure> {
         let state = self.store.snapshot(self.height);
         let err = |e| self.state_err(e);
         if ledger::peg_halt(&state).map_err(err)?.is_halted() {
@@ -148,7 +90,7 @@ impl World {
     }
 
     /// Every settled burn is paid by the batch version Bitcoin confirmed: its output is there.
-    fn check_paid_once(&self) -> Result<(), SimFailure> {
+    pub(super) fn check_paid_once(&self) -> Result<(), SimFailure> {
         let state = self.store.snapshot(self.height);
         let err = |e| self.state_err(e);
         let queue = ledger::pegout::pegout_queue(&state).map_err(err)?;

@@ -6,7 +6,7 @@
 //! cannot tell), and the anchor still moves once 2f+1 views are ready. A view here is the best chain up to
 //! `tip - lag` (a lagging node has not heard of the newest blocks yet).
 
-use super::World;
+use super::world::World;
 use crate::btc_follow::{from_peg, BtcSnapshot};
 use bitcoin::hashes::Hash;
 use primitives::Hash32;

@@ -1,0 +1,109 @@
+//! The event loop's state, one struct every handler borrows from ([`super::start`] builds it), and the
+//! effects every handler carries out the same way: publishing gossip, signing and sharing, admitting a
+//! transaction, the test-only crash points.
+//!
+//! Why a file of its own, below the handlers: the loop (`service.rs`) hands events to handlers split by
+//! concern (`commands`, `commit`, `status`), and each of them reaches this state and these effects. With the
+//! state here, data flows one way (loop -> handlers -> state) and no file reaches back up to the loop.
+
+use super::consensus_host::ConsensusHost;
+use super::handle::{Command, NodeStatus, PegSummary, ServiceConfig};
+use super::sync::SyncDriver;
+use crate::bridge::{BatchSigner, PegDuties};
+use crate::chain::ChainState;
+use crate::mempool::{Mempool, MempoolError};
+use crate::wire::{self, Frame, Gossip, TOPIC_TXS};
+use ledger::SignedUserTx;
+use net::{Multiaddr, NetEvent, NetHandle, PeerId};
+use primitives::{Hash32, Height, ValidatorIndex};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, error};
+
+/// The event loop's state: every component it owns, and what the status reports.
+pub struct State {
+    pub(super) cfg: ServiceConfig,
+    pub(super) chain: ChainState,
+    pub(super) host: ConsensusHost,
+    /// The peer book, sync requests and serving (see [`super::sync`]).
+    pub(super) sync: SyncDriver,
+    pub(super) mempool: Mempool,
+    pub(super) net: NetHandle,
+    pub(super) blocks: tokio::sync::broadcast::Sender<ledger::Block>,
+    pub(super) net_events: Option<mpsc::Receiver<NetEvent>>,
+    pub(super) commands: Option<mpsc::Receiver<Command>>,
+    pub(super) status: watch::Sender<NodeStatus>,
+    pub(super) peer_id: PeerId,
+    pub(super) listen_addrs: Vec<Multiaddr>,
+    pub(super) validator_index: Option<ValidatorIndex>,
+    pub(super) synced_blocks: u64,
+    pub(super) tip_committed_ms: u64,
+    /// Test-only: junk proposals sent so far (`[fault] flood_proposals`), to make each batch new content.
+    pub(super) flood_batches: u64,
+    /// When the tip was committed here (monotonic).
+    pub(super) tip_committed_at: Instant,
+    /// The peg at the tip, for the status (see [`PegDuties::summary`]).
+    pub(super) peg_summary: PegSummary,
+    /// This validator's peg duties: anchor moves, mints, claims, objections (see [`crate::bridge`]).
+    pub(super) duties: PegDuties,
+    /// This validator's peg-out signing (see [`crate::bridge::signing`]).
+    pub(super) signer: BatchSigner,
+    /// Alerts, and the peg-out queue's wait at the tip (recomputed when the tip moves).
+    pub(super) alerts: (crate::alerts::AlertTracker, Height, Option<ledger::pegout_wait::PegOutWait>),
+    /// Signature shares and federation changes waiting for a block.
+    pub(super) fed_pool: crate::fed_pool::FedPool,
+}
+
+impl State {
+    /// Test-only: dies here if this is the configured crash point (see [`crate::fault::CrashPoint`]).
+    pub(super) fn crash_point(&self, point: crate::fault::CrashPoint, height: Height) {
+        crate::fault::maybe_crash(self.cfg.faults.crash_point, self.cfg.faults.crash_height, point, height.get());
+    }
+
+    pub(super) fn spawn_publish(&self, topic: &'static str, body: Gossip) {
+        self.spawn_publish_frame(topic, Frame { resend: 0, body });
+    }
+
+    pub(super) fn spawn_publish_frame(&self, topic: &'static str, frame: Frame) {
+        let data = wire::encode(&frame);
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            match net.publish(topic, data).await {
+                Ok(_) => {}
+                // Out already (ours or a peer's copy, within gossip's duplicate window): nothing to do.
+                Err(net::NetError::Duplicate { .. }) => {}
+                // With no peer subscribed yet publishing fails; consensus re-sends on later rounds.
+                Err(e) => debug!(topic, error = %e, "publish failed"),
+            }
+        });
+    }
+
+    /// Signs what is ours to sign at the tip and hands new shares to the pool and the network. Our shares stay
+    /// in our pool until a block has them, and we include them ourselves when we propose.
+    /// Nothing while an operator has paused signing.
+    pub(super) fn sign_and_share(&mut self) {
+        let shares = self.signer.shares_to_sign(&self.chain);
+        let state = self.chain.state();
+        for share in shares {
+            let tx = ledger::Tx::PegShare(share);
+            match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
+                Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
+                // Known already and gossiped when it was new (gossipsub drops a second identical message).
+                Ok(false) => {}
+                Err(e) => error!(error = %e, "our own signature share does not apply"),
+            }
+        }
+    }
+
+    /// Drops this validator's shares from the federation pool (signing paused); how many.
+    pub(super) fn drop_own_shares(&mut self) -> usize {
+        let state = self.chain.state();
+        let (signer, chain) = (&self.signer, &self.chain);
+        self.fed_pool.drop_shares(|s| signer.is_own_share(chain, &state, s))
+    }
+
+    pub(super) fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
+        let state = self.chain.state();
+        self.mempool.add(self.chain.chain(), &state, tx)
+    }
+}
