@@ -12,8 +12,12 @@ fn bench(c: &mut Criterion) {
     for n in [4usize, 7, 16] {
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_secret([i as u8 + 1; 32])).collect();
         let set = ValidatorSet::equal_power(keys.iter().map(|k| k.public()).collect()).expect("distinct keys");
-        let mut cert =
-            CommitCertificate { height: Height(5), round: Round(0), value: BlockId(Hash32([7; 32])), signatures: vec![] };
+        let mut cert = CommitCertificate {
+            height: Height(5),
+            round: Round(0),
+            value: BlockId(Hash32([7; 32])),
+            signatures: vec![],
+        };
         let quorum = n * 2 / 3 + 1;
         for (i, k) in keys.iter().enumerate().take(quorum) {
             let idx = ValidatorIndex(i as u16);

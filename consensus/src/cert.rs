@@ -7,7 +7,10 @@
 use crate::types::{Value, Vote, VoteKind};
 use crate::validators::ValidatorSet;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, signing_bytes, verify_batch, GenesisHash, Height, PublicKey, Round, SignDomain, Signature, ValidatorIndex};
+use primitives::{
+    canonical_bytes, signing_bytes, verify_batch, GenesisHash, Height, PublicKey, Round, SignDomain, Signature,
+    ValidatorIndex,
+};
 use serde::{Deserialize, Serialize};
 
 /// A block hash with the precommit signatures that decided it.
@@ -166,9 +169,9 @@ impl CommitCertificate {
 
 #[cfg(test)]
 mod tests {
-    use primitives::{BlockId, Hash32};
     use super::*;
     use primitives::Keypair;
+    use primitives::{BlockId, Hash32};
 
     const G: GenesisHash = GenesisHash(Hash32([9; 32]));
 
@@ -238,6 +241,9 @@ mod tests {
             moved.verify(&set, &G, Height(7)),
             Err(CertificateError::BadSignatures(b)) if b.len() == 3
         ));
-        assert!(matches!(c.verify(&set, &GenesisHash(Hash32([1; 32])), Height(7)), Err(CertificateError::BadSignatures(_))));
+        assert!(matches!(
+            c.verify(&set, &GenesisHash(Hash32([1; 32])), Height(7)),
+            Err(CertificateError::BadSignatures(_))
+        ));
     }
 }

@@ -90,10 +90,10 @@ impl Equivocation {
 
 #[cfg(test)]
 mod tests {
-    use primitives::{BlockId, Hash32};
     use super::*;
     use crate::types::{Vote, VoteKind};
     use primitives::Keypair;
+    use primitives::{BlockId, Hash32};
 
     #[test]
     fn verifies_real_equivocation_and_rejects_the_rest() {

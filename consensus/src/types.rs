@@ -7,7 +7,9 @@
 
 use crate::validators::ValidatorSet;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, BlockId, GenesisHash, Height, Keypair, Round, SignDomain, Signature, ValidatorIndex};
+use primitives::{
+    canonical_bytes, BlockId, GenesisHash, Height, Keypair, Round, SignDomain, Signature, ValidatorIndex,
+};
 use serde::{Deserialize, Serialize};
 
 /// What consensus agrees on: the hash of a block. The block body travels (and is checked) elsewhere.

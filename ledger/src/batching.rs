@@ -150,8 +150,15 @@ impl<S: StateReader> Overlay<'_, S> {
         let tx = record.unsigned()?;
         let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
-        peg::shares::verify_share(&secp, &wallet, *chain.genesis_hash().as_bytes(), &tx, &record.peg_inputs(), &peg_share)
-            .map_err(|e| TxError::BadBatchShare { batch: id, source: Box::new(e) })?;
+        peg::shares::verify_share(
+            &secp,
+            &wallet,
+            *chain.genesis_hash().as_bytes(),
+            &tx,
+            &record.peg_inputs(),
+            &peg_share,
+        )
+        .map_err(|e| TxError::BadBatchShare { batch: id, source: Box::new(e) })?;
         record.shares.push((signer, share.signatures.clone()));
         if record.is_signed() {
             record.signed_at_anchor = Some(meta.btc_anchor.height);

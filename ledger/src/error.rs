@@ -10,7 +10,9 @@ use crate::btc_anchor::BtcAnchor;
 use crate::state::StateError;
 use crate::tx::BtcOutPoint;
 use bitcoin::Amount;
-use primitives::{AccountId, BtcHeight, GenesisHash, Hash32, Height, StateRoot, TxId, Round, SignatureError, ValidatorIndex};
+use primitives::{
+    AccountId, BtcHeight, GenesisHash, Hash32, Height, Round, SignatureError, StateRoot, TxId, ValidatorIndex,
+};
 
 impl TxError {
     /// An epoch's wallet (or a figure derived from it) could not be had.

@@ -24,7 +24,8 @@ use crate::tx::{tx_root, EvidenceRecord, EvidenceTx, SignedUserTx, Tx, UserTxKin
 use bitcoin::Amount;
 use jmt::storage::TreeReader;
 use primitives::{
-    canonical_bytes, verify_batch, AccountId, BlockId, GenesisHash, Hash32, StateRoot, TxId, Height, PublicKey, Signature, SignatureError, ValidatorIndex,
+    canonical_bytes, verify_batch, AccountId, BlockId, GenesisHash, Hash32, Height, PublicKey, Signature,
+    SignatureError, StateRoot, TxId, ValidatorIndex,
 };
 
 /// What executing a block produced. Persist `write_set` atomically with the block.

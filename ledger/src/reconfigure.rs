@@ -9,7 +9,7 @@
 
 use crate::validators::GenesisValidator;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{canonical_bytes, tagged_hash, GenesisHash, TxId, Height, SignDomain, Signature, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, GenesisHash, Height, SignDomain, Signature, TxId, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 
 /// Tag of a federation change's id.

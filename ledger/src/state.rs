@@ -20,7 +20,7 @@ use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, RootHash, Version};
-use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, StateRoot, TxId, Round, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, AccountId, Hash32, Height, Round, StateRoot, TxId, ValidatorIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -8,8 +8,8 @@ use crate::codec;
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{
-    canonical_bytes, signing_bytes, tagged_hash, AccountId, GenesisHash, Hash32, Height, TxId, Keypair, PublicKey, Round, SignDomain,
-    Signature, SignatureError, ValidatorIndex,
+    canonical_bytes, signing_bytes, tagged_hash, AccountId, GenesisHash, Hash32, Height, Keypair, PublicKey, Round,
+    SignDomain, Signature, SignatureError, TxId, ValidatorIndex,
 };
 use serde::{Deserialize, Serialize};
 

@@ -48,7 +48,11 @@ fn pegout(chain: &Chain, user: u32, nonce: u64, script: &ScriptBuf, amount: u64)
 }
 
 fn deposit_script(chain: &Chain, recipient: &AccountId) -> ScriptBuf {
-    chain.genesis_wallet().deposit_descriptor(*chain.genesis_hash().as_bytes(), recipient.0 .0).expect("script").script_pubkey()
+    chain
+        .genesis_wallet()
+        .deposit_descriptor(*chain.genesis_hash().as_bytes(), recipient.0 .0)
+        .expect("script")
+        .script_pubkey()
 }
 
 fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32, kind: MintKind, coinbase: bool) -> MintTx {

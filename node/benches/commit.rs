@@ -10,16 +10,16 @@ use criterion::Criterion;
 use ledger::testkit::{self, transfer, user_key};
 use ledger::{build_block, BlockTemplate, Chain, MemStore, Tx, WriteSet};
 use node::storage::{CommitBatch, Store};
-use primitives::{canonical_bytes, Hash32, Height, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, Hash32, Height, TxId, ValidatorIndex};
 use std::time::{Duration, Instant};
 
 /// One prepared height: what `Store::commit` writes.
 struct Prepared {
     height: Height,
-    hash: Hash32,
+    hash: BlockId,
     block: Vec<u8>,
     state: WriteSet,
-    txids: Vec<Hash32>,
+    txids: Vec<TxId>,
 }
 
 /// Executes `blocks` blocks of `txs` transfers each on an in-memory state, keeping each write set.

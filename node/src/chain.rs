@@ -10,7 +10,7 @@ use crate::storage::{CommitBatch, Store, StoreError};
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError};
 use ledger::{BlockError, Chain, Snapshot, StateError};
-use primitives::{canonical_bytes, tagged_hash, Hash32, Height, Round, ValidatorIndex};
+use primitives::{canonical_bytes, tagged_hash, BlockId, GenesisHash, Hash32, Height, Round, TxId, ValidatorIndex};
 use std::sync::Arc;
 
 /// A block as it travels and is stored: the ledger block plus the certificate of the height before it,
@@ -115,7 +115,7 @@ pub enum LastCommitError {
     AtHeightOne,
     /// It decides another block than our tip.
     #[error("is for block {block}")]
-    ForOtherBlock { block: Hash32 },
+    ForOtherBlock { block: BlockId },
     /// It does not verify against the tip's validator set.
     #[error("{0}")]
     Invalid(#[source] Box<CertificateError>),
@@ -156,7 +156,7 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
         let ws = chain.genesis_state(store)?;
         let batch = CommitBatch {
             height: Height(0),
-            hash: *chain.genesis_hash(),
+            hash: chain.genesis_hash().as_block_id(),
             block: &[],
             cert: &[],
             state: &ws,

@@ -12,7 +12,7 @@ use crate::chain::FullBlock;
 
 use consensus::{Proposal, SignedProposal, ValidatorSet};
 use net::{NetHandle, PeerId};
-use primitives::{Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{GenesisHash, Height, Keypair, Round, ValidatorIndex};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -171,6 +171,7 @@ pub fn follow_partition_file(path: PathBuf, net: NetHandle) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::{BlockId, Hash32, StateRoot};
 
     #[test]
     fn partition_file_lists_peer_ids_and_reports_the_rest() {
@@ -187,16 +188,16 @@ mod tests {
         let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_secret([i; 32])).collect();
         let set = ValidatorSet::new(keys.iter().map(|k| (k.public(), 1)).collect()).expect("set");
         let me = ValidatorIndex(3);
-        let genesis = Hash32([5; 32]);
+        let genesis = GenesisHash(Hash32([5; 32]));
         let header = ledger::BlockHeader {
             genesis_hash: genesis,
             height: Height(1),
-            prev_hash: BlockId([0; 32]),
+            prev_hash: BlockId(Hash32([0; 32])),
             time_ms: 0,
             proposer: me,
             btc_anchor: ledger::BtcAnchor::default(),
             tx_root: Hash32([0; 32]),
-            state_root: StateRoot([0; 32]),
+            state_root: StateRoot(Hash32([0; 32])),
             last_commit_hash: Hash32([0; 32]),
         };
         let template = FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None };

@@ -10,7 +10,7 @@
 //! apply is kept and relayed; proposers take what still applies in order (`ledger::select_pool_txs`).
 
 use ledger::{Chain, StateReader, Tx};
-use primitives::Hash32;
+use primitives::TxId;
 
 /// Most transactions kept at once.
 pub const MAX_POOL_TXS: usize = 512;
@@ -100,6 +100,7 @@ impl FedPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::Hash32;
     use primitives::ValidatorIndex;
 
     fn share(batch: u64, signer: u16) -> Tx {

@@ -9,7 +9,7 @@
 //! - after a block, included transactions leave, and the rest are re-checked against the new state.
 
 use ledger::{check_tx, Chain, Overlay, SignedUserTx, StateReader, TxError};
-use primitives::{AccountId, Hash32};
+use primitives::{AccountId, TxId};
 use std::collections::{BTreeMap, HashMap};
 
 /// Why a transaction was not accepted.

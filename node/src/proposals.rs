@@ -22,7 +22,7 @@
 //! `PER_SLOT * (ROUND_LOOKAHEAD + 1)` for the next, whoever sends what and however long the height stalls.
 
 use crate::chain::FullBlock;
-use primitives::{Hash32, Height, Round, ValidatorIndex};
+use primitives::{BlockId, Height, Round, ValidatorIndex};
 use std::collections::HashMap;
 
 /// Rounds above our current one whose proposals are kept (messages of a round we have not reached yet
@@ -288,15 +288,16 @@ impl ProposalStore {
 /// distinct. Not executable: for the stores and hosts that only hash and hold blocks.
 #[cfg(test)]
 pub(crate) fn test_block(height: u64, salt: u64) -> FullBlock {
+    use primitives::{GenesisHash, Hash32, StateRoot};
     let header = ledger::BlockHeader {
-        genesis_hash: GenesisHash([7; 32]),
+        genesis_hash: GenesisHash(Hash32([7; 32])),
         height: Height(height),
-        prev_hash: BlockId([0; 32]),
+        prev_hash: BlockId(Hash32([0; 32])),
         time_ms: salt,
         proposer: ValidatorIndex(0),
         btc_anchor: ledger::BtcAnchor::default(),
         tx_root: Hash32([0; 32]),
-        state_root: StateRoot([0; 32]),
+        state_root: StateRoot(Hash32([0; 32])),
         last_commit_hash: Hash32([0; 32]),
     };
     FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None }
@@ -305,6 +306,7 @@ pub(crate) fn test_block(height: u64, salt: u64) -> FullBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::Hash32;
 
     use super::test_block as block;
 
@@ -411,7 +413,7 @@ mod tests {
         // A block that is not the signed value.
         let fb = block(10, 1);
         let slot = Slot { height: Height(10), round: Round(0), proposer: ValidatorIndex(p(10, 0)) };
-        let e = store.admit(w, slot.proposer, slot, Hash32([9; 32]), fb.clone()).unwrap_err();
+        let e = store.admit(w, slot.proposer, slot, BlockId(Hash32([9; 32])), fb.clone()).unwrap_err();
         assert!(matches!(e, ProposalRefusal::BlockMismatch { .. }) && e.is_forged());
         // Two distinct blocks per slot (evidence), a re-send is fine, a third is refused.
         assert_eq!(offer(&mut store, w, 10, 0, p(10, 0), 1), Ok(Admitted::New));

@@ -8,7 +8,7 @@ use crate::mempool::MempoolError;
 use crate::service::{Command, CommandError, ServiceHandle};
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx, Snapshot, StateReader, Tx};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, BlockId, Hash32, Height, TxId};
 use rpc::backend::{refusal, BackendError, ClaimError, OperatorError, RpcBackend, SubmitError};
 use rpc::types::{
     BlockSummary, ChainInfo, ChainPegInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo,
@@ -447,12 +447,12 @@ mod tests {
 
     #[test]
     fn submit_refusals_keep_their_kind() {
-        let id = Hash32([9; 32]);
+        let id = TxId(Hash32([9; 32]));
         assert!(matches!(
             submit_error(CommandError::Mempool(MempoolError::Duplicate(id))),
             SubmitError::Duplicate(got) if got == id
         ));
-        let live = ledger::TxError::RegistrationStillLive { account: AccountId(id), expires_at: Height(7) };
+        let live = ledger::TxError::RegistrationStillLive { account: AccountId(id.0), expires_at: Height(7) };
         let e = submit_error(CommandError::Mempool(MempoolError::Invalid(live.clone())));
         assert!(matches!(&e, SubmitError::Invalid(t) if *t == live), "{e}");
         assert_eq!(

@@ -2,8 +2,8 @@
 //! hands each event to the component that owns its state and carries out what the components return
 //! (WAL writes, publishes, verdicts, commits).
 //!
-//! The loop's state is [`state::State`], below every handler; the handlers are split by concern: opening
-//! the node ([`start`]), commands ([`commands`]), commits ([`commit`]), the status and alerts ([`status`]).
+//! The loop's state is `state::State`, below every handler; the handlers are split by concern: opening
+//! the node (`start`), commands (`commands`), commits (`commit`), the status and alerts (`status`).
 //!
 //! The components, each owning its state:
 //! - `consensus_host`: the Tendermint core, its timers, output queue, proposals, resends and evidence;
@@ -50,7 +50,7 @@ use crate::claims::ClaimSource;
 use crate::wire::{self, Frame, Gossip, Request, TOPIC_CONSENSUS, TOPIC_STATUS};
 use consensus::{Input, WalEntry};
 use net::{MessageId, NetEvent, PeerId, Verdict};
-use primitives::{Hash32, Height};
+use primitives::{BlockId, Height};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};

@@ -17,7 +17,7 @@
 use ledger::jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use ledger::jmt::{KeyHash, OwnedValue, Version};
 use ledger::WriteSet;
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, BlockId, GenesisHash, Hash32, Height, TxId};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 
@@ -170,10 +170,10 @@ impl Store {
                 .put_cf_opt(self.cf(CF_META), META_GENESIS, genesis.as_bytes(), &Self::synced())
                 .map_err(db_err("write genesis")),
             Some(found) => {
-                let found = Hash32(found.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                let found = GenesisHash(Hash32(found.as_slice().try_into().map_err(|_| StoreError::Corrupt {
                     what: "genesis hash",
                     reason: format!("{} bytes", found.len()),
-                })?);
+                })?));
                 if &found == genesis {
                     Ok(())
                 } else {

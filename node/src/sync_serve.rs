@@ -429,6 +429,7 @@ pub fn read_blocks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::{BlockId, GenesisHash, StateRoot};
     use std::time::Duration;
 
     #[test]
@@ -655,21 +656,21 @@ mod tests {
 
     fn stored(h: Height) -> (Vec<u8>, Vec<u8>) {
         let header = ledger::BlockHeader {
-            genesis_hash: primitives::Hash32([0; 32]),
+            genesis_hash: GenesisHash(primitives::Hash32([0; 32])),
             height: h,
-            prev_hash: primitives::Hash32([0; 32]),
+            prev_hash: BlockId(primitives::Hash32([0; 32])),
             time_ms: 0,
             proposer: primitives::ValidatorIndex(0),
             btc_anchor: ledger::BtcAnchor::default(),
             tx_root: primitives::Hash32([0; 32]),
-            state_root: primitives::Hash32([0; 32]),
+            state_root: StateRoot(primitives::Hash32([0; 32])),
             last_commit_hash: primitives::Hash32([0; 32]),
         };
         let fb = FullBlock { block: ledger::Block { header, txs: Vec::new() }, last_commit: None };
         let cert = CommitCertificate {
             height: h,
             round: primitives::Round(0),
-            value: primitives::Hash32([0; 32]),
+            value: BlockId(primitives::Hash32([0; 32])),
             signatures: Vec::new(),
         };
         (crate::wire::encode(&fb), crate::wire::encode(&cert))

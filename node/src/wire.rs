@@ -8,7 +8,7 @@ use crate::chain::FullBlock;
 use borsh::{BorshDeserialize, BorshSerialize};
 use consensus::{CommitCertificate, SignedProposal, SignedVote};
 use ledger::SignedUserTx;
-use primitives::{Hash32, Height};
+use primitives::{BlockId, Height};
 
 /// Gossip topic of proposals and votes.
 pub const TOPIC_CONSENSUS: &str = "sidechain/consensus/1";

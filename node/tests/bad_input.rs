@@ -8,7 +8,7 @@ use consensus::{Vote, VoteKind};
 use ledger::{UserTx, UserTxKind};
 use net::{NetConfig, NetEvent, Network, PeerId};
 use node::wire::{self, Frame, Gossip, Request, Response, TOPIC_CONSENSUS, TOPIC_STATUS, TOPIC_TXS};
-use primitives::{canonical_bytes, Hash32, Height, Keypair, Round, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, Keypair, Round, ValidatorIndex};
 use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 use testnet::federation::{Federation, FederationConfig};
@@ -61,7 +61,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     forged.tx.nonce = 0;
     forged.tx.kind = UserTxKind::Transfer { to, amount: Amount::from_sat(999) };
     let too_much = transfer(0, 2_000_000).sign(&user(), &info.genesis_hash);
-    let other_chain = transfer(0, 10).sign(&user(), &Hash32([3; 32]));
+    let other_chain = transfer(0, 10).sign(&user(), &GenesisHash(Hash32([3; 32])));
     for (what, tx, expect) in [
         ("tampered amount", &forged, "signature"),
         ("signed for another chain", &other_chain, "signature"),
@@ -124,7 +124,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     }
 
     // Requests: an unknown block hash gets "not found"; garbage gets no answer and a penalty.
-    let answer = attacker.request(target, wire::encode(&Request::GetBlock { hash: Hash32([0xee; 32]) })).await;
+    let answer = attacker.request(target, wire::encode(&Request::GetBlock { hash: BlockId(Hash32([0xee; 32])) })).await;
     match wire::decode::<Response>(&answer.expect("an answer")) {
         Ok(Response::Block(None)) => {}
         other => panic!("unknown block: expected Block(None), got {other:?}"),
@@ -139,7 +139,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
         kind: VoteKind::Prevote,
         height: Height(tip + 1),
         round: Round(0),
-        value: Some(Hash32([1; 32])),
+        value: Some(BlockId(Hash32([1; 32]))),
         validator: ValidatorIndex(0),
     }
     .sign(&Keypair::from_secret([9; 32]), &info.genesis_hash);

@@ -132,7 +132,7 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     );
     assert_eq!(s["btc_block_hash"].as_str(), Some(btc_block.as_str()));
     assert!(s["minted_at"].as_u64().is_some() && s["minted_time_ms"].as_u64().is_some(), "{s}");
-    let mint_txid: primitives::Hash32 = s["mint_txid"].as_str().expect("mint txid").parse().expect("hash");
+    let mint_txid: primitives::TxId = s["mint_txid"].as_str().expect("mint txid").parse().expect("hash");
     let mint = c.get_transaction(mint_txid).await.expect("the mint transaction");
     assert_eq!(mint.height.map(|h| h.get()), s["minted_at"].as_u64());
     assert_eq!(c.get_account(account).await.expect("getaccount").balance, credited);

@@ -12,7 +12,7 @@ use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Amount, ScriptBuf};
 use common::*;
 use ledger::{UserTx, UserTxKind};
-use primitives::{Hash32, Keypair};
+use primitives::{Keypair, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::{FederationInfo, PegOutStage};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ async fn info(fed: &Federation, i: usize) -> FederationInfo {
     fed.nodes[i].client().expect("client").get_federation_info().await.expect("getfederationinfo")
 }
 
-async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> Hash32 {
+async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> TxId {
     let c = fed.nodes[node].client().expect("client");
     let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
     let signed = tx.sign(user, &genesis);

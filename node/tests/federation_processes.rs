@@ -37,7 +37,7 @@ async fn balance(fed: &Federation, i: usize, id: primitives::AccountId) -> Optio
     c.get_account(id).await.ok().map(|a| a.balance)
 }
 
-async fn block_hash_at(fed: &Federation, i: usize, h: u64) -> primitives::Hash32 {
+async fn block_hash_at(fed: &Federation, i: usize, h: u64) -> primitives::BlockId {
     fed.nodes[i].client().expect("client").get_block_hash(primitives::Height(h)).await.expect("block hash")
 }
 

@@ -12,7 +12,7 @@ mod common;
 
 use bitcoin::{Amount, ScriptBuf};
 use common::*;
-use primitives::{AccountId, Hash32};
+use primitives::{AccountId, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::{PegInStage, PegOutStage};
 use std::time::{Duration, Instant};

@@ -13,13 +13,13 @@ use node::bitcoin::answer;
 use node::chain::{verify_evidence, FullBlock};
 use node::pegin::PegClaim;
 use node::wire::{decode, encode, Frame, Gossip, Request, Response};
-use primitives::{canonical_bytes, Hash32, Height, Round, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, Round, ValidatorIndex};
 use serde_json::Value;
 
 #[global_allocator]
 static ALLOC: fuzzkit::CountingAlloc = fuzzkit::CountingAlloc;
 
-fn signed_vote(kind: VoteKind, i: u16, value: Option<Hash32>, genesis: &Hash32) -> SignedVote {
+fn signed_vote(kind: VoteKind, i: u16, value: Option<BlockId>, genesis: &GenesisHash) -> SignedVote {
     Vote { kind, height: Height(1), round: Round(0), value, validator: ValidatorIndex(i) }
         .sign(&validator_key(u32::from(i)), genesis)
 }
@@ -31,7 +31,7 @@ struct Seeds {
     evidence: Vec<Vec<u8>>,
 }
 
-fn seeds() -> (Seeds, ValidatorSet, Hash32) {
+fn seeds() -> (Seeds, ValidatorSet, GenesisHash) {
     let (chain, store) = testkit::chain_and_store(4, 2, Amount::from_sat(1_000_000));
     let g = *chain.genesis_hash();
     let set = ValidatorSet::equal_power((0..4).map(|i| validator_key(i).public()).collect()).expect("4 keys");
@@ -45,7 +45,7 @@ fn seeds() -> (Seeds, ValidatorSet, Hash32) {
     );
     let template = BlockTemplate {
         height: Height(1),
-        prev_hash: g,
+        prev_hash: g.as_block_id(),
         time_ms: chain.genesis().genesis_time_ms + 1_000,
         proposer: ValidatorIndex(1),
         btc_anchor: BtcAnchor::default(),
@@ -90,8 +90,8 @@ fn seeds() -> (Seeds, ValidatorSet, Hash32) {
         encode(&Response::Block(None)),
     ];
     let equivocation = Equivocation::Votes(
-        signed_vote(VoteKind::Prevote, 2, Some(Hash32([7; 32])), &g),
-        signed_vote(VoteKind::Prevote, 2, Some(Hash32([8; 32])), &g),
+        signed_vote(VoteKind::Prevote, 2, Some(BlockId(Hash32([7; 32]))), &g),
+        signed_vote(VoteKind::Prevote, 2, Some(BlockId(Hash32([8; 32]))), &g),
     );
     let evidence = vec![canonical_bytes(&equivocation)];
     (Seeds { frames, requests, responses, evidence }, set, g)

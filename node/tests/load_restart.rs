@@ -6,7 +6,7 @@
 
 use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
-use primitives::{canonical_bytes, Hash32, Height, Keypair};
+use primitives::{canonical_bytes, GenesisHash, Height, Keypair, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::{BlockTxs, GetBlockResult};
 use rpc::BlockRef;
@@ -40,10 +40,10 @@ fn recipient(i: usize) -> usize {
 async fn submit(
     node: (String, std::path::PathBuf),
     accounts: Vec<usize>,
-    genesis: Hash32,
+    genesis: GenesisHash,
     fee: Amount,
     accepted: Arc<AtomicUsize>,
-) -> Vec<Hash32> {
+) -> Vec<TxId> {
     let client = rpc::connect(&node.0, &rpc::ClientAuth::Cookie(node.1)).expect("client");
     let mut ids = Vec::new();
     for nonce in 0..PER_ACCOUNT {
@@ -145,7 +145,7 @@ async fn ten_thousand_transfers_while_a_validator_restarts_are_committed_exactly
 
     // Exactly once: every accepted id is in exactly one block, and blocks hold nothing else.
     let tip = fed.nodes[0].height().await.expect("height");
-    let mut seen: HashMap<Hash32, u64> = HashMap::new();
+    let mut seen: HashMap<TxId, u64> = HashMap::new();
     for h in 1..=tip {
         let GetBlockResult::Json(b) = c0.get_block(BlockRef::Height(Height(h)), Some(1)).await.expect("block") else {
             panic!("verbosity 1 is JSON")

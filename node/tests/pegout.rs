@@ -9,7 +9,7 @@ mod common;
 use bitcoin::{Amount, ScriptBuf};
 use common::*;
 use ledger::{UserTx, UserTxKind};
-use primitives::{Hash32, Keypair};
+use primitives::{Keypair, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::PegOutStage;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ fn burn_tx(user: &Keypair, nonce: u64, script: &ScriptBuf, amount: Amount, rate:
     }
 }
 
-async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> Result<Hash32, String> {
+async fn send(fed: &Federation, node: usize, tx: UserTx, user: &Keypair) -> Result<TxId, String> {
     let c = fed.nodes[node].client().expect("client");
     let genesis = c.get_blockchain_info().await.expect("info").genesis_hash;
     let signed = tx.sign(user, &genesis);

@@ -8,7 +8,7 @@ mod common;
 use bitcoin::{Amount, ScriptBuf};
 use common::*;
 use ledger::{UserTx, UserTxKind};
-use primitives::{Hash32, Keypair};
+use primitives::{Keypair, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::{BlockTxs, GetBlockResult, PegOutInfo, PegOutStage, TxKindInfo};
 use std::time::{Duration, Instant};
@@ -31,12 +31,12 @@ fn burn_tx(user: &Keypair, nonce: u64, script: &ScriptBuf, amount: Amount) -> Us
     }
 }
 
-async fn pegout_status(fed: &Federation, i: usize, txid: Hash32) -> Option<PegOutInfo> {
+async fn pegout_status(fed: &Federation, i: usize, txid: TxId) -> Option<PegOutInfo> {
     fed.nodes[i].client().expect("client").get_pegout_status(txid.to_string()).await.ok()
 }
 
 /// Waits (bounded) until node `i` shows the burn at `stage` or later.
-async fn wait_stage(fed: &Federation, i: usize, txid: Hash32, stage: PegOutStage, bound: Duration) -> PegOutInfo {
+async fn wait_stage(fed: &Federation, i: usize, txid: TxId, stage: PegOutStage, bound: Duration) -> PegOutInfo {
     let deadline = Instant::now() + bound;
     loop {
         if let Some(s) = pegout_status(fed, i, txid).await.filter(|s| s.stage >= stage) {

@@ -5,7 +5,7 @@ use bitcoin::Amount;
 use ledger::testkit::{chain_and_store, transfer, user_key};
 use ledger::{build_block, BlockTemplate, Chain, Snapshot, StateReader, Tx};
 use node::storage::{CommitBatch, Store, StoreError};
-use primitives::{canonical_bytes, Hash32, Height, ValidatorIndex};
+use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, StateRoot, TxId, ValidatorIndex};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ fn open_with_genesis(dir: &Path) -> (Chain, Store) {
 }
 
 /// Builds and commits the next block with one transfer from user `i % 8`; returns its state root.
-fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
+fn commit_next(chain: &Chain, store: &Store) -> StateRoot {
     let tip = store.tip().expect("tip").expect("genesis committed");
     let height = tip.next();
     let sender = user_key((height.get() % 8) as u32);
@@ -35,7 +35,7 @@ fn commit_next(chain: &Chain, store: &Store) -> Hash32 {
     };
     let (block, outcome) = build_block(chain, store, template, vec![Tx::User(tx)]).expect("valid block");
     let bytes = canonical_bytes(&block);
-    let txids: Vec<Hash32> = block.txs.iter().map(Tx::txid).collect();
+    let txids: Vec<TxId> = block.txs.iter().map(Tx::txid).collect();
     store
         .commit(&CommitBatch {
             height,
@@ -86,18 +86,18 @@ fn a_commit_that_skips_a_height_is_refused_and_changes_nothing() {
     let err = store
         .commit(&CommitBatch {
             height: Height(5),
-            hash: Hash32([9; 32]),
+            hash: BlockId(Hash32([9; 32])),
             block: b"x",
             cert: b"y",
             state: &ws,
-            txids: &[Hash32([8; 32])],
+            txids: &[TxId(Hash32([8; 32]))],
             registrations: &[],
         })
         .expect_err("height 5 does not extend tip 1");
     assert!(matches!(err, StoreError::NotNextHeight { got: Height(5), .. }), "{err}");
     assert_eq!(store.tip().expect("tip"), Some(Height(1)));
     assert_eq!(store.block(Height(5)).expect("read"), None);
-    assert_eq!(store.tx_location(&Hash32([8; 32])).expect("read"), None);
+    assert_eq!(store.tx_location(&TxId(Hash32([8; 32]))).expect("read"), None);
 }
 
 #[test]
@@ -133,8 +133,8 @@ fn a_locked_datadir_is_a_clear_error() {
 fn a_datadir_of_another_chain_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
-    store.check_genesis(&Hash32([1; 32])).expect("first genesis binds");
-    assert!(matches!(store.check_genesis(&Hash32([2; 32])), Err(StoreError::WrongGenesis { .. })));
+    store.check_genesis(&GenesisHash(Hash32([1; 32]))).expect("first genesis binds");
+    assert!(matches!(store.check_genesis(&GenesisHash(Hash32([2; 32]))), Err(StoreError::WrongGenesis { .. })));
 }
 
 const CHILD_ENV: &str = "SIDECHAIN_STORAGE_CRASH_CHILD_DB";
@@ -167,14 +167,14 @@ fn kill_minus_9_during_writes_leaves_a_consistent_store() {
         // Wait (bounded) until it has acknowledged a few more commits, then kill it at whatever instant
         // it is in: most likely in the middle of the next write batch.
         let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel::<(u64, Hash32)>();
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, StateRoot)>();
         let reader = std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("committed ") {
                     let mut it = rest.split(' ');
                     let h: u64 = it.next().and_then(|s| s.parse().ok()).expect("height");
-                    let root: Hash32 = it.next().and_then(|s| s.parse().ok()).expect("root");
+                    let root: StateRoot = it.next().and_then(|s| s.parse().ok()).expect("root");
                     if tx.send((h, root)).is_err() {
                         break;
                     }

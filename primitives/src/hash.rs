@@ -8,14 +8,15 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A SHA-256 output with no meaning of its own: a tagged hash, a Merkle node, a digest of some bytes.
-/// A hash that names something has its own type ([`BlockId`], [`TxId`], [`StateRoot`], [`GenesisHash`],
-/// `AccountId`; Bitcoin's are `bitcoin::Txid` and `bitcoin::BlockHash`), so one can never be passed where
-/// another is meant. Each wraps a `Hash32` and shows, parses and encodes exactly as one.
+/// A hash that names something on the sidechain has its own type ([`BlockId`], [`TxId`], [`StateRoot`],
+/// [`GenesisHash`], `AccountId`), so one can never be passed where another is meant. Each wraps a `Hash32` and
+/// shows, parses and encodes exactly as one. (Bitcoin txids and block hashes the ledger records are still
+/// `Hash32` in internal byte order; the RPC shows them as `bitcoin::Txid`/`bitcoin::BlockHash`.)
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Hash32(pub [u8; 32]);
 
 impl Hash32 {
-    /// The all-zero hash, used as "no previous block" at genesis.
+    /// The all-zero hash (e.g. the last commit hash of the first block, which has no previous commit).
     pub const ZERO: Hash32 = Hash32([0; 32]);
 
     /// The raw bytes.

@@ -169,11 +169,11 @@ pub fn operator_error(method: &str, e: &OperatorError) -> ErrorObjectOwned {
 
 #[cfg(test)]
 mod tests {
-    use primitives::{Hash32};
     use super::*;
     use crate::backend::{refusal, Unsupported};
     use ledger::BtcOutPoint;
     use primitives::AccountId;
+    use primitives::Hash32;
 
     fn outpoint() -> BtcOutPoint {
         BtcOutPoint { txid: Hash32([7; 32]), vout: 1 }

@@ -17,7 +17,10 @@ use bitcoin::Amount;
 use consensus::{CommitCertificate, Equivocation};
 use ledger::{Block, Genesis, Tx};
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, BlockId, BtcHeight, GenesisHash, Hash32, Height, PublicKey, Round, Signature, StateRoot, TxId, ValidatorIndex};
+use primitives::{
+    canonical_bytes, AccountId, BlockId, BtcHeight, GenesisHash, Hash32, Height, PublicKey, Round, Signature,
+    StateRoot, TxId, ValidatorIndex,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! on its own node, and `submitfederationchange` with 2f+1 approvals.
 
 use crate::federation::{Federation, FederationError};
-use primitives::{Hash32, Height};
+use primitives::{Height, TxId};
 use rpc::client::SidechainApiClient;
 
 fn rpc_error(node: &str) -> impl Fn(jsonrpsee::core::ClientError) -> FederationError + '_ {

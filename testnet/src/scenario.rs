@@ -25,7 +25,7 @@
 use crate::federation::{Federation, FederationError};
 use crate::process::{Health, Stopped};
 use consensus::{CommitCertificate, ValidatorSet};
-use primitives::{Hash32, Height};
+use primitives::{BlockId, GenesisHash, Height};
 use rpc::client::SidechainApiClient;
 use rpc::types::{BlockInfo, BlockTxs, GetBlockResult};
 use rpc::BlockRef;
@@ -417,7 +417,7 @@ async fn check_chain(fed: &Federation, nodes: &[usize], tip: u64) -> Result<Scan
     let mut minted: HashMap<ledger::BtcOutPoint, u64> = Default::default();
     let mut settled: HashMap<u64, u64> = Default::default();
     // The node takes the genesis hash as the parent of block 1 (`ChainState::open`).
-    let mut prev = genesis;
+    let mut prev = genesis.as_block_id();
     for (h, hash) in (1..=tip).zip(reference) {
         let got = client.get_block(BlockRef::Height(Height(h)), Some(0)).await.map_err(rpc_err(&node.name))?;
         let GetBlockResult::Hex(text) = got else { return Err(bad(h, "verbosity 0 did not give hex".into())) };

@@ -6,7 +6,7 @@
 
 use bitcoin::{Amount, Denomination};
 use ledger::{SignedUserTx, UserTx, UserTxKind};
-use primitives::{AccountId, Hash32, Keypair, PublicKey};
+use primitives::{AccountId, GenesisHash, Keypair, PublicKey};
 use rpc::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -207,6 +207,7 @@ impl Wallet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use primitives::Hash32;
 
     #[test]
     fn amounts_need_a_unit() {
@@ -245,13 +246,13 @@ mod tests {
         let loaded = Wallet::load(&path).unwrap();
         assert_eq!(loaded.account(), w.account());
         let tx = loaded.transfer(
-            &Hash32([1; 32]),
+            &GenesisHash(Hash32([1; 32])),
             0,
             AccountId(Hash32([2; 32])),
             Amount::from_sat(5),
             Amount::from_sat(100),
         );
-        assert_eq!(tx.verify_signature(&Hash32([1; 32])), Ok(()));
+        assert_eq!(tx.verify_signature(&GenesisHash(Hash32([1; 32]))), Ok(()));
     }
 
     #[test]

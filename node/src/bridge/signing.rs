@@ -137,8 +137,15 @@ impl BatchSigner {
                 .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
                 .collect();
             let finalized = v.unsigned(b.id).map_err(FinalizeError::from).and_then(|unsigned| {
-                peg::shares::finalize_batch(&secp, &wallet, *chain.genesis_hash().as_bytes(), &unsigned, &v.peg_inputs(), &shares)
-                    .map_err(FinalizeError::from)
+                peg::shares::finalize_batch(
+                    &secp,
+                    &wallet,
+                    *chain.genesis_hash().as_bytes(),
+                    &unsigned,
+                    &v.peg_inputs(),
+                    &shares,
+                )
+                .map_err(FinalizeError::from)
             });
             match finalized {
                 Ok(signed) => {

@@ -13,7 +13,7 @@ use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::pegin;
 use ledger::testkit::{self, user_key};
 use ledger::{BlockTemplate, BtcAnchor, BtcOutPoint, PegHalt, PegPlan, StateReader, Tx};
-use primitives::{Hash32, Height, ValidatorIndex};
+use primitives::{BlockId, Hash32, Height, TxId, ValidatorIndex};
 use rand::Rng;
 use std::collections::{BTreeMap, HashSet};
 
@@ -408,7 +408,7 @@ impl World {
         let settled_before = ledger::batching::batch_index(&before).map_err(|e| self.state_err(e))?;
         self.store.apply(&outcome.write_set);
         self.height += 1;
-        self.trace.extend_from_slice(&block.header.state_root.0);
+        self.trace.extend_from_slice(block.header.state_root.as_bytes());
         self.outcome.mints += block.txs.iter().filter(|t| matches!(t, Tx::Mint(_))).count() as u64;
         let anchor = block.header.btc_anchor;
         let early = |b: &BtcAnchor| ledger::peg_cursor::is_early(b, &anchor);
@@ -444,7 +444,7 @@ impl World {
             self.outcome.resumes += 1;
             self.episode.resumed(self.height);
         }
-        let included: HashSet<Hash32> = block.txs.iter().map(Tx::txid).collect();
+        let included: HashSet<TxId> = block.txs.iter().map(Tx::txid).collect();
         self.mempool.retain(|t| {
             !included.contains(&Tx::User(t.clone()).txid()) && ledger::check_tx(&self.chain, &state, t).is_ok()
         });
@@ -479,13 +479,19 @@ impl World {
                 b.shares.iter().map(|(v, s)| peg::Share { signer: v.as_usize(), signatures: s.clone() }).collect();
             let tx = b.unsigned().map_err(|e| self.state_err(e))?;
             let wallet = self.wallet(b.epoch);
-            let signed =
-                peg::finalize_batch(&self.secp, wallet, *self.chain.genesis_hash().as_bytes(), &tx, &b.peg_inputs(), &shares)
-                    .map_err(|e| SimFailure::BuildFailed {
-                        seed: self.cfg.seed,
-                        height: self.height,
-                        reason: e.to_string(),
-                    })?;
+            let signed = peg::finalize_batch(
+                &self.secp,
+                wallet,
+                *self.chain.genesis_hash().as_bytes(),
+                &tx,
+                &b.peg_inputs(),
+                &shares,
+            )
+            .map_err(|e| SimFailure::BuildFailed {
+                seed: self.cfg.seed,
+                height: self.height,
+                reason: e.to_string(),
+            })?;
             self.submitted.insert((id, b.txid));
             match self.btc.submit(signed) {
                 Ok(()) => {}

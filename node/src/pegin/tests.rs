@@ -6,7 +6,7 @@ use bitcoin::hashes::Hash;
 use ledger::testkit::{self, user_key};
 use ledger::{BlockHeader, MemStore, MintKind, UserTx, UserTxKind};
 use primitives::AccountId;
-use primitives::{BtcHeight, ValidatorIndex};
+use primitives::{BlockId, BtcHeight, GenesisHash, StateRoot, ValidatorIndex};
 
 /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the
 /// plain federation script.

@@ -7,7 +7,7 @@ use super::state::State;
 use crate::chain::{ChainError, FullBlock};
 use crate::wire::{Gossip, TOPIC_STATUS};
 use consensus::CommitCertificate;
-use primitives::{Hash32, Height};
+use primitives::{Height, TxId};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -30,7 +30,7 @@ impl State {
         match self.chain.commit(fb, cert) {
             Ok(outcome) => {
                 self.crash_point(crate::fault::CrashPoint::AfterCommitWrite, fb.height());
-                let included: Vec<Hash32> = outcome.receipts.iter().map(|r| r.txid).collect();
+                let included: Vec<TxId> = outcome.receipts.iter().map(|r| r.txid).collect();
                 self.mempool.on_block(self.chain.chain(), &self.chain.state(), &included);
                 let state = self.chain.state();
                 self.duties.after_commit(&self.chain, fb);

@@ -19,7 +19,7 @@ use crate::fault::VoteFaults;
 use crate::proposals::{ProposalRefusal, ProposalStore, Slot, Window};
 use crate::wire::{Frame, Gossip};
 use consensus::{CommitCertificate, Consensus, Equivocation, Input, Message, Output, Timeout, ValidatorSet, WalEntry};
-use primitives::{Hash32, Height, Round, ValidatorIndex};
+use primitives::{BlockId, Height, Round, ValidatorIndex};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
@@ -340,8 +340,9 @@ mod tests {
     use crate::proposals::test_block as block;
     use consensus::{Vote, VoteKind};
     use primitives::Keypair;
+    use primitives::{GenesisHash, Hash32};
 
-    const GENESIS: Hash32 = Hash32([7; 32]);
+    const GENESIS: GenesisHash = GenesisHash(Hash32([7; 32]));
 
     fn keys(n: u8) -> Vec<Keypair> {
         (1..=n).map(|i| Keypair::from_secret([i; 32])).collect()

@@ -14,7 +14,7 @@ use crate::storage::{Store, StoreError};
 use consensus::Equivocation;
 use ledger::{Chain, SignedUserTx, StateReader};
 use net::{Multiaddr, NetHandle};
-use primitives::{Hash32, Height};
+use primitives::{BlockId, Height, StateRoot, TxId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use crate::mempool::{Mempool, MempoolError};
 use crate::wire::{self, Frame, Gossip, TOPIC_TXS};
 use ledger::SignedUserTx;
 use net::{Multiaddr, NetEvent, NetHandle, PeerId};
-use primitives::{Hash32, Height, ValidatorIndex};
+use primitives::{Height, TxId, ValidatorIndex};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error};
@@ -102,7 +102,7 @@ impl State {
         self.fed_pool.drop_shares(|s| signer.is_own_share(chain, &state, s))
     }
 
-    pub(super) fn admit_tx(&mut self, tx: SignedUserTx) -> Result<Hash32, MempoolError> {
+    pub(super) fn admit_tx(&mut self, tx: SignedUserTx) -> Result<TxId, MempoolError> {
         let state = self.chain.state();
         self.mempool.add(self.chain.chain(), &state, tx)
     }

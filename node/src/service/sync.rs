@@ -11,7 +11,7 @@ use crate::sync_serve::{Allowance, RequestLimiter, SyncServer};
 use crate::wire::{self, Request, Response, MAX_BLOCKS_PER_RESPONSE};
 use consensus::CommitCertificate;
 use net::{NetHandle, PeerId};
-use primitives::{Hash32, Height};
+use primitives::{BlockId, Height};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;

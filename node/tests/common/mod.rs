@@ -33,7 +33,7 @@ pub fn sponsor_account() -> (String, u64) {
 }
 
 /// Waits (bounded) until `txid` is in a committed block.
-async fn wait_committed(fed: &Federation, txid: primitives::Hash32, what: &str) {
+async fn wait_committed(fed: &Federation, txid: primitives::TxId, what: &str) {
     let c = fed.nodes[0].client().expect("client");
     let deadline = Instant::now() + Duration::from_secs(60);
     while c.get_transaction(txid).await.map(|t| t.height.is_none()).unwrap_or(true) {
@@ -225,7 +225,7 @@ pub fn held_by(fed: &Federation, b: usize, script: &bitcoin::ScriptBuf) -> Amoun
 pub async fn wait_pegout(
     fed: &Federation,
     i: usize,
-    txid: primitives::Hash32,
+    txid: primitives::TxId,
     stage: rpc::types::PegOutStage,
     bound: Duration,
 ) -> rpc::types::PegOutInfo {

@@ -360,10 +360,10 @@ pub struct ClaimPegInResult {
 
 #[cfg(test)]
 mod tests {
-    use primitives::{TxId};
     use super::*;
     use ledger::BtcAnchor;
     use primitives::BtcHeight;
+    use primitives::TxId;
 
     const TXID: &str = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
 

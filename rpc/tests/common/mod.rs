@@ -385,7 +385,8 @@ impl RpcBackend for MemBackend {
             Vote { kind: VoteKind::Prevote, height: Height(1), round: Round(0), value: v, validator: ValidatorIndex(3) }
                 .sign(&validator_key(3), g)
         };
-        let e = consensus::Equivocation::Votes(vote(Some(BlockId(Hash32([1; 32])))), vote(Some(BlockId(Hash32([2; 32])))));
+        let e =
+            consensus::Equivocation::Votes(vote(Some(BlockId(Hash32([1; 32])))), vote(Some(BlockId(Hash32([2; 32])))));
         Ok(vec![EvidenceInfo::from(&e)])
     }
 

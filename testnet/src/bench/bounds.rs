@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use bitcoin::Amount;
 use ledger::testkit::{self, transfer, user_key};
 use ledger::{build_block, execute_block, BlockTemplate, Chain, MemStore, Tx, WriteSet};
-use primitives::{verify_batch, Hash32, Height, Keypair, PublicKey, Round, Signature, ValidatorIndex};
+use primitives::{
+    verify_batch, BlockId, GenesisHash, Hash32, Height, Keypair, PublicKey, Round, Signature, ValidatorIndex,
+};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -96,11 +98,15 @@ pub fn fsyncs(dir: &Path) -> Result<(Duration, Duration)> {
 /// Median time to verify one commit certificate of a quorum (3 of 4 equal-power validators), the check
 /// every node makes before it commits a block.
 pub fn quorum_verify() -> Result<Duration> {
-    let g = Hash32([1; 32]);
+    let g = GenesisHash(Hash32([1; 32]));
     let keys: Vec<Keypair> = (0..4u8).map(|i| Keypair::from_secret([i + 1; 32])).collect();
     let set = consensus::ValidatorSet::equal_power(keys.iter().map(|k| k.public()).collect())?;
-    let mut cert =
-        consensus::CommitCertificate { height: Height(5), round: Round(0), value: Hash32([7; 32]), signatures: vec![] };
+    let mut cert = consensus::CommitCertificate {
+        height: Height(5),
+        round: Round(0),
+        value: BlockId(Hash32([7; 32])),
+        signatures: vec![],
+    };
     for (i, k) in keys.iter().enumerate().take(3) {
         let idx = ValidatorIndex(i as u16);
         cert.signatures.push((idx, cert.precommit(idx).sign(k, &g).signature));

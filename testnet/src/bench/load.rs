@@ -11,7 +11,7 @@ use anyhow::Result;
 use bitcoin::Amount;
 use jsonrpsee::http_client::HttpClient;
 use ledger::{UserTx, UserTxKind};
-use primitives::{canonical_bytes, Hash32, Height, Keypair};
+use primitives::{canonical_bytes, GenesisHash, Height, Keypair, TxId};
 use rpc::client::SidechainApiClient;
 use rpc::types::{BlockTxs, GetBlockResult};
 use std::collections::HashMap;

@@ -17,7 +17,7 @@ use bitcoin::Amount;
 use clap::{Parser, Subcommand};
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
-use primitives::{AccountId, Hash32};
+use primitives::{AccountId, Hash32, TxId};
 use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxInfo, TxKindInfo};
 use rpc::{BlockRef, ClientAuth, SidechainApiClient};
 use serde::Serialize;

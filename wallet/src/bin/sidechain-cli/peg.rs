@@ -19,7 +19,7 @@ use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, ScriptBuf, Txid};
 use clap::Args;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
-use primitives::{AccountId, Hash32};
+use primitives::{AccountId, GenesisHash, TxId};
 use rpc::types::{btc_string, PegInStage, PegInStatus, TxStatus};
 use rpc::{errors, SidechainApiClient};
 use serde::Serialize;
