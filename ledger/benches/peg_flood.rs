@@ -11,9 +11,10 @@
 //! BTC block holds); override with `PEG_FLOOD_OUTPUTS=200000`.
 
 mod common;
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use common::median;
-use primitives::{Hash32, Height};
+use primitives::Height;
 use sidechain_ledger::testkit::{self, btc_anchor};
 use sidechain_ledger::{
     fee_pool_id, plan_early_peg_txs, plan_peg_txs, BtcBlockFacts, BtcOutPoint, Chain, MemStore, MintKind, MintTx, Room,
@@ -23,7 +24,7 @@ use std::time::Duration;
 /// `n` outputs of `sats` to the plain federation script in BTC block 2 (credited to the fee pool).
 fn facts(n: u32, sats: u64) -> BtcBlockFacts {
     let output = |i: u32| MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([0x71; 32]), vout: i },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([0x71; 32]), vout: i },
         recipient: fee_pool_id(),
         amount: Amount::from_sat(sats),
         btc_block: btc_anchor(2),

@@ -37,7 +37,7 @@ use crate::genesis::Chain;
 use crate::overlay::Overlay;
 use crate::state::{ChainMeta, StateError, StateReader};
 use crate::tx::{MintKind, MintTx, SettleTx, Tx};
-use primitives::{Hash32, Height};
+use primitives::Height;
 
 /// One BTC block above the anchor as a bitcoind shows it: what it pays the federation and what it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct BtcBlockFacts {
     /// [`MintKind::Federation`] for a plain federation script (credited to the fee pool).
     pub outputs: Vec<MintTx>,
     /// The txids of its transactions (a peg-out batch version among them confirms that batch).
-    pub txids: Vec<Hash32>,
+    pub txids: Vec<bitcoin::Txid>,
 }
 
 /// The peg transactions a block carries, in the order it carries them, with what was left out and why.
@@ -284,7 +284,7 @@ pub fn plan_late_settles<S: StateReader>(
     state: &S,
     height: Height,
     anchor: BtcAnchor,
-    confirmed: &std::collections::BTreeMap<Hash32, BtcAnchor>,
+    confirmed: &std::collections::BTreeMap<bitcoin::Txid, BtcAnchor>,
 ) -> Result<Vec<SettleTx>, StateError> {
     let mut out = Vec::new();
     let Some(prev) = state.chain_meta()? else { return Ok(out) };

@@ -76,8 +76,12 @@ pub struct BatchRecord {
     pub vbytes: u64,
     /// The unsigned transaction, consensus-encoded.
     pub unsigned_tx: Vec<u8>,
-    /// Its txid (internal byte order).
-    pub txid: Hash32,
+    /// Its txid.
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
     /// Verified signature shares for this version, by signer (position in the epoch's validator list), in
     /// the order they were recorded.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
@@ -115,8 +119,12 @@ pub struct BatchVersion {
     pub vbytes: u64,
     /// The unsigned transaction, consensus-encoded.
     pub unsigned_tx: Vec<u8>,
-    /// Its txid (internal byte order).
-    pub txid: Hash32,
+    /// Its txid.
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
     /// Its signature shares.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,
     /// The agreed fee rate it was priced at (see [`BatchRecord::priced_at_sat_vb`]).
@@ -147,12 +155,12 @@ impl BatchRecord {
     }
 
     /// Every version's txid, oldest first (the current one last).
-    pub fn version_txids(&self) -> impl Iterator<Item = Hash32> + '_ {
+    pub fn version_txids(&self) -> impl Iterator<Item = bitcoin::Txid> + '_ {
         self.earlier.iter().map(|v| v.txid).chain(std::iter::once(self.txid))
     }
 
     /// The version with `txid`, if it is one of this batch's.
-    pub fn version(&self, txid: &Hash32) -> Option<BatchVersion> {
+    pub fn version(&self, txid: &bitcoin::Txid) -> Option<BatchVersion> {
         if *txid == self.txid {
             return Some(self.current_version());
         }

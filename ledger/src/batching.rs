@@ -31,9 +31,8 @@ use crate::overlay::Overlay;
 use crate::pegout::{burn, pegout_queue, BurnRecord};
 use crate::state::{fee_pool_id, ChainMeta, StateError, StateKey, StateReader};
 use crate::tx::BtcOutPoint;
-use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf};
-use primitives::{canonical_bytes, Hash32, StateRoot};
+use primitives::{canonical_bytes, StateRoot};
 
 impl<S: StateReader> Overlay<'_, S> {
     /// Settles batch `s.batch` confirmed on Bitcoin by version `s.txid` (the current one or an earlier one):
@@ -257,7 +256,7 @@ impl<S: StateReader> Overlay<'_, S> {
             fee: plan.fee,
             vbytes: plan.vbytes,
             unsigned_tx: bitcoin::consensus::encode::serialize(&plan.tx),
-            txid: Hash32(plan.tx.compute_txid().to_byte_array()),
+            txid: plan.tx.compute_txid(),
             shares: Vec::new(),
             signed_at_anchor: None,
             earlier: Vec::new(),

@@ -69,6 +69,7 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
     use primitives::BtcHeight;
 
     #[test]
@@ -79,7 +80,7 @@ mod tests {
             prev_hash: BlockId(Hash32([3; 32])),
             time_ms: 4,
             proposer: ValidatorIndex(5),
-            btc_anchor: BtcAnchor { height: BtcHeight(6), hash: Hash32([7; 32]) },
+            btc_anchor: BtcAnchor { height: BtcHeight(6), hash: bitcoin::BlockHash::from_byte_array([7; 32]) },
             tx_root: Hash32([8; 32]),
             state_root: StateRoot(Hash32([9; 32])),
             last_commit_hash: Hash32([10; 32]),

@@ -6,28 +6,50 @@
 //! `crate::block::BtcAnchor` re-exports it.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{BtcHeight, Hash32};
+use primitives::BtcHeight;
 use serde::{Deserialize, Serialize};
 
 /// A Bitcoin block the sidechain has agreed on: peg facts are taken up to it.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 pub struct BtcAnchor {
     /// Its height in the Bitcoin chain.
     pub height: BtcHeight,
-    /// Its hash, in internal byte order (as in the block header, not the reversed RPC display).
-    pub hash: Hash32,
+    /// Its hash (stored in internal byte order, as in the block header; shown in Bitcoin's display order).
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub hash: bitcoin::BlockHash,
+}
+
+impl Default for BtcAnchor {
+    /// Height 0 and the all-zeros hash: "no block", as a `Hash32` default was before the hash had its type.
+    fn default() -> Self {
+        use bitcoin::hashes::Hash;
+        BtcAnchor { height: BtcHeight::default(), hash: bitcoin::BlockHash::all_zeros() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    /// In JSON (the genesis file, the RPC) the hash reads as `bitcoin-cli getblockhash` prints it; in borsh
+    /// (signed and stored bytes) it is the header's internal-order bytes, as before it had a type.
+    #[test]
+    fn anchor_hash_shows_in_display_order_and_encodes_in_internal_order() {
+        let mut internal = [0u8; 32];
+        internal[0] = 0xab;
+        let a = BtcAnchor { height: BtcHeight(5), hash: bitcoin::BlockHash::from_byte_array(internal) };
+        let json = serde_json::to_value(a).expect("json");
+        assert_eq!(json["hash"], format!("{}ab", "00".repeat(31)), "the first internal byte shows last");
+        assert_eq!(serde_json::from_value::<BtcAnchor>(json).expect("back"), a);
+        let bytes = borsh::to_vec(&a).expect("borsh");
+        assert_eq!(bytes[..4], 5u32.to_le_bytes());
+        assert_eq!(bytes[4..], internal);
+        assert_eq!(borsh::from_slice::<BtcAnchor>(&bytes).expect("back"), a);
+    }
 }

@@ -22,8 +22,7 @@ use crate::error::TxError;
 use crate::genesis::Chain;
 use crate::overlay::Overlay;
 use crate::state::{fee_pool_id, ChainMeta, StateKey, StateReader};
-use bitcoin::hashes::Hash as _;
-use primitives::{canonical_bytes, BtcHeight, Hash32};
+use primitives::{canonical_bytes, BtcHeight};
 
 /// Why a due bump was not built at this height (it is tried again at the next block).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +162,7 @@ impl<S: StateReader> Overlay<'_, S> {
         record.fee = plan.fee;
         record.vbytes = plan.vbytes;
         record.unsigned_tx = bitcoin::consensus::encode::serialize(&plan.tx);
-        record.txid = Hash32(plan.tx.compute_txid().to_byte_array());
+        record.txid = plan.tx.compute_txid();
         record.shares = Vec::new();
         record.signed_at_anchor = None;
         // A bump pays at least the previous fee, so it is priced at no less than the previous version.

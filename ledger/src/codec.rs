@@ -3,7 +3,8 @@
 //! Why: `bitcoin::Amount` and `bitcoin::PublicKey` do not implement borsh, yet the house rule is that money
 //! is a `bitcoin::Amount` in every public signature. These functions pin their canonical encoding:
 //! an amount is its value in satoshis as a little-endian `u64`; a peg key is its 33-byte compressed
-//! SEC1 encoding. Use them with `#[borsh(serialize_with = "...", deserialize_with = "...")]`.
+//! SEC1 encoding; a Bitcoin txid or block hash is its 32 bytes in internal order (as in transactions and
+//! headers, not the reversed RPC display), exactly what a `Hash32` was before they had types. Use them with `#[borsh(serialize_with = "...", deserialize_with = "...")]`.
 
 use bitcoin::Amount;
 use borsh::io::{Error, ErrorKind, Read, Write};
@@ -77,6 +78,39 @@ pub mod peg_keys {
         (0..n).map(|_| peg_key::deserialize(reader)).collect()
     }
 }
+/// A Bitcoin hash (`bitcoin::Txid`, `bitcoin::BlockHash`) as its 32 bytes in internal byte order.
+pub mod btc_hash {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    /// Writes the 32 internal-order bytes.
+    pub fn serialize<H: Hash<Bytes = [u8; 32]>, W: Write>(value: &H, writer: &mut W) -> Result<(), Error> {
+        writer.write_all(value.as_byte_array())
+    }
+
+    /// Reads 32 bytes.
+    pub fn deserialize<H: Hash<Bytes = [u8; 32]>, R: Read>(reader: &mut R) -> Result<H, Error> {
+        <[u8; 32]>::deserialize_reader(reader).map(H::from_byte_array)
+    }
+}
+
+/// `Vec` of Bitcoin hashes as borsh's `u32` length, then each as [`btc_hash`] encodes it (borsh's own
+/// encoding of a `Vec<[u8; 32]>`).
+pub mod btc_hashes {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    /// Writes the count, then each hash's 32 bytes.
+    pub fn serialize<H: Hash<Bytes = [u8; 32]>, W: Write>(value: &[H], writer: &mut W) -> Result<(), Error> {
+        let arrays: Vec<[u8; 32]> = value.iter().map(|h| h.to_byte_array()).collect();
+        arrays.serialize(writer)
+    }
+
+    /// Reads what [`serialize`] writes.
+    pub fn deserialize<H: Hash<Bytes = [u8; 32]>, R: Read>(reader: &mut R) -> Result<Vec<H>, Error> {
+        Vec::<[u8; 32]>::deserialize_reader(reader).map(|v| v.into_iter().map(H::from_byte_array).collect())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -90,6 +124,27 @@ mod tests {
         let bytes = borsh::to_vec(&Wrap(Amount::from_sat(0x0102))).unwrap();
         assert_eq!(bytes, vec![2, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(borsh::from_slice::<Wrap>(&bytes).unwrap(), Wrap(Amount::from_sat(0x0102)));
+    }
+
+    /// A typed Bitcoin hash is encoded exactly as the `[u8; 32]` (a `Hash32`) it replaced, so no signed or
+    /// stored byte changed when it got its type.
+    #[test]
+    fn btc_hashes_encode_as_their_internal_bytes() {
+        use bitcoin::hashes::Hash;
+        #[derive(BorshSerialize, BorshDeserialize, PartialEq, Debug)]
+        struct Hashes {
+            #[borsh(serialize_with = "btc_hash::serialize", deserialize_with = "btc_hash::deserialize")]
+            one: bitcoin::Txid,
+            #[borsh(serialize_with = "btc_hashes::serialize", deserialize_with = "btc_hashes::deserialize")]
+            many: Vec<bitcoin::BlockHash>,
+        }
+        let typed = Hashes {
+            one: bitcoin::Txid::from_byte_array([1; 32]),
+            many: vec![bitcoin::BlockHash::from_byte_array([2; 32]), bitcoin::BlockHash::from_byte_array([3; 32])],
+        };
+        let bytes = borsh::to_vec(&typed).unwrap();
+        assert_eq!(bytes, borsh::to_vec(&([1u8; 32], vec![[2u8; 32], [3u8; 32]])).unwrap());
+        assert_eq!(borsh::from_slice::<Hashes>(&bytes).unwrap(), typed);
     }
 
     #[test]

@@ -154,9 +154,9 @@ pub enum TxError {
     #[error("deposit block {btc_block} is not the anchored block {anchor}")]
     MintNotInAnchoredChain {
         /// The block named.
-        btc_block: Hash32,
+        btc_block: bitcoin::BlockHash,
         /// The anchor.
-        anchor: Hash32,
+        anchor: bitcoin::BlockHash,
     },
     /// A mint of zero or more than 21 million BTC.
     #[error("deposit amount {0} is not a valid bitcoin amount")]
@@ -460,9 +460,9 @@ pub enum BlockError {
         /// The height.
         height: BtcHeight,
         /// Previous hash.
-        prev: Hash32,
+        prev: bitcoin::BlockHash,
         /// This block's.
-        got: Hash32,
+        got: bitcoin::BlockHash,
     },
     /// More transactions than allowed.
     #[error("{count} transactions, at most {max}")]

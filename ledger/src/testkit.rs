@@ -8,6 +8,7 @@ use crate::btc_anchor::BtcAnchor;
 use crate::genesis::{Chain, Genesis, GenesisValidator, InitialAccount, Params};
 use crate::state::MemStore;
 use crate::tx::{SignedUserTx, UserTx, UserTxKind};
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use primitives::{AccountId, Keypair, PublicKey};
 
@@ -86,7 +87,7 @@ pub fn account_of(k: &PublicKey) -> AccountId {
 
 /// The BTC anchor tests use for BTC height `h` (its hash is `h` repeated).
 pub fn btc_anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: primitives::BtcHeight(h), hash: primitives::Hash32([h as u8; 32]) }
+    BtcAnchor { height: primitives::BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]) }
 }
 
 /// Builds block `h` from `txs` with anchor `at` on `store`, checks that re-executing it agrees, and applies

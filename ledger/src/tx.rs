@@ -106,8 +106,12 @@ pub const PEG_SHARE_TXID_TAG: &str = "sidechain/peg-share-txid";
 pub struct PegShareTx {
     /// The batch.
     pub batch: u64,
-    /// The version signed (the unsigned transaction's txid, internal byte order).
-    pub txid: Hash32,
+    /// The version signed (the unsigned transaction's txid).
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
     /// The signer's position in the validator list of the batch's wallet epoch.
     pub signer: ValidatorIndex,
     /// One per input, in input order.
@@ -129,8 +133,12 @@ impl PegShareTx {
 pub struct SettleTx {
     /// The batch.
     pub batch: u64,
-    /// The version that confirmed (its txid, internal byte order).
-    pub txid: Hash32,
+    /// The version that confirmed (its txid).
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
     /// The BTC block holding it.
     pub btc_block: crate::btc_anchor::BtcAnchor,
 }
@@ -218,8 +226,12 @@ impl SignedValidatorTx {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 pub struct BtcOutPoint {
-    /// The transaction id, internal byte order.
-    pub txid: Hash32,
+    /// The transaction id (stored in internal byte order, shown in Bitcoin's display order).
+    #[borsh(
+        serialize_with = "crate::codec::btc_hash::serialize",
+        deserialize_with = "crate::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
     /// The output index.
     pub vout: u32,
 }
@@ -227,14 +239,12 @@ pub struct BtcOutPoint {
 impl BtcOutPoint {
     /// As rust-bitcoin's outpoint.
     pub fn to_bitcoin(&self) -> bitcoin::OutPoint {
-        use bitcoin::hashes::Hash;
-        bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(self.txid.0), vout: self.vout }
+        bitcoin::OutPoint { txid: self.txid, vout: self.vout }
     }
 
     /// From rust-bitcoin's outpoint.
     pub fn from_bitcoin(o: &bitcoin::OutPoint) -> Self {
-        use bitcoin::hashes::Hash;
-        BtcOutPoint { txid: Hash32(o.txid.to_byte_array()), vout: o.vout }
+        BtcOutPoint { txid: o.txid, vout: o.vout }
     }
 }
 

@@ -6,6 +6,7 @@
 //! the encoding is canonical (ids and signatures are over these bytes), so two encodings of one value
 //! would be two ids for one transaction.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use borsh::BorshDeserialize;
 use fuzzkit::Target;
@@ -48,7 +49,7 @@ fn user_txs(chain: &Chain) -> Vec<SignedUserTx> {
 
 fn txs(chain: &Chain) -> Vec<Tx> {
     let g = chain.genesis_hash();
-    let anchor = BtcAnchor { height: BtcHeight(101), hash: Hash32([9; 32]) };
+    let anchor = BtcAnchor { height: BtcHeight(101), hash: bitcoin::BlockHash::from_byte_array([9; 32]) };
     let mut txs: Vec<Tx> = user_txs(chain).into_iter().map(Tx::User).collect();
     let vtx = |kind| ValidatorTx { validator: ValidatorIndex(1), height: Height(1), kind }.sign(&validator_key(1), g);
     txs.push(Tx::Validator(vtx(ValidatorTxKind::FeeRateVote { sat_per_vb: 12 })));
@@ -60,10 +61,10 @@ fn txs(chain: &Chain) -> Vec<Tx> {
         round: Round(0),
         proof: vec![0; 80],
     }));
-    txs.push(Tx::Settle(SettleTx { batch: 4, txid: Hash32([3; 32]), btc_block: anchor }));
+    txs.push(Tx::Settle(SettleTx { batch: 4, txid: bitcoin::Txid::from_byte_array([3; 32]), btc_block: anchor }));
     txs.push(Tx::PegShare(PegShareTx {
         batch: 4,
-        txid: Hash32([3; 32]),
+        txid: bitcoin::Txid::from_byte_array([3; 32]),
         signer: ValidatorIndex(0),
         signatures: vec![vec![0x30; 71], vec![0x30; 72]],
     }));
@@ -76,7 +77,7 @@ fn txs(chain: &Chain) -> Vec<Tx> {
         (0..3u16).map(|i| proposal.approve(ValidatorIndex(i), 0, &validator_key(u32::from(i)), g)).collect();
     txs.push(Tx::Reconfigure(ReconfigureTx { proposal, approvals }));
     txs.push(Tx::Mint(sidechain_ledger::MintTx {
-        outpoint: sidechain_ledger::BtcOutPoint { txid: Hash32([4; 32]), vout: 1 },
+        outpoint: sidechain_ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([4; 32]), vout: 1 },
         recipient: sidechain_ledger::fee_pool_id(),
         amount: Amount::from_sat(50_000),
         btc_block: sidechain_ledger::BtcAnchor::default(),

@@ -2,8 +2,9 @@
 //! items go in early (before the anchor moves to it), pinned to one block by the peg cursor, until the
 //! move's plan fits (see `ledger::peg_cursor`).
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
-use primitives::{AccountId, BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{AccountId, BtcHeight, Height, ValidatorIndex};
 use sidechain_ledger::testkit::{self, user_key};
 use sidechain_ledger::{
     fee_pool_id, peg_cursor, plan_early_peg_txs, plan_peg_txs, BlockError, BtcAnchor, BtcBlockFacts, BtcOutPoint,
@@ -30,7 +31,7 @@ fn anchor(h: u32) -> BtcAnchor {
 }
 
 fn other(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([0xee; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([0xee; 32]) }
 }
 
 fn try_commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<Tx>) -> Result<(), BlockError> {
@@ -49,7 +50,7 @@ fn tx_error(r: Result<(), BlockError>) -> TxError {
 fn output(i: u32, block: BtcAnchor, recipient: AccountId) -> MintTx {
     let sats = if i.is_multiple_of(2) { 294 } else { 60_000 };
     MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([0x70; 32]), vout: i },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([0x70; 32]), vout: i },
         recipient,
         amount: Amount::from_sat(sats),
         btc_block: block,
@@ -156,7 +157,7 @@ fn planning_a_flooded_btc_block_stops_one_item_past_a_blocks_room() {
     // 330 sat to the plain federation script (credited to the fee pool, below the minimum: recorded and
     // held); every 50th output is worth nothing, which execution refuses (never required).
     let output = |i: u32| MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([0x71; 32]), vout: i },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([0x71; 32]), vout: i },
         recipient: fee_pool_id(),
         amount: Amount::from_sat(if i % 50 == 49 { 0 } else { 330 }),
         btc_block: anchor(2),

@@ -4,8 +4,9 @@
 //!
 //! Each test is one of the review's findings, replayed on the pure ledger.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Height};
 use sidechain_ledger::batching::{batch, batch_index, spendable_utxos};
 use sidechain_ledger::pegout::required_pegout_fee;
 use sidechain_ledger::testkit::{self, user_key};
@@ -57,7 +58,7 @@ fn deposit_script(chain: &Chain, recipient: &AccountId) -> ScriptBuf {
 
 fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32, kind: MintKind, coinbase: bool) -> MintTx {
     MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient,
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),

@@ -3,6 +3,7 @@
 //! still be settled ("late settles", `ledger::plan_late_settles`), and one none of whose versions is on the
 //! new branch stays in flight.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
 use primitives::{BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::batching::{batch, batch_index};
@@ -15,12 +16,12 @@ use sidechain_ledger::{
 use std::collections::BTreeMap;
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]) }
 }
 
 /// A block of the new branch (another hash at that height).
 fn new_branch(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([0xb0 + h as u8; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([0xb0 + h as u8; 32]) }
 }
 
 fn commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<Tx>) {
@@ -39,7 +40,7 @@ fn commit(chain: &Chain, store: &mut MemStore, h: u64, at: BtcAnchor, txs: Vec<T
 
 fn deposit(n: u8, sats: u64) -> Tx {
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(1),

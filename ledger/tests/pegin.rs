@@ -1,6 +1,7 @@
 //! Peg-in execution: registrations, mints exactly once, the fee split, below-minimum deposits, anchor bounds
 //! and conservation (`supply - genesis supply == minted + fees`, `btc_held == minted + fees + below minimum`).
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use primitives::{AccountId, BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::testkit::{self, user_key};
@@ -12,7 +13,7 @@ use sidechain_ledger::{
 const BAL: u64 = 50_000;
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]) }
 }
 
 fn template(chain: &Chain, h: u64, btc: u32) -> BlockTemplate {
@@ -28,7 +29,7 @@ fn template(chain: &Chain, h: u64, btc: u32) -> BlockTemplate {
 
 fn mint(n: u8, recipient: AccountId, sats: u64, btc: u32) -> MintTx {
     MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: u32::from(n) },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: u32::from(n) },
         recipient,
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),
@@ -97,7 +98,7 @@ fn mint_credits_recipient_minus_fee_exactly_once() {
 }
 
 fn rec_outpoint(n: u8) -> BtcOutPoint {
-    BtcOutPoint { txid: Hash32([n; 32]), vout: u32::from(n) }
+    BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: u32::from(n) }
 }
 
 #[test]
@@ -133,7 +134,7 @@ fn mint_must_be_covered_by_the_anchor() {
     let above = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(mint(1, r, 50_000, 4))]);
     assert!(matches!(above, Err(BlockError::InvalidTx { source: TxError::MintAboveAnchor { .. }, .. })), "{above:?}");
     let mut other_branch = mint(1, r, 50_000, 2);
-    other_branch.btc_block.hash = Hash32([0xee; 32]);
+    other_branch.btc_block.hash = bitcoin::BlockHash::from_byte_array([0xee; 32]);
     let fork = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(other_branch)]);
     assert!(matches!(fork, Err(BlockError::InvalidTx { source: TxError::MintNotInAnchoredChain { .. }, .. })));
     let at_genesis = commit(&chain, &mut store, 1, 2, vec![Tx::Mint(mint(1, r, 50_000, 0))]);
@@ -220,7 +221,7 @@ fn f_plus_one_reorg_reports_halt_the_peg_and_two_f_plus_one_resume_it() {
     let pay = testkit::transfer(&chain, &user_key(0), 0, r, Amount::from_sat(1_000), Amount::from_sat(100));
     commit(&chain, &mut store, 4, 3, vec![pay.into()]).unwrap();
     // Resume: 2f + 1 = 3 votes for one anchor (a lower one, on the new branch); split votes do not count.
-    let new_branch = BtcAnchor { height: BtcHeight(2), hash: Hash32([0xbb; 32]) };
+    let new_branch = BtcAnchor { height: BtcHeight(2), hash: bitcoin::BlockHash::from_byte_array([0xbb; 32]) };
     let votes = vec![
         vtx(&chain, 0, 5, ResumePeg { anchor: new_branch }),
         vtx(&chain, 1, 5, ResumePeg { anchor: anchor(2) }),

@@ -2,6 +2,7 @@
 //! that covers the lone batch paying it at twice the rate; each burn queued once in block order; `supply +
 //! unpaid_burns` unchanged by burning.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
 use primitives::{BlockId, Hash32, Height, ValidatorIndex};
 use sidechain_ledger::pegout::{burn, burn_of_tx, pegout_queue, required_pegout_fee};
@@ -150,7 +151,10 @@ fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>
         prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
-        btc_anchor: BtcAnchor { height: primitives::BtcHeight(btc), hash: Hash32([btc as u8; 32]) },
+        btc_anchor: BtcAnchor {
+            height: primitives::BtcHeight(btc),
+            hash: bitcoin::BlockHash::from_byte_array([btc as u8; 32]),
+        },
         last_commit_hash: Hash32::ZERO,
     };
     let (block, outcome) = build_block(chain, store, template, txs).expect("valid block");
@@ -160,10 +164,10 @@ fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>
 
 fn deposit(n: u8, sats: u64) -> Tx {
     Tx::Mint(sidechain_ledger::MintTx {
-        outpoint: sidechain_ledger::BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: sidechain_ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
-        btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+        btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: bitcoin::BlockHash::from_byte_array([1; 32]) },
         epoch: 0,
         kind: sidechain_ledger::MintKind::Deposit,
         coinbase: false,
@@ -246,14 +250,15 @@ fn signature_shares_are_verified_against_the_exact_version_and_recorded_once() {
         )
         .expect("sign")
     };
-    let submit = |v: u32, _h: u64, txid: Hash32, signatures: Vec<Vec<u8>>| -> Tx {
+    let submit = |v: u32, _h: u64, txid: bitcoin::Txid, signatures: Vec<Vec<u8>>| -> Tx {
         Tx::PegShare(sidechain_ledger::PegShareTx { batch: 0, txid, signer: ValidatorIndex(v as u16), signatures })
     };
     // A share signed by another key than the submitting validator's, a share for another version, and a
     // tampered signature: refused.
     let wrong_signer = commit(&chain, &mut store, 3, vec![submit(0, 3, b.txid, share(1).signatures)]);
     assert!(matches!(tx_error(wrong_signer), TxError::BadBatchShare { .. }));
-    let other_version = commit(&chain, &mut store, 3, vec![submit(0, 3, Hash32([9; 32]), share(0).signatures)]);
+    let other_version =
+        commit(&chain, &mut store, 3, vec![submit(0, 3, bitcoin::Txid::from_byte_array([9; 32]), share(0).signatures)]);
     assert!(matches!(tx_error(other_version), TxError::NotCurrentBatchVersion { .. }));
     let mut bad = share(0).signatures;
     bad[0][10] ^= 1;
@@ -301,9 +306,12 @@ fn a_confirmed_batch_settles_once_and_its_change_joins_the_federation() {
     commit_at(&chain, &mut store, 1, 1, vec![deposit(1, 400_000), pegout(&chain, 0, 0, &script, 50_000, fee)]);
     commit_at(&chain, &mut store, 2, 1, vec![]);
     let b = batch(&store.snapshot(2), 0).unwrap().unwrap();
-    let at = |h: u32| BtcAnchor { height: primitives::BtcHeight(h), hash: Hash32([h as u8; 32]) };
-    let settle = |txid: Hash32, h: u32| Tx::Settle(SettleTx { batch: 0, txid, btc_block: at(h) });
-    let wrong = commit(&chain, &mut store, 3, vec![settle(Hash32([5; 32]), 1)]);
+    let at = |h: u32| BtcAnchor {
+        height: primitives::BtcHeight(h),
+        hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]),
+    };
+    let settle = |txid: bitcoin::Txid, h: u32| Tx::Settle(SettleTx { batch: 0, txid, btc_block: at(h) });
+    let wrong = commit(&chain, &mut store, 3, vec![settle(bitcoin::Txid::from_byte_array([5; 32]), 1)]);
     assert!(matches!(tx_error(wrong), TxError::NotInFlight { .. }));
     // Two above the anchor (one above is an early settlement: see the peg liveness tests).
     let above = commit(&chain, &mut store, 3, vec![settle(b.txid, 3)]);

@@ -5,8 +5,9 @@
 //! shares from a non-validator, over another sighash, or with a high S are refused; and no block may break
 //! `supply + unpaid_burns <= btc_held` (plus the test genesis supply).
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{BtcHeight, Height, ValidatorIndex};
 use sidechain_ledger::batching::{batch, batch_index, spendable_utxos, BatchRecord};
 use sidechain_ledger::fee_rate::{agreed_fee_rate, fee_rates};
 use sidechain_ledger::pegout::{burn, required_pegout_fee_at};
@@ -64,7 +65,7 @@ fn p2wpkh() -> ScriptBuf {
 
 fn deposit(n: u8, sats: u64) -> Tx {
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(1),
@@ -107,7 +108,7 @@ fn share(chain: &Chain, b: &BatchRecord, v: u32) -> Vec<Vec<u8>> {
         .signatures
 }
 
-fn share_tx(b: &BatchRecord, txid: Hash32, v: u32, signatures: Vec<Vec<u8>>) -> Tx {
+fn share_tx(b: &BatchRecord, txid: bitcoin::Txid, v: u32, signatures: Vec<Vec<u8>>) -> Tx {
     Tx::PegShare(PegShareTx { batch: b.id, txid, signer: ValidatorIndex(v as u16), signatures })
 }
 
@@ -221,7 +222,7 @@ fn a_stuck_batch_is_bumped_once_due_and_every_version_conflicts() {
     // Either version may be the one Bitcoin confirms. If v1 does: the batch settles with v1's fee, the rest
     // of the bump's fee goes back to the pool, and nothing is owed.
     let mut v1_branch = store.clone();
-    let settle = |txid: Hash32, h: u32| Tx::Settle(SettleTx { batch: 0, txid, btc_block: anchor(h) });
+    let settle = |txid: bitcoin::Txid, h: u32| Tx::Settle(SettleTx { batch: 0, txid, btc_block: anchor(h) });
     let pool7 = pool(&store, 7);
     commit(&chain, &mut v1_branch, 8, 5, vec![settle(v1.txid, 5)]);
     let s = v1_branch.snapshot(8);

@@ -2,8 +2,9 @@
 //! execution then does; and the fee rule that lets a lone burn pay its own batch: a peg-out on a chain
 //! whose fee pool is empty is still batched.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
-use primitives::{BtcHeight, Hash32, Height, ValidatorIndex};
+use primitives::{BtcHeight, Height, ValidatorIndex};
 use sidechain_ledger::batching::{batch, batch_index, PayoutWait};
 use sidechain_ledger::pegout::{burn, pegout_share_vbytes, required_pegout_fee, required_pegout_fee_at};
 use sidechain_ledger::pegout_wait::{pegout_wait, queue_wait, PegOutWait};
@@ -48,7 +49,7 @@ fn p2wpkh() -> ScriptBuf {
 /// A federation coin of `sats` (a deposit below `pegin_min_amount`: no fee reaches the pool).
 fn coin(n: u8, sats: u64, coinbase: bool, at: u32) -> Tx {
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(at),

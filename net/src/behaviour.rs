@@ -65,9 +65,9 @@ fn gossipsub(cfg: &NetConfig) -> Result<gossipsub::Behaviour, NetError> {
         .gossip_lazy(4)
         .flood_publish(true)
         .build()
-        .map_err(|e| NetError::GossipConfig(e.to_string()))?;
+        .map_err(|e| NetError::GossipConfig(e.into()))?;
     let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Signed(cfg.keypair.clone()), config)
-        .map_err(|e| NetError::GossipConfig(e.to_owned()))?;
+        .map_err(|e| NetError::GossipConfig(e.into()))?;
     // Scoring is on so the node-level score (fed in as the application score) also steers the mesh.
     // All nodes may share one host in tests and small deployments: no IP colocation penalty.
     let params = PeerScoreParams { ip_colocation_factor_weight: 0.0, app_specific_weight: 1.0, ..Default::default() };
@@ -78,7 +78,7 @@ fn gossipsub(cfg: &NetConfig) -> Result<gossipsub::Behaviour, NetError> {
         graylist_threshold: ban * 0.8,
         ..Default::default()
     };
-    behaviour.with_peer_score(params, thresholds).map_err(NetError::GossipConfig)?;
+    behaviour.with_peer_score(params, thresholds).map_err(|e| NetError::GossipConfig(e.into()))?;
     for topic in &cfg.topics {
         behaviour
             .subscribe(&gossipsub::IdentTopic::new(topic))
@@ -117,9 +117,9 @@ pub fn build_swarm(cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(|e| NetError::Transport(e.to_string()))?
+        .map_err(|e| NetError::Transport(e.into()))?
         .with_behaviour(|_| behaviour)
-        .map_err(|e| NetError::Transport(e.to_string()))?
+        .map_err(|e| NetError::Transport(e.into()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(60)))
         .build();
     Ok(swarm)

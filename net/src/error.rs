@@ -11,12 +11,16 @@ use libp2p::{Multiaddr, PeerId, TransportError};
 /// Errors returned by [`crate::Network`] and [`crate::NetHandle`].
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// The gossipsub configuration was rejected by libp2p.
+    /// The gossipsub configuration was rejected by libp2p (its config builder's error, or the text its
+    /// behaviour and peer-score setters return, boxed as they come).
     #[error("invalid gossipsub config: {0}")]
-    GossipConfig(String),
+    GossipConfig(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The node's key is not a valid libp2p identity.
+    #[error("node key as libp2p identity: {0}")]
+    Identity(#[source] libp2p::identity::DecodingError),
     /// Building the transport (TCP + noise + yamux) failed.
     #[error("cannot build transport: {0}")]
-    Transport(String),
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Listening on the configured address failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

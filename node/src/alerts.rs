@@ -301,7 +301,7 @@ pub fn facts_at<S: ledger::StateReader>(
         for id in in_flight {
             let Ok(Some(b)) = ledger::batching::batch(state, id) else { continue };
             let found = b.version_txids().find_map(|v| {
-                let txid = rpc::types::btc_txid(&v);
+                let txid = v;
                 snap.deposits.iter().find(|(_, blk)| blk.txids.contains(&txid)).map(|(h, _)| *h)
             });
             if let Some(h) = found {

@@ -21,7 +21,6 @@
 
 use crate::storage::{Store, StoreError};
 use ledger::breaker::ShareCheckError;
-use primitives::Hash32;
 use std::collections::BTreeMap;
 use tracing::{error, info, warn};
 
@@ -30,8 +29,8 @@ use tracing::{error, info, warn};
 pub struct Refusal {
     /// The batch.
     pub batch: u64,
-    /// The refused version (unsigned txid, internal byte order).
-    pub txid: Hash32,
+    /// The refused version (its unsigned txid).
+    pub txid: bitcoin::Txid,
     /// Why, as a stable name ([`ShareCheckError::kind`]).
     pub kind: &'static str,
     /// Why, for people.
@@ -53,7 +52,7 @@ pub struct SigningStatus {
 #[derive(Debug, Default)]
 pub struct SigningGuard {
     paused_since_ms: Option<u64>,
-    refused: BTreeMap<(u64, Hash32), ShareCheckError>,
+    refused: BTreeMap<(u64, bitcoin::Txid), ShareCheckError>,
     refusals: u64,
 }
 
@@ -106,12 +105,12 @@ impl SigningGuard {
 
     /// The versions the check refuses now (from one pass over the batches that lack our share): each one
     /// not refused before is logged at ERROR and counted; versions no longer refused are forgotten.
-    pub fn set_refused(&mut self, now: Vec<(u64, Hash32, ShareCheckError)>) {
+    pub fn set_refused(&mut self, now: Vec<(u64, bitcoin::Txid, ShareCheckError)>) {
         let mut next = BTreeMap::new();
         for (batch, txid, why) in now {
             if !self.refused.contains_key(&(batch, txid)) {
                 self.refusals = self.refusals.saturating_add(1);
-                error!(batch, btc_txid = %rpc::types::btc_txid(&txid), reason = why.kind(), error = %why,
+                error!(batch, btc_txid = %txid, reason = why.kind(), error = %why,
                     "REFUSING TO SIGN a federation transaction that committed state does not justify: find out why \
                      before anything else (pausesigning stops all signing)");
             }
@@ -173,6 +172,7 @@ pub fn own_share<S: ledger::StateReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
 
     fn why(batch: u64) -> ShareCheckError {
         ShareCheckError::BurnPaidTwice { batch, burn: 3 }
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn each_refused_version_is_counted_once_and_forgotten_when_it_passes_or_leaves() {
         let mut g = SigningGuard::default();
-        let (a, b) = (Hash32([1; 32]), Hash32([2; 32]));
+        let (a, b) = (bitcoin::Txid::from_byte_array([1; 32]), bitcoin::Txid::from_byte_array([2; 32]));
         g.set_refused(vec![(0, a, why(0))]);
         g.set_refused(vec![(0, a, why(0)), (1, b, why(1))]);
         let s = g.status();

@@ -40,7 +40,7 @@ pub struct BtcSnapshot {
     /// Where this bitcoind's best chain holds the signed peg-out batch versions it was asked about
     /// ([`FollowConfig::batch_versions`]), by txid: what late settlements (`ledger::plan_late_settles`) are
     /// checked against.
-    pub batch_confirmations: BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+    pub batch_confirmations: BTreeMap<bitcoin::Txid, ledger::BtcAnchor>,
 }
 
 impl peg::BitcoinView for BtcSnapshot {
@@ -66,7 +66,7 @@ pub struct FollowConfig {
     /// Pending peg-in claims to verify.
     pub claims: watch::Receiver<Vec<PegClaim>>,
     /// Signed versions of the batches in flight, (txid, number of outputs): where each confirmed is looked up.
-    pub batch_versions: watch::Receiver<Vec<(primitives::Hash32, u32)>>,
+    pub batch_versions: watch::Receiver<Vec<(bitcoin::Txid, u32)>>,
     /// `Params::max_anchor_step`.
     pub max_step: u32,
     /// The chain (federation wallet, deposit scripts).
@@ -256,25 +256,25 @@ const NEW_PER_POLL: usize = 16;
 #[derive(Default)]
 struct BatchLocator {
     /// Versions found, and where.
-    located: BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
+    located: BTreeMap<bitcoin::Txid, ledger::BtcAnchor>,
     /// Versions looked for and not found, with bitcoind's best height then: looked for again only once the
     /// best height changed (nothing new can have confirmed before), and after every version never looked
     /// for, so versions that never confirm cannot keep later ones from ever being looked at.
-    missed: BTreeMap<primitives::Hash32, u32>,
+    missed: BTreeMap<bitcoin::Txid, u32>,
 }
 
 /// Which of `versions` (txid, outputs) to look for at best height `best`, at most `max`: those neither
 /// located nor missed, in order, then those missed at another best height, the longest-missed first.
 fn to_look_for(
-    versions: &[(primitives::Hash32, u32)],
-    located: &BTreeMap<primitives::Hash32, ledger::BtcAnchor>,
-    missed: &BTreeMap<primitives::Hash32, u32>,
+    versions: &[(bitcoin::Txid, u32)],
+    located: &BTreeMap<bitcoin::Txid, ledger::BtcAnchor>,
+    missed: &BTreeMap<bitcoin::Txid, u32>,
     best: u32,
     max: usize,
-) -> Vec<(primitives::Hash32, u32)> {
+) -> Vec<(bitcoin::Txid, u32)> {
     let unlocated = || versions.iter().filter(|(t, _)| !located.contains_key(t));
     let mut out: Vec<_> = unlocated().filter(|(t, _)| !missed.contains_key(t)).take(max).copied().collect();
-    let mut again: Vec<(u32, usize, (primitives::Hash32, u32))> = unlocated()
+    let mut again: Vec<(u32, usize, (bitcoin::Txid, u32))> = unlocated()
         .enumerate()
         .filter_map(|(i, v)| missed.get(&v.0).filter(|at| **at != best).map(|at| (*at, i, *v)))
         .collect();
@@ -292,7 +292,7 @@ fn to_look_for(
 /// failure is returned (retried next poll).
 fn locate_batches(
     client: &BitcoindClient,
-    versions: &[(primitives::Hash32, u32)],
+    versions: &[(bitcoin::Txid, u32)],
     loc: &mut BatchLocator,
 ) -> Result<(), crate::bitcoin::BitcoinError> {
     use crate::bitcoin::BitcoinError;
@@ -312,7 +312,7 @@ fn locate_batches(
     }
     let best = client.best_height()?;
     for (txid, outputs) in to_look_for(versions, located, missed, best, NEW_PER_POLL) {
-        let btc_txid = rpc::types::btc_txid(&txid);
+        let btc_txid = txid;
         let mut vouts = vec![outputs.saturating_sub(1)];
         if outputs > 1 {
             vouts.push(0);
@@ -483,7 +483,7 @@ impl ClaimState {
             let verdict = match check_claim(client, chain, registry, claim)? {
                 Ok(d) => ClaimCheck::Confirmed(d),
                 Err(why) => {
-                    info!(outpoint = %format!("{}:{}", rpc::types::btc_txid(&claim.outpoint.txid), claim.outpoint.vout),
+                    info!(outpoint = %format!("{}:{}", claim.outpoint.txid, claim.outpoint.vout),
                         reason = %why, "peg-in claim rejected by our bitcoind");
                     ClaimCheck::Rejected(why)
                 }
@@ -501,7 +501,7 @@ fn check_claim(
     registry: &Registry,
     claim: &PegClaim,
 ) -> Result<Result<peg::Deposit, ClaimRejection>, crate::bitcoin::BitcoinError> {
-    let hash = rpc::types::btc_block_hash(&claim.btc_block);
+    let hash = claim.btc_block;
     let header = match client.call("getblockheader", &[serde_json::json!(hash.to_string()), serde_json::json!(true)]) {
         Ok(v) => v,
         Err(e) if e.rpc_code() == Some(btc_rpc::codes::INVALID_ADDRESS_OR_KEY) => {
@@ -514,7 +514,7 @@ fn check_claim(
         return Ok(Err(ClaimRejection::NotInBestChain(hash)));
     }
     let block = client.block(&hash)?;
-    let txid = rpc::types::btc_txid(&claim.outpoint.txid);
+    let txid = claim.outpoint.txid;
     let Some((index, tx)) = block.txdata.iter().enumerate().find(|(_, t)| t.compute_txid() == txid) else {
         return Ok(Err(ClaimRejection::NoSuchTx { block: hash, txid }));
     };
@@ -609,37 +609,35 @@ fn script_check(
 
 /// A ledger anchor as the peg crate's `(height, hash)`, and back.
 pub fn to_peg(a: &ledger::BtcAnchor) -> (u32, BlockHash) {
-    use bitcoin::hashes::Hash;
-    (a.height.get(), BlockHash::from_byte_array(a.hash.0))
+    (a.height.get(), a.hash)
 }
 
-/// A `(height, hash)` as a ledger anchor (hash in internal byte order, as in block headers).
+/// A `(height, hash)` as a ledger anchor.
 pub fn from_peg((height, hash): (u32, BlockHash)) -> ledger::BtcAnchor {
-    use bitcoin::hashes::Hash;
-    ledger::BtcAnchor { height: primitives::BtcHeight(height), hash: primitives::Hash32(hash.to_byte_array()) }
+    ledger::BtcAnchor { height: primitives::BtcHeight(height), hash }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use primitives::Hash32;
+    use bitcoin::hashes::Hash as _;
 
-    fn version(i: u8) -> (Hash32, u32) {
-        (Hash32([i; 32]), 2)
+    fn version(i: u8) -> (bitcoin::Txid, u32) {
+        (bitcoin::Txid::from_byte_array([i; 32]), 2)
     }
 
     /// One poll of the selection at `best`: what it looks for is then missed at `best`.
     fn poll_once(
-        versions: &[(Hash32, u32)],
-        located: &BTreeMap<Hash32, ledger::BtcAnchor>,
-        missed: &mut BTreeMap<Hash32, u32>,
+        versions: &[(bitcoin::Txid, u32)],
+        located: &BTreeMap<bitcoin::Txid, ledger::BtcAnchor>,
+        missed: &mut BTreeMap<bitcoin::Txid, u32>,
         best: u32,
     ) -> Vec<u8> {
         let picked = to_look_for(versions, located, missed, best, NEW_PER_POLL);
         for (t, _) in &picked {
             missed.insert(*t, best);
         }
-        picked.iter().map(|(t, _)| t.0[0]).collect()
+        picked.iter().map(|(t, _)| t.to_byte_array()[0]).collect()
     }
 
     /// Versions that never confirm do not keep later ones from being looked at: each is looked for once,
@@ -648,7 +646,10 @@ mod tests {
     fn versions_never_found_rotate_instead_of_blocking_later_ones() {
         let mut versions: Vec<_> = (0..20).map(version).collect();
         let mut located = BTreeMap::new();
-        located.insert(Hash32([3; 32]), ledger::BtcAnchor { height: primitives::BtcHeight(7), hash: Hash32([0; 32]) });
+        located.insert(
+            bitcoin::Txid::from_byte_array([3; 32]),
+            ledger::BtcAnchor { height: primitives::BtcHeight(7), hash: bitcoin::BlockHash::from_byte_array([0; 32]) },
+        );
         let mut missed = BTreeMap::new();
         let first: Vec<u8> = (0..17).filter(|i| *i != 3).collect();
         assert_eq!(poll_once(&versions, &located, &mut missed, 100), first);

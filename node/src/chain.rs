@@ -83,9 +83,9 @@ pub enum ChainError {
         #[source]
         source: Box<BlockError>,
     },
-    /// A stored value is missing where the store's invariants put one (`reason` says so, for people).
-    #[error("stored {what} at height {height} is corrupt: {reason}")]
-    Corrupt { what: &'static str, height: Height, reason: String },
+    /// A stored value is missing where the store's invariants put one: the store is damaged.
+    #[error("stored {what} at height {height} is missing")]
+    Missing { what: &'static str, height: Height },
     /// A stored value does not decode.
     #[error("stored {what} at height {height} does not decode: {source}")]
     Undecodable {
@@ -256,11 +256,8 @@ impl ChainState {
         let (tip_hash, tip_cert) = if tip == Height(0) {
             (chain.genesis_hash().as_block_id(), None)
         } else {
-            let fb = Self::read_block(&store, tip)?.ok_or(ChainError::Corrupt {
-                what: "block",
-                height: tip,
-                reason: "missing at tip".into(),
-            })?;
+            let fb =
+                Self::read_block(&store, tip)?.ok_or(ChainError::Missing { what: "block at the tip", height: tip })?;
             (fb.hash(), Self::read_cert(&store, tip)?)
         };
         Ok(ChainState { chain, store, sets, tip, tip_hash, tip_cert })

@@ -237,14 +237,15 @@ impl ClaimStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
     use ledger::BtcOutPoint;
     use primitives::{AccountId, Hash32};
 
     fn claim(n: u32, recipient: u8) -> PegClaim {
         PegClaim {
-            outpoint: BtcOutPoint { txid: Hash32([(n % 251) as u8; 32]), vout: n },
+            outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([(n % 251) as u8; 32]), vout: n },
             recipient: AccountId(Hash32([recipient; 32])),
-            btc_block: Hash32([1; 32]),
+            btc_block: bitcoin::BlockHash::from_byte_array([1; 32]),
         }
     }
 

@@ -21,12 +21,12 @@ pub enum CommandError {
     /// The ledger recorded the deposit already (minted, or held below the minimum).
     #[error(
         "deposit {}:{} was already minted at height {}",
-        rpc::types::btc_txid(&outpoint.txid),
+        outpoint.txid,
         outpoint.vout,
         record.minted_at
     )]
     AlreadyMinted {
-        /// The deposit (internal byte order).
+        /// The deposit.
         outpoint: BtcOutPoint,
         /// The ledger's record of it.
         record: Box<PegInRecord>,

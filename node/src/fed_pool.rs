@@ -100,13 +100,13 @@ impl FedPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use primitives::Hash32;
+    use bitcoin::hashes::Hash as _;
     use primitives::ValidatorIndex;
 
     fn share(batch: u64, signer: u16) -> Tx {
         Tx::PegShare(ledger::PegShareTx {
             batch,
-            txid: Hash32([batch as u8; 32]),
+            txid: bitcoin::Txid::from_byte_array([batch as u8; 32]),
             signer: ValidatorIndex(signer),
             signatures: Vec::new(),
         })

@@ -32,14 +32,14 @@
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
 use ledger::{Block, BtcAnchor, BtcOutPoint, Chain, MintTx, PegPlan, StateReader, Tx};
-use primitives::{Hash32, Height};
+use primitives::Height;
 use std::collections::HashMap;
 
 /// Whether signing a batch version spending `inputs` is safe given the versions already signed: every
 /// earlier version's inputs must be among the new one's, so all versions conflict on Bitcoin and at most one
 /// of them can ever confirm (no burn paid twice). Re-signing the same version is fine.
-pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &Hash32, inputs: &[BtcOutPoint]) -> bool {
-    signed.iter().all(|(t, prev)| t == txid || prev.iter().all(|o| inputs.contains(o)))
+pub fn safe_to_sign(signed: &[crate::storage::SignedVersion], txid: &bitcoin::Txid, inputs: &[BtcOutPoint]) -> bool {
+    signed.iter().all(|v| v.txid == *txid || v.inputs.iter().all(|o| inputs.contains(o)))
 }
 
 /// A validator's external check of the peg transactions in `block` (built on `state`, whose anchor is

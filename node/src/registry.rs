@@ -7,7 +7,7 @@
 //! peg-in rules).
 
 use ledger::{Block, BtcOutPoint, Chain, Tx, UserTxKind};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Height};
 
 /// The deposit descriptor bound to `recipient` in `wallet` on this chain (its script, address and text follow).
 pub fn deposit_descriptor(
@@ -67,8 +67,12 @@ pub struct PegClaim {
     pub outpoint: BtcOutPoint,
     /// The account the deposit address was derived for.
     pub recipient: AccountId,
-    /// The BTC block holding the deposit (internal byte order).
-    pub btc_block: Hash32,
+    /// The BTC block holding the deposit.
+    #[borsh(
+        serialize_with = "ledger::codec::btc_hash::serialize",
+        deserialize_with = "ledger::codec::btc_hash::deserialize"
+    )]
+    pub btc_block: bitcoin::BlockHash,
 }
 
 /// Which scripts the follower watches: each registered account's deposit script in every watched epoch's

@@ -27,7 +27,7 @@ fn signing_info(s: &crate::breaker::SigningStatus) -> rpc::types::SigningInfo {
             .iter()
             .map(|r| rpc::types::RefusalInfo {
                 batch: r.batch,
-                btc_txid: rpc::types::btc_txid(&r.txid).to_string(),
+                btc_txid: r.txid.to_string(),
                 kind: r.kind.to_string(),
                 reason: r.reason.clone(),
             })
@@ -100,7 +100,7 @@ impl NodeRpc {
             for id in index.in_flight {
                 let Some(b) = ledger::batching::batch(state, id).map_err(Self::storage)? else { continue };
                 for version in b.version_txids() {
-                    let txid = rpc::types::btc_txid(&version);
+                    let txid = version;
                     if let Some((h, _)) = snap.deposits.iter().find(|(_, blk)| blk.txids.contains(&txid)) {
                         confirmed.insert(version, *h);
                     }
@@ -336,7 +336,7 @@ impl RpcBackend for NodeRpc {
         &self,
         outpoint: BtcOutPoint,
         recipient: AccountId,
-        btc_block: Hash32,
+        btc_block: bitcoin::BlockHash,
     ) -> Result<(), ClaimError> {
         if let Some(record) = self.tip_state().get_pegin(&outpoint).map_err(Self::storage)? {
             return Err(already_minted(outpoint, &record));
@@ -435,10 +435,11 @@ fn operator_error(e: CommandError) -> OperatorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
     use primitives::AccountId;
 
     fn outpoint() -> BtcOutPoint {
-        BtcOutPoint { txid: Hash32([5; 32]), vout: 2 }
+        BtcOutPoint { txid: bitcoin::Txid::from_byte_array([5; 32]), vout: 2 }
     }
 
     fn code(e: &rpc::ClaimError) -> i32 {

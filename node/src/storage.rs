@@ -65,8 +65,8 @@ pub enum StoreError {
         source: rocksdb::Error,
     },
     /// A stored value has the wrong length: the store was written by something else or is damaged.
-    #[error("corrupt {what} in database: {reason}")]
-    Corrupt { what: &'static str, reason: String },
+    #[error("corrupt {what} in database: {len} bytes, want {want}")]
+    BadLength { what: &'static str, len: usize, want: usize },
     /// A stored value does not decode: the store was written by something else or is damaged.
     #[error("corrupt {what} in database{}: {source}", .height.map(|h| format!(" at height {h}")).unwrap_or_default())]
     Undecodable {
@@ -170,9 +170,10 @@ impl Store {
                 .put_cf_opt(self.cf(CF_META), META_GENESIS, genesis.as_bytes(), &Self::synced())
                 .map_err(db_err("write genesis")),
             Some(found) => {
-                let found = GenesisHash(Hash32(found.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                let found = GenesisHash(Hash32(found.as_slice().try_into().map_err(|_| StoreError::BadLength {
                     what: "genesis hash",
-                    reason: format!("{} bytes", found.len()),
+                    len: found.len(),
+                    want: 32,
                 })?));
                 if &found == genesis {
                     Ok(())
@@ -232,10 +233,11 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_REGISTRATIONS), IteratorMode::Start) {
             let (k, _) = item.map_err(db_err("read registrations"))?;
-            let bytes: [u8; 32] = k
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt { what: "registration key", reason: format!("{} bytes", k.len()) })?;
+            let bytes: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::BadLength {
+                what: "registration key",
+                len: k.len(),
+                want: 32,
+            })?;
             out.push(AccountId(Hash32(bytes)));
         }
         Ok(out)
@@ -269,7 +271,7 @@ impl Store {
                 let i = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
                 Ok(Some((Height(h), i)))
             }
-            Some(b) => Err(StoreError::Corrupt { what: "tx index", reason: format!("{} bytes, want 12", b.len()) }),
+            Some(b) => Err(StoreError::BadLength { what: "tx index", len: b.len(), want: 12 }),
         }
     }
 
@@ -352,8 +354,19 @@ impl Store {
     }
 }
 
-/// One peg-out batch version a validator signed: its unsigned txid and the outputs it spends.
-pub type SignedVersion = (Hash32, Vec<ledger::BtcOutPoint>);
+/// One peg-out batch version a validator signed: its unsigned txid and the outputs it spends (stored as the
+/// borsh pair `(txid bytes, inputs)` it was before the txid had a type).
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct SignedVersion {
+    /// Its unsigned txid.
+    #[borsh(
+        serialize_with = "ledger::codec::btc_hash::serialize",
+        deserialize_with = "ledger::codec::btc_hash::deserialize"
+    )]
+    pub txid: bitcoin::Txid,
+    /// The inputs it spends.
+    pub inputs: Vec<ledger::BtcOutPoint>,
+}
 
 fn signed_key(batch: u64) -> Vec<u8> {
     let mut k = b"signed-batch/".to_vec();
@@ -366,8 +379,7 @@ fn borsh_bytes<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
 }
 
 fn decode_u64(b: &[u8], what: &'static str) -> Result<u64, StoreError> {
-    let arr: [u8; 8] =
-        b.try_into().map_err(|_| StoreError::Corrupt { what, reason: format!("{} bytes, want 8", b.len()) })?;
+    let arr: [u8; 8] = b.try_into().map_err(|_| StoreError::BadLength { what, len: b.len(), want: 8 })?;
     Ok(u64::from_be_bytes(arr))
 }
 

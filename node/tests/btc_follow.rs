@@ -7,7 +7,7 @@ use bitcoin::hashes::Hash as _;
 use node::bitcoin::{BitcoindAuth, BitcoindClient};
 use node::btc_follow::{follow, BtcSnapshot, FollowConfig, NEW_CLAIMS_PER_POLL};
 use node::pegin::{PegClaim, Registry};
-use primitives::{AccountId, Hash32, Height};
+use primitives::{AccountId, Height};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testnet::Bitcoind;
@@ -53,10 +53,10 @@ async fn registrations_and_claims_do_not_keep_the_snapshot_behind_bitcoinds_best
     let registry = Registry::new(&chain, &fs, Height(1), &accounts);
     // Many pending claims, each naming a real block (so each check fetches it) and a transaction not in it:
     // all are rejected, one check each.
-    let at = Hash32(client.block_hash(5).expect("block 5").to_byte_array());
+    let at = client.block_hash(5).expect("block 5");
     let pending: Vec<PegClaim> = (0..200u32)
         .map(|n| PegClaim {
-            outpoint: ledger::BtcOutPoint { txid: Hash32([n as u8; 32]), vout: n },
+            outpoint: ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n as u8; 32]), vout: n },
             recipient: account(n),
             btc_block: at,
         })

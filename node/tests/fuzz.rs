@@ -4,6 +4,7 @@
 //! its commit certificate, signed votes, transactions, claims, and answers shaped like bitcoind's.
 //! Short run in `cargo test`; `scripts/fuzz` for long runs.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use consensus::{CommitCertificate, Equivocation, Proposal, SignedVote, ValidatorSet, Vote, VoteKind};
 use fuzzkit::Target;
@@ -64,12 +65,16 @@ fn seeds() -> (Seeds, ValidatorSet, GenesisHash) {
     };
     let proposal = Proposal { height: Height(1), round: Round(0), value, pol_round: None, proposer: ValidatorIndex(1) }
         .sign(&validator_key(1), &g);
-    let share =
-        PegShareTx { batch: 1, txid: Hash32([3; 32]), signer: ValidatorIndex(2), signatures: vec![vec![0x30; 71]] };
+    let share = PegShareTx {
+        batch: 1,
+        txid: bitcoin::Txid::from_byte_array([3; 32]),
+        signer: ValidatorIndex(2),
+        signatures: vec![vec![0x30; 71]],
+    };
     let claim = PegClaim {
-        outpoint: BtcOutPoint { txid: Hash32([5; 32]), vout: 1 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([5; 32]), vout: 1 },
         recipient: user_key(0).public().account_id(),
-        btc_block: Hash32([6; 32]),
+        btc_block: bitcoin::BlockHash::from_byte_array([6; 32]),
     };
     let bodies = vec![
         Gossip::Proposal { proposal, block: Box::new(full.clone()) },

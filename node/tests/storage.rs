@@ -1,10 +1,11 @@
 //! The RocksDB store: atomic per-height commits, state readable through the ledger's trait, the WAL,
 //! clear errors for a locked or foreign datadir, and consistency after a kill -9 in the middle of writes.
 
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use ledger::testkit::{chain_and_store, transfer, user_key};
 use ledger::{build_block, BlockTemplate, Chain, Snapshot, StateReader, Tx};
-use node::storage::{CommitBatch, Store, StoreError};
+use node::storage::{CommitBatch, SignedVersion, Store, StoreError};
 use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, StateRoot, TxId, ValidatorIndex};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -215,17 +216,18 @@ fn kill_minus_9_during_writes_leaves_a_consistent_store() {
 
 #[test]
 fn signed_batch_versions_survive_a_reopen() {
+    let version = |n: u8, inputs| SignedVersion { txid: bitcoin::Txid::from_byte_array([n; 32]), inputs };
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = |n: u8| ledger::BtcOutPoint { txid: Hash32([n; 32]), vout: 1 };
+    let o = |n: u8| ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 1 };
     {
         let store = Store::open(&dir.path().join("db")).expect("open");
         assert!(store.signed_batch_versions(7).expect("read").is_empty());
-        store.record_signed_batch_version(7, (Hash32([1; 32]), vec![o(1)])).expect("record");
-        store.record_signed_batch_version(7, (Hash32([1; 32]), vec![o(1)])).expect("again: no duplicate");
-        store.record_signed_batch_version(7, (Hash32([2; 32]), vec![o(1), o(2)])).expect("record");
+        store.record_signed_batch_version(7, version(1, vec![o(1)])).expect("record");
+        store.record_signed_batch_version(7, version(1, vec![o(1)])).expect("again: no duplicate");
+        store.record_signed_batch_version(7, version(2, vec![o(1), o(2)])).expect("record");
     }
     let store = Store::open(&dir.path().join("db")).expect("reopen");
     let signed = store.signed_batch_versions(7).expect("read");
-    assert_eq!(signed, vec![(Hash32([1; 32]), vec![o(1)]), (Hash32([2; 32]), vec![o(1), o(2)])]);
+    assert_eq!(signed, vec![version(1, vec![o(1)]), version(2, vec![o(1), o(2)])]);
     assert!(store.signed_batch_versions(8).expect("read").is_empty());
 }

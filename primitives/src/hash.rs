@@ -10,8 +10,9 @@ use std::str::FromStr;
 /// A SHA-256 output with no meaning of its own: a tagged hash, a Merkle node, a digest of some bytes.
 /// A hash that names something on the sidechain has its own type ([`BlockId`], [`TxId`], [`StateRoot`],
 /// [`GenesisHash`], `AccountId`), so one can never be passed where another is meant. Each wraps a `Hash32` and
-/// shows, parses and encodes exactly as one. (Bitcoin txids and block hashes the ledger records are still
-/// `Hash32` in internal byte order; the RPC shows them as `bitcoin::Txid`/`bitcoin::BlockHash`.)
+/// shows, parses and encodes exactly as one. Bitcoin's txids and block hashes are rust-bitcoin's own `Txid` and
+/// `BlockHash` wherever the ledger records them (borsh-encoded as the same 32 internal-order bytes, by
+/// `ledger::codec::btc_hash`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Hash32(pub [u8; 32]);
 

@@ -38,16 +38,19 @@ impl fmt::Display for BlockRef {
     }
 }
 
+/// Neither a block height nor a block hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a block height (a number) or a block hash (64 hex digits), got {0:?}")]
+pub struct BadBlockRef(pub String);
+
 impl std::str::FromStr for BlockRef {
-    type Err = String;
+    type Err = BadBlockRef;
     /// A decimal height or a 64-hex-digit hash (what the CLI accepts).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Ok(h) = s.parse::<u64>() {
             return Ok(BlockRef::Height(Height(h)));
         }
-        s.parse::<BlockId>()
-            .map(BlockRef::Hash)
-            .map_err(|_| format!("expected a block height (a number) or a block hash (64 hex digits), got {s:?}"))
+        s.parse::<BlockId>().map(BlockRef::Hash).map_err(|_| BadBlockRef(s.to_owned()))
     }
 }
 

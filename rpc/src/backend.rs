@@ -14,7 +14,7 @@ use crate::types::{
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
-use primitives::{AccountId, BlockId, Hash32, Height, TxId};
+use primitives::{AccountId, BlockId, Height, TxId};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -74,13 +74,13 @@ pub enum ClaimError {
     /// The ledger already recorded the deposit (minted, or held below the minimum).
     #[error(
         "deposit {}:{} was already {} at height {at}{}",
-        crate::types::btc_txid(&outpoint.txid),
+        outpoint.txid,
         outpoint.vout,
         if *held { "recorded (below the minimum, held)" } else { "minted" },
         mint_txid.map(|t| format!(" (mint txid {t})")).unwrap_or_default()
     )]
     AlreadyMinted {
-        /// The deposit (internal byte order).
+        /// The deposit.
         outpoint: BtcOutPoint,
         /// The height of the block that recorded it.
         at: Height,
@@ -92,11 +92,11 @@ pub enum ClaimError {
     /// A claim for the same outpoint is already pending.
     #[error(
         "deposit {}:{}: a claim for this deposit is already pending",
-        crate::types::btc_txid(&outpoint.txid),
+        outpoint.txid,
         outpoint.vout
     )]
     AlreadyPending {
-        /// The deposit (internal byte order).
+        /// The deposit.
         outpoint: BtcOutPoint,
     },
     /// Refused for another reason (too many claims pending, our bitcoind rejected it); shown as is.
@@ -192,7 +192,7 @@ pub trait RpcBackend: Send + Sync + 'static {
         recipient: AccountId,
     ) -> impl Future<Output = Result<PegInAddressInfo, BackendError>> + Send;
 
-    /// What the node knows about the deposit at `outpoint` (internal byte order): the ledger's record at
+    /// What the node knows about the deposit at `outpoint`: the ledger's record at
     /// the tip with its block time, what its bitcoind shows (validators only), the recipient's registration.
     fn pegin_facts(&self, outpoint: BtcOutPoint) -> impl Future<Output = Result<PegInFacts, BackendError>> + Send;
 
@@ -203,7 +203,7 @@ pub trait RpcBackend: Send + Sync + 'static {
         &self,
         outpoint: BtcOutPoint,
         recipient: AccountId,
-        btc_block: Hash32,
+        btc_block: bitcoin::BlockHash,
     ) -> impl Future<Output = Result<(), ClaimError>> + Send;
 
     /// Burns at the tip, newest first (burn ids `next_burn_id - 1 - skip` down), at most `count`.

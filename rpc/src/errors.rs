@@ -171,12 +171,13 @@ pub fn operator_error(method: &str, e: &OperatorError) -> ErrorObjectOwned {
 mod tests {
     use super::*;
     use crate::backend::{refusal, Unsupported};
+    use bitcoin::hashes::Hash as _;
     use ledger::BtcOutPoint;
     use primitives::AccountId;
     use primitives::Hash32;
 
     fn outpoint() -> BtcOutPoint {
-        BtcOutPoint { txid: Hash32([7; 32]), vout: 1 }
+        BtcOutPoint { txid: bitcoin::Txid::from_byte_array([7; 32]), vout: 1 }
     }
 
     #[test]
@@ -238,7 +239,7 @@ mod tests {
             assert_eq!(obj.code(), code, "{e}");
             assert!(obj.message().starts_with(start), "{}", obj.message());
         }
-        let shown = format!("{}:1", crate::types::btc_txid(&Hash32([7; 32])));
+        let shown = format!("{}:1", (Hash32([7; 32])));
         let minted = ClaimError::AlreadyMinted { outpoint: outpoint(), at: Height(4), held: false, mint_txid: None };
         assert_eq!(minted.to_string(), format!("deposit {shown} was already minted at height 4"));
         let pending = ClaimError::AlreadyPending { outpoint: outpoint() };

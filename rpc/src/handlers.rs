@@ -6,11 +6,10 @@ use crate::api::{BlockRef, SidechainApiServer};
 use crate::backend::{BackendError, RpcBackend};
 use crate::errors;
 use crate::types::{
-    ledger_block_hash, ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo,
-    BitcoinViewInfo, BlockInfo, ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo,
-    FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
-    PegParamError, ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
-    ValidatorInfo,
+    ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo, BitcoinViewInfo, BlockInfo,
+    ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
+    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, PegParamError,
+    ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -221,7 +220,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         let recipient = parse_account(&recipient).map_err(bad_peg_param)?;
         let btc_block_hash = parse_btc_block_hash(&btc_block_hash).map_err(bad_peg_param)?;
         self.backend
-            .claim_pegin(ledger_outpoint(&outpoint), recipient, ledger_block_hash(&btc_block_hash))
+            .claim_pegin(ledger_outpoint(&outpoint), recipient, btc_block_hash)
             .await
             .map_err(|e| errors::claim_error(&e))?;
         Ok(ClaimPegInResult { status: ClaimStatus::Submitted, outpoint, recipient, btc_block_hash })
@@ -229,7 +228,7 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
 
     async fn resume_peg(&self, btc_height: u32, btc_hash: String) -> RpcResult<String> {
         let hash = parse_btc_block_hash(&btc_hash).map_err(bad_peg_param)?;
-        let anchor = ledger::BtcAnchor { height: primitives::BtcHeight(btc_height), hash: ledger_block_hash(&hash) };
+        let anchor = ledger::BtcAnchor { height: primitives::BtcHeight(btc_height), hash };
         self.backend.resume_peg(anchor).await.map_err(|e| errors::operator_error("resumepeg", &e))?;
         Ok(format!("voting to resume the peg from BTC block {btc_height} {hash}"))
     }

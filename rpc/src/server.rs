@@ -42,7 +42,7 @@ pub enum RpcError {
     Auth(#[from] AuthError),
     /// A method name registered twice (a bug in this crate).
     #[error("cannot register rpc methods: {0}")]
-    Register(String),
+    Register(#[from] jsonrpsee::core::RegisterMethodError),
 }
 
 /// Server settings. Build with [`RpcServerConfig::new`] and adjust fields.
@@ -125,11 +125,9 @@ impl Drop for RpcServerHandle {
 /// Every method the server serves, `rpc.discover` included.
 pub fn rpc_module<B: RpcBackend>(backend: Arc<B>) -> Result<RpcModule<()>, RpcError> {
     let mut module = RpcModule::new(());
-    module.merge(RpcImpl::new(backend).into_rpc()).map_err(|e| RpcError::Register(e.to_string()))?;
+    module.merge(RpcImpl::new(backend).into_rpc()).map_err(RpcError::Register)?;
     let doc = Arc::new(openrpc::document());
-    module
-        .register_method(openrpc::DISCOVER, move |_, _, _| (*doc).clone())
-        .map_err(|e| RpcError::Register(e.to_string()))?;
+    module.register_method(openrpc::DISCOVER, move |_, _, _| (*doc).clone()).map_err(RpcError::Register)?;
     Ok(module)
 }
 

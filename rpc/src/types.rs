@@ -71,8 +71,7 @@ pub struct BtcAnchorInfo {
 
 impl From<ledger::BtcAnchor> for BtcAnchorInfo {
     fn from(a: ledger::BtcAnchor) -> Self {
-        use bitcoin::hashes::Hash;
-        BtcAnchorInfo { height: a.height, hash: bitcoin::BlockHash::from_byte_array(a.hash.0) }
+        BtcAnchorInfo { height: a.height, hash: a.hash }
     }
 }
 
@@ -603,6 +602,7 @@ impl From<&Block> for BlockSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
 
     #[test]
     fn btc_string_is_exact() {
@@ -624,7 +624,10 @@ mod tests {
     fn anchor_hash_is_in_bitcoin_display_order() {
         let mut raw = [0u8; 32];
         raw[0] = 0xab;
-        let a = BtcAnchorInfo::from(ledger::BtcAnchor { height: BtcHeight(7), hash: Hash32(raw) });
+        let a = BtcAnchorInfo::from(ledger::BtcAnchor {
+            height: BtcHeight(7),
+            hash: bitcoin::BlockHash::from_byte_array(raw),
+        });
         let s = serde_json::to_value(a).unwrap()["hash"].as_str().unwrap().to_string();
         assert!(s.ends_with("ab"), "{s}");
     }

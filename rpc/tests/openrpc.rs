@@ -244,7 +244,7 @@ fn pegouts() -> Vec<PegOutInfo> {
         fee: Amount::from_sat(300),
         vbytes: 150,
         unsigned_tx: vec![],
-        txid: Hash32([3; 32]),
+        txid: bitcoin::Txid::from_byte_array([3; 32]),
         shares: vec![(ValidatorIndex(0), vec![])],
         signed_at_anchor: None,
         earlier: vec![],
@@ -252,15 +252,15 @@ fn pegouts() -> Vec<PegOutInfo> {
     };
     let mut bumped = batch.clone();
     bumped.earlier.push(batch.current_version());
-    bumped.txid = Hash32([6; 32]);
+    bumped.txid = bitcoin::Txid::from_byte_array([6; 32]);
     let net = bitcoin::Network::Regtest;
-    let confirmed = BTreeMap::from([(Hash32([3; 32]), 130)]);
+    let confirmed = BTreeMap::from([(bitcoin::Txid::from_byte_array([3; 32]), 130)]);
     let mut queued =
         PegOutInfo::new(&ledger::pegout::BurnRecord { batch: None, ..burn.clone() }, None, net, &confirmed);
     queued.wait = Some(pegout_wait());
     queued.waiting = Some("waiting: no spendable coin".into());
     let paid = ledger::pegout::BurnRecord {
-        paid_in: Some(ledger::BtcAnchor { height: BtcHeight(120), hash: Hash32([5; 32]) }),
+        paid_in: Some(ledger::BtcAnchor { height: BtcHeight(120), hash: bitcoin::BlockHash::from_byte_array([5; 32]) }),
         ..burn.clone()
     };
     vec![
@@ -328,7 +328,7 @@ async fn rare_shapes_validate() {
         amount: Amount::from_sat(50_000),
         credited: Amount::from_sat(49_000),
         fee: Amount::from_sat(1_000),
-        btc_block: ledger::BtcAnchor { height: BtcHeight(105), hash: Hash32([3; 32]) },
+        btc_block: ledger::BtcAnchor { height: BtcHeight(105), hash: bitcoin::BlockHash::from_byte_array([3; 32]) },
         minted_at: Height(12),
         mint_txid: TxId(Hash32([9; 32])),
     };

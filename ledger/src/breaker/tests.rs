@@ -10,6 +10,7 @@ use crate::state::{MemStore, StateKey};
 use crate::testkit::{self, user_key};
 use crate::tx::{BtcOutPoint, MintKind, MintTx, Tx, UserTx, UserTxKind};
 use crate::{build_block, BlockTemplate};
+use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, ScriptBuf, WPubkeyHash};
 use primitives::{canonical_bytes, BlockId, Hash32, Height, ValidatorIndex};
 
@@ -25,7 +26,7 @@ fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) {
         prev_hash: BlockId(Hash32([h as u8; 32])),
         time_ms: chain.genesis().genesis_time_ms + h * 1000,
         proposer: ValidatorIndex(0),
-        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: bitcoin::BlockHash::from_byte_array([1; 32]) },
         last_commit_hash: Hash32::ZERO,
     };
     let (_, outcome) = build_block(chain, store, template, txs).expect("valid block");
@@ -34,10 +35,10 @@ fn commit(chain: &Chain, store: &mut MemStore, h: u64, txs: Vec<Tx>) {
 
 fn deposit(n: u8, sats: u64) -> Tx {
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
-        btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+        btc_block: BtcAnchor { height: primitives::BtcHeight(1), hash: bitcoin::BlockHash::from_byte_array([1; 32]) },
         epoch: 0,
         kind: MintKind::Deposit,
         coinbase: false,
@@ -192,7 +193,7 @@ fn a_fee_above_the_bound_or_unlike_the_record_is_refused() {
 fn a_batch_spending_an_output_the_federation_does_not_hold_is_refused() {
     let (chain, store, record) = batched();
     let r = tampered(&record, |tx, r| {
-        let fake = BtcOutPoint { txid: Hash32([0xEE; 32]), vout: 3 };
+        let fake = BtcOutPoint { txid: bitcoin::Txid::from_byte_array([0xEE; 32]), vout: 3 };
         tx.input[0].previous_output = fake.to_bitcoin();
         r.inputs[0].outpoint = fake;
     });
@@ -272,7 +273,7 @@ fn a_version_priced_before_the_rate_fell_is_still_signed() {
     let meta = crate::state::ChainMeta {
         height: Height(2),
         time_ms: chain.genesis().genesis_time_ms + 2000,
-        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: Hash32([1; 32]) },
+        btc_anchor: BtcAnchor { height: primitives::BtcHeight(1), hash: bitcoin::BlockHash::from_byte_array([1; 32]) },
     };
     built.build_batch_if_due(&chain, &meta).expect("build");
     let record = batch(&built, 0).expect("read").expect("batch 0");
@@ -308,7 +309,7 @@ fn an_earlier_version_that_could_confirm_too_or_pays_others_is_refused() {
     let mut r = record.clone();
     let mut v = record.current_version();
     let mut etx = v.unsigned(0).expect("tx");
-    let fake = BtcOutPoint { txid: Hash32([0xEE; 32]), vout: 3 };
+    let fake = BtcOutPoint { txid: bitcoin::Txid::from_byte_array([0xEE; 32]), vout: 3 };
     etx.input[0].previous_output = fake.to_bitcoin();
     v.inputs[0].outpoint = fake;
     v.unsigned_tx = bitcoin::consensus::encode::serialize(&etx);

@@ -5,6 +5,7 @@ use crate::genesis::Params;
 use crate::select::select_txs;
 use crate::state::{Account, MemStore};
 use crate::testkit::{self, transfer, user_key};
+use bitcoin::hashes::Hash as _;
 use primitives::Keypair;
 use primitives::{BtcHeight, Round};
 use std::collections::BTreeMap;
@@ -264,7 +265,7 @@ fn block_error_unknown_proposer() {
 fn block_error_anchor_rules() {
     let (chain, mut store) = setup();
     let mut t = template(&chain, 1);
-    t.btc_anchor = BtcAnchor { height: BtcHeight(5), hash: Hash32([5; 32]) };
+    t.btc_anchor = BtcAnchor { height: BtcHeight(5), hash: bitcoin::BlockHash::from_byte_array([5; 32]) };
     let (b1, o1) = build_block(&chain, &store, t, vec![]).unwrap();
     assert_eq!(execute_block(&chain, &store, &b1), Ok(o1.clone()));
     store.apply(&o1.write_set);
@@ -286,7 +287,7 @@ fn block_error_anchor_rules() {
         execute_block(&chain, &store, &b),
         Err(BlockError::AnchorStepTooLarge { prev: BtcHeight(5), got: BtcHeight(16), max: 10 })
     );
-    b.header.btc_anchor = BtcAnchor { height: BtcHeight(5), hash: Hash32([6; 32]) };
+    b.header.btc_anchor = BtcAnchor { height: BtcHeight(5), hash: bitcoin::BlockHash::from_byte_array([6; 32]) };
     assert!(matches!(execute_block(&chain, &store, &b), Err(BlockError::AnchorHashChanged { .. })));
 }
 

@@ -11,6 +11,7 @@ use crate::state::MemStore;
 use crate::testkit::{self, user_key, validator_key, validator_peg_key, validator_peg_secret};
 use crate::tx::{BtcOutPoint, MintTx, PegShareTx, SettleTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys};
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use primitives::BtcHeight;
 use primitives::{BlockId, Hash32, ValidatorIndex};
@@ -18,7 +19,7 @@ use primitives::{BlockId, Hash32, ValidatorIndex};
 const BAL: u64 = 1_000_000;
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]) }
 }
 
 fn emergency_keys() -> EmergencyKeys {
@@ -114,7 +115,7 @@ fn reconfigure_in(chain: &Chain, epoch: u32, p: &FederationProposal, by: &[u32])
 
 fn deposit(n: u8, sats: u64, btc: u32, epoch: u32) -> Tx {
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([n; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),
@@ -361,7 +362,10 @@ fn coins_nearing_the_emergency_delay_are_refreshed_and_others_are_not() {
     assert_eq!(index.in_flight.len(), 1, "one refresh at the interval height after anchor 21");
     let b = batch(&snap, index.in_flight[0]).expect("read").expect("batch");
     assert_eq!((b.kind, b.epoch, b.change_epoch), (BatchKind::Refresh, 0, 0));
-    assert_eq!(b.inputs.iter().map(|i| i.outpoint.txid).collect::<Vec<_>>(), vec![Hash32([1; 32])]);
+    assert_eq!(
+        b.inputs.iter().map(|i| i.outpoint.txid).collect::<Vec<_>>(),
+        vec![bitcoin::Txid::from_byte_array([1; 32])]
+    );
     let tx = b.unsigned().expect("tx");
     assert_eq!(tx.output[0].script_pubkey, chain.genesis_wallet().script_pubkey(), "back to the federation");
     // No emergency keys: never refreshed.

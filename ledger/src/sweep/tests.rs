@@ -9,6 +9,7 @@ use crate::state::MemStore;
 use crate::testkit::{self, user_key, validator_key, validator_peg_key};
 use crate::tx::{BtcOutPoint, MintTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys, GenesisValidator};
+use bitcoin::hashes::Hash as _;
 use bitcoin::Amount;
 use primitives::{BlockId, BtcHeight, Hash32, Height, ValidatorIndex};
 
@@ -16,7 +17,7 @@ const DUST_COINS: u16 = 120;
 const DUST: u64 = 300;
 
 fn anchor(h: u32) -> BtcAnchor {
-    BtcAnchor { height: BtcHeight(h), hash: Hash32([h as u8; 32]) }
+    BtcAnchor { height: BtcHeight(h), hash: bitcoin::BlockHash::from_byte_array([h as u8; 32]) }
 }
 
 /// Four validators, emergency keys (delay 30, refresh 10 blocks before), batches every 2 blocks.
@@ -59,7 +60,7 @@ fn deposit(n: u16, sats: u64, btc: u32, epoch: u32) -> Tx {
     let mut txid = [0xD0; 32];
     txid[..2].copy_from_slice(&n.to_le_bytes());
     Tx::Mint(MintTx {
-        outpoint: BtcOutPoint { txid: Hash32(txid), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array(txid), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: Amount::from_sat(sats),
         btc_block: anchor(btc),

@@ -11,13 +11,13 @@ use crate::breaker::SigningGuard;
 use crate::chain::ChainState;
 use crate::fault::CrashConfig;
 use ledger::StateReader;
-use primitives::{Hash32, ValidatorIndex};
+use primitives::ValidatorIndex;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 /// A batch version the share-time check refused: (batch, unsigned txid, why).
-type Refused = (u64, Hash32, ledger::breaker::ShareCheckError);
+type Refused = (u64, bitcoin::Txid, ledger::breaker::ShareCheckError);
 
 /// Why a batch version with k recorded shares could not be finalized (logged; the next block retries).
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +39,11 @@ pub struct BatchSigner {
     /// Signed batches for the rebroadcaster (validators with a bitcoind).
     signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
     /// The (txid, outputs) of every version with k shares, for the follower to look for on Bitcoin.
-    batch_versions: watch::Sender<Vec<(Hash32, u32)>>,
+    batch_versions: watch::Sender<Vec<(bitcoin::Txid, u32)>>,
     /// Versions finalized already, so each is finalized once.
-    finalized: HashMap<(u64, Hash32), bitcoin::Transaction>,
+    finalized: HashMap<(u64, bitcoin::Txid), bitcoin::Transaction>,
     /// Versions whose due fee bump could not be built, warned about once.
-    bump_warned: HashSet<(u64, Hash32)>,
+    bump_warned: HashSet<(u64, bitcoin::Txid)>,
     crash: CrashConfig,
 }
 
@@ -53,7 +53,7 @@ impl BatchSigner {
         guard: SigningGuard,
         keys: &crate::keys::NodeKeys,
         signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
-        batch_versions: watch::Sender<Vec<(Hash32, u32)>>,
+        batch_versions: watch::Sender<Vec<(bitcoin::Txid, u32)>>,
         crash: CrashConfig,
     ) -> Self {
         Self {
@@ -218,7 +218,9 @@ impl BatchSigner {
                     continue;
                 }
             }
-            if let Err(e) = store.record_signed_batch_version(*id, (b.txid, inputs)) {
+            if let Err(e) =
+                store.record_signed_batch_version(*id, crate::storage::SignedVersion { txid: b.txid, inputs })
+            {
                 error!(batch = id, error = %e, "cannot persist the signature record; not signing");
                 continue;
             }
@@ -226,7 +228,7 @@ impl BatchSigner {
             let genesis = *chain.genesis_hash().as_bytes();
             match peg::shares::sign_batch(&secp, &wallet, genesis, &tx, &b.peg_inputs(), me, &self.peg_key) {
                 Ok(share) => {
-                    info!(batch = id, kind = ?b.kind, epoch = b.epoch, btc_txid = %rpc::types::btc_txid(&b.txid),
+                    info!(batch = id, kind = ?b.kind, epoch = b.epoch, btc_txid = %b.txid,
                         "signing batch");
                     out.push(ledger::PegShareTx { batch: *id, txid: b.txid, signer, signatures: share.signatures });
                 }

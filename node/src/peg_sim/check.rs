@@ -4,9 +4,8 @@ use super::config::{EARLY_ITEMS_BOUND, HALT_BOUND, LIVENESS_BOUND};
 use super::failure::SimFailure;
 use super::world::World;
 use crate::btc_follow::{from_peg, to_peg};
-use bitcoin::hashes::Hash;
 use ledger::{BtcAnchor, StateReader};
-use primitives::{Hash32, Height};
+use primitives::Height;
 use std::collections::HashSet;
 
 impl World {
@@ -72,9 +71,7 @@ impl World {
         for o in coins {
             let Some(u) = state.get_federation_utxo(&o).map_err(|e| self.state_err(e))? else { continue };
             let fail = |reason| SimFailure::CoinNotOnBitcoin { seed, height: self.height, outpoint: o, reason };
-            let Some((out, h, coinbase)) =
-                self.btc.created(&bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array(o.txid.0), vout: o.vout })
-            else {
+            let Some((out, h, coinbase)) = self.btc.created(&bitcoin::OutPoint { txid: o.txid, vout: o.vout }) else {
                 return Err(fail("no such output in the best chain"));
             };
             let script = match u.tweak {
@@ -102,7 +99,7 @@ impl World {
         let mut seen = HashSet::new();
         for b in &self.btc.blocks {
             for t in &b.txids {
-                if let Some(id) = self.versions.get(&Hash32(t.to_byte_array())) {
+                if let Some(id) = self.versions.get(t) {
                     if !seen.insert(*id) {
                         return Err(SimFailure::PaidTwice { seed, height: self.height, batch: *id });
                     }

@@ -11,6 +11,7 @@ use super::failure::SimFailure;
 use super::world::World;
 use crate::btc_follow::{from_peg, to_peg, BtcSnapshot};
 use crate::pegin;
+use bitcoin::hashes::Hash as _;
 use ledger::testkit::{self, user_key};
 use ledger::{BlockTemplate, BtcAnchor, BtcOutPoint, PegHalt, PegPlan, StateReader, Tx};
 use primitives::{BlockId, Hash32, Height, TxId, ValidatorIndex};
@@ -232,7 +233,7 @@ impl World {
                 let mut fake = [0u8; 32];
                 self.rng.fill(&mut fake);
                 plan.mints.push(ledger::MintTx {
-                    outpoint: BtcOutPoint { txid: Hash32(fake), vout: 0 },
+                    outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array(fake), vout: 0 },
                     recipient: user_key(id).public().account_id(),
                     amount: bitcoin::Amount::from_sat(1_000_000),
                     btc_block: anchor,
@@ -246,10 +247,13 @@ impl World {
                 self.rng.fill(&mut fork);
                 let Some(next) = prev.height.get().checked_add(1) else { return Ok(None) };
                 plan.mints.push(ledger::MintTx {
-                    outpoint: BtcOutPoint { txid: Hash32(fork), vout: 0 },
+                    outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array(fork), vout: 0 },
                     recipient: user_key(id).public().account_id(),
                     amount: bitcoin::Amount::from_sat(1_000_000),
-                    btc_block: BtcAnchor { height: primitives::BtcHeight(next), hash: Hash32(fork) },
+                    btc_block: BtcAnchor {
+                        height: primitives::BtcHeight(next),
+                        hash: bitcoin::BlockHash::from_byte_array(fork),
+                    },
                     epoch: 0,
                     kind: ledger::MintKind::Deposit,
                     coinbase: false,
@@ -264,8 +268,7 @@ impl World {
                     };
                     // Only a lie is an attack: a batch one of whose versions Bitcoin confirmed anywhere is
                     // left alone (naming that block would be an honest settlement).
-                    let on_chain =
-                        b.version_txids().any(|t| self.btc.confirmed_at(&rpc::types::btc_txid(&t)).is_some());
+                    let on_chain = b.version_txids().any(|t| self.btc.confirmed_at(&t).is_some());
                     if !on_chain && !plan.settles.iter().any(|x| x.batch == batch) {
                         fake = Some(ledger::SettleTx { batch, txid: b.txid, btc_block: anchor });
                         break;

@@ -14,7 +14,6 @@
 
 use super::failure::{SimFailure, StuckReason};
 use super::world::World;
-use bitcoin::hashes::Hash;
 use bitcoin::Amount;
 use ledger::{BurnRecord, StateReader};
 
@@ -53,8 +52,7 @@ impl World {
                 let (shares, needed) = (batch.shares.len(), batch.signers_needed);
                 return Ok(StuckReason::Unsigned { batch: id, shares, needed });
             }
-            let confirmed =
-                batch.version_txids().find_map(|t| self.btc.confirmed_at(&bitcoin::Txid::from_byte_array(t.0)));
+            let confirmed = batch.version_txids().find_map(|t| self.btc.confirmed_at(&t));
             return Ok(match confirmed {
                 Some(btc_height) => StuckReason::Unsettled { batch: id, btc_height, anchor: anchor.height.get() },
                 None => StuckReason::Unconfirmed { batch: id, versions: batch.bumps() + 1 },
@@ -99,8 +97,7 @@ impl World {
             let (Some(batch), Some(_)) = (b.batch, b.paid_in) else { continue };
             let record = ledger::batching::batch(&state, batch).map_err(err)?.expect("a burn's batch is recorded");
             let confirmed = self.btc.blocks.iter().flat_map(|blk| blk.txs.iter().zip(&blk.txids));
-            let mut confirmed =
-                confirmed.filter(|(_, txid)| record.version_txids().any(|t| t.0 == txid.to_byte_array()));
+            let mut confirmed = confirmed.filter(|(_, txid)| record.version_txids().any(|t| t == **txid));
             let paid = confirmed.any(|(tx, _)| {
                 tx.output.iter().any(|o| o.value == b.amount && o.script_pubkey.as_bytes() == b.script_pubkey)
             });

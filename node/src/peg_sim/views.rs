@@ -8,8 +8,6 @@
 
 use super::world::World;
 use crate::btc_follow::{from_peg, BtcSnapshot};
-use bitcoin::hashes::Hash;
-use primitives::Hash32;
 use rand::Rng;
 use std::rc::Rc;
 
@@ -86,7 +84,7 @@ impl World {
         // about those in flight), for late settlements.
         for (h, b) in self.btc.blocks.iter().enumerate().take(tip as usize + 1) {
             for t in &b.txids {
-                let txid = Hash32(t.to_byte_array());
+                let txid = *t;
                 if self.versions.contains_key(&txid) {
                     snap.batch_confirmations.insert(txid, from_peg((h as u32, b.hash)));
                 }

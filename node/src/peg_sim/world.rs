@@ -11,7 +11,7 @@ use crate::pegin::Registry;
 use bitcoin::{Amount, ScriptBuf};
 use ledger::testkit::{self, user_key};
 use ledger::{BtcAnchor, Chain, MemStore, SignedUserTx, StateReader, Tx};
-use primitives::{AccountId, Hash32};
+use primitives::AccountId;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
 
@@ -40,7 +40,7 @@ pub(super) struct World {
     pub(super) snap_cache: std::cell::RefCell<BTreeMap<SnapKey, std::rc::Rc<BtcSnapshot>>>,
     /// Signature shares made so far, by (batch, version txid, signer position).
     #[allow(clippy::type_complexity)]
-    pub(super) share_cache: std::cell::RefCell<BTreeMap<(u64, Hash32, usize), Option<Tx>>>,
+    pub(super) share_cache: std::cell::RefCell<BTreeMap<(u64, bitcoin::Txid, usize), Option<Tx>>>,
     /// Deposit scripts of the users and the fee pool in each epoch's wallet (an EC tweak each: computed once).
     pub(super) scripts: BTreeMap<(u32, AccountId), ScriptBuf>,
     /// Consensus keys of the test identities, to map a validator list to identities.
@@ -56,9 +56,9 @@ pub(super) struct World {
     /// In the quiet tail: no user acts, Bitcoin mines every height, no reorg, no lag.
     pub(super) quiet: bool,
     /// (batch, txid) pairs already handed to Bitcoin.
-    pub(super) submitted: HashSet<(u64, Hash32)>,
+    pub(super) submitted: HashSet<(u64, bitcoin::Txid)>,
     /// Batch ids by the txid of each of their versions.
-    pub(super) versions: BTreeMap<Hash32, u64>,
+    pub(super) versions: BTreeMap<bitcoin::Txid, u64>,
     /// Heights since the anchor last moved or early peg items last went in, while a quorum of bitcoinds
     /// was ready for a move.
     pub(super) waiting: u64,

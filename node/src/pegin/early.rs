@@ -68,8 +68,7 @@ pub fn early_plan<S: StateReader>(
 /// Whether our index holds `s`'s batch version in the block it names.
 pub fn settle_is_confirmed(snap: &BtcSnapshot, s: &SettleTx) -> bool {
     snap.deposits.get(&s.btc_block.height.get()).is_some_and(|b| {
-        from_peg((s.btc_block.height.get(), b.hash)).hash == s.btc_block.hash
-            && b.txids.iter().any(|t| bitcoin::hashes::Hash::to_byte_array(*t) == s.txid.0)
+        from_peg((s.btc_block.height.get(), b.hash)).hash == s.btc_block.hash && b.txids.contains(&s.txid)
     })
 }
 

@@ -3,7 +3,6 @@
 //! so it sits below them.
 
 use crate::btc_follow::{from_peg, BtcSnapshot};
-use bitcoin::hashes::Hash;
 use ledger::Room;
 use ledger::{BtcAnchor, BtcBlockFacts, BtcOutPoint, Chain, MintKind, MintTx, PegPlan, StateReader};
 use primitives::{AccountId, Hash32, Height};
@@ -138,12 +137,12 @@ pub(super) fn unconfirmed(m: &MintTx) -> PegObjection {
         amount: m.amount,
         recipient: m.recipient,
         btc_height: m.btc_block.height.get(),
-        btc_block: rpc::types::btc_block_hash(&m.btc_block.hash),
+        btc_block: m.btc_block.hash,
     }
 }
 
 pub(super) fn btc_outpoint(o: &BtcOutPoint) -> bitcoin::OutPoint {
-    bitcoin::OutPoint { txid: rpc::types::btc_txid(&o.txid), vout: o.vout }
+    bitcoin::OutPoint { txid: o.txid, vout: o.vout }
 }
 
 /// The facts of the BTC blocks `(prev, new]` as our index shows them, for [`ledger::plan_peg_txs`]; `Err`
@@ -169,11 +168,7 @@ pub fn block_facts(
             return Err(CannotTell::OtherBlock(h));
         }
         let outputs = block.scan.deposits.iter().map(mint_for).chain(block.scan.plain.iter().map(mint_for_plain));
-        out.push(BtcBlockFacts {
-            block: anchor,
-            outputs: outputs.collect(),
-            txids: block.txids.iter().map(|t| Hash32(t.to_byte_array())).collect(),
-        });
+        out.push(BtcBlockFacts { block: anchor, outputs: outputs.collect(), txids: block.txids.clone() });
     }
     Ok(out)
 }

@@ -2,10 +2,11 @@
 
 use super::*;
 use crate::bitcoin::IndexedBlock;
+use crate::storage::SignedVersion;
 use bitcoin::hashes::Hash;
 use ledger::testkit::{self, user_key};
 use ledger::{BlockHeader, MemStore, MintKind, UserTx, UserTxKind};
-use primitives::AccountId;
+use primitives::{AccountId, Hash32};
 use primitives::{BlockId, BtcHeight, GenesisHash, StateRoot, ValidatorIndex};
 
 /// Chain with `R` registered at height 1; a snapshot whose BTC block 3 pays R (the deposit) and the
@@ -140,13 +141,19 @@ fn outputs_execution_refuses_are_never_required() {
 
 #[test]
 fn a_validator_only_signs_versions_that_conflict_with_what_it_signed() {
-    let o = |n: u8| BtcOutPoint { txid: Hash32([n; 32]), vout: 0 };
-    let signed = vec![(Hash32([1; 32]), vec![o(1), o(2)])];
-    assert!(safe_to_sign(&[], &Hash32([1; 32]), &[o(1)]), "nothing signed yet");
-    assert!(safe_to_sign(&signed, &Hash32([1; 32]), &[o(1), o(2)]), "the same version again");
-    assert!(safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(2), o(3)]), "a bump spending a superset");
-    assert!(!safe_to_sign(&signed, &Hash32([2; 32]), &[o(1), o(3)]), "would not conflict on o(2)");
-    assert!(!safe_to_sign(&signed, &Hash32([3; 32]), &[o(4)]), "disjoint: both could confirm");
+    let o = |n: u8| BtcOutPoint { txid: bitcoin::Txid::from_byte_array([n; 32]), vout: 0 };
+    let signed = vec![SignedVersion { txid: bitcoin::Txid::from_byte_array([1; 32]), inputs: vec![o(1), o(2)] }];
+    assert!(safe_to_sign(&[], &bitcoin::Txid::from_byte_array([1; 32]), &[o(1)]), "nothing signed yet");
+    assert!(safe_to_sign(&signed, &bitcoin::Txid::from_byte_array([1; 32]), &[o(1), o(2)]), "the same version again");
+    assert!(
+        safe_to_sign(&signed, &bitcoin::Txid::from_byte_array([2; 32]), &[o(1), o(2), o(3)]),
+        "a bump spending a superset"
+    );
+    assert!(
+        !safe_to_sign(&signed, &bitcoin::Txid::from_byte_array([2; 32]), &[o(1), o(3)]),
+        "would not conflict on o(2)"
+    );
+    assert!(!safe_to_sign(&signed, &bitcoin::Txid::from_byte_array([3; 32]), &[o(4)]), "disjoint: both could confirm");
 }
 
 #[test]
@@ -350,7 +357,7 @@ fn late_settlements_are_proposed_and_accepted_only_as_our_bitcoind_shows_them() 
     let at = |h: u32, b: u8| from_peg((h, bitcoin::BlockHash::from_byte_array([b; 32])));
     let anchor = at(5, 5);
     let funding = MintTx {
-        outpoint: BtcOutPoint { txid: Hash32([1; 32]), vout: 0 },
+        outpoint: BtcOutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 },
         recipient: user_key(9).public().account_id(),
         amount: bitcoin::Amount::from_sat(400_000),
         btc_block: at(1, 1),

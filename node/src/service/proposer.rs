@@ -51,11 +51,10 @@ impl BlockInputs<'_> {
         }
         let Some(proposer) = me else { return Ok(Proposed::NotOurs) };
         let state = self.chain.state();
-        let meta = state.chain_meta().map_err(ChainError::from)?.ok_or(ChainError::Corrupt {
-            what: "chain meta",
-            height: self.chain.tip(),
-            reason: "missing".into(),
-        })?;
+        let meta = state
+            .chain_meta()
+            .map_err(ChainError::from)?
+            .ok_or(ChainError::Missing { what: "chain meta", height: self.chain.tip() })?;
         let chain = self.chain.chain();
         // The peg's transactions go first, in the order `ledger::plan_peg_txs` applied them (settlements,
         // required mints, claims), so what it judged acceptable is exactly what this block executes; then

@@ -39,8 +39,8 @@ pub async fn open(cfg: ServiceConfig) -> Result<(State, ServiceHandle), ServiceE
             .then(|| (cfg.keys.consensus.clone(), *chain.chain().genesis_hash())),
     };
 
-    let libp2p_key = net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes())
-        .map_err(|e| net::NetError::Transport(format!("node key as libp2p identity: {e}")))?;
+    let libp2p_key =
+        net::Keypair::ed25519_from_bytes(cfg.keys.consensus.secret_bytes()).map_err(net::NetError::Identity)?;
     let mut net_cfg = NetConfig::new(libp2p_key, cfg.p2p_listen.clone());
     net_cfg.bootstrap = cfg.bootstrap.clone();
     net_cfg.topics = vec![TOPIC_CONSENSUS.into(), TOPIC_TXS.into(), TOPIC_STATUS.into()];

@@ -124,7 +124,7 @@ fn sweep_info(b: &BatchRecord) -> SweepBatchInfo {
             BatchKind::Sweep => "sweep",
         }
         .into(),
-        btc_txid: super::btc_txid(&b.txid).to_string(),
+        btc_txid: b.txid.to_string(),
         inputs: b.inputs.len(),
         signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
         to_epoch: b.change_epoch,

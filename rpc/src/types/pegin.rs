@@ -11,7 +11,6 @@
 //! [`parse_btc_block_hash`], [`parse_account`]), with messages a person can act on.
 
 use bitcoin::amount::serde::as_sat;
-use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, OutPoint};
 use ledger::{BtcOutPoint, PegInRecord, PegTotals};
 use primitives::schema;
@@ -74,11 +73,6 @@ pub fn parse_account(s: &str) -> Result<AccountId, PegParamError> {
 /// A Bitcoin outpoint as the ledger keys it (txid in internal byte order).
 pub fn ledger_outpoint(o: &OutPoint) -> BtcOutPoint {
     BtcOutPoint::from_bitcoin(o)
-}
-
-/// A Bitcoin block hash in the ledger's internal byte order.
-pub fn ledger_block_hash(h: &BlockHash) -> Hash32 {
-    Hash32(h.to_byte_array())
 }
 
 /// The peg totals at the tip (`getfederationinfo.peg_totals`).
@@ -299,7 +293,7 @@ impl PegInStatus {
             s.stage = if r.below_minimum() { PegInStage::BelowMinimum } else { PegInStage::Minted };
             s.recipient = Some(r.recipient);
             s.amount = Some(r.amount);
-            s.btc_block_hash = Some(crate::types::btc_block_hash(&r.btc_block.hash));
+            s.btc_block_hash = Some(r.btc_block.hash);
             s.btc_height = Some(r.btc_block.height.get());
             s.minted_at = Some(r.minted_at);
             s.minted_time_ms = facts.minted_time_ms;
@@ -361,6 +355,7 @@ pub struct ClaimPegInResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
     use ledger::BtcAnchor;
     use primitives::BtcHeight;
     use primitives::TxId;
@@ -386,7 +381,7 @@ mod tests {
             amount: Amount::from_sat(50_000),
             credited,
             fee: if credited == Amount::ZERO { Amount::ZERO } else { Amount::from_sat(50_000) - credited },
-            btc_block: BtcAnchor { height: BtcHeight(105), hash: Hash32([3; 32]) },
+            btc_block: BtcAnchor { height: BtcHeight(105), hash: bitcoin::BlockHash::from_byte_array([3; 32]) },
             minted_at: Height(12),
             mint_txid: TxId(Hash32([9; 32])),
         }
@@ -402,7 +397,7 @@ mod tests {
         assert_eq!(o.to_string(), format!("{TXID}:1"));
         // Display order in, internal order in the ledger: the bytes are reversed.
         let l = ledger_outpoint(&o);
-        assert_eq!(l.txid.0[0], 0x3b);
+        assert_eq!(l.txid.to_byte_array()[0], 0x3b);
         assert_eq!(crate::types::btc_outpoint(&l), o);
         for bad in [
             "",

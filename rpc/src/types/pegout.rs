@@ -5,12 +5,11 @@
 //! Bitcoin values are shown as `bitcoin-cli` shows them (txids and block hashes in display order).
 
 use bitcoin::amount::serde::as_sat;
-use bitcoin::hashes::Hash;
-use bitcoin::{Amount, BlockHash, Script, Txid};
+use bitcoin::{Amount, Script, Txid};
 use ledger::batching::BatchRecord;
 use ledger::pegout::BurnRecord;
 use primitives::schema;
-use primitives::{AccountId, Hash32, Height, TxId};
+use primitives::{AccountId, Height, TxId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -252,13 +251,13 @@ impl PegOutLimitInfo {
 
 impl PegOutInfo {
     /// The status of `burn`, with `batch` its batch record (if batched and still stored; it knows how many
-    /// signatures it needs) and `confirmed` the batch versions (txid, internal order) this node's bitcoind
+    /// signatures it needs) and `confirmed` the batch versions (by txid) this node's bitcoind
     /// shows in a block, with the block's height.
     pub fn new(
         burn: &BurnRecord,
         batch: Option<&BatchRecord>,
         network: bitcoin::Network,
-        confirmed: &BTreeMap<Hash32, u32>,
+        confirmed: &BTreeMap<Txid, u32>,
     ) -> Self {
         let confirmed_btc_height = match (burn.paid_in, batch) {
             (None, Some(b)) => b.version_txids().find_map(|t| confirmed.get(&t).copied()),
@@ -284,17 +283,14 @@ impl PegOutInfo {
             stage,
             batch: batch.map(|b| PegOutBatchInfo {
                 id: b.id,
-                btc_txid: Txid::from_byte_array(b.txid.0).to_string(),
+                btc_txid: b.txid.to_string(),
                 signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
                 fee: b.fee,
                 vbytes: b.vbytes,
                 version: b.bumps() + 1,
-                earlier_btc_txids: b.earlier.iter().map(|v| Txid::from_byte_array(v.txid.0).to_string()).collect(),
+                earlier_btc_txids: b.earlier.iter().map(|v| v.txid.to_string()).collect(),
             }),
-            paid_in: burn.paid_in.map(|a| PegOutPaidIn {
-                btc_height: a.height.0,
-                btc_block_hash: BlockHash::from_byte_array(a.hash.0).to_string(),
-            }),
+            paid_in: burn.paid_in.map(|a| PegOutPaidIn { btc_height: a.height.0, btc_block_hash: a.hash.to_string() }),
             confirmed_btc_height,
             waiting: None,
             wait: None,
@@ -321,8 +317,8 @@ pub fn parse_burn_txid(s: &str) -> Result<TxId, super::PegParamError> {
 pub struct PegOutView {
     /// The node's Bitcoin network (addresses).
     pub network: bitcoin::Network,
-    /// Batch versions (txid, internal order) its bitcoind shows in a block, with the block height.
-    pub confirmed: BTreeMap<Hash32, u32>,
+    /// Batch versions (by txid) its bitcoind shows in a block, with the block height.
+    pub confirmed: BTreeMap<bitcoin::Txid, u32>,
     /// The chain (the batch planner behind the wait reasons needs its parameters and wallets).
     pub chain: ledger::Chain,
 }
@@ -384,6 +380,8 @@ fn pegout_info<S: ledger::StateReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash as _;
+    use primitives::Hash32;
 
     fn burn() -> BurnRecord {
         let mut spk = vec![0x00, 0x14];
@@ -415,7 +413,7 @@ mod tests {
             fee: Amount::from_sat(300),
             vbytes: 150,
             unsigned_tx: vec![],
-            txid: Hash32([3; 32]),
+            txid: bitcoin::Txid::from_byte_array([3; 32]),
             shares: (0..shares).map(|i| (primitives::ValidatorIndex(i as u16), vec![])).collect(),
             signed_at_anchor: None,
             earlier: vec![],
@@ -441,16 +439,19 @@ mod tests {
         // Bumped: the first version is kept as an earlier one and a new version is current.
         let mut bumped = batch(0);
         bumped.earlier.push(batch(3).current_version());
-        bumped.txid = Hash32([6; 32]);
+        bumped.txid = bitcoin::Txid::from_byte_array([6; 32]);
         let info = PegOutInfo::new(&b, Some(&bumped), net, &none);
         assert_eq!(info.stage, PegOutStage::Bumped);
         let shown = info.batch.expect("batch");
         assert_eq!((shown.version, shown.earlier_btc_txids), (2, vec!["03".repeat(32)]));
         // Our bitcoind shows the first version in block 130: confirmed, whichever version it is.
-        let confirmed = BTreeMap::from([(Hash32([3; 32]), 130)]);
+        let confirmed = BTreeMap::from([(bitcoin::Txid::from_byte_array([3; 32]), 130)]);
         let info = PegOutInfo::new(&b, Some(&bumped), net, &confirmed);
         assert_eq!((info.stage, info.confirmed_btc_height), (PegOutStage::Confirmed, Some(130)));
-        b.paid_in = Some(ledger::BtcAnchor { height: primitives::BtcHeight(120), hash: Hash32([5; 32]) });
+        b.paid_in = Some(ledger::BtcAnchor {
+            height: primitives::BtcHeight(120),
+            hash: bitcoin::BlockHash::from_byte_array([5; 32]),
+        });
         let paid = PegOutInfo::new(&b, Some(&batch(3)), net, &confirmed);
         assert_eq!((paid.stage, paid.confirmed_btc_height), (PegOutStage::Final, None));
         assert_eq!(paid.paid_in.map(|p| p.btc_height), Some(120));

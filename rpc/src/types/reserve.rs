@@ -126,7 +126,7 @@ pub enum ReserveProofError {
     OutputNotListed {
         /// The entry.
         index: usize,
-        /// The output (internal byte order).
+        /// The output.
         outpoint: ledger::BtcOutPoint,
     },
     /// No entry proves the peg totals.

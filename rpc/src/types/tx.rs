@@ -1,5 +1,5 @@
 //! Transactions in JSON (`getblock` verbosity 2, `gettransaction`): what each kind does, with Bitcoin
-//! values in `bitcoin-cli`'s form, and the conversions from the ledger's internal byte order.
+//! values in `bitcoin-cli`'s form (the ledger keeps Bitcoin's own `Txid`/`BlockHash`, so nothing is converted).
 //!
 //! Why a file of its own: one match over every ledger transaction kind, kept apart from the block, chain and
 //! account views in `types.rs`.
@@ -8,7 +8,7 @@ use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::{Tx, UserTxKind};
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, Hash32, Height, PublicKey, Round, Signature, TxId, ValidatorIndex};
+use primitives::{canonical_bytes, AccountId, Height, PublicKey, Round, Signature, TxId, ValidatorIndex};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -127,21 +127,9 @@ pub enum TxKindInfo {
     },
 }
 
-/// A ledger outpoint (internal byte order) as Bitcoin's type.
+/// A ledger outpoint as Bitcoin's type.
 pub fn btc_outpoint(o: &ledger::BtcOutPoint) -> bitcoin::OutPoint {
     o.to_bitcoin()
-}
-
-/// A ledger txid (internal byte order) as Bitcoin's type.
-pub fn btc_txid(h: &Hash32) -> bitcoin::Txid {
-    use bitcoin::hashes::Hash;
-    bitcoin::Txid::from_byte_array(h.0)
-}
-
-/// A ledger block hash (internal byte order) as Bitcoin's type.
-pub fn btc_block_hash(h: &Hash32) -> bitcoin::BlockHash {
-    use bitcoin::hashes::Hash;
-    bitcoin::BlockHash::from_byte_array(h.0)
 }
 
 /// A transaction in JSON (`getblock` verbosity 2, `gettransaction`).
@@ -199,7 +187,7 @@ impl From<&Tx> for TxInfo {
                     ledger::ValidatorTxKind::ReportReorg { anchor } => TxKindInfo::Reportreorg {
                         validator: v.tx.validator,
                         btc_height: anchor.height.get(),
-                        btc_block_hash: btc_block_hash(&anchor.hash),
+                        btc_block_hash: anchor.hash,
                     },
                     ledger::ValidatorTxKind::FeeRateVote { sat_per_vb } => {
                         TxKindInfo::Feeratevote { validator: v.tx.validator, sat_per_vb: *sat_per_vb }
@@ -207,7 +195,7 @@ impl From<&Tx> for TxInfo {
                     ledger::ValidatorTxKind::ResumePeg { anchor } => TxKindInfo::Resumepeg {
                         validator: v.tx.validator,
                         btc_height: anchor.height.get(),
-                        btc_block_hash: btc_block_hash(&anchor.hash),
+                        btc_block_hash: anchor.hash,
                     },
                 };
                 TxInfo {
@@ -226,8 +214,8 @@ impl From<&Tx> for TxInfo {
                 st.txid(),
                 TxKindInfo::Settle {
                     batch: st.batch,
-                    btc_txid: btc_txid(&st.txid),
-                    btc_block_hash: btc_block_hash(&st.btc_block.hash),
+                    btc_txid: st.txid,
+                    btc_block_hash: st.btc_block.hash,
                     btc_height: st.btc_block.height.get(),
                 },
             ),
@@ -237,7 +225,7 @@ impl From<&Tx> for TxInfo {
                 TxKindInfo::Pegoutsignatures {
                     validator: p.signer,
                     batch: p.batch,
-                    btc_txid: crate::types::btc_txid(&p.txid),
+                    btc_txid: p.txid,
                     inputs: p.signatures.len(),
                 },
             ),
@@ -258,7 +246,7 @@ impl From<&Tx> for TxInfo {
                     btc_outpoint: btc_outpoint(&m.outpoint),
                     recipient: m.recipient,
                     amount: m.amount,
-                    btc_block_hash: btc_block_hash(&m.btc_block.hash),
+                    btc_block_hash: m.btc_block.hash,
                     btc_height: m.btc_block.height.get(),
                 },
             ),

@@ -29,8 +29,8 @@ struct Inner {
     store: MemStore,
     blocks: Vec<StoredBlock>,
     mempool: Vec<SignedUserTx>,
-    /// Pending peg-in claims: (outpoint, recipient, BTC block in internal byte order).
-    claims: Vec<(ledger::BtcOutPoint, AccountId, Hash32)>,
+    /// Pending peg-in claims: (outpoint, recipient, BTC block).
+    claims: Vec<(ledger::BtcOutPoint, AccountId, bitcoin::BlockHash)>,
 }
 
 /// The BTC height the mock's "bitcoind" puts every claimed deposit at, its best height, and the amount.
@@ -301,7 +301,7 @@ impl RpcBackend for MemBackend {
             script_pubkey: bitcoin::ScriptBuf::new(),
             recipient: r.0 .0,
             epoch: 0,
-            btc_block_hash: btc_block_hash(b),
+            btc_block_hash: *b,
             btc_height: CLAIM_BTC_HEIGHT,
             coinbase: false,
         });
@@ -341,7 +341,7 @@ impl RpcBackend for MemBackend {
         &self,
         outpoint: ledger::BtcOutPoint,
         recipient: AccountId,
-        btc_block: Hash32,
+        btc_block: bitcoin::BlockHash,
     ) -> Result<(), ClaimError> {
         self.check()?;
         let mut inner = self.inner.lock().unwrap();

@@ -26,11 +26,9 @@
 use super::{rpc_err, ScenarioError};
 use crate::bitcoind::{Bitcoind, BitcoindError};
 use crate::federation::Federation;
-use bitcoin::hashes::Hash as _;
 use bitcoin::{BlockHash, Txid};
 use ledger::batching::BatchRecord;
 use ledger::{SettleTx, StateKey};
-use primitives::Hash32;
 use rpc::client::SidechainApiClient;
 use std::time::{Duration, Instant};
 
@@ -166,10 +164,6 @@ fn txindex_synced(btc: &Bitcoind) -> bool {
     }
 }
 
-fn btc_txid(h: &Hash32) -> Txid {
-    Txid::from_byte_array(h.0)
-}
-
 /// The batches in flight at node `i`'s tip, from its reserve proof (every entry proved against the state
 /// root, which `check_reserves` verifies), and the height of that tip.
 async fn batches_in_flight(fed: &Federation, i: usize) -> Result<(u64, Vec<BatchRecord>), ScenarioError> {
@@ -196,7 +190,7 @@ fn in_flight_accepted(btc: &Bitcoind, index: usize, b: &BatchRecord) -> Result<(
     let Some(last_signed) = versions.iter().rposition(|v| v.shares.len() >= needed) else { return Ok(()) };
     let mut mempool = false;
     for (n, v) in versions.iter().enumerate() {
-        match seen(btc, index, &btc_txid(&v.txid))? {
+        match seen(btc, index, &v.txid)? {
             Seen::Confirmed(_) => return Ok(()),
             Seen::Indexing => return Err(ScenarioError::BtcIndexing { bitcoind: index }),
             Seen::Mempool if n >= last_signed => mempool = true,
@@ -209,15 +203,15 @@ fn in_flight_accepted(btc: &Bitcoind, index: usize, b: &BatchRecord) -> Result<(
     Err(ScenarioError::BatchNotAccepted {
         batch: b.id,
         version: last_signed + 1,
-        txid: btc_txid(&versions[last_signed].txid),
+        txid: versions[last_signed].txid,
         bitcoind: index,
     })
 }
 
 /// Whether bitcoind `btc` has the settled version `s` confirmed in the block the settlement names.
 fn settled_confirmed(btc: &Bitcoind, index: usize, s: &SettleTx) -> Result<(), ScenarioError> {
-    let named = BlockHash::from_byte_array(s.btc_block.hash.0);
-    let txid = btc_txid(&s.txid);
+    let named = s.btc_block.hash;
+    let txid = s.txid;
     match seen(btc, index, &txid)? {
         Seen::Confirmed(hash) if hash == named => Ok(()),
         other => Err(ScenarioError::SettledNotConfirmed {
