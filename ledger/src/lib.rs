@@ -18,7 +18,8 @@
 //! - the rules, each an `impl Overlay` over the state it owns: [`fee_rate`], [`mod@peg_cursor`], [`pegout`],
 //!   [`economic`], [`halt_vote`], [`pegout_limit`], [`validator_tx`], [`batching`], [`pegin`], [`bumping`],
 //!   [`sweep`], [`federation_change`];
-//!   the node's read-only checks over that state, [`breaker`] and [`pegout_wait`], sit beside them;
+//!   the node's read-only checks over that state, [`breaker`] and [`pegout_wait`], and the account
+//!   [`history`] a block makes, sit beside them;
 //! - [`execute`] runs the rules; [`select`], [`anchor_move`] and [`testkit`] build on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -40,6 +41,7 @@ pub mod genesis;
 pub mod genesis_state;
 pub mod halt;
 pub mod halt_vote;
+pub mod history;
 pub mod overlay;
 pub mod peg_cursor;
 pub mod peg_records;

@@ -145,7 +145,7 @@ fn bad_burns_are_refused_with_a_reason() {
     assert_eq!(store.latest_version(), Some(0), "nothing of the refused blocks was written");
 }
 
-fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) {
+fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>) -> sidechain_ledger::Block {
     let template = BlockTemplate {
         height: Height(h),
         prev_hash: BlockId(Hash32([h as u8; 32])),
@@ -160,6 +160,7 @@ fn commit_at(chain: &Chain, store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>
     let (block, outcome) = build_block(chain, store, template, txs).expect("valid block");
     assert_eq!(execute_block(chain, store, &block).expect("re-execution agrees"), outcome);
     store.apply(&outcome.write_set);
+    block
 }
 
 fn deposit(n: u8, sats: u64) -> Tx {
@@ -405,4 +406,85 @@ fn a_burn_above_the_whole_limit_is_refused_when_burned() {
     off_store.apply(&off.genesis_state(&off_store).unwrap());
     commit(&off, &mut off_store, 1, vec![pegout(&off, 0, 0, &script, 900_000, fee)]).unwrap();
     assert_eq!(pegout_queue(&off_store.snapshot(1)).unwrap().queued, vec![0]);
+}
+
+/// The account history a block makes (`ledger::history`): every account a transfer, registration, burn,
+/// deposit mint or payout touches, once, in block order, with the burn ids execution gave and the payouts
+/// listed for each burn's owner at the block that settles their batch.
+#[test]
+fn the_history_lists_each_touched_account_in_block_order_with_payouts_at_settlement() {
+    use sidechain_ledger::batching::batch;
+    use sidechain_ledger::history::{block_history, HistoryEntry, HistoryKind};
+    use sidechain_ledger::SettleTx;
+    let (chain, mut store) = batching_chain();
+    let script = p2wpkh();
+    let fee = required_pegout_fee(&chain, &script);
+    let min_fee = chain.params().min_fee;
+    let (u0, u1, u9) = (testkit::account_of(&user_key(0).public()), testkit::account_of(&user_key(1).public()), {
+        user_key(9).public().account_id()
+    });
+    let register = UserTx {
+        signer: user_key(1).public(),
+        nonce: 1,
+        fee: chain.params().registration_fee,
+        kind: UserTxKind::RegisterDeposit,
+    }
+    .sign(&user_key(1), chain.genesis_hash());
+    let txs = vec![
+        deposit(1, 400_000),
+        pegout(&chain, 0, 0, &script, 50_000, fee),
+        testkit::transfer(&chain, &user_key(0), 1, u1, Amount::from_sat(3_000), min_fee).into(),
+        pegout(&chain, 1, 0, &script, 60_000, fee),
+        register.into(),
+    ];
+    let commit_listing = |store: &mut MemStore, h: u64, btc: u32, txs: Vec<Tx>| {
+        let block = commit_at(&chain, store, h, btc, txs);
+        let txids: Vec<_> = block.txs.iter().map(Tx::txid).collect();
+        // Against the state before the block: the store keeps every version.
+        (block_history(&store.snapshot(h - 1), Height(h), &block).expect("history"), txids)
+    };
+    let (h1, ids) = commit_listing(&mut store, 1, 1, txs);
+    let at = |index: usize, kind| HistoryEntry { height: Height(1), index: index as u32, txid: ids[index], kind };
+    let sat = Amount::from_sat;
+    let outpoint = sidechain_ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 };
+    assert_eq!(
+        h1,
+        vec![
+            (u9, at(0, HistoryKind::Minted { outpoint, amount: sat(400_000) })),
+            (
+                u0,
+                at(
+                    1,
+                    HistoryKind::Burned { burn_id: 0, amount: sat(50_000), fee, btc_script_pubkey: script.to_bytes() }
+                )
+            ),
+            (u0, at(2, HistoryKind::Sent { to: u1, amount: sat(3_000), fee: min_fee })),
+            (u1, at(2, HistoryKind::Received { from: u0, amount: sat(3_000) })),
+            (
+                u1,
+                at(
+                    3,
+                    HistoryKind::Burned { burn_id: 1, amount: sat(60_000), fee, btc_script_pubkey: script.to_bytes() }
+                )
+            ),
+            (u1, at(4, HistoryKind::Registered { fee: chain.params().registration_fee })),
+        ]
+    );
+    let (h2, _) = commit_listing(&mut store, 2, 1, vec![]);
+    assert!(h2.is_empty(), "the batch made at the interval touches no account");
+    let b = batch(&store.snapshot(2), 0).unwrap().unwrap();
+    assert_eq!(b.burns, vec![0, 1], "the burn ids the history gave are execution's");
+    let settle = Tx::Settle(SettleTx {
+        batch: 0,
+        txid: b.txid,
+        btc_block: BtcAnchor { height: primitives::BtcHeight(3), hash: bitcoin::BlockHash::from_byte_array([3; 32]) },
+    });
+    let (h3, ids) = commit_listing(&mut store, 3, 3, vec![settle]);
+    let paid = |burn_id, amount| HistoryEntry {
+        height: Height(3),
+        index: 0,
+        txid: ids[0],
+        kind: HistoryKind::PaidOut { burn_id, amount, btc_txid: b.txid },
+    };
+    assert_eq!(h3, vec![(u0, paid(0, sat(50_000))), (u1, paid(1, sat(60_000)))]);
 }

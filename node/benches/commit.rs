@@ -80,6 +80,7 @@ fn commit_all(chain: &Chain, blocks: &[Prepared]) -> Duration {
             state: &p.state,
             txids: &p.txids,
             registrations: &[],
+            history: None,
         };
         store.commit(&batch).expect("commit");
     }

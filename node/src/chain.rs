@@ -162,6 +162,7 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
             state: &ws,
             txids: &[],
             registrations: &[],
+            history: None,
         };
         store.commit(&batch)?;
     }
@@ -245,11 +246,31 @@ pub struct ChainState {
     tip: Height,
     tip_hash: BlockId,
     tip_cert: Option<CommitCertificate>,
+    /// Whether commits write the account history.
+    history: HistoryIndex,
+}
+
+/// Whether a node keeps the account history (`listtransactions`). A validator that serves no wallets may
+/// turn it off; turned on again, the node catches up from its blocks when it opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryIndex {
+    /// Kept: built at every commit, caught up from blocks on open.
+    #[default]
+    On,
+    /// Not kept (what was built stays, and its mark says how far it goes).
+    Off,
 }
 
 impl ChainState {
-    /// Opens the chain on `store`: writes the genesis state on first start, else resumes at the stored tip.
+    /// Opens the chain on `store` keeping the account history: see [`ChainState::open_with`].
     pub fn open(chain: Chain, store: Arc<Store>) -> Result<ChainState, ChainError> {
+        Self::open_with(chain, store, HistoryIndex::On)
+    }
+
+    /// Opens the chain on `store`: writes the genesis state on first start, else resumes at the stored tip.
+    /// With the history on, first indexes every committed block the history does not cover yet (a node that
+    /// ran without it, or whose history column family was dropped).
+    pub fn open_with(chain: Chain, store: Arc<Store>, history: HistoryIndex) -> Result<ChainState, ChainError> {
         write_genesis(&chain, &store)?;
         let tip = store.tip()?.unwrap_or(Height(0));
         let sets = TipSets::read(&chain, &store, tip)?;
@@ -260,7 +281,28 @@ impl ChainState {
                 Self::read_block(&store, tip)?.ok_or(ChainError::Missing { what: "block at the tip", height: tip })?;
             (fb.hash(), Self::read_cert(&store, tip)?)
         };
-        Ok(ChainState { chain, store, sets, tip, tip_hash, tip_cert })
+        if history == HistoryIndex::On {
+            Self::catch_up_history(&store, tip)?;
+        }
+        Ok(ChainState { chain, store, sets, tip, tip_hash, tip_cert, history })
+    }
+
+    /// Indexes the history of every block above the index's mark, through `tip`: each block against the
+    /// state before it (the state tree keeps every version).
+    fn catch_up_history(store: &Store, tip: Height) -> Result<(), ChainError> {
+        let from = store.history_indexed_to()?.map_or(Height(1), Height::next);
+        if from > tip {
+            return Ok(());
+        }
+        tracing::info!(from = from.get(), to = tip.get(), "indexing account history from stored blocks");
+        for h in from.get()..=tip.get() {
+            let h = Height(h);
+            let fb = Self::read_block(store, h)?.ok_or(ChainError::Missing { what: "block", height: h })?;
+            let pre = Snapshot::new(store, h.get() - 1);
+            let entries = ledger::history::block_history(&pre, h, &fb.block).map_err(ChainError::from)?;
+            store.index_history(h, &entries)?;
+        }
+        Ok(())
     }
 
     fn read_block(store: &Store, h: Height) -> Result<Option<FullBlock>, ChainError> {
@@ -400,6 +442,10 @@ impl ChainState {
         let cert_bytes = canonical_bytes(cert);
         let txids: Vec<TxId> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
         let registrations = crate::pegin::registrations_in(&fb.block);
+        let history = match self.history {
+            HistoryIndex::On => Some(ledger::history::block_history(&self.state(), h, &fb.block)?),
+            HistoryIndex::Off => None,
+        };
         self.store.commit(&CommitBatch {
             height: h,
             hash: fb.hash(),
@@ -408,6 +454,7 @@ impl ChainState {
             state: &outcome.write_set,
             txids: &txids,
             registrations: &registrations,
+            history: history.as_deref(),
         })?;
         self.tip = h;
         self.tip_hash = fb.hash();

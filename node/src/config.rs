@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// Peg settings of this validator.
     #[serde(default)]
     pub peg: PegSection,
+    /// Indexes this node keeps.
+    #[serde(default)]
+    pub index: IndexSection,
     /// Deliberate faults for test networks (refused unless `SIDECHAIND_ALLOW_FAULTS=1`).
     #[serde(default)]
     pub fault: crate::service::Faults,
@@ -42,6 +45,25 @@ pub struct PegSection {
     /// The least fee rate (sat/vB) this validator votes for, whatever its bitcoind estimates. On regtest,
     /// where bitcoind has no estimate, this is the vote (default: the chain's floor).
     pub fee_rate_floor_sat_vb: Option<u64>,
+}
+
+/// `[index]`
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSection {
+    /// Keep every account's history for `listtransactions` (default true). A validator that serves no
+    /// wallets may turn it off; turned on again, the node indexes the blocks it missed when it starts.
+    pub history: Option<bool>,
+}
+
+impl IndexSection {
+    /// The history setting, on unless turned off.
+    pub fn history(&self) -> crate::chain::HistoryIndex {
+        match self.history {
+            Some(false) => crate::chain::HistoryIndex::Off,
+            _ => crate::chain::HistoryIndex::On,
+        }
+    }
 }
 
 /// `[metrics]`

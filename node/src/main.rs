@@ -326,6 +326,7 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         bitcoind,
         btc_poll_interval: Duration::from_millis(100),
         fee_rate_floor_sat_vb: file.peg.fee_rate_floor_sat_vb.unwrap_or(0),
+        history: file.index.history(),
     };
     let metrics_bind = metrics_bind.or(file.metrics.bind.clone());
     let metrics_listener = match &metrics_bind {
@@ -343,7 +344,12 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
         rpc_cfg.bind = b.parse().with_context(|| format!("--rpc-bind {b:?} is not an ip:port address"))?;
     }
     let (service, handle) = service::start(cfg).await?;
-    let backend = std::sync::Arc::new(node::rpc_backend::NodeRpc::new(handle.clone(), mempool_max_bytes, btc_network));
+    let backend = std::sync::Arc::new(node::rpc_backend::NodeRpc::new(
+        handle.clone(),
+        mempool_max_bytes,
+        btc_network,
+        file.index.history(),
+    ));
     let rpc_server = rpc::start_server(rpc_cfg, backend).await.context("starting the JSON-RPC server")?;
     tracing::info!(addr = %rpc_server.local_addr(), cookie = %rpc_server.cookie_path().display(), "JSON-RPC listening");
     if let Some(listener) = metrics_listener {

@@ -41,11 +41,18 @@ pub struct NodeRpc {
     summaries: broadcast::Sender<BlockSummary>,
     mempool_max_bytes: u64,
     network: bitcoin::Network,
+    history: crate::chain::HistoryIndex,
 }
 
 impl NodeRpc {
-    /// Wraps the service handle; block summaries are forwarded from the service's block stream.
-    pub fn new(handle: ServiceHandle, mempool_max_bytes: u64, network: bitcoin::Network) -> Self {
+    /// Wraps the service handle; block summaries are forwarded from the service's block stream. `history`:
+    /// whether the node keeps the account history (`listtransactions`).
+    pub fn new(
+        handle: ServiceHandle,
+        mempool_max_bytes: u64,
+        network: bitcoin::Network,
+        history: crate::chain::HistoryIndex,
+    ) -> Self {
         let (summaries, _) = broadcast::channel(256);
         let tx = summaries.clone();
         let mut blocks = handle.subscribe_blocks();
@@ -60,7 +67,7 @@ impl NodeRpc {
                 }
             }
         });
-        NodeRpc { handle, summaries, mempool_max_bytes, network }
+        NodeRpc { handle, summaries, mempool_max_bytes, network, history }
     }
 
     fn storage<E: std::error::Error + Send + Sync + 'static>(e: E) -> BackendError {
@@ -100,8 +107,7 @@ impl NodeRpc {
             for id in index.in_flight {
                 let Some(b) = ledger::batching::batch(state, id).map_err(Self::storage)? else { continue };
                 for version in b.version_txids() {
-                    let txid = version;
-                    if let Some((h, _)) = snap.deposits.iter().find(|(_, blk)| blk.txids.contains(&txid)) {
+                    if let Some((h, _)) = snap.deposits.iter().find(|(_, blk)| blk.txids.contains(&version)) {
                         confirmed.insert(version, *h);
                     }
                 }
@@ -289,6 +295,19 @@ impl RpcBackend for NodeRpc {
             registration_live,
             confirmations_required: self.handle.chain().params().pegin_confirmations,
         })
+    }
+
+    async fn account_history(
+        &self,
+        account: AccountId,
+        count: usize,
+        skip: usize,
+    ) -> Result<Option<Vec<rpc::types::HistoryEntryInfo>>, BackendError> {
+        if self.history == crate::chain::HistoryIndex::Off {
+            return Ok(None);
+        }
+        let entries = self.handle.store().account_history(&account, skip, count).map_err(Self::storage)?;
+        Ok(Some(entries.iter().map(|e| rpc::types::HistoryEntryInfo::new(e, self.network)).collect()))
     }
 
     async fn pegouts(&self, count: usize, skip: usize) -> Result<Vec<PegOutInfo>, BackendError> {

@@ -12,8 +12,12 @@
 //! `jmt_nodes`: borsh(NodeKey) -> borsh(Node) · `jmt_values`: key hash ‖ version -> `borsh(Option<value>)` ·
 //! `meta`: name -> value · `wal`: sequence -> entry bytes · `txs`: txid -> height ‖ index in block ·
 //! `registrations`: account -> height of its first `RegisterDeposit` (the watcher's script list: the state
-//! tree cannot be iterated, so this side index is written in the same batch as the block that registers).
+//! tree cannot be iterated, so this side index is written in the same batch as the block that registers) ·
+//! `history`: account ‖ height ‖ index in block ‖ entry number -> `borsh(HistoryEntry)` (the account history,
+//! `ledger::history`), and the key `indexed_to` -> the height through which it is complete. The mark lives
+//! in the same column family, so dropping the family drops the mark and the node rebuilds it from blocks.
 
+use ledger::history::HistoryEntry;
 use ledger::jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use ledger::jmt::{KeyHash, OwnedValue, Version};
 use ledger::WriteSet;
@@ -30,8 +34,21 @@ const CF_META: &str = "meta";
 const CF_WAL: &str = "wal";
 const CF_TXS: &str = "txs";
 const CF_REGISTRATIONS: &str = "registrations";
-const ALL_CFS: [&str; 9] =
-    [CF_BLOCKS, CF_HASHES, CF_CERTS, CF_JMT_NODES, CF_JMT_VALUES, CF_META, CF_WAL, CF_TXS, CF_REGISTRATIONS];
+/// The account history's column family (public so a test can drop it and watch the node rebuild it).
+pub const CF_HISTORY: &str = "history";
+const ALL_CFS: [&str; 10] = [
+    CF_BLOCKS,
+    CF_HASHES,
+    CF_CERTS,
+    CF_JMT_NODES,
+    CF_JMT_VALUES,
+    CF_META,
+    CF_WAL,
+    CF_TXS,
+    CF_REGISTRATIONS,
+    CF_HISTORY,
+];
+const HISTORY_INDEXED_TO: &[u8] = b"indexed_to";
 
 const META_TIP: &[u8] = b"tip";
 const META_GENESIS: &[u8] = b"genesis_hash";
@@ -121,6 +138,9 @@ pub struct CommitBatch<'a> {
     pub txids: &'a [TxId],
     /// Accounts whose deposit address the block registers (for the watcher's script list).
     pub registrations: &'a [AccountId],
+    /// The account history entries the block makes (`ledger::history::block_history`), or `None` when the
+    /// node keeps no history (the index's mark then stays where it was).
+    pub history: Option<&'a [(AccountId, HistoryEntry)]>,
 }
 
 /// The node's database.
@@ -214,9 +234,72 @@ impl Store {
         for account in batch.registrations {
             wb.put_cf(self.cf(CF_REGISTRATIONS), account.0.as_bytes(), h);
         }
+        if let Some(entries) = batch.history {
+            self.put_history(&mut wb, batch.height, entries);
+        }
         self.put_state(&mut wb, batch.state);
         wb.put_cf(self.cf(CF_META), META_TIP, h);
         self.db.write_opt(wb, &Self::synced()).map_err(db_err("commit block"))
+    }
+
+    fn put_history(&self, wb: &mut WriteBatch, height: Height, entries: &[(AccountId, HistoryEntry)]) {
+        let cf = self.cf(CF_HISTORY);
+        // Several entries of one transaction for one account (a transfer to oneself, burns paid together)
+        // are told apart by their number, in block order.
+        let mut number: std::collections::HashMap<(AccountId, u32), u16> = std::collections::HashMap::new();
+        for (account, entry) in entries {
+            let n = number.entry((*account, entry.index)).or_default();
+            wb.put_cf(cf, history_key(account, height, entry.index, *n), borsh_bytes(entry));
+            *n = n.saturating_add(1);
+        }
+        wb.put_cf(cf, HISTORY_INDEXED_TO, height.get().to_be_bytes());
+    }
+
+    /// Writes the history entries of the committed block at `height` (rebuilding the index), synced.
+    pub fn index_history(&self, height: Height, entries: &[(AccountId, HistoryEntry)]) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        self.put_history(&mut wb, height, entries);
+        self.db.write_opt(wb, &Self::synced()).map_err(db_err("write history"))
+    }
+
+    /// The height through which the account history is complete; `None` if it was never built (or its
+    /// column family was dropped).
+    pub fn history_indexed_to(&self) -> Result<Option<Height>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_HISTORY), HISTORY_INDEXED_TO)
+            .map_err(db_err("read history mark"))?
+            .map(|b| decode_u64(&b, "history mark").map(Height))
+            .transpose()
+    }
+
+    /// `account`'s history, newest first: `count` entries after skipping the `skip` newest.
+    pub fn account_history(
+        &self,
+        account: &AccountId,
+        skip: usize,
+        count: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let prefix = account.0.as_bytes();
+        let mut seek = [0xffu8; HISTORY_KEY_LEN];
+        seek[..32].copy_from_slice(prefix);
+        let from = IteratorMode::From(&seek, Direction::Reverse);
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        for item in self.db.iterator_cf(self.cf(CF_HISTORY), from) {
+            let (k, v) = item.map_err(db_err("read history"))?;
+            if out.len() == count || !k.starts_with(prefix) || k.len() != HISTORY_KEY_LEN {
+                break;
+            }
+            if skipped < skip {
+                skipped += 1;
+                continue;
+            }
+            out.push(borsh::from_slice(&v).map_err(|source| StoreError::Undecodable {
+                what: "history entry",
+                height: None,
+                source,
+            })?);
+        }
+        Ok(out)
     }
 
     fn put_state(&self, wb: &mut WriteBatch, ws: &WriteSet) {
@@ -412,6 +495,18 @@ impl TreeReader for Store {
         // Only jmt's restore and migration paths call this; the node uses neither.
         anyhow::bail!("get_rightmost_leaf is not supported by the node store (no jmt restore/migration)")
     }
+}
+
+const HISTORY_KEY_LEN: usize = 32 + 8 + 4 + 2;
+
+/// `account ‖ height ‖ index ‖ number`, big-endian: an account's entries are contiguous and in block order.
+fn history_key(account: &AccountId, height: Height, index: u32, number: u16) -> [u8; HISTORY_KEY_LEN] {
+    let mut k = [0u8; HISTORY_KEY_LEN];
+    k[..32].copy_from_slice(account.0.as_bytes());
+    k[32..40].copy_from_slice(&height.get().to_be_bytes());
+    k[40..44].copy_from_slice(&index.to_be_bytes());
+    k[44..].copy_from_slice(&number.to_be_bytes());
+    k
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ async fn start_node(keys: NodeKeys, g: &Genesis, bootstrap: Vec<net::Multiaddr>)
         bitcoind: None,
         btc_poll_interval: std::time::Duration::from_millis(200),
         fee_rate_floor_sat_vb: 0,
+        history: node::chain::HistoryIndex::On,
     };
     let (svc, handle) = service::start(cfg).await.expect("service starts");
     let (stop, rx) = oneshot::channel::<()>();

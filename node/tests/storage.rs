@@ -6,7 +6,7 @@ use bitcoin::Amount;
 use ledger::testkit::{chain_and_store, transfer, user_key};
 use ledger::{build_block, BlockTemplate, Chain, Snapshot, StateReader, Tx};
 use node::storage::{CommitBatch, SignedVersion, Store, StoreError};
-use primitives::{canonical_bytes, BlockId, GenesisHash, Hash32, Height, StateRoot, TxId, ValidatorIndex};
+use primitives::{canonical_bytes, AccountId, BlockId, GenesisHash, Hash32, Height, StateRoot, TxId, ValidatorIndex};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +46,7 @@ fn commit_next(chain: &Chain, store: &Store) -> StateRoot {
             state: &outcome.write_set,
             txids: &txids,
             registrations: &[],
+            history: None,
         })
         .expect("commit");
     assert_eq!(store.tx_location(&txids[0]).expect("index"), Some((height, 0)));
@@ -93,6 +94,7 @@ fn a_commit_that_skips_a_height_is_refused_and_changes_nothing() {
             state: &ws,
             txids: &[TxId(Hash32([8; 32]))],
             registrations: &[],
+            history: None,
         })
         .expect_err("height 5 does not extend tip 1");
     assert!(matches!(err, StoreError::NotNextHeight { got: Height(5), .. }), "{err}");
@@ -230,4 +232,55 @@ fn signed_batch_versions_survive_a_reopen() {
     let signed = store.signed_batch_versions(7).expect("read");
     assert_eq!(signed, vec![version(1, vec![o(1)]), version(2, vec![o(1), o(2)])]);
     assert!(store.signed_batch_versions(8).expect("read").is_empty());
+}
+
+/// The account history: an account's entries newest first and paged, other accounts' apart; the index
+/// says how far it goes; dropping its column family drops the mark with it (so the node rebuilds it), and
+/// the rest of the store is untouched.
+#[test]
+fn account_history_is_newest_first_paged_and_its_mark_goes_with_its_column_family() {
+    use ledger::history::{HistoryEntry, HistoryKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let (a, b) = (AccountId(Hash32([1; 32])), AccountId(Hash32([2; 32])));
+    let entry = |h: u64, index: u32, amount: u64| HistoryEntry {
+        height: Height(h),
+        index,
+        txid: TxId(Hash32([h as u8; 32])),
+        kind: HistoryKind::Received { from: b, amount: Amount::from_sat(amount) },
+    };
+    {
+        let store = Store::open(&path).expect("open");
+        assert_eq!(store.history_indexed_to().expect("mark"), None);
+        store
+            .index_history(Height(1), &[(a, entry(1, 0, 10)), (b, entry(1, 0, 11)), (a, entry(1, 3, 12))])
+            .expect("h1");
+        // Two entries of one transaction for one account (a transfer to oneself) both stay.
+        store.index_history(Height(2), &[(a, entry(2, 0, 20)), (a, entry(2, 0, 21))]).expect("h2");
+        assert_eq!(store.history_indexed_to().expect("mark"), Some(Height(2)));
+        let amounts = |skip, count| -> Vec<u64> {
+            let got = store.account_history(&a, skip, count).expect("read");
+            got.iter()
+                .map(|e| match e.kind {
+                    HistoryKind::Received { amount, .. } => amount.to_sat(),
+                    _ => unreachable!("only receipts were written"),
+                })
+                .collect()
+        };
+        assert_eq!(amounts(0, 100), vec![21, 20, 12, 10], "newest first, later entries of a tx first");
+        assert_eq!(amounts(1, 2), vec![20, 12]);
+        assert_eq!(amounts(4, 10), Vec::<u64>::new());
+        assert_eq!(amounts(0, 0), Vec::<u64>::new());
+        assert_eq!(store.account_history(&b, 0, 10).expect("read"), vec![entry(1, 0, 11)]);
+        assert!(store.account_history(&AccountId(Hash32([3; 32])), 0, 10).expect("read").is_empty());
+        assert!(store.account_history(&AccountId(Hash32([0; 32])), 0, 10).expect("read").is_empty());
+    }
+    {
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).expect("list");
+        let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, &cfs).expect("raw open");
+        db.drop_cf(node::storage::CF_HISTORY).expect("drop");
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.history_indexed_to().expect("mark"), None, "the mark went with the family");
+    assert!(store.account_history(&a, 0, 10).expect("read").is_empty());
 }

@@ -9,8 +9,8 @@
 
 use crate::types::{
     AccountInfo, BitcoinViewInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo,
-    EvidenceInfo, FederationInfo, GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus,
-    PegOutInfo, ReserveProofInfo, SigningInfo, TransactionInfo, ValidatorInfo,
+    EvidenceInfo, FederationInfo, GetBlockResult, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo,
+    PegInAddressInfo, PegInStatus, PegOutInfo, ReserveProofInfo, SigningInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -135,6 +135,20 @@ pub trait SidechainApi {
     /// Balance and nonce of an account at the tip; an unknown account has balance 0 and nonce 0.
     #[method(name = "getaccount")]
     async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo>;
+
+    /// What committed transactions did to `account`, newest first: `count` entries (default 100, at most
+    /// 1000) after skipping the `skip` newest (default 0). Each entry: `height`, `index` (in the block),
+    /// `txid`, `kind` and its fields: `sent` (`to`, `amount_sat`, `fee_sat`), `received` (`from`,
+    /// `amount_sat`), `registered` (`fee_sat`), `burned` (`burn_id`, `amount_sat`, `fee_sat`,
+    /// `btc_address`), `minted` (`btc_outpoint`, `amount_sat`) or `paid_out` (`burn_id`, `amount_sat`,
+    /// `btc_txid`). -8 count above 1000; -1 when this node keeps no history (`[index] history = false`).
+    #[method(name = "listtransactions")]
+    async fn list_transactions(
+        &self,
+        account: AccountId,
+        count: Option<u64>,
+        skip: Option<u64>,
+    ) -> RpcResult<Vec<HistoryEntryInfo>>;
 
     /// Submits a signed transaction (hex of its canonical borsh bytes); returns its txid.
     /// -22 if it does not decode, -26 if the mempool rejects it (the reason is in the message; `data` is

@@ -9,8 +9,9 @@
 //! Futures are `Send` so the jsonrpsee server can run them on any worker.
 
 use crate::types::{
-    BitcoinViewInfo, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, MempoolInfo, NetworkInfo, PeerInfo,
-    PegInAddressInfo, PegInFacts, PegOutInfo, ReserveProofInfo, SigningInfo, StoredBlock, TxLookup, ValidatorInfo,
+    BitcoinViewInfo, ChainInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo, HistoryEntryInfo, MempoolInfo,
+    NetworkInfo, PeerInfo, PegInAddressInfo, PegInFacts, PegOutInfo, ReserveProofInfo, SigningInfo, StoredBlock,
+    TxLookup, ValidatorInfo,
 };
 use consensus::CommitCertificate;
 use ledger::{Account, BtcOutPoint, SignedUserTx};
@@ -205,6 +206,15 @@ pub trait RpcBackend: Send + Sync + 'static {
         recipient: AccountId,
         btc_block: bitcoin::BlockHash,
     ) -> impl Future<Output = Result<(), ClaimError>> + Send;
+
+    /// `account`'s history, newest first: `count` entries after skipping the `skip` newest; `None` when this
+    /// node keeps no history.
+    fn account_history(
+        &self,
+        account: AccountId,
+        count: usize,
+        skip: usize,
+    ) -> impl Future<Output = Result<Option<Vec<HistoryEntryInfo>>, BackendError>> + Send;
 
     /// Burns at the tip, newest first (burn ids `next_burn_id - 1 - skip` down), at most `count`.
     fn pegouts(&self, count: usize, skip: usize) -> impl Future<Output = Result<Vec<PegOutInfo>, BackendError>> + Send;

@@ -29,6 +29,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 use primitives::{BlockId, Height, TxId};
 use serde::{Deserialize, Serialize};
 
+/// Bitcoin Core's `RPC_MISC_ERROR`: as Core answers for an index it does not keep (the account history).
+pub const MISC_ERROR: i32 = -1;
 /// Bitcoin Core's `RPC_INVALID_ADDRESS_OR_KEY`: used for unknown blocks, transactions and commits.
 pub const NOT_FOUND: i32 = -5;
 /// Bitcoin Core's `RPC_INVALID_PARAMETER`: a parameter that parses but is out of range.
@@ -55,6 +57,11 @@ pub const BATCH_TOO_LARGE: i32 = jsonrpsee::types::error::TOO_BIG_BATCH_REQUEST_
 /// An error object with `code` and a message for people.
 pub fn err(code: i32, message: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message, None::<()>)
+}
+
+/// This node keeps no account history.
+pub fn history_off() -> ErrorObjectOwned {
+    err(MISC_ERROR, "this node keeps no account history (its config has [index] history = false)".into())
 }
 
 /// No block with this hash.

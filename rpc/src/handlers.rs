@@ -8,8 +8,9 @@ use crate::errors;
 use crate::types::{
     ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo, BitcoinViewInfo, BlockInfo,
     ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    GetBlockResult, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, PegParamError,
-    ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    GetBlockResult, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
+    PegParamError, ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
+    ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -31,8 +32,17 @@ impl<B> RpcImpl<B> {
     }
 }
 
-/// Most entries `listpegouts` returns at once.
-const MAX_LIST_PEGOUTS: u64 = 1000;
+/// Most entries `listpegouts` and `listtransactions` return at once.
+const MAX_LIST: u64 = 1000;
+
+/// `count` (default 100, at most [`MAX_LIST`]) and `skip` (default 0) of a listing.
+fn page(count: Option<u64>, skip: Option<u64>) -> Result<(usize, usize), ErrorObjectOwned> {
+    let count = count.unwrap_or(100);
+    if count > MAX_LIST {
+        return Err(errors::invalid_parameter(format!("count must be at most {MAX_LIST}, got {count}")));
+    }
+    Ok((count as usize, usize::try_from(skip.unwrap_or(0)).unwrap_or(usize::MAX)))
+}
 
 fn internal(e: BackendError) -> ErrorObjectOwned {
     errors::backend_error(&e)
@@ -151,6 +161,16 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         Ok(AccountInfo::new(account, state))
     }
 
+    async fn list_transactions(
+        &self,
+        account: AccountId,
+        count: Option<u64>,
+        skip: Option<u64>,
+    ) -> RpcResult<Vec<HistoryEntryInfo>> {
+        let (count, skip) = page(count, skip)?;
+        self.backend.account_history(account, count, skip).await.map_err(internal)?.ok_or_else(errors::history_off)
+    }
+
     async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<TxId> {
         let tx = decode_raw_tx(&tx_hex)?;
         self.backend.submit_tx(tx).await.map_err(|e| errors::submit_error(&e))
@@ -195,12 +215,8 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
     }
 
     async fn list_pegouts(&self, count: Option<u64>, skip: Option<u64>) -> RpcResult<Vec<PegOutInfo>> {
-        let count = count.unwrap_or(100);
-        if count > MAX_LIST_PEGOUTS {
-            return Err(errors::invalid_parameter(format!("count must be at most {MAX_LIST_PEGOUTS}, got {count}")));
-        }
-        let skip = usize::try_from(skip.unwrap_or(0)).unwrap_or(usize::MAX);
-        self.backend.pegouts(count as usize, skip).await.map_err(internal)
+        let (count, skip) = page(count, skip)?;
+        self.backend.pegouts(count, skip).await.map_err(internal)
     }
 
     async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo> {

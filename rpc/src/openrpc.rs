@@ -124,6 +124,25 @@ fn table(d: &mut Doc) {
             &[BAD_PARAM, INTERNAL],
         ),
     );
+    d.m3(
+        Api::list_transactions,
+        [
+            P("account", "account id (hash of the owner's ed25519 key)"),
+            P("count", "at most 1000, default 100"),
+            P("skip", "newest entries to skip, default 0"),
+        ],
+        m(
+            "listtransactions",
+            "what committed transactions did to an account, newest first: transfers, registration, burns, mints, payouts",
+            "history",
+            &[
+                E(errors::INVALID_PARAMETER, "count above 1000", None),
+                E(errors::MISC_ERROR, "this node keeps no account history", None),
+                BAD_PARAM,
+                INTERNAL,
+            ],
+        ),
+    );
     d.m1(
         Api::send_raw_transaction,
         [P("hex", "hex of the canonical borsh SignedUserTx")],

@@ -38,6 +38,8 @@ mod signing;
 pub use self::signing::*;
 mod tx;
 pub use self::tx::*;
+mod history;
+pub use self::history::*;
 
 /// Satoshis per bitcoin.
 const SAT_PER_BTC: u64 = 100_000_000;

@@ -7,7 +7,7 @@ use bitcoin::Amount;
 use common::{acct, Fixture, CLAIM_AMOUNT, CLAIM_BTC_HEIGHT, FEE, MOCK_BTC_BEST};
 use consensus::{CommitCertificate, ValidatorSet};
 use ledger::testkit::{transfer, user_key};
-use primitives::{Hash32, Height};
+use primitives::{AccountId, Hash32, Height};
 use rpc::errors;
 use rpc::types::*;
 use rpc::{BlockRef, SidechainApiClient};
@@ -144,6 +144,9 @@ async fn bad_calls_have_the_documented_codes() {
         ("gettransaction", json!([unknown]), errors::NOT_FOUND),
         ("gettransaction", json!([12]), errors::INVALID_PARAMS),
         ("getaccount", json!(["not-an-account"]), errors::INVALID_PARAMS),
+        ("listtransactions", json!([unknown, 1001]), errors::INVALID_PARAMETER),
+        ("listtransactions", json!(["not-an-account"]), errors::INVALID_PARAMS),
+        ("listtransactions", json!([unknown, -1]), errors::INVALID_PARAMS),
         ("getaccount", json!([]), errors::INVALID_PARAMS),
         ("sendrawtransaction", json!(["zz"]), errors::DESERIALIZATION_ERROR),
         ("sendrawtransaction", json!(["00ff"]), errors::DESERIALIZATION_ERROR),
@@ -223,6 +226,7 @@ async fn backend_failure_is_an_internal_error_for_every_method() {
         ("getcommit", json!([1])),
         ("gettransaction", json!([hash])),
         ("getaccount", json!([hash])),
+        ("listtransactions", json!([hash])),
         ("sendrawtransaction", json!([hex::encode(borsh::to_vec(&tx).unwrap())])),
         ("getmempoolinfo", json!([])),
         ("getrawmempool", json!([])),
@@ -241,4 +245,37 @@ async fn backend_failure_is_an_internal_error_for_every_method() {
         assert_eq!(code, i64::from(errors::INTERNAL_ERROR), "{method}: {msg}");
         assert!(msg.contains("node storage read failed"), "{method}: {msg}");
     }
+}
+
+/// `listtransactions`: what each block did to the account, newest first, paged; an account that did
+/// nothing has an empty history; a node without the index says so with -1.
+#[tokio::test]
+async fn listtransactions_lists_an_accounts_history_newest_first_in_pages() {
+    let f = Fixture::start().await;
+    let c = f.client();
+    // User 1 received 5,000 from user 0 in block 1, then sent 7,000 to user 2 in block 2.
+    let all = c.list_transactions(acct(1), None, None).await.unwrap();
+    let shown: Vec<(Height, HistoryKindInfo)> = all.iter().map(|e| (e.height, e.kind.clone())).collect();
+    assert_eq!(
+        shown,
+        vec![
+            (Height(2), HistoryKindInfo::Sent { to: acct(2), amount: Amount::from_sat(7_000), fee: FEE }),
+            (Height(1), HistoryKindInfo::Received { from: acct(0), amount: Amount::from_sat(5_000) }),
+        ]
+    );
+    let tip = f.backend.tip_block();
+    assert_eq!((all[0].txid, all[0].index), (tip.block.txs[0].txid(), 0));
+    assert_eq!(c.list_transactions(acct(1), Some(1), Some(1)).await.unwrap(), all[1..].to_vec());
+    assert_eq!(c.list_transactions(acct(1), Some(1), None).await.unwrap(), all[..1].to_vec());
+    assert!(c.list_transactions(acct(1), None, Some(2)).await.unwrap().is_empty());
+    // The sender of block 1 and the recipient of block 2 see their side only.
+    let sent = c.list_transactions(acct(0), None, None).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(sent[0].kind, HistoryKindInfo::Sent { to, .. } if to == acct(1)));
+    assert!(c.list_transactions(AccountId(Hash32([0xee; 32])), None, None).await.unwrap().is_empty());
+
+    f.backend.history_off.store(true, Ordering::SeqCst);
+    let (code, msg) = f.error_code("listtransactions", json!([acct(1)])).await;
+    assert_eq!(code, i64::from(errors::MISC_ERROR), "{msg}");
+    assert!(msg.contains("history"), "{msg}");
 }

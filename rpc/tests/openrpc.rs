@@ -10,8 +10,8 @@ use common::{Fixture, MemBackend};
 use primitives::{AccountId, BtcHeight, Hash32, Height, Round, TxId, ValidatorIndex};
 use rpc::openrpc;
 use rpc::types::{
-    BitcoinViewInfo, BitcoindState, BlockSummary, DepositInFlight, EmergencyInfo, EpochHoldingsInfo, PegInFacts,
-    PegInStatus, PegOutInfo, PegOutWaitInfo, PendingChangeInfo, SweepBatchInfo, TxInfo, TxKindInfo,
+    BitcoinViewInfo, BitcoindState, BlockSummary, DepositInFlight, EmergencyInfo, EpochHoldingsInfo, HistoryEntryInfo,
+    PegInFacts, PegInStatus, PegOutInfo, PegOutWaitInfo, PendingChangeInfo, SweepBatchInfo, TxInfo, TxKindInfo,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -169,6 +169,7 @@ async fn every_result_the_test_server_returns_validates() {
         ("getpegstatus", json!([outpoint])),
         ("getreserveproof", json!([])),
         ("listpegouts", json!([10, 0])),
+        ("listtransactions", json!([account, 10, 0])),
         ("pausesigning", json!([])),
         ("resumesigning", json!([])),
         ("getconsensusstate", json!([])),
@@ -272,6 +273,31 @@ fn pegouts() -> Vec<PegOutInfo> {
 }
 
 /// Every kind of transaction as `gettransaction` shows it.
+/// One `listtransactions` entry of every kind.
+fn history_kinds() -> Vec<HistoryEntryInfo> {
+    use ledger::history::{HistoryEntry, HistoryKind};
+    let a = AccountId(Hash32([7; 32]));
+    let sat = Amount::from_sat;
+    let mut p2wpkh = vec![0x00, 0x14];
+    p2wpkh.extend([7u8; 20]);
+    let outpoint = ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([5; 32]), vout: 1 };
+    [
+        HistoryKind::Sent { to: a, amount: sat(5), fee: sat(1) },
+        HistoryKind::Received { from: a, amount: sat(5) },
+        HistoryKind::Registered { fee: sat(1) },
+        HistoryKind::Burned { burn_id: 3, amount: sat(5), fee: sat(1), btc_script_pubkey: p2wpkh },
+        HistoryKind::Burned { burn_id: 4, amount: sat(5), fee: sat(1), btc_script_pubkey: vec![0x6a] },
+        HistoryKind::Minted { outpoint, amount: sat(5) },
+        HistoryKind::PaidOut { burn_id: 3, amount: sat(5), btc_txid: bitcoin::Txid::from_byte_array([6; 32]) },
+    ]
+    .into_iter()
+    .map(|kind| {
+        let e = HistoryEntry { height: Height(3), index: 1, txid: TxId(Hash32([2; 32])), kind };
+        HistoryEntryInfo::new(&e, bitcoin::Network::Regtest)
+    })
+    .collect()
+}
+
 fn tx_kinds() -> Vec<TxInfo> {
     let txid = bitcoin::Txid::from_byte_array([4; 32]);
     let block = bitcoin::BlockHash::from_byte_array([5; 32]);
@@ -316,6 +342,7 @@ async fn rare_shapes_validate() {
         assert_result(&doc, "getpegoutstatus", &p);
     }
     assert_result(&doc, "listpegouts", &pegouts());
+    assert_result(&doc, "listtransactions", &history_kinds());
     for tx in tx_kinds() {
         let mut info: Value =
             f.call("gettransaction", json!([f.backend.tip_block().block.txs[0].txid()])).await["result"].clone();

@@ -49,6 +49,8 @@ pub struct ServiceConfig {
     pub btc_poll_interval: Duration,
     /// The least fee rate this validator votes for (sat/vB; `[peg] fee_rate_floor_sat_vb`).
     pub fee_rate_floor_sat_vb: u64,
+    /// Whether to keep the account history (`[index] history`).
+    pub history: crate::chain::HistoryIndex,
 }
 
 /// Test-only misbehaviour, switched on per node by the fault scenarios (`[fault]` in the config, honoured

@@ -26,7 +26,7 @@ pub async fn open(cfg: ServiceConfig) -> Result<(State, ServiceHandle), ServiceE
     std::fs::create_dir_all(&cfg.datadir)
         .map_err(|source| ServiceError::Store(StoreError::CreateDir { path: cfg.datadir.clone(), source }))?;
     let store = std::sync::Arc::new(Store::open(&cfg.datadir.join("db"))?);
-    let chain = ChainState::open(chain, store)?;
+    let chain = ChainState::open_with(chain, store, cfg.history)?;
     let validator_index = chain.validators().index_of(&cfg.keys.consensus_public());
     let signing = crate::breaker::SigningGuard::open(chain.store())?;
     // Always the key: the core signs only at heights whose set holds it, so a node that joins the federation

@@ -31,6 +31,8 @@ struct Inner {
     mempool: Vec<SignedUserTx>,
     /// Pending peg-in claims: (outpoint, recipient, BTC block).
     claims: Vec<(ledger::BtcOutPoint, AccountId, bitcoin::BlockHash)>,
+    /// Every committed block's history entries, oldest first (`ledger::history`, as the node indexes them).
+    history: Vec<(AccountId, ledger::history::HistoryEntry)>,
 }
 
 /// The BTC height the mock's "bitcoind" puts every claimed deposit at, its best height, and the amount.
@@ -45,6 +47,8 @@ pub struct MemBackend {
     blocks_tx: broadcast::Sender<BlockSummary>,
     /// When set, every call fails as if storage broke.
     pub fail: AtomicBool,
+    /// When set, the node keeps no account history.
+    pub history_off: AtomicBool,
 }
 
 fn storage_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> BackendError {
@@ -67,9 +71,16 @@ impl MemBackend {
         let (blocks_tx, _) = broadcast::channel(16);
         let b = Arc::new(MemBackend {
             chain,
-            inner: Mutex::new(Inner { store, blocks: Vec::new(), mempool: Vec::new(), claims: Vec::new() }),
+            inner: Mutex::new(Inner {
+                store,
+                blocks: Vec::new(),
+                mempool: Vec::new(),
+                claims: Vec::new(),
+                history: Vec::new(),
+            }),
             blocks_tx,
             fail: AtomicBool::new(false),
+            history_off: AtomicBool::new(false),
         });
         let t1 = transfer(&b.chain, &user_key(0), 0, acct(1), Amount::from_sat(5_000), FEE);
         b.commit_block(vec![t1]);
@@ -103,6 +114,8 @@ impl MemBackend {
         };
         let txs: Vec<Tx> = txs.into_iter().map(Tx::from).collect();
         let (block, outcome) = build_block(&self.chain, &inner.store, template, txs).unwrap();
+        let entries = ledger::history::block_history(&inner.store.snapshot(height.get() - 1), height, &block).unwrap();
+        inner.history.extend(entries);
         inner.store.apply(&outcome.write_set);
         let hash = block.hash();
         let signatures = (0..VALIDATORS)
@@ -128,6 +141,21 @@ impl MemBackend {
 }
 
 impl RpcBackend for MemBackend {
+    async fn account_history(
+        &self,
+        account: AccountId,
+        count: usize,
+        skip: usize,
+    ) -> Result<Option<Vec<rpc::types::HistoryEntryInfo>>, BackendError> {
+        self.check()?;
+        if self.history_off.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let inner = self.inner.lock().unwrap();
+        let mine = inner.history.iter().rev().filter(|(a, _)| *a == account).skip(skip).take(count);
+        Ok(Some(mine.map(|(_, e)| rpc::types::HistoryEntryInfo::new(e, bitcoin::Network::Regtest)).collect()))
+    }
+
     async fn chain_info(&self) -> Result<ChainInfo, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();

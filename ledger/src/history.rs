@@ -1,0 +1,174 @@
+//! An account's history: what each committed block did to which accounts, as entries a wallet or an
+//! explorer can list (`listtransactions`).
+//!
+//! Why here, pure: the entries are a function of the block and the state before it, like execution. A node
+//! builds them at commit and can rebuild them from its blocks at any time (the state tree is versioned, so
+//! the state before any height is still readable); another implementation can derive the same list.
+//!
+//! What counts as touching an account: a transfer (sent by one, received by the other), a deposit-address
+//! registration, a burn (peg-out request), a mint of a deposit to its recipient, and the payout of a burn
+//! when the batch paying it settles on Bitcoin (listed for the burn's owner, at the settling block).
+//! Validator transactions, evidence, federation changes, signature shares and mints to the fee pool touch no
+//! user account and are not listed.
+
+use crate::batch_records::batch;
+use crate::block::Block;
+use crate::pegout::{burn, pegout_queue};
+use crate::state::{StateError, StateReader};
+use crate::tx::{BtcOutPoint, MintKind, Tx, UserTxKind};
+use bitcoin::Amount;
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::{AccountId, Height, TxId};
+
+/// What one transaction did to one account.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum HistoryKind {
+    /// The account sent `amount` to `to` and paid `fee`.
+    Sent {
+        /// The recipient.
+        to: AccountId,
+        /// The amount sent.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        amount: Amount,
+        /// The fee paid.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        fee: Amount,
+    },
+    /// The account received `amount` from `from`.
+    Received {
+        /// The sender.
+        from: AccountId,
+        /// The amount received.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        amount: Amount,
+    },
+    /// The account registered its deposit address and paid `fee`.
+    Registered {
+        /// The fee paid.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        fee: Amount,
+    },
+    /// The account burned `amount` to be paid to `btc_script_pubkey` on Bitcoin (burn `burn_id`).
+    Burned {
+        /// The burn's id (as `getpegoutstatus` names it).
+        burn_id: u64,
+        /// The amount to be paid.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        amount: Amount,
+        /// The fee paid.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        fee: Amount,
+        /// Where the BTC goes.
+        btc_script_pubkey: Vec<u8>,
+    },
+    /// A BTC deposit at `outpoint` was minted to the account.
+    Minted {
+        /// The deposit.
+        outpoint: BtcOutPoint,
+        /// The amount minted.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        amount: Amount,
+    },
+    /// Burn `burn_id` was paid on Bitcoin by the batch version `btc_txid` this block settles.
+    PaidOut {
+        /// The burn paid.
+        burn_id: u64,
+        /// The amount paid.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        amount: Amount,
+        /// The Bitcoin transaction that paid it.
+        #[borsh(
+            serialize_with = "crate::codec::btc_hash::serialize",
+            deserialize_with = "crate::codec::btc_hash::deserialize"
+        )]
+        btc_txid: bitcoin::Txid,
+    },
+}
+
+/// One entry of an account's history: where the transaction is and what it did to the account.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HistoryEntry {
+    /// The block.
+    pub height: Height,
+    /// The transaction's position in the block.
+    pub index: u32,
+    /// The transaction.
+    pub txid: TxId,
+    /// What it did to the account.
+    pub kind: HistoryKind,
+}
+
+/// Every (account, entry) pair block `block` at `height` makes, in block order (within a transaction: the
+/// sender before the recipient, burns paid in batch order). `pre` is the state before the block: it names
+/// the burns a settlement pays and the id the block's first burn gets.
+pub fn block_history<S: StateReader>(
+    pre: &S,
+    height: Height,
+    block: &Block,
+) -> Result<Vec<(AccountId, HistoryEntry)>, StateError> {
+    let mut out = Vec::new();
+    let mut next_burn_id = pegout_queue(pre)?.next_burn_id;
+    for (index, tx) in block.txs.iter().enumerate() {
+        let entry = |kind| HistoryEntry { height, index: index as u32, txid: tx.txid(), kind };
+        match tx {
+            Tx::User(signed) => {
+                let (sender, fee) = (signed.tx.sender(), signed.tx.fee);
+                match &signed.tx.kind {
+                    UserTxKind::Transfer { to, amount } => {
+                        out.push((sender, entry(HistoryKind::Sent { to: *to, amount: *amount, fee })));
+                        out.push((*to, entry(HistoryKind::Received { from: sender, amount: *amount })));
+                    }
+                    UserTxKind::RegisterDeposit => out.push((sender, entry(HistoryKind::Registered { fee }))),
+                    UserTxKind::PegOut { btc_script_pubkey, amount } => {
+                        let kind = HistoryKind::Burned {
+                            burn_id: next_burn_id,
+                            amount: *amount,
+                            fee,
+                            btc_script_pubkey: btc_script_pubkey.clone(),
+                        };
+                        next_burn_id += 1;
+                        out.push((sender, entry(kind)));
+                    }
+                }
+            }
+            Tx::Mint(m) if m.kind == MintKind::Deposit => {
+                out.push((m.recipient, entry(HistoryKind::Minted { outpoint: m.outpoint, amount: m.amount })));
+            }
+            Tx::Settle(s) => {
+                let Some(record) = batch(pre, s.batch)? else { continue };
+                for id in &record.burns {
+                    if let Some(b) = burn(pre, *id)? {
+                        let kind = HistoryKind::PaidOut { burn_id: b.id, amount: b.amount, btc_txid: s.txid };
+                        out.push((b.owner, entry(kind)));
+                    }
+                }
+            }
+            Tx::Mint(_) | Tx::Validator(_) | Tx::Evidence(_) | Tx::Reconfigure(_) | Tx::PegShare(_) => {}
+        }
+    }
+    Ok(out)
+}
