@@ -81,6 +81,7 @@ pub struct BatchRecord {
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub txid: bitcoin::Txid,
     /// Verified signature shares for this version, by signer (position in the epoch's validator list), in
     /// the order they were recorded.
@@ -124,6 +125,7 @@ pub struct BatchVersion {
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub txid: bitcoin::Txid,
     /// Its signature shares.
     pub shares: Vec<(primitives::ValidatorIndex, Vec<Vec<u8>>)>,

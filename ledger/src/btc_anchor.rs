@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 pub struct BtcAnchor {
     /// Its height in the Bitcoin chain.
     pub height: BtcHeight,
-    /// Its hash (stored in internal byte order, as in the block header; shown in Bitcoin's display order).
+    /// Its hash. Borsh and the ledger's JSON (the genesis file) keep the header's internal byte order, as they
+    /// always did; the RPC shows Bitcoin's display order.
     #[borsh(
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub hash: bitcoin::BlockHash,
 }
 
@@ -37,15 +39,16 @@ mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
 
-    /// In JSON (the genesis file, the RPC) the hash reads as `bitcoin-cli getblockhash` prints it; in borsh
-    /// (signed and stored bytes) it is the header's internal-order bytes, as before it had a type.
+    /// In borsh (signed and stored bytes) and in the ledger's JSON (genesis files) the hash is the header's
+    /// internal-order bytes, exactly as while it was a `Hash32`: old genesis files name the same chain.
     #[test]
-    fn anchor_hash_shows_in_display_order_and_encodes_in_internal_order() {
+    fn anchor_hash_keeps_its_internal_order_in_borsh_and_json() {
         let mut internal = [0u8; 32];
         internal[0] = 0xab;
         let a = BtcAnchor { height: BtcHeight(5), hash: bitcoin::BlockHash::from_byte_array(internal) };
         let json = serde_json::to_value(a).expect("json");
-        assert_eq!(json["hash"], format!("{}ab", "00".repeat(31)), "the first internal byte shows last");
+        assert_eq!(json["hash"], format!("ab{}", "00".repeat(31)), "internal order, as a Hash32 wrote it");
+        assert_eq!(json["hash"], serde_json::to_value(primitives::Hash32(internal)).expect("json"));
         assert_eq!(serde_json::from_value::<BtcAnchor>(json).expect("back"), a);
         let bytes = borsh::to_vec(&a).expect("borsh");
         assert_eq!(bytes[..4], 5u32.to_le_bytes());

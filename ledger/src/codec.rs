@@ -112,6 +112,26 @@ pub mod btc_hashes {
     }
 }
 
+/// A Bitcoin hash in the ledger's JSON (the genesis file's anchor, `BtcOutPoint`s): the hex of its 32
+/// internal-order bytes, exactly as it was written while it was a `Hash32`, so genesis files written before
+/// it had a type still read as the same chain. (The RPC shows Bitcoin's display order in its own types.)
+/// Use with `#[serde(with = "...")]`.
+pub mod btc_hash_json {
+    use bitcoin::hashes::Hash;
+    use primitives::Hash32;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the internal-order hex.
+    pub fn serialize<H: Hash<Bytes = [u8; 32]>, S: Serializer>(value: &H, s: S) -> Result<S::Ok, S::Error> {
+        Hash32(value.to_byte_array()).serialize(s)
+    }
+
+    /// Reads what [`serialize`] writes.
+    pub fn deserialize<'de, H: Hash<Bytes = [u8; 32]>, D: Deserializer<'de>>(d: D) -> Result<H, D::Error> {
+        Hash32::deserialize(d).map(|h| H::from_byte_array(h.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

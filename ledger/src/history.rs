@@ -14,7 +14,7 @@
 use crate::batch_records::batch;
 use crate::block::Block;
 use crate::pegout::{burn, pegout_queue};
-use crate::state::{StateError, StateReader};
+use crate::state::{StateError, StateKey, StateReader};
 use crate::tx::{BtcOutPoint, MintKind, Tx, UserTxKind};
 use bitcoin::Amount;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -79,16 +79,29 @@ pub enum HistoryKind {
         /// Where the BTC goes.
         btc_script_pubkey: Vec<u8>,
     },
-    /// A BTC deposit at `outpoint` was minted to the account.
+    /// A BTC deposit at `outpoint` was minted to the account, less the peg-in fee.
     Minted {
         /// The deposit.
         outpoint: BtcOutPoint,
-        /// The amount minted.
+        /// The deposit's amount on Bitcoin.
         #[borsh(
             serialize_with = "crate::codec::amount::serialize",
             deserialize_with = "crate::codec::amount::deserialize"
         )]
         amount: Amount,
+        /// What the account was credited (nothing for a deposit below the minimum, which joins the fee
+        /// pool).
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        credited: Amount,
+        /// The peg-in fee taken.
+        #[borsh(
+            serialize_with = "crate::codec::amount::serialize",
+            deserialize_with = "crate::codec::amount::deserialize"
+        )]
+        fee: Amount,
     },
     /// Burn `burn_id` was paid on Bitcoin by the batch version `btc_txid` this block settles.
     PaidOut {
@@ -122,11 +135,37 @@ pub struct HistoryEntry {
     pub kind: HistoryKind,
 }
 
+/// The state after a block, read as the state before it with the block's changes on top (what a node has
+/// at commit, before it writes the block).
+pub struct AfterBlock<'a, S> {
+    before: &'a S,
+    changes: &'a [(StateKey, Option<Vec<u8>>)],
+}
+
+impl<'a, S: StateReader> AfterBlock<'a, S> {
+    /// `changes` as [`crate::WriteSet::changes`] holds them: sorted by key, `None` a deletion.
+    pub fn new(before: &'a S, changes: &'a [(StateKey, Option<Vec<u8>>)]) -> Self {
+        debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "a write set's changes are sorted by key");
+        AfterBlock { before, changes }
+    }
+}
+
+impl<S: StateReader> StateReader for AfterBlock<'_, S> {
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        match self.changes.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => Ok(self.changes[i].1.clone()),
+            Err(_) => self.before.get_raw(key),
+        }
+    }
+}
+
 /// Every (account, entry) pair block `block` at `height` makes, in block order (within a transaction: the
 /// sender before the recipient, burns paid in batch order). `pre` is the state before the block: it names
-/// the burns a settlement pays and the id the block's first burn gets.
-pub fn block_history<S: StateReader>(
+/// the burns a settlement pays and the id the block's first burn gets; `post` the state after it: what
+/// each mint credited (the peg-in fee is execution's to decide).
+pub fn block_history<S: StateReader, T: StateReader>(
     pre: &S,
+    post: &T,
     height: Height,
     block: &Block,
 ) -> Result<Vec<(AccountId, HistoryEntry)>, StateError> {
@@ -156,7 +195,15 @@ pub fn block_history<S: StateReader>(
                 }
             }
             Tx::Mint(m) if m.kind == MintKind::Deposit => {
-                out.push((m.recipient, entry(HistoryKind::Minted { outpoint: m.outpoint, amount: m.amount })));
+                let (credited, fee) = match post.get_pegin(&m.outpoint)? {
+                    Some(r) => (r.credited, r.fee),
+                    None => {
+                        let reason = "a committed mint has no peg-in record".to_owned();
+                        return Err(StateError::Corrupt { key: StateKey::PegIn(m.outpoint), reason });
+                    }
+                };
+                let kind = HistoryKind::Minted { outpoint: m.outpoint, amount: m.amount, credited, fee };
+                out.push((m.recipient, entry(kind)));
             }
             Tx::Settle(s) => {
                 let Some(record) = batch(pre, s.batch)? else { continue };
@@ -171,4 +218,31 @@ pub fn block_history<S: StateReader>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Account, MemStore};
+    use primitives::{canonical_bytes, Hash32};
+
+    /// After a block: its changes (a write, a deletion) over the state before it, the rest unchanged.
+    #[test]
+    fn after_block_reads_the_changes_over_the_state_before() {
+        let (a, b, c) = (AccountId(Hash32([1; 32])), AccountId(Hash32([2; 32])), AccountId(Hash32([3; 32])));
+        let account = |sats| Account { balance: Amount::from_sat(sats), nonce: 0 };
+        let mut store = MemStore::new();
+        let before = vec![
+            (StateKey::Account(a), Some(canonical_bytes(&account(1)))),
+            (StateKey::Account(b), Some(canonical_bytes(&account(2)))),
+            (StateKey::Account(c), Some(canonical_bytes(&account(3)))),
+        ];
+        store.apply(&crate::state::build_write_set(&store, 0, before).expect("write set"));
+        let snap = store.snapshot(0);
+        let changes = vec![(StateKey::Account(a), Some(canonical_bytes(&account(10)))), (StateKey::Account(b), None)];
+        let after = AfterBlock::new(&snap, &changes);
+        assert_eq!(after.get_account(&a).expect("read"), Some(account(10)));
+        assert_eq!(after.get_account(&b).expect("read"), None);
+        assert_eq!(after.get_account(&c).expect("read"), Some(account(3)));
+    }
 }

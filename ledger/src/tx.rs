@@ -111,6 +111,7 @@ pub struct PegShareTx {
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub txid: bitcoin::Txid,
     /// The signer's position in the validator list of the batch's wallet epoch.
     pub signer: ValidatorIndex,
@@ -138,6 +139,7 @@ pub struct SettleTx {
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub txid: bitcoin::Txid,
     /// The BTC block holding it.
     pub btc_block: crate::btc_anchor::BtcAnchor,
@@ -226,11 +228,12 @@ impl SignedValidatorTx {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 pub struct BtcOutPoint {
-    /// The transaction id (stored in internal byte order, shown in Bitcoin's display order).
+    /// The transaction id (internal byte order in borsh and the ledger's JSON; the RPC shows display order).
     #[borsh(
         serialize_with = "crate::codec::btc_hash::serialize",
         deserialize_with = "crate::codec::btc_hash::deserialize"
     )]
+    #[serde(with = "crate::codec::btc_hash_json")]
     pub txid: bitcoin::Txid,
     /// The output index.
     pub vout: u32,

@@ -441,16 +441,21 @@ fn the_history_lists_each_touched_account_in_block_order_with_payouts_at_settlem
         let block = commit_at(&chain, store, h, btc, txs);
         let txids: Vec<_> = block.txs.iter().map(Tx::txid).collect();
         // Against the state before the block: the store keeps every version.
-        (block_history(&store.snapshot(h - 1), Height(h), &block).expect("history"), txids)
+        (block_history(&store.snapshot(h - 1), &store.snapshot(h), Height(h), &block).expect("history"), txids)
     };
     let (h1, ids) = commit_listing(&mut store, 1, 1, txs);
     let at = |index: usize, kind| HistoryEntry { height: Height(1), index: index as u32, txid: ids[index], kind };
     let sat = Amount::from_sat;
     let outpoint = sidechain_ledger::BtcOutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 };
+    // The mint's entry says what the account got: the deposit less execution's peg-in fee.
+    let record = store.snapshot(1).get_pegin(&outpoint).unwrap().unwrap();
+    let (credited, pegin_fee) = (record.credited, record.fee);
+    assert!(pegin_fee > Amount::ZERO && credited + pegin_fee == sat(400_000), "{record:?}");
+    assert_eq!(store.snapshot(1).get_account(&u9).unwrap().unwrap().balance, credited);
     assert_eq!(
         h1,
         vec![
-            (u9, at(0, HistoryKind::Minted { outpoint, amount: sat(400_000) })),
+            (u9, at(0, HistoryKind::Minted { outpoint, amount: sat(400_000), credited, fee: pegin_fee })),
             (
                 u0,
                 at(

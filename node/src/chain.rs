@@ -298,9 +298,9 @@ impl ChainState {
         for h in from.get()..=tip.get() {
             let h = Height(h);
             let fb = Self::read_block(store, h)?.ok_or(ChainError::Missing { what: "block", height: h })?;
-            let pre = Snapshot::new(store, h.get() - 1);
-            let entries = ledger::history::block_history(&pre, h, &fb.block).map_err(ChainError::from)?;
-            store.index_history(h, &entries)?;
+            let (pre, post) = (Snapshot::new(store, h.get() - 1), Snapshot::new(store, h.get()));
+            let entries = ledger::history::block_history(&pre, &post, h, &fb.block).map_err(ChainError::from)?;
+            store.index_history(h, &entries, h == tip)?;
         }
         Ok(())
     }
@@ -443,7 +443,11 @@ impl ChainState {
         let txids: Vec<TxId> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
         let registrations = crate::pegin::registrations_in(&fb.block);
         let history = match self.history {
-            HistoryIndex::On => Some(ledger::history::block_history(&self.state(), h, &fb.block)?),
+            HistoryIndex::On => {
+                let pre = self.state();
+                let post = ledger::history::AfterBlock::new(&pre, &outcome.write_set.changes);
+                Some(ledger::history::block_history(&pre, &post, h, &fb.block)?)
+            }
             HistoryIndex::Off => None,
         };
         self.store.commit(&CommitBatch {

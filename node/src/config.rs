@@ -209,6 +209,24 @@ mod tests {
         assert!(FileConfig::load(&p, true).expect_err("typo").to_string().contains("fee_rate_floor"));
     }
 
+    /// The history is kept unless the operator turns it off.
+    #[test]
+    fn the_history_index_is_on_unless_turned_off() {
+        use crate::chain::HistoryIndex;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        for (toml, want) in [
+            ("", HistoryIndex::On),
+            ("[index]\nhistory = true\n", HistoryIndex::On),
+            ("[index]\nhistory = false\n", HistoryIndex::Off),
+        ] {
+            std::fs::write(&p, toml).expect("write");
+            assert_eq!(FileConfig::load(&p, true).expect("valid").index.history(), want, "{toml:?}");
+        }
+        std::fs::write(&p, "[index]\nhistory = \"no\"\n").expect("write");
+        assert!(FileConfig::load(&p, true).is_err(), "not a boolean");
+    }
+
     #[test]
     fn missing_or_bad_genesis_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -14,7 +14,8 @@
 //! `registrations`: account -> height of its first `RegisterDeposit` (the watcher's script list: the state
 //! tree cannot be iterated, so this side index is written in the same batch as the block that registers) ·
 //! `history`: account ‖ height ‖ index in block ‖ entry number -> `borsh(HistoryEntry)` (the account history,
-//! `ledger::history`), and the key `indexed_to` -> the height through which it is complete. The mark lives
+//! `ledger::history`), and the key `indexed_to` -> the height through which it is complete and the entries'
+//! format version. The mark lives
 //! in the same column family, so dropping the family drops the mark and the node rebuilds it from blocks.
 
 use ledger::history::HistoryEntry;
@@ -49,6 +50,9 @@ const ALL_CFS: [&str; 10] = [
     CF_HISTORY,
 ];
 const HISTORY_INDEXED_TO: &[u8] = b"indexed_to";
+/// The version of the history entries' encoding, kept beside the mark: a node whose stored entries are of
+/// another version reads its mark as absent and rebuilds them all.
+const HISTORY_FORMAT: u8 = 1;
 
 const META_TIP: &[u8] = b"tip";
 const META_GENESIS: &[u8] = b"genesis_hash";
@@ -246,30 +250,41 @@ impl Store {
         let cf = self.cf(CF_HISTORY);
         // Several entries of one transaction for one account (a transfer to oneself, burns paid together)
         // are told apart by their number, in block order.
-        let mut number: std::collections::HashMap<(AccountId, u32), u16> = std::collections::HashMap::new();
+        let mut number: std::collections::HashMap<(AccountId, u32), u32> = std::collections::HashMap::new();
         for (account, entry) in entries {
             let n = number.entry((*account, entry.index)).or_default();
             wb.put_cf(cf, history_key(account, height, entry.index, *n), borsh_bytes(entry));
-            *n = n.saturating_add(1);
+            *n += 1;
         }
-        wb.put_cf(cf, HISTORY_INDEXED_TO, height.get().to_be_bytes());
+        let mut mark = [0u8; 9];
+        mark[..8].copy_from_slice(&height.get().to_be_bytes());
+        mark[8] = HISTORY_FORMAT;
+        wb.put_cf(cf, HISTORY_INDEXED_TO, mark);
     }
 
-    /// Writes the history entries of the committed block at `height` (rebuilding the index), synced.
-    pub fn index_history(&self, height: Height, entries: &[(AccountId, HistoryEntry)]) -> Result<(), StoreError> {
+    /// Writes the history entries of the committed block at `height` (rebuilding the index); `sync` makes
+    /// this and every earlier write durable (a rebuild syncs its last block only: a crash before that
+    /// resumes from an earlier mark, and rewriting an entry writes the same key and bytes).
+    pub fn index_history(
+        &self,
+        height: Height,
+        entries: &[(AccountId, HistoryEntry)],
+        sync: bool,
+    ) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         self.put_history(&mut wb, height, entries);
-        self.db.write_opt(wb, &Self::synced()).map_err(db_err("write history"))
+        let opts = if sync { Self::synced() } else { WriteOptions::default() };
+        self.db.write_opt(wb, &opts).map_err(db_err("write history"))
     }
 
-    /// The height through which the account history is complete; `None` if it was never built (or its
-    /// column family was dropped).
+    /// The height through which the account history is complete; `None` if it was never built, its column
+    /// family was dropped, or its entries are of another format (all to be rebuilt).
     pub fn history_indexed_to(&self) -> Result<Option<Height>, StoreError> {
-        self.db
-            .get_cf(self.cf(CF_HISTORY), HISTORY_INDEXED_TO)
-            .map_err(db_err("read history mark"))?
-            .map(|b| decode_u64(&b, "history mark").map(Height))
-            .transpose()
+        let mark = self.db.get_cf(self.cf(CF_HISTORY), HISTORY_INDEXED_TO).map_err(db_err("read history mark"))?;
+        Ok(match mark.as_deref() {
+            Some([h @ .., HISTORY_FORMAT]) if h.len() == 8 => Some(Height(decode_u64(h, "history mark")?)),
+            _ => None,
+        })
     }
 
     /// `account`'s history, newest first: `count` entries after skipping the `skip` newest.
@@ -497,10 +512,10 @@ impl TreeReader for Store {
     }
 }
 
-const HISTORY_KEY_LEN: usize = 32 + 8 + 4 + 2;
+const HISTORY_KEY_LEN: usize = 32 + 8 + 4 + 4;
 
 /// `account ‖ height ‖ index ‖ number`, big-endian: an account's entries are contiguous and in block order.
-fn history_key(account: &AccountId, height: Height, index: u32, number: u16) -> [u8; HISTORY_KEY_LEN] {
+fn history_key(account: &AccountId, height: Height, index: u32, number: u32) -> [u8; HISTORY_KEY_LEN] {
     let mut k = [0u8; HISTORY_KEY_LEN];
     k[..32].copy_from_slice(account.0.as_bytes());
     k[32..40].copy_from_slice(&height.get().to_be_bytes());

@@ -8,7 +8,7 @@ use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
 use primitives::{canonical_bytes, GenesisHash, Height, Keypair, TxId};
 use rpc::client::SidechainApiClient;
-use rpc::types::{BlockTxs, GetBlockResult};
+use rpc::types::{BlockTxs, GetBlockResult, HistoryEntryInfo, HistoryKindInfo};
 use rpc::BlockRef;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +80,15 @@ async fn submit(
 }
 
 /// Polls `accepted` until it reaches `n` (bounded).
+/// Every test account's history (all of it: at most 200 entries each), in account order.
+async fn histories(c: &(impl SidechainApiClient + Sync)) -> Vec<Vec<HistoryEntryInfo>> {
+    let mut out = Vec::new();
+    for a in 0..ACCOUNTS {
+        out.push(c.list_transactions(key(a).public().account_id(), Some(1000), None).await.expect("history"));
+    }
+    out
+}
+
 async fn wait_accepted(accepted: &AtomicUsize, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while accepted.load(Ordering::Relaxed) < n {
@@ -180,6 +189,32 @@ async fn ten_thousand_transfers_while_a_validator_restarts_are_committed_exactly
         }
     }
     assert!(wrong.is_empty(), "accounts differ from the exact expectation ({expected} each): {wrong:?}");
+
+    // The account history: each account's 100 transfers out and every transfer in, the same on every node
+    // (the validator killed mid-load included); then, its history column family dropped, the restarted
+    // validator rebuilds the same lists from its blocks when it opens.
+    let expected_history = histories(&c0).await;
+    for (a, h) in expected_history.iter().enumerate() {
+        let sent = h.iter().filter(|e| matches!(e.kind, HistoryKindInfo::Sent { .. })).count();
+        let received = h.iter().filter(|e| matches!(e.kind, HistoryKindInfo::Received { .. })).count();
+        let senders_to_a = (0..ACCOUNTS).filter(|s| recipient(*s) == a).count();
+        assert_eq!((sent, received), (PER_ACCOUNT as usize, senders_to_a * PER_ACCOUNT as usize), "account {a}");
+        assert!(h.windows(2).all(|w| (w[0].height, w[0].index) >= (w[1].height, w[1].index)), "newest first");
+    }
+    for n in &fed.nodes {
+        assert!(histories(&n.client().expect("client")).await == expected_history, "{}'s history differs", n.name);
+    }
+    fed.nodes[RESTARTED].process.kill9();
+    {
+        let db = fed.nodes[RESTARTED].datadir.join("db");
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &db).expect("column families");
+        let mut raw = rocksdb::DB::open_cf(&rocksdb::Options::default(), &db, &cfs).expect("raw open");
+        raw.drop_cf(node::storage::CF_HISTORY).expect("drop the history");
+    }
+    fed.nodes[RESTARTED].process.restart().expect("restart");
+    fed.wait_height(&[RESTARTED], tip, Duration::from_secs(60)).await.expect("restarted validator back at the tip");
+    let rebuilt = histories(&fed.nodes[RESTARTED].client().expect("client")).await;
+    assert!(rebuilt == expected_history, "{restarted_name} rebuilt another history");
     println!(
         "load_10k_with_restart: {total} transfers accepted in {:.1} s, all committed after {:.1} s over {tip} \
          blocks; {restarted_name} killed after {killed_at} accepted, restarted after {restarted_at}",

@@ -253,10 +253,10 @@ fn account_history_is_newest_first_paged_and_its_mark_goes_with_its_column_famil
         let store = Store::open(&path).expect("open");
         assert_eq!(store.history_indexed_to().expect("mark"), None);
         store
-            .index_history(Height(1), &[(a, entry(1, 0, 10)), (b, entry(1, 0, 11)), (a, entry(1, 3, 12))])
+            .index_history(Height(1), &[(a, entry(1, 0, 10)), (b, entry(1, 0, 11)), (a, entry(1, 3, 12))], false)
             .expect("h1");
         // Two entries of one transaction for one account (a transfer to oneself) both stay.
-        store.index_history(Height(2), &[(a, entry(2, 0, 20)), (a, entry(2, 0, 21))]).expect("h2");
+        store.index_history(Height(2), &[(a, entry(2, 0, 20)), (a, entry(2, 0, 21))], true).expect("h2");
         assert_eq!(store.history_indexed_to().expect("mark"), Some(Height(2)));
         let amounts = |skip, count| -> Vec<u64> {
             let got = store.account_history(&a, skip, count).expect("read");

@@ -11,8 +11,8 @@ use std::str::FromStr;
 /// A hash that names something on the sidechain has its own type ([`BlockId`], [`TxId`], [`StateRoot`],
 /// [`GenesisHash`], `AccountId`), so one can never be passed where another is meant. Each wraps a `Hash32` and
 /// shows, parses and encodes exactly as one. Bitcoin's txids and block hashes are rust-bitcoin's own `Txid` and
-/// `BlockHash` wherever the ledger records them (borsh-encoded as the same 32 internal-order bytes, by
-/// `ledger::codec::btc_hash`).
+/// `BlockHash` wherever the ledger records them (borsh-encoded and JSON-written as the same 32 internal-order
+/// bytes as a `Hash32`, by `ledger::codec::btc_hash` and `btc_hash_json`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Hash32(pub [u8; 32]);
 

@@ -45,6 +45,7 @@ pub const READ_ONLY_METHODS: &[&str] = &[
     "getcommit",
     "gettransaction",
     "getaccount",
+    "listtransactions",
     "getmempoolinfo",
     "getpeerinfo",
     "getnetworkinfo",

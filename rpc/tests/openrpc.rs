@@ -287,7 +287,7 @@ fn history_kinds() -> Vec<HistoryEntryInfo> {
         HistoryKind::Registered { fee: sat(1) },
         HistoryKind::Burned { burn_id: 3, amount: sat(5), fee: sat(1), btc_script_pubkey: p2wpkh },
         HistoryKind::Burned { burn_id: 4, amount: sat(5), fee: sat(1), btc_script_pubkey: vec![0x6a] },
-        HistoryKind::Minted { outpoint, amount: sat(5) },
+        HistoryKind::Minted { outpoint, amount: sat(5), credited: sat(4), fee: sat(1) },
         HistoryKind::PaidOut { burn_id: 3, amount: sat(5), btc_txid: bitcoin::Txid::from_byte_array([6; 32]) },
     ]
     .into_iter()

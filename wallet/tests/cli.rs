@@ -37,6 +37,11 @@ async fn cli_creates_a_wallet_and_sends() {
     f.backend.commit_block(vec![fund]);
     let (ok, out, err) = run_cli(&f, &wallet, &["getbalance"]).await;
     assert!(ok && out.contains("1.00000000 BTC"), "{out}{err}");
+    let (ok, out, err) = run_cli(&f, &wallet, &["history"]).await;
+    let funder = common::acct(0).to_string();
+    assert!(ok && out.contains(&format!("received  +100000000 sat from {funder}")), "{out}{err}");
+    let (ok, out, err) = run_cli(&f, &wallet, &["history", "--json", "--skip", "1"]).await;
+    assert!(ok && out.trim() == "[]", "one entry only: {out}{err}");
 
     let to = common::acct(2).to_string();
     let (ok, _, err) = run_cli(&f, &wallet, &["send", &to, "100"]).await;

@@ -501,6 +501,19 @@ function showError(text) {
   e.hidden = false;
 }
 
+// One listtransactions entry as a line: where, what, how much.
+function historyLine(e) {
+  const what = {
+    sent: () => "sent " + btc(e.amount_sat) + " to " + short(e.to) + " (fee " + btc(e.fee_sat) + ")",
+    received: () => "received " + btc(e.amount_sat) + " from " + short(e.from),
+    registered: () => "registered its deposit address (fee " + btc(e.fee_sat) + ")",
+    burned: () => "burned " + btc(e.amount_sat) + " (burn " + e.burn_id + ") to " + (e.btc_address || "a non-address script"),
+    minted: () => "minted " + btc(e.credited_sat) + " from deposit " + short(e.btc_outpoint) + " (peg-in fee " + btc(e.fee_sat) + ")",
+    paid_out: () => "burn " + e.burn_id + " paid " + btc(e.amount_sat) + " in BTC tx " + short(e.btc_txid),
+  }[e.kind];
+  return el("li", { class: "mono" }, "height " + e.height + " · " + (what ? what() : e.kind) + " · tx " + short(e.txid));
+}
+
 function showDetail(title, pairs, extra) {
   $("search-error").hidden = true;
   setText("detail-title", title);
@@ -576,7 +589,9 @@ async function search(raw) {
   }
   if (/^[0-9a-fA-F]{64}$/.test(q)) {
     const h = q.toLowerCase();
-    const [block, tx, burn, account] = await batch([["getblock", [h, 2]], ["gettransaction", [h]], ["getpegoutstatus", [h]], ["getaccount", [h]]]);
+    const [block, tx, burn, account, history] = await batch([
+      ["getblock", [h, 2]], ["gettransaction", [h]], ["getpegoutstatus", [h]], ["getaccount", [h]], ["listtransactions", [h, 20, 0]],
+    ]);
     if (!(block instanceof Error)) return blockDetail(block);
     if (!(tx instanceof Error)) return txDetail(tx);
     if (!(burn instanceof Error)) return pegoutDetail(burn);
@@ -585,8 +600,14 @@ async function search(raw) {
     if (batchOf) return pegoutDetail(batchOf);
     const dep = [...state.tracked.keys()].find((o) => o.startsWith(h + ":"));
     if (dep) return peginDetail(await rpc("getpegstatus", [dep]));
-    if (!(account instanceof Error) && (account.nonce > 0 || account.balance_sat > 0))
-      return showDetail("Account", [["account", account.account], ["balance", btc(account.balance_sat)], ["nonce", String(account.nonce)]]);
+    // A node without the history index answers listtransactions with an error: the account shows without it.
+    const entries = history instanceof Error ? [] : history;
+    if (!(account instanceof Error) && (account.nonce > 0 || account.balance_sat > 0 || entries.length > 0))
+      return showDetail(
+        "Account",
+        [["account", account.account], ["balance", btc(account.balance_sat)], ["nonce", String(account.nonce)]],
+        entries.length ? [el("h3", {}, "Latest transactions"), el("ul", {}, ...entries.map(historyLine))] : [],
+      );
     for (const e of [block, tx, burn]) if (!notFound(e)) throw e;
     return showError("Nothing found for " + short(h) + ": no block, transaction, burn, BTC peg transaction or account with coins has this hash.");
   }

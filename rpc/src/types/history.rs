@@ -71,15 +71,24 @@ pub enum HistoryKindInfo {
         /// The payout address on the node's Bitcoin network; null when the script is not an address.
         btc_address: Option<String>,
     },
-    /// A BTC deposit was minted to the account (a peg-in).
+    /// A BTC deposit was minted to the account (a peg-in): `credited_sat` of its `amount_sat`, after the
+    /// peg-in fee `fee_sat` (a deposit below the minimum credits nothing).
     Minted {
         /// The deposit, `txid:vout` as Bitcoin Core shows it.
         #[schemars(with = "schema::BtcOutPoint")]
         btc_outpoint: OutPoint,
-        /// The amount minted.
+        /// The deposit's amount on Bitcoin.
         #[serde(rename = "amount_sat", with = "as_sat")]
         #[schemars(with = "schema::Sat")]
         amount: Amount,
+        /// What the account was credited.
+        #[serde(rename = "credited_sat", with = "as_sat")]
+        #[schemars(with = "schema::Sat")]
+        credited: Amount,
+        /// The peg-in fee taken.
+        #[serde(rename = "fee_sat", with = "as_sat")]
+        #[schemars(with = "schema::Sat")]
+        fee: Amount,
     },
     /// A burn of the account was paid on Bitcoin (the block settled the batch paying it).
     PaidOut {
@@ -108,9 +117,12 @@ impl HistoryEntryInfo {
                 fee: *fee,
                 btc_address: super::script_address(btc_script_pubkey, network),
             },
-            HistoryKind::Minted { outpoint, amount } => {
-                HistoryKindInfo::Minted { btc_outpoint: outpoint.to_bitcoin(), amount: *amount }
-            }
+            HistoryKind::Minted { outpoint, amount, credited, fee } => HistoryKindInfo::Minted {
+                btc_outpoint: outpoint.to_bitcoin(),
+                amount: *amount,
+                credited: *credited,
+                fee: *fee,
+            },
             HistoryKind::PaidOut { burn_id, amount, btc_txid } => {
                 HistoryKindInfo::PaidOut { burn_id: *burn_id, amount: *amount, btc_txid: *btc_txid }
             }

@@ -114,9 +114,10 @@ impl MemBackend {
         };
         let txs: Vec<Tx> = txs.into_iter().map(Tx::from).collect();
         let (block, outcome) = build_block(&self.chain, &inner.store, template, txs).unwrap();
-        let entries = ledger::history::block_history(&inner.store.snapshot(height.get() - 1), height, &block).unwrap();
-        inner.history.extend(entries);
         inner.store.apply(&outcome.write_set);
+        let (pre, post) = (inner.store.snapshot(height.get() - 1), inner.store.snapshot(height.get()));
+        let entries = ledger::history::block_history(&pre, &post, height, &block).unwrap();
+        inner.history.extend(entries);
         let hash = block.hash();
         let signatures = (0..VALIDATORS)
             .map(|i| {

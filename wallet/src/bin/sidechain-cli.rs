@@ -18,7 +18,9 @@ use clap::{Parser, Subcommand};
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 use primitives::{AccountId, Hash32, TxId};
-use rpc::types::{btc_string, AccountInfo, BlockTxs, GetBlockResult, TxInfo, TxKindInfo};
+use rpc::types::{
+    btc_string, AccountInfo, BlockTxs, GetBlockResult, HistoryEntryInfo, HistoryKindInfo, TxInfo, TxKindInfo,
+};
 use rpc::{BlockRef, ClientAuth, SidechainApiClient};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -141,6 +143,19 @@ enum Command {
         /// Account id (64 hex digits).
         #[arg(value_parser = parse_account)]
         account: AccountId,
+    },
+    /// List what committed transactions did to the wallet's account (or --account), newest first:
+    /// transfers, deposit registration, burns, minted deposits and paid-out burns.
+    History {
+        /// Another account id (64 hex digits) instead of the wallet's.
+        #[arg(long, value_parser = parse_account)]
+        account: Option<AccountId>,
+        /// How many entries (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        count: u64,
+        /// How many of the newest entries to skip (the next page).
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
     },
     /// Show a transaction from the mempool or the chain.
     Gettransaction {
@@ -282,6 +297,39 @@ fn human_account(a: &AccountInfo) -> String {
     format!("account {}\nbalance {} BTC ({} sat)\nnonce   {}", a.account, a.balance_btc, a.balance.to_sat(), a.nonce)
 }
 
+/// One line per entry: where, what, how much (amounts in sat, Bitcoin values as bitcoin-cli shows them).
+fn human_history(entries: &[HistoryEntryInfo]) -> String {
+    if entries.is_empty() {
+        return "no transactions".into();
+    }
+    let lines = entries.iter().map(|e| {
+        let what = match &e.kind {
+            HistoryKindInfo::Sent { to, amount, fee } => {
+                format!("sent      -{} sat to {to} (fee {} sat)", amount.to_sat(), fee.to_sat())
+            }
+            HistoryKindInfo::Received { from, amount } => format!("received  +{} sat from {from}", amount.to_sat()),
+            HistoryKindInfo::Registered { fee } => format!("registered deposit address (fee {} sat)", fee.to_sat()),
+            HistoryKindInfo::Burned { burn_id, amount, fee, btc_address } => format!(
+                "burned    -{} sat (burn {burn_id}, fee {} sat) to {}",
+                amount.to_sat(),
+                fee.to_sat(),
+                btc_address.as_deref().unwrap_or("a non-address script")
+            ),
+            HistoryKindInfo::Minted { btc_outpoint, amount, credited, fee } => format!(
+                "minted    +{} sat from deposit {btc_outpoint} of {} sat (peg-in fee {} sat)",
+                credited.to_sat(),
+                amount.to_sat(),
+                fee.to_sat()
+            ),
+            HistoryKindInfo::PaidOut { burn_id, amount, btc_txid } => {
+                format!("paid out  {} sat of burn {burn_id} in BTC tx {btc_txid}", amount.to_sat())
+            }
+        };
+        format!("height {:>6} #{:<3} {what}  (tx {})", e.height, e.index, e.txid)
+    });
+    lines.collect::<Vec<_>>().join("\n")
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Createwallet => {
@@ -394,6 +442,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Getaccount { account } => {
             let a = cli.client()?.get_account(*account).await.map_err(rpc_err)?;
             cli.print(&a, || human_account(&a))
+        }
+        Command::History { account, count, skip } => {
+            let account = match account {
+                Some(a) => *a,
+                None => Wallet::load(cli.wallet_path()?)?.account(),
+            };
+            let entries = cli.client()?.list_transactions(account, Some(*count), Some(*skip)).await.map_err(rpc_err)?;
+            cli.print(&entries, || human_history(&entries))
         }
         Command::Send { to, amount, fee, nonce } => send(&cli, *to, amount, fee.as_deref(), *nonce).await,
         Command::Getblock { block, verbosity } => {
