@@ -140,20 +140,31 @@ pub struct HistoryEntry {
 pub struct AfterBlock<'a, S> {
     before: &'a S,
     changes: &'a [(StateKey, Option<Vec<u8>>)],
+    /// Positions in `changes`, sorted by key (a write set's changes come in execution's order, not by key),
+    /// the last write of a key only.
+    by_key: Vec<usize>,
 }
 
 impl<'a, S: StateReader> AfterBlock<'a, S> {
-    /// `changes` as [`crate::WriteSet::changes`] holds them: sorted by key, `None` a deletion.
+    /// `changes` as [`crate::WriteSet::changes`] holds them (one per key, `None` a deletion).
     pub fn new(before: &'a S, changes: &'a [(StateKey, Option<Vec<u8>>)]) -> Self {
-        debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "a write set's changes are sorted by key");
-        AfterBlock { before, changes }
+        let mut sorted: Vec<usize> = (0..changes.len()).collect();
+        sorted.sort_by_key(|i| changes[*i].0); // stable: writes of one key stay in order
+        let mut by_key: Vec<usize> = Vec::with_capacity(sorted.len());
+        for i in sorted {
+            match by_key.last_mut() {
+                Some(last) if changes[*last].0 == changes[i].0 => *last = i,
+                _ => by_key.push(i),
+            }
+        }
+        AfterBlock { before, changes, by_key }
     }
 }
 
 impl<S: StateReader> StateReader for AfterBlock<'_, S> {
     fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        match self.changes.binary_search_by(|(k, _)| k.cmp(key)) {
-            Ok(i) => Ok(self.changes[i].1.clone()),
+        match self.by_key.binary_search_by(|i| self.changes[*i].0.cmp(key)) {
+            Ok(i) => Ok(self.changes[self.by_key[i]].1.clone()),
             Err(_) => self.before.get_raw(key),
         }
     }
@@ -239,7 +250,13 @@ mod tests {
         ];
         store.apply(&crate::state::build_write_set(&store, 0, before).expect("write set"));
         let snap = store.snapshot(0);
-        let changes = vec![(StateKey::Account(a), Some(canonical_bytes(&account(10)))), (StateKey::Account(b), None)];
+        // In execution's order, not by key; a key written twice reads as its last write.
+        let changes = vec![
+            (StateKey::ChainMeta, None),
+            (StateKey::Account(a), Some(canonical_bytes(&account(9)))),
+            (StateKey::Account(b), None),
+            (StateKey::Account(a), Some(canonical_bytes(&account(10)))),
+        ];
         let after = AfterBlock::new(&snap, &changes);
         assert_eq!(after.get_account(&a).expect("read"), Some(account(10)));
         assert_eq!(after.get_account(&b).expect("read"), None);

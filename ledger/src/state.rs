@@ -318,8 +318,8 @@ pub struct WriteSet {
     pub version: Version,
     /// The root of that version.
     pub root: StateRoot,
-    /// The changed entries with their keys in clear (the tree itself only knows key hashes), sorted by
-    /// key. `None` is a deletion. Also inside `tree.node_batch.values()`, keyed by hash.
+    /// The changed entries with their keys in clear (the tree itself only knows key hashes), one per key,
+    /// in the order execution wrote them (not sorted). `None` is a deletion. Also inside `tree.node_batch.values()`, keyed by hash.
     pub changes: Vec<(StateKey, Option<Vec<u8>>)>,
     /// The JMT's new nodes, new values (by `(version, key_hash)`) and the nodes that became stale at
     /// this version (for pruning).

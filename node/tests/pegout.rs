@@ -11,7 +11,7 @@ use common::*;
 use ledger::{UserTx, UserTxKind};
 use primitives::{Keypair, TxId};
 use rpc::client::SidechainApiClient;
-use rpc::types::PegOutStage;
+use rpc::types::{HistoryKindInfo, PegOutStage};
 use std::time::{Duration, Instant};
 use testnet::btc_wallet::BtcWallet;
 use testnet::federation::Federation;
@@ -190,6 +190,20 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     assert_eq!(held_by(&fed, 2, &fed_script), totals.btc_held, "state's BTC held is the change bitcoind shows");
     let proof = c.get_reserve_proof().await.expect("getreserveproof");
     assert_eq!(proof.utxos.iter().map(|u| u.amount).sum::<Amount>(), proof.btc_held, "{proof:?}");
+    // The user's history on the full node: everything the peg did to the account, newest first.
+    let history = fed.nodes[4].client().expect("client").list_transactions(who, None, None).await.expect("history");
+    let kinds: Vec<&HistoryKindInfo> = history.iter().map(|e| &e.kind).collect();
+    match kinds.as_slice() {
+        [HistoryKindInfo::PaidOut { amount: paid, btc_txid, .. }, HistoryKindInfo::Burned { amount: burned, fee: burn_fee, btc_address, .. }, HistoryKindInfo::Minted { amount: deposited, credited, fee: pegin_fee, .. }, HistoryKindInfo::Registered { .. }, HistoryKindInfo::Received { .. }] =>
+        {
+            assert_eq!((*paid, *burned, *burn_fee), (amount, amount, fee));
+            assert_eq!(btc_txid.to_string(), batch.btc_txid, "paid by the batch bitcoind mined");
+            assert_eq!(btc_address.as_deref(), Some(regtest.as_str()));
+            assert_eq!((*deposited, *credited, *pegin_fee), (deposit, deposit - PEGIN_FEE, PEGIN_FEE));
+        }
+        other => panic!("not the peg's history: {other:?}"),
+    }
+    assert_eq!(history[1].txid, txid, "the burn's entry names the burn");
     // A healthy peg raises no alert on any node.
     for n in &fed.nodes {
         let alerts = n.client().expect("client").get_blockchain_info().await.expect("info").alerts;
