@@ -1,7 +1,8 @@
 //! RocksDB commit of whole blocks (block, certificate, tx index, state tree nodes, tip) in one synced
 //! write batch, next to a raw RocksDB write batch of the same number of keys and bytes with sync on, on
 //! the same disk in the same run. The ratio says how much our commit path costs over the database's own
-//! floor (fsync dominates both).
+//! floor (fsync dominates both). Then the same commits writing the account history too (`ledger::history`
+//! entries, as a node keeping the history does): what the index costs per block.
 //!
 //! Run: `cargo bench -p sidechain-node --bench commit` (`NODE_BENCH_TXS=500` for bigger blocks).
 
@@ -20,6 +21,8 @@ struct Prepared {
     block: Vec<u8>,
     state: WriteSet,
     txids: Vec<TxId>,
+    /// The account history entries the block makes.
+    history: Vec<(primitives::AccountId, ledger::history::HistoryEntry)>,
 }
 
 /// Executes `blocks` blocks of `txs` transfers each on an in-memory state, keeping each write set.
@@ -48,7 +51,10 @@ fn prepare(blocks: u64, txs: u32) -> (Chain, Vec<Prepared>) {
         };
         let (block, outcome) = build_block(&chain, &mem, template, list).expect("bench block");
         mem.apply(&outcome.write_set);
+        let history =
+            ledger::history::block_history(&mem.snapshot(h - 1), &mem.snapshot(h), Height(h), &block).expect("history");
         out.push(Prepared {
+            history,
             height: Height(h),
             hash: block.hash(),
             block: canonical_bytes(&block),
@@ -67,7 +73,7 @@ fn fresh_store(chain: &Chain) -> (tempfile::TempDir, Store) {
 }
 
 /// Commits every prepared block to a fresh store; returns the time of the commits alone.
-fn commit_all(chain: &Chain, blocks: &[Prepared]) -> Duration {
+fn commit_all(chain: &Chain, blocks: &[Prepared], with_history: bool) -> Duration {
     let (_dir, store) = fresh_store(chain);
     let cert = vec![7u8; 400];
     let start = Instant::now();
@@ -80,7 +86,7 @@ fn commit_all(chain: &Chain, blocks: &[Prepared]) -> Duration {
             state: &p.state,
             txids: &p.txids,
             registrations: &[],
-            history: None,
+            history: with_history.then_some(p.history.as_slice()),
         };
         store.commit(&batch).expect("commit");
     }
@@ -117,7 +123,7 @@ fn main() {
     let (chain, prepared) = prepare(blocks, txs);
     let mut c = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5)).configure_from_args();
     c.bench_function(&format!("store_commit_{blocks}_blocks_of_{txs}_transfers"), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| commit_all(&chain, &prepared)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| commit_all(&chain, &prepared, false)).sum())
     });
     c.bench_function(&format!("raw_rocksdb_synced_batch_{blocks}_blocks"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| raw_all(&prepared)).sum())
@@ -125,10 +131,12 @@ fn main() {
     c.final_summary();
 
     let runs = 5;
-    let mut ours: Vec<Duration> = (0..runs).map(|_| commit_all(&chain, &prepared)).collect();
+    let mut ours: Vec<Duration> = (0..runs).map(|_| commit_all(&chain, &prepared, false)).collect();
     let mut raw: Vec<Duration> = (0..runs).map(|_| raw_all(&prepared)).collect();
+    let mut indexed: Vec<Duration> = (0..runs).map(|_| commit_all(&chain, &prepared, true)).collect();
     ours.sort();
     raw.sort();
+    indexed.sort();
     let per_s = |d: Duration| blocks as f64 / d.as_secs_f64();
     let (o, r) = (ours[runs / 2], raw[runs / 2]);
     println!(
@@ -138,5 +146,15 @@ fn main() {
         per_s(o) * f64::from(txs),
         per_s(r),
         per_s(o) / per_s(r)
+    );
+    let i = indexed[runs / 2];
+    let entries: usize = prepared.iter().map(|p| p.history.len()).sum();
+    println!(
+        "same-run comparison, account history: Store::commit with the history ({} entries per block) {:.0} \
+         blocks/s; the index costs {:.3} ms per block; ratio commit with history / without = {:.2}",
+        entries / prepared.len(),
+        per_s(i),
+        (i.as_secs_f64() - o.as_secs_f64()) * 1e3 / blocks as f64,
+        per_s(i) / per_s(o)
     );
 }
