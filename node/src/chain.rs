@@ -248,6 +248,14 @@ pub struct ChainState {
     tip_cert: Option<CommitCertificate>,
     /// Whether commits write the account history.
     history: HistoryIndex,
+    /// The last block executed on this tip (by the validity judge) with its outcome, so that committing it
+    /// does not execute it again. Keyed by block id: the id covers the parent (checked equal to the tip) and
+    /// the tx root (checked against the transactions before reuse), so the outcome is exactly what
+    /// executing the committed block would give. Cleared when the tip moves. A mutex only so the judge can
+    /// fill it through `&self`; the event loop is its one user.
+    executed: std::sync::Mutex<Option<(BlockId, ledger::ExecutionOutcome)>>,
+    /// Blocks executed so far (validity and commit), for tests and metrics: one per block is the goal.
+    executions: std::sync::atomic::AtomicU64,
 }
 
 /// Whether a node keeps the account history (`listtransactions`). A validator that serves no wallets may
@@ -284,7 +292,17 @@ impl ChainState {
         if history == HistoryIndex::On {
             Self::catch_up_history(&store, tip)?;
         }
-        Ok(ChainState { chain, store, sets, tip, tip_hash, tip_cert, history })
+        Ok(ChainState {
+            chain,
+            store,
+            sets,
+            tip,
+            tip_hash,
+            tip_cert,
+            history,
+            executed: std::sync::Mutex::new(None),
+            executions: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Indexes the history of every block above the index's mark, through `tip`: each block against the
@@ -390,8 +408,42 @@ impl ChainState {
     }
 
     /// Checks everything about `fb` as the next block except its certificate: parent, the embedded
-    /// previous certificate, and execution (state root). Returns the execution outcome to commit.
-    pub fn validate_next(&self, fb: &FullBlock) -> Result<ledger::ExecutionOutcome, ChainError> {
+    /// previous certificate, evidence, and execution (state root). The outcome is kept for the commit of
+    /// the same block (see [`ChainState::commit`]), so a block judged and then committed executes once.
+    pub fn validate_next(&self, fb: &FullBlock) -> Result<(), ChainError> {
+        self.check_next(fb)?;
+        let id = fb.hash();
+        let mut executed = self.executed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if executed.as_ref().is_some_and(|(done, _)| *done == id) {
+            return Ok(());
+        }
+        *executed = Some((id, self.execute(fb)?));
+        Ok(())
+    }
+
+    /// Keeps the outcome of building `fb` on this tip (`ledger::build_block` executes what it builds), so
+    /// that judging and committing this node's own proposal execute it no more. Ignored unless `fb` extends
+    /// the tip.
+    pub fn keep_built(&self, fb: &FullBlock, outcome: ledger::ExecutionOutcome) {
+        if fb.height() == self.tip.next() && fb.block.header.prev_hash == self.tip_hash {
+            *self.executed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((fb.hash(), outcome));
+        }
+    }
+
+    /// Blocks executed so far by this chain state (validity checks and commits).
+    pub fn executions(&self) -> u64 {
+        self.executions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn execute(&self, fb: &FullBlock) -> Result<ledger::ExecutionOutcome, ChainError> {
+        self.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ledger::execute_block(&self.chain, &*self.store, &fb.block)
+            .map_err(|e| ChainError::Invalid { height: fb.height(), source: Box::new(e) })
+    }
+
+    /// The checks of [`ChainState::validate_next`] that need no execution, the tx root included (so an
+    /// outcome kept for a block id is only reused for that block's very transactions).
+    fn check_next(&self, fb: &FullBlock) -> Result<(), ChainError> {
         let h = fb.height();
         if h != self.tip.next() {
             return Err(ChainError::NotNext { tip: self.tip, got: h });
@@ -424,12 +476,17 @@ impl ChainState {
                 verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(bad)?;
             }
         }
-        ledger::execute_block(&self.chain, &*self.store, &fb.block)
-            .map_err(|e| ChainError::Invalid { height: h, source: Box::new(e) })
+        let computed = fb.block.compute_tx_root();
+        if computed != header.tx_root {
+            let e = ledger::BlockError::TxRootMismatch { header: header.tx_root, computed };
+            return Err(ChainError::Invalid { height: h, source: Box::new(e) });
+        }
+        Ok(())
     }
 
-    /// Appends `fb` with the certificate that decided it: verifies the certificate, re-executes the block,
-    /// and writes block, certificate and state in one atomic batch.
+    /// Appends `fb` with the certificate that decided it: verifies the certificate and the block (executing
+    /// it unless [`ChainState::validate_next`] just did), and writes block, certificate and state in one
+    /// atomic batch.
     pub fn commit(&mut self, fb: &FullBlock, cert: &CommitCertificate) -> Result<ledger::ExecutionOutcome, ChainError> {
         let h = fb.height();
         if cert.value != fb.hash() {
@@ -437,7 +494,13 @@ impl ChainState {
         }
         cert.verify(&self.sets.next, self.chain.genesis_hash(), h)
             .map_err(|e| ChainError::BadCertificate { height: h, source: Box::new(e) })?;
-        let outcome = self.validate_next(fb)?;
+        self.check_next(fb)?;
+        let id = fb.hash();
+        let kept = self.executed.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let outcome = match kept {
+            Some((done, outcome)) if done == id => outcome,
+            _ => self.execute(fb)?,
+        };
         let block_bytes = canonical_bytes(fb);
         let cert_bytes = canonical_bytes(cert);
         let txids: Vec<TxId> = fb.block.txs.iter().map(ledger::Tx::txid).collect();
@@ -472,6 +535,7 @@ impl ChainState {
 mod tests {
     use super::*;
     use ledger::testkit::{validator_key, validator_peg_key};
+    use ledger::StateReader as _;
     use ledger::{FederationEpoch, FederationState, GenesisValidator};
     use primitives::Round;
 
@@ -516,5 +580,109 @@ mod tests {
         let sets = TipSets::from_federation(active, Height(11)).expect("sets");
         assert_eq!(sets.at(Height(11), Height(12)), Some(&new_set));
         assert_eq!(sets.at(Height(11), Height(13)), Some(&new_set));
+    }
+
+    /// A chain of 4 validators and 2 funded users on a fresh RocksDB store.
+    fn open_chain(dir: &std::path::Path) -> ChainState {
+        let chain = Chain::new(ledger::testkit::genesis(4, 2, bitcoin::Amount::from_sat(1_000_000))).expect("chain");
+        let store = Arc::new(Store::open(&dir.join("db")).expect("store"));
+        ChainState::open(chain, store).expect("open")
+    }
+
+    /// The next block with `txs`, and the certificate of all 4 validators for it.
+    fn next_block(cs: &ChainState, txs: Vec<ledger::Tx>) -> (FullBlock, CommitCertificate) {
+        let h = cs.tip().next();
+        let template = ledger::BlockTemplate {
+            height: h,
+            prev_hash: cs.tip_hash(),
+            time_ms: cs.chain().genesis().genesis_time_ms + h.get() * 1000,
+            proposer: ValidatorIndex(0),
+            btc_anchor: cs.chain().genesis().btc_anchor,
+            last_commit_hash: commit_hash(cs.tip_cert()),
+        };
+        let (block, _) = ledger::build_block(cs.chain(), &**cs.store(), template, txs).expect("build");
+        let fb = FullBlock { block, last_commit: cs.tip_cert().cloned() };
+        let value = fb.hash();
+        let signatures = (0..4u32)
+            .map(|i| {
+                let validator = ValidatorIndex(i as u16);
+                let vote = consensus::Vote {
+                    kind: consensus::VoteKind::Precommit,
+                    height: h,
+                    round: Round(0),
+                    value: Some(value),
+                    validator,
+                };
+                (validator, vote.sign(&validator_key(i), cs.chain().genesis_hash()).signature)
+            })
+            .collect();
+        (fb, CommitCertificate { height: h, round: Round(0), value, signatures })
+    }
+
+    fn pay(cs: &ChainState, nonce: u64, sats: u64) -> ledger::Tx {
+        let to = ledger::testkit::user_key(1).public().account_id();
+        let fee = cs.chain().params().min_fee;
+        ledger::testkit::transfer(
+            cs.chain(),
+            &ledger::testkit::user_key(0),
+            nonce,
+            to,
+            bitcoin::Amount::from_sat(sats),
+            fee,
+        )
+        .into()
+    }
+
+    /// A block judged (executed) and then committed executes once; one committed without a judgement
+    /// executes at commit; and a block whose transactions were swapped under the judged header is refused,
+    /// never committed with the judged outcome.
+    #[test]
+    fn a_judged_block_is_executed_once_and_its_outcome_only_serves_its_own_transactions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cs = open_chain(dir.path());
+        let (fb, cert) = next_block(&cs, vec![pay(&cs, 0, 10)]);
+        cs.validate_next(&fb).expect("valid");
+        cs.validate_next(&fb).expect("judged again: no new execution");
+        assert_eq!(cs.executions(), 1);
+        let outcome = cs.commit(&fb, &cert).expect("commit");
+        assert_eq!(cs.executions(), 1, "the commit reused the judged outcome");
+        assert_eq!(cs.state().root().expect("root"), outcome.state_root);
+        assert_eq!(outcome.state_root, fb.block.header.state_root);
+
+        // Our own proposal: built (executed once, by the builder), judged and committed without executing.
+        let (own, own_cert) = next_block(&cs, vec![pay(&cs, 1, 20)]);
+        let template = ledger::BlockTemplate {
+            height: own.height(),
+            prev_hash: own.block.header.prev_hash,
+            time_ms: own.block.header.time_ms,
+            proposer: own.block.header.proposer,
+            btc_anchor: own.block.header.btc_anchor,
+            last_commit_hash: own.block.header.last_commit_hash,
+        };
+        let (_, built) =
+            ledger::build_block(cs.chain(), &**cs.store(), template, own.block.txs.clone()).expect("build");
+        cs.keep_built(&own, built);
+        cs.validate_next(&own).expect("valid");
+        cs.commit(&own, &own_cert).expect("commit");
+        assert_eq!(cs.executions(), 1, "the builder's outcome served the judge and the commit");
+
+        let (fb2, cert2) = next_block(&cs, vec![pay(&cs, 2, 20)]);
+        cs.commit(&fb2, &cert2).expect("commit without a judgement");
+        assert_eq!(cs.executions(), 2, "executed at commit");
+
+        let (fb3, cert3) = next_block(&cs, vec![pay(&cs, 3, 30)]);
+        cs.validate_next(&fb3).expect("valid");
+        let mut swapped = fb3.clone();
+        swapped.block.txs = vec![pay(&cs, 3, 31)];
+        assert_eq!(swapped.hash(), fb3.hash(), "the header, hence the id, is the judged one");
+        let e = cs.commit(&swapped, &cert3).expect_err("other transactions under the judged header");
+        assert!(
+            matches!(&e, ChainError::Invalid { source, .. } if matches!(**source, ledger::BlockError::TxRootMismatch { .. })),
+            "{e:?}"
+        );
+        assert_eq!(cs.tip(), Height(3), "nothing committed");
+        cs.commit(&fb3, &cert3).expect("the judged block itself");
+        let paid = cs.state().get_account(&ledger::testkit::user_key(1).public().account_id()).expect("read");
+        assert_eq!(paid.map(|a| a.balance), Some(bitcoin::Amount::from_sat(1_000_000 + 10 + 20 + 20 + 30)));
     }
 }

@@ -91,8 +91,9 @@ impl BlockInputs<'_> {
             last_commit_hash: commit_hash(self.chain.tip_cert()),
         };
         match ledger::build_block(chain, &**self.chain.store(), template, txs) {
-            Ok((block, _)) => {
+            Ok((block, outcome)) => {
                 let fb = FullBlock { block, last_commit: self.chain.tip_cert().cloned() };
+                self.chain.keep_built(&fb, outcome);
                 info!(%height, block = %fb.hash(), txs = fb.block.txs.len(), "proposing");
                 Ok(Proposed::Block(fb))
             }
