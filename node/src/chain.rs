@@ -248,12 +248,12 @@ pub struct ChainState {
     tip_cert: Option<CommitCertificate>,
     /// Whether commits write the account history.
     history: HistoryIndex,
-    /// The last block executed on this tip (by the validity judge) with its outcome, so that committing it
-    /// does not execute it again. Keyed by block id: the id covers the parent (checked equal to the tip) and
-    /// the tx root (checked against the transactions before reuse), so the outcome is exactly what
-    /// executing the committed block would give. Cleared when the tip moves. A mutex only so the judge can
-    /// fill it through `&self`; the event loop is its one user.
-    executed: std::sync::Mutex<Option<(BlockId, ledger::ExecutionOutcome)>>,
+    /// The last block executed on this tip (by the validity judge, or built by this node) with its outcome,
+    /// so that committing it does not execute it again. Reused only for an equal block: its header names
+    /// the parent (checked equal to the tip), and the whole transaction list must match, not only its root
+    /// (a txid does not cover the transaction's kind, so one root can stand for two lists). Cleared when the
+    /// tip moves. A mutex only so the judge can fill it through `&self`; the event loop is its one user.
+    executed: std::sync::Mutex<Option<(ledger::Block, ledger::ExecutionOutcome)>>,
     /// Blocks executed so far (validity and commit), for tests and metrics: one per block is the goal.
     executions: std::sync::atomic::AtomicU64,
 }
@@ -412,12 +412,11 @@ impl ChainState {
     /// the same block (see [`ChainState::commit`]), so a block judged and then committed executes once.
     pub fn validate_next(&self, fb: &FullBlock) -> Result<(), ChainError> {
         self.check_next(fb)?;
-        let id = fb.hash();
         let mut executed = self.executed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if executed.as_ref().is_some_and(|(done, _)| *done == id) {
+        if executed.as_ref().is_some_and(|(done, _)| *done == fb.block) {
             return Ok(());
         }
-        *executed = Some((id, self.execute(fb)?));
+        *executed = Some((fb.block.clone(), self.execute(fb)?));
         Ok(())
     }
 
@@ -426,7 +425,8 @@ impl ChainState {
     /// the tip.
     pub fn keep_built(&self, fb: &FullBlock, outcome: ledger::ExecutionOutcome) {
         if fb.height() == self.tip.next() && fb.block.header.prev_hash == self.tip_hash {
-            *self.executed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((fb.hash(), outcome));
+            *self.executed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((fb.block.clone(), outcome));
         }
     }
 
@@ -441,8 +441,7 @@ impl ChainState {
             .map_err(|e| ChainError::Invalid { height: fb.height(), source: Box::new(e) })
     }
 
-    /// The checks of [`ChainState::validate_next`] that need no execution, the tx root included (so an
-    /// outcome kept for a block id is only reused for that block's very transactions).
+    /// The checks of [`ChainState::validate_next`] that need no execution (the tx root included).
     fn check_next(&self, fb: &FullBlock) -> Result<(), ChainError> {
         let h = fb.height();
         if h != self.tip.next() {
@@ -495,10 +494,9 @@ impl ChainState {
         cert.verify(&self.sets.next, self.chain.genesis_hash(), h)
             .map_err(|e| ChainError::BadCertificate { height: h, source: Box::new(e) })?;
         self.check_next(fb)?;
-        let id = fb.hash();
         let kept = self.executed.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let outcome = match kept {
-            Some((done, outcome)) if done == id => outcome,
+            Some((done, outcome)) if done == fb.block => outcome,
             _ => self.execute(fb)?,
         };
         let block_bytes = canonical_bytes(fb);

@@ -13,7 +13,9 @@ use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
 use primitives::{canonical_bytes, AccountId, Hash32, Height, Keypair};
 use rpc::auth::{basic_auth_header, Cookie};
-use rpc::types::{BlockTxs, ClaimStatus, GetBlockResult, PegInStage, TransactionInfo, TxKindInfo, TxStatus};
+use rpc::types::{
+    BlockTxs, ClaimStatus, GetBlockResult, HistoryKindInfo, PegInStage, TransactionInfo, TxKindInfo, TxStatus,
+};
 use rpc::{errors, openrpc, BlockRef, ClientAuth, SidechainApiClient};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -23,7 +25,7 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 31] = [
+const METHODS: [&str; 32] = [
     "getblockchaininfo",
     "getblockcount",
     "getblockhash",
@@ -31,6 +33,7 @@ const METHODS: [&str; 31] = [
     "getcommit",
     "gettransaction",
     "getaccount",
+    "listtransactions",
     "sendrawtransaction",
     "getmempoolinfo",
     "getrawmempool",
@@ -227,6 +230,15 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     assert_eq!((sender.balance, sender.nonce), (Amount::from_sat(10_000_000) - amount - info.min_fee, 1));
     let nobody = c.get_account(AccountId(Hash32([9; 32]))).await.expect("getaccount unknown");
     assert_eq!((nobody.balance, nobody.nonce), (Amount::ZERO, 0));
+    // The history: the transfer, on both sides, where gettransaction says it is.
+    let received = c.list_transactions(to, None, None).await.expect("listtransactions");
+    let sent = c.list_transactions(user().public().account_id(), Some(1), Some(0)).await.expect("listtransactions");
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!((received[0].height, received[0].index as usize), (h, index));
+    assert_eq!(received[0].kind, HistoryKindInfo::Received { from: user().public().account_id(), amount });
+    assert_eq!(sent[0].kind, HistoryKindInfo::Sent { to, amount, fee: info.min_fee });
+    assert_eq!(sent[0].txid, received[0].txid);
+    assert!(c.list_transactions(AccountId(Hash32([9; 32])), None, None).await.expect("unknown").is_empty());
 
     let mempool = c.get_mempool_info().await.expect("getmempoolinfo");
     assert_eq!((mempool.size, mempool.bytes), (0, 0), "committed tx left the mempool");
@@ -409,6 +421,8 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         ("getpeginaddress", json!(["not-an-account"]), p),
         ("getpeginaddress", json!([]), p),
         ("getaccount", json!([]), p),
+        ("listtransactions", json!([unknown, 1001]), r),
+        ("listtransactions", json!(["not-an-account"]), p),
         ("sendrawtransaction", json!(["zz"]), d),
         ("sendrawtransaction", json!(["00ff"]), d),
         ("sendrawtransaction", json!([5]), p),
