@@ -25,6 +25,7 @@ pub struct Metrics {
     evidence: Gauge,
     blocks_synced: Counter,
     blocks_committed: Counter,
+    block_executions: Counter,
     rounds_per_height: Histogram,
     finality_seconds: Histogram,
     peg: PegGauges,
@@ -79,6 +80,7 @@ impl Metrics {
             evidence: Gauge::default(),
             blocks_synced: Counter::default(),
             blocks_committed: Counter::default(),
+            block_executions: Counter::default(),
             rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0]),
             finality_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
             peg: PegGauges::default(),
@@ -128,6 +130,11 @@ impl Metrics {
         registry.register("evidence", "Equivocations seen", m.evidence.clone());
         registry.register("blocks_synced", "Blocks committed through sync", m.blocks_synced.clone());
         registry.register("blocks_committed", "Blocks committed", m.blocks_committed.clone());
+        registry.register(
+            "block_executions",
+            "Blocks executed (validity checks and commits; one per committed block is the goal)",
+            m.block_executions.clone(),
+        );
         registry.register("rounds_per_height", "Rounds needed to decide a height", m.rounds_per_height.clone());
         registry.register(
             "finality_seconds",
@@ -168,6 +175,7 @@ impl Metrics {
         a.confirmed_batch_in_flight.set(up(crate::alerts::AlertKind::ConfirmedBatchInFlight));
         a.proposals_failing.set(up(crate::alerts::AlertKind::ProposalsFailing));
         a.pegout_stuck.set(up(crate::alerts::AlertKind::PegOutStuck));
+        self.block_executions.inc_by(new.block_executions.saturating_sub(old.block_executions));
         if new.height > old.height {
             self.blocks_committed.inc_by(new.height.get() - old.height.get());
             self.blocks_synced.inc_by(new.synced_blocks.saturating_sub(old.synced_blocks));

@@ -234,6 +234,17 @@ async fn a_full_node_started_after_200_blocks_syncs_from_genesis_and_follows() {
     {
         assert!(text.contains(name), "validator metrics have {name}");
     }
+    // Each block is executed once per node (the judge's or, for its own proposals, the builder's outcome
+    // serves the commit), not once to judge and again to commit as before: about 1 per committed block on
+    // the validator, with slack for heights decided in a later round (a block judged and then not decided).
+    let committed = fed.nodes[0].metric("sidechain_blocks_committed_total").expect("metrics").unwrap_or(0.0);
+    let executed = fed.nodes[0].metric("sidechain_block_executions_total").expect("metrics").unwrap_or(0.0);
+    // (At least half: its own proposals, a quarter of the blocks, are executed by the builder, not counted.)
+    assert!(
+        committed >= 200.0 && executed >= committed * 0.5 && executed <= committed * 1.25,
+        "{executed} executions for {committed} blocks"
+    );
+    println!("validator0: {executed} block executions for {committed} committed blocks");
     // It keeps the certificates it verified: a quorum of precommits for the same block.
     let commit = fed.nodes[4].client().expect("client").get_commit(primitives::Height(200)).await.expect("commit");
     assert_eq!(commit.block_hash, block_hash_at(&fed, 0, 200).await);

@@ -134,6 +134,9 @@ pub struct NodeStatus {
     pub evidence: usize,
     /// Heights committed through sync (not decided here).
     pub synced_blocks: u64,
+    /// Blocks this node executed (validity checks and commits; building its own proposals is not
+    /// counted): one per committed block when every block was judged or built here before it committed.
+    pub block_executions: u64,
     /// Millisecond time the tip was committed here.
     pub tip_committed_ms: u64,
     /// The tip block's own (proposer) time.

@@ -22,6 +22,7 @@ impl State {
             validator_index: self.validator_index.map(|i| i.get()),
             evidence: self.host.evidence().len(),
             synced_blocks: self.synced_blocks,
+            block_executions: self.chain.executions(),
             tip_committed_ms: self.tip_committed_ms,
             tip_time_ms: self.chain.state().chain_meta().ok().flatten().map_or(0, |m| m.time_ms),
             last_commit_round: self.chain.tip_cert().map_or(0, |c| c.round.get()),
