@@ -141,30 +141,38 @@ pub struct AfterBlock<'a, S> {
     before: &'a S,
     changes: &'a [(StateKey, Option<Vec<u8>>)],
     /// Positions in `changes`, sorted by key (a write set's changes come in execution's order, not by key),
-    /// the last write of a key only.
-    by_key: Vec<usize>,
+    /// the last write of a key only. Built on the first read: most blocks mint nothing and read nothing here.
+    by_key: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'a, S: StateReader> AfterBlock<'a, S> {
     /// `changes` as [`crate::WriteSet::changes`] holds them (one per key, `None` a deletion).
     pub fn new(before: &'a S, changes: &'a [(StateKey, Option<Vec<u8>>)]) -> Self {
-        let mut sorted: Vec<usize> = (0..changes.len()).collect();
-        sorted.sort_by_key(|i| changes[*i].0); // stable: writes of one key stay in order
-        let mut by_key: Vec<usize> = Vec::with_capacity(sorted.len());
-        for i in sorted {
-            match by_key.last_mut() {
-                Some(last) if changes[*last].0 == changes[i].0 => *last = i,
-                _ => by_key.push(i),
+        AfterBlock { before, changes, by_key: std::cell::OnceCell::new() }
+    }
+
+    fn by_key(&self) -> &[usize] {
+        self.by_key.get_or_init(|| {
+            let changes = self.changes;
+            let mut sorted: Vec<usize> = (0..changes.len()).collect();
+            sorted.sort_by_key(|i| changes[*i].0); // stable: writes of one key stay in order
+            let mut by_key: Vec<usize> = Vec::with_capacity(sorted.len());
+            for i in sorted {
+                match by_key.last_mut() {
+                    Some(last) if changes[*last].0 == changes[i].0 => *last = i,
+                    _ => by_key.push(i),
+                }
             }
-        }
-        AfterBlock { before, changes, by_key }
+            by_key
+        })
     }
 }
 
 impl<S: StateReader> StateReader for AfterBlock<'_, S> {
     fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        match self.by_key.binary_search_by(|i| self.changes[*i].0.cmp(key)) {
-            Ok(i) => Ok(self.changes[self.by_key[i]].1.clone()),
+        let by_key = self.by_key();
+        match by_key.binary_search_by(|i| self.changes[*i].0.cmp(key)) {
+            Ok(i) => Ok(self.changes[by_key[i]].1.clone()),
             Err(_) => self.before.get_raw(key),
         }
     }
@@ -183,7 +191,8 @@ pub fn block_history<S: StateReader, T: StateReader>(
     let mut out = Vec::new();
     let mut next_burn_id = pegout_queue(pre)?.next_burn_id;
     for (index, tx) in block.txs.iter().enumerate() {
-        let entry = |kind| HistoryEntry { height, index: index as u32, txid: tx.txid(), kind };
+        let txid = tx.txid();
+        let entry = |kind| HistoryEntry { height, index: index as u32, txid, kind };
         match tx {
             Tx::User(signed) => {
                 let (sender, fee) = (signed.tx.sender(), signed.tx.fee);
