@@ -69,6 +69,18 @@ impl FederationState {
         self.epochs.iter().rev().find(|e| e.from_height <= h).unwrap_or(&self.epochs[0])
     }
 
+    /// The epoch that decides height `h`, read from the state after some height `t`, for `t < h <= t +
+    /// federation_change_min_lead`: the pending change once its activation height comes, else
+    /// [`Self::at_height`]. No change scheduled after `t` can activate that soon (a `Reconfigure` in block
+    /// `s > t` activates at `s + federation_change_min_lead` at the earliest), so this is exact in that
+    /// window: what the node uses for the next two heights and a light client for a range of headers.
+    pub fn deciding(&self, h: Height) -> &FederationEpoch {
+        match &self.pending {
+            Some(p) if p.from_height <= h => p,
+            _ => self.at_height(h),
+        }
+    }
+
     /// Epochs whose deposit addresses proposers still watch at `height`: the one in force, and earlier ones
     /// replaced less than `window` blocks ago.
     pub fn watched_at(&self, height: Height, window: u64) -> impl Iterator<Item = &FederationEpoch> {

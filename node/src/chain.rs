@@ -171,11 +171,7 @@ pub fn write_genesis(chain: &Chain, store: &Store) -> Result<(), ChainError> {
 
 /// The consensus set of a federation epoch.
 pub fn consensus_set(epoch: &ledger::FederationEpoch) -> Result<ValidatorSet, ChainError> {
-    Ok(validator_set(epoch)?)
-}
-
-fn validator_set(epoch: &ledger::FederationEpoch) -> Result<ValidatorSet, ValidatorSetError> {
-    ValidatorSet::new(epoch.validators.iter().map(|v| (v.consensus_key, v.power)).collect())
+    Ok(light::consensus_set(epoch)?)
 }
 
 /// What the state after `tip` says about validator sets, read once per tip: the federation history (it
@@ -201,11 +197,8 @@ impl TipSets {
     /// cannot schedule one for `tip + 2`), so the set of `tip + 2` is the pending one when it activates
     /// there, and the set of `tip + 1` otherwise; never the set in force at the tip.
     fn from_federation(federation: ledger::FederationState, tip: Height) -> Result<Self, ChainError> {
-        let next = consensus_set(federation.at_height(tip.next()))?;
-        let after_next = match federation.pending.as_ref().filter(|p| p.from_height <= tip.next().next()) {
-            Some(p) => consensus_set(p)?,
-            None => next.clone(),
-        };
+        let next = consensus_set(federation.deciding(tip.next()))?;
+        let after_next = consensus_set(federation.deciding(tip.next().next()))?;
         Ok(TipSets { tip: consensus_set(federation.at_height(tip))?, next, after_next, federation })
     }
 
@@ -472,7 +465,7 @@ impl ChainState {
             if let ledger::Tx::Evidence(ev) = tx {
                 // Against the set that was in force at the offence's height.
                 let bad = |source: EvidenceCheckError| ChainError::BadEvidence { height: h, index, source };
-                let set = validator_set(self.sets.federation.at_height(ev.height)).map_err(|e| bad(e.into()))?;
+                let set = light::consensus_set(self.sets.federation.at_height(ev.height)).map_err(|e| bad(e.into()))?;
                 verify_evidence(ev, &set, self.chain.genesis_hash()).map_err(bad)?;
             }
         }
