@@ -322,6 +322,30 @@ impl RpcBackend for NodeRpc {
         rpc::types::read_pegout_by_txid(&state, &txid, &view).map_err(Self::storage)
     }
 
+    async fn state_proof(
+        &self,
+        height: Option<Height>,
+        keys: Vec<ledger::StateKey>,
+    ) -> Result<Option<rpc::types::StateProofInfo>, BackendError> {
+        let tip = self.handle.status().height;
+        let height = height.unwrap_or(tip);
+        if height > tip {
+            return Ok(None);
+        }
+        let state = Snapshot::new(&**self.handle.store(), height.get());
+        let root = state.root().map_err(Self::storage)?;
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (value, proof) = state.prove(&key).map_err(Self::storage)?;
+            entries.push((key, value, proof));
+        }
+        Ok(Some(rpc::types::StateProofInfo::new(height, root, &entries)))
+    }
+
+    fn max_header_range(&self) -> u64 {
+        self.handle.chain().params().federation_change_min_lead
+    }
+
     async fn reserve_proof(&self) -> Result<rpc::types::ReserveProofInfo, BackendError> {
         let tip = self.handle.status().height;
         let state = Snapshot::new(&**self.handle.store(), tip.get());

@@ -49,7 +49,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     let info = c0.get_blockchain_info().await.expect("info");
 
     // --- Bad transfers over RPC: a clear reason each, and the account does not change. ---
-    let before = c0.get_account(user().public().account_id()).await.expect("account");
+    let before = c0.get_account(user().public().account_id(), None).await.expect("account");
     let to = Keypair::from_secret([7; 32]).public().account_id();
     let transfer = |nonce: u64, amount: u64| UserTx {
         signer: user().public(),
@@ -73,7 +73,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     let ok = transfer(0, 10).sign(&user(), &info.genesis_hash);
     c0.send_raw_transaction(hex::encode(canonical_bytes(&ok))).await.expect("a good transfer");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while c0.get_account(user().public().account_id()).await.expect("account").nonce == before.nonce {
+    while c0.get_account(user().public().account_id(), None).await.expect("account").nonce == before.nonce {
         assert!(Instant::now() < deadline, "good transfer not committed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -82,7 +82,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
     assert!(err.to_string().contains("nonce"), "reused nonce: {err}");
     let garbage = c0.send_raw_transaction("00ff11".into()).await.expect_err("garbage");
     assert!(garbage.to_string().contains("decode"), "garbage transaction: {garbage}");
-    let after_user = c0.get_account(user().public().account_id()).await.expect("account");
+    let after_user = c0.get_account(user().public().account_id(), None).await.expect("account");
     assert_eq!(after_user.balance, before.balance - Amount::from_sat(10) - info.min_fee, "only the good transfer");
 
     // --- A hostile peer on the p2p network. ---
@@ -186,7 +186,7 @@ async fn hostile_peer_and_bad_transfers_are_refused_and_nothing_changes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Nothing the hostile peer sent changed state: the user's account is as the good transfer left it.
-    let now_user = c0.get_account(user().public().account_id()).await.expect("account");
+    let now_user = c0.get_account(user().public().account_id(), None).await.expect("account");
     assert_eq!((now_user.balance, now_user.nonce), (after_user.balance, after_user.nonce));
     assert!(c0.get_evidence().await.expect("evidence").is_empty(), "a forged vote is not evidence");
     let mut fed = fed;

@@ -135,7 +135,7 @@ async fn cli_pegin_fund_is_followed_by_pegstatus_to_minted() {
     let mint_txid: primitives::TxId = s["mint_txid"].as_str().expect("mint txid").parse().expect("hash");
     let mint = c.get_transaction(mint_txid).await.expect("the mint transaction");
     assert_eq!(mint.height.map(|h| h.get()), s["minted_at"].as_u64());
-    assert_eq!(c.get_account(account).await.expect("getaccount").balance, credited);
+    assert_eq!(c.get_account(account, None).await.expect("getaccount").balance, credited);
     let (ok, out, err) = cli(&fed, &wallet, &["pegstatus", &outpoint]).await;
     assert!(ok && out.contains("minted at height"), "{out}{err}");
 

@@ -32,7 +32,7 @@ async fn wait_anchor(fed: &Federation, at_least: u64, bound: Duration) {
 }
 
 async fn balance(fed: &Federation, who: AccountId) -> Amount {
-    fed.nodes[0].client().expect("client").get_account(who).await.expect("getaccount").balance
+    fed.nodes[0].client().expect("client").get_account(who, None).await.expect("getaccount").balance
 }
 
 /// Where the screenshot goes.

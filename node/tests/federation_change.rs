@@ -228,7 +228,7 @@ async fn one_validator_is_replaced_while_transfers_and_a_pegout_are_in_flight() 
         swept(i) && i.peg_totals.unpaid_burns == Amount::ZERO
     })
     .await;
-    let s = c.get_pegout_status(burn_txid.to_string()).await.expect("status");
+    let s = c.get_pegout_status(burn_txid.to_string(), None).await.expect("status");
     assert_eq!(s.stage, PegOutStage::Final, "{s:?}");
     assert_eq!(held_by(&fed, 0, &payee), Amount::from_sat(20_000_000), "paid exactly once");
     let btc_rotation = fed.bitcoinds[0].height().expect("height") - btc_before;

@@ -34,7 +34,7 @@ async fn heights(fed: &Federation, which: &[usize]) -> Vec<u64> {
 
 async fn balance(fed: &Federation, i: usize, id: primitives::AccountId) -> Option<Amount> {
     let c = fed.nodes[i].client().ok()?;
-    c.get_account(id).await.ok().map(|a| a.balance)
+    c.get_account(id, None).await.ok().map(|a| a.balance)
 }
 
 async fn block_hash_at(fed: &Federation, i: usize, h: u64) -> primitives::BlockId {

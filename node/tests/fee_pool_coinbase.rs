@@ -48,7 +48,7 @@ async fn a_coinbase_claimed_for_the_fee_pool_is_spent_by_a_batch_bitcoind_accept
     assert_eq!(claim.recipient, pool);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = c.get_peg_status(outpoint.to_string()).await.expect("getpegstatus");
+        let s = c.get_peg_status(outpoint.to_string(), None).await.expect("getpegstatus");
         if s.stage == PegInStage::Minted {
             let fee = c.get_federation_info().await.expect("info").pegin_fee;
             assert_eq!((s.recipient, s.credited), (Some(pool), Some(subsidy - fee)), "{s:?}");

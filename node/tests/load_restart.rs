@@ -140,7 +140,7 @@ async fn ten_thousand_transfers_while_a_validator_restarts_are_committed_exactly
     loop {
         let mut behind = 0;
         for a in 0..ACCOUNTS {
-            if c0.get_account(key(a).public().account_id()).await.expect("account").nonce < PER_ACCOUNT {
+            if c0.get_account(key(a).public().account_id(), None).await.expect("account").nonce < PER_ACCOUNT {
                 behind += 1;
             }
         }
@@ -182,7 +182,7 @@ async fn ten_thousand_transfers_while_a_validator_restarts_are_committed_exactly
     for n in &fed.nodes {
         let c = n.client().expect("client");
         for a in 0..ACCOUNTS {
-            let acct = c.get_account(key(a).public().account_id()).await.expect("account");
+            let acct = c.get_account(key(a).public().account_id(), None).await.expect("account");
             if acct.nonce != PER_ACCOUNT || acct.balance != expected {
                 wrong.push(format!("{} account {a}: {acct:?}", n.name));
             }

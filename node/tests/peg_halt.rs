@@ -87,7 +87,7 @@ async fn a_reorg_deeper_than_n_halts_the_peg_transfers_go_on_and_resumepeg_resum
     .sign(&payer, &genesis);
     c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("transfer accepted");
     wait_until("transfer committed while halted", Duration::from_secs(60), || async {
-        c.get_account(to).await.map(|a| a.balance == Amount::from_sat(1_234)).unwrap_or(false)
+        c.get_account(to, None).await.map(|a| a.balance == Amount::from_sat(1_234)).unwrap_or(false)
     })
     .await;
     mine_empty(&fed, 8, 78);

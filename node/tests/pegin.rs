@@ -175,7 +175,7 @@ async fn wait_stage(
     let c = fed.nodes[i].client().expect("client");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = c.get_peg_status(outpoint.to_string()).await.expect("getpegstatus");
+        let s = c.get_peg_status(outpoint.to_string(), None).await.expect("getpegstatus");
         if s.stage == stage {
             return s;
         }

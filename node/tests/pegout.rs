@@ -243,7 +243,7 @@ async fn a_hundred_burns_in_one_interval_are_paid_by_one_standard_transaction() 
     let first = wait_pegout(&fed, 0, txids[0], PegOutStage::Broadcast, Duration::from_secs(120)).await;
     let batch = first.batch.expect("batch");
     for t in &txids {
-        let s = c.get_pegout_status(t.to_string()).await.expect("status");
+        let s = c.get_pegout_status(t.to_string(), None).await.expect("status");
         assert_eq!(s.batch.map(|b| b.id), Some(batch.id), "every burn in the one batch");
     }
     // Bitcoind took it into its mempool: it is standard (policy checked at acceptance).
@@ -339,7 +339,7 @@ async fn a_fee_spike_strands_the_first_version_and_a_bumped_one_confirms_exactly
     let s = wait_pegout(&fed, 0, txid, PegOutStage::Bumped, Duration::from_secs(60)).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let v2 = loop {
-        let s = c.get_pegout_status(txid.to_string()).await.expect("status");
+        let s = c.get_pegout_status(txid.to_string(), None).await.expect("status");
         let b = s.batch.clone().expect("batch");
         let mempool: Vec<String> = fed.bitcoinds[0].call("getrawmempool", &[]).expect("mempool");
         if b.version >= 2 && mempool.contains(&b.btc_txid) {

@@ -71,7 +71,7 @@ async fn a_peg_out_to_ones_own_deposit_address_is_re_pegged_once_and_the_anchor_
     assert_eq!(s.paid_in.map(|p| u64::from(p.btc_height)), Some(confirmed_at));
     wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
     let repeg = format!("{}:0", batch.btc_txid);
-    let status = c.get_peg_status(repeg.clone()).await.expect("getpegstatus");
+    let status = c.get_peg_status(repeg.clone(), None).await.expect("getpegstatus");
     assert_eq!((status.stage, status.recipient), (PegInStage::Minted, Some(bob)), "{status:?}");
     assert_eq!(status.credited, Some(amount - pegin_fee), "{status:?}");
     let after_repeg = fund - pegin_fee - amount - burn_fee + (amount - pegin_fee);
@@ -80,7 +80,7 @@ async fn a_peg_out_to_ones_own_deposit_address_is_re_pegged_once_and_the_anchor_
     // Bitcoin goes on: the anchor follows (at most max_anchor_step per block) and nothing is minted twice.
     let tip = mine(&fed, 3 * N);
     wait_anchor(&fed, tip - (N - 1), Duration::from_secs(60)).await;
-    let s = c.get_pegout_status(burn_txid.to_string()).await.expect("status");
+    let s = c.get_pegout_status(burn_txid.to_string(), None).await.expect("status");
     assert_eq!(s.batch.map(|b| b.version), Some(1), "a confirmed batch is never bumped");
 
     // An ordinary deposit made afterwards is minted (his registration is still live: `pegin` says so and
@@ -92,7 +92,7 @@ async fn a_peg_out_to_ones_own_deposit_address_is_re_pegged_once_and_the_anchor_
     mine(&fed, N);
     let second = Amount::from_sat(20_000_000);
     let minted_at = wait_balance(&fed, bob, after_repeg + second - pegin_fee, Duration::from_secs(120)).await;
-    assert_eq!(c.get_peg_status(outpoint).await.expect("status").stage, PegInStage::Minted);
+    assert_eq!(c.get_peg_status(outpoint, None).await.expect("status").stage, PegInStage::Minted);
     let repeg_mints = mints_between(&fed, 1, minted_at).await;
     let repeg_mints = repeg_mints.iter().filter(|(_, _, o)| o.to_string() == repeg).count();
     assert_eq!(repeg_mints, 1, "the re-pegged output is minted exactly once");

@@ -224,11 +224,11 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     assert!(commit.signatures.iter().all(|s| s.validator.get() < 4));
     assert_eq!(commit, b1.commit);
 
-    let got = c.get_account(to).await.expect("getaccount");
+    let got = c.get_account(to, None).await.expect("getaccount");
     assert_eq!((got.account, got.balance, got.balance_btc.as_str(), got.nonce), (to, amount, "0.00123456", 0));
-    let sender = c.get_account(user().public().account_id()).await.expect("getaccount");
+    let sender = c.get_account(user().public().account_id(), None).await.expect("getaccount");
     assert_eq!((sender.balance, sender.nonce), (Amount::from_sat(10_000_000) - amount - info.min_fee, 1));
-    let nobody = c.get_account(AccountId(Hash32([9; 32]))).await.expect("getaccount unknown");
+    let nobody = c.get_account(AccountId(Hash32([9; 32])), None).await.expect("getaccount unknown");
     assert_eq!((nobody.balance, nobody.nonce), (Amount::ZERO, 0));
     // The history: the transfer, on both sides, where gettransaction says it is.
     let received = c.list_transactions(to, None, None).await.expect("listtransactions");
@@ -299,7 +299,7 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
 
     // getpegstatus: no bitcoind here, so a deposit this node never recorded is unknown.
     let deposit = format!("{}:0", "5a".repeat(32));
-    let status = c.get_peg_status(deposit.clone()).await.expect("getpegstatus");
+    let status = c.get_peg_status(deposit.clone(), None).await.expect("getpegstatus");
     assert_eq!((status.stage, status.outpoint.to_string()), (PegInStage::Unknown, deposit.clone()));
     assert_eq!((status.recipient, status.confirmations), (None, None));
     assert_eq!(status.confirmations_required, fedinfo.pegin_confirmations);
@@ -312,7 +312,7 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         .expect_error("claimpegin", json!([deposit, recipient.to_string(), btc_block]), errors::ALREADY_IN_CHAIN)
         .await;
     assert!(msg.contains("already pending"), "second claim: {msg}");
-    let status = c.get_peg_status(deposit.clone()).await.expect("getpegstatus after the claim");
+    let status = c.get_peg_status(deposit.clone(), None).await.expect("getpegstatus after the claim");
     assert_eq!(status.stage, PegInStage::Unknown, "without a bitcoind the claim is never confirmed: {status:?}");
 
     // Peg-out: a fresh node has no burns; an unknown burn txid is -5; the fee rate is shown.

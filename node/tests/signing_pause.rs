@@ -32,7 +32,7 @@ fn burn_tx(user: &Keypair, nonce: u64, script: &ScriptBuf, amount: Amount) -> Us
 }
 
 async fn pegout_status(fed: &Federation, i: usize, txid: TxId) -> Option<PegOutInfo> {
-    fed.nodes[i].client().expect("client").get_pegout_status(txid.to_string()).await.ok()
+    fed.nodes[i].client().expect("client").get_pegout_status(txid.to_string(), None).await.ok()
 }
 
 /// Waits (bounded) until node `i` shows the burn at `stage` or later.

@@ -9,8 +9,8 @@
 
 use crate::types::{
     AccountInfo, BitcoinViewInfo, BlockSummary, ChainInfo, ClaimPegInResult, CommitInfo, ConsensusStateInfo,
-    EvidenceInfo, FederationInfo, GetBlockResult, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo,
-    PegInAddressInfo, PegInStatus, PegOutInfo, ReserveProofInfo, SigningInfo, TransactionInfo, ValidatorInfo,
+    EvidenceInfo, FederationInfo, GetBlockResult, HeaderRangeInfo, HistoryEntryInfo, MempoolInfo, NetworkInfo,
+    PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo, ReserveProofInfo, SigningInfo, TransactionInfo, ValidatorInfo,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -132,9 +132,19 @@ pub trait SidechainApi {
     #[method(name = "gettransaction")]
     async fn get_transaction(&self, txid: TxId) -> RpcResult<TransactionInfo>;
 
-    /// Balance and nonce of an account at the tip; an unknown account has balance 0 and nonce 0.
+    /// Balance and nonce of an account at the tip; an unknown account has balance 0 and nonce 0. With
+    /// `prove` true, the answer is read from the entry it carries in `proof` (height, state root, the
+    /// `Account` entry and its Jellyfish Merkle proof), which a light client checks against the certified
+    /// header at that height (`getheaders`).
     #[method(name = "getaccount")]
-    async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo>;
+    async fn get_account(&self, account: AccountId, prove: Option<bool>) -> RpcResult<AccountInfo>;
+
+    /// Headers from `from` on with their commit certificates, at most `count` (default and cap: the chain's
+    /// `federation_change_min_lead`), and the `Federation` state entry after the last one with its proof:
+    /// what a light client needs to follow the chain and its validator-set changes from the genesis file.
+    /// No headers (and no entry) when `from` is above the tip. -8 for `from` 0.
+    #[method(name = "getheaders")]
+    async fn get_headers(&self, from: Height, count: Option<u64>) -> RpcResult<HeaderRangeInfo>;
 
     /// What committed transactions did to `account`, newest first: `count` entries (default 100, at most
     /// 1000) after skipping the `skip` newest (default 0). Each entry: `height`, `index` (in the block),
@@ -195,8 +205,10 @@ pub trait SidechainApi {
     /// block, its time, the mint txid, `credited_sat` and `fee_sat`) or `below_minimum` (held, not minted).
     /// Only validators have a bitcoind: a full node shows `unknown` until the deposit is recorded.
     /// -8 when `outpoint` is not `txid:vout`.
+    /// With `prove` true, `proof` carries the deposit's `PegIn` entry (or its absence), read after the
+    /// answer.
     #[method(name = "getpegstatus")]
-    async fn get_peg_status(&self, outpoint: String) -> RpcResult<PegInStatus>;
+    async fn get_peg_status(&self, outpoint: String, prove: Option<bool>) -> RpcResult<PegInStatus>;
 
     /// Burns (peg-outs) at the tip, newest first: `count` (default 100, at most 1000) after skipping `skip`
     /// (default 0). Each entry: `burn_id`, `burn_txid`, `owner`, `btc_address` (on this node's Bitcoin
@@ -210,8 +222,10 @@ pub trait SidechainApi {
     /// one `listpegouts` entry. (`getpegstatus` takes Bitcoin outpoints, for peg-ins.) -8 when `burn_txid`
     /// is not 64 hex digits, -5 when no committed burn has that txid (a burn still in the mempool is not
     /// recorded yet).
+    /// With `prove` true, `proof` carries the entries it rests on (`BurnByTx`, `Burn` and the `Batch` it is
+    /// in), all at one height read after the answer.
     #[method(name = "getpegoutstatus")]
-    async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo>;
+    async fn get_pegout_status(&self, burn_txid: String, prove: Option<bool>) -> RpcResult<PegOutInfo>;
 
     /// Claims the deposit `outpoint` (`txid:vout`) in BTC block `btc_block_hash` (as `bitcoin-cli` shows
     /// it) for `recipient`, the account its address was derived for: for deposits whose registration was

@@ -248,6 +248,18 @@ pub trait RpcBackend: Send + Sync + 'static {
         async move { Err(OperatorError::Refused(refusal(Unsupported::RelayFederation))) }
     }
 
+    /// The entries `keys` of the state after `height` (`None`: the tip) with their proofs against that
+    /// state's root; `None` when `height` is above the tip.
+    fn state_proof(
+        &self,
+        height: Option<Height>,
+        keys: Vec<ledger::StateKey>,
+    ) -> impl Future<Output = Result<Option<crate::types::StateProofInfo>, BackendError>> + Send;
+
+    /// The most headers one `getheaders` answer holds: the chain's `federation_change_min_lead` (a light
+    /// client knows the validator sets that far past a proved federation entry).
+    fn max_header_range(&self) -> u64;
+
     /// The reserves at the tip with their proofs.
     fn reserve_proof(&self) -> impl Future<Output = Result<ReserveProofInfo, BackendError>> + Send;
 

@@ -8,14 +8,14 @@ use crate::errors;
 use crate::types::{
     ledger_outpoint, parse_account, parse_btc_block_hash, parse_btc_outpoint, AccountInfo, BitcoinViewInfo, BlockInfo,
     ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
-    GetBlockResult, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo, PegInStatus, PegOutInfo,
-    PegParamError, ReserveProofInfo, SigningInfo, StoredBlock, TransactionInfo, TxInfo, TxLocation, TxStatus,
-    ValidatorInfo,
+    GetBlockResult, HeaderRangeInfo, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
+    PegInStatus, PegOutInfo, PegParamError, ReserveProofInfo, SigningInfo, StateProofInfo, StoredBlock,
+    TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::PendingSubscriptionSink;
-use ledger::SignedUserTx;
+use ledger::{SignedUserTx, StateKey};
 use primitives::{canonical_bytes, AccountId, BlockId, Height, TxId};
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -61,7 +61,30 @@ fn bad_peg_param(e: PegParamError) -> ErrorObjectOwned {
     errors::invalid_parameter(e.to_string())
 }
 
+/// The value of entry `index` of a proof this node made (a failure to decode it is the node's own fault).
+fn proved_value<T: borsh::BorshDeserialize>(proof: &StateProofInfo, index: usize) -> RpcResult<Option<T>> {
+    let entry = proof
+        .entries
+        .get(index)
+        .ok_or_else(|| errors::err(errors::INTERNAL_ERROR, "a proof without its entry".into()))?;
+    let (_, proved) = entry.decode().map_err(|e| errors::err(errors::INTERNAL_ERROR, e.to_string()))?;
+    proved
+        .value
+        .map(|v| borsh::from_slice(&v))
+        .transpose()
+        .map_err(|e| errors::err(errors::INTERNAL_ERROR, format!("a proved entry does not decode: {e}")))
+}
+
 impl<B: RpcBackend> RpcImpl<B> {
+    /// `keys` at `height` (`None`: the tip) with their proofs; the height must exist.
+    async fn prove(&self, height: Option<Height>, keys: Vec<StateKey>) -> RpcResult<StateProofInfo> {
+        self.backend
+            .state_proof(height, keys)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| errors::err(errors::INTERNAL_ERROR, "the state to prove is above the tip".into()))
+    }
+
     async fn tip(&self) -> RpcResult<Height> {
         Ok(self.backend.chain_info().await.map_err(internal)?.height)
     }
@@ -156,9 +179,38 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         })
     }
 
-    async fn get_account(&self, account: AccountId) -> RpcResult<AccountInfo> {
-        let state = self.backend.account(account).await.map_err(internal)?;
-        Ok(AccountInfo::new(account, state))
+    async fn get_account(&self, account: AccountId, prove: Option<bool>) -> RpcResult<AccountInfo> {
+        if prove != Some(true) {
+            let state = self.backend.account(account).await.map_err(internal)?;
+            return Ok(AccountInfo::new(account, state));
+        }
+        // Read from the proved entry itself, so the answer and its proof cannot be of two heights.
+        let key = StateKey::Account(account);
+        let proof = self.prove(None, vec![key]).await?;
+        let state = proved_value(&proof, 0)?;
+        Ok(AccountInfo { proof: Some(proof), ..AccountInfo::new(account, state) })
+    }
+
+    async fn get_headers(&self, from: Height, count: Option<u64>) -> RpcResult<HeaderRangeInfo> {
+        if from == Height(0) {
+            return Err(errors::invalid_parameter(
+                "from must be at least 1 (height 0 is the genesis, not a block)".into(),
+            ));
+        }
+        let max = self.backend.max_header_range().max(1);
+        let count = count.unwrap_or(max).clamp(1, max);
+        let tip = self.tip().await?;
+        let last = Height(from.get().saturating_add(count - 1).min(tip.get()));
+        let mut headers = Vec::new();
+        for h in from.get()..=last.get() {
+            let Some(b) = self.backend.block_by_height(Height(h)).await.map_err(internal)? else { break };
+            headers.push((b.block.header, b.commit));
+        }
+        let federation = match headers.last() {
+            Some((last, _)) => self.prove(Some(last.height), vec![StateKey::Federation]).await?.entries.pop(),
+            None => None,
+        };
+        Ok(HeaderRangeInfo::new(&headers, federation))
     }
 
     async fn list_transactions(
@@ -208,10 +260,14 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         self.backend.pegin_address(account).await.map_err(internal)
     }
 
-    async fn get_peg_status(&self, outpoint: String) -> RpcResult<PegInStatus> {
+    async fn get_peg_status(&self, outpoint: String, prove: Option<bool>) -> RpcResult<PegInStatus> {
         let outpoint = parse_btc_outpoint(&outpoint).map_err(bad_peg_param)?;
         let facts = self.backend.pegin_facts(ledger_outpoint(&outpoint)).await.map_err(internal)?;
-        Ok(PegInStatus::new(outpoint, &facts))
+        let mut status = PegInStatus::new(outpoint, &facts);
+        if prove == Some(true) {
+            status.proof = Some(self.prove(None, vec![StateKey::PegIn(ledger_outpoint(&outpoint))]).await?);
+        }
+        Ok(status)
     }
 
     async fn list_pegouts(&self, count: Option<u64>, skip: Option<u64>) -> RpcResult<Vec<PegOutInfo>> {
@@ -219,11 +275,23 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         self.backend.pegouts(count, skip).await.map_err(internal)
     }
 
-    async fn get_pegout_status(&self, burn_txid: String) -> RpcResult<PegOutInfo> {
+    async fn get_pegout_status(&self, burn_txid: String, prove: Option<bool>) -> RpcResult<PegOutInfo> {
         let txid = crate::types::parse_burn_txid(&burn_txid).map_err(bad_peg_param)?;
-        self.backend.pegout_by_txid(txid).await.map_err(internal)?.ok_or_else(|| {
+        let mut info = self.backend.pegout_by_txid(txid).await.map_err(internal)?.ok_or_else(|| {
             errors::err(errors::NOT_FOUND, format!("no burn (peg-out) with sidechain txid {txid} is committed"))
-        })
+        })?;
+        if prove == Some(true) {
+            // The burn first, then (at the same height) the batch its record names there.
+            let mut keys = vec![StateKey::BurnByTx(txid), StateKey::Burn(info.burn_id)];
+            let mut proof = self.prove(None, keys.clone()).await?;
+            let burn: Option<ledger::BurnRecord> = proved_value(&proof, 1)?;
+            if let Some(batch) = burn.and_then(|b| b.batch) {
+                keys.push(StateKey::Batch(batch));
+                proof = self.prove(Some(proof.height), keys).await?;
+            }
+            info.proof = Some(proof);
+        }
+        Ok(info)
     }
 
     async fn claim_pegin(

@@ -114,14 +114,30 @@ fn table(d: &mut Doc) {
             &[E(errors::NOT_FOUND, "transaction not found", None), BAD_PARAM, INTERNAL],
         ),
     );
-    d.m1(
+    d.m2(
         Api::get_account,
-        [P("account", "account id (hash of the owner's ed25519 key)")],
+        [
+            P("account", "account id (hash of the owner's ed25519 key)"),
+            P("prove", "true: also return the state entries the answer rests on, with proofs (default false)"),
+        ],
         m(
             "getaccount",
-            "balance and nonce at the tip; unknown accounts are zero with nonce 0",
+            "balance and nonce at the tip; unknown accounts are zero with nonce 0; with prove, the proved entry",
             "account",
             &[BAD_PARAM, INTERNAL],
+        ),
+    );
+    d.m2(
+        Api::get_headers,
+        [
+            P("from", "first height, at least 1"),
+            P("count", "at most the chain's federation_change_min_lead, which is also the default"),
+        ],
+        m(
+            "getheaders",
+            "certified headers from a height, and the proved federation entry after the last: a light client's chain",
+            "headers",
+            &[E(errors::INVALID_PARAMETER, "from is 0", None), BAD_PARAM, INTERNAL],
         ),
     );
     d.m3(
@@ -188,9 +204,12 @@ fn table(d: &mut Doc) {
             &[E(errors::INVALID_PARAMS, "invalid params: not an account id", None), INTERNAL],
         ),
     );
-    d.m1(
+    d.m2(
         Api::get_peg_status,
-        [P("outpoint", "the deposit output, txid:vout as bitcoin-cli shows it")],
+        [
+            P("outpoint", "the deposit output, txid:vout as bitcoin-cli shows it"),
+            P("prove", "true: also return the state entries the answer rests on, with proofs (default false)"),
+        ],
         m(
             "getpegstatus",
             "where a deposit is: unknown, seen, claim_pending, claim_rejected, minted or below_minimum",
@@ -218,9 +237,12 @@ fn table(d: &mut Doc) {
             &[E(errors::INVALID_PARAMETER, "count above 1000", None), BAD_PARAM, INTERNAL],
         ),
     );
-    d.m1(
+    d.m2(
         Api::get_pegout_status,
-        [P("burn_txid", "the sidechain txid of the PegOut transaction (64 hex digits)")],
+        [
+            P("burn_txid", "the sidechain txid of the PegOut transaction (64 hex digits)"),
+            P("prove", "true: also return the state entries the answer rests on, with proofs (default false)"),
+        ],
         m(
             "getpegoutstatus",
             "one burn's status by its sidechain txid, as a listpegouts entry (getpegstatus is for BTC outpoints)",

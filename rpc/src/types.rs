@@ -30,6 +30,8 @@ mod pegout;
 pub use self::pegout::*;
 mod reserve;
 pub use self::reserve::*;
+mod proof;
+pub use self::proof::*;
 mod bitcoin_view;
 pub use self::bitcoin_view::*;
 mod federation;
@@ -356,13 +358,16 @@ pub struct AccountInfo {
     /// The nonce its next transaction must carry (committed state; pending mempool transactions are
     /// not counted).
     pub nonce: u64,
+    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
 }
 
 impl AccountInfo {
     /// The view of an account; `None` (never seen) is zero balance, nonce 0.
     pub fn new(account: AccountId, state: Option<ledger::Account>) -> Self {
         let a = state.unwrap_or_default();
-        AccountInfo { account, balance: a.balance, balance_btc: btc_string(a.balance), nonce: a.nonce }
+        AccountInfo { account, balance: a.balance, balance_btc: btc_string(a.balance), nonce: a.nonce, proof: None }
     }
 }
 

@@ -68,11 +68,11 @@ async fn typed_client_round_trips_every_method() {
     assert_eq!((t.status, t.height, t.index, t.confirmations), (TxStatus::Committed, Some(Height(2)), Some(0), 1));
 
     // getaccount: known and unknown.
-    let a = c.get_account(acct(2)).await.unwrap();
+    let a = c.get_account(acct(2), None).await.unwrap();
     assert_eq!(a.balance, Amount::from_sat(1_000_007_000));
     assert_eq!(a.balance_btc, "10.00007000");
     let nobody = primitives::AccountId(Hash32([9; 32]));
-    let z = c.get_account(nobody).await.unwrap();
+    let z = c.get_account(nobody, None).await.unwrap();
     assert_eq!((z.balance, z.nonce), (Amount::ZERO, 0));
 
     // sendrawtransaction, then the mempool methods and gettransaction from the mempool see it.
@@ -113,13 +113,13 @@ async fn typed_client_round_trips_every_method() {
     // confirms every claim).
     let outpoint = format!("{}:1", "ab".repeat(32));
     let block = "cd".repeat(32);
-    let s = c.get_peg_status(outpoint.clone()).await.unwrap();
+    let s = c.get_peg_status(outpoint.clone(), None).await.unwrap();
     assert_eq!((s.stage, s.recipient, s.confirmations_required), (PegInStage::Unknown, None, 6));
     assert_eq!(s.outpoint.to_string(), outpoint);
     let r = c.claim_pegin(outpoint.clone(), acct(1).to_string(), block.clone()).await.unwrap();
     assert_eq!((r.status, r.recipient), (ClaimStatus::Submitted, acct(1)));
     assert_eq!((r.outpoint.to_string(), r.btc_block_hash.to_string()), (outpoint.clone(), block.clone()));
-    let s = c.get_peg_status(outpoint.clone()).await.unwrap();
+    let s = c.get_peg_status(outpoint.clone(), None).await.unwrap();
     assert_eq!((s.stage, s.recipient, s.amount), (PegInStage::ClaimPending, Some(acct(1)), Some(CLAIM_AMOUNT)));
     assert_eq!((s.btc_height, s.confirmations), (Some(CLAIM_BTC_HEIGHT), Some(MOCK_BTC_BEST - CLAIM_BTC_HEIGHT + 1)));
     assert_eq!((s.btc_block_hash.map(|h| h.to_string()), s.registration_live), (Some(block), Some(false)));
@@ -148,6 +148,10 @@ async fn bad_calls_have_the_documented_codes() {
         ("listtransactions", json!(["not-an-account"]), errors::INVALID_PARAMS),
         ("listtransactions", json!([unknown, -1]), errors::INVALID_PARAMS),
         ("getaccount", json!([]), errors::INVALID_PARAMS),
+        ("getaccount", json!([unknown, "yes"]), errors::INVALID_PARAMS),
+        ("getheaders", json!([0]), errors::INVALID_PARAMETER),
+        ("getheaders", json!([1, -1]), errors::INVALID_PARAMS),
+        ("getheaders", json!([]), errors::INVALID_PARAMS),
         ("sendrawtransaction", json!(["zz"]), errors::DESERIALIZATION_ERROR),
         ("sendrawtransaction", json!(["00ff"]), errors::DESERIALIZATION_ERROR),
         ("sendrawtransaction", json!([5]), errors::INVALID_PARAMS),

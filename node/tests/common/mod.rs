@@ -15,7 +15,7 @@ use testnet::federation::{Federation, FederationConfig};
 pub const N: u64 = 6;
 
 pub async fn balance(fed: &Federation, node: usize, who: AccountId) -> Amount {
-    fed.nodes[node].client().expect("client").get_account(who).await.expect("getaccount").balance
+    fed.nodes[node].client().expect("client").get_account(who, None).await.expect("getaccount").balance
 }
 
 /// The genesis account that pays test users their registration fee (registrations are not free; the users
@@ -48,7 +48,7 @@ pub async fn sponsor_pays(fed: &Federation, who: AccountId, amount: Amount) {
     let c = fed.nodes[0].client().expect("client");
     let info = c.get_blockchain_info().await.expect("info");
     let sponsor = sponsor();
-    let nonce = c.get_account(sponsor.public().account_id()).await.expect("sponsor").nonce;
+    let nonce = c.get_account(sponsor.public().account_id(), None).await.expect("sponsor").nonce;
     let pay =
         UserTx { signer: sponsor.public(), nonce, fee: info.min_fee, kind: UserTxKind::Transfer { to: who, amount } }
             .sign(&sponsor, &info.genesis_hash);
@@ -65,7 +65,7 @@ pub async fn register(fed: &Federation, key: &Keypair) {
     let who = key.public().account_id();
     let fee = c.get_pegin_address(who).await.expect("getpeginaddress").registration_fee;
     sponsor_pays(fed, who, fee).await;
-    let nonce = c.get_account(who).await.expect("getaccount").nonce;
+    let nonce = c.get_account(who, None).await.expect("getaccount").nonce;
     let tx =
         UserTx { signer: key.public(), nonce, fee, kind: UserTxKind::RegisterDeposit }.sign(key, &info.genesis_hash);
     let txid = c.send_raw_transaction(hex::encode(primitives::canonical_bytes(&tx))).await.expect("register");
@@ -232,7 +232,7 @@ pub async fn wait_pegout(
     let c = fed.nodes[i].client().expect("client");
     let deadline = Instant::now() + bound;
     loop {
-        if let Ok(s) = c.get_pegout_status(txid.to_string()).await {
+        if let Ok(s) = c.get_pegout_status(txid.to_string(), None).await {
             if s.stage >= stage {
                 return s;
             }

@@ -10,6 +10,7 @@
 //! display (byte-reversed) order. Parameters are parsed here too ([`parse_btc_outpoint`],
 //! [`parse_btc_block_hash`], [`parse_account`]), with messages a person can act on.
 
+use super::StateProofInfo;
 use bitcoin::amount::serde::as_sat;
 use bitcoin::{Amount, BlockHash, OutPoint};
 use ledger::{BtcOutPoint, PegInRecord, PegTotals};
@@ -266,6 +267,9 @@ pub struct PegInStatus {
     #[serde(rename = "fee_sat", with = "as_sat::opt", default)]
     #[schemars(with = "Option<schema::Sat>")]
     pub fee: Option<Amount>,
+    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
 }
 
 impl PegInStatus {
@@ -288,6 +292,7 @@ impl PegInStatus {
             mint_txid: None,
             credited: None,
             fee: None,
+            proof: None,
         };
         if let Some(r) = &facts.record {
             s.stage = if r.below_minimum() { PegInStage::BelowMinimum } else { PegInStage::Minted };

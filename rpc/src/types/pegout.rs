@@ -4,6 +4,7 @@
 //! records (the burn, its batch, the federation threshold), so the node and the test backend agree.
 //! Bitcoin values are shown as `bitcoin-cli` shows them (txids and block hashes in display order).
 
+use super::StateProofInfo;
 use bitcoin::amount::serde::as_sat;
 use bitcoin::{Amount, Script, Txid};
 use ledger::batching::BatchRecord;
@@ -120,6 +121,9 @@ pub struct PegOutInfo {
     /// batch planner execution runs.
     #[serde(default)]
     pub wait: Option<PegOutWaitInfo>,
+    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
 }
 
 /// Why a queued burn waits (`getpegoutstatus.wait`).
@@ -294,6 +298,7 @@ impl PegOutInfo {
             confirmed_btc_height,
             waiting: None,
             wait: None,
+            proof: None,
         }
     }
 }

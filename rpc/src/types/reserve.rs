@@ -5,12 +5,14 @@
 //! final by its commit certificate, so a user checks the proofs ([`ReserveProofInfo::verify`]), then the
 //! UTXOs against any bitcoind (`gettxout`), without trusting the node that answered.
 
+use super::proof::ProvedEntry;
 use bitcoin::amount::serde::as_sat;
 use bitcoin::Amount;
 use ledger::batching::{ReserveProof, SpendableUtxos};
-use ledger::{FederationUtxo, PegTotals, StateKey, StateProof};
+use ledger::{FederationUtxo, PegTotals, StateKey};
+use light::ProvedValue;
 use primitives::schema;
-use primitives::{canonical_bytes, AccountId, Height, StateRoot};
+use primitives::{AccountId, Height, StateRoot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -31,17 +33,6 @@ pub struct ReserveUtxo {
     pub epoch: u32,
     /// Free for the next batch (false: reserved by a batch in flight).
     pub spendable: bool,
-}
-
-/// One proved state entry: borsh of the key, of the value (null: absent), and of the proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ProvedEntry {
-    /// borsh(`StateKey`), hex.
-    pub key: String,
-    /// borsh(value), hex; null when the entry does not exist.
-    pub value: Option<String>,
-    /// borsh(jmt `SparseMerkleProof`), hex.
-    pub proof: String,
 }
 
 /// Result of `getreserveproof`.
@@ -84,27 +75,14 @@ pub struct ReserveProofInfo {
 /// Why a reserve proof does not hold; the entry index names the first entry that fails.
 #[derive(Debug, thiserror::Error)]
 pub enum ReserveProofError {
-    /// A field of an entry is not hex.
-    #[error("entry {index}: {part}: {source}")]
-    Hex {
+    /// An entry does not decode.
+    #[error("entry {index}: {source}")]
+    Entry {
         /// The entry.
         index: usize,
-        /// `key`, `value` or `proof`.
-        part: &'static str,
-        /// The decoder's error.
+        /// What failed.
         #[source]
-        source: hex::FromHexError,
-    },
-    /// A field of an entry does not decode.
-    #[error("entry {index}: {part}: {source}")]
-    Decode {
-        /// The entry.
-        index: usize,
-        /// `key` or `proof`.
-        part: &'static str,
-        /// The decoder's error.
-        #[source]
-        source: borsh::io::Error,
+        source: super::proof::EntryDecodeError,
     },
     /// An entry's proof does not verify against the state root.
     #[error("entry {index}: {source}")]
@@ -184,15 +162,7 @@ impl ReserveProofInfo {
             reserve_ok: pegged <= totals.btc_held,
             utxos,
             batches_in_flight: in_flight,
-            entries: proof
-                .entries
-                .iter()
-                .map(|(k, v, p)| ProvedEntry {
-                    key: hex::encode(canonical_bytes(k)),
-                    value: v.as_ref().map(hex::encode),
-                    proof: hex::encode(p.to_bytes()),
-                })
-                .collect(),
+            entries: proof.entries.iter().map(|(k, v, p)| ProvedEntry::new(k, v.as_deref(), p)).collect(),
         }
     }
 
@@ -202,13 +172,7 @@ impl ReserveProofInfo {
         use ReserveProofError as E;
         let mut totals = None;
         for (index, e) in self.entries.iter().enumerate() {
-            let hex_err = |part| move |source| E::Hex { index, part, source };
-            let decode_err = |part| move |source| E::Decode { index, part, source };
-            let key_bytes = hex::decode(&e.key).map_err(hex_err("key"))?;
-            let key: StateKey = borsh::from_slice(&key_bytes).map_err(decode_err("key"))?;
-            let value = e.value.as_ref().map(hex::decode).transpose().map_err(hex_err("value"))?;
-            let proof_bytes = hex::decode(&e.proof).map_err(hex_err("proof"))?;
-            let proof = StateProof::from_bytes(&proof_bytes).map_err(decode_err("proof"))?;
+            let (key, ProvedValue { value, proof }) = e.decode().map_err(|source| E::Entry { index, source })?;
             proof.verify(self.state_root, &key, value.as_deref()).map_err(|source| E::Proof { index, source })?;
             if key == StateKey::PegTotals {
                 totals = decode::<PegTotals>(&value);

@@ -348,6 +348,32 @@ impl RpcBackend for MemBackend {
         })
     }
 
+    async fn state_proof(
+        &self,
+        height: Option<Height>,
+        keys: Vec<ledger::StateKey>,
+    ) -> Result<Option<StateProofInfo>, BackendError> {
+        self.check()?;
+        let inner = self.inner.lock().unwrap();
+        let tip = inner.store.latest_version().unwrap_or(0);
+        let h = height.map_or(tip, Height::get);
+        if h > tip {
+            return Ok(None);
+        }
+        let snap = inner.store.snapshot(h);
+        let root = snap.root().map_err(BackendError::storage)?;
+        let mut entries = Vec::new();
+        for key in keys {
+            let (value, proof) = snap.prove(&key).map_err(BackendError::storage)?;
+            entries.push((key, value, proof));
+        }
+        Ok(Some(StateProofInfo::new(Height(h), root, &entries)))
+    }
+
+    fn max_header_range(&self) -> u64 {
+        self.chain.params().federation_change_min_lead
+    }
+
     async fn reserve_proof(&self) -> Result<rpc::types::ReserveProofInfo, BackendError> {
         self.check()?;
         let inner = self.inner.lock().unwrap();

@@ -366,7 +366,7 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     for n in &fed.nodes {
         loop {
             let client = n.client()?;
-            if client.get_account(bob_account).await.map(|a| a.balance).unwrap_or(Amount::ZERO) == opts.transfer {
+            if client.get_account(bob_account, None).await.map(|a| a.balance).unwrap_or(Amount::ZERO) == opts.transfer {
                 break;
             }
             if Instant::now() > deadline {

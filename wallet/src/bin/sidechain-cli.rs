@@ -436,11 +436,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Getbalance => {
             let w = Wallet::load(cli.wallet_path()?)?;
-            let a = cli.client()?.get_account(w.account()).await.map_err(rpc_err)?;
+            let a = cli.client()?.get_account(w.account(), None).await.map_err(rpc_err)?;
             cli.print(&a, || human_account(&a))
         }
         Command::Getaccount { account } => {
-            let a = cli.client()?.get_account(*account).await.map_err(rpc_err)?;
+            let a = cli.client()?.get_account(*account, None).await.map_err(rpc_err)?;
             cli.print(&a, || human_account(&a))
         }
         Command::History { account, count, skip } => {
@@ -530,7 +530,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// The wallet's account, refused with the shortfall unless its balance covers `amount` plus `fee`.
 async fn funded_account(client: &HttpClient, wallet: &Wallet, amount: Amount, fee: Amount) -> Result<AccountInfo> {
-    let account = client.get_account(wallet.account()).await.map_err(rpc_err)?;
+    let account = client.get_account(wallet.account(), None).await.map_err(rpc_err)?;
     let needed = amount.checked_add(fee).context("amount plus fee overflows")?;
     if account.balance < needed {
         bail!(

@@ -106,7 +106,7 @@ pub async fn pegin(cli: &Cli, args: &FundArgs) -> Result<()> {
     let account = wallet.account();
     let client = cli.client()?;
     let info = client.get_blockchain_info().await.map_err(rpc_err)?;
-    let held = client.get_account(account).await.map_err(rpc_err)?;
+    let held = client.get_account(account, None).await.map_err(rpc_err)?;
     let address = client.get_pegin_address(account).await.map_err(rpc_err)?;
     let registration_fee = address.registration_fee;
     let registration = if held.balance < registration_fee {
@@ -268,7 +268,7 @@ fn payment_vout(bitcoind: &BitcoindClient, txid: Txid, script: &ScriptBuf) -> Re
 
 /// `pegstatus <txid:vout>`.
 pub async fn pegstatus(cli: &Cli, outpoint: OutPoint) -> Result<()> {
-    let s = cli.client()?.get_peg_status(outpoint.to_string()).await.map_err(rpc_err)?;
+    let s = cli.client()?.get_peg_status(outpoint.to_string(), None).await.map_err(rpc_err)?;
     cli.print(&s, || describe_status(&s))
 }
 
@@ -433,7 +433,7 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
 /// `pegoutstatus <burn txid>`: the burn's stage.
 pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
     let client = cli.client()?;
-    let s = match client.get_pegout_status(txid.to_string()).await {
+    let s = match client.get_pegout_status(txid.to_string(), None).await {
         Ok(s) => s,
         Err(ClientError::Call(obj)) if obj.code() == errors::NOT_FOUND => {
             bail!("no committed burn has txid {txid} (a burn still in the mempool is not recorded yet)")

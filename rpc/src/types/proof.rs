@@ -1,0 +1,332 @@
+//! What a wallet needs to trust no node: certified headers (`getheaders`) and state entries with their
+//! proofs (`prove = true` on `getaccount`, `getpegstatus`, `getpegoutstatus`), in a form any language
+//! decodes: hex of borsh bytes, laid out in `docs/PROTOCOL.md`. The checks themselves are the `light`
+//! crate's; this module only turns the JSON into its types ([`HeaderRangeInfo::decode`]) and checks a
+//! set of entries against a followed header ([`StateProofInfo::verify`]).
+
+use ledger::{BlockHeader, StateKey, StateProof};
+use light::{CertifiedHeader, HeaderRange, LightClient, LightError, ProvedValue};
+use primitives::{canonical_bytes, BlockId, Height, StateRoot};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One proved state entry: borsh of the key, of the value (null: absent), and of the proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvedEntry {
+    /// borsh(`StateKey`), hex.
+    pub key: String,
+    /// borsh(value), hex; null when the entry does not exist.
+    pub value: Option<String>,
+    /// borsh(jmt `SparseMerkleProof`), hex.
+    pub proof: String,
+}
+
+/// Why a proved entry or a header does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryDecodeError {
+    /// A field is not hex.
+    #[error("{part} is not hex: {source}")]
+    Hex {
+        /// Which field.
+        part: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: hex::FromHexError,
+    },
+    /// A field's bytes are not what it should hold.
+    #[error("{part} does not decode: {source}")]
+    Borsh {
+        /// Which field.
+        part: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: borsh::io::Error,
+    },
+}
+
+fn unhex(part: &'static str, s: &str) -> Result<Vec<u8>, EntryDecodeError> {
+    hex::decode(s).map_err(|source| EntryDecodeError::Hex { part, source })
+}
+
+fn unborsh<T: borsh::BorshDeserialize>(part: &'static str, bytes: &[u8]) -> Result<T, EntryDecodeError> {
+    borsh::from_slice(bytes).map_err(|source| EntryDecodeError::Borsh { part, source })
+}
+
+impl ProvedEntry {
+    /// The JSON form of `key` holding `value` by `proof`.
+    pub fn new(key: &StateKey, value: Option<&[u8]>, proof: &StateProof) -> Self {
+        ProvedEntry {
+            key: hex::encode(canonical_bytes(key)),
+            value: value.map(hex::encode),
+            proof: hex::encode(proof.to_bytes()),
+        }
+    }
+
+    /// The key, the value and its proof.
+    pub fn decode(&self) -> Result<(StateKey, ProvedValue), EntryDecodeError> {
+        let key = unborsh("key", &unhex("key", &self.key)?)?;
+        let value = self.value.as_deref().map(|v| unhex("value", v)).transpose()?;
+        let proof = StateProof::from_bytes(&unhex("proof", &self.proof)?)
+            .map_err(|source| EntryDecodeError::Borsh { part: "proof", source })?;
+        Ok((key, ProvedValue { value, proof }))
+    }
+}
+
+/// State entries at one height with their proofs against that height's state root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StateProofInfo {
+    /// The height whose state this is (the header to check the root against).
+    pub height: Height,
+    /// Its state root, as the node says (a verifier takes the root from the certified header instead).
+    pub state_root: StateRoot,
+    /// The entries the answer rests on.
+    pub entries: Vec<ProvedEntry>,
+}
+
+/// Why a proved answer was not believed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// An entry does not decode.
+    #[error("proof entry {index}: {source}")]
+    Entry {
+        /// The entry.
+        index: usize,
+        /// What failed.
+        #[source]
+        source: EntryDecodeError,
+    },
+    /// A header does not decode.
+    #[error("header {height}: {source}")]
+    Header {
+        /// The height the node put on it.
+        height: Height,
+        /// What failed.
+        #[source]
+        source: EntryDecodeError,
+    },
+    /// A header or a proof fails the light client's checks.
+    #[error(transparent)]
+    Light(#[from] LightError),
+    /// The node's state root is not the one its certified header carries.
+    #[error("the node says the state root at height {height} is {claimed}, its certified header says {certified}")]
+    StateRoot {
+        /// The height.
+        height: Height,
+        /// The root the node sent.
+        claimed: StateRoot,
+        /// The root of the certified header.
+        certified: StateRoot,
+    },
+    /// The answer came without a proof (ask with `prove = true`).
+    #[error("the node sent no proof")]
+    NoProof,
+    /// An entry the answer needs is not among the proved ones.
+    #[error("the answer rests on {key:?}, which the node did not prove")]
+    Missing {
+        /// The entry missing.
+        key: StateKey,
+    },
+    /// A proved value is not what its key holds.
+    #[error("the proved value of {key:?} does not decode")]
+    Value {
+        /// The entry.
+        key: StateKey,
+    },
+    /// The answer says something its proved entries do not.
+    #[error("the node's answer says {field} is {claimed}, the proved state says {proved}")]
+    Differs {
+        /// The field.
+        field: &'static str,
+        /// What the node said.
+        claimed: String,
+        /// What the proof says.
+        proved: String,
+    },
+}
+
+/// Proved entries, checked, by key.
+#[derive(Clone, Debug, Default)]
+pub struct ProvedState {
+    /// The height whose state they are.
+    pub height: Height,
+    entries: BTreeMap<StateKey, Option<Vec<u8>>>,
+}
+
+impl ProvedState {
+    /// The proved value of `key`, decoded (`None`: proved absent). `Err` if the node did not prove `key` or
+    /// the bytes are not a `T`.
+    pub fn get<T: borsh::BorshDeserialize>(&self, key: &StateKey) -> Result<Option<T>, VerifyError> {
+        let raw = self.entries.get(key).ok_or(VerifyError::Missing { key: *key })?;
+        raw.as_deref().map(|b| borsh::from_slice(b).map_err(|_| VerifyError::Value { key: *key })).transpose()
+    }
+}
+
+impl StateProofInfo {
+    /// Proves `entries` (key, value, proof) at `height` with root `state_root`.
+    pub fn new(height: Height, state_root: StateRoot, entries: &[(StateKey, Option<Vec<u8>>, StateProof)]) -> Self {
+        StateProofInfo {
+            height,
+            state_root,
+            entries: entries.iter().map(|(k, v, p)| ProvedEntry::new(k, v.as_deref(), p)).collect(),
+        }
+    }
+
+    /// Checks every entry against the state root of the header `client` followed at `self.height` (the
+    /// caller first extends the client to that height) and returns them by key.
+    pub fn verify(&self, client: &LightClient) -> Result<ProvedState, VerifyError> {
+        let certified = client.state_root(self.height)?;
+        if certified != self.state_root {
+            return Err(VerifyError::StateRoot { height: self.height, claimed: self.state_root, certified });
+        }
+        let mut entries = BTreeMap::new();
+        for (index, e) in self.entries.iter().enumerate() {
+            let (key, proved) = e.decode().map_err(|source| VerifyError::Entry { index, source })?;
+            client.verify_entry(self.height, &key, proved.value.as_deref(), &proved.proof)?;
+            entries.insert(key, proved.value);
+        }
+        Ok(ProvedState { height: self.height, entries })
+    }
+}
+
+/// A header with its commit certificate, as `getheaders` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CertifiedHeaderInfo {
+    /// The header's height (for people; the verifier reads the header's own).
+    pub height: Height,
+    /// The header's hash (for people; the verifier hashes the header itself).
+    pub hash: BlockId,
+    /// borsh(`BlockHeader`), hex: 214 bytes.
+    pub header: String,
+    /// borsh(`CommitCertificate`), hex.
+    pub commit: String,
+}
+
+/// Result of `getheaders`: consecutive certified headers and the `Federation` entry after the last one,
+/// proved against its state root (null when there are no headers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeaderRangeInfo {
+    /// The headers, lowest first.
+    pub headers: Vec<CertifiedHeaderInfo>,
+    /// The `Federation` state entry after the last header, with its proof.
+    pub federation: Option<ProvedEntry>,
+}
+
+impl HeaderRangeInfo {
+    /// The JSON form of `headers` (with their certificates) and the federation entry after the last.
+    pub fn new(headers: &[(BlockHeader, consensus::CommitCertificate)], federation: Option<ProvedEntry>) -> Self {
+        HeaderRangeInfo {
+            headers: headers
+                .iter()
+                .map(|(h, c)| CertifiedHeaderInfo {
+                    height: h.height,
+                    hash: h.hash(),
+                    header: hex::encode(canonical_bytes(h)),
+                    commit: hex::encode(canonical_bytes(c)),
+                })
+                .collect(),
+            federation,
+        }
+    }
+
+    /// The range for [`LightClient::extend`]. The federation entry must be the `Federation` key.
+    pub fn decode(&self) -> Result<HeaderRange, VerifyError> {
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for h in &self.headers {
+            let err = |source| VerifyError::Header { height: h.height, source };
+            let header = unborsh("header", &unhex("header", &h.header).map_err(err)?).map_err(err)?;
+            let commit = unborsh("commit", &unhex("commit", &h.commit).map_err(err)?).map_err(err)?;
+            headers.push(CertifiedHeader { header, commit });
+        }
+        let federation = match &self.federation {
+            None => None,
+            Some(e) => {
+                let (key, proved) = e.decode().map_err(|source| VerifyError::Entry { index: 0, source })?;
+                if key != StateKey::Federation {
+                    return Err(VerifyError::Missing { key: StateKey::Federation });
+                }
+                Some(proved)
+            }
+        };
+        Ok(HeaderRange { headers, federation })
+    }
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(field: &'static str, claimed: T, proved: T) -> Result<(), VerifyError> {
+    if claimed == proved {
+        return Ok(());
+    }
+    Err(VerifyError::Differs { field, claimed: format!("{claimed:?}"), proved: format!("{proved:?}") })
+}
+
+impl crate::types::AccountInfo {
+    /// Checks this answer against its proof (asked with `prove = true`) and `client`'s certified header at
+    /// the proof's height: balance and nonce must be the proved account's (an absent account: 0 and 0).
+    pub fn verify(&self, client: &LightClient) -> Result<ProvedState, VerifyError> {
+        let key = StateKey::Account(self.account);
+        let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
+        let account: ledger::Account = proved.get(&key)?.unwrap_or_default();
+        same("balance_sat", self.balance.to_sat(), account.balance.to_sat())?;
+        same("nonce", self.nonce, account.nonce)?;
+        Ok(proved)
+    }
+}
+
+impl crate::types::PegInStatus {
+    /// Checks this answer against its proof: the deposit's ledger record as of the proof's height (taken
+    /// after the answer, so a deposit minted in between shows as minted). A node that says `minted` must
+    /// prove the record, with the same recipient, credit, fee, block and mint txid. Returns the record.
+    pub fn verify(&self, client: &LightClient) -> Result<Option<ledger::PegInRecord>, VerifyError> {
+        let key = StateKey::PegIn(crate::types::ledger_outpoint(&self.outpoint));
+        let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
+        let record: Option<ledger::PegInRecord> = proved.get(&key)?;
+        let says_recorded = self.minted_at.is_some();
+        match &record {
+            None if says_recorded => Err(VerifyError::Differs {
+                field: "stage",
+                claimed: format!("{:?}", self.stage),
+                proved: "no record of the deposit".into(),
+            }),
+            Some(r) if says_recorded => {
+                same("recipient", self.recipient, Some(r.recipient))?;
+                same("credited_sat", self.credited, Some(r.credited))?;
+                same("fee_sat", self.fee, Some(r.fee))?;
+                same("minted_at", self.minted_at, Some(r.minted_at))?;
+                same("mint_txid", self.mint_txid, Some(r.mint_txid))?;
+                Ok(record)
+            }
+            _ => Ok(record),
+        }
+    }
+}
+
+impl crate::types::PegOutInfo {
+    /// Checks this answer against its proof: the burn's txid maps to its id, the burn record (owner,
+    /// amount, fee, height, and its payout once paid) and the batch it is in, as of the proof's height
+    /// (taken after the answer: a burn paid in between shows as paid). Returns the status the proved
+    /// records give (`network` names the addresses; Bitcoin confirmations, which no proof covers, are left
+    /// out).
+    pub fn verify(&self, client: &LightClient, network: bitcoin::Network) -> Result<Self, VerifyError> {
+        let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
+        let id: u64 = proved
+            .get(&StateKey::BurnByTx(self.burn_txid))?
+            .ok_or(VerifyError::Missing { key: StateKey::BurnByTx(self.burn_txid) })?;
+        same("burn_id", self.burn_id, id)?;
+        let burn: ledger::BurnRecord =
+            proved.get(&StateKey::Burn(id))?.ok_or(VerifyError::Missing { key: StateKey::Burn(id) })?;
+        same("owner", self.owner, burn.owner)?;
+        same("amount_sat", self.amount.to_sat(), burn.amount.to_sat())?;
+        same("fee_sat", self.fee.to_sat(), burn.fee.to_sat())?;
+        same("burned_at", self.burned_at, burn.burned_at)?;
+        let batch: Option<ledger::batching::BatchRecord> = match burn.batch {
+            Some(b) => Some(proved.get(&StateKey::Batch(b))?.ok_or(VerifyError::Missing { key: StateKey::Batch(b) })?),
+            None => None,
+        };
+        let mut view = Self::new(&burn, batch.as_ref(), network, &BTreeMap::new());
+        if let Some(paid) = &self.paid_in {
+            same("paid_in", Some(paid), view.paid_in.as_ref())?;
+        }
+        view.proof = self.proof.clone();
+        Ok(view)
+    }
+}
