@@ -11,6 +11,8 @@ mod federation;
 mod peg;
 #[path = "sidechain-cli/signing.rs"]
 mod signing;
+#[path = "sidechain-cli/verify.rs"]
+mod verify;
 
 use anyhow::{bail, Context, Result};
 use bitcoin::Amount;
@@ -49,6 +51,8 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    verify: verify::VerifyArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -283,6 +287,23 @@ impl Cli {
         self.wallet.as_ref().context("no wallet: pass --wallet FILE (or set SIDECHAIN_WALLET)")
     }
 
+    /// Prints `value`, with what `--verify` checked when it did (a `verified` field in JSON, a last line
+    /// for people).
+    fn print_checked<T: Serialize>(
+        &self,
+        value: &T,
+        verified: Option<&verify::Verified>,
+        human: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let Some(v) = verified else { return self.print(value, human) };
+        let mut json = serde_json::to_value(value)?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.remove("proof");
+            obj.insert("verified".into(), serde_json::to_value(v)?);
+        }
+        self.print(&json, || format!("{}\n{}", human(), v.line()))
+    }
+
     fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
@@ -330,7 +351,26 @@ fn human_history(entries: &[HistoryEntryInfo]) -> String {
     lines.collect::<Vec<_>>().join("\n")
 }
 
+/// `getaccount` / `getbalance`, verified under `--verify`.
+async fn show_account(cli: &Cli, account: AccountId) -> Result<()> {
+    let client = cli.client()?;
+    let Some(mut verifier) = verify::Verifier::start(&cli.verify, &client).await? else {
+        let a = client.get_account(account, None).await.map_err(rpc_err)?;
+        return cli.print(&a, || human_account(&a));
+    };
+    let a = client.get_account(account, Some(true)).await.map_err(rpc_err)?;
+    let (_, verified) = verifier.check(&client, a.proof.as_ref().map(|p| p.height), |light| a.verify(light)).await?;
+    cli.print_checked(&a, Some(&verified), || human_account(&a))
+}
+
 async fn run(cli: Cli) -> Result<()> {
+    let verifiable = matches!(
+        cli.command,
+        Command::Getbalance | Command::Getaccount { .. } | Command::Pegstatus { .. } | Command::Pegoutstatus { .. }
+    );
+    if cli.verify.verify && !verifiable {
+        bail!("--verify checks getaccount, getbalance, pegstatus and pegoutstatus; this command's answer has no proof");
+    }
     match &cli.command {
         Command::Createwallet => {
             let path = cli.wallet_path()?;
@@ -436,13 +476,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Getbalance => {
             let w = Wallet::load(cli.wallet_path()?)?;
-            let a = cli.client()?.get_account(w.account(), None).await.map_err(rpc_err)?;
-            cli.print(&a, || human_account(&a))
+            show_account(&cli, w.account()).await
         }
-        Command::Getaccount { account } => {
-            let a = cli.client()?.get_account(*account, None).await.map_err(rpc_err)?;
-            cli.print(&a, || human_account(&a))
-        }
+        Command::Getaccount { account } => show_account(&cli, *account).await,
         Command::History { account, count, skip } => {
             let account = match account {
                 Some(a) => *a,

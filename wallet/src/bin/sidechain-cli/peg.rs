@@ -268,8 +268,25 @@ fn payment_vout(bitcoind: &BitcoindClient, txid: Txid, script: &ScriptBuf) -> Re
 
 /// `pegstatus <txid:vout>`.
 pub async fn pegstatus(cli: &Cli, outpoint: OutPoint) -> Result<()> {
-    let s = cli.client()?.get_peg_status(outpoint.to_string(), None).await.map_err(rpc_err)?;
-    cli.print(&s, || describe_status(&s))
+    let client = cli.client()?;
+    let Some(mut verifier) = crate::verify::Verifier::start(&cli.verify, &client).await? else {
+        let s = client.get_peg_status(outpoint.to_string(), None).await.map_err(rpc_err)?;
+        return cli.print(&s, || describe_status(&s));
+    };
+    let s = client.get_peg_status(outpoint.to_string(), Some(true)).await.map_err(rpc_err)?;
+    let (record, verified) =
+        verifier.check(&client, s.proof.as_ref().map(|p| p.height), |light| s.verify(light)).await?;
+    let proved = match &record {
+        Some(r) => format!(
+            "proved: the ledger recorded the deposit at height {}: {} sat credited to {} (peg-in fee {} sat)",
+            r.minted_at,
+            r.credited.to_sat(),
+            r.recipient,
+            r.fee.to_sat()
+        ),
+        None => "proved: the ledger has no record of this deposit yet (not minted)".to_string(),
+    };
+    cli.print_checked(&s, Some(&verified), || format!("{}\n{proved}", describe_status(&s)))
 }
 
 /// A person's reading of a [`PegInStatus`].
@@ -433,14 +450,30 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
 /// `pegoutstatus <burn txid>`: the burn's stage.
 pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
     let client = cli.client()?;
-    let s = match client.get_pegout_status(txid.to_string(), None).await {
+    let mut verifier = crate::verify::Verifier::start(&cli.verify, &client).await?;
+    let prove = verifier.is_some().then_some(true);
+    let s = match client.get_pegout_status(txid.to_string(), prove).await {
         Ok(s) => s,
         Err(ClientError::Call(obj)) if obj.code() == errors::NOT_FOUND => {
             bail!("no committed burn has txid {txid} (a burn still in the mempool is not recorded yet)")
         }
         Err(e) => return Err(rpc_err(e)),
     };
-    cli.print(&s, || {
+    // Under --verify, what is printed is the status the proved records give (the node's answer agreeing).
+    let (s, verified) = match verifier.as_mut() {
+        None => (s, None),
+        Some(v) => {
+            let fed = client.get_federation_info().await.map_err(rpc_err)?;
+            let network: Network = fed
+                .network
+                .parse()
+                .with_context(|| format!("the node reports an unknown Bitcoin network {:?}", fed.network))?;
+            let at = s.proof.as_ref().map(|p| p.height);
+            let (proved, verified) = v.check(&client, at, |light| s.verify(light, network)).await?;
+            (proved, Some(verified))
+        }
+    };
+    cli.print_checked(&s, verified.as_ref(), || {
         let mut out = format!(
             "burn {} ({}): {}\n{} BTC to {} (fee {} sat), burned at height {}",
             s.burn_id,

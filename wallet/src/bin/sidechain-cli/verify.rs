@@ -1,0 +1,156 @@
+//! `--verify`: every answer the command prints is checked against the chain itself, not the node's word.
+//!
+//! The root of trust is the genesis file (or a checkpoint the user trusts). The CLI follows the certified
+//! headers from there (`getheaders`, checked by the `light` crate: chain, links, and each commit
+//! certificate against the validator set of its height, federation changes included), then checks the
+//! answer's state entries against the state root of the certified header at the answer's height. Two
+//! freshness rules catch a node serving an old state: the proved header must be at most `--max-age`
+//! seconds old by this machine's clock, and at most `--max-lag` blocks behind the newest header the node
+//! serves. Each failure is an error naming what failed.
+
+use anyhow::{bail, Context, Result};
+use jsonrpsee::http_client::HttpClient;
+use light::LightClient;
+use primitives::{BlockId, Height};
+use rpc::types::VerifyError;
+use rpc::SidechainApiClient;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// The flags of `--verify`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct VerifyArgs {
+    /// Check the answer against certified headers and state proofs instead of believing the node (for
+    /// getaccount, getbalance, pegstatus, pegoutstatus). Needs --genesis.
+    #[arg(long, global = true, requires = "genesis")]
+    pub verify: bool,
+    /// The chain's genesis file, the root of trust of --verify.
+    #[arg(long, global = true, env = "SIDECHAIN_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Start from a block you trust instead of the genesis: HEIGHT:BLOCKHASH.
+    #[arg(long, global = true, value_parser = parse_checkpoint)]
+    pub checkpoint: Option<(Height, BlockId)>,
+    /// Refuse a proved state whose block is older than this many seconds by this machine's clock.
+    #[arg(long, global = true, default_value_t = 60)]
+    pub max_age: u64,
+    /// Refuse a proved state more than this many blocks behind the newest header the node serves.
+    #[arg(long, global = true, default_value_t = 10)]
+    pub max_lag: u64,
+}
+
+/// A checkpoint argument that is not `HEIGHT:BLOCKHASH`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected HEIGHT:BLOCKHASH (a block height, a colon, 64 hex digits), got {0:?}")]
+pub struct BadCheckpoint(String);
+
+fn parse_checkpoint(s: &str) -> Result<(Height, BlockId), BadCheckpoint> {
+    let bad = || BadCheckpoint(s.to_string());
+    let (h, hash) = s.split_once(':').ok_or_else(bad)?;
+    Ok((Height(h.parse().map_err(|_| bad())?), BlockId(hash.parse().map_err(|_| bad())?)))
+}
+
+/// What `--verify` adds to an answer: where the proof stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verified {
+    /// The height whose state was proved.
+    pub height: Height,
+    /// The certified block at that height.
+    pub block: BlockId,
+    /// How old that block is by this machine's clock, in seconds.
+    pub age_secs: u64,
+    /// The newest header followed (the node's tip as it served it).
+    pub followed_to: Height,
+    /// Where the trust started: `genesis` or `checkpoint`.
+    pub trusted_from: &'static str,
+}
+
+impl Verified {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        format!(
+            "verified: state at height {} (block {}, {} s old) under certified headers followed from the {} to \
+             height {}",
+            self.height, self.block, self.age_secs, self.trusted_from, self.followed_to
+        )
+    }
+}
+
+/// The light client of one command.
+pub struct Verifier {
+    light: LightClient,
+    args: VerifyArgs,
+}
+
+impl Verifier {
+    /// A verifier when `--verify` is on: the genesis file read, and the checkpoint (if any) checked.
+    pub async fn start(args: &VerifyArgs, rpc: &HttpClient) -> Result<Option<Verifier>> {
+        if !args.verify {
+            return Ok(None);
+        }
+        let path = args.genesis.as_ref().context("--verify needs --genesis FILE")?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the genesis {}", path.display()))?;
+        let genesis: ledger::Genesis =
+            serde_json::from_str(&text).with_context(|| format!("parsing the genesis {}", path.display()))?;
+        let chain = ledger::Chain::new(genesis).with_context(|| format!("the genesis {}", path.display()))?;
+        let light = match args.checkpoint {
+            None => LightClient::from_genesis(&chain),
+            Some((height, hash)) => {
+                let range = rpc.get_headers(height, Some(1)).await.map_err(crate::rpc_err)?;
+                let range = range.decode().context("the checkpoint header")?;
+                LightClient::from_checkpoint(&chain, height, hash, range).context("the checkpoint")?
+            }
+        };
+        Ok(Some(Verifier { light, args: args.clone() }))
+    }
+
+    /// Follows the node's headers until it serves no more (at least to `height`).
+    async fn follow(&mut self, rpc: &HttpClient, height: Height) -> Result<()> {
+        loop {
+            let from = self.light.tip().next();
+            let range = rpc.get_headers(from, Some(self.light.max_range())).await.map_err(crate::rpc_err)?;
+            if range.headers.is_empty() {
+                if self.light.tip() < height {
+                    bail!("the node proves a state at height {height} but serves headers only to {}", self.light.tip());
+                }
+                return Ok(());
+            }
+            let range = range.decode().with_context(|| format!("the headers from height {from}"))?;
+            self.light.extend(&range).with_context(|| format!("the headers from height {from}"))?;
+        }
+    }
+
+    /// Follows the headers, runs `check` (an answer's `verify` against the light client) and applies the
+    /// freshness rules to the proved height.
+    pub async fn check<T>(
+        &mut self,
+        rpc: &HttpClient,
+        height: Option<Height>,
+        check: impl FnOnce(&LightClient) -> Result<T, VerifyError>,
+    ) -> Result<(T, Verified)> {
+        let height = height.context("the node sent no proof (it ignored prove = true)")?;
+        self.follow(rpc, height).await?;
+        let value = check(&self.light).context("the node's answer does not match the certified chain")?;
+        let header = self.light.header(height).context("no certified header at the proved height")?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let age_secs = now_ms.saturating_sub(header.time_ms) / 1000;
+        if age_secs > self.args.max_age {
+            bail!(
+                "stale: the proved state is from height {height}, whose block is {age_secs} s old (--max-age {})",
+                self.args.max_age
+            );
+        }
+        let lag = self.light.tip().get().saturating_sub(height.get());
+        if lag > self.args.max_lag {
+            bail!(
+                "stale: the proved state is from height {height}, {lag} blocks behind the node's own tip {} \
+                 (--max-lag {})",
+                self.light.tip(),
+                self.args.max_lag
+            );
+        }
+        let trusted_from = if self.args.checkpoint.is_some() { "checkpoint" } else { "genesis" };
+        Ok((value, Verified { height, block: header.hash(), age_secs, followed_to: self.light.tip(), trusted_from }))
+    }
+}
