@@ -369,6 +369,31 @@ async fn the_federation_grows_from_four_to_seven_and_shrinks_back_to_four() {
     fed.wait_height(&[3, 4, 5, 6], h + 5, Duration::from_secs(60)).await.expect("the four remaining decide alone");
     let now = info(&fed, 3).await;
     assert_eq!((now.changes.epoch, now.changes.validators.len(), now.threshold), (2, 4, 3));
+
+    // A light client follows the chain from the genesis file alone, across both changes: each certificate
+    // checked against the set of its height, each set taken from the proved federation entry.
+    let genesis: ledger::Genesis =
+        serde_json::from_str(&std::fs::read_to_string(&fed.genesis_path).expect("genesis file")).expect("genesis");
+    let chain = ledger::Chain::new(genesis).expect("chain");
+    let mut light = light::LightClient::from_genesis(&chain);
+    let c3 = fed.nodes[3].client().expect("client");
+    loop {
+        let range = c3.get_headers(light.tip().next(), None).await.expect("getheaders");
+        if range.headers.is_empty() {
+            break;
+        }
+        light.extend(&range.decode().expect("decodes")).expect("the served chain verifies");
+    }
+    assert!(light.tip().get() >= h + 5, "followed to {}", light.tip());
+    let epochs: Vec<usize> = light.federation().epochs.iter().map(|e| e.validators.len()).collect();
+    assert_eq!(epochs, vec![4, 7, 4], "the light client saw 4 -> 7 -> 4");
+    // The same from the wallet: `sidechain-cli --verify` checks a balance from the genesis through both.
+    let account = primitives::AccountId(primitives::Hash32([9; 32])).to_string();
+    let genesis_file = fed.genesis_path.display().to_string();
+    let v = cli_json(&fed, 3, &["--verify", "--genesis", &genesis_file, "getaccount", &account]).await;
+    assert_eq!((v["balance_sat"].as_u64(), v["verified"]["trusted_from"].as_str()), (Some(0), Some("genesis")));
+    assert!(v["verified"]["height"].as_u64() >= Some(h + 5), "{v}");
+
     scenario
         .finish(&mut fed, Checks { nodes: Some(vec![3, 4, 5, 6]), ..Checks::default() })
         .await

@@ -471,6 +471,29 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     }
     let reserve_after_pegout = after[0];
     step(start, format!("reserves after the peg-out on every node: {reserve_after_pegout}: reserve ok, nothing owed"));
+
+    // Trust no node: Alice's balance and Bob's peg-out once more, each checked by `sidechain-cli --verify`
+    // from the genesis file alone (certified headers, validator sets, state proofs).
+    let genesis = fed.genesis_path.display().to_string();
+    let verify = ["--verify", "--genesis", genesis.as_str()];
+    let a = bob_node.json(&[&verify[..], &["--wallet", &w(&alice_wallet), "getbalance"]].concat()).await?;
+    let b = bob_node.json(&[&verify[..], &["pegoutstatus", &pegout.burn_txid]].concat()).await?;
+    ensure!(
+        b["stage"] == "final" && b["paid_in"].is_object() && b["amount_sat"].as_u64() == Some(opts.pegout.to_sat()),
+        "the verified peg-out is not paid: {b}"
+    );
+    step(
+        start,
+        format!(
+            "verified from the genesis by sidechain-cli --verify: alice's balance {} sat (state at height {}), bob's \
+             peg-out paid in BTC block {} (state at height {}); {} certified headers followed",
+            a["balance_sat"],
+            a["verified"]["height"],
+            b["paid_in"]["btc_height"],
+            b["verified"]["height"],
+            b["verified"]["followed_to"]
+        ),
+    );
     let report = DemoReport {
         pegin,
         pegout,
