@@ -10,12 +10,12 @@
 //! **Where validator sets come from.** A federation change is a `Reconfigure` transaction; executing it
 //! writes the `Federation` state entry (every epoch so far and the change pending), and the set switches at
 //! the change's activation height, at least `federation_change_min_lead` blocks after the block that
-//! accepted it. So each header range ([`HeaderRange`]) carries the `Federation` entry after its last
-//! header, proved against that header's state root, and is at most `federation_change_min_lead` long: the
-//! entry after the previous range then fixes the set of every height in this one
-//! ([`ledger::FederationState::deciding`]). Proving the entry rather than shipping the `Reconfigure`
-//! transactions also proves absence: a node that hides a change cannot make the client keep trusting the
-//! old set, because the certified state says the change is there.
+//! accepted it. So the federation state after height `t` fixes the set of every height up to `t +
+//! federation_change_min_lead` ([`ledger::FederationState::deciding`]), and headers carry, at least every
+//! `federation_change_min_lead` heights, the `Federation` entry after them, proved against their own state
+//! root: the client refuses a header further than that from the last entry it checked. Proving the entry
+//! rather than shipping the `Reconfigure` transactions also proves absence: a node that hides a change
+//! cannot make the client keep trusting the old set, because the certified state says the change is there.
 
 use consensus::{CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError};
 use ledger::{BlockHeader, Chain, FederationEpoch, FederationState, ProofError, StateKey, StateProof};
@@ -25,13 +25,16 @@ use std::collections::BTreeMap;
 #[cfg(test)]
 mod tests;
 
-/// A header with the commit certificate that made its block final.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A header with the commit certificate that made its block final, and perhaps the federation after it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct CertifiedHeader {
     /// The header.
     pub header: BlockHeader,
     /// 2f+1 precommits for its hash.
     pub commit: CommitCertificate,
+    /// The `Federation` entry after this block, proved against its state root (needed at least every
+    /// `federation_change_min_lead` headers).
+    pub federation: Option<ProvedValue>,
 }
 
 /// A state entry's value (`None`: the entry does not exist) with its proof against some state root.
@@ -43,14 +46,11 @@ pub struct ProvedValue {
     pub proof: StateProof,
 }
 
-/// Consecutive certified headers and the `Federation` entry after the last one (`None` only when there
-/// are no headers: the node has nothing past the client's tip).
+/// Consecutive certified headers (none when the node has nothing past the client's tip).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeaderRange {
     /// Headers, lowest first.
     pub headers: Vec<CertifiedHeader>,
-    /// The `Federation` entry after the last header, proved against that header's state root.
-    pub federation: Option<ProvedValue>,
 }
 
 /// Why an answer was not believed. Each names the height and the part that failed.
@@ -124,19 +124,18 @@ pub enum LightError {
         #[source]
         source: ValidatorSetError,
     },
-    /// More headers than the federation entry before them can vouch for.
-    #[error("{got} headers in one range; the validator sets are known for {max} at a time")]
-    RangeTooLong {
-        /// Headers in the range.
-        got: usize,
+    /// A header too far from the last proved federation entry to know the set that decides it.
+    #[error(
+        "header {height}: the last proved federation entry is from height {known_at}; a set is known only \
+             {max} heights past it"
+    )]
+    FederationMissing {
+        /// The header's height.
+        height: Height,
+        /// The height of the last proved federation entry.
+        known_at: Height,
         /// `federation_change_min_lead`.
         max: u64,
-    },
-    /// Headers without the federation entry after them.
-    #[error("the range up to header {height} comes without the federation entry after it")]
-    FederationMissing {
-        /// The last header's height.
-        height: Height,
     },
     /// The federation entry's proof fails against the last header's state root.
     #[error("header {height}: federation entry: {source}")]
@@ -197,8 +196,10 @@ pub struct LightClient {
     tip_hash: BlockId,
     /// The tip's time (none at genesis).
     tip_time_ms: Option<u64>,
-    /// The federation after the tip.
+    /// The federation as last proved.
     federation: FederationState,
+    /// The height whose state `federation` is (it fixes the sets up to `max_range` past it).
+    federation_at: Height,
     /// The genesis federation: what an absent `Federation` entry means (no change ever).
     genesis_federation: FederationState,
     /// Every header checked so far (a wallet's session is short; a long-lived client would keep a window).
@@ -215,6 +216,7 @@ impl LightClient {
             tip_hash: chain.genesis_hash().as_block_id(),
             tip_time_ms: None,
             federation: FederationState::genesis(chain),
+            federation_at: Height(0),
             genesis_federation: FederationState::genesis(chain),
             headers: BTreeMap::new(),
         }
@@ -222,7 +224,8 @@ impl LightClient {
 
     /// A client at a trusted checkpoint: the block at `height` whose hash is `hash`. `range` is the node's
     /// answer to `getheaders(height, 1)`; its header must hash to `hash` (its certificate is not needed: the
-    /// hash is trusted), and its federation entry, proved against that header, gives the sets that follow.
+    /// hash is trusted), and its federation entry (which it must carry), proved against that header, gives the
+    /// sets that follow.
     pub fn from_checkpoint(
         chain: &Chain,
         height: Height,
@@ -231,7 +234,7 @@ impl LightClient {
     ) -> Result<Self, LightError> {
         let mut client = Self::from_genesis(chain);
         let Some(first) = range.headers.first() else {
-            return Err(LightError::FederationMissing { height });
+            return Err(LightError::UnknownHeight { height, tip: Height(0) });
         };
         let header = &first.header;
         if header.height != height {
@@ -243,7 +246,13 @@ impl LightClient {
         if header.genesis_hash != client.genesis_hash {
             return Err(LightError::WrongChain { height, expected: client.genesis_hash, got: header.genesis_hash });
         }
-        client.federation = proved_federation(&client.genesis_federation, header, range.federation.as_ref())?;
+        let entry = first.federation.as_ref().ok_or(LightError::FederationMissing {
+            height,
+            known_at: Height(0),
+            max: client.max_range,
+        })?;
+        client.federation = proved_federation(&client.genesis_federation, header, entry)?;
+        client.federation_at = height;
         client.accept(header.clone());
         Ok(client)
     }
@@ -263,12 +272,12 @@ impl LightClient {
         self.tip_time_ms
     }
 
-    /// The most headers one range may hold (ask `getheaders` for at most this many).
+    /// `federation_change_min_lead`: how far past a proved federation entry the sets are known.
     pub fn max_range(&self) -> u64 {
         self.max_range
     }
 
-    /// The federation as of the tip (its epochs and any change pending).
+    /// The federation as last proved (its epochs and any change pending).
     pub fn federation(&self) -> &FederationState {
         &self.federation
     }
@@ -281,17 +290,24 @@ impl LightClient {
     /// Checks `range` as the headers after the tip and moves the tip to its last header. All or nothing: on
     /// an error the client is unchanged. Returns how many headers it added.
     pub fn extend(&mut self, range: &HeaderRange) -> Result<usize, LightError> {
-        let Some(last) = range.headers.last() else { return Ok(0) };
-        if range.headers.len() as u64 > self.max_range {
-            return Err(LightError::RangeTooLong { got: range.headers.len(), max: self.max_range });
-        }
         let mut next = self.clone();
         for certified in &range.headers {
+            let height = certified.header.height;
             next.check_chain(&certified.header)?;
+            if height.get() > next.federation_at.get().saturating_add(next.max_range) {
+                return Err(LightError::FederationMissing {
+                    height,
+                    known_at: next.federation_at,
+                    max: next.max_range,
+                });
+            }
             next.check_commit(certified)?;
+            if let Some(entry) = &certified.federation {
+                next.federation = proved_federation(&self.genesis_federation, &certified.header, entry)?;
+                next.federation_at = height;
+            }
             next.accept(certified.header.clone());
         }
-        next.federation = proved_federation(&self.genesis_federation, &last.header, range.federation.as_ref())?;
         *self = next;
         Ok(range.headers.len())
     }
@@ -362,10 +378,9 @@ impl LightClient {
 fn proved_federation(
     genesis: &FederationState,
     header: &BlockHeader,
-    entry: Option<&ProvedValue>,
+    entry: &ProvedValue,
 ) -> Result<FederationState, LightError> {
     let height = header.height;
-    let entry = entry.ok_or(LightError::FederationMissing { height })?;
     entry
         .proof
         .verify(header.state_root, &StateKey::Federation, entry.value.as_deref())

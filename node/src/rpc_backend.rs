@@ -342,7 +342,7 @@ impl RpcBackend for NodeRpc {
         Ok(Some(rpc::types::StateProofInfo::new(height, root, &entries)))
     }
 
-    fn max_header_range(&self) -> u64 {
+    fn federation_change_min_lead(&self) -> u64 {
         self.handle.chain().params().federation_change_min_lead
     }
 

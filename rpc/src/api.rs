@@ -139,10 +139,11 @@ pub trait SidechainApi {
     #[method(name = "getaccount")]
     async fn get_account(&self, account: AccountId, prove: Option<bool>) -> RpcResult<AccountInfo>;
 
-    /// Headers from `from` on with their commit certificates, at most `count` (default and cap: the chain's
-    /// `federation_change_min_lead`), and the `Federation` state entry after the last one with its proof:
-    /// what a light client needs to follow the chain and its validator-set changes from the genesis file.
-    /// No headers (and no entry) when `from` is above the tip. -8 for `from` 0.
+    /// Headers from `from` on with their commit certificates, at most `count` (default and cap 1000), each
+    /// header at a multiple of the chain's `federation_change_min_lead` and the last one also carrying the
+    /// `Federation` state entry after it with its proof: what a light client needs to follow the chain and
+    /// its validator-set changes from the genesis file. No headers when `from` is above the tip. -8 for
+    /// `from` 0.
     #[method(name = "getheaders")]
     async fn get_headers(&self, from: Height, count: Option<u64>) -> RpcResult<HeaderRangeInfo>;
 

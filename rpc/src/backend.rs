@@ -256,9 +256,9 @@ pub trait RpcBackend: Send + Sync + 'static {
         keys: Vec<ledger::StateKey>,
     ) -> impl Future<Output = Result<Option<crate::types::StateProofInfo>, BackendError>> + Send;
 
-    /// The most headers one `getheaders` answer holds: the chain's `federation_change_min_lead` (a light
-    /// client knows the validator sets that far past a proved federation entry).
-    fn max_header_range(&self) -> u64;
+    /// The chain's `federation_change_min_lead`: a light client knows the validator sets that far past a
+    /// proved federation entry, so `getheaders` attaches one at least that often.
+    fn federation_change_min_lead(&self) -> u64;
 
     /// The reserves at the tip with their proofs.
     fn reserve_proof(&self) -> impl Future<Output = Result<ReserveProofInfo, BackendError>> + Send;

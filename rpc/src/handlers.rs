@@ -35,6 +35,9 @@ impl<B> RpcImpl<B> {
 /// Most entries `listpegouts` and `listtransactions` return at once.
 const MAX_LIST: u64 = 1000;
 
+/// Most headers (the default too) `getheaders` returns at once: about 600 KB of JSON with 4 validators.
+const MAX_HEADERS: u64 = 1000;
+
 /// `count` (default 100, at most [`MAX_LIST`]) and `skip` (default 0) of a listing.
 fn page(count: Option<u64>, skip: Option<u64>) -> Result<(usize, usize), ErrorObjectOwned> {
     let count = count.unwrap_or(100);
@@ -197,20 +200,22 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
                 "from must be at least 1 (height 0 is the genesis, not a block)".into(),
             ));
         }
-        let max = self.backend.max_header_range().max(1);
-        let count = count.unwrap_or(max).clamp(1, max);
+        let count = count.unwrap_or(MAX_HEADERS).clamp(1, MAX_HEADERS);
+        let lead = self.backend.federation_change_min_lead().max(1);
         let tip = self.tip().await?;
         let last = Height(from.get().saturating_add(count - 1).min(tip.get()));
         let mut headers = Vec::new();
         for h in from.get()..=last.get() {
             let Some(b) = self.backend.block_by_height(Height(h)).await.map_err(internal)? else { break };
-            headers.push((b.block.header, b.commit));
+            // The federation entry wherever a light client needs one: every `lead` heights and at the end.
+            let federation = if h % lead == 0 || h == last.get() {
+                self.prove(Some(Height(h)), vec![StateKey::Federation]).await?.entries.pop()
+            } else {
+                None
+            };
+            headers.push((b.block.header, b.commit, federation));
         }
-        let federation = match headers.last() {
-            Some((last, _)) => self.prove(Some(last.height), vec![StateKey::Federation]).await?.entries.pop(),
-            None => None,
-        };
-        Ok(HeaderRangeInfo::new(&headers, federation))
+        Ok(HeaderRangeInfo::new(headers))
     }
 
     async fn list_transactions(

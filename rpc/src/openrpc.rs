@@ -129,13 +129,10 @@ fn table(d: &mut Doc) {
     );
     d.m2(
         Api::get_headers,
-        [
-            P("from", "first height, at least 1"),
-            P("count", "at most the chain's federation_change_min_lead, which is also the default"),
-        ],
+        [P("from", "first height, at least 1"), P("count", "at most 1000, the default")],
         m(
             "getheaders",
-            "certified headers from a height, and the proved federation entry after the last: a light client's chain",
+            "certified headers from a height, with proved federation entries: a light client's chain",
             "headers",
             &[E(errors::INVALID_PARAMETER, "from is 0", None), BAD_PARAM, INTERNAL],
         ),

@@ -358,8 +358,8 @@ pub struct AccountInfo {
     /// The nonce its next transaction must carry (committed state; pending mempool transactions are
     /// not counted).
     pub nonce: u64,
-    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The state entries this answer rests on, with their proofs (null unless asked with `prove = true`).
+    #[serde(default)]
     pub proof: Option<StateProofInfo>,
 }
 

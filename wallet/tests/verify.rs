@@ -25,6 +25,8 @@ enum Lie {
     Certificate,
     /// `getaccount`: the first answer it saw, again (an old state).
     OldState,
+    /// `getaccount`: the proved answer about another (richer) account.
+    OtherAccount,
 }
 
 struct Proxy {
@@ -111,8 +113,12 @@ impl Proxy {
                         .unwrap_or_default();
                     let reply = f.post(&body).await;
                     let mut json: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+                    let lie = *lie.lock().unwrap();
+                    if lie == Lie::OtherAccount && method == "getaccount" {
+                        let other = f.call("getaccount", serde_json::json!([common::acct(0).to_string(), true])).await;
+                        json["result"] = other["result"].clone();
+                    }
                     if let Some(result) = json.get_mut("result") {
-                        let lie = *lie.lock().unwrap();
                         alter(lie, &method, result, &mut first_account.lock().unwrap());
                     }
                     let out = json.to_string();
@@ -212,6 +218,12 @@ async fn an_altered_header_is_caught() {
 async fn an_altered_certificate_is_caught() {
     let err = setup().await.refused(Lie::Certificate).await;
     assert!(err.contains("header 1: commit certificate: bad precommit signatures"), "{err}");
+}
+
+#[tokio::test]
+async fn an_answer_about_another_account_is_caught() {
+    let err = setup().await.refused(Lie::OtherAccount).await;
+    assert!(err.contains("says account is"), "{err}");
 }
 
 #[tokio::test]

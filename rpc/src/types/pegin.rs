@@ -267,8 +267,8 @@ pub struct PegInStatus {
     #[serde(rename = "fee_sat", with = "as_sat::opt", default)]
     #[schemars(with = "Option<schema::Sat>")]
     pub fee: Option<Amount>,
-    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The state entries this answer rests on, with their proofs (null unless asked with `prove = true`).
+    #[serde(default)]
     pub proof: Option<StateProofInfo>,
 }
 

@@ -121,8 +121,8 @@ pub struct PegOutInfo {
     /// batch planner execution runs.
     #[serde(default)]
     pub wait: Option<PegOutWaitInfo>,
-    /// The state entries this answer rests on, with their proofs (only when asked with `prove = true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The state entries this answer rests on, with their proofs (null unless asked with `prove = true`).
+    #[serde(default)]
     pub proof: Option<StateProofInfo>,
 }
 

@@ -6,7 +6,7 @@
 
 use ledger::{BlockHeader, StateKey, StateProof};
 use light::{CertifiedHeader, HeaderRange, LightClient, LightError, ProvedValue};
-use primitives::{canonical_bytes, BlockId, Height, StateRoot};
+use primitives::{canonical_bytes, AccountId, BlockId, Height, StateRoot, TxId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -200,55 +200,55 @@ pub struct CertifiedHeaderInfo {
     pub header: String,
     /// borsh(`CommitCertificate`), hex.
     pub commit: String,
+    /// The `Federation` state entry after this block with its proof against its state root: on every
+    /// header at a multiple of `federation_change_min_lead` and on the last of an answer, null elsewhere.
+    pub federation: Option<ProvedEntry>,
 }
 
-/// Result of `getheaders`: consecutive certified headers and the `Federation` entry after the last one,
-/// proved against its state root (null when there are no headers).
+/// Result of `getheaders`: consecutive certified headers (none past the tip).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HeaderRangeInfo {
     /// The headers, lowest first.
     pub headers: Vec<CertifiedHeaderInfo>,
-    /// The `Federation` state entry after the last header, with its proof.
-    pub federation: Option<ProvedEntry>,
 }
 
 impl HeaderRangeInfo {
-    /// The JSON form of `headers` (with their certificates) and the federation entry after the last.
-    pub fn new(headers: &[(BlockHeader, consensus::CommitCertificate)], federation: Option<ProvedEntry>) -> Self {
+    /// The JSON form of `headers`, each with its certificate and perhaps the federation entry after it.
+    pub fn new(headers: Vec<(BlockHeader, consensus::CommitCertificate, Option<ProvedEntry>)>) -> Self {
         HeaderRangeInfo {
             headers: headers
-                .iter()
-                .map(|(h, c)| CertifiedHeaderInfo {
+                .into_iter()
+                .map(|(h, c, federation)| CertifiedHeaderInfo {
                     height: h.height,
                     hash: h.hash(),
-                    header: hex::encode(canonical_bytes(h)),
-                    commit: hex::encode(canonical_bytes(c)),
+                    header: hex::encode(canonical_bytes(&h)),
+                    commit: hex::encode(canonical_bytes(&c)),
+                    federation,
                 })
                 .collect(),
-            federation,
         }
     }
 
-    /// The range for [`LightClient::extend`]. The federation entry must be the `Federation` key.
+    /// The range for [`LightClient::extend`]. A federation entry must be the `Federation` key.
     pub fn decode(&self) -> Result<HeaderRange, VerifyError> {
         let mut headers = Vec::with_capacity(self.headers.len());
-        for h in &self.headers {
+        for (index, h) in self.headers.iter().enumerate() {
             let err = |source| VerifyError::Header { height: h.height, source };
             let header = unborsh("header", &unhex("header", &h.header).map_err(err)?).map_err(err)?;
             let commit = unborsh("commit", &unhex("commit", &h.commit).map_err(err)?).map_err(err)?;
-            headers.push(CertifiedHeader { header, commit });
-        }
-        let federation = match &self.federation {
-            None => None,
-            Some(e) => {
-                let (key, proved) = e.decode().map_err(|source| VerifyError::Entry { index: 0, source })?;
-                if key != StateKey::Federation {
-                    return Err(VerifyError::Missing { key: StateKey::Federation });
+            let federation = match &h.federation {
+                None => None,
+                Some(e) => {
+                    let (key, proved) = e.decode().map_err(|source| VerifyError::Entry { index, source })?;
+                    if key != StateKey::Federation {
+                        return Err(VerifyError::Missing { key: StateKey::Federation });
+                    }
+                    Some(proved)
                 }
-                Some(proved)
-            }
-        };
-        Ok(HeaderRange { headers, federation })
+            };
+            headers.push(CertifiedHeader { header, commit, federation });
+        }
+        Ok(HeaderRange { headers })
     }
 }
 
@@ -260,57 +260,86 @@ fn same<T: PartialEq + std::fmt::Debug>(field: &'static str, claimed: T, proved:
 }
 
 impl crate::types::AccountInfo {
-    /// Checks this answer against its proof (asked with `prove = true`) and `client`'s certified header at
-    /// the proof's height: balance and nonce must be the proved account's (an absent account: 0 and 0).
-    pub fn verify(&self, client: &LightClient) -> Result<ProvedState, VerifyError> {
-        let key = StateKey::Account(self.account);
+    /// Checks this answer about `account` (the one asked for) against its proof (asked with `prove = true`)
+    /// and `client`'s certified header at the proof's height: every field must be the proved account's (an
+    /// absent account: 0 and 0).
+    pub fn verify(&self, client: &LightClient, account: &AccountId) -> Result<ProvedState, VerifyError> {
+        same("account", self.account, *account)?;
+        let key = StateKey::Account(*account);
         let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
-        let account: ledger::Account = proved.get(&key)?.unwrap_or_default();
-        same("balance_sat", self.balance.to_sat(), account.balance.to_sat())?;
-        same("nonce", self.nonce, account.nonce)?;
+        let rebuilt = Self::new(*account, proved.get(&key)?);
+        same("balance_sat", self.balance.to_sat(), rebuilt.balance.to_sat())?;
+        same("balance_btc", &self.balance_btc, &rebuilt.balance_btc)?;
+        same("nonce", self.nonce, rebuilt.nonce)?;
         Ok(proved)
     }
 }
 
 impl crate::types::PegInStatus {
-    /// Checks this answer against its proof: the deposit's ledger record as of the proof's height (taken
-    /// after the answer, so a deposit minted in between shows as minted). A node that says `minted` must
-    /// prove the record, with the same recipient, credit, fee, block and mint txid. Returns the record.
-    pub fn verify(&self, client: &LightClient) -> Result<Option<ledger::PegInRecord>, VerifyError> {
-        let key = StateKey::PegIn(crate::types::ledger_outpoint(&self.outpoint));
+    /// Checks this answer about `outpoint` (the one asked for) against its proof: the deposit's ledger
+    /// record as of the proof's height (taken after the answer, so a deposit minted in between shows as
+    /// minted). Returns the status the proof gives: with a record, every ledger field rebuilt from it (a
+    /// node that said otherwise fails); without one, the node's own Bitcoin view (seen, claimed, with
+    /// confirmations), which no proof covers, and a node that says `minted` or `below_minimum` fails.
+    pub fn verify(&self, client: &LightClient, outpoint: &bitcoin::OutPoint) -> Result<Self, VerifyError> {
+        use crate::types::{PegInFacts, PegInStage};
+        same("outpoint", self.outpoint, *outpoint)?;
+        let key = StateKey::PegIn(crate::types::ledger_outpoint(outpoint));
         let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
-        let record: Option<ledger::PegInRecord> = proved.get(&key)?;
-        let says_recorded = self.minted_at.is_some();
-        match &record {
-            None if says_recorded => Err(VerifyError::Differs {
-                field: "stage",
-                claimed: format!("{:?}", self.stage),
-                proved: "no record of the deposit".into(),
-            }),
-            Some(r) if says_recorded => {
-                same("recipient", self.recipient, Some(r.recipient))?;
-                same("credited_sat", self.credited, Some(r.credited))?;
-                same("fee_sat", self.fee, Some(r.fee))?;
-                same("minted_at", self.minted_at, Some(r.minted_at))?;
-                same("mint_txid", self.mint_txid, Some(r.mint_txid))?;
-                Ok(record)
+        let recorded = matches!(self.stage, PegInStage::Minted | PegInStage::BelowMinimum) || self.minted_at.is_some();
+        let Some(record) = proved.get::<ledger::PegInRecord>(&key)? else {
+            if recorded {
+                return Err(VerifyError::Differs {
+                    field: "stage",
+                    claimed: format!("{:?}", self.stage),
+                    proved: "no ledger record of the deposit".into(),
+                });
             }
-            _ => Ok(record),
+            return Ok(self.clone());
+        };
+        let facts = PegInFacts {
+            minted_time_ms: client.header(record.minted_at).map(|h| h.time_ms),
+            record: Some(record),
+            confirmations_required: self.confirmations_required,
+            ..PegInFacts::default()
+        };
+        let mut rebuilt = Self::new(*outpoint, &facts);
+        if recorded {
+            same("stage", self.stage, rebuilt.stage)?;
+            same("recipient", self.recipient, rebuilt.recipient)?;
+            same("amount_sat", self.amount, rebuilt.amount)?;
+            same("btc_block_hash", self.btc_block_hash, rebuilt.btc_block_hash)?;
+            same("btc_height", self.btc_height, rebuilt.btc_height)?;
+            same("minted_at", self.minted_at, rebuilt.minted_at)?;
+            same("mint_txid", self.mint_txid, rebuilt.mint_txid)?;
+            same("credited_sat", self.credited, rebuilt.credited)?;
+            same("fee_sat", self.fee, rebuilt.fee)?;
+            if rebuilt.minted_time_ms.is_some() {
+                same("minted_time_ms", self.minted_time_ms, rebuilt.minted_time_ms)?;
+            }
         }
+        rebuilt.proof = self.proof.clone();
+        Ok(rebuilt)
     }
 }
 
 impl crate::types::PegOutInfo {
-    /// Checks this answer against its proof: the burn's txid maps to its id, the burn record (owner,
-    /// amount, fee, height, and its payout once paid) and the batch it is in, as of the proof's height
-    /// (taken after the answer: a burn paid in between shows as paid). Returns the status the proved
-    /// records give (`network` names the addresses; Bitcoin confirmations, which no proof covers, are left
-    /// out).
-    pub fn verify(&self, client: &LightClient, network: bitcoin::Network) -> Result<Self, VerifyError> {
+    /// Checks this answer about the burn `burn_txid` (the one asked for) against its proof: the txid maps
+    /// to the burn's id, the burn record (owner, amount, fee, height, and its payout once paid) and the
+    /// batch it is in, as of the proof's height (taken after the answer: a burn paid in between shows as
+    /// paid). Returns the status the proved records give (`network` names the addresses; Bitcoin
+    /// confirmations, which no proof covers, are left out).
+    pub fn verify(
+        &self,
+        client: &LightClient,
+        burn_txid: &TxId,
+        network: bitcoin::Network,
+    ) -> Result<Self, VerifyError> {
+        same("burn_txid", self.burn_txid, *burn_txid)?;
         let proved = self.proof.as_ref().ok_or(VerifyError::NoProof)?.verify(client)?;
         let id: u64 = proved
-            .get(&StateKey::BurnByTx(self.burn_txid))?
-            .ok_or(VerifyError::Missing { key: StateKey::BurnByTx(self.burn_txid) })?;
+            .get(&StateKey::BurnByTx(*burn_txid))?
+            .ok_or(VerifyError::Missing { key: StateKey::BurnByTx(*burn_txid) })?;
         same("burn_id", self.burn_id, id)?;
         let burn: ledger::BurnRecord =
             proved.get(&StateKey::Burn(id))?.ok_or(VerifyError::Missing { key: StateKey::Burn(id) })?;

@@ -370,7 +370,7 @@ impl RpcBackend for MemBackend {
         Ok(Some(StateProofInfo::new(Height(h), root, &entries)))
     }
 
-    fn max_header_range(&self) -> u64 {
+    fn federation_change_min_lead(&self) -> u64 {
         self.chain.params().federation_change_min_lead
     }
 

@@ -359,7 +359,8 @@ async fn show_account(cli: &Cli, account: AccountId) -> Result<()> {
         return cli.print(&a, || human_account(&a));
     };
     let a = client.get_account(account, Some(true)).await.map_err(rpc_err)?;
-    let (_, verified) = verifier.check(&client, a.proof.as_ref().map(|p| p.height), |light| a.verify(light)).await?;
+    let at = a.proof.as_ref().map(|p| p.height);
+    let (_, verified) = verifier.check(&client, at, |light| a.verify(light, &account)).await?;
     cli.print_checked(&a, Some(&verified), || human_account(&a))
 }
 

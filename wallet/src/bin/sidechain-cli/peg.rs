@@ -274,17 +274,13 @@ pub async fn pegstatus(cli: &Cli, outpoint: OutPoint) -> Result<()> {
         return cli.print(&s, || describe_status(&s));
     };
     let s = client.get_peg_status(outpoint.to_string(), Some(true)).await.map_err(rpc_err)?;
-    let (record, verified) =
-        verifier.check(&client, s.proof.as_ref().map(|p| p.height), |light| s.verify(light)).await?;
-    let proved = match &record {
-        Some(r) => format!(
-            "proved: the ledger recorded the deposit at height {}: {} sat credited to {} (peg-in fee {} sat)",
-            r.minted_at,
-            r.credited.to_sat(),
-            r.recipient,
-            r.fee.to_sat()
-        ),
-        None => "proved: the ledger has no record of this deposit yet (not minted)".to_string(),
+    let at = s.proof.as_ref().map(|p| p.height);
+    let (s, verified) = verifier.check(&client, at, |light| s.verify(light, &outpoint)).await?;
+    let proved = match s.minted_at {
+        Some(h) => format!("proved: the ledger recorded the deposit at height {h}"),
+        None => "proved: the ledger has no record of this deposit yet (not minted); what this node's bitcoind \
+                 shows of it is its own word"
+            .to_string(),
     };
     cli.print_checked(&s, Some(&verified), || format!("{}\n{proved}", describe_status(&s)))
 }
@@ -454,6 +450,9 @@ pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
     let prove = verifier.is_some().then_some(true);
     let s = match client.get_pegout_status(txid.to_string(), prove).await {
         Ok(s) => s,
+        Err(ClientError::Call(obj)) if obj.code() == errors::NOT_FOUND && prove.is_some() => {
+            bail!("the node says no committed burn has txid {txid}; --verify cannot check that (no proof of absence)")
+        }
         Err(ClientError::Call(obj)) if obj.code() == errors::NOT_FOUND => {
             bail!("no committed burn has txid {txid} (a burn still in the mempool is not recorded yet)")
         }
@@ -469,7 +468,7 @@ pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
                 .parse()
                 .with_context(|| format!("the node reports an unknown Bitcoin network {:?}", fed.network))?;
             let at = s.proof.as_ref().map(|p| p.height);
-            let (proved, verified) = v.check(&client, at, |light| s.verify(light, network)).await?;
+            let (proved, verified) = v.check(&client, at, |light| s.verify(light, &txid, network)).await?;
             (proved, Some(verified))
         }
     };

@@ -2,11 +2,13 @@
 //!
 //! The root of trust is the genesis file (or a checkpoint the user trusts). The CLI follows the certified
 //! headers from there (`getheaders`, checked by the `light` crate: chain, links, and each commit
-//! certificate against the validator set of its height, federation changes included), then checks the
-//! answer's state entries against the state root of the certified header at the answer's height. Two
-//! freshness rules catch a node serving an old state: the proved header must be at most `--max-age`
-//! seconds old by this machine's clock, and at most `--max-lag` blocks behind the newest header the node
-//! serves. Each failure is an error naming what failed.
+//! certificate against the validator set of its height, federation changes included) up to the node's tip
+//! first, then asks for the answer with its proof and follows the few headers made meanwhile, and checks
+//! the answer's state entries against the state root of the certified header at the answer's height.
+//! Freshness: a node can still answer with an old state that verifies. The proved block must be at most
+//! `--max-age` seconds old by this machine's clock (the rule that binds a lying node: block times are
+//! certified), and at most `--max-lag` blocks behind the newest header the node itself serves (which only
+//! catches a node that is careless about it). Each failure is an error naming what failed.
 
 use anyhow::{bail, Context, Result};
 use jsonrpsee::http_client::HttpClient;
@@ -33,7 +35,8 @@ pub struct VerifyArgs {
     /// Refuse a proved state whose block is older than this many seconds by this machine's clock.
     #[arg(long, global = true, default_value_t = 60)]
     pub max_age: u64,
-    /// Refuse a proved state more than this many blocks behind the newest header the node serves.
+    /// Refuse a proved state more than this many blocks behind the newest header the node serves (a lying
+    /// node can hide newer headers: --max-age is the rule that binds it).
     #[arg(long, global = true, default_value_t = 10)]
     pub max_lag: u64,
 }
@@ -100,7 +103,10 @@ impl Verifier {
                 LightClient::from_checkpoint(&chain, height, hash, range).context("the checkpoint")?
             }
         };
-        Ok(Some(Verifier { light, args: args.clone() }))
+        let mut verifier = Verifier { light, args: args.clone() };
+        // Up to the tip before the answer is asked for, so that following after it is short.
+        verifier.follow(rpc, Height(0)).await?;
+        Ok(Some(verifier))
     }
 
     /// Follows the node's headers until it serves no more (at least to `height`).
