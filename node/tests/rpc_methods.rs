@@ -25,8 +25,9 @@ use testnet::federation::{Federation, FederationConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
-const METHODS: [&str; 32] = [
+const METHODS: [&str; 33] = [
     "getblockchaininfo",
+    "getheaders",
     "getblockcount",
     "getblockhash",
     "getblock",
@@ -239,6 +240,20 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     assert_eq!(sent[0].kind, HistoryKindInfo::Sent { to, amount, fee: info.min_fee });
     assert_eq!(sent[0].txid, received[0].txid);
     assert!(c.list_transactions(AccountId(Hash32([9; 32])), None, None).await.expect("unknown").is_empty());
+    // getheaders and proved answers: a light client follows this node from the genesis file and believes
+    // the proved balance; from 0 is refused.
+    let genesis: ledger::Genesis =
+        serde_json::from_str(&std::fs::read_to_string(&fed.genesis_path).expect("genesis file")).expect("genesis");
+    let mut light = light::LightClient::from_genesis(&ledger::Chain::new(genesis).expect("chain"));
+    let proved = c.get_account(to, Some(true)).await.expect("getaccount prove");
+    let at = proved.proof.as_ref().expect("a proof").height;
+    while light.tip() < at {
+        let range = c.get_headers(light.tip().next(), None).await.expect("getheaders");
+        light.extend(&range.decode().expect("decodes")).expect("the node's chain verifies");
+    }
+    proved.verify(&light, &to).expect("the proved balance verifies");
+    assert_eq!(proved.balance, amount);
+    raw.expect_error("getheaders", json!([0]), errors::INVALID_PARAMETER).await;
 
     let mempool = c.get_mempool_info().await.expect("getmempoolinfo");
     assert_eq!((mempool.size, mempool.bytes), (0, 0), "committed tx left the mempool");

@@ -303,6 +303,29 @@ async fn run(args: Args) -> Result<()> {
         }
     })
     .await?;
+    // History and light-client figures: `listtransactions` of a busy sender's account (100 entries) next to
+    // the trivial method, and what a light client downloads and checks for the first 1,000 blocks (one
+    // `getheaders` answer: JSON with proved federation entries) next to the bare borsh headers and
+    // certificates.
+    let busy_account = keys[0].public().account_id();
+    let cc = c.clone();
+    let history = rate(500, 8, move |i| {
+        let c = cc.clone();
+        async move { c[i % 4].list_transactions(busy_account, Some(100), None).await.map(|_| ()).map_err(Into::into) }
+    })
+    .await?;
+    let light_figures = {
+        let genesis: ledger::Genesis = serde_json::from_str(&std::fs::read_to_string(&fed.genesis_path)?)?;
+        let mut light = light::LightClient::from_genesis(&ledger::Chain::new(genesis)?);
+        let answer = c[0].get_headers(Height(1), Some(1000)).await?;
+        let n = answer.headers.len().max(1);
+        let json = serde_json::to_vec(&answer)?.len();
+        let bare: usize = answer.headers.iter().map(|h| (h.header.len() + h.commit.len()) / 2).sum();
+        let check_start = Instant::now();
+        light.extend(&answer.decode()?)?;
+        let headers_per_s = n as f64 / check_start.elapsed().as_secs_f64();
+        (n, json * 1000 / n, bare * 1000 / n, headers_per_s)
+    };
     gen.stop();
     follower.await??;
 
@@ -391,6 +414,22 @@ async fn run(args: Args) -> Result<()> {
         ));
     }
     rows.push(row(
+        "rpc listtransactions",
+        format!("{history:.0} req/s (100 entries of a sending account)"),
+        format!("{trivial:.0} req/s"),
+        format!("{:.3}", history / trivial),
+    ));
+    let (light_n, light_json, light_bare, light_rate) = light_figures;
+    rows.push(row(
+        "light client, 1000 blocks",
+        format!(
+            "{} KB downloaded (getheaders JSON), checked at {light_rate:.0} headers/s (first {light_n} blocks)",
+            light_json / 1000
+        ),
+        format!("bare borsh headers + certificates {} KB", light_bare / 1000),
+        format!("{:.2}", light_json as f64 / light_bare.max(1) as f64),
+    ));
+    rows.push(row(
         "full node sync",
         format!("{sync_bps:.1} blocks/s, {sync_tps:.0} tx/s ({tip} blocks, {chain_txs} txs)"),
         format!("raw synced RocksDB batch {raw_batches:.0}/s ({:.0} txs/block shape)", mean_txs),
@@ -464,7 +503,14 @@ async fn run(args: Args) -> Result<()> {
             "fsync_small_file_ms": ms(fsync_file), "rocksdb_synced_put_ms": ms(fsync_rocks),
             "quorum_certificate_verify_ms": ms(quorum),
         },
-        "rpc": { "getblockcount_rps": trivial, "getblock_v2_rps": getblock, "getblock_txs": busy.1 },
+        "rpc": {
+            "getblockcount_rps": trivial, "getblock_v2_rps": getblock, "getblock_txs": busy.1,
+            "listtransactions_100_rps": history,
+        },
+        "light_client": {
+            "blocks": light_figures.0, "json_bytes_per_1000_blocks": light_figures.1,
+            "bare_borsh_bytes_per_1000_blocks": light_figures.2, "headers_checked_per_s": light_figures.3,
+        },
         "throughput": {
             "saturation_committed_tps": saturation, "at_offered_tps": sat_step.offered,
             "nodes_verifying_each_transfer": nodes_verifying, "ratio_to_bound_per_node": saturation / per_node,

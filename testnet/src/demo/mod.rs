@@ -477,20 +477,26 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
     let genesis = fed.genesis_path.display().to_string();
     let verify = ["--verify", "--genesis", genesis.as_str()];
     let a = bob_node.json(&[&verify[..], &["--wallet", &w(&alice_wallet), "getbalance"]].concat()).await?;
-    let b = bob_node.json(&[&verify[..], &["pegoutstatus", &pegout.burn_txid]].concat()).await?;
+    // Bob also checks the payout on a bitcoind of his own (here the miner's).
+    let (url, rpc_user, password) = fed.bitcoinds.first().context("no bitcoind")?.rpc_credentials();
+    let own = ["--bitcoind-rpc-url", &url, "--bitcoind-rpc-user", &rpc_user, "--bitcoind-rpc-password", &password];
+    let b = bob_node.json(&[&verify[..], &["pegoutstatus", &pegout.burn_txid], &own[..]].concat()).await?;
     ensure!(
         b["stage"] == "final" && b["paid_in"].is_object() && b["amount_sat"].as_u64() == Some(opts.pegout.to_sat()),
         "the verified peg-out is not paid: {b}"
     );
+    ensure!(b["paid_on_your_bitcoind"]["vout"].is_u64(), "the payout was not found on bitcoind: {b}");
     step(
         start,
         format!(
             "verified from the genesis by sidechain-cli --verify: alice's balance {} sat (state at height {}), bob's \
-             peg-out paid in BTC block {} (state at height {}); {} certified headers followed",
+             peg-out paid in BTC block {} (state at height {}; BTC tx {} found on bitcoind); {} certified headers \
+             followed",
             a["balance_sat"],
             a["verified"]["height"],
             b["paid_in"]["btc_height"],
             b["verified"]["height"],
+            b["paid_on_your_bitcoind"]["btc_txid"].as_str().unwrap_or("?"),
             b["verified"]["followed_to"]
         ),
     );

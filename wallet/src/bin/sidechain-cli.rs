@@ -114,6 +114,10 @@ enum Command {
         /// The sidechain txid of the burn (what pegout printed).
         #[arg(value_parser = rpc::types::parse_burn_txid)]
         txid: TxId,
+        /// With --verify, also check the payout on your own bitcoind: the proved paying block is in its
+        /// active chain and pays your address the amount.
+        #[command(flatten)]
+        bitcoind: peg::BitcoindArgs,
     },
     /// Print the wallet's balance and nonce.
     Getbalance,
@@ -470,7 +474,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pegstatus { outpoint } => peg::pegstatus(&cli, *outpoint).await,
         Command::Claimpegin { outpoint, block, account } => peg::claimpegin(&cli, *outpoint, *block, *account).await,
         Command::Pegout { address, amount, fee } => peg::pegout(&cli, address, amount, fee.as_deref()).await,
-        Command::Pegoutstatus { txid } => peg::pegoutstatus(&cli, *txid).await,
+        Command::Pegoutstatus { txid, bitcoind } => peg::pegoutstatus(&cli, *txid, bitcoind).await,
         Command::Getaddress => {
             let w = Wallet::load(cli.wallet_path()?)?;
             cli.print(&serde_json::json!({ "account": w.account() }), || w.account().to_string())

@@ -31,14 +31,10 @@ use wallet::{parse_amount, Wallet};
 /// How long `pegin --fund` waits for its registration to be in a block before paying.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
 
-/// Where `pegin --fund` finds a regtest bitcoind and the key that pays.
+/// Where the user's own bitcoind is (for `pegin --fund`, and `pegoutstatus --verify` checking the payout).
 #[derive(Args, Debug)]
-pub struct FundArgs {
-    /// Pay the deposit address this much on regtest (`0.1btc`, `50000sat`) from the BTC funding key
-    /// (coins are mined to it when it has too few). The payment is left unconfirmed: mine the blocks.
-    #[arg(long)]
-    pub fund: Option<String>,
-    /// bitcoind's JSON-RPC URL (needed with --fund), e.g. http://127.0.0.1:18443.
+pub struct BitcoindArgs {
+    /// bitcoind's JSON-RPC URL, e.g. http://127.0.0.1:18443.
     #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_URL")]
     pub bitcoind_rpc_url: Option<String>,
     /// bitcoind RPC user (with --bitcoind-rpc-password; or use --bitcoind-rpc-cookie).
@@ -50,6 +46,33 @@ pub struct FundArgs {
     /// bitcoind's `.cookie` file (`<datadir>/regtest/.cookie`).
     #[arg(long, env = "SIDECHAIN_BITCOIND_RPC_COOKIE", conflicts_with = "bitcoind_rpc_user")]
     pub bitcoind_rpc_cookie: Option<PathBuf>,
+}
+
+impl BitcoindArgs {
+    /// The client, or `None` when no URL is given; `needed_by` names the flag that wants one.
+    fn client(&self, needed_by: &str) -> Result<Option<BitcoindClient>> {
+        let Some(url) = self.bitcoind_rpc_url.as_deref() else { return Ok(None) };
+        let auth = match (&self.bitcoind_rpc_cookie, &self.bitcoind_rpc_user, &self.bitcoind_rpc_password) {
+            (Some(path), _, _) => BitcoindAuth::CookieFile(path.clone()),
+            (None, Some(user), Some(password)) => {
+                BitcoindAuth::UserPass { user: user.clone(), password: password.clone() }
+            }
+            _ => bail!("{needed_by} needs --bitcoind-rpc-user and --bitcoind-rpc-password, or --bitcoind-rpc-cookie"),
+        };
+        Ok(Some(btc_funding::connect(url, auth)?))
+    }
+}
+
+/// Where `pegin --fund` finds a regtest bitcoind and the key that pays.
+#[derive(Args, Debug)]
+pub struct FundArgs {
+    /// Pay the deposit address this much on regtest (`0.1btc`, `50000sat`) from the BTC funding key
+    /// (coins are mined to it when it has too few). The payment is left unconfirmed: mine the blocks.
+    #[arg(long)]
+    pub fund: Option<String>,
+    /// The bitcoind that pays (needed with --fund).
+    #[command(flatten)]
+    pub bitcoind: BitcoindArgs,
     /// The BTC funding key file (created, mode 0600, when missing; never overwritten). Default:
     /// `btc-funding.key` next to the wallet file.
     #[arg(long, env = "SIDECHAIN_BTC_KEY_FILE")]
@@ -58,15 +81,7 @@ pub struct FundArgs {
 
 impl FundArgs {
     fn bitcoind(&self) -> Result<BitcoindClient> {
-        let url = self.bitcoind_rpc_url.as_deref().context("--fund needs --bitcoind-rpc-url")?;
-        let auth = match (&self.bitcoind_rpc_cookie, &self.bitcoind_rpc_user, &self.bitcoind_rpc_password) {
-            (Some(path), _, _) => BitcoindAuth::CookieFile(path.clone()),
-            (None, Some(user), Some(password)) => {
-                BitcoindAuth::UserPass { user: user.clone(), password: password.clone() }
-            }
-            _ => bail!("--fund needs --bitcoind-rpc-user and --bitcoind-rpc-password, or --bitcoind-rpc-cookie"),
-        };
-        Ok(btc_funding::connect(url, auth)?)
+        self.bitcoind.client("--fund")?.context("--fund needs --bitcoind-rpc-url")
     }
 }
 
@@ -444,7 +459,11 @@ pub async fn pegout(cli: &Cli, address: &str, amount: &str, fee: Option<&str>) -
 }
 
 /// `pegoutstatus <burn txid>`: the burn's stage.
-pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
+pub async fn pegoutstatus(cli: &Cli, txid: TxId, bitcoind: &BitcoindArgs) -> Result<()> {
+    let own_bitcoind = bitcoind.client("checking the payout")?;
+    if own_bitcoind.is_some() && !cli.verify.verify {
+        bail!("checking the payout on your bitcoind (--bitcoind-rpc-url) goes with --verify");
+    }
     let client = cli.client()?;
     let mut verifier = crate::verify::Verifier::start(&cli.verify, &client).await?;
     let prove = verifier.is_some().then_some(true);
@@ -472,7 +491,80 @@ pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
             (proved, Some(verified))
         }
     };
-    cli.print_checked(&s, verified.as_ref(), || {
+    let paid_on_your_bitcoind = match &own_bitcoind {
+        Some(b) => Some(check_payout(b, &s)?),
+        None => None,
+    };
+    let mut shown = serde_json::to_value(&s)?;
+    if let (Some(p), Some(obj)) = (&paid_on_your_bitcoind, shown.as_object_mut()) {
+        obj.insert("paid_on_your_bitcoind".into(), serde_json::to_value(p)?);
+    }
+    cli.print_checked(&shown, verified.as_ref(), || {
+        let mut out = describe_pegout(&s);
+        if let Some(p) = &paid_on_your_bitcoind {
+            out.push_str(&format!(
+                "\nchecked on your own bitcoind: BTC tx {} output {} pays {} sat, in block {} at height {} of its \
+                 active chain",
+                p.btc_txid,
+                p.vout,
+                s.amount.to_sat(),
+                p.btc_block_hash,
+                p.btc_height
+            ));
+        }
+        out
+    })
+}
+
+/// The payout as the user's own bitcoind shows it.
+#[derive(Serialize)]
+struct PaidOnBitcoin {
+    btc_txid: Txid,
+    vout: usize,
+    btc_block_hash: BlockHash,
+    btc_height: u32,
+}
+
+/// Checks on the user's own bitcoind that the proved payout is there: the block the proved burn record
+/// names is the one at that height of its active chain, its transactions match the header's Merkle root,
+/// and one of the batch's versions in it pays the burn's address exactly the burned amount.
+fn check_payout(bitcoind: &BitcoindClient, s: &rpc::types::PegOutInfo) -> Result<PaidOnBitcoin> {
+    let paid = s.paid_in.as_ref().context("the proved burn is not paid yet: no payout to check on Bitcoin")?;
+    let hash: BlockHash = paid.btc_block_hash.parse().context("the proved BTC block hash")?;
+    let active: BlockHash = bitcoind.call("getblockhash", &[serde_json::json!(paid.btc_height)])?;
+    if active != hash {
+        bail!(
+            "your bitcoind's active chain has block {active} at height {}, not the paying block {hash}",
+            paid.btc_height
+        );
+    }
+    let block = bitcoind.get_block(&hash)?;
+    if !block.check_merkle_root() {
+        bail!("block {hash} from your bitcoind does not match its Merkle root");
+    }
+    let batch = s.batch.as_ref().context("a paid burn without its batch")?;
+    let versions = std::iter::once(&batch.btc_txid)
+        .chain(batch.earlier_btc_txids.iter())
+        .map(|t| t.parse::<Txid>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("a batch txid")?;
+    let address = s.btc_address.as_deref().context("the burn pays a script that is not an address")?;
+    let script =
+        address.parse::<Address<NetworkUnchecked>>().context("the burn's address")?.assume_checked().script_pubkey();
+    let tx = block
+        .txdata
+        .iter()
+        .find(|t| versions.contains(&t.compute_txid()))
+        .with_context(|| format!("no version of batch {} ({versions:?}) is in block {hash}", batch.id))?;
+    let vout = tx.output.iter().position(|o| o.script_pubkey == script && o.value == s.amount).with_context(|| {
+        format!("BTC tx {} pays {address} no output of {} sat", tx.compute_txid(), s.amount.to_sat())
+    })?;
+    Ok(PaidOnBitcoin { btc_txid: tx.compute_txid(), vout, btc_block_hash: hash, btc_height: paid.btc_height })
+}
+
+/// A person's reading of a peg-out's status.
+fn describe_pegout(s: &rpc::types::PegOutInfo) -> String {
+    {
         let mut out = format!(
             "burn {} ({}): {}\n{} BTC to {} (fee {} sat), burned at height {}",
             s.burn_id,
@@ -509,5 +601,5 @@ pub async fn pegoutstatus(cli: &Cli, txid: TxId) -> Result<()> {
             out.push_str(&format!("\npaid in BTC block {} {}", p.btc_height, p.btc_block_hash));
         }
         out
-    })
+    }
 }
