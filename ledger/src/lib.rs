@@ -81,8 +81,9 @@ pub use state::{
     WriteSet,
 };
 pub use tx::{
-    tx_root, BtcOutPoint, EvidenceRecord, EvidenceTx, MintKind, MintTx, PegShareTx, SettleTx, SignedUserTx,
-    SignedValidatorTx, Tx, UserTx, UserTxKind, ValidatorTx, ValidatorTxKind,
+    tx_branch, tx_root, tx_root_from_branch, txid_is_ambiguous, BtcOutPoint, EvidenceRecord, EvidenceTx, MintKind,
+    MintTx, PegShareTx, SettleTx, SignedUserTx, SignedValidatorTx, Tx, UserTx, UserTxKind, ValidatorTx,
+    ValidatorTxKind,
 };
 pub use validators::{FederationEpoch, GenesisValidator};
 

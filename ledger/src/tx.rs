@@ -424,9 +424,115 @@ pub fn tx_root(txids: &[TxId]) -> Hash32 {
     level[0]
 }
 
+/// The sibling hashes leading from transaction `index` of `txids` to their [`tx_root`], bottom up: none at
+/// a level where the node is the odd last one (it is promoted as is). Empty for an index out of range.
+pub fn tx_branch(txids: &[TxId], index: usize) -> Vec<Hash32> {
+    let mut branch = Vec::new();
+    if index >= txids.len() {
+        return branch;
+    }
+    let mut level: Vec<Hash32> = txids.iter().map(|t| t.0).collect();
+    let mut at = index;
+    while level.len() > 1 {
+        let sibling = at ^ 1;
+        if sibling < level.len() {
+            branch.push(level[sibling]);
+        }
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
+                promoted => promoted[0],
+            })
+            .collect();
+        at /= 2;
+    }
+    branch
+}
+
+/// The root that transaction `txid`, at `index` of `count` in a block, leads to along `branch` (as
+/// [`tx_branch`] makes it); `None` when the branch does not fit that position (an index out of range, or
+/// too few or too many hashes).
+pub fn tx_root_from_branch(txid: TxId, index: usize, count: usize, branch: &[Hash32]) -> Option<Hash32> {
+    if index >= count {
+        return None;
+    }
+    let (mut hash, mut at, mut len, mut siblings) = (txid.0, index, count, branch.iter());
+    while len > 1 {
+        if at % 2 == 1 {
+            hash = tagged_hash(TX_NODE_TAG, &[siblings.next()?.as_bytes(), hash.as_bytes()]);
+        } else if at + 1 < len {
+            hash = tagged_hash(TX_NODE_TAG, &[hash.as_bytes(), siblings.next()?.as_bytes()]);
+        }
+        at /= 2;
+        len = len.div_ceil(2);
+    }
+    siblings.next().is_none().then_some(hash)
+}
+
+/// Whether the bytes behind `tx`'s id could be read as another kind of transaction. User transactions,
+/// mints, settlements and evidence share the txid tag (`sidechain/txid` over the variant's own bytes, the
+/// enum tag left out), so a transaction root alone does not say which kind a txid is; a light client that
+/// proves a transaction's inclusion refuses one whose bytes also decode as another of these kinds (a user
+/// could craft such bytes; an honest block of ordinary transactions never has them).
+pub fn txid_is_ambiguous(tx: &Tx) -> bool {
+    fn reads_as<T: BorshDeserialize>(bytes: &[u8]) -> bool {
+        borsh::from_slice::<T>(bytes).is_ok()
+    }
+    let (bytes, own) = match tx {
+        Tx::User(t) => (canonical_bytes(t), 0),
+        Tx::Mint(t) => (canonical_bytes(t), 1),
+        Tx::Settle(t) => (canonical_bytes(t), 2),
+        Tx::Evidence(t) => (canonical_bytes(t), 3),
+        Tx::Validator(_) | Tx::Reconfigure(_) | Tx::PegShare(_) => return false,
+    };
+    let readings = [
+        reads_as::<SignedUserTx>(&bytes),
+        reads_as::<MintTx>(&bytes),
+        reads_as::<SettleTx>(&bytes),
+        reads_as::<EvidenceTx>(&bytes),
+    ];
+    readings.iter().enumerate().any(|(kind, reads)| kind != own && *reads)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_branch_leads_every_transaction_to_the_root_and_nowhere_else() {
+        for count in 1..=11usize {
+            let txids: Vec<TxId> = (0..count).map(|i| TxId(tagged_hash("test", &[&[i as u8]]))).collect();
+            let root = tx_root(&txids);
+            for (index, txid) in txids.iter().enumerate() {
+                let branch = tx_branch(&txids, index);
+                assert_eq!(tx_root_from_branch(*txid, index, count, &branch), Some(root), "{index} of {count}");
+                let other = (index + 1) % count;
+                if other != index {
+                    assert_ne!(tx_root_from_branch(txids[other], index, count, &branch), Some(root));
+                }
+                let mut longer = branch.clone();
+                longer.push(root);
+                assert_eq!(tx_root_from_branch(*txid, index, count, &longer), None, "an extra hash");
+                if !branch.is_empty() {
+                    assert_eq!(tx_root_from_branch(*txid, index, count, &branch[1..]), None, "a missing hash");
+                }
+            }
+            assert_eq!(tx_root_from_branch(txids[0], count, count, &[]), None, "index out of range");
+        }
+    }
+
+    #[test]
+    fn ordinary_transactions_have_one_reading_and_a_crafted_one_is_flagged() {
+        assert!(!txid_is_ambiguous(&Tx::User(sample(3))));
+        // Evidence whose proof makes it 76 bytes also reads as a settlement (fixed 76 bytes, any values):
+        // one txid, two meanings.
+        let crafted =
+            EvidenceTx { offender: ValidatorIndex(1), height: Height(2), round: Round(0), proof: vec![0; 58] };
+        assert!(txid_is_ambiguous(&Tx::Evidence(crafted.clone())));
+        let settle: SettleTx = borsh::from_slice(&canonical_bytes(&crafted)).expect("reads as a settlement");
+        assert!(txid_is_ambiguous(&Tx::Settle(settle)));
+    }
 
     fn sample(nonce: u64) -> SignedUserTx {
         let k = Keypair::from_secret([9; 32]);

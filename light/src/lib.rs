@@ -170,6 +170,27 @@ pub enum LightError {
         /// The client's tip.
         tip: Height,
     },
+    /// A transaction's branch does not lead to the certified transaction root.
+    #[error("block {height}: transaction {index} of {count} ({txid}) is not under the certified transaction root")]
+    TxNotIncluded {
+        /// The block.
+        height: Height,
+        /// Its position, as the node says.
+        index: u32,
+        /// The block's transaction count, as the node says.
+        count: u32,
+        /// The transaction's id, computed from its bytes.
+        txid: primitives::TxId,
+    },
+    /// A transaction whose bytes also read as another kind with the same id: which one the block holds
+    /// cannot be told from the root.
+    #[error("block {height}: transaction {txid} reads as more than one kind of transaction")]
+    AmbiguousTx {
+        /// The block.
+        height: Height,
+        /// The id.
+        txid: primitives::TxId,
+    },
     /// A state entry's proof fails against the certified state root.
     #[error("state at height {height}: {source}")]
     EntryProof {
@@ -323,6 +344,27 @@ impl LightClient {
     ) -> Result<(), LightError> {
         let root = self.state_root(height)?;
         proof.verify(root, key, value).map_err(|source| LightError::EntryProof { height, source })
+    }
+
+    /// Checks that `tx` is transaction `index` of the `count` in the certified block at `height`, by
+    /// `branch` (sibling hashes up to the transaction root, as `ledger::tx_branch` makes them).
+    pub fn verify_tx(
+        &self,
+        height: Height,
+        index: u32,
+        count: u32,
+        tx: &ledger::Tx,
+        branch: &[primitives::Hash32],
+    ) -> Result<(), LightError> {
+        let header = self.headers.get(&height).ok_or(LightError::UnknownHeight { height, tip: self.tip })?;
+        let txid = tx.txid();
+        if ledger::txid_is_ambiguous(tx) {
+            return Err(LightError::AmbiguousTx { height, txid });
+        }
+        match ledger::tx_root_from_branch(txid, index as usize, count as usize, branch) {
+            Some(root) if root == header.tx_root => Ok(()),
+            _ => Err(LightError::TxNotIncluded { height, index, count, txid }),
+        }
     }
 
     /// The certified state root after `height`.

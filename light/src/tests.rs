@@ -14,6 +14,7 @@ struct Net {
     chain: Chain,
     store: MemStore,
     headers: Vec<CertifiedHeader>,
+    bodies: Vec<Vec<Tx>>,
 }
 
 fn validator(i: u32) -> GenesisValidator {
@@ -51,7 +52,7 @@ impl Net {
         let chain = Chain::new(g).expect("valid genesis");
         let mut store = MemStore::new();
         store.apply(&chain.genesis_state(&store).expect("genesis state"));
-        Net { chain, store, headers: Vec::new() }
+        Net { chain, store, headers: Vec::new(), bodies: Vec::new() }
     }
 
     fn tip(&self) -> Height {
@@ -93,6 +94,7 @@ impl Net {
         self.store.apply(&outcome.write_set);
         let commit = certify(&self.chain, &block.header, &signers);
         self.headers.push(CertifiedHeader { header: block.header, commit, federation: None });
+        self.bodies.push(block.txs);
     }
 
     fn commit_empty(&mut self, n: u64) {
@@ -314,4 +316,36 @@ fn a_checkpoint_is_trusted_by_its_hash_only() {
     other.headers[0].header.time_ms += 1;
     let err = LightClient::from_checkpoint(&net.chain, at, hash, other).expect_err("an altered checkpoint");
     assert!(matches!(err, LightError::CheckpointMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_transaction_is_believed_in_a_block_only_by_its_branch_to_the_certified_root() {
+    let mut net = Net::new();
+    let (alice, bob) = (user_key(0), user_key(1));
+    let fee = bitcoin::Amount::from_sat(1_000);
+    let txs: Vec<Tx> = (0..5)
+        .map(|n| {
+            let amount = bitcoin::Amount::from_sat(n + 1);
+            Tx::User(testkit::transfer(&net.chain, &alice, n, bob.public().account_id(), amount, fee))
+        })
+        .collect();
+    net.commit(txs);
+    let mut client = LightClient::from_genesis(&net.chain);
+    net.follow(&mut client).expect("follow");
+    let body = &net.bodies[0];
+    let txids: Vec<primitives::TxId> = body.iter().map(Tx::txid).collect();
+    let count = body.len() as u32;
+    for (i, tx) in body.iter().enumerate() {
+        let branch = ledger::tx_branch(&txids, i);
+        client.verify_tx(Height(1), i as u32, count, tx, &branch).expect("an included transaction");
+        let other = &body[(i + 1) % body.len()];
+        let err = client.verify_tx(Height(1), i as u32, count, other, &branch).expect_err("another transaction");
+        assert!(matches!(err, LightError::TxNotIncluded { .. }), "{err}");
+        let err = client.verify_tx(Height(1), i as u32, i as u32, tx, &branch).expect_err("an index past the count");
+        assert!(matches!(err, LightError::TxNotIncluded { .. }), "{err}");
+    }
+    // A transaction never in a block, with a borrowed branch.
+    let stranger = Tx::User(testkit::transfer(&net.chain, &alice, 9, bob.public().account_id(), fee, fee));
+    let err = client.verify_tx(Height(1), 0, count, &stranger, &ledger::tx_branch(&txids, 0)).expect_err("not in it");
+    assert!(matches!(err, LightError::TxNotIncluded { .. }), "{err}");
 }

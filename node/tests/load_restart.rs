@@ -84,7 +84,7 @@ async fn submit(
 async fn histories(c: &(impl SidechainApiClient + Sync)) -> Vec<Vec<HistoryEntryInfo>> {
     let mut out = Vec::new();
     for a in 0..ACCOUNTS {
-        out.push(c.list_transactions(key(a).public().account_id(), Some(1000), None).await.expect("history"));
+        out.push(c.list_transactions(key(a).public().account_id(), Some(1000), None, None).await.expect("history"));
     }
     out
 }

@@ -191,7 +191,8 @@ async fn a_burn_is_batched_by_execution_signed_by_a_threshold_and_paid_on_bitcoi
     let proof = c.get_reserve_proof().await.expect("getreserveproof");
     assert_eq!(proof.utxos.iter().map(|u| u.amount).sum::<Amount>(), proof.btc_held, "{proof:?}");
     // The user's history on the full node: everything the peg did to the account, newest first.
-    let history = fed.nodes[4].client().expect("client").list_transactions(who, None, None).await.expect("history");
+    let history =
+        fed.nodes[4].client().expect("client").list_transactions(who, None, None, None).await.expect("history");
     let kinds: Vec<&HistoryKindInfo> = history.iter().map(|e| &e.kind).collect();
     match kinds.as_slice() {
         [HistoryKindInfo::PaidOut { amount: paid, btc_txid, .. }, HistoryKindInfo::Burned { amount: burned, fee: burn_fee, btc_address, .. }, HistoryKindInfo::Minted { amount: deposited, credited, fee: pegin_fee, .. }, HistoryKindInfo::Registered { .. }, HistoryKindInfo::Received { .. }] =>

@@ -232,14 +232,15 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
     let nobody = c.get_account(AccountId(Hash32([9; 32])), None).await.expect("getaccount unknown");
     assert_eq!((nobody.balance, nobody.nonce), (Amount::ZERO, 0));
     // The history: the transfer, on both sides, where gettransaction says it is.
-    let received = c.list_transactions(to, None, None).await.expect("listtransactions");
-    let sent = c.list_transactions(user().public().account_id(), Some(1), Some(0)).await.expect("listtransactions");
+    let received = c.list_transactions(to, None, None, None).await.expect("listtransactions");
+    let sent =
+        c.list_transactions(user().public().account_id(), Some(1), Some(0), None).await.expect("listtransactions");
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!((received[0].height, received[0].index as usize), (h, index));
     assert_eq!(received[0].kind, HistoryKindInfo::Received { from: user().public().account_id(), amount });
     assert_eq!(sent[0].kind, HistoryKindInfo::Sent { to, amount, fee: info.min_fee });
     assert_eq!(sent[0].txid, received[0].txid);
-    assert!(c.list_transactions(AccountId(Hash32([9; 32])), None, None).await.expect("unknown").is_empty());
+    assert!(c.list_transactions(AccountId(Hash32([9; 32])), None, None, None).await.expect("unknown").is_empty());
     // getheaders and proved answers: a light client follows this node from the genesis file and believes
     // the proved balance; from 0 is refused.
     let genesis: ledger::Genesis =
@@ -252,6 +253,9 @@ async fn every_method_answers_good_calls_and_refuses_bad_ones_with_the_documente
         light.extend(&range.decode().expect("decodes")).expect("the node's chain verifies");
     }
     proved.verify(&light, &to).expect("the proved balance verifies");
+    let history = c.list_transactions(to, None, None, Some(true)).await.expect("listtransactions prove");
+    assert_eq!(history.len(), 1);
+    history[0].verify(&light, &to).expect("the proved history entry verifies");
     assert_eq!(proved.balance, amount);
     raw.expect_error("getheaders", json!([0]), errors::INVALID_PARAMETER).await;
 

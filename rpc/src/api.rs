@@ -153,12 +153,16 @@ pub trait SidechainApi {
     /// `amount_sat`), `registered` (`fee_sat`), `burned` (`burn_id`, `amount_sat`, `fee_sat`,
     /// `btc_address`), `minted` (`btc_outpoint`, `amount_sat`) or `paid_out` (`burn_id`, `amount_sat`,
     /// `btc_txid`). -8 count above 1000; -1 when this node keeps no history (`[index] history = false`).
+    /// With `prove` true, each entry also carries `proof`: its transaction (hex borsh `Tx`), the block's
+    /// transaction count and the branch of sibling hashes to the block's transaction root, which a light
+    /// client checks against the certified header.
     #[method(name = "listtransactions")]
     async fn list_transactions(
         &self,
         account: AccountId,
         count: Option<u64>,
         skip: Option<u64>,
+        prove: Option<bool>,
     ) -> RpcResult<Vec<HistoryEntryInfo>>;
 
     /// Submits a signed transaction (hex of its canonical borsh bytes); returns its txid.

@@ -10,7 +10,7 @@ use crate::types::{
     ChainInfo, ClaimPegInResult, ClaimStatus, CommitInfo, ConsensusStateInfo, EvidenceInfo, FederationInfo,
     GetBlockResult, HeaderRangeInfo, HistoryEntryInfo, MempoolInfo, NetworkInfo, PeerInfo, PegInAddressInfo,
     PegInStatus, PegOutInfo, PegParamError, ReserveProofInfo, SigningInfo, StateProofInfo, StoredBlock,
-    TransactionInfo, TxInfo, TxLocation, TxStatus, ValidatorInfo,
+    TransactionInfo, TxInfo, TxLocation, TxProofInfo, TxStatus, ValidatorInfo,
 };
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -223,9 +223,39 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         account: AccountId,
         count: Option<u64>,
         skip: Option<u64>,
+        prove: Option<bool>,
     ) -> RpcResult<Vec<HistoryEntryInfo>> {
         let (count, skip) = page(count, skip)?;
-        self.backend.account_history(account, count, skip).await.map_err(internal)?.ok_or_else(errors::history_off)
+        let mut entries = self
+            .backend
+            .account_history(account, count, skip)
+            .await
+            .map_err(internal)?
+            .ok_or_else(errors::history_off)?;
+        if prove == Some(true) {
+            // Each entry's transaction and its branch to the block's root, one block read per height.
+            let mut block: Option<(Height, ledger::Block, Vec<TxId>)> = None;
+            for e in &mut entries {
+                if block.as_ref().is_none_or(|(h, _, _)| *h != e.height) {
+                    let b = self.backend.block_by_height(e.height).await.map_err(internal)?.ok_or_else(|| {
+                        errors::err(errors::INTERNAL_ERROR, format!("history names block {} it lacks", e.height))
+                    })?;
+                    let txids = b.block.txs.iter().map(ledger::Tx::txid).collect();
+                    block = Some((e.height, b.block, txids));
+                }
+                if let Some((_, b, txids)) = &block {
+                    let index = e.index as usize;
+                    let tx = b.txs.get(index).ok_or_else(|| {
+                        errors::err(
+                            errors::INTERNAL_ERROR,
+                            format!("history names transaction {index} of block {}", e.height),
+                        )
+                    })?;
+                    e.proof = Some(TxProofInfo::new(tx, txids.len(), ledger::tx_branch(txids, index)));
+                }
+            }
+        }
+        Ok(entries)
     }
 
     async fn send_raw_transaction(&self, tx_hex: String) -> RpcResult<TxId> {

@@ -137,12 +137,13 @@ fn table(d: &mut Doc) {
             &[E(errors::INVALID_PARAMETER, "from is 0", None), BAD_PARAM, INTERNAL],
         ),
     );
-    d.m3(
+    d.m4(
         Api::list_transactions,
         [
             P("account", "account id (hash of the owner's ed25519 key)"),
             P("count", "at most 1000, default 100"),
             P("skip", "newest entries to skip, default 0"),
+            P("prove", "true: each entry carries its transaction and branch to the block's transaction root"),
         ],
         m(
             "listtransactions",
@@ -422,6 +423,19 @@ impl Doc {
         R: JsonSchema,
     {
         let params = vec![self.param::<A>(a), self.param::<B>(b), self.param::<C>(c)];
+        self.push::<R>(m, params);
+    }
+
+    fn m4<F, A, B, C, D, R>(&mut self, _: F, [a, b, c, d]: [P; 4], m: M)
+    where
+        F: AsyncFn(&Api, A, B, C, D) -> Result<R, ClientError>,
+        A: JsonSchema + DeserializeOwned,
+        B: JsonSchema + DeserializeOwned,
+        C: JsonSchema + DeserializeOwned,
+        D: JsonSchema + DeserializeOwned,
+        R: JsonSchema,
+    {
+        let params = vec![self.param::<A>(a), self.param::<B>(b), self.param::<C>(c), self.param::<D>(d)];
         self.push::<R>(m, params);
     }
 

@@ -258,7 +258,7 @@ async fn listtransactions_lists_an_accounts_history_newest_first_in_pages() {
     let f = Fixture::start().await;
     let c = f.client();
     // User 1 received 5,000 from user 0 in block 1, then sent 7,000 to user 2 in block 2.
-    let all = c.list_transactions(acct(1), None, None).await.unwrap();
+    let all = c.list_transactions(acct(1), None, None, None).await.unwrap();
     let shown: Vec<(Height, HistoryKindInfo)> = all.iter().map(|e| (e.height, e.kind.clone())).collect();
     assert_eq!(
         shown,
@@ -269,14 +269,14 @@ async fn listtransactions_lists_an_accounts_history_newest_first_in_pages() {
     );
     let tip = f.backend.tip_block();
     assert_eq!((all[0].txid, all[0].index), (tip.block.txs[0].txid(), 0));
-    assert_eq!(c.list_transactions(acct(1), Some(1), Some(1)).await.unwrap(), all[1..].to_vec());
-    assert_eq!(c.list_transactions(acct(1), Some(1), None).await.unwrap(), all[..1].to_vec());
-    assert!(c.list_transactions(acct(1), None, Some(2)).await.unwrap().is_empty());
+    assert_eq!(c.list_transactions(acct(1), Some(1), Some(1), None).await.unwrap(), all[1..].to_vec());
+    assert_eq!(c.list_transactions(acct(1), Some(1), None, None).await.unwrap(), all[..1].to_vec());
+    assert!(c.list_transactions(acct(1), None, Some(2), None).await.unwrap().is_empty());
     // The sender of block 1 and the recipient of block 2 see their side only.
-    let sent = c.list_transactions(acct(0), None, None).await.unwrap();
+    let sent = c.list_transactions(acct(0), None, None, None).await.unwrap();
     assert_eq!(sent.len(), 1);
     assert!(matches!(sent[0].kind, HistoryKindInfo::Sent { to, .. } if to == acct(1)));
-    assert!(c.list_transactions(AccountId(Hash32([0xee; 32])), None, None).await.unwrap().is_empty());
+    assert!(c.list_transactions(AccountId(Hash32([0xee; 32])), None, None, None).await.unwrap().is_empty());
 
     f.backend.history_off.store(true, Ordering::SeqCst);
     let (code, msg) = f.error_code("listtransactions", json!([acct(1)])).await;

@@ -27,6 +27,8 @@ enum Lie {
     OldState,
     /// `getaccount`: the proved answer about another (richer) account.
     OtherAccount,
+    /// `listtransactions`: a larger amount in the newest entry.
+    HistoryAmount,
 }
 
 struct Proxy {
@@ -84,6 +86,9 @@ fn alter(lie: Lie, method: &str, result: &mut Value, first_account: &mut Option<
         (Lie::Certificate, "getheaders") => {
             let c = result["headers"][0]["commit"].as_str().unwrap().to_string();
             result["headers"][0]["commit"] = Value::from(flip_hex_byte(&c, 5));
+        }
+        (Lie::HistoryAmount, "listtransactions") => {
+            result[0]["amount_sat"] = Value::from(result[0]["amount_sat"].as_u64().unwrap() + 1);
         }
         (Lie::OldState, "getaccount") => {
             if let Some(old) = first_account {
@@ -194,6 +199,29 @@ async fn the_honest_answer_verifies_from_the_genesis() {
     assert_eq!(v["verified"]["followed_to"], tip.get());
     assert_eq!(v["verified"]["trusted_from"], "genesis");
     assert!(v.get("proof").is_none(), "the proof was checked, not printed");
+}
+
+#[tokio::test]
+async fn a_proved_history_verifies_and_an_altered_entry_is_caught() {
+    let s = setup().await;
+    let history = |s: &Setup| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sidechain-cli"));
+        cmd.arg("--rpc-url").arg(format!("http://{}", s.proxy.addr));
+        cmd.arg("--rpc-cookie").arg(s.f.server.cookie_path());
+        cmd.args(["--verify", "--json", "--genesis"]).arg(&s.genesis);
+        cmd.args(["history", "--account", &common::acct(2).to_string()]).kill_on_drop(true);
+        cmd
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), history(&s).output()).await.unwrap().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!v["entries"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["verified"]["followed_to"].as_u64().unwrap() >= 1);
+    s.proxy.set(Lie::HistoryAmount);
+    let out = tokio::time::timeout(Duration::from_secs(30), history(&s).output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("says amount_sat is"), "{stderr}");
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ pub struct HistoryEntryInfo {
     /// What it did to the account (`kind` and its fields).
     #[serde(flatten)]
     pub kind: HistoryKindInfo,
+    /// The transaction and its branch to the block's transaction root (null unless asked with `prove`).
+    #[serde(default)]
+    pub proof: Option<super::TxProofInfo>,
 }
 
 /// What one transaction did to the account, by `kind`.
@@ -127,7 +130,7 @@ impl HistoryEntryInfo {
                 HistoryKindInfo::PaidOut { burn_id: *burn_id, amount: *amount, btc_txid: *btc_txid }
             }
         };
-        HistoryEntryInfo { height: e.height, index: e.index, txid: e.txid, kind }
+        HistoryEntryInfo { height: e.height, index: e.index, txid: e.txid, kind, proof: None }
     }
 }
 

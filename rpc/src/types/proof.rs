@@ -359,3 +359,78 @@ impl crate::types::PegOutInfo {
         Ok(view)
     }
 }
+
+/// A transaction with the branch that puts it in its block (`listtransactions` with `prove`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TxProofInfo {
+    /// borsh(`Tx`), hex.
+    pub tx: String,
+    /// How many transactions the block holds.
+    pub count: u32,
+    /// Sibling hashes from the transaction up to the block's transaction root (`ledger::tx_branch`).
+    pub branch: Vec<primitives::Hash32>,
+}
+
+impl TxProofInfo {
+    /// The proof of `tx`, one of `count` in its block, by `branch`.
+    pub fn new(tx: &ledger::Tx, count: usize, branch: Vec<primitives::Hash32>) -> Self {
+        TxProofInfo { tx: hex::encode(canonical_bytes(tx)), count: u32::try_from(count).unwrap_or(u32::MAX), branch }
+    }
+}
+
+impl crate::types::HistoryEntryInfo {
+    /// Checks this entry of `account`'s history against its proof: the transaction is in the certified
+    /// block at `height` (its branch leads to the header's transaction root), its id is the entry's, and
+    /// what the entry says follows from the transaction itself: who sent and received, amounts, fees, the
+    /// deposit minted. Left unproved: a burn's id and address, a mint's credit and peg-in fee and which burns
+    /// a settlement paid (they come from state), and that no entry is missing (the index is the node's).
+    pub fn verify(&self, client: &LightClient, account: &AccountId) -> Result<(), VerifyError> {
+        use crate::types::HistoryKindInfo as K;
+        use ledger::{Tx, UserTxKind as U};
+        let proof = self.proof.as_ref().ok_or(VerifyError::NoProof)?;
+        let bytes = unhex("tx", &proof.tx).map_err(|source| VerifyError::Entry { index: 0, source })?;
+        let tx: Tx = unborsh("tx", &bytes).map_err(|source| VerifyError::Entry { index: 0, source })?;
+        same("txid", self.txid, tx.txid())?;
+        client.verify_tx(self.height, self.index, proof.count, &tx, &proof.branch)?;
+        let kind_differs = || VerifyError::Differs {
+            field: "kind",
+            claimed: format!("{:?}", self.kind),
+            proved: format!("transaction {}", self.txid),
+        };
+        match (&self.kind, &tx) {
+            (K::Sent { to, amount, fee }, Tx::User(u)) => match &u.tx.kind {
+                U::Transfer { to: t, amount: a } if u.tx.sender() == *account => {
+                    same("to", to, t)?;
+                    same("amount_sat", amount, a)?;
+                    same("fee_sat", fee, &u.tx.fee)
+                }
+                _ => Err(kind_differs()),
+            },
+            (K::Received { from, amount }, Tx::User(u)) => match &u.tx.kind {
+                U::Transfer { to, amount: a } if to == account => {
+                    same("from", *from, u.tx.sender())?;
+                    same("amount_sat", amount, a)
+                }
+                _ => Err(kind_differs()),
+            },
+            (K::Registered { fee }, Tx::User(u))
+                if matches!(u.tx.kind, U::RegisterDeposit) && u.tx.sender() == *account =>
+            {
+                same("fee_sat", fee, &u.tx.fee)
+            }
+            (K::Burned { amount, fee, .. }, Tx::User(u)) => match &u.tx.kind {
+                U::PegOut { amount: a, .. } if u.tx.sender() == *account => {
+                    same("amount_sat", amount, a)?;
+                    same("fee_sat", fee, &u.tx.fee)
+                }
+                _ => Err(kind_differs()),
+            },
+            (K::Minted { btc_outpoint, amount, .. }, Tx::Mint(m)) if m.recipient == *account => {
+                same("btc_outpoint", crate::types::ledger_outpoint(btc_outpoint), m.outpoint)?;
+                same("amount_sat", amount, &m.amount)
+            }
+            (K::PaidOut { .. }, Tx::Settle(_)) => Ok(()),
+            _ => Err(kind_differs()),
+        }
+    }
+}

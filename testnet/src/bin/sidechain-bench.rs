@@ -309,11 +309,14 @@ async fn run(args: Args) -> Result<()> {
     // certificates.
     let busy_account = keys[0].public().account_id();
     let cc = c.clone();
-    let history = rate(500, 8, move |i| {
-        let c = cc.clone();
-        async move { c[i % 4].list_transactions(busy_account, Some(100), None).await.map(|_| ()).map_err(Into::into) }
-    })
-    .await?;
+    let history =
+        rate(500, 8, move |i| {
+            let c = cc.clone();
+            async move {
+                c[i % 4].list_transactions(busy_account, Some(100), None, None).await.map(|_| ()).map_err(Into::into)
+            }
+        })
+        .await?;
     let light_figures = {
         let genesis: ledger::Genesis = serde_json::from_str(&std::fs::read_to_string(&fed.genesis_path)?)?;
         let mut light = light::LightClient::from_genesis(&ledger::Chain::new(genesis)?);

@@ -371,10 +371,14 @@ async fn show_account(cli: &Cli, account: AccountId) -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let verifiable = matches!(
         cli.command,
-        Command::Getbalance | Command::Getaccount { .. } | Command::Pegstatus { .. } | Command::Pegoutstatus { .. }
+        Command::Getbalance
+            | Command::Getaccount { .. }
+            | Command::Pegstatus { .. }
+            | Command::Pegoutstatus { .. }
+            | Command::History { .. }
     );
     if cli.verify.verify && !verifiable {
-        bail!("--verify checks getaccount, getbalance, pegstatus and pegoutstatus; this command's answer has no proof");
+        bail!("--verify checks getaccount, getbalance, pegstatus, pegoutstatus and history; this command's answer has no proof");
     }
     match &cli.command {
         Command::Createwallet => {
@@ -489,8 +493,24 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(a) => *a,
                 None => Wallet::load(cli.wallet_path()?)?.account(),
             };
-            let entries = cli.client()?.list_transactions(account, Some(*count), Some(*skip)).await.map_err(rpc_err)?;
-            cli.print(&entries, || human_history(&entries))
+            let client = cli.client()?;
+            let Some(mut verifier) = verify::Verifier::start(&cli.verify, &client).await? else {
+                let entries =
+                    client.list_transactions(account, Some(*count), Some(*skip), None).await.map_err(rpc_err)?;
+                return cli.print(&entries, || human_history(&entries));
+            };
+            let mut entries =
+                client.list_transactions(account, Some(*count), Some(*skip), Some(true)).await.map_err(rpc_err)?;
+            let followed_to = verifier.check_history(&client, &account, &entries).await?;
+            entries.iter_mut().for_each(|e| e.proof = None);
+            let out = serde_json::json!({ "entries": entries, "verified": { "followed_to": followed_to } });
+            cli.print(&out, || {
+                format!(
+                    "{}\nverified: each entry's transaction is in its certified block (headers followed to height \
+                     {followed_to}); that no entry is missing is the node's word",
+                    human_history(&entries)
+                )
+            })
         }
         Command::Send { to, amount, fee, nonce } => send(&cli, *to, amount, fee.as_deref(), *nonce).await,
         Command::Getblock { block, verbosity } => {

@@ -159,4 +159,22 @@ impl Verifier {
         let trusted_from = if self.args.checkpoint.is_some() { "checkpoint" } else { "genesis" };
         Ok((value, Verified { height, block: header.hash(), age_secs, followed_to: self.light.tip(), trusted_from }))
     }
+
+    /// Follows the headers past the newest entry and checks every entry of `account`'s history against
+    /// its block. No freshness rule: entries are facts of the past (and whether the newest are missing, no
+    /// proof can say: the index is the node's).
+    pub async fn check_history(
+        &mut self,
+        rpc: &HttpClient,
+        account: &primitives::AccountId,
+        entries: &[rpc::types::HistoryEntryInfo],
+    ) -> Result<Height> {
+        let newest = entries.iter().map(|e| e.height).max().unwrap_or(Height(0));
+        self.follow(rpc, newest).await?;
+        for e in entries {
+            e.verify(&self.light, account)
+                .with_context(|| format!("history entry at height {} #{} (tx {})", e.height, e.index, e.txid))?;
+        }
+        Ok(self.light.tip())
+    }
 }
