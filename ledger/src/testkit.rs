@@ -43,20 +43,23 @@ pub fn validator_peg_key(i: u32) -> bitcoin::PublicKey {
     bitcoin::PublicKey::new(validator_peg_secret(i).public_key(&secp))
 }
 
+/// Test validator `i` as a genesis (or federation-change) member: its keys, a loopback address, power 1.
+pub fn validator(i: u32) -> GenesisValidator {
+    GenesisValidator {
+        consensus_key: validator_key(i).public(),
+        peg_key: validator_peg_key(i),
+        p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
+        power: 1,
+    }
+}
+
 /// A genesis with `validators` validators of power 1 and `users` users holding `balance` each.
 pub fn genesis(validators: u32, users: u32, balance: Amount) -> Genesis {
     Genesis {
         chain_id: "fedpeg-test".into(),
         genesis_time_ms: 1_700_000_000_000,
         btc_anchor: BtcAnchor::default(),
-        validators: (0..validators)
-            .map(|i| GenesisValidator {
-                consensus_key: validator_key(i).public(),
-                peg_key: validator_peg_key(i),
-                p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
-                power: 1,
-            })
-            .collect(),
+        validators: (0..validators).map(validator).collect(),
         params: Params::default(),
         emergency: None,
         initial_accounts: (0..users)

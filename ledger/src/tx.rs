@@ -412,16 +412,21 @@ pub fn tx_root(txids: &[TxId]) -> Hash32 {
     }
     let mut level: Vec<Hash32> = txids.iter().map(|t| t.0).collect();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
-                // The odd last node (chunks(2) never yields an empty chunk).
-                promoted => promoted[0],
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
+}
+
+/// One level up the transaction tree: neighbours paired, an odd last node promoted.
+fn next_level(level: &[Hash32]) -> Vec<Hash32> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
+            // The odd last node (chunks(2) never yields an empty chunk).
+            promoted => promoted[0],
+        })
+        .collect()
 }
 
 /// The sibling hashes leading from transaction `index` of `txids` to their [`tx_root`], bottom up: none at
@@ -438,13 +443,7 @@ pub fn tx_branch(txids: &[TxId], index: usize) -> Vec<Hash32> {
         if sibling < level.len() {
             branch.push(level[sibling]);
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => tagged_hash(TX_NODE_TAG, &[l.as_bytes(), r.as_bytes()]),
-                promoted => promoted[0],
-            })
-            .collect();
+        level = next_level(&level);
         at /= 2;
     }
     branch

@@ -3,8 +3,8 @@
 
 use super::*;
 use consensus::{Round, Vote, VoteKind};
-use ledger::testkit::{self, user_key, validator_key, validator_peg_key};
-use ledger::{build_block, BlockTemplate, GenesisValidator, MemStore, ReconfigureTx, StateReader, Tx};
+use ledger::testkit::{self, user_key, validator, validator_key};
+use ledger::{build_block, BlockTemplate, MemStore, ReconfigureTx, StateReader, Tx};
 use primitives::{canonical_bytes, tagged_hash, Hash32, ValidatorIndex};
 
 const MIN_LEAD: u64 = 3;
@@ -15,15 +15,6 @@ struct Net {
     store: MemStore,
     headers: Vec<CertifiedHeader>,
     bodies: Vec<Vec<Tx>>,
-}
-
-fn validator(i: u32) -> GenesisValidator {
-    GenesisValidator {
-        consensus_key: validator_key(i).public(),
-        peg_key: validator_peg_key(i),
-        p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
-        power: 1,
-    }
 }
 
 /// Signatures of test validators `signers` (key index, index in the set) on `header`.

@@ -35,6 +35,9 @@ impl<B> RpcImpl<B> {
 /// Most entries `listpegouts` and `listtransactions` return at once.
 const MAX_LIST: u64 = 1000;
 
+/// Most `listtransactions` entries proved at once (each reads its block; the method is open to the dashboard).
+const MAX_PROVED_ENTRIES: u64 = 100;
+
 /// Most headers (the default too) `getheaders` returns at once: about 600 KB of JSON with 4 validators.
 const MAX_HEADERS: u64 = 1000;
 
@@ -226,6 +229,11 @@ impl<B: RpcBackend> SidechainApiServer for RpcImpl<B> {
         prove: Option<bool>,
     ) -> RpcResult<Vec<HistoryEntryInfo>> {
         let (count, skip) = page(count, skip)?;
+        if prove == Some(true) && count as u64 > MAX_PROVED_ENTRIES {
+            return Err(errors::invalid_parameter(format!(
+                "with prove, count must be at most {MAX_PROVED_ENTRIES} (each entry reads its block), got {count}"
+            )));
+        }
         let mut entries = self
             .backend
             .account_history(account, count, skip)

@@ -145,6 +145,7 @@ async fn bad_calls_have_the_documented_codes() {
         ("gettransaction", json!([12]), errors::INVALID_PARAMS),
         ("getaccount", json!(["not-an-account"]), errors::INVALID_PARAMS),
         ("listtransactions", json!([unknown, 1001]), errors::INVALID_PARAMETER),
+        ("listtransactions", json!([unknown, 101, 0, true]), errors::INVALID_PARAMETER),
         ("listtransactions", json!(["not-an-account"]), errors::INVALID_PARAMS),
         ("listtransactions", json!([unknown, -1]), errors::INVALID_PARAMS),
         ("getaccount", json!([]), errors::INVALID_PARAMS),

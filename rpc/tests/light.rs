@@ -114,3 +114,27 @@ async fn a_proved_peg_in_status_says_what_the_ledger_recorded() {
     let other: bitcoin::OutPoint = format!("{}:1", "ab".repeat(32)).parse().unwrap();
     assert!(matches!(status.verify(&client, &other), Err(VerifyError::Differs { field: "outpoint", .. })));
 }
+
+#[tokio::test]
+async fn a_proved_history_entry_says_only_what_its_transaction_says() {
+    let f = Fixture::start().await;
+    let mut client = LightClient::from_genesis(&f.backend.chain);
+    follow(&f, &mut client).await;
+    let entries = f.client().list_transactions(acct(2), None, None, Some(true)).await.unwrap();
+    let received =
+        entries.iter().find(|e| matches!(e.kind, rpc::types::HistoryKindInfo::Received { .. })).expect("one");
+    assert_eq!(received.verify(&client, &acct(2)).expect("an honest entry"), Vec::<&str>::new());
+    // The same entry claimed for another account, from another sender, or for another transaction.
+    assert!(matches!(received.verify(&client, &acct(3)), Err(VerifyError::Differs { field: "kind", .. })));
+    let mut from = received.clone();
+    if let rpc::types::HistoryKindInfo::Received { from: f, .. } = &mut from.kind {
+        *f = acct(3);
+    }
+    assert!(matches!(from.verify(&client, &acct(2)), Err(VerifyError::Differs { field: "from", .. })));
+    let mut moved = received.clone();
+    moved.height = moved.height.next();
+    assert!(moved.verify(&client, &acct(2)).is_err(), "another block");
+    let mut bare = received.clone();
+    bare.proof = None;
+    assert!(matches!(bare.verify(&client, &acct(2)), Err(VerifyError::NoProof)));
+}

@@ -29,6 +29,8 @@ enum Lie {
     OtherAccount,
     /// `listtransactions`: a larger amount in the newest entry.
     HistoryAmount,
+    /// `listtransactions`: the newest entry twice (one payment shown as two).
+    HistoryTwice,
 }
 
 struct Proxy {
@@ -89,6 +91,10 @@ fn alter(lie: Lie, method: &str, result: &mut Value, first_account: &mut Option<
         }
         (Lie::HistoryAmount, "listtransactions") => {
             result[0]["amount_sat"] = Value::from(result[0]["amount_sat"].as_u64().unwrap() + 1);
+        }
+        (Lie::HistoryTwice, "listtransactions") => {
+            let first = result[0].clone();
+            result.as_array_mut().unwrap().insert(0, first);
         }
         (Lie::OldState, "getaccount") => {
             if let Some(old) = first_account {
@@ -218,10 +224,15 @@ async fn a_proved_history_verifies_and_an_altered_entry_is_caught() {
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert!(!v["entries"].as_array().unwrap().is_empty(), "{v}");
     assert!(v["verified"]["followed_to"].as_u64().unwrap() >= 1);
+    assert!(v["entries"].as_array().unwrap().iter().all(|e| e["unproved"].is_array()), "{v}");
     s.proxy.set(Lie::HistoryAmount);
     let out = tokio::time::timeout(Duration::from_secs(30), history(&s).output()).await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("says amount_sat is"), "{stderr}");
+    s.proxy.set(Lie::HistoryTwice);
+    let out = tokio::time::timeout(Duration::from_secs(30), history(&s).output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("out of order or twice"), "{stderr}");
 }
 
 #[tokio::test]

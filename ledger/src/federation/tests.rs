@@ -6,9 +6,8 @@ use super::*;
 use crate::batching::{batch, batch_index, spendable_utxos, BatchKind};
 use crate::error::{BlockError, TxError};
 use crate::federation_change::{check_pool_tx, select_pool_txs};
-use crate::genesis::GenesisValidator;
 use crate::state::MemStore;
-use crate::testkit::{self, user_key, validator_key, validator_peg_key, validator_peg_secret};
+use crate::testkit::{self, user_key, validator, validator_key, validator_peg_key, validator_peg_secret};
 use crate::tx::{BtcOutPoint, MintTx, PegShareTx, SettleTx, Tx};
 use crate::{build_block, execute_block, BlockTemplate, BtcAnchor, EmergencyKeys};
 use bitcoin::hashes::Hash as _;
@@ -79,15 +78,6 @@ fn tx_error(r: Result<(), BlockError>) -> TxError {
     match r {
         Err(BlockError::InvalidTx { source, .. }) => source,
         other => panic!("expected an invalid transaction, got {other:?}"),
-    }
-}
-
-fn validator(i: u32) -> GenesisValidator {
-    GenesisValidator {
-        consensus_key: validator_key(i).public(),
-        peg_key: validator_peg_key(i),
-        p2p_addr: format!("/ip4/127.0.0.1/tcp/{}", 26656 + i),
-        power: 1,
     }
 }
 

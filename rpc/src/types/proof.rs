@@ -381,10 +381,12 @@ impl TxProofInfo {
 impl crate::types::HistoryEntryInfo {
     /// Checks this entry of `account`'s history against its proof: the transaction is in the certified
     /// block at `height` (its branch leads to the header's transaction root), its id is the entry's, and
-    /// what the entry says follows from the transaction itself: who sent and received, amounts, fees, the
-    /// deposit minted. Left unproved: a burn's id and address, a mint's credit and peg-in fee and which burns
-    /// a settlement paid (they come from state), and that no entry is missing (the index is the node's).
-    pub fn verify(&self, client: &LightClient, account: &AccountId) -> Result<(), VerifyError> {
+    /// what the entry says follows from the transaction itself: who sent and received, amounts, fees, a
+    /// burn's address, the deposit minted (its credit and fee adding up to it), the Bitcoin transaction of a
+    /// payout. Returns the fields no proof covers here (they come from state): a burn's id, a mint's split
+    /// into credit and fee, a payout's burn and amount. Also unproved: the entry's position in the block
+    /// (the header commits to no transaction count) and that no entry is missing (the index is the node's).
+    pub fn verify(&self, client: &LightClient, account: &AccountId) -> Result<Vec<&'static str>, VerifyError> {
         use crate::types::HistoryKindInfo as K;
         use ledger::{Tx, UserTxKind as U};
         let proof = self.proof.as_ref().ok_or(VerifyError::NoProof)?;
@@ -402,34 +404,57 @@ impl crate::types::HistoryEntryInfo {
                 U::Transfer { to: t, amount: a } if u.tx.sender() == *account => {
                     same("to", to, t)?;
                     same("amount_sat", amount, a)?;
-                    same("fee_sat", fee, &u.tx.fee)
+                    same("fee_sat", fee, &u.tx.fee)?;
+                    Ok(Vec::new())
                 }
                 _ => Err(kind_differs()),
             },
             (K::Received { from, amount }, Tx::User(u)) => match &u.tx.kind {
                 U::Transfer { to, amount: a } if to == account => {
                     same("from", *from, u.tx.sender())?;
-                    same("amount_sat", amount, a)
+                    same("amount_sat", amount, a)?;
+                    Ok(Vec::new())
                 }
                 _ => Err(kind_differs()),
             },
             (K::Registered { fee }, Tx::User(u))
                 if matches!(u.tx.kind, U::RegisterDeposit) && u.tx.sender() == *account =>
             {
-                same("fee_sat", fee, &u.tx.fee)
+                same("fee_sat", fee, &u.tx.fee)?;
+                Ok(Vec::new())
             }
-            (K::Burned { amount, fee, .. }, Tx::User(u)) => match &u.tx.kind {
-                U::PegOut { amount: a, .. } if u.tx.sender() == *account => {
+            (K::Burned { amount, fee, btc_address, .. }, Tx::User(u)) => match &u.tx.kind {
+                U::PegOut { amount: a, btc_script_pubkey } if u.tx.sender() == *account => {
                     same("amount_sat", amount, a)?;
-                    same("fee_sat", fee, &u.tx.fee)
+                    same("fee_sat", fee, &u.tx.fee)?;
+                    // The address as shown, back to its script (the network prefix aside).
+                    let shown = btc_address
+                        .as_deref()
+                        .and_then(|a| a.parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>().ok())
+                        .map(|a| a.assume_checked().script_pubkey().to_bytes());
+                    if let Some(shown) = shown {
+                        same("btc_address", hex::encode(shown), hex::encode(btc_script_pubkey))?;
+                    } else if btc_address.is_some() {
+                        return Err(VerifyError::Differs {
+                            field: "btc_address",
+                            claimed: format!("{btc_address:?}"),
+                            proved: hex::encode(btc_script_pubkey),
+                        });
+                    }
+                    Ok(vec!["burn_id"])
                 }
                 _ => Err(kind_differs()),
             },
-            (K::Minted { btc_outpoint, amount, .. }, Tx::Mint(m)) if m.recipient == *account => {
+            (K::Minted { btc_outpoint, amount, credited, fee }, Tx::Mint(m)) if m.recipient == *account => {
                 same("btc_outpoint", crate::types::ledger_outpoint(btc_outpoint), m.outpoint)?;
-                same("amount_sat", amount, &m.amount)
+                same("amount_sat", amount, &m.amount)?;
+                same("credited_sat + fee_sat", credited.checked_add(*fee), Some(m.amount))?;
+                Ok(vec!["credited_sat", "fee_sat"])
             }
-            (K::PaidOut { .. }, Tx::Settle(_)) => Ok(()),
+            (K::PaidOut { btc_txid, .. }, Tx::Settle(settle)) => {
+                same("btc_txid", btc_txid, &settle.txid)?;
+                Ok(vec!["burn_id", "amount_sat"])
+            }
             _ => Err(kind_differs()),
         }
     }

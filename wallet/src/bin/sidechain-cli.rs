@@ -501,14 +501,32 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let mut entries =
                 client.list_transactions(account, Some(*count), Some(*skip), Some(true)).await.map_err(rpc_err)?;
-            let followed_to = verifier.check_history(&client, &account, &entries).await?;
+            let (followed_to, unproved) = verifier.check_history(&client, &account, &entries).await?;
             entries.iter_mut().for_each(|e| e.proof = None);
-            let out = serde_json::json!({ "entries": entries, "verified": { "followed_to": followed_to } });
+            let shown: Vec<serde_json::Value> = entries
+                .iter()
+                .zip(&unproved)
+                .map(|(e, u)| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    v["unproved"] = serde_json::json!(u);
+                    v
+                })
+                .collect();
+            let out = serde_json::json!({ "entries": shown, "verified": { "followed_to": followed_to } });
             cli.print(&out, || {
+                let lines: Vec<String> = human_history(&entries)
+                    .lines()
+                    .zip(unproved.iter().map(Some).chain(std::iter::repeat(None)))
+                    .map(|(line, u)| match u {
+                        Some(u) if !u.is_empty() => format!("{line}  [unproved: {}]", u.join(", ")),
+                        _ => line.to_string(),
+                    })
+                    .collect();
                 format!(
                     "{}\nverified: each entry's transaction is in its certified block (headers followed to height \
-                     {followed_to}); that no entry is missing is the node's word",
-                    human_history(&entries)
+                     {followed_to}) and says what the entry says, but for the fields marked unproved; that no entry \
+                     is missing is the node's word",
+                    lines.join("\n")
                 )
             })
         }

@@ -161,20 +161,37 @@ impl Verifier {
     }
 
     /// Follows the headers past the newest entry and checks every entry of `account`'s history against
-    /// its block. No freshness rule: entries are facts of the past (and whether the newest are missing, no
-    /// proof can say: the index is the node's).
+    /// its block; returns, per entry, the fields no proof covered (`["unverifiable"]` for a transaction
+    /// whose bytes read as two kinds: a user can craft one, so it must not make the rest fail). Entries must
+    /// come newest first without repeats. No freshness rule: entries are facts of the past (and whether the
+    /// newest are missing, no proof can say: the index is the node's).
     pub async fn check_history(
         &mut self,
         rpc: &HttpClient,
         account: &primitives::AccountId,
         entries: &[rpc::types::HistoryEntryInfo],
-    ) -> Result<Height> {
+    ) -> Result<(Height, Vec<Vec<&'static str>>)> {
         let newest = entries.iter().map(|e| e.height).max().unwrap_or(Height(0));
         self.follow(rpc, newest).await?;
-        for e in entries {
-            e.verify(&self.light, account)
-                .with_context(|| format!("history entry at height {} #{} (tx {})", e.height, e.index, e.txid))?;
+        let mut unproved = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let at = || format!("history entry at height {} #{} (tx {})", e.height, e.index, e.txid);
+            if let Some(prev) = i.checked_sub(1).map(|p| &entries[p]) {
+                let bare = |x: &rpc::types::HistoryEntryInfo| {
+                    let mut x = x.clone();
+                    x.proof = None;
+                    x
+                };
+                if (e.height, e.index) > (prev.height, prev.index) || bare(e) == bare(prev) {
+                    bail!("{}: the node lists entries out of order or twice", at());
+                }
+            }
+            match e.verify(&self.light, account) {
+                Ok(fields) => unproved.push(fields),
+                Err(VerifyError::Light(light::LightError::AmbiguousTx { .. })) => unproved.push(vec!["unverifiable"]),
+                Err(err) => return Err(anyhow::Error::new(err).context(at())),
+            }
         }
-        Ok(self.light.tip())
+        Ok((self.light.tip(), unproved))
     }
 }
