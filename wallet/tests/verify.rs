@@ -183,6 +183,18 @@ impl Setup {
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
     }
 
+    /// `verify_account` with `--light-tip <file>`.
+    async fn verify_account_saving(&self, tip_file: &std::path::Path) -> (bool, String, String) {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sidechain-cli"));
+        cmd.arg("--rpc-url").arg(format!("http://{}", self.proxy.addr));
+        cmd.arg("--rpc-cookie").arg(self.f.server.cookie_path());
+        cmd.args(["--verify", "--max-age", RELAXED, "--json", "--genesis"]).arg(&self.genesis);
+        cmd.arg("--light-tip").arg(tip_file);
+        cmd.args(["getaccount", &common::acct(2).to_string()]).kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("cli finished").unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
     async fn refused(&self, lie: Lie) -> String {
         self.proxy.set(lie);
         let (ok, out, err) = self.verify_account(RELAXED, &self.genesis).await;
@@ -291,4 +303,30 @@ async fn another_chain_is_caught() {
     let (ok, out, err) = s.verify_account(RELAXED, &path).await;
     assert!(!ok, "{out}");
     assert!(err.contains("header 1: belongs to chain"), "{err}");
+}
+
+#[tokio::test]
+async fn a_saved_tip_starts_the_next_run_where_the_last_one_checked() {
+    let s = setup().await;
+    let tip_file = s.f.dir.path().join("light-tip.json");
+    let (ok, out, err) = s.verify_account_saving(&tip_file).await;
+    assert!(ok, "{err}");
+    let first: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["verified"]["trusted_from"], "genesis");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&tip_file).unwrap()).unwrap();
+    assert_eq!(saved["height"], first["verified"]["followed_to"]);
+    for _ in 0..3 {
+        s.f.backend.commit_block(Vec::new());
+    }
+    let (ok, out, err) = s.verify_account_saving(&tip_file).await;
+    assert!(ok, "{err}");
+    let second: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(second["verified"]["trusted_from"], "saved tip");
+    assert_eq!(second["verified"]["followed_to"].as_u64(), first["verified"]["followed_to"].as_u64().map(|h| h + 3));
+    // A saved tip the node's chain does not have at that height is refused, not followed.
+    let mut wrong = saved.clone();
+    wrong["hash"] = Value::from("ab".repeat(32));
+    std::fs::write(&tip_file, wrong.to_string()).unwrap();
+    let (ok, _, err) = s.verify_account_saving(&tip_file).await;
+    assert!(!ok && err.contains("the saved tip") && err.contains("trusted hash"), "{err}");
 }

@@ -494,7 +494,7 @@ async fn run(cli: Cli) -> Result<()> {
                 None => Wallet::load(cli.wallet_path()?)?.account(),
             };
             let client = cli.client()?;
-            let Some(mut verifier) = verify::Verifier::start(&cli.verify, &client).await? else {
+            let Some(mut verifier) = verify::Verifier::start_from_genesis(&cli.verify, &client).await? else {
                 let entries =
                     client.list_transactions(account, Some(*count), Some(*skip), None).await.map_err(rpc_err)?;
                 return cli.print(&entries, || human_history(&entries));

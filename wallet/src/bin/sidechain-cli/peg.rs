@@ -481,11 +481,21 @@ pub async fn pegoutstatus(cli: &Cli, txid: TxId, bitcoind: &BitcoindArgs) -> Res
     let (s, verified) = match verifier.as_mut() {
         None => (s, None),
         Some(v) => {
-            let fed = client.get_federation_info().await.map_err(rpc_err)?;
-            let network: Network = fed
-                .network
-                .parse()
-                .with_context(|| format!("the node reports an unknown Bitcoin network {:?}", fed.network))?;
+            // The network only names the proved script as an address: the user's own bitcoind says which,
+            // else the node does.
+            let network: Network = match &own_bitcoind {
+                Some(b) => {
+                    let chain = b.get_blockchain_info()?.chain;
+                    Network::from_core_arg(&chain)
+                        .with_context(|| format!("your bitcoind runs an unknown network {chain:?}"))?
+                }
+                None => {
+                    let fed = client.get_federation_info().await.map_err(rpc_err)?;
+                    fed.network
+                        .parse()
+                        .with_context(|| format!("the node reports an unknown Bitcoin network {:?}", fed.network))?
+                }
+            };
             let at = s.proof.as_ref().map(|p| p.height);
             let (proved, verified) = v.check(&client, at, |light| s.verify(light, &txid, network)).await?;
             (proved, Some(verified))

@@ -32,6 +32,11 @@ pub struct VerifyArgs {
     /// Start from a block you trust instead of the genesis: HEIGHT:BLOCKHASH.
     #[arg(long, global = true, value_parser = parse_checkpoint)]
     pub checkpoint: Option<(Height, BlockId)>,
+    /// Where --verify keeps the last header it checked (height and hash), to start from there next time
+    /// instead of the genesis: a checkpoint this CLI verified itself. Not used by `history`, whose entries
+    /// may be older.
+    #[arg(long, global = true, env = "SIDECHAIN_LIGHT_TIP")]
+    pub light_tip: Option<PathBuf>,
     /// Refuse a proved state whose block is older than this many seconds by this machine's clock.
     #[arg(long, global = true, default_value_t = 60)]
     pub max_age: u64,
@@ -63,7 +68,7 @@ pub struct Verified {
     pub age_secs: u64,
     /// The newest header followed (the node's tip as it served it).
     pub followed_to: Height,
-    /// Where the trust started: `genesis` or `checkpoint`.
+    /// Where the trust started: `genesis`, `checkpoint` or `saved tip` (`--light-tip`).
     pub trusted_from: &'static str,
 }
 
@@ -78,15 +83,37 @@ impl Verified {
     }
 }
 
+/// The last header a `--verify` run checked, as `--light-tip` keeps it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct SavedTip {
+    genesis_hash: primitives::GenesisHash,
+    height: Height,
+    hash: BlockId,
+}
+
 /// The light client of one command.
 pub struct Verifier {
     light: LightClient,
     args: VerifyArgs,
+    /// Where the trust starts: `genesis`, `checkpoint` or `saved tip`.
+    trusted_from: &'static str,
+    /// Whether to keep the tip in `--light-tip` when done.
+    save_tip: bool,
 }
 
 impl Verifier {
     /// A verifier when `--verify` is on: the genesis file read, and the checkpoint (if any) checked.
+    /// `from_saved` lets it start at the tip `--light-tip` kept.
     pub async fn start(args: &VerifyArgs, rpc: &HttpClient) -> Result<Option<Verifier>> {
+        Self::start_with(args, rpc, true).await
+    }
+
+    /// As [`Verifier::start`], never from the saved tip (for answers about older blocks).
+    pub async fn start_from_genesis(args: &VerifyArgs, rpc: &HttpClient) -> Result<Option<Verifier>> {
+        Self::start_with(args, rpc, false).await
+    }
+
+    async fn start_with(args: &VerifyArgs, rpc: &HttpClient, from_saved: bool) -> Result<Option<Verifier>> {
         if !args.verify {
             return Ok(None);
         }
@@ -95,15 +122,30 @@ impl Verifier {
         let genesis: ledger::Genesis =
             serde_json::from_str(&text).with_context(|| format!("parsing the genesis {}", path.display()))?;
         let chain = ledger::Chain::new(genesis).with_context(|| format!("the genesis {}", path.display()))?;
-        let light = match args.checkpoint {
+        let saved = match (&args.light_tip, from_saved) {
+            (Some(path), true) if path.exists() => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let tip: SavedTip =
+                    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                (tip.genesis_hash == *chain.genesis_hash()).then_some((tip.height, tip.hash))
+            }
+            _ => None,
+        };
+        let (start, trusted_from) = match (args.checkpoint, saved) {
+            (Some(c), _) => (Some(c), "checkpoint"),
+            (None, Some(t)) => (Some(t), "saved tip"),
+            (None, None) => (None, "genesis"),
+        };
+        let light = match start {
             None => LightClient::from_genesis(&chain),
             Some((height, hash)) => {
                 let range = rpc.get_headers(height, Some(1)).await.map_err(crate::rpc_err)?;
-                let range = range.decode().context("the checkpoint header")?;
-                LightClient::from_checkpoint(&chain, height, hash, range).context("the checkpoint")?
+                let range = range.decode().with_context(|| format!("the {trusted_from} header"))?;
+                LightClient::from_checkpoint(&chain, height, hash, range)
+                    .with_context(|| format!("the {trusted_from}"))?
             }
         };
-        let mut verifier = Verifier { light, args: args.clone() };
+        let mut verifier = Verifier { light, args: args.clone(), trusted_from, save_tip: from_saved };
         // Up to the tip before the answer is asked for, so that following after it is short.
         verifier.follow(rpc, Height(0)).await?;
         Ok(Some(verifier))
@@ -156,8 +198,27 @@ impl Verifier {
                 self.args.max_lag
             );
         }
-        let trusted_from = if self.args.checkpoint.is_some() { "checkpoint" } else { "genesis" };
-        Ok((value, Verified { height, block: header.hash(), age_secs, followed_to: self.light.tip(), trusted_from }))
+        let verified = Verified {
+            height,
+            block: header.hash(),
+            age_secs,
+            followed_to: self.light.tip(),
+            trusted_from: self.trusted_from,
+        };
+        self.save_tip()?;
+        Ok((value, verified))
+    }
+
+    /// Keeps the tip in `--light-tip` (written whole, then renamed over the old one).
+    fn save_tip(&self) -> Result<()> {
+        let (Some(path), true) = (&self.args.light_tip, self.save_tip) else { return Ok(()) };
+        let Some(header) = self.light.header(self.light.tip()) else { return Ok(()) };
+        let tip = SavedTip { genesis_hash: *self.light.genesis_hash(), height: header.height, hash: header.hash() };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&tip)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
     }
 
     /// Follows the headers past the newest entry and checks every entry of `account`'s history against
