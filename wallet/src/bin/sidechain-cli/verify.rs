@@ -102,8 +102,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier when `--verify` is on: the genesis file read, and the checkpoint (if any) checked.
-    /// `from_saved` lets it start at the tip `--light-tip` kept.
+    /// A verifier when `--verify` is on: the genesis file read, and the checkpoint (if any) checked; without
+    /// one it starts at the tip `--light-tip` kept, if any.
     pub async fn start(args: &VerifyArgs, rpc: &HttpClient) -> Result<Option<Verifier>> {
         Self::start_with(args, rpc, true).await
     }
@@ -140,6 +140,9 @@ impl Verifier {
             None => LightClient::from_genesis(&chain),
             Some((height, hash)) => {
                 let range = rpc.get_headers(height, Some(1)).await.map_err(crate::rpc_err)?;
+                if range.headers.is_empty() {
+                    bail!("the {trusted_from} is at height {height}, which this node does not have yet (behind?)");
+                }
                 let range = range.decode().with_context(|| format!("the {trusted_from} header"))?;
                 LightClient::from_checkpoint(&chain, height, hash, range)
                     .with_context(|| format!("the {trusted_from}"))?
