@@ -148,6 +148,12 @@ impl State {
             }
         }
         self.host.start_height(height, validators, wal);
+        for bytes in self.chain.store().wal_blocks()? {
+            let fb: FullBlock = borsh::from_slice(&bytes).map_err(ServiceError::CorruptWal)?;
+            if fb.block.header.height == height {
+                self.host.restore_block(fb);
+            }
+        }
         self.carry_out_steps()
     }
 
@@ -161,6 +167,17 @@ impl State {
             let _span = info_span!("consensus", height = %height, round = %round).entered();
             match step {
                 Step::Persist(entry) => {
+                    // The block the entry names first, so a restart can propose it again (liveness).
+                    let named = match &entry {
+                        WalEntry::Proposal(p) => Some(p.proposal.value),
+                        WalEntry::Locked { locked: rv, .. } | WalEntry::Valid { valid: rv, .. } => Some(rv.value),
+                        WalEntry::Vote(_) => None,
+                    };
+                    if let Some(fb) = named.filter(|v| self.wal_kept != Some(*v)).and_then(|v| self.host.proposal(&v)) {
+                        let id = fb.hash();
+                        self.chain.store().wal_keep_block(&id, &wire::encode(fb))?;
+                        self.wal_kept = Some(id);
+                    }
                     // Durable before anything after it: the safety of a restart depends on it.
                     self.chain.store().wal_append(&wire::encode(&entry))?;
                     if let WalEntry::Vote(v) = &entry {

@@ -33,11 +33,13 @@ const CF_JMT_NODES: &str = "jmt_nodes";
 const CF_JMT_VALUES: &str = "jmt_values";
 const CF_META: &str = "meta";
 const CF_WAL: &str = "wal";
+/// Blocks the WAL's entries name (by block id): see [`Store::wal_keep_block`].
+const CF_WAL_BLOCKS: &str = "wal_blocks";
 const CF_TXS: &str = "txs";
 const CF_REGISTRATIONS: &str = "registrations";
 /// The account history's column family (public so a test can drop it and watch the node rebuild it).
 pub const CF_HISTORY: &str = "history";
-const ALL_CFS: [&str; 10] = [
+const ALL_CFS: [&str; 11] = [
     CF_BLOCKS,
     CF_HASHES,
     CF_CERTS,
@@ -45,6 +47,7 @@ const ALL_CFS: [&str; 10] = [
     CF_JMT_VALUES,
     CF_META,
     CF_WAL,
+    CF_WAL_BLOCKS,
     CF_TXS,
     CF_REGISTRATIONS,
     CF_HISTORY,
@@ -441,12 +444,32 @@ impl Store {
         .map_err(db_err("write signing pause"))
     }
 
-    /// Deletes every WAL entry (after the height they belong to is committed).
+    /// Keeps, synced, the block (`encoded`) with id `id` that a WAL entry about to be written names: our
+    /// proposal, the value we locked on or hold as valid. After a restart the node can then propose it
+    /// again; without it, a federation that crashed whole after locking on a block would wait forever for
+    /// a body none of its members kept.
+    pub fn wal_keep_block(&self, id: &BlockId, encoded: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(CF_WAL_BLOCKS), id.as_bytes(), encoded, &Self::synced())
+            .map_err(db_err("wal keep block"))
+    }
+
+    /// The blocks kept with the WAL ([`Store::wal_keep_block`]).
+    pub fn wal_blocks(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_WAL_BLOCKS), IteratorMode::Start)
+            .map(|r| r.map(|(_, v)| v.to_vec()).map_err(db_err("wal blocks read")))
+            .collect()
+    }
+
+    /// Deletes every WAL entry and the blocks kept with them (after the height they belong to is committed).
     pub fn wal_clear(&self) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
-        for r in self.db.iterator_cf(self.cf(CF_WAL), IteratorMode::Start) {
-            let (k, _) = r.map_err(db_err("wal scan"))?;
-            wb.delete_cf(self.cf(CF_WAL), k);
+        for cf in [CF_WAL, CF_WAL_BLOCKS] {
+            for r in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                let (k, _) = r.map_err(db_err("wal scan"))?;
+                wb.delete_cf(self.cf(cf), k);
+            }
         }
         self.db.write_opt(wb, &Self::synced()).map_err(db_err("wal clear"))
     }

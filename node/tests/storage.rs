@@ -110,14 +110,19 @@ fn reopening_keeps_everything_and_the_wal() {
         let (chain, store) = open_with_genesis(dir.path());
         store.wal_append(b"vote-1").expect("wal");
         store.wal_append(b"vote-2").expect("wal");
+        // The block a lock names is kept with the WAL (once per id), so a restart can propose it again.
+        store.wal_keep_block(&primitives::BlockId(primitives::Hash32([5; 32])), b"block-5").expect("keep");
+        store.wal_keep_block(&primitives::BlockId(primitives::Hash32([5; 32])), b"block-5").expect("keep");
         commit_next(&chain, &store)
     };
     let (_, store) = open_with_genesis(dir.path());
     assert_eq!(store.tip().expect("tip"), Some(Height(1)));
     assert_eq!(Snapshot::new(&store, 1).root().expect("root"), root);
     assert_eq!(store.wal_entries().expect("wal"), vec![b"vote-1".to_vec(), b"vote-2".to_vec()]);
+    assert_eq!(store.wal_blocks().expect("wal blocks"), vec![b"block-5".to_vec()]);
     store.wal_clear().expect("clear");
     assert!(store.wal_entries().expect("wal").is_empty());
+    assert!(store.wal_blocks().expect("wal blocks").is_empty(), "cleared with the WAL");
     assert_eq!(store.wal_append(b"again").expect("wal"), 0);
 }
 

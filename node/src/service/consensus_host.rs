@@ -143,6 +143,12 @@ impl ConsensusHost {
         self.feed(input);
     }
 
+    /// A block the WAL kept (one our WAL entries name), back among the proposals after a restart, so that
+    /// re-proposing our valid value finds its body.
+    pub fn restore_block(&mut self, block: FullBlock) {
+        self.proposals.insert(block.hash(), block);
+    }
+
     /// Hands the core an input; its outputs join the queue.
     pub fn feed(&mut self, input: Input) {
         let outputs = self.core.handle(input);

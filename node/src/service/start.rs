@@ -118,6 +118,7 @@ pub async fn open(cfg: ServiceConfig) -> Result<(State, ServiceHandle), ServiceE
         tip_committed_ms: now_ms(),
         flood_batches: 0,
         tip_committed_at: Instant::now(),
+        wal_kept: None,
         alerts: (crate::alerts::AlertTracker::new(Default::default()), Height(u64::MAX), None),
         peg_summary: PegSummary::default(),
         fed_pool: crate::fed_pool::FedPool::default(),

@@ -42,6 +42,9 @@ pub struct State {
     pub(super) flood_batches: u64,
     /// When the tip was committed here (monotonic).
     pub(super) tip_committed_at: Instant,
+    /// The last block kept with the WAL (`Store::wal_keep_block`): a lock and a valid value usually name
+    /// the block just kept, which need not be written again.
+    pub(super) wal_kept: Option<primitives::BlockId>,
     /// The peg at the tip, for the status (see [`PegDuties::summary`]).
     pub(super) peg_summary: PegSummary,
     /// This validator's peg duties: anchor moves, mints, claims, objections (see [`crate::bridge`]).
