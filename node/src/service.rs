@@ -147,11 +147,28 @@ impl State {
                 wal.push(e);
             }
         }
+        // The blocks the last lock, valid value and own proposal name: what re-proposing needs (the
+        // others kept would only crowd them out of the proposal store).
+        let needed: Vec<primitives::BlockId> = {
+            let last = |f: fn(&WalEntry) -> Option<primitives::BlockId>| wal.iter().rev().find_map(f);
+            [
+                last(|e| if let WalEntry::Locked { locked, .. } = e { Some(locked.value) } else { None }),
+                last(|e| if let WalEntry::Valid { valid, .. } = e { Some(valid.value) } else { None }),
+                last(|e| if let WalEntry::Proposal(p) = e { Some(p.proposal.value) } else { None }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        };
         self.host.start_height(height, validators, wal);
         for bytes in self.chain.store().wal_blocks()? {
-            let fb: FullBlock = borsh::from_slice(&bytes).map_err(ServiceError::CorruptWal)?;
-            if fb.block.header.height == height {
-                self.host.restore_block(fb);
+            // Liveness only: a block that does not decode is skipped (re-proposing then waits for a peer).
+            match borsh::from_slice::<FullBlock>(&bytes) {
+                Ok(fb) if fb.block.header.height == height && needed.contains(&fb.hash()) => {
+                    self.host.restore_block(fb)
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "a block kept with the WAL does not decode; skipped"),
             }
         }
         self.carry_out_steps()
@@ -173,10 +190,14 @@ impl State {
                         WalEntry::Locked { locked: rv, .. } | WalEntry::Valid { valid: rv, .. } => Some(rv.value),
                         WalEntry::Vote(_) => None,
                     };
-                    if let Some(fb) = named.filter(|v| self.wal_kept != Some(*v)).and_then(|v| self.host.proposal(&v)) {
-                        let id = fb.hash();
-                        self.chain.store().wal_keep_block(&id, &wire::encode(fb))?;
-                        self.wal_kept = Some(id);
+                    if let Some(v) = named.filter(|v| self.wal_kept != Some(*v)) {
+                        match self.host.proposal(&v) {
+                            Some(fb) => {
+                                self.chain.store().wal_keep_block(&v, &wire::encode(fb))?;
+                                self.wal_kept = Some(v);
+                            }
+                            None => warn!(block = %v, "a WAL entry names a block this node does not hold; not kept"),
+                        }
                     }
                     // Durable before anything after it: the safety of a restart depends on it.
                     self.chain.store().wal_append(&wire::encode(&entry))?;
