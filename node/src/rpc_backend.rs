@@ -333,13 +333,7 @@ impl RpcBackend for NodeRpc {
             return Ok(None);
         }
         let state = Snapshot::new(&**self.handle.store(), height.get());
-        let root = state.root().map_err(Self::storage)?;
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            let (value, proof) = state.prove(&key).map_err(Self::storage)?;
-            entries.push((key, value, proof));
-        }
-        Ok(Some(rpc::types::StateProofInfo::new(height, root, &entries)))
+        rpc::types::StateProofInfo::read(&state, &keys).map(Some).map_err(Self::storage)
     }
 
     fn federation_change_min_lead(&self) -> u64 {

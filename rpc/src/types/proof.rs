@@ -163,13 +163,18 @@ impl ProvedState {
 }
 
 impl StateProofInfo {
-    /// Proves `entries` (key, value, proof) at `height` with root `state_root`.
-    pub fn new(height: Height, state_root: StateRoot, entries: &[(StateKey, Option<Vec<u8>>, StateProof)]) -> Self {
-        StateProofInfo {
-            height,
-            state_root,
-            entries: entries.iter().map(|(k, v, p)| ProvedEntry::new(k, v.as_deref(), p)).collect(),
+    /// The entries `keys` of the state `snapshot` is (its version the height), with their proofs against
+    /// its root.
+    pub fn read<R: ledger::jmt::storage::TreeReader>(
+        snapshot: &ledger::Snapshot<'_, R>,
+        keys: &[StateKey],
+    ) -> Result<Self, ledger::StateError> {
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (value, proof) = snapshot.prove(key)?;
+            entries.push(ProvedEntry::new(key, value.as_deref(), &proof));
         }
+        Ok(StateProofInfo { height: Height(snapshot.version()), state_root: snapshot.root()?, entries })
     }
 
     /// Checks every entry against the state root of the header `client` followed at `self.height` (the

@@ -360,14 +360,7 @@ impl RpcBackend for MemBackend {
         if h > tip {
             return Ok(None);
         }
-        let snap = inner.store.snapshot(h);
-        let root = snap.root().map_err(BackendError::storage)?;
-        let mut entries = Vec::new();
-        for key in keys {
-            let (value, proof) = snap.prove(&key).map_err(BackendError::storage)?;
-            entries.push((key, value, proof));
-        }
-        Ok(Some(StateProofInfo::new(Height(h), root, &entries)))
+        StateProofInfo::read(&inner.store.snapshot(h), &keys).map(Some).map_err(BackendError::storage)
     }
 
     fn federation_change_min_lead(&self) -> u64 {
