@@ -13,6 +13,7 @@ use bitcoin::Amount;
 use ledger::{UserTx, UserTxKind};
 use primitives::{canonical_bytes, AccountId, Hash32, Height, Keypair};
 use rpc::auth::{basic_auth_header, Cookie};
+use rpc::testkit::HttpReply;
 use rpc::types::{
     BlockTxs, ClaimStatus, GetBlockResult, HistoryKindInfo, PegInStage, TransactionInfo, TxKindInfo, TxStatus,
 };
@@ -22,7 +23,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use testnet::federation::{Federation, FederationConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every method the server registers: the trait's methods, the generated unsubscribe, and discovery.
 const METHODS: [&str; 33] = [
@@ -61,52 +61,12 @@ const METHODS: [&str; 33] = [
     "rpc.discover",
 ];
 
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-/// One HTTP/1.1 POST on a fresh connection; the body is written while the reply is read, so an early
-/// refusal (413) is seen even if the server stops reading.
-async fn post(addr: SocketAddr, body: String, auth: Option<&str>) -> Reply {
-    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let fut = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to rpc");
-        let (mut rd, mut wr) = stream.into_split();
-        wr.write_all(head.as_bytes()).await.expect("write head");
-        let writer = tokio::spawn(async move {
-            let _ = wr.write_all(body.as_bytes()).await;
-            wr
-        });
-        let mut raw = Vec::new();
-        let _ = rd.read_to_end(&mut raw).await;
-        drop(writer.await);
-        raw
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(30), fut).await.expect("http reply within 30 s");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Reply { status, body: if chunked { dechunk(body) } else { body.to_string() } }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+/// One HTTP/1.1 POST on a fresh connection (hyper's client, so an early refusal such as 413 is read too).
+async fn post(addr: SocketAddr, body: String, auth: Option<&str>) -> HttpReply {
+    let mut headers = vec![("Host", "127.0.0.1")];
+    headers.extend(auth.map(|a| ("Authorization", a)));
+    let request = rpc::testkit::request(addr, "POST", "/", &headers, &body);
+    tokio::time::timeout(Duration::from_secs(30), request).await.expect("http reply within 30 s").expect("http")
 }
 
 /// An authenticated JSON-RPC node endpoint for raw calls.

@@ -17,12 +17,16 @@ use miniscript::Descriptor;
 /// Outpoint (36) + scriptSig length (1, always empty for P2WSH) + sequence (4).
 pub const NON_WITNESS_INPUT_BYTES: u64 = 41;
 
-/// The weight of one input spending `descriptor` with its largest satisfaction.
-pub fn input_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
-    let witness = descriptor.max_weight_to_satisfy()?;
+/// The weight of the largest witness that spends `descriptor`, its item count included.
+pub fn witness_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
     // `max_weight_to_satisfy` counts the witness item count varint only beyond the empty witness's `00`.
     let empty_witness = Weight::from_witness_data_size(1);
-    Ok(Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES) + empty_witness + witness)
+    Ok(empty_witness + descriptor.max_weight_to_satisfy()?)
+}
+
+/// The weight of one input spending `descriptor` with its largest satisfaction.
+pub fn input_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
+    Ok(Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES) + witness_weight(descriptor)?)
 }
 
 /// The virtual size of one such input, rounded up.

@@ -24,6 +24,8 @@ pub mod fsutil;
 pub mod handlers;
 pub mod openrpc;
 pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod types;
 
 pub use api::{BlockRef, SidechainApiClient, SidechainApiServer};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dechunk, Fixture};
+use common::{Fixture, HttpReply};
 use jsonrpsee::core::client::ClientT;
 use rpc::dashboard::{NOT_ALLOWED, READ_ONLY_METHODS, RPC_PATH, WRITE_METHODS};
 use rpc::{ClientAuth, SidechainApiClient};
@@ -13,20 +13,19 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A reply with the checks these tests make on it.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+struct Reply(HttpReply);
+
+impl std::ops::Deref for Reply {
+    type Target = HttpReply;
+    fn deref(&self) -> &HttpReply {
+        &self.0
+    }
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
     fn cors_headers(&self) -> Vec<&(String, String)> {
         self.headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("access-control")).collect()
     }
@@ -36,44 +35,10 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.1 request; reads until the server closes (or, for a WebSocket handshake, the head only).
+/// One HTTP/1.1 request on a fresh connection (for a WebSocket handshake, the head only).
 async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-            // A 101 answer keeps the connection open: its head is all we want.
-            if out.starts_with(b"HTTP/1.1 101") && out.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&out).to_string();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-            .collect();
-        let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-        let body = if chunked { dechunk(rest) } else { rest.to_string() };
-        Reply { status, headers, body }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("http request timed out")
+    let request = rpc::testkit::request(addr, method, path, headers, body);
+    Reply(tokio::time::timeout(Duration::from_secs(20), request).await.expect("http request timed out").expect("http"))
 }
 
 fn call(method: &str, params: Value) -> String {

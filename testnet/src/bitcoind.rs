@@ -3,6 +3,16 @@
 //! Each instance runs in its own temporary datadir on free loopback ports, is waited for by polling its
 //! RPC with a bound (never a fixed sleep), and is stopped when dropped. When the owning test panics, the
 //! datadir (with `debug.log`) is kept and its path printed, so a failure can be read afterwards.
+//!
+//! Why not `corepc-node` (read at rust-bitcoin/corepc `node/src/lib.rs`): it is the field's spawner, but
+//! (1) it talks to the node through its own `corepc-client`, a second Bitcoin Core client beside
+//! `bitcoind-client`, which every other part of this project uses; (2) each start takes new ports, and the
+//! scenarios restart a validator's bitcoind on the *same* datadir and ports
+//! ([`Bitcoind::restart_with`]: a changed relay policy in `node/tests/pegout.rs`, a restart under a running
+//! validator in `node/tests/btc_anchor.rs`) so the validator's configured URL stays valid; (3) it refuses
+//! fixed ports, which the "port in use" test needs; (4) its errors are `anyhow` strings without the log
+//! tail that makes a failed start readable here. What it does that we need (free ports, polling the RPC
+//! until it answers, a temporary datadir, kill on drop) is the ~150 lines below.
 
 use crate::wait::{wait_until, WaitError};
 use bitcoin::{Address, BlockHash, Network};

@@ -14,14 +14,17 @@
 //!
 //! # Size (BIP-0141 weight, rounded up to virtual bytes once, at the end)
 //! ```text
-//! weight = 4 * (4 version + 4 locktime + varint(#inputs) + varint(#outputs) + sum(8 + varint(len) + len))
+//! weight = predict_weight(#inputs with an empty scriptSig and no witness, output script lengths)
+//!            = 4 * (4 version + 4 locktime + varint(#inputs) + varint(#outputs)
+//!                   + #inputs * 41 + sum(8 + varint(len) + len))
 //!        + 2                                  segwit marker and flag (0.5 vB)
-//!        + #inputs * input_weight(fed.descriptor())
+//!        + #inputs * witness_weight(fed.descriptor())
 //! vbytes = ceil(weight / 4)
 //! ```
-//! [`input_weight`] is the largest possible input spending the federation script: outpoint, empty scriptSig
-//! and sequence (41 bytes, 4 WU each), plus the witness of `k` 73-byte signatures and the witness script from
-//! miniscript's `max_weight_to_satisfy`. A deposit output has the same script with tweaked keys, hence the
+//! rust-bitcoin's `predict_weight` does the transaction's layout. [`witness_weight`] is the largest possible
+//! witness spending the federation script: `k` 73-byte signatures and the witness script, from miniscript's
+//! `max_weight_to_satisfy`; with the outpoint, empty scriptSig and sequence (41 bytes, 4 WU each) it is
+//! [`crate::fee::input_weight`]. A deposit output has the same script with tweaked keys, hence the
 //! same size, so one figure serves every input. For a 3-of-4 federation an input is 525 WU, so one input,
 //! `n` P2WPKH payouts and a P2WSH change weigh `42 + 525 + 124 n + 172` WU (`n < 252`). The signed
 //! transaction is never larger (ECDSA signatures are at most 72 bytes with their sighash flag) and usually a
@@ -43,22 +46,19 @@
 
 use crate::error::PegError;
 use crate::federation::Federation;
-use crate::fee::input_weight;
+use crate::fee::witness_weight;
 use bitcoin::absolute::LockTime;
 use bitcoin::consensus::encode::VarInt;
 use bitcoin::psbt::Psbt;
-use bitcoin::transaction::Version;
+use bitcoin::transaction::{predict_weight, InputWeightPrediction, Version};
 use bitcoin::{Amount, FeeRate, OutPoint, Script, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Weight, Witness};
 use std::collections::BTreeSet;
 
 /// Core's largest standard transaction: 400 000 WU (100 000 vB). A batch above it is an error.
 pub const MAX_STANDARD_WEIGHT: Weight = Weight::from_wu(bitcoin::policy::MAX_STANDARD_TX_WEIGHT as u64);
 
-/// Version (4) and locktime (4): the fixed part of every transaction.
-const TX_FIXED_BYTES: u64 = 8;
-
-/// The segwit marker and flag bytes, counted at 1 WU each.
-const SEGWIT_MARKER_FLAG_WU: u64 = 2;
+/// The segwit marker and flag bytes, counted at 1 WU each (BIP-0141).
+const SEGWIT_MARKER_FLAG: Weight = Weight::from_wu(2);
 
 /// A federation output that a batch may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,17 +221,17 @@ pub enum BatchError {
 
 /// Virtual bytes of one output paying `script_pubkey`: value (8), script length varint, script.
 pub fn output_vbytes(script_pubkey: &Script) -> u64 {
+    // The value is an 8-byte amount; the script is prefixed by its compact-size length.
     let len = script_pubkey.len() as u64;
-    (TX_FIXED_BYTES + VarInt(len).size() as u64).saturating_add(len)
+    (8 + VarInt(len).size() as u64).saturating_add(len)
 }
 
 /// The size bound of the smallest batch that pays one burn: one federation input, the payout to
 /// `payout_script` and a change output to `change_script` (a lone burn's whole batch). What a burn's fee is
 /// priced on, so that a burn alone pays for the batch that pays it (see the ledger's `pegout` module).
 pub fn lone_payout_vbytes(fed: &Federation, payout_script: &Script, change_script: &Script) -> Result<u64, BatchError> {
-    let input = input_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
-    let outputs = output_vbytes(payout_script).saturating_add(output_vbytes(change_script));
-    Ok(tx_vbytes(input, 1, outputs, 2))
+    let witness = witness_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
+    Ok(tx_vbytes(witness, 1, [payout_script.len(), change_script.len()]))
 }
 
 /// Plans a new batch paying `payouts` from `candidates` at `rate`, change to `change_script` (normally
@@ -424,22 +424,17 @@ fn build(
         return Err(BatchError::TooManyInputs { count: fixed.len(), max: limits.max_inputs });
     }
     let mut paid = Amount::ZERO;
-    let mut payout_bytes = 0u64;
     for (index, p) in payouts.iter().enumerate() {
         let min = p.script_pubkey.minimal_non_dust().max(Amount::ONE_SAT);
         if p.amount < min {
             return Err(BatchError::DustPayout { index, amount: p.amount, min });
         }
         paid = add(paid, p.amount, "payouts")?;
-        payout_bytes = payout_bytes.saturating_add(output_vbytes(&p.script_pubkey));
     }
-    let input = input_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
+    let witness = witness_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
     let size = |inputs: usize, with_change: bool| {
-        let (bytes, count) = match with_change {
-            false => (payout_bytes, payouts.len()),
-            true => (payout_bytes.saturating_add(output_vbytes(change_script)), payouts.len().saturating_add(1)),
-        };
-        tx_vbytes(input, inputs, bytes, count)
+        let change = with_change.then_some(change_script.len());
+        tx_vbytes(witness, inputs, payouts.iter().map(|p| p.script_pubkey.len()).chain(change))
     };
 
     let mut inputs = fixed.to_vec();
@@ -502,19 +497,20 @@ fn build(
     Ok(BatchPlan { tx, inputs, payouts: payouts.len(), change, fee, vbytes })
 }
 
-/// The size bound of a batch with `inputs` inputs of weight `input` and `outputs` outputs of `output_bytes`
-/// bytes in all (the formula of the module docs). Saturating: a size that large fails the standardness
-/// check anyway.
-fn tx_vbytes(input: Weight, inputs: usize, output_bytes: u64, outputs: usize) -> u64 {
-    let base = TX_FIXED_BYTES
-        .saturating_add(VarInt(inputs as u64).size() as u64)
-        .saturating_add(VarInt(outputs as u64).size() as u64)
-        .saturating_add(output_bytes);
-    let wu = base
-        .saturating_mul(4)
-        .saturating_add(SEGWIT_MARKER_FLAG_WU)
-        .saturating_add(input.to_wu().saturating_mul(inputs as u64));
-    Weight::from_wu(wu).to_vbytes_ceil()
+/// The size bound of a batch with `inputs` inputs whose witness weighs at most `witness` and outputs with
+/// scripts of `output_script_lens` bytes (the formula of the module docs). rust-bitcoin's [`predict_weight`]
+/// sizes the transaction without witnesses (version, locktime, counts, inputs with an empty scriptSig,
+/// outputs); miniscript bounds each witness ([`witness_weight`]); what joins them is BIP-0141's marker and
+/// flag, which `predict_weight` adds only for inputs whose witness it knows.
+fn tx_vbytes(witness: Weight, inputs: usize, output_script_lens: impl IntoIterator<Item = usize>) -> u64 {
+    let unwitnessed =
+        predict_weight(std::iter::repeat_n(InputWeightPrediction::from_slice(0, &[]), inputs), output_script_lens);
+    let witnesses = Weight::from_wu(witness.to_wu().saturating_mul(inputs as u64));
+    unwitnessed
+        .checked_add(SEGWIT_MARKER_FLAG)
+        .and_then(|w| w.checked_add(witnesses))
+        .unwrap_or(Weight::MAX)
+        .to_vbytes_ceil()
 }
 
 /// `rate * vbytes`, rounded up.

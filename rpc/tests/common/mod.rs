@@ -15,7 +15,6 @@ use rpc::{start_server, RpcServerConfig, RpcServerHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 pub const VALIDATORS: u32 = 4;
@@ -509,65 +508,10 @@ impl Fixture {
     }
 }
 
-/// A raw HTTP response.
-#[derive(Debug)]
-pub struct HttpReply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+pub use rpc::testkit::HttpReply;
 
-impl HttpReply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A minimal HTTP/1.1 POST over a fresh connection (`Connection: close`), bounded by a timeout.
+/// A POST of `body` to `/` on a fresh connection with exactly `headers`, bounded by a timeout.
 pub async fn raw_post(addr: std::net::SocketAddr, body: &str, headers: &[(&str, &str)]) -> HttpReply {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut req = format!(
-            "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        // The server may answer (413) and close before reading a large body: ignore write errors.
-        let _ = s.write_all(body.as_bytes()).await;
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        parse_reply(&out)
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("http request timed out")
-}
-
-fn parse_reply(raw: &[u8]) -> HttpReply {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
-    let chunked =
-        headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    HttpReply { status, headers, body }
-}
-
-/// The body of a chunked HTTP/1.1 response.
-pub fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let request = rpc::testkit::request(addr, "POST", "/", headers, body);
+    tokio::time::timeout(Duration::from_secs(20), request).await.expect("http request timed out").expect("http request")
 }
