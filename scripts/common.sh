@@ -13,3 +13,25 @@ ensure_bitcoind() {
   export "${out?}"
   echo "bitcoind: $BITCOIND"
 }
+# RocksDB's C++ is the longest part of a fresh build (about 10 minutes on 2 cores), and every cargo profile
+# (dev for the tests, clippy's check, release for the daemon) used to compile it again. It is compiled once,
+# optimised and without debug info, into the cache outside the clone, and every build links that archive
+# (librocksdb-sys's ROCKSDB_LIB_DIR / ROCKSDB_STATIC; node/build.rs adds the C++ runtime it then needs).
+# The key is the locked librocksdb-sys version and the workspace's rocksdb line (its features).
+ensure_rocksdb() {
+  local version key dir scratch archive
+  version="$(grep -A1 '^name = "librocksdb-sys"' "$repo_root/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
+  key="$(grep '^rocksdb = ' "$repo_root/Cargo.toml" | sha256sum | cut -c1-8)"
+  dir="$SIDECHAIN_CACHE/rocksdb-$version-$key"
+  if [ ! -s "$dir/librocksdb.a" ]; then
+    stage "RocksDB $version: compiling its C++ once into $dir"
+    scratch="$SIDECHAIN_CACHE/rocksdb-scratch"
+    (cd "$repo_root" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC CARGO_TARGET_DIR="$scratch" \
+      cargo build --release --locked -p librocksdb-sys)
+    archive="$(ls -t "$scratch"/release/build/librocksdb-sys-*/out/librocksdb.a | head -1)"
+    mkdir -p "$dir"
+    cp "$archive" "$dir/librocksdb.a.partial" && mv "$dir/librocksdb.a.partial" "$dir/librocksdb.a"
+    rm -rf "$scratch"
+  fi
+  export ROCKSDB_LIB_DIR="$dir" ROCKSDB_STATIC=1
+}
