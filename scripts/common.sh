@@ -21,17 +21,26 @@ ensure_bitcoind() {
 ensure_rocksdb() {
   local version key dir scratch archive
   version="$(grep -A1 '^name = "librocksdb-sys"' "$repo_root/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
-  key="$(grep '^rocksdb = ' "$repo_root/Cargo.toml" | sha256sum | cut -c1-8)"
+  key="$( (grep '^rocksdb = ' "$repo_root/Cargo.toml" || echo unknown) | sha256sum | cut -c1-8)"
   dir="$SIDECHAIN_CACHE/rocksdb-$version-$key"
+  mkdir -p "$dir"
+  # One compile at a time across concurrent runs; the others wait, then find the archive.
+  exec 9>"$dir/.lock"
+  flock 9
   if [ ! -s "$dir/librocksdb.a" ]; then
     stage "RocksDB $version: compiling its C++ once into $dir"
-    scratch="$SIDECHAIN_CACHE/rocksdb-scratch"
-    (cd "$repo_root" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC CARGO_TARGET_DIR="$scratch" \
+    scratch="$(mktemp -d "$SIDECHAIN_CACHE/rocksdb-scratch.XXXXXX")"
+    (cd "$repo_root" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC -u CARGO_BUILD_TARGET CARGO_TARGET_DIR="$scratch" \
       cargo build --release --locked -p librocksdb-sys)
-    archive="$(ls -t "$scratch"/release/build/librocksdb-sys-*/out/librocksdb.a | head -1)"
-    mkdir -p "$dir"
-    cp "$archive" "$dir/librocksdb.a.partial" && mv "$dir/librocksdb.a.partial" "$dir/librocksdb.a"
+    archive="$(find "$scratch/release/build" -path '*/librocksdb-sys-*/out/librocksdb.a' -print -quit)"
+    if [ -z "$archive" ]; then
+      echo "ensure_rocksdb: the build finished but left no librocksdb.a under $scratch" >&2
+      return 1
+    fi
+    cp "$archive" "$dir/librocksdb.a.$$" && mv "$dir/librocksdb.a.$$" "$dir/librocksdb.a"
     rm -rf "$scratch"
   fi
+  flock -u 9
+  exec 9>&-
   export ROCKSDB_LIB_DIR="$dir" ROCKSDB_STATIC=1
 }
