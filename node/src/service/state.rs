@@ -14,7 +14,7 @@ use crate::chain::ChainState;
 use crate::mempool::{Mempool, MempoolError};
 use crate::wire::{self, Frame, Gossip, TOPIC_TXS};
 use ledger::SignedUserTx;
-use net::{Multiaddr, NetEvent, NetHandle, PeerId};
+use net::{NetEvent, NetHandle};
 use primitives::{Height, TxId, ValidatorIndex};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -33,8 +33,10 @@ pub struct State {
     pub(super) net_events: Option<mpsc::Receiver<NetEvent>>,
     pub(super) commands: Option<mpsc::Receiver<Command>>,
     pub(super) status: watch::Sender<NodeStatus>,
-    pub(super) peer_id: PeerId,
-    pub(super) listen_addrs: Vec<Multiaddr>,
+    /// This node's peer id and listen addresses, as the status shows them (formatted once: the status is
+    /// rebuilt after every event, and base58 formatting showed in the profile).
+    pub(super) peer_id: String,
+    pub(super) listen_addrs: Vec<String>,
     pub(super) validator_index: Option<ValidatorIndex>,
     pub(super) synced_blocks: u64,
     pub(super) tip_committed_ms: u64,

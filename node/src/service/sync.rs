@@ -60,7 +60,8 @@ type SyncResult = (PeerId, Result<Response, SyncError>);
 pub struct SyncDriver {
     net: NetHandle,
     peers: HashSet<PeerId>,
-    peer_heights: HashMap<PeerId, Height>,
+    /// Each connected peer's announced tip, with its id as text (the status shows it after every event).
+    peer_heights: HashMap<PeerId, (String, Height)>,
     best_peer_height: Height,
     in_flight: bool,
     results: (mpsc::Sender<SyncResult>, mpsc::Receiver<SyncResult>),
@@ -100,7 +101,7 @@ impl SyncDriver {
     pub fn heard_tip(&mut self, peer: PeerId, height: Height) {
         self.best_peer_height = self.best_peer_height.max(height);
         if self.peers.contains(&peer) {
-            self.peer_heights.insert(peer, height);
+            self.peer_heights.entry(peer).or_insert_with(|| (peer.to_string(), height)).1 = height;
         }
     }
 
@@ -214,8 +215,8 @@ impl SyncDriver {
     }
 
     /// The tip each connected peer last announced.
-    pub fn peer_heights(&self) -> impl Iterator<Item = (&PeerId, &Height)> {
-        self.peer_heights.iter()
+    pub fn peer_heights(&self) -> impl Iterator<Item = (&str, &Height)> {
+        self.peer_heights.values().map(|(name, height)| (name.as_str(), height))
     }
 }
 
