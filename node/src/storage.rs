@@ -228,15 +228,24 @@ impl LatestValues {
     }
 
     /// Records what a commit of the state at `version` just wrote, in version order (the last value of a
-    /// key is its newest).
-    fn record(&self, version: Version, written: impl Iterator<Item = (Version, KeyHash, Option<OwnedValue>)>) {
+    /// key is its newest). A commit that does not fit clears the cache first and records what fits: a key
+    /// left out then has no entry at all, never an old one (a large genesis is not copied whole).
+    fn record<'a>(
+        &self,
+        version: Version,
+        written: impl ExactSizeIterator<Item = (Version, &'a KeyHash, &'a Option<OwnedValue>)>,
+    ) {
         let mut inner = self.lock();
         inner.generation = inner.generation.wrapping_add(1);
+        if inner.values.len().saturating_add(written.len()) > LATEST_VALUES_CAP {
+            inner.values.clear();
+        }
         let mut newest = inner.newest.map_or(version, |n| n.max(version));
         for (at, key_hash, value) in written {
-            inner.make_room();
-            inner.values.insert(key_hash, (at, value));
             newest = newest.max(at);
+            if inner.values.len() < LATEST_VALUES_CAP || inner.values.contains_key(key_hash) {
+                inner.values.insert(*key_hash, (at, value.clone()));
+            }
         }
         inner.newest = Some(newest);
     }
@@ -342,7 +351,7 @@ impl Store {
         self.put_state(&mut wb, batch.state);
         wb.put_cf(self.cf(CF_META), META_TIP, h);
         self.db.write_opt(wb, &Self::synced()).map_err(db_err("commit block"))?;
-        let written = batch.state.tree.node_batch.values().iter().map(|((version, k), v)| (*version, *k, v.clone()));
+        let written = batch.state.tree.node_batch.values().iter().map(|((version, k), v)| (*version, k, v));
         self.latest.record(batch.state.version, written);
         Ok(())
     }
@@ -658,6 +667,13 @@ fn history_key(account: &AccountId, height: Height, index: u32, number: u32) -> 
 mod tests {
     use super::*;
 
+    fn numbered_key(i: u64) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&i.to_be_bytes());
+        key[8] = 0xAA;
+        key
+    }
+
     #[test]
     fn latest_values_answer_only_for_versions_they_are_sure_of() {
         let (k, k2) = (KeyHash([1; 32]), KeyHash([2; 32]));
@@ -674,7 +690,7 @@ mod tests {
         let g = generation(9, &k);
         cache.fill(g, 9, k, (9, Some(b"a".to_vec())));
         assert_eq!(known(9, &k), None);
-        cache.record(5, [(5, k, Some(b"a".to_vec()))].into_iter());
+        cache.record(5, [(5, &k, &Some(b"a".to_vec()))].into_iter());
         assert_eq!(known(5, &k), Some(Some(b"a".to_vec())));
         assert_eq!(known(4, &k), None, "the entry is newer than the read");
         assert_eq!(known(6, &k), None, "above the last recorded commit: maybe not written yet");
@@ -689,14 +705,14 @@ mod tests {
         assert_eq!(known(2, &k2), None);
         // A commit replaces; a late fill from an older read (its miss was of generation `g`) does not undo
         // it; a deletion is known.
-        cache.record(6, [(6, k2, None)].into_iter());
+        cache.record(6, [(6, &k2, &None)].into_iter());
         cache.fill(g, 6, k2, (3, Some(b"b".to_vec())));
         assert_eq!(known(6, &k2), Some(None));
         // A read that raced a commit is refused even when the commit's entry is gone again (a clear), and
         // even when it read at the version that commit recorded.
         let k3 = KeyHash([3; 32]);
         let g = generation(7, &k3);
-        cache.record(7, [(7, k3, Some(b"new".to_vec()))].into_iter());
+        cache.record(7, [(7, &k3, &Some(b"new".to_vec()))].into_iter());
         cache.lock().values.clear();
         cache.fill(g, 7, k3, (2, Some(b"old".to_vec())));
         assert_eq!(known(7, &k3), None);
@@ -707,6 +723,12 @@ mod tests {
         assert_eq!(known(8, &k), None);
         cache.record(8, std::iter::empty());
         assert_eq!(known(8, &k), Some(Some(b"a".to_vec())));
+        // A commit larger than the cache: cleared, then filled with what fits, none of it stale.
+        let many: Vec<(Version, KeyHash, Option<OwnedValue>)> =
+            (0..LATEST_VALUES_CAP as u64 + 10).map(|i| (9, KeyHash(numbered_key(i)), Some(vec![1]))).collect();
+        cache.record(9, many.iter().map(|(v, key, value)| (*v, key, value)));
+        assert_eq!(known(9, &k), None, "cleared: the old entry is gone, not kept");
+        assert_eq!(cache.lock().values.len(), LATEST_VALUES_CAP);
     }
 
     #[test]
