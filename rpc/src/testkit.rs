@@ -1,6 +1,8 @@
 //! A plain HTTP/1.1 client for tests that must send what the typed client never would: a foreign `Host`
 //! or `Origin`, a wrong cookie, a WebSocket handshake, a body past the size limit, junk that is not
-//! JSON-RPC. Behind the `testkit` feature, so the daemon users run does not carry it.
+//! JSON-RPC. Behind the `testkit` feature, so the daemon users run does not carry it. One thing it cannot
+//! do: read an answer the server sends before reading a body larger than the socket buffers (hyper fails
+//! writing the body first); `node/tests/rpc_methods.rs` reads that 413 on a raw socket.
 //!
 //! Why not the typed client: it only sends well-formed calls. Why hyper rather than bytes on a socket: the
 //! framing (chunked bodies, upgrades) is hyper's job, the same library the server runs on, so a test
