@@ -422,7 +422,7 @@ fn spend_psbt(
     };
     let mut psbt = bitcoin::psbt::Psbt::from_unsigned_tx(unsigned).expect("unsigned tx");
     psbt.inputs[0].witness_utxo = Some(bitcoin::TxOut { value, script_pubkey: wallet.script_pubkey() });
-    psbt.inputs[0].witness_script = Some(wallet.witness_script());
+    psbt.inputs[0].witness_script = wallet.witness_script();
     psbt
 }
 

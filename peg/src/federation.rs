@@ -1,16 +1,39 @@
 //! The federation wallet: a miniscript descriptor over the validators' secp256k1 peg keys.
 //!
 //! The descriptor is the single source of truth for what the federation can spend and with how many
-//! signatures: `wsh(sortedmulti(k, K1..Kn))`, or with an emergency path (see [`crate::recovery`])
-//! `wsh(or_d(multi(k, K1..Kn), and_v(v:multi(m, E1..Ej), older(D))))`. Keys are sorted in the script, so
-//! every validator derives the same address from the same key set whatever order they are listed in.
+//! signatures. Two custodies ([`Custody`]):
+//! - **wsh** (every chain before taproot custody): `wsh(sortedmulti(k, K1..Kn))`, or with an emergency path
+//!   (see [`crate::recovery`]) `wsh(or_d(multi(k, K1..Kn), and_v(v:multi(m, E1..Ej), older(D))))`;
+//! - **taproot**: `tr(P, multi_a(k, K1..Kn))`, or with the emergency path
+//!   `tr(P, {multi_a(k, K1..Kn), and_v(v:multi_a(m, E1..Ej), older(D))})`, where `P` is the federation's FROST
+//!   group key ([`crate::frost`]): a healthy federation spends by key path (one BIP340 signature, 57.5 vB per
+//!   input), the `multi_a` leaf is the fallback when a FROST signing cannot finish, and the emergency leaf
+//!   keeps the wsh wallet's semantics.
+//!
+//! Keys are sorted in every script, so every validator derives the same address from the same key set
+//! whatever order they are listed in.
 
 use crate::recovery::Recovery;
-use bitcoin::{Address, Network, PublicKey, ScriptBuf};
+use bitcoin::key::XOnlyPublicKey;
+use bitcoin::secp256k1::Parity;
+use bitcoin::{Address, Network, PublicKey, ScriptBuf, TapNodeHash};
 use miniscript::descriptor::{Descriptor, Wsh};
+use std::str::FromStr;
 
 mod error;
 pub use error::FederationError;
+
+/// How the federation holds its coins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Custody {
+    /// A `wsh` multisig: each validator signs every input with its own peg key (ECDSA).
+    Wsh,
+    /// A taproot output: key path by the FROST group key, script leaves over the peg keys.
+    Taproot {
+        /// The FROST group key (x-only), the taproot internal key of every federation output.
+        group_key: XOnlyPublicKey,
+    },
+}
 
 /// A k-of-n federation over compressed secp256k1 keys, with or without an emergency path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,22 +41,39 @@ pub struct Federation {
     threshold: usize,
     keys: Vec<PublicKey>,
     recovery: Option<Recovery>,
+    custody: Custody,
     descriptor: Descriptor<PublicKey>,
 }
 
 impl Federation {
     /// Builds `wsh(sortedmulti(threshold, keys...))` after checking the threshold and the keys.
     pub fn new(threshold: usize, keys: Vec<PublicKey>) -> Result<Self, FederationError> {
-        Self::build(threshold, keys, None)
+        Self::build(threshold, keys, None, Custody::Wsh)
     }
 
     /// Builds `wsh(or_d(multi(threshold, keys..), and_v(v:multi(m, E..), older(D))))` after checking both
     /// thresholds, the delay and every key (an emergency key may not be a federation key).
     pub fn with_recovery(threshold: usize, keys: Vec<PublicKey>, recovery: Recovery) -> Result<Self, FederationError> {
-        Self::build(threshold, keys, Some(recovery))
+        Self::build(threshold, keys, Some(recovery), Custody::Wsh)
     }
 
-    fn build(threshold: usize, keys: Vec<PublicKey>, recovery: Option<Recovery>) -> Result<Self, FederationError> {
+    /// Builds the taproot wallet `tr(group_key, {multi_a(threshold, keys..)[, emergency leaf]})` after the
+    /// same checks as the wsh wallet: the key path is the FROST group key of the same validators.
+    pub fn taproot(
+        group_key: XOnlyPublicKey,
+        threshold: usize,
+        keys: Vec<PublicKey>,
+        recovery: Option<Recovery>,
+    ) -> Result<Self, FederationError> {
+        Self::build(threshold, keys, recovery, Custody::Taproot { group_key })
+    }
+
+    fn build(
+        threshold: usize,
+        keys: Vec<PublicKey>,
+        recovery: Option<Recovery>,
+        custody: Custody,
+    ) -> Result<Self, FederationError> {
         if threshold == 0 || threshold > keys.len() {
             return Err(FederationError::BadThreshold { threshold, keys: keys.len() });
         }
@@ -48,14 +88,19 @@ impl Federation {
         if let Some(r) = &recovery {
             r.check(&keys)?;
         }
-        let descriptor = descriptor_over(threshold, &keys, recovery.as_ref())?;
-        Ok(Federation { threshold, keys, recovery, descriptor })
+        let descriptor = descriptor_over(threshold, &keys, recovery.as_ref(), custody)?;
+        Ok(Federation { threshold, keys, recovery, custody, descriptor })
     }
 
-    /// The same wallet shape over other federation keys (the deposit-tweaked ones): the threshold and the
-    /// emergency branch are kept as they are.
+    /// The same wallet shape over other federation keys (the deposit-tweaked ones): the threshold, the
+    /// emergency branch and the taproot internal key are kept as they are.
     pub(crate) fn descriptor_over(&self, keys: &[PublicKey]) -> Result<Descriptor<PublicKey>, FederationError> {
-        descriptor_over(self.threshold, keys, self.recovery.as_ref())
+        descriptor_over(self.threshold, keys, self.recovery.as_ref(), self.custody)
+    }
+
+    /// How the federation holds its coins.
+    pub fn custody(&self) -> Custody {
+        self.custody
     }
 
     /// The emergency path, if the wallet has one.
@@ -83,14 +128,28 @@ impl Federation {
         self.descriptor.script_pubkey()
     }
 
-    /// The witness script a spend reveals.
-    pub fn witness_script(&self) -> ScriptBuf {
-        self.descriptor.explicit_script().expect("a wsh descriptor always has an explicit script")
+    /// The witness script a spend reveals: the wsh wallet's only script; `None` for taproot custody, whose
+    /// spends reveal a leaf script and its control block, or nothing but a signature.
+    pub fn witness_script(&self) -> Option<ScriptBuf> {
+        self.descriptor.explicit_script().ok()
     }
 
-    /// The P2WSH address on `network`.
+    /// The merkle root of the federation output's script tree (taproot custody; `None` for wsh).
+    pub fn merkle_root(&self) -> Option<TapNodeHash> {
+        merkle_root(&self.descriptor)
+    }
+
+    /// The federation's address on `network` (P2WSH or P2TR).
     pub fn address(&self, network: Network) -> Address {
-        self.descriptor.address(network).expect("a wsh descriptor always has an address")
+        self.descriptor.address(network).expect("wsh and tr descriptors always have an address")
+    }
+}
+
+/// The merkle root of a taproot descriptor's script tree: the tweak its key-path signatures are made with.
+pub fn merkle_root(descriptor: &Descriptor<PublicKey>) -> Option<TapNodeHash> {
+    match descriptor {
+        Descriptor::Tr(tr) => tr.spend_info().merkle_root(),
+        _ => None,
     }
 }
 
@@ -98,13 +157,35 @@ fn descriptor_over(
     threshold: usize,
     keys: &[PublicKey],
     recovery: Option<&Recovery>,
+    custody: Custody,
 ) -> Result<Descriptor<PublicKey>, FederationError> {
-    match recovery {
-        Some(r) => r.descriptor(threshold, keys),
-        None => Wsh::new_sortedmulti(threshold, keys.to_vec())
+    match (custody, recovery) {
+        (Custody::Wsh, Some(r)) => r.descriptor(threshold, keys),
+        (Custody::Wsh, None) => Wsh::new_sortedmulti(threshold, keys.to_vec())
             .map(Descriptor::Wsh)
             .map_err(|e| FederationError::Miniscript(e.to_string())),
+        (Custody::Taproot { group_key }, recovery) => {
+            let fallback = format!("multi_a({threshold},{})", sorted_x_only_list(keys));
+            let tree = match recovery {
+                Some(r) => format!("{{{fallback},{}}}", r.tap_leaf()),
+                None => fallback,
+            };
+            // The internal key is written as the even-y compressed key: miniscript's `PublicKey` keys are
+            // 33 bytes, and a taproot descriptor reads a compressed key as its x coordinate.
+            let internal = PublicKey::new(group_key.public_key(Parity::Even));
+            let descriptor = Descriptor::<PublicKey>::from_str(&format!("tr({internal},{tree})"))
+                .map_err(|e| FederationError::Miniscript(e.to_string()))?;
+            descriptor.sanity_check().map_err(|e| FederationError::Miniscript(e.to_string()))?;
+            Ok(descriptor)
+        }
     }
+}
+
+/// Keys sorted by their x-only bytes (what a tapscript `multi_a` checks them as), written as compressed keys.
+pub(crate) fn sorted_x_only_list(keys: &[PublicKey]) -> String {
+    let mut sorted = keys.to_vec();
+    sorted.sort_by_key(|k| k.inner.x_only_public_key().0.serialize());
+    sorted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

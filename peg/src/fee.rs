@@ -17,6 +17,10 @@ use miniscript::Descriptor;
 /// Outpoint (36) + scriptSig length (1, always empty for P2WSH) + sequence (4).
 pub const NON_WITNESS_INPUT_BYTES: u64 = 41;
 
+/// The weight of a taproot key-path input: the non-witness part plus a witness of one 64-byte
+/// `SIGHASH_DEFAULT` signature (item count 1 + length 1 + 64): 230 WU, 57.5 vB.
+pub const KEY_PATH_INPUT_WEIGHT: Weight = Weight::from_wu(NON_WITNESS_INPUT_BYTES * 4 + 66);
+
 /// The weight of the largest witness that spends `descriptor`, its item count included.
 pub fn witness_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
     // `max_weight_to_satisfy` counts the witness item count varint only beyond the empty witness's `00`.

@@ -21,10 +21,12 @@ pub mod deposit;
 pub mod error;
 pub mod federation;
 pub mod fee;
+pub mod frost;
 pub mod funding;
 pub mod recovery;
 pub mod shares;
 pub mod signing;
+pub mod taproot;
 pub mod verify;
 pub mod watcher;
 
@@ -38,7 +40,7 @@ pub use batch::{
 };
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;
-pub use federation::{Federation, FederationError};
+pub use federation::{Custody, Federation, FederationError};
 pub use fee::{input_vbytes, input_weight, pegin_fee};
 pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use recovery::{Recovery, MAX_RECOVERY_DELAY};

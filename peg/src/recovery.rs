@@ -64,6 +64,16 @@ impl Recovery {
         Ok(())
     }
 
+    /// The emergency leaf of the taproot wallet: `and_v(v:multi_a(m, E..), older(D))`.
+    pub(crate) fn tap_leaf(&self) -> String {
+        format!(
+            "and_v(v:multi_a({},{}),older({}))",
+            self.threshold,
+            crate::federation::sorted_x_only_list(&self.keys),
+            self.delay
+        )
+    }
+
     /// `wsh(or_d(multi(k, keys..), and_v(v:multi(m, E..), older(D))))` over `keys` (plain or tweaked).
     pub(crate) fn descriptor(
         &self,

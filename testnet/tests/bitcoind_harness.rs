@@ -69,7 +69,7 @@ fn multisig_deposit_and_threshold_spend_confirm_with_exact_amounts() {
     };
     let mut psbt = Psbt::from_unsigned_tx(unsigned).expect("unsigned tx");
     psbt.inputs[0].witness_utxo = Some(TxOut { value: deposit, script_pubkey: federation.script_pubkey() });
-    psbt.inputs[0].witness_script = Some(federation.witness_script());
+    psbt.inputs[0].witness_script = federation.witness_script();
 
     // Two signatures are not enough: finalization fails clearly and hands the PSBT back intact.
     for s in &secrets[..2] {

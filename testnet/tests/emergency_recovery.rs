@@ -34,7 +34,7 @@ fn spend_psbt(fed: &Federation, outpoint: OutPoint, value: Amount, sequence: Seq
     };
     let mut psbt = Psbt::from_unsigned_tx(unsigned).expect("unsigned tx");
     psbt.inputs[0].witness_utxo = Some(TxOut { value, script_pubkey: fed.script_pubkey() });
-    psbt.inputs[0].witness_script = Some(fed.witness_script());
+    psbt.inputs[0].witness_script = fed.witness_script();
     psbt
 }
 

@@ -282,7 +282,7 @@ fn check_finalized(p: &BatchPlan, tx: &Transaction, signers: &[usize]) {
 
         // 2. By hand: <empty> <3 signatures in sorted-key order> <witness script>, each valid.
         let (keys, ws) = match input.tweak {
-            None => (fed.keys().to_vec(), fed.witness_script()),
+            None => (fed.keys().to_vec(), fed.witness_script().expect("a wsh wallet")),
             Some(r) => {
                 (fed.deposit_keys(GENESIS, r).expect("keys"), fed.deposit_witness_script(GENESIS, r).expect("ws"))
             }

@@ -1,0 +1,191 @@
+//! The federation's taproot key as one FROST threshold key (Zcash Foundation's `frost-secp256k1-tr`).
+//!
+//! Why: a `wsh` multisig input shows the whole federation script and costs 132 vB for 3-of-4 (370 vB for
+//! 11-of-15); a taproot key-path input is one 64-byte BIP340 signature, 57.5 vB whatever the federation's
+//! size, and looks like any single-signer spend. FROST (RFC 9591) lets any `k` of the `n` validators produce
+//! that one signature without anyone ever holding the whole key: a distributed key generation ([`dkg`]) gives
+//! each validator a share of a group key `P`, and two signing rounds give a signature for `P` tweaked by the
+//! output's script tree (BIP341), which the library applies to shares and keys alike.
+//!
+//! What this module fixes, so every node computes the same thing:
+//! - validator `i` (0-based, the order of the federation's key list) is FROST participant `i + 1`
+//!   (identifiers are non-zero scalars): [`participant`];
+//! - the group key `P` a descriptor shows is the DKG's result as the library finishes it: the sum of the
+//!   participants' commitments, BIP341-tweaked once with no script tree and with even y (BIP340 x-only), so
+//!   that no key-path signature is ever made for the raw sum ([`KeyShare::group_key`]);
+//! - the message is the BIP341 key-path sighash (`SIGHASH_DEFAULT`) of the input; the tweak is the merkle
+//!   root of the input's script tree (every deposit has its own tree, see [`crate::federation`]), so the
+//!   signature is for the output key `Q = P + H_TapTweak(P || root)·G` that the input spends;
+//! - a signature share is checked against the signer's verifying share before it is used
+//!   ([`verify_share`]): a bad share names its signer, so a later step can retry without it.
+//!
+//! All of it is pure: randomness comes in as an argument, and keeping a nonce for exactly one use (persisted
+//! before its commitment leaves the node, destroyed after) is the node's job.
+
+use bitcoin::hashes::Hash;
+use bitcoin::key::XOnlyPublicKey;
+use bitcoin::secp256k1::schnorr;
+use bitcoin::taproot::{self, TapNodeHash};
+use bitcoin::TapSighash;
+use frost_secp256k1_tr as tr;
+use frost_secp256k1_tr::keys::{EvenY, KeyPackage, PublicKeyPackage, Tweak};
+use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
+use frost_secp256k1_tr::round1::{SigningCommitments, SigningNonces};
+use frost_secp256k1_tr::round2::SignatureShare;
+use frost_secp256k1_tr::{Identifier, SigningPackage};
+use std::collections::BTreeMap;
+
+pub mod dkg;
+
+/// Why a FROST step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrostError {
+    /// A validator index that is not a FROST participant (at most 65,534 validators).
+    #[error("validator index {0} is not a FROST participant")]
+    BadIndex(usize),
+    /// A participant that is not in the group or not in this signing.
+    #[error("participant {0} is not part of this group or signing")]
+    UnknownParticipant(usize),
+    /// A DKG message out of turn: a second package from one sender, or a round-2 package before round 1 ended.
+    #[error("DKG message from participant {from} out of turn: {why}")]
+    OutOfTurn {
+        /// The sender's validator index.
+        from: usize,
+        /// What was wrong.
+        why: &'static str,
+    },
+    /// Two participants of one DKG disagree on the group (a different public key package).
+    #[error("the DKG transcript gives a different group key than this participant's own result")]
+    TranscriptMismatch,
+    /// The library refused: a bad proof, share or package.
+    #[error("FROST: {0}")]
+    Frost(#[from] tr::Error),
+    /// The aggregated signature did not parse as BIP340 (never for a valid aggregation).
+    #[error("the aggregated signature is not a BIP340 signature")]
+    BadSignature,
+}
+
+/// The FROST identifier of validator `index` (0-based): `index + 1`.
+pub fn participant(index: usize) -> Result<Identifier, FrostError> {
+    let id = u16::try_from(index + 1).map_err(|_| FrostError::BadIndex(index))?;
+    Identifier::try_from(id).map_err(|_| FrostError::BadIndex(index))
+}
+
+/// The validator index of a participant made by [`participant`].
+fn index_of(id: &Identifier, n: usize) -> Option<usize> {
+    (0..n).find(|&i| participant(i).ok().as_ref() == Some(id))
+}
+
+/// A validator's share of the group key, with the group's public data (every participant's verifying share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyShare {
+    index: usize,
+    secret: KeyPackage,
+    public: PublicKeyPackage,
+}
+
+impl KeyShare {
+    /// This validator's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The group's public data.
+    pub fn public(&self) -> &PublicKeyPackage {
+        &self.public
+    }
+
+    /// The group key as a descriptor shows it (x-only, even y).
+    pub fn group_key(&self) -> XOnlyPublicKey {
+        group_key(&self.public)
+    }
+
+    /// Round 1: fresh nonces (kept secret, used once) and their commitments (sent to the others).
+    pub fn commit<R: RngCore + CryptoRng>(&self, rng: &mut R) -> (SigningNonces, SigningCommitments) {
+        tr::round1::commit(self.secret.signing_share(), rng)
+    }
+
+    /// Round 2: this validator's signature share of `sighash` for the output key tweaked by `merkle_root`.
+    /// Consumes the nonces: a nonce signs once.
+    pub fn sign(
+        &self,
+        package: &SigningPackage,
+        nonces: SigningNonces,
+        merkle_root: Option<TapNodeHash>,
+    ) -> Result<SignatureShare, FrostError> {
+        let root = merkle_root.map(|r| r.to_byte_array());
+        Ok(tr::round2::sign_with_tweak(package, &nonces, &self.secret, root.as_ref().map(|r| &r[..]))?)
+    }
+}
+
+/// The x-only group key (even y) of `public`.
+pub fn group_key(public: &PublicKeyPackage) -> XOnlyPublicKey {
+    let even = public.verifying_key().into_even_y(None);
+    let bytes = even.serialize().unwrap_or_default();
+    // A verifying key serializes as a 33-byte SEC1 point, whose last 32 bytes are x.
+    XOnlyPublicKey::from_slice(bytes.get(1..).unwrap_or_default())
+        .expect("a FROST verifying key is a valid secp256k1 point")
+}
+
+/// What the signers sign: the commitments of this signing's participants (validator index → commitments) and
+/// the key-path sighash.
+pub fn signing_package(
+    commitments: &BTreeMap<usize, SigningCommitments>,
+    sighash: TapSighash,
+) -> Result<SigningPackage, FrostError> {
+    let mut by_id = BTreeMap::new();
+    for (&index, c) in commitments {
+        by_id.insert(participant(index)?, *c);
+    }
+    Ok(SigningPackage::new(by_id, sighash.as_ref()))
+}
+
+/// Checks validator `from`'s signature share against its verifying share, for the output key tweaked by
+/// `merkle_root`: a bad share is refused here and names its signer.
+pub fn verify_share(
+    public: &PublicKeyPackage,
+    from: usize,
+    share: &SignatureShare,
+    package: &SigningPackage,
+    merkle_root: Option<TapNodeHash>,
+) -> Result<(), FrostError> {
+    let id = participant(from)?;
+    if package.signing_commitment(&id).is_none() {
+        return Err(FrostError::UnknownParticipant(from));
+    }
+    let tweaked = tweaked(public, merkle_root);
+    let verifying_share = tweaked.verifying_shares().get(&id).ok_or(FrostError::UnknownParticipant(from))?;
+    Ok(frost_core::verify_signature_share(id, verifying_share, share, package, tweaked.verifying_key())?)
+}
+
+/// Aggregates the shares (validator index → share) of every participant of `package` into the BIP340
+/// signature for the tweaked output key, as a `SIGHASH_DEFAULT` taproot signature.
+pub fn aggregate(
+    public: &PublicKeyPackage,
+    package: &SigningPackage,
+    shares: &BTreeMap<usize, SignatureShare>,
+    merkle_root: Option<TapNodeHash>,
+) -> Result<taproot::Signature, FrostError> {
+    let n = public.verifying_shares().len();
+    let mut by_id = BTreeMap::new();
+    for (&index, share) in shares {
+        let id = participant(index)?;
+        if index_of(&id, n).is_none() {
+            return Err(FrostError::UnknownParticipant(index));
+        }
+        by_id.insert(id, *share);
+    }
+    let root = merkle_root.map(|r| r.to_byte_array());
+    let signature = tr::aggregate_with_tweak(package, &by_id, public, root.as_ref().map(|r| &r[..]))?;
+    let bytes = signature.serialize().map_err(|_| FrostError::BadSignature)?;
+    let signature = schnorr::Signature::from_slice(&bytes).map_err(|_| FrostError::BadSignature)?;
+    Ok(taproot::Signature { signature, sighash_type: bitcoin::TapSighashType::Default })
+}
+
+fn tweaked(public: &PublicKeyPackage, merkle_root: Option<TapNodeHash>) -> PublicKeyPackage {
+    let root = merkle_root.map(|r| r.to_byte_array());
+    public.clone().tweak(root.as_ref().map(|r| &r[..]))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! Distributed key generation: `n` validators make a `k`-of-`n` FROST key that nobody ever holds whole
+//! (Pedersen DKG with proofs of knowledge, RFC 9591's companion as `frost-secp256k1-tr` implements it).
+//!
+//! One [`Ceremony`] per participant, driven by messages, returning what to send next:
+//! 1. [`Ceremony::start`] gives the participant's round-1 package (its polynomial's commitments and a proof of
+//!    knowledge of its secret): public, broadcast to all and kept in the [`Transcript`];
+//! 2. once the other `n - 1` round-1 packages arrived, [`Ceremony::on_round1`] gives one round-2 package per
+//!    other participant: a secret share of this participant's polynomial, for that recipient only (the
+//!    carrier must encrypt it);
+//! 3. once the other `n - 1` round-2 packages arrived, [`Ceremony::on_round2`] gives the [`KeyShare`].
+//!
+//! A bad proof of knowledge or a share that does not match its sender's commitments is refused by the
+//! library and the ceremony fails; a repeated or early message is refused without changing state.
+//!
+//! Anyone can check the result from the public [`Transcript`] alone: the group key and every verifying share
+//! follow from the round-1 commitments ([`Transcript::group`]), and each participant's [`KeyShare`] must
+//! agree with it. The proofs of knowledge are checked by every participant in round 2 (the library keeps
+//! that check internal); a new key is trusted only after it has signed a known message, which the caller
+//! asks for with the ordinary signing rounds.
+
+use super::{index_of, participant, FrostError, KeyShare};
+use frost_secp256k1_tr::keys::dkg::{self as frost_dkg, round1, round2};
+use frost_secp256k1_tr::keys::{PublicKeyPackage, Tweak};
+use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
+use std::collections::BTreeMap;
+
+/// One participant's side of a DKG.
+#[derive(Debug)]
+pub struct Ceremony {
+    index: usize,
+    n: usize,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Round1 {
+        secret: Box<round1::SecretPackage>,
+        received: BTreeMap<usize, round1::Package>,
+    },
+    Round2 {
+        secret: Box<round2::SecretPackage>,
+        round1: BTreeMap<usize, round1::Package>,
+        received: BTreeMap<usize, round2::Package>,
+    },
+    Done,
+}
+
+impl Ceremony {
+    /// Starts participant `index` of an `n`-participant DKG with threshold `k`: returns the ceremony and the
+    /// round-1 package to broadcast.
+    pub fn start<R: RngCore + CryptoRng>(
+        index: usize,
+        n: usize,
+        k: usize,
+        rng: &mut R,
+    ) -> Result<(Self, round1::Package), FrostError> {
+        let id = participant(index)?;
+        let max = u16::try_from(n).map_err(|_| FrostError::BadIndex(n))?;
+        let min = u16::try_from(k).map_err(|_| FrostError::BadIndex(k))?;
+        if index >= n {
+            return Err(FrostError::BadIndex(index));
+        }
+        let (secret, package) = frost_dkg::part1(id, max, min, rng)?;
+        let stage = Stage::Round1 { secret: Box::new(secret), received: BTreeMap::new() };
+        Ok((Ceremony { index, n, stage }, package))
+    }
+
+    /// This participant's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Takes participant `from`'s round-1 package. When it is the last one missing, returns the round-2
+    /// packages to send (recipient index → package, each for its recipient's eyes only).
+    pub fn on_round1(
+        &mut self,
+        from: usize,
+        package: round1::Package,
+    ) -> Result<Option<BTreeMap<usize, round2::Package>>, FrostError> {
+        self.check_sender(from)?;
+        let Stage::Round1 { received, .. } = &mut self.stage else {
+            return Err(FrostError::OutOfTurn { from, why: "round 1 is over" });
+        };
+        if received.contains_key(&from) {
+            return Err(FrostError::OutOfTurn { from, why: "a second round-1 package" });
+        }
+        received.insert(from, package);
+        if received.len() < self.n - 1 {
+            return Ok(None);
+        }
+        let Stage::Round1 { secret, received } = std::mem::replace(&mut self.stage, Stage::Done) else {
+            unreachable!("matched above");
+        };
+        let by_id = by_identifier(&received)?;
+        let (secret, packages) = frost_dkg::part2(*secret, &by_id)?;
+        let mut out = BTreeMap::new();
+        for (id, package) in packages {
+            out.insert(index_of(&id, self.n).ok_or(FrostError::UnknownParticipant(usize::MAX))?, package);
+        }
+        self.stage = Stage::Round2 { secret: Box::new(secret), round1: received, received: BTreeMap::new() };
+        Ok(Some(out))
+    }
+
+    /// Takes participant `from`'s round-2 package (its secret share for this participant). When it is the
+    /// last one missing, returns this participant's key share.
+    pub fn on_round2(&mut self, from: usize, package: round2::Package) -> Result<Option<KeyShare>, FrostError> {
+        self.check_sender(from)?;
+        let Stage::Round2 { received, .. } = &mut self.stage else {
+            return Err(FrostError::OutOfTurn { from, why: "not in round 2" });
+        };
+        if received.contains_key(&from) {
+            return Err(FrostError::OutOfTurn { from, why: "a second round-2 package" });
+        }
+        received.insert(from, package);
+        if received.len() < self.n - 1 {
+            return Ok(None);
+        }
+        let Stage::Round2 { secret, round1, received } = std::mem::replace(&mut self.stage, Stage::Done) else {
+            unreachable!("matched above");
+        };
+        let (secret, public) = frost_dkg::part3(&secret, &by_identifier(&round1)?, &by_identifier(&received)?)?;
+        Ok(Some(KeyShare { index: self.index, secret, public }))
+    }
+
+    fn check_sender(&self, from: usize) -> Result<(), FrostError> {
+        if from >= self.n || from == self.index {
+            return Err(FrostError::UnknownParticipant(from));
+        }
+        Ok(())
+    }
+}
+
+fn by_identifier<P: Clone>(
+    packages: &BTreeMap<usize, P>,
+) -> Result<BTreeMap<frost_secp256k1_tr::Identifier, P>, FrostError> {
+    packages.iter().map(|(&i, p)| Ok((participant(i)?, p.clone()))).collect()
+}
+
+/// The public record of a DKG: every participant's round-1 package.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    round1: BTreeMap<usize, round1::Package>,
+}
+
+impl Transcript {
+    /// Records participant `index`'s round-1 package.
+    pub fn record(&mut self, index: usize, package: round1::Package) {
+        self.round1.insert(index, package);
+    }
+
+    /// The group's public data (group key and every verifying share) computed from the commitments alone,
+    /// finished as the library finishes a DKG: BIP341-tweaked with no script tree (`P + H_TapTweak(P)·G`,
+    /// even y), so that the raw sum of the commitments is never a key anyone signs for.
+    pub fn group(&self) -> Result<PublicKeyPackage, FrostError> {
+        let mut commitments = BTreeMap::new();
+        for (&i, p) in &self.round1 {
+            commitments.insert(participant(i)?, p.commitment());
+        }
+        Ok(PublicKeyPackage::from_dkg_commitments(&commitments)?.tweak::<&[u8]>(None))
+    }
+
+    /// Checks that `share` is a result of this transcript (same group key and verifying shares).
+    pub fn check(&self, share: &KeyShare) -> Result<(), FrostError> {
+        let group = self.group()?;
+        if group.verifying_key() != share.public.verifying_key()
+            || group.verifying_shares() != share.public.verifying_shares()
+        {
+            return Err(FrostError::TranscriptMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a whole DKG in this process, every participant's ceremony fed by the others' messages: for tests,
+/// simulations and the regtest demo, where one process plays every validator. Returns each participant's
+/// share (in index order) and the transcript.
+pub fn run_in_process<R: RngCore + CryptoRng>(
+    n: usize,
+    k: usize,
+    rng: &mut R,
+) -> Result<(Vec<KeyShare>, Transcript), FrostError> {
+    let mut ceremonies = Vec::with_capacity(n);
+    let mut transcript = Transcript::default();
+    for i in 0..n {
+        let (ceremony, package) = Ceremony::start(i, n, k, rng)?;
+        transcript.record(i, package);
+        ceremonies.push(ceremony);
+    }
+    let mut round2 = Vec::with_capacity(n);
+    for ceremony in &mut ceremonies {
+        let mut out = None;
+        for (&from, package) in &transcript.round1 {
+            if from != ceremony.index() {
+                out = ceremony.on_round1(from, package.clone())?;
+            }
+        }
+        round2.push(out.ok_or(FrostError::OutOfTurn { from: ceremony.index(), why: "round 1 did not finish" })?);
+    }
+    let mut shares = Vec::with_capacity(n);
+    for ceremony in &mut ceremonies {
+        let mut out = None;
+        for (from, packages) in round2.iter().enumerate() {
+            if let Some(package) = packages.get(&ceremony.index()) {
+                out = ceremony.on_round2(from, package.clone())?;
+            }
+        }
+        let share = out.ok_or(FrostError::OutOfTurn { from: ceremony.index(), why: "round 2 did not finish" })?;
+        transcript.check(&share)?;
+        shares.push(share);
+    }
+    Ok((shares, transcript))
+}

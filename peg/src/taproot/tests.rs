@@ -1,0 +1,183 @@
+//! Taproot custody end to end in Bitcoin's own interpreter (libbitcoinconsensus): a FROST key-path spend of
+//! a deposit, the `multi_a` fallback leaf, the emergency leaf only with its lock, and the sizes each costs.
+
+use super::*;
+use crate::frost::{self, dkg::run_in_process, KeyShare};
+use crate::recovery::Recovery;
+use crate::verify::verify_spends;
+use crate::{Custody, Federation};
+use bitcoin::secp256k1::Secp256k1;
+use bitcoin::{absolute, transaction, Amount, OutPoint, Sequence, TxIn, Txid};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const GENESIS: [u8; 32] = [0x47; 32];
+const RECIPIENT: [u8; 32] = [0x11; 32];
+
+fn secrets(from: u8, n: u8) -> Vec<SecretKey> {
+    (from..from + n).map(|i| SecretKey::from_slice(&[i; 32]).expect("valid scalar")).collect()
+}
+
+fn public(s: &[SecretKey]) -> Vec<PublicKey> {
+    let secp = Secp256k1::new();
+    s.iter().map(|k| PublicKey::new(k.public_key(&secp))).collect()
+}
+
+struct Setup {
+    shares: Vec<KeyShare>,
+    peg: Vec<SecretKey>,
+    emergency: Vec<SecretKey>,
+    fed: Federation,
+}
+
+fn setup(k: usize, n: u8) -> Setup {
+    let (shares, _) = run_in_process(usize::from(n), k, &mut ChaCha20Rng::seed_from_u64(42)).expect("dkg");
+    let peg = secrets(1, n);
+    let emergency = secrets(0x40, 3);
+    let recovery = Recovery { threshold: 2, keys: public(&emergency), delay: 144 };
+    let fed = Federation::taproot(shares[0].group_key(), k, public(&peg), Some(recovery)).expect("valid wallet");
+    Setup { shares, peg, emergency, fed }
+}
+
+/// A one-input, one-output spend of a deposit to `RECIPIENT`.
+fn spend(fed: &Federation, sequence: Sequence) -> (Transaction, Vec<TxOut>) {
+    let value = Amount::from_sat(1_000_000);
+    let prevout = TxOut { value, script_pubkey: fed.deposit_script_pubkey(GENESIS, RECIPIENT).expect("script") };
+    let tx = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint { txid: Txid::from_byte_array([3; 32]), vout: 1 },
+            script_sig: ScriptBuf::new(),
+            sequence,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut { value: value - Amount::from_sat(1_000), script_pubkey: fed.script_pubkey() }],
+    };
+    (tx, vec![prevout])
+}
+
+fn frost_sign(
+    shares: &[KeyShare],
+    signers: &[usize],
+    sighash: TapSighash,
+    root: Option<bitcoin::TapNodeHash>,
+) -> taproot::Signature {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mut nonces = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for &i in signers {
+        let (n, c) = shares[i].commit(&mut rng);
+        nonces.insert(i, n);
+        commitments.insert(i, c);
+    }
+    let package = frost::signing_package(&commitments, sighash).expect("package");
+    let sig_shares: BTreeMap<_, _> =
+        nonces.into_iter().map(|(i, n)| (i, shares[i].sign(&package, n, root).expect("share"))).collect();
+    frost::aggregate(shares[0].public(), &package, &sig_shares, root).expect("aggregate")
+}
+
+#[test]
+fn the_taproot_wallet_is_tr_of_the_group_key_with_the_fallback_and_emergency_leaves() {
+    let s = setup(3, 4);
+    assert_eq!(s.fed.custody(), Custody::Taproot { group_key: s.shares[0].group_key() });
+    let text = s.fed.descriptor().to_string();
+    assert!(text.starts_with("tr(") && text.contains("multi_a(3,") && text.contains("older(144)"), "{text}");
+    assert!(s.fed.witness_script().is_none());
+    assert!(s.fed.address(bitcoin::Network::Regtest).to_string().starts_with("bcrt1p"));
+    // Deposits differ per recipient and chain, and keep the group key as internal key.
+    let a = s.fed.deposit_descriptor(GENESIS, RECIPIENT).expect("deposit");
+    let b = s.fed.deposit_descriptor(GENESIS, [0x12; 32]).expect("deposit");
+    let c = s.fed.deposit_descriptor([0x48; 32], RECIPIENT).expect("deposit");
+    assert!(a.script_pubkey() != b.script_pubkey() && a.script_pubkey() != c.script_pubkey());
+    assert_ne!(a.script_pubkey(), s.fed.script_pubkey());
+    let Descriptor::Tr(tr) = &a else { panic!("a taproot deposit") };
+    assert_eq!(tr.internal_key().inner.x_only_public_key().0, s.shares[0].group_key());
+    // Same keys in another order: same wallet.
+    let mut reversed = public(&s.peg);
+    reversed.reverse();
+    let again = Federation::taproot(s.shares[0].group_key(), 3, reversed, s.fed.recovery().cloned()).expect("valid");
+    assert_eq!(again.script_pubkey(), s.fed.script_pubkey());
+}
+
+#[test]
+fn a_frost_key_path_spend_of_a_deposit_passes_bitcoins_interpreter_and_costs_57_5_vbytes() {
+    let s = setup(3, 4);
+    let (mut tx, prevouts) = spend(&s.fed, Sequence::ENABLE_RBF_NO_LOCKTIME);
+    let descriptor = s.fed.deposit_descriptor(GENESIS, RECIPIENT).expect("deposit");
+    let root = crate::federation::merkle_root(&descriptor);
+    assert!(root.is_some());
+    let sighash = key_path_sighash(&tx, 0, &prevouts).expect("sighash");
+    let unsigned_weight = tx.weight();
+    // Signed with the tree of another recipient's deposit: Bitcoin refuses it.
+    let other = crate::federation::merkle_root(&s.fed.deposit_descriptor(GENESIS, [0x12; 32]).expect("deposit"));
+    tx.input[0].witness = key_path_witness(&frost_sign(&s.shares, &[0, 1, 2], sighash, other));
+    assert!(verify_spends(&tx, &prevouts).is_err(), "the signature commits to the recipient's tree");
+    for signers in [[0, 1, 2], [1, 2, 3]] {
+        tx.input[0].witness = key_path_witness(&frost_sign(&s.shares, &signers, sighash, root));
+        verify_spends(&tx, &prevouts).expect("Bitcoin's interpreter takes the key-path spend");
+    }
+    // The witness: count 1 + length 1 + 64-byte signature, plus the 2-WU segwit marker of a first witness.
+    assert_eq!((tx.weight() - unsigned_weight).to_wu(), 66 + 2);
+    assert_eq!(crate::fee::KEY_PATH_INPUT_WEIGHT.to_wu(), 41 * 4 + 66, "57.5 vB");
+}
+
+#[test]
+fn the_fallback_leaf_spends_with_threshold_peg_key_signatures_and_the_emergency_leaf_only_after_its_lock() {
+    let secp = Secp256k1::new();
+    let s = setup(3, 4);
+    let descriptor = s.fed.deposit_descriptor(GENESIS, RECIPIENT).expect("deposit");
+    let leaves = leaves(&descriptor).expect("taproot");
+    assert_eq!(leaves.len(), 2);
+    let (fallback, emergency) = (leaves[0].1, leaves[1].1);
+    let tweak = crate::DepositTweak::new(GENESIS, RECIPIENT);
+    let tweaked = s.fed.deposit_keys(GENESIS, RECIPIENT).expect("keys");
+
+    // Fallback: 3 tweaked peg-key signatures in the multi_a leaf.
+    let (mut tx, prevouts) = spend(&s.fed, Sequence::ENABLE_RBF_NO_LOCKTIME);
+    let sighash = leaf_sighash(&tx, 0, &prevouts, fallback).expect("sighash");
+    let mut sigs = BTreeMap::new();
+    for (i, secret) in s.peg.iter().enumerate().take(2) {
+        let tweaked_secret = tweak.tweak_secret(&secp, secret).expect("tweak");
+        sigs.insert((tweaked[i], fallback), sign(&secp, &tweaked_secret, sighash));
+    }
+    assert!(
+        matches!(script_path_witness(&descriptor, &sigs, tx.input[0].sequence), Err(TaprootSpendError::Unsatisfied(_))),
+        "two of three signatures satisfy nothing"
+    );
+    let third = tweak.tweak_secret(&secp, &s.peg[3]).expect("tweak");
+    sigs.insert((tweaked[3], fallback), sign(&secp, &third, sighash));
+    tx.input[0].witness = script_path_witness(&descriptor, &sigs, tx.input[0].sequence).expect("satisfied");
+    verify_spends(&tx, &prevouts).expect("Bitcoin's interpreter takes the fallback leaf");
+
+    // Emergency: 2 untweaked emergency-key signatures, only with the relative lock in the input.
+    let emergency_keys = public(&s.emergency);
+    let sign_emergency = |tx: &Transaction| {
+        let sighash = leaf_sighash(tx, 0, &prevouts, emergency).expect("sighash");
+        (0..2)
+            .map(|i| ((emergency_keys[i], emergency), sign(&secp, &s.emergency[i], sighash)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (tx, _) = spend(&s.fed, Sequence::ENABLE_RBF_NO_LOCKTIME);
+    assert!(script_path_witness(&descriptor, &sign_emergency(&tx), tx.input[0].sequence).is_err(), "no lock");
+    let sequence = s.fed.recovery().expect("has one").emergency_sequence();
+    let (mut tx, _) = spend(&s.fed, sequence);
+    tx.input[0].witness = script_path_witness(&descriptor, &sign_emergency(&tx), sequence).expect("satisfied");
+    verify_spends(&tx, &prevouts).expect("Bitcoin's interpreter takes the emergency leaf with its lock");
+}
+
+#[test]
+fn wrong_inputs_are_errors_not_panics() {
+    let s = setup(3, 4);
+    let (tx, prevouts) = spend(&s.fed, Sequence::ENABLE_RBF_NO_LOCKTIME);
+    let r = key_path_sighash(&tx, 1, &prevouts);
+    assert!(matches!(r, Err(TaprootSpendError::Input { input: 1, inputs: 1, prevouts: 1 })), "{r:?}");
+    assert!(matches!(key_path_sighash(&tx, 0, &[]), Err(TaprootSpendError::Input { .. })));
+    assert!(matches!(leaf_sighash(&tx, 2, &prevouts, TapLeafHash::all_zeros()), Err(TaprootSpendError::Input { .. })));
+    let wsh = Federation::new(3, public(&s.peg)).expect("wsh");
+    assert!(matches!(leaves(wsh.descriptor()), Err(TaprootSpendError::NotTaproot)));
+    assert!(matches!(
+        script_path_witness(wsh.descriptor(), &BTreeMap::new(), Sequence::MAX),
+        Err(TaprootSpendError::NotTaproot)
+    ));
+}
