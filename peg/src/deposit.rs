@@ -3,7 +3,10 @@
 //! Why tweak: a BTC deposit carries no sidechain data, so the address itself must say who the coins are for.
 //! Each federation peg key `K_i` becomes `K_i' = K_i + t_i*G` with
 //! `t_i = tagged_hash("sidechain/pegin-tweak", genesis_hash || K_i (33-byte compressed) || recipient)`,
-//! and the deposit descriptor is `wsh(sortedmulti(k, K_1'..K_n'))`. Consequences:
+//! and the deposit descriptor is `wsh(sortedmulti(k, K_1'..K_n'))` (taproot custody: the same wallet
+//! shape with the tweaked keys in its `multi_a` leaf and the group key `P` untouched as internal key, so
+//! the binding rides in the script tree's merkle root, which the output key commits to and the FROST
+//! key-path signature is tweaked by; see `docs/PROTOCOL.md`). Consequences:
 //! - the script commits to the recipient: a mint to anyone else is caught by recomputing the script from R;
 //! - the script commits to the genesis hash: a deposit for another chain with the same federation (testnet vs
 //!   mainnet, a fork) is not mintable here;
@@ -85,7 +88,8 @@ impl Federation {
         self.keys().iter().map(|k| tweak.tweak_key(&secp, k)).collect()
     }
 
-    /// `wsh(sortedmulti(k, K_1'..K_n'))` (with the emergency branch, emergency keys untweaked, if the
+    /// The wallet's descriptor over the tweaked keys, `wsh(sortedmulti(k, K_1'..K_n'))` or
+    /// `tr(P, multi_a(k, K_1'..K_n'))` (with the emergency branch or leaf, emergency keys untweaked, if the
     /// wallet has one): the descriptor of deposits to `recipient` on chain `genesis`.
     pub fn deposit_descriptor(
         &self,
@@ -101,12 +105,13 @@ impl Federation {
         Ok(self.deposit_descriptor(genesis, recipient)?.script_pubkey())
     }
 
-    /// The witness script that spending a deposit to `recipient` reveals (for the PSBT updater).
+    /// The witness script that spending a deposit to `recipient` reveals (for the PSBT updater); an error
+    /// for taproot custody, whose spends reveal a leaf or nothing (see [`crate::taproot`]).
     pub fn deposit_witness_script(&self, genesis: [u8; 32], recipient: [u8; 32]) -> Result<ScriptBuf, PegError> {
         Ok(self.deposit_descriptor(genesis, recipient)?.explicit_script()?)
     }
 
-    /// The P2WSH deposit address for `recipient` on `network` (what `getpeginaddress` returns).
+    /// The deposit address (P2WSH or P2TR) for `recipient` on `network` (what `getpeginaddress` returns).
     pub fn deposit_address(
         &self,
         genesis: [u8; 32],

@@ -17,6 +17,7 @@ use crate::recovery::Recovery;
 use bitcoin::key::XOnlyPublicKey;
 use bitcoin::secp256k1::Parity;
 use bitcoin::{Address, Network, PublicKey, ScriptBuf, TapNodeHash};
+use frost_secp256k1_tr::keys::PublicKeyPackage;
 use miniscript::descriptor::{Descriptor, Wsh};
 use std::str::FromStr;
 
@@ -57,14 +58,38 @@ impl Federation {
         Self::build(threshold, keys, Some(recovery), Custody::Wsh)
     }
 
-    /// Builds the taproot wallet `tr(group_key, {multi_a(threshold, keys..)[, emergency leaf]})` after the
-    /// same checks as the wsh wallet: the key path is the FROST group key of the same validators.
+    /// Builds the taproot wallet `tr(P, {multi_a(threshold, keys..)[, emergency leaf]})` where `P` is the
+    /// group key of `group`, after the wsh wallet's checks and these: `group` is a DKG of exactly
+    /// `keys.len()` participants (validator `i` is participant `i + 1`) whose threshold is `threshold`, so the
+    /// key path needs as many validators as the fallback leaf; and no two keys of the wallet (peg keys,
+    /// emergency keys, the group key) share an x coordinate, which tapscript would count as one key.
     pub fn taproot(
-        group_key: XOnlyPublicKey,
+        group: &PublicKeyPackage,
         threshold: usize,
         keys: Vec<PublicKey>,
         recovery: Option<Recovery>,
     ) -> Result<Self, FederationError> {
+        if group.min_signers().map(usize::from) != Some(threshold) {
+            return Err(FederationError::GroupMismatch("its threshold is not the federation's"));
+        }
+        let ids: Vec<_> = group.verifying_shares().keys().copied().collect();
+        let expected: Vec<_> = (0..keys.len())
+            .map(crate::frost::participant)
+            .collect::<Result<_, _>>()
+            .map_err(|_| FederationError::GroupMismatch("more validators than FROST participants"))?;
+        if ids != expected {
+            return Err(FederationError::GroupMismatch("its participants are not the federation's validators"));
+        }
+        let group_key = crate::frost::group_key(group)
+            .map_err(|_| FederationError::GroupMismatch("its group key is not a valid point"))?;
+        let mut seen = vec![group_key];
+        for key in keys.iter().chain(recovery.iter().flat_map(|r| r.keys.iter())) {
+            let x = key.inner.x_only_public_key().0;
+            if seen.contains(&x) {
+                return Err(FederationError::DuplicateXOnlyKey(*key));
+            }
+            seen.push(x);
+        }
         Self::build(threshold, keys, recovery, Custody::Taproot { group_key })
     }
 

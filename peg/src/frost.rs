@@ -63,11 +63,20 @@ pub enum FrostError {
     /// The aggregated signature did not parse as BIP340 (never for a valid aggregation).
     #[error("the aggregated signature is not a BIP340 signature")]
     BadSignature,
+    /// The signing package's message is not the sighash this signer computed itself.
+    #[error("the signing package's message is not the sighash this validator computed")]
+    WrongMessage,
+    /// A group key that is not a valid x-only key (the identity, or a package that does not serialize).
+    #[error("the group's verifying key is not a valid secp256k1 point")]
+    BadGroupKey,
+    /// A transcript that does not describe one `k`-of-`n` DKG.
+    #[error("DKG transcript: {0}")]
+    Transcript(&'static str),
 }
 
 /// The FROST identifier of validator `index` (0-based): `index + 1`.
 pub fn participant(index: usize) -> Result<Identifier, FrostError> {
-    let id = u16::try_from(index + 1).map_err(|_| FrostError::BadIndex(index))?;
+    let id = index.checked_add(1).and_then(|i| u16::try_from(i).ok()).ok_or(FrostError::BadIndex(index))?;
     Identifier::try_from(id).map_err(|_| FrostError::BadIndex(index))
 }
 
@@ -96,7 +105,7 @@ impl KeyShare {
     }
 
     /// The group key as a descriptor shows it (x-only, even y).
-    pub fn group_key(&self) -> XOnlyPublicKey {
+    pub fn group_key(&self) -> Result<XOnlyPublicKey, FrostError> {
         group_key(&self.public)
     }
 
@@ -106,25 +115,32 @@ impl KeyShare {
     }
 
     /// Round 2: this validator's signature share of `sighash` for the output key tweaked by `merkle_root`.
-    /// Consumes the nonces: a nonce signs once.
+    ///
+    /// The key path has no script to check, so the signer must derive both from the transaction it has
+    /// judged (the input's sighash, the root of the prevout's script tree): a package whose message is not
+    /// `sighash` is refused. The nonces are moved in, but `SigningNonces` is `Clone`: that a nonce signs only
+    /// once is the caller's promise (persist before the commitment leaves, destroy after).
     pub fn sign(
         &self,
         package: &SigningPackage,
+        sighash: TapSighash,
         nonces: SigningNonces,
         merkle_root: Option<TapNodeHash>,
     ) -> Result<SignatureShare, FrostError> {
+        if package.message().as_slice() != AsRef::<[u8]>::as_ref(&sighash) {
+            return Err(FrostError::WrongMessage);
+        }
         let root = merkle_root.map(|r| r.to_byte_array());
         Ok(tr::round2::sign_with_tweak(package, &nonces, &self.secret, root.as_ref().map(|r| &r[..]))?)
     }
 }
 
 /// The x-only group key (even y) of `public`.
-pub fn group_key(public: &PublicKeyPackage) -> XOnlyPublicKey {
+pub fn group_key(public: &PublicKeyPackage) -> Result<XOnlyPublicKey, FrostError> {
     let even = public.verifying_key().into_even_y(None);
-    let bytes = even.serialize().unwrap_or_default();
+    let bytes = even.serialize().map_err(|_| FrostError::BadGroupKey)?;
     // A verifying key serializes as a 33-byte SEC1 point, whose last 32 bytes are x.
-    XOnlyPublicKey::from_slice(bytes.get(1..).unwrap_or_default())
-        .expect("a FROST verifying key is a valid secp256k1 point")
+    XOnlyPublicKey::from_slice(bytes.get(1..).unwrap_or_default()).map_err(|_| FrostError::BadGroupKey)
 }
 
 /// What the signers sign: the commitments of this signing's participants (validator index → commitments) and

@@ -73,7 +73,7 @@ fn frost_signature(
     let package = frost::signing_package(&commitments, sighash).expect("package");
     let mut sig_shares = BTreeMap::new();
     for (i, n) in nonces {
-        let share = shares[i].sign(&package, n, root).expect("share");
+        let share = shares[i].sign(&package, sighash, n, root).expect("share");
         frost::verify_share(shares[0].public(), i, &share, &package, root).expect("honest share");
         sig_shares.insert(i, share);
     }
@@ -85,11 +85,14 @@ fn taproot_deposits_are_rebuilt_by_bitcoind_and_spent_by_frost_key_path_fallback
     let btc = Bitcoind::start().expect("bitcoind starts");
     let secp = Secp256k1::new();
     let (shares, transcript) = run_in_process(4, 3, &mut thread_rng()).expect("dkg");
-    assert_eq!(frost::group_key(&transcript.group().expect("group")), shares[0].group_key());
+    assert_eq!(
+        frost::group_key(&transcript.group().expect("group")).expect("key"),
+        shares[0].group_key().expect("group key")
+    );
     let peg_secrets = secrets(0x21, 4);
     let emergency = secrets(0x41, 3);
     let recovery = Recovery { threshold: 2, keys: public(&emergency), delay: DELAY };
-    let fed = Federation::taproot(shares[0].group_key(), 3, public(&peg_secrets), Some(recovery)).expect("wallet");
+    let fed = Federation::taproot(shares[0].public(), 3, public(&peg_secrets), Some(recovery)).expect("wallet");
 
     // Bitcoin Core rebuilds every address from the descriptor text alone.
     let network = bitcoin::Network::Regtest;

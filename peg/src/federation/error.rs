@@ -27,4 +27,11 @@ pub enum FederationError {
     /// A recovery delay BIP68 cannot encode in blocks (1 to 65535).
     #[error("recovery delay of {0} blocks is not between 1 and 65535")]
     BadRecoveryDelay(u32),
+    /// Taproot custody: the FROST group is not a DKG of exactly these validators with this threshold.
+    #[error("the FROST group does not match the federation: {0}")]
+    GroupMismatch(&'static str),
+    /// Taproot custody: two keys (peg, emergency or the group key) with the same x coordinate, which
+    /// tapscript would treat as one key.
+    #[error("key {0} has the same x coordinate as another key of the wallet")]
+    DuplicateXOnlyKey(PublicKey),
 }

@@ -10,13 +10,20 @@
 //! 3. once the other `n - 1` round-2 packages arrived, [`Ceremony::on_round2`] gives the [`KeyShare`].
 //!
 //! A bad proof of knowledge or a share that does not match its sender's commitments is refused by the
-//! library and the ceremony fails; a repeated or early message is refused without changing state.
+//! library and the ceremony fails (it cannot be resumed: its secret is spent, a new ceremony starts); a
+//! repeated or early message is refused without changing state, so the carrier must deliver round-2
+//! packages only after round 1 ended (a chain does: packages are applied in block order).
 //!
-//! Anyone can check the result from the public [`Transcript`] alone: the group key and every verifying share
-//! follow from the round-1 commitments ([`Transcript::group`]), and each participant's [`KeyShare`] must
-//! agree with it. The proofs of knowledge are checked by every participant in round 2 (the library keeps
-//! that check internal); a new key is trusted only after it has signed a known message, which the caller
-//! asks for with the ordinary signing rounds.
+//! What the carrier must give: Pedersen DKG needs a broadcast channel with agreement for round 1. A
+//! participant that shows different round-1 packages to different peers leaves them with different group
+//! keys, each consistent with its own view. Carried in chain transactions, every node sees the same packages.
+//!
+//! What the public [`Transcript`] shows: the group key and every verifying share follow from the round-1
+//! commitments ([`Transcript::group`]), and each participant's [`KeyShare`] must agree with it
+//! ([`Transcript::check`]). It does not re-check the proofs of knowledge (the library keeps that check
+//! internal; every participant made it in round 2), so a transcript alone does not rule out a rogue-key
+//! forgery by whoever assembled it: a new key is to be trusted only once the participants agreed on the
+//! transcript and the key has signed a known message with the ordinary signing rounds.
 
 use super::{index_of, participant, FrostError, KeyShare};
 use frost_secp256k1_tr::keys::dkg::{self as frost_dkg, round1, round2};
@@ -137,24 +144,51 @@ fn by_identifier<P: Clone>(
     packages.iter().map(|(&i, p)| Ok((participant(i)?, p.clone()))).collect()
 }
 
-/// The public record of a DKG: every participant's round-1 package.
-#[derive(Debug, Clone, Default)]
+/// The public record of a `k`-of-`n` DKG: every participant's round-1 package.
+#[derive(Debug, Clone)]
 pub struct Transcript {
+    n: usize,
+    k: usize,
     round1: BTreeMap<usize, round1::Package>,
 }
 
 impl Transcript {
-    /// Records participant `index`'s round-1 package.
-    pub fn record(&mut self, index: usize, package: round1::Package) {
-        self.round1.insert(index, package);
+    /// An empty transcript of a `k`-of-`n` DKG.
+    pub fn new(n: usize, k: usize) -> Self {
+        Transcript { n, k, round1: BTreeMap::new() }
+    }
+
+    /// Records participant `index`'s round-1 package. A second, different package from one participant is
+    /// refused and the first kept: it is evidence of equivocation, never overwritten.
+    pub fn record(&mut self, index: usize, package: round1::Package) -> Result<(), FrostError> {
+        if index >= self.n {
+            return Err(FrostError::UnknownParticipant(index));
+        }
+        match self.round1.get(&index) {
+            Some(kept) if *kept != package => {
+                Err(FrostError::Transcript("two different round-1 packages from one participant"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.round1.insert(index, package);
+                Ok(())
+            }
+        }
     }
 
     /// The group's public data (group key and every verifying share) computed from the commitments alone,
     /// finished as the library finishes a DKG: BIP341-tweaked with no script tree (`P + H_TapTweak(P)·G`,
     /// even y), so that the raw sum of the commitments is never a key anyone signs for.
+    /// Refuses a transcript missing a participant or with a commitment not of degree `k - 1`.
     pub fn group(&self) -> Result<PublicKeyPackage, FrostError> {
+        if self.round1.len() != self.n {
+            return Err(FrostError::Transcript("a participant's round-1 package is missing"));
+        }
         let mut commitments = BTreeMap::new();
         for (&i, p) in &self.round1 {
+            if p.commitment().serialize()?.len() != self.k {
+                return Err(FrostError::Transcript("a commitment of the wrong degree"));
+            }
             commitments.insert(participant(i)?, p.commitment());
         }
         Ok(PublicKeyPackage::from_dkg_commitments(&commitments)?.tweak::<&[u8]>(None))
@@ -165,6 +199,7 @@ impl Transcript {
         let group = self.group()?;
         if group.verifying_key() != share.public.verifying_key()
             || group.verifying_shares() != share.public.verifying_shares()
+            || share.public.min_signers().map(usize::from) != Some(self.k)
         {
             return Err(FrostError::TranscriptMismatch);
         }
@@ -173,18 +208,20 @@ impl Transcript {
 }
 
 /// Runs a whole DKG in this process, every participant's ceremony fed by the others' messages: for tests,
-/// simulations and the regtest demo, where one process plays every validator. Returns each participant's
+/// simulations and the bench, where one process plays every validator (and so holds every share, like a
+/// trusted dealer: never for a real federation, hence the `testkit` feature). Returns each participant's
 /// share (in index order) and the transcript.
+#[cfg(any(test, feature = "testkit"))]
 pub fn run_in_process<R: RngCore + CryptoRng>(
     n: usize,
     k: usize,
     rng: &mut R,
 ) -> Result<(Vec<KeyShare>, Transcript), FrostError> {
     let mut ceremonies = Vec::with_capacity(n);
-    let mut transcript = Transcript::default();
+    let mut transcript = Transcript::new(n, k);
     for i in 0..n {
         let (ceremony, package) = Ceremony::start(i, n, k, rng)?;
-        transcript.record(i, package);
+        transcript.record(i, package)?;
         ceremonies.push(ceremony);
     }
     let mut round2 = Vec::with_capacity(n);

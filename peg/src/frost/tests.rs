@@ -28,7 +28,7 @@ fn sign_with(
     let package = signing_package(&commitments, sighash).expect("package");
     let mut out = BTreeMap::new();
     for (i, n) in nonces {
-        out.insert(i, shares[i].sign(&package, n, root).expect("share"));
+        out.insert(i, shares[i].sign(&package, sighash, n, root).expect("share"));
     }
     (package, out)
 }
@@ -36,16 +36,20 @@ fn sign_with(
 #[test]
 fn a_three_of_four_dkg_agrees_on_one_group_key_that_no_three_shares_disagree_on() {
     let (shares, transcript) = run_in_process(4, 3, &mut rng(1)).expect("dkg");
-    let key = shares[0].group_key();
-    assert!(shares.iter().all(|s| s.group_key() == key));
-    assert_eq!(group_key(&transcript.group().expect("group")), key, "anyone gets the key from the transcript");
+    let key = shares[0].group_key().expect("group key");
+    assert!(shares.iter().all(|s| s.group_key().expect("group key") == key));
+    assert_eq!(
+        group_key(&transcript.group().expect("group")).expect("key"),
+        key,
+        "anyone gets the key from the transcript"
+    );
     for (i, s) in shares.iter().enumerate() {
         assert_eq!(s.index(), i);
         transcript.check(s).expect("each share matches the transcript");
     }
     // Another run gives another key: nothing is fixed but the participants' randomness.
     let (other, other_transcript) = run_in_process(4, 3, &mut rng(2)).expect("dkg");
-    assert_ne!(other[0].group_key(), key);
+    assert_ne!(other[0].group_key().expect("group key"), key);
     assert_eq!(other_transcript.check(&shares[0]), Err(FrostError::TranscriptMismatch));
 }
 
@@ -55,7 +59,7 @@ fn any_threshold_of_signers_makes_a_bip340_signature_for_the_tweaked_output_key(
     let (shares, _) = run_in_process(4, 3, &mut rng(3)).expect("dkg");
     let sighash = TapSighash::from_byte_array([7; 32]);
     let root = Some(TapNodeHash::from_byte_array([9; 32]));
-    let (output_key, _) = shares[0].group_key().tap_tweak(&secp, root);
+    let (output_key, _) = shares[0].group_key().expect("group key").tap_tweak(&secp, root);
     let message = Message::from_digest(sighash.to_byte_array());
     let mut r = rng(4);
     for signers in [[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]] {
@@ -67,12 +71,12 @@ fn any_threshold_of_signers_makes_a_bip340_signature_for_the_tweaked_output_key(
         secp.verify_schnorr(&sig.signature, &message, &output_key.to_x_only_public_key())
             .expect("a valid signature for Q");
         // Not for the untweaked key, nor for another tree.
-        assert!(secp.verify_schnorr(&sig.signature, &message, &shares[0].group_key()).is_err());
+        assert!(secp.verify_schnorr(&sig.signature, &message, &shares[0].group_key().expect("group key")).is_err());
     }
     // With no script tree the signature is for P's BIP86 output key.
     let (package, sig_shares) = sign_with(&shares, &[0, 1, 2], sighash, None, &mut r);
     let sig = aggregate(shares[0].public(), &package, &sig_shares, None).expect("aggregate");
-    let (untweaked_tr, _) = shares[0].group_key().tap_tweak(&secp, None);
+    let (untweaked_tr, _) = shares[0].group_key().expect("group key").tap_tweak(&secp, None);
     secp.verify_schnorr(&sig.signature, &message, &untweaked_tr.to_x_only_public_key()).expect("BIP86-style");
 }
 
@@ -128,4 +132,36 @@ fn a_round_one_package_from_another_ceremony_fails_the_proof_or_the_shares() {
     let (_, pc) = Ceremony::start(2, 3, 2, &mut r).expect("start");
     assert_eq!(a.on_round1(1, forged), Ok(None));
     assert!(matches!(a.on_round1(2, pc), Err(FrostError::Frost(_))));
+}
+
+#[test]
+fn a_signer_refuses_a_package_for_another_message_and_a_transcript_keeps_its_first_package() {
+    let mut r = rng(9);
+    let (shares, transcript) = run_in_process(3, 2, &mut r).expect("dkg");
+    let sighash = TapSighash::from_byte_array([4; 32]);
+    let (nonces, commitment) = shares[0].commit(&mut r);
+    let (_, other) = shares[1].commit(&mut r);
+    let package = signing_package(&BTreeMap::from([(0, commitment), (1, other)]), sighash).expect("package");
+    assert_eq!(
+        shares[0].sign(&package, TapSighash::from_byte_array([5; 32]), nonces.clone(), None),
+        Err(FrostError::WrongMessage),
+        "a coordinator's package for a message this signer did not compute"
+    );
+    shares[0].sign(&package, sighash, nonces, None).expect("the expected message");
+
+    let mut partial = dkg::Transcript::new(3, 2);
+    let (_, first) = Ceremony::start(0, 3, 2, &mut r).expect("start");
+    let (_, second) = Ceremony::start(0, 3, 2, &mut r).expect("start");
+    partial.record(0, first.clone()).expect("first");
+    partial.record(0, first).expect("the same again is harmless");
+    assert!(matches!(partial.record(0, second), Err(FrostError::Transcript(_))), "equivocation is refused");
+    assert!(matches!(partial.record(3, transcript_package(&mut r)), Err(FrostError::UnknownParticipant(3))));
+    assert!(matches!(partial.group(), Err(FrostError::Transcript(_))), "two participants missing");
+    assert!(transcript.group().is_ok());
+    assert!(matches!(dkg::Transcript::new(3, 3).check(&shares[0]), Err(FrostError::Transcript(_))));
+    assert_eq!(participant(usize::MAX), Err(FrostError::BadIndex(usize::MAX)));
+}
+
+fn transcript_package(r: &mut ChaCha20Rng) -> frost_secp256k1_tr::keys::dkg::round1::Package {
+    Ceremony::start(2, 3, 2, r).expect("start").1
 }

@@ -35,7 +35,7 @@ fn setup(k: usize, n: u8) -> Setup {
     let peg = secrets(1, n);
     let emergency = secrets(0x40, 3);
     let recovery = Recovery { threshold: 2, keys: public(&emergency), delay: 144 };
-    let fed = Federation::taproot(shares[0].group_key(), k, public(&peg), Some(recovery)).expect("valid wallet");
+    let fed = Federation::taproot(shares[0].public(), k, public(&peg), Some(recovery)).expect("valid wallet");
     Setup { shares, peg, emergency, fed }
 }
 
@@ -73,14 +73,14 @@ fn frost_sign(
     }
     let package = frost::signing_package(&commitments, sighash).expect("package");
     let sig_shares: BTreeMap<_, _> =
-        nonces.into_iter().map(|(i, n)| (i, shares[i].sign(&package, n, root).expect("share"))).collect();
+        nonces.into_iter().map(|(i, n)| (i, shares[i].sign(&package, sighash, n, root).expect("share"))).collect();
     frost::aggregate(shares[0].public(), &package, &sig_shares, root).expect("aggregate")
 }
 
 #[test]
 fn the_taproot_wallet_is_tr_of_the_group_key_with_the_fallback_and_emergency_leaves() {
     let s = setup(3, 4);
-    assert_eq!(s.fed.custody(), Custody::Taproot { group_key: s.shares[0].group_key() });
+    assert_eq!(s.fed.custody(), Custody::Taproot { group_key: s.shares[0].group_key().expect("group key") });
     let text = s.fed.descriptor().to_string();
     assert!(text.starts_with("tr(") && text.contains("multi_a(3,") && text.contains("older(144)"), "{text}");
     assert!(s.fed.witness_script().is_none());
@@ -92,11 +92,11 @@ fn the_taproot_wallet_is_tr_of_the_group_key_with_the_fallback_and_emergency_lea
     assert!(a.script_pubkey() != b.script_pubkey() && a.script_pubkey() != c.script_pubkey());
     assert_ne!(a.script_pubkey(), s.fed.script_pubkey());
     let Descriptor::Tr(tr) = &a else { panic!("a taproot deposit") };
-    assert_eq!(tr.internal_key().inner.x_only_public_key().0, s.shares[0].group_key());
+    assert_eq!(tr.internal_key().inner.x_only_public_key().0, s.shares[0].group_key().expect("group key"));
     // Same keys in another order: same wallet.
     let mut reversed = public(&s.peg);
     reversed.reverse();
-    let again = Federation::taproot(s.shares[0].group_key(), 3, reversed, s.fed.recovery().cloned()).expect("valid");
+    let again = Federation::taproot(s.shares[0].public(), 3, reversed, s.fed.recovery().cloned()).expect("valid");
     assert_eq!(again.script_pubkey(), s.fed.script_pubkey());
 }
 
@@ -180,4 +180,34 @@ fn wrong_inputs_are_errors_not_panics() {
         script_path_witness(wsh.descriptor(), &BTreeMap::new(), Sequence::MAX),
         Err(TaprootSpendError::NotTaproot)
     ));
+}
+
+#[test]
+fn a_taproot_wallet_refuses_a_group_of_other_validators_or_threshold_and_keys_equal_in_x() {
+    let secp = Secp256k1::new();
+    let s = setup(3, 4);
+    let group = s.shares[0].public();
+    let peg = public(&s.peg);
+    assert!(matches!(Federation::taproot(group, 2, peg.clone(), None), Err(crate::FederationError::GroupMismatch(_))));
+    let mut five = peg.clone();
+    five.push(public(&secrets(0x30, 1))[0]);
+    assert!(matches!(Federation::taproot(group, 3, five, None), Err(crate::FederationError::GroupMismatch(_))));
+    assert!(matches!(
+        Federation::taproot(group, 3, peg[..3].to_vec(), None),
+        Err(crate::FederationError::GroupMismatch(_))
+    ));
+    // -K has K's x coordinate: one key to tapscript, two to a compressed-key check.
+    let negated = PublicKey::new(peg[1].inner.negate(&secp));
+    let mut with_negated = peg.clone();
+    with_negated[3] = negated;
+    assert_eq!(
+        Federation::taproot(group, 3, with_negated, None),
+        Err(crate::FederationError::DuplicateXOnlyKey(negated))
+    );
+    let recovery = Recovery { threshold: 1, keys: vec![PublicKey::new(peg[0].inner.negate(&secp))], delay: 10 };
+    assert!(matches!(
+        Federation::taproot(group, 3, peg.clone(), Some(recovery)),
+        Err(crate::FederationError::DuplicateXOnlyKey(_))
+    ));
+    Federation::taproot(group, 3, peg, None).expect("the matching group and keys");
 }

@@ -1,12 +1,13 @@
 //! The measurements `scripts/bench` makes (`sidechain-bench` runs them): an open-loop load generator
 //! ([`load`]), the same-run bounds each figure is divided by ([`bounds`]), peg-in latency on real bitcoinds
 //! ([`pegin`]), the peg-out and peg-in costs of the deterministic batch builder ([`peg_costs`]), memory of a
-//! process ([`rss`]) and the latency curve as SVG ([`plot`]).
+//! process ([`rss`]), the latency curve as SVG ([`plot`]) and what taproot custody saves ([`custody`]).
 //!
 //! Why a library module and not all in the binary: each piece is small enough to read alone, and the
 //! binary is then only the order of the run and the table.
 
 pub mod bounds;
+pub mod custody;
 pub mod load;
 pub mod pegin;
 pub mod plot;

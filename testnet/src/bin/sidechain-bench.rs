@@ -159,9 +159,12 @@ async fn start_federation(args: &Args, sidechaind: PathBuf, keys: &[Keypair]) ->
 
 async fn run(args: Args) -> Result<()> {
     if args.peg_costs_only {
-        let (rows, json) = testnet::bench::peg_costs()?;
+        let (mut rows, json) = testnet::bench::peg_costs()?;
+        let (custody_rows, custody_json) = testnet::bench::custody::custody_costs()?;
+        rows.extend(custody_rows);
         print_table(&rows);
         println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&custody_json)?);
         return Ok(());
     }
     let run_start = Instant::now();
@@ -443,6 +446,8 @@ async fn run(args: Args) -> Result<()> {
     ));
     let (peg_rows, peg_json) = testnet::bench::peg_costs()?;
     rows.extend(peg_rows);
+    let (custody_rows, custody_json) = testnet::bench::custody::custody_costs()?;
+    rows.extend(custody_rows);
     if let Some((n, samples)) = &pegin {
         let blocks: Vec<u64> = samples.iter().map(pegin::PegInSample::blocks).collect();
         rows.push(row(
@@ -532,6 +537,7 @@ async fn run(args: Args) -> Result<()> {
             "raw_batch_shape_txs": sync_fixture.txs(), "ratio": sync_bps / raw_batches,
         },
         "peg": peg_json,
+        "custody": custody_json,
         "pegin_latency": pegin.as_ref().map(|(n, samples)| serde_json::json!({
             "confirmations": n,
             "samples": samples.iter().map(|s| serde_json::json!({
