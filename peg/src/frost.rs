@@ -36,6 +36,7 @@ use frost_secp256k1_tr::{Identifier, SigningPackage};
 use std::collections::BTreeMap;
 
 pub mod dkg;
+pub mod session;
 
 /// Why a FROST step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
