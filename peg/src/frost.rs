@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 
 pub mod dkg;
 pub mod session;
+pub mod wire;
 
 /// Why a FROST step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
