@@ -450,8 +450,10 @@ impl Chain {
                 why: "overflows",
             }
         })?;
-        let pegin_fee = peg::pegin_fee(federation.descriptor(), rate)?;
-        let deposit_input_vbytes = peg::input_vbytes(federation.descriptor())?;
+        let deposit_input_vbytes = peg::fee::planned_input_vbytes(&federation)?;
+        let pegin_fee = rate
+            .fee_vb(deposit_input_vbytes)
+            .ok_or(peg::PegError::FeeOverflow { vbytes: deposit_input_vbytes, rate })?;
         // `validate` checked the sum stays within 21 million BTC.
         let genesis_supply = genesis.initial_accounts.iter().map(|a| a.balance).sum();
         Ok(Chain {
@@ -484,7 +486,7 @@ impl Chain {
     /// The peg-in fee at `sat_per_vb` for a deposit to `wallet`: the cost of spending one of its deposit
     /// inputs at that rate, never below the genesis floor ([`Chain::pegin_fee`]).
     pub fn pegin_fee_in(&self, wallet: &peg::Federation, sat_per_vb: u64) -> Amount {
-        let vbytes = peg::input_vbytes(wallet.descriptor()).unwrap_or(self.deposit_input_vbytes);
+        let vbytes = peg::fee::planned_input_vbytes(wallet).unwrap_or(self.deposit_input_vbytes);
         let fee = Amount::from_sat(vbytes.saturating_mul(sat_per_vb));
         fee.min(Amount::MAX_MONEY).max(self.pegin_fee)
     }

@@ -28,6 +28,24 @@ pub fn witness_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegE
     Ok(empty_witness + descriptor.max_weight_to_satisfy()?)
 }
 
+/// The witness weight a batch plans for each input of `fed`'s outputs: the largest witness for the wsh
+/// wallet; for taproot custody the key path's one signature (a FROST signing that falls back to the
+/// `multi_a` leaf is re-planned at that leaf's size, [`witness_weight`] of the descriptor).
+pub fn planned_witness_weight(fed: &crate::Federation) -> Result<Weight, PegError> {
+    match fed.custody() {
+        crate::Custody::Wsh => witness_weight(fed.descriptor()),
+        crate::Custody::Taproot { .. } => {
+            Ok(KEY_PATH_INPUT_WEIGHT - Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES))
+        }
+    }
+}
+
+/// The virtual size a batch plans for one input of `fed`'s outputs ([`planned_witness_weight`] and the
+/// non-witness part), rounded up: what a deposit's peg-in fee is priced on.
+pub fn planned_input_vbytes(fed: &crate::Federation) -> Result<u64, PegError> {
+    Ok((Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES) + planned_witness_weight(fed)?).to_vbytes_ceil())
+}
+
 /// The weight of one input spending `descriptor` with its largest satisfaction.
 pub fn input_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegError> {
     Ok(Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES) + witness_weight(descriptor)?)

@@ -18,10 +18,11 @@
 //!            = 4 * (4 version + 4 locktime + varint(#inputs) + varint(#outputs)
 //!                   + #inputs * 41 + sum(8 + varint(len) + len))
 //!        + 2                                  segwit marker and flag (0.5 vB)
-//!        + #inputs * witness_weight(fed.descriptor())
+//!        + #inputs * planned_witness_weight(fed)
 //! vbytes = ceil(weight / 4)
 //! ```
-//! rust-bitcoin's `predict_weight` does the transaction's layout. [`witness_weight`] is the largest possible
+//! rust-bitcoin's `predict_weight` does the transaction's layout. For the wsh wallet,
+//! [`planned_witness_weight`] is [`crate::fee::witness_weight`], the largest possible
 //! witness spending the federation script: `k` 73-byte signatures and the witness script, from miniscript's
 //! `max_weight_to_satisfy`; with the outpoint, empty scriptSig and sequence (41 bytes, 4 WU each) it is
 //! [`crate::fee::input_weight`]. A deposit output has the same script with tweaked keys, hence the
@@ -30,6 +31,8 @@
 //! transaction is never larger (ECDSA signatures are at most 72 bytes with their sighash flag) and usually a
 //! fraction of a vbyte per input smaller (a signature with a low R is one byte shorter). Core's
 //! sigop-adjusted size does not bind: a P2WSH CHECKMULTISIG input costs `n` sigops, `20 n` WU at most.
+//! For taproot custody it is the key path's witness, one 64-byte signature (66 WU, 230 WU with the rest of
+//! the input: 57.5 vB), which the signed transaction meets exactly.
 //!
 //! # Coin selection
 //! Candidates are sorted by (amount descending, outpoint ascending) and taken in that order until they
@@ -46,7 +49,7 @@
 
 use crate::error::PegError;
 use crate::federation::Federation;
-use crate::fee::witness_weight;
+use crate::fee::planned_witness_weight;
 use bitcoin::absolute::LockTime;
 use bitcoin::consensus::encode::VarInt;
 use bitcoin::psbt::Psbt;
@@ -230,7 +233,7 @@ pub fn output_vbytes(script_pubkey: &Script) -> u64 {
 /// `payout_script` and a change output to `change_script` (a lone burn's whole batch). What a burn's fee is
 /// priced on, so that a burn alone pays for the batch that pays it (see the ledger's `pegout` module).
 pub fn lone_payout_vbytes(fed: &Federation, payout_script: &Script, change_script: &Script) -> Result<u64, BatchError> {
-    let witness = witness_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
+    let witness = planned_witness_weight(fed).map_err(BatchError::InputSize)?;
     Ok(tx_vbytes(witness, 1, [payout_script.len(), change_script.len()]))
 }
 
@@ -431,7 +434,7 @@ fn build(
         }
         paid = add(paid, p.amount, "payouts")?;
     }
-    let witness = witness_weight(fed.descriptor()).map_err(BatchError::InputSize)?;
+    let witness = planned_witness_weight(fed).map_err(BatchError::InputSize)?;
     let size = |inputs: usize, with_change: bool| {
         let change = with_change.then_some(change_script.len());
         tx_vbytes(witness, inputs, payouts.iter().map(|p| p.script_pubkey.len()).chain(change))
@@ -500,7 +503,7 @@ fn build(
 /// The size bound of a batch with `inputs` inputs whose witness weighs at most `witness` and outputs with
 /// scripts of `output_script_lens` bytes (the formula of the module docs). rust-bitcoin's [`predict_weight`]
 /// sizes the transaction without witnesses (version, locktime, counts, inputs with an empty scriptSig,
-/// outputs); miniscript bounds each witness ([`witness_weight`]); what joins them is BIP-0141's marker and
+/// outputs); each witness is bounded by [`planned_witness_weight`]; what joins them is BIP-0141's marker and
 /// flag, which `predict_weight` adds only for inputs whose witness it knows.
 fn tx_vbytes(witness: Weight, inputs: usize, output_script_lens: impl IntoIterator<Item = usize>) -> u64 {
     let unwitnessed =

@@ -211,3 +211,52 @@ fn a_taproot_wallet_refuses_a_group_of_other_validators_or_threshold_and_keys_eq
     ));
     Federation::taproot(group, 3, peg, None).expect("the matching group and keys");
 }
+
+#[test]
+fn a_taproot_batch_is_planned_at_the_key_path_size_and_its_signed_form_meets_it_exactly() {
+    let s = setup(3, 4);
+    let wsh = Federation::with_recovery(3, public(&s.peg), s.fed.recovery().cloned().expect("recovery")).expect("wsh");
+    assert_eq!(crate::fee::planned_input_vbytes(&s.fed).expect("vb"), 58);
+    assert_eq!(crate::fee::planned_input_vbytes(&wsh).expect("vb"), crate::input_vbytes(wsh.descriptor()).expect("vb"));
+    let coin = crate::BatchInput {
+        outpoint: OutPoint { txid: Txid::from_byte_array([1; 32]), vout: 0 },
+        amount: Amount::from_sat(10_000_000),
+        tweak: Some(RECIPIENT),
+    };
+    let payout = crate::Payout {
+        script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20])),
+        amount: Amount::from_sat(50_000),
+    };
+    let rate = bitcoin::FeeRate::from_sat_per_vb(2).expect("rate");
+    let plan = crate::plan_batch(
+        &s.fed,
+        GENESIS,
+        &[coin],
+        std::slice::from_ref(&payout),
+        rate,
+        crate::BatchLimits::STANDARD,
+        &s.fed.script_pubkey(),
+    )
+    .expect("plan");
+    let wsh_plan = crate::plan_batch(
+        &wsh,
+        GENESIS,
+        &[coin],
+        std::slice::from_ref(&payout),
+        rate,
+        crate::BatchLimits::STANDARD,
+        &wsh.script_pubkey(),
+    );
+    assert!(plan.vbytes < wsh_plan.expect("wsh plan").vbytes);
+    // Sign the planned transaction by key path: its size is the plan's, to the vbyte.
+    let mut tx = plan.tx.clone();
+    let prevouts = vec![TxOut {
+        value: coin.amount,
+        script_pubkey: s.fed.deposit_script_pubkey(GENESIS, RECIPIENT).expect("script"),
+    }];
+    let root = crate::federation::merkle_root(&s.fed.deposit_descriptor(GENESIS, RECIPIENT).expect("deposit"));
+    let sighash = key_path_sighash(&tx, 0, &prevouts).expect("sighash");
+    tx.input[0].witness = key_path_witness(&frost_sign(&s.shares, &[0, 2, 3], sighash, root));
+    verify_spends(&tx, &prevouts).expect("valid");
+    assert_eq!(tx.vsize() as u64, plan.vbytes);
+}

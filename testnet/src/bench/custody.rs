@@ -1,7 +1,7 @@
 //! What taproot custody (issue 23) saves, measured on real witnesses: per-input vbytes of a federation
 //! spend by FROST key path, by the `multi_a` fallback leaf and by today's `wsh` script, for 3-of-4, 7-of-10
 //! and 11-of-15 (each with a 2-of-3 emergency path), each against the 57.5 vB key-path floor; the peg-in
-//! fee at the agreed rate against that floor; and FROST's in-process signing time per input against one
+//! fee at the agreed rate against that floor; planned peg-out batch sizes (taproot against wsh); and FROST's in-process signing time per input against one
 //! plain BIP340 signature plus its verification in the same run.
 //!
 //! The fallback witnesses are made by signing (miniscript assembles them), so their sizes are those a
@@ -100,7 +100,24 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
             format!("one BIP340 sign + verify {single_ms:.3} ms"),
             format!("{:.1}", frost_ms / single_ms),
         ));
+        let batches = batch_vbytes(&tr)?;
+        let wsh_batches = batch_vbytes(&wsh)?;
+        rows.push((
+            format!("peg-out batch vbytes {k}-of-{n}"),
+            format!(
+                "taproot 1: {} vB, 10: {} vB, 100: {} vB; wsh(or_d) {} / {} / {} vB",
+                batches[0], batches[1], batches[2], wsh_batches[0], wsh_batches[1], wsh_batches[2]
+            ),
+            "-".to_string(),
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                ratio(batches[0], wsh_batches[0]),
+                ratio(batches[1], wsh_batches[1]),
+                ratio(batches[2], wsh_batches[2])
+            ),
+        ));
         json.push(serde_json::json!({
+            "batch_vbytes_taproot": batches, "batch_vbytes_wsh": wsh_batches,
             "k": k, "n": n, "key_path_vbytes": floor, "fallback_leaf_vbytes": fallback_vb, "wsh_vbytes": wsh_vb,
             "frost_sign_ms": frost_ms, "single_sign_verify_ms": single_ms, "dkg_ms": dkg.as_secs_f64() * 1000.0,
         }));
@@ -115,6 +132,37 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
         format!("{:.3} / {:.3}", tr_fee as f64 / floor_fee, wsh_fee as f64 / floor_fee),
     ));
     Ok((rows, serde_json::json!({ "shapes": json, "pegin_fee_key_path_sat": tr_fee, "pegin_fee_wsh_sat": wsh_fee })))
+}
+
+/// Planned vbytes of batches paying 1, 10 and 100 P2WPKH burns from one deposit of `fed`.
+fn batch_vbytes(fed: &Federation) -> Result<Vec<u64>> {
+    let coin = peg::BatchInput {
+        outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 },
+        amount: bitcoin::Amount::from_btc(100.0)?,
+        tweak: Some([9; 32]),
+    };
+    let payout_script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));
+    let rate = bitcoin::FeeRate::from_sat_per_vb(2).context("rate")?;
+    let mut out = Vec::new();
+    for n in [1usize, 10, 100] {
+        let payouts =
+            vec![peg::Payout { script_pubkey: payout_script.clone(), amount: bitcoin::Amount::from_sat(50_000) }; n];
+        let plan = peg::plan_batch(
+            fed,
+            [0x47; 32],
+            &[coin],
+            &payouts,
+            rate,
+            peg::BatchLimits::STANDARD,
+            &fed.script_pubkey(),
+        )?;
+        out.push(plan.vbytes);
+    }
+    Ok(out)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b.max(1) as f64
 }
 
 fn rate_fee(rate: u64, vbytes: f64) -> u64 {
