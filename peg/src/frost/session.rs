@@ -13,26 +13,39 @@
 //! 2. **Share**: each signer of the attempt sends one signature share per input. Each is checked against the
 //!    signer's verifying share ([`super::verify_share`]). A bad share excludes its signer from this batch and
 //!    starts attempt `r + 1` at once; when all `k` are good, the signatures are aggregated: done.
-//! 3. **Timeout**: an attempt open `timeout` blocks ends. Signers that were chosen and did not share are
-//!    excluded (committing and then withholding must not win a seat in every attempt); if fewer than `k`
-//!    committed, nobody is, and the attempt just counts.
+//! 3. **Deadlines**: each phase has its own, `timeout` blocks from its start (the attempt's start for the
+//!    commitments, the block that fixed the signers for the shares). When the share deadline passes, the
+//!    chosen signers that did not share are excluded (committing and then withholding must not win a seat in
+//!    every attempt); when the commit deadline passes with fewer than `k` commitments, nobody is, and the
+//!    attempt just counts. [`Session::on_height`] is called after a block's messages are applied, so a
+//!    message in the deadline block itself still counts.
 //!
-//! A proposer chooses which messages a block carries, so a faulty proposer can delay an honest signer's
-//! share; `timeout` must outlast the run of consecutive heights faulty proposers can hold (more than `f`
-//! with round-robin proposers), or a censored honest signer is excluded as if it withheld.
+//! A proposer chooses which messages a block carries, so faulty proposers can delay an honest signer's
+//! share. `timeout` must outlast the longest run of proposer slots faulty validators can hold in a row plus
+//! the time a message needs to reach a proposer, or a censored honest signer is excluded as if it withheld;
+//! [`Session::new`] refuses a timeout under [`MIN_TIMEOUT`] blocks.
 //!
 //! Each failed attempt with chosen signers excludes at least one of them, so with at most `n - k` faulty
-//! validators some attempt of the first `n - k + 1` has only honest signers and finishes. When fewer than `k`
-//! validators are left, or `max_attempts` attempts have failed, the session gives up on the key path
-//! ([`State::FallBack`]): the batch is then signed in the `multi_a` leaf with the peg keys.
+//! validators some attempt of the first `n - k + 1` has only honest signers and finishes, so
+//! [`Session::new`] refuses `max_attempts` below `n - k + 1`. When fewer than `k` validators are left, or
+//! `max_attempts` attempts have failed (empty ones included: validators that lost their key shares cannot
+//! commit at all), the session gives up on the key path ([`State::FallBack`]): the batch is then signed in
+//! the `multi_a` leaf with the peg keys. Only a share the library proves invalid
+//! (`InvalidSignatureShare`) excludes its sender at once; any other failure is refused without blame.
 //!
-//! Nonces: a validator commits once per attempt and signs once per attempt, for the package this session
-//! fixed from final blocks, so a nonce never signs two messages as long as the node keeps each attempt's
-//! nonces until it has signed and then destroys them (the node's job).
+//! Every message names the session (the batch version's id) and the attempt, so nothing is replayed from
+//! another batch; who sent it is the carrier's to authenticate (a validator transaction's signature).
+//!
+//! Nonces are the node's to keep safe, not the session's: a share leaks once it is gossiped, whatever the
+//! chain does with it. The node marks a nonce used before its share leaves, signs only packages fixed by
+//! final blocks, destroys an attempt's nonces when the attempt ends, and looks them up by (session, attempt).
 
-use super::{aggregate, participant, signing_package, verify_share, FrostError};
+use super::{participant, signing_package, FrostError};
+use bitcoin::hashes::Hash;
+use bitcoin::key::TapTweak;
+use bitcoin::secp256k1::{Message, Secp256k1};
 use bitcoin::{taproot, TapNodeHash, TapSighash};
-use frost_secp256k1_tr::keys::PublicKeyPackage;
+use frost_secp256k1_tr::keys::{PublicKeyPackage, Tweak};
 use frost_secp256k1_tr::round1::SigningCommitments;
 use frost_secp256k1_tr::round2::SignatureShare;
 use frost_secp256k1_tr::SigningPackage;
@@ -46,6 +59,10 @@ pub struct InputToSign {
     /// The merkle root of the script tree of the output it spends.
     pub merkle_root: Option<TapNodeHash>,
 }
+
+/// The shortest deadline a session accepts, in blocks: the signers are fixed in one block and their shares
+/// need at least one more, behind any run of faulty proposers.
+pub const MIN_TIMEOUT: u64 = 3;
 
 /// The session's limits, from chain parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +89,18 @@ pub enum State {
     FallBack,
 }
 
-/// Why a commitment or share was refused. The session is unchanged by a refusal, except that a share that
-/// fails its check excludes its signer ([`Refusal::BadShare`]).
+/// Why a commitment or share was refused. A refusal never changes the session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// Not a validator of this federation.
     #[error("validator {0} is not in the federation")]
     UnknownSigner(usize),
+    /// For another session (another batch version).
+    #[error("for another batch version's signing")]
+    WrongSession,
+    /// A commitment that is not a usable nonce commitment (the identity).
+    #[error("validator {0}'s nonce commitment is not usable")]
+    BadCommitment(usize),
     /// For another attempt than the current one.
     #[error("for attempt {got}, the current attempt is {current}")]
     WrongAttempt {
@@ -107,31 +129,69 @@ pub enum Refusal {
         /// Inputs of the batch.
         inputs: usize,
     },
-    /// A share that fails its check: its signer is excluded and a new attempt starts.
-    #[error("validator {signer}'s share for input {input} is invalid; excluded, attempt {next_attempt} starts")]
-    BadShare {
-        /// The culprit.
-        signer: usize,
-        /// The first bad input.
-        input: usize,
-        /// The attempt that starts now.
-        next_attempt: u32,
-    },
     /// The library refused to build the packages or the signature (a valid set of shares never does this).
     #[error("FROST: {0}")]
+    Frost(#[from] FrostError),
+}
+
+/// What an accepted message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded; the session waits for more.
+    Recorded,
+    /// The attempt's signers are now fixed (this was the `k`-th commitment).
+    SignersFixed,
+    /// Every input is signed.
+    Signed,
+    /// The share was proved invalid: its signer is excluded and the next attempt started (or the session
+    /// fell back). Recorded on chain like any other message, so every node excludes the same signer.
+    Excluded {
+        /// The culprit.
+        signer: usize,
+        /// The first input whose share was invalid.
+        input: usize,
+    },
+}
+
+/// Why a session cannot be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// A batch with no input.
+    #[error("a batch version with no input")]
+    NoInputs,
+    /// The group's threshold is missing or above its size.
+    #[error("the group's threshold does not fit its {0} participants")]
+    BadGroup(usize),
+    /// A deadline below [`MIN_TIMEOUT`].
+    #[error("a deadline of {0} blocks is below {MIN_TIMEOUT}")]
+    TimeoutTooShort(u64),
+    /// Fewer attempts than `n - k + 1`: `f` faulty signers could use them all.
+    #[error("{got} attempts, at least {min} needed so that faulty signers cannot use them all")]
+    TooFewAttempts {
+        /// Attempts allowed.
+        got: u32,
+        /// `n - k + 1`.
+        min: u32,
+    },
+    /// The group key is not a valid key.
+    #[error(transparent)]
     Frost(#[from] FrostError),
 }
 
 /// One batch version's FROST signing.
 #[derive(Debug, Clone)]
 pub struct Session {
+    id: [u8; 32],
     group: PublicKeyPackage,
+    /// The group tweaked by each input's tree, computed once.
+    tweaked: Vec<PublicKeyPackage>,
     threshold: usize,
     n: usize,
     rules: SessionRules,
     inputs: Vec<InputToSign>,
     attempt: u32,
-    attempt_started: u64,
+    /// When the current phase started: the attempt (committing) or the fixing of its signers (sharing).
+    phase_started: u64,
     commitments: Vec<(usize, Vec<SigningCommitments>)>,
     packages: Vec<SigningPackage>,
     shares: BTreeMap<usize, Vec<SignatureShare>>,
@@ -140,23 +200,46 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the signing of a batch version with these inputs at block `height` (attempt 0).
+    /// Opens the signing of batch version `id` with these inputs at block `height` (attempt 0), after checking
+    /// the rules against the group (see [`SessionError`]).
     pub fn new(
+        id: [u8; 32],
         group: PublicKeyPackage,
         rules: SessionRules,
         inputs: Vec<InputToSign>,
         height: u64,
-    ) -> Result<Self, FrostError> {
-        let threshold = group.min_signers().map(usize::from).ok_or(FrostError::Transcript("no threshold"))?;
+    ) -> Result<Self, SessionError> {
         let n = group.verifying_shares().len();
+        let threshold =
+            group.min_signers().map(usize::from).filter(|&k| k >= 1 && k <= n).ok_or(SessionError::BadGroup(n))?;
+        if inputs.is_empty() {
+            return Err(SessionError::NoInputs);
+        }
+        if rules.timeout < MIN_TIMEOUT {
+            return Err(SessionError::TimeoutTooShort(rules.timeout));
+        }
+        let min = u32::try_from(n - threshold + 1).unwrap_or(u32::MAX);
+        if rules.max_attempts < min {
+            return Err(SessionError::TooFewAttempts { got: rules.max_attempts, min });
+        }
+        super::group_key(&group)?;
+        let tweaked = inputs
+            .iter()
+            .map(|i| {
+                let root = i.merkle_root.map(|r| r.to_byte_array());
+                group.clone().tweak(root.as_ref().map(|r| &r[..]))
+            })
+            .collect();
         Ok(Session {
+            id,
             group,
+            tweaked,
             threshold,
             n,
             rules,
             inputs,
             attempt: 0,
-            attempt_started: height,
+            phase_started: height,
             commitments: Vec::new(),
             packages: Vec::new(),
             shares: BTreeMap::new(),
@@ -186,9 +269,17 @@ impl Session {
         &self.packages
     }
 
-    /// Validator `signer`'s nonce commitments for `attempt`, one per input.
-    pub fn commit(&mut self, signer: usize, attempt: u32, commitments: Vec<SigningCommitments>) -> Result<(), Refusal> {
-        self.admit(signer, attempt)?;
+    /// Validator `signer`'s nonce commitments for `attempt` of session `id`, one per input, carried in block
+    /// `height`.
+    pub fn commit(
+        &mut self,
+        id: [u8; 32],
+        signer: usize,
+        attempt: u32,
+        commitments: Vec<SigningCommitments>,
+        height: u64,
+    ) -> Result<Outcome, Refusal> {
+        self.admit(id, signer, attempt)?;
         if self.state != State::Committing {
             return Err(Refusal::NotNow);
         }
@@ -198,9 +289,12 @@ impl Session {
         if commitments.len() != self.inputs.len() {
             return Err(Refusal::WrongCount { got: commitments.len(), inputs: self.inputs.len() });
         }
+        if commitments.iter().any(|c| super::wire::encode_commitments(c).is_err()) {
+            return Err(Refusal::BadCommitment(signer));
+        }
         self.commitments.push((signer, commitments));
         if self.commitments.len() < self.threshold {
-            return Ok(());
+            return Ok(Outcome::Recorded);
         }
         let mut packages = Vec::with_capacity(self.inputs.len());
         for (i, input) in self.inputs.iter().enumerate() {
@@ -210,19 +304,21 @@ impl Session {
         }
         self.packages = packages;
         self.state = State::Sharing { signers: self.commitments.iter().map(|(s, _)| *s).collect() };
-        Ok(())
+        self.phase_started = height;
+        Ok(Outcome::SignersFixed)
     }
 
-    /// Validator `signer`'s signature shares for `attempt`, one per input. A bad share excludes the signer
-    /// and starts the next attempt at `height`.
+    /// Validator `signer`'s signature shares for `attempt` of session `id`, one per input, carried in block
+    /// `height`. A share the library proves invalid excludes its signer and starts the next attempt.
     pub fn share(
         &mut self,
+        id: [u8; 32],
         signer: usize,
         attempt: u32,
         shares: Vec<SignatureShare>,
         height: u64,
-    ) -> Result<(), Refusal> {
-        self.admit(signer, attempt)?;
+    ) -> Result<Outcome, Refusal> {
+        self.admit(id, signer, attempt)?;
         let State::Sharing { signers } = &self.state else {
             return Err(Refusal::NotNow);
         };
@@ -235,31 +331,56 @@ impl Session {
         if shares.len() != self.inputs.len() {
             return Err(Refusal::WrongCount { got: shares.len(), inputs: self.inputs.len() });
         }
+        let id_of = participant(signer)?;
         for (input, (share, package)) in shares.iter().zip(&self.packages).enumerate() {
-            if verify_share(&self.group, signer, share, package, self.inputs[input].merkle_root).is_err() {
-                self.excluded.insert(signer);
-                self.next_attempt(height);
-                return Err(Refusal::BadShare { signer, input, next_attempt: self.attempt });
+            let tweaked = &self.tweaked[input];
+            let verifying_share = tweaked.verifying_shares().get(&id_of).ok_or(Refusal::UnknownSigner(signer))?;
+            match frost_core::verify_signature_share(id_of, verifying_share, share, package, tweaked.verifying_key()) {
+                Ok(()) => {}
+                Err(frost_core::Error::InvalidSignatureShare { .. }) => {
+                    self.excluded.insert(signer);
+                    self.next_attempt(height);
+                    return Ok(Outcome::Excluded { signer, input });
+                }
+                Err(e) => return Err(Refusal::Frost(FrostError::Frost(e))),
             }
         }
-        self.shares.insert(signer, shares);
-        if self.shares.len() < self.threshold {
-            return Ok(());
+        if self.shares.len() + 1 < self.threshold {
+            self.shares.insert(signer, shares);
+            return Ok(Outcome::Recorded);
         }
-        let mut signatures = Vec::with_capacity(self.inputs.len());
-        for (i, (input, package)) in self.inputs.iter().zip(&self.packages).enumerate() {
-            let per_signer: BTreeMap<usize, SignatureShare> = self.shares.iter().map(|(s, v)| (*s, v[i])).collect();
-            signatures.push(aggregate(&self.group, package, &per_signer, input.merkle_root)?);
-        }
+        let mut all = self.shares.clone();
+        all.insert(signer, shares);
+        let signatures = self.aggregate(&all)?;
+        self.shares = all;
         self.state = State::Signed(signatures);
-        Ok(())
+        Ok(Outcome::Signed)
     }
 
-    /// A new block at `height`: ends the attempt if it has been open `timeout` blocks, excluding its signers
-    /// that did not share. Returns whether a new attempt started.
+    /// The signature of every input from `k` checked shares, each checked again as Bitcoin will check it
+    /// (BIP340 against the input's output key) before the session calls itself signed.
+    fn aggregate(&self, shares: &BTreeMap<usize, Vec<SignatureShare>>) -> Result<Vec<taproot::Signature>, Refusal> {
+        let secp = Secp256k1::verification_only();
+        let key = super::group_key(&self.group)?;
+        let mut signatures = Vec::with_capacity(self.inputs.len());
+        for (i, (input, package)) in self.inputs.iter().zip(&self.packages).enumerate() {
+            let per_signer: BTreeMap<usize, SignatureShare> = shares.iter().map(|(s, v)| (*s, v[i])).collect();
+            let signature = super::aggregate(&self.group, package, &per_signer, input.merkle_root)?;
+            let (output_key, _) = key.tap_tweak(&secp, input.merkle_root);
+            let message = Message::from_digest(input.sighash.to_byte_array());
+            secp.verify_schnorr(&signature.signature, &message, &output_key.to_x_only_public_key())
+                .map_err(|_| Refusal::Frost(FrostError::BadSignature))?;
+            signatures.push(signature);
+        }
+        Ok(signatures)
+    }
+
+    /// Block `height` has been applied (its messages included): ends the attempt if its current phase has
+    /// been open `timeout` blocks, excluding the chosen signers that did not share. Returns whether the
+    /// attempt ended.
     pub fn on_height(&mut self, height: u64) -> bool {
         let open = matches!(self.state, State::Committing | State::Sharing { .. });
-        if !open || height < self.attempt_started.saturating_add(self.rules.timeout) {
+        if !open || height < self.phase_started.saturating_add(self.rules.timeout) {
             return false;
         }
         if let State::Sharing { signers } = &self.state {
@@ -270,8 +391,12 @@ impl Session {
         true
     }
 
-    fn admit(&self, signer: usize, attempt: u32) -> Result<(), Refusal> {
-        if signer >= self.n || participant(signer).is_err() {
+    fn admit(&self, id: [u8; 32], signer: usize, attempt: u32) -> Result<(), Refusal> {
+        if id != self.id {
+            return Err(Refusal::WrongSession);
+        }
+        let member = participant(signer).map(|p| self.group.verifying_shares().contains_key(&p)).unwrap_or(false);
+        if !member {
             return Err(Refusal::UnknownSigner(signer));
         }
         if self.excluded.contains(&signer) {
@@ -287,7 +412,7 @@ impl Session {
         self.commitments.clear();
         self.packages.clear();
         self.shares.clear();
-        self.attempt_started = height;
+        self.phase_started = height;
         self.attempt = self.attempt.saturating_add(1);
         let left = self.n - self.excluded.len().min(self.n);
         self.state = if left < self.threshold || self.attempt >= self.rules.max_attempts {

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 const RULES: SessionRules = SessionRules { timeout: 5, max_attempts: 4 };
+const ID: [u8; 32] = [0xb0; 32];
 
 struct Net {
     shares: Vec<KeyShare>,
@@ -35,15 +36,15 @@ impl Net {
     }
 
     fn session(&self) -> Session {
-        Session::new(self.shares[0].public().clone(), RULES, self.inputs.clone(), 100).expect("session")
+        Session::new(ID, self.shares[0].public().clone(), RULES, self.inputs.clone(), 100).expect("session")
     }
 
     /// Validator `v` commits for the session's current attempt (keeping its nonces, as a node persists them).
-    fn commit(&mut self, s: &mut Session, v: usize) -> Result<(), Refusal> {
+    fn commit(&mut self, s: &mut Session, v: usize) -> Result<Outcome, Refusal> {
         let (nonces, commitments): (Vec<_>, Vec<_>) =
             (0..self.inputs.len()).map(|_| self.shares[v].commit(&mut self.rng)).unzip();
         self.nonces.insert((v, s.attempt()), nonces);
-        s.commit(v, s.attempt(), commitments)
+        s.commit(ID, v, s.attempt(), commitments, 100)
     }
 
     /// Validator `v` signs the current attempt's packages with the nonces it kept (used once: removed).
@@ -59,6 +60,7 @@ impl Net {
 
     fn check_signed(&self, s: &Session) {
         let State::Signed(signatures) = s.state() else { panic!("not signed: {:?}", s.state()) };
+        assert_eq!(signatures.len(), self.inputs.len(), "one signature per input");
         let secp = Secp256k1::verification_only();
         let key = self.shares[0].group_key().expect("key");
         for (sig, input) in signatures.iter().zip(&self.inputs) {
@@ -81,7 +83,7 @@ fn honest_validators_sign_every_input_in_one_attempt_and_the_first_k_committers_
     assert_eq!(s.packages().len(), 3);
     for v in [3, 2, 0] {
         let shares = net.sign(&s, v);
-        s.share(v, 0, shares, 101).expect("share");
+        s.share(ID, v, 0, shares, 101).expect("share");
     }
     assert_eq!(s.attempt(), 0);
     net.check_signed(&s);
@@ -97,7 +99,7 @@ fn f_silent_validators_do_not_stall_the_batch() {
     }
     for v in 3..10 {
         let shares = net.sign(&s, v);
-        s.share(v, 0, shares, 101).expect("share");
+        s.share(ID, v, 0, shares, 101).expect("share");
     }
     net.check_signed(&s);
 }
@@ -113,19 +115,19 @@ fn a_bad_share_excludes_its_signer_at_once_and_the_next_attempt_signs_without_it
     // Validator 1 sends a share made for another input's package: valid bytes, wrong share.
     let mut lying = net.sign(&s, 1);
     lying.swap(0, 1);
-    assert_eq!(s.share(1, 0, lying, 102), Err(Refusal::BadShare { signer: 1, input: 0, next_attempt: 1 }));
+    assert_eq!(s.share(ID, 1, 0, lying, 102), Ok(Outcome::Excluded { signer: 1, input: 0 }));
     assert_eq!(s.excluded(), &BTreeSet::from([1]));
     assert_eq!(s.state(), &State::Committing);
     assert_eq!(s.attempt(), 1);
     // The excluded signer cannot come back in this batch; stale attempt-0 messages are refused.
     assert_eq!(net.commit(&mut s, 1), Err(Refusal::Excluded(1)));
-    assert_eq!(s.share(0, 0, stale, 102), Err(Refusal::WrongAttempt { got: 0, current: 1 }));
+    assert_eq!(s.share(ID, 0, 0, stale, 102), Err(Refusal::WrongAttempt { got: 0, current: 1 }));
     for v in [3, 0, 2] {
         net.commit(&mut s, v).expect("commit");
     }
     for v in [0, 2, 3] {
         let shares = net.sign(&s, v);
-        s.share(v, 1, shares, 103).expect("share");
+        s.share(ID, v, 1, shares, 103).expect("share");
     }
     net.check_signed(&s);
 }
@@ -139,7 +141,7 @@ fn a_signer_that_commits_and_withholds_is_excluded_at_the_timeout() {
     }
     for v in [0, 2] {
         let shares = net.sign(&s, v);
-        s.share(v, 0, shares, 101).expect("share");
+        s.share(ID, v, 0, shares, 101).expect("share");
     }
     assert!(!s.on_height(104), "still open");
     assert!(s.on_height(105), "timed out after 5 blocks");
@@ -150,7 +152,7 @@ fn a_signer_that_commits_and_withholds_is_excluded_at_the_timeout() {
     }
     for v in [0, 2, 3] {
         let shares = net.sign(&s, v);
-        s.share(v, 1, shares, 106).expect("share");
+        s.share(ID, v, 1, shares, 106).expect("share");
     }
     net.check_signed(&s);
 }
@@ -166,7 +168,7 @@ fn the_key_path_is_given_up_when_fewer_than_k_are_left_or_the_attempts_run_out()
         }
         let mut bad = net.sign(&s, liar);
         bad[0] = net.sign(&s, 2)[0];
-        assert!(matches!(s.share(liar, s.attempt(), bad, 110), Err(Refusal::BadShare { .. })));
+        assert_eq!(s.share(ID, liar, s.attempt(), bad, 110), Ok(Outcome::Excluded { signer: liar, input: 0 }));
     }
     assert_eq!(s.state(), &State::FallBack);
     assert_eq!(net.commit(&mut s, 2), Err(Refusal::NotNow), "a session that fell back takes nothing");
@@ -189,21 +191,76 @@ fn hostile_messages_are_refused_without_changing_the_session() {
     let mut net = Net::new(4, 3, 2);
     let mut s = net.session();
     let (_, c) = net.shares[0].commit(&mut net.rng);
-    assert_eq!(s.commit(4, 0, vec![c, c]), Err(Refusal::UnknownSigner(4)));
-    assert_eq!(s.commit(usize::MAX, 0, vec![c, c]), Err(Refusal::UnknownSigner(usize::MAX)));
-    assert_eq!(s.commit(0, 1, vec![c, c]), Err(Refusal::WrongAttempt { got: 1, current: 0 }));
-    assert_eq!(s.commit(0, 0, vec![c]), Err(Refusal::WrongCount { got: 1, inputs: 2 }));
-    assert_eq!(s.share(0, 0, Vec::new(), 100), Err(Refusal::NotNow), "no shares before the signers are fixed");
+    assert_eq!(s.commit(ID, 4, 0, vec![c, c], 100), Err(Refusal::UnknownSigner(4)));
+    assert_eq!(s.commit(ID, usize::MAX, 0, vec![c, c], 100), Err(Refusal::UnknownSigner(usize::MAX)));
+    assert_eq!(s.commit(ID, 0, 1, vec![c, c], 100), Err(Refusal::WrongAttempt { got: 1, current: 0 }));
+    assert_eq!(s.commit(ID, 0, 0, vec![c], 100), Err(Refusal::WrongCount { got: 1, inputs: 2 }));
+    assert_eq!(s.share(ID, 0, 0, Vec::new(), 100), Err(Refusal::NotNow), "no shares before the signers are fixed");
     net.commit(&mut s, 0).expect("commit");
-    assert_eq!(s.commit(0, 0, vec![c, c]), Err(Refusal::Repeated(0)));
+    assert_eq!(s.commit(ID, 0, 0, vec![c, c], 100), Err(Refusal::Repeated(0)));
     for v in [1, 2] {
         net.commit(&mut s, v).expect("commit");
     }
     let shares = net.sign(&s, 0);
-    assert_eq!(s.share(3, 0, shares.clone(), 100), Err(Refusal::NotASigner(3)));
-    assert_eq!(s.share(0, 0, shares[..1].to_vec(), 100), Err(Refusal::WrongCount { got: 1, inputs: 2 }));
-    s.share(0, 0, shares.clone(), 100).expect("share");
-    assert_eq!(s.share(0, 0, shares, 100), Err(Refusal::Repeated(0)));
+    assert_eq!(s.share(ID, 3, 0, shares.clone(), 100), Err(Refusal::NotASigner(3)));
+    assert_eq!(s.share(ID, 0, 0, shares[..1].to_vec(), 100), Err(Refusal::WrongCount { got: 1, inputs: 2 }));
+    s.share(ID, 0, 0, shares.clone(), 100).expect("share");
+    assert_eq!(s.share(ID, 0, 0, shares, 100), Err(Refusal::Repeated(0)));
     assert!(s.excluded().is_empty());
     assert_eq!(s.attempt(), 0);
+}
+
+#[test]
+fn a_bad_share_on_a_later_input_names_that_input_and_messages_after_the_end_are_refused() {
+    let mut net = Net::new(4, 3, 2);
+    let mut s = net.session();
+    for v in [0, 1, 2] {
+        assert_eq!(net.commit(&mut s, v), Ok(if v == 2 { Outcome::SignersFixed } else { Outcome::Recorded }));
+    }
+    let mut bad = net.sign(&s, 2);
+    bad[1] = bad[0];
+    assert_eq!(s.share(ID, 2, 0, bad, 101), Ok(Outcome::Excluded { signer: 2, input: 1 }));
+    for v in [0, 1, 3] {
+        net.commit(&mut s, v).expect("commit");
+    }
+    for v in [0, 1, 3] {
+        let shares = net.sign(&s, v);
+        let outcome = s.share(ID, v, 1, shares, 102).expect("share");
+        assert_eq!(outcome, if v == 3 { Outcome::Signed } else { Outcome::Recorded });
+    }
+    net.check_signed(&s);
+    assert_eq!(net.commit(&mut s, 0), Err(Refusal::NotNow), "a signed session takes nothing more");
+    assert_eq!(net.commit(&mut s, 2), Err(Refusal::Excluded(2)));
+}
+
+#[test]
+fn too_few_commitments_by_the_deadline_exclude_nobody() {
+    let mut net = Net::new(4, 3, 1);
+    let mut s = net.session();
+    for v in [0, 1] {
+        net.commit(&mut s, v).expect("commit");
+    }
+    assert!(!s.on_height(104));
+    assert!(s.on_height(105));
+    assert!(s.excluded().is_empty(), "committing is not a promise until k have committed");
+    assert_eq!(s.state(), &State::Committing);
+    assert_eq!(s.attempt(), 1);
+}
+
+#[test]
+fn a_session_refuses_rules_that_cannot_work_and_messages_for_another_batch() {
+    let net = Net::new(4, 3, 1);
+    let group = net.shares[0].public().clone();
+    let open =
+        |rules: SessionRules, inputs: Vec<InputToSign>| Session::new(ID, group.clone(), rules, inputs, 0).map(|_| ());
+    assert_eq!(open(RULES, Vec::new()), Err(SessionError::NoInputs));
+    assert_eq!(open(SessionRules { timeout: 2, ..RULES }, net.inputs.clone()), Err(SessionError::TimeoutTooShort(2)));
+    assert_eq!(
+        open(SessionRules { max_attempts: 1, ..RULES }, net.inputs.clone()),
+        Err(SessionError::TooFewAttempts { got: 1, min: 2 })
+    );
+    let mut s = net.session();
+    let mut net = net;
+    let (_, c) = net.shares[0].commit(&mut net.rng);
+    assert_eq!(s.commit([0; 32], 0, 0, vec![c], 100), Err(Refusal::WrongSession));
 }
