@@ -29,6 +29,15 @@
 //! interpreter over the result. Choosing the lowest indices makes the witness (the wtxid) the same on every
 //! node for the same set of shares; the txid does not depend on it.
 //!
+//! # Taproot custody: the fallback leaf
+//! For a [`crate::Custody::Taproot`] wallet a share is what the `multi_a` fallback leaf needs, for when the
+//! FROST key-path signing ([`crate::frost::session`]) gives up: signer `j` signs the BIP-0341 script-path
+//! sighash of input `i` for that leaf (`SIGHASH_DEFAULT`, all prevouts committed) with `K_j` tweaked as above,
+//! a 64-byte BIP-0340 signature and nothing else (a 65th sighash byte is refused: one form per signature).
+//! [`PreparedBatch::finalize`] hands the `k` lowest signers' signatures to miniscript, which builds each
+//! witness (signatures in key order, the leaf, its control block), and then runs Bitcoin's own interpreter
+//! ([`crate::verify_spends`]) over the result.
+//!
 //! [`PreparedBatch`] computes the keys, scripts and sighashes of a version once, for callers that check many
 //! shares of it; the free functions build one and use it once.
 
@@ -39,6 +48,8 @@ use crate::signing;
 use bitcoin::psbt::Psbt;
 use bitcoin::secp256k1::{ecdsa, Message, Secp256k1, SecretKey, Signing, Verification};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::sighash::{Prevouts, TapSighashType};
+use bitcoin::taproot::TapLeafHash;
 use bitcoin::{PublicKey, ScriptBuf, Transaction, TxOut};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -148,6 +159,15 @@ pub enum ShareError {
         #[source]
         source: bitcoin::transaction::InputsIndexError,
     },
+    /// The taproot sighash of an input cannot be computed.
+    #[error("taproot sighash of input {input}: {source}")]
+    TapSighash {
+        /// The input.
+        input: usize,
+        /// Why.
+        #[source]
+        source: bitcoin::sighash::TaprootError,
+    },
     /// Miniscript refused to finalize valid shares (not expected: a guard).
     #[error("finalizing the batch: {0}")]
     Finalize(String),
@@ -160,12 +180,21 @@ struct PreparedInput {
     keys: Vec<PublicKey>,
     /// The deposit recipient, `None` for an untweaked federation output.
     tweak: Option<[u8; 32]>,
-    /// The spent output (value and P2WSH script).
+    /// The spent output (value and P2WSH or P2TR script).
     spent: TxOut,
-    /// The script the witness reveals, also the BIP-0143 script code.
-    witness_script: ScriptBuf,
-    /// The BIP-0143 `SIGHASH_ALL` sighash.
+    /// How the input is spent.
+    spend: InputSpend,
+    /// The BIP-0143 `SIGHASH_ALL` sighash (wsh) or the fallback leaf's BIP-0341 `SIGHASH_DEFAULT` one.
     sighash: Message,
+}
+
+/// The script a share signs in.
+#[derive(Debug, Clone)]
+enum InputSpend {
+    /// The wsh script the witness reveals, also the BIP-0143 script code.
+    Wsh(ScriptBuf),
+    /// The taproot output's descriptor and the hash of its `multi_a` fallback leaf.
+    TapLeaf(Box<miniscript::Descriptor<PublicKey>>, TapLeafHash),
 }
 
 /// One batch version with the keys, witness scripts and sighashes of its inputs computed once: sign, check
@@ -201,11 +230,10 @@ impl PreparedBatch {
             return Err(ShareError::InconsistentBatch("the transaction is not unsigned"));
         }
         // Keys and scripts per recipient: a batch often spends several outputs of one depositor.
-        let mut scripts: BTreeMap<Option<[u8; 32]>, (Vec<PublicKey>, ScriptBuf, ScriptBuf)> = BTreeMap::new();
-        let mut cache = SighashCache::new(tx);
-        let mut prepared = Vec::with_capacity(inputs.len());
+        let mut scripts: BTreeMap<Option<[u8; 32]>, (Vec<PublicKey>, InputSpend, ScriptBuf)> = BTreeMap::new();
+        let mut described = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
-            let (keys, witness_script, script_pubkey) = match scripts.get(&input.tweak) {
+            let (keys, spend, script_pubkey) = match scripts.get(&input.tweak) {
                 Some(s) => s.clone(),
                 None => {
                     let s = input_scripts(fed, genesis, input.tweak)
@@ -214,16 +242,31 @@ impl PreparedBatch {
                     s
                 }
             };
-            let sighash = cache
-                .p2wsh_signature_hash(index, &witness_script, input.amount, EcdsaSighashType::All)
-                .map_err(|source| ShareError::Sighash { input: index, source })?;
-            prepared.push(PreparedInput {
-                keys,
-                tweak: input.tweak,
-                spent: TxOut { value: input.amount, script_pubkey },
-                witness_script,
-                sighash: Message::from(sighash),
-            });
+            described.push((keys, spend, TxOut { value: input.amount, script_pubkey }));
+        }
+        // A taproot sighash commits to every spent output, so the sighashes follow once all are known.
+        let prevouts: Vec<TxOut> = described.iter().map(|(_, _, spent)| spent.clone()).collect();
+        let mut cache = SighashCache::new(tx);
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for (index, (input, (keys, spend, spent))) in inputs.iter().zip(described).enumerate() {
+            let sighash = match &spend {
+                InputSpend::Wsh(witness_script) => Message::from(
+                    cache
+                        .p2wsh_signature_hash(index, witness_script, input.amount, EcdsaSighashType::All)
+                        .map_err(|source| ShareError::Sighash { input: index, source })?,
+                ),
+                InputSpend::TapLeaf(_, leaf) => Message::from(
+                    cache
+                        .taproot_script_spend_signature_hash(
+                            index,
+                            &Prevouts::All(&prevouts),
+                            *leaf,
+                            TapSighashType::Default,
+                        )
+                        .map_err(|source| ShareError::TapSighash { input: index, source })?,
+                ),
+            };
+            prepared.push(PreparedInput { keys, tweak: input.tweak, spent, spend, sighash });
         }
         Ok(PreparedBatch {
             tx: tx.clone(),
@@ -259,9 +302,19 @@ impl PreparedBatch {
             if PublicKey::new(key.public_key(secp)) != input.keys[signer] {
                 return Err(ShareError::WrongSecret { signer });
             }
-            // RFC-6979 nonce: deterministic. libsecp256k1 always produces low-S signatures.
-            let signature = secp.sign_ecdsa(&input.sighash, &key);
-            signatures.push(bitcoin::ecdsa::Signature { signature, sighash_type: EcdsaSighashType::All }.to_vec());
+            match input.spend {
+                InputSpend::Wsh(_) => {
+                    // RFC-6979 nonce: deterministic. libsecp256k1 always produces low-S signatures.
+                    let signature = secp.sign_ecdsa(&input.sighash, &key);
+                    signatures
+                        .push(bitcoin::ecdsa::Signature { signature, sighash_type: EcdsaSighashType::All }.to_vec());
+                }
+                InputSpend::TapLeaf(..) => {
+                    // BIP-0340's nonce from the key and message alone: deterministic too.
+                    let keypair = bitcoin::secp256k1::Keypair::from_secret_key(secp, &key);
+                    signatures.push(secp.sign_schnorr_no_aux_rand(&input.sighash, &keypair).as_ref().to_vec());
+                }
+            }
         }
         Ok(Share { signer, signatures })
     }
@@ -276,10 +329,23 @@ impl PreparedBatch {
             return Err(ShareError::WrongInputCount { signer, have: share.signatures.len(), want: self.inputs.len() });
         }
         for (input, (prepared, bytes)) in self.inputs.iter().zip(&share.signatures).enumerate() {
-            let signature = parse_signature(bytes, signer, input)?;
             let key = prepared.keys.get(signer).ok_or(ShareError::UnknownSigner { signer, keys: self.keys })?;
-            secp.verify_ecdsa(&prepared.sighash, &signature, &key.inner)
-                .map_err(|_| ShareError::InvalidSignature { signer, input })?;
+            match prepared.spend {
+                InputSpend::Wsh(_) => {
+                    let signature = parse_signature(bytes, signer, input)?;
+                    secp.verify_ecdsa(&prepared.sighash, &signature, &key.inner)
+                        .map_err(|_| ShareError::InvalidSignature { signer, input })?;
+                }
+                InputSpend::TapLeaf(..) => {
+                    // Exactly 64 bytes: SIGHASH_DEFAULT has no sighash byte, and one form per signature.
+                    let signature = bitcoin::secp256k1::schnorr::Signature::from_slice(bytes)
+                        .ok()
+                        .filter(|_| bytes.len() == 64)
+                        .ok_or(ShareError::BadSignatureEncoding { signer, input })?;
+                    secp.verify_schnorr(&signature, &prepared.sighash, &key.inner.x_only_public_key().0)
+                        .map_err(|_| ShareError::InvalidSignature { signer, input })?;
+                }
+            }
         }
         Ok(())
     }
@@ -308,11 +374,17 @@ impl PreparedBatch {
         chosen.sort_by_key(|s| s.signer);
         chosen.truncate(self.threshold);
 
+        if self.inputs.iter().any(|i| matches!(i.spend, InputSpend::TapLeaf(..))) {
+            return self.finalize_tap_leaves(&chosen);
+        }
         let mut psbt = Psbt::from_unsigned_tx(self.tx.clone())
             .map_err(|_| ShareError::InconsistentBatch("the transaction is not unsigned"))?;
         for (index, (psbt_input, input)) in psbt.inputs.iter_mut().zip(&self.inputs).enumerate() {
             psbt_input.witness_utxo = Some(input.spent.clone());
-            psbt_input.witness_script = Some(input.witness_script.clone());
+            let InputSpend::Wsh(witness_script) = &input.spend else {
+                return Err(ShareError::InconsistentBatch("a wsh and a taproot input in one batch"));
+            };
+            psbt_input.witness_script = Some(witness_script.clone());
             // Every chosen share was verified above: one signature per input, `signer` a valid index.
             for share in &chosen {
                 let signature = bitcoin::ecdsa::Signature::from_slice(&share.signatures[index])
@@ -321,6 +393,29 @@ impl PreparedBatch {
             }
         }
         signing::finalize(secp, psbt).map_err(|e| ShareError::Finalize(e.errors.join("; ")))
+    }
+
+    /// Taproot custody: each input's fallback-leaf witness from the chosen (verified) shares, assembled by
+    /// miniscript, then the whole transaction through Bitcoin's interpreter.
+    fn finalize_tap_leaves(&self, chosen: &[&Share]) -> Result<Transaction, ShareError> {
+        let mut tx = self.tx.clone();
+        for (index, (txin, input)) in tx.input.iter_mut().zip(&self.inputs).enumerate() {
+            let InputSpend::TapLeaf(descriptor, leaf) = &input.spend else {
+                return Err(ShareError::InconsistentBatch("a wsh and a taproot input in one batch"));
+            };
+            let mut signatures = BTreeMap::new();
+            for share in chosen {
+                let signature = bitcoin::secp256k1::schnorr::Signature::from_slice(&share.signatures[index])
+                    .map_err(|_| ShareError::BadSignatureEncoding { signer: share.signer, input: index })?;
+                let signature = bitcoin::taproot::Signature { signature, sighash_type: TapSighashType::Default };
+                signatures.insert((input.keys[share.signer], *leaf), signature);
+            }
+            txin.witness = crate::taproot::script_path_witness(descriptor, &signatures, txin.sequence)
+                .map_err(|e| ShareError::Finalize(e.to_string()))?;
+        }
+        let prevouts: Vec<TxOut> = self.inputs.iter().map(|i| i.spent.clone()).collect();
+        crate::verify::verify_spends(&tx, &prevouts).map_err(|e| ShareError::Finalize(e.to_string()))?;
+        Ok(tx)
     }
 }
 
@@ -364,18 +459,27 @@ pub fn finalize_batch<C: Verification>(
     PreparedBatch::new(fed, genesis, tx, inputs)?.finalize(secp, shares)
 }
 
-/// The keys (genesis order), witness script and script pubkey of an output, from the same descriptors that
-/// [`crate::BatchPlan::psbt`] and the watcher use.
+/// The keys (genesis order), the script a share signs in and the script pubkey of an output, from the same
+/// descriptors that [`crate::BatchPlan::psbt`] and the watcher use.
 fn input_scripts(
     fed: &Federation,
     genesis: [u8; 32],
     tweak: Option<[u8; 32]>,
-) -> Result<(Vec<PublicKey>, ScriptBuf, ScriptBuf), PegError> {
+) -> Result<(Vec<PublicKey>, InputSpend, ScriptBuf), PegError> {
     let (keys, descriptor) = match tweak {
         None => (fed.keys().to_vec(), fed.descriptor().clone()),
         Some(recipient) => (fed.deposit_keys(genesis, recipient)?, fed.deposit_descriptor(genesis, recipient)?),
     };
-    Ok((keys, descriptor.explicit_script()?, descriptor.script_pubkey()))
+    let script_pubkey = descriptor.script_pubkey();
+    let spend = match fed.custody() {
+        crate::Custody::Wsh => InputSpend::Wsh(descriptor.explicit_script()?),
+        crate::Custody::Taproot { .. } => {
+            let leaves = crate::taproot::leaves(&descriptor).map_err(|e| PegError::Miniscript(e.to_string()))?;
+            let (_, fallback) = *leaves.first().ok_or(PegError::Miniscript("a taproot wallet with no leaf".into()))?;
+            InputSpend::TapLeaf(Box::new(descriptor), fallback)
+        }
+    };
+    Ok((keys, spend, script_pubkey))
 }
 
 /// Parses hostile signature bytes: canonical strict DER, then `SIGHASH_ALL`, then low S.

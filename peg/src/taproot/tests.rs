@@ -260,3 +260,63 @@ fn a_taproot_batch_is_planned_at_the_key_path_size_and_its_signed_form_meets_it_
     verify_spends(&tx, &prevouts).expect("valid");
     assert_eq!(tx.vsize() as u64, plan.vbytes);
 }
+
+#[test]
+fn fallback_shares_sign_a_taproot_batch_in_the_multi_a_leaf_and_bad_ones_are_refused() {
+    use crate::shares::{PreparedBatch, ShareError};
+    let secp = Secp256k1::new();
+    let s = setup(3, 4);
+    let coin = |id: u8, amount: u64, tweak: Option<[u8; 32]>| crate::BatchInput {
+        outpoint: OutPoint { txid: Txid::from_byte_array([id; 32]), vout: 1 },
+        amount: Amount::from_sat(amount),
+        tweak,
+    };
+    let coins = [coin(1, 600_000, Some(RECIPIENT)), coin(2, 500_000, None), coin(3, 400_000, Some([0x12; 32]))];
+    let payout = crate::Payout {
+        script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20])),
+        amount: Amount::from_sat(1_400_000),
+    };
+    let rate = bitcoin::FeeRate::from_sat_per_vb(2).expect("rate");
+    let plan = crate::plan_batch(
+        &s.fed,
+        GENESIS,
+        &coins,
+        &[payout],
+        rate,
+        crate::BatchLimits::STANDARD,
+        &s.fed.script_pubkey(),
+    )
+    .expect("plan");
+    assert_eq!(plan.inputs.len(), 3);
+    let batch = PreparedBatch::new(&s.fed, GENESIS, &plan.tx, &plan.inputs).expect("prepared");
+    let shares: Vec<_> = (0..4).map(|j| batch.sign(&secp, j, &s.peg[j]).expect("share")).collect();
+    for share in &shares {
+        assert!(share.signatures.iter().all(|sig| sig.len() == 64));
+        batch.verify(&secp, share).expect("a valid fallback share");
+    }
+    // A 65th byte (an explicit SIGHASH_DEFAULT) is a second form of the same signature: refused.
+    let mut long = shares[1].clone();
+    long.signatures[0].push(0x00);
+    assert!(matches!(batch.verify(&secp, &long), Err(ShareError::BadSignatureEncoding { signer: 1, input: 0 })));
+    // Signer 2's signatures presented as signer 3's.
+    let mut stolen = shares[2].clone();
+    stolen.signer = 3;
+    assert!(matches!(batch.verify(&secp, &stolen), Err(ShareError::InvalidSignature { signer: 3, input: 0 })));
+    assert!(matches!(batch.sign(&secp, 0, &s.peg[1]), Err(ShareError::WrongSecret { signer: 0 })));
+    assert!(matches!(batch.finalize(&secp, &shares[..2]), Err(ShareError::NotEnoughShares { have: 2, need: 3 })));
+
+    let signed = batch.finalize(&secp, &[shares[3].clone(), shares[0].clone(), shares[2].clone()]).expect("finalize");
+    let prevouts: Vec<TxOut> = plan
+        .inputs
+        .iter()
+        .map(|i| TxOut {
+            value: i.amount,
+            script_pubkey: match i.tweak {
+                Some(r) => s.fed.deposit_script_pubkey(GENESIS, r).expect("script"),
+                None => s.fed.script_pubkey(),
+            },
+        })
+        .collect();
+    verify_spends(&signed, &prevouts).expect("Bitcoin's interpreter takes every fallback-leaf input");
+    assert!(signed.vsize() as u64 > plan.vbytes, "the fallback leaf costs more than the key path planned");
+}
