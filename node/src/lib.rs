@@ -21,6 +21,7 @@ pub mod bitcoin;
 pub mod breaker;
 pub mod bridge;
 pub mod btc_follow;
+pub mod ceremony;
 pub mod chain;
 pub mod claims;
 pub mod command_error;

@@ -63,6 +63,78 @@ enum Cmd {
     },
     /// Run the node until SIGTERM or Ctrl-C.
     Run(RunOpts),
+    /// The genesis federation's FROST key generation over files (taproot custody): `round1`, `round2`,
+    /// `finish` by each validator, `verify` by anyone.
+    Ceremony {
+        #[command(subcommand)]
+        step: CeremonyStep,
+    },
+}
+
+/// The ceremony's validators and threshold, the same for every step and every validator.
+#[derive(clap::Args, Debug)]
+struct CeremonySetupArgs {
+    /// Signatures a federation spend needs (k).
+    #[arg(long)]
+    threshold: usize,
+    /// A validator's peg key (hex); repeat for each validator, in genesis order.
+    #[arg(long = "peg-key", required = true)]
+    peg_keys: Vec<bitcoin::PublicKey>,
+}
+
+impl CeremonySetupArgs {
+    fn setup(&self) -> node::ceremony::Setup {
+        node::ceremony::Setup { threshold: self.threshold, peg_keys: self.peg_keys.clone() }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum CeremonyStep {
+    /// Write this validator's signed round-1 package (public) and keep its secret in the datadir.
+    Round1 {
+        #[arg(long, env = "SIDECHAIND_DATADIR")]
+        datadir: PathBuf,
+        #[command(flatten)]
+        setup: CeremonySetupArgs,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check every round-1 file and write an encrypted round-2 file for each other validator.
+    Round2 {
+        #[arg(long, env = "SIDECHAIND_DATADIR")]
+        datadir: PathBuf,
+        #[command(flatten)]
+        setup: CeremonySetupArgs,
+        /// Every validator's round-1 file; repeat.
+        #[arg(long = "round1", required = true)]
+        round1: Vec<PathBuf>,
+        /// Directory for the round-2 files.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Decrypt the round-2 files addressed to this validator, write its key share and the transcript.
+    Finish {
+        #[arg(long, env = "SIDECHAIND_DATADIR")]
+        datadir: PathBuf,
+        #[command(flatten)]
+        setup: CeremonySetupArgs,
+        /// Every validator's round-1 file; repeat.
+        #[arg(long = "round1", required = true)]
+        round1: Vec<PathBuf>,
+        /// Round-2 files (those for other validators are skipped); repeat.
+        #[arg(long = "round2", required = true)]
+        round2: Vec<PathBuf>,
+        /// Where to write the transcript.
+        #[arg(long)]
+        transcript: PathBuf,
+    },
+    /// Check a transcript and print its group key (anyone).
+    Verify {
+        /// The transcript file.
+        #[arg(long)]
+        transcript: PathBuf,
+    },
 }
 
 /// `sidechaind run` flags.
@@ -106,6 +178,29 @@ struct RunOpts {
     btc_network: bitcoin::Network,
 }
 
+fn ceremony(step: CeremonyStep) -> anyhow::Result<()> {
+    use node::ceremony;
+    let keys = |datadir: &std::path::Path| NodeKeys::load(&datadir.join("node_key.json"));
+    let outcome = match step {
+        CeremonyStep::Round1 { datadir, setup, out } => {
+            ceremony::round1(&keys(&datadir)?, &setup.setup(), &datadir, &out)?;
+            println!("{}", serde_json::json!({ "round1": out }));
+            return Ok(());
+        }
+        CeremonyStep::Round2 { datadir, setup, round1, out_dir } => {
+            ceremony::round2(&keys(&datadir)?, &setup.setup(), &datadir, &round1, &out_dir)?;
+            println!("{}", serde_json::json!({ "round2_dir": out_dir }));
+            return Ok(());
+        }
+        CeremonyStep::Finish { datadir, setup, round1, round2, transcript } => {
+            ceremony::finish(&keys(&datadir)?, &setup.setup(), &datadir, &round1, &round2, &transcript)?
+        }
+        CeremonyStep::Verify { transcript } => ceremony::verify(&transcript)?,
+    };
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -135,6 +230,7 @@ fn main() -> anyhow::Result<()> {
             }
             genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, (emergency, params), out)
         }
+        Cmd::Ceremony { step } => ceremony(step),
         Cmd::Run(opts) => {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(run(opts))

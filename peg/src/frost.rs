@@ -111,6 +111,26 @@ impl KeyShare {
         group_key(&self.public)
     }
 
+    /// The share and the group's public data in the library's encodings, for the node's key share file.
+    pub fn to_bytes(&self) -> Result<(Vec<u8>, Vec<u8>), FrostError> {
+        Ok((self.secret.serialize()?, self.public.serialize()?))
+    }
+
+    /// A key share read back from [`KeyShare::to_bytes`]; refuses a share that is not participant `index`'s
+    /// or does not belong to the group.
+    pub fn from_bytes(index: usize, secret: &[u8], public: &[u8]) -> Result<Self, FrostError> {
+        let secret = KeyPackage::deserialize(secret)?;
+        let public = PublicKeyPackage::deserialize(public)?;
+        let id = participant(index)?;
+        if *secret.identifier() != id
+            || public.verifying_shares().get(&id) != Some(secret.verifying_share())
+            || public.verifying_key() != secret.verifying_key()
+        {
+            return Err(FrostError::TranscriptMismatch);
+        }
+        Ok(KeyShare { index, secret, public })
+    }
+
     /// Round 1: fresh nonces (kept secret, used once) and their commitments (sent to the others).
     pub fn commit<R: RngCore + CryptoRng>(&self, rng: &mut R) -> (SigningNonces, SigningCommitments) {
         tr::round1::commit(self.secret.signing_share(), rng)

@@ -26,7 +26,8 @@
 //! transcript and the key has signed a known message with the ordinary signing rounds.
 
 use super::{index_of, participant, FrostError, KeyShare};
-use frost_secp256k1_tr::keys::dkg::{self as frost_dkg, round1, round2};
+use frost_secp256k1_tr::keys::dkg as frost_dkg;
+pub use frost_secp256k1_tr::keys::dkg::{round1, round2};
 use frost_secp256k1_tr::keys::{PublicKeyPackage, Tweak};
 use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
@@ -128,6 +129,47 @@ impl Ceremony {
         };
         let (secret, public) = frost_dkg::part3(&secret, &by_identifier(&round1)?, &by_identifier(&received)?)?;
         Ok(Some(KeyShare { index: self.index, secret, public }))
+    }
+
+    /// The secret this participant keeps between steps when the ceremony runs over files (`sidechaind
+    /// ceremony`): its round-1 or round-2 secret package, in the library's encoding.
+    pub fn secret_bytes(&self) -> Result<Vec<u8>, FrostError> {
+        match &self.stage {
+            Stage::Round1 { secret, .. } => Ok(secret.serialize()?),
+            Stage::Round2 { secret, .. } => Ok(secret.serialize()?),
+            Stage::Done => Err(FrostError::OutOfTurn { from: self.index, why: "the ceremony is over" }),
+        }
+    }
+
+    /// Resumes participant `index` of an `n`-participant ceremony from [`Ceremony::secret_bytes`]: in round 1
+    /// when `round1` is `None` (nothing received yet), else in round 2 with the others' round-1 packages
+    /// (nothing of round 2 received yet).
+    pub fn resume(
+        index: usize,
+        n: usize,
+        secret: &[u8],
+        round1: Option<BTreeMap<usize, round1::Package>>,
+    ) -> Result<Self, FrostError> {
+        if index >= n {
+            return Err(FrostError::BadIndex(index));
+        }
+        let stage = match round1 {
+            None => Stage::Round1 {
+                secret: Box::new(round1::SecretPackage::deserialize(secret)?),
+                received: BTreeMap::new(),
+            },
+            Some(round1) => {
+                if round1.len() != n - 1 || round1.contains_key(&index) || round1.keys().any(|&i| i >= n) {
+                    return Err(FrostError::Transcript("not the other participants' round-1 packages"));
+                }
+                Stage::Round2 {
+                    secret: Box::new(round2::SecretPackage::deserialize(secret)?),
+                    round1,
+                    received: BTreeMap::new(),
+                }
+            }
+        };
+        Ok(Ceremony { index, n, stage })
     }
 
     fn check_sender(&self, from: usize) -> Result<(), FrostError> {

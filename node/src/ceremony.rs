@@ -1,0 +1,408 @@
+//! `sidechaind ceremony`: the genesis federation's FROST key generation, which the validators run over files
+//! before the genesis exists (taproot custody, issue 23).
+//!
+//! Why files: before genesis there is no chain to carry messages, and a validator's operator should be
+//! able to run each step by hand and see what leaves the machine. The steps, for `n` validators with their
+//! peg keys listed in genesis order and threshold `k`:
+//! 1. `round1`: each validator writes its public round-1 package, signed with its peg key (BIP340 over
+//!    the ceremony's setup and the package), and keeps its secret in `<datadir>/ceremony.secret` (0600).
+//! 2. `round2`: given every round-1 file, each validator checks the signatures, and writes one file per other
+//!    validator holding that validator's secret share, encrypted to its peg key: ChaCha20-Poly1305 under a
+//!    key from the two peg keys' ECDH secret, the ceremony id (hash of all round-1 files) and both indices.
+//! 3. `finish`: given every round-1 file and the round-2 files addressed to it, each validator decrypts,
+//!    checks (the library checks each share against its sender's commitments), writes its key share file
+//!    (`<datadir>/frost_key_share.json`, 0600, never overwritten) and the transcript, and prints the group
+//!    key; the secret of steps 1-2 is deleted.
+//! 4. `verify`: anyone recomputes the group key and every verifying share from a transcript and checks each
+//!    round-1 signature against its peg key.
+//!
+//! Whoever carries the files learns nothing secret: round-1 packages are public, round-2 packages are
+//! encrypted and bound to sender, recipient and ceremony. The carrier must show everyone the same round-1
+//! files (the DKG's broadcast): the ceremony id printed by `finish` and `verify` lets validators compare.
+
+use crate::keys::NodeKeys;
+use bitcoin::secp256k1::{ecdh::SharedSecret, schnorr, Keypair, Message, Secp256k1};
+use bitcoin::XOnlyPublicKey;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use peg::frost::dkg::{round1, round2, Ceremony, Transcript};
+use peg::frost::{FrostError, KeyShare};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// File name of a validator's FROST key share in its datadir.
+pub const KEY_SHARE_FILE: &str = "frost_key_share.json";
+/// File name of the secret kept between ceremony steps.
+pub const SECRET_FILE: &str = "ceremony.secret";
+
+/// Why a ceremony step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not what this step expects.
+    #[error("{path}: {why}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// This node's peg key is not among the ceremony's.
+    #[error("this node's peg key {0} is not one of the ceremony's peg keys")]
+    NotAParticipant(bitcoin::PublicKey),
+    /// The setup does not make a DKG.
+    #[error("bad setup: {0}")]
+    Setup(&'static str),
+    /// A round-1 file whose signature is not its validator's.
+    #[error("the round-1 package of validator {0} is not signed by its peg key")]
+    BadSignature(usize),
+    /// A round-2 file that does not decrypt: not from its sender, not for this node or this ceremony.
+    #[error("the round-2 package from validator {0} does not decrypt for this node and ceremony")]
+    Decrypt(usize),
+    /// Round-1 or round-2 files missing or repeated.
+    #[error("{0}")]
+    Files(String),
+    /// The key generation itself failed (a bad proof or share: someone cheated or a file is corrupt).
+    #[error("FROST: {0}")]
+    Frost(#[from] FrostError),
+}
+
+/// Who takes part: the validators' peg keys in genesis order and the threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Signatures a spend needs (`k`).
+    pub threshold: usize,
+    /// The validators' peg keys, in genesis order (validator `i` is participant `i + 1`).
+    pub peg_keys: Vec<bitcoin::PublicKey>,
+}
+
+impl Setup {
+    fn check(&self) -> Result<(), CeremonyError> {
+        let n = self.peg_keys.len();
+        if n < 2 || self.threshold < 2 || self.threshold > n {
+            return Err(CeremonyError::Setup("need 2 <= threshold <= validators"));
+        }
+        for (i, k) in self.peg_keys.iter().enumerate() {
+            if self.peg_keys[..i].contains(k) {
+                return Err(CeremonyError::Setup("a peg key listed twice"));
+            }
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, keys: &NodeKeys) -> Result<usize, CeremonyError> {
+        let own = keys.peg_public();
+        self.peg_keys.iter().position(|k| *k == own).ok_or(CeremonyError::NotAParticipant(own))
+    }
+
+    /// What a round-1 signature signs: the setup, the signer's index and its package.
+    fn round1_message(&self, index: usize, package: &[u8]) -> Message {
+        let mut keys = Vec::with_capacity(33 * self.peg_keys.len());
+        for k in &self.peg_keys {
+            keys.extend_from_slice(&k.inner.serialize());
+        }
+        let h = primitives::tagged_hash(
+            "sidechain/dkg-round1",
+            &[&(self.threshold as u64).to_be_bytes(), &keys, &(index as u64).to_be_bytes(), package],
+        );
+        Message::from_digest(h.0)
+    }
+}
+
+/// A round-1 file: public, signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round1File {
+    /// The ceremony's setup.
+    pub setup: Setup,
+    /// The sender.
+    pub index: usize,
+    /// The package, hex of the library's encoding.
+    pub package: String,
+    /// BIP340 signature by the sender's peg key over [`Setup::round1_message`].
+    pub signature: String,
+}
+
+/// A round-2 file: one sender's secret share for one recipient, encrypted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round2File {
+    /// The ceremony id (hash of every round-1 file), hex.
+    pub ceremony: String,
+    /// The sender.
+    pub from: usize,
+    /// The recipient.
+    pub to: usize,
+    /// ChaCha20-Poly1305 ciphertext of the package, hex.
+    pub ciphertext: String,
+}
+
+/// The public record: every round-1 file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TranscriptFile {
+    /// The ceremony's setup.
+    pub setup: Setup,
+    /// Every validator's round-1 file, in index order.
+    pub round1: Vec<Round1File>,
+}
+
+/// A validator's key share file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyShareFile {
+    index: usize,
+    key_package: String,
+    public_package: String,
+    ceremony: String,
+}
+
+/// What `finish` and `verify` report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The federation's FROST group key (the taproot internal key).
+    pub group_key: XOnlyPublicKey,
+    /// The ceremony id, to compare across validators.
+    pub ceremony: String,
+}
+
+/// Step 1: writes this validator's signed round-1 file to `out` and keeps its secret in the datadir.
+pub fn round1(keys: &NodeKeys, setup: &Setup, datadir: &Path, out: &Path) -> Result<(), CeremonyError> {
+    setup.check()?;
+    let index = setup.index_of(keys)?;
+    let (ceremony, package) =
+        Ceremony::start(index, setup.peg_keys.len(), setup.threshold, &mut bitcoin::secp256k1::rand::thread_rng())?;
+    write_new_secret(&datadir.join(SECRET_FILE), &ceremony.secret_bytes()?)?;
+    let bytes = package.serialize().map_err(FrostError::from)?;
+    let secp = Secp256k1::signing_only();
+    let keypair = Keypair::from_secret_key(&secp, &keys.peg);
+    let signature = secp.sign_schnorr(&setup.round1_message(index, &bytes), &keypair);
+    let file = Round1File {
+        setup: setup.clone(),
+        index,
+        package: hex::encode(bytes),
+        signature: hex::encode(signature.as_ref()),
+    };
+    write_json(out, &file)
+}
+
+/// Step 2: checks every round-1 file and writes `round2-<from>-to-<to>.json` for each other validator into
+/// `out_dir`.
+pub fn round2(
+    keys: &NodeKeys,
+    setup: &Setup,
+    datadir: &Path,
+    round1_files: &[PathBuf],
+    out_dir: &Path,
+) -> Result<(), CeremonyError> {
+    setup.check()?;
+    let index = setup.index_of(keys)?;
+    let (_, packages, ceremony_id) = read_round1(setup, round1_files)?;
+    let secret_path = datadir.join(SECRET_FILE);
+    let secret = read_secret(&secret_path)?;
+    let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, None)?;
+    let mut out = None;
+    for (&from, package) in packages.iter().filter(|(&i, _)| i != index) {
+        out = ceremony.on_round1(from, package.clone())?;
+    }
+    let shares = out.ok_or_else(|| CeremonyError::Files("round 1 did not finish".into()))?;
+    std::fs::create_dir_all(out_dir).map_err(|source| CeremonyError::Io { path: out_dir.to_path_buf(), source })?;
+    for (to, package) in shares {
+        let plaintext = package.serialize().map_err(FrostError::from)?;
+        let cipher = cipher(keys, &setup.peg_keys[to], &ceremony_id, index, to);
+        let ciphertext = cipher
+            .encrypt(Nonce::from_slice(&[0; 12]), Payload { msg: &plaintext, aad: &aad(&ceremony_id, index, to) })
+            .map_err(|_| CeremonyError::Setup("encryption failed"))?;
+        let file =
+            Round2File { ceremony: hex::encode(ceremony_id), from: index, to, ciphertext: hex::encode(ciphertext) };
+        write_json(&out_dir.join(format!("round2-{index}-to-{to}.json")), &file)?;
+    }
+    // The round-2 secret replaces the round-1 one.
+    let next = ceremony.secret_bytes()?;
+    std::fs::remove_file(&secret_path).map_err(|source| CeremonyError::Io { path: secret_path.clone(), source })?;
+    write_new_secret(&secret_path, &next)
+}
+
+/// Step 3: decrypts the round-2 files addressed to this validator, finishes the key generation, writes the
+/// key share into the datadir and the transcript to `transcript_out`.
+pub fn finish(
+    keys: &NodeKeys,
+    setup: &Setup,
+    datadir: &Path,
+    round1_files: &[PathBuf],
+    round2_files: &[PathBuf],
+    transcript_out: &Path,
+) -> Result<Outcome, CeremonyError> {
+    setup.check()?;
+    let index = setup.index_of(keys)?;
+    let (transcript, packages, ceremony_id) = read_round1(setup, round1_files)?;
+    let secret_path = datadir.join(SECRET_FILE);
+    let secret = read_secret(&secret_path)?;
+    let others: BTreeMap<usize, round1::Package> = packages.into_iter().filter(|(i, _)| *i != index).collect();
+    let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, Some(others))?;
+    let mut share = None;
+    for path in round2_files {
+        let file: Round2File = read_json(path)?;
+        if file.to != index {
+            continue;
+        }
+        if file.ceremony != hex::encode(ceremony_id) || file.from >= setup.peg_keys.len() || file.from == index {
+            return Err(CeremonyError::BadFile {
+                path: path.clone(),
+                why: "not a round-2 file of this ceremony for this validator".into(),
+            });
+        }
+        let ciphertext = hex::decode(&file.ciphertext).map_err(|_| CeremonyError::Decrypt(file.from))?;
+        let plaintext = cipher(keys, &setup.peg_keys[file.from], &ceremony_id, file.from, index)
+            .decrypt(
+                Nonce::from_slice(&[0; 12]),
+                Payload { msg: &ciphertext, aad: &aad(&ceremony_id, file.from, index) },
+            )
+            .map_err(|_| CeremonyError::Decrypt(file.from))?;
+        let package = round2::Package::deserialize(&plaintext).map_err(|_| CeremonyError::Decrypt(file.from))?;
+        share = ceremony.on_round2(file.from, package)?;
+    }
+    let share: KeyShare =
+        share.ok_or_else(|| CeremonyError::Files("a round-2 package for this validator is missing".into()))?;
+    transcript.check(&share)?;
+    let (key_package, public_package) = share.to_bytes()?;
+    let file = KeyShareFile {
+        index,
+        key_package: hex::encode(key_package),
+        public_package: hex::encode(public_package),
+        ceremony: hex::encode(ceremony_id),
+    };
+    let share_path = datadir.join(KEY_SHARE_FILE);
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| CeremonyError::BadFile { path: share_path.clone(), why: e.to_string() })?;
+    write_new_secret(&share_path, &json)?;
+    std::fs::remove_file(&secret_path).map_err(|source| CeremonyError::Io { path: secret_path.clone(), source })?;
+    let record = TranscriptFile { setup: setup.clone(), round1: sorted_round1(round1_files)? };
+    write_json(transcript_out, &record)?;
+    Ok(Outcome { group_key: share.group_key()?, ceremony: hex::encode(ceremony_id) })
+}
+
+/// Step 4 (anyone): checks a transcript's signatures and computes its group key.
+pub fn verify(transcript_path: &Path) -> Result<Outcome, CeremonyError> {
+    let record: TranscriptFile = read_json(transcript_path)?;
+    record.setup.check()?;
+    let (transcript, _, ceremony_id) =
+        check_round1(&record.setup, record.round1.iter().map(|f| (transcript_path.to_path_buf(), f.clone())))?;
+    let group = transcript.group()?;
+    Ok(Outcome { group_key: peg::frost::group_key(&group)?, ceremony: hex::encode(ceremony_id) })
+}
+
+/// Loads the key share this node's datadir holds.
+pub fn load_key_share(datadir: &Path) -> Result<KeyShare, CeremonyError> {
+    let path = datadir.join(KEY_SHARE_FILE);
+    let file: KeyShareFile = read_json(&path)?;
+    let bad = |why: &str| CeremonyError::BadFile { path: path.clone(), why: why.into() };
+    let key = hex::decode(&file.key_package).map_err(|_| bad("key_package is not hex"))?;
+    let public = hex::decode(&file.public_package).map_err(|_| bad("public_package is not hex"))?;
+    Ok(KeyShare::from_bytes(file.index, &key, &public)?)
+}
+
+type Round1Read = (Transcript, BTreeMap<usize, round1::Package>, [u8; 32]);
+
+fn read_round1(setup: &Setup, paths: &[PathBuf]) -> Result<Round1Read, CeremonyError> {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        files.push((path.clone(), read_json::<Round1File>(path)?));
+    }
+    check_round1(setup, files.into_iter())
+}
+
+/// Checks round-1 files: one per validator, each for this setup and signed by its validator's peg key.
+fn check_round1(
+    setup: &Setup,
+    files: impl Iterator<Item = (PathBuf, Round1File)>,
+) -> Result<Round1Read, CeremonyError> {
+    let secp = Secp256k1::verification_only();
+    let n = setup.peg_keys.len();
+    let mut transcript = Transcript::new(n, setup.threshold);
+    let mut packages = BTreeMap::new();
+    let mut raw = BTreeMap::new();
+    for (path, file) in files {
+        if file.setup != *setup || file.index >= n {
+            return Err(CeremonyError::BadFile { path, why: "a round-1 file of another ceremony setup".into() });
+        }
+        let bytes = hex::decode(&file.package)
+            .map_err(|_| CeremonyError::BadFile { path: path.clone(), why: "package is not hex".into() })?;
+        let signature = hex::decode(&file.signature)
+            .ok()
+            .and_then(|s| schnorr::Signature::from_slice(&s).ok())
+            .ok_or(CeremonyError::BadSignature(file.index))?;
+        let key = setup.peg_keys[file.index].inner.x_only_public_key().0;
+        secp.verify_schnorr(&signature, &setup.round1_message(file.index, &bytes), &key)
+            .map_err(|_| CeremonyError::BadSignature(file.index))?;
+        let package = round1::Package::deserialize(&bytes)
+            .map_err(|_| CeremonyError::BadFile { path: path.clone(), why: "not a round-1 package".into() })?;
+        transcript.record(file.index, package.clone())?;
+        packages.insert(file.index, package);
+        raw.insert(file.index, bytes);
+    }
+    if packages.len() != n {
+        return Err(CeremonyError::Files(format!("{} round-1 packages for {n} validators", packages.len())));
+    }
+    let parts: Vec<&[u8]> = raw.values().map(Vec::as_slice).collect();
+    let ceremony_id = primitives::tagged_hash("sidechain/dkg-ceremony", &parts).0;
+    Ok((transcript, packages, ceremony_id))
+}
+
+fn sorted_round1(paths: &[PathBuf]) -> Result<Vec<Round1File>, CeremonyError> {
+    let mut files = paths.iter().map(|p| read_json::<Round1File>(p)).collect::<Result<Vec<_>, _>>()?;
+    files.sort_by_key(|f| f.index);
+    Ok(files)
+}
+
+/// The AEAD for `from`'s package to `to`: a key from the ECDH secret of their peg keys, the ceremony id and
+/// both indices, so each key encrypts exactly one message (hence the fixed nonce).
+fn cipher(
+    keys: &NodeKeys,
+    other: &bitcoin::PublicKey,
+    ceremony: &[u8; 32],
+    from: usize,
+    to: usize,
+) -> ChaCha20Poly1305 {
+    let shared = SharedSecret::new(&other.inner, &keys.peg);
+    let key = primitives::tagged_hash(
+        "sidechain/dkg-round2-key",
+        &[&shared.secret_bytes(), ceremony, &(from as u64).to_be_bytes(), &(to as u64).to_be_bytes()],
+    );
+    ChaCha20Poly1305::new(Key::from_slice(&key.0))
+}
+
+fn aad(ceremony: &[u8; 32], from: usize, to: usize) -> Vec<u8> {
+    [&ceremony[..], &(from as u64).to_be_bytes(), &(to as u64).to_be_bytes()].concat()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CeremonyError> {
+    let text = std::fs::read(path).map_err(|source| CeremonyError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&text).map_err(|e| CeremonyError::BadFile { path: path.to_path_buf(), why: e.to_string() })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CeremonyError> {
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| CeremonyError::BadFile { path: path.to_path_buf(), why: e.to_string() })?;
+    std::fs::write(path, json).map_err(|source| CeremonyError::Io { path: path.to_path_buf(), source })
+}
+
+fn read_secret(path: &Path) -> Result<Vec<u8>, CeremonyError> {
+    std::fs::read(path).map_err(|source| CeremonyError::Io { path: path.to_path_buf(), source })
+}
+
+/// A new file with mode 0600, synced; never overwrites.
+fn write_new_secret(path: &Path, bytes: &[u8]) -> Result<(), CeremonyError> {
+    let io = |source| CeremonyError::Io { path: path.to_path_buf(), source };
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}

@@ -1,0 +1,156 @@
+//! `sidechaind ceremony` end to end with the real binary: four validators run the FROST key generation over
+//! files (round 1, round 2, finish), all four end with the same group key, anyone's `verify` of the
+//! transcript gives it too, and any three key shares sign a BIP340 signature for it. Tampered files,
+//! strangers and repeated steps are refused with a clear error.
+
+use bitcoin::hashes::Hash;
+use bitcoin::key::TapTweak;
+use bitcoin::secp256k1::{rand::thread_rng, Message, Secp256k1};
+use bitcoin::TapSighash;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sidechaind(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sidechaind")).args(args).output().expect("sidechaind runs")
+}
+
+fn ok(out: &Output, what: &str) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn err(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a refusal: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn four_validators_make_one_frost_key_over_files_and_anyone_can_check_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let datadirs: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("v{i}"))).collect();
+    let mut peg_keys = Vec::new();
+    for (i, d) in datadirs.iter().enumerate() {
+        let info = ok(&sidechaind(&["init", "--datadir", s(d), "--insecure-seed", &format!("ceremony-{i}")]), "init");
+        peg_keys.push(info["peg_key"].as_str().expect("peg key").to_string());
+    }
+    let mut setup: Vec<String> = vec!["--threshold".into(), "3".into()];
+    for k in &peg_keys {
+        setup.push("--peg-key".into());
+        setup.push(k.clone());
+    }
+    let with_setup = |head: &[&str], tail: &[&str]| -> Output {
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(setup.iter().map(String::as_str));
+        args.extend_from_slice(tail);
+        sidechaind(&args)
+    };
+
+    // Round 1.
+    let round1: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("round1-{i}.json"))).collect();
+    for (d, out) in datadirs.iter().zip(&round1) {
+        ok(&with_setup(&["ceremony", "round1", "--datadir", s(d)], &["--out", s(out)]), "round1");
+    }
+    assert!(
+        err(&with_setup(&["ceremony", "round1", "--datadir", s(&datadirs[0])], &["--out", "/dev/null"]))
+            .contains("ceremony.secret"),
+        "a second round 1 would overwrite the kept secret"
+    );
+    let r1_args: Vec<String> = round1.iter().flat_map(|p| ["--round1".to_string(), s(p).to_string()]).collect();
+    let r1: Vec<&str> = r1_args.iter().map(String::as_str).collect();
+
+    // A tampered round-1 file (another package under validator 2's signature) is refused.
+    let tampered = dir.path().join("tampered.json");
+    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&round1[2]).expect("read")).expect("json");
+    let other: serde_json::Value = serde_json::from_slice(&std::fs::read(&round1[3]).expect("read")).expect("json");
+    file["package"] = other["package"].clone();
+    std::fs::write(&tampered, serde_json::to_vec(&file).expect("json")).expect("write");
+    let bad_r1 =
+        ["--round1", s(&round1[0]), "--round1", s(&round1[1]), "--round1", s(&tampered), "--round1", s(&round1[3])];
+    let refused = err(&with_setup(
+        &["ceremony", "round2", "--datadir", s(&datadirs[0])],
+        &[&bad_r1[..], &["--out-dir", s(dir.path())]].concat(),
+    ));
+    assert!(refused.contains("validator 2") && refused.contains("not signed"), "{refused}");
+
+    // Round 2: each writes one encrypted file per other validator.
+    let round2_dir = dir.path().join("round2");
+    for d in &datadirs {
+        ok(
+            &with_setup(
+                &["ceremony", "round2", "--datadir", s(d)],
+                &[&r1[..], &["--out-dir", s(&round2_dir)]].concat(),
+            ),
+            "round2",
+        );
+    }
+    let mut round2: Vec<PathBuf> =
+        std::fs::read_dir(&round2_dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+    round2.sort();
+    assert_eq!(round2.len(), 12);
+    let r2_args: Vec<String> = round2.iter().flat_map(|p| ["--round2".to_string(), s(p).to_string()]).collect();
+    let r2: Vec<&str> = r2_args.iter().map(String::as_str).collect();
+
+    // A stranger's datadir is refused: its peg key is not in the setup.
+    let stranger = dir.path().join("stranger");
+    ok(&sidechaind(&["init", "--datadir", s(&stranger), "--insecure-seed", "stranger"]), "init");
+    assert!(err(&with_setup(&["ceremony", "round1", "--datadir", s(&stranger)], &["--out", "/dev/null"]))
+        .contains("not one of"));
+
+    // Finish: same group key everywhere, and the transcript verifies to it.
+    let mut outcomes = Vec::new();
+    for (i, d) in datadirs.iter().enumerate() {
+        let transcript = dir.path().join(format!("transcript-{i}.json"));
+        let out = ok(
+            &with_setup(
+                &["ceremony", "finish", "--datadir", s(d)],
+                &[&r1[..], &r2[..], &["--transcript", s(&transcript)]].concat(),
+            ),
+            "finish",
+        );
+        outcomes.push(out);
+        assert!(!d.join("ceremony.secret").exists(), "the ceremony secret is deleted");
+    }
+    assert!(outcomes.iter().all(|o| *o == outcomes[0]), "{outcomes:?}");
+    let verified =
+        ok(&sidechaind(&["ceremony", "verify", "--transcript", s(&dir.path().join("transcript-3.json"))]), "verify");
+    assert_eq!(verified, outcomes[0]);
+
+    // Any three key shares sign for the group key (with no script tree: its BIP86 output key).
+    let shares: Vec<_> = datadirs.iter().map(|d| node::ceremony::load_key_share(d).expect("key share")).collect();
+    let group_key = shares[0].group_key().expect("key");
+    assert_eq!(outcomes[0]["group_key"].as_str(), Some(group_key.to_string().as_str()));
+    let sighash = TapSighash::from_byte_array([0x5a; 32]);
+    let mut nonces = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for i in [0, 2, 3] {
+        let (n, c) = shares[i].commit(&mut thread_rng());
+        nonces.insert(i, n);
+        commitments.insert(i, c);
+    }
+    let package = peg::frost::signing_package(&commitments, sighash).expect("package");
+    let sig_shares: BTreeMap<_, _> =
+        nonces.into_iter().map(|(i, n)| (i, shares[i].sign(&package, sighash, n, None).expect("share"))).collect();
+    let signature = peg::frost::aggregate(shares[0].public(), &package, &sig_shares, None).expect("aggregate");
+    let secp = Secp256k1::verification_only();
+    let (output_key, _) = group_key.tap_tweak(&secp, None);
+    secp.verify_schnorr(
+        &signature.signature,
+        &Message::from_digest(sighash.to_byte_array()),
+        &output_key.to_x_only_public_key(),
+    )
+    .expect("a valid signature for the group");
+    // The key share file is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(datadirs[0].join("frost_key_share.json")).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
