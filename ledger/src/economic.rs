@@ -9,7 +9,7 @@
 //!
 //! The rule, the same in every builder (payout batches, bumps, sweeps, refreshes), from state alone so every
 //! node agrees: a coin is **economic** when its value is above the cost of spending it at the agreed rate,
-//! [`peg::pegin_fee`] of its wallet (the same input cost a peg-in is charged). Uneconomic coins are left
+//! [`peg::fee::planned_input_vbytes`] of its wallet at that rate (the same input cost a peg-in is charged). Uneconomic coins are left
 //! where they are: still held and counted in `btc_held` (the reserve promise does not rely on them being
 //! spendable cheaply), reported by [`uneconomic_coins`] in the peg status, and picked up by a later
 //! interval once the rate falls enough for them to pay their way. Builders take economic coins by value
@@ -22,9 +22,11 @@ use crate::state::{StateError, StateKey, StateReader};
 use bitcoin::{Amount, FeeRate};
 use std::collections::BTreeMap;
 
-/// What spending one input of `wallet` costs at `rate` (an upper bound: the largest satisfaction).
+/// What spending one input of `wallet` costs at `rate`: the size a batch plans for it (the largest
+/// satisfaction for the wsh wallet, the key path for taproot custody), as the peg-in fee is priced.
 pub fn input_cost(wallet: &peg::Federation, rate: FeeRate) -> Result<Amount, peg::PegError> {
-    peg::pegin_fee(wallet.descriptor(), rate)
+    let vbytes = peg::fee::planned_input_vbytes(wallet)?;
+    rate.fee_vb(vbytes).ok_or(peg::PegError::FeeOverflow { vbytes, rate })
 }
 
 /// Whether a coin of `amount` is worth more than `cost`, what spending it costs.

@@ -8,13 +8,21 @@
 //!    the ceremony's setup and the package), and keeps its secret in `<datadir>/ceremony.secret` (0600).
 //! 2. `round2`: given every round-1 file, each validator checks the signatures, and writes one file per other
 //!    validator holding that validator's secret share, encrypted to its peg key: ChaCha20-Poly1305 under a
-//!    key from the two peg keys' ECDH secret, the ceremony id (hash of all round-1 files) and both indices.
+//!    key from the two peg keys' ECDH secret, the ceremony id and both indices, and a random nonce. The
+//!    ceremony id hashes the setup and every round-1 package (index and length-prefixed bytes, the canonical
+//!    encoding only), so two different sets of packages never share an id; `round2` prints it.
 //! 3. `finish`: given every round-1 file and the round-2 files addressed to it, each validator decrypts,
 //!    checks (the library checks each share against its sender's commitments), writes its key share file
 //!    (`<datadir>/frost_key_share.json`, 0600, never overwritten) and the transcript, and prints the group
 //!    key; the secret of steps 1-2 is deleted.
-//! 4. `verify`: anyone recomputes the group key and every verifying share from a transcript and checks each
-//!    round-1 signature against its peg key.
+//! 4. `verify`: anyone checks a transcript against the setup they expect (threshold and peg keys) and each
+//!    round-1 signature against its peg key, and recomputes the group key from the commitments (`finish`
+//!    also compares every verifying share with its own result).
+//!
+//! Every file a step writes is created new (never overwriting, never following a planted symlink); the
+//! kept secret is replaced atomically (written aside, then renamed). A validator checks in `round2` and
+//! `finish` that the round-1 package shown under its own index is the one its secret made, so an old
+//! package replayed by the carrier is refused rather than encrypted to again.
 //!
 //! Whoever carries the files learns nothing secret: round-1 packages are public, round-2 packages are
 //! encrypted and bound to sender, recipient and ceremony. The carrier must show everyone the same round-1
@@ -38,6 +46,8 @@ use std::path::{Path, PathBuf};
 pub const KEY_SHARE_FILE: &str = "frost_key_share.json";
 /// File name of the secret kept between ceremony steps.
 pub const SECRET_FILE: &str = "ceremony.secret";
+/// Most validators a ceremony takes (a bound on the work a hostile transcript can ask of `verify`).
+pub const MAX_VALIDATORS: usize = 1000;
 
 /// Why a ceremony step failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +81,13 @@ pub enum CeremonyError {
     /// A round-2 file that does not decrypt: not from its sender, not for this node or this ceremony.
     #[error("the round-2 package from validator {0} does not decrypt for this node and ceremony")]
     Decrypt(usize),
+    /// The round-1 package under this validator's index is not the one its kept secret made (an old
+    /// ceremony's, replayed).
+    #[error("the round-1 package under this validator's index is not its own (a replay from another ceremony?)")]
+    NotOwnPackage,
+    /// The transcript is for another setup than the one given.
+    #[error("the transcript is for another threshold or set of peg keys")]
+    OtherSetup,
     /// Round-1 or round-2 files missing or repeated.
     #[error("{0}")]
     Files(String),
@@ -91,15 +108,32 @@ pub struct Setup {
 impl Setup {
     fn check(&self) -> Result<(), CeremonyError> {
         let n = self.peg_keys.len();
+        if n > MAX_VALIDATORS {
+            return Err(CeremonyError::Setup("more validators than a ceremony takes (1000)"));
+        }
         if n < 2 || self.threshold < 2 || self.threshold > n {
             return Err(CeremonyError::Setup("need 2 <= threshold <= validators"));
         }
-        for (i, k) in self.peg_keys.iter().enumerate() {
-            if self.peg_keys[..i].contains(k) {
+        // x-only: 02x and 03x are one BIP340 key, and an uncompressed key is the compressed one again.
+        let mut seen = std::collections::BTreeSet::new();
+        for k in &self.peg_keys {
+            if !k.compressed {
+                return Err(CeremonyError::Setup("peg keys must be compressed"));
+            }
+            if !seen.insert(k.inner.x_only_public_key().0.serialize()) {
                 return Err(CeremonyError::Setup("a peg key listed twice"));
             }
         }
         Ok(())
+    }
+
+    /// The setup's bytes: threshold and every peg key.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = (self.threshold as u64).to_be_bytes().to_vec();
+        for k in &self.peg_keys {
+            out.extend_from_slice(&k.inner.serialize());
+        }
+        out
     }
 
     fn index_of(&self, keys: &NodeKeys) -> Result<usize, CeremonyError> {
@@ -107,16 +141,9 @@ impl Setup {
         self.peg_keys.iter().position(|k| *k == own).ok_or(CeremonyError::NotAParticipant(own))
     }
 
-    /// What a round-1 signature signs: the setup, the signer's index and its package.
-    fn round1_message(&self, index: usize, package: &[u8]) -> Message {
-        let mut keys = Vec::with_capacity(33 * self.peg_keys.len());
-        for k in &self.peg_keys {
-            keys.extend_from_slice(&k.inner.serialize());
-        }
-        let h = primitives::tagged_hash(
-            "sidechain/dkg-round1",
-            &[&(self.threshold as u64).to_be_bytes(), &keys, &(index as u64).to_be_bytes(), package],
-        );
+    /// What a round-1 signature signs: the setup's bytes, the signer's index and its package.
+    fn round1_message(setup_bytes: &[u8], index: usize, package: &[u8]) -> Message {
+        let h = primitives::tagged_hash("sidechain/dkg-round1", &[setup_bytes, &(index as u64).to_be_bytes(), package]);
         Message::from_digest(h.0)
     }
 }
@@ -143,6 +170,8 @@ pub struct Round2File {
     pub from: usize,
     /// The recipient.
     pub to: usize,
+    /// The 12-byte ChaCha20-Poly1305 nonce, hex (random).
+    pub nonce: String,
     /// ChaCha20-Poly1305 ciphertext of the package, hex.
     pub ciphertext: String,
 }
@@ -184,7 +213,7 @@ pub fn round1(keys: &NodeKeys, setup: &Setup, datadir: &Path, out: &Path) -> Res
     let bytes = package.serialize().map_err(FrostError::from)?;
     let secp = Secp256k1::signing_only();
     let keypair = Keypair::from_secret_key(&secp, &keys.peg);
-    let signature = secp.sign_schnorr(&setup.round1_message(index, &bytes), &keypair);
+    let signature = secp.sign_schnorr(&Setup::round1_message(&setup.bytes(), index, &bytes), &keypair);
     let file = Round1File {
         setup: setup.clone(),
         index,
@@ -194,21 +223,31 @@ pub fn round1(keys: &NodeKeys, setup: &Setup, datadir: &Path, out: &Path) -> Res
     write_json(out, &file)
 }
 
+/// Refuses a round-1 set whose package under this validator's index is not the one its secret made.
+fn check_own_package(ceremony: &Ceremony, packages: &BTreeMap<usize, round1::Package>) -> Result<(), CeremonyError> {
+    let own = packages.get(&ceremony.index()).ok_or(CeremonyError::NotOwnPackage)?;
+    if ceremony.own_commitment() != Some(own.commitment()) {
+        return Err(CeremonyError::NotOwnPackage);
+    }
+    Ok(())
+}
+
 /// Step 2: checks every round-1 file and writes `round2-<from>-to-<to>.json` for each other validator into
-/// `out_dir`.
+/// `out_dir`; returns the ceremony id.
 pub fn round2(
     keys: &NodeKeys,
     setup: &Setup,
     datadir: &Path,
     round1_files: &[PathBuf],
     out_dir: &Path,
-) -> Result<(), CeremonyError> {
+) -> Result<String, CeremonyError> {
     setup.check()?;
     let index = setup.index_of(keys)?;
-    let (_, packages, ceremony_id) = read_round1(setup, round1_files)?;
+    let (_, packages, ceremony_id, _) = read_round1(setup, round1_files)?;
     let secret_path = datadir.join(SECRET_FILE);
     let secret = read_secret(&secret_path)?;
     let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, None)?;
+    check_own_package(&ceremony, &packages)?;
     let mut out = None;
     for (&from, package) in packages.iter().filter(|(&i, _)| i != index) {
         out = ceremony.on_round1(from, package.clone())?;
@@ -217,22 +256,30 @@ pub fn round2(
     std::fs::create_dir_all(out_dir).map_err(|source| CeremonyError::Io { path: out_dir.to_path_buf(), source })?;
     for (to, package) in shares {
         let plaintext = package.serialize().map_err(FrostError::from)?;
-        let cipher = cipher(keys, &setup.peg_keys[to], &ceremony_id, index, to);
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&[0; 12]), Payload { msg: &plaintext, aad: &aad(&ceremony_id, index, to) })
+        let mut nonce = [0u8; 12];
+        bitcoin::secp256k1::rand::RngCore::fill_bytes(&mut bitcoin::secp256k1::rand::thread_rng(), &mut nonce);
+        let ciphertext = cipher(keys, &setup.peg_keys[to], &ceremony_id, index, to)
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad(&ceremony_id, index, to) })
             .map_err(|_| CeremonyError::Setup("encryption failed"))?;
-        let file =
-            Round2File { ceremony: hex::encode(ceremony_id), from: index, to, ciphertext: hex::encode(ciphertext) };
+        let file = Round2File {
+            ceremony: hex::encode(ceremony_id),
+            from: index,
+            to,
+            nonce: hex::encode(nonce),
+            ciphertext: hex::encode(ciphertext),
+        };
         write_json(&out_dir.join(format!("round2-{index}-to-{to}.json")), &file)?;
     }
-    // The round-2 secret replaces the round-1 one.
-    let next = ceremony.secret_bytes()?;
-    std::fs::remove_file(&secret_path).map_err(|source| CeremonyError::Io { path: secret_path.clone(), source })?;
-    write_new_secret(&secret_path, &next)
+    // The round-2 secret replaces the round-1 one atomically: written aside, then renamed over it.
+    let aside = datadir.join(format!("{SECRET_FILE}.next"));
+    let _ = std::fs::remove_file(&aside);
+    write_new_secret(&aside, &ceremony.secret_bytes()?)?;
+    std::fs::rename(&aside, &secret_path).map_err(|source| CeremonyError::Io { path: secret_path.clone(), source })?;
+    Ok(hex::encode(ceremony_id))
 }
 
 /// Step 3: decrypts the round-2 files addressed to this validator, finishes the key generation, writes the
-/// key share into the datadir and the transcript to `transcript_out`.
+/// transcript to `transcript_out` and then the key share into the datadir.
 pub fn finish(
     keys: &NodeKeys,
     setup: &Setup,
@@ -243,11 +290,15 @@ pub fn finish(
 ) -> Result<Outcome, CeremonyError> {
     setup.check()?;
     let index = setup.index_of(keys)?;
-    let (transcript, packages, ceremony_id) = read_round1(setup, round1_files)?;
+    let (transcript, packages, ceremony_id, checked) = read_round1(setup, round1_files)?;
     let secret_path = datadir.join(SECRET_FILE);
     let secret = read_secret(&secret_path)?;
+    let own = packages.get(&index).ok_or(CeremonyError::NotOwnPackage)?.clone();
     let others: BTreeMap<usize, round1::Package> = packages.into_iter().filter(|(i, _)| *i != index).collect();
     let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, Some(others))?;
+    if ceremony.own_commitment() != Some(own.commitment()) {
+        return Err(CeremonyError::NotOwnPackage);
+    }
     let mut share = None;
     for path in round2_files {
         let file: Round2File = read_json(path)?;
@@ -261,11 +312,10 @@ pub fn finish(
             });
         }
         let ciphertext = hex::decode(&file.ciphertext).map_err(|_| CeremonyError::Decrypt(file.from))?;
+        let nonce: [u8; 12] =
+            hex::decode(&file.nonce).ok().and_then(|n| n.try_into().ok()).ok_or(CeremonyError::Decrypt(file.from))?;
         let plaintext = cipher(keys, &setup.peg_keys[file.from], &ceremony_id, file.from, index)
-            .decrypt(
-                Nonce::from_slice(&[0; 12]),
-                Payload { msg: &ciphertext, aad: &aad(&ceremony_id, file.from, index) },
-            )
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad(&ceremony_id, file.from, index) })
             .map_err(|_| CeremonyError::Decrypt(file.from))?;
         let package = round2::Package::deserialize(&plaintext).map_err(|_| CeremonyError::Decrypt(file.from))?;
         share = ceremony.on_round2(file.from, package)?;
@@ -280,29 +330,44 @@ pub fn finish(
         public_package: hex::encode(public_package),
         ceremony: hex::encode(ceremony_id),
     };
+    let outcome = Outcome { group_key: share.group_key()?, ceremony: hex::encode(ceremony_id) };
+    // The transcript first (a bad path fails before anything is committed), then the key share, then the
+    // kept secret goes.
+    write_json(transcript_out, &TranscriptFile { setup: setup.clone(), round1: checked })?;
     let share_path = datadir.join(KEY_SHARE_FILE);
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| CeremonyError::BadFile { path: share_path.clone(), why: e.to_string() })?;
     write_new_secret(&share_path, &json)?;
     std::fs::remove_file(&secret_path).map_err(|source| CeremonyError::Io { path: secret_path.clone(), source })?;
-    let record = TranscriptFile { setup: setup.clone(), round1: sorted_round1(round1_files)? };
-    write_json(transcript_out, &record)?;
-    Ok(Outcome { group_key: share.group_key()?, ceremony: hex::encode(ceremony_id) })
+    Ok(outcome)
 }
 
-/// Step 4 (anyone): checks a transcript's signatures and computes its group key.
-pub fn verify(transcript_path: &Path) -> Result<Outcome, CeremonyError> {
+/// Step 4 (anyone): checks a transcript against the expected setup and its signatures, and computes its
+/// group key.
+pub fn verify(setup: &Setup, transcript_path: &Path) -> Result<Outcome, CeremonyError> {
     let record: TranscriptFile = read_json(transcript_path)?;
-    record.setup.check()?;
-    let (transcript, _, ceremony_id) =
-        check_round1(&record.setup, record.round1.iter().map(|f| (transcript_path.to_path_buf(), f.clone())))?;
+    setup.check()?;
+    if record.setup != *setup {
+        return Err(CeremonyError::OtherSetup);
+    }
+    let (transcript, _, ceremony_id, _) =
+        check_round1(setup, record.round1.into_iter().map(|f| (transcript_path.to_path_buf(), f)))?;
     let group = transcript.group()?;
     Ok(Outcome { group_key: peg::frost::group_key(&group)?, ceremony: hex::encode(ceremony_id) })
 }
 
-/// Loads the key share this node's datadir holds.
+/// Loads the key share this node's datadir holds, refusing a file others can read.
 pub fn load_key_share(datadir: &Path) -> Result<KeyShare, CeremonyError> {
+    use std::os::unix::fs::PermissionsExt;
     let path = datadir.join(KEY_SHARE_FILE);
+    let mode = std::fs::metadata(&path)
+        .map_err(|source| CeremonyError::Io { path: path.clone(), source })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let why = format!("readable by others (mode {:o}); run chmod 600 on it", mode & 0o777);
+        return Err(CeremonyError::BadFile { path, why });
+    }
     let file: KeyShareFile = read_json(&path)?;
     let bad = |why: &str| CeremonyError::BadFile { path: path.clone(), why: why.into() };
     let key = hex::decode(&file.key_package).map_err(|_| bad("key_package is not hex"))?;
@@ -310,7 +375,7 @@ pub fn load_key_share(datadir: &Path) -> Result<KeyShare, CeremonyError> {
     Ok(KeyShare::from_bytes(file.index, &key, &public)?)
 }
 
-type Round1Read = (Transcript, BTreeMap<usize, round1::Package>, [u8; 32]);
+type Round1Read = (Transcript, BTreeMap<usize, round1::Package>, [u8; 32], Vec<Round1File>);
 
 fn read_round1(setup: &Setup, paths: &[PathBuf]) -> Result<Round1Read, CeremonyError> {
     let mut files = Vec::with_capacity(paths.len());
@@ -320,16 +385,19 @@ fn read_round1(setup: &Setup, paths: &[PathBuf]) -> Result<Round1Read, CeremonyE
     check_round1(setup, files.into_iter())
 }
 
-/// Checks round-1 files: one per validator, each for this setup and signed by its validator's peg key.
+/// Checks round-1 files: one per validator, each for this setup, signed by its validator's peg key, in the
+/// package's canonical encoding, with a commitment of degree `k - 1`. Returns them with the ceremony id.
 fn check_round1(
     setup: &Setup,
     files: impl Iterator<Item = (PathBuf, Round1File)>,
 ) -> Result<Round1Read, CeremonyError> {
     let secp = Secp256k1::verification_only();
     let n = setup.peg_keys.len();
+    let setup_bytes = setup.bytes();
     let mut transcript = Transcript::new(n, setup.threshold);
     let mut packages = BTreeMap::new();
     let mut raw = BTreeMap::new();
+    let mut checked = BTreeMap::new();
     for (path, file) in files {
         if file.setup != *setup || file.index >= n {
             return Err(CeremonyError::BadFile { path, why: "a round-1 file of another ceremony setup".into() });
@@ -341,30 +409,40 @@ fn check_round1(
             .and_then(|s| schnorr::Signature::from_slice(&s).ok())
             .ok_or(CeremonyError::BadSignature(file.index))?;
         let key = setup.peg_keys[file.index].inner.x_only_public_key().0;
-        secp.verify_schnorr(&signature, &setup.round1_message(file.index, &bytes), &key)
+        secp.verify_schnorr(&signature, &Setup::round1_message(&setup_bytes, file.index, &bytes), &key)
             .map_err(|_| CeremonyError::BadSignature(file.index))?;
-        let package = round1::Package::deserialize(&bytes)
-            .map_err(|_| CeremonyError::BadFile { path: path.clone(), why: "not a round-1 package".into() })?;
+        let not_package =
+            || CeremonyError::BadFile { path: path.clone(), why: "not a canonical round-1 package".into() };
+        let package = round1::Package::deserialize(&bytes).map_err(|_| not_package())?;
+        // One byte string per package: the library's decoder ignores trailing bytes, which would let two
+        // different sets of files hash alike.
+        if package.serialize().map_err(FrostError::from)? != bytes {
+            return Err(not_package());
+        }
+        if package.commitment().serialize().map_err(FrostError::from)?.len() != setup.threshold {
+            return Err(CeremonyError::BadFile { path, why: "a commitment of the wrong degree".into() });
+        }
         transcript.record(file.index, package.clone())?;
         packages.insert(file.index, package);
         raw.insert(file.index, bytes);
+        checked.insert(file.index, file);
     }
     if packages.len() != n {
         return Err(CeremonyError::Files(format!("{} round-1 packages for {n} validators", packages.len())));
     }
-    let parts: Vec<&[u8]> = raw.values().map(Vec::as_slice).collect();
-    let ceremony_id = primitives::tagged_hash("sidechain/dkg-ceremony", &parts).0;
-    Ok((transcript, packages, ceremony_id))
-}
-
-fn sorted_round1(paths: &[PathBuf]) -> Result<Vec<Round1File>, CeremonyError> {
-    let mut files = paths.iter().map(|p| read_json::<Round1File>(p)).collect::<Result<Vec<_>, _>>()?;
-    files.sort_by_key(|f| f.index);
-    Ok(files)
+    // The setup, then each package as index || length || bytes: no two different sets hash alike.
+    let mut framed = setup_bytes;
+    for (index, bytes) in &raw {
+        framed.extend_from_slice(&(*index as u64).to_be_bytes());
+        framed.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        framed.extend_from_slice(bytes);
+    }
+    let ceremony_id = primitives::tagged_hash("sidechain/dkg-ceremony", &[&framed]).0;
+    Ok((transcript, packages, ceremony_id, checked.into_values().collect()))
 }
 
 /// The AEAD for `from`'s package to `to`: a key from the ECDH secret of their peg keys, the ceremony id and
-/// both indices, so each key encrypts exactly one message (hence the fixed nonce).
+/// both indices (one message per key in an honest run; the nonce is random all the same).
 fn cipher(
     keys: &NodeKeys,
     other: &bitcoin::PublicKey,
@@ -389,10 +467,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CeremonyE
     serde_json::from_slice(&text).map_err(|e| CeremonyError::BadFile { path: path.to_path_buf(), why: e.to_string() })
 }
 
+/// A new public file: never overwrites, and `create_new` refuses a planted symlink too.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CeremonyError> {
     let json = serde_json::to_vec_pretty(value)
         .map_err(|e| CeremonyError::BadFile { path: path.to_path_buf(), why: e.to_string() })?;
-    std::fs::write(path, json).map_err(|source| CeremonyError::Io { path: path.to_path_buf(), source })
+    let io = |source| CeremonyError::Io { path: path.to_path_buf(), source };
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
+    f.write_all(&json).map_err(io)
 }
 
 fn read_secret(path: &Path) -> Result<Vec<u8>, CeremonyError> {

@@ -129,8 +129,10 @@ enum CeremonyStep {
         #[arg(long)]
         transcript: PathBuf,
     },
-    /// Check a transcript and print its group key (anyone).
+    /// Check a transcript against the expected validators and threshold, and print its group key (anyone).
     Verify {
+        #[command(flatten)]
+        setup: CeremonySetupArgs,
         /// The transcript file.
         #[arg(long)]
         transcript: PathBuf,
@@ -188,14 +190,14 @@ fn ceremony(step: CeremonyStep) -> anyhow::Result<()> {
             return Ok(());
         }
         CeremonyStep::Round2 { datadir, setup, round1, out_dir } => {
-            ceremony::round2(&keys(&datadir)?, &setup.setup(), &datadir, &round1, &out_dir)?;
-            println!("{}", serde_json::json!({ "round2_dir": out_dir }));
+            let id = ceremony::round2(&keys(&datadir)?, &setup.setup(), &datadir, &round1, &out_dir)?;
+            println!("{}", serde_json::json!({ "round2_dir": out_dir, "ceremony": id }));
             return Ok(());
         }
         CeremonyStep::Finish { datadir, setup, round1, round2, transcript } => {
             ceremony::finish(&keys(&datadir)?, &setup.setup(), &datadir, &round1, &round2, &transcript)?
         }
-        CeremonyStep::Verify { transcript } => ceremony::verify(&transcript)?,
+        CeremonyStep::Verify { setup, transcript } => ceremony::verify(&setup.setup(), &transcript)?,
     };
     println!("{}", serde_json::to_string(&outcome)?);
     Ok(())

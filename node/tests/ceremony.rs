@@ -82,17 +82,34 @@ fn four_validators_make_one_frost_key_over_files_and_anyone_can_check_it() {
     ));
     assert!(refused.contains("validator 2") && refused.contains("not signed"), "{refused}");
 
-    // Round 2: each writes one encrypted file per other validator.
+    // A package replayed under validator 0's index (its own from another ceremony) is refused by validator 0.
+    let replay_dir = dir.path().join("replay");
+    std::fs::create_dir(&replay_dir).expect("mkdir");
+    let old = replay_dir.join("old-0.json");
+    let elsewhere = same_key_elsewhere(dir.path(), &datadirs[0]);
+    ok(&with_setup(&["ceremony", "round1", "--datadir", s(&elsewhere)], &["--out", s(&old)]), "round1 elsewhere");
+    let replayed =
+        ["--round1", s(&old), "--round1", s(&round1[1]), "--round1", s(&round1[2]), "--round1", s(&round1[3])];
+    let refused = err(&with_setup(
+        &["ceremony", "round2", "--datadir", s(&datadirs[0])],
+        &[&replayed[..], &["--out-dir", s(&replay_dir)]].concat(),
+    ));
+    assert!(refused.contains("not its own"), "{refused}");
+
+    // Round 2: each writes one encrypted file per other validator; all print the same ceremony id.
     let round2_dir = dir.path().join("round2");
+    let mut ids = Vec::new();
     for d in &datadirs {
-        ok(
+        let out = ok(
             &with_setup(
                 &["ceremony", "round2", "--datadir", s(d)],
                 &[&r1[..], &["--out-dir", s(&round2_dir)]].concat(),
             ),
             "round2",
         );
+        ids.push(out["ceremony"].clone());
     }
+    assert!(ids.iter().all(|id| *id == ids[0] && id.is_string()), "{ids:?}");
     let mut round2: Vec<PathBuf> =
         std::fs::read_dir(&round2_dir).expect("dir").map(|e| e.expect("entry").path()).collect();
     round2.sort();
@@ -121,9 +138,16 @@ fn four_validators_make_one_frost_key_over_files_and_anyone_can_check_it() {
         assert!(!d.join("ceremony.secret").exists(), "the ceremony secret is deleted");
     }
     assert!(outcomes.iter().all(|o| *o == outcomes[0]), "{outcomes:?}");
-    let verified =
-        ok(&sidechaind(&["ceremony", "verify", "--transcript", s(&dir.path().join("transcript-3.json"))]), "verify");
+    let transcript = dir.path().join("transcript-3.json");
+    let verified = ok(&with_setup(&["ceremony", "verify"], &["--transcript", s(&transcript)]), "verify");
     assert_eq!(verified, outcomes[0]);
+    // Checked against the setup the checker expects: another threshold is another ceremony.
+    let mut other_setup = setup.clone();
+    other_setup[1] = "2".into();
+    let mut args = vec!["ceremony", "verify"];
+    args.extend(other_setup.iter().map(String::as_str));
+    args.extend(["--transcript", s(&transcript)]);
+    assert!(err(&sidechaind(&args)).contains("another threshold"));
 
     // Any three key shares sign for the group key (with no script tree: its BIP86 output key).
     let shares: Vec<_> = datadirs.iter().map(|d| node::ceremony::load_key_share(d).expect("key share")).collect();
@@ -153,4 +177,16 @@ fn four_validators_make_one_frost_key_over_files_and_anyone_can_check_it() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(datadirs[0].join("frost_key_share.json")).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// A fresh datadir holding `datadir`'s key: the same validator in another ceremony, whose round-1 package a
+/// carrier could replay.
+fn same_key_elsewhere(root: &Path, datadir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = root.join("same-key-elsewhere");
+    std::fs::create_dir(&copy).expect("mkdir");
+    let key = copy.join("node_key.json");
+    std::fs::copy(datadir.join("node_key.json"), &key).expect("copy key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    copy
 }

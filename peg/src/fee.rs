@@ -29,8 +29,11 @@ pub fn witness_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegE
 }
 
 /// The witness weight a batch plans for each input of `fed`'s outputs: the largest witness for the wsh
-/// wallet; for taproot custody the key path's one signature (a FROST signing that falls back to the
-/// `multi_a` leaf is re-planned at that leaf's size, [`witness_weight`] of the descriptor).
+/// wallet; for taproot custody the key path's one signature. A batch version planned this way cannot be
+/// finished in the `multi_a` leaf at its fee rate (the leaf's witness is 2.5x or more the size): when its
+/// FROST signing falls back, the fallback must be a new version planned at the leaf's size
+/// ([`witness_weight`] of the descriptor), and leaf shares taken for that version only. That is the
+/// ledger's rule to keep once it runs taproot custody (it does not yet: no genesis can choose it).
 pub fn planned_witness_weight(fed: &crate::Federation) -> Result<Weight, PegError> {
     match fed.custody() {
         crate::Custody::Wsh => witness_weight(fed.descriptor()),

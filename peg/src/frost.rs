@@ -122,9 +122,12 @@ impl KeyShare {
         let secret = KeyPackage::deserialize(secret)?;
         let public = PublicKeyPackage::deserialize(public)?;
         let id = participant(index)?;
+        let derived = frost_secp256k1_tr::keys::VerifyingShare::from(*secret.signing_share());
         if *secret.identifier() != id
             || public.verifying_shares().get(&id) != Some(secret.verifying_share())
+            || derived != *secret.verifying_share()
             || public.verifying_key() != secret.verifying_key()
+            || public.min_signers() != Some(*secret.min_signers())
         {
             return Err(FrostError::TranscriptMismatch);
         }

@@ -82,6 +82,18 @@ pub fn leaves(descriptor: &Descriptor<PublicKey>) -> Result<Vec<(ScriptBuf, TapL
         .collect())
 }
 
+/// The hash of `descriptor`'s `multi_a` leaf with threshold `threshold`: the fallback leaf, found by what
+/// it is rather than where it sits in the tree.
+pub fn fallback_leaf(descriptor: &Descriptor<PublicKey>, threshold: usize) -> Result<TapLeafHash, TaprootSpendError> {
+    let Descriptor::Tr(tr) = descriptor else {
+        return Err(TaprootSpendError::NotTaproot);
+    };
+    tr.iter_scripts()
+        .find(|(_, ms)| matches!(&ms.node, miniscript::Terminal::MultiA(t) if t.k() == threshold))
+        .map(|(_, ms)| TapLeafHash::from_script(&ms.encode(), LeafVersion::TapScript))
+        .ok_or(TaprootSpendError::NotTaproot)
+}
+
 /// A BIP340 signature of `sighash` by `secret` (any parity: the keypair signs for its x-only key).
 pub fn sign<C: Signing>(secp: &Secp256k1<C>, secret: &SecretKey, sighash: TapSighash) -> taproot::Signature {
     let keypair = Keypair::from_secret_key(secp, secret);

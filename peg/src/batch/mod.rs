@@ -27,7 +27,7 @@
 //! `max_weight_to_satisfy`; with the outpoint, empty scriptSig and sequence (41 bytes, 4 WU each) it is
 //! [`crate::fee::input_weight`]. A deposit output has the same script with tweaked keys, hence the
 //! same size, so one figure serves every input. For a 3-of-4 federation an input is 525 WU, so one input,
-//! `n` P2WPKH payouts and a P2WSH change weigh `42 + 525 + 124 n + 172` WU (`n < 252`). The signed
+//! `n` P2WPKH payouts and a P2WSH change weigh `42 + 525 + 124 n + 172` WU (`n < 252`). The signed wsh
 //! transaction is never larger (ECDSA signatures are at most 72 bytes with their sighash flag) and usually a
 //! fraction of a vbyte per input smaller (a signature with a low R is one byte shorter). Core's
 //! sigop-adjusted size does not bind: a P2WSH CHECKMULTISIG input costs `n` sigops, `20 n` WU at most.

@@ -141,6 +141,15 @@ impl Ceremony {
         }
     }
 
+    /// The commitment to this participant's own polynomial (what its round-1 package must carry).
+    pub fn own_commitment(&self) -> Option<&frost_secp256k1_tr::keys::VerifiableSecretSharingCommitment> {
+        match &self.stage {
+            Stage::Round1 { secret, .. } => Some(secret.commitment()),
+            Stage::Round2 { secret, .. } => Some(secret.commitment()),
+            Stage::Done => None,
+        }
+    }
+
     /// Resumes participant `index` of an `n`-participant ceremony from [`Ceremony::secret_bytes`]: in round 1
     /// when `round1` is `None` (nothing received yet), else in round 2 with the others' round-1 packages
     /// (nothing of round 2 received yet).

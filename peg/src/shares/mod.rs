@@ -53,8 +53,9 @@ use bitcoin::taproot::TapLeafHash;
 use bitcoin::{PublicKey, ScriptBuf, Transaction, TxOut};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One validator's signatures for every input of one batch version: strict DER ECDSA (low-S) followed by the
-/// `SIGHASH_ALL` byte, one per input, in the order of the transaction's inputs.
+/// One validator's signatures for every input of one batch version, in the order of the transaction's
+/// inputs: strict DER ECDSA (low-S) followed by the `SIGHASH_ALL` byte for the wsh wallet, a 64-byte BIP340
+/// signature in the fallback leaf for taproot custody.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Share {
     /// Index of the signer's peg key in [`Federation::keys`] (genesis order, not the script's sorted order).
@@ -245,7 +246,9 @@ impl PreparedBatch {
             described.push((keys, spend, TxOut { value: input.amount, script_pubkey }));
         }
         // A taproot sighash commits to every spent output, so the sighashes follow once all are known.
-        let prevouts: Vec<TxOut> = described.iter().map(|(_, _, spent)| spent.clone()).collect();
+        let taproot = described.iter().any(|(_, spend, _)| matches!(spend, InputSpend::TapLeaf(..)));
+        let prevouts: Vec<TxOut> =
+            if taproot { described.iter().map(|(_, _, spent)| spent.clone()).collect() } else { Vec::new() };
         let mut cache = SighashCache::new(tx);
         let mut prepared = Vec::with_capacity(inputs.len());
         for (index, (input, (keys, spend, spent))) in inputs.iter().zip(described).enumerate() {
@@ -339,9 +342,7 @@ impl PreparedBatch {
                 InputSpend::TapLeaf(..) => {
                     // Exactly 64 bytes: SIGHASH_DEFAULT has no sighash byte, and one form per signature.
                     let signature = bitcoin::secp256k1::schnorr::Signature::from_slice(bytes)
-                        .ok()
-                        .filter(|_| bytes.len() == 64)
-                        .ok_or(ShareError::BadSignatureEncoding { signer, input })?;
+                        .map_err(|_| ShareError::BadSignatureEncoding { signer, input })?;
                     secp.verify_schnorr(&signature, &prepared.sighash, &key.inner.x_only_public_key().0)
                         .map_err(|_| ShareError::InvalidSignature { signer, input })?;
                 }
@@ -474,8 +475,8 @@ fn input_scripts(
     let spend = match fed.custody() {
         crate::Custody::Wsh => InputSpend::Wsh(descriptor.explicit_script()?),
         crate::Custody::Taproot { .. } => {
-            let leaves = crate::taproot::leaves(&descriptor).map_err(|e| PegError::Miniscript(e.to_string()))?;
-            let (_, fallback) = *leaves.first().ok_or(PegError::Miniscript("a taproot wallet with no leaf".into()))?;
+            let fallback = crate::taproot::fallback_leaf(&descriptor, fed.threshold())
+                .map_err(|e| PegError::Miniscript(e.to_string()))?;
             InputSpend::TapLeaf(Box::new(descriptor), fallback)
         }
     };

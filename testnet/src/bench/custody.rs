@@ -1,8 +1,9 @@
 //! What taproot custody (issue 23) saves, measured on real witnesses: per-input vbytes of a federation
 //! spend by FROST key path, by the `multi_a` fallback leaf and by today's `wsh` script, for 3-of-4, 7-of-10
 //! and 11-of-15 (each with a 2-of-3 emergency path), each against the 57.5 vB key-path floor; the peg-in
-//! fee at the agreed rate against that floor; planned peg-out batch sizes (taproot against wsh); and FROST's in-process signing time per input against one
-//! plain BIP340 signature plus its verification in the same run.
+//! fee at the agreed rate against that floor; planned peg-out batch sizes (taproot against wsh); and
+//! FROST's in-process signing time per input against one plain BIP340 signature plus its verification in
+//! the same run.
 //!
 //! The fallback witnesses are made by signing (miniscript assembles them), so their sizes are those a
 //! spend would put on chain, not estimates. The key-path size is one 64-byte signature.
