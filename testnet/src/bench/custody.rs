@@ -101,8 +101,9 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
             format!("one BIP340 sign + verify {single_ms:.3} ms"),
             format!("{:.1}", frost_ms / single_ms),
         ));
-        let batches = batch_vbytes(&tr)?;
-        let wsh_batches = batch_vbytes(&wsh)?;
+        let rate = bitcoin::FeeRate::from_sat_per_vb(2).context("rate")?;
+        let batches = super::batch_vbytes(&tr, [0x47; 32], rate)?;
+        let wsh_batches = super::batch_vbytes(&wsh, [0x47; 32], rate)?;
         rows.push((
             format!("peg-out batch vbytes {k}-of-{n}"),
             format!(
@@ -133,33 +134,6 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
         format!("{:.3} / {:.3}", tr_fee as f64 / floor_fee, wsh_fee as f64 / floor_fee),
     ));
     Ok((rows, serde_json::json!({ "shapes": json, "pegin_fee_key_path_sat": tr_fee, "pegin_fee_wsh_sat": wsh_fee })))
-}
-
-/// Planned vbytes of batches paying 1, 10 and 100 P2WPKH burns from one deposit of `fed`.
-fn batch_vbytes(fed: &Federation) -> Result<Vec<u64>> {
-    let coin = peg::BatchInput {
-        outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 },
-        amount: bitcoin::Amount::from_btc(100.0)?,
-        tweak: Some([9; 32]),
-    };
-    let payout_script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));
-    let rate = bitcoin::FeeRate::from_sat_per_vb(2).context("rate")?;
-    let mut out = Vec::new();
-    for n in [1usize, 10, 100] {
-        let payouts =
-            vec![peg::Payout { script_pubkey: payout_script.clone(), amount: bitcoin::Amount::from_sat(50_000) }; n];
-        let plan = peg::plan_batch(
-            fed,
-            [0x47; 32],
-            &[coin],
-            &payouts,
-            rate,
-            peg::BatchLimits::STANDARD,
-            &fed.script_pubkey(),
-        )?;
-        out.push(plan.vbytes);
-    }
-    Ok(out)
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

@@ -26,36 +26,43 @@ pub fn rss(pid: &str) -> Option<(f64, f64)> {
     Some((kib("VmHWM:")? / 1024.0, kib("VmRSS:")? / 1024.0))
 }
 
-/// Peg costs of this federation's shape (3-of-4, the bench's): vbytes of peg-out batches of 1, 10 and 100
-/// P2WPKH payouts from the deterministic builder, the marginal vbytes per payout next to the payout output's
-/// own size, and the peg-in fee next to what spending one deposit input costs at the same rate.
-pub fn peg_costs() -> Result<(Vec<Row>, serde_json::Value)> {
+/// The P2WPKH script the bench's payouts go to.
+fn payout_script() -> bitcoin::ScriptBuf {
     use bitcoin::hashes::Hash as _;
-    let chain = ledger::Chain::new(ledger::testkit::genesis(4, 0, bitcoin::Amount::ZERO))?;
-    let fed = chain.genesis_wallet();
-    let rate = bitcoin::FeeRate::from_sat_per_vb(chain.params().pegin_fee_rate_sat_vb).context("fee rate")?;
-    let input_vb = peg::input_vbytes(fed.descriptor())?;
-    let payout_script = bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]));
+    bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]))
+}
+
+/// Planned vbytes of batches paying 1, 10 and 100 P2WPKH burns of 50,000 sat from one 100 BTC deposit of
+/// `fed` at `rate`.
+pub(crate) fn batch_vbytes(fed: &peg::Federation, genesis: [u8; 32], rate: bitcoin::FeeRate) -> Result<Vec<u64>> {
+    use bitcoin::hashes::Hash as _;
     let coin = peg::BatchInput {
         outpoint: bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([1; 32]), vout: 0 },
         amount: bitcoin::Amount::from_btc(100.0)?,
         tweak: Some([9; 32]),
     };
-    let mut sizes = Vec::new();
+    let mut out = Vec::new();
     for n in [1usize, 10, 100] {
         let payouts =
-            vec![peg::Payout { script_pubkey: payout_script.clone(), amount: bitcoin::Amount::from_sat(50_000) }; n];
-        let plan = peg::plan_batch(
-            fed,
-            *chain.genesis_hash().as_bytes(),
-            &[coin],
-            &payouts,
-            rate,
-            peg::BatchLimits::STANDARD,
-            &fed.script_pubkey(),
-        )?;
-        sizes.push((n, plan.vbytes));
+            vec![peg::Payout { script_pubkey: payout_script(), amount: bitcoin::Amount::from_sat(50_000) }; n];
+        let plan =
+            peg::plan_batch(fed, genesis, &[coin], &payouts, rate, peg::BatchLimits::STANDARD, &fed.script_pubkey())?;
+        out.push(plan.vbytes);
     }
+    Ok(out)
+}
+
+/// Peg costs of this federation's shape (3-of-4, the bench's): vbytes of peg-out batches of 1, 10 and 100
+/// P2WPKH payouts from the deterministic builder, the marginal vbytes per payout next to the payout output's
+/// own size, and the peg-in fee next to what spending one deposit input costs at the same rate.
+pub fn peg_costs() -> Result<(Vec<Row>, serde_json::Value)> {
+    let chain = ledger::Chain::new(ledger::testkit::genesis(4, 0, bitcoin::Amount::ZERO))?;
+    let fed = chain.genesis_wallet();
+    let rate = bitcoin::FeeRate::from_sat_per_vb(chain.params().pegin_fee_rate_sat_vb).context("fee rate")?;
+    let input_vb = peg::input_vbytes(fed.descriptor())?;
+    let payout_script = payout_script();
+    let sizes: Vec<(usize, u64)> =
+        [1usize, 10, 100].into_iter().zip(batch_vbytes(fed, *chain.genesis_hash().as_bytes(), rate)?).collect();
     let marginal = (sizes[2].1 - sizes[1].1) as f64 / 90.0;
     let output_vb = peg::output_vbytes(&payout_script);
     let fee = chain.pegin_fee().to_sat();
