@@ -157,7 +157,7 @@ pub struct Round1File {
     pub index: usize,
     /// The package, hex of the library's encoding.
     pub package: String,
-    /// BIP340 signature by the sender's peg key over [`Setup::round1_message`].
+    /// BIP340 signature by the sender's peg key over the tagged hash of the setup, the index and the package.
     pub signature: String,
 }
 
