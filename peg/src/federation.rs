@@ -190,7 +190,7 @@ fn descriptor_over(
             .map(Descriptor::Wsh)
             .map_err(|e| FederationError::Miniscript(e.to_string())),
         (Custody::Taproot { group_key }, recovery) => {
-            let fallback = format!("multi_a({threshold},{})", sorted_x_only_list(keys));
+            let fallback = format!("multi_a({threshold},{})", crate::recovery::sorted_x_only_list(keys));
             let tree = match recovery {
                 Some(r) => format!("{{{fallback},{}}}", r.tap_leaf()),
                 None => fallback,
@@ -204,13 +204,6 @@ fn descriptor_over(
             Ok(descriptor)
         }
     }
-}
-
-/// Keys sorted by their x-only bytes (what a tapscript `multi_a` checks them as), written as compressed keys.
-pub(crate) fn sorted_x_only_list(keys: &[PublicKey]) -> String {
-    let mut sorted = keys.to_vec();
-    sorted.sort_by_key(|k| k.inner.x_only_public_key().0.serialize());
-    sorted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

@@ -66,12 +66,7 @@ impl Recovery {
 
     /// The emergency leaf of the taproot wallet: `and_v(v:multi_a(m, E..), older(D))`.
     pub(crate) fn tap_leaf(&self) -> String {
-        format!(
-            "and_v(v:multi_a({},{}),older({}))",
-            self.threshold,
-            crate::federation::sorted_x_only_list(&self.keys),
-            self.delay
-        )
+        format!("and_v(v:multi_a({},{}),older({}))", self.threshold, sorted_x_only_list(&self.keys), self.delay)
     }
 
     /// `wsh(or_d(multi(k, keys..), and_v(v:multi(m, E..), older(D))))` over `keys` (plain or tweaked).
@@ -92,6 +87,13 @@ impl Recovery {
         descriptor.sanity_check().map_err(|e| FederationError::Miniscript(e.to_string()))?;
         Ok(descriptor)
     }
+}
+
+/// Keys sorted by their x-only bytes (what a tapscript `multi_a` checks them as), written as compressed keys.
+pub(crate) fn sorted_x_only_list(keys: &[PublicKey]) -> String {
+    let mut sorted = keys.to_vec();
+    sorted.sort_by_key(|k| k.inner.x_only_public_key().0.serialize());
+    sorted.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn sorted_list(keys: &[PublicKey]) -> String {
