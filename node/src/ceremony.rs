@@ -224,8 +224,8 @@ pub fn round1(keys: &NodeKeys, setup: &Setup, datadir: &Path, out: &Path) -> Res
 }
 
 /// Refuses a round-1 set whose package under this validator's index is not the one its secret made.
-fn check_own_package(ceremony: &Ceremony, packages: &BTreeMap<usize, round1::Package>) -> Result<(), CeremonyError> {
-    let own = packages.get(&ceremony.index()).ok_or(CeremonyError::NotOwnPackage)?;
+fn check_own_package(ceremony: &Ceremony, own: Option<&round1::Package>) -> Result<(), CeremonyError> {
+    let own = own.ok_or(CeremonyError::NotOwnPackage)?;
     if ceremony.own_commitment() != Some(own.commitment()) {
         return Err(CeremonyError::NotOwnPackage);
     }
@@ -247,7 +247,7 @@ pub fn round2(
     let secret_path = datadir.join(SECRET_FILE);
     let secret = read_secret(&secret_path)?;
     let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, None)?;
-    check_own_package(&ceremony, &packages)?;
+    check_own_package(&ceremony, packages.get(&index))?;
     let mut out = None;
     for (&from, package) in packages.iter().filter(|(&i, _)| i != index) {
         out = ceremony.on_round1(from, package.clone())?;
@@ -293,12 +293,10 @@ pub fn finish(
     let (transcript, packages, ceremony_id, checked) = read_round1(setup, round1_files)?;
     let secret_path = datadir.join(SECRET_FILE);
     let secret = read_secret(&secret_path)?;
-    let own = packages.get(&index).ok_or(CeremonyError::NotOwnPackage)?.clone();
+    let own = packages.get(&index).cloned();
     let others: BTreeMap<usize, round1::Package> = packages.into_iter().filter(|(i, _)| *i != index).collect();
     let mut ceremony = Ceremony::resume(index, setup.peg_keys.len(), &secret, Some(others))?;
-    if ceremony.own_commitment() != Some(own.commitment()) {
-        return Err(CeremonyError::NotOwnPackage);
-    }
+    check_own_package(&ceremony, own.as_ref())?;
     let mut share = None;
     for path in round2_files {
         let file: Round2File = read_json(path)?;

@@ -194,7 +194,17 @@ pub fn verify_share(
     if package.signing_commitment(&id).is_none() {
         return Err(FrostError::UnknownParticipant(from));
     }
-    let tweaked = tweaked(public, merkle_root);
+    verify_share_tweaked(&tweaked(public, merkle_root), from, share, package)
+}
+
+/// [`verify_share`] against a group already tweaked for the input's tree (a session tweaks once per input).
+pub(crate) fn verify_share_tweaked(
+    tweaked: &PublicKeyPackage,
+    from: usize,
+    share: &SignatureShare,
+    package: &SigningPackage,
+) -> Result<(), FrostError> {
+    let id = participant(from)?;
     let verifying_share = tweaked.verifying_shares().get(&id).ok_or(FrostError::UnknownParticipant(from))?;
     Ok(frost_core::verify_signature_share(id, verifying_share, share, package, tweaked.verifying_key())?)
 }

@@ -331,18 +331,15 @@ impl Session {
         if shares.len() != self.inputs.len() {
             return Err(Refusal::WrongCount { got: shares.len(), inputs: self.inputs.len() });
         }
-        let id_of = participant(signer)?;
         for (input, (share, package)) in shares.iter().zip(&self.packages).enumerate() {
-            let tweaked = &self.tweaked[input];
-            let verifying_share = tweaked.verifying_shares().get(&id_of).ok_or(Refusal::UnknownSigner(signer))?;
-            match frost_core::verify_signature_share(id_of, verifying_share, share, package, tweaked.verifying_key()) {
+            match super::verify_share_tweaked(&self.tweaked[input], signer, share, package) {
                 Ok(()) => {}
-                Err(frost_core::Error::InvalidSignatureShare { .. }) => {
+                Err(FrostError::Frost(frost_core::Error::InvalidSignatureShare { .. })) => {
                     self.excluded.insert(signer);
                     self.next_attempt(height);
                     return Ok(Outcome::Excluded { signer, input });
                 }
-                Err(e) => return Err(Refusal::Frost(FrostError::Frost(e))),
+                Err(e) => return Err(Refusal::Frost(e)),
             }
         }
         if self.shares.len() + 1 < self.threshold {
