@@ -19,6 +19,9 @@ use primitives::{canonical_bytes, tagged_hash, AccountId, GenesisHash, PublicKey
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+pub mod custody;
+pub use custody::GenesisCustody;
+
 /// Tag of the genesis hash.
 pub const GENESIS_TAG: &str = "sidechain/genesis";
 /// Longest accepted chain id.
@@ -47,6 +50,11 @@ pub struct Genesis {
     /// non-empty list shows up as a reserve deficit.
     #[serde(default)]
     pub initial_accounts: Vec<InitialAccount>,
+    /// How the federation holds BTC (wsh unless the genesis says taproot). The last field on purpose: the
+    /// wsh wallet writes no byte of it ([`custody::codec`]), so older genesis files keep their hash.
+    #[serde(default)]
+    #[borsh(serialize_with = "custody::codec::serialize", deserialize_with = "custody::codec::deserialize")]
+    pub custody: GenesisCustody,
 }
 
 /// The emergency path of every federation wallet: `threshold` of `keys` may spend a federation output once
@@ -263,6 +271,13 @@ pub enum GenesisError {
     /// The wallet's spending figures (input size, peg-in fee) cannot be worked out.
     #[error("the validators' peg keys do not make a federation wallet: {0}")]
     FederationFigures(#[from] peg::PegError),
+    /// A taproot genesis whose DKG transcript does not make the federation's FROST group.
+    #[error("taproot custody: {0}")]
+    BadTranscript(#[from] custody::TranscriptError),
+    /// A federation change on a taproot chain: the new set's key generation on chain is not built yet, and
+    /// a change must never leave the coins with a key nobody generated.
+    #[error("a taproot federation cannot change its members yet (its new key generation is not built)")]
+    TaprootChangeNotSupported,
 }
 
 /// The federation's signing threshold for `n` peg keys: the consensus quorum `n - f` with
@@ -431,6 +446,8 @@ pub struct Chain {
     genesis: std::sync::Arc<Genesis>,
     genesis_hash: GenesisHash,
     federation: peg::Federation,
+    /// Taproot custody: the genesis federation's FROST group, computed from the genesis transcript.
+    frost_group: Option<std::sync::Arc<peg::frost::PublicKeyPackage>>,
     pegin_fee: Amount,
     deposit_input_vbytes: u64,
     genesis_supply: Amount,
@@ -442,7 +459,9 @@ impl Chain {
         genesis.validate()?;
         let genesis_hash = genesis.hash();
         let keys: Vec<bitcoin::PublicKey> = genesis.validators.iter().map(|v| v.peg_key).collect();
-        let federation = wallet_of(&genesis, federation_threshold(keys.len()), keys)?;
+        let threshold = federation_threshold(keys.len());
+        let frost_group = genesis.custody.group(keys.len(), threshold)?;
+        let federation = wallet_of(&genesis, threshold, keys, frost_group.as_ref())?;
         let rate = bitcoin::FeeRate::from_sat_per_vb(genesis.params.pegin_fee_rate_sat_vb).ok_or_else(|| {
             GenesisError::BadParam {
                 name: "pegin_fee_rate_sat_vb",
@@ -460,6 +479,7 @@ impl Chain {
             genesis: std::sync::Arc::new(genesis),
             genesis_hash,
             federation,
+            frost_group: frost_group.map(std::sync::Arc::new),
             pegin_fee,
             deposit_input_vbytes,
             genesis_supply,
@@ -467,8 +487,9 @@ impl Chain {
     }
 
     /// The genesis federation wallet (epoch 0): `wsh(sortedmulti(k, K_1..K_n))` over the genesis validators'
-    /// peg keys, k = n - f, with the emergency branch if the genesis has emergency keys. The wallet of a
-    /// later epoch is [`Chain::wallet`].
+    /// peg keys, k = n - f, with the emergency branch if the genesis has emergency keys; with taproot
+    /// custody the `tr()` wallet of the genesis DKG's group key ([`GenesisCustody`]). The wallet of a later
+    /// epoch is [`Chain::wallet`].
     pub fn genesis_wallet(&self) -> &peg::Federation {
         &self.federation
     }
@@ -479,8 +500,19 @@ impl Chain {
         if epoch.epoch == 0 {
             return Ok(self.federation.clone());
         }
+        if self.frost_group.is_some() {
+            return Err(GenesisError::TaprootChangeNotSupported);
+        }
         let keys = epoch.validators.iter().map(|v| v.peg_key).collect();
-        wallet_of(&self.genesis, epoch.peg_threshold as usize, keys)
+        wallet_of(&self.genesis, epoch.peg_threshold as usize, keys, None)
+    }
+
+    /// The FROST group of federation epoch `epoch` (taproot custody; `None` for the wsh wallet).
+    pub fn frost_group(&self, epoch: &FederationEpoch) -> Option<&peg::frost::PublicKeyPackage> {
+        match epoch.epoch {
+            0 => self.frost_group.as_deref(),
+            _ => None,
+        }
     }
 
     /// The peg-in fee at `sat_per_vb` for a deposit to `wallet`: the cost of spending one of its deposit
@@ -524,15 +556,25 @@ impl Chain {
     }
 }
 
-/// The wallet over `keys` at `threshold`, with the genesis's emergency branch if it has one.
+/// The wallet over `keys` at `threshold`, with the genesis's emergency branch if it has one: taproot over
+/// `group` when there is one, `wsh` otherwise.
+///
+/// A taproot wallet is planned for the fallback leaf ([`peg::SpendPath::Leaf`]): its batches are signed
+/// with the peg keys in the `multi_a` leaf until the chain carries FROST signing rounds (issue 23), and a
+/// batch priced for the key path could not be finished there at its rate.
 fn wallet_of(
     genesis: &Genesis,
     threshold: usize,
     keys: Vec<bitcoin::PublicKey>,
+    group: Option<&peg::frost::PublicKeyPackage>,
 ) -> Result<peg::Federation, GenesisError> {
-    let built = match &genesis.emergency {
-        Some(e) => peg::Federation::with_recovery(threshold, keys, e.recovery()),
-        None => peg::Federation::new(threshold, keys),
+    let recovery = genesis.emergency.as_ref().map(EmergencyKeys::recovery);
+    let built = match (group, recovery) {
+        (Some(group), recovery) => {
+            peg::Federation::taproot(group, threshold, keys, recovery).map(|w| w.planned_for(peg::SpendPath::Leaf))
+        }
+        (None, Some(r)) => peg::Federation::with_recovery(threshold, keys, r),
+        (None, None) => peg::Federation::new(threshold, keys),
     };
     Ok(built?)
 }

@@ -5,7 +5,7 @@
 //! feature, which only test, bench and simulation builds turn on.
 
 use crate::btc_anchor::BtcAnchor;
-use crate::genesis::{Chain, Genesis, GenesisValidator, InitialAccount, Params};
+use crate::genesis::{Chain, Genesis, GenesisCustody, GenesisValidator, InitialAccount, Params};
 use crate::state::MemStore;
 use crate::tx::{SignedUserTx, UserTx, UserTxKind};
 use bitcoin::hashes::Hash as _;
@@ -65,7 +65,27 @@ pub fn genesis(validators: u32, users: u32, balance: Amount) -> Genesis {
         initial_accounts: (0..users)
             .map(|i| InitialAccount { account: user_key(i).public().account_id(), balance })
             .collect(),
+        custody: GenesisCustody::Wsh,
     }
+}
+
+/// [`genesis`] with taproot custody: a DKG run in this process from a fixed seed (so every participant's
+/// key share is known here: test networks only), its transcript in the genesis. Returns the key shares too,
+/// in validator order.
+pub fn taproot_genesis(validators: u32, users: u32, balance: Amount) -> (Genesis, Vec<peg::frost::KeyShare>) {
+    use bitcoin::hex::DisplayHex;
+    use rand_chacha::rand_core::SeedableRng;
+    let mut g = genesis(validators, users, balance);
+    let n = g.validators.len();
+    let k = crate::genesis::federation_threshold(n);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(validators));
+    let (shares, transcript) = peg::frost::dkg::run_in_process(n, k, &mut rng).expect("an in-process DKG succeeds");
+    let dkg_round1 = transcript
+        .packages()
+        .map(|(_, p)| p.serialize().expect("a round-1 package serializes").to_lower_hex_string())
+        .collect();
+    g.custody = GenesisCustody::Taproot { dkg_round1 };
+    (g, shares)
 }
 
 /// A chain from [`genesis`] and a store holding its genesis state.

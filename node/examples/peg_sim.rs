@@ -1,9 +1,9 @@
 //! Runs the adversarial peg simulation for many seeds (or replays one).
 //!
 //! `cargo run --release -p sidechain-node --example peg_sim -- --seeds 100000 [--start 0] [--heights 40]
-//! [--jobs 2] [--naive-required] [--no-early-items] [--resume-above N]`, or `--seed S` to replay one (prints
+//! [--jobs 2] [--naive-required] [--no-early-items] [--resume-above N] [--taproot]`, or `--seed S` to replay one (prints
 //! its outcome and trace hash). `--resume-above N` resumes deep-reorg seeds N blocks above the old anchor
-//! (finding 6).
+//! (finding 6). `--taproot` runs the taproot wallet (plain and deep-reorg episodes).
 //! Seed `s` has one Byzantine validator when odd. Exits non-zero on the first failing seed, printing the
 //! command that replays it.
 
@@ -21,12 +21,13 @@ fn main() {
     let heights = num("--heights", SimConfig::for_seed(0).heights);
     let no_early = args.iter().any(|a| a == "--no-early-items");
     let resume_above = num("--resume-above", 0) as u32;
+    let taproot = args.iter().any(|a| a == "--taproot");
     let config = |seed| SimConfig {
         heights,
         naive_required: naive,
         no_early_items: no_early,
         resume_above,
-        ..SimConfig::for_seed(seed)
+        ..if taproot { SimConfig::taproot_for_seed(seed) } else { SimConfig::for_seed(seed) }
     };
     let (start, count) = match get("--seed") {
         Some(s) => (s.parse().expect("--seed wants a number"), 1),
@@ -51,6 +52,9 @@ fn main() {
                             let mut flag = if naive { " --naive-required".to_string() } else { String::new() };
                             if no_early {
                                 flag += " --no-early-items";
+                            }
+                            if taproot {
+                                flag += " --taproot";
                             }
                             if resume_above > 0 {
                                 flag += &format!(" --resume-above {resume_above}");

@@ -324,6 +324,7 @@ fn genesis(
         params,
         emergency,
         initial_accounts: accounts,
+        custody: ledger::GenesisCustody::Wsh,
     };
     ledger::Chain::new(g.clone()).context("the genesis is invalid")?;
     std::fs::write(&out, serde_json::to_string_pretty(&g)?).with_context(|| format!("writing {}", out.display()))?;

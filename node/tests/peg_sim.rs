@@ -122,3 +122,22 @@ fn without_early_peg_items_the_simulation_finds_the_anchor_frozen_by_a_big_btc_b
     // The same seed with early items on holds every property.
     run(SimConfig::for_seed(seed)).unwrap_or_else(|e| panic!("with early items, seed {seed}: {e}"));
 }
+
+/// Taproot custody (issue 23): the same adversarial runs on the `tr()` wallet, every federation spend
+/// checked by Bitcoin's interpreter against the taproot outputs (deposits tweaked per recipient, the
+/// emergency leaf in the tree). Its federation cannot change members yet, so plain runs and deep reorgs.
+#[test]
+fn taproot_custody_seeds_hold_every_peg_property() {
+    let (mut mints, mut paid, mut refreshes, mut halts) = (0, 0, 0, 0);
+    for seed in 0..100 {
+        let cfg = SimConfig::taproot_for_seed(seed);
+        let o = run(cfg).unwrap_or_else(|e| panic!("{e}\n  replay: scripts/peg-sim --taproot --seed {seed}"));
+        assert!(o.height >= cfg.heights);
+        assert_eq!(o.burns, o.burns_paid + o.burns_waiting_on_limit, "seed {seed}: {o:?}");
+        (mints, paid, refreshes, halts) =
+            (mints + o.mints, paid + o.burns_paid, refreshes + o.refreshes_settled, halts + o.halts);
+    }
+    assert!(mints > 100 && paid > 100, "deposits minted and burns paid from tr() coins: {mints} {paid}");
+    assert!(refreshes > 0, "refreshes (the emergency leaf's clock) settled");
+    assert!(halts >= 25, "the deep-reorg runs halted and resumed: {halts}");
+}

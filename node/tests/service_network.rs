@@ -47,6 +47,7 @@ fn genesis(keys: &[NodeKeys]) -> Genesis {
             account: user().public().account_id(),
             balance: Amount::from_sat(1_000_000),
         }],
+        custody: Default::default(),
     }
 }
 

@@ -36,6 +36,18 @@ pub enum Custody {
     },
 }
 
+/// How a batch plans to spend a taproot federation's inputs, which sets the witness size it is priced on
+/// ([`crate::fee::planned_witness_weight`]). The wsh wallet has one way to spend and ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SpendPath {
+    /// One FROST signature by the group key (57.5 vB per input): the healthy case.
+    #[default]
+    KeyPath,
+    /// The largest script-path witness: what a batch signed in the `multi_a` fallback leaf with the peg
+    /// keys (or, bounded by it, the emergency leaf) costs.
+    Leaf,
+}
+
 /// A k-of-n federation over compressed secp256k1 keys, with or without an emergency path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Federation {
@@ -44,6 +56,7 @@ pub struct Federation {
     recovery: Option<Recovery>,
     custody: Custody,
     descriptor: Descriptor<PublicKey>,
+    planned_path: SpendPath,
 }
 
 impl Federation {
@@ -114,7 +127,19 @@ impl Federation {
             r.check(&keys)?;
         }
         let descriptor = descriptor_over(threshold, &keys, recovery.as_ref(), custody)?;
-        Ok(Federation { threshold, keys, recovery, custody, descriptor })
+        Ok(Federation { threshold, keys, recovery, custody, descriptor, planned_path: SpendPath::default() })
+    }
+
+    /// The same wallet, with batches planned for spending by `path` (taproot custody: a chain that cannot
+    /// sign by key path plans at the leaf's size, or its batches would pay below their rate).
+    pub fn planned_for(mut self, path: SpendPath) -> Self {
+        self.planned_path = path;
+        self
+    }
+
+    /// The path batches over this wallet are planned for ([`Federation::planned_for`]; key path by default).
+    pub fn planned_path(&self) -> SpendPath {
+        self.planned_path
     }
 
     /// The same wallet shape over other federation keys (the deposit-tweaked ones): the threshold, the

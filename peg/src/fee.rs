@@ -29,15 +29,16 @@ pub fn witness_weight(descriptor: &Descriptor<PublicKey>) -> Result<Weight, PegE
 }
 
 /// The witness weight a batch plans for each input of `fed`'s outputs: the largest witness for the wsh
-/// wallet; for taproot custody the key path's one signature. A batch version planned this way cannot be
+/// wallet; for taproot custody the key path's one signature, or the largest script-path witness when the
+/// wallet is planned for the leaf ([`crate::SpendPath`]). A version planned for the key path cannot be
 /// finished in the `multi_a` leaf at its fee rate (the leaf's witness is 2.5x or more the size): when its
-/// FROST signing falls back, the fallback must be a new version planned at the leaf's size
-/// ([`witness_weight`] of the descriptor), and leaf shares taken for that version only. That is the
-/// ledger's rule to keep once it runs taproot custody (it does not yet: no genesis can choose it).
+/// FROST signing falls back, the fallback is a new version planned for the leaf.
 pub fn planned_witness_weight(fed: &crate::Federation) -> Result<Weight, PegError> {
-    match fed.custody() {
-        crate::Custody::Wsh => witness_weight(fed.descriptor()),
-        crate::Custody::Taproot { .. } => {
+    match (fed.custody(), fed.planned_path()) {
+        (crate::Custody::Wsh, _) | (crate::Custody::Taproot { .. }, crate::SpendPath::Leaf) => {
+            witness_weight(fed.descriptor())
+        }
+        (crate::Custody::Taproot { .. }, crate::SpendPath::KeyPath) => {
             Ok(KEY_PATH_INPUT_WEIGHT - Weight::from_non_witness_data_size(NON_WITNESS_INPUT_BYTES))
         }
     }

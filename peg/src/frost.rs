@@ -28,7 +28,9 @@ use bitcoin::secp256k1::schnorr;
 use bitcoin::taproot::{self, TapNodeHash};
 use bitcoin::TapSighash;
 use frost_secp256k1_tr as tr;
-use frost_secp256k1_tr::keys::{EvenY, KeyPackage, PublicKeyPackage, Tweak};
+/// The group's public data (group key, each participant's verifying share), as the crates above use it.
+pub use frost_secp256k1_tr::keys::PublicKeyPackage;
+use frost_secp256k1_tr::keys::{EvenY, KeyPackage, Tweak};
 use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
 use frost_secp256k1_tr::round1::{SigningCommitments, SigningNonces};
 use frost_secp256k1_tr::round2::SignatureShare;

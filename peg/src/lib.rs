@@ -40,7 +40,7 @@ pub use batch::{
 };
 pub use deposit::{tweak_secret, DepositTweak, DEPOSIT_TWEAK_TAG};
 pub use error::PegError;
-pub use federation::{Custody, Federation, FederationError};
+pub use federation::{Custody, Federation, FederationError, SpendPath};
 pub use fee::{input_vbytes, input_weight, pegin_fee};
 pub use funding::{Fee, FundingError, FundingKey, Utxo};
 pub use recovery::{Recovery, MAX_RECOVERY_DELAY};

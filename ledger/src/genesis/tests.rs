@@ -166,3 +166,111 @@ fn genesis_state_root_ignores_account_order() {
     let k = Keypair::from_secret([1; 32]);
     assert_eq!(store.snapshot(0).get_account(&k.public().account_id()), Ok(None));
 }
+
+#[test]
+fn a_wsh_genesis_writes_no_custody_byte_so_older_chains_keep_their_hash() {
+    let genesis = g();
+    let without_custody = borsh::to_vec(&(
+        &genesis.chain_id,
+        genesis.genesis_time_ms,
+        &genesis.btc_anchor,
+        &genesis.validators,
+        &genesis.params,
+        &genesis.emergency,
+        &genesis.initial_accounts,
+    ))
+    .unwrap();
+    assert_eq!(canonical_bytes(&genesis), without_custody);
+    // A second encoding of the wsh wallet (an explicit tag) is refused rather than read as the same genesis.
+    let mut explicit = without_custody.clone();
+    explicit.push(0);
+    assert!(borsh::from_slice::<Genesis>(&explicit).is_err());
+    // A genesis file without `custody` is a wsh genesis.
+    let mut v = serde_json::to_value(&genesis).unwrap();
+    v.as_object_mut().unwrap().remove("custody");
+    assert_eq!(serde_json::from_value::<Genesis>(v).unwrap().custody, GenesisCustody::Wsh);
+}
+
+#[test]
+fn a_taproot_genesis_builds_the_wallet_of_its_dkg_transcript() {
+    let (genesis, shares) = testkit::taproot_genesis(4, 2, Amount::from_sat(1_000));
+    let json = serde_json::to_string_pretty(&genesis).unwrap();
+    assert!(json.contains("\"kind\": \"taproot\""), "{json}");
+    let back: Genesis = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, genesis);
+    assert_eq!(borsh::from_slice::<Genesis>(&canonical_bytes(&genesis)).unwrap(), genesis);
+    let wsh = g();
+    assert_ne!(genesis.hash(), wsh.hash(), "the custody is part of the chain's identity");
+
+    let chain = Chain::new(genesis).expect("valid taproot genesis");
+    let wallet = chain.genesis_wallet();
+    let group_key = shares[0].group_key().unwrap();
+    assert_eq!(wallet.custody(), peg::Custody::Taproot { group_key });
+    assert!(wallet.descriptor().to_string().starts_with("tr("));
+    let epoch0 = epoch(&chain, 0);
+    assert_eq!(chain.frost_group(&epoch0).map(|g| g.verifying_key()), Some(shares[1].public().verifying_key()));
+    let wsh_chain = Chain::new(g()).unwrap();
+    assert_eq!(wsh_chain.frost_group(&epoch(&wsh_chain, 0)), None);
+    // Until the chain carries FROST rounds its batches are signed in the leaf, and priced for it: the peg-in
+    // fee is the leaf's input size (135 vB for 3-of-4 with no emergency leaf), not the key path's 58.
+    assert_eq!(wallet.planned_path(), peg::SpendPath::Leaf);
+    let leaf_vbytes = peg::fee::input_vbytes(wallet.descriptor()).unwrap();
+    assert_eq!(chain.pegin_fee(), Amount::from_sat(leaf_vbytes * 2));
+    assert_eq!(leaf_vbytes, 135);
+}
+
+#[test]
+fn a_taproot_genesis_with_a_bad_transcript_is_refused() {
+    let (genesis, _) = testkit::taproot_genesis(4, 0, Amount::ZERO);
+    let GenesisCustody::Taproot { dkg_round1 } = &genesis.custody else { panic!("taproot") };
+    let with = |round1: Vec<String>| {
+        let mut g = genesis.clone();
+        g.custody = GenesisCustody::Taproot { dkg_round1: round1 };
+        Chain::new(g).map(|_| ())
+    };
+    let bad = |e: custody::TranscriptError| Err(GenesisError::BadTranscript(e));
+    assert_eq!(with(dkg_round1[..3].to_vec()), bad(custody::TranscriptError::Count { packages: 3, validators: 4 }));
+    let mut upper = dkg_round1.clone();
+    upper[2] = upper[2].to_uppercase();
+    assert_eq!(with(upper), bad(custody::TranscriptError::Encoding(2)));
+    let mut truncated = dkg_round1.clone();
+    let cut = truncated[1].len() - 2;
+    truncated[1].truncate(cut);
+    assert_eq!(with(truncated), bad(custody::TranscriptError::Encoding(1)));
+    let mut junk = dkg_round1.clone();
+    junk[0] = "zz".into();
+    assert_eq!(with(junk), bad(custody::TranscriptError::Encoding(0)));
+    // A package of another DKG's threshold (2-of-4 commitments under a 3-of-4 federation).
+    assert_eq!(with(dkg_round1.clone()), Ok(()));
+    let (_, two_of_four) = {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(9);
+        peg::frost::dkg::run_in_process(4, 2, &mut rng).unwrap()
+    };
+    let mut mixed = dkg_round1.clone();
+    use bitcoin::hex::DisplayHex;
+    mixed[3] = two_of_four.packages().nth(3).unwrap().1.serialize().unwrap().to_lower_hex_string();
+    assert!(matches!(with(mixed), Err(GenesisError::BadTranscript(custody::TranscriptError::Group(_)))));
+}
+
+#[test]
+fn a_taproot_federation_refuses_member_changes_until_its_key_generation_is_on_chain() {
+    let (genesis, _) = testkit::taproot_genesis(4, 0, Amount::ZERO);
+    let chain = Chain::new(genesis).unwrap();
+    assert_eq!(chain.wallet(&epoch(&chain, 1)), Err(GenesisError::TaprootChangeNotSupported));
+    let proposal = crate::FederationProposal {
+        validators: chain.genesis().validators.clone(),
+        peg_threshold: 3,
+        activation_height: primitives::Height(50),
+    };
+    assert_eq!(
+        crate::federation::check_proposal(&chain, &proposal),
+        Err(crate::federation::ProposalError::Wallet(GenesisError::TaprootChangeNotSupported))
+    );
+}
+
+/// Epoch `n` of `chain` with the genesis validators.
+fn epoch(chain: &Chain, n: u32) -> FederationEpoch {
+    let validators = chain.genesis().validators.clone();
+    let peg_threshold = federation_threshold(validators.len()) as u32;
+    FederationEpoch { epoch: n, validators, peg_threshold, from_height: primitives::Height(0) }
+}

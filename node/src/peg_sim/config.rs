@@ -67,6 +67,10 @@ pub struct SimConfig {
     /// deposit script, computed apart from execution, with mints before settlements. For the test that
     /// shows the simulation catches it.
     pub naive_required: bool,
+    /// Taproot custody (issue 23): the genesis holds a DKG transcript and the federation's coins are
+    /// `tr()` outputs, spent in the `multi_a` leaf. A taproot federation cannot change members yet, so only
+    /// the episodes without a change.
+    pub taproot: bool,
     /// Switches early peg items off (see `ledger::peg_cursor`): a BTC block with more outputs than a block
     /// holds then freezes the anchor. For the test that shows the simulation catches it.
     pub no_early_items: bool,
@@ -92,7 +96,15 @@ impl SimConfig {
             resume_above: 0,
             naive_required: false,
             no_early_items: false,
+            taproot: false,
         }
+    }
+
+    /// [`SimConfig::for_seed`] on the taproot wallet, the episodes in turn being the plain run and the deep
+    /// reorg (its federation cannot change members yet).
+    pub fn taproot_for_seed(seed: u64) -> Self {
+        let episode = if (seed / 2).is_multiple_of(2) { Episode::Plain } else { Episode::DeepReorg };
+        SimConfig { episode, taproot: true, ..SimConfig::for_seed(seed) }
     }
 }
 

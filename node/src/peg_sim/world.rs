@@ -84,7 +84,11 @@ fn emergency_keys() -> ledger::EmergencyKeys {
 
 impl World {
     pub(super) fn new(cfg: SimConfig) -> Self {
-        let mut g = testkit::genesis(VALIDATORS, USERS, Amount::from_sat(5_000_000));
+        let balance = Amount::from_sat(5_000_000);
+        let mut g = match cfg.taproot {
+            true => testkit::taproot_genesis(VALIDATORS, USERS, balance).0,
+            false => testkit::genesis(VALIDATORS, USERS, balance),
+        };
         g.params.pegout_enabled = true;
         g.params.pegout_interval = 3;
         g.params.pegout_bump_after = 2;

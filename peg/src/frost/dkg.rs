@@ -245,6 +245,11 @@ impl Transcript {
         Ok(PublicKeyPackage::from_dkg_commitments(&commitments)?.tweak::<&[u8]>(None))
     }
 
+    /// The recorded round-1 packages, by participant index.
+    pub fn packages(&self) -> impl Iterator<Item = (usize, &round1::Package)> {
+        self.round1.iter().map(|(&i, p)| (i, p))
+    }
+
     /// Checks that `share` is a result of this transcript (same group key and verifying shares).
     pub fn check(&self, share: &KeyShare) -> Result<(), FrostError> {
         let group = self.group()?;

@@ -277,8 +277,20 @@ fn fallback_shares_sign_a_taproot_batch_in_the_multi_a_leaf_and_bad_ones_are_ref
         amount: Amount::from_sat(1_400_000),
     };
     let rate = bitcoin::FeeRate::from_sat_per_vb(2).expect("rate");
-    let plan = crate::plan_batch(
+    let key_path_plan = crate::plan_batch(
         &s.fed,
+        GENESIS,
+        &coins,
+        std::slice::from_ref(&payout),
+        rate,
+        crate::BatchLimits::STANDARD,
+        &s.fed.script_pubkey(),
+    )
+    .expect("plan");
+    // Signed in the leaf, the batch is planned for the leaf.
+    let leaf_wallet = s.fed.clone().planned_for(crate::SpendPath::Leaf);
+    let plan = crate::plan_batch(
+        &leaf_wallet,
         GENESIS,
         &coins,
         &[payout],
@@ -318,5 +330,7 @@ fn fallback_shares_sign_a_taproot_batch_in_the_multi_a_leaf_and_bad_ones_are_ref
         })
         .collect();
     verify_spends(&signed, &prevouts).expect("Bitcoin's interpreter takes every fallback-leaf input");
-    assert!(signed.vsize() as u64 > plan.vbytes, "the fallback leaf costs more than the key path planned");
+    assert!(signed.vsize() as u64 > key_path_plan.vbytes, "the fallback leaf costs more than the key path");
+    assert!(signed.vsize() as u64 <= plan.vbytes, "the leaf plan bounds the signed leaf spend");
+    assert!(plan.vbytes - (signed.vsize() as u64) < 3 * 2, "and by less than two vbytes per input");
 }
