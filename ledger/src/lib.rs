@@ -68,7 +68,9 @@ pub use execute::{
 };
 pub use federation::{federation_state, FederationState, ProposalError};
 pub use federation_change::{check_pool_tx, select_pool_txs};
-pub use genesis::{Chain, EmergencyKeys, Genesis, GenesisCustody, GenesisError, InitialAccount, Params};
+pub use genesis::{
+    federation_threshold, Chain, EmergencyKeys, Genesis, GenesisCustody, GenesisError, InitialAccount, Params,
+};
 pub use halt::{peg_halt, PegHalt};
 pub use overlay::{Overlay, Receipt};
 pub use peg_cursor::{peg_cursor, PegCursor};

@@ -94,6 +94,9 @@ pub enum CeremonyError {
     /// The key generation itself failed (a bad proof or share: someone cheated or a file is corrupt).
     #[error("FROST: {0}")]
     Frost(#[from] FrostError),
+    /// The genesis's DKG transcript does not make a group.
+    #[error("the genesis's taproot custody: {0}")]
+    Genesis(#[from] ledger::genesis::custody::TranscriptError),
 }
 
 /// Who takes part: the validators' peg keys in genesis order and the threshold.
@@ -352,6 +355,54 @@ pub fn verify(setup: &Setup, transcript_path: &Path) -> Result<Outcome, Ceremony
         check_round1(setup, record.round1.into_iter().map(|f| (transcript_path.to_path_buf(), f)))?;
     let group = transcript.group()?;
     Ok(Outcome { group_key: peg::frost::group_key(&group)?, ceremony: hex::encode(ceremony_id) })
+}
+
+/// The genesis custody of a checked transcript ([`verify`] against `setup`): the round-1 packages in
+/// validator order, as the genesis carries them. What `sidechaind genesis --taproot-transcript` embeds.
+pub fn genesis_custody(
+    setup: &Setup,
+    transcript_path: &Path,
+) -> Result<(Outcome, ledger::GenesisCustody), CeremonyError> {
+    let outcome = verify(setup, transcript_path)?;
+    let record: TranscriptFile = read_json(transcript_path)?;
+    let (transcript, _, _, _) =
+        check_round1(setup, record.round1.into_iter().map(|f| (transcript_path.to_path_buf(), f)))?;
+    let dkg_round1 = transcript
+        .packages()
+        .map(|(_, p)| p.serialize().map(hex::encode).map_err(FrostError::from))
+        .collect::<Result<_, _>>()?;
+    Ok((outcome, ledger::GenesisCustody::Taproot { dkg_round1 }))
+}
+
+/// At start, on a taproot chain: the key share of the validator with peg key `peg_key`, checked against the
+/// genesis group (its index, the group key and every verifying share). `Ok(None)` when the chain is wsh,
+/// the node is no genesis validator, or it holds no key share (it then cannot take part in FROST
+/// signing; the caller warns). A share of another ceremony or index is an error: the operator has the wrong
+/// file in place.
+pub fn genesis_key_share(
+    genesis: &ledger::Genesis,
+    peg_key: &bitcoin::PublicKey,
+    datadir: &Path,
+) -> Result<Option<KeyShare>, CeremonyError> {
+    let n = genesis.validators.len();
+    let Some(group) = genesis.custody.group(n, ledger::federation_threshold(n))? else {
+        return Ok(None);
+    };
+    let Some(index) = genesis.validators.iter().position(|v| v.peg_key == *peg_key) else { return Ok(None) };
+    let share = match load_key_share(datadir) {
+        Err(CeremonyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other?,
+    };
+    let same = share.index() == index
+        && share.public().verifying_key() == group.verifying_key()
+        && share.public().verifying_shares() == group.verifying_shares();
+    if !same {
+        return Err(CeremonyError::BadFile {
+            path: datadir.join(KEY_SHARE_FILE),
+            why: format!("not validator {index}'s share of the genesis group (another ceremony's, or another index)"),
+        });
+    }
+    Ok(Some(share))
 }
 
 /// Loads the key share this node's datadir holds, refusing a file others can read.

@@ -57,6 +57,10 @@ enum Cmd {
         /// Outputs are refreshed this many BTC blocks before they reach the emergency delay.
         #[arg(long)]
         refresh_margin: Option<u32>,
+        /// Taproot custody: the transcript `sidechaind ceremony finish` wrote for these validators (checked
+        /// against their peg keys, in this order, at the federation threshold). Without it the wallet is wsh.
+        #[arg(long)]
+        taproot_transcript: Option<PathBuf>,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -223,6 +227,7 @@ fn main() -> anyhow::Result<()> {
             time_ms,
             emergency,
             refresh_margin,
+            taproot_transcript,
             out,
         } => {
             let emergency = emergency.as_deref().map(parse_emergency).transpose()?;
@@ -230,7 +235,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(m) = refresh_margin {
                 params.refresh_margin = m;
             }
-            genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, (emergency, params), out)
+            let wallet = (emergency, params, taproot_transcript);
+            genesis(chain_id, validators, initial_accounts, btc_anchor, time_ms, wallet, out)
         }
         Cmd::Ceremony { step } => ceremony(step),
         Cmd::Run(opts) => {
@@ -282,7 +288,7 @@ fn genesis(
     initial_accounts: Vec<String>,
     btc_anchor: Option<String>,
     time_ms: Option<u64>,
-    (emergency, params): (Option<ledger::EmergencyKeys>, ledger::Params),
+    (emergency, params, taproot_transcript): (Option<ledger::EmergencyKeys>, ledger::Params, Option<PathBuf>),
     out: PathBuf,
 ) -> anyhow::Result<()> {
     let btc_anchor = match btc_anchor {
@@ -315,6 +321,19 @@ fn genesis(
         let sats: u64 = sats.parse().with_context(|| format!("--initial-account {a:?}: bad amount"))?;
         accounts.push(ledger::InitialAccount { account, balance: bitcoin::Amount::from_sat(sats) });
     }
+    let custody = match taproot_transcript {
+        None => ledger::GenesisCustody::Wsh,
+        Some(path) => {
+            let setup = node::ceremony::Setup {
+                threshold: ledger::federation_threshold(vs.len()),
+                peg_keys: vs.iter().map(|v| v.peg_key).collect(),
+            };
+            let (outcome, custody) = node::ceremony::genesis_custody(&setup, &path)
+                .with_context(|| format!("--taproot-transcript {}", path.display()))?;
+            eprintln!("taproot custody: group key {} (ceremony {})", outcome.group_key, outcome.ceremony);
+            custody
+        }
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let g = ledger::Genesis {
         chain_id,
@@ -324,7 +343,7 @@ fn genesis(
         params,
         emergency,
         initial_accounts: accounts,
-        custody: ledger::GenesisCustody::Wsh,
+        custody,
     };
     ledger::Chain::new(g.clone()).context("the genesis is invalid")?;
     std::fs::write(&out, serde_json::to_string_pretty(&g)?).with_context(|| format!("writing {}", out.display()))?;
@@ -386,6 +405,20 @@ async fn run(opts: RunOpts) -> anyhow::Result<()> {
     let genesis = load_genesis(&genesis_path)?;
     let key_file = file.key_file.clone().map(resolve).unwrap_or_else(|| datadir.join("node_key.json"));
     let keys = NodeKeys::load(&key_file)?;
+    match node::ceremony::genesis_key_share(&genesis, &keys.peg_public(), &datadir) {
+        Ok(Some(share)) => tracing::info!(index = share.index(), "FROST key share of the genesis group loaded"),
+        Ok(None)
+            if genesis.custody != ledger::GenesisCustody::Wsh
+                && genesis.validators.iter().any(|v| v.peg_key == keys.peg_public()) =>
+        {
+            tracing::warn!(
+                "taproot chain and no FROST key share in {}: this node cannot take part in key-path signing",
+                datadir.join(node::ceremony::KEY_SHARE_FILE).display()
+            )
+        }
+        Ok(None) => {}
+        Err(e) => anyhow::bail!("FROST key share: {e}"),
+    }
     let listen = p2p_listen.or(file.p2p.listen.clone()).unwrap_or_else(|| "/ip4/127.0.0.1/tcp/0".into());
     let listen = parse_multiaddr("p2p listen", &listen)?;
     let bootstrap = if bootstrap.is_empty() { file.p2p.bootstrap.clone() } else { bootstrap };

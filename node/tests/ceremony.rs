@@ -149,6 +149,29 @@ fn four_validators_make_one_frost_key_over_files_and_anyone_can_check_it() {
     args.extend(["--transcript", s(&transcript)]);
     assert!(err(&sidechaind(&args)).contains("another threshold"));
 
+    // The genesis takes the transcript of its own validators, in their order; the group is the ceremony's.
+    let genesis = dir.path().join("genesis.json");
+    let make_genesis = |order: &[usize], out: &Path| -> Output {
+        let mut args: Vec<String> = vec!["genesis".into(), "--chain-id".into(), "taproot-1".into()];
+        for &i in order {
+            let consensus = node::keys::NodeKeys::load(&datadirs[i].join("node_key.json")).expect("keys");
+            args.push("--validator".into());
+            args.push(format!("{}:{}:/ip4/127.0.0.1/tcp/{}", consensus.consensus_public(), peg_keys[i], 4000 + i));
+        }
+        args.extend(["--taproot-transcript".into(), s(&transcript).into(), "--out".into(), s(out).into()]);
+        sidechaind(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let made = make_genesis(&[0, 1, 2, 3], &genesis);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let g: ledger::Genesis = serde_json::from_slice(&std::fs::read(&genesis).expect("genesis")).expect("genesis json");
+    let chain = ledger::Chain::new(g).expect("a valid taproot genesis");
+    match chain.genesis_wallet().custody() {
+        peg::Custody::Taproot { group_key } => assert_eq!(outcomes[0]["group_key"], group_key.to_string()),
+        other => panic!("not taproot: {other:?}"),
+    }
+    let swapped = make_genesis(&[1, 0, 2, 3], &dir.path().join("swapped.json"));
+    assert!(err(&swapped).contains("another threshold or set of peg keys"), "validators in another order");
+
     // Any three key shares sign for the group key (with no script tree: its BIP86 output key).
     let shares: Vec<_> = datadirs.iter().map(|d| node::ceremony::load_key_share(d).expect("key share")).collect();
     let group_key = shares[0].group_key().expect("key");

@@ -86,6 +86,9 @@ pub struct FederationConfig {
     /// Give every node the partition switch (`[fault] partition_file`, with `SIDECHAIND_ALLOW_FAULTS=1`)
     /// so [`Federation::partition`] and [`Federation::heal`] can cut and restore p2p links.
     pub partition_switch: bool,
+    /// Taproot custody: the validators run `sidechaind ceremony` (the FROST key generation over files, each
+    /// in its own datadir) before the genesis, which then carries the transcript.
+    pub taproot: bool,
 }
 
 impl Default for FederationConfig {
@@ -107,6 +110,7 @@ impl Default for FederationConfig {
             partition_switch: false,
             spare_validators: 0,
             emergency: None,
+            taproot: false,
         }
     }
 }
@@ -209,6 +213,51 @@ fn run_cmd(binary: &Path, args: &[String]) -> Result<String, FederationError> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
+/// Runs `sidechaind ceremony` for `validators` (datadir, peg key hex, in genesis order) at the federation
+/// threshold, with the files in `dir`, as operators would carry them; returns the transcript's path.
+fn run_ceremony(binary: &Path, dir: &Path, validators: &[(PathBuf, String)]) -> Result<PathBuf, FederationError> {
+    std::fs::create_dir_all(dir).map_err(io("ceremony dir"))?;
+    let n = validators.len();
+    let mut setup: Vec<String> = vec!["--threshold".into(), (n - n.saturating_sub(1) / 3).to_string()];
+    for (_, key) in validators {
+        setup.extend(["--peg-key".into(), key.clone()]);
+    }
+    let step = |name: &str, datadir: &Path, tail: Vec<String>| -> Result<String, FederationError> {
+        let mut args: Vec<String> =
+            vec!["ceremony".into(), name.into(), "--datadir".into(), datadir.display().to_string()];
+        args.extend(setup.iter().cloned());
+        args.extend(tail);
+        run_cmd(binary, &args)
+    };
+    let round1: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("round1-{i}.json"))).collect();
+    for ((datadir, _), out) in validators.iter().zip(&round1) {
+        step("round1", datadir, vec!["--out".into(), out.display().to_string()])?;
+    }
+    let round1_args: Vec<String> = round1.iter().flat_map(|p| ["--round1".into(), p.display().to_string()]).collect();
+    let round2_dir = dir.join("round2");
+    for (datadir, _) in validators {
+        let mut tail = round1_args.clone();
+        tail.extend(["--out-dir".into(), round2_dir.display().to_string()]);
+        step("round2", datadir, tail)?;
+    }
+    let mut round2_args = Vec::new();
+    for entry in std::fs::read_dir(&round2_dir).map_err(io("round2 dir"))? {
+        round2_args.extend(["--round2".to_string(), entry.map_err(io("round2 dir"))?.path().display().to_string()]);
+    }
+    let transcript = dir.join("transcript.json");
+    for (i, (datadir, _)) in validators.iter().enumerate() {
+        let mut tail = round1_args.clone();
+        tail.extend(round2_args.iter().cloned());
+        let own = dir.join(format!("transcript-{i}.json"));
+        tail.extend(["--transcript".into(), own.display().to_string()]);
+        step("finish", datadir, tail)?;
+        if i == 0 {
+            std::fs::copy(&own, &transcript).map_err(io("transcript"))?;
+        }
+    }
+    Ok(transcript)
+}
+
 impl Federation {
     /// Creates keys, a genesis and configs, then starts every node.
     pub fn start(config: FederationConfig) -> Result<Federation, FederationError> {
@@ -309,6 +358,16 @@ impl Federation {
                 args.push("--refresh-margin".into());
                 args.push(m.to_string());
             }
+        }
+        if config.taproot {
+            let datadirs: Vec<(PathBuf, String)> = prepared
+                .iter()
+                .take(config.validators)
+                .map(|p| (p.datadir.clone(), p.info["peg_key"].as_str().unwrap_or_default().to_string()))
+                .collect();
+            let transcript = run_ceremony(&binary, &path.join("ceremony"), &datadirs)?;
+            args.push("--taproot-transcript".into());
+            args.push(transcript.display().to_string());
         }
         run_cmd(&binary, &args)?;
         if let Some(serde_json::Value::Object(patch)) = &config.genesis_params {
