@@ -460,7 +460,7 @@ impl Chain {
         let genesis_hash = genesis.hash();
         let keys: Vec<bitcoin::PublicKey> = genesis.validators.iter().map(|v| v.peg_key).collect();
         let threshold = federation_threshold(keys.len());
-        let frost_group = genesis.custody.group(keys.len(), threshold)?;
+        let frost_group = genesis.custody.group(&keys, threshold)?;
         let federation = wallet_of(&genesis, threshold, keys, frost_group.as_ref())?;
         let rate = bitcoin::FeeRate::from_sat_per_vb(genesis.params.pegin_fee_rate_sat_vb).ok_or_else(|| {
             GenesisError::BadParam {

@@ -76,13 +76,24 @@ pub fn taproot_genesis(validators: u32, users: u32, balance: Amount) -> (Genesis
     use bitcoin::hex::DisplayHex;
     use rand_chacha::rand_core::SeedableRng;
     let mut g = genesis(validators, users, balance);
-    let n = g.validators.len();
-    let k = crate::genesis::federation_threshold(n);
+    let peg_keys: Vec<bitcoin::PublicKey> = g.validators.iter().map(|v| v.peg_key).collect();
+    let k = crate::genesis::federation_threshold(peg_keys.len());
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(validators));
-    let (shares, transcript) = peg::frost::dkg::run_in_process(n, k, &mut rng).expect("an in-process DKG succeeds");
+    let (shares, transcript) =
+        peg::frost::dkg::run_in_process(peg_keys.len(), k, &mut rng).expect("an in-process DKG succeeds");
+    let setup = peg::frost::dkg::setup_bytes(k, &peg_keys);
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
     let dkg_round1 = transcript
         .packages()
-        .map(|(_, p)| p.serialize().expect("a round-1 package serializes").to_lower_hex_string())
+        .map(|(i, p)| {
+            let package = p.serialize().expect("a round-1 package serializes");
+            let key = bitcoin::secp256k1::Keypair::from_secret_key(&secp, &validator_peg_secret(i as u32));
+            let signature = secp.sign_schnorr(&peg::frost::dkg::round1_message(&setup, i, &package), &key);
+            crate::genesis::custody::SignedRound1 {
+                package: package.to_lower_hex_string(),
+                signature: signature.as_ref().to_lower_hex_string(),
+            }
+        })
         .collect();
     g.custody = GenesisCustody::Taproot { dkg_round1 };
     (g, shares)

@@ -29,7 +29,7 @@
 //! files (the DKG's broadcast): the ceremony id printed by `finish` and `verify` lets validators compare.
 
 use crate::keys::NodeKeys;
-use bitcoin::secp256k1::{ecdh::SharedSecret, schnorr, Keypair, Message, Secp256k1};
+use bitcoin::secp256k1::{ecdh::SharedSecret, Keypair, Secp256k1};
 use bitcoin::XOnlyPublicKey;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -130,24 +130,14 @@ impl Setup {
         Ok(())
     }
 
-    /// The setup's bytes: threshold and every peg key.
+    /// The setup's bytes: threshold and every peg key ([`peg::frost::dkg::setup_bytes`]).
     fn bytes(&self) -> Vec<u8> {
-        let mut out = (self.threshold as u64).to_be_bytes().to_vec();
-        for k in &self.peg_keys {
-            out.extend_from_slice(&k.inner.serialize());
-        }
-        out
+        peg::frost::dkg::setup_bytes(self.threshold, &self.peg_keys)
     }
 
     fn index_of(&self, keys: &NodeKeys) -> Result<usize, CeremonyError> {
         let own = keys.peg_public();
         self.peg_keys.iter().position(|k| *k == own).ok_or(CeremonyError::NotAParticipant(own))
-    }
-
-    /// What a round-1 signature signs: the setup's bytes, the signer's index and its package.
-    fn round1_message(setup_bytes: &[u8], index: usize, package: &[u8]) -> Message {
-        let h = primitives::tagged_hash("sidechain/dkg-round1", &[setup_bytes, &(index as u64).to_be_bytes(), package]);
-        Message::from_digest(h.0)
     }
 }
 
@@ -216,7 +206,7 @@ pub fn round1(keys: &NodeKeys, setup: &Setup, datadir: &Path, out: &Path) -> Res
     let bytes = package.serialize().map_err(FrostError::from)?;
     let secp = Secp256k1::signing_only();
     let keypair = Keypair::from_secret_key(&secp, &keys.peg);
-    let signature = secp.sign_schnorr(&Setup::round1_message(&setup.bytes(), index, &bytes), &keypair);
+    let signature = secp.sign_schnorr(&peg::frost::dkg::round1_message(&setup.bytes(), index, &bytes), &keypair);
     let file = Round1File {
         setup: setup.clone(),
         index,
@@ -365,12 +355,16 @@ pub fn genesis_custody(
 ) -> Result<(Outcome, ledger::GenesisCustody), CeremonyError> {
     let outcome = verify(setup, transcript_path)?;
     let record: TranscriptFile = read_json(transcript_path)?;
-    let (transcript, _, _, _) =
+    let (_, _, _, checked) =
         check_round1(setup, record.round1.into_iter().map(|f| (transcript_path.to_path_buf(), f)))?;
-    let dkg_round1 = transcript
-        .packages()
-        .map(|(_, p)| p.serialize().map(hex::encode).map_err(FrostError::from))
-        .collect::<Result<_, _>>()?;
+    let dkg_round1 = checked
+        .into_iter()
+        .map(|f| {
+            // Lower-case, as the genesis takes them (the files were checked to decode).
+            let lower = |h: &str| hex::decode(h).map(hex::encode).unwrap_or_default();
+            ledger::genesis::custody::SignedRound1 { package: lower(&f.package), signature: lower(&f.signature) }
+        })
+        .collect();
     Ok((outcome, ledger::GenesisCustody::Taproot { dkg_round1 }))
 }
 
@@ -384,8 +378,8 @@ pub fn genesis_key_share(
     peg_key: &bitcoin::PublicKey,
     datadir: &Path,
 ) -> Result<Option<KeyShare>, CeremonyError> {
-    let n = genesis.validators.len();
-    let Some(group) = genesis.custody.group(n, ledger::federation_threshold(n))? else {
+    let peg_keys: Vec<_> = genesis.validators.iter().map(|v| v.peg_key).collect();
+    let Some(group) = genesis.custody.group(&peg_keys, ledger::federation_threshold(peg_keys.len()))? else {
         return Ok(None);
     };
     let Some(index) = genesis.validators.iter().position(|v| v.peg_key == *peg_key) else { return Ok(None) };
@@ -453,24 +447,13 @@ fn check_round1(
         }
         let bytes = hex::decode(&file.package)
             .map_err(|_| CeremonyError::BadFile { path: path.clone(), why: "package is not hex".into() })?;
-        let signature = hex::decode(&file.signature)
-            .ok()
-            .and_then(|s| schnorr::Signature::from_slice(&s).ok())
-            .ok_or(CeremonyError::BadSignature(file.index))?;
-        let key = setup.peg_keys[file.index].inner.x_only_public_key().0;
-        secp.verify_schnorr(&signature, &Setup::round1_message(&setup_bytes, file.index, &bytes), &key)
-            .map_err(|_| CeremonyError::BadSignature(file.index))?;
-        let not_package =
-            || CeremonyError::BadFile { path: path.clone(), why: "not a canonical round-1 package".into() };
-        let package = round1::Package::deserialize(&bytes).map_err(|_| not_package())?;
-        // One byte string per package: the library's decoder ignores trailing bytes, which would let two
-        // different sets of files hash alike.
-        if package.serialize().map_err(FrostError::from)? != bytes {
-            return Err(not_package());
-        }
-        if package.commitment().serialize().map_err(FrostError::from)?.len() != setup.threshold {
-            return Err(CeremonyError::BadFile { path, why: "a commitment of the wrong degree".into() });
-        }
+        let signature = hex::decode(&file.signature).map_err(|_| CeremonyError::BadSignature(file.index))?;
+        let key = &setup.peg_keys[file.index];
+        let package = peg::frost::dkg::check_signed_round1(&secp, &setup_bytes, file.index, key, &bytes, &signature)
+            .map_err(|e| match e {
+                FrostError::Round1Signature(i) => CeremonyError::BadSignature(i),
+                _ => CeremonyError::BadFile { path: path.clone(), why: "not a canonical round-1 package".into() },
+            })?;
         transcript.record(file.index, package.clone())?;
         packages.insert(file.index, package);
         raw.insert(file.index, bytes);

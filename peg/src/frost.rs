@@ -34,6 +34,8 @@ use frost_secp256k1_tr::keys::{EvenY, KeyPackage, Tweak};
 use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
 use frost_secp256k1_tr::round1::{SigningCommitments, SigningNonces};
 use frost_secp256k1_tr::round2::SignatureShare;
+/// The FROST ciphersuite (secp256k1, BIP340/341 taproot).
+pub use frost_secp256k1_tr::Secp256K1Sha256TR as Ciphersuite;
 use frost_secp256k1_tr::{Identifier, SigningPackage};
 use std::collections::BTreeMap;
 
@@ -76,6 +78,12 @@ pub enum FrostError {
     /// A transcript that does not describe one `k`-of-`n` DKG.
     #[error("DKG transcript: {0}")]
     Transcript(&'static str),
+    /// A round-1 package whose signature is not its validator's peg key's over this setup.
+    #[error("the round-1 package of validator {0} is not signed by its peg key for this setup")]
+    Round1Signature(usize),
+    /// A round-1 package that is not the library's one encoding of a package.
+    #[error("the round-1 package of validator {0} is not a canonical round-1 package")]
+    Round1Encoding(usize),
 }
 
 /// The FROST identifier of validator `index` (0-based): `index + 1`.

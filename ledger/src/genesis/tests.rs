@@ -221,35 +221,90 @@ fn a_taproot_genesis_builds_the_wallet_of_its_dkg_transcript() {
 
 #[test]
 fn a_taproot_genesis_with_a_bad_transcript_is_refused() {
+    use custody::{SignedRound1, TranscriptError};
     let (genesis, _) = testkit::taproot_genesis(4, 0, Amount::ZERO);
     let GenesisCustody::Taproot { dkg_round1 } = &genesis.custody else { panic!("taproot") };
-    let with = |round1: Vec<String>| {
+    let with = |round1: Vec<SignedRound1>| {
         let mut g = genesis.clone();
         g.custody = GenesisCustody::Taproot { dkg_round1: round1 };
         Chain::new(g).map(|_| ())
     };
-    let bad = |e: custody::TranscriptError| Err(GenesisError::BadTranscript(e));
-    assert_eq!(with(dkg_round1[..3].to_vec()), bad(custody::TranscriptError::Count { packages: 3, validators: 4 }));
-    let mut upper = dkg_round1.clone();
-    upper[2] = upper[2].to_uppercase();
-    assert_eq!(with(upper), bad(custody::TranscriptError::Encoding(2)));
-    let mut truncated = dkg_round1.clone();
-    let cut = truncated[1].len() - 2;
-    truncated[1].truncate(cut);
-    assert_eq!(with(truncated), bad(custody::TranscriptError::Encoding(1)));
-    let mut junk = dkg_round1.clone();
-    junk[0] = "zz".into();
-    assert_eq!(with(junk), bad(custody::TranscriptError::Encoding(0)));
-    // A package of another DKG's threshold (2-of-4 commitments under a 3-of-4 federation).
+    let bad = |e: TranscriptError| Err(GenesisError::BadTranscript(e));
     assert_eq!(with(dkg_round1.clone()), Ok(()));
-    let (_, two_of_four) = {
-        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(9);
-        peg::frost::dkg::run_in_process(4, 2, &mut rng).unwrap()
+    assert_eq!(with(dkg_round1[..3].to_vec()), bad(TranscriptError::Count { packages: 3, validators: 4 }));
+    let edit = |i: usize, f: &dyn Fn(&mut SignedRound1)| {
+        let mut r = dkg_round1.clone();
+        f(&mut r[i]);
+        with(r)
     };
-    let mut mixed = dkg_round1.clone();
+    assert_eq!(edit(2, &|r| r.package = r.package.to_uppercase()), bad(TranscriptError::Encoding(2)));
+    assert_eq!(edit(1, &|r| r.signature = r.signature.to_uppercase()), bad(TranscriptError::Encoding(1)));
+    assert_eq!(edit(1, &|r| r.package.truncate(r.package.len() - 2)), bad(TranscriptError::Signature(1)));
+    assert_eq!(edit(0, &|r| r.package = "zz".into()), bad(TranscriptError::Encoding(0)));
+    // Validators' packages swapped: each signature is over its own index, so neither fits the other's slot.
+    let mut swapped = dkg_round1.clone();
+    swapped.swap(0, 1);
+    assert_eq!(with(swapped), bad(TranscriptError::Signature(0)));
+
+    // Whoever assembles the genesis runs a DKG of its own (holding every share) and puts its packages in:
+    // its packages are not signed by the validators' peg keys.
+    let (_, own) = {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(9);
+        peg::frost::dkg::run_in_process(4, 3, &mut rng).unwrap()
+    };
     use bitcoin::hex::DisplayHex;
-    mixed[3] = two_of_four.packages().nth(3).unwrap().1.serialize().unwrap().to_lower_hex_string();
-    assert!(matches!(with(mixed), Err(GenesisError::BadTranscript(custody::TranscriptError::Group(_)))));
+    let mut forged = dkg_round1.clone();
+    forged[3].package = own.packages().nth(3).unwrap().1.serialize().unwrap().to_lower_hex_string();
+    assert_eq!(with(forged), bad(TranscriptError::Signature(3)));
+}
+
+#[test]
+fn a_rogue_round1_package_signed_by_its_validator_is_refused_by_its_proof_of_knowledge() {
+    use custody::{SignedRound1, TranscriptError};
+    use peg::frost::dkg::{round1, round1_message, setup_bytes};
+    // Validator 3 signs a package whose commitment cancels validator 0's (-A next to A), reusing a proof
+    // of knowledge it cannot make for it: the sum of the constant terms would be a key everyone knows.
+    let (genesis, _) = testkit::taproot_genesis(4, 0, Amount::ZERO);
+    let GenesisCustody::Taproot { dkg_round1 } = &genesis.custody else { panic!("taproot") };
+    let decode = |r: &SignedRound1| {
+        round1::Package::deserialize(&<Vec<u8> as bitcoin::hex::FromHex>::from_hex(&r.package).unwrap()).unwrap()
+    };
+    let a = decode(&dkg_round1[0]);
+    let mine = decode(&dkg_round1[3]);
+    let negated: Vec<_> = a.commitment().coefficients().iter().map(|c| -c.value()).collect();
+    let commitment = frost_core::keys::VerifiableSecretSharingCommitment::<peg::frost::Ciphersuite>::new(
+        negated.into_iter().map(frost_core::keys::CoefficientCommitment::new).collect(),
+    );
+    let rogue = round1::Package::new(commitment, *mine.proof_of_knowledge());
+    let bytes = rogue.serialize().unwrap();
+    let peg_keys: Vec<bitcoin::PublicKey> = genesis.validators.iter().map(|v| v.peg_key).collect();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = bitcoin::secp256k1::Keypair::from_secret_key(&secp, &testkit::validator_peg_secret(3));
+    let signature = secp.sign_schnorr(&round1_message(&setup_bytes(3, &peg_keys), 3, &bytes), &key);
+    use bitcoin::hex::DisplayHex;
+    let mut r = dkg_round1.clone();
+    r[3] = SignedRound1 { package: bytes.to_lower_hex_string(), signature: signature.as_ref().to_lower_hex_string() };
+    let mut g = genesis.clone();
+    g.custody = GenesisCustody::Taproot { dkg_round1: r };
+    assert!(matches!(
+        Chain::new(g),
+        Err(GenesisError::BadTranscript(TranscriptError::Group(peg::frost::FrostError::Frost(
+            frost_core::Error::InvalidProofOfKnowledge { .. }
+        ))))
+    ));
+}
+
+#[test]
+fn a_taproot_genesis_refuses_more_validators_than_it_takes() {
+    let (mut genesis, _) = testkit::taproot_genesis(4, 0, Amount::ZERO);
+    let many = testkit::genesis(custody::MAX_TAPROOT_VALIDATORS as u32 + 1, 0, Amount::ZERO);
+    genesis.validators = many.validators;
+    assert_eq!(
+        Chain::new(genesis),
+        Err(GenesisError::BadTranscript(custody::TranscriptError::TooManyValidators(
+            custody::MAX_TAPROOT_VALIDATORS + 1
+        )))
+    );
 }
 
 #[test]

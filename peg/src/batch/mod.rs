@@ -32,7 +32,9 @@
 //! fraction of a vbyte per input smaller (a signature with a low R is one byte shorter). Core's
 //! sigop-adjusted size does not bind: a P2WSH CHECKMULTISIG input costs `n` sigops, `20 n` WU at most.
 //! For taproot custody it is the key path's witness, one 64-byte signature (66 WU, 230 WU with the rest of
-//! the input: 57.5 vB), which the signed transaction meets exactly.
+//! the input: 57.5 vB), which the signed transaction meets exactly; a wallet planned for the leaf
+//! ([`crate::SpendPath::Leaf`]) takes the largest script-path witness instead (miniscript's bound over the
+//! leaves, control block included), which a `multi_a` spend meets to within one byte per absent signer.
 //!
 //! # Coin selection
 //! Candidates are sorted by (amount descending, outpoint ascending) and taken in that order until they

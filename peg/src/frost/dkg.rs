@@ -20,12 +20,14 @@
 //!
 //! What the public [`Transcript`] shows: the group key and every verifying share follow from the round-1
 //! commitments ([`Transcript::group`]), and each participant's [`KeyShare`] must agree with it
-//! ([`Transcript::check`]). It does not re-check the proofs of knowledge (the library keeps that check
-//! internal; every participant made it in round 2), so a transcript alone does not rule out a rogue-key
-//! forgery by whoever assembled it: a new key is to be trusted only once the participants agreed on the
-//! transcript and the key has signed a known message with the ordinary signing rounds.
+//! ([`Transcript::check`]). [`Transcript::record`] checks each package's proof of knowledge of its secret,
+//! so no package can cancel another's commitment (a rogue key: a commitment `-A` next to `A` leaves a group
+//! key everyone knows). Who made each package is the carrier's to show: before a chain exists, each
+//! validator's peg key signs its package ([`round1_message`], [`check_signed_round1`]), so a transcript
+//! that checks is the validators' own and no assembler can substitute a package of its own making.
 
 use super::{index_of, participant, FrostError, KeyShare};
+use bitcoin::secp256k1::{schnorr, Message, Secp256k1, Verification};
 use frost_secp256k1_tr::keys::dkg as frost_dkg;
 pub use frost_secp256k1_tr::keys::dkg::{round1, round2};
 use frost_secp256k1_tr::keys::{PublicKeyPackage, Tweak};
@@ -211,10 +213,20 @@ impl Transcript {
 
     /// Records participant `index`'s round-1 package. A second, different package from one participant is
     /// refused and the first kept: it is evidence of equivocation, never overwritten.
+    /// The package's proof of knowledge must hold for participant `index`, and its commitment must be of
+    /// degree `k - 1`.
     pub fn record(&mut self, index: usize, package: round1::Package) -> Result<(), FrostError> {
         if index >= self.n {
             return Err(FrostError::UnknownParticipant(index));
         }
+        if package.commitment().serialize()?.len() != self.k {
+            return Err(FrostError::Transcript("a commitment of the wrong degree"));
+        }
+        frost_core::keys::dkg::verify_proof_of_knowledge(
+            participant(index)?,
+            package.commitment(),
+            package.proof_of_knowledge(),
+        )?;
         match self.round1.get(&index) {
             Some(kept) if *kept != package => {
                 Err(FrostError::Transcript("two different round-1 packages from one participant"))
@@ -234,6 +246,9 @@ impl Transcript {
     pub fn group(&self) -> Result<PublicKeyPackage, FrostError> {
         if self.round1.len() != self.n {
             return Err(FrostError::Transcript("a participant's round-1 package is missing"));
+        }
+        if self.k < 2 || self.k > self.n {
+            return Err(FrostError::Transcript("a threshold below 2 or above the participants"));
         }
         let mut commitments = BTreeMap::new();
         for (&i, p) in &self.round1 {
@@ -261,6 +276,44 @@ impl Transcript {
         }
         Ok(())
     }
+}
+
+/// The bytes naming a DKG's setup: the threshold (8 bytes, big-endian) and every peg key (33 bytes each),
+/// in validator order. Part of what each round-1 signature signs, so a package is bound to its ceremony.
+pub fn setup_bytes(threshold: usize, peg_keys: &[bitcoin::PublicKey]) -> Vec<u8> {
+    let mut out = (threshold as u64).to_be_bytes().to_vec();
+    for k in peg_keys {
+        out.extend_from_slice(&k.inner.serialize());
+    }
+    out
+}
+
+/// What validator `index`'s peg key signs (BIP340) over its round-1 package `package` (the library's
+/// encoding): the tagged hash of the setup's bytes, the index and the package.
+pub fn round1_message(setup_bytes: &[u8], index: usize, package: &[u8]) -> Message {
+    let h = primitives::tagged_hash("sidechain/dkg-round1", &[setup_bytes, &(index as u64).to_be_bytes(), package]);
+    Message::from_digest(h.0)
+}
+
+/// Decodes validator `index`'s signed round-1 package and checks what a transcript cannot: that `package`
+/// is the one canonical encoding (the library's decoder ignores trailing bytes) and that `peg_key` signed
+/// it for this setup. [`Transcript::record`] then checks the proof of knowledge and the degree.
+pub fn check_signed_round1<C: Verification>(
+    secp: &Secp256k1<C>,
+    setup_bytes: &[u8],
+    index: usize,
+    peg_key: &bitcoin::PublicKey,
+    package: &[u8],
+    signature: &[u8],
+) -> Result<round1::Package, FrostError> {
+    let signature = schnorr::Signature::from_slice(signature).map_err(|_| FrostError::Round1Signature(index))?;
+    secp.verify_schnorr(&signature, &round1_message(setup_bytes, index, package), &peg_key.inner.x_only_public_key().0)
+        .map_err(|_| FrostError::Round1Signature(index))?;
+    let decoded = round1::Package::deserialize(package).map_err(|_| FrostError::Round1Encoding(index))?;
+    if decoded.serialize()? != package {
+        return Err(FrostError::Round1Encoding(index));
+    }
+    Ok(decoded)
 }
 
 /// Runs a whole DKG in this process, every participant's ceremony fed by the others' messages: for tests,

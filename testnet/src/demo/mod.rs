@@ -47,6 +47,9 @@ pub struct DemoOptions {
     pub transfer: Amount,
     /// What Bob then pegs out to his BTC address.
     pub pegout: Amount,
+    /// Taproot custody: the validators run the FROST key generation before the genesis and the federation
+    /// holds BTC in `tr()` outputs (signed in the `multi_a` leaf until FROST rounds are on chain).
+    pub taproot: bool,
 }
 
 impl Default for DemoOptions {
@@ -60,6 +63,7 @@ impl Default for DemoOptions {
             deposit: Amount::from_sat(50_000_000),
             transfer: Amount::from_sat(12_345_678),
             pegout: Amount::from_sat(5_000_000),
+            taproot: false,
         }
     }
 }
@@ -299,15 +303,17 @@ pub async fn run(opts: &DemoOptions, workdir: &Path) -> Result<(Federation, Demo
         binary: Some(opts.sidechaind.clone()),
         genesis_params: Some(serde_json::json!({ "pegout_enabled": true, "pegout_interval": 5 })),
         emergency: Some(demo_emergency_keys()?),
+        taproot: opts.taproot,
         ..Default::default()
     })
     .context("starting the federation")?;
     step(
         start,
         format!(
-            "federation: {} validators (each with its own regtest bitcoind, connected) + 1 full node in {}",
+            "federation: {} validators (each with its own regtest bitcoind, connected) + 1 full node in {}, {} custody",
             opts.validators,
-            fed.path().display()
+            fed.path().display(),
+            if opts.taproot { "taproot (FROST key generation run by the validators)" } else { "wsh" }
         ),
     );
     let all: Vec<usize> = (0..fed.nodes.len()).collect();
