@@ -78,6 +78,9 @@ pub enum FrostError {
     /// A transcript that does not describe one `k`-of-`n` DKG.
     #[error("DKG transcript: {0}")]
     Transcript(&'static str),
+    /// A FROST message that is not in the on-chain encoding.
+    #[error("FROST message encoding: {0}")]
+    Wire(#[from] wire::WireError),
     /// A round-1 package whose signature is not its validator's peg key's over this setup.
     #[error("the round-1 package of validator {0} is not signed by its peg key for this setup")]
     Round1Signature(usize),

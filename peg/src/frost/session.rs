@@ -178,6 +178,46 @@ pub enum SessionError {
     Frost(#[from] FrostError),
 }
 
+/// A session's progress as plain data in the on-chain encodings ([`super::wire`]), for a chain to keep in its
+/// state between blocks: [`Session::snapshot`] and [`Session::restore`]. Shares in a snapshot were checked
+/// when they were recorded, so restoring does not check them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The current attempt.
+    pub attempt: u32,
+    /// When the current phase started.
+    pub phase_started: u64,
+    /// The attempt's commitments, in the order they arrived: (signer, one per input).
+    pub commitments: Vec<(usize, Vec<[u8; super::wire::COMMITMENTS_BYTES]>)>,
+    /// The attempt's checked shares: (signer, one per input).
+    pub shares: Vec<(usize, Vec<[u8; super::wire::SHARE_BYTES]>)>,
+    /// Validators excluded from this batch.
+    pub excluded: Vec<usize>,
+    /// Where the session is.
+    pub state: SnapshotState,
+}
+
+/// [`State`] as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// Collecting commitments.
+    Committing,
+    /// Collecting the fixed signers' shares (the signers are the first `k` committers).
+    Sharing,
+    /// Signed: one 64-byte BIP340 signature per input.
+    Signed(Vec<[u8; 64]>),
+    /// The key path is given up.
+    FallBack,
+}
+
+impl Snapshot {
+    /// The height at which the current phase times out, if the session is still open.
+    pub fn deadline(&self, rules: &SessionRules) -> Option<u64> {
+        matches!(self.state, SnapshotState::Committing | SnapshotState::Sharing)
+            .then(|| self.phase_started.saturating_add(rules.timeout))
+    }
+}
+
 /// One batch version's FROST signing.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -248,6 +288,103 @@ impl Session {
         })
     }
 
+    /// The session's progress as plain data (see [`Snapshot`]).
+    pub fn snapshot(&self) -> Result<Snapshot, FrostError> {
+        let wire = |e: super::wire::WireError| FrostError::Wire(e);
+        let commitments = self
+            .commitments
+            .iter()
+            .map(|(s, c)| {
+                Ok((*s, c.iter().map(super::wire::encode_commitments).collect::<Result<_, _>>().map_err(wire)?))
+            })
+            .collect::<Result<_, FrostError>>()?;
+        let shares = self
+            .shares
+            .iter()
+            .map(|(s, v)| Ok((*s, v.iter().map(super::wire::encode_share).collect::<Result<_, _>>().map_err(wire)?)))
+            .collect::<Result<_, FrostError>>()?;
+        let state = match &self.state {
+            State::Committing => SnapshotState::Committing,
+            State::Sharing { .. } => SnapshotState::Sharing,
+            State::Signed(sigs) => SnapshotState::Signed(sigs.iter().map(|s| s.signature.serialize()).collect()),
+            State::FallBack => SnapshotState::FallBack,
+        };
+        Ok(Snapshot {
+            attempt: self.attempt,
+            phase_started: self.phase_started,
+            commitments,
+            shares,
+            excluded: self.excluded.iter().copied().collect(),
+            state,
+        })
+    }
+
+    /// The session [`Session::new`] opens, brought to `snapshot` (taken of a session over the same `id`,
+    /// group, rules and inputs). The packages of a sharing attempt are rebuilt from its commitments.
+    pub fn restore(
+        id: [u8; 32],
+        group: PublicKeyPackage,
+        rules: SessionRules,
+        inputs: Vec<InputToSign>,
+        snapshot: &Snapshot,
+    ) -> Result<Self, SessionError> {
+        let mut session = Session::new(id, group, rules, inputs, snapshot.phase_started)?;
+        let wire = |e: super::wire::WireError| SessionError::Frost(FrostError::Wire(e));
+        let count = session.inputs.len();
+        let bad = || SessionError::Frost(FrostError::Transcript("a snapshot of another batch version"));
+        for (signer, c) in &snapshot.commitments {
+            if c.len() != count {
+                return Err(bad());
+            }
+            let decoded =
+                c.iter().map(|b| super::wire::decode_commitments(b)).collect::<Result<_, _>>().map_err(wire)?;
+            session.commitments.push((*signer, decoded));
+        }
+        for (signer, v) in &snapshot.shares {
+            if v.len() != count {
+                return Err(bad());
+            }
+            let decoded = v.iter().map(|b| super::wire::decode_share(b)).collect::<Result<_, _>>().map_err(wire)?;
+            session.shares.insert(*signer, decoded);
+        }
+        session.attempt = snapshot.attempt;
+        session.excluded = snapshot.excluded.iter().copied().collect();
+        session.state = match &snapshot.state {
+            SnapshotState::Committing => State::Committing,
+            SnapshotState::Sharing => {
+                if session.commitments.len() != session.threshold {
+                    return Err(bad());
+                }
+                session.packages = session.packages_of_commitments()?;
+                State::Sharing { signers: session.commitments.iter().map(|(s, _)| *s).collect() }
+            }
+            SnapshotState::Signed(sigs) => State::Signed(
+                sigs.iter()
+                    .map(|b| {
+                        taproot::Signature::from_slice(b).map_err(|_| SessionError::Frost(FrostError::BadSignature))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            SnapshotState::FallBack => State::FallBack,
+        };
+        Ok(session)
+    }
+
+    fn packages_of_commitments(&self) -> Result<Vec<SigningPackage>, FrostError> {
+        let mut packages = Vec::with_capacity(self.inputs.len());
+        for (i, input) in self.inputs.iter().enumerate() {
+            let per_signer: BTreeMap<usize, SigningCommitments> =
+                self.commitments.iter().map(|(s, c)| (*s, c[i])).collect();
+            packages.push(signing_package(&per_signer, input.sighash)?);
+        }
+        Ok(packages)
+    }
+
+    /// The validators that may still take part (not excluded), in index order.
+    pub fn eligible(&self) -> Vec<usize> {
+        (0..self.n).filter(|s| !self.excluded.contains(s)).collect()
+    }
+
     /// The current attempt.
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -296,13 +433,7 @@ impl Session {
         if self.commitments.len() < self.threshold {
             return Ok(Outcome::Recorded);
         }
-        let mut packages = Vec::with_capacity(self.inputs.len());
-        for (i, input) in self.inputs.iter().enumerate() {
-            let per_signer: BTreeMap<usize, SigningCommitments> =
-                self.commitments.iter().map(|(s, c)| (*s, c[i])).collect();
-            packages.push(signing_package(&per_signer, input.sighash)?);
-        }
-        self.packages = packages;
+        self.packages = self.packages_of_commitments()?;
         self.state = State::Sharing { signers: self.commitments.iter().map(|(s, _)| *s).collect() };
         self.phase_started = height;
         Ok(Outcome::SignersFixed)

@@ -264,3 +264,47 @@ fn a_session_refuses_rules_that_cannot_work_and_messages_for_another_batch() {
     let (_, c) = net.shares[0].commit(&mut net.rng);
     assert_eq!(s.commit([0; 32], 0, 0, vec![c], 100), Err(Refusal::WrongSession));
 }
+
+#[test]
+fn a_session_restored_from_its_snapshot_goes_on_as_if_never_stored() {
+    let mut net = Net::new(4, 3, 2);
+    let mut s = net.session();
+    let restore = |s: &Session| {
+        let snapshot = s.snapshot().expect("snapshot");
+        let back = Session::restore(ID, s.group.clone(), RULES, s.inputs.clone(), &snapshot).expect("restore");
+        assert_eq!(back.snapshot().expect("snapshot"), snapshot);
+        back
+    };
+    // A liar is excluded in attempt 0; attempt 1 is stored and restored at every step.
+    for v in [0, 1, 2] {
+        net.commit(&mut s, v).expect("commit");
+        s = restore(&s);
+    }
+    let mut lie = net.sign(&s, 1);
+    lie[0] = net.sign(&s, 0)[0];
+    assert!(matches!(s.share(ID, 1, 0, lie, 101), Ok(Outcome::Excluded { signer: 1, input: 0 })));
+    s = restore(&s);
+    assert_eq!((s.attempt(), s.eligible()), (1, vec![0, 2, 3]));
+    for v in [3, 2, 0] {
+        net.commit(&mut s, v).expect("commit");
+        s = restore(&s);
+    }
+    assert!(matches!(s.state(), State::Sharing { signers } if *signers == vec![3, 2, 0]));
+    for v in [0, 3] {
+        let shares = net.sign(&s, v);
+        assert_eq!(s.share(ID, v, 1, shares, 102), Ok(Outcome::Recorded));
+        s = restore(&s);
+    }
+    let shares = net.sign(&s, 2);
+    assert_eq!(s.share(ID, 2, 1, shares, 103), Ok(Outcome::Signed));
+    let signed = restore(&s);
+    net.check_signed(&signed);
+    // A snapshot of another batch (one input fewer) does not restore.
+    let snapshot = signed.snapshot().expect("snapshot");
+    let mut fewer = signed.inputs.clone();
+    fewer.pop();
+    let mut at_sharing = snapshot.clone();
+    at_sharing.state = SnapshotState::Sharing;
+    assert!(Session::restore(ID, signed.group.clone(), RULES, fewer, &at_sharing).is_err());
+    assert_eq!(snapshot.deadline(&RULES), None, "a signed session has no deadline");
+}
