@@ -131,9 +131,15 @@ impl PegPlan {
     }
 
     /// Whether `tx`, placed after this plan in a block, would no longer apply because of it: a signature
-    /// share for a batch the plan settles (the batch is no longer in flight). Proposers drop those.
+    /// share or FROST message for a batch the plan settles (the batch is no longer in flight). Proposers
+    /// drop those.
     pub fn supersedes(&self, tx: &Tx) -> bool {
-        matches!(tx, Tx::PegShare(p) if self.settles.iter().any(|s| s.batch == p.batch))
+        let batch = match tx {
+            Tx::PegShare(p) => p.batch,
+            Tx::Frost(f) => f.batch,
+            _ => return false,
+        };
+        self.settles.iter().any(|s| s.batch == batch)
     }
 
     /// How many transactions the plan has (settlements, mints, claims).

@@ -134,6 +134,11 @@ pub struct BatchVersion {
     pub priced_at_sat_vb: u64,
 }
 
+/// The signer a key-path signature is recorded under in a version's `shares`: the FROST group of the batch's
+/// wallet, whose one share (a 64-byte BIP340 signature per input) signs the version
+/// ([`crate::frost_signing`]). No validator has this index (a list holds at most `u16::MAX` validators).
+pub const GROUP_SIGNER: primitives::ValidatorIndex = primitives::ValidatorIndex(u16::MAX);
+
 /// Most versions a batch may have (the first and its bumps): bounds what one batch keeps in state.
 pub const MAX_BATCH_VERSIONS: usize = 8;
 
@@ -185,13 +190,38 @@ impl BatchRecord {
         to_peg_inputs(&self.inputs)
     }
 
-    /// Whether enough signers signed the current version: it can be finalized and broadcast.
+    /// The current version's signing as explorers show it: `"k/n"` shares of the signers needed, or
+    /// `"key path"` once the FROST group signed it.
+    pub fn signing_progress(&self) -> String {
+        match self.current_version().key_path_signatures() {
+            Some(_) => "key path".into(),
+            None => format!("{}/{}", self.shares.len(), self.signers_needed),
+        }
+    }
+
+    /// Whether the current version is signed: by key path (the group's share), or by enough signers'
+    /// shares. It can be finalized and broadcast.
     pub fn is_signed(&self) -> bool {
-        self.shares.len() >= self.signers_needed as usize
+        signed(&self.shares, self.signers_needed)
     }
 }
 
+/// Whether `shares` sign a version that needs `needed` signers' shares (or the group's one).
+fn signed(shares: &[(primitives::ValidatorIndex, Vec<Vec<u8>>)], needed: u32) -> bool {
+    shares.iter().any(|(s, _)| *s == GROUP_SIGNER) || shares.len() >= needed as usize
+}
+
 impl BatchVersion {
+    /// Whether this version is signed, in a batch whose leaf or wsh versions need `needed` shares.
+    pub fn is_signed(&self, needed: u32) -> bool {
+        signed(&self.shares, needed)
+    }
+
+    /// The key-path signatures of this version, if the FROST group signed it.
+    pub fn key_path_signatures(&self) -> Option<&[Vec<u8>]> {
+        self.shares.iter().find(|(s, _)| *s == GROUP_SIGNER).map(|(_, sigs)| sigs.as_slice())
+    }
+
     /// The unsigned transaction (`batch` names the record for the error).
     pub fn unsigned(&self, batch: u64) -> Result<bitcoin::Transaction, StateError> {
         bitcoin::consensus::deserialize(&self.unsigned_tx)
@@ -216,7 +246,7 @@ pub(crate) fn input_records(inputs: &[peg::BatchInput]) -> Vec<BatchInputRecord>
         .collect()
 }
 
-fn to_peg_inputs(inputs: &[BatchInputRecord]) -> Vec<peg::BatchInput> {
+pub(crate) fn to_peg_inputs(inputs: &[BatchInputRecord]) -> Vec<peg::BatchInput> {
     inputs
         .iter()
         .map(|i| peg::BatchInput {

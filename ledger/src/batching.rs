@@ -145,6 +145,7 @@ impl<S: StateReader> Overlay<'_, S> {
         if record.is_signed() {
             return Err(TxError::BatchAlreadySigned(id));
         }
+        crate::frost_records::check_leaf_share_allowed(self, chain, epoch, &record)?;
         let wallet = chain.wallet(epoch).map_err(TxError::wallet)?;
         let tx = record.unsigned()?;
         let peg_share = peg::shares::Share { signer: signer.as_usize(), signatures: share.signatures.clone() };

@@ -78,7 +78,8 @@ impl<S: StateReader> Overlay<'_, S> {
         let federation = crate::federation::federation_state(chain, self)?;
         let epoch = federation.epoch(record.epoch).ok_or(TxError::UnknownEpoch(record.epoch))?;
         let change_epoch = federation.epoch(record.change_epoch).ok_or(TxError::UnknownEpoch(record.change_epoch))?;
-        let fed = chain.wallet(epoch).map_err(TxError::wallet)?;
+        // Planned for the leaf once the batch gave up the key path (taproot custody).
+        let fed = crate::frost_records::batch_wallet(chain, self, epoch, record.id)?;
         let change_script = chain.wallet(change_epoch).map_err(TxError::wallet)?.script_pubkey();
         let tx = record.unsigned()?;
         let payouts = record.burns.len();

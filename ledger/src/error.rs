@@ -330,12 +330,15 @@ pub enum TxError {
     /// An epoch's wallet does not build (a guard: proposals are checked when accepted).
     #[error("federation wallet: {0}")]
     Wallet(Box<WalletError>),
-    /// Only signature shares and federation changes travel through the federation pool.
-    #[error("not a signature share or a federation change")]
+    /// Only signature shares, FROST messages and federation changes travel through the federation pool.
+    #[error("not a signature share, a FROST message or a federation change")]
     NotAPoolTx,
     /// A federation epoch that does not exist.
     #[error("no federation epoch {0}")]
     UnknownEpoch(u32),
+    /// A FROST signing message (or a leaf share for a key-path version) refused.
+    #[error(transparent)]
+    Frost(#[from] crate::frost_tx::FrostTxError),
     /// A share by someone who is not a signer of the batch's wallet.
     #[error("signer {signer} is not in the {signers} peg keys of peg-out batch {batch}'s wallet")]
     UnknownSigner {

@@ -126,7 +126,7 @@ pub fn verify_tx_signatures(chain: &Chain, validators: &[GenesisValidator], txs:
             // Unsigned: BTC facts the proposer asserts and validators check against bitcoind.
             Tx::Mint(_) | Tx::Settle(_) => None,
             // Carry their own authority (approvals, ECDSA shares), checked by execution.
-            Tx::Reconfigure(_) | Tx::PegShare(_) => None,
+            Tx::Reconfigure(_) | Tx::PegShare(_) | Tx::Frost(_) => None,
             // An unknown signer is refused by execution (`UnknownValidator`).
             Tx::Validator(v) => validators
                 .get(v.tx.validator.as_usize())
@@ -296,6 +296,7 @@ fn run_txs<R: TreeReader>(
             Tx::Validator(v) => overlay.apply_validator_tx(chain, v, &meta, prev_anchor),
             Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, &meta),
             Tx::PegShare(p) => overlay.apply_peg_share(chain, &meta, p),
+            Tx::Frost(f) => overlay.apply_frost(chain, &meta, f),
         };
         let receipt = applied.map_err(|source| BlockError::InvalidTx { index, txid: t.txid(), source })?;
         receipts.push(receipt);
@@ -304,6 +305,7 @@ fn run_txs<R: TreeReader>(
     overlay.bump_stuck_batches(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     overlay.build_batch_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     overlay.build_sweeps_if_due(chain, &meta).map_err(|source| BlockError::Batch { source })?;
+    overlay.advance_frost_sessions(chain, &meta).map_err(|source| BlockError::Batch { source })?;
     overlay.activate_pending_federation(chain, &meta)?;
     check_reserve(chain, &overlay)?;
     let mut changes = overlay.into_changes();

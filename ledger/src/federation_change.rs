@@ -113,6 +113,7 @@ fn apply_pool_tx<S: StateReader>(
 ) -> Result<(), TxError> {
     match tx {
         crate::Tx::PegShare(p) => overlay.apply_peg_share(chain, meta, p).map(|_| ()),
+        crate::Tx::Frost(f) => overlay.apply_frost(chain, meta, f).map(|_| ()),
         crate::Tx::Reconfigure(r) => overlay.apply_reconfigure(chain, r, meta).map(|_| ()),
         _ => Err(TxError::NotAPoolTx),
     }

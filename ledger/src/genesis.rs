@@ -559,9 +559,8 @@ impl Chain {
 /// The wallet over `keys` at `threshold`, with the genesis's emergency branch if it has one: taproot over
 /// `group` when there is one, `wsh` otherwise.
 ///
-/// A taproot wallet is planned for the fallback leaf ([`peg::SpendPath::Leaf`]): its batches are signed
-/// with the peg keys in the `multi_a` leaf until the chain carries FROST signing rounds (issue 23), and a
-/// batch priced for the key path could not be finished there at its rate.
+/// A taproot wallet is planned for the key path (one FROST signature an input); a batch that gives the key
+/// path up is planned for the leaf from then on ([`crate::frost_records::batch_wallet`]).
 fn wallet_of(
     genesis: &Genesis,
     threshold: usize,
@@ -570,9 +569,7 @@ fn wallet_of(
 ) -> Result<peg::Federation, GenesisError> {
     let recovery = genesis.emergency.as_ref().map(EmergencyKeys::recovery);
     let built = match (group, recovery) {
-        (Some(group), recovery) => {
-            peg::Federation::taproot(group, threshold, keys, recovery).map(|w| w.planned_for(peg::SpendPath::Leaf))
-        }
+        (Some(group), recovery) => peg::Federation::taproot(group, threshold, keys, recovery),
         (None, Some(r)) => peg::Federation::with_recovery(threshold, keys, r),
         (None, None) => peg::Federation::new(threshold, keys),
     };

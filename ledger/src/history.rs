@@ -234,7 +234,7 @@ pub fn block_history<S: StateReader, T: StateReader>(
                     }
                 }
             }
-            Tx::Mint(_) | Tx::Validator(_) | Tx::Evidence(_) | Tx::Reconfigure(_) | Tx::PegShare(_) => {}
+            Tx::Mint(_) | Tx::Validator(_) | Tx::Evidence(_) | Tx::Reconfigure(_) | Tx::PegShare(_) | Tx::Frost(_) => {}
         }
     }
     Ok(out)

@@ -12,11 +12,14 @@
 //!   `jmt::storage::TreeReader` implemented over the node's database ([`MemStore`] in memory).
 //!
 //! Layers, bottom up (no module reaches up; `testnet/tests/module_graph.rs` checks it):
-//! - plain data: [`btc_anchor`], [`codec`], [`validators`], [`peg_records`], [`reconfigure`], [`tx`], [`block`];
-//! - state and parameters: [`state`], [`genesis`], [`batch_records`], [`federation`], [`halt`], [`genesis_state`];
+//! - plain data: [`btc_anchor`], [`codec`], [`validators`], [`peg_records`], [`reconfigure`], [`frost_tx`], [`tx`],
+//!   [`block`];
+//! - state and parameters: [`state`], [`genesis`], [`batch_records`], [`federation`], [`halt`], [`genesis_state`],
+//!   [`frost_records`];
 //! - what every rule shares: [`error`], then [`overlay`];
 //! - the rules, each an `impl Overlay` over the state it owns: [`fee_rate`], [`mod@peg_cursor`], [`pegout`],
-//!   [`economic`], [`halt_vote`], [`pegout_limit`], [`validator_tx`], [`batching`], [`pegin`], [`bumping`],
+//!   [`economic`], [`halt_vote`], [`pegout_limit`], [`validator_tx`], [`batching`], [`frost_signing`], [`pegin`],
+//!   [`bumping`],
 //!   [`sweep`], [`federation_change`];
 //!   the node's read-only checks over that state, [`breaker`] and [`pegout_wait`], and the account
 //!   [`history`] a block makes, sit beside them;
@@ -37,6 +40,9 @@ pub mod execute;
 pub mod federation;
 pub mod federation_change;
 pub mod fee_rate;
+pub mod frost_records;
+pub mod frost_signing;
+pub mod frost_tx;
 pub mod genesis;
 pub mod genesis_state;
 pub mod halt;
@@ -68,6 +74,7 @@ pub use execute::{
 };
 pub use federation::{federation_state, FederationState, ProposalError};
 pub use federation_change::{check_pool_tx, select_pool_txs};
+pub use frost_tx::{FrostRound, FrostTx, FrostTxError};
 pub use genesis::{
     federation_threshold, Chain, EmergencyKeys, Genesis, GenesisCustody, GenesisError, InitialAccount, Params,
 };

@@ -116,6 +116,9 @@ pub enum StateKey {
     /// Tag 17: the single [`PegCursor`](crate::peg_cursor::PegCursor) value, as an option (the BTC block
     /// above the anchor whose items went in early).
     PegCursor,
+    /// Tag 18: a taproot batch's key-path signing
+    /// ([`FrostSessionRecord`](crate::frost_signing::FrostSessionRecord)) by batch id.
+    FrostSession(u64),
 }
 
 impl StateKey {

@@ -92,6 +92,8 @@ pub enum Tx {
     Reconfigure(crate::reconfigure::ReconfigureTx) = 5,
     /// Tag 6: one peg key holder's signatures for a batch (its ECDSA signatures are its authority).
     PegShare(PegShareTx) = 6,
+    /// Tag 7: one signer's FROST commitments or shares for a taproot batch's key path (signed by its peg key).
+    Frost(crate::frost_tx::FrostTx) = 7,
 }
 
 /// Tag of a signature share's id.
@@ -379,6 +381,7 @@ impl Tx {
             Tx::Settle(s) => s.txid(),
             Tx::Reconfigure(r) => r.txid(),
             Tx::PegShare(p) => p.txid(),
+            Tx::Frost(f) => f.txid(),
         }
     }
 
@@ -483,7 +486,7 @@ pub fn txid_is_ambiguous(tx: &Tx) -> bool {
         Tx::Mint(t) => (canonical_bytes(t), 1),
         Tx::Settle(t) => (canonical_bytes(t), 2),
         Tx::Evidence(t) => (canonical_bytes(t), 3),
-        Tx::Validator(_) | Tx::Reconfigure(_) | Tx::PegShare(_) => return false,
+        Tx::Validator(_) | Tx::Reconfigure(_) | Tx::PegShare(_) | Tx::Frost(_) => return false,
     };
     let readings = [
         reads_as::<SignedUserTx>(&bytes),

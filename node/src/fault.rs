@@ -42,6 +42,10 @@ pub enum CrashPoint {
     /// itself has not been made or sent. On restart the record must keep it from signing a version that
     /// would not conflict with this one.
     BatchSignatureRecorded,
+    /// This validator's FROST commitments (taproot key path) have been handed to the network, their nonces
+    /// persisted (the process dies 50 ms later, so they go out). On restart the nonces are destroyed and the
+    /// validator never shares for that attempt.
+    FrostCommitmentSent,
 }
 
 /// Dies like a kill -9 (no destructors, no flush beyond what was already fsynced) if `point` at `height`
@@ -51,7 +55,7 @@ pub fn maybe_crash(configured: Option<CrashPoint>, from_height: u64, point: Cras
         return;
     }
     tracing::error!(?point, height, "FAULT: crash point reached, aborting");
-    if point == CrashPoint::PrecommitSent {
+    if matches!(point, CrashPoint::PrecommitSent | CrashPoint::FrostCommitmentSent) {
         // Let the publish task put the vote on the wire first.
         std::thread::spawn(|| {
             std::thread::sleep(Duration::from_millis(50));

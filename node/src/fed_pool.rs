@@ -1,4 +1,4 @@
-//! The federation pool: signature shares and federation changes waiting for a block.
+//! The federation pool: signature shares, FROST signing messages and federation changes waiting for a block.
 //!
 //! Why a pool apart from the mempool: these transactions carry their own authority (a share's ECDSA
 //! signatures by a peg key of the batch's wallet, a change's approvals by 2f+1 of the set in force), pay no
@@ -36,6 +36,7 @@ impl PoolError {
             PoolError::Invalid(
                 ledger::TxError::BadApproval { .. }
                     | ledger::TxError::BadBatchShare { .. }
+                    | ledger::TxError::Frost(ledger::FrostTxError::BadSignature { .. })
                     | ledger::TxError::BadProposal(_)
                     | ledger::TxError::NotAPoolTx
                     | ledger::TxError::NotEnoughApprovals { .. }

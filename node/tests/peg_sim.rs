@@ -123,12 +123,13 @@ fn without_early_peg_items_the_simulation_finds_the_anchor_frozen_by_a_big_btc_b
     run(SimConfig::for_seed(seed)).unwrap_or_else(|e| panic!("with early items, seed {seed}: {e}"));
 }
 
-/// Taproot custody (issue 23): the same adversarial runs on the `tr()` wallet, every federation spend
-/// checked by Bitcoin's interpreter against the taproot outputs (deposits tweaked per recipient, the
+/// Taproot custody (issue 23): the same adversarial runs on the `tr()` wallet, the honest validators signing
+/// by key path through FROST messages in blocks (the Byzantine one of odd seeds silent), every federation
+/// spend checked by Bitcoin's interpreter against the taproot outputs (deposits tweaked per recipient, the
 /// emergency leaf in the tree). Its federation cannot change members yet, so plain runs and deep reorgs.
 #[test]
 fn taproot_custody_seeds_hold_every_peg_property() {
-    let (mut mints, mut paid, mut refreshes, mut halts) = (0, 0, 0, 0);
+    let (mut mints, mut paid, mut refreshes, mut halts, mut key_path) = (0, 0, 0, 0, 0);
     for seed in 0..100 {
         let cfg = SimConfig::taproot_for_seed(seed);
         let o = run(cfg).unwrap_or_else(|e| panic!("{e}\n  replay: scripts/peg-sim --taproot --seed {seed}"));
@@ -136,8 +137,10 @@ fn taproot_custody_seeds_hold_every_peg_property() {
         assert_eq!(o.burns, o.burns_paid + o.burns_waiting_on_limit, "seed {seed}: {o:?}");
         (mints, paid, refreshes, halts) =
             (mints + o.mints, paid + o.burns_paid, refreshes + o.refreshes_settled, halts + o.halts);
+        key_path += o.key_path_versions;
     }
     assert!(mints > 100 && paid > 100, "deposits minted and burns paid from tr() coins: {mints} {paid}");
     assert!(refreshes > 0, "refreshes (the emergency leaf's clock) settled");
     assert!(halts >= 25, "the deep-reorg runs halted and resumed: {halts}");
+    assert!(key_path > 100, "batches signed by key path with the Byzantine validator silent: {key_path}");
 }

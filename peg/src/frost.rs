@@ -32,7 +32,9 @@ use frost_secp256k1_tr as tr;
 pub use frost_secp256k1_tr::keys::PublicKeyPackage;
 use frost_secp256k1_tr::keys::{EvenY, KeyPackage, Tweak};
 use frost_secp256k1_tr::rand_core::{CryptoRng, RngCore};
-use frost_secp256k1_tr::round1::{SigningCommitments, SigningNonces};
+use frost_secp256k1_tr::round1::SigningCommitments;
+/// A signer's secret nonces of one signing (used once, then gone).
+pub use frost_secp256k1_tr::round1::SigningNonces;
 use frost_secp256k1_tr::round2::SignatureShare;
 /// The FROST ciphersuite (secp256k1, BIP340/341 taproot).
 pub use frost_secp256k1_tr::Secp256K1Sha256TR as Ciphersuite;

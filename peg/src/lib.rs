@@ -23,6 +23,7 @@ pub mod federation;
 pub mod fee;
 pub mod frost;
 pub mod funding;
+pub mod key_path;
 pub mod recovery;
 pub mod shares;
 pub mod signing;

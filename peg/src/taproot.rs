@@ -15,9 +15,6 @@ use bitcoin::{PublicKey, ScriptBuf, TapSighash, TapSighashType, Transaction, TxO
 use miniscript::Descriptor;
 use std::collections::BTreeMap;
 
-mod key_path;
-pub use key_path::{KeyPathBatch, KeyPathError};
-
 /// Why a taproot federation input cannot be signed or finished.
 #[derive(Debug, thiserror::Error)]
 pub enum TaprootSpendError {

@@ -211,12 +211,12 @@ fn a_taproot_genesis_builds_the_wallet_of_its_dkg_transcript() {
     assert_eq!(chain.frost_group(&epoch0).map(|g| g.verifying_key()), Some(shares[1].public().verifying_key()));
     let wsh_chain = Chain::new(g()).unwrap();
     assert_eq!(wsh_chain.frost_group(&epoch(&wsh_chain, 0)), None);
-    // Until the chain carries FROST rounds its batches are signed in the leaf, and priced for it: the peg-in
-    // fee is the leaf's input size (135 vB for 3-of-4 with no emergency leaf), not the key path's 58.
-    assert_eq!(wallet.planned_path(), peg::SpendPath::Leaf);
-    let leaf_vbytes = peg::fee::input_vbytes(wallet.descriptor()).unwrap();
-    assert_eq!(chain.pegin_fee(), Amount::from_sat(leaf_vbytes * 2));
-    assert_eq!(leaf_vbytes, 135);
+    // Batches are planned for the key path, and the peg-in fee is its input: 58 vB at 2 sat/vB, against the
+    // wsh wallet's 132 (and the leaf's 135, which a batch pays only after giving the key path up).
+    assert_eq!(wallet.planned_path(), peg::SpendPath::KeyPath);
+    assert_eq!(chain.pegin_fee(), Amount::from_sat(58 * 2));
+    assert_eq!(wsh_chain.pegin_fee(), Amount::from_sat(132 * 2));
+    assert_eq!(peg::fee::input_vbytes(wallet.descriptor()).unwrap(), 135);
 }
 
 #[test]

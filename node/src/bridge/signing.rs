@@ -19,16 +19,8 @@ use tracing::{error, info, warn};
 /// A batch version the share-time check refused: (batch, unsigned txid, why).
 type Refused = (u64, bitcoin::Txid, ledger::breaker::ShareCheckError);
 
-/// Why a batch version with k recorded shares could not be finalized (logged; the next block retries).
-#[derive(Debug, thiserror::Error)]
-pub enum FinalizeError {
-    /// The version's unsigned transaction cannot be rebuilt from committed state.
-    #[error("cannot rebuild the unsigned transaction: {0}")]
-    Unsigned(#[from] ledger::StateError),
-    /// The recorded shares do not combine into a valid transaction.
-    #[error("cannot combine the shares: {0}")]
-    Shares(#[from] peg::shares::ShareError),
-}
+/// Why a signed batch version could not be finalized (logged; the next block retries).
+pub use ledger::frost_signing::FinalizeError;
 
 /// See the module docs.
 pub struct BatchSigner {
@@ -45,6 +37,8 @@ pub struct BatchSigner {
     /// Versions whose due fee bump could not be built, warned about once.
     bump_warned: HashSet<(u64, bitcoin::Txid)>,
     crash: CrashConfig,
+    /// Taproot custody: this validator's key-path signing (none on a wsh chain or without a key share).
+    frost: Option<super::frost::FrostSigner>,
 }
 
 impl BatchSigner {
@@ -55,6 +49,7 @@ impl BatchSigner {
         signed_batches: Option<watch::Sender<Vec<bitcoin::Transaction>>>,
         batch_versions: watch::Sender<Vec<(bitcoin::Txid, u32)>>,
         crash: CrashConfig,
+        frost: Option<super::frost::FrostSigner>,
     ) -> Self {
         Self {
             guard,
@@ -65,6 +60,22 @@ impl BatchSigner {
             finalized: HashMap::new(),
             bump_warned: HashSet::new(),
             crash,
+            frost,
+        }
+    }
+
+    /// This validator's FROST messages due at the tip (taproot key path); none while signing is paused.
+    pub fn frost_messages(&mut self, cs: &ChainState) -> Vec<ledger::FrostTx> {
+        match &mut self.frost {
+            Some(f) if self.guard.may_sign() => f.messages(cs),
+            _ => Vec::new(),
+        }
+    }
+
+    /// After this pass's FROST messages went out (the crash point of the kill-between-rounds test).
+    pub fn frost_sent(&self, cs: &ChainState, commitments: bool) {
+        if let Some(f) = &self.frost {
+            f.sent_commitments(cs, commitments);
         }
     }
 
@@ -99,7 +110,6 @@ impl BatchSigner {
         let chain = cs.chain();
         let federation = cs.federation();
         let Ok(index) = ledger::batching::batch_index(&state) else { return };
-        let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let mut txs = Vec::new();
         let mut versions = Vec::new();
         let meta = state.chain_meta().ok().flatten();
@@ -107,7 +117,7 @@ impl BatchSigner {
             let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
             // Every signed version may have gone out: where one confirmed is what a late settlement needs.
             for v in std::iter::once(b.current_version()).chain(b.earlier.iter().cloned()) {
-                if v.shares.len() >= b.signers_needed as usize {
+                if v.is_signed(b.signers_needed) {
                     let outputs = v.unsigned(b.id).map(|t| t.output.len() as u32).unwrap_or(0);
                     versions.push((v.txid, outputs));
                 }
@@ -121,32 +131,16 @@ impl BatchSigner {
                     "peg-out batch is due for a fee bump that cannot be built: fund the fee pool (pay the plain \
                      federation address) or wait for more federation coins");
             }
-            let k = b.signers_needed as usize;
             let newest_signed = std::iter::once(b.current_version())
                 .chain(b.earlier.iter().rev().cloned())
-                .find(|v| v.shares.len() >= k);
+                .find(|v| v.is_signed(b.signers_needed));
             let Some(v) = newest_signed else { continue };
             let Some(wallet) = federation.epoch(b.epoch).and_then(|e| chain.wallet(e).ok()) else { continue };
             if let Some(done) = self.finalized.get(&(b.id, v.txid)) {
                 txs.push(done.clone());
                 continue;
             }
-            let shares: Vec<peg::shares::Share> = v
-                .shares
-                .iter()
-                .map(|(v, s)| peg::shares::Share { signer: v.as_usize(), signatures: s.clone() })
-                .collect();
-            let finalized = v.unsigned(b.id).map_err(FinalizeError::from).and_then(|unsigned| {
-                peg::shares::finalize_batch(
-                    &secp,
-                    &wallet,
-                    *chain.genesis_hash().as_bytes(),
-                    &unsigned,
-                    &v.peg_inputs(),
-                    &shares,
-                )
-                .map_err(FinalizeError::from)
-            });
+            let finalized = ledger::frost_signing::finalize_version(chain, &wallet, b.id, &v);
             match finalized {
                 Ok(signed) => {
                     info!(batch = id, version = b.bumps() + 1, btc_txid = %signed.compute_txid(),
@@ -154,7 +148,7 @@ impl BatchSigner {
                     self.finalized.insert((b.id, v.txid), signed.clone());
                     txs.push(signed);
                 }
-                Err(e) => error!(batch = id, error = %e, "cannot finalize a peg-out batch with k recorded shares"),
+                Err(e) => error!(batch = id, error = %e, "cannot finalize a signed peg-out batch"),
             }
         }
         self.finalized.retain(|(id, _), _| index.in_flight.contains(id));

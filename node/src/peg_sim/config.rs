@@ -140,6 +140,8 @@ pub struct SimOutcome {
     pub sweeps_settled: u64,
     /// Refreshes (coins nearing the emergency delay) settled on Bitcoin.
     pub refreshes_settled: u64,
+    /// Batch versions handed to Bitcoin signed by key path (one FROST signature an input).
+    pub key_path_versions: u64,
     /// Heights of the quiet tail.
     pub tail_heights: u64,
     /// Hash of every committed state root in order.

@@ -65,13 +65,17 @@ impl World {
 
     fn all_shares(&self, state: &impl StateReader) -> Vec<Tx> {
         let secp = &self.secp;
-        let mut out = Vec::new();
+        let mut out = self.frost_messages(state);
         let Ok(index) = ledger::batching::batch_index(state) else { return out };
         let Ok(fs) = ledger::federation_state(&self.chain, state) else { return out };
         for id in index.in_flight {
             let Ok(Some(b)) = ledger::batching::batch(state, id) else { continue };
             let Ok(tx) = b.unsigned() else { continue };
             let Some(epoch) = fs.epoch(b.epoch) else { continue };
+            // A taproot version on the key path is signed with FROST messages, never leaf shares.
+            if epoch.validators.is_empty() || self.on_key_path(state, &b) {
+                continue;
+            }
             let wallet = self.wallet(b.epoch);
             // The batch's epoch signs, members who left since included (their keys are their authority).
             for (pos, v) in epoch.validators.iter().enumerate() {
@@ -99,6 +103,116 @@ impl World {
                     });
                 self.share_cache.borrow_mut().insert(key, share.clone());
                 out.extend(share);
+            }
+        }
+        out
+    }
+
+    /// Whether `b`'s current version is signed by key path (a taproot batch that has not fallen back).
+    fn on_key_path(&self, state: &impl StateReader, b: &ledger::batching::BatchRecord) -> bool {
+        match ledger::frost_signing::frost_session(state, b.id) {
+            Ok(Some(s)) => !(s.fell_back && s.version != b.txid),
+            Ok(None) => !self.frost_shares.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    /// The honest validators' FROST messages for every taproot batch on the key path: commitments in the
+    /// committing phase (nonces kept for the attempt), shares once the chain fixed the signers. Each message
+    /// is made once and kept, as a node keeps what it gossiped.
+    fn frost_messages(&self, state: &impl StateReader) -> Vec<Tx> {
+        use ledger::frost_signing::{frost_session, restore_session, SessionStage};
+        let mut out = Vec::new();
+        if self.frost_shares.is_empty() {
+            return out;
+        }
+        let Ok(index) = ledger::batching::batch_index(state) else { return out };
+        let Ok(fs) = ledger::federation_state(&self.chain, state) else { return out };
+        for id in index.in_flight {
+            let Ok(Some(b)) = ledger::batching::batch(state, id) else { continue };
+            let Ok(Some(stored)) = frost_session(state, id) else { continue };
+            if stored.fell_back || stored.version != b.txid || b.is_signed() {
+                continue;
+            }
+            let Some(epoch) = fs.epoch(b.epoch) else { continue };
+            for (pos, v) in epoch.validators.iter().enumerate() {
+                let who = self.identity(&v.consensus_key);
+                let me = pos as u16;
+                if self.is_byzantine(who) || stored.excluded.contains(&me) {
+                    continue;
+                }
+                let key = (id, b.txid, stored.attempt, pos);
+                let secret = testkit::validator_peg_secret(who);
+                let sign = |round| {
+                    let signer = ValidatorIndex(me);
+                    let tx = ledger::FrostTx::sign(
+                        id,
+                        b.txid,
+                        stored.attempt,
+                        signer,
+                        round,
+                        &secret,
+                        self.chain.genesis_hash(),
+                    );
+                    Tx::Frost(tx)
+                };
+                match stored.stage {
+                    SessionStage::Committing => {
+                        if stored.commitments.iter().any(|(s, _)| *s == me) {
+                            continue;
+                        }
+                        let mut cache = self.frost_commits.borrow_mut();
+                        let tx = cache.entry(key).or_insert_with(|| {
+                            use rand::SeedableRng;
+                            let seed = self.cfg.seed ^ (id << 32) ^ (u64::from(stored.attempt) << 16) ^ pos as u64;
+                            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+                            let (nonces, commitments): (Vec<_>, Vec<_>) =
+                                b.inputs.iter().map(|_| self.frost_shares[pos].commit(&mut rng)).unzip();
+                            self.frost_nonces.borrow_mut().insert(key, nonces);
+                            let bytes = commitments
+                                .iter()
+                                .filter_map(|c| peg::frost::wire::encode_commitments(c).ok().map(|b| b.to_vec()))
+                                .collect();
+                            sign(ledger::FrostRound::Commit(bytes))
+                        });
+                        out.push(tx.clone());
+                    }
+                    SessionStage::Sharing => {
+                        let chosen = stored.commitments.iter().any(|(s, _)| *s == me);
+                        if !chosen || stored.shares.iter().any(|(s, _)| *s == me) {
+                            continue;
+                        }
+                        if let Some(tx) = self.frost_share_cache.borrow().get(&key) {
+                            out.push(tx.clone());
+                            continue;
+                        }
+                        // A nonce is used once: taken out before the share is made.
+                        let Some(nonces) = self.frost_nonces.borrow_mut().remove(&key) else { continue };
+                        let Ok(session) = restore_session(&self.chain, epoch, &b, &stored) else { continue };
+                        let Ok(unsigned) = b.unsigned() else { continue };
+                        let wallet = self.wallet(b.epoch);
+                        let genesis = *self.chain.genesis_hash().as_bytes();
+                        let Ok(kp) = peg::key_path::KeyPathBatch::new(wallet, genesis, &unsigned, &b.peg_inputs())
+                        else {
+                            continue;
+                        };
+                        let shares: Option<Vec<Vec<u8>>> = session
+                            .packages()
+                            .iter()
+                            .zip(nonces)
+                            .zip(kp.inputs())
+                            .map(|((p, n), input)| {
+                                let share = self.frost_shares[pos].sign(p, input.sighash, n, input.merkle_root).ok()?;
+                                peg::frost::wire::encode_share(&share).ok().map(|b| b.to_vec())
+                            })
+                            .collect();
+                        let Some(shares) = shares else { continue };
+                        let tx = sign(ledger::FrostRound::Share(shares));
+                        self.frost_share_cache.borrow_mut().insert(key, tx.clone());
+                        out.push(tx);
+                    }
+                    SessionStage::Signed(_) | SessionStage::FallBack => {}
+                }
             }
         }
         out
@@ -478,24 +592,15 @@ impl World {
             if !b.is_signed() || self.submitted.contains(&(id, b.txid)) {
                 continue;
             }
-            let shares: Vec<peg::Share> =
-                b.shares.iter().map(|(v, s)| peg::Share { signer: v.as_usize(), signatures: s.clone() }).collect();
-            let tx = b.unsigned().map_err(|e| self.state_err(e))?;
             let wallet = self.wallet(b.epoch);
-            let signed = peg::finalize_batch(
-                &self.secp,
-                wallet,
-                *self.chain.genesis_hash().as_bytes(),
-                &tx,
-                &b.peg_inputs(),
-                &shares,
-            )
-            .map_err(|e| SimFailure::BuildFailed {
-                seed: self.cfg.seed,
-                height: self.height,
-                reason: e.to_string(),
-            })?;
+            let signed =
+                ledger::frost_signing::finalize_version(&self.chain, wallet, id, &b.current_version()).map_err(
+                    |e| SimFailure::BuildFailed { seed: self.cfg.seed, height: self.height, reason: e.to_string() },
+                )?;
             self.submitted.insert((id, b.txid));
+            if b.current_version().key_path_signatures().is_some() {
+                self.outcome.key_path_versions += 1;
+            }
             match self.btc.submit(signed) {
                 Ok(()) => {}
                 // An earlier version (or a conflicting one) already spent a coin: Bitcoin's normal answer.

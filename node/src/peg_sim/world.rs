@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, HashSet};
 /// The snapshot cache's key: (anchor height, registry version, view tip's hash, claims, batch versions).
 pub(super) type SnapKey = (u32, u64, Option<bitcoin::BlockHash>, usize, usize);
 
+/// (batch, version txid, attempt, signer position): one FROST signing turn.
+pub(super) type FrostKey = (u64, bitcoin::Txid, u32, usize);
+
 /// The simulated world: the sidechain's chain and state, Bitcoin, the federation's views of it, the hostile
 /// users' doings and the run's record. Each concern's file (views, federation, checks, payouts) adds its
 /// methods, calling down only: to this file's helpers and to the files below it.
@@ -41,6 +44,14 @@ pub(super) struct World {
     /// Signature shares made so far, by (batch, version txid, signer position).
     #[allow(clippy::type_complexity)]
     pub(super) share_cache: std::cell::RefCell<BTreeMap<(u64, bitcoin::Txid, usize), Option<Tx>>>,
+    /// Taproot custody: each genesis validator's FROST key share (empty for the wsh wallet).
+    pub(super) frost_shares: Vec<peg::frost::KeyShare>,
+    /// FROST commitments made, by (batch, version, attempt, signer position).
+    pub(super) frost_commits: std::cell::RefCell<BTreeMap<FrostKey, Tx>>,
+    /// The nonces behind them, until their share is made.
+    pub(super) frost_nonces: std::cell::RefCell<BTreeMap<FrostKey, Vec<peg::frost::SigningNonces>>>,
+    /// FROST shares made.
+    pub(super) frost_share_cache: std::cell::RefCell<BTreeMap<FrostKey, Tx>>,
     /// Deposit scripts of the users and the fee pool in each epoch's wallet (an EC tweak each: computed once).
     pub(super) scripts: BTreeMap<(u32, AccountId), ScriptBuf>,
     /// Consensus keys of the test identities, to map a validator list to identities.
@@ -85,9 +96,9 @@ fn emergency_keys() -> ledger::EmergencyKeys {
 impl World {
     pub(super) fn new(cfg: SimConfig) -> Self {
         let balance = Amount::from_sat(5_000_000);
-        let mut g = match cfg.taproot {
-            true => testkit::taproot_genesis(VALIDATORS, USERS, balance).0,
-            false => testkit::genesis(VALIDATORS, USERS, balance),
+        let (mut g, frost_shares) = match cfg.taproot {
+            true => testkit::taproot_genesis(VALIDATORS, USERS, balance),
+            false => (testkit::genesis(VALIDATORS, USERS, balance), Vec::new()),
         };
         g.params.pegout_enabled = true;
         g.params.pegout_interval = 3;
@@ -121,6 +132,10 @@ impl World {
             claims: Default::default(),
             snap_cache: Default::default(),
             share_cache: Default::default(),
+            frost_shares,
+            frost_commits: Default::default(),
+            frost_nonces: Default::default(),
+            frost_share_cache: Default::default(),
             secp: bitcoin::secp256k1::Secp256k1::new(),
             scripts: BTreeMap::new(),
             identities: (0..IDENTITIES).map(|i| testkit::validator_key(i).public()).collect(),

@@ -89,7 +89,8 @@ pub async fn open(cfg: ServiceConfig) -> Result<(State, ServiceHandle), ServiceE
         None => None,
     };
     let crash = crate::fault::CrashConfig { point: cfg.faults.crash_point, from_height: cfg.faults.crash_height };
-    let signer = BatchSigner::new(signing, &cfg.keys, signed_batches, batch_versions, crash);
+    let frost = frost_signer(&cfg, crash);
+    let signer = BatchSigner::new(signing, &cfg.keys, signed_batches, batch_versions, crash, frost);
     let links = FollowerLinks { btc, anchor_height, registry, claims };
     let duties = PegDuties::new(
         cfg.keys.clone(),
@@ -137,4 +138,29 @@ pub async fn open(cfg: ServiceConfig) -> Result<(State, ServiceHandle), ServiceE
         btc: service.duties.snapshot_receiver(),
     };
     Ok((service, handle))
+}
+
+/// Taproot custody: this validator's key-path signing, from its key share (checked against the genesis
+/// group) and a fresh nonce store. `None` on a wsh chain, for a node that is no genesis validator or has no
+/// key share (it warns at start), or when the nonce store cannot be written (logged: it then must not commit).
+fn frost_signer(cfg: &ServiceConfig, crash: crate::fault::CrashConfig) -> Option<crate::bridge::frost::FrostSigner> {
+    let share = match crate::ceremony::genesis_key_share(&cfg.genesis, &cfg.keys.peg_public(), &cfg.datadir) {
+        Ok(share) => share?,
+        Err(e) => {
+            tracing::error!(error = %e, "FROST key share unusable: this validator will not sign by key path");
+            return None;
+        }
+    };
+    match crate::bridge::frost::NonceStore::open(&cfg.datadir) {
+        Ok((nonces, destroyed)) => {
+            if destroyed > 0 {
+                tracing::info!(destroyed, "destroyed unused FROST nonces of an earlier run");
+            }
+            Some(crate::bridge::frost::FrostSigner::new(share, &cfg.keys, nonces, crash))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the FROST nonce store: this validator will not sign by key path");
+            None
+        }
+    }
 }

@@ -98,6 +98,17 @@ impl State {
                 Err(e) => error!(error = %e, "our own signature share does not apply"),
             }
         }
+        let frost = self.signer.frost_messages(&self.chain);
+        let commitments = frost.iter().any(|f| matches!(f.round, ledger::FrostRound::Commit(_)));
+        for message in frost {
+            let tx = ledger::Tx::Frost(message);
+            match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
+                Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
+                Ok(false) => {}
+                Err(e) => error!(error = %e, "our own FROST message does not apply"),
+            }
+        }
+        self.signer.frost_sent(&self.chain, commitments);
     }
 
     /// Drops this validator's shares from the federation pool (signing paused); how many.

@@ -126,7 +126,7 @@ fn sweep_info(b: &BatchRecord) -> SweepBatchInfo {
         .into(),
         btc_txid: b.txid.to_string(),
         inputs: b.inputs.len(),
-        signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
+        signatures: b.signing_progress(),
         to_epoch: b.change_epoch,
         fee: b.fee,
     }

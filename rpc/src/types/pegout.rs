@@ -57,7 +57,8 @@ pub struct PegOutBatchInfo {
     /// The Bitcoin txid of the batch (display order).
     #[schemars(with = "schema::BtcHash")]
     pub btc_txid: String,
-    /// Signatures collected over signatures needed, as `"k/n"` (n is the federation threshold).
+    /// Signatures collected over signatures needed, as `"k/n"` (n is the federation threshold), or `"key path"`
+    /// once a taproot federation signed it with one FROST signature.
     pub signatures: String,
     /// The batch's Bitcoin fee.
     #[serde(rename = "fee_sat", with = "as_sat")]
@@ -288,7 +289,7 @@ impl PegOutInfo {
             batch: batch.map(|b| PegOutBatchInfo {
                 id: b.id,
                 btc_txid: b.txid.to_string(),
-                signatures: format!("{}/{}", b.shares.len(), b.signers_needed),
+                signatures: b.signing_progress(),
                 fee: b.fee,
                 vbytes: b.vbytes,
                 version: b.bumps() + 1,

@@ -67,6 +67,22 @@ pub enum TxKindInfo {
         /// How many inputs it signed.
         inputs: usize,
     },
+    /// A signer's FROST nonce commitments or signature shares for a taproot batch version's key path.
+    Frostsigning {
+        /// The signer: its position in the validator list of the batch's wallet epoch.
+        validator: ValidatorIndex,
+        /// The batch.
+        batch: u64,
+        /// The version being signed (unsigned txid, as Bitcoin Core shows it).
+        #[schemars(with = "schema::BtcHash")]
+        btc_txid: bitcoin::Txid,
+        /// The signing attempt (from 0).
+        attempt: u32,
+        /// `commit` or `share`.
+        round: String,
+        /// How many inputs it covers.
+        inputs: usize,
+    },
     /// A federation change approved by 2f+1 of the set in force.
     Reconfigure {
         /// The first height the new set decides.
@@ -229,6 +245,24 @@ impl From<&Tx> for TxInfo {
                     inputs: p.signatures.len(),
                 },
             ),
+            Tx::Frost(f) => {
+                let (round, inputs) = match &f.round {
+                    ledger::FrostRound::Commit(c) => ("commit", c.len()),
+                    ledger::FrostRound::Share(s) => ("share", s.len()),
+                };
+                unsigned_info(
+                    t,
+                    f.txid(),
+                    TxKindInfo::Frostsigning {
+                        validator: f.signer,
+                        batch: f.batch,
+                        btc_txid: f.txid,
+                        attempt: f.attempt,
+                        round: round.into(),
+                        inputs,
+                    },
+                )
+            }
             Tx::Reconfigure(r) => unsigned_info(
                 t,
                 r.txid(),

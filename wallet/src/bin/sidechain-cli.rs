@@ -248,6 +248,9 @@ fn describe_tx(t: &TxInfo) -> String {
         TxKindInfo::Pegoutsignatures { validator, batch, inputs, .. } => {
             format!("signer {validator} signs the {inputs} inputs of batch {batch}")
         }
+        TxKindInfo::Frostsigning { validator, batch, attempt, round, inputs, .. } => {
+            format!("signer {validator}'s FROST {round} for the {inputs} inputs of batch {batch}, attempt {attempt}")
+        }
         TxKindInfo::Reconfigure { activation_height, validators, peg_threshold, approvals } => format!(
             "federation change to {validators} validators ({peg_threshold}-of-{validators} wallet) from height \
              {activation_height}, approved by {approvals}"

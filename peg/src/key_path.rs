@@ -30,7 +30,7 @@ pub enum KeyPathError {
     },
     /// A sighash cannot be computed.
     #[error(transparent)]
-    Spend(#[from] super::TaprootSpendError),
+    Spend(#[from] crate::taproot::TaprootSpendError),
     /// Not one signature per input.
     #[error("{got} signatures for {inputs} inputs")]
     Count {
@@ -87,7 +87,7 @@ impl KeyPathBatch {
         }
         let mut to_sign = Vec::with_capacity(inputs.len());
         for (index, merkle_root) in roots.into_iter().enumerate() {
-            let sighash = super::key_path_sighash(tx, index, &prevouts)?;
+            let sighash = crate::taproot::key_path_sighash(tx, index, &prevouts)?;
             to_sign.push(InputToSign { sighash, merkle_root });
         }
         Ok(KeyPathBatch { tx: tx.clone(), prevouts, inputs: to_sign })
@@ -105,7 +105,7 @@ impl KeyPathBatch {
         }
         let mut tx = self.tx.clone();
         for (txin, signature) in tx.input.iter_mut().zip(signatures) {
-            txin.witness = super::key_path_witness(signature);
+            txin.witness = crate::taproot::key_path_witness(signature);
         }
         crate::verify::verify_spends(&tx, &self.prevouts)?;
         Ok(tx)
