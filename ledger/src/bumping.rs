@@ -72,7 +72,9 @@ impl<S: StateReader> Overlay<'_, S> {
         mut record: BatchRecord,
         meta: &ChainMeta,
     ) -> Result<Result<(), BumpSkipped>, TxError> {
-        if record.earlier.len() + 1 >= crate::batching::MAX_BATCH_VERSIONS {
+        // A taproot batch still on the key path keeps one version free for its leaf fallback.
+        let reserved = usize::from(crate::frost_records::frost_session(self, record.id)?.is_some_and(|s| !s.fell_back));
+        if record.earlier.len() + 1 + reserved >= crate::batching::MAX_BATCH_VERSIONS {
             return Ok(Err(BumpSkipped::TooManyVersions));
         }
         let federation = crate::federation::federation_state(chain, self)?;

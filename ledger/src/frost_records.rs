@@ -81,6 +81,13 @@ impl FrostSessionRecord {
         }
     }
 
+    /// Drops what a finished session no longer needs (its last attempt's commitments and shares): the
+    /// record stays small in state once the version is signed or given up.
+    pub(crate) fn trim(&mut self) {
+        self.commitments.clear();
+        self.shares.clear();
+    }
+
     /// As the peg crate's session takes it.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {

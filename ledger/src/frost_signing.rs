@@ -63,6 +63,10 @@ impl<S: StateReader> Overlay<'_, S> {
             return Err(TxError::UnknownSigner { batch: id, signer, signers: epoch.validators.len() });
         };
         let mut stored = frost_session(self, id)?.ok_or(FrostTxError::NotKeyPath(id))?;
+        if stored.fell_back || stored.version != record.txid {
+            return Err(FrostTxError::NotKeyPath(id).into());
+        }
+        precheck(&stored, &record, tx)?;
         tx.verify(chain.genesis_hash(), &member.peg_key)?;
         let mut session = restore_session(chain, epoch, &record, &stored)?;
         let refused = |source| FrostTxError::Refused { batch: id, source };
@@ -93,6 +97,13 @@ impl<S: StateReader> Overlay<'_, S> {
             record.shares = vec![(GROUP_SIGNER, signatures.iter().map(|s| s.to_vec()).collect())];
             record.signed_at_anchor = Some(meta.btc_anchor.height);
             self.writes.insert(StateKey::Batch(id), canonical_bytes(&record));
+            stored.trim();
+        }
+        if stored.stage == SessionStage::FallBack {
+            // A bad share left fewer than `k` (or ended the last attempt): the leaf version is built at the
+            // end of this block (`advance_frost_sessions`).
+            stored.fell_back = true;
+            stored.trim();
         }
         self.writes.insert(StateKey::FrostSession(id), canonical_bytes(&stored));
         Ok(Receipt { txid: tx.txid(), sender: None, fee: Amount::ZERO })
@@ -107,6 +118,8 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         let federation = federation_state(chain, self)?;
         let height = meta.height.get();
+        // Leaf versions are built like fee bumps, under the same conditions.
+        let may_build = chain.params().pegout_enabled && !crate::halt::peg_halt(self)?.is_halted();
         for id in in_flight {
             let Some(record) = batch(self, id)? else { continue };
             let Some(epoch) = federation.epoch(record.epoch) else { continue };
@@ -117,12 +130,13 @@ impl<S: StateReader> Overlay<'_, S> {
             let stored = match stored {
                 // A new batch, or a bump of a key-path version: its signing opens.
                 None => FrostSessionRecord::open(record.txid, height),
-                Some(s) if !s.fell_back && s.version != record.txid => {
-                    FrostSessionRecord { excluded: s.excluded, ..FrostSessionRecord::open(record.txid, height) }
-                }
+                // A new version of a key-path batch (a fee bump of a signed one): a new signing, everyone
+                // eligible again (a timeout says nothing certain about a signer).
+                Some(s) if !s.fell_back && s.version != record.txid => FrostSessionRecord::open(record.txid, height),
                 Some(s) if s.fell_back => {
-                    if s.version == record.txid {
-                        // The leaf version could not be built yet (fee pool short): again at every block.
+                    if s.version == record.txid && may_build {
+                        // The leaf version is due (or could not be built yet: fee pool short, no coins):
+                        // tried at every block until it is.
                         let _ = self.bump(chain, record, meta)?;
                     }
                     continue;
@@ -133,7 +147,9 @@ impl<S: StateReader> Overlay<'_, S> {
                     if !due || record.is_signed() {
                         continue;
                     }
-                    let mut session = restore_session(chain, epoch, &record, &s)?;
+                    // A guard: a session execution opened always restores; if not, this batch waits rather
+                    // than every block failing.
+                    let Ok(mut session) = restore_session(chain, epoch, &record, &s) else { continue };
                     session.on_height(height);
                     let mut s = s;
                     let snapshot = session.snapshot().map_err(|e| FrostTxError::Refused {
@@ -143,9 +159,12 @@ impl<S: StateReader> Overlay<'_, S> {
                     s.update(snapshot);
                     if s.stage == SessionStage::FallBack {
                         s.fell_back = true;
+                        s.trim();
                         self.writes.insert(StateKey::FrostSession(id), canonical_bytes(&s));
                         // The leaf version; if it cannot be built now, the branch above retries.
-                        let _ = self.bump(chain, record, meta)?;
+                        if may_build {
+                            let _ = self.bump(chain, record, meta)?;
+                        }
                         continue;
                     }
                     s
@@ -155,4 +174,47 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         Ok(())
     }
+}
+
+/// The checks of a FROST message that need no cryptography, against the stored session: the attempt, the
+/// phase, the signer's standing and the item count. Run before the peg-key signature and the session's
+/// restoration, so junk costs every node a state read and nothing more.
+fn precheck(
+    stored: &FrostSessionRecord,
+    record: &crate::batch_records::BatchRecord,
+    tx: &FrostTx,
+) -> Result<(), TxError> {
+    use peg::frost::session::Refusal;
+    let id = record.id;
+    let signer = tx.signer.as_usize();
+    let me = tx.signer.0;
+    let refused = |source| -> TxError { FrostTxError::Refused { batch: id, source }.into() };
+    if stored.excluded.contains(&me) {
+        return Err(refused(Refusal::Excluded(signer)));
+    }
+    if tx.attempt != stored.attempt {
+        return Err(refused(Refusal::WrongAttempt { got: tx.attempt, current: stored.attempt }));
+    }
+    let (items, stage_ok, repeated) = match &tx.round {
+        FrostRound::Commit(items) => {
+            (items.len(), stored.stage == SessionStage::Committing, stored.commitments.iter().any(|(s, _)| *s == me))
+        }
+        FrostRound::Share(items) => {
+            let chosen = stored.commitments.iter().any(|(s, _)| *s == me);
+            if stored.stage == SessionStage::Sharing && !chosen {
+                return Err(refused(Refusal::NotASigner(signer)));
+            }
+            (items.len(), stored.stage == SessionStage::Sharing, stored.shares.iter().any(|(s, _)| *s == me))
+        }
+    };
+    if !stage_ok {
+        return Err(refused(Refusal::NotNow));
+    }
+    if repeated {
+        return Err(refused(Refusal::Repeated(signer)));
+    }
+    if items != record.inputs.len() {
+        return Err(refused(Refusal::WrongCount { got: items, inputs: record.inputs.len() }));
+    }
+    Ok(())
 }

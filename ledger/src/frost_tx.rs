@@ -70,7 +70,7 @@ impl FrostTx {
     /// What the peg key signs: `tagged_hash("sidechain/frost-message", genesis hash || borsh(the message
     /// without its signature))`, so a message of one chain is void on another.
     pub fn message(&self, genesis: &GenesisHash) -> bitcoin::secp256k1::Message {
-        let body = canonical_bytes(&(self.batch, self.txid.to_byte_array_le(), self.attempt, self.signer, &self.round));
+        let body = canonical_bytes(&(self.batch, internal_bytes(&self.txid), self.attempt, self.signer, &self.round));
         bitcoin::secp256k1::Message::from_digest(tagged_hash(FROST_SIGN_TAG, &[genesis.as_bytes(), &body]).0)
     }
 
@@ -89,15 +89,9 @@ impl FrostTx {
 }
 
 /// The txid's 32 bytes in internal order (as `codec::btc_hash` writes them).
-trait InternalBytes {
-    fn to_byte_array_le(&self) -> [u8; 32];
-}
-
-impl InternalBytes for bitcoin::Txid {
-    fn to_byte_array_le(&self) -> [u8; 32] {
-        use bitcoin::hashes::Hash as _;
-        self.to_byte_array()
-    }
+fn internal_bytes(txid: &bitcoin::Txid) -> [u8; 32] {
+    use bitcoin::hashes::Hash as _;
+    txid.to_byte_array()
 }
 
 /// Why a FROST message was refused.

@@ -68,7 +68,8 @@ pub struct ChainMeta {
 /// `4` peg-ins (every deposit outpoint ever minted or recorded, kept forever), `5` federation UTXOs,
 /// `6` peg totals, `7` the peg halt, `8` burns, `9` burn ids by txid, `10` the peg-out queue, `11` batches, `12`
 /// the batch index, `13` the spendable federation outputs, `14` fee-rate votes and the agreed rate, `15` the
-/// federation epochs, `16` the peg-out limit's window.
+/// federation epochs, `16` the peg-out limit's window, `17` the peg cursor, `18` taproot batches' key-path
+/// signing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// Tag 0: an [`Account`].
@@ -491,6 +492,8 @@ mod tests {
     fn table_tags_are_stable() {
         assert_eq!(canonical_bytes(&StateKey::Account(acct(1)))[0], 0);
         assert_eq!(canonical_bytes(&StateKey::ChainMeta), vec![1]);
+        assert_eq!(canonical_bytes(&StateKey::PegCursor), vec![17]);
+        assert_eq!(canonical_bytes(&StateKey::FrostSession(7))[..2], [18, 7]);
         assert_ne!(fee_pool_id(), acct(0));
     }
 }

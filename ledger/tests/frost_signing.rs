@@ -327,3 +327,46 @@ fn with_nobody_signing_the_batch_falls_back_after_its_attempts_and_not_before() 
     net.block(vec![]);
     assert_eq!(net.batch().bumps(), 1, "the leaf version at height {}", net.height);
 }
+
+#[test]
+fn a_bad_share_that_leaves_fewer_than_k_falls_back_at_once() {
+    let mut net = Net::new();
+    let b = net.built();
+    // Attempt 0: validator 3 commits and withholds: excluded at the deadline.
+    let commits = vec![net.commit(&b, 0, 3), net.commit(&b, 0, 0), net.commit(&b, 0, 2)];
+    net.block(commits);
+    let shares = vec![net.share(&b, 0, 0), net.share(&b, 0, 2)];
+    net.block(shares);
+    while net.stage().0 == 0 {
+        net.block(vec![]);
+    }
+    assert_eq!(net.stage(), (1, SessionStage::Committing, vec![3]));
+    // Attempt 1: validator 1 lies. Two are left of four: the key path is given up in that very block, and
+    // the leaf version is built at its end (the batch does not hang on a session that is over).
+    let commits = vec![net.commit(&b, 1, 0), net.commit(&b, 1, 1), net.commit(&b, 1, 2)];
+    net.block(commits);
+    let stolen = net.share_bytes(&b, 1, 0);
+    let lie = net.frost(&b, 1, 1, FrostRound::Share(stolen));
+    net.block(vec![lie]);
+    let leaf = net.batch();
+    assert_eq!((leaf.bumps(), leaf.earlier[0].txid), (1, b.txid), "the leaf version, in the lie's block");
+    let stored = frost_session(&net.store.snapshot(net.height), 0).unwrap().unwrap();
+    assert!(stored.fell_back && stored.commitments.is_empty(), "{stored:?}");
+}
+
+#[test]
+fn junk_frost_messages_are_refused_before_any_cryptography() {
+    let mut net = Net::new();
+    let b = net.built();
+    // Wrong attempt, wrong item count, a share while commitments are collected: refused from the stored
+    // session alone (their signatures are not even looked at).
+    let Tx::Frost(mut junk) = net.commit(&b, 0, 0) else { unreachable!() };
+    junk.signature = vec![0; 64];
+    junk.attempt = 5;
+    assert!(matches!(net.refused(Tx::Frost(junk.clone())), TxError::Frost(FrostTxError::Refused { .. })));
+    junk.attempt = 0;
+    junk.round = FrostRound::Commit(vec![vec![2; 66]; 7]);
+    assert!(matches!(net.refused(Tx::Frost(junk.clone())), TxError::Frost(FrostTxError::Refused { .. })));
+    junk.round = FrostRound::Share(vec![vec![1; 32]; b.inputs.len()]);
+    assert!(matches!(net.refused(Tx::Frost(junk)), TxError::Frost(FrostTxError::Refused { .. })));
+}

@@ -13,7 +13,7 @@ use ledger::{Chain, StateReader, Tx};
 use primitives::TxId;
 
 /// Most transactions kept at once.
-pub const MAX_POOL_TXS: usize = 512;
+pub const MAX_POOL_TXS: usize = 2048;
 
 /// Why the pool did not take a transaction.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,13 @@ impl FedPool {
         if self.txs.iter().any(|t| t.txid() == id) {
             return Ok(false);
         }
+        // One FROST message per signer, turn and round: a validator cannot fill the pool with fresh
+        // commitments for one attempt (each would be valid alone).
+        if let Tx::Frost(f) = &tx {
+            if self.txs.iter().any(|t| matches!(t, Tx::Frost(g) if same_turn(f, g))) {
+                return Ok(false);
+            }
+        }
         if self.txs.len() >= MAX_POOL_TXS {
             return Err(PoolError::Full);
         }
@@ -98,6 +105,12 @@ impl FedPool {
     }
 }
 
+/// Whether two FROST messages are one signer's in one round of one attempt of one batch version.
+fn same_turn(a: &ledger::FrostTx, b: &ledger::FrostTx) -> bool {
+    let round = |f: &ledger::FrostTx| matches!(f.round, ledger::FrostRound::Share(_));
+    (a.batch, a.txid, a.attempt, a.signer, round(a)) == (b.batch, b.txid, b.attempt, b.signer, round(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +124,22 @@ mod tests {
             signer: ValidatorIndex(signer),
             signatures: Vec::new(),
         })
+    }
+
+    #[test]
+    fn one_frost_message_per_signer_turn_and_round() {
+        let secret = bitcoin::secp256k1::SecretKey::from_slice(&[3; 32]).expect("key");
+        let genesis = primitives::GenesisHash(primitives::Hash32([1; 32]));
+        let txid = bitcoin::Txid::from_byte_array([2; 32]);
+        let msg = |attempt, signer, round| {
+            ledger::FrostTx::sign(0, txid, attempt, ValidatorIndex(signer), round, &secret, &genesis)
+        };
+        let commit = |b: u8| ledger::FrostRound::Commit(vec![vec![b; 66]]);
+        let a = msg(0, 1, commit(2));
+        assert!(same_turn(&a, &msg(0, 1, commit(3))), "another commitment in the same turn");
+        assert!(!same_turn(&a, &msg(1, 1, commit(2))), "the next attempt");
+        assert!(!same_turn(&a, &msg(0, 2, commit(2))), "another signer");
+        assert!(!same_turn(&a, &msg(0, 1, ledger::FrostRound::Share(vec![vec![1; 32]]))), "the share round");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The demo `scripts/testnet --exit` runs, as a test: a user with only BTC pegs in through the real CLI
 //! (deposit paid on regtest, N confirmations mined, minted exactly once), then pays a second user; every
 //! node of a real federation agrees on balances, state roots and the reserve, and the CLI's JSON parses;
-//! the second user pegs out to a BTC address and is paid exactly, once.
+//! the second user pegs out to a BTC address and is paid exactly, once, by a key-path spend of the
+//! federation's taproot outputs.
 
 use std::time::Duration;
 use testnet::demo::{self, DemoOptions};
@@ -33,5 +34,13 @@ async fn demo_pegin_transfer_and_pegout_reach_every_node_through_the_cli() {
     let genesis = ledger::Params::default().registration_fee;
     assert!(r.reserve_ok && r.btc_held + genesis == r.supply, "{r:?}");
     assert_eq!(r.btc_held, opts.deposit - opts.pegout - o.btc_fee);
+    // Taproot custody: the peg-in fee is one key-path input (58 vB at 2 sat/vB) and the batch spends by key
+    // path, one 64-byte signature an input.
+    assert!(opts.taproot);
+    assert_eq!(p.fee, bitcoin::Amount::from_sat(116));
+    let raw: String = fed.bitcoinds[0].call("getrawtransaction", &[serde_json::json!(o.btc_txid)]).expect("batch");
+    let tx: bitcoin::Transaction =
+        bitcoin::consensus::deserialize(&hex::decode(raw).expect("hex")).expect("a transaction");
+    assert!(tx.input.iter().all(|i| i.witness.len() == 1 && i.witness.iter().all(|w| w.len() == 64)), "{tx:?}");
     drop(fed);
 }

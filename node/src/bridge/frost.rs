@@ -6,8 +6,9 @@
 //!   process ([`FrostSigner::messages`] remembers what it sent);
 //! - they are written to the nonce file (0600, synced) before their commitment leaves the node;
 //! - they are taken out of the file (synced) before the share that uses them is made;
-//! - the file is emptied when the node starts ([`NonceStore::open`]): a node that died between the rounds
-//!   never shares for that attempt, and the session excludes it at the deadline;
+//! - the nonces in the file are destroyed when the node starts ([`NonceStore::open`]), their turns kept as
+//!   committed: a node that died between the rounds never shares for that attempt (the session excludes it
+//!   at the deadline), nor commits again in it;
 //! - a share is made only for the packages the chain fixed (committed state), and only when the commitment
 //!   the chain recorded under this validator is the one these nonces make.
 //!
@@ -20,7 +21,7 @@ use ledger::frost_signing::{frost_session, restore_session, SessionStage};
 use ledger::{FrostRound, FrostTx, StateReader};
 use peg::frost::{KeyShare, SigningNonces};
 use primitives::ValidatorIndex;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -49,10 +50,12 @@ pub enum NonceStoreError {
     Serialize,
 }
 
-/// The nonces of this validator's commitments not yet used, in memory and in a file.
+/// The nonces of this validator's commitments not yet used, in memory and in a file, and the turns whose
+/// nonces an earlier run made and this one destroyed.
 pub struct NonceStore {
     path: PathBuf,
     live: BTreeMap<Turn, Vec<SigningNonces>>,
+    burned: std::collections::BTreeSet<Turn>,
 }
 
 impl NonceStore {
@@ -61,14 +64,30 @@ impl NonceStore {
     pub fn open(datadir: &Path) -> Result<(Self, usize), NonceStoreError> {
         let path = datadir.join(NONCE_FILE);
         let io = |source| NonceStoreError::Io { path: path.clone(), source };
-        let destroyed = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).map(|v| v.len()).unwrap_or(1),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        let entries: Vec<serde_json::Value> = match std::fs::read(&path) {
+            // An unreadable file still held nonces: they are destroyed all the same.
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io(e)),
         };
-        let store = NonceStore { path: path.clone(), live: BTreeMap::new() };
+        let mut burned = std::collections::BTreeSet::new();
+        let mut destroyed = 0;
+        for e in &entries {
+            let turn =
+                (|| Some((e["batch"].as_u64()?, e["txid"].as_str()?.parse().ok()?, e["attempt"].as_u64()? as u32)))();
+            if let Some(turn) = turn {
+                burned.insert(turn);
+            }
+            destroyed += usize::from(e["nonces"].as_array().is_some_and(|n| !n.is_empty()));
+        }
+        let store = NonceStore { path: path.clone(), live: BTreeMap::new(), burned };
         store.persist()?;
         Ok((store, destroyed))
+    }
+
+    /// Whether this validator made nonces for `turn` (in this run or, destroyed since, in an earlier one).
+    fn committed(&self, turn: &Turn) -> bool {
+        self.live.contains_key(turn) || self.burned.contains(turn)
     }
 
     /// Keeps `nonces` for `turn`, synced to disk before returning.
@@ -86,9 +105,10 @@ impl NonceStore {
 
     /// Destroys the nonces of turns `keep` refuses (attempts that ended, batches settled).
     fn retain(&mut self, keep: impl Fn(&Turn) -> bool) -> Result<(), NonceStoreError> {
-        let before = self.live.len();
+        let before = (self.live.len(), self.burned.len());
         self.live.retain(|t, _| keep(t));
-        if self.live.len() != before {
+        self.burned.retain(|t| keep(t));
+        if (self.live.len(), self.burned.len()) != before {
             self.persist()?;
         }
         Ok(())
@@ -126,19 +146,20 @@ pub struct FrostSigner {
     peg_key: bitcoin::secp256k1::SecretKey,
     peg_public: bitcoin::PublicKey,
     nonces: NonceStore,
-    /// Turns this process sent its commitments (false) or shares (true) for.
-    sent: HashSet<(Turn, bool)>,
+    /// The messages this process signed, by turn and round (false: commitments, true: shares), sent again
+    /// every pass until the chain has them or the turn is over (a full pool must not lose them).
+    pending: HashMap<(Turn, bool), FrostTx>,
     crash: CrashConfig,
 }
 
 impl FrostSigner {
     /// A signer with this validator's key share and nonce store.
     pub fn new(share: KeyShare, keys: &crate::keys::NodeKeys, nonces: NonceStore, crash: CrashConfig) -> Self {
-        FrostSigner { share, peg_key: keys.peg, peg_public: keys.peg_public(), nonces, sent: HashSet::new(), crash }
+        FrostSigner { share, peg_key: keys.peg, peg_public: keys.peg_public(), nonces, pending: HashMap::new(), crash }
     }
 
     /// This validator's FROST messages due at the tip: commitments for the attempts that collect them,
-    /// shares for those that chose it. At most 8 batches a pass.
+    /// shares for those that chose it (new ones for at most 8 batches a pass).
     pub fn messages(&mut self, cs: &ChainState) -> Vec<FrostTx> {
         let state = cs.state();
         let chain = cs.chain();
@@ -146,7 +167,8 @@ impl FrostSigner {
         let Ok(index) = ledger::batching::batch_index(&state) else { return Vec::new() };
         let mut out = Vec::new();
         let mut current = HashSet::new();
-        for id in index.in_flight.iter().take(8) {
+        let mut new_work = 0;
+        for id in &index.in_flight {
             let Ok(Some(b)) = ledger::batching::batch(&state, *id) else { continue };
             let Ok(Some(stored)) = frost_session(&state, *id) else { continue };
             if stored.fell_back || stored.version != b.txid || b.is_signed() {
@@ -168,9 +190,18 @@ impl FrostSigner {
             let sign = move |round| FrostTx::sign(*id, txid, attempt, ValidatorIndex(mine), round, &peg_key, &genesis);
             match stored.stage {
                 SessionStage::Committing => {
-                    if stored.commitments.iter().any(|(s, _)| *s == mine) || self.sent.contains(&(turn, false)) {
+                    if stored.commitments.iter().any(|(s, _)| *s == mine) {
                         continue;
                     }
+                    if let Some(tx) = self.pending.get(&(turn, false)) {
+                        out.push(tx.clone());
+                        continue;
+                    }
+                    // Committed before a restart (nonces destroyed): never a second commitment in one turn.
+                    if self.nonces.committed(&turn) || new_work >= 8 {
+                        continue;
+                    }
+                    new_work += 1;
                     let mut rng = bitcoin::secp256k1::rand::thread_rng();
                     let (nonces, commitments): (Vec<_>, Vec<_>) =
                         b.inputs.iter().map(|_| self.share.commit(&mut rng)).unzip();
@@ -179,25 +210,35 @@ impl FrostSigner {
                         .map(|c| peg::frost::wire::encode_commitments(c).map(|b| b.to_vec()))
                         .collect();
                     let Ok(bytes) = bytes else { continue };
-                    // Persisted before the commitment leaves; never made twice for one turn in this process.
+                    // Persisted before the commitment leaves.
                     if let Err(e) = self.nonces.put(turn, nonces) {
                         error!(batch = id, error = %e, "cannot persist FROST nonces; not committing");
                         continue;
                     }
-                    self.sent.insert((turn, false));
                     info!(batch = id, attempt = stored.attempt, btc_txid = %b.txid, "FROST: committing");
-                    out.push(sign(FrostRound::Commit(bytes)));
+                    let tx = sign(FrostRound::Commit(bytes));
+                    self.pending.insert((turn, false), tx.clone());
+                    out.push(tx);
                 }
                 SessionStage::Sharing => {
                     let Some((_, on_chain)) = stored.commitments.iter().find(|(s, _)| *s == mine) else { continue };
-                    if stored.shares.iter().any(|(s, _)| *s == mine) || self.sent.contains(&(turn, true)) {
+                    if stored.shares.iter().any(|(s, _)| *s == mine) {
                         continue;
                     }
+                    if let Some(tx) = self.pending.get(&(turn, true)) {
+                        out.push(tx.clone());
+                        continue;
+                    }
+                    if new_work >= 8 {
+                        continue;
+                    }
+                    new_work += 1;
                     let on_chain = on_chain.clone();
                     if let Some(share) = self.share_for(cs, &state, &b, epoch, &stored, turn, &on_chain) {
-                        self.sent.insert((turn, true));
                         info!(batch = id, attempt = stored.attempt, btc_txid = %b.txid, "FROST: signing");
-                        out.push(sign(FrostRound::Share(share)));
+                        let tx = sign(FrostRound::Share(share));
+                        self.pending.insert((turn, true), tx.clone());
+                        out.push(tx);
                     }
                 }
                 SessionStage::Signed(_) | SessionStage::FallBack => {}
@@ -207,7 +248,7 @@ impl FrostSigner {
         if let Err(e) = self.nonces.retain(|t| current.contains(t)) {
             error!(error = %e, "cannot rewrite the FROST nonce file");
         }
-        self.sent.retain(|(t, _)| current.contains(t));
+        self.pending.retain(|(t, _), _| current.contains(t));
         out
     }
 

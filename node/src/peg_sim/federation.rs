@@ -164,8 +164,18 @@ impl World {
                         let mut cache = self.frost_commits.borrow_mut();
                         let tx = cache.entry(key).or_insert_with(|| {
                             use rand::SeedableRng;
-                            let seed = self.cfg.seed ^ (id << 32) ^ (u64::from(stored.attempt) << 16) ^ pos as u64;
-                            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+                            // Seeded by the run, the version and the turn: a nonce never serves two messages.
+                            let turn = primitives::tagged_hash(
+                                "sidechain/sim-frost-nonce",
+                                &[
+                                    &self.cfg.seed.to_be_bytes(),
+                                    &id.to_be_bytes(),
+                                    b.txid.as_byte_array(),
+                                    &stored.attempt.to_be_bytes(),
+                                    &(pos as u64).to_be_bytes(),
+                                ],
+                            );
+                            let mut rng = rand_chacha::ChaCha20Rng::from_seed(turn.0);
                             let (nonces, commitments): (Vec<_>, Vec<_>) =
                                 b.inputs.iter().map(|_| self.frost_shares[pos].commit(&mut rng)).unzip();
                             self.frost_nonces.borrow_mut().insert(key, nonces);

@@ -118,14 +118,35 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
                 ratio(batches[2], wsh_batches[2])
             ),
         ));
+        let (frost_bytes, leaf_bytes) = signing_bytes(k)?;
+        rows.push((
+            format!("signing messages per batch {k}-of-{n}"),
+            format!(
+                "{} FROST transactions ({k} commit + {k} share); bytes on chain for 1 / 10 / 100 inputs: {} / {} / {}",
+                2 * k,
+                frost_bytes[0],
+                frost_bytes[1],
+                frost_bytes[2]
+            ),
+            format!("{k} leaf shares: {} / {} / {} bytes", leaf_bytes[0], leaf_bytes[1], leaf_bytes[2]),
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                ratio(frost_bytes[0] as u64, leaf_bytes[0] as u64),
+                ratio(frost_bytes[1] as u64, leaf_bytes[1] as u64),
+                ratio(frost_bytes[2] as u64, leaf_bytes[2] as u64)
+            ),
+        ));
         json.push(serde_json::json!({
+            "signing_messages": 2 * k, "frost_message_bytes": frost_bytes, "leaf_share_bytes": leaf_bytes,
             "batch_vbytes_taproot": batches, "batch_vbytes_wsh": wsh_batches,
             "k": k, "n": n, "key_path_vbytes": floor, "fallback_leaf_vbytes": fallback_vb, "wsh_vbytes": wsh_vb,
             "frost_sign_ms": frost_ms, "single_sign_verify_ms": single_ms, "dkg_ms": dkg.as_secs_f64() * 1000.0,
         }));
     }
     let wsh_fee = rate_fee(pegin_fee_rate_sat_vb, json[0]["wsh_vbytes"].as_f64().unwrap_or_default().ceil());
-    let tr_fee = rate_fee(pegin_fee_rate_sat_vb, floor.ceil());
+    // What a taproot chain charges, from its own genesis (3-of-4, no emergency path: the same key path).
+    let taproot_chain = ledger::Chain::new(ledger::testkit::taproot_genesis(4, 0, bitcoin::Amount::ZERO).0)?;
+    let tr_fee = taproot_chain.pegin_fee().to_sat();
     let floor_fee = floor * pegin_fee_rate_sat_vb as f64;
     rows.push((
         "peg-in fee 3-of-4, taproot vs wsh".to_string(),
@@ -134,6 +155,29 @@ pub fn custody_costs() -> Result<(Vec<Row>, serde_json::Value)> {
         format!("{:.3} / {:.3}", tr_fee as f64 / floor_fee, wsh_fee as f64 / floor_fee),
     ));
     Ok((rows, serde_json::json!({ "shapes": json, "pegin_fee_key_path_sat": tr_fee, "pegin_fee_wsh_sat": wsh_fee })))
+}
+
+/// Encoded bytes of one healthy key-path signing of a batch of 1, 10 and 100 inputs (k commitment and k
+/// share transactions), and of the k leaf-share transactions the fallback would take instead.
+fn signing_bytes(k: usize) -> Result<([usize; 3], [usize; 3])> {
+    let secret = SecretKey::from_slice(&[9; 32]).context("key")?;
+    let genesis = primitives::GenesisHash(primitives::Hash32([1; 32]));
+    let txid = bitcoin::Txid::from_byte_array([2; 32]);
+    let mut frost_bytes = [0; 3];
+    let mut leaf_bytes = [0; 3];
+    for (slot, inputs) in [1usize, 10, 100].into_iter().enumerate() {
+        let signer = primitives::ValidatorIndex(0);
+        let commit = ledger::FrostRound::Commit(vec![vec![2; 66]; inputs]);
+        let share = ledger::FrostRound::Share(vec![vec![1; 32]; inputs]);
+        let size = |round| {
+            ledger::Tx::Frost(ledger::FrostTx::sign(0, txid, 0, signer, round, &secret, &genesis)).encoded_len()
+        };
+        frost_bytes[slot] = k * (size(commit) + size(share));
+        let leaf =
+            ledger::Tx::PegShare(ledger::PegShareTx { batch: 0, txid, signer, signatures: vec![vec![3; 64]; inputs] });
+        leaf_bytes[slot] = k * leaf.encoded_len();
+    }
+    Ok((frost_bytes, leaf_bytes))
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

@@ -18,10 +18,10 @@ struct Args {
     /// Number of validators (3f+1: 4, 7, 10, ...).
     #[arg(long, default_value_t = 4)]
     validators: usize,
-    /// Taproot custody: the validators run `sidechaind ceremony` (FROST key generation) and the federation
-    /// holds BTC in `tr()` outputs.
+    /// The `wsh` wallet of chains before taproot custody, instead of taproot custody (where the validators
+    /// run `sidechaind ceremony`, the FROST key generation, and sign by key path).
     #[arg(long)]
-    taproot: bool,
+    wsh: bool,
     /// The sidechaind binary (default: next to this one).
     #[arg(long, env = "SIDECHAIND")]
     sidechaind: Option<PathBuf>,
@@ -45,7 +45,7 @@ async fn run(args: Args) -> Result<()> {
         "--validators {} is not 3f+1 with f >= 1 (4, 7, 10, ...)",
         args.validators
     );
-    let mut opts = DemoOptions { validators: args.validators, taproot: args.taproot, ..Default::default() };
+    let mut opts = DemoOptions { validators: args.validators, taproot: !args.wsh, ..Default::default() };
     let here = std::env::current_exe().context("locating this binary")?;
     let dir = here.parent().context("this binary has no directory")?;
     opts.sidechaind = args.sidechaind.unwrap_or_else(|| dir.join("sidechaind"));

@@ -47,8 +47,8 @@ pub struct DemoOptions {
     pub transfer: Amount,
     /// What Bob then pegs out to his BTC address.
     pub pegout: Amount,
-    /// Taproot custody: the validators run the FROST key generation before the genesis and the federation
-    /// holds BTC in `tr()` outputs (signed in the `multi_a` leaf until FROST rounds are on chain).
+    /// Taproot custody (the default): the validators run the FROST key generation before the genesis, the
+    /// federation holds BTC in `tr()` outputs and signs by key path; `false` runs the `wsh` wallet.
     pub taproot: bool,
 }
 
@@ -63,7 +63,7 @@ impl Default for DemoOptions {
             deposit: Amount::from_sat(50_000_000),
             transfer: Amount::from_sat(12_345_678),
             pegout: Amount::from_sat(5_000_000),
-            taproot: false,
+            taproot: true,
         }
     }
 }
