@@ -270,7 +270,7 @@ pub struct BatchIndex {
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct SpendableUtxos(pub Vec<BtcOutPoint>);
 
-fn read<S: StateReader, T: BorshDeserialize>(state: &S, key: StateKey) -> Result<Option<T>, StateError> {
+pub(crate) fn read<S: StateReader, T: BorshDeserialize>(state: &S, key: StateKey) -> Result<Option<T>, StateError> {
     state
         .get_raw(&key)?
         .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))

@@ -131,11 +131,7 @@ fn narrow<T>(v: Vec<(usize, Vec<T>)>) -> Vec<(u16, Vec<T>)> {
 
 /// The key-path signing record of batch `id`, if it is a taproot batch whose signing was opened.
 pub fn frost_session<S: StateReader>(state: &S, id: u64) -> Result<Option<FrostSessionRecord>, StateError> {
-    let key = StateKey::FrostSession(id);
-    state
-        .get_raw(&key)?
-        .map(|b| borsh::from_slice(&b).map_err(|e| StateError::Corrupt { key, reason: e.to_string() }))
-        .transpose()
+    crate::batch_records::read(state, StateKey::FrostSession(id))
 }
 
 /// The wallet batch `id`'s next version is planned with: the epoch's wallet, planned for the leaf once the

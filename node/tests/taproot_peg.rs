@@ -64,21 +64,15 @@ fn key_path_batch(fed: &Federation, btc_txid: &str) -> bitcoin::Transaction {
 
 /// Every FROST message in blocks `from..=to` of node `i`: (validator, attempt, round).
 async fn frost_messages(fed: &Federation, i: usize, from: u64, to: u64) -> Vec<(u16, u32, String)> {
-    use rpc::types::{BlockTxs, GetBlockResult, TxKindInfo};
-    let c = fed.nodes[i].client().expect("client");
-    let mut out = Vec::new();
-    for h in from..=to {
-        let block = c.get_block(rpc::api::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
-        let GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
-        if let BlockTxs::Full(txs) = &b.tx {
-            for t in txs {
-                if let TxKindInfo::Frostsigning { validator, attempt, round, .. } = &t.kind {
-                    out.push((validator.0, *attempt, round.clone()));
-                }
+    let txs = txs_between(fed, i, from, to).await;
+    txs.into_iter()
+        .filter_map(|(_, _, t)| match t.kind {
+            rpc::types::TxKindInfo::Frostsigning { validator, attempt, round, .. } => {
+                Some((validator.0, attempt, round))
             }
-        }
-    }
-    out
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,22 +165,29 @@ pub async fn wait_balance(fed: &Federation, who: AccountId, want: Amount, bound:
     fed.nodes[0].height().await.expect("height")
 }
 
-/// Every mint in blocks `from..=to` of node 0: (height, proposer, outpoint).
-pub async fn mints_between(fed: &Federation, from: u64, to: u64) -> Vec<(u64, u16, bitcoin::OutPoint)> {
-    let c = fed.nodes[0].client().expect("client");
+/// Every transaction in blocks `from..=to` of node `i`: (height, proposer, transaction).
+pub async fn txs_between(fed: &Federation, i: usize, from: u64, to: u64) -> Vec<(u64, u16, rpc::types::TxInfo)> {
+    let c = fed.nodes[i].client().expect("client");
     let mut out = Vec::new();
     for h in from..=to {
         let block = c.get_block(rpc::api::BlockRef::Height(primitives::Height(h)), Some(2)).await.expect("block");
         let GetBlockResult::Json(b) = block else { panic!("verbosity 2 gives JSON") };
-        if let BlockTxs::Full(txs) = &b.tx {
-            for t in txs {
-                if let TxKindInfo::Mint { btc_outpoint, .. } = &t.kind {
-                    out.push((h, b.proposer.0, *btc_outpoint));
-                }
-            }
+        if let BlockTxs::Full(txs) = b.tx {
+            out.extend(txs.into_iter().map(|t| (h, b.proposer.0, t)));
         }
     }
     out
+}
+
+/// Every mint in blocks `from..=to` of node 0: (height, proposer, outpoint).
+pub async fn mints_between(fed: &Federation, from: u64, to: u64) -> Vec<(u64, u16, bitcoin::OutPoint)> {
+    let txs = txs_between(fed, 0, from, to).await;
+    txs.into_iter()
+        .filter_map(|(h, proposer, t)| match t.kind {
+            TxKindInfo::Mint { btc_outpoint, .. } => Some((h, proposer, btc_outpoint)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Mines `n` empty blocks on bitcoind 0 (mempool transactions stay unconfirmed) and waits for all bitcoinds.
