@@ -111,6 +111,8 @@ async fn a_taproot_federation_pegs_in_and_out_by_key_path_spends_that_bitcoind_a
     let s = wait_pegout(&fed, 0, txid, PegOutStage::Broadcast, Duration::from_secs(90)).await;
     let batch = s.batch.clone().expect("batch");
     assert_eq!(batch.signatures, "key path");
+    let frost = batch.frost.clone().expect("the key-path signing shows");
+    assert_eq!((frost.stage.as_str(), frost.needed), ("signed", 3), "{frost:?}");
     wait_in_mempool(&fed, &batch.btc_txid);
     let tx = key_path_batch(&fed, &batch.btc_txid);
     assert_eq!(tx.vsize() as u64, batch.vbytes, "the key path meets its plan exactly");
@@ -162,6 +164,9 @@ async fn a_signer_killed_between_the_rounds_never_uses_its_nonce_and_the_others_
     let s = wait_pegout(&fed, 0, txid, PegOutStage::Broadcast, Duration::from_secs(120)).await;
     let batch = s.batch.clone().expect("batch");
     assert_eq!(batch.signatures, "key path");
+    let frost = batch.frost.clone().expect("the key-path signing shows");
+    // If validator 1 was chosen in attempt 0, it was excluded and attempt 1 signed.
+    assert!(frost.attempt == 0 || frost.excluded == vec![1], "{frost:?}");
     wait_in_mempool(&fed, &batch.btc_txid);
     key_path_batch(&fed, &batch.btc_txid);
     mine(&fed, 1 + N);

@@ -71,6 +71,57 @@ pub struct PegOutBatchInfo {
     /// The txids of earlier (bumped) versions, oldest first (display order). All versions conflict.
     #[schemars(with = "Vec<schema::BtcHash>")]
     pub earlier_btc_txids: Vec<String>,
+    /// Taproot custody: the key-path signing of this batch (absent on a wsh chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frost: Option<FrostSigningInfo>,
+}
+
+/// A taproot batch's key-path signing, as the chain runs it (`ledger::frost_signing`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FrostSigningInfo {
+    /// The attempt (from 0); each failed attempt excludes the signers that failed it.
+    pub attempt: u32,
+    /// `committing`, `sharing`, `signed`, or `fell back` (the batch is signed in the `multi_a` leaf).
+    pub stage: String,
+    /// Nonce commitments this attempt has (the first `needed` committers sign).
+    pub commitments: usize,
+    /// Signature shares this attempt has.
+    pub shares: usize,
+    /// Signers a key-path signature needs (k).
+    pub needed: u32,
+    /// Validators excluded from this batch's signing (a bad share, or silent when chosen), by position.
+    pub excluded: Vec<u16>,
+}
+
+impl FrostSigningInfo {
+    /// From the session record of a batch needing `needed` signers.
+    pub fn new(s: &ledger::frost_signing::FrostSessionRecord, needed: u32) -> Self {
+        use ledger::frost_signing::SessionStage;
+        let stage = match (&s.stage, s.fell_back) {
+            (_, true) => "fell back",
+            (SessionStage::Committing, _) => "committing",
+            (SessionStage::Sharing, _) => "sharing",
+            (SessionStage::Signed(_), _) => "signed",
+            (SessionStage::FallBack, _) => "fell back",
+        };
+        FrostSigningInfo {
+            attempt: s.attempt,
+            stage: stage.into(),
+            commitments: s.commitments.len(),
+            shares: s.shares.len(),
+            needed,
+            excluded: s.excluded.clone(),
+        }
+    }
+
+    /// One line for a status column: e.g. `FROST attempt 1: 2/3 commitments`.
+    pub fn summary(&self) -> String {
+        match self.stage.as_str() {
+            "committing" => format!("FROST attempt {}: {}/{} commitments", self.attempt, self.commitments, self.needed),
+            "sharing" => format!("FROST attempt {}: {}/{} shares", self.attempt, self.shares, self.needed),
+            other => format!("FROST {other} (attempt {})", self.attempt),
+        }
+    }
 }
 
 /// The Bitcoin block where a burn was paid.
@@ -294,6 +345,7 @@ impl PegOutInfo {
                 vbytes: b.vbytes,
                 version: b.bumps() + 1,
                 earlier_btc_txids: b.earlier.iter().map(|v| v.txid.to_string()).collect(),
+                frost: None,
             }),
             paid_in: burn.paid_in.map(|a| PegOutPaidIn { btc_height: a.height.0, btc_block_hash: a.hash.to_string() }),
             confirmed_btc_height,
@@ -368,6 +420,17 @@ fn pegout_info<S: ledger::StateReader>(
         None => None,
     };
     let mut info = PegOutInfo::new(b, batch.as_ref(), view.network, &view.confirmed);
+    if let (Some(record), Some(shown)) = (&batch, info.batch.as_mut()) {
+        // A key-path version still being signed shows its FROST attempt (the dashboard's signatures column).
+        if let Some(s) = ledger::frost_signing::frost_session(state, record.id)? {
+            let frost = FrostSigningInfo::new(&s, record.signers_needed);
+            let current = !s.fell_back && s.version == record.txid;
+            if current && !record.is_signed() {
+                shown.signatures = frost.summary();
+            }
+            shown.frost = Some(frost);
+        }
+    }
     let wait = match ledger::pegout_wait::pegout_wait(&view.chain, state, b) {
         Ok(w) => w,
         Err(ledger::TxError::State(e)) => return Err(e),
