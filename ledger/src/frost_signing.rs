@@ -118,8 +118,9 @@ impl<S: StateReader> Overlay<'_, S> {
         }
         let federation = federation_state(chain, self)?;
         let height = meta.height.get();
-        // Leaf versions are built like fee bumps, under the same conditions.
-        let may_build = chain.params().pegout_enabled && !crate::halt::peg_halt(self)?.is_halted();
+        // Leaf versions are built like fee bumps, never while the peg is halted (sweeps and refreshes run
+        // with peg-outs off too, so that is no condition).
+        let may_build = !crate::halt::peg_halt(self)?.is_halted();
         for id in in_flight {
             let Some(record) = batch(self, id)? else { continue };
             let Some(epoch) = federation.epoch(record.epoch) else { continue };
@@ -147,9 +148,20 @@ impl<S: StateReader> Overlay<'_, S> {
                     if !due || record.is_signed() {
                         continue;
                     }
-                    // A guard: a session execution opened always restores; if not, this batch waits rather
-                    // than every block failing.
-                    let Ok(mut session) = restore_session(chain, epoch, &record, &s) else { continue };
+                    // A guard: a session execution opened always restores. If it does not, the key path is
+                    // given up for this batch (the leaf version), rather than every block failing or the batch
+                    // waiting for good.
+                    let Ok(mut session) = restore_session(chain, epoch, &record, &s) else {
+                        let mut s = s;
+                        s.fell_back = true;
+                        s.stage = SessionStage::FallBack;
+                        s.trim();
+                        self.writes.insert(StateKey::FrostSession(id), canonical_bytes(&s));
+                        if may_build {
+                            let _ = self.bump(chain, record, meta)?;
+                        }
+                        continue;
+                    };
                     session.on_height(height);
                     let mut s = s;
                     let snapshot = session.snapshot().map_err(|e| FrostTxError::Refused {

@@ -60,10 +60,17 @@ impl FedPool {
         }
         // One FROST message per signer, turn and round: a validator cannot fill the pool with fresh
         // commitments for one attempt (each would be valid alone).
-        if let Tx::Frost(f) = &tx {
-            if self.txs.iter().any(|t| matches!(t, Tx::Frost(g) if same_turn(f, g))) {
-                return Ok(false);
-            }
+        let taken = match &tx {
+            Tx::Frost(f) => self.txs.iter().any(|t| matches!(t, Tx::Frost(g) if same_turn(f, g))),
+            // Likewise one leaf or wsh share per signer and version (ECDSA lets a signer make many).
+            Tx::PegShare(p) => self
+                .txs
+                .iter()
+                .any(|t| matches!(t, Tx::PegShare(q) if (q.batch, q.txid, q.signer) == (p.batch, p.txid, p.signer))),
+            _ => false,
+        };
+        if taken {
+            return Ok(false);
         }
         if self.txs.len() >= MAX_POOL_TXS {
             return Err(PoolError::Full);

@@ -65,8 +65,11 @@ impl NonceStore {
         let path = datadir.join(NONCE_FILE);
         let io = |source| NonceStoreError::Io { path: path.clone(), source };
         let entries: Vec<serde_json::Value> = match std::fs::read(&path) {
-            // An unreadable file still held nonces: they are destroyed all the same.
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            // An unreadable file may still have held nonces: destroyed all the same, and said so.
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                warn!(path = %path.display(), "unreadable FROST nonce file: destroyed");
+                Vec::new()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io(e)),
         };
@@ -127,6 +130,13 @@ impl NonceStore {
                 serde_json::json!({ "batch": batch, "txid": txid.to_string(), "attempt": attempt, "nonces": nonces }),
             );
         }
+        // Turns committed in an earlier run: no nonces, kept so that no restart commits twice in one turn.
+        for (batch, txid, attempt) in &self.burned {
+            let none: [String; 0] = [];
+            entries.push(
+                serde_json::json!({ "batch": batch, "txid": txid.to_string(), "attempt": attempt, "nonces": none }),
+            );
+        }
         let aside = self.path.with_extension("json.next");
         let _ = std::fs::remove_file(&aside);
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside).map_err(io)?;
@@ -148,7 +158,7 @@ pub struct FrostSigner {
     nonces: NonceStore,
     /// The messages this process signed, by turn and round (false: commitments, true: shares), sent again
     /// every pass until the chain has them or the turn is over (a full pool must not lose them).
-    pending: HashMap<(Turn, bool), FrostTx>,
+    pending: HashMap<(Turn, bool), (FrostTx, u32)>,
     crash: CrashConfig,
 }
 
@@ -159,8 +169,9 @@ impl FrostSigner {
     }
 
     /// This validator's FROST messages due at the tip: commitments for the attempts that collect them,
-    /// shares for those that chose it (new ones for at most 8 batches a pass).
-    pub fn messages(&mut self, cs: &ChainState) -> Vec<FrostTx> {
+    /// shares for those that chose it (new ones for at most 8 batches a pass), each with how many times it
+    /// was handed out before (0: new; more: a resend, which gossip must see as a new frame).
+    pub fn messages(&mut self, cs: &ChainState) -> Vec<(FrostTx, u32)> {
         let state = cs.state();
         let chain = cs.chain();
         let federation = cs.federation();
@@ -193,8 +204,9 @@ impl FrostSigner {
                     if stored.commitments.iter().any(|(s, _)| *s == mine) {
                         continue;
                     }
-                    if let Some(tx) = self.pending.get(&(turn, false)) {
-                        out.push(tx.clone());
+                    if let Some((tx, sent)) = self.pending.get_mut(&(turn, false)) {
+                        *sent += 1;
+                        out.push((tx.clone(), *sent));
                         continue;
                     }
                     // Committed before a restart (nonces destroyed): never a second commitment in one turn.
@@ -217,28 +229,29 @@ impl FrostSigner {
                     }
                     info!(batch = id, attempt = stored.attempt, btc_txid = %b.txid, "FROST: committing");
                     let tx = sign(FrostRound::Commit(bytes));
-                    self.pending.insert((turn, false), tx.clone());
-                    out.push(tx);
+                    self.pending.insert((turn, false), (tx.clone(), 0));
+                    out.push((tx, 0));
                 }
                 SessionStage::Sharing => {
                     let Some((_, on_chain)) = stored.commitments.iter().find(|(s, _)| *s == mine) else { continue };
                     if stored.shares.iter().any(|(s, _)| *s == mine) {
                         continue;
                     }
-                    if let Some(tx) = self.pending.get(&(turn, true)) {
-                        out.push(tx.clone());
+                    if let Some((tx, sent)) = self.pending.get_mut(&(turn, true)) {
+                        *sent += 1;
+                        out.push((tx.clone(), *sent));
                         continue;
                     }
                     if new_work >= 8 {
                         continue;
                     }
-                    new_work += 1;
                     let on_chain = on_chain.clone();
                     if let Some(share) = self.share_for(cs, &state, &b, epoch, &stored, turn, &on_chain) {
+                        new_work += 1;
                         info!(batch = id, attempt = stored.attempt, btc_txid = %b.txid, "FROST: signing");
                         let tx = sign(FrostRound::Share(share));
-                        self.pending.insert((turn, true), tx.clone());
-                        out.push(tx);
+                        self.pending.insert((turn, true), (tx.clone(), 0));
+                        out.push((tx, 0));
                     }
                 }
                 SessionStage::Signed(_) | SessionStage::FallBack => {}

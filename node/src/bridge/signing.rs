@@ -65,7 +65,7 @@ impl BatchSigner {
     }
 
     /// This validator's FROST messages due at the tip (taproot key path); none while signing is paused.
-    pub fn frost_messages(&mut self, cs: &ChainState) -> Vec<ledger::FrostTx> {
+    pub fn frost_messages(&mut self, cs: &ChainState) -> Vec<(ledger::FrostTx, u32)> {
         match &mut self.frost {
             Some(f) if self.guard.may_sign() => f.messages(cs),
             _ => Vec::new(),

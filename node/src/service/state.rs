@@ -99,12 +99,14 @@ impl State {
             }
         }
         let frost = self.signer.frost_messages(&self.chain);
-        let commitments = frost.iter().any(|f| matches!(f.round, ledger::FrostRound::Commit(_)));
-        for message in frost {
+        let commitments = frost.iter().any(|(f, sent)| *sent == 0 && matches!(f.round, ledger::FrostRound::Commit(_)));
+        for (message, resend) in frost {
             let tx = ledger::Tx::Frost(message);
             match self.fed_pool.admit(self.chain.chain(), &state, tx.clone()) {
                 Ok(true) => self.spawn_publish(TOPIC_TXS, Gossip::Fed(tx)),
-                Ok(false) => {}
+                // Not on chain yet a block later: out again as a new frame (gossip drops a repeated one), for
+                // peers that refused it while a block behind or had no room.
+                Ok(false) => self.spawn_publish_frame(TOPIC_TXS, Frame { resend, body: Gossip::Fed(tx) }),
                 Err(e) => error!(error = %e, "our own FROST message does not apply"),
             }
         }
