@@ -73,21 +73,16 @@ impl<S: StateReader> Overlay<'_, S> {
         let encoding = |source| FrostTxError::Encoding { signer, source };
         let height = meta.height.get();
         let session_id = record.txid.to_byte_array();
+        fn decode<T, E>(items: &[Vec<u8>], f: impl Fn(&[u8]) -> Result<T, E>) -> Result<Vec<T>, E> {
+            items.iter().map(|b| f(b)).collect()
+        }
         let outcome = match &tx.round {
             FrostRound::Commit(items) => {
-                let decoded = items
-                    .iter()
-                    .map(|b| peg::frost::wire::decode_commitments(b))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(encoding)?;
+                let decoded = decode(items, peg::frost::wire::decode_commitments).map_err(encoding)?;
                 session.commit(session_id, signer.as_usize(), tx.attempt, decoded, height).map_err(refused)?
             }
             FrostRound::Share(items) => {
-                let decoded = items
-                    .iter()
-                    .map(|b| peg::frost::wire::decode_share(b))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(encoding)?;
+                let decoded = decode(items, peg::frost::wire::decode_share).map_err(encoding)?;
                 session.share(session_id, signer.as_usize(), tx.attempt, decoded, height).map_err(refused)?
             }
         };
@@ -151,29 +146,23 @@ impl<S: StateReader> Overlay<'_, S> {
                     // A guard: a session execution opened always restores. If it does not, the key path is
                     // given up for this batch (the leaf version), rather than every block failing or the batch
                     // waiting for good.
-                    let Ok(mut session) = restore_session(chain, epoch, &record, &s) else {
-                        let mut s = s;
-                        s.fell_back = true;
-                        s.stage = SessionStage::FallBack;
-                        s.trim();
-                        self.writes.insert(StateKey::FrostSession(id), canonical_bytes(&s));
-                        if may_build {
-                            let _ = self.bump(chain, record, meta)?;
-                        }
-                        continue;
-                    };
-                    session.on_height(height);
                     let mut s = s;
-                    let snapshot = session.snapshot().map_err(|e| FrostTxError::Refused {
-                        batch: id,
-                        source: peg::frost::session::Refusal::Frost(e),
-                    })?;
-                    s.update(snapshot);
+                    match restore_session(chain, epoch, &record, &s) {
+                        Ok(mut session) => {
+                            session.on_height(height);
+                            let snapshot = session.snapshot().map_err(|e| FrostTxError::Refused {
+                                batch: id,
+                                source: peg::frost::session::Refusal::Frost(e),
+                            })?;
+                            s.update(snapshot);
+                        }
+                        Err(_) => s.stage = SessionStage::FallBack,
+                    }
                     if s.stage == SessionStage::FallBack {
                         s.fell_back = true;
                         s.trim();
                         self.writes.insert(StateKey::FrostSession(id), canonical_bytes(&s));
-                        // The leaf version; if it cannot be built now, the branch above retries.
+                        // The leaf version; if it cannot be built now, the fallen-back branch retries.
                         if may_build {
                             let _ = self.bump(chain, record, meta)?;
                         }

@@ -333,15 +333,10 @@ impl FrostSigner {
         let session = restore_session(chain, epoch, b, stored)
             .map_err(|e| error!(batch = id, error = %e, "FROST session"))
             .ok()?;
-        let wallet = chain.wallet(epoch).ok()?;
-        let unsigned = b.unsigned().ok()?;
-        let kp =
-            peg::key_path::KeyPathBatch::new(&wallet, *chain.genesis_hash().as_bytes(), &unsigned, &b.peg_inputs())
-                .map_err(|e| error!(batch = id, error = %e, "FROST key path"))
-                .ok()?;
         let mut out = Vec::with_capacity(nonces.len());
-        for ((package, nonce), input) in session.packages().iter().zip(nonces).zip(kp.inputs()) {
-            // `sign` refuses a package whose message is not the sighash computed here.
+        // The session was restored from this node's committed state: its inputs are the sighashes this node
+        // computed, and `sign` refuses a package whose message is not one of them.
+        for ((package, nonce), input) in session.packages().iter().zip(nonces).zip(session.inputs()) {
             match self.share.sign(package, input.sighash, nonce, input.merkle_root) {
                 Ok(share) => out.push(peg::frost::wire::encode_share(&share).ok()?.to_vec()),
                 Err(e) => {

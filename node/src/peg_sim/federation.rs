@@ -199,18 +199,11 @@ impl World {
                         // A nonce is used once: taken out before the share is made.
                         let Some(nonces) = self.frost_nonces.borrow_mut().remove(&key) else { continue };
                         let Ok(session) = restore_session(&self.chain, epoch, &b, &stored) else { continue };
-                        let Ok(unsigned) = b.unsigned() else { continue };
-                        let wallet = self.wallet(b.epoch);
-                        let genesis = *self.chain.genesis_hash().as_bytes();
-                        let Ok(kp) = peg::key_path::KeyPathBatch::new(wallet, genesis, &unsigned, &b.peg_inputs())
-                        else {
-                            continue;
-                        };
                         let shares: Option<Vec<Vec<u8>>> = session
                             .packages()
                             .iter()
                             .zip(nonces)
-                            .zip(kp.inputs())
+                            .zip(session.inputs())
                             .map(|((p, n), input)| {
                                 let share = self.frost_shares[pos].sign(p, input.sighash, n, input.merkle_root).ok()?;
                                 peg::frost::wire::encode_share(&share).ok().map(|b| b.to_vec())

@@ -400,6 +400,12 @@ impl Session {
         &self.excluded
     }
 
+    /// What each input is signed for (sighash and merkle root), as the session was opened with them: a
+    /// signer that built the session from its own state signs against these, not the packages' messages.
+    pub fn inputs(&self) -> &[InputToSign] {
+        &self.inputs
+    }
+
     /// The signing packages of the current attempt, one per input, once its signers are fixed: what a signer
     /// signs (and checks: each package's message must be the sighash it computed itself).
     pub fn packages(&self) -> &[SigningPackage] {
